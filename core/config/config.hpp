@@ -1,0 +1,136 @@
+// The configuration model: what an smtpd.conf file means once parsed.
+//
+// The parser (parser.cpp) fills it; the daemon, the rules engine and the
+// table registry only read it. Everything that names a table, an action or a
+// listener refers to it by name, and the parser guarantees every name used is
+// declared (before use, as OpenSMTPD requires).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace postern::config {
+
+struct Location {
+    std::string file;
+    int line = 0;    // 1-based
+    int column = 0;  // 1-based, in bytes
+};
+
+// One "file:line:col: message" problem found while reading a config.
+struct Diagnostic {
+    Location where;
+    std::string message;
+};
+std::string format(const Diagnostic& d);
+
+// `table NAME backend:config`, `table NAME "/path"`, `table NAME { ... }`, and
+// the anonymous tables the parser makes for inline `{ ... }` in a match.
+struct TableDecl {
+    std::string name;     // anonymous tables are named "<anon:LINE:COL>"
+    std::string backend;  // "file", "db", "sqlite", ... or "inline"
+    std::string source;   // what follows "backend:" (usually an absolute path)
+    // Inline tables only: entries in order; value is empty for list entries.
+    std::vector<std::pair<std::string, std::string>> entries;
+    bool is_map = false;  // inline tables: `{ k = v }` rather than `{ a, b }`
+    Location where;
+};
+
+// `listen on ...`
+struct Listener {
+    bool socket = false;      // `listen on socket` (local enqueue)
+    std::string on;           // as written: address, interface, "localhost", "lo"
+    enum class Family { Any, Inet4, Inet6 } family = Family::Any;
+    int port = 25;
+    std::string hostname;     // banner / EHLO name; empty = server hostname
+    std::string tag;
+    bool mask_src = false;
+    Location where;
+};
+
+// `action NAME METHOD ...`
+struct Action {
+    std::string name;
+    std::string method;          // "mbox", "maildir" (later lmtp, mda, relay, ...)
+    std::string path;            // maildir path as written (may hold %{...}); "" = default
+    bool junk = false;           // maildir junk
+    std::string alias_table;     // `alias <t>`, "" if none
+    std::string virtual_table;   // `virtual <t>`, "" if none
+    std::string userbase_table;  // `userbase <t>`, "" = system users (getpwnam)
+    std::string user;            // `user NAME`, "" if none
+    std::optional<std::chrono::seconds> ttl;
+    Location where;
+};
+
+// One condition of a `match` line.
+struct Criterion {
+    enum class Kind {
+        FromAny, FromLocal, FromSocket, FromSrc,  // from ...
+        ForAny, ForLocal, ForDomain, ForRcptTo,   // for ...
+        MailFrom, RcptTo, Tag,                    // standalone options
+    };
+    Kind kind;
+    bool negated = false;
+    bool regex = false;
+    std::string value;  // a literal value (quoted or bare), "" when table is set
+    std::string table;  // a declared or anonymous table name, "" when value is set
+    Location where;
+};
+
+// `match ... action NAME` or `match ... reject`.
+struct Rule {
+    std::vector<Criterion> criteria;
+    bool reject = false;
+    std::string action;  // when !reject
+    Location where;
+};
+
+struct Config {
+    std::string hostname;  // server name used in banners and Received:; "" = system name
+    std::vector<TableDecl> tables;  // declaration order, anonymous ones included
+    std::vector<Listener> listeners;
+    std::vector<Action> actions;    // declaration order
+    std::vector<Rule> rules;        // first match wins
+
+    // smtp ...
+    std::size_t max_message_size = 35u * 1024 * 1024;  // smtp max-message-size
+    unsigned max_rcpt = 1000;                          // smtp limit max-rcpt
+    unsigned max_mails = 100;                          // smtp limit max-mails
+    unsigned max_sessions = 1000;                      // smtp limit max-sessions (postern)
+    char sub_addr_delim = '+';                         // smtp sub-addr-delim
+
+    // queue ...
+    std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
+
+    // Paths (postern extensions; empty = the installed default).
+    std::string queue_path;      // queue path "DIR"
+    std::string control_socket;  // control socket "PATH"
+    std::string pid_file;        // pidfile "PATH"
+    std::string plugin_path;     // plugin path "DIR"
+    std::string mbox_path;       // mbox path "DIR"  (default /var/mail)
+
+    const TableDecl* find_table(std::string_view name) const;
+    const Action* find_action(std::string_view name) const;
+};
+
+struct ParseResult {
+    std::optional<Config> config;       // set only when errors is empty
+    std::vector<Diagnostic> errors;
+    std::vector<Diagnostic> warnings;
+};
+
+using Macros = std::map<std::string, std::string, std::less<>>;
+
+// Read a config file; `overrides` (from -D name=value) win over the file's macros.
+ParseResult parse_file(const std::string& path, const Macros& overrides = {});
+// Read config text; `name` is used in diagnostics and to resolve relative includes.
+ParseResult parse_text(std::string_view text, const std::string& name,
+                       const Macros& overrides = {});
+
+}  // namespace postern::config

@@ -1,0 +1,47 @@
+// One envelope: a message's journey to one recipient, as kept in the spool.
+//
+// On disk an envelope is a small text file of `key: value` lines whose first
+// line is `version: N`. Values are escaped so that no byte a client can send
+// (CR, LF, NUL, %, control characters) can start a new line or forge a field:
+// the file format cannot be injected into from envelope or message content.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace postern::queue {
+
+inline constexpr int kEnvelopeVersion = 1;
+
+struct Envelope {
+    std::string id;          // 16 hex digits: the message id then 8 random hex digits
+    std::string msgid;       // 8 hex digits
+    std::string action;      // the config action that delivers it
+    std::string sender;      // envelope sender; "" is the null sender <>
+    std::string rcpt;        // recipient as given in RCPT TO
+    std::string dest;        // final recipient after expansion
+    std::string user;        // local user the delivery runs as ("" for remote)
+    std::string helo;        // client's HELO/EHLO name
+    std::string client;      // client address ("127.0.0.1", "local")
+    std::string hostname;    // the listener's hostname (our name in that session)
+    std::string tag;         // listener tag
+    std::int64_t ctime = 0;      // creation, UNIX seconds
+    std::int64_t expire = 0;     // give up after this UNIX time
+    std::int64_t last_try = 0;   // last attempt, 0 = never
+    std::int64_t next_try = 0;   // next attempt, 0 = as soon as possible
+    std::uint32_t retry = 0;     // temporary failures so far
+    std::string errorline;       // last error, "" if none
+};
+
+std::string encode(const Envelope& e);
+// Refuses a wrong version, an unknown or repeated key, a missing id/msgid,
+// bad escapes and malformed numbers; `error` says which and where.
+std::optional<Envelope> decode(std::string_view text, std::string* error);
+
+// Fresh random ids (from the OS random source).
+std::string new_message_id();                       // 8 hex digits
+std::string new_envelope_id(std::string_view msgid); // msgid + 8 hex digits
+
+}  // namespace postern::queue
