@@ -1,0 +1,334 @@
+// posternd's life: read the config, bind, split privileges, serve, stop.
+//
+// Started as root, posternd binds its sockets, prepares the spool for the
+// _postern user, then forks. The child drops to _postern at once and runs
+// everything that faces the network (SMTP sessions, rules, tables, queue,
+// scheduler) on one event loop. The parent keeps root for one job: starting
+// delivery agents as the recipient (delivery/privileged.hpp). Started as
+// another user, posternd runs as one process with that user's rights.
+#include "daemon/daemon.hpp"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "daemon/listen.hpp"
+#include "daemon/loop_work.hpp"
+#include "daemon/scheduler.hpp"
+#include "daemon/server.hpp"
+#include "delivery/launcher.hpp"
+#include "delivery/privileged.hpp"
+#include "queue/store.hpp"
+#include "rules/ruleset.hpp"
+#include "table/registry.hpp"
+#include "util/log.hpp"
+#include "util/plugin.hpp"
+
+namespace postern::daemon {
+namespace {
+
+constexpr const char* kUnprivilegedUser = "_postern";
+constexpr const char* kDefaultSpool = "/var/spool/postern";
+constexpr const char* kDefaultMbox = "/var/mail";
+
+struct Paths {
+    std::string spool, plugins, mbox, pid_file, hostname;
+};
+
+std::string current_user() {
+    struct passwd* pw = getpwuid(geteuid());
+    return pw ? pw->pw_name : std::to_string(geteuid());
+}
+
+std::string system_hostname() {
+    char buf[HOST_NAME_MAX + 1] = "";
+    gethostname(buf, sizeof buf);
+    return buf[0] ? buf : "localhost";
+}
+
+Paths resolve_paths(const config::Config& cfg) {
+    Paths p;
+    p.spool = cfg.queue_path.empty() ? kDefaultSpool : cfg.queue_path;
+    p.plugins = util::plugin_dir(cfg.plugin_path);
+    p.mbox = cfg.mbox_path.empty() ? kDefaultMbox : cfg.mbox_path;
+    p.pid_file = cfg.pid_file;
+    p.hostname = cfg.hostname.empty() ? system_hostname() : cfg.hostname;
+    return p;
+}
+
+config::ParseResult load_config(const Options& o) {
+    if (!o.config_file.empty()) return config::parse_file(o.config_file, o.macros);
+    std::error_code ec;
+    std::string state = (std::filesystem::current_path(ec) / "state").string();
+    return config::parse_text(default_config_text(state, current_user()), "<embedded default>", o.macros);
+}
+
+// The embedded default keeps everything in ./state: make it exist.
+bool make_state_dirs(const Options& o, const Paths& p) {
+    if (!o.config_file.empty()) return true;
+    std::error_code ec;
+    std::filesystem::path state = std::filesystem::path(p.spool).parent_path();
+    for (auto d : {state, state / "mail", state / "mbox"}) {
+        std::filesystem::create_directories(d, ec);
+        if (ec) {
+            log::error(log::Line("cannot create state folder").kv("path", d.string()).kv("error", ec.message()));
+            return false;
+        }
+    }
+    // The unprivileged process must be able to reach the spool below it.
+    chmod(state.c_str(), 0755);
+    return true;
+}
+
+// The spool belongs to the unprivileged user: create it and hand it over.
+bool prepare_spool(const std::string& dir, uid_t uid, gid_t gid) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        log::error(log::Line("cannot create spool").kv("path", dir).kv("error", ec.message()));
+        return false;
+    }
+    chmod(dir.c_str(), 0700);
+    if (lchown(dir.c_str(), uid, gid) != 0) {
+        log::error(log::Line("cannot hand the spool over").kv("path", dir).kv("error", strerror(errno)));
+        return false;
+    }
+    for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+        if (lchown(it->path().c_str(), uid, gid) != 0) {
+            log::error(log::Line("cannot hand the spool over").kv("path", it->path().string()).kv("error", strerror(errno)));
+            return false;
+        }
+    return true;
+}
+
+bool drop_privileges(const passwd& pw) {
+    if (initgroups(pw.pw_name, pw.pw_gid) != 0 || setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
+        setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0) {
+        log::error(log::Line("cannot drop privileges").kv("user", pw.pw_name).kv("error", strerror(errno)));
+        return false;
+    }
+    // Broken invariant, not bad input: crash loudly rather than serve as root.
+    if (setuid(0) == 0) {
+        log::error("privileges could be regained after dropping them; refusing to run");
+        std::abort();
+    }
+    return true;
+}
+
+void write_pid_file(const std::string& path) {
+    if (path.empty()) return;
+    std::ofstream f(path, std::ios::trunc);
+    f << getpid() << "\n";
+    if (!f) log::warn(log::Line("cannot write pid file").kv("path", path));
+}
+
+void daemonize() {
+    pid_t pid = fork();
+    if (pid < 0) {
+        log::error(log::Line("fork failed").kv("error", strerror(errno)));
+        std::exit(1);
+    }
+    if (pid > 0) std::_Exit(0);
+    setsid();
+    int null = open("/dev/null", O_RDWR);
+    if (null >= 0) {
+        dup2(null, 0);
+        dup2(null, 1);
+        dup2(null, 2);
+        if (null > 2) close(null);
+    }
+}
+
+std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
+    std::vector<std::string> names = {"localhost", p.hostname, system_hostname()};
+    for (const auto& l : cfg.listeners)
+        if (!l.hostname.empty()) names.push_back(l.hostname);
+    for (const auto& ip : local_addresses())
+        names.push_back(ip.find(':') != std::string::npos ? "[ipv6:" + ip + "]" : "[" + ip + "]");
+    return names;
+}
+
+// The unprivileged side: every network-facing part on one loop.
+int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocket> sockets, int priv_fd) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+
+    queue::Store store(paths.spool);
+    std::string err;
+    if (!store.open(&err)) {
+        log::error(log::Line("cannot open the queue").kv("path", paths.spool).kv("error", err));
+        return 1;
+    }
+    table::Registry tables;
+    std::vector<std::string> errors;
+    if (!tables.open(cfg, paths.plugins, &errors)) {
+        for (const auto& e : errors) log::error(e);
+        return 1;
+    }
+    rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
+
+    LoopPost post(&loop);
+    SerialWorker worker;
+    std::unique_ptr<delivery::Launcher> launcher;
+    delivery::PrivClient* priv = nullptr;
+    if (priv_fd >= 0) {
+        auto client = std::make_unique<delivery::PrivClient>(&loop, priv_fd);
+        priv = client.get();
+        launcher = std::move(client);
+    } else {
+        launcher = std::make_unique<delivery::SpawnLauncher>(
+            &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, false});
+    }
+    Scheduler scheduler(&loop, cfg, store, *launcher, worker);
+    queue::Committer committer(store);
+
+    ServerContext ctx{&cfg, &rules, &store, &committer, &scheduler, &post, paths.hostname};
+    Server server(&loop, ctx);
+    if (!server.start(sockets, &err)) {
+        log::error(err);
+        return 1;
+    }
+
+    std::vector<std::string> corrupt;
+    auto queued = store.load_all(&corrupt);
+    for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
+    if (!queued.empty()) log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(queued.size())));
+    scheduler.enqueue(queued);
+
+    struct Stopper {
+        uv_signal_t term{}, intr{};
+        std::function<void()> stop;
+    } stopper;
+    stopper.stop = [&] {
+        log::info("posternd stopping");
+        server.stop();
+        scheduler.close();
+        post.close();
+        if (priv) priv->close();
+        uv_close(reinterpret_cast<uv_handle_t*>(&stopper.term), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&stopper.intr), nullptr);
+    };
+    for (auto* s : {&stopper.term, &stopper.intr}) {
+        uv_signal_init(&loop, s);
+        s->data = &stopper;
+    }
+    auto on_signal = [](uv_signal_t* s, int) { static_cast<Stopper*>(s->data)->stop(); };
+    uv_signal_start(&stopper.term, on_signal, SIGTERM);
+    uv_signal_start(&stopper.intr, on_signal, SIGINT);
+
+    log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    return 0;
+}
+
+// The privileged side: start delivery agents on request until the child ends.
+int supervise(pid_t child, int fd, const Paths& paths) {
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    delivery::SpawnLauncher launcher(
+        &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, true});
+    delivery::PrivServer server(&loop, fd, paths.spool, launcher);
+
+    // Pass a stop request on to the child; its end closes the channel, which ends this loop.
+    uv_signal_t term, intr;
+    for (auto* s : {&term, &intr}) {
+        uv_signal_init(&loop, s);
+        s->data = &child;
+        uv_signal_start(s, [](uv_signal_t* h, int) { kill(*static_cast<pid_t*>(h->data), SIGTERM); },
+                        s == &term ? SIGTERM : SIGINT);
+        uv_unref(reinterpret_cast<uv_handle_t*>(s));
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    }
+    uv_close(reinterpret_cast<uv_handle_t*>(&term), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&intr), nullptr);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    log::error(log::Line("unprivileged process died").kv("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    return 1;
+}
+
+}  // namespace
+
+int run(const Options& o) {
+    log::init(o.log_stderr || o.check_only, o.verbose);
+    config::ParseResult pr = load_config(o);
+    for (const auto& w : pr.warnings) std::cerr << config::format(w) << " (warning)\n";
+    if (!pr.errors.empty()) {
+        for (const auto& e : pr.errors) std::cerr << config::format(e) << "\n";
+        return 1;
+    }
+    if (o.check_only) {
+        std::cout << "configuration OK\n";
+        return 0;
+    }
+    const config::Config& cfg = *pr.config;
+    Paths paths = resolve_paths(cfg);
+    if (!make_state_dirs(o, paths)) return 1;
+
+    std::vector<ListenSocket> sockets;
+    std::vector<std::string> errors;
+    if (!open_listeners(cfg, &sockets, &errors)) {
+        for (const auto& e : errors) std::cerr << e << "\n";
+        return 1;
+    }
+    if (!o.foreground) daemonize();
+
+    if (geteuid() != 0) {
+        write_pid_file(paths.pid_file);
+        return serve(cfg, paths, std::move(sockets), -1);
+    }
+
+    struct passwd* pw = getpwnam(kUnprivilegedUser);
+    if (!pw) {
+        log::error(std::string("user ") + kUnprivilegedUser + " does not exist; create it with: useradd --system "
+                   "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + kUnprivilegedUser);
+        return 1;
+    }
+    struct passwd unpriv = *pw;
+    std::string unpriv_name = pw->pw_name;
+    unpriv.pw_name = unpriv_name.data();
+    if (!prepare_spool(paths.spool, unpriv.pw_uid, unpriv.pw_gid)) return 1;
+
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        log::error(log::Line("socketpair failed").kv("error", strerror(errno)));
+        return 1;
+    }
+    pid_t child = fork();
+    if (child < 0) {
+        log::error(log::Line("fork failed").kv("error", strerror(errno)));
+        return 1;
+    }
+    if (child == 0) {
+        close(sp[0]);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (!drop_privileges(unpriv)) std::_Exit(1);
+        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1]));
+    }
+    close(sp[1]);
+    close_listeners(sockets);
+    write_pid_file(paths.pid_file);
+    return supervise(child, sp[0], paths);
+}
+
+}  // namespace postern::daemon

@@ -1,0 +1,74 @@
+// The SMTP server: listening sockets, the sessions on them, and what sessions
+// share (config, rules, queue, scheduler).
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <unordered_map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "daemon/loop_work.hpp"
+#include "queue/store.hpp"
+#include "rules/ruleset.hpp"
+
+namespace postern::daemon {
+
+class Scheduler;
+class Session;
+
+// One bound socket and the `listen on` line it came from.
+struct ListenSocket {
+    int fd = -1;               // bound and listening, opened before privileges were dropped
+    std::string address;       // for logs
+    const config::Listener* listener = nullptr;
+};
+
+struct ServerContext {
+    const config::Config* config = nullptr;
+    const rules::Ruleset* rules = nullptr;
+    queue::Store* store = nullptr;
+    queue::Committer* committer = nullptr;
+    Scheduler* scheduler = nullptr;
+    LoopPost* post = nullptr;
+    std::string hostname;  // server name
+};
+
+class Server {
+public:
+    Server(uv_loop_t* loop, ServerContext ctx);
+    ~Server();
+
+    // Start accepting on sockets bound earlier; false with `error` on failure.
+    bool start(const std::vector<ListenSocket>& sockets, std::string* error);
+    // Stop accepting and close every session.
+    void stop();
+
+    uv_loop_t* loop() const { return loop_; }
+    const ServerContext& ctx() const { return ctx_; }
+    char* read_buffer() { return read_buffer_.data(); }
+    size_t read_buffer_size() const { return read_buffer_.size(); }
+
+    void session_closed(Session* s);  // called by a session once its handles are closed
+    size_t session_count() const { return sessions_.size(); }
+
+private:
+    struct Listening {
+        uv_tcp_t tcp{};
+        Server* server = nullptr;
+        const config::Listener* listener = nullptr;
+    };
+    static void on_connection(uv_stream_t* stream, int status);
+
+    uv_loop_t* loop_;
+    ServerContext ctx_;
+    std::vector<std::unique_ptr<Listening>> listening_;
+    std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
+    // One read buffer for every session: libuv hands it back in the read
+    // callback that follows the allocation, and sessions copy out at once.
+    std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
+};
+
+}  // namespace postern::daemon

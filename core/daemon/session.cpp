@@ -1,0 +1,616 @@
+// One inbound SMTP session; see session.hpp.
+#include "daemon/session.hpp"
+
+#include <arpa/inet.h>
+#include <pwd.h>
+
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <random>
+
+#include "daemon/scheduler.hpp"
+#include "queue/envelope.hpp"
+#include "table/table.hpp"
+#include "util/log.hpp"
+
+namespace postern::daemon {
+namespace {
+
+constexpr size_t kMaxCommandLine = 2048;       // as Postfix's line_length_limit
+constexpr size_t kMaxDataLine = 65536;         // longer text lines refuse the message
+constexpr size_t kMaxBufferedInput = 256 * 1024;
+constexpr size_t kMaxPendingOutput = 256 * 1024;
+constexpr unsigned kMaxErrors = 20;            // as Postfix's smtpd_hard_error_limit
+constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
+constexpr int kMaxReceived = 100;              // loop detection
+
+std::string new_session_id() {
+    static std::mt19937_64 rng{std::random_device{}()};
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
+    return buf;
+}
+
+std::string rfc5322_date(std::time_t t) {
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[64];
+    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    return buf;
+}
+
+bool is_loopback(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET)
+        return (ntohl(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        const auto& a = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
+        if (IN6_IS_ADDR_V4MAPPED(&a)) return a.s6_addr[12] == 127;
+    }
+    return false;
+}
+
+std::string ip_text(const sockaddr_storage& ss) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, buf, sizeof buf);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr, buf, sizeof buf);
+    return buf;
+}
+
+bool same_ip(const sockaddr_storage& a, const sockaddr_storage& b) { return ip_text(a) == ip_text(b); }
+
+// The system user a local recipient maps to: its local part, lowercased,
+// without the sub-address ("John+lists" -> "john").
+std::string local_user(std::string_view local, char delim) {
+    if (auto d = local.find(delim); d != std::string_view::npos && d > 0) local = local.substr(0, d);
+    return table::lowercase(local);
+}
+
+bool system_user_exists(const std::string& name) {
+    struct passwd pw, *res = nullptr;
+    char buf[16384];
+    return getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &res) == 0 && res != nullptr;
+}
+
+struct WriteReq {
+    uv_write_t req{};
+    std::string data;
+    Session* session;
+};
+
+}  // namespace
+
+Session::Session(Server& server, const config::Listener& listener)
+    : server_(server), listener_(listener), id_(new_session_id()) {}
+
+Session::~Session() = default;
+
+bool Session::accept(uv_stream_t* listening) {
+    uv_tcp_init(server_.loop(), &tcp_);
+    uv_timer_init(server_.loop(), &timer_);
+    tcp_.data = timer_.data = this;
+    if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
+        close();
+        return false;
+    }
+    uv_tcp_nodelay(&tcp_, 1);
+    sockaddr_storage peer{}, self{};
+    int len = sizeof peer;
+    uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len);
+    len = sizeof self;
+    uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&self), &len);
+    client_ip_ = ip_text(peer);
+    client_local_ = is_loopback(peer) || same_ip(peer, self);
+    return true;
+}
+
+void Session::start(bool over_capacity) {
+    log::info(log::Line(id_ + " smtp connected").kv("address", client_ip_));
+    const std::string& host = server_.ctx().hostname;
+    if (over_capacity) {
+        reply(421, "4.7.0 " + host + " Too many connections, try again later");
+        close_after_flush();
+        flush();
+        return;
+    }
+    reply(220, host + " ESMTP postern");
+    flush();
+    update_reading();
+    reset_idle_timer();
+}
+
+void Session::shutdown() {
+    if (state_ == State::Closing) return;
+    reply(421, "4.3.2 " + server_.ctx().hostname + " Service shutting down, closing connection");
+    close_after_flush();
+    flush();
+}
+
+// ---- I/O ----
+
+void Session::update_reading() {
+    if (state_ == State::Closing) return;
+    bool want = in_.size() < kMaxBufferedInput &&
+                uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_)) < kMaxPendingOutput;
+    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
+    if (want && !uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+        uv_read_start(
+            stream,
+            [](uv_handle_t* h, size_t, uv_buf_t* b) {
+                auto* s = static_cast<Session*>(h->data);
+                *b = uv_buf_init(s->server_.read_buffer(), static_cast<unsigned>(s->server_.read_buffer_size()));
+            },
+            [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<Session*>(st->data)->on_read(n, b); });
+    } else if (!want && uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+        uv_read_stop(stream);
+    }
+}
+
+void Session::on_read(ssize_t nread, const uv_buf_t* buf) {
+    if (nread < 0) {
+        log::info(log::Line(id_ + " smtp disconnected")
+                      .kv("reason", nread == UV_EOF ? "disconnect" : std::string("io-error: ") + uv_strerror(static_cast<int>(nread))));
+        close();
+        return;
+    }
+    if (nread == 0 || state_ == State::Closing) return;
+    reset_idle_timer();
+    in_.append(buf->base, static_cast<size_t>(nread));
+    auto keep = shared_from_this();  // a command may close the session under us
+    process();
+    flush();
+    update_reading();
+}
+
+void Session::process() {
+    while (!busy_ && state_ != State::Closing) {
+        if (state_ == State::Data) {
+            feed_data();
+            if (state_ == State::Data) return;  // needs more bytes
+            continue;
+        }
+        auto nl = in_.find('\n');
+        if ((nl == std::string::npos && in_.size() > kMaxCommandLine) ||
+            (nl != std::string::npos && nl + 1 > kMaxCommandLine)) {
+            log::info(log::Line(id_ + " smtp bad-input").kv("result", "500 5.5.2 Line too long"));
+            reply(500, "5.5.2 Line too long");
+            close_after_flush();
+            return;
+        }
+        if (nl == std::string::npos) return;
+        std::string line = in_.substr(0, nl);
+        in_.erase(0, nl + 1);
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        handle_line(line);
+    }
+}
+
+void Session::reply(int code, std::string_view text) {
+    out_ += std::to_string(code);
+    out_ += ' ';
+    out_ += text;
+    out_ += "\r\n";
+    if (code >= 500 && state_ != State::Closing) ++errors_;
+}
+
+void Session::reply_lines(int code, const std::vector<std::string>& lines) {
+    for (size_t i = 0; i < lines.size(); ++i) {
+        out_ += std::to_string(code);
+        out_ += i + 1 < lines.size() ? '-' : ' ';
+        out_ += lines[i];
+        out_ += "\r\n";
+    }
+}
+
+void Session::flush() {
+    if (out_.empty() || uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+        if (close_when_flushed_ && writes_pending_ == 0) close();
+        return;
+    }
+    auto w = std::make_unique<WriteReq>();
+    w->data.swap(out_);
+    w->session = this;
+    w->req.data = w.get();
+    uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* req, int status) {
+        std::unique_ptr<WriteReq> done(static_cast<WriteReq*>(req->data));
+        Session* s = done->session;
+        --s->writes_pending_;
+        if (status < 0 || (s->close_when_flushed_ && s->writes_pending_ == 0)) {
+            s->close();
+            return;
+        }
+        s->update_reading();
+    });
+    if (rc != 0) {
+        close();
+        return;
+    }
+    (void)w.release();  // reclaimed in the write callback
+    ++writes_pending_;
+}
+
+void Session::close_after_flush() {
+    close_when_flushed_ = true;
+    if (state_ != State::Closing) state_ = State::Closing;
+}
+
+void Session::close() {
+    if (open_handles_ < 0) return;
+    auto* tcp = reinterpret_cast<uv_handle_t*>(&tcp_);
+    auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
+    if (uv_is_closing(tcp)) return;
+    state_ = State::Closing;
+    open_handles_ = 2;
+    auto on_closed = [](uv_handle_t* h) {
+        auto* s = static_cast<Session*>(h->data);
+        if (--s->open_handles_ == 0) {
+            s->open_handles_ = -1;
+            s->server_.session_closed(s);  // may destroy *s
+        }
+    };
+    uv_close(tcp, on_closed);
+    uv_close(timer, on_closed);
+}
+
+void Session::reset_idle_timer() {
+    uv_timer_start(
+        &timer_,
+        [](uv_timer_t* t) {
+            auto* s = static_cast<Session*>(t->data);
+            log::info(log::Line(s->id_ + " smtp disconnected").kv("reason", "timeout"));
+            s->reply(421, "4.4.2 " + s->server_.ctx().hostname + " Timeout exceeded, closing connection");
+            s->close_after_flush();
+            s->flush();
+        },
+        kIdleTimeoutMs, 0);
+}
+
+bool Session::error_limit_reached() {
+    if (errors_ < kMaxErrors) return false;
+    reply(421, "4.7.0 " + server_.ctx().hostname + " Too many errors, closing connection");
+    log::info(log::Line(id_ + " smtp disconnected").kv("reason", "too-many-errors"));
+    close_after_flush();
+    return true;
+}
+
+// ---- commands ----
+
+void Session::handle_line(std::string_view line) {
+    smtp::Command c = smtp::parse_command(line);
+    auto no_args = [&](std::string_view verb) {
+        if (c.args.empty()) return true;
+        reply(501, "5.5.4 Syntax error: " + std::string(verb) + " takes no arguments");
+        return false;
+    };
+    switch (c.verb) {
+    case smtp::Verb::Helo: cmd_helo(c, false); break;
+    case smtp::Verb::Ehlo: cmd_helo(c, true); break;
+    case smtp::Verb::Mail: cmd_mail(c); break;
+    case smtp::Verb::Rcpt: cmd_rcpt(c); break;
+    case smtp::Verb::Data: cmd_data(c); break;
+    case smtp::Verb::Rset: cmd_rset(c); break;
+    case smtp::Verb::Noop: reply(250, "2.0.0 Ok"); break;
+    case smtp::Verb::Quit:
+        if (!no_args("QUIT")) break;
+        reply(221, "2.0.0 Bye");
+        log::info(log::Line(id_ + " smtp disconnected").kv("reason", "quit"));
+        close_after_flush();
+        break;
+    case smtp::Verb::Vrfy: reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery"); break;
+    case smtp::Verb::Help: reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
+    case smtp::Verb::Expn:
+    case smtp::Verb::Starttls:
+    case smtp::Verb::Auth:
+    case smtp::Verb::Bdat: reply(502, "5.5.1 Command not implemented"); break;
+    case smtp::Verb::Unknown: reply(500, "5.5.1 Command unrecognized"); break;
+    }
+    if (state_ != State::Closing) error_limit_reached();
+}
+
+void Session::cmd_helo(const smtp::Command& c, bool extended) {
+    std::string_view verb = extended ? "EHLO" : "HELO";
+    if (c.args.empty()) {
+        reply(501, "5.5.4 Syntax error: " + std::string(verb) + " requires a domain name");
+        return;
+    }
+    if (!smtp::valid_helo_name(c.args)) {
+        reply(501, "5.5.4 Syntax error: invalid domain name");
+        return;
+    }
+    // A new greeting is a reset (RFC 5321 4.1.4).
+    tx_ = {};
+    helo_ = std::string(c.args);
+    esmtp_ = extended;
+    state_ = State::Ready;
+    const std::string& host = server_.ctx().hostname;
+    std::string hello = host + " Hello " + helo_ + " [" + client_ip_ + "], pleased to meet you";
+    if (!extended) {
+        reply(250, hello);
+        return;
+    }
+    reply_lines(250, {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
+                      "SIZE " + std::to_string(server_.ctx().config->max_message_size), "HELP"});
+}
+
+void Session::cmd_rset(const smtp::Command& c) {
+    if (!c.args.empty()) {
+        reply(501, "5.5.4 Syntax error: RSET takes no arguments");
+        return;
+    }
+    tx_ = {};
+    if (state_ == State::Mail) state_ = State::Ready;
+    reply(250, "2.0.0 Reset state");
+}
+
+void Session::cmd_mail(const smtp::Command& c) {
+    const config::Config& cfg = *server_.ctx().config;
+    if (state_ == State::Fresh) {
+        reply(503, "5.5.1 Bad sequence of commands: send HELO/EHLO first");
+        return;
+    }
+    if (state_ != State::Ready) {
+        reply(503, "5.5.1 Bad sequence of commands: nested MAIL command");
+        return;
+    }
+    if (messages_ >= cfg.max_mails) {
+        reply(452, "4.5.3 Too many messages in this session");
+        return;
+    }
+    smtp::PathError err;
+    auto path = smtp::parse_mail_from(c.args, &err);
+    if (!path) {
+        reply(501, err.text);
+        return;
+    }
+    for (const auto& p : path->params) {
+        if (p.key == "SIZE" && p.has_value && !p.value.empty() && p.value.size() <= 20 &&
+            p.value.find_first_not_of("0123456789") == std::string::npos) {
+            if (std::stoull(p.value) > cfg.max_message_size) {
+                reply(552, "5.3.4 Message size exceeds fixed maximum message size");
+                return;
+            }
+        } else if (p.key == "BODY" && p.has_value && (table::lowercase(p.value) == "7bit" || table::lowercase(p.value) == "8bitmime")) {
+            // Both are stored as they come: we never convert.
+        } else if (!esmtp_) {
+            reply(501, "5.5.4 Syntax error: parameters need EHLO");
+            return;
+        } else {
+            reply(555, "5.5.4 Unsupported parameter " + p.key);
+            return;
+        }
+    }
+    tx_ = {};
+    if (!path->mailbox.empty() && path->mailbox.domain.empty()) path->mailbox.domain = server_.ctx().hostname;
+    tx_.sender = path->mailbox.str();
+    state_ = State::Mail;
+    reply(250, "2.1.0 Ok");
+}
+
+void Session::cmd_rcpt(const smtp::Command& c) {
+    const config::Config& cfg = *server_.ctx().config;
+    if (state_ != State::Mail) {
+        reply(503, "5.5.1 Bad sequence of commands: send MAIL first");
+        return;
+    }
+    if (tx_.rcpts.size() >= cfg.max_rcpt) {
+        reply(452, "4.5.3 Too many recipients");
+        return;
+    }
+    smtp::PathError err;
+    auto path = smtp::parse_rcpt_to(c.args, &err);
+    if (!path) {
+        reply(501, err.text);
+        return;
+    }
+    if (!path->params.empty()) {
+        reply(555, "5.5.4 Unsupported parameter " + path->params.front().key);
+        return;
+    }
+    if (path->mailbox.domain.empty()) path->mailbox.domain = server_.ctx().hostname;
+
+    struct Work {
+        rules::Subject subject;
+        rules::Decision decision;
+        std::string user;
+        bool unknown_user = false;
+    };
+    auto work = std::make_shared<Work>();
+    work->subject.from_local = client_local_;
+    work->subject.client_ip = client_ip_;
+    work->subject.sender = tx_.sender;
+    work->subject.rcpt = path->mailbox.str();
+    work->subject.rcpt_domain = path->mailbox.domain;
+    work->subject.tag = listener_.tag;
+    std::string local = path->mailbox.local;
+    const rules::Ruleset* rules = server_.ctx().rules;
+    char delim = cfg.sub_addr_delim;
+
+    busy_ = true;
+    run_blocking(
+        server_.loop(),
+        [work, rules, local, delim] {
+            work->decision = rules->evaluate(work->subject);
+            const config::Action* a = work->decision.action;
+            if (work->decision.kind != rules::Decision::Kind::Deliver || !a) return;
+            work->user = a->user.empty() ? local_user(local, delim) : a->user;
+            // Plain local delivery to a system account: refuse unknown users now,
+            // in the dialogue, rather than bouncing later.
+            if (a->user.empty() && a->virtual_table.empty() && a->userbase_table.empty())
+                work->unknown_user = !system_user_exists(work->user);
+        },
+        [weak = weak_from_this(), work] {
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->busy_ = false;
+            const auto& d = work->decision;
+            const std::string& rcpt = work->subject.rcpt;
+            switch (d.kind) {
+            case rules::Decision::Kind::Deliver:
+                if (work->unknown_user) {
+                    self->reply(550, "5.1.1 <" + rcpt + ">: Recipient address rejected: User unknown");
+                    break;
+                }
+                if (!d.action) {
+                    self->reply(451, "4.3.0 Temporary failure: no such action");
+                    break;
+                }
+                {
+                    bool dup = false;
+                    for (const auto& r : self->tx_.rcpts) dup = dup || r.rcpt == rcpt;
+                    if (!dup) self->tx_.rcpts.push_back({rcpt, rcpt, work->user, d.action->name});
+                }
+                self->reply(250, "2.1.5 Destination address valid: Recipient ok");
+                break;
+            case rules::Decision::Kind::Reject:
+                self->reply(550, "5.7.1 <" + rcpt + ">: Recipient address rejected");
+                break;
+            case rules::Decision::Kind::NoMatch:
+                self->reply(550, "5.7.1 <" + rcpt + ">: Relay access denied");
+                break;
+            case rules::Decision::Kind::TempFail:
+                log::warn(log::Line(self->id_ + " smtp lookup-failure").kv("rcpt", rcpt).kv("error", d.error));
+                self->reply(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure");
+                break;
+            }
+            self->error_limit_reached();
+            self->process();
+            self->flush();
+            self->update_reading();
+        });
+}
+
+void Session::cmd_data(const smtp::Command& c) {
+    if (!c.args.empty()) {
+        reply(501, "5.5.4 Syntax error: DATA takes no arguments");
+        return;
+    }
+    if (state_ != State::Mail) {
+        reply(503, "5.5.1 Bad sequence of commands: send MAIL first");
+        return;
+    }
+    if (tx_.rcpts.empty()) {
+        reply(503, "5.5.1 Bad sequence of commands: no valid recipients");
+        return;
+    }
+    data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
+    state_ = State::Data;
+    reply(354, "End data with <CR><LF>.<CR><LF>");
+}
+
+void Session::feed_data() {
+    size_t used = data_->feed(in_);
+    in_.erase(0, used);
+    if (data_->done()) finish_data();
+}
+
+void Session::finish_data() {
+    smtp::DataReader reader = std::move(*data_);
+    data_.reset();
+    state_ = State::Ready;
+    auto refuse = [&](int code, std::string text) {
+        log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
+        tx_ = {};
+        reply(code, text);
+    };
+    if (reader.bare_newline()) {
+        refuse(550, "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)");
+        return;
+    }
+    if (reader.too_big()) {
+        refuse(552, "5.3.4 Message too big for system");
+        return;
+    }
+    if (reader.line_too_long()) {
+        refuse(550, "5.6.0 Message refused: text line longer than 65536 octets");
+        return;
+    }
+    std::string& body = reader.message();
+    // Count Received: headers in the header section (up to the first empty line).
+    int received = 0;
+    for (size_t pos = 0; pos < body.size();) {
+        size_t nl = body.find('\n', pos);
+        std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
+        if (line.empty()) break;
+        if (line.size() >= 9 && table::lowercase(line.substr(0, 9)) == "received:") ++received;
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+    }
+    if (received >= kMaxReceived) {
+        refuse(554, "5.4.6 Routing loop detected: too many Received headers");
+        return;
+    }
+    commit_message(std::move(body));
+}
+
+std::string Session::received_header(const std::string& msgid) const {
+    std::string h = "Received: ";
+    if (!listener_.mask_src) h += "from " + helo_ + " ([" + client_ip_ + "])\n\t";
+    h += "by " + server_.ctx().hostname + " (postern) with " + (esmtp_ ? "ESMTP" : "SMTP") + " id " + msgid;
+    if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
+    h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";
+    return h;
+}
+
+void Session::commit_message(std::string body) {
+    const ServerContext& ctx = server_.ctx();
+    queue::Store::Message msg;
+    msg.msgid = queue::new_message_id();
+    msg.data = received_header(msg.msgid);
+    msg.data += body;
+    std::int64_t now = std::time(nullptr);
+    for (const auto& r : tx_.rcpts) {
+        queue::Envelope e;
+        e.msgid = msg.msgid;
+        e.id = queue::new_envelope_id(msg.msgid);
+        e.action = r.action;
+        e.sender = tx_.sender;
+        e.rcpt = r.rcpt;
+        e.dest = r.dest;
+        e.user = r.user;
+        e.helo = helo_;
+        e.client = client_ip_;
+        e.hostname = ctx.hostname;
+        e.tag = listener_.tag;
+        e.ctime = now;
+        const config::Action* a = ctx.config->find_action(r.action);
+        e.expire = now + (a && a->ttl ? a->ttl->count() : ctx.config->queue_ttl.count());
+        msg.envelopes.push_back(std::move(e));
+    }
+    size_t size = msg.data.size();
+    std::string msgid = msg.msgid;
+    auto envelopes = msg.envelopes;  // for the scheduler once durable
+    tx_ = {};
+    ++messages_;
+    busy_ = true;
+    LoopPost* post = ctx.post;
+    Scheduler* scheduler = ctx.scheduler;
+    std::string sid = id_;
+    ctx.committer->submit(std::move(msg), [post, scheduler, weak = weak_from_this(), msgid, size, sid,
+                                           envelopes = std::move(envelopes)](bool ok, const std::string& error) {
+        post->post([=] {
+            if (ok) {
+                log::info(log::Line(sid + " smtp message").kv("msgid", msgid).kv("size", static_cast<long long>(size))
+                              .kv("nrcpt", static_cast<long long>(envelopes.size())));
+                for (const auto& e : envelopes)
+                    log::info(log::Line(sid + " smtp envelope").kv("evpid", e.id).kv("from", e.sender).kv("to", e.rcpt));
+                scheduler->enqueue(envelopes);
+            } else {
+                log::error(log::Line(sid + " queue commit-failed").kv("msgid", msgid).kv("error", error));
+            }
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->busy_ = false;
+            if (ok) self->reply(250, "2.0.0 " + msgid + " Message accepted for delivery");
+            else self->reply(451, "4.3.0 Temporary queue failure, try again later");
+            self->process();
+            self->flush();
+            self->update_reading();
+        });
+    });
+}
+
+}  // namespace postern::daemon

@@ -1,0 +1,98 @@
+// One inbound SMTP session: a state machine fed by the socket.
+//
+// Commands are handled strictly in order. A step that needs an answer from
+// elsewhere (rule evaluation and table lookups on the worker pool, the queue's
+// commit) marks the session busy; input keeps arriving into the buffer but is
+// not parsed until the answer is in. Replies produced while working through
+// one read are written together. That is what makes PIPELINING correct:
+// MAIL, RCPT, RCPT, DATA in one packet get their replies in order.
+#pragma once
+
+#include <uv.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/server.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_reader.hpp"
+
+namespace postern::daemon {
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(Server& server, const config::Listener& listener);
+    ~Session();
+
+    // Accept from `listening`; false if accept failed (the session is then closed).
+    bool accept(uv_stream_t* listening);
+    void start(bool over_capacity);
+    // Say goodbye (421) and close: the daemon is stopping.
+    void shutdown();
+
+private:
+    enum class State { Fresh, Ready, Mail, Data, Closing };
+
+    struct Recipient {
+        std::string rcpt;    // as given
+        std::string dest;
+        std::string user;
+        std::string action;
+    };
+    struct Transaction {
+        std::string sender;
+        std::vector<Recipient> rcpts;
+    };
+
+    // I/O
+    void on_read(ssize_t nread, const uv_buf_t* buf);
+    void process();
+    void handle_line(std::string_view line);
+    void reply(int code, std::string_view text);
+    void reply_lines(int code, const std::vector<std::string>& lines);
+    void flush();
+    void close_after_flush();
+    void close();
+    void reset_idle_timer();
+    void update_reading();
+
+    // Commands
+    void cmd_helo(const smtp::Command& c, bool extended);
+    void cmd_mail(const smtp::Command& c);
+    void cmd_rcpt(const smtp::Command& c);
+    void cmd_data(const smtp::Command& c);
+    void cmd_rset(const smtp::Command& c);
+    void feed_data();
+    void finish_data();
+    void commit_message(std::string message);
+
+    bool error_limit_reached();
+    std::string received_header(const std::string& msgid) const;
+
+    Server& server_;
+    const config::Listener& listener_;
+    uv_tcp_t tcp_{};
+    uv_timer_t timer_{};
+    int open_handles_ = 0;
+
+    std::string id_;      // session id for logs
+    std::string client_ip_;
+    bool client_local_ = false;
+    std::string helo_;
+    bool esmtp_ = false;
+    State state_ = State::Fresh;
+    bool busy_ = false;  // waiting for a rule evaluation or a commit
+    unsigned errors_ = 0;
+    unsigned messages_ = 0;
+    Transaction tx_;
+    std::optional<smtp::DataReader> data_;
+
+    std::string in_;
+    std::string out_;
+    bool close_when_flushed_ = false;
+    size_t writes_pending_ = 0;
+};
+
+}  // namespace postern::daemon

@@ -1,0 +1,281 @@
+// SpawnLauncher and path expansion; see launcher.hpp.
+#include "delivery/launcher.hpp"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "util/fd.hpp"
+
+namespace postern::delivery {
+namespace {
+
+constexpr int kAgentTempFail = 75;           // EX_TEMPFAIL, as sendmail's MDAs
+constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
+
+struct Account {
+    uid_t uid;
+    gid_t gid;
+    std::string home;
+};
+
+bool find_account(const std::string& user, Account* out) {
+    if (user.empty()) return false;
+    struct passwd pw, *res = nullptr;
+    std::vector<char> buf(16384);
+    if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res) != 0 || !res) return false;
+    *out = {pw.pw_uid, pw.pw_gid, pw.pw_dir ? pw.pw_dir : "/"};
+    return true;
+}
+
+std::string sanitise(std::string_view v) {
+    std::string out(v);
+    for (char& c : out)
+        if (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ':';
+    if (!out.empty() && out[0] == '.') out[0] = ':';
+    return out;
+}
+
+std::string_view user_part(std::string_view a) {
+    auto at = a.rfind('@');
+    return at == std::string_view::npos ? a : a.substr(0, at);
+}
+std::string_view domain_part(std::string_view a) {
+    auto at = a.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : a.substr(at + 1);
+}
+
+// One token's value: "rcpt.user", "sender.domain", "user.directory", ...
+bool token_value(std::string_view name, const Job& job, const std::string& home, std::string* out) {
+    auto dot = name.find('.');
+    std::string_view base = name.substr(0, dot);
+    std::string_view part = dot == std::string_view::npos ? "" : name.substr(dot + 1);
+    if (base == "user") {
+        if (part == "username") *out = job.user;
+        else if (part == "directory") *out = home;
+        else return false;
+        return true;
+    }
+    const std::string* addr = base == "sender" ? &job.sender
+                            : base == "rcpt"   ? &job.rcpt
+                            : base == "dest"   ? &job.dest
+                                               : nullptr;
+    if (!addr) return false;
+    if (part.empty()) *out = *addr;
+    else if (part == "user") *out = std::string(user_part(*addr));
+    else if (part == "domain") *out = std::string(domain_part(*addr));
+    else return false;
+    return true;
+}
+
+}  // namespace
+
+std::string expand_path(std::string_view tmpl, const Job& job, const std::string& home) {
+    std::string out;
+    if (!tmpl.empty() && tmpl[0] == '~') {
+        out = home;
+        tmpl.remove_prefix(1);
+    }
+    while (!tmpl.empty()) {
+        auto open = tmpl.find("%{");
+        if (open == std::string_view::npos) break;
+        out.append(tmpl.substr(0, open));
+        auto close = tmpl.find('}', open);
+        if (close == std::string_view::npos) {
+            tmpl = tmpl.substr(open);
+            break;
+        }
+        std::string_view token = tmpl.substr(open + 2, close - open - 2);
+        bool lower = false;
+        if (auto colon = token.find(':'); colon != std::string_view::npos) {
+            lower = token.substr(colon + 1) == "lowercase";
+            token = token.substr(0, colon);
+        }
+        std::string value;
+        if (token_value(token, job, home, &value)) {
+            if (lower)
+                for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            // The home folder is trusted; envelope values are not.
+            out += token == "user.directory" ? value : sanitise(value);
+        }
+        tmpl.remove_prefix(close + 1);
+    }
+    out.append(tmpl);
+    return out;
+}
+
+std::string default_agent_path() {
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        std::string dir(self, static_cast<size_t>(n));
+        dir.resize(dir.rfind('/'));
+        std::string beside = dir + "/postern-local";
+        if (access(beside.c_str(), X_OK) == 0) return beside;
+    }
+    return std::string(POSTERN_LIBEXEC_DIR) + "/postern-local";
+}
+
+namespace {
+
+// One running agent; owns its libuv handles and frees itself when all are closed.
+struct AgentRun {
+    uv_process_t process{};
+    uv_pipe_t stderr_pipe{};
+    uv_timer_t timer{};
+    int open_handles = 0;
+    bool exited = false, eof = false, timed_out = false;
+    int64_t exit_status = 0;
+    int term_signal = 0;
+    std::string errtext;
+    char buf[512];
+    Done done;
+
+    void close_one(uv_handle_t* h) {
+        ++open_handles;
+        uv_close(h, [](uv_handle_t* handle) {
+            auto* self = static_cast<AgentRun*>(handle->data);
+            if (--self->open_handles == 0) std::unique_ptr<AgentRun> reclaim(self);  // owned by the callbacks since launch
+        });
+    }
+
+    void maybe_finish() {
+        if (!exited || !eof) return;
+        Result r;
+        while (!errtext.empty() && (errtext.back() == '\n' || errtext.back() == '\r')) errtext.pop_back();
+        if (auto nl = errtext.rfind('\n'); nl != std::string::npos) errtext = errtext.substr(nl + 1);
+        if (timed_out) {
+            r = {Result::Status::TempFail, "delivery agent timed out"};
+        } else if (term_signal != 0) {
+            r = {Result::Status::TempFail, "delivery agent killed by signal " + std::to_string(term_signal)};
+        } else if (exit_status == 0) {
+            r = {Result::Status::Ok, errtext.empty() ? "Delivered" : errtext};
+        } else {
+            r.status = exit_status == kAgentTempFail ? Result::Status::TempFail : Result::Status::PermFail;
+            r.text = errtext.empty() ? "delivery agent exited " + std::to_string(exit_status) : errtext;
+        }
+        Done d = std::move(done);
+        close_one(reinterpret_cast<uv_handle_t*>(&process));
+        close_one(reinterpret_cast<uv_handle_t*>(&stderr_pipe));
+        close_one(reinterpret_cast<uv_handle_t*>(&timer));
+        d(std::move(r));
+    }
+};
+
+}  // namespace
+
+SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options) : loop_(loop), options_(std::move(options)) {}
+
+void SpawnLauncher::launch(const Job& job, Done done) {
+    Account acct;
+    if (!find_account(job.user, &acct)) {
+        done({Result::Status::PermFail, "unknown user " + job.user});
+        return;
+    }
+    std::string path;
+    if (job.method == "mbox")
+        path = job.path.empty() ? options_.mbox_dir + "/" + sanitise(job.user) : expand_path(job.path, job, acct.home);
+    else
+        path = job.path.empty() ? "" : expand_path(job.path, job, acct.home);
+
+    util::Fd message(open(job.message_path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!message) {
+        done({Result::Status::TempFail, "cannot open " + job.message_path + ": " + strerror(errno)});
+        return;
+    }
+
+    std::vector<std::string> args = {options_.agent, "--plugin-dir", options_.plugin_dir, "--method", job.method,
+                                      "--sender", job.sender, "--rcpt", job.rcpt, "--dest", job.dest,
+                                      "--user", job.user, "--home", acct.home, "--path", path,
+                                      "--options", job.options, "--msgid", job.msgid};
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> envs = {"PATH=/usr/bin:/bin", "HOME=" + acct.home, "USER=" + job.user,
+                                     "LOGNAME=" + job.user, "SHELL=/bin/sh"};
+    std::vector<char*> envp;
+    for (auto& e : envs) envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    auto run = std::make_unique<AgentRun>();
+    run->done = std::move(done);
+    uv_pipe_init(loop_, &run->stderr_pipe, 0);
+    uv_timer_init(loop_, &run->timer);
+    run->process.data = run->stderr_pipe.data = run->timer.data = run.get();
+
+    uv_stdio_container_t stdio[3];
+    stdio[0].flags = UV_INHERIT_FD;
+    stdio[0].data.fd = message.get();
+    stdio[1].flags = UV_IGNORE;
+    stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+    stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&run->stderr_pipe);
+
+    uv_process_options_t opts{};
+    opts.file = options_.agent.c_str();
+    opts.args = argv.data();
+    opts.env = envp.data();
+    opts.cwd = "/";
+    opts.stdio = stdio;
+    opts.stdio_count = 3;
+    if (options_.switch_user) {
+        opts.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opts.uid = acct.uid;
+        opts.gid = acct.gid;
+    }
+    opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
+        auto* self = static_cast<AgentRun*>(p->data);
+        self->exited = true;
+        self->exit_status = status;
+        self->term_signal = sig;
+        uv_timer_stop(&self->timer);
+        self->maybe_finish();
+    };
+
+    int rc = uv_spawn(loop_, &run->process, &opts);
+    if (rc != 0) {
+        Done d = std::move(run->done);
+        AgentRun* raw = run.release();
+        // libuv initialised the process handle even though spawning failed.
+        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->process));
+        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->stderr_pipe));
+        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->timer));
+        d({Result::Status::TempFail, std::string("cannot start delivery agent ") + options_.agent + ": " +
+                                         uv_strerror(rc)});
+        return;
+    }
+    AgentRun* raw = run.release();  // freed by the last close callback
+    uv_timer_start(
+        &raw->timer,
+        [](uv_timer_t* t) {
+            auto* self = static_cast<AgentRun*>(t->data);
+            self->timed_out = true;
+            uv_process_kill(&self->process, SIGKILL);
+        },
+        kAgentTimeoutMs, 0);
+    uv_read_start(
+        reinterpret_cast<uv_stream_t*>(&raw->stderr_pipe),
+        [](uv_handle_t* h, size_t, uv_buf_t* b) {
+            auto* self = static_cast<AgentRun*>(h->data);
+            *b = uv_buf_init(self->buf, sizeof self->buf);
+        },
+        [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
+            auto* self = static_cast<AgentRun*>(s->data);
+            if (n > 0) {
+                if (self->errtext.size() < 4096) self->errtext.append(b->base, static_cast<size_t>(n));
+                return;
+            }
+            if (n < 0) {
+                uv_read_stop(s);
+                self->eof = true;
+                self->maybe_finish();
+            }
+        });
+}
+
+}  // namespace postern::delivery

@@ -1,0 +1,74 @@
+// Local delivery: starting the delivery agent for one envelope.
+//
+// The daemon never delivers in its own process. For each envelope it starts
+// `postern-local` (see postern-local.cpp), which loads the action's plugin,
+// with the message on its stdin, as the recipient's uid/gid when the daemon
+// runs as root. The agent's exit status is the result: 0 delivered, 75
+// temporary failure, anything else (or a signal) permanent, except that a
+// crash is temporary: mail is never lost because an agent died.
+//
+// Two launchers: SpawnLauncher starts agents itself (used by an unprivileged
+// daemon, and by the privileged parent of a root daemon); PrivClient asks the
+// privileged parent to do it (used by the unprivileged SMTP process).
+#pragma once
+
+#include <uv.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+namespace postern::delivery {
+
+struct Job {
+    std::string method;        // plugin name: "maildir", "mbox"
+    std::string sender;        // "" for <>
+    std::string rcpt;          // as given in RCPT TO
+    std::string dest;          // final recipient
+    std::string user;          // local user to deliver as
+    std::string path;          // action path template (may hold %{...} and ~), "" = default
+    std::string options;       // "junk", ...
+    std::string msgid;
+    std::string message_path;  // spooled message
+};
+
+struct Result {
+    enum class Status { Ok, TempFail, PermFail } status = Status::TempFail;
+    std::string text;  // "Delivered" or the reason
+};
+
+using Done = std::function<void(Result)>;
+
+class Launcher {
+public:
+    virtual ~Launcher() = default;
+    virtual void launch(const Job& job, Done done) = 0;
+};
+
+struct SpawnOptions {
+    std::string agent;       // path of postern-local
+    std::string plugin_dir;
+    std::string mbox_dir;    // mbox path default folder ("/var/mail")
+    bool switch_user = false;  // root: run the agent as the recipient
+};
+
+class SpawnLauncher final : public Launcher {
+public:
+    SpawnLauncher(uv_loop_t* loop, SpawnOptions options);
+    void launch(const Job& job, Done done) override;
+
+private:
+    uv_loop_t* loop_;
+    SpawnOptions options_;
+};
+
+// The agent beside the running executable (build tree) or the installed one.
+std::string default_agent_path();
+
+// Expand %{...} tokens and a leading ~ in an action path; values from the
+// envelope are sanitised so they cannot climb out of the folder ("/" and a
+// leading "." become ":").
+std::string expand_path(std::string_view tmpl, const Job& job, const std::string& home);
+
+}  // namespace postern::delivery

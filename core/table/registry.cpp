@@ -1,0 +1,128 @@
+// Opening tables, and the adapter from the table plugin C ABI; see registry.hpp.
+#include "table/registry.hpp"
+
+#include <mutex>
+#include <shared_mutex>
+
+namespace postern::table {
+namespace {
+
+// A table served by a plugin. The plugin promises thread-safe lookup and
+// iterate; reload must not overlap them, which the shared_mutex ensures.
+class PluginTable final : public Table {
+public:
+    PluginTable(std::string name, std::shared_ptr<util::TablePlugin> plugin, void* handle, uint32_t flags)
+        : Table(std::move(name)), plugin_(std::move(plugin)), handle_(handle), flags_(flags) {}
+    ~PluginTable() override { (*plugin_)->close(handle_); }
+
+    Result lookup(std::string_view key, std::string* value, std::string* error) override {
+        std::shared_lock lock(mutex_);
+        char err[256] = "";
+        std::string k = lowercase(key);
+        int rc = (*plugin_)->lookup(
+            handle_, k.c_str(), [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; }, value, err,
+            sizeof err);
+        return convert(rc, err, error);
+    }
+
+    Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn, std::string* error) override {
+        std::shared_lock lock(mutex_);
+        // The C ABI cannot stop an iteration early; skip the rest once fn says so.
+        struct Ctx {
+            const std::function<bool(std::string_view, std::string_view)>* fn;
+            bool more = true;
+        } ctx{&fn};
+        char err[256] = "";
+        int rc = (*plugin_)->iterate(
+            handle_,
+            [](void* c, const char* k, const char* v) {
+                auto* x = static_cast<Ctx*>(c);
+                if (x->more) x->more = (*x->fn)(k, v ? v : "");
+            },
+            &ctx, err, sizeof err);
+        Result r = convert(rc, err, error);
+        return r == Result::NotFound ? Result::Found : r;
+    }
+
+    bool iterable() const override { return flags_ & POSTERN_TABLE_ITERABLE; }
+
+    bool reload(std::string* error) override {
+        std::unique_lock lock(mutex_);
+        char err[256] = "";
+        uint32_t flags = flags_;
+        if ((*plugin_)->reload(handle_, &flags, err, sizeof err) != POSTERN_OK) {
+            *error = err;
+            return false;
+        }
+        flags_ = flags;
+        return true;
+    }
+
+private:
+    Result convert(int rc, const char* err, std::string* error) const {
+        switch (rc) {
+        case POSTERN_OK: return Result::Found;
+        case POSTERN_NOTFOUND: return Result::NotFound;
+        default:
+            if (error) *error = "table " + name() + ": " + (err[0] ? err : "backend failure");
+            return Result::TempFail;
+        }
+    }
+
+    std::shared_ptr<util::TablePlugin> plugin_;
+    void* handle_;
+    uint32_t flags_;
+    std::shared_mutex mutex_;
+};
+
+}  // namespace
+
+Registry::~Registry() { tables_.clear(); }
+
+bool Registry::open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors) {
+    bool ok = true;
+    for (const auto& decl : config.tables) {
+        if (decl.backend == "inline") {
+            tables_[decl.name] = make_inline_table(decl.name, decl.entries, decl.is_map);
+            continue;
+        }
+        auto& plugin = plugins_[decl.backend];
+        if (!plugin) {
+            std::string err;
+            auto loaded = util::load_table_plugin(plugin_dir, decl.backend, &err);
+            if (!loaded) {
+                errors->push_back(config::format({decl.where, "table " + decl.name + ": " + err}));
+                plugins_.erase(decl.backend);
+                ok = false;
+                continue;
+            }
+            plugin = std::make_shared<util::TablePlugin>(std::move(*loaded));
+        }
+        void* handle = nullptr;
+        uint32_t flags = 0;
+        char err[512] = "";
+        if ((*plugin)->open(decl.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
+            errors->push_back(config::format({decl.where, "table " + decl.name + ": " + err}));
+            ok = false;
+            continue;
+        }
+        tables_[decl.name] = std::make_unique<PluginTable>(decl.name, plugin, handle, flags);
+    }
+    return ok;
+}
+
+Table* Registry::find(std::string_view name) const {
+    auto it = tables_.find(name);
+    return it == tables_.end() ? nullptr : it->second.get();
+}
+
+bool Registry::reload(std::string_view name, std::string* error) {
+    Table* t = find(name);
+    if (!t) {
+        *error = "no table named " + std::string(name);
+        return false;
+    }
+    return t->reload(error);
+}
+
+}  // namespace postern::table
