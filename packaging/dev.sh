@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Build postern from this working tree on Debian 12, installing what is missing.
+#
+#   packaging/dev.sh run    install, build, run posternd in the foreground on
+#                           the embedded default configuration (127.0.0.1:2525)
+#   packaging/dev.sh test   install, build, run the whole test suite (CTest)
+#   packaging/dev.sh build  install and build only
+#
+# Runs as root (apt-get, the _postern user); the build goes to ./build.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+top=$(pwd)
+build="${POSTERN_BUILD:-$top/build}"
+
+packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
+          libyaml-cpp-dev libboost-dev catch2 libcrypt-dev python3 swaks openssl)
+
+install_packages() {
+    local missing=()
+    for p in "${packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "dev.sh: missing packages (${missing[*]}); run as root to install them" >&2
+        exit 1
+    fi
+    echo "dev.sh: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# The unprivileged user posternd drops to when started as root.
+create_user() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    getent passwd _postern >/dev/null && return 0
+    useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin _postern
+}
+
+build() {
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    cmake --build "$build" -j"$(nproc)"
+}
+
+case "${1:-}" in
+run)
+    install_packages; create_user; build
+    exec "$build/posternd" -d
+    ;;
+test)
+    install_packages; create_user; build
+    ctest --test-dir "$build" --output-on-failure -j"$(nproc)" --timeout 600
+    ;;
+build)
+    install_packages; create_user; build
+    ;;
+*)
+    echo "usage: packaging/dev.sh run|test|build" >&2
+    exit 2
+    ;;
+esac
