@@ -1,0 +1,61 @@
+// util/fd.hpp — Fd, the owner of one POSIX file descriptor.
+//
+// Move-only: exactly one Fd owns a descriptor and closes it when it goes out of
+// scope. Header-only and dependency-free so that plugins, which never link the
+// core, can use it too.
+//
+// Where a failed close() matters (a file just written: NFS and some quota
+// setups only report the error there), call close() explicitly and check its
+// result; the destructor can only ignore it.
+#pragma once
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <utility>
+
+namespace postern::util {
+
+class Fd {
+public:
+    Fd() noexcept = default;
+    explicit Fd(int fd) noexcept : fd_(fd) {}
+    ~Fd() { reset(); }
+
+    Fd(const Fd&) = delete;
+    Fd& operator=(const Fd&) = delete;
+    Fd(Fd&& other) noexcept : fd_(other.release()) {}
+    Fd& operator=(Fd&& other) noexcept {
+        if (this != &other) reset(other.release());
+        return *this;
+    }
+
+    int get() const noexcept { return fd_; }
+    bool valid() const noexcept { return fd_ >= 0; }
+    explicit operator bool() const noexcept { return valid(); }
+
+    // Give up ownership without closing.
+    [[nodiscard]] int release() noexcept { return std::exchange(fd_, -1); }
+
+    // Close the current descriptor (if any) and own `fd` instead.
+    void reset(int fd = -1) noexcept {
+        int old = std::exchange(fd_, fd);
+        if (old >= 0) {
+            int saved = errno;  // a destructor must not disturb the caller's errno
+            ::close(old);
+            errno = saved;
+        }
+    }
+
+    // Close now and report the result: 0, or -1 with errno set. Not retried on
+    // EINTR: on Linux the descriptor is gone either way.
+    int close() noexcept {
+        int old = std::exchange(fd_, -1);
+        return old >= 0 ? ::close(old) : 0;
+    }
+
+private:
+    int fd_ = -1;
+};
+
+}  // namespace postern::util

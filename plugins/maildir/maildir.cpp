@@ -1,0 +1,336 @@
+// plugins/maildir/maildir.cpp — delivery-maildir.so, the `maildir` action.
+//
+// Runs inside postern-local as the recipient. request.path is the maildir
+// (already expanded by the daemon; "" = HOME/Maildir). The message is written
+// as
+//     Return-Path: <sender>
+//     Delivered-To: dest
+//     <message as spooled>
+// into tmp/<unique name>, fsynced, linked into new/ and new/ fsynced: a
+// reader never sees a partial file in new/, and POSTERN_OK means durable.
+//
+// Options: "junk" — a message whose header says `X-Spam: yes` goes to the
+// `.Junk` sub-maildir instead (the Maildir++ layout Dovecot and others read).
+//
+// Every failure is POSTERN_TEMPFAIL (disk full, quota, permissions and site
+// configuration mistakes can all be fixed, and mail must not be bounced for
+// them), except EFBIG: a message larger than the file system allows will
+// never fit.
+#include <postern/delivery.h>
+
+#include <fcntl.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "util/fd.hpp"
+
+namespace {
+
+using postern::util::Fd;
+
+constexpr size_t kChunk = 65536;
+constexpr int kNameAttempts = 16;  // fresh unique names tried before giving up
+
+// A failure: status and one-line reason.
+struct Failure {
+    int status;
+    std::string reason;
+};
+
+Failure sys_failure(const std::string& what, int err) {
+    int status = err == EFBIG ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL;
+    return {status, "maildir: " + what + ": " + std::strerror(err)};
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+bool fsync_dir(const std::string& dir) {
+    Fd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    return fd && ::fsync(fd.get()) == 0;
+}
+
+// mkdir -p with mode 0700. Each folder we create is made durable by fsyncing
+// its parent, so new/ cannot vanish in a crash after we reported success.
+bool make_dirs(const std::string& path, Failure* f) {
+    for (size_t pos = 1; pos <= path.size(); ++pos) {
+        if (pos != path.size() && path[pos] != '/') continue;
+        std::string dir = path.substr(0, pos);
+        if (::mkdir(dir.c_str(), 0700) == 0) {
+            size_t slash = dir.rfind('/');
+            std::string parent = slash == 0 ? "/" : dir.substr(0, slash);
+            if (!fsync_dir(parent)) {
+                *f = sys_failure("fsync " + parent, errno);
+                return false;
+            }
+        } else if (errno != EEXIST) {
+            *f = sys_failure("mkdir " + dir, errno);
+            return false;
+        }
+    }
+    return true;
+}
+
+bool make_maildir(const std::string& dir, Failure* f) {
+    for (const char* sub : {"/cur", "/new", "/tmp"})
+        if (!make_dirs(dir + sub, f)) return false;
+    return true;
+}
+
+// Read the message up to the end of its header (first empty line) or EOF.
+// Only the header is held in memory; the body is streamed afterwards.
+bool read_header(int fd, std::string* head, bool* eof, Failure* f) {
+    char buf[kChunk];
+    *eof = false;
+    for (;;) {
+        if (head->starts_with('\n') || head->find("\n\n") != std::string::npos) return true;
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            *f = sys_failure("read message", errno);
+            return false;
+        }
+        if (n == 0) {
+            *eof = true;
+            return true;
+        }
+        head->append(buf, static_cast<size_t>(n));
+    }
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
+        if (lower(a[i]) != lower(b[i])) return false;
+    }
+    return true;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+    return s;
+}
+
+// True when the header section holds `X-Spam: yes` (any case).
+bool is_spam(std::string_view head) {
+    size_t end = head.starts_with('\n') ? 0 : head.find("\n\n");
+    std::string_view header = head.substr(0, end);
+    while (!header.empty()) {
+        size_t nl = header.find('\n');
+        std::string_view line = header.substr(0, nl);
+        header = nl == std::string_view::npos ? std::string_view{} : header.substr(nl + 1);
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) continue;
+        if (iequals(trim(line.substr(0, colon)), "x-spam") && iequals(trim(line.substr(colon + 1)), "yes"))
+            return true;
+    }
+    return false;
+}
+
+// Host name with the two characters maildir readers treat specially escaped.
+std::string host_part() {
+    char host[256] = "localhost";
+    if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
+    std::string out;
+    for (const char* p = host; *p; ++p) {
+        if (*p == '/') out += "\\057";
+        else if (*p == ':') out += "\\072";
+        else out += *p;
+    }
+    return out;
+}
+
+// time.MusecPpidQcounterRrandom.host: unique across concurrent agents (pid,
+// random) and within one process (counter).
+std::string unique_name() {
+    static std::atomic<unsigned> counter{0};
+    struct timeval tv {};
+    ::gettimeofday(&tv, nullptr);
+    unsigned rnd = 0;
+    if (::getrandom(&rnd, sizeof rnd, GRND_NONBLOCK) != sizeof rnd)
+        rnd = static_cast<unsigned>(tv.tv_usec) ^ static_cast<unsigned>(::getpid() << 16);
+    char buf[128];
+    std::snprintf(buf, sizeof buf, "%lld.M%06ldP%ldQ%uR%08x.", static_cast<long long>(tv.tv_sec),
+                  static_cast<long>(tv.tv_usec), static_cast<long>(::getpid()), ++counter, rnd);
+    return buf + host_part();
+}
+
+// Write prefix + head + rest of fd into the open tmp file, then fsync it.
+bool write_message(int out, int in, std::string_view prefix, std::string_view head, bool eof,
+                   const std::string& tmp, Failure* f) {
+    if (!write_all(out, prefix) || !write_all(out, head)) {
+        *f = sys_failure("write " + tmp, errno);
+        return false;
+    }
+    char buf[kChunk];
+    while (!eof) {
+        ssize_t n = ::read(in, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            *f = sys_failure("read message", errno);
+            return false;
+        }
+        if (n == 0) break;
+        if (!write_all(out, std::string_view(buf, static_cast<size_t>(n)))) {
+            *f = sys_failure("write " + tmp, errno);
+            return false;
+        }
+    }
+    if (::fsync(out) != 0) {
+        *f = sys_failure("fsync " + tmp, errno);
+        return false;
+    }
+    return true;
+}
+
+// Create tmp/<unique>, exclusive so two agents can never share a file.
+bool create_tmp(const std::string& dir, std::string* name, Fd* fd, Failure* f) {
+    for (int i = 0; i < kNameAttempts; ++i) {
+        *name = unique_name();
+        std::string path = dir + "/tmp/" + *name;
+        fd->reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+        if (*fd) return true;
+        if (errno != EEXIST) {
+            *f = sys_failure("create " + path, errno);
+            return false;
+        }
+    }
+    *f = {POSTERN_TEMPFAIL, "maildir: could not find a unique file name in " + dir + "/tmp"};
+    return false;
+}
+
+// link() rather than rename(): it never replaces an existing file in new/.
+bool publish(const std::string& dir, const std::string& name, Failure* f) {
+    std::string from = dir + "/tmp/" + name;
+    std::string to = dir + "/new/" + name;
+    for (int i = 0; ::link(from.c_str(), to.c_str()) != 0; ++i) {
+        // File systems without hard links: rename, whose unique name makes
+        // replacing another message practically impossible.
+        if ((errno == EPERM || errno == ENOSYS || errno == EOPNOTSUPP) &&
+            ::rename(from.c_str(), to.c_str()) == 0)
+            break;
+        if (errno != EEXIST || i >= kNameAttempts) {
+            *f = sys_failure("link " + from + " to " + to, errno);
+            return false;
+        }
+        to = dir + "/new/" + unique_name();
+    }
+    ::unlink(from.c_str());
+    if (!fsync_dir(dir + "/new")) {
+        *f = sys_failure("fsync " + dir + "/new", errno);
+        ::unlink(to.c_str());  // not durable: withdraw it rather than deliver twice
+        return false;
+    }
+    return true;
+}
+
+bool deliver_into(const std::string& dir, int in, std::string_view prefix, std::string_view head,
+                  bool eof, Failure* f) {
+    std::string name;
+    Fd out;
+    if (!create_tmp(dir, &name, &out, f)) return false;
+    std::string tmp = dir + "/tmp/" + name;
+    bool ok = write_message(out.get(), in, prefix, head, eof, tmp, f);
+    if (ok && out.close() != 0) {
+        *f = sys_failure("close " + tmp, errno);
+        ok = false;
+    }
+    ok = ok && publish(dir, name, f);
+    if (!ok) ::unlink(tmp.c_str());
+    return ok;
+}
+
+bool parse_options(std::string_view options, bool* junk, Failure* f) {
+    *junk = false;
+    while (!options.empty()) {
+        size_t sp = options.find(' ');
+        std::string_view word = options.substr(0, sp);
+        options = sp == std::string_view::npos ? std::string_view{} : options.substr(sp + 1);
+        if (word.empty()) continue;
+        if (word == "junk") {
+            *junk = true;
+        } else {
+            *f = {POSTERN_TEMPFAIL, "maildir: unknown option \"" + std::string(word) + "\""};
+            return false;
+        }
+    }
+    return true;
+}
+
+// The daemon's expanded path, or HOME/Maildir when the action gave none.
+std::string maildir_path(const postern_delivery_request& req) {
+    if (req.path && *req.path) return req.path;
+    if (req.home && *req.home) return std::string(req.home) + "/Maildir";
+    return {};
+}
+
+bool run(const postern_delivery_request& req, Failure* f) {
+    std::string dir = maildir_path(req);
+    while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+    if (dir.empty() || dir.front() != '/') {
+        *f = {POSTERN_TEMPFAIL, "maildir: folder \"" + dir + "\" is not an absolute path"};
+        return false;
+    }
+    bool junk = false;
+    if (!parse_options(req.options ? req.options : "", &junk, f)) return false;
+
+    std::string head;
+    bool eof = false;
+    if (!read_header(req.message_fd, &head, &eof, f)) return false;
+    if (!make_maildir(dir, f)) return false;
+    if (junk && is_spam(head)) {
+        dir += "/.Junk";
+        if (!make_maildir(dir, f)) return false;
+    }
+    std::string sender = req.sender ? req.sender : "";
+    std::string prefix = "Return-Path: <" + sender + ">\nDelivered-To: " +
+                         std::string(req.dest ? req.dest : "") + "\n";
+    return deliver_into(dir, req.message_fd, prefix, head, eof, f);
+}
+
+int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
+    Failure f{POSTERN_TEMPFAIL, "maildir: unexpected error"};
+    try {
+        if (!req || req->struct_size < sizeof(postern_delivery_request)) {
+            f.reason = "maildir: request struct too small";
+        } else if (run(*req, &f)) {
+            return POSTERN_OK;
+        }
+    } catch (const std::exception& e) {  // bad_alloc: nothing may cross the C ABI
+        f = {POSTERN_TEMPFAIL, std::string("maildir: ") + e.what()};
+    } catch (...) {
+    }
+    if (err && errlen) std::snprintf(err, errlen, "%s", f.reason.c_str());
+    return f.status;
+}
+
+const struct postern_delivery_plugin plugin = {
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "maildir", deliver,
+};
+
+}  // namespace
+
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
+    return &plugin;
+}

@@ -1,0 +1,174 @@
+// tests/unit/plugins/support.hpp — helpers shared by the plugin tests:
+// scratch folders, whole-file reads and writes, loading the built plugins,
+// running a delivery, and running code in a child process (as another user,
+// under a resource limit) whose result comes back through a pipe.
+#pragma once
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "util/fd.hpp"
+#include "util/plugin.hpp"
+
+namespace test {
+
+inline const std::string kPluginDir = POSTERN_BUILD_DIR "/plugins";
+inline const std::string kTestPluginDir = POSTERN_TEST_PLUGIN_DIR;
+
+// A fresh folder under /tmp, removed with everything in it.
+class TempDir {
+public:
+    TempDir() {
+        std::string tmpl = "/tmp/postern-plugins-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
+        path_ = tmpl;
+    }
+    ~TempDir() {
+        std::error_code ec;
+        std::filesystem::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const std::string& path() const { return path_; }
+    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+private:
+    std::string path_;
+};
+
+inline void write_file(const std::string& path, const std::string& content) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    REQUIRE(out);
+    out << content;
+    out.close();
+    REQUIRE(out);
+}
+
+inline std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    REQUIRE(in);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    return buf.str();
+}
+
+// Names in a folder, sorted; empty when the folder does not exist.
+inline std::vector<std::string> list_dir(const std::string& dir) {
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+        names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+// The message as postern-local would pass it: a read-only fd at offset 0.
+inline postern::util::Fd message_fd(const TempDir& dir, const std::string& message) {
+    static int n = 0;
+    std::string path = dir / ("message-" + std::to_string(++n));
+    write_file(path, message);
+    postern::util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    return fd;
+}
+
+inline postern::util::DeliveryPlugin load_delivery(const std::string& name) {
+    std::string error;
+    auto p = postern::util::load_delivery_plugin(kPluginDir, name, &error);
+    INFO(error);
+    REQUIRE(p);
+    return std::move(*p);
+}
+
+struct Request {
+    std::string sender = "alice@example.org";
+    std::string rcpt = "bob@example.com";
+    std::string dest = "bob@example.com";
+    std::string user = "bob";
+    std::string home = "/nonexistent";
+    std::string path;
+    std::string options;
+    std::string msgid = "0123456789abcdef";
+};
+
+struct Outcome {
+    int status = -1;
+    std::string error;
+};
+
+inline Outcome deliver(const postern::util::DeliveryPlugin& plugin, const Request& r, int fd) {
+    postern_delivery_request req{};
+    req.struct_size = sizeof req;
+    req.message_fd = fd;
+    req.sender = r.sender.c_str();
+    req.rcpt = r.rcpt.c_str();
+    req.dest = r.dest.c_str();
+    req.user = r.user.c_str();
+    req.home = r.home.c_str();
+    req.path = r.path.c_str();
+    req.options = r.options.c_str();
+    req.msgid = r.msgid.c_str();
+    char err[1024] = "";
+    Outcome out;
+    out.status = plugin->deliver(&req, err, sizeof err);
+    out.error = err;
+    return out;
+}
+
+// Run `fn` in a forked child (so it may change uid or limits) and bring its
+// Outcome back through a pipe.
+inline Outcome in_child(const std::function<Outcome()>& fn) {
+    int fds[2];
+    REQUIRE(::pipe(fds) == 0);
+    postern::util::Fd rd(fds[0]), wr(fds[1]);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        rd.reset();
+        Outcome o = fn();
+        std::string msg = std::to_string(o.status) + " " + o.error;
+        ssize_t ignored = ::write(wr.get(), msg.data(), msg.size());
+        (void)ignored;
+        ::_exit(0);
+    }
+    wr.reset();
+    std::string text;
+    char buf[1024];
+    ssize_t n;
+    while ((n = ::read(rd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
+    int wstatus = 0;
+    REQUIRE(::waitpid(pid, &wstatus, 0) == pid);
+    REQUIRE(WIFEXITED(wstatus));
+    Outcome o;
+    size_t sp = text.find(' ');
+    REQUIRE(sp != std::string::npos);
+    o.status = std::stoi(text.substr(0, sp));
+    o.error = text.substr(sp + 1);
+    return o;
+}
+
+// In a child: become an unprivileged user, so permission checks apply even
+// when the tests run as root.
+inline bool drop_privileges() {
+    if (::geteuid() != 0) return true;
+    const struct passwd* pw = ::getpwnam("nobody");
+    uid_t uid = pw ? pw->pw_uid : 65534;
+    gid_t gid = pw ? pw->pw_gid : 65534;
+    return ::setgroups(0, nullptr) == 0 && ::setgid(gid) == 0 && ::setuid(uid) == 0;
+}
+
+}  // namespace test
