@@ -272,7 +272,7 @@ int supervise(pid_t child, int fd, const Paths& paths) {
 int run(const Options& o) {
     log::init(o.log_stderr || o.check_only, o.verbose);
     config::ParseResult pr = load_config(o);
-    for (const auto& w : pr.warnings) std::cerr << config::format(w) << " (warning)\n";
+    for (const auto& w : pr.warnings) std::cerr << config::format({w.where, "warning: " + w.message}) << "\n";
     if (!pr.errors.empty()) {
         for (const auto& e : pr.errors) std::cerr << config::format(e) << "\n";
         return 1;

@@ -1,0 +1,24 @@
+// The configuration model's few behaviours: printing a diagnostic and looking
+// up declared names. The parser (parser.cpp) is what fills the model.
+#include "config/config.hpp"
+
+#include <algorithm>
+
+namespace postern::config {
+
+std::string format(const Diagnostic& d) {
+    return d.where.file + ":" + std::to_string(d.where.line) + ":" + std::to_string(d.where.column) +
+           ": " + d.message;
+}
+
+const TableDecl* Config::find_table(std::string_view name) const {
+    auto it = std::find_if(tables.begin(), tables.end(), [&](const TableDecl& t) { return t.name == name; });
+    return it == tables.end() ? nullptr : &*it;
+}
+
+const Action* Config::find_action(std::string_view name) const {
+    auto it = std::find_if(actions.begin(), actions.end(), [&](const Action& a) { return a.name == name; });
+    return it == actions.end() ? nullptr : &*it;
+}
+
+}  // namespace postern::config

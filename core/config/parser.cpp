@@ -1,0 +1,951 @@
+// The smtpd.conf parser: logical lines from the lexer to the Config model.
+//
+// One function per directive, each reading a line left to right and saying,
+// at the first token it cannot use, what it found and what it expected. A
+// syntax error abandons that line only; parsing goes on at the next one so a
+// user sees every problem at once. Semantic errors (an unknown table, alias
+// with virtual) are reported without abandoning the line. Names declared on a
+// broken line are remembered, so their later uses do not add noise.
+//
+// Grammar: OpenSMTPD 6.4+ (see shared/reference/config-grammar.md), plus the
+// postern path extensions. Words that later issues will add are refused in
+// parser.hpp's lists, the one place that says what is not read yet.
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "config/config.hpp"
+#include "config/lexer.hpp"
+#include "config/parser.hpp"
+
+namespace postern::config {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::size_t kMaxIncludeDepth = 16;
+constexpr std::size_t kMaxErrors = 200;  // a binary fed as a config says enough by then
+constexpr std::size_t kMaxTagLength = 32;
+constexpr std::uint64_t kMaxLimit = 1'000'000;
+constexpr std::uint64_t kMaxDelaySeconds = std::numeric_limits<std::int32_t>::max();
+
+// OpenSMTPD's reserved words: none may name a macro.
+constexpr std::string_view kKeywords[] = {
+    "action", "admd", "alias", "any", "auth", "auth-optional", "backup", "bounce", "bypass", "ca",
+    "cert", "chain", "chroot", "ciphers", "commit", "compression", "connect", "data", "data-line",
+    "dhe", "disconnect", "domain", "ehlo", "encryption", "expand-only", "fcrdns", "filter", "for",
+    "forward-only", "from", "group", "helo", "helo-src", "host", "hostname", "hostnames", "include",
+    "inet4", "inet6", "junk", "key", "limit", "listen", "lmtp", "local", "mail-from", "maildir",
+    "mask-src", "masquerade", "match", "max-deferred", "max-message-size", "mbox", "mda", "mta", "mx",
+    "no-dsn", "no-verify", "noop", "on", "phase", "pki", "port", "proc", "proc-exec", "protocols",
+    "proxy-v2", "queue", "quit", "rcpt-to", "rdns", "received-auth", "recipient", "regex", "reject",
+    "relay", "report", "rewrite", "rset", "scheduler", "senders", "smtp", "smtp-in", "smtp-out",
+    "smtps", "socket", "src", "srs", "sub-addr-delim", "table", "tag", "tagged", "tls", "tls-require",
+    "ttl", "user", "userbase", "verify", "virtual", "warn-interval", "wrapper",
+};
+
+bool is_keyword(std::string_view w) {
+    for (std::string_view k : kKeywords)
+        if (k == w) return true;
+    return false;
+}
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string where_text(const Location& l) {
+    return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
+}
+
+// How a token is named in "found ..." (long values cut, so one bad line
+// cannot make an unreadable message).
+std::string describe(const Token& t) {
+    std::string text = t.text.size() > 48 ? t.text.substr(0, 45) + "..." : t.text;
+    if (t.kind == Token::Kind::String) return "\"" + text + "\"";
+    return quote(text);
+}
+
+// Reads the tokens of one logical line, front to back.
+class Cursor {
+public:
+    explicit Cursor(const Line& line) : line_(line) {}
+
+    bool done() const { return i_ >= line_.size(); }
+    const Token* peek(std::size_t ahead = 0) const {
+        return i_ + ahead < line_.size() ? &line_[i_ + ahead] : nullptr;
+    }
+    const Token& take() { return line_[i_++]; }
+    bool word(std::string_view w) const { return !done() && line_[i_].is_word(w); }
+    bool punct(std::string_view p) const { return !done() && line_[i_].is_punct(p); }
+    bool value() const { return !done() && line_[i_].is_value(); }
+
+    // Where the next token is, or just past the last one at the end of line.
+    Location where() const {
+        if (!done()) return line_[i_].where;
+        const Token& last = line_.back();
+        Location l = last.where;
+        l.column += last.length;
+        return l;
+    }
+    std::string found() const { return done() ? "end of line" : describe(line_[i_]); }
+
+private:
+    const Line& line_;
+    std::size_t i_ = 0;
+};
+
+std::optional<std::uint64_t> to_number(std::string_view s) {
+    std::uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
+}
+
+bool all_digits(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (c < '0' || c > '9') return false;
+    return true;
+}
+
+// "35M" style sizes (OpenSMTPD's scan_scaled, integers only). nullopt: bad
+// syntax; 0: out of range.
+std::optional<std::uint64_t> parse_size(std::string_view s, bool& overflow) {
+    overflow = false;
+    std::uint64_t scale = 1;
+    if (!s.empty()) {
+        switch (s.back()) {
+        case 'b': case 'B': scale = 1; break;
+        case 'k': case 'K': scale = 1ull << 10; break;
+        case 'm': case 'M': scale = 1ull << 20; break;
+        case 'g': case 'G': scale = 1ull << 30; break;
+        case 't': case 'T': scale = 1ull << 40; break;
+        default: scale = 0; break;
+        }
+        if (scale != 0) s.remove_suffix(1);
+        else scale = 1;
+    }
+    if (!all_digits(s)) return std::nullopt;
+    auto n = to_number(s);
+    if (!n || *n > std::numeric_limits<std::uint64_t>::max() / scale ||
+        *n * scale > std::numeric_limits<std::size_t>::max()) {
+        overflow = true;
+        return std::uint64_t{0};
+    }
+    return *n * scale;
+}
+
+// "4d" style delays: a number and one of s, m, h, d. nullopt: bad syntax.
+std::optional<std::uint64_t> parse_delay(std::string_view s, bool& overflow) {
+    overflow = false;
+    if (s.size() < 2) return std::nullopt;
+    std::uint64_t unit = 0;
+    switch (s.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return std::nullopt;
+    }
+    s.remove_suffix(1);
+    if (!all_digits(s)) return std::nullopt;
+    auto n = to_number(s);
+    if (!n || *n > kMaxDelaySeconds / unit) {
+        overflow = true;
+        return std::uint64_t{0};
+    }
+    return *n * unit;
+}
+
+bool valid_backend_name(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-')) return false;
+    return true;
+}
+
+bool valid_macro_name(std::string_view s) {
+    if (s.empty()) return false;
+    for (char c : s)
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+            return false;
+    return true;
+}
+
+std::optional<std::string> read_whole_file(const std::string& path, std::string& why) {
+    std::error_code ec;
+    if (fs::is_directory(path, ec)) {
+        why = std::strerror(EISDIR);
+        return std::nullopt;
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        why = std::strerror(errno);
+        return std::nullopt;
+    }
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    if (in.bad()) {
+        why = std::strerror(errno);
+        return std::nullopt;
+    }
+    return ss.str();
+}
+
+std::string canonical_name(const std::string& path) {
+    std::error_code ec;
+    fs::path p = fs::weakly_canonical(fs::path(path), ec);
+    return ec ? path : p.string();
+}
+
+class Parser {
+public:
+    explicit Parser(const Macros& overrides) : macros_(overrides), overrides_(overrides) {}
+
+    void push_source(std::string text, const std::string& name) {
+        stack_.push_back(Source{std::make_unique<Lexer>(std::move(text), name), canonical_name(name),
+                                fs::path(name).parent_path().string()});
+    }
+
+    void error_at(const Location& at, std::string message) {
+        if (errors_.size() < kMaxErrors) errors_.push_back(Diagnostic{at, std::move(message)});
+    }
+
+    void run();
+    ParseResult finish(const std::string& main_file);
+
+private:
+    struct Source {
+        std::unique_ptr<Lexer> lexer;
+        std::string canonical;  // for include loops
+        std::string dir;        // relative includes resolve here
+    };
+
+    // Adds "expected WHAT, found X" at the cursor; returns false to abandon the line.
+    bool expected(const Cursor& c, const std::string& what) {
+        error_at(c.where(), "expected " + what + ", found " + c.found());
+        return false;
+    }
+    bool fail(const Location& at, std::string message) {
+        error_at(at, std::move(message));
+        return false;
+    }
+    bool end_of_line(const Cursor& c, const std::string& after) {
+        return c.done() || expected(c, "end of line after " + after);
+    }
+
+    void parse_line(const Line& line);
+    bool parse_macro(Cursor& c);
+    bool parse_include(Cursor& c);
+    bool parse_table(Cursor& c);
+    bool parse_inline_table(Cursor& c, TableDecl& t);
+    std::optional<std::string> parse_table_ref(Cursor& c, const std::string& after);
+    bool parse_listen(Cursor& c);
+    bool parse_listen_option(Cursor& c, Listener& l, std::set<std::string>& seen);
+    bool parse_port(Cursor& c, int& port);
+    bool parse_action(Cursor& c);
+    bool parse_action_options(Cursor& c, Action& a);
+    bool parse_match(Cursor& c);
+    bool parse_from(Cursor& c, Criterion& cr);
+    bool parse_for(Cursor& c, Criterion& cr);
+    bool parse_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
+    bool parse_smtp(Cursor& c);
+    bool parse_queue(Cursor& c);
+    bool parse_path_value(Cursor& c, const std::string& after, std::string& out);
+    bool parse_value(Cursor& c, const std::string& what, std::string& out);
+    bool parse_delay_value(Cursor& c, const std::string& after, std::chrono::seconds& out);
+    bool parse_limit_number(Cursor& c, const std::string& after, unsigned& out);
+
+    std::vector<Source> stack_;
+    Macros macros_;
+    const Macros& overrides_;
+    Config cfg_;
+    std::vector<Diagnostic> errors_;
+    std::vector<Diagnostic> warnings_;
+    std::set<std::string, std::less<>> broken_tables_;   // declared on a line with errors
+    std::set<std::string, std::less<>> broken_actions_;
+    bool saw_match_ = false;
+};
+
+void Parser::run() {
+    Line line;
+    while (!stack_.empty()) {
+        if (errors_.size() >= kMaxErrors) break;
+        Lexer& lexer = *stack_.back().lexer;
+        switch (lexer.next_line(macros_, line, errors_)) {
+        case Lexer::Status::End: stack_.pop_back(); break;
+        case Lexer::Status::Bad: break;
+        case Lexer::Status::Line: parse_line(line); break;
+        }
+    }
+}
+
+void Parser::parse_line(const Line& line) {
+    Cursor c(line);
+    const Token& first = *c.peek();
+    if (c.peek(1) && c.peek(1)->is_punct("=")) {
+        parse_macro(c);
+        return;
+    }
+    if (first.kind != Token::Kind::Word) {
+        expected(c, "a directive (table, listen, action, match, ...)");
+        return;
+    }
+    const std::string& w = first.text;
+    if (w == "include") { parse_include(c); return; }
+    if (w == "table") { parse_table(c); return; }
+    if (w == "listen") { parse_listen(c); return; }
+    if (w == "action") { parse_action(c); return; }
+    if (w == "match") { parse_match(c); return; }
+    if (w == "smtp") { parse_smtp(c); return; }
+    if (w == "queue") { parse_queue(c); return; }
+    if (w == "control") {
+        c.take();
+        if (!c.word("socket")) { expected(c, "'socket' after 'control'"); return; }
+        c.take();
+        parse_path_value(c, "'control socket'", cfg_.control_socket) && end_of_line(c, "the path");
+        return;
+    }
+    if (w == "pidfile") {
+        c.take();
+        parse_path_value(c, "'pidfile'", cfg_.pid_file) && end_of_line(c, "the path");
+        return;
+    }
+    if (w == "plugin" || w == "mbox") {
+        c.take();
+        if (!c.word("path")) { expected(c, "'path' after " + quote(w)); return; }
+        c.take();
+        std::string& out = w == "plugin" ? cfg_.plugin_path : cfg_.mbox_path;
+        parse_path_value(c, quote(w + " path"), out) && end_of_line(c, "the path");
+        return;
+    }
+    if (w == "hostname") {
+        c.take();
+        parse_value(c, "a server name after 'hostname'", cfg_.hostname) && end_of_line(c, "the name");
+        return;
+    }
+    if (grammar::listed(grammar::kUnsupportedDirectives, w)) {
+        error_at(first.where, quote(w) + " is not supported yet");
+        return;
+    }
+    if (const grammar::Legacy* legacy = grammar::find_legacy(w)) {
+        if (w == "accept" || w == "reject") saw_match_ = true;  // rules exist, in the old grammar
+        error_at(first.where, quote(w) + " is the pre-6.4 grammar, which is not supported yet; write " +
+                                  std::string(legacy->instead) + " instead");
+        return;
+    }
+    error_at(first.where, "unknown directive " + quote(w) +
+                              "; expected table, listen, action, match, smtp, queue, include or a macro");
+}
+
+// name = value
+bool Parser::parse_macro(Cursor& c) {
+    const Token& name = c.take();
+    if (name.kind != Token::Kind::Word || !valid_macro_name(name.text))
+        return fail(name.where, "expected a macro name (letters, digits and '_') before '=', found " +
+                                    describe(name));
+    if (is_keyword(name.text))
+        return fail(name.where, quote(name.text) + " is a reserved word and cannot name a macro");
+    c.take();  // '='
+    if (!c.value()) return expected(c, "a value after '" + name.text + " ='");
+    std::string value = c.take().text;
+    if (!c.done()) return expected(c, "end of line after the value of macro " + quote(name.text) +
+                                          " (quote a value that has spaces)");
+    // -D name=value given to posternd wins over the file.
+    if (!overrides_.count(name.text)) macros_[name.text] = std::move(value);
+    return true;
+}
+
+bool Parser::parse_include(Cursor& c) {
+    const Token& kw = c.take();
+    if (!c.value()) return expected(c, "a quoted file name after 'include'");
+    const Token& file = c.take();
+    if (!end_of_line(c, "the file name")) return false;
+    fs::path path(file.text);
+    if (path.is_relative() && !stack_.empty() && !stack_.back().dir.empty())
+        path = fs::path(stack_.back().dir) / path;
+    if (stack_.size() >= kMaxIncludeDepth)
+        return fail(kw.where, "includes are nested more than " + std::to_string(kMaxIncludeDepth) +
+                                  " files deep");
+    const std::string canonical = canonical_name(path.string());
+    for (const Source& s : stack_)
+        if (s.canonical == canonical)
+            return fail(file.where, "include loop: " + quote(path.string()) + " is already being read");
+    std::string why;
+    auto text = read_whole_file(path.string(), why);
+    if (!text) return fail(file.where, "cannot read included file " + quote(path.string()) + ": " + why);
+    push_source(std::move(*text), path.string());
+    return true;
+}
+
+bool Parser::parse_table(Cursor& c) {
+    c.take();
+    if (!c.value()) return expected(c, "a table name after 'table'");
+    const Token& name = c.take();
+    TableDecl t;
+    t.name = name.text;
+    t.where = name.where;
+    bool ok = true;
+    if (const TableDecl* prev = cfg_.find_table(t.name)) {
+        error_at(name.where, "table " + quote(t.name) + " is declared twice (first at " +
+                                 where_text(prev->where) + ")");
+        ok = false;
+    } else if (broken_tables_.count(t.name)) {
+        error_at(name.where, "table " + quote(t.name) + " is declared twice");
+        ok = false;
+    }
+    const std::string what = "'BACKEND:/path', a quoted \"/path\" or { ... } after table name " + quote(t.name);
+    if (c.punct("{")) {
+        ok = parse_inline_table(c, t) && ok;
+    } else if (c.value()) {
+        const Token& src = c.take();
+        std::string_view s = src.text;
+        auto colon = s.find(':');
+        if (!s.empty() && s.front() == '/') {
+            t.backend = "file";
+            t.source = src.text;
+        } else if (colon != std::string_view::npos && valid_backend_name(s.substr(0, colon))) {
+            t.backend = std::string(s.substr(0, colon));
+            if (t.backend == "static") t.backend = "file";  // OpenSMTPD's other name for it
+            t.source = std::string(s.substr(colon + 1));
+            if (t.source.empty() || t.source.front() != '/') {
+                error_at(src.where, "expected an absolute path after " + quote(s.substr(0, colon + 1)) +
+                                        " in table " + quote(t.name) + ", found " + describe(src));
+                ok = false;
+            }
+        } else {
+            error_at(src.where, "expected " + what + ", found " + describe(src));
+            ok = false;
+        }
+    } else {
+        ok = expected(c, what);
+    }
+    if (ok && !end_of_line(c, "the table " + quote(t.name))) ok = false;
+    if (!ok) {
+        broken_tables_.insert(t.name);
+        return false;
+    }
+    cfg_.tables.push_back(std::move(t));
+    return true;
+}
+
+// { a, b } or { k = v, k2 => v2 }; commas are optional, as in OpenSMTPD.
+bool Parser::parse_inline_table(Cursor& c, TableDecl& t) {
+    const Location open = c.take().where;
+    t.backend = "inline";
+    bool has_list = false;
+    bool has_map = false;
+    while (!c.punct("}")) {
+        if (c.done()) return fail(open, "missing '}' to close this '{'");
+        if (c.punct(",")) {
+            c.take();
+            continue;
+        }
+        if (!c.value()) return expected(c, "a table entry or '}'");
+        const Token& key = c.take();
+        if (c.punct("=") || c.punct("=>")) {
+            const std::string arrow = c.take().text;
+            if (!c.value()) return expected(c, "a value after " + describe(key) + " " + arrow);
+            t.entries.emplace_back(key.text, c.take().text);
+            has_map = true;
+        } else {
+            t.entries.emplace_back(key.text, std::string());
+            has_list = true;
+        }
+        if (has_map && has_list)
+            return fail(key.where, "a table cannot mix 'key = value' entries and plain list entries");
+    }
+    c.take();  // '}'
+    if (t.entries.empty()) return fail(open, "empty table: expected at least one entry inside { }");
+    t.is_map = has_map;
+    return true;
+}
+
+// <name>, which must be a table declared above.
+std::optional<std::string> Parser::parse_table_ref(Cursor& c, const std::string& after) {
+    if (!c.punct("<")) {
+        expected(c, "a table name in <...> after " + after);
+        return std::nullopt;
+    }
+    c.take();
+    if (!c.value()) {
+        expected(c, "a table name after '<'");
+        return std::nullopt;
+    }
+    const Token& name = c.take();
+    if (!c.punct(">")) {
+        expected(c, "'>' after table name " + quote(name.text));
+        return std::nullopt;
+    }
+    c.take();
+    if (!cfg_.find_table(name.text) && !broken_tables_.count(name.text))
+        error_at(name.where, "unknown table " + quote(name.text) + ": declare it with 'table " + name.text +
+                                 " ...' before this line");
+    return name.text;
+}
+
+bool Parser::parse_listen(Cursor& c) {
+    const Location at = c.take().where;
+    if (!c.word("on")) return expected(c, "'on' after 'listen'");
+    c.take();
+    Listener l;
+    l.where = at;
+    static constexpr std::string_view kOptionWords[] = {"port", "inet4", "inet6", "hostname",
+                                                        "tag", "mask-src", "mask-source"};
+    const std::string what = "an address, interface, hostname or 'socket' after 'listen on'";
+    if (!c.value()) return expected(c, what);
+    const Token& on = *c.peek();
+    if (on.kind == Token::Kind::Word &&
+        (grammar::listed(kOptionWords, on.text) || grammar::listed(grammar::kUnsupportedListenOptions, on.text)))
+        return expected(c, what);
+    c.take();
+    if (on.is_word("socket")) {
+        l.socket = true;
+        for (const Listener& other : cfg_.listeners)
+            if (other.socket)
+                return fail(on.where, "'listen on socket' is declared twice (first at " +
+                                          where_text(other.where) + ")");
+    } else {
+        l.on = on.text;
+    }
+    std::set<std::string> seen;
+    while (!c.done())
+        if (!parse_listen_option(c, l, seen)) return false;
+    cfg_.listeners.push_back(std::move(l));
+    return true;
+}
+
+bool Parser::parse_listen_option(Cursor& c, Listener& l, std::set<std::string>& seen) {
+    const std::string what = l.socket ? "a 'listen on socket' option (tag, mask-src)"
+                                      : "a listen option (port, inet4, inet6, hostname, tag, mask-src)";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& opt = *c.peek();
+    std::string w = opt.text;
+    if (grammar::listed(grammar::kUnsupportedListenOptions, w))
+        return fail(opt.where, quote(w) + " is not supported yet");
+    static constexpr std::string_view kKnown[] = {"port", "inet4", "inet6", "hostname",
+                                                  "tag", "mask-src", "mask-source"};
+    if (!grammar::listed(kKnown, w)) return expected(c, what);
+    if (l.socket && w != "tag" && w != "mask-src" && w != "mask-source")
+        return fail(opt.where, quote(w) + " cannot be used with 'listen on socket'");
+    if (w == "mask-source") {
+        warnings_.push_back(Diagnostic{opt.where, "'mask-source' is the pre-6.4 spelling of 'mask-src'"});
+        w = "mask-src";
+    }
+    const std::string key = (w == "inet6") ? "inet4" : w;  // one family only
+    if (!seen.insert(key).second) {
+        if (key == "inet4") return fail(opt.where, quote(w) + " conflicts with an earlier address family");
+        return fail(opt.where, quote(w) + " is given twice");
+    }
+    c.take();
+    if (w == "port") return parse_port(c, l.port);
+    if (w == "inet4") l.family = Listener::Family::Inet4;
+    if (w == "inet6") l.family = Listener::Family::Inet6;
+    if (w == "mask-src") l.mask_src = true;
+    if (w == "hostname") return parse_value(c, "a host name after 'hostname'", l.hostname);
+    if (w == "tag") {
+        const Location at = c.where();
+        if (!parse_value(c, "a tag after 'tag'", l.tag)) return false;
+        if (l.tag.size() > kMaxTagLength)
+            return fail(at, "tag is longer than " + std::to_string(kMaxTagLength) + " characters");
+    }
+    return true;
+}
+
+bool Parser::parse_port(Cursor& c, int& port) {
+    const std::string what = "a port number or one of smtp, submission, smtps after 'port'";
+    if (!c.value()) return expected(c, what);
+    const Token& t = *c.peek();
+    if (t.kind == Token::Kind::Number) {
+        auto n = to_number(t.text);  // a leading '-' fails here too
+        if (!n || *n < 1 || *n > 65535)
+            return fail(t.where, "port " + t.text + " is out of range (1-65535)");
+        port = static_cast<int>(*n);
+    } else if (t.text == "smtp") {
+        port = 25;
+    } else if (t.text == "submission") {
+        port = 587;
+    } else if (t.text == "smtps") {
+        port = 465;
+    } else {
+        return expected(c, what);
+    }
+    c.take();
+    return true;
+}
+
+bool Parser::parse_action(Cursor& c) {
+    const Location at = c.take().where;
+    if (!c.value()) return expected(c, "an action name after 'action'");
+    const Token& name = c.take();
+    Action a;
+    a.name = name.text;
+    a.where = at;
+    bool ok = true;
+    if (const Action* prev = cfg_.find_action(a.name)) {
+        error_at(name.where, "action " + quote(a.name) + " is declared twice (first at " +
+                                 where_text(prev->where) + ")");
+        ok = false;
+    } else if (broken_actions_.count(a.name)) {
+        error_at(name.where, "action " + quote(a.name) + " is declared twice");
+        ok = false;
+    }
+    const std::size_t errors_before = errors_.size();
+    if (ok) ok = parse_action_options(c, a) && errors_.size() == errors_before;
+    if (!ok) {
+        broken_actions_.insert(a.name);
+        return false;
+    }
+    cfg_.actions.push_back(std::move(a));
+    return true;
+}
+
+bool Parser::parse_action_options(Cursor& c, Action& a) {
+    const std::string what = "an action method (mbox or maildir) after action name " + quote(a.name);
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& method = *c.peek();
+    if (grammar::listed(grammar::kUnsupportedActionMethods, method.text))
+        return fail(method.where, quote(method.text) + " is not supported yet");
+    if (method.text != "mbox" && method.text != "maildir") return expected(c, what);
+    a.method = c.take().text;
+
+    static constexpr std::string_view kOptions[] = {"alias", "virtual", "userbase", "user", "ttl"};
+    if (a.method == "maildir") {
+        // maildir [PATH] [junk]: a quoted word is always a path, a bare one unless it is an option.
+        if (c.value() && (c.peek()->kind == Token::Kind::String ||
+                          (!c.word("junk") && !grammar::listed(kOptions, c.peek()->text) &&
+                           !grammar::listed(grammar::kUnsupportedActionOptions, c.peek()->text))))
+            a.path = c.take().text;
+        if (c.word("junk")) {
+            c.take();
+            a.junk = true;
+        }
+    }
+
+    std::set<std::string> seen;
+    bool after_ttl = false;
+    while (!c.done()) {
+        const Token& opt = *c.peek();
+        const std::string what_opt = "an action option (alias, virtual, userbase, user, ttl)";
+        if (opt.kind != Token::Kind::Word) return expected(c, what_opt);
+        const std::string& w = opt.text;
+        if (grammar::listed(grammar::kUnsupportedActionOptions, w))
+            return fail(opt.where, quote(w) + " is not supported yet");
+        if (!grammar::listed(kOptions, w)) return expected(c, what_opt);
+        if (!seen.insert(w).second) return fail(opt.where, quote(w) + " is given twice");
+        if (after_ttl) return fail(opt.where, quote(w) + " must come before 'ttl'");
+        c.take();
+        if (w == "alias" || w == "virtual" || w == "userbase") {
+            auto table = parse_table_ref(c, quote(w));
+            if (!table) return false;
+            (w == "alias" ? a.alias_table : w == "virtual" ? a.virtual_table : a.userbase_table) = *table;
+            if (!a.alias_table.empty() && !a.virtual_table.empty())
+                error_at(opt.where, quote(w) + " cannot be used together with " +
+                                        (w == "alias" ? "'virtual'" : "'alias'"));
+        } else if (w == "user") {
+            if (a.method == "mbox") return fail(opt.where, "'user' cannot be used with 'mbox'");
+            if (!parse_value(c, "a user name after 'user'", a.user)) return false;
+        } else {  // ttl
+            std::chrono::seconds ttl{};
+            if (!parse_delay_value(c, "'ttl'", ttl)) return false;
+            a.ttl = ttl;
+            after_ttl = true;
+        }
+    }
+    return true;
+}
+
+bool Parser::parse_match(Cursor& c) {
+    saw_match_ = true;
+    Rule r;
+    r.where = c.take().where;
+    bool have_from = false;
+    bool have_for = false;
+    std::set<std::string> seen;
+    bool ended = false;
+    const std::size_t errors_before = errors_.size();
+    const std::string what =
+        "a match option (from, for, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
+    while (!c.done()) {
+        bool negated = false;
+        Location neg_at;
+        if (c.punct("!")) {
+            neg_at = c.take().where;
+            negated = true;
+        }
+        if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+        const Token& opt = *c.peek();
+        const std::string& w = opt.text;
+        if (w == "action" || w == "reject") {
+            if (negated) return fail(neg_at, "'!' cannot be used before " + quote(w));
+            c.take();
+            if (w == "action") {
+                if (!c.value()) return expected(c, "an action name after 'action'");
+                const Token& name = c.take();
+                r.action = name.text;
+                if (!cfg_.find_action(r.action) && !broken_actions_.count(r.action))
+                    error_at(name.where, "unknown action " + quote(r.action) + ": declare it with 'action " +
+                                             r.action + " ...' before this line");
+                if (!end_of_line(c, "'action " + r.action + "'")) return false;
+            } else {
+                r.reject = true;
+                if (!end_of_line(c, "'reject'")) return false;
+            }
+            ended = true;
+            break;
+        }
+        if (grammar::listed(grammar::kUnsupportedMatchOptions, w))
+            return fail(opt.where, quote(w) + " is not supported yet");
+        Criterion cr{};
+        cr.negated = negated;
+        cr.where = negated ? neg_at : opt.where;
+        if (w != "from" && w != "for" && w != "mail-from" && w != "rcpt-to" && w != "tag")
+            return expected(c, what);
+        if (!seen.insert(w).second)
+            return fail(opt.where, quote(w) + " may appear only once in a match rule");
+        c.take();
+        bool ok = true;
+        if (w == "from") {
+            ok = parse_from(c, cr);
+            have_from = true;
+        } else if (w == "for") {
+            ok = parse_for(c, cr);
+            have_for = true;
+        } else {
+            cr.kind = w == "mail-from" ? Criterion::Kind::MailFrom
+                      : w == "rcpt-to" ? Criterion::Kind::RcptTo
+                                       : Criterion::Kind::Tag;
+            ok = parse_criterion_value(c, cr, quote(w));
+        }
+        if (!ok) return false;
+        r.criteria.push_back(std::move(cr));
+    }
+    if (!ended) return expected(c, "'action NAME' or 'reject' to end the match rule");
+    // OpenSMTPD's defaults: a rule without `from` is `from local`, without `for` is `for local`.
+    if (!have_from) r.criteria.push_back(Criterion{Criterion::Kind::FromLocal, false, false, "", "", r.where});
+    if (!have_for) r.criteria.push_back(Criterion{Criterion::Kind::ForLocal, false, false, "", "", r.where});
+    if (errors_.size() == errors_before) cfg_.rules.push_back(std::move(r));
+    return true;
+}
+
+bool Parser::parse_from(Cursor& c, Criterion& cr) {
+    const std::string what = "any, local, socket or src after 'from'";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& t = *c.peek();
+    if (grammar::listed(grammar::kUnsupportedFromSources, t.text))
+        return fail(t.where, "'from " + t.text + "' is not supported yet");
+    if (t.text == "any") cr.kind = Criterion::Kind::FromAny;
+    else if (t.text == "local") cr.kind = Criterion::Kind::FromLocal;
+    else if (t.text == "socket") cr.kind = Criterion::Kind::FromSocket;
+    else if (t.text == "src") cr.kind = Criterion::Kind::FromSrc;
+    else return expected(c, what);
+    c.take();
+    return cr.kind != Criterion::Kind::FromSrc || parse_criterion_value(c, cr, "'src'");
+}
+
+bool Parser::parse_for(Cursor& c, Criterion& cr) {
+    const std::string what = "any, local, domain or rcpt-to after 'for'";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& t = *c.peek();
+    if (t.text == "any") cr.kind = Criterion::Kind::ForAny;
+    else if (t.text == "local") cr.kind = Criterion::Kind::ForLocal;
+    else if (t.text == "domain") cr.kind = Criterion::Kind::ForDomain;
+    else if (t.text == "rcpt-to") cr.kind = Criterion::Kind::ForRcptTo;
+    else return expected(c, what);
+    c.take();
+    if (cr.kind == Criterion::Kind::ForDomain) return parse_criterion_value(c, cr, "'domain'");
+    if (cr.kind == Criterion::Kind::ForRcptTo) return parse_criterion_value(c, cr, "'rcpt-to'");
+    return true;
+}
+
+// [regex] VALUE | <table> | { inline }
+bool Parser::parse_criterion_value(Cursor& c, Criterion& cr, const std::string& after) {
+    std::string last = after;
+    if (c.word("regex")) {
+        c.take();
+        cr.regex = true;
+        last = "'regex'";
+    }
+    if (c.punct("<")) {
+        auto table = parse_table_ref(c, last);
+        if (!table) return false;
+        cr.table = *table;
+    } else if (c.punct("{")) {
+        TableDecl t;
+        t.where = c.where();
+        t.name = "<anon:" + std::to_string(t.where.line) + ":" + std::to_string(t.where.column) + ">";
+        if (cfg_.find_table(t.name))  // the same spot in another (included) file
+            t.name = "<anon:" + t.where.file + ":" + std::to_string(t.where.line) + ":" +
+                     std::to_string(t.where.column) + ">";
+        if (!parse_inline_table(c, t)) return false;
+        cr.table = t.name;
+        cfg_.tables.push_back(std::move(t));
+    } else if (c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text))) {
+        // A reserved word is refused here, as OpenSMTPD does (quote it to use
+        // it as a value): `for domain action x` is a missing value, not a domain.
+        cr.value = c.take().text;
+    } else {
+        return expected(c, "a value, <table> or { ... } after " + last);
+    }
+    if (cr.kind == Criterion::Kind::Tag && cr.value.size() > kMaxTagLength)
+        error_at(cr.where, "tag is longer than " + std::to_string(kMaxTagLength) + " characters");
+    return true;
+}
+
+bool Parser::parse_smtp(Cursor& c) {
+    c.take();
+    const std::string what = "max-message-size, limit or sub-addr-delim after 'smtp'";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& sub = *c.peek();
+    if (grammar::listed(grammar::kUnsupportedSmtpOptions, sub.text))
+        return fail(sub.where, "'smtp " + sub.text + "' is not supported yet");
+    if (sub.text == "max-message-size") {
+        c.take();
+        const std::string what_size =
+            "a size (bytes, or a number followed by K, M or G, e.g. 35M) after 'max-message-size'";
+        if (!c.value()) return expected(c, what_size);
+        const Token& v = *c.peek();
+        bool overflow = false;
+        auto size = parse_size(v.text, overflow);
+        if (!size) return expected(c, what_size);
+        if (overflow || *size == 0) return fail(v.where, "size " + quote(v.text) + " is out of range");
+        c.take();
+        cfg_.max_message_size = static_cast<std::size_t>(*size);
+        return end_of_line(c, "the size");
+    }
+    if (sub.text == "limit") {
+        c.take();
+        const std::string what_limit = "max-mails, max-rcpt or max-sessions";
+        if (c.done()) return expected(c, what_limit + " after 'limit'");
+        while (!c.done()) {
+            const Token& k = *c.peek();
+            unsigned* target = k.is_word("max-mails")      ? &cfg_.max_mails
+                               : k.is_word("max-rcpt")     ? &cfg_.max_rcpt
+                               : k.is_word("max-sessions") ? &cfg_.max_sessions
+                                                           : nullptr;
+            if (!target) return expected(c, what_limit);
+            c.take();
+            if (!parse_limit_number(c, quote(k.text), *target)) return false;
+        }
+        return true;
+    }
+    if (sub.text == "sub-addr-delim") {
+        c.take();
+        const std::string what_delim = "a single character (not '@' or a space) after 'sub-addr-delim'";
+        if (!c.value()) return expected(c, what_delim);
+        const std::string& v = c.peek()->text;
+        if (v.size() != 1 || v[0] == '@' || v[0] <= ' ' || v[0] > '~') return expected(c, what_delim);
+        cfg_.sub_addr_delim = v[0];
+        c.take();
+        return end_of_line(c, "the delimiter");
+    }
+    return expected(c, what);
+}
+
+bool Parser::parse_queue(Cursor& c) {
+    c.take();
+    const std::string what = "ttl or path after 'queue'";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& sub = *c.peek();
+    if (grammar::listed(grammar::kUnsupportedQueueOptions, sub.text))
+        return fail(sub.where, "'queue " + sub.text + "' is not supported yet");
+    if (sub.text == "ttl") {
+        c.take();
+        return parse_delay_value(c, "'queue ttl'", cfg_.queue_ttl) && end_of_line(c, "the delay");
+    }
+    if (sub.text == "path") {
+        c.take();
+        return parse_path_value(c, "'queue path'", cfg_.queue_path) && end_of_line(c, "the path");
+    }
+    return expected(c, what);
+}
+
+bool Parser::parse_value(Cursor& c, const std::string& what, std::string& out) {
+    if (!c.value()) return expected(c, what);
+    out = c.take().text;
+    return true;
+}
+
+bool Parser::parse_path_value(Cursor& c, const std::string& after, std::string& out) {
+    const std::string what = "an absolute path after " + after;
+    if (!c.value() || c.peek()->text.empty() || c.peek()->text.front() != '/') return expected(c, what);
+    out = c.take().text;
+    return true;
+}
+
+bool Parser::parse_delay_value(Cursor& c, const std::string& after, std::chrono::seconds& out) {
+    const std::string what = "a delay (a number followed by s, m, h or d, e.g. 4d) after " + after;
+    if (!c.value()) return expected(c, what);
+    const Token& v = *c.peek();
+    bool overflow = false;
+    auto secs = parse_delay(v.text, overflow);
+    if (!secs) return expected(c, what);
+    if (overflow || *secs == 0)
+        return fail(v.where, "delay " + quote(v.text) + " is out of range (1s to " +
+                                 std::to_string(kMaxDelaySeconds / 86400) + "d)");
+    c.take();
+    out = std::chrono::seconds(*secs);
+    return true;
+}
+
+bool Parser::parse_limit_number(Cursor& c, const std::string& after, unsigned& out) {
+    if (c.done() || c.peek()->kind != Token::Kind::Number) return expected(c, "a number after " + after);
+    const Token& v = c.take();
+    auto n = to_number(v.text);
+    if (!n || *n < 1 || *n > kMaxLimit)
+        return fail(v.where, after + " " + v.text + " is out of range (1-" + std::to_string(kMaxLimit) + ")");
+    out = static_cast<unsigned>(*n);
+    return true;
+}
+
+ParseResult Parser::finish(const std::string& main_file) {
+    const bool gave_up = errors_.size() >= kMaxErrors;
+    if (gave_up) errors_.push_back(Diagnostic{errors_.back().where, "too many errors, giving up"});
+    if (!saw_match_ && !gave_up)
+        errors_.push_back(Diagnostic{Location{main_file, 1, 1},
+                                     "no 'match' rule: nothing would ever be accepted; add at least one "
+                                     "'match ... action NAME' line"});
+    // OpenSMTPD listens on the local socket even when the file does not say so.
+    bool have_socket = false;
+    for (const Listener& l : cfg_.listeners) have_socket = have_socket || l.socket;
+    if (!have_socket) {
+        Listener l;
+        l.socket = true;
+        l.where = Location{main_file, 0, 0};  // line 0: implied, not written
+        cfg_.listeners.push_back(std::move(l));
+    }
+    ParseResult result;
+    result.errors = std::move(errors_);
+    result.warnings = std::move(warnings_);
+    if (result.errors.empty()) result.config = std::move(cfg_);
+    return result;
+}
+
+}  // namespace
+
+ParseResult parse_text(std::string_view text, const std::string& name, const Macros& overrides) {
+    Parser p(overrides);
+    p.push_source(std::string(text), name);
+    p.run();
+    return p.finish(name);
+}
+
+ParseResult parse_file(const std::string& path, const Macros& overrides) {
+    std::string why;
+    auto text = read_whole_file(path, why);
+    if (!text) {
+        ParseResult r;
+        r.errors.push_back(Diagnostic{Location{path, 0, 0}, "cannot read config file: " + why});
+        return r;
+    }
+    return parse_text(*text, path, overrides);
+}
+
+}  // namespace postern::config

@@ -1,0 +1,68 @@
+// What the smtpd.conf parser does not read yet, in one place.
+//
+// Each later issue that implements one of these words removes it from a list
+// here and adds its grammar to parser.cpp. Until then the parser refuses the
+// word with "'WORD' is not supported yet" rather than crashing on it or, worse,
+// ignoring a line that changes who may relay mail.
+#pragma once
+
+#include <algorithm>
+#include <iterator>
+#include <string_view>
+
+namespace postern::config::grammar {
+
+// Top-level directives of OpenSMTPD 6.4+ that postern does not read yet.
+inline constexpr std::string_view kUnsupportedDirectives[] = {
+    "pki", "ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler", "bounce",
+};
+
+// `queue ...` and `smtp ...` sub-directives not read yet.
+inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "encryption"};
+inline constexpr std::string_view kUnsupportedSmtpOptions[] = {"ciphers"};
+
+// `listen on ...` options not read yet.
+inline constexpr std::string_view kUnsupportedListenOptions[] = {
+    "tls", "tls-require", "smtps", "pki", "auth", "auth-optional", "senders", "received-auth",
+    "no-dsn", "proxy-v2", "filter", "hostnames", "ca", "ciphers", "protocols",
+};
+
+// `action NAME METHOD`: methods, and method options, not read yet.
+inline constexpr std::string_view kUnsupportedActionMethods[] = {
+    "lmtp", "mda", "relay", "forward-only", "expand-only",
+};
+inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
+
+// `match ...` options, and `from ...` sources, not read yet.
+inline constexpr std::string_view kUnsupportedMatchOptions[] = {"helo", "auth", "tls"};
+inline constexpr std::string_view kUnsupportedFromSources[] = {"rdns", "auth", "mail-from"};
+
+// Pre-6.4 top-level words, with what to write instead (empty: see the man page).
+struct Legacy {
+    std::string_view word;
+    std::string_view instead;
+};
+inline constexpr Legacy kLegacyDirectives[] = {
+    {"accept", "'action' and 'match' lines"},
+    {"reject", "'match ... reject'"},
+    {"limit", "'smtp limit', 'mta limit' or 'scheduler limit'"},
+    {"expire", "'queue ttl'"},
+    {"max-message-size", "'smtp max-message-size'"},
+    {"bounce-warn", "'bounce warn-interval'"},
+    {"max-mta-deferred", "'mta max-deferred'"},
+    {"subaddressing-delimiter", "'smtp sub-addr-delim'"},
+    {"ciphers", "'smtp ciphers'"},
+};
+
+template <std::size_t N>
+bool listed(const std::string_view (&list)[N], std::string_view word) {
+    return std::find(std::begin(list), std::end(list), word) != std::end(list);
+}
+
+inline const Legacy* find_legacy(std::string_view word) {
+    for (const Legacy& l : kLegacyDirectives)
+        if (l.word == word) return &l;
+    return nullptr;
+}
+
+}  // namespace postern::config::grammar

@@ -1,0 +1,300 @@
+// Config parser: broken configs, each with the exact `file:line:col: message`
+// a user sees. Every line here is one mistake a person can make.
+#include <catch2/catch.hpp>
+
+#include "helpers.hpp"
+
+using namespace postern::config;
+using namespace postern::config::test;
+
+namespace {
+
+using Errors = std::vector<std::string>;
+
+// A table and an action that the broken lines below may refer to.
+const std::string kPrelude = "table t { a = b }\naction d mbox\n";
+const std::string kMatch = "match for local action d\n";
+
+}  // namespace
+
+TEST_CASE("errors: table references") {
+    CHECK(errors_of("action d mbox alias x\n" + kMatch) ==
+          Errors{"test.conf:1:21: expected a table name in <...> after 'alias', found 'x'"});
+    CHECK(errors_of("action d mbox alias <nope>\n" + kMatch) ==
+          Errors{"test.conf:1:22: unknown table 'nope': declare it with 'table nope ...' before this line"});
+    // Declared after its use: OpenSMTPD resolves names at parse time, so do we.
+    CHECK(errors_of("action d mbox alias <al>\ntable al { a = b }\n" + kMatch) ==
+          Errors{"test.conf:1:22: unknown table 'al': declare it with 'table al ...' before this line"});
+    CHECK(errors_of("action d mbox alias <a\n" + kMatch) ==
+          Errors{"test.conf:1:23: expected '>' after table name 'a', found end of line"});
+    CHECK(errors_of("action d mbox virtual <>\n" + kMatch) ==
+          Errors{"test.conf:1:24: expected a table name after '<', found '>'"});
+    CHECK(first_error(kPrelude + "match from src <nets> action d\n") ==
+          "test.conf:3:17: unknown table 'nets': declare it with 'table nets ...' before this line");
+}
+
+TEST_CASE("errors: table declarations") {
+    CHECK(errors_of("table t { a }\ntable t { b }\n" + kRule) ==
+          Errors{"test.conf:2:7: table 't' is declared twice (first at test.conf:1:7)"});
+    CHECK(errors_of("table t { a, b = c }\n" + kRule) ==
+          Errors{"test.conf:1:14: a table cannot mix 'key = value' entries and plain list entries"});
+    CHECK(errors_of("table t { }\n" + kRule) ==
+          Errors{"test.conf:1:9: empty table: expected at least one entry inside { }"});
+    CHECK(errors_of("table t db:aliases.db\n" + kRule) ==
+          Errors{"test.conf:1:9: expected an absolute path after 'db:' in table 't', found 'db:aliases.db'"});
+    CHECK(errors_of("table t aliases\n" + kRule) ==
+          Errors{"test.conf:1:9: expected 'BACKEND:/path', a quoted \"/path\" or { ... } after table name 't', "
+                 "found 'aliases'"});
+    CHECK(errors_of("table\n" + kRule) == Errors{"test.conf:1:6: expected a table name after 'table', found end of line"});
+    CHECK(errors_of("table t { a = }\n" + kRule) ==
+          Errors{"test.conf:1:15: expected a value after 'a' =, found '}'"});
+    CHECK(errors_of("table t file:/x extra\n" + kRule) ==
+          Errors{"test.conf:1:17: expected end of line after the table 't', found 'extra'"});
+    // The unclosed `{` takes the rest of the file with it; the error points at it.
+    CHECK(first_error("table t { a, b\n" + kRule) == "test.conf:1:9: missing '}' to close this '{'");
+}
+
+TEST_CASE("errors: listen") {
+    CHECK(errors_of("listen lo\n" + kRule) == Errors{"test.conf:1:8: expected 'on' after 'listen', found 'lo'"});
+    CHECK(errors_of("listen on\n" + kRule) ==
+          Errors{"test.conf:1:10: expected an address, interface, hostname or 'socket' after 'listen on', "
+                 "found end of line"});
+    CHECK(errors_of("listen on port 25\n" + kRule) ==
+          Errors{"test.conf:1:11: expected an address, interface, hostname or 'socket' after 'listen on', "
+                 "found 'port'"});
+    CHECK(errors_of("listen on lo port 70000\n" + kRule) ==
+          Errors{"test.conf:1:19: port 70000 is out of range (1-65535)"});
+    CHECK(errors_of("listen on lo port 0\n" + kRule) == Errors{"test.conf:1:19: port 0 is out of range (1-65535)"});
+    CHECK(errors_of("listen on lo port -1\n" + kRule) == Errors{"test.conf:1:19: port -1 is out of range (1-65535)"});
+    CHECK(errors_of("listen on lo port imap\n" + kRule) ==
+          Errors{"test.conf:1:19: expected a port number or one of smtp, submission, smtps after 'port', found 'imap'"});
+    CHECK(errors_of("listen on lo frob\n" + kRule) ==
+          Errors{"test.conf:1:14: expected a listen option (port, inet4, inet6, hostname, tag, mask-src), "
+                 "found 'frob'"});
+    CHECK(errors_of("listen on lo port 25 port 26\n" + kRule) == Errors{"test.conf:1:22: 'port' is given twice"});
+    CHECK(errors_of("listen on lo inet4 inet6\n" + kRule) ==
+          Errors{"test.conf:1:20: 'inet6' conflicts with an earlier address family"});
+    CHECK(errors_of("listen on socket port 25\n" + kRule) ==
+          Errors{"test.conf:1:18: 'port' cannot be used with 'listen on socket'"});
+    CHECK(errors_of("listen on socket\nlisten on socket\n" + kRule) ==
+          Errors{"test.conf:2:11: 'listen on socket' is declared twice (first at test.conf:1:1)"});
+    CHECK(errors_of("listen on lo tag 123456789012345678901234567890123\n" + kRule) ==
+          Errors{"test.conf:1:18: tag is longer than 32 characters"});
+    CHECK(errors_of("listen on lo hostname\n" + kRule) ==
+          Errors{"test.conf:1:22: expected a host name after 'hostname', found end of line"});
+}
+
+TEST_CASE("errors: action") {
+    CHECK(errors_of("action d mbox\naction d maildir\n" + kMatch) ==
+          Errors{"test.conf:2:8: action 'd' is declared twice (first at test.conf:1:1)"});
+    CHECK(errors_of("table a { x = y }\naction d mbox alias <a> virtual <a>\n" + kMatch) ==
+          Errors{"test.conf:2:25: 'virtual' cannot be used together with 'alias'"});
+    CHECK(errors_of("table a { x = y }\naction d mbox ttl 4d alias <a>\n" + kMatch) ==
+          Errors{"test.conf:2:22: 'alias' must come before 'ttl'"});
+    CHECK(errors_of("action d mbox ttl 4d ttl 5d\n" + kMatch) == Errors{"test.conf:1:22: 'ttl' is given twice"});
+    CHECK(errors_of("action d deliver\n" + kMatch) ==
+          Errors{"test.conf:1:10: expected an action method (mbox or maildir) after action name 'd', found 'deliver'"});
+    // Without a name nothing can be remembered, so the rule using it is reported too.
+    CHECK(errors_of("action\n" + kMatch) ==
+          Errors{"test.conf:1:7: expected an action name after 'action', found end of line",
+                 "test.conf:2:24: unknown action 'd': declare it with 'action d ...' before this line"});
+    CHECK(errors_of("action d mbox user bob\n" + kMatch) == Errors{"test.conf:1:15: 'user' cannot be used with 'mbox'"});
+    CHECK(errors_of("action d maildir junk frob\n" + kMatch) ==
+          Errors{"test.conf:1:23: expected an action option (alias, virtual, userbase, user, ttl), found 'frob'"});
+    CHECK(errors_of("action d mbox ttl 4\n" + kMatch) ==
+          Errors{"test.conf:1:19: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'ttl', found '4'"});
+}
+
+TEST_CASE("errors: match") {
+    CHECK(errors_of("match for local action nope\n") ==
+          Errors{"test.conf:1:24: unknown action 'nope': declare it with 'action nope ...' before this line"});
+    CHECK(errors_of(kPrelude + "match from any from local action d\n") ==
+          Errors{"test.conf:3:16: 'from' may appear only once in a match rule"});
+    CHECK(errors_of(kPrelude + "match from any for any\n") ==
+          Errors{"test.conf:3:23: expected 'action NAME' or 'reject' to end the match rule, found end of line"});
+    CHECK(errors_of(kPrelude + "match for any action d extra\n") ==
+          Errors{"test.conf:3:24: expected end of line after 'action d', found 'extra'"});
+    CHECK(errors_of(kPrelude + "match ! action d\n") == Errors{"test.conf:3:7: '!' cannot be used before 'action'"});
+    CHECK(errors_of(kPrelude + "match for everyone action d\n") ==
+          Errors{"test.conf:3:11: expected any, local, domain or rcpt-to after 'for', found 'everyone'"});
+    CHECK(errors_of(kPrelude + "match from source <t> action d\n") ==
+          Errors{"test.conf:3:12: expected any, local, socket or src after 'from', found 'source'"});
+    CHECK(errors_of(kPrelude + "match for domain regex action d\n") ==
+          Errors{"test.conf:3:24: expected a value, <table> or { ... } after 'regex', found 'action'"});
+    CHECK(errors_of(kPrelude + "match frob action d\n") ==
+          Errors{"test.conf:3:7: expected a match option (from, for, mail-from, rcpt-to, tag), 'action NAME' or "
+                 "'reject', found 'frob'"});
+    CHECK(errors_of(kPrelude + "match for any reject now\n") ==
+          Errors{"test.conf:3:22: expected end of line after 'reject', found 'now'"});
+}
+
+TEST_CASE("errors: global options") {
+    CHECK(errors_of("smtp max-message-size 35X\n" + kRule) ==
+          Errors{"test.conf:1:23: expected a size (bytes, or a number followed by K, M or G, e.g. 35M) after "
+                 "'max-message-size', found '35X'"});
+    CHECK(errors_of("smtp max-message-size 99999999999999999999G\n" + kRule) ==
+          Errors{"test.conf:1:23: size '99999999999999999999G' is out of range"});
+    CHECK(errors_of("smtp max-message-size 0\n" + kRule) == Errors{"test.conf:1:23: size '0' is out of range"});
+    CHECK(errors_of("queue ttl 4\n" + kRule) ==
+          Errors{"test.conf:1:11: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'queue ttl', "
+                 "found '4'"});
+    CHECK(errors_of("queue ttl 4w\n" + kRule) ==
+          Errors{"test.conf:1:11: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'queue ttl', "
+                 "found '4w'"});
+    CHECK(errors_of("queue ttl 0s\n" + kRule) == Errors{"test.conf:1:11: delay '0s' is out of range (1s to 24855d)"});
+    CHECK(errors_of("queue ttl 99999999999d\n" + kRule) ==
+          Errors{"test.conf:1:11: delay '99999999999d' is out of range (1s to 24855d)"});
+    CHECK(errors_of("smtp limit max-rcpt 0\n" + kRule) ==
+          Errors{"test.conf:1:21: 'max-rcpt' 0 is out of range (1-1000000)"});
+    CHECK(errors_of("smtp limit max-sessions 2000000\n" + kRule) ==
+          Errors{"test.conf:1:25: 'max-sessions' 2000000 is out of range (1-1000000)"});
+    CHECK(errors_of("smtp limit max-mails many\n" + kRule) ==
+          Errors{"test.conf:1:22: expected a number after 'max-mails', found 'many'"});
+    CHECK(errors_of("smtp limit\n" + kRule) ==
+          Errors{"test.conf:1:11: expected max-mails, max-rcpt or max-sessions after 'limit', found end of line"});
+    CHECK(errors_of("smtp sub-addr-delim @\n" + kRule) ==
+          Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '@'"});
+    CHECK(errors_of("smtp sub-addr-delim ++\n" + kRule) ==
+          Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '++'"});
+    CHECK(errors_of("smtp frob\n" + kRule) ==
+          Errors{"test.conf:1:6: expected max-message-size, limit or sub-addr-delim after 'smtp', found 'frob'"});
+    CHECK(errors_of("queue path relative/dir\n" + kRule) ==
+          Errors{"test.conf:1:12: expected an absolute path after 'queue path', found 'relative/dir'"});
+    CHECK(errors_of("pidfile\n" + kRule) ==
+          Errors{"test.conf:1:8: expected an absolute path after 'pidfile', found end of line"});
+    CHECK(errors_of("control sock \"/x\"\n" + kRule) ==
+          Errors{"test.conf:1:9: expected 'socket' after 'control', found 'sock'"});
+}
+
+TEST_CASE("errors: directives of later issues are refused by name") {
+    CHECK(errors_of("pki mx key \"/k\"\n" + kRule) == Errors{"test.conf:1:1: 'pki' is not supported yet"});
+    for (const char* word : {"ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler", "bounce"})
+        CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
+              Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
+    CHECK(errors_of("queue compression\n" + kRule) == Errors{"test.conf:1:7: 'queue compression' is not supported yet"});
+    CHECK(errors_of("queue encryption key k\n" + kRule) ==
+          Errors{"test.conf:1:7: 'queue encryption' is not supported yet"});
+    CHECK(errors_of("smtp ciphers HIGH\n" + kRule) == Errors{"test.conf:1:6: 'smtp ciphers' is not supported yet"});
+    for (const char* opt : {"tls", "tls-require", "smtps", "pki", "auth", "auth-optional", "senders",
+                            "received-auth", "no-dsn", "proxy-v2", "filter", "hostnames", "ca", "ciphers",
+                            "protocols"})
+        CHECK(errors_of("listen on lo port 25 " + std::string(opt) + "\n" + kRule) ==
+              Errors{"test.conf:1:22: '" + std::string(opt) + "' is not supported yet"});
+    for (const char* method : {"lmtp", "mda", "relay", "forward-only", "expand-only"})
+        CHECK(errors_of("action d " + std::string(method) + "\n" + kMatch) ==
+              Errors{"test.conf:1:10: '" + std::string(method) + "' is not supported yet"});
+    CHECK(errors_of("action d mbox wrapper w\n" + kMatch) == Errors{"test.conf:1:15: 'wrapper' is not supported yet"});
+    for (const char* opt : {"helo", "auth", "tls"})
+        CHECK(errors_of(kPrelude + "match " + opt + " action d\n") ==
+              Errors{"test.conf:3:7: '" + std::string(opt) + "' is not supported yet"});
+    for (const char* src : {"rdns", "auth", "mail-from"})
+        CHECK(errors_of(kPrelude + "match from " + src + " action d\n") ==
+              Errors{"test.conf:3:12: 'from " + std::string(src) + "' is not supported yet"});
+}
+
+TEST_CASE("errors: the pre-6.4 grammar is named as such") {
+    // Old rules count as rules: no "no match rule" error on top.
+    CHECK(errors_of("accept from any for domain example.org deliver to mbox\n") ==
+          Errors{"test.conf:1:1: 'accept' is the pre-6.4 grammar, which is not supported yet; write 'action' and "
+                 "'match' lines instead"});
+    CHECK(errors_of("reject from any for any\n") ==
+          Errors{"test.conf:1:1: 'reject' is the pre-6.4 grammar, which is not supported yet; write 'match ... "
+                 "reject' instead"});
+    CHECK(errors_of("max-message-size 10M\n" + kRule) ==
+          Errors{"test.conf:1:1: 'max-message-size' is the pre-6.4 grammar, which is not supported yet; write "
+                 "'smtp max-message-size' instead"});
+    CHECK(errors_of("expire 4d\n" + kRule) ==
+          Errors{"test.conf:1:1: 'expire' is the pre-6.4 grammar, which is not supported yet; write 'queue ttl' "
+                 "instead"});
+}
+
+TEST_CASE("errors: file level") {
+    CHECK(errors_of("action d mbox\n") ==
+          Errors{"test.conf:1:1: no 'match' rule: nothing would ever be accepted; add at least one "
+                 "'match ... action NAME' line"});
+    CHECK(errors_of("") ==
+          Errors{"test.conf:1:1: no 'match' rule: nothing would ever be accepted; add at least one "
+                 "'match ... action NAME' line"});
+    CHECK(errors_of("frobnicate on\n" + kRule) ==
+          Errors{"test.conf:1:1: unknown directive 'frobnicate'; expected table, listen, action, match, smtp, "
+                 "queue, include or a macro"});
+    CHECK(errors_of("{ a }\n" + kRule) ==
+          Errors{"test.conf:1:1: expected a directive (table, listen, action, match, ...), found '{'"});
+    CHECK(errors_of("\"table\" t { a }\n" + kRule) ==
+          Errors{"test.conf:1:1: expected a directive (table, listen, action, match, ...), found \"table\""});
+    auto r = parse_file("/nonexistent/postern.conf");
+    CHECK(formatted(r.errors) ==
+          Errors{"/nonexistent/postern.conf:0:0: cannot read config file: No such file or directory"});
+    CHECK_FALSE(r.config);
+}
+
+TEST_CASE("errors: macros") {
+    CHECK(errors_of("listen on $nope\n" + kRule) == Errors{"test.conf:1:11: undefined macro '$nope'"});
+    CHECK(errors_of("listen on lo port $p\np = 25\n" + kRule) == Errors{"test.conf:1:19: undefined macro '$p'"});
+    CHECK(errors_of("listen on $ port 25\n" + kRule) == Errors{"test.conf:1:11: expected a macro name after '$'"});
+    CHECK(errors_of("listen = 5\n" + kRule) == Errors{"test.conf:1:1: 'listen' is a reserved word and cannot name a macro"});
+    CHECK(errors_of("my-name = 5\n" + kRule) ==
+          Errors{"test.conf:1:1: expected a macro name (letters, digits and '_') before '=', found 'my-name'"});
+    CHECK(errors_of("a = b c\n" + kRule) ==
+          Errors{"test.conf:1:7: expected end of line after the value of macro 'a' (quote a value that has spaces), "
+                 "found 'c'"});
+    CHECK(errors_of("a =\n" + kRule) == Errors{"test.conf:1:4: expected a value after 'a =', found end of line"});
+    CHECK(errors_of("listen on $m\n" + kRule, Macros{{"m", "\"abc"}}) ==
+          Errors{"test.conf:1:11: in the value of macro 'm': unterminated quoted string: missing closing \""});
+    // A macro that expands to a wrong value is reported where it is used.
+    CHECK(errors_of("p = 99999\nlisten on lo port $p\n" + kRule) ==
+          Errors{"test.conf:2:19: port 99999 is out of range (1-65535)"});
+}
+
+TEST_CASE("errors: lexing") {
+    CHECK(errors_of("table t \"/etc/x\n" + kRule) ==
+          Errors{"test.conf:1:9: unterminated quoted string: missing closing \""});
+    CHECK(errors_of("table t '/etc/x\n" + kRule) == Errors{"test.conf:1:9: unterminated quoted string: missing closing '"});
+    CHECK(errors_of(std::string("listen on lo\x01\n") + kRule) ==
+          Errors{"test.conf:1:13: unexpected control character (byte 0x01)"});
+    CHECK(errors_of(std::string("listen on \"l\0o\"\n", 16) + kRule) ==
+          Errors{"test.conf:1:13: unexpected control character (byte 0x00) in quoted string"});
+    CHECK(errors_of("listen on " + std::string(9000, 'a') + "\n" + kRule) ==
+          Errors{"test.conf:1:11: word is longer than 8192 bytes"});
+    CHECK(errors_of("listen on \"" + std::string(9000, 'a') + "\"\n" + kRule) ==
+          Errors{"test.conf:1:11: quoted string is longer than 8192 bytes"});
+}
+
+TEST_CASE("errors: every broken line is reported, parsing resumes at the next line") {
+    CHECK(errors_of("listen on lo port 99999\n"
+                    "table t { a, b = c }\n"
+                    "action d mbox alias <t>\n"  // t is broken: no second error about it
+                    "pki x key y\n"
+                    "action e mbox\n"
+                    "match for local action d\n"  // d is broken: silent
+                    "match for local action nope\n"
+                    "match from any for any action e extra\n"
+                    "queue ttl 4\n") ==
+          Errors{
+              "test.conf:1:19: port 99999 is out of range (1-65535)",
+              "test.conf:2:14: a table cannot mix 'key = value' entries and plain list entries",
+              "test.conf:4:1: 'pki' is not supported yet",
+              "test.conf:7:24: unknown action 'nope': declare it with 'action nope ...' before this line",
+              "test.conf:8:33: expected end of line after 'action e', found 'extra'",
+              "test.conf:9:11: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'queue ttl', "
+              "found '4'",
+          });
+    auto r = parse("pki x\n" + kRule);
+    CHECK_FALSE(r.config);  // no model is handed out while any error stands
+}
+
+TEST_CASE("errors: includes") {
+    const std::string dir = source_path("tests/config/include");
+    CHECK(formatted(parse_file(dir + "/missing.conf").errors) ==
+          Errors{dir + "/missing.conf:2:9: cannot read included file '" + dir +
+                 "/does-not-exist.conf': No such file or directory"});
+    CHECK(formatted(parse_file(dir + "/loop_a.conf").errors) ==
+          Errors{dir + "/loop_b.conf:2:9: include loop: '" + dir + "/loop_a.conf' is already being read",
+                 dir + "/loop_a.conf:3:22: unknown action 'x': declare it with 'action x ...' before this line"});
+    CHECK(formatted(parse_file(dir + "/bad_outer.conf").errors) ==
+          Errors{dir + "/bad_inner.conf:2:24: unknown table 'nope': declare it with 'table nope ...' before this line"});
+    CHECK(errors_of("include\n" + kRule) ==
+          Errors{"test.conf:1:8: expected a quoted file name after 'include', found end of line"});
+    CHECK(errors_of("include \"/\"\n" + kRule) ==
+          Errors{"test.conf:1:9: cannot read included file '/': Is a directory"});
+}
