@@ -14,6 +14,7 @@
 #pragma once
 
 #include <condition_variable>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <mutex>
@@ -42,6 +43,12 @@ public:
     // message is either durable in queue/ or absent; ok[i] says which.
     void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
                 std::string* error);
+    // The same, with the reason of each failure: errors[i] is "" when ok[i].
+    void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
+                std::vector<std::string>& errors);
+    // How many times commit() ran (tests check that the Committer batches).
+    // Not synchronized: read it when no commit is running.
+    std::uint64_t commit_calls() const { return commit_calls_; }
 
     // Every envelope in queue/ (start-up). Corrupt files are skipped and named in `errors`.
     std::vector<Envelope> load_all(std::vector<std::string>* errors);
@@ -63,6 +70,7 @@ public:
 
 private:
     std::string dir_;
+    std::uint64_t commit_calls_ = 0;
 };
 
 // A thread that commits what concurrent sessions hand it, in batches: while
