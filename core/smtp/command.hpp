@@ -36,7 +36,8 @@ struct Param {
 // A mailbox from a path. The null reverse-path `<>` has both parts empty.
 struct Mailbox {
     std::string local;   // as sent (quoted local parts keep their quotes)
-    std::string domain;  // lowercased; "" when the client gave none (`<postmaster>`)
+    std::string domain;  // lowercased; "" when the client gave none (`<postmaster>`);
+                         // literals as "[192.0.2.1]" or "[IPv6:2001:db8::1]"
     bool empty() const { return local.empty() && domain.empty(); }
     std::string str() const;  // "local@domain", "local" or ""
 };
@@ -46,7 +47,21 @@ struct PathArg {
     std::vector<Param> params;
 };
 
-// Why a path did not parse; `text` is the reply text to send.
+// Why a path did not parse; `text` is the reply text to send after the reply
+// code the session chooses. Address errors read
+//   "5.1.7 Sender address syntax error: REASON"     (parse_mail_from)
+//   "5.1.3 Recipient address syntax error: REASON"  (parse_rcpt_to)
+// with REASON one of: "FROM:<address> expected" / "TO:<address> expected",
+// "angle brackets required", "missing closing angle bracket",
+// "null path not allowed" (RCPT only), "missing local part",
+// "invalid local part", "unterminated quoted string", "local part too long"
+// (over 64 octets), "missing domain", "invalid domain", "domain too long"
+// (over 255), "invalid address literal", "invalid source route",
+// "invalid character in address" (control or 8-bit byte), "path too long"
+// (over 256 octets with the brackets), "unexpected text after address".
+// A malformed ESMTP parameter (empty or bad keyword, a byte outside
+// printable ASCII) gives "5.5.4 Invalid command arguments: malformed parameter".
+// Whether a well-formed parameter is supported is the session's decision.
 struct PathError {
     std::string text;
 };

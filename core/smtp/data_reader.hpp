@@ -30,17 +30,35 @@ public:
 
     bool too_big() const { return too_big_; }            // over max_size
     bool bare_newline() const { return bare_newline_; }  // a bare CR or LF was seen
-    bool line_too_long() const { return line_too_long_; }  // a line over max_line
+    // A line over max_line bytes as sent (stuffing dot counted, CRLF not;
+    // a bare LF also ends a line for this count).
+    bool line_too_long() const { return line_too_long_; }
     std::size_t size() const { return size_; }           // bytes of message counted, stuffing removed
 
 private:
-    // members are the implementer's choice
+    // Where the scan stands between two feeds.
+    enum class State {
+        LineStart,  // just after a CRLF (and at the very start)
+        Dot,        // a "." at the start of a line
+        DotCR,      // ".\r" at the start of a line: the end if "\n" follows
+        InLine,     // inside a line
+        CR,         // a "\r" inside a line: CRLF or a bare CR, the next byte says
+    };
+
+    std::size_t in_line(std::string_view in);  // return the bytes used
+    std::size_t partial_line(std::string_view in, const char* from);
+    void store(std::string_view bytes);
+    void store_line(const char* body, std::size_t n);
+    void drop();
+    void count_line(std::size_t n);
+    void bare_cr();
+
     std::size_t max_size_, max_line_;
     std::string message_;
     bool done_ = false, too_big_ = false, bare_newline_ = false, line_too_long_ = false;
     std::size_t size_ = 0;
-    int state_ = 0;
-    std::size_t line_len_ = 0;
+    State state_ = State::LineStart;
+    std::size_t line_len_ = 0;  // bytes of the current line as sent, its CRLF excluded
 };
 
 // The reverse: an LF-ended stored message as SMTP DATA text (CRLF line ends,
