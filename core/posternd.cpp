@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 
@@ -28,6 +29,9 @@ void usage() {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // libuv's worker pool runs table lookups, rule evaluation and DNS; its
+    // default of 4 threads lets one slow resolver stall everything else.
+    setenv("UV_THREADPOOL_SIZE", "16", 0);
     postern::daemon::Options o;
     int ch;
     while ((ch = getopt(argc, argv, "dFnvf:D:h")) != -1) {

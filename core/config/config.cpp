@@ -3,12 +3,17 @@
 #include "config/config.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 namespace postern::config {
 
 std::string format(const Diagnostic& d) {
     return d.where.file + ":" + std::to_string(d.where.line) + ":" + std::to_string(d.where.column) +
            ": " + d.message;
+}
+
+bool is_builtin_table(std::string_view name) {
+    return std::find(std::begin(kBuiltinTables), std::end(kBuiltinTables), name) != std::end(kBuiltinTables);
 }
 
 const TableDecl* Config::find_table(std::string_view name) const {

@@ -30,11 +30,25 @@ struct Diagnostic {
 };
 std::string format(const Diagnostic& d);
 
-// `table NAME backend:config`, `table NAME "/path"`, `table NAME { ... }`, and
-// the anonymous tables the parser makes for inline `{ ... }` in a match.
+// The tables OpenSMTPD knows without a declaration. The parser adds one as a
+// TableDecl with backend kBuiltinBackend where it is first referenced (unless
+// the file declared a table of that name before, which then replaces it); the
+// table registry fills it with what the daemon knows at start-up (this host's
+// names and addresses), so the model stays free of anything read at run time.
+//   <localnames>     "localhost", the server names and the local IP literals (Domain)
+//   <localhost>      "local" (the socket) and the local IP addresses (Netaddr)
+//   <anyhost>        "local", 0.0.0.0/0 and ::/0 (Netaddr)
+//   <anydestination> "*" (Domain)
+inline constexpr std::string_view kBuiltinTables[] = {"localnames", "localhost", "anyhost", "anydestination"};
+inline constexpr std::string_view kBuiltinBackend = "builtin";
+bool is_builtin_table(std::string_view name);
+
+// `table NAME backend:config`, `table NAME "/path"`, `table NAME { ... }`, the
+// anonymous tables the parser makes for inline `{ ... }` in a match, and the
+// built-in tables above once referenced.
 struct TableDecl {
     std::string name;     // anonymous tables are named "<anon:LINE:COL>"
-    std::string backend;  // "file", "db", "sqlite", ... or "inline"
+    std::string backend;  // "file", "db", "sqlite", ..., "inline" or "builtin"
     std::string source;   // what follows "backend:" (usually an absolute path)
     // Inline tables only: entries in order; value is empty for list entries.
     std::vector<std::pair<std::string, std::string>> entries;
@@ -74,6 +88,10 @@ struct Criterion {
         FromAny, FromLocal, FromSocket, FromSrc,  // from ...
         ForAny, ForLocal, ForDomain, ForRcptTo,   // for ...
         MailFrom, RcptTo, Tag,                    // standalone options
+        // `from rdns` alone (value and table empty): the client has a verified
+        // PTR name; with a value or table: that name matches (Domain service).
+        FromRdns,
+        Helo,                                     // helo [regex] NAME|<t>: the HELO/EHLO name
     };
     Kind kind;
     bool negated = false;
@@ -107,6 +125,11 @@ struct Config {
 
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
+
+    // bounce warn-interval D[, D...]: when to warn the sender that a message is
+    // still undelivered; 1 to kMaxBounceWarnIntervals delays, in the order given.
+    static constexpr std::size_t kMaxBounceWarnIntervals = 4;
+    std::vector<std::chrono::seconds> bounce_warn_interval{std::chrono::hours(4)};
 
     // Paths (postern extensions; empty = the installed default).
     std::string queue_path;      // queue path "DIR"

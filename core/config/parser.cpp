@@ -258,6 +258,7 @@ private:
     bool parse_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
     bool parse_smtp(Cursor& c);
     bool parse_queue(Cursor& c);
+    bool parse_bounce(Cursor& c);
     bool parse_path_value(Cursor& c, const std::string& after, std::string& out);
     bool parse_value(Cursor& c, const std::string& what, std::string& out);
     bool parse_delay_value(Cursor& c, const std::string& after, std::chrono::seconds& out);
@@ -272,6 +273,7 @@ private:
     std::set<std::string, std::less<>> broken_tables_;   // declared on a line with errors
     std::set<std::string, std::less<>> broken_actions_;
     bool saw_match_ = false;
+    bool saw_bounce_ = false;  // the first `bounce warn-interval` replaces the default
 };
 
 void Parser::run() {
@@ -306,6 +308,7 @@ void Parser::parse_line(const Line& line) {
     if (w == "match") { parse_match(c); return; }
     if (w == "smtp") { parse_smtp(c); return; }
     if (w == "queue") { parse_queue(c); return; }
+    if (w == "bounce") { parse_bounce(c); return; }
     if (w == "control") {
         c.take();
         if (!c.word("socket")) { expected(c, "'socket' after 'control'"); return; }
@@ -393,7 +396,14 @@ bool Parser::parse_table(Cursor& c) {
     t.name = name.text;
     t.where = name.where;
     bool ok = true;
-    if (const TableDecl* prev = cfg_.find_table(t.name)) {
+    const TableDecl* prev = cfg_.find_table(t.name);
+    if (prev && prev->backend == kBuiltinBackend) {
+        // Too late to replace it: a line above already uses the built-in one.
+        error_at(name.where, "table " + quote(t.name) + " is declared after the built-in <" + t.name +
+                                 "> was used at " + where_text(prev->where) +
+                                 "; declare it above that line to replace the built-in table");
+        ok = false;
+    } else if (prev) {
         error_at(name.where, "table " + quote(t.name) + " is declared twice (first at " +
                                  where_text(prev->where) + ")");
         ok = false;
@@ -432,6 +442,9 @@ bool Parser::parse_table(Cursor& c) {
         broken_tables_.insert(t.name);
         return false;
     }
+    if (is_builtin_table(t.name))
+        warnings_.push_back(Diagnostic{name.where, "table " + quote(t.name) + " replaces the built-in table <" +
+                                                       t.name + ">"});
     cfg_.tables.push_back(std::move(t));
     return true;
 }
@@ -468,7 +481,7 @@ bool Parser::parse_inline_table(Cursor& c, TableDecl& t) {
     return true;
 }
 
-// <name>, which must be a table declared above.
+// <name>, which must be a table declared above or a built-in one.
 std::optional<std::string> Parser::parse_table_ref(Cursor& c, const std::string& after) {
     if (!c.punct("<")) {
         expected(c, "a table name in <...> after " + after);
@@ -485,6 +498,14 @@ std::optional<std::string> Parser::parse_table_ref(Cursor& c, const std::string&
         return std::nullopt;
     }
     c.take();
+    if (!cfg_.find_table(name.text) && !broken_tables_.count(name.text) && is_builtin_table(name.text)) {
+        // Declared on first use, so the registry opens only the built-ins a file needs.
+        TableDecl t;
+        t.name = name.text;
+        t.backend = std::string(kBuiltinBackend);
+        t.where = name.where;
+        cfg_.tables.push_back(std::move(t));
+    }
     if (!cfg_.find_table(name.text) && !broken_tables_.count(name.text))
         error_at(name.where, "unknown table " + quote(name.text) + ": declare it with 'table " + name.text +
                                  " ...' before this line");
@@ -672,7 +693,7 @@ bool Parser::parse_match(Cursor& c) {
     bool ended = false;
     const std::size_t errors_before = errors_.size();
     const std::string what =
-        "a match option (from, for, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
+        "a match option (from, for, helo, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
     while (!c.done()) {
         bool negated = false;
         Location neg_at;
@@ -706,7 +727,7 @@ bool Parser::parse_match(Cursor& c) {
         Criterion cr{};
         cr.negated = negated;
         cr.where = negated ? neg_at : opt.where;
-        if (w != "from" && w != "for" && w != "mail-from" && w != "rcpt-to" && w != "tag")
+        if (w != "from" && w != "for" && w != "helo" && w != "mail-from" && w != "rcpt-to" && w != "tag")
             return expected(c, what);
         if (!seen.insert(w).second)
             return fail(opt.where, quote(w) + " may appear only once in a match rule");
@@ -721,6 +742,7 @@ bool Parser::parse_match(Cursor& c) {
         } else {
             cr.kind = w == "mail-from" ? Criterion::Kind::MailFrom
                       : w == "rcpt-to" ? Criterion::Kind::RcptTo
+                      : w == "helo"    ? Criterion::Kind::Helo
                                        : Criterion::Kind::Tag;
             ok = parse_criterion_value(c, cr, quote(w));
         }
@@ -736,7 +758,7 @@ bool Parser::parse_match(Cursor& c) {
 }
 
 bool Parser::parse_from(Cursor& c, Criterion& cr) {
-    const std::string what = "any, local, socket or src after 'from'";
+    const std::string what = "any, local, socket, src or rdns after 'from'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& t = *c.peek();
     if (grammar::listed(grammar::kUnsupportedFromSources, t.text))
@@ -745,8 +767,16 @@ bool Parser::parse_from(Cursor& c, Criterion& cr) {
     else if (t.text == "local") cr.kind = Criterion::Kind::FromLocal;
     else if (t.text == "socket") cr.kind = Criterion::Kind::FromSocket;
     else if (t.text == "src") cr.kind = Criterion::Kind::FromSrc;
+    else if (t.text == "rdns") cr.kind = Criterion::Kind::FromRdns;
     else return expected(c, what);
     c.take();
+    if (cr.kind == Criterion::Kind::FromRdns) {
+        // The name is optional: what follows is one only if it can be a value
+        // (a reserved word such as `for` or `action` starts the next option).
+        const bool has_value = c.word("regex") || c.punct("<") || c.punct("{") ||
+                               (c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)));
+        return !has_value || parse_criterion_value(c, cr, "'rdns'");
+    }
     return cr.kind != Criterion::Kind::FromSrc || parse_criterion_value(c, cr, "'src'");
 }
 
@@ -865,6 +895,33 @@ bool Parser::parse_queue(Cursor& c) {
         return parse_path_value(c, "'queue path'", cfg_.queue_path) && end_of_line(c, "the path");
     }
     return expected(c, what);
+}
+
+// bounce warn-interval DELAY[, DELAY...]: the first line replaces the default,
+// later lines add to it, at most kMaxBounceWarnIntervals delays in all.
+bool Parser::parse_bounce(Cursor& c) {
+    c.take();
+    if (!c.word("warn-interval")) return expected(c, "'warn-interval' after 'bounce'");
+    c.take();
+    std::vector<std::chrono::seconds> delays;
+    std::string after = "'bounce warn-interval'";
+    const Location first = c.where();
+    while (true) {
+        std::chrono::seconds d{};
+        if (!parse_delay_value(c, after, d)) return false;
+        delays.push_back(d);
+        if (!c.punct(",")) break;
+        c.take();
+        after = "','";
+    }
+    if (!end_of_line(c, "the delay (separate delays with ',')")) return false;
+    if (!saw_bounce_) cfg_.bounce_warn_interval.clear();
+    saw_bounce_ = true;
+    if (cfg_.bounce_warn_interval.size() + delays.size() > Config::kMaxBounceWarnIntervals)
+        return fail(first, "too many bounce warn-interval delays: at most " +
+                               std::to_string(Config::kMaxBounceWarnIntervals) + " in all");
+    cfg_.bounce_warn_interval.insert(cfg_.bounce_warn_interval.end(), delays.begin(), delays.end());
+    return true;
 }
 
 bool Parser::parse_value(Cursor& c, const std::string& what, std::string& out) {

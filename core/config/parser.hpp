@@ -14,7 +14,7 @@ namespace postern::config::grammar {
 
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet.
 inline constexpr std::string_view kUnsupportedDirectives[] = {
-    "pki", "ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler", "bounce",
+    "pki", "ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler",
 };
 
 // `queue ...` and `smtp ...` sub-directives not read yet.
@@ -34,8 +34,8 @@ inline constexpr std::string_view kUnsupportedActionMethods[] = {
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
 
 // `match ...` options, and `from ...` sources, not read yet.
-inline constexpr std::string_view kUnsupportedMatchOptions[] = {"helo", "auth", "tls"};
-inline constexpr std::string_view kUnsupportedFromSources[] = {"rdns", "auth", "mail-from"};
+inline constexpr std::string_view kUnsupportedMatchOptions[] = {"auth", "tls"};
+inline constexpr std::string_view kUnsupportedFromSources[] = {"auth", "mail-from"};
 
 // Pre-6.4 top-level words, with what to write instead (empty: see the man page).
 struct Legacy {

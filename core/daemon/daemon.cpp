@@ -154,10 +154,17 @@ void daemonize() {
     }
 }
 
-std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
-    std::vector<std::string> names = {"localhost", p.hostname, system_hostname()};
+// The names this host answers to (`for local`, <localnames>).
+std::vector<std::string> server_names(const config::Config& cfg, const Paths& p) {
+    std::vector<std::string> names = {p.hostname, system_hostname()};
     for (const auto& l : cfg.listeners)
         if (!l.hostname.empty()) names.push_back(l.hostname);
+    return names;
+}
+
+std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
+    std::vector<std::string> names = server_names(cfg, p);
+    names.push_back("localhost");
     for (const auto& ip : local_addresses())
         names.push_back(ip.find(':') != std::string::npos ? "[ipv6:" + ip + "]" : "[" + ip + "]");
     return names;
@@ -175,6 +182,7 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         return 1;
     }
     table::Registry tables;
+    tables.set_local_identity(server_names(cfg, paths), local_addresses());
     std::vector<std::string> errors;
     if (!tables.open(cfg, paths.plugins, &errors)) {
         for (const auto& e : errors) log::error(e);

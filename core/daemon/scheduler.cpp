@@ -49,26 +49,34 @@ void Scheduler::close() {
 void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
     std::int64_t now = std::time(nullptr);
     for (const auto& e : envelopes) {
-        if (e.next_try > now) waiting_.emplace(e.next_try, e);
-        else ready_.push_back(e);
+        auto [it, fresh] = entries_.emplace(e.id, Entry{e, State::Ready, false});
+        if (!fresh) continue;  // already known: never deliver one envelope twice
+        if (e.next_try > now) wait_until(e.id, e.next_try);
+        else ready_.push_back(e.id);
     }
     pump();
     arm_timer();
 }
 
 void Scheduler::pump() {
-    while (!closed_ && running_ < max_running_ && !ready_.empty()) {
-        queue::Envelope e = std::move(ready_.front());
+    while (!closed_ && !paused_ && running_ < max_running_ && !ready_.empty()) {
+        std::string id = std::move(ready_.front());
         ready_.pop_front();
-        start(std::move(e));
+        auto it = entries_.find(id);
+        if (it == entries_.end() || it->second.state != State::Ready) continue;  // stale
+        start(id);
     }
 }
 
-void Scheduler::start(queue::Envelope e) {
+void Scheduler::start(const std::string& id) {
+    Entry& entry = entries_.at(id);
+    const queue::Envelope& e = entry.envelope;
+    entry.state = State::Running;
+    ++running_;
     const config::Action* action = config_.find_action(e.action);
     if (!action) {
         // The config changed under a queued envelope: keep it, an admin can fix the config.
-        finish(std::move(e), {delivery::Result::Status::TempFail, "no action named " + e.action + " in the config"});
+        finish(id, {delivery::Result::Status::TempFail, "no action named " + e.action + " in the config"});
         return;
     }
     delivery::Job job;
@@ -81,21 +89,27 @@ void Scheduler::start(queue::Envelope e) {
     job.options = action->junk ? "junk" : "";
     job.msgid = e.msgid;
     job.message_path = store_.message_path(e.msgid);
-    ++running_;
-    launcher_.launch(job, [this, e = std::move(e)](delivery::Result r) mutable {
-        --running_;
-        finish(std::move(e), r);
+    launcher_.launch(job, [this, id](delivery::Result r) {
+        finish(id, r);
         pump();
     });
 }
 
-void Scheduler::finish(queue::Envelope e, const delivery::Result& r) {
+void Scheduler::finish(const std::string& id, const delivery::Result& r) {
+    --running_;
+    Entry& entry = entries_.at(id);
+    queue::Envelope& e = entry.envelope;
+    if (entry.removed) {
+        erase(id, "Removed by administrator");
+        return;
+    }
     std::int64_t now = std::time(nullptr);
     auto status = r.status;
     std::string stat = r.text;
     if (status == delivery::Result::Status::TempFail && now >= e.expire) {
         status = delivery::Result::Status::PermFail;
         stat = "Envelope expired (last error: " + r.text + ")";
+        ++stats_.expired;
     }
     const char* result = status == delivery::Result::Status::Ok         ? "Ok"
                          : status == delivery::Result::Status::TempFail ? "TempFail"
@@ -109,6 +123,7 @@ void Scheduler::finish(queue::Envelope e, const delivery::Result& r) {
                   .kv("result", result)
                   .kv("stat", stat));
     if (status == delivery::Result::Status::TempFail) {
+        ++stats_.tempfail;
         ++e.retry;
         e.last_try = now;
         e.next_try = next_attempt(e.ctime, e.retry, now);
@@ -117,15 +132,71 @@ void Scheduler::finish(queue::Envelope e, const delivery::Result& r) {
             std::string err;
             if (!store_.update(e, &err)) log::error(log::Line("queue update-failed").kv("evpid", e.id).kv("error", err));
         });
-        waiting_.emplace(e.next_try, std::move(e));
+        wait_until(id, e.next_try);
         arm_timer();
         return;
     }
     // Final: delivered, or refused for good (bounces come with the DSN work).
+    ++(status == delivery::Result::Status::Ok ? stats_.delivered : stats_.permfail);
+    erase(id, nullptr);
+}
+
+void Scheduler::wait_until(const std::string& id, std::int64_t when) {
+    entries_.at(id).state = State::Waiting;
+    waiting_.emplace(when, id);
+}
+
+// Forget an envelope whose fate is settled and delete it from the spool.
+void Scheduler::erase(const std::string& id, const char* why) {
+    auto it = entries_.find(id);
+    queue::Envelope e = std::move(it->second.envelope);
+    entries_.erase(it);
+    if (why) {
+        ++stats_.removed;
+        log::info(log::Line("queue remove").kv("evpid", e.id).kv("from", e.sender).kv("to", e.dest).kv("stat", why));
+    }
     worker_.submit([this, e = std::move(e)] {
         std::string err;
         if (!store_.remove(e, &err)) log::error(log::Line("queue remove-failed").kv("evpid", e.id).kv("error", err));
     });
+}
+
+std::vector<std::string> Scheduler::select(std::string_view which) const {
+    std::vector<std::string> ids;
+    for (const auto& [id, entry] : entries_)
+        if (which == "all" || id == which || entry.envelope.msgid == which) ids.push_back(id);
+    return ids;
+}
+
+size_t Scheduler::schedule(std::string_view which) {
+    size_t n = 0;
+    for (const auto& id : select(which)) {
+        Entry& entry = entries_.at(id);
+        if (entry.state != State::Waiting) continue;
+        entry.state = State::Ready;
+        entry.envelope.next_try = 0;
+        ready_.push_back(id);
+        ++n;
+    }
+    pump();
+    return n;
+}
+
+size_t Scheduler::remove(std::string_view which) {
+    auto ids = select(which);
+    for (const auto& id : ids) {
+        Entry& entry = entries_.at(id);
+        if (entry.state == State::Running) entry.removed = true;  // settled when the delivery returns
+        else erase(id, "Removed by administrator");
+    }
+    return ids.size();
+}
+
+void Scheduler::pause() { paused_ = true; }
+
+void Scheduler::resume() {
+    paused_ = false;
+    pump();
 }
 
 void Scheduler::arm_timer() {
@@ -140,8 +211,13 @@ void Scheduler::arm_timer() {
 void Scheduler::on_timer() {
     std::int64_t now = std::time(nullptr);
     while (!waiting_.empty() && waiting_.begin()->first <= now) {
-        ready_.push_back(std::move(waiting_.begin()->second));
+        auto [when, id] = std::move(*waiting_.begin());
         waiting_.erase(waiting_.begin());
+        auto it = entries_.find(id);
+        bool stale = it == entries_.end() || it->second.state != State::Waiting || it->second.envelope.next_try != when;
+        if (stale) continue;
+        it->second.state = State::Ready;
+        ready_.push_back(std::move(id));
     }
     pump();
     arm_timer();

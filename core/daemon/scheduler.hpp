@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/config.hpp"
@@ -27,6 +29,16 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 
 class Scheduler {
 public:
+    enum class State { Ready, Waiting, Running };
+    struct Entry {
+        queue::Envelope envelope;
+        State state = State::Ready;
+        bool removed = false;  // removed by the admin while its delivery ran
+    };
+    struct Stats {
+        std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
+    };
+
     Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
               SerialWorker& worker, unsigned max_running = 32);
     ~Scheduler();
@@ -34,12 +46,23 @@ public:
     void enqueue(const std::vector<queue::Envelope>& envelopes);
     void close();  // stop the timer; deliveries under way finish on their own
 
-    size_t queued() const { return ready_.size() + waiting_.size() + running_; }
+    // Administration (posternctl). `which` is "all", a message id or an envelope id.
+    const std::map<std::string, Entry>& entries() const { return entries_; }
+    size_t schedule(std::string_view which);  // try now; returns how many envelopes
+    size_t remove(std::string_view which);    // delete without delivery or bounce
+    void pause();
+    void resume();
+    bool paused() const { return paused_; }
+    const Stats& stats() const { return stats_; }
+    size_t running() const { return running_; }
 
 private:
     void pump();
-    void start(queue::Envelope e);
-    void finish(queue::Envelope e, const delivery::Result& r);
+    void start(const std::string& id);
+    void finish(const std::string& id, const delivery::Result& r);
+    void wait_until(const std::string& id, std::int64_t when);
+    void erase(const std::string& id, const char* why);
+    std::vector<std::string> select(std::string_view which) const;
     void arm_timer();
     void on_timer();
 
@@ -51,9 +74,12 @@ private:
     unsigned max_running_;
     unsigned running_ = 0;
     bool closed_ = false;
+    bool paused_ = false;
     uv_timer_t timer_{};
-    std::deque<queue::Envelope> ready_;
-    std::multimap<std::int64_t, queue::Envelope> waiting_;  // by next attempt
+    Stats stats_;
+    std::map<std::string, Entry> entries_;                  // every queued envelope, by id
+    std::deque<std::string> ready_;                         // ids; stale ids are skipped
+    std::multimap<std::int64_t, std::string> waiting_;      // by next attempt; stale ids are skipped
 };
 
 }  // namespace postern::daemon

@@ -41,7 +41,10 @@ void Server::on_connection(uv_stream_t* stream, int status) {
     auto session = std::make_shared<Session>(*self, *l->listener);
     self->sessions_.emplace(session.get(), session);
     if (!session->accept(stream)) return;  // closes itself, then leaves sessions_
-    session->start(self->sessions_.size() > self->ctx_.config->max_sessions);
+    ++self->sessions_total_;
+    session->start(self->paused_ ? Session::Refusal::Paused
+                   : self->sessions_.size() > self->ctx_.config->max_sessions ? Session::Refusal::Busy
+                                                                                : Session::Refusal::None);
 }
 
 void Server::session_closed(Session* s) {

@@ -51,6 +51,12 @@ public:
     char* read_buffer() { return read_buffer_.data(); }
     size_t read_buffer_size() const { return read_buffer_.size(); }
 
+    // posternctl pause/resume smtp: while paused, new clients get 421 and are closed.
+    void pause() { paused_ = true; }
+    void resume() { paused_ = false; }
+    bool paused() const { return paused_; }
+    unsigned long long sessions_total() const { return sessions_total_; }
+
     void session_closed(Session* s);  // called by a session once its handles are closed
     size_t session_count() const { return sessions_.size(); }
 
@@ -66,6 +72,8 @@ private:
     ServerContext ctx_;
     std::vector<std::unique_ptr<Listening>> listening_;
     std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
+    bool paused_ = false;
+    unsigned long long sessions_total_ = 0;
     // One read buffer for every session: libuv hands it back in the read
     // callback that follows the allocation, and sessions copy out at once.
     std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);

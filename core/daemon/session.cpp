@@ -24,6 +24,7 @@ constexpr size_t kMaxPendingOutput = 256 * 1024;
 constexpr unsigned kMaxErrors = 20;            // as Postfix's smtpd_hard_error_limit
 constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
 constexpr int kMaxReceived = 100;              // loop detection
+constexpr uint64_t kRdnsTimeoutMs = 5000;
 
 std::string new_session_id() {
     static std::mt19937_64 rng{std::random_device{}()};
@@ -91,7 +92,8 @@ Session::~Session() = default;
 bool Session::accept(uv_stream_t* listening) {
     uv_tcp_init(server_.loop(), &tcp_);
     uv_timer_init(server_.loop(), &timer_);
-    tcp_.data = timer_.data = this;
+    uv_timer_init(server_.loop(), &rdns_timer_);
+    tcp_.data = timer_.data = rdns_timer_.data = this;
     if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
         close();
         return false;
@@ -104,14 +106,64 @@ bool Session::accept(uv_stream_t* listening) {
     uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&self), &len);
     client_ip_ = ip_text(peer);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
+    lookup_rdns(peer);
     return true;
 }
 
-void Session::start(bool over_capacity) {
+// The reverse DNS name runs alongside the greeting; what needs it (rules,
+// the Received: header) waits for it, at most kRdnsTimeoutMs: a resolver that
+// does not answer must not hold sessions up longer than that.
+void Session::lookup_rdns(const sockaddr_storage& peer) {
+    struct Lookup {
+        uv_getnameinfo_t req{};
+        std::weak_ptr<Session> session;
+    };
+    auto lookup = std::make_unique<Lookup>();
+    lookup->req.data = lookup.get();
+    // weak_from_this() is not ready before the server's shared_ptr exists; the
+    // server creates the session through make_shared first, so it is here.
+    lookup->session = weak_from_this();
+    auto finish = [](uv_getnameinfo_t* req, int status, const char* host, const char*) {
+        std::unique_ptr<Lookup> owned(static_cast<Lookup*>(req->data));
+        auto self = owned->session.lock();
+        if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
+        if (status == 0 && host) self->rdns_ = host;
+        self->rdns_resolved();
+    };
+    if (uv_getnameinfo(server_.loop(), &lookup->req, finish, reinterpret_cast<const sockaddr*>(&peer), NI_NAMEREQD) != 0) {
+        rdns_known_ = true;
+        return;
+    }
+    (void)lookup.release();  // reclaimed in `finish`
+    uv_timer_start(
+        &rdns_timer_,
+        [](uv_timer_t* t) {
+            auto* self = static_cast<Session*>(t->data);
+            log::info(log::Line(self->id_ + " smtp rdns-timeout").kv("address", self->client_ip_));
+            self->rdns_resolved();
+        },
+        kRdnsTimeoutMs, 0);
+}
+
+void Session::rdns_resolved() {
+    if (rdns_known_) return;
+    rdns_known_ = true;
+    uv_timer_stop(&rdns_timer_);
+    auto waiters = std::move(rdns_waiters_);
+    for (auto& fn : waiters) fn();
+}
+
+void Session::when_rdns_known(std::function<void()> fn) {
+    if (rdns_known_) return fn();
+    rdns_waiters_.push_back(std::move(fn));
+}
+
+void Session::start(Refusal refusal) {
     log::info(log::Line(id_ + " smtp connected").kv("address", client_ip_));
     const std::string& host = server_.ctx().hostname;
-    if (over_capacity) {
-        reply(421, "4.7.0 " + host + " Too many connections, try again later");
+    if (refusal != Refusal::None) {
+        reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
+                                            : "4.3.2 " + host + " Service paused, try again later");
         close_after_flush();
         flush();
         return;
@@ -244,7 +296,7 @@ void Session::close() {
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
     if (uv_is_closing(tcp)) return;
     state_ = State::Closing;
-    open_handles_ = 2;
+    open_handles_ = 3;
     auto on_closed = [](uv_handle_t* h) {
         auto* s = static_cast<Session*>(h->data);
         if (--s->open_handles_ == 0) {
@@ -254,6 +306,7 @@ void Session::close() {
     };
     uv_close(tcp, on_closed);
     uv_close(timer, on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&rdns_timer_), on_closed);
 }
 
 void Session::reset_idle_timer() {
@@ -425,11 +478,15 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     work->subject.rcpt = path->mailbox.str();
     work->subject.rcpt_domain = path->mailbox.domain;
     work->subject.tag = listener_.tag;
+    work->subject.helo = helo_;
     std::string local = path->mailbox.local;
     const rules::Ruleset* rules = server_.ctx().rules;
     char delim = cfg.sub_addr_delim;
 
     busy_ = true;
+    // Rules may look at the client's name: wait for the reverse lookup first.
+    when_rdns_known([this, work, rules, local, delim] {
+    work->subject.rdns = rdns_;
     run_blocking(
         server_.loop(),
         [work, rules, local, delim] {
@@ -481,6 +538,7 @@ void Session::cmd_rcpt(const smtp::Command& c) {
             self->flush();
             self->update_reading();
         });
+    });
 }
 
 void Session::cmd_data(const smtp::Command& c) {
@@ -548,7 +606,7 @@ void Session::finish_data() {
 
 std::string Session::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
-    if (!listener_.mask_src) h += "from " + helo_ + " ([" + client_ip_ + "])\n\t";
+    if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
     h += "by " + server_.ctx().hostname + " (postern) with " + (esmtp_ ? "ESMTP" : "SMTP") + " id " + msgid;
     if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
     h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";

@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -28,7 +29,8 @@ public:
 
     // Accept from `listening`; false if accept failed (the session is then closed).
     bool accept(uv_stream_t* listening);
-    void start(bool over_capacity);
+    enum class Refusal { None, Busy, Paused };
+    void start(Refusal refusal);
     // Say goodbye (421) and close: the daemon is stopping.
     void shutdown();
 
@@ -69,17 +71,24 @@ private:
     void commit_message(std::string message);
 
     bool error_limit_reached();
+    void lookup_rdns(const sockaddr_storage& peer);
+    void when_rdns_known(std::function<void()> fn);
+    void rdns_resolved();
     std::string received_header(const std::string& msgid) const;
 
     Server& server_;
     const config::Listener& listener_;
     uv_tcp_t tcp_{};
     uv_timer_t timer_{};
+    uv_timer_t rdns_timer_{};
     int open_handles_ = 0;
 
     std::string id_;      // session id for logs
     std::string client_ip_;
     bool client_local_ = false;
+    std::string rdns_;        // the client's reverse DNS name, "" if none
+    bool rdns_known_ = false;  // the lookup answered or timed out
+    std::vector<std::function<void()>> rdns_waiters_;
     std::string helo_;
     bool esmtp_ = false;
     State state_ = State::Fresh;

@@ -76,8 +76,18 @@ Ruleset::Verdict Ruleset::test(const Criterion& c, const Subject& s, std::string
     case Kind::FromLocal: return (s.from_socket || s.from_local) ? Verdict::Yes : Verdict::No;
     case Kind::FromSocket: return s.from_socket ? Verdict::Yes : Verdict::No;
     case Kind::FromSrc:
-        if (s.from_socket) return Verdict::No;
+        // OpenSMTPD's source key for the socket is "local", which <localhost>
+        // and <anyhost> hold: only an entry written "local" matches it.
+        if (s.from_socket) return test_value(c, table::Service::String, "local", error);
         return test_value(c, table::Service::Netaddr, s.client_ip, error);
+    case Kind::FromRdns:
+        // No verified name matches nothing, not even a pattern like "*".
+        if (s.rdns.empty()) return Verdict::No;
+        if (c.value.empty() && c.table.empty()) return Verdict::Yes;  // bare `from rdns`
+        return test_value(c, table::Service::Domain, table::lowercase(s.rdns), error);
+    case Kind::Helo:
+        if (s.helo.empty()) return Verdict::No;
+        return test_value(c, table::Service::Domain, table::lowercase(s.helo), error);
     case Kind::ForAny: return Verdict::Yes;
     case Kind::ForLocal: return is_local_domain(s.rcpt_domain) ? Verdict::Yes : Verdict::No;
     case Kind::ForDomain: return test_value(c, table::Service::Domain, s.rcpt_domain, error);

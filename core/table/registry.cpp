@@ -77,13 +77,61 @@ private:
 
 }  // namespace
 
+// Until the daemon says otherwise this host is known only by its loopback
+// addresses, which are local on any host: never wider than the truth.
+Registry::Registry() {
+    set_local_identity({}, {"127.0.0.1", "::1"});
+    // The socket's source key is "local" (as in OpenSMTPD), so `from src <anyhost>` takes it too.
+    builtins_["anyhost"] = {"local", "0.0.0.0/0", "::/0"};
+    builtins_["anydestination"] = {"*"};
+}
+
 Registry::~Registry() { tables_.clear(); }
+
+bool Registry::set_builtin(std::string_view name, std::vector<std::string> entries) {
+    if (!config::is_builtin_table(name)) return false;
+    builtins_[std::string(name)] = std::move(entries);
+    return true;
+}
+
+void Registry::set_local_identity(const std::vector<std::string>& server_names,
+                                  const std::vector<std::string>& local_ips) {
+    std::vector<std::string> names = {"localhost"};
+    std::vector<std::string> hosts = {"local"};
+    for (const auto& n : server_names)
+        if (!n.empty()) names.push_back(n);
+    for (const auto& ip : local_ips) {
+        // Recipients at an address literal use the bracketed forms of RFC 5321.
+        names.push_back(ip);
+        names.push_back(ip.find(':') != std::string::npos ? "[IPv6:" + ip + "]" : "[" + ip + "]");
+        hosts.push_back(ip);
+    }
+    builtins_["localnames"] = std::move(names);
+    builtins_["localhost"] = std::move(hosts);
+}
+
+std::vector<std::string> Registry::builtin(std::string_view name) const {
+    auto it = builtins_.find(name);
+    return it == builtins_.end() ? std::vector<std::string>{} : it->second;
+}
 
 bool Registry::open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors) {
     bool ok = true;
     for (const auto& decl : config.tables) {
         if (decl.backend == "inline") {
             tables_[decl.name] = make_inline_table(decl.name, decl.entries, decl.is_map);
+            continue;
+        }
+        if (decl.backend == config::kBuiltinBackend) {
+            auto it = builtins_.find(decl.name);
+            if (it == builtins_.end()) {  // the parser declares only names it knows are built in
+                errors->push_back(config::format({decl.where, "table " + decl.name + ": no such built-in table"}));
+                ok = false;
+                continue;
+            }
+            std::vector<std::pair<std::string, std::string>> entries;
+            for (const auto& e : it->second) entries.emplace_back(e, std::string());
+            tables_[decl.name] = make_inline_table(decl.name, std::move(entries), false);
             continue;
         }
         auto& plugin = plugins_[decl.backend];

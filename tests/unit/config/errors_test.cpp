@@ -118,11 +118,11 @@ TEST_CASE("errors: match") {
     CHECK(errors_of(kPrelude + "match for everyone action d\n") ==
           Errors{"test.conf:3:11: expected any, local, domain or rcpt-to after 'for', found 'everyone'"});
     CHECK(errors_of(kPrelude + "match from source <t> action d\n") ==
-          Errors{"test.conf:3:12: expected any, local, socket or src after 'from', found 'source'"});
+          Errors{"test.conf:3:12: expected any, local, socket, src or rdns after 'from', found 'source'"});
     CHECK(errors_of(kPrelude + "match for domain regex action d\n") ==
           Errors{"test.conf:3:24: expected a value, <table> or { ... } after 'regex', found 'action'"});
     CHECK(errors_of(kPrelude + "match frob action d\n") ==
-          Errors{"test.conf:3:7: expected a match option (from, for, mail-from, rcpt-to, tag), 'action NAME' or "
+          Errors{"test.conf:3:7: expected a match option (from, for, helo, mail-from, rcpt-to, tag), 'action NAME' or "
                  "'reject', found 'frob'"});
     CHECK(errors_of(kPrelude + "match for any reject now\n") ==
           Errors{"test.conf:3:22: expected end of line after 'reject', found 'now'"});
@@ -168,7 +168,7 @@ TEST_CASE("errors: global options") {
 
 TEST_CASE("errors: directives of later issues are refused by name") {
     CHECK(errors_of("pki mx key \"/k\"\n" + kRule) == Errors{"test.conf:1:1: 'pki' is not supported yet"});
-    for (const char* word : {"ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler", "bounce"})
+    for (const char* word : {"ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
     CHECK(errors_of("queue compression\n" + kRule) == Errors{"test.conf:1:7: 'queue compression' is not supported yet"});
@@ -184,10 +184,10 @@ TEST_CASE("errors: directives of later issues are refused by name") {
         CHECK(errors_of("action d " + std::string(method) + "\n" + kMatch) ==
               Errors{"test.conf:1:10: '" + std::string(method) + "' is not supported yet"});
     CHECK(errors_of("action d mbox wrapper w\n" + kMatch) == Errors{"test.conf:1:15: 'wrapper' is not supported yet"});
-    for (const char* opt : {"helo", "auth", "tls"})
+    for (const char* opt : {"auth", "tls"})
         CHECK(errors_of(kPrelude + "match " + opt + " action d\n") ==
               Errors{"test.conf:3:7: '" + std::string(opt) + "' is not supported yet"});
-    for (const char* src : {"rdns", "auth", "mail-from"})
+    for (const char* src : {"auth", "mail-from"})
         CHECK(errors_of(kPrelude + "match from " + src + " action d\n") ==
               Errors{"test.conf:3:12: 'from " + std::string(src) + "' is not supported yet"});
 }
@@ -297,4 +297,63 @@ TEST_CASE("errors: includes") {
           Errors{"test.conf:1:8: expected a quoted file name after 'include', found end of line"});
     CHECK(errors_of("include \"/\"\n" + kRule) ==
           Errors{"test.conf:1:9: cannot read included file '/': Is a directory"});
+}
+
+TEST_CASE("errors: from rdns, helo and built-in tables") {
+    CHECK(errors_of(kPrelude + "match helo action d\n") ==
+          Errors{"test.conf:3:12: expected a value, <table> or { ... } after 'helo', found 'action'"});
+    CHECK(errors_of(kPrelude + "match from any helo regex for any action d\n") ==
+          Errors{"test.conf:3:27: expected a value, <table> or { ... } after 'regex', found 'for'"});
+    CHECK(errors_of(kPrelude + "match from rdns regex for any action d\n") ==
+          Errors{"test.conf:3:23: expected a value, <table> or { ... } after 'regex', found 'for'"});
+    CHECK(errors_of(kPrelude + "match from rdns <nope> action d\n") ==
+          Errors{"test.conf:3:18: unknown table 'nope': declare it with 'table nope ...' before this line"});
+    CHECK(errors_of(kPrelude + "match helo mx.example.org helo mx2 action d\n") ==
+          Errors{"test.conf:3:27: 'helo' may appear only once in a match rule"});
+    CHECK(errors_of(kPrelude + "match from rdns from any action d\n") ==
+          Errors{"test.conf:3:17: 'from' may appear only once in a match rule"});
+    CHECK(errors_of(kPrelude + "match from rdns { } action d\n") ==
+          Errors{"test.conf:3:17: empty table: expected at least one entry inside { }"});
+    CHECK(errors_of(kPrelude + "match from rdns { a, b = c } action d\n") ==
+          Errors{"test.conf:3:22: a table cannot mix 'key = value' entries and plain list entries"});
+    // A misspelt built-in is an unknown table like any other.
+    CHECK(errors_of(kPrelude + "match for domain <localname> action d\n") ==
+          Errors{"test.conf:3:19: unknown table 'localname': declare it with 'table localname ...' before this line"});
+    CHECK(errors_of(kPrelude + "match for domain <getpwnam> action d\n") ==
+          Errors{"test.conf:3:19: unknown table 'getpwnam': declare it with 'table getpwnam ...' before this line"});
+    // Too late to replace a built-in table once a line above has used it.
+    CHECK(errors_of(kPrelude + "match from src <localhost> for any action d\ntable localhost { 127.0.0.1 }\n") ==
+          Errors{"test.conf:4:7: table 'localhost' is declared after the built-in <localhost> was used at "
+                 "test.conf:3:17; declare it above that line to replace the built-in table"});
+    // A broken declaration of a built-in name is not silently replaced by the built-in.
+    CHECK(errors_of("table anyhost { a, b = c }\naction d mbox\nmatch from src <anyhost> action d\n") ==
+          Errors{"test.conf:1:20: a table cannot mix 'key = value' entries and plain list entries"});
+}
+
+TEST_CASE("errors: bounce warn-interval") {
+    CHECK(errors_of("bounce\n" + kRule) ==
+          Errors{"test.conf:1:7: expected 'warn-interval' after 'bounce', found end of line"});
+    CHECK(errors_of("bounce warn 1h\n" + kRule) ==
+          Errors{"test.conf:1:8: expected 'warn-interval' after 'bounce', found 'warn'"});
+    CHECK(errors_of("bounce warn-interval\n" + kRule) ==
+          Errors{"test.conf:1:21: expected a delay (a number followed by s, m, h or d, e.g. 4d) after "
+                 "'bounce warn-interval', found end of line"});
+    CHECK(errors_of("bounce warn-interval 4\n" + kRule) ==
+          Errors{"test.conf:1:22: expected a delay (a number followed by s, m, h or d, e.g. 4d) after "
+                 "'bounce warn-interval', found '4'"});
+    CHECK(errors_of("bounce warn-interval 1h,\n" + kRule) ==
+          Errors{"test.conf:1:25: expected a delay (a number followed by s, m, h or d, e.g. 4d) after ',', "
+                 "found end of line"});
+    CHECK(errors_of("bounce warn-interval 1h 2h\n" + kRule) ==
+          Errors{"test.conf:1:25: expected end of line after the delay (separate delays with ','), found '2h'"});
+    CHECK(errors_of("bounce warn-interval 0s\n" + kRule) ==
+          Errors{"test.conf:1:22: delay '0s' is out of range (1s to 24855d)"});
+    CHECK(errors_of("bounce warn-interval 1h, 2h, 3h, 4h, 5h\n" + kRule) ==
+          Errors{"test.conf:1:22: too many bounce warn-interval delays: at most 4 in all"});
+    CHECK(errors_of("bounce warn-interval 1h, 2h, 3h\nbounce warn-interval 4h, 5h\n" + kRule) ==
+          Errors{"test.conf:2:22: too many bounce warn-interval delays: at most 4 in all"});
+    // The pre-6.4 spelling names the modern one.
+    CHECK(errors_of("bounce-warn 1h\n" + kRule) ==
+          Errors{"test.conf:1:1: 'bounce-warn' is the pre-6.4 grammar, which is not supported yet; write "
+                 "'bounce warn-interval' instead"});
 }

@@ -400,3 +400,156 @@ TEST_CASE("format: file:line:column: message") {
     Diagnostic d{Location{"/etc/postern.conf", 12, 3}, "something is wrong"};
     CHECK(format(d) == "/etc/postern.conf:12:3: something is wrong");
 }
+
+TEST_CASE("match: from rdns, bare and with a name, regex, table or inline table") {
+    Config c = ok("table ptrs { \"*.partner.test\" }\n"
+                  "action d mbox\n"
+                  "match from rdns for any action d\n"
+                  "match from rdns mail.example.org for any action d\n"
+                  "match from rdns regex \"[.]example[.]org$\" action d\n"
+                  "match from rdns <ptrs> for any reject\n"
+                  "match !from rdns { \"*.dyn.test\", \"*.dsl.test\" } for any reject\n"
+                  "match ! from rdns action d\n"
+                  "match from rdns \"for\" action d\n");
+    REQUIRE(c.rules.size() == 7);
+    const Criterion& bare = c.rules[0].criteria[0];
+    CHECK(bare.kind == Kind::FromRdns);
+    CHECK(bare.value.empty());
+    CHECK(bare.table.empty());
+    CHECK_FALSE(bare.regex);
+    CHECK_FALSE(bare.negated);
+    CHECK(c.rules[0].criteria[1].kind == Kind::ForAny);
+    CHECK(c.rules[1].criteria[0].value == "mail.example.org");
+    CHECK(c.rules[2].criteria[0].regex);
+    CHECK(c.rules[2].criteria[0].value == "[.]example[.]org$");
+    REQUIRE(c.rules[2].criteria.size() == 2);
+    CHECK(c.rules[2].criteria[1].kind == Kind::ForLocal);  // implied
+    CHECK(c.rules[3].criteria[0].table == "ptrs");
+    CHECK(c.rules[3].reject);
+    const Criterion& neg = c.rules[4].criteria[0];
+    CHECK(neg.negated);
+    CHECK(neg.table == "<anon:7:18>");
+    REQUIRE(c.find_table("<anon:7:18>"));
+    CHECK(c.find_table("<anon:7:18>")->entries.size() == 2);
+    const Criterion& neg_bare = c.rules[5].criteria[0];
+    CHECK(neg_bare.kind == Kind::FromRdns);
+    CHECK(neg_bare.negated);
+    CHECK(neg_bare.value.empty());
+    CHECK(neg_bare.table.empty());
+    CHECK(c.rules[6].criteria[0].value == "for");  // quoted: a value, not the keyword
+}
+
+TEST_CASE("match: helo with a name, regex, table or inline table, and negated") {
+    Config c = ok("table helos { mx.example.org }\n"
+                  "action d mbox\n"
+                  "match from any helo mx.example.org for any action d\n"
+                  "match helo regex \"^mx[0-9]+[.]\" from any action d\n"
+                  "match from any helo <helos> for any action d\n"
+                  "match from any !helo { localhost, \"*.invalid\" } for any reject\n"
+                  "match from any helo regex <helos> for any action d\n");
+    REQUIRE(c.rules.size() == 5);
+    const Criterion& h = c.rules[0].criteria[1];
+    CHECK(h.kind == Kind::Helo);
+    CHECK(h.value == "mx.example.org");
+    CHECK_FALSE(h.negated);
+    CHECK(h.where.line == 3);
+    CHECK(h.where.column == 16);
+    CHECK(c.rules[1].criteria[0].kind == Kind::Helo);
+    CHECK(c.rules[1].criteria[0].regex);
+    CHECK(c.rules[1].criteria[0].value == "^mx[0-9]+[.]");
+    CHECK(c.rules[1].criteria[2].kind == Kind::ForLocal);  // implied
+    CHECK(c.rules[2].criteria[1].table == "helos");
+    const Criterion& neg = c.rules[3].criteria[1];
+    CHECK(neg.kind == Kind::Helo);
+    CHECK(neg.negated);
+    CHECK(neg.where.column == 16);  // at the '!'
+    CHECK(neg.table == "<anon:6:22>");
+    CHECK(c.rules[4].criteria[1].regex);
+    CHECK(c.rules[4].criteria[1].table == "helos");
+}
+
+TEST_CASE("match: for domain wildcards, quoted and bare") {
+    Config c = ok("action d mbox\n"
+                  "match from any for domain \"*.example.org\" action d\n"
+                  "match from any for domain *.example.net action d\n"
+                  "match from any for domain { \"*.a.example\", b.example } action d\n");
+    REQUIRE(c.rules.size() == 3);
+    CHECK(c.rules[0].criteria[1].kind == Kind::ForDomain);
+    CHECK(c.rules[0].criteria[1].value == "*.example.org");
+    CHECK_FALSE(c.rules[0].criteria[1].regex);
+    CHECK(c.rules[1].criteria[1].value == "*.example.net");
+    const TableDecl* t = c.find_table(c.rules[2].criteria[1].table);
+    REQUIRE(t);
+    CHECK(t->entries[0].first == "*.a.example");
+}
+
+TEST_CASE("match: mail-from and rcpt-to with regex tables") {
+    Config c = ok("table senders { \"^bounce-.*@lists[.]example[.]org$\" }\n"
+                  "action d mbox\n"
+                  "match from any mail-from regex <senders> for any action d\n"
+                  "match from any !rcpt-to regex <senders> for any reject\n"
+                  "match from any for rcpt-to regex { \"^postmaster@\" } action d\n");
+    REQUIRE(c.rules.size() == 3);
+    CHECK(c.rules[0].criteria[1].kind == Kind::MailFrom);
+    CHECK(c.rules[0].criteria[1].regex);
+    CHECK(c.rules[0].criteria[1].table == "senders");
+    CHECK(c.rules[1].criteria[1].kind == Kind::RcptTo);
+    CHECK(c.rules[1].criteria[1].negated);
+    CHECK(c.rules[1].criteria[1].regex);
+    CHECK(c.rules[2].criteria[1].kind == Kind::ForRcptTo);
+    CHECK(c.rules[2].criteria[1].regex);
+    CHECK(c.rules[2].criteria[1].table == "<anon:5:34>");
+}
+
+TEST_CASE("tables: built-in tables are declared where first used, once each") {
+    auto r = parse("action d mbox alias <localnames>\n"
+                   "match from src <localhost> for domain <anydestination> action d\n"
+                   "match from src <anyhost> for domain <localnames> action d\n"
+                   "match !from src <localhost> for any reject\n");
+    REQUIRE(r.errors.empty());
+    CHECK(r.warnings.empty());
+    const Config& c = *r.config;
+    REQUIRE(c.tables.size() == 4);
+    const std::vector<std::pair<std::string, std::string>> expected = {
+        {"localnames", "test.conf:1:22"}, {"localhost", "test.conf:2:17"},
+        {"anydestination", "test.conf:2:40"}, {"anyhost", "test.conf:3:17"}};
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+        INFO(expected[i].first);
+        CHECK(c.tables[i].name == expected[i].first);
+        CHECK(c.tables[i].backend == "builtin");
+        CHECK(c.tables[i].source.empty());
+        CHECK(c.tables[i].entries.empty());
+        CHECK(format(Diagnostic{c.tables[i].where, ""}) == expected[i].second + ": ");
+    }
+    CHECK(c.actions[0].alias_table == "localnames");
+    CHECK(c.rules[0].criteria[0].table == "localhost");
+    CHECK(c.rules[0].criteria[1].table == "anydestination");
+    CHECK(c.rules[2].criteria[0].negated);
+    CHECK(is_builtin_table("anyhost"));
+    CHECK_FALSE(is_builtin_table("getpwnam"));
+    CHECK_FALSE(is_builtin_table("<localhost>"));
+}
+
+TEST_CASE("tables: a table declared with a built-in name replaces it, with a warning") {
+    auto r = parse("table localnames { example.org, example.net }\n"
+                   "action d mbox\n"
+                   "match from any for domain <localnames> action d\n");
+    REQUIRE(r.errors.empty());
+    CHECK(formatted(r.warnings) ==
+          std::vector<std::string>{"test.conf:1:7: table 'localnames' replaces the built-in table <localnames>"});
+    REQUIRE(r.config->tables.size() == 1);
+    CHECK(r.config->tables[0].backend == "inline");
+    CHECK(r.config->tables[0].entries.size() == 2);
+}
+
+TEST_CASE("globals: bounce warn-interval") {
+    CHECK(ok(kRule).bounce_warn_interval == std::vector<std::chrono::seconds>{std::chrono::hours(4)});
+    using s = std::chrono::seconds;
+    CHECK(ok("bounce warn-interval 30m\n" + kRule).bounce_warn_interval == std::vector<s>{s(1800)});
+    CHECK(ok("bounce warn-interval 1h, 6h,2d , 90s\n" + kRule).bounce_warn_interval ==
+          std::vector<s>{s(3600), s(6 * 3600), s(2 * 86400), s(90)});
+    // A second line adds to the first; only the default is replaced.
+    CHECK(ok("bounce warn-interval 1h\nbounce warn-interval 4h, 1d\n" + kRule).bounce_warn_interval ==
+          std::vector<s>{s(3600), s(4 * 3600), s(86400)});
+    CHECK(ok("d1 = 2h\nbounce warn-interval $d1\n" + kRule).bounce_warn_interval == std::vector<s>{s(7200)});
+}
