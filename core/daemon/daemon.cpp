@@ -205,7 +205,7 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
     Scheduler scheduler(&loop, cfg, store, *launcher, worker);
     queue::Committer committer(store);
 
-    ServerContext ctx{&cfg, &rules, &store, &committer, &scheduler, &post, paths.hostname};
+    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname};
     Server server(&loop, ctx);
     if (!server.start(sockets, &err)) {
         log::error(err);

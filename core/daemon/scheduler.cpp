@@ -80,12 +80,14 @@ void Scheduler::start(const std::string& id) {
         return;
     }
     delivery::Job job;
-    job.method = action->method;
+    // An expansion may have turned the recipient into a file or a command.
+    job.method = e.method.empty() ? action->method : e.method;
     job.sender = e.sender;
     job.rcpt = e.rcpt;
     job.dest = e.dest;
     job.user = e.user;
-    job.path = action->path;
+    job.account = e.account;
+    job.path = e.method.empty() ? action->path : e.path;
     job.options = action->junk ? "junk" : "";
     job.msgid = e.msgid;
     job.message_path = store_.message_path(e.msgid);

@@ -13,6 +13,7 @@
 #include "daemon/loop_work.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
+#include "table/registry.hpp"
 
 namespace postern::daemon {
 
@@ -29,6 +30,7 @@ struct ListenSocket {
 struct ServerContext {
     const config::Config* config = nullptr;
     const rules::Ruleset* rules = nullptr;
+    table::Registry* tables = nullptr;
     queue::Store* store = nullptr;
     queue::Committer* committer = nullptr;
     Scheduler* scheduler = nullptr;

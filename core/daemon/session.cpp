@@ -2,13 +2,14 @@
 #include "daemon/session.hpp"
 
 #include <arpa/inet.h>
-#include <pwd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <ctime>
 #include <random>
 
+#include "daemon/recipient.hpp"
 #include "daemon/scheduler.hpp"
 #include "queue/envelope.hpp"
 #include "table/table.hpp"
@@ -62,19 +63,6 @@ std::string ip_text(const sockaddr_storage& ss) {
 }
 
 bool same_ip(const sockaddr_storage& a, const sockaddr_storage& b) { return ip_text(a) == ip_text(b); }
-
-// The system user a local recipient maps to: its local part, lowercased,
-// without the sub-address ("John+lists" -> "john").
-std::string local_user(std::string_view local, char delim) {
-    if (auto d = local.find(delim); d != std::string_view::npos && d > 0) local = local.substr(0, d);
-    return table::lowercase(local);
-}
-
-bool system_user_exists(const std::string& name) {
-    struct passwd pw, *res = nullptr;
-    char buf[16384];
-    return getpwnam_r(name.c_str(), &pw, buf, sizeof buf, &res) == 0 && res != nullptr;
-}
 
 struct WriteReq {
     uv_write_t req{};
@@ -160,10 +148,11 @@ void Session::when_rdns_known(std::function<void()> fn) {
 
 void Session::start(Refusal refusal) {
     log::info(log::Line(id_ + " smtp connected").kv("address", client_ip_));
-    const std::string& host = server_.ctx().hostname;
+    const std::string& host = hostname();
     if (refusal != Refusal::None) {
         reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
                                             : "4.3.2 " + host + " Service paused, try again later");
+        log::info(log::Line(id_ + " smtp disconnected").kv("reason", refusal == Refusal::Busy ? "too-many-sessions" : "paused"));
         close_after_flush();
         flush();
         return;
@@ -174,9 +163,14 @@ void Session::start(Refusal refusal) {
     reset_idle_timer();
 }
 
+// The name this session goes by: the listener's `hostname`, else the server's.
+const std::string& Session::hostname() const {
+    return listener_.hostname.empty() ? server_.ctx().hostname : listener_.hostname;
+}
+
 void Session::shutdown() {
     if (state_ == State::Closing) return;
-    reply(421, "4.3.2 " + server_.ctx().hostname + " Service shutting down, closing connection");
+    reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
     close_after_flush();
     flush();
 }
@@ -315,7 +309,7 @@ void Session::reset_idle_timer() {
         [](uv_timer_t* t) {
             auto* s = static_cast<Session*>(t->data);
             log::info(log::Line(s->id_ + " smtp disconnected").kv("reason", "timeout"));
-            s->reply(421, "4.4.2 " + s->server_.ctx().hostname + " Timeout exceeded, closing connection");
+            s->reply(421, "4.4.2 " + s->hostname() + " Timeout exceeded, closing connection");
             s->close_after_flush();
             s->flush();
         },
@@ -324,7 +318,7 @@ void Session::reset_idle_timer() {
 
 bool Session::error_limit_reached() {
     if (errors_ < kMaxErrors) return false;
-    reply(421, "4.7.0 " + server_.ctx().hostname + " Too many errors, closing connection");
+    reply(421, "4.7.0 " + hostname() + " Too many errors, closing connection");
     log::info(log::Line(id_ + " smtp disconnected").kv("reason", "too-many-errors"));
     close_after_flush();
     return true;
@@ -379,13 +373,13 @@ void Session::cmd_helo(const smtp::Command& c, bool extended) {
     helo_ = std::string(c.args);
     esmtp_ = extended;
     state_ = State::Ready;
-    const std::string& host = server_.ctx().hostname;
+    const std::string& host = hostname();
     std::string hello = host + " Hello " + helo_ + " [" + client_ip_ + "], pleased to meet you";
     if (!extended) {
         reply(250, hello);
         return;
     }
-    reply_lines(250, {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING",
+    reply_lines(250, {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING", "DSN",
                       "SIZE " + std::to_string(server_.ctx().config->max_message_size), "HELP"});
 }
 
@@ -419,6 +413,11 @@ void Session::cmd_mail(const smtp::Command& c) {
         reply(501, err.text);
         return;
     }
+    if (!path->params.empty() && !esmtp_) {
+        reply(501, "5.5.4 Syntax error: parameters need EHLO");
+        return;
+    }
+    smtp::DsnMail dsn;
     for (const auto& p : path->params) {
         if (p.key == "SIZE" && p.has_value && !p.value.empty() && p.value.size() <= 20 &&
             p.value.find_first_not_of("0123456789") == std::string::npos) {
@@ -426,11 +425,15 @@ void Session::cmd_mail(const smtp::Command& c) {
                 reply(552, "5.3.4 Message size exceeds fixed maximum message size");
                 return;
             }
-        } else if (p.key == "BODY" && p.has_value && (table::lowercase(p.value) == "7bit" || table::lowercase(p.value) == "8bitmime")) {
+        } else if (p.key == "BODY" && p.has_value &&
+                   (table::lowercase(p.value) == "7bit" || table::lowercase(p.value) == "8bitmime")) {
             // Both are stored as they come: we never convert.
-        } else if (!esmtp_) {
-            reply(501, "5.5.4 Syntax error: parameters need EHLO");
-            return;
+        } else if (p.key == "RET" || p.key == "ENVID") {
+            smtp::DsnError derr;
+            if (!smtp::apply_mail_param(p.key, p.value, &dsn, &derr)) {
+                reply(derr.code, derr.text);
+                return;
+            }
         } else {
             reply(555, "5.5.4 Unsupported parameter " + p.key);
             return;
@@ -439,17 +442,18 @@ void Session::cmd_mail(const smtp::Command& c) {
     tx_ = {};
     if (!path->mailbox.empty() && path->mailbox.domain.empty()) path->mailbox.domain = server_.ctx().hostname;
     tx_.sender = path->mailbox.str();
+    tx_.dsn = dsn;
     state_ = State::Mail;
     reply(250, "2.1.0 Ok");
 }
 
 void Session::cmd_rcpt(const smtp::Command& c) {
-    const config::Config& cfg = *server_.ctx().config;
+    const ServerContext& ctx = server_.ctx();
     if (state_ != State::Mail) {
         reply(503, "5.5.1 Bad sequence of commands: send MAIL first");
         return;
     }
-    if (tx_.rcpts.size() >= cfg.max_rcpt) {
+    if (tx_.rcpts.size() >= ctx.config->max_rcpt) {
         reply(452, "4.5.3 Too many recipients");
         return;
     }
@@ -459,17 +463,24 @@ void Session::cmd_rcpt(const smtp::Command& c) {
         reply(501, err.text);
         return;
     }
-    if (!path->params.empty()) {
-        reply(555, "5.5.4 Unsupported parameter " + path->params.front().key);
-        return;
+    smtp::DsnRcpt dsn;
+    for (const auto& p : path->params) {
+        smtp::DsnError derr;
+        if (p.key != "NOTIFY" && p.key != "ORCPT") {
+            reply(555, "5.5.4 Unsupported parameter " + p.key);
+            return;
+        }
+        if (!smtp::apply_rcpt_param(p.key, p.value, &dsn, &derr)) {
+            reply(derr.code, derr.text);
+            return;
+        }
     }
-    if (path->mailbox.domain.empty()) path->mailbox.domain = server_.ctx().hostname;
+    if (path->mailbox.domain.empty()) path->mailbox.domain = ctx.hostname;
 
     struct Work {
         rules::Subject subject;
-        rules::Decision decision;
-        std::string user;
-        bool unknown_user = false;
+        std::string local;
+        Resolution resolution;
     };
     auto work = std::make_shared<Work>();
     work->subject.from_local = client_local_;
@@ -479,66 +490,41 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     work->subject.rcpt_domain = path->mailbox.domain;
     work->subject.tag = listener_.tag;
     work->subject.helo = helo_;
-    std::string local = path->mailbox.local;
-    const rules::Ruleset* rules = server_.ctx().rules;
-    char delim = cfg.sub_addr_delim;
+    work->local = path->mailbox.local;
 
     busy_ = true;
     // Rules may look at the client's name: wait for the reverse lookup first.
-    when_rdns_known([this, work, rules, local, delim] {
-    work->subject.rdns = rdns_;
-    run_blocking(
-        server_.loop(),
-        [work, rules, local, delim] {
-            work->decision = rules->evaluate(work->subject);
-            const config::Action* a = work->decision.action;
-            if (work->decision.kind != rules::Decision::Kind::Deliver || !a) return;
-            work->user = a->user.empty() ? local_user(local, delim) : a->user;
-            // Plain local delivery to a system account: refuse unknown users now,
-            // in the dialogue, rather than bouncing later.
-            if (a->user.empty() && a->virtual_table.empty() && a->userbase_table.empty())
-                work->unknown_user = !system_user_exists(work->user);
-        },
-        [weak = weak_from_this(), work] {
-            auto self = weak.lock();
-            if (!self || self->state_ == State::Closing) return;
-            self->busy_ = false;
-            const auto& d = work->decision;
-            const std::string& rcpt = work->subject.rcpt;
-            switch (d.kind) {
-            case rules::Decision::Kind::Deliver:
-                if (work->unknown_user) {
-                    self->reply(550, "5.1.1 <" + rcpt + ">: Recipient address rejected: User unknown");
-                    break;
-                }
-                if (!d.action) {
-                    self->reply(451, "4.3.0 Temporary failure: no such action");
-                    break;
-                }
-                {
-                    bool dup = false;
-                    for (const auto& r : self->tx_.rcpts) dup = dup || r.rcpt == rcpt;
-                    if (!dup) self->tx_.rcpts.push_back({rcpt, rcpt, work->user, d.action->name});
-                }
-                self->reply(250, "2.1.5 Destination address valid: Recipient ok");
-                break;
-            case rules::Decision::Kind::Reject:
-                self->reply(550, "5.7.1 <" + rcpt + ">: Recipient address rejected");
-                break;
-            case rules::Decision::Kind::NoMatch:
-                self->reply(550, "5.7.1 <" + rcpt + ">: Relay access denied");
-                break;
-            case rules::Decision::Kind::TempFail:
-                log::warn(log::Line(self->id_ + " smtp lookup-failure").kv("rcpt", rcpt).kv("error", d.error));
-                self->reply(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure");
-                break;
-            }
-            self->error_limit_reached();
-            self->process();
-            self->flush();
-            self->update_reading();
-        });
+    when_rdns_known([this, work, dsn] {
+        work->subject.rdns = rdns_;
+        const ServerContext& ctx = server_.ctx();
+        run_blocking(
+            server_.loop(),
+            [work, config = ctx.config, rules = ctx.rules, tables = ctx.tables] {
+                work->resolution = resolve_recipient(*config, *rules, *tables, work->subject, work->local);
+            },
+            [weak = weak_from_this(), work, dsn] {
+                auto self = weak.lock();
+                if (!self || self->state_ == State::Closing) return;
+                self->busy_ = false;
+                self->rcpt_resolved(work->subject.rcpt, dsn, std::move(work->resolution));
+                self->error_limit_reached();
+                self->process();
+                self->flush();
+                self->update_reading();
+            });
     });
+}
+
+void Session::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r) {
+    if (!r.accepted()) {
+        log::info(log::Line(id_ + " smtp failed-rcpt").kv("rcpt", rcpt).kv("result", std::to_string(r.code) + " " + r.text)
+                      .kv("detail", r.log));
+        reply(r.code, r.text);
+        return;
+    }
+    bool dup = std::any_of(tx_.rcpts.begin(), tx_.rcpts.end(), [&](const Recipient& x) { return x.rcpt == rcpt; });
+    if (!dup) tx_.rcpts.push_back({rcpt, dsn, std::move(r.deliveries)});
+    reply(250, "2.1.5 Destination address valid: Recipient ok");
 }
 
 void Session::cmd_data(const smtp::Command& c) {
@@ -607,7 +593,7 @@ void Session::finish_data() {
 std::string Session::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
     if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
-    h += "by " + server_.ctx().hostname + " (postern) with " + (esmtp_ ? "ESMTP" : "SMTP") + " id " + msgid;
+    h += "by " + hostname() + " (postern) with " + (esmtp_ ? "ESMTP" : "SMTP") + " id " + msgid;
     if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
     h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";
     return h;
@@ -621,22 +607,32 @@ void Session::commit_message(std::string body) {
     msg.data += body;
     std::int64_t now = std::time(nullptr);
     for (const auto& r : tx_.rcpts) {
-        queue::Envelope e;
-        e.msgid = msg.msgid;
-        e.id = queue::new_envelope_id(msg.msgid);
-        e.action = r.action;
-        e.sender = tx_.sender;
-        e.rcpt = r.rcpt;
-        e.dest = r.dest;
-        e.user = r.user;
-        e.helo = helo_;
-        e.client = client_ip_;
-        e.hostname = ctx.hostname;
-        e.tag = listener_.tag;
-        e.ctime = now;
-        const config::Action* a = ctx.config->find_action(r.action);
-        e.expire = now + (a && a->ttl ? a->ttl->count() : ctx.config->queue_ttl.count());
-        msg.envelopes.push_back(std::move(e));
+        for (const auto& d : r.deliveries) {
+            queue::Envelope e;
+            e.msgid = msg.msgid;
+            e.id = queue::new_envelope_id(msg.msgid);
+            e.action = d.action;
+            e.sender = tx_.sender;
+            e.rcpt = r.rcpt;
+            e.dest = d.dest;
+            e.user = d.user;
+            e.method = d.method;
+            e.path = d.path;
+            e.account = d.account;
+            e.extension = d.extension;
+            e.helo = helo_;
+            e.client = client_ip_;
+            e.hostname = hostname();
+            e.tag = listener_.tag;
+            e.ctime = now;
+            const config::Action* a = ctx.config->find_action(d.action);
+            e.expire = now + (a && a->ttl ? a->ttl->count() : ctx.config->queue_ttl.count());
+            e.dsn_notify = r.dsn.notify;
+            e.dsn_orcpt = r.dsn.orcpt;
+            e.dsn_envid = tx_.dsn.envid;
+            e.dsn_ret = tx_.dsn.ret == smtp::DsnRet::Full ? "full" : tx_.dsn.ret == smtp::DsnRet::Headers ? "hdrs" : "";
+            msg.envelopes.push_back(std::move(e));
+        }
     }
     size_t size = msg.data.size();
     std::string msgid = msg.msgid;

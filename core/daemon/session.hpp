@@ -16,9 +16,11 @@
 #include <string>
 #include <vector>
 
+#include "daemon/recipient.hpp"
 #include "daemon/server.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
+#include "smtp/dsn_params.hpp"
 
 namespace postern::daemon {
 
@@ -38,13 +40,13 @@ private:
     enum class State { Fresh, Ready, Mail, Data, Closing };
 
     struct Recipient {
-        std::string rcpt;    // as given
-        std::string dest;
-        std::string user;
-        std::string action;
+        std::string rcpt;  // as given
+        smtp::DsnRcpt dsn;
+        std::vector<Delivery> deliveries;
     };
     struct Transaction {
         std::string sender;
+        smtp::DsnMail dsn;
         std::vector<Recipient> rcpts;
     };
 
@@ -64,6 +66,7 @@ private:
     void cmd_helo(const smtp::Command& c, bool extended);
     void cmd_mail(const smtp::Command& c);
     void cmd_rcpt(const smtp::Command& c);
+    void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r);
     void cmd_data(const smtp::Command& c);
     void cmd_rset(const smtp::Command& c);
     void feed_data();
@@ -75,6 +78,7 @@ private:
     void when_rdns_known(std::function<void()> fn);
     void rdns_resolved();
     std::string received_header(const std::string& msgid) const;
+    const std::string& hostname() const;
 
     Server& server_;
     const config::Listener& listener_;

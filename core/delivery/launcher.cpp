@@ -25,6 +25,26 @@ struct Account {
     std::string home;
 };
 
+bool parse_account(std::string_view text, Account* out) {
+    auto c1 = text.find(':');
+    auto c2 = c1 == std::string_view::npos ? c1 : text.find(':', c1 + 1);
+    if (c2 == std::string_view::npos) return false;
+    auto number = [](std::string_view t, unsigned* v) {
+        if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string_view::npos) return false;
+        unsigned long n = std::stoul(std::string(t));
+        if (n > 0x7fffffffUL) return false;
+        *v = static_cast<unsigned>(n);
+        return true;
+    };
+    unsigned uid = 0, gid = 0;
+    std::string_view home = text.substr(c2 + 1);
+    if (!number(text.substr(0, c1), &uid) || !number(text.substr(c1 + 1, c2 - c1 - 1), &gid) || home.empty() ||
+        home[0] != '/')
+        return false;
+    *out = {uid, gid, std::string(home)};
+    return true;
+}
+
 bool find_account(const std::string& user, Account* out) {
     if (user.empty()) return false;
     struct passwd pw, *res = nullptr;
@@ -173,8 +193,21 @@ struct AgentRun {
 SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options) : loop_(loop), options_(std::move(options)) {}
 
 void SpawnLauncher::launch(const Job& job, Done done) {
+    // The account comes from expansion (a userbase may hold accounts the
+    // system does not know). Root is only ever taken from the system's own
+    // user database, never from a request.
     Account acct;
-    if (!find_account(job.user, &acct)) {
+    if (!job.account.empty()) {
+        Account sys;
+        if (!parse_account(job.account, &acct)) {
+            done({Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user});
+            return;
+        }
+        if ((acct.uid == 0 || acct.gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct.uid)) {
+            done({Result::Status::PermFail, "refusing to deliver as uid/gid 0 for " + job.user});
+            return;
+        }
+    } else if (!find_account(job.user, &acct)) {
         done({Result::Status::PermFail, "unknown user " + job.user});
         return;
     }

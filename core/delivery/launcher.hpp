@@ -27,6 +27,7 @@ struct Job {
     std::string rcpt;          // as given in RCPT TO
     std::string dest;          // final recipient
     std::string user;          // local user to deliver as
+    std::string account;       // "uid:gid:home" from expansion; "" = look `user` up in the system
     std::string path;          // action path template (may hold %{...} and ~), "" = default
     std::string options;       // "junk", ...
     std::string msgid;

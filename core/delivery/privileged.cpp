@@ -11,7 +11,7 @@ namespace postern::delivery {
 namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;
-enum { kId, kMethod, kSender, kRcpt, kDest, kUser, kPath, kOptions, kMsgid, kRequestFields };
+enum { kId, kMethod, kSender, kRcpt, kDest, kUser, kAccount, kPath, kOptions, kMsgid, kRequestFields };
 
 std::string netstring(std::string_view s) {
     return std::to_string(s.size()) + ":" + std::string(s) + ",";
@@ -121,7 +121,7 @@ void PrivClient::launch(const Job& job, Done done) {
     unsigned long id = next_id_++;
     pending_.emplace(id, std::move(done));
     write_frame(&pipe_, encode_frame({std::to_string(id), job.method, job.sender, job.rcpt, job.dest, job.user,
-                                      job.path, job.options, job.msgid}));
+                                      job.account, job.path, job.options, job.msgid}));
 }
 
 void PrivClient::on_frame(const std::vector<std::string>& f) {
@@ -192,6 +192,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
     job.rcpt = f[kRcpt];
     job.dest = f[kDest];
     job.user = f[kUser];
+    job.account = f[kAccount];
     job.path = f[kPath];
     job.options = f[kOptions];
     job.msgid = f[kMsgid];

@@ -255,6 +255,12 @@ bool Expander::add_user(std::string_view name, std::string_view ext, bool is_rec
     switch (lookup_user(req_.userbase, user, &info, &why)) {
     case Status::Ok: break;
     case Status::NotFound:
+        // `user NAME` on the action: that one account delivers for every
+        // recipient, which need not exist (virtual hosting, smtpd.conf(5)).
+        if (!req_.as_user.empty()) {
+            if (!as_user_account(&info)) return false;
+            break;
+        }
         if (is_recipient)
             return fail(Status::NotFound, 550, "5.1.1 " + recipient_ + ": Recipient address rejected: User unknown",
                         "no user " + quoted(user) + " in the userbase");

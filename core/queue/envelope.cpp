@@ -31,7 +31,7 @@ struct Field {
     std::uint32_t Envelope::*count = nullptr;
 };
 
-constexpr std::array<Field, 17> kFields{{
+constexpr std::array<Field, 26> kFields{{
     {"id", &Envelope::id},
     {"msgid", &Envelope::msgid},
     {"action", &Envelope::action},
@@ -49,6 +49,15 @@ constexpr std::array<Field, 17> kFields{{
     {"next-try", nullptr, &Envelope::next_try},
     {"retry", nullptr, nullptr, &Envelope::retry},
     {"errorline", &Envelope::errorline},
+    {"method", &Envelope::method},
+    {"path", &Envelope::path},
+    {"account", &Envelope::account},
+    {"extension", &Envelope::extension},
+    {"dsn-notify", nullptr, nullptr, &Envelope::dsn_notify},
+    {"dsn-ret", &Envelope::dsn_ret},
+    {"dsn-envid", &Envelope::dsn_envid},
+    {"dsn-orcpt", &Envelope::dsn_orcpt},
+    {"bounce", nullptr, nullptr, &Envelope::bounce},
 }};
 
 constexpr char kHex[] = "0123456789ABCDEF";

@@ -33,6 +33,20 @@ struct Envelope {
     std::int64_t next_try = 0;   // next attempt, 0 = as soon as possible
     std::uint32_t retry = 0;     // temporary failures so far
     std::string errorline;       // last error, "" if none
+
+    // How to deliver, when it is not simply the action's method to `user`
+    // (set by alias expansion: a file, a command, a userbase account).
+    std::string method;          // plugin overriding the action's method: "mbox" (file), "mda" (command)
+    std::string path;            // that plugin's path: the file or the command; "" = the action's
+    std::string account;         // "uid:gid:home" from a userbase; "" = look `user` up in the system
+    std::string extension;       // the recipient's +tag
+
+    // DSN (RFC 3461) as the client asked for it.
+    std::uint32_t dsn_notify = 0;  // smtp::DsnNotify bits, 0 = not given
+    std::string dsn_ret;           // "full", "hdrs" or ""
+    std::string dsn_envid;         // decoded ENVID
+    std::string dsn_orcpt;         // "rfc822;address" or ""
+    std::uint32_t bounce = 0;      // 1: this envelope carries a delivery status report
 };
 
 std::string encode(const Envelope& e);

@@ -35,6 +35,15 @@ Envelope sample() {
     e.next_try = -5;
     e.retry = 4294967295u;
     e.errorline = "";
+    e.method = "mda";
+    e.path = "/usr/bin/procmail -a %x";
+    e.account = "1001:1001:/home/bob";
+    e.extension = "lists";
+    e.dsn_notify = 6;
+    e.dsn_ret = "hdrs";
+    e.dsn_envid = "QQ314159";
+    e.dsn_orcpt = "rfc822;bob@example.org";
+    e.bounce = 1;
     return e;
 }
 
@@ -56,6 +65,15 @@ void require_same(const Envelope& a, const Envelope& b) {
     CHECK(a.next_try == b.next_try);
     CHECK(a.retry == b.retry);
     CHECK(a.errorline == b.errorline);
+    CHECK(a.method == b.method);
+    CHECK(a.path == b.path);
+    CHECK(a.account == b.account);
+    CHECK(a.extension == b.extension);
+    CHECK(a.dsn_notify == b.dsn_notify);
+    CHECK(a.dsn_ret == b.dsn_ret);
+    CHECK(a.dsn_envid == b.dsn_envid);
+    CHECK(a.dsn_orcpt == b.dsn_orcpt);
+    CHECK(a.bounce == b.bounce);
 }
 
 // The valid head every refusal test builds on (lines 1 to 3).
@@ -92,7 +110,16 @@ TEST_CASE("encode writes the exact v1 text", "[envelope]") {
           "last-try: 0\n"
           "next-try: -5\n"
           "retry: 4294967295\n"
-          "errorline: 450 4.2.0 %7F\xc3\xa9t\xc3\xa9\n");
+          "errorline: 450 4.2.0 %7F\xc3\xa9t\xc3\xa9\n"
+          "method: mda\n"
+          "path: /usr/bin/procmail -a %25x\n"
+          "account: 1001:1001:/home/bob\n"
+          "extension: lists\n"
+          "dsn-notify: 6\n"
+          "dsn-ret: hdrs\n"
+          "dsn-envid: QQ314159\n"
+          "dsn-orcpt: rfc822;bob@example.org\n"
+          "bounce: 1\n");
 }
 
 TEST_CASE("hostile values round trip exactly", "[envelope]") {
@@ -115,7 +142,7 @@ TEST_CASE("hostile values round trip exactly", "[envelope]") {
 
     std::string text = encode(e);
     // One line per field plus the version: no value added a line.
-    CHECK(std::count(text.begin(), text.end(), '\n') == 18);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 27);
     CHECK(text.find('\0') == std::string::npos);
     CHECK(text.find('\r') == std::string::npos);
 

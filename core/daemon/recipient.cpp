@@ -1,0 +1,111 @@
+// From one RCPT TO to its deliveries; see recipient.hpp.
+#include "daemon/recipient.hpp"
+
+#include <algorithm>
+
+#include "expand/expand.hpp"
+
+namespace postern::daemon {
+namespace {
+
+std::string account_of(const expand::UserInfo& u) {
+    return std::to_string(u.uid) + ":" + std::to_string(u.gid) + ":" + u.home;
+}
+
+Resolution refuse(int code, std::string text, std::string log = {}) {
+    Resolution r;
+    r.code = code;
+    r.text = std::move(text);
+    r.log = std::move(log);
+    return r;
+}
+
+table::Table* table_named(table::Registry& tables, const std::string& name) {
+    return name.empty() ? nullptr : tables.find(name);
+}
+
+bool same(const Delivery& a, const Delivery& b) {
+    return a.action == b.action && a.dest == b.dest && a.user == b.user && a.method == b.method && a.path == b.path;
+}
+
+}  // namespace
+
+Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
+                             const rules::Subject& subject, const std::string& local, int depth) {
+    const std::string& rcpt = subject.rcpt;
+    rules::Decision d = rules.evaluate(subject);
+    switch (d.kind) {
+    case rules::Decision::Kind::TempFail:
+        return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", d.error);
+    case rules::Decision::Kind::Reject:
+        return refuse(550, "5.7.1 <" + rcpt + ">: Recipient address rejected");
+    case rules::Decision::Kind::NoMatch:
+        return refuse(550, "5.7.1 <" + rcpt + ">: Relay access denied");
+    case rules::Decision::Kind::Deliver:
+        break;
+    }
+    const config::Action& action = *d.action;
+
+    expand::Request req;
+    req.local = local;
+    req.domain = subject.rcpt_domain;
+    req.alias = table_named(tables, action.alias_table);
+    req.virtual_ = table_named(tables, action.virtual_table);
+    req.userbase = table_named(tables, action.userbase_table);
+    req.as_user = action.user;
+    req.subaddr_delim = config.sub_addr_delim;
+    req.max_depth = depth;
+    expand::Result ex = expand::expand(req);
+    if (ex.status != expand::Status::Ok) return refuse(ex.code, ex.error, ex.log);
+
+    Resolution out;
+    for (const auto& dest : ex.dests) {
+        if (dest.kind == expand::Destination::Kind::Address) {
+            // An alias to an address: matched again as mail this host sends itself.
+            if (depth <= 1)
+                return refuse(550, "5.2.4 <" + rcpt + ">: Mailing list expansion problem", "expansion too deep");
+            rules::Subject next = subject;
+            next.from_local = true;
+            next.from_socket = false;
+            next.rcpt = dest.value;
+            auto at = dest.value.rfind('@');
+            next.rcpt_domain = at == std::string::npos ? "" : dest.value.substr(at + 1);
+            Resolution inner = resolve_recipient(config, rules, tables, next,
+                                                 at == std::string::npos ? dest.value : dest.value.substr(0, at),
+                                                 depth - 1);
+            if (!inner.accepted()) {
+                // The client asked for `rcpt`: its alias target's trouble is reported against it.
+                if (inner.code / 100 == 4) return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", inner.log);
+                return refuse(550, "5.2.4 <" + rcpt + ">: Mailing list expansion problem",
+                              "alias target " + dest.value + ": " + inner.text + (inner.log.empty() ? "" : " (" + inner.log + ")"));
+            }
+            for (auto& del : inner.deliveries) out.deliveries.push_back(std::move(del));
+            continue;
+        }
+        Delivery del;
+        del.action = action.name;
+        del.dest = rcpt;
+        del.user = dest.kind == expand::Destination::Kind::User ? dest.user.name : dest.run_as.name;
+        del.account = account_of(dest.run_as);
+        del.extension = dest.extension;
+        if (dest.kind == expand::Destination::Kind::File) {
+            del.method = "mbox";
+            del.path = dest.value;
+        } else if (dest.kind == expand::Destination::Kind::Command) {
+            del.method = "mda";
+            del.path = dest.value;
+        }
+        out.deliveries.push_back(std::move(del));
+    }
+    // Two aliases reaching the same place deliver once.
+    std::vector<Delivery> unique;
+    for (auto& del : out.deliveries)
+        if (std::none_of(unique.begin(), unique.end(), [&](const Delivery& u) { return same(u, del); }))
+            unique.push_back(std::move(del));
+    out.deliveries = std::move(unique);
+    if (out.deliveries.empty())
+        return refuse(550, "5.2.4 <" + rcpt + ">: Mailing list expansion problem", "expansion left nothing");
+    return out;
+}
+
+}  // namespace postern::daemon

@@ -1,0 +1,76 @@
+#!/bin/bash
+# start-postern.sh PORT WORKDIR
+# postern on 127.0.0.1:PORT for the shared benchmark harness
+# (/work/shared/bench, see its README "Measuring a new MTA"): mail for
+# bench.test goes to the maildir WORKDIR/Maildir as the user $BENCH_USER.
+# Prints the PID of the root posternd (the parent that starts delivery agents;
+# its child serves SMTP as _postern) and writes it to WORKDIR/server.pid.
+#
+# Differences from start-opensmtpd.sh, and why:
+# - No relay action and no smtp-sink: postern cannot relay yet, so only the
+#   bench.test rows and the idle-connection rows can be measured. Mail for any
+#   other domain is refused at RCPT.
+# - postern's queue and pid file are set in the config (`queue path`,
+#   `pidfile`), so nothing compiled-in has to be bind-mounted: the queue is
+#   WORKDIR/spool, wiped here at every start.
+# - It still runs in its own mount namespace with the no-DNS resolv.conf
+#   (lib/common.sh), like the anchors: posternd makes no DNS query for this
+#   config, and if a later version does, it stays on the loopback.
+# Environment: POSTERN_BUILD (default: this tree's build-bench folder),
+#   POSTERN_VERBOSE=1 adds -v (more log lines; not for measuring),
+#   POSTERN_MAX_SESSIONS=N adds `smtp limit max-sessions N` (postern's
+#   default is 1000 simultaneous sessions; the 1001st gets 421 at once),
+#   POSTERN_AUDIT=FILE appends audit-postern.py's verdict on the previous run
+#   in WORKDIR to FILE before wiping it.
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+BENCH=${BENCH:-/work/shared/bench}
+source "$BENCH"/lib/common.sh
+[ $# -eq 2 ] || die "usage: $0 PORT WORKDIR"
+PORT=$1
+POSTERN_BUILD=${POSTERN_BUILD:-$(cd "$HERE"/../.. && pwd)/build-bench}
+POSTERND=$POSTERN_BUILD/posternd
+[ -x "$POSTERND" ] || die "$POSTERND missing: build the targets posternd postern-local table_file delivery_maildir delivery_mbox"
+[ -x "$POSTERN_BUILD"/postern-local ] || die "$POSTERN_BUILD/postern-local missing"
+[ -f "$POSTERN_BUILD"/plugins/delivery-maildir.so ] || die "$POSTERN_BUILD/plugins/delivery-maildir.so missing"
+getent passwd _postern >/dev/null || die "user _postern missing"
+getent passwd "$BENCH_USER" >/dev/null || die "user $BENCH_USER missing"
+mkdir -p "$2"; WORKDIR=$(cd "$2" && pwd)
+port_free "$PORT" || die "port $PORT is already in use"
+if [ -f "$WORKDIR"/server.pid ] && kill -0 "$(cat "$WORKDIR"/server.pid)" 2>/dev/null; then
+    die "a server from $WORKDIR is still running; run stop.sh $WORKDIR first"
+fi
+
+# The previous run's WORKDIR is about to be wiped: audit it first (lost or
+# duplicated mail, queue leftovers, unusual log lines) if asked to, and keep
+# its log when the audit fails.
+if [ -n "${POSTERN_AUDIT:-}" ] && [ -f "$WORKDIR"/server.log ]; then
+    audit=$(python3 "$HERE"/audit-postern.py "$WORKDIR" "$(date -Is)") && echo "$audit" >>"$POSTERN_AUDIT"
+    case $audit in *'"ok": false'*)
+        cp "$WORKDIR"/server.log "$(dirname "$POSTERN_AUDIT")/server-$(date +%H%M%S).log" ;;
+    esac
+fi
+chmod 755 "$WORKDIR"                          # _postern must reach WORKDIR/spool
+rm -rf "$WORKDIR"/spool "$WORKDIR"/posternd.pid
+fresh_maildir "$WORKDIR"
+no_dns_resolv_conf "$WORKDIR"
+
+cat >"$WORKDIR"/smtpd.conf <<CONF
+queue path "$WORKDIR/spool"
+pidfile "$WORKDIR/posternd.pid"
+${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
+}listen on 127.0.0.1 port $PORT hostname bench.localdomain
+action "local" maildir "$WORKDIR/Maildir" user $BENCH_USER
+match from any for domain "bench.test" action "local"
+CONF
+"$POSTERND" -n -f "$WORKDIR"/smtpd.conf >/dev/null || die "posternd rejects $WORKDIR/smtpd.conf"
+
+ulimit -n "$(ulimit -Hn)"                     # room for many sessions
+VFLAG=; [ "${POSTERN_VERBOSE:-0}" = 1 ] && VFLAG=-v
+unshare --mount --propagation private -- bash -c '
+    mount --bind "$1"/resolv.conf /etc/resolv.conf &&
+    exec "$2" -d $3 -f "$1"/smtpd.conf' _ "$WORKDIR" "$POSTERND" "$VFLAG" \
+    >"$WORKDIR"/server.log 2>&1 </dev/null &
+echo $! >"$WORKDIR"/server.pid                # unshare and bash exec: this is posternd
+wait_port "$PORT" 15 || die "posternd did not come up on port $PORT (see $WORKDIR/server.log)"
+cat "$WORKDIR"/server.pid
