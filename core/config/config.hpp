@@ -71,8 +71,8 @@ struct Listener {
 // `action NAME METHOD ...`
 struct Action {
     std::string name;
-    std::string method;          // "mbox", "maildir" (later lmtp, mda, relay, ...)
-    std::string path;            // maildir path as written (may hold %{...}); "" = default
+    std::string method;          // "mbox", "maildir", "mda" (later lmtp, relay, ...)
+    std::string path;            // maildir path or mda command line as written (may hold %{...}); "" = default
     bool junk = false;           // maildir junk
     std::string alias_table;     // `alias <t>`, "" if none
     std::string virtual_table;   // `virtual <t>`, "" if none

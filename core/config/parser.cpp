@@ -252,6 +252,7 @@ private:
     bool parse_port(Cursor& c, int& port);
     bool parse_action(Cursor& c);
     bool parse_action_options(Cursor& c, Action& a);
+    bool parse_mda_command(Cursor& c, Action& a);
     bool parse_match(Cursor& c);
     bool parse_from(Cursor& c, Criterion& cr);
     bool parse_for(Cursor& c, Criterion& cr);
@@ -629,13 +630,14 @@ bool Parser::parse_action(Cursor& c) {
 }
 
 bool Parser::parse_action_options(Cursor& c, Action& a) {
-    const std::string what = "an action method (mbox or maildir) after action name " + quote(a.name);
+    const std::string what = "an action method (mbox, maildir or mda) after action name " + quote(a.name);
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& method = *c.peek();
     if (grammar::listed(grammar::kUnsupportedActionMethods, method.text))
         return fail(method.where, quote(method.text) + " is not supported yet");
-    if (method.text != "mbox" && method.text != "maildir") return expected(c, what);
+    if (method.text != "mbox" && method.text != "maildir" && method.text != "mda") return expected(c, what);
     a.method = c.take().text;
+    if (a.method == "mda" && !parse_mda_command(c, a)) return false;
 
     static constexpr std::string_view kOptions[] = {"alias", "virtual", "userbase", "user", "ttl"};
     if (a.method == "maildir") {
@@ -680,6 +682,19 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
             after_ttl = true;
         }
     }
+    return true;
+}
+
+// mda "COMMAND": the command line, run later by /bin/sh -c as the recipient.
+// A bare reserved word (alias, ttl, ...) means the command was left out. The
+// lexer has already refused control characters, so the text fits one argv.
+bool Parser::parse_mda_command(Cursor& c, Action& a) {
+    if (!c.value() || (c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)))
+        return expected(c, "a command after 'mda', quoted as in mda \"/usr/bin/procmail -f -\"");
+    const Token& command = c.take();
+    if (command.text.find_first_not_of(" \t") == std::string::npos)
+        return fail(command.where, "the 'mda' command is empty");
+    a.path = command.text;
     return true;
 }
 

@@ -12,7 +12,8 @@
 
 namespace postern::config::grammar {
 
-// Top-level directives of OpenSMTPD 6.4+ that postern does not read yet.
+// Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
+// ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
 inline constexpr std::string_view kUnsupportedDirectives[] = {
     "pki", "ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler",
 };
@@ -29,7 +30,7 @@ inline constexpr std::string_view kUnsupportedListenOptions[] = {
 
 // `action NAME METHOD`: methods, and method options, not read yet.
 inline constexpr std::string_view kUnsupportedActionMethods[] = {
-    "lmtp", "mda", "relay", "forward-only", "expand-only",
+    "lmtp", "relay", "forward-only", "expand-only",
 };
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
 

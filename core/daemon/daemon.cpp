@@ -26,6 +26,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "daemon/bouncer.hpp"
 #include "daemon/listen.hpp"
 #include "daemon/loop_work.hpp"
 #include "daemon/scheduler.hpp"
@@ -202,7 +203,8 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         launcher = std::make_unique<delivery::SpawnLauncher>(
             &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, false});
     }
-    Scheduler scheduler(&loop, cfg, store, *launcher, worker);
+    Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
+    Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer);
     queue::Committer committer(store);
 
     ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname};

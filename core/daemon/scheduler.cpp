@@ -33,8 +33,15 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 }
 
 Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-                     SerialWorker& worker, unsigned max_running)
-    : loop_(loop), config_(config), store_(store), launcher_(launcher), worker_(worker), max_running_(max_running) {
+                     SerialWorker& worker, LoopPost& post, Bouncer& bouncer, unsigned max_running)
+    : loop_(loop),
+      config_(config),
+      store_(store),
+      launcher_(launcher),
+      worker_(worker),
+      post_(post),
+      bouncer_(bouncer),
+      max_running_(max_running) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
 }
@@ -108,7 +115,8 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     std::int64_t now = std::time(nullptr);
     auto status = r.status;
     std::string stat = r.text;
-    if (status == delivery::Result::Status::TempFail && now >= e.expire) {
+    bool expired = status == delivery::Result::Status::TempFail && now >= e.expire;
+    if (expired) {
         status = delivery::Result::Status::PermFail;
         stat = "Envelope expired (last error: " + r.text + ")";
         ++stats_.expired;
@@ -130,6 +138,7 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         e.last_try = now;
         e.next_try = next_attempt(e.ctime, e.retry, now);
         e.errorline = r.text;
+        warn_if_due(e, r);
         worker_.submit([this, e] {
             std::string err;
             if (!store_.update(e, &err)) log::error(log::Line("queue update-failed").kv("evpid", e.id).kv("error", err));
@@ -138,9 +147,83 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         arm_timer();
         return;
     }
-    // Final: delivered, or refused for good (bounces come with the DSN work).
-    ++(status == delivery::Result::Status::Ok ? stats_.delivered : stats_.permfail);
-    erase(id, nullptr);
+    std::string msgid = e.msgid;
+    if (status == delivery::Result::Status::Ok) {
+        ++stats_.delivered;
+        if (Bouncer::wanted(e, bounce::Kind::Delivered)) hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0");
+        else erase(id, nullptr);
+    } else {
+        ++stats_.permfail;
+        std::string code = expired ? "5.4.7" : status_of(r.text, "5.0.0");
+        if (Bouncer::wanted(e, bounce::Kind::Failed))
+            hold_for_report(id, bounce::Kind::Failed, {r.status, stat}, code);
+        else
+            erase(id, nullptr);
+    }
+    flush_reports(msgid);
+}
+
+// A final outcome that needs a report: the envelope leaves the schedule now,
+// and the spool once its report is queued.
+void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r,
+                                std::string status) {
+    auto it = entries_.find(id);
+    Outcome o{std::move(it->second.envelope), std::move(status), r.text};
+    entries_.erase(it);
+    auto& pending = reports_[o.envelope.msgid];
+    (kind == bounce::Kind::Failed ? pending.failed : pending.delivered).push_back(std::move(o));
+}
+
+bool Scheduler::settled(const std::string& msgid) const {
+    for (auto it = entries_.lower_bound(msgid); it != entries_.end() && it->first.compare(0, msgid.size(), msgid) == 0;
+         ++it)
+        if (it->second.state != State::Waiting) return false;
+    return true;
+}
+
+// Once no envelope of the message is ready or running, one report per kind
+// covers every final outcome collected so far.
+void Scheduler::flush_reports(const std::string& msgid) {
+    auto it = reports_.find(msgid);
+    if (it == reports_.end() || !settled(msgid)) return;
+    PendingReports pending = std::move(it->second);
+    reports_.erase(it);
+    worker_.submit([this, pending = std::move(pending)] {
+        std::vector<queue::Envelope> queued;
+        for (auto [kind, outcomes] : {std::pair{bounce::Kind::Failed, &pending.failed},
+                                      std::pair{bounce::Kind::Delivered, &pending.delivered}}) {
+            if (outcomes->empty()) continue;
+            std::vector<queue::Envelope> fresh;
+            std::string log;
+            bool done = bouncer_.report(kind, *outcomes, &fresh, &log);
+            log::info(log::Line("queue report").kv("msgid", outcomes->front().envelope.msgid).kv("result", log));
+            if (!done) continue;  // the originals stay in the spool: tried again after a restart
+            for (const auto& o : *outcomes) {
+                std::string err;
+                if (!store_.remove(o.envelope, &err))
+                    log::error(log::Line("queue remove-failed").kv("evpid", o.envelope.id).kv("error", err));
+            }
+            queued.insert(queued.end(), fresh.begin(), fresh.end());
+        }
+        if (!queued.empty()) post_.post([this, queued = std::move(queued)] { enqueue(queued); });
+    });
+}
+
+// `bounce warn-interval`: tell the sender once per interval that the message is late.
+void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r) {
+    const auto& intervals = config_.bounce_warn_interval;
+    if (e.warnings >= intervals.size() || !Bouncer::wanted(e, bounce::Kind::Delayed)) return;
+    if (std::time(nullptr) - e.ctime < intervals[e.warnings].count()) return;
+    Entry& entry = entries_.at(e.id);
+    ++entry.envelope.warnings;
+    Outcome o{entry.envelope, status_of(r.text, "4.0.0"), r.text};
+    worker_.submit([this, o = std::move(o)] {
+        std::vector<queue::Envelope> fresh;
+        std::string log;
+        bouncer_.report(bounce::Kind::Delayed, {o}, &fresh, &log);
+        log::info(log::Line("queue delay-notice").kv("evpid", o.envelope.id).kv("result", log));
+        if (!fresh.empty()) post_.post([this, fresh = std::move(fresh)] { enqueue(fresh); });
+    });
 }
 
 void Scheduler::wait_until(const std::string& id, std::int64_t when) {

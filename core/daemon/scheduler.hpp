@@ -18,6 +18,7 @@
 
 #include "config/config.hpp"
 #include "daemon/loop_work.hpp"
+#include "daemon/bouncer.hpp"
 #include "delivery/launcher.hpp"
 #include "queue/envelope.hpp"
 #include "queue/store.hpp"
@@ -40,7 +41,7 @@ public:
     };
 
     Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-              SerialWorker& worker, unsigned max_running = 32);
+              SerialWorker& worker, LoopPost& post, Bouncer& bouncer, unsigned max_running = 32);
     ~Scheduler();
 
     void enqueue(const std::vector<queue::Envelope>& envelopes);
@@ -62,6 +63,10 @@ private:
     void finish(const std::string& id, const delivery::Result& r);
     void wait_until(const std::string& id, std::int64_t when);
     void erase(const std::string& id, const char* why);
+    void hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status);
+    void warn_if_due(const queue::Envelope& e, const delivery::Result& r);
+    void flush_reports(const std::string& msgid);
+    bool settled(const std::string& msgid) const;  // no envelope of it ready or running
     std::vector<std::string> select(std::string_view which) const;
     void arm_timer();
     void on_timer();
@@ -71,6 +76,8 @@ private:
     queue::Store& store_;
     delivery::Launcher& launcher_;
     SerialWorker& worker_;
+    LoopPost& post_;
+    Bouncer& bouncer_;
     unsigned max_running_;
     unsigned running_ = 0;
     bool closed_ = false;
@@ -80,6 +87,12 @@ private:
     std::map<std::string, Entry> entries_;                  // every queued envelope, by id
     std::deque<std::string> ready_;                         // ids; stale ids are skipped
     std::multimap<std::int64_t, std::string> waiting_;      // by next attempt; stale ids are skipped
+    // Final outcomes of a message waiting for its other envelopes, so that
+    // one report covers them all; by message id.
+    struct PendingReports {
+        std::vector<Outcome> failed, delivered;
+    };
+    std::map<std::string, PendingReports> reports_;
 };
 
 }  // namespace postern::daemon

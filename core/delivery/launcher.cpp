@@ -54,10 +54,16 @@ bool find_account(const std::string& user, Account* out) {
     return true;
 }
 
+// Envelope values may end up in a path or in an mda command line run by
+// /bin/sh: keep only characters that are inert in both, the rest become ':'
+// (as OpenSMTPD does), and a leading '.' too so ".." cannot climb.
 std::string sanitise(std::string_view v) {
     std::string out(v);
-    for (char& c : out)
-        if (c == '/' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ':';
+    for (char& c : out) {
+        bool safe = std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' || c == '_' || c == '+' ||
+                    c == '-' || c == '=';
+        if (!safe) c = ':';
+    }
     if (!out.empty() && out[0] == '.') out[0] = ':';
     return out;
 }

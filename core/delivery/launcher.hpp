@@ -67,9 +67,10 @@ private:
 // The agent beside the running executable (build tree) or the installed one.
 std::string default_agent_path();
 
-// Expand %{...} tokens and a leading ~ in an action path; values from the
-// envelope are sanitised so they cannot climb out of the folder ("/" and a
-// leading "." become ":").
+// Expand %{...} tokens and a leading ~ in an action path or mda command;
+// values from the envelope are sanitised: anything but letters, digits and
+// @ . _ + - = becomes ':' (no path separator, nothing a shell would read), and
+// so does a leading '.'.
 std::string expand_path(std::string_view tmpl, const Job& job, const std::string& home);
 
 }  // namespace postern::delivery

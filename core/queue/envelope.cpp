@@ -31,7 +31,7 @@ struct Field {
     std::uint32_t Envelope::*count = nullptr;
 };
 
-constexpr std::array<Field, 26> kFields{{
+constexpr std::array<Field, 27> kFields{{
     {"id", &Envelope::id},
     {"msgid", &Envelope::msgid},
     {"action", &Envelope::action},
@@ -58,6 +58,7 @@ constexpr std::array<Field, 26> kFields{{
     {"dsn-envid", &Envelope::dsn_envid},
     {"dsn-orcpt", &Envelope::dsn_orcpt},
     {"bounce", nullptr, nullptr, &Envelope::bounce},
+    {"warnings", nullptr, nullptr, &Envelope::warnings},
 }};
 
 constexpr char kHex[] = "0123456789ABCDEF";

@@ -46,7 +46,8 @@ struct Envelope {
     std::string dsn_ret;           // "full", "hdrs" or ""
     std::string dsn_envid;         // decoded ENVID
     std::string dsn_orcpt;         // "rfc822;address" or ""
-    std::uint32_t bounce = 0;      // 1: this envelope carries a delivery status report
+    std::uint32_t bounce = 0;      // 1: carries a delivery status report, 2: a report about a failed report
+    std::uint32_t warnings = 0;    // delay notices already sent for it
 };
 
 std::string encode(const Envelope& e);

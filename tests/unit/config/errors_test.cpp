@@ -93,7 +93,8 @@ TEST_CASE("errors: action") {
           Errors{"test.conf:2:22: 'alias' must come before 'ttl'"});
     CHECK(errors_of("action d mbox ttl 4d ttl 5d\n" + kMatch) == Errors{"test.conf:1:22: 'ttl' is given twice"});
     CHECK(errors_of("action d deliver\n" + kMatch) ==
-          Errors{"test.conf:1:10: expected an action method (mbox or maildir) after action name 'd', found 'deliver'"});
+          Errors{"test.conf:1:10: expected an action method (mbox, maildir or mda) after action name 'd', found "
+                 "'deliver'"});
     // Without a name nothing can be remembered, so the rule using it is reported too.
     CHECK(errors_of("action\n" + kMatch) ==
           Errors{"test.conf:1:7: expected an action name after 'action', found end of line",
@@ -166,6 +167,29 @@ TEST_CASE("errors: global options") {
           Errors{"test.conf:1:9: expected 'socket' after 'control', found 'sock'"});
 }
 
+TEST_CASE("errors: mda needs one non-empty command") {
+    CHECK(errors_of("action d mda\n" + kMatch) ==
+          Errors{"test.conf:1:13: expected a command after 'mda', quoted as in mda \"/usr/bin/procmail -f -\", "
+                 "found end of line"});
+    CHECK(errors_of("table t { a = b }\naction d mda alias <t>\n" + kMatch) ==
+          Errors{"test.conf:2:14: expected a command after 'mda', quoted as in mda \"/usr/bin/procmail -f -\", "
+                 "found 'alias'"});
+    CHECK(errors_of("action d mda <t>\n" + kMatch) ==
+          Errors{"test.conf:1:14: expected a command after 'mda', quoted as in mda \"/usr/bin/procmail -f -\", "
+                 "found '<'"});
+    CHECK(errors_of("action d mda \"\"\n" + kMatch) == Errors{"test.conf:1:14: the 'mda' command is empty"});
+    CHECK(errors_of("action d mda \" \t \"\n" + kMatch) == Errors{"test.conf:1:14: the 'mda' command is empty"});
+    // Options as for maildir, in the same order rules.
+    CHECK(errors_of("action d mda \"x\" junk\n" + kMatch) ==
+          Errors{"test.conf:1:18: expected an action option (alias, virtual, userbase, user, ttl), found 'junk'"});
+    CHECK(errors_of("action d mda \"x\" \"y\"\n" + kMatch) ==
+          Errors{"test.conf:1:18: expected an action option (alias, virtual, userbase, user, ttl), found \"y\""});
+    CHECK(errors_of("table t { a = b }\naction d mda \"x\" ttl 4d alias <t>\n" + kMatch) ==
+          Errors{"test.conf:2:25: 'alias' must come before 'ttl'"});
+    CHECK(errors_of("action d mda \"x\" user a user b\n" + kMatch) ==
+          Errors{"test.conf:1:25: 'user' is given twice"});
+}
+
 TEST_CASE("errors: directives of later issues are refused by name") {
     CHECK(errors_of("pki mx key \"/k\"\n" + kRule) == Errors{"test.conf:1:1: 'pki' is not supported yet"});
     for (const char* word : {"ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler"})
@@ -180,10 +204,15 @@ TEST_CASE("errors: directives of later issues are refused by name") {
                             "protocols"})
         CHECK(errors_of("listen on lo port 25 " + std::string(opt) + "\n" + kRule) ==
               Errors{"test.conf:1:22: '" + std::string(opt) + "' is not supported yet"});
-    for (const char* method : {"lmtp", "mda", "relay", "forward-only", "expand-only"})
+    for (const char* method : {"lmtp", "relay", "forward-only", "expand-only"})
         CHECK(errors_of("action d " + std::string(method) + "\n" + kMatch) ==
               Errors{"test.conf:1:10: '" + std::string(method) + "' is not supported yet"});
     CHECK(errors_of("action d mbox wrapper w\n" + kMatch) == Errors{"test.conf:1:15: 'wrapper' is not supported yet"});
+    CHECK(errors_of("action d mda \"/usr/bin/procmail\" wrapper w\n" + kMatch) ==
+          Errors{"test.conf:1:34: 'wrapper' is not supported yet"});
+    CHECK(errors_of("mda wrapper w \"/usr/bin/sudo %{mda}\"\n" + kMatch) ==
+          Errors{"test.conf:1:1: 'mda' is not supported yet", "test.conf:2:24: unknown action 'd': declare it "
+                                                                "with 'action d ...' before this line"});
     for (const char* opt : {"auth", "tls"})
         CHECK(errors_of(kPrelude + "match " + opt + " action d\n") ==
               Errors{"test.conf:3:7: '" + std::string(opt) + "' is not supported yet"});

@@ -159,6 +159,37 @@ TEST_CASE("action: mbox and maildir with every option") {
     CHECK(c.find_action("nope") == nullptr);
 }
 
+TEST_CASE("action: mda with a command and every option") {
+    Config c = ok("table al { root = alice }\n"
+                  "table vu { a@example.org = alice }\n"
+                  "table ub { alice = 1000:1000:/home/alice }\n"
+                  "action \"p\" mda \"/usr/bin/procmail -f -\" alias <al> userbase <ub> user vmail ttl 2h\n"
+                  "action v mda '/usr/lib/dovecot/deliver -a \"$RECIPIENT\" | logger' virtual <vu>\n"
+                  "action bare mda procmail\n"
+                  "match for local action p\n");
+    REQUIRE(c.actions.size() == 3);
+    const Action& p = c.actions[0];
+    CHECK(p.name == "p");
+    CHECK(p.method == "mda");
+    CHECK(p.path == "/usr/bin/procmail -f -");
+    CHECK(p.alias_table == "al");
+    CHECK(p.userbase_table == "ub");
+    CHECK(p.virtual_table.empty());
+    CHECK(p.user == "vmail");
+    REQUIRE(p.ttl);
+    CHECK(*p.ttl == std::chrono::seconds(7200));
+    CHECK_FALSE(p.junk);
+    CHECK(p.where.line == 4);
+    const Action& v = c.actions[1];
+    CHECK(v.method == "mda");
+    CHECK(v.path == "/usr/lib/dovecot/deliver -a \"$RECIPIENT\" | logger");  // no macro expansion in quotes
+    CHECK(v.virtual_table == "vu");
+    CHECK(v.alias_table.empty());
+    CHECK(v.user.empty());
+    CHECK_FALSE(v.ttl);
+    CHECK(c.actions[2].path == "procmail");
+}
+
 TEST_CASE("match: from and for forms, options, negation, reject") {
     Config c = ok("table nets { 192.0.2.0/24 }\n"
                   "table doms { example.org }\n"

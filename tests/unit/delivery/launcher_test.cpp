@@ -35,6 +35,13 @@ TEST_CASE("expand_path: envelope values cannot climb out of the folder") {
     CHECK(expand_path("/m/%{rcpt.user}", j, "/h") == "/m/a:b:c");
 }
 
+TEST_CASE("expand_path: nothing a shell would act on reaches an mda command") {
+    Job j = job();
+    j.sender = "x$(touch /tmp/p)`id`;rm -rf / &|>\"'@evil.example";
+    CHECK(expand_path("/usr/bin/procmail -f %{sender}", j, "/h") ==
+          "/usr/bin/procmail -f x::touch::tmp:p::id::rm:-rf::::::::@evil.example");
+}
+
 TEST_CASE("frames: round trip, partial input, garbage") {
     std::vector<std::string> in = {"1", "maildir", "", std::string("a\0b,:", 5), "\n"};
     std::string wire = encode_frame(in) + encode_frame({"2"});

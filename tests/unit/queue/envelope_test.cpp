@@ -44,6 +44,7 @@ Envelope sample() {
     e.dsn_envid = "QQ314159";
     e.dsn_orcpt = "rfc822;bob@example.org";
     e.bounce = 1;
+    e.warnings = 2;
     return e;
 }
 
@@ -74,6 +75,7 @@ void require_same(const Envelope& a, const Envelope& b) {
     CHECK(a.dsn_envid == b.dsn_envid);
     CHECK(a.dsn_orcpt == b.dsn_orcpt);
     CHECK(a.bounce == b.bounce);
+    CHECK(a.warnings == b.warnings);
 }
 
 // The valid head every refusal test builds on (lines 1 to 3).
@@ -119,7 +121,8 @@ TEST_CASE("encode writes the exact v1 text", "[envelope]") {
           "dsn-ret: hdrs\n"
           "dsn-envid: QQ314159\n"
           "dsn-orcpt: rfc822;bob@example.org\n"
-          "bounce: 1\n");
+          "bounce: 1\n"
+          "warnings: 2\n");
 }
 
 TEST_CASE("hostile values round trip exactly", "[envelope]") {
@@ -142,7 +145,7 @@ TEST_CASE("hostile values round trip exactly", "[envelope]") {
 
     std::string text = encode(e);
     // One line per field plus the version: no value added a line.
-    CHECK(std::count(text.begin(), text.end(), '\n') == 27);
+    CHECK(std::count(text.begin(), text.end(), '\n') == 28);
     CHECK(text.find('\0') == std::string::npos);
     CHECK(text.find('\r') == std::string::npos);
 
