@@ -117,8 +117,9 @@ def read_bytes(path):
 class Daemon:
     """A posternd started for one test; see the module comment."""
 
-    def __init__(self, config_text, name="postern", extra_args=()):
+    def __init__(self, config_text, name="postern", extra_args=(), prepare=None):
         self.config_text = config_text
+        self.prepare = prepare  # called with the temp folder before the daemon starts (table files...)
         self.name = name
         self.extra_args = list(extra_args)
         self.dir = None
@@ -164,6 +165,8 @@ class Daemon:
         os.makedirs(self.mbox_dir, exist_ok=True)
         os.chmod(self.mbox_dir, 0o755)
         try:
+            if self.prepare:
+                self.prepare(self.dir)
             self._start_with_free_port()
         except BaseException:
             self._cleanup_dir_on_failure()
