@@ -1,29 +1,33 @@
 // postern-local — the local delivery agent.
 //
-//   postern-local [--plugin-dir DIR] --method NAME --sender S --rcpt R
-//                 --dest D --user U --home H [--path P] [--options O]
-//                 [--msgid M]  < message
+//   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
+//                 --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]
 //
-// The daemon starts one agent per local delivery, already running as the
-// recipient's uid/gid (this program does no privilege handling at all), with
-// the spooled message on stdin. The agent loads delivery-NAME.so and calls its
-// `deliver` once, so a plugin that crashes or leaks costs one delivery attempt,
-// never the daemon.
+// The daemon starts one agent per batch of local deliveries that share an
+// action and an account, already running as that account (this program does
+// no privilege handling at all). Each --delivery names an inherited file
+// descriptor holding one spooled message and that message's envelope. The
+// agent loads delivery-NAME.so once and calls its `deliver` for each, so a
+// busy queue pays for one process start per batch, not per message, and a
+// plugin that crashes costs the batch's attempts, never the daemon.
 //
-// Exit status (read by core/delivery/launcher): 0 delivered, 75 (EX_TEMPFAIL)
-// temporary failure, 1 permanent failure or bad usage. A plugin that cannot be
-// loaded is a site configuration error: 75, so the mail waits in the queue
-// instead of bouncing. On failure one line on stderr gives the reason.
+// Output: one line per delivery on stdout, in order, `INDEX STATUS TEXT`,
+// STATUS being ok, temp or perm; TEXT has no line breaks. Exit status 0 when
+// every delivery was tried; 75 (EX_TEMPFAIL) with one line on stderr when
+// none could be (the plugin cannot be loaded: a site configuration error, so
+// the mail waits in the queue); 1 with the usage on stderr for bad arguments.
+// A delivery without its line (the agent died) counts as a temporary failure.
 //
 // Depends on: util/plugin (the loader), the delivery ABI in postern/delivery.h.
 #include <signal.h>
 #include <sys/stat.h>
 
 #include <cstdio>
-#include <map>
+#include <cstdlib>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "postern/delivery.h"
 #include "util/plugin.hpp"
@@ -31,63 +35,104 @@
 namespace {
 
 constexpr int kExitOk = 0;
-constexpr int kExitPermFail = 1;
+constexpr int kExitUsage = 1;
 constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --sender S --rcpt R --dest D\n"
-    "                     --user U --home H [--path P] [--options O] [--msgid M] < message\n";
+    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]\n";
 
-struct Args {
-    std::map<std::string, std::string, std::less<>> values;
-    std::string get(std::string_view key) const {
-        auto it = values.find(key);
-        return it == values.end() ? std::string() : it->second;
-    }
+struct Delivery {
+    int fd = -1;
+    std::string sender, rcpt, dest, path, msgid;
 };
 
-constexpr std::string_view kRequired[] = {"method", "sender", "rcpt", "dest", "user", "home"};
-constexpr std::string_view kOptional[] = {"plugin-dir", "path", "options", "msgid"};
+struct Args {
+    std::string plugin_dir, method, user, home, options;
+    bool has_method = false, has_user = false, has_home = false;
+    std::vector<Delivery> deliveries;
+};
 
-bool known(std::string_view key) {
-    for (auto k : kRequired)
-        if (k == key) return true;
-    for (auto k : kOptional)
-        if (k == key) return true;
-    return false;
+bool parse_fd(std::string_view text, int* fd) {
+    if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    *fd = std::atoi(std::string(text).c_str());
+    return *fd >= 3;  // 0-2 are the agent's own stdio
 }
 
-// Strict: only "--name value" pairs, each known option at most once, every
-// required one present. Values may be empty (the null sender is "").
+// Strict: every option known, given once (--delivery repeats), with its values.
 std::optional<Args> parse(int argc, char** argv, std::string* error) {
-    Args args;
-    for (int i = 1; i < argc; i += 2) {
+    Args a;
+    auto single = [&](std::string_view name, std::string* out, bool* seen, int& i) {
+        if (seen && *seen) {
+            *error = "option --" + std::string(name) + " given twice";
+            return false;
+        }
+        if (i + 1 >= argc) {
+            *error = "option --" + std::string(name) + " needs a value";
+            return false;
+        }
+        *out = argv[++i];
+        if (seen) *seen = true;
+        return true;
+    };
+    bool has_dir = false, has_options = false;
+    for (int i = 1; i < argc; ++i) {
         std::string_view opt = argv[i];
-        if (!opt.starts_with("--") || !known(opt.substr(2))) {
+        bool ok;
+        if (opt == "--plugin-dir") ok = single("plugin-dir", &a.plugin_dir, &has_dir, i);
+        else if (opt == "--method") ok = single("method", &a.method, &a.has_method, i);
+        else if (opt == "--user") ok = single("user", &a.user, &a.has_user, i);
+        else if (opt == "--home") ok = single("home", &a.home, &a.has_home, i);
+        else if (opt == "--options") ok = single("options", &a.options, &has_options, i);
+        else if (opt == "--delivery") {
+            if (i + 6 >= argc) {
+                *error = "option --delivery needs FD SENDER RCPT DEST PATH MSGID";
+                return std::nullopt;
+            }
+            Delivery d;
+            if (!parse_fd(argv[i + 1], &d.fd)) {
+                *error = "bad file descriptor \"" + std::string(argv[i + 1]) + "\" for --delivery";
+                return std::nullopt;
+            }
+            d.sender = argv[i + 2];
+            d.rcpt = argv[i + 3];
+            d.dest = argv[i + 4];
+            d.path = argv[i + 5];
+            d.msgid = argv[i + 6];
+            a.deliveries.push_back(std::move(d));
+            i += 6;
+            ok = true;
+        } else {
             *error = "unknown argument \"" + std::string(opt) + "\"";
             return std::nullopt;
         }
-        if (i + 1 >= argc) {
-            *error = "option " + std::string(opt) + " needs a value";
-            return std::nullopt;
-        }
-        if (!args.values.emplace(std::string(opt.substr(2)), argv[i + 1]).second) {
-            *error = "option " + std::string(opt) + " given twice";
-            return std::nullopt;
-        }
+        if (!ok) return std::nullopt;
     }
-    for (auto k : kRequired) {
-        if (!args.values.contains(k)) {
-            *error = "missing option --" + std::string(k);
-            return std::nullopt;
-        }
+    const char* missing = !a.has_method ? "--method" : !a.has_user ? "--user" : !a.has_home ? "--home" : nullptr;
+    if (missing) {
+        *error = std::string("missing option ") + missing;
+        return std::nullopt;
     }
-    return args;
+    if (a.deliveries.empty()) {
+        *error = "no --delivery given";
+        return std::nullopt;
+    }
+    return a;
 }
 
-int fail(int code, std::string_view reason) {
-    std::fprintf(stderr, "postern-local: %.*s\n", static_cast<int>(reason.size()), reason.data());
-    return code;
+std::string one_line(std::string_view text) {
+    std::string out(text);
+    for (char& c : out)
+        if (c == '\n' || c == '\r') c = ' ';
+    return out;
+}
+
+const char* status_word(int status) {
+    switch (status) {
+    case POSTERN_OK: return "ok";
+    case POSTERN_PERMFAIL: return "perm";
+    default: return "temp";
+    }
 }
 
 }  // namespace
@@ -101,42 +146,48 @@ int main(int argc, char** argv) {
     auto args = parse(argc, argv, &error);
     if (!args) {
         std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
-        return kExitPermFail;
+        return kExitUsage;
     }
-    struct stat st {};
-    if (::fstat(0, &st) != 0) return fail(kExitTempFail, "no message on stdin");
-
-    std::string dir = postern::util::plugin_dir(args->get("plugin-dir"));
-    auto plugin = postern::util::load_delivery_plugin(dir, args->get("method"), &error);
-    if (!plugin) return fail(kExitTempFail, error);
-
-    std::string sender = args->get("sender"), rcpt = args->get("rcpt"), dest = args->get("dest");
-    std::string user = args->get("user"), home = args->get("home"), path = args->get("path");
-    std::string options = args->get("options"), msgid = args->get("msgid");
-    postern_delivery_request req{};
-    req.struct_size = sizeof req;
-    req.message_fd = 0;
-    req.sender = sender.c_str();
-    req.rcpt = rcpt.c_str();
-    req.dest = dest.c_str();
-    req.user = user.c_str();
-    req.home = home.c_str();
-    req.path = path.c_str();
-    req.options = options.c_str();
-    req.msgid = msgid.c_str();
-
-    char err[1024] = "";
-    int status = (*plugin)->deliver(&req, err, sizeof err);
-    std::string_view reason = *err ? std::string_view(err) : "delivery failed (no reason given)";
-    switch (status) {
-    case POSTERN_OK:
-        return kExitOk;
-    case POSTERN_PERMFAIL:
-        return fail(kExitPermFail, reason);
-    case POSTERN_TEMPFAIL:
-        return fail(kExitTempFail, reason);
-    default:
-        return fail(kExitTempFail, plugin->path() + ": deliver returned unknown status " +
-                                       std::to_string(status));
+    std::string dir = postern::util::plugin_dir(args->plugin_dir);
+    auto plugin = postern::util::load_delivery_plugin(dir, args->method, &error);
+    if (!plugin) {
+        std::fprintf(stderr, "postern-local: %s\n", error.c_str());
+        return kExitTempFail;
     }
+
+    for (size_t i = 0; i < args->deliveries.size(); ++i) {
+        const Delivery& d = args->deliveries[i];
+        std::string text;
+        int status;
+        struct stat st {};
+        if (::fstat(d.fd, &st) != 0) {
+            status = POSTERN_TEMPFAIL;
+            text = "no message on descriptor " + std::to_string(d.fd);
+        } else {
+            postern_delivery_request req{};
+            req.struct_size = sizeof req;
+            req.message_fd = d.fd;
+            req.sender = d.sender.c_str();
+            req.rcpt = d.rcpt.c_str();
+            req.dest = d.dest.c_str();
+            req.user = args->user.c_str();
+            req.home = args->home.c_str();
+            req.path = d.path.c_str();
+            req.options = args->options.c_str();
+            req.msgid = d.msgid.c_str();
+            char err[1024] = "";
+            status = (*plugin)->deliver(&req, err, sizeof err);
+            if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL) {
+                text = plugin->path() + ": deliver returned unknown status " + std::to_string(status);
+                status = POSTERN_TEMPFAIL;
+            } else if (status == POSTERN_OK) {
+                text = "Delivered";
+            } else {
+                text = *err ? err : "delivery failed (no reason given)";
+            }
+        }
+        std::printf("%zu %s %s\n", i, status_word(status), one_line(text).c_str());
+        std::fflush(stdout);  // each result as soon as it is known: a crash later loses none
+    }
+    return kExitOk;
 }

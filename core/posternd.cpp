@@ -4,6 +4,7 @@
 //
 // Reads an OpenSMTPD-style smtpd.conf (postern.conf(5)), or with no -f the
 // embedded default configuration, and serves SMTP. See posternd(8).
+#include <signal.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -32,6 +33,9 @@ int main(int argc, char** argv) {
     // libuv's worker pool runs table lookups, rule evaluation and DNS; its
     // default of 4 threads lets one slow resolver stall everything else.
     setenv("UV_THREADPOOL_SIZE", "16", 0);
+    // A client that hangs up while we write to it must cost a failed write
+    // (EPIPE, handled per session), not the whole daemon.
+    signal(SIGPIPE, SIG_IGN);
     postern::daemon::Options o;
     int ch;
     while ((ch = getopt(argc, argv, "dFnvf:D:h")) != -1) {

@@ -26,7 +26,9 @@
 #include <fstream>
 #include <iostream>
 
+#include "control/server.hpp"
 #include "daemon/bouncer.hpp"
+#include "daemon/control_handler.hpp"
 #include "daemon/listen.hpp"
 #include "daemon/loop_work.hpp"
 #include "daemon/scheduler.hpp"
@@ -45,9 +47,10 @@ namespace {
 constexpr const char* kUnprivilegedUser = "_postern";
 constexpr const char* kDefaultSpool = "/var/spool/postern";
 constexpr const char* kDefaultMbox = "/var/mail";
+constexpr const char* kDefaultControl = "/run/postern/control.sock";
 
 struct Paths {
-    std::string spool, plugins, mbox, pid_file, hostname;
+    std::string spool, plugins, mbox, pid_file, control, hostname;
 };
 
 std::string current_user() {
@@ -67,6 +70,7 @@ Paths resolve_paths(const config::Config& cfg) {
     p.plugins = util::plugin_dir(cfg.plugin_path);
     p.mbox = cfg.mbox_path.empty() ? kDefaultMbox : cfg.mbox_path;
     p.pid_file = cfg.pid_file;
+    p.control = cfg.control_socket.empty() ? kDefaultControl : cfg.control_socket;
     p.hostname = cfg.hostname.empty() ? system_hostname() : cfg.hostname;
     return p;
 }
@@ -114,6 +118,29 @@ bool prepare_spool(const std::string& dir, uid_t uid, gid_t gid) {
             log::error(log::Line("cannot hand the spool over").kv("path", it->path().string()).kv("error", strerror(errno)));
             return false;
         }
+    return true;
+}
+
+// The control socket is made by the unprivileged process: its folder must be
+// that user's, and closed to everyone else (root passes anyway).
+bool prepare_control_dir(const std::string& socket_path, uid_t uid, gid_t gid) {
+    std::filesystem::path dir = std::filesystem::path(socket_path).parent_path();
+    std::error_code ec;
+    bool made = std::filesystem::create_directories(dir, ec);
+    if (ec) {
+        log::error(log::Line("cannot create the control socket folder").kv("path", dir.string()).kv("error", ec.message()));
+        return false;
+    }
+    // Hand over only a folder we made or one that is the socket's alone
+    // (/run/postern); never chown a shared folder such as /run or /tmp.
+    struct stat st {};
+    if (made || (stat(dir.c_str(), &st) == 0 && st.st_uid == uid)) {
+        if (lchown(dir.c_str(), uid, gid) != 0 || chmod(dir.c_str(), 0750) != 0) {
+            log::error(log::Line("cannot hand the control socket folder over").kv("path", dir.string())
+                           .kv("error", strerror(errno)));
+            return false;
+        }
+    }
     return true;
 }
 
@@ -213,6 +240,12 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         log::error(err);
         return 1;
     }
+    ControlHandler control_handler(&loop, server, scheduler, store, tables);
+    control::Server control(&loop, control_handler);
+    if (!control.listen(paths.control, &err)) {
+        log::error(log::Line("cannot open the control socket").kv("path", paths.control).kv("error", err));
+        return 1;
+    }
 
     std::vector<std::string> corrupt;
     auto queued = store.load_all(&corrupt);
@@ -227,6 +260,7 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
     stopper.stop = [&] {
         log::info("posternd stopping");
         server.stop();
+        control.close();
         scheduler.close();
         post.close();
         if (priv) priv->close();
@@ -318,6 +352,7 @@ int run(const Options& o) {
     std::string unpriv_name = pw->pw_name;
     unpriv.pw_name = unpriv_name.data();
     if (!prepare_spool(paths.spool, unpriv.pw_uid, unpriv.pw_gid)) return 1;
+    if (!prepare_control_dir(paths.control, unpriv.pw_uid, unpriv.pw_gid)) return 1;
 
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {

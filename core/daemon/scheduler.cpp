@@ -65,47 +65,91 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
     arm_timer();
 }
 
+// Deliveries that share a plugin and an account go to one agent run, up to
+// kMaxBatch of them: a busy queue pays one process start per batch. Commands
+// (mda) go one by one, since each may take minutes.
+constexpr size_t kMaxBatch = 32;
+constexpr size_t kLookahead = 512;
+
+namespace {
+
+std::string delivery_method(const config::Config& config, const queue::Envelope& e) {
+    if (!e.method.empty()) return e.method;
+    const config::Action* a = config.find_action(e.action);
+    return a ? a->method : "";
+}
+
+bool same_batch(const queue::Envelope& a, const queue::Envelope& b) {
+    return a.action == b.action && a.method == b.method && a.user == b.user && a.account == b.account;
+}
+
+}  // namespace
+
 void Scheduler::pump() {
-    while (!closed_ && !paused_ && running_ < max_running_ && !ready_.empty()) {
+    while (!closed_ && !paused_ && running_ < max_running_) {
+        auto batch = take_batch();
+        if (batch.empty()) return;
+        start(batch);
+    }
+}
+
+std::vector<std::string> Scheduler::take_batch() {
+    std::vector<std::string> batch;
+    while (batch.empty() && !ready_.empty()) {
         std::string id = std::move(ready_.front());
         ready_.pop_front();
         auto it = entries_.find(id);
         if (it == entries_.end() || it->second.state != State::Ready) continue;  // stale
-        start(id);
+        it->second.state = State::Running;
+        batch.push_back(std::move(id));
     }
+    if (batch.empty()) return batch;
+    const queue::Envelope& first = entries_.at(batch.front()).envelope;
+    if (delivery_method(config_, first) == "mda") return batch;
+    size_t scanned = 0;
+    for (auto it = ready_.begin(); it != ready_.end() && batch.size() < kMaxBatch && scanned < kLookahead;
+         ++it, ++scanned) {
+        auto e = entries_.find(*it);
+        if (e == entries_.end() || e->second.state != State::Ready || !same_batch(first, e->second.envelope)) continue;
+        e->second.state = State::Running;  // its id left in ready_ is now stale
+        batch.push_back(*it);
+    }
+    return batch;
 }
 
-void Scheduler::start(const std::string& id) {
-    Entry& entry = entries_.at(id);
-    const queue::Envelope& e = entry.envelope;
-    entry.state = State::Running;
+void Scheduler::start(const std::vector<std::string>& ids) {
     ++running_;
-    const config::Action* action = config_.find_action(e.action);
+    const queue::Envelope& first = entries_.at(ids.front()).envelope;
+    const config::Action* action = config_.find_action(first.action);
     if (!action) {
         // The config changed under a queued envelope: keep it, an admin can fix the config.
-        finish(id, {delivery::Result::Status::TempFail, "no action named " + e.action + " in the config"});
+        --running_;
+        for (const auto& id : ids)
+            finish(id, {delivery::Result::Status::TempFail, "no action named " + first.action + " in the config"});
         return;
     }
-    delivery::Job job;
     // An expansion may have turned the recipient into a file or a command.
-    job.method = e.method.empty() ? action->method : e.method;
-    job.sender = e.sender;
-    job.rcpt = e.rcpt;
-    job.dest = e.dest;
-    job.user = e.user;
-    job.account = e.account;
-    job.path = e.method.empty() ? action->path : e.path;
+    delivery::Job job;
+    job.method = first.method.empty() ? action->method : first.method;
+    job.user = first.user;
+    job.account = first.account;
     job.options = action->junk ? "junk" : "";
-    job.msgid = e.msgid;
-    job.message_path = store_.message_path(e.msgid);
-    launcher_.launch(job, [this, id](delivery::Result r) {
-        finish(id, r);
+    for (const auto& id : ids) {
+        const queue::Envelope& e = entries_.at(id).envelope;
+        job.items.push_back({e.sender, e.rcpt, e.dest, e.method.empty() ? action->path : e.path, e.msgid,
+                             store_.message_path(e.msgid)});
+    }
+    launcher_.launch(job, [this, ids](std::vector<delivery::Result> results) {
+        --running_;
+        for (size_t i = 0; i < ids.size(); ++i)
+            finish(ids[i], i < results.size() ? results[i]
+                                              : delivery::Result{delivery::Result::Status::TempFail, "no result"});
+        flush_removals();
         pump();
     });
 }
 
 void Scheduler::finish(const std::string& id, const delivery::Result& r) {
-    --running_;
     Entry& entry = entries_.at(id);
     queue::Envelope& e = entry.envelope;
     if (entry.removed) {
@@ -240,10 +284,25 @@ void Scheduler::erase(const std::string& id, const char* why) {
         ++stats_.removed;
         log::info(log::Line("queue remove").kv("evpid", e.id).kv("from", e.sender).kv("to", e.dest).kv("stat", why));
     }
-    worker_.submit([this, e = std::move(e)] {
-        std::string err;
-        if (!store_.remove(e, &err)) log::error(log::Line("queue remove-failed").kv("evpid", e.id).kv("error", err));
+    removals_.push_back(std::move(e));
+    flush_removals();
+}
+
+// Spool deletions go to the worker in batches, one at a time, so that a busy
+// queue syncs each folder once per batch rather than once per envelope.
+void Scheduler::flush_removals() {
+    if (removing_ || removals_.empty()) return;
+    removing_ = true;
+    worker_.submit([this, batch = std::move(removals_)] {
+        std::vector<std::string> errors;
+        store_.remove(batch, &errors);
+        for (const auto& err : errors) log::error(log::Line("queue remove-failed").kv("error", err));
+        post_.post([this] {
+            removing_ = false;
+            flush_removals();
+        });
     });
+    removals_.clear();
 }
 
 std::vector<std::string> Scheduler::select(std::string_view which) const {

@@ -59,8 +59,10 @@ public:
 
 private:
     void pump();
-    void start(const std::string& id);
+    std::vector<std::string> take_batch();
+    void start(const std::vector<std::string>& ids);
     void finish(const std::string& id, const delivery::Result& r);
+    void flush_removals();
     void wait_until(const std::string& id, std::int64_t when);
     void erase(const std::string& id, const char* why);
     void hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status);
@@ -93,6 +95,9 @@ private:
         std::vector<Outcome> failed, delivered;
     };
     std::map<std::string, PendingReports> reports_;
+    // Envelopes delivered or given up, to delete from the spool together.
+    std::vector<queue::Envelope> removals_;
+    bool removing_ = false;  // a removal batch is with the worker
 };
 
 }  // namespace postern::daemon

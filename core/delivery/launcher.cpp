@@ -9,6 +9,7 @@
 #include <cctype>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "util/fd.hpp"
@@ -78,19 +79,20 @@ std::string_view domain_part(std::string_view a) {
 }
 
 // One token's value: "rcpt.user", "sender.domain", "user.directory", ...
-bool token_value(std::string_view name, const Job& job, const std::string& home, std::string* out) {
+bool token_value(std::string_view name, const std::string& user, const Item& item, const std::string& home,
+                 std::string* out) {
     auto dot = name.find('.');
     std::string_view base = name.substr(0, dot);
     std::string_view part = dot == std::string_view::npos ? "" : name.substr(dot + 1);
     if (base == "user") {
-        if (part == "username") *out = job.user;
+        if (part == "username") *out = user;
         else if (part == "directory") *out = home;
         else return false;
         return true;
     }
-    const std::string* addr = base == "sender" ? &job.sender
-                            : base == "rcpt"   ? &job.rcpt
-                            : base == "dest"   ? &job.dest
+    const std::string* addr = base == "sender" ? &item.sender
+                            : base == "rcpt"   ? &item.rcpt
+                            : base == "dest"   ? &item.dest
                                                : nullptr;
     if (!addr) return false;
     if (part.empty()) *out = *addr;
@@ -102,7 +104,7 @@ bool token_value(std::string_view name, const Job& job, const std::string& home,
 
 }  // namespace
 
-std::string expand_path(std::string_view tmpl, const Job& job, const std::string& home) {
+std::string expand_path(std::string_view tmpl, const std::string& user, const Item& item, const std::string& home) {
     std::string out;
     if (!tmpl.empty() && tmpl[0] == '~') {
         out = home;
@@ -124,7 +126,7 @@ std::string expand_path(std::string_view tmpl, const Job& job, const std::string
             token = token.substr(0, colon);
         }
         std::string value;
-        if (token_value(token, job, home, &value)) {
+        if (token_value(token, user, item, home, &value)) {
             if (lower)
                 for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
             // The home folder is trusted; envelope values are not.
@@ -153,14 +155,16 @@ namespace {
 // One running agent; owns its libuv handles and frees itself when all are closed.
 struct AgentRun {
     uv_process_t process{};
-    uv_pipe_t stderr_pipe{};
+    uv_pipe_t out_pipe{}, err_pipe{};
     uv_timer_t timer{};
     int open_handles = 0;
-    bool exited = false, eof = false, timed_out = false;
+    int open_pipes = 2;
+    bool exited = false, timed_out = false;
     int64_t exit_status = 0;
     int term_signal = 0;
-    std::string errtext;
-    char buf[512];
+    std::string out, err;
+    char buf[4096];
+    std::vector<std::optional<Result>> results;  // preset for items that never reached the agent
     Done done;
 
     void close_one(uv_handle_t* h) {
@@ -171,26 +175,78 @@ struct AgentRun {
         });
     }
 
+    // Why the deliveries without a result line failed.
+    std::string agent_failure() {
+        while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
+        if (auto nl = err.rfind('\n'); nl != std::string::npos) err = err.substr(nl + 1);
+        if (timed_out) return "delivery agent timed out";
+        if (term_signal != 0) return "delivery agent killed by signal " + std::to_string(term_signal);
+        if (!err.empty()) return err;
+        return "delivery agent exited " + std::to_string(exit_status) + " without a result";
+    }
+
+    void parse_results() {
+        size_t pos = 0;
+        while (pos < out.size()) {
+            size_t nl = out.find('\n', pos);
+            if (nl == std::string::npos) break;
+            std::string_view line(out.data() + pos, nl - pos);
+            pos = nl + 1;
+            auto sp1 = line.find(' '), sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+            if (sp2 == std::string_view::npos) continue;
+            size_t index = std::strtoul(std::string(line.substr(0, sp1)).c_str(), nullptr, 10);
+            std::string_view word = line.substr(sp1 + 1, sp2 - sp1 - 1);
+            if (index >= results.size() || results[index]) continue;
+            Result r;
+            r.status = word == "ok" ? Result::Status::Ok : word == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
+            r.text = std::string(line.substr(sp2 + 1));
+            results[index] = std::move(r);
+        }
+    }
+
     void maybe_finish() {
-        if (!exited || !eof) return;
-        Result r;
-        while (!errtext.empty() && (errtext.back() == '\n' || errtext.back() == '\r')) errtext.pop_back();
-        if (auto nl = errtext.rfind('\n'); nl != std::string::npos) errtext = errtext.substr(nl + 1);
-        if (timed_out) {
-            r = {Result::Status::TempFail, "delivery agent timed out"};
-        } else if (term_signal != 0) {
-            r = {Result::Status::TempFail, "delivery agent killed by signal " + std::to_string(term_signal)};
-        } else if (exit_status == 0) {
-            r = {Result::Status::Ok, errtext.empty() ? "Delivered" : errtext};
-        } else {
-            r.status = exit_status == kAgentTempFail ? Result::Status::TempFail : Result::Status::PermFail;
-            r.text = errtext.empty() ? "delivery agent exited " + std::to_string(exit_status) : errtext;
+        if (!exited || open_pipes > 0) return;
+        parse_results();
+        std::vector<Result> final;
+        // A plugin that reported nothing for a delivery (the agent died, or a
+        // site error stopped it) leaves that mail queued: temporary failure.
+        std::string why;
+        for (auto& r : results) {
+            if (!r) {
+                if (why.empty()) why = agent_failure();
+                r = Result{Result::Status::TempFail, why};
+            }
+            final.push_back(std::move(*r));
         }
         Done d = std::move(done);
         close_one(reinterpret_cast<uv_handle_t*>(&process));
-        close_one(reinterpret_cast<uv_handle_t*>(&stderr_pipe));
+        close_one(reinterpret_cast<uv_handle_t*>(&out_pipe));
+        close_one(reinterpret_cast<uv_handle_t*>(&err_pipe));
         close_one(reinterpret_cast<uv_handle_t*>(&timer));
-        d(std::move(r));
+        d(std::move(final));
+    }
+
+    void start_reading(uv_pipe_t* pipe) {
+        pipe->data = this;
+        uv_read_start(
+            reinterpret_cast<uv_stream_t*>(pipe),
+            [](uv_handle_t* h, size_t, uv_buf_t* b) {
+                auto* self = static_cast<AgentRun*>(h->data);
+                *b = uv_buf_init(self->buf, sizeof self->buf);
+            },
+            [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
+                auto* self = static_cast<AgentRun*>(s->data);
+                std::string& sink = s == reinterpret_cast<uv_stream_t*>(&self->out_pipe) ? self->out : self->err;
+                if (n > 0) {
+                    if (sink.size() < (1u << 20)) sink.append(b->base, static_cast<size_t>(n));
+                    return;
+                }
+                if (n < 0) {
+                    uv_read_stop(s);
+                    --self->open_pipes;
+                    self->maybe_finish();
+                }
+            });
     }
 };
 
@@ -199,40 +255,52 @@ struct AgentRun {
 SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options) : loop_(loop), options_(std::move(options)) {}
 
 void SpawnLauncher::launch(const Job& job, Done done) {
+    auto fail_all = [&](Result::Status status, const std::string& why) {
+        done(std::vector<Result>(job.items.size(), Result{status, why}));
+    };
     // The account comes from expansion (a userbase may hold accounts the
     // system does not know). Root is only ever taken from the system's own
     // user database, never from a request.
     Account acct;
     if (!job.account.empty()) {
         Account sys;
-        if (!parse_account(job.account, &acct)) {
-            done({Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user});
-            return;
-        }
-        if ((acct.uid == 0 || acct.gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct.uid)) {
-            done({Result::Status::PermFail, "refusing to deliver as uid/gid 0 for " + job.user});
-            return;
-        }
+        if (!parse_account(job.account, &acct)) return fail_all(Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user);
+        if ((acct.uid == 0 || acct.gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct.uid))
+            return fail_all(Result::Status::PermFail, "refusing to deliver as uid/gid 0 for " + job.user);
     } else if (!find_account(job.user, &acct)) {
-        done({Result::Status::PermFail, "unknown user " + job.user});
-        return;
-    }
-    std::string path;
-    if (job.method == "mbox")
-        path = job.path.empty() ? options_.mbox_dir + "/" + sanitise(job.user) : expand_path(job.path, job, acct.home);
-    else
-        path = job.path.empty() ? "" : expand_path(job.path, job, acct.home);
-
-    util::Fd message(open(job.message_path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!message) {
-        done({Result::Status::TempFail, "cannot open " + job.message_path + ": " + strerror(errno)});
-        return;
+        return fail_all(Result::Status::PermFail, "unknown user " + job.user);
     }
 
+    auto run = std::make_unique<AgentRun>();
+    run->results.resize(job.items.size());
+    std::vector<util::Fd> messages;
     std::vector<std::string> args = {options_.agent, "--plugin-dir", options_.plugin_dir, "--method", job.method,
-                                      "--sender", job.sender, "--rcpt", job.rcpt, "--dest", job.dest,
-                                      "--user", job.user, "--home", acct.home, "--path", path,
-                                      "--options", job.options, "--msgid", job.msgid};
+                                     "--user",       job.user,        "--home",            acct.home,   "--options",
+                                     job.options};
+    for (size_t i = 0; i < job.items.size(); ++i) {
+        const Item& item = job.items[i];
+        util::Fd fd(open(item.message_path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd) {
+            run->results[i] = Result{Result::Status::TempFail, "cannot open " + item.message_path + ": " + strerror(errno)};
+            continue;
+        }
+        std::string path;
+        if (job.method == "mbox" && item.path.empty()) path = options_.mbox_dir + "/" + sanitise(job.user);
+        else if (!item.path.empty()) path = expand_path(item.path, job.user, item, acct.home);
+        args.insert(args.end(), {"--delivery", std::to_string(3 + messages.size()), item.sender, item.rcpt, item.dest,
+                                 path, item.msgid});
+        messages.push_back(std::move(fd));
+    }
+    if (messages.empty()) {
+        std::vector<Result> final;
+        for (auto& r : run->results) final.push_back(std::move(*r));
+        return done(std::move(final));
+    }
+    // Results for the items the agent gets arrive by their index among those.
+    std::vector<size_t> agent_index;
+    for (size_t i = 0; i < run->results.size(); ++i)
+        if (!run->results[i]) agent_index.push_back(i);
+
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -242,26 +310,38 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     for (auto& e : envs) envp.push_back(e.data());
     envp.push_back(nullptr);
 
-    auto run = std::make_unique<AgentRun>();
-    run->done = std::move(done);
-    uv_pipe_init(loop_, &run->stderr_pipe, 0);
+    // The agent sees its own deliveries only; map its answers back afterwards.
+    std::vector<std::optional<Result>> preset = std::move(run->results);
+    run->results.assign(messages.size(), std::nullopt);
+    run->done = [preset = std::move(preset), agent_index, done = std::move(done)](std::vector<Result> got) mutable {
+        for (size_t k = 0; k < agent_index.size() && k < got.size(); ++k) preset[agent_index[k]] = std::move(got[k]);
+        std::vector<Result> final;
+        for (auto& r : preset) final.push_back(r ? std::move(*r) : Result{Result::Status::TempFail, "no result"});
+        done(std::move(final));
+    };
+    uv_pipe_init(loop_, &run->out_pipe, 0);
+    uv_pipe_init(loop_, &run->err_pipe, 0);
     uv_timer_init(loop_, &run->timer);
-    run->process.data = run->stderr_pipe.data = run->timer.data = run.get();
+    run->process.data = run->out_pipe.data = run->err_pipe.data = run->timer.data = run.get();
 
-    uv_stdio_container_t stdio[3];
-    stdio[0].flags = UV_INHERIT_FD;
-    stdio[0].data.fd = message.get();
-    stdio[1].flags = UV_IGNORE;
+    std::vector<uv_stdio_container_t> stdio(3 + messages.size());
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+    stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&run->out_pipe);
     stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&run->stderr_pipe);
+    stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&run->err_pipe);
+    for (size_t k = 0; k < messages.size(); ++k) {
+        stdio[3 + k].flags = UV_INHERIT_FD;
+        stdio[3 + k].data.fd = messages[k].get();
+    }
 
     uv_process_options_t opts{};
     opts.file = options_.agent.c_str();
     opts.args = argv.data();
     opts.env = envp.data();
     opts.cwd = "/";
-    opts.stdio = stdio;
-    opts.stdio_count = 3;
+    opts.stdio = stdio.data();
+    opts.stdio_count = static_cast<int>(stdio.size());
     if (options_.switch_user) {
         opts.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
         opts.uid = acct.uid;
@@ -282,10 +362,11 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         AgentRun* raw = run.release();
         // libuv initialised the process handle even though spawning failed.
         raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->process));
-        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->stderr_pipe));
+        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->out_pipe));
+        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->err_pipe));
         raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->timer));
-        d({Result::Status::TempFail, std::string("cannot start delivery agent ") + options_.agent + ": " +
-                                         uv_strerror(rc)});
+        std::string why = std::string("cannot start delivery agent ") + options_.agent + ": " + uv_strerror(rc);
+        d(std::vector<Result>(messages.size(), Result{Result::Status::TempFail, why}));
         return;
     }
     AgentRun* raw = run.release();  // freed by the last close callback
@@ -297,24 +378,8 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             uv_process_kill(&self->process, SIGKILL);
         },
         kAgentTimeoutMs, 0);
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&raw->stderr_pipe),
-        [](uv_handle_t* h, size_t, uv_buf_t* b) {
-            auto* self = static_cast<AgentRun*>(h->data);
-            *b = uv_buf_init(self->buf, sizeof self->buf);
-        },
-        [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
-            auto* self = static_cast<AgentRun*>(s->data);
-            if (n > 0) {
-                if (self->errtext.size() < 4096) self->errtext.append(b->base, static_cast<size_t>(n));
-                return;
-            }
-            if (n < 0) {
-                uv_read_stop(s);
-                self->eof = true;
-                self->maybe_finish();
-            }
-        });
+    raw->start_reading(&raw->out_pipe);
+    raw->start_reading(&raw->err_pipe);
 }
 
 }  // namespace postern::delivery

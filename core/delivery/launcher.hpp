@@ -18,20 +18,27 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace postern::delivery {
 
-struct Job {
-    std::string method;        // plugin name: "maildir", "mbox"
+// One message to deliver, within a Job.
+struct Item {
     std::string sender;        // "" for <>
     std::string rcpt;          // as given in RCPT TO
     std::string dest;          // final recipient
-    std::string user;          // local user to deliver as
-    std::string account;       // "uid:gid:home" from expansion; "" = look `user` up in the system
-    std::string path;          // action path template (may hold %{...} and ~), "" = default
-    std::string options;       // "junk", ...
+    std::string path;          // path template (may hold %{...} and ~), or the file/command; "" = default
     std::string msgid;
     std::string message_path;  // spooled message
+};
+
+// Deliveries that share a plugin and an account: one agent run.
+struct Job {
+    std::string method;   // plugin name: "maildir", "mbox", "mda"
+    std::string user;     // local user to deliver as
+    std::string account;  // "uid:gid:home" from expansion; "" = look `user` up in the system
+    std::string options;  // "junk", ...
+    std::vector<Item> items;
 };
 
 struct Result {
@@ -39,7 +46,8 @@ struct Result {
     std::string text;  // "Delivered" or the reason
 };
 
-using Done = std::function<void(Result)>;
+// One result per item, in the items' order.
+using Done = std::function<void(std::vector<Result>)>;
 
 class Launcher {
 public:
@@ -71,6 +79,6 @@ std::string default_agent_path();
 // values from the envelope are sanitised: anything but letters, digits and
 // @ . _ + - = becomes ':' (no path separator, nothing a shell would read), and
 // so does a leading '.'.
-std::string expand_path(std::string_view tmpl, const Job& job, const std::string& home);
+std::string expand_path(std::string_view tmpl, const std::string& user, const Item& item, const std::string& home);
 
 }  // namespace postern::delivery

@@ -11,7 +11,14 @@ namespace postern::delivery {
 namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;
-enum { kId, kMethod, kSender, kRcpt, kDest, kUser, kAccount, kPath, kOptions, kMsgid, kRequestFields };
+// Request: id, method, user, account, options, then per item: sender, rcpt, dest, path, msgid.
+enum { kId, kMethod, kUser, kAccount, kOptions, kHeadFields };
+enum { kSender, kRcpt, kDest, kPath, kMsgid, kItemFields };
+constexpr size_t kMaxItems = 256;
+
+const char* status_word(Result::Status s) {
+    return s == Result::Status::Ok ? "ok" : s == Result::Status::PermFail ? "perm" : "temp";
+}
 
 std::string netstring(std::string_view s) {
     return std::to_string(s.size()) + ":" + std::string(s) + ",";
@@ -115,32 +122,38 @@ PrivClient::PrivClient(uv_loop_t* loop, int fd) {
 
 void PrivClient::launch(const Job& job, Done done) {
     if (broken_) {
-        done({Result::Status::TempFail, "privileged parent unavailable"});
+        done(std::vector<Result>(job.items.size(), Result{Result::Status::TempFail, "privileged parent unavailable"}));
         return;
     }
     unsigned long id = next_id_++;
-    pending_.emplace(id, std::move(done));
-    write_frame(&pipe_, encode_frame({std::to_string(id), job.method, job.sender, job.rcpt, job.dest, job.user,
-                                      job.account, job.path, job.options, job.msgid}));
+    pending_.emplace(id, Pending{job.items.size(), std::move(done)});
+    std::vector<std::string> fields = {std::to_string(id), job.method, job.user, job.account, job.options};
+    for (const auto& item : job.items)
+        fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.path, item.msgid});
+    write_frame(&pipe_, encode_frame(fields));
 }
 
+// Reply: id, then per item: status, text.
 void PrivClient::on_frame(const std::vector<std::string>& f) {
-    if (f.size() != 3) return fail_all("malformed reply from the privileged parent");
+    if (f.empty() || f.size() % 2 != 1) return fail_all("malformed reply from the privileged parent");
     auto it = pending_.find(std::strtoul(f[0].c_str(), nullptr, 10));
     if (it == pending_.end()) return;
-    Done done = std::move(it->second);
+    Pending p = std::move(it->second);
     pending_.erase(it);
-    Result r;
-    r.status = f[1] == "ok" ? Result::Status::Ok : f[1] == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
-    r.text = f[2];
-    done(std::move(r));
+    std::vector<Result> results;
+    for (size_t i = 1; i + 1 < f.size(); i += 2) {
+        Result::Status st = f[i] == "ok" ? Result::Status::Ok : f[i] == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
+        results.push_back({st, f[i + 1]});
+    }
+    results.resize(p.items, Result{Result::Status::TempFail, "no result from the privileged parent"});
+    p.done(std::move(results));
 }
 
 void PrivClient::fail_all(const std::string& why) {
     broken_ = true;
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& [id, done] : pending) done({Result::Status::TempFail, why});
+    for (auto& [id, p] : pending) p.done(std::vector<Result>(p.items, Result{Result::Status::TempFail, why}));
 }
 
 void PrivClient::close() {
@@ -181,29 +194,36 @@ PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLaun
 }
 
 void PrivServer::on_frame(const std::vector<std::string>& f) {
-    if (f.size() != kRequestFields) return;  // cannot even answer it
-    if (!is_name(f[kMethod]) || !is_hex8(f[kMsgid])) {
-        reply(f[kId], {Result::Status::PermFail, "refused: malformed delivery request"});
-        return;
-    }
+    if (f.size() < kHeadFields) return;  // cannot even answer it
+    const std::string& id = f[kId];
+    size_t n = (f.size() - kHeadFields) / kItemFields;
+    auto refuse = [&](const std::string& why) {
+        reply(id, std::vector<Result>(n, Result{Result::Status::PermFail, "refused: " + why}));
+    };
+    if ((f.size() - kHeadFields) % kItemFields != 0 || n == 0 || n > kMaxItems)
+        return refuse("malformed delivery request");
+    if (!is_name(f[kMethod])) return refuse("bad method name");
     Job job;
     job.method = f[kMethod];
-    job.sender = f[kSender];
-    job.rcpt = f[kRcpt];
-    job.dest = f[kDest];
     job.user = f[kUser];
     job.account = f[kAccount];
-    job.path = f[kPath];
     job.options = f[kOptions];
-    job.msgid = f[kMsgid];
-    job.message_path = queue::Store(spool_dir_).message_path(job.msgid);
-    std::string id = f[kId];
-    launcher_.launch(job, [this, id](Result r) { reply(id, r); });
+    queue::Store store(spool_dir_);
+    for (size_t i = 0; i < n; ++i) {
+        const std::string* item = &f[kHeadFields + i * kItemFields];
+        if (!is_hex8(item[kMsgid])) return refuse("bad message id");
+        // The message path comes from our own spool folder and a checked id,
+        // never from the request.
+        job.items.push_back({item[kSender], item[kRcpt], item[kDest], item[kPath], item[kMsgid],
+                             store.message_path(item[kMsgid])});
+    }
+    launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
 }
 
-void PrivServer::reply(const std::string& id, const Result& r) {
-    const char* status = r.status == Result::Status::Ok ? "ok" : r.status == Result::Status::PermFail ? "perm" : "temp";
-    write_frame(&pipe_, encode_frame({id, status, r.text}));
+void PrivServer::reply(const std::string& id, const std::vector<Result>& results) {
+    std::vector<std::string> fields = {id};
+    for (const auto& r : results) fields.insert(fields.end(), {status_word(r.status), r.text});
+    write_frame(&pipe_, encode_frame(fields));
 }
 
 }  // namespace postern::delivery

@@ -39,7 +39,11 @@ private:
     std::string inbuf_;
     char buf_[4096];
     unsigned long next_id_ = 1;
-    std::map<unsigned long, Done> pending_;
+    struct Pending {
+        size_t items;
+        Done done;
+    };
+    std::map<unsigned long, Pending> pending_;
     bool broken_ = false;
 };
 
@@ -50,7 +54,7 @@ public:
 
 private:
     void on_frame(const std::vector<std::string>& fields);
-    void reply(const std::string& id, const Result& r);
+    void reply(const std::string& id, const std::vector<Result>& results);
 
     uv_pipe_t pipe_{};
     std::string inbuf_;

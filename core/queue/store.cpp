@@ -28,6 +28,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <system_error>
 #include <thread>
@@ -562,6 +563,51 @@ bool Store::update(const Envelope& e, std::string* error) {
     ::unlinkat(folder.get(), temp.c_str(), 0);
     *error = std::move(failure);
     return false;
+}
+
+bool Store::remove(const std::vector<Envelope>& envelopes, std::vector<std::string>* errors) {
+    const std::string queue_path = dir_ + "/queue";
+    Fd queue = open_dir(AT_FDCWD, queue_path);
+    if (!queue) {
+        errors->push_back(sys_error(queue_path, "open"));
+        return false;
+    }
+    std::map<std::string, std::vector<const Envelope*>> by_message;
+    for (const auto& e : envelopes) {
+        std::string error;
+        if (valid_envelope_ids(e, &error)) by_message[e.msgid].push_back(&e);
+        else errors->push_back(error);
+    }
+    bool queue_changed = false;
+    for (const auto& [msgid, list] : by_message) {
+        const std::string folder_path = queue_path + "/" + msgid;
+        Fd folder = open_dir(queue.get(), msgid);
+        if (!folder) {
+            errors->push_back(sys_error(folder_path, "open"));
+            continue;
+        }
+        for (const Envelope* e : list)
+            if (::unlinkat(folder.get(), e->id.c_str(), 0) != 0)
+                errors->push_back(sys_error(folder_path + "/" + e->id, "unlink"));
+        std::vector<std::string> names;
+        if (!list_dir(folder.get(), names)) {
+            errors->push_back(sys_error(folder_path, "readdir"));
+            continue;
+        }
+        bool envelopes_left = std::any_of(names.begin(), names.end(), [](const std::string& n) {
+            return n != kMessageFile && !is_temp_name(n);
+        });
+        if (envelopes_left) {
+            if (!fsync_fd(folder.get())) errors->push_back(sys_error(folder_path, "fsync"));
+            continue;
+        }
+        folder.reset();
+        std::string error;
+        if (remove_folder(queue.get(), msgid, &error)) queue_changed = true;
+        else errors->push_back(queue_path + "/" + error);
+    }
+    if (queue_changed && !fsync_fd(queue.get())) errors->push_back(sys_error(queue_path, "fsync"));
+    return errors->empty();
 }
 
 bool Store::remove(const Envelope& e, std::string* error) {

@@ -58,6 +58,9 @@ public:
     // Delete an envelope after its delivery is final; the message folder goes
     // with its last envelope. Durable (folder fsynced) on return.
     bool remove(const Envelope& e, std::string* error);
+    // The same for many envelopes with one round of fsyncs: each message
+    // folder synced once, queue/ once. False when any failed; `errors` names each.
+    bool remove(const std::vector<Envelope>& envelopes, std::vector<std::string>* errors);
 
     // Open the committed message read-only; -1 with `error` on failure.
     int open_message(const std::string& msgid, std::string* error) const;

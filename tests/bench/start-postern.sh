@@ -58,6 +58,7 @@ no_dns_resolv_conf "$WORKDIR"
 cat >"$WORKDIR"/smtpd.conf <<CONF
 queue path "$WORKDIR/spool"
 pidfile "$WORKDIR/posternd.pid"
+control socket "$WORKDIR/run/control.sock"
 ${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
 }listen on 127.0.0.1 port $PORT hostname bench.localdomain
 action "local" maildir "$WORKDIR/Maildir" user $BENCH_USER

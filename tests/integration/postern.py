@@ -187,6 +187,7 @@ class Daemon:
     def config_head(self):
         return (f'queue path "{self.spool}"\n'
                 f'pidfile "{self.path("posternd.pid")}"\n'
+                f'control socket "{self.path("run", "control.sock")}"\n'
                 f'mbox path "{self.mbox_dir}"\n'
                 f'listen on 127.0.0.1 port {self.port}\n')
 

@@ -1,7 +1,9 @@
 // tests/plugins/delivery_status.cpp — delivery-status.so: a delivery plugin
 // whose result the test chooses through request.options ("ok", "tempfail",
-// "permfail"). On "ok" it writes every request field, one per line, then the
-// message into request.path, so a test sees exactly what postern-local passed.
+// "permfail"), or per delivery with a path ending in "/tempfail" or
+// "/permfail". On success it writes every request field, one per line, then
+// the message into request.path, so a test sees exactly what postern-local
+// passed.
 #include <postern/delivery.h>
 
 #include <unistd.h>
@@ -12,12 +14,17 @@
 
 namespace {
 
+bool ends_with(const char* s, const char* tail) {
+    size_t a = std::strlen(s), b = std::strlen(tail);
+    return a >= b && std::strcmp(s + a - b, tail) == 0;
+}
+
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) {
-    if (std::strcmp(req->options, "tempfail") == 0) {
+    if (std::strcmp(req->options, "tempfail") == 0 || ends_with(req->path, "/tempfail")) {
         std::snprintf(err, errlen, "status: tempfail requested");
         return POSTERN_TEMPFAIL;
     }
-    if (std::strcmp(req->options, "permfail") == 0) {
+    if (std::strcmp(req->options, "permfail") == 0 || ends_with(req->path, "/permfail")) {
         std::snprintf(err, errlen, "status: permfail requested");
         return POSTERN_PERMFAIL;
     }

@@ -7,38 +7,40 @@
 using namespace postern::delivery;
 
 namespace {
-Job job() {
-    Job j;
-    j.sender = "Alice@Example.com";
-    j.rcpt = "Bob+lists@Example.org";
-    j.dest = "bob@example.org";
-    j.user = "bob";
-    return j;
+Item item() {
+    Item i;
+    i.sender = "Alice@Example.com";
+    i.rcpt = "Bob+lists@Example.org";
+    i.dest = "bob@example.org";
+    return i;
+}
+std::string expand(std::string_view tmpl, const Item& i, const std::string& home) {
+    return expand_path(tmpl, "bob", i, home);
 }
 }  // namespace
 
 TEST_CASE("expand_path: tokens, ~ and lowercase") {
-    CHECK(expand_path("~/Maildir", job(), "/home/bob") == "/home/bob/Maildir");
-    CHECK(expand_path("/var/vmail/%{rcpt.domain}/%{rcpt.user}", job(), "/h") == "/var/vmail/Example.org/Bob+lists");
-    CHECK(expand_path("/v/%{rcpt.domain:lowercase}/%{dest.user}", job(), "/h") == "/v/example.org/bob");
-    CHECK(expand_path("%{user.directory}/m/%{user.username}", job(), "/home/bob") == "/home/bob/m/bob");
-    CHECK(expand_path("/x/%{sender}", job(), "/h") == "/x/Alice@Example.com");
-    CHECK(expand_path("/x/%{nosuch}/y", job(), "/h") == "/x//y");
-    CHECK(expand_path("/x/%{rcpt.user", job(), "/h") == "/x/%{rcpt.user");
+    CHECK(expand("~/Maildir", item(), "/home/bob") == "/home/bob/Maildir");
+    CHECK(expand("/var/vmail/%{rcpt.domain}/%{rcpt.user}", item(), "/h") == "/var/vmail/Example.org/Bob+lists");
+    CHECK(expand("/v/%{rcpt.domain:lowercase}/%{dest.user}", item(), "/h") == "/v/example.org/bob");
+    CHECK(expand("%{user.directory}/m/%{user.username}", item(), "/home/bob") == "/home/bob/m/bob");
+    CHECK(expand("/x/%{sender}", item(), "/h") == "/x/Alice@Example.com");
+    CHECK(expand("/x/%{nosuch}/y", item(), "/h") == "/x//y");
+    CHECK(expand("/x/%{rcpt.user", item(), "/h") == "/x/%{rcpt.user");
 }
 
 TEST_CASE("expand_path: envelope values cannot climb out of the folder") {
-    Job j = job();
+    Item j = item();
     j.rcpt = "../../etc@x";
-    CHECK(expand_path("/var/mail/%{rcpt.user}", j, "/h") == "/var/mail/:.:..:etc");
+    CHECK(expand("/var/mail/%{rcpt.user}", j, "/h") == "/var/mail/:.:..:etc");
     j.rcpt = "a/b\nc@x";
-    CHECK(expand_path("/m/%{rcpt.user}", j, "/h") == "/m/a:b:c");
+    CHECK(expand("/m/%{rcpt.user}", j, "/h") == "/m/a:b:c");
 }
 
 TEST_CASE("expand_path: nothing a shell would act on reaches an mda command") {
-    Job j = job();
+    Item j = item();
     j.sender = "x$(touch /tmp/p)`id`;rm -rf / &|>\"'@evil.example";
-    CHECK(expand_path("/usr/bin/procmail -f %{sender}", j, "/h") ==
+    CHECK(expand("/usr/bin/procmail -f %{sender}", j, "/h") ==
           "/usr/bin/procmail -f x::touch::tmp:p::id::rm:-rf::::::::@evil.example");
 }
 

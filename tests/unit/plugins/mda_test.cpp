@@ -320,24 +320,26 @@ TEST_CASE("mda: refusals without running anything") {
     check_no_children();
 }
 
-TEST_CASE("mda: through postern-local, with the message on its stdin") {
+TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
     test::TempDir dir;
-    std::string in = dir / "stdin", err = dir / "stderr";
+    std::string in = dir / "message", out = dir / "results";
     auto big = megabyte_message();
     test::write_file(in, big);
+    // Runs the agent for one delivery; returns its result line.
     auto agent = [&](const std::string& command) {
         std::vector<std::string> args = {POSTERN_BUILD_DIR "/postern-local", "--plugin-dir", test::kPluginDir,
-                                         "--method", "mda", "--sender", "a@example.org", "--rcpt", "b+x@example.com",
-                                         "--dest", "b@example.com", "--user", "b", "--home", dir.path(),
-                                         "--path", command};
+                                         "--method", "mda", "--user", "b", "--home", dir.path(),
+                                         "--delivery", "3", "a@example.org", "b+x@example.com", "b@example.com",
+                                         command, "m1"};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t fa;
         REQUIRE(posix_spawn_file_actions_init(&fa) == 0);
-        posix_spawn_file_actions_addopen(&fa, 0, in.c_str(), O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 3, in.c_str(), O_RDONLY, 0);
         pid_t pid = -1;
         int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -345,16 +347,14 @@ TEST_CASE("mda: through postern-local, with the message on its stdin") {
         int status = 0;
         REQUIRE(::waitpid(pid, &status, 0) == pid);
         REQUIRE(WIFEXITED(status));
-        return WEXITSTATUS(status);
+        CHECK(WEXITSTATUS(status) == 0);
+        return test::read_file(out);
     };
-    CHECK(agent("cat > out; echo \"$EXTENSION\" > ext") == 0);
+    CHECK(agent("cat > out; echo \"$EXTENSION\" > ext") == "0 ok Delivered\n");
     CHECK(test::read_file(dir / "out") == "Return-Path: <a@example.org>\nDelivered-To: b@example.com\n" + big);
     CHECK(test::read_file(dir / "ext") == "x\n");
-    CHECK(agent("exit 0") == 0);
-    CHECK(test::read_file(err).empty());
-    CHECK(agent("echo 'mailbox locked' >&2; exit 75") == 75);
-    CHECK(test::read_file(err) == "postern-local: mda: command exited 75: mailbox locked\n");
-    CHECK(agent("echo 'unknown folder' >&2; exit 1") == 1);
-    CHECK(test::read_file(err) == "postern-local: mda: command exited 1: unknown folder\n");
+    CHECK(agent("exit 0") == "0 ok Delivered\n");
+    CHECK(agent("echo 'mailbox locked' >&2; exit 75") == "0 temp mda: command exited 75: mailbox locked\n");
+    CHECK(agent("echo 'unknown folder' >&2; exit 1") == "0 perm mda: command exited 1: unknown folder\n");
     check_no_children();
 }

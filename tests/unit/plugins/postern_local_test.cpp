@@ -1,6 +1,7 @@
 // tests/unit/plugins/postern_local_test.cpp — the delivery agent run as the
-// daemon runs it: a subprocess with the message file on stdin. Checks exit
-// codes (0 / 75 / 1), the one stderr line, and what reached the plugin.
+// daemon runs it: a subprocess with each message on an inherited descriptor
+// (3, 4, ...). Checks the result lines on stdout, the exit status and stderr,
+// and what reached the plugin.
 #include <spawn.h>
 
 #include "support.hpp"
@@ -13,14 +14,12 @@ const std::string kAgent = POSTERN_BUILD_DIR "/postern-local";
 
 struct Run {
     int exit_code = -1;
-    std::string err;
+    std::string out, err;
 };
 
-// posix_spawn the agent with `message` on stdin and stderr captured.
-Run run_agent(const test::TempDir& dir, std::vector<std::string> args,
-              const std::string& message = "Subject: hi\n\nbody\n") {
-    std::string in = dir / "stdin", err = dir / "stderr";
-    test::write_file(in, message);
+// posix_spawn the agent with `messages` on descriptors 3.. and stdout/stderr captured.
+Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std::vector<std::string>& messages = {}) {
+    std::string out = dir / "stdout", err = dir / "stderr";
     args.insert(args.begin(), kAgent);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -28,9 +27,14 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args,
 
     posix_spawn_file_actions_t actions;
     REQUIRE(posix_spawn_file_actions_init(&actions) == 0);
-    posix_spawn_file_actions_addopen(&actions, 0, in.c_str(), O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    for (size_t i = 0; i < messages.size(); ++i) {
+        std::string in = dir / ("message" + std::to_string(i));
+        test::write_file(in, messages[i]);
+        posix_spawn_file_actions_addopen(&actions, static_cast<int>(3 + i), in.c_str(), O_RDONLY, 0);
+    }
     pid_t pid = -1;
     int rc = posix_spawn(&pid, kAgent.c_str(), &actions, nullptr, argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -38,36 +42,62 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args,
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
-    return {WEXITSTATUS(status), test::read_file(err)};
+    return {WEXITSTATUS(status), test::read_file(out), test::read_file(err)};
 }
 
-std::vector<std::string> status_args(const std::string& options, const std::string& path) {
-    return {"--plugin-dir", test::kTestPluginDir, "--method", "status", "--sender", "",
-            "--rcpt", "Bob@Example.com", "--dest", "bob@example.com", "--user", "bob",
-            "--home", "/home/bob", "--path", path, "--options", options, "--msgid", "abc123"};
+std::vector<std::string> head(const std::string& method = "status", const std::string& options = "") {
+    return {"--plugin-dir", test::kTestPluginDir, "--method", method, "--user", "bob",
+            "--home", "/home/bob", "--options", options};
+}
+
+std::vector<std::string> delivery(int fd, const std::string& path, const std::string& msgid = "abc123") {
+    return {"--delivery", std::to_string(fd), "", "Bob@Example.com", "bob@example.com", path, msgid};
+}
+
+std::vector<std::string> operator+(std::vector<std::string> a, const std::vector<std::string>& b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
 }
 
 const std::string kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --sender S --rcpt R --dest D\n"
-    "                     --user U --home H [--path P] [--options O] [--msgid M] < message\n";
+    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]\n";
 
 }  // namespace
 
-TEST_CASE("postern-local: success passes every field and the message to the plugin") {
+TEST_CASE("postern-local: one delivery passes every field and the message to the plugin") {
     test::TempDir dir;
     std::string out = dir / "out";
-    auto run = run_agent(dir, status_args("ok", out), "Subject: x\n\nline\n");
+    auto run = run_agent(dir, head() + delivery(3, out), {"Subject: x\n\nline\n"});
     CHECK(run.exit_code == 0);
     CHECK(run.err.empty());
+    CHECK(run.out == "0 ok Delivered\n");
     CHECK(test::read_file(out) ==
-          "\nBob@Example.com\nbob@example.com\nbob\n/home/bob\n" + out + "\nok\nabc123\nSubject: x\n\nline\n");
+          "\nBob@Example.com\nbob@example.com\nbob\n/home/bob\n" + out + "\n\nabc123\nSubject: x\n\nline\n");
+}
+
+TEST_CASE("postern-local: a batch delivers each message from its own descriptor, results in order") {
+    test::TempDir dir;
+    auto run = run_agent(dir,
+                         head() + delivery(3, dir / "a", "m1") + delivery(4, dir / "tempfail", "m2") +
+                             delivery(5, dir / "permfail", "m3") + delivery(6, dir / "b", "m4"),
+                         {"one\n", "two\n", "three\n", "four\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.out ==
+          "0 ok Delivered\n"
+          "1 temp status: tempfail requested\n"
+          "2 perm status: permfail requested\n"
+          "3 ok Delivered\n");
+    CHECK(test::read_file(dir / "a").ends_with("\nm1\none\n"));
+    CHECK(test::read_file(dir / "b").ends_with("\nm4\nfour\n"));
 }
 
 TEST_CASE("postern-local: finds the build tree's plugins without --plugin-dir") {
     test::TempDir dir;
-    auto run = run_agent(dir, {"--method", "maildir", "--sender", "a@example.org", "--rcpt", "b@example.com",
-                               "--dest", "b@example.com", "--user", "b", "--home", dir.path()},
-                         "Subject: auto\n\n");
+    auto run = run_agent(dir,
+                         {"--method", "maildir", "--user", "b", "--home", dir.path(), "--delivery", "3",
+                          "a@example.org", "b@example.com", "b@example.com", "", "m"},
+                         {"Subject: auto\n\n"});
     INFO(run.err);
     CHECK(run.exit_code == 0);
     auto names = test::list_dir(dir / "Maildir/new");
@@ -76,61 +106,50 @@ TEST_CASE("postern-local: finds the build tree's plugins without --plugin-dir") 
           "Return-Path: <a@example.org>\nDelivered-To: b@example.com\nSubject: auto\n\n");
 }
 
-TEST_CASE("postern-local: plugin results become exit codes 75 and 1") {
+TEST_CASE("postern-local: a closed descriptor fails that delivery only") {
     test::TempDir dir;
-    auto temp = run_agent(dir, status_args("tempfail", ""));
-    CHECK(temp.exit_code == 75);
-    CHECK(temp.err == "postern-local: status: tempfail requested\n");
-    auto perm = run_agent(dir, status_args("permfail", ""));
-    CHECK(perm.exit_code == 1);
-    CHECK(perm.err == "postern-local: status: permfail requested\n");
+    auto run = run_agent(dir, head() + delivery(3, dir / "a") + delivery(9, dir / "b"), {"one\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.out == "0 ok Delivered\n1 temp no message on descriptor 9\n");
 }
 
-TEST_CASE("postern-local: an unloadable plugin is a temporary failure") {
+TEST_CASE("postern-local: an unloadable plugin is a temporary failure of the whole run") {
     test::TempDir dir;
-    auto args = status_args("ok", dir / "out");
-    args[3] = "nothere";
-    auto missing = run_agent(dir, args);
+    auto missing = run_agent(dir, head("nothere") + delivery(3, dir / "out"), {"x\n"});
     CHECK(missing.exit_code == 75);
+    CHECK(missing.out.empty());
     CHECK(missing.err == "postern-local: " + test::kTestPluginDir + "/delivery-nothere.so: no such plugin (looked in " +
                              test::kTestPluginDir + ")\n");
 
-    args[3] = "../status";
-    auto bad_name = run_agent(dir, args);
+    auto bad_name = run_agent(dir, head("../status") + delivery(3, dir / "out"), {"x\n"});
     CHECK(bad_name.exit_code == 75);
-    CHECK(bad_name.err ==
-          "postern-local: invalid delivery plugin name \"../status\" (allowed: a-z, 0-9 and -)\n");
-    CHECK(test::list_dir(dir.path()) == std::vector<std::string>{"stderr", "stdin"});
+    CHECK(bad_name.err == "postern-local: invalid delivery plugin name \"../status\" (allowed: a-z, 0-9 and -)\n");
+    CHECK_FALSE(test::list_dir(dir.path()).empty());
+    for (const auto& name : test::list_dir(dir.path())) CHECK(name != "out");
 }
 
 TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
     test::TempDir dir;
-    auto base = status_args("ok", dir / "out");
     struct Case {
         std::vector<std::string> args;
         std::string reason;
     };
-    auto with = [&](std::vector<std::string> extra) {
-        auto a = base;
-        a.insert(a.end(), extra.begin(), extra.end());
-        return a;
-    };
-    std::vector<std::string> no_rcpt = base;
-    no_rcpt.erase(no_rcpt.begin() + 6, no_rcpt.begin() + 8);
     const Case cases[] = {
-        {with({"--frobnicate", "x"}), "unknown argument \"--frobnicate\""},
-        {with({"positional"}), "unknown argument \"positional\""},
-        {with({"--msgid"}), "option --msgid needs a value"},
-        {with({"--user", "eve"}), "option --user given twice"},
-        {with({"-u", "eve"}), "unknown argument \"-u\""},
-        {with({"--method=status"}), "unknown argument \"--method=status\""},
-        {no_rcpt, "missing option --rcpt"},
-        {{}, "missing option --method"},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"--frobnicate", "x"}, "unknown argument \"--frobnicate\""},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"positional"}, "unknown argument \"positional\""},
+        {head() + std::vector<std::string>{"--user", "eve"} + delivery(3, "/x"), "option --user given twice"},
+        {head() + std::vector<std::string>{"--delivery", "3", "a", "b"}, "option --delivery needs FD SENDER RCPT DEST PATH MSGID"},
+        {head() + delivery(2, "/x"), "bad file descriptor \"2\" for --delivery"},
+        {head() + std::vector<std::string>{"--delivery", "x3", "", "r", "d", "/p", "m"}, "bad file descriptor \"x3\" for --delivery"},
+        {head(), "no --delivery given"},
+        {{"--user", "u", "--home", "/h"}, "missing option --method"},
+        {{"--method", "status", "--home", "/h"}, "missing option --user"},
+        {{"--method", "status", "--user", "u", "--plugin-dir"}, "option --plugin-dir needs a value"},
     };
     for (const auto& c : cases) {
+        INFO(c.reason);
         auto run = run_agent(dir, c.args);
         CHECK(run.exit_code == 1);
         CHECK(run.err == "postern-local: " + c.reason + "\n" + kUsage);
     }
-    CHECK(test::list_dir(dir.path()) == std::vector<std::string>{"stderr", "stdin"});
 }

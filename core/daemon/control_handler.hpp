@@ -1,0 +1,46 @@
+// What posternctl's commands do inside the daemon.
+//
+// The control server (control/server.hpp) hands each request to this handler
+// on the event loop; anything that touches the disk or a table runs on a
+// worker thread and answers when done.
+#pragma once
+
+#include <ctime>
+
+#include "control/server.hpp"
+#include "daemon/loop_work.hpp"
+#include "daemon/scheduler.hpp"
+#include "daemon/server.hpp"
+#include "queue/store.hpp"
+#include "table/registry.hpp"
+
+namespace postern::daemon {
+
+class ControlHandler final : public control::Handler {
+public:
+    ControlHandler(uv_loop_t* loop, Server& server, Scheduler& scheduler, queue::Store& store,
+                   table::Registry& tables);
+
+    void handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) override;
+
+    bool mta_paused() const { return mta_paused_; }
+
+private:
+    control::Reply show_queue() const;
+    control::Reply show_envelope(const std::string& id) const;
+    control::Reply show_stats() const;
+    control::Reply show_status() const;
+    control::Reply pause_resume(const std::string& what, bool pause);
+    void show_message(const std::string& id, std::function<void(control::Reply)> done);
+    void update_table(const std::string& name, std::function<void(control::Reply)> done);
+
+    uv_loop_t* loop_;
+    Server& server_;
+    Scheduler& scheduler_;
+    queue::Store& store_;
+    table::Registry& tables_;
+    bool mta_paused_ = false;  // honoured by the relay once it exists
+    std::time_t started_ = std::time(nullptr);
+};
+
+}  // namespace postern::daemon

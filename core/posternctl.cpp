@@ -1,0 +1,407 @@
+// posternctl — control a running posternd, and make password hashes.
+//
+// posternctl [-s SOCKET] [--json] COMMAND...
+//
+// Every command but `encrypt` is sent as one request over the daemon's control
+// socket (-s, else $POSTERN_CONTROL, else /run/postern/control.sock; protocol
+// in control/protocol.hpp); the reply is printed as text, or as JSON with
+// --json. `encrypt` runs here, without the daemon: it prints crypt(3) SHA-512
+// ($6$) hashes, the format OpenSMTPD's `smtpctl encrypt` writes on Debian, for
+// credentials tables. Exit status: 0 done, 1 failed (daemon down, permission,
+// an error reply), 2 bad usage. See docs/posternctl.8.
+#include <crypt.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "control/protocol.hpp"
+#include "util/fd.hpp"
+
+namespace {
+
+using postern::control::Reply;
+using postern::control::Request;
+
+constexpr const char* kDefaultSocket = "/run/postern/control.sock";
+constexpr int kTimeoutSeconds = 60;      // per send or receive: a wedged daemon must not hang scripts
+constexpr size_t kMaxPasswordLine = 1024;
+
+struct Options {
+    std::string socket;
+    bool json = false;
+    std::vector<std::string> words;
+};
+
+int usage(FILE* to, int status) {
+    std::fprintf(to, "usage: posternctl [-s SOCKET] [--json] COMMAND...\ncommands:\n");
+    for (auto line : postern::control::usage_lines())
+        std::fprintf(to, "  %.*s\n", static_cast<int>(line.size()), line.data());
+    std::fprintf(to, "  encrypt [STRING]\n");
+    return status;
+}
+
+void fail(const std::string& text) { std::fprintf(stderr, "posternctl: %s\n", text.c_str()); }
+
+// ---- escaping for output ----
+
+// Length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not
+// one (stray continuation, overlong form, surrogate, beyond U+10FFFF, cut off).
+size_t utf8_length(std::string_view s, size_t i) {
+    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+    auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) { return k < s.size() && at(k) >= lo && at(k) <= hi; };
+    unsigned c = at(i);
+    if (c < 0x80) return 1;
+    if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
+    if (c >= 0xe0 && c <= 0xef) {
+        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+        return cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0;
+    }
+    if (c >= 0xf0 && c <= 0xf4) {
+        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+        return cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0;
+    }
+    return 0;
+}
+
+std::string hex_escape(const char* prefix, unsigned char c) {
+    static constexpr char kHex[] = "0123456789abcdef";
+    return std::string(prefix) + kHex[c >> 4] + kHex[c & 0xf];
+}
+
+// A JSON string literal. Bytes that are not valid UTF-8 become \u00XX (the
+// Latin-1 reading of the byte): the document stays valid, and rare.
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (size_t i = 0; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        switch (c) {
+            case '"': out += "\\\""; continue;
+            case '\\': out += "\\\\"; continue;
+            case '\b': out += "\\b"; continue;
+            case '\f': out += "\\f"; continue;
+            case '\n': out += "\\n"; continue;
+            case '\r': out += "\\r"; continue;
+            case '\t': out += "\\t"; continue;
+            default: break;
+        }
+        size_t n = utf8_length(s, i);
+        if (c < 0x20 || c == 0x7f || n == 0) {
+            out += hex_escape("\\u00", c);
+        } else {
+            out.append(s.substr(i, n));
+            i += n - 1;
+        }
+    }
+    return out + "\"";
+}
+
+// A value on a text line: control bytes, backslashes and invalid UTF-8 are
+// written as escapes so that a value can neither break the line nor send
+// terminal control sequences; `separator` (the queue's '|') is escaped too.
+std::string text_value(std::string_view s, char separator = '\0') {
+    std::string out;
+    for (size_t i = 0; i < s.size(); ++i) {
+        unsigned char c = static_cast<unsigned char>(s[i]);
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (c < 0x20 || c == 0x7f || (separator && c == static_cast<unsigned char>(separator))) {
+            out += hex_escape("\\x", c);
+        } else if (size_t n = utf8_length(s, i); n == 0) {
+            out += hex_escape("\\x", c);
+        } else {
+            out.append(s.substr(i, n));
+            i += n - 1;
+        }
+    }
+    return out;
+}
+
+std::string json_object(const std::vector<const postern::control::Record*>& records) {
+    std::string out = "{";
+    bool first = true;
+    for (const auto* r : records)
+        for (const auto& [k, v] : *r) {
+            if (!first) out += ",";
+            first = false;
+            out += json_string(k) + ":" + json_string(v);
+        }
+    return out + "}";
+}
+
+// ---- printing a reply ----
+
+enum class Shape { List, KeyEquals, KeyColon, Text, Action };
+
+Shape shape_of(const std::vector<std::string>& w) {
+    if (w[0] != "show") return Shape::Action;
+    if (w[1] == "queue") return Shape::List;
+    if (w[1] == "envelope") return Shape::KeyColon;
+    if (w[1] == "message") return Shape::Text;
+    return Shape::KeyEquals;
+}
+
+std::string confirmation(const std::vector<std::string>& w, const Reply& reply) {
+    for (const auto& r : reply.records)
+        for (const auto& [k, v] : r)
+            if (k == "message") return v;
+    if (w[0] == "schedule") return "scheduled " + w[1];
+    if (w[0] == "remove") return "removed " + w[1];
+    if (w[0] == "pause") return w[1] + " paused";
+    if (w[0] == "resume") return w[1] + " resumed";
+    if (w[0] == "log") return w[1] == "verbose" ? "verbose logging on" : "verbose logging off";
+    if (w[0] == "update") return "table " + w[2] + " updated";
+    return "done";
+}
+
+std::string render_text(const std::vector<std::string>& words, const Reply& reply) {
+    std::string out;
+    switch (shape_of(words)) {
+        case Shape::List:
+            for (const auto& r : reply.records) {
+                for (size_t i = 0; i < r.size(); ++i) out += (i ? "|" : "") + text_value(r[i].second, '|');
+                out += "\n";
+            }
+            break;
+        case Shape::KeyEquals:
+        case Shape::KeyColon: {
+            const char* sep = shape_of(words) == Shape::KeyEquals ? "=" : ": ";
+            for (const auto& r : reply.records)
+                for (const auto& [k, v] : r) out += text_value(k) + sep + text_value(v) + "\n";
+            break;
+        }
+        case Shape::Text:  // the message file as it is, like smtpctl
+            for (const auto& r : reply.records)
+                for (const auto& [k, v] : r)
+                    if (k == "text") out += v;
+            break;
+        case Shape::Action:
+            out = text_value(confirmation(words, reply)) + "\n";
+            break;
+    }
+    return out;
+}
+
+std::string render_json(const std::vector<std::string>& words, const Reply& reply) {
+    std::vector<const postern::control::Record*> all;
+    for (const auto& r : reply.records) all.push_back(&r);
+    switch (shape_of(words)) {
+        case Shape::List: {
+            if (all.empty()) return "[]\n";
+            std::string out = "[\n";
+            for (size_t i = 0; i < all.size(); ++i) out += json_object({all[i]}) + (i + 1 < all.size() ? ",\n" : "\n");
+            return out + "]\n";
+        }
+        case Shape::Action: {
+            postern::control::Record r{{"message", confirmation(words, reply)}};
+            return json_object({&r}) + "\n";
+        }
+        default:
+            return json_object(all) + "\n";
+    }
+}
+
+// ---- talking to the daemon ----
+
+bool send_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
+
+// One request, one reply. Returns an exit status: 0 with *reply filled in, or
+// 1 after printing why there is no reply.
+int exchange(const std::string& path, const Request& req, Reply* reply) {
+    sockaddr_un sun{};
+    if (path.empty() || path.size() >= sizeof sun.sun_path) {
+        fail("socket path too long: " + path);
+        return 1;
+    }
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path.data(), path.size());
+    postern::util::Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        fail(std::string("socket: ") + std::strerror(errno));
+        return 1;
+    }
+    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+        if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)
+            fail("posternd does not seem to be running (no socket at " + path + ")");
+        else if (errno == EACCES || errno == EPERM)
+            fail("permission denied on " + path + " (run as root)");
+        else
+            fail("connect " + path + ": " + std::strerror(errno));
+        return 1;
+    }
+    timeval tv{kTimeoutSeconds, 0};
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+
+    // If the daemon hung up early it may still have said why: read on.
+    if (!send_all(fd.get(), postern::control::encode_request(req)) && errno != EPIPE && errno != ECONNRESET) {
+        fail("sending the request to posternd: " + std::string(std::strerror(errno)));
+        return 1;
+    }
+    std::string in;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            fail("timed out waiting for posternd");
+            return 1;
+        }
+        // A server that refuses before reading the request closes with our
+        // request unread, and Linux then reports ECONNRESET after the reply
+        // bytes: that too is the end of the reply.
+        if (n < 0 && errno == ECONNRESET) break;
+        if (n < 0) {
+            fail("reading the reply from posternd: " + std::string(std::strerror(errno)));
+            return 1;
+        }
+        if (n == 0) break;
+        in.append(buf, static_cast<size_t>(n));
+        if (in.size() > postern::control::kMaxReply + 16) {
+            fail("reply from posternd too large");
+            return 1;
+        }
+    }
+    if (in.empty()) {
+        fail("posternd closed the connection without replying");
+        return 1;
+    }
+    std::string err;
+    if (!postern::control::decode_reply(in, reply, &err)) {
+        fail("garbled reply from posternd: " + err);
+        return 1;
+    }
+    return 0;
+}
+
+// ---- encrypt ----
+
+bool hash_password(const std::string& password, std::string* hash) {
+    char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+    if (!crypt_gensalt_rn("$6$", 0, nullptr, 0, salt, sizeof salt)) return false;
+    auto data = std::make_unique<crypt_data>();
+    const char* h = crypt_rn(password.c_str(), salt, data.get(), sizeof *data);
+    if (!h || h[0] == '*') return false;
+    *hash = h;
+    return true;
+}
+
+int encrypt_one(const std::string& password) {
+    if (password.find('\0') != std::string::npos) {
+        fail("a password cannot contain a NUL byte");
+        return 1;
+    }
+    std::string hash;
+    if (!hash_password(password, &hash)) {
+        fail(std::string("crypt: ") + std::strerror(errno));
+        return 1;
+    }
+    std::printf("%s\n", hash.c_str());
+    return 0;
+}
+
+// Each line of standard input (without its '\n') is one password.
+int encrypt_stdin() {
+    std::string line;
+    for (size_t n = 1; std::getline(std::cin, line); ++n) {
+        if (line.size() > kMaxPasswordLine) {
+            fail("line " + std::to_string(n) + " is too long (max " + std::to_string(kMaxPasswordLine) + " bytes)");
+            return 1;
+        }
+        if (int rc = encrypt_one(line); rc != 0) return rc;
+    }
+    return 0;
+}
+
+// ---- command line ----
+
+// Fills `o`; returns -1 to go on, or an exit status.
+int parse_args(int argc, char** argv, Options* o) {
+    int i = 1;
+    for (; i < argc; ++i) {
+        std::string_view a = argv[i];
+        if (a == "--") {
+            ++i;
+            break;
+        }
+        if (a.empty() || a[0] != '-') break;
+        if (a == "-h" || a == "--help") return usage(stdout, 0);
+        if (a == "--json") {
+            o->json = true;
+        } else if (a == "-s" && i + 1 < argc) {
+            o->socket = argv[++i];
+        } else {
+            fail("unknown option '" + postern::control::printable(a) + "'");
+            return usage(stderr, 2);
+        }
+    }
+    for (; i < argc; ++i) o->words.emplace_back(argv[i]);
+    if (o->socket.empty()) {
+        const char* env = std::getenv("POSTERN_CONTROL");
+        o->socket = env && *env ? env : kDefaultSocket;
+    }
+    return -1;
+}
+
+int flush_stdout() {
+    if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+        fail(std::string("writing the output: ") + std::strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+int run(const Options& o) {
+    if (o.words.empty()) return usage(stderr, 2);
+    if (o.words[0] == "encrypt") {
+        if (o.words.size() > 2) return usage(stderr, 2);
+        return o.words.size() == 2 ? encrypt_one(o.words[1]) : encrypt_stdin();
+    }
+    Request req{o.words};
+    if (auto why = postern::control::validate_request(req); !why.empty()) {
+        fail(why);
+        return usage(stderr, 2);
+    }
+    Reply reply;
+    if (int rc = exchange(o.socket, req, &reply); rc != 0) return rc;
+    if (!reply.ok) {
+        fail(text_value(reply.error));
+        return 1;
+    }
+    std::string out = o.json ? render_json(o.words, reply) : render_text(o.words, reply);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    Options o;
+    if (int rc = parse_args(argc, argv, &o); rc >= 0) return rc;
+    int rc = run(o);
+    if (int out = flush_stdout(); rc == 0) rc = out;
+    return rc;
+}
