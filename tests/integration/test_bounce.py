@@ -114,5 +114,31 @@ class Bounce(unittest.TestCase):
         self.assertEqual(groups[0]["Original-Recipient"].replace(" ", ""), "rfc822;dave+orig@localhost")
 
 
+DELAY_CONFIG = ('bounce warn-interval 1s\n'
+                'action "l" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
+                'action "slow" maildir "@DIR@/blocked/Maildir" user nobody ttl 1h\n'
+                'match from local for rcpt-to "slow@localhost" action "slow"\n'
+                'match from local for local action "l"\n')
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: delivery as user nobody")
+class DelayNotice(unittest.TestCase):
+    def test_warn_interval_sends_one_delay_notice(self):
+        with postern.Daemon(DELAY_CONFIG, name="delay", prepare=lambda d: os.mkdir(os.path.join(d, "blocked"), 0o755)) as d:
+            send(d, "erin@localhost", "slow@localhost", "Subject: slow one\r\n\r\nx\r\n")
+            # First attempt at once (too early to warn), the retry 10 s later warns.
+            files = d.wait_files(d.path("mail", "erin"), 1, timeout=30)
+            self.assertEqual(len(files), 1, d.log())
+            report = parse_report(files[0])
+            self.assertIn("Delay", str(report["Subject"]))
+            groups = status_groups(report)
+            self.assertEqual(groups[0]["Action"], "delayed")
+            self.assertTrue(groups[0]["Status"].startswith("4."), groups[0]["Status"])
+            self.assertIsNotNone(groups[0]["Will-Retry-Until"])
+            # The message itself is still queued, and one notice is all for one interval.
+            self.assertTrue(any(e.endswith("/message") for e in d.queue_entries()), d.queue_entries())
+            self.assertEqual(len(postern.maildir_new(d.path("mail", "erin"))), 1)
+
+
 if __name__ == "__main__":
     postern.run_tests()

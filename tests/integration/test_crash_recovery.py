@@ -83,5 +83,35 @@ class CrashRecovery(unittest.TestCase):
             self.assertEqual(len(re.findall(r"mda delivery .*result=Ok", d.log())), 1, d.log())
 
 
+SLOW = ('action "slow" mda "sleep 3; cat > @DIR@/files/out-$$"\n'
+        'match from local for local action "slow"\n')
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: the mda runs as root@localhost")
+class CrashDuringDelivery(unittest.TestCase):
+    def test_kill9_while_delivering_means_a_retry(self):
+        def prepare(folder):
+            os.mkdir(os.path.join(folder, "files"), 0o755)
+
+        with postern.Daemon(SLOW, name="crash-mid", prepare=prepare) as d:
+            with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.example", timeout=10) as s:
+                self.assertEqual(s.sendmail("keeper@example.org", ["root@localhost"], BODY), {})
+            # The command sleeps 3 s before it writes: crash the daemon, its
+            # agent and the command in the middle of the delivery.
+            time.sleep(1)
+            d.kill9()
+            self.assertEqual(os.listdir(d.path("files")), [])
+            self.assertTrue(any(e.endswith("/message") for e in d.queue_entries()), d.queue_entries())
+            d.restart()
+            self.assertTrue(d.wait_log(r"queue loaded envelopes=1\b"), d.log())
+            self.assertTrue(postern.wait_until(lambda: os.listdir(d.path("files")), 15), d.log())
+            self.assertTrue(d.wait_queue_empty(10), d.queue_entries())
+            outs = os.listdir(d.path("files"))
+            self.assertEqual(len(outs), 1, outs)
+            data = postern.read_bytes(d.path("files", outs[0])).decode()
+            self.assertTrue(data.startswith("Return-Path: <keeper@example.org>\nDelivered-To: root@localhost\n"), data)
+            self.assertIn("this message must not be lost", data)
+
+
 if __name__ == "__main__":
     postern.run_tests()
