@@ -108,21 +108,10 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     m.data = std::move(dsn);
     std::int64_t now = std::time(nullptr);
     for (const auto& d : route.deliveries) {
-        queue::Envelope e;
-        e.msgid = m.msgid;
-        e.id = queue::new_envelope_id(m.msgid);
-        e.action = d.action;
+        queue::Envelope e = new_envelope(config_, d, m.msgid, now);
         e.rcpt = to;
-        e.dest = d.dest;
-        e.user = d.user;
-        e.method = d.method;
-        e.path = d.path;
-        e.account = d.account;
-        e.extension = d.extension;
         e.client = "local";
         e.hostname = hostname_;
-        e.ctime = now;
-        e.expire = now + config_.queue_ttl.count();
         e.bounce = first.bounce + 1;
         m.envelopes.push_back(std::move(e));
     }

@@ -30,6 +30,24 @@ bool same(const Delivery& a, const Delivery& b) {
 
 }  // namespace
 
+queue::Envelope new_envelope(const config::Config& config, const Delivery& d, const std::string& msgid,
+                             std::int64_t now) {
+    queue::Envelope e;
+    e.msgid = msgid;
+    e.id = queue::new_envelope_id(msgid);
+    e.action = d.action;
+    e.dest = d.dest;
+    e.user = d.user;
+    e.method = d.method;
+    e.path = d.path;
+    e.account = d.account;
+    e.extension = d.extension;
+    e.ctime = now;
+    const config::Action* a = config.find_action(d.action);
+    e.expire = now + (a && a->ttl ? a->ttl->count() : config.queue_ttl.count());
+    return e;
+}
+
 Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
                              const rules::Subject& subject, const std::string& local, int depth) {
     const std::string& rcpt = subject.rcpt;

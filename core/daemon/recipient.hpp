@@ -7,10 +7,12 @@
 // a worker thread: rules and expansion may read tables that block.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "config/config.hpp"
+#include "queue/envelope.hpp"
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
 
@@ -34,6 +36,11 @@ struct Resolution {
     std::vector<Delivery> deliveries;
     bool accepted() const { return code / 100 == 2; }
 };
+
+// A new envelope of message `msgid` for one delivery, created at `now`, with
+// its expiry from the action's ttl or `queue ttl`; the caller adds who sent it.
+queue::Envelope new_envelope(const config::Config& config, const Delivery& d, const std::string& msgid,
+                             std::int64_t now);
 
 // `subject` describes the session and the recipient (rcpt, rcpt_domain set);
 // `local` is the recipient's local part as sent.

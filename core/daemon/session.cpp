@@ -608,25 +608,13 @@ void Session::commit_message(std::string body) {
     std::int64_t now = std::time(nullptr);
     for (const auto& r : tx_.rcpts) {
         for (const auto& d : r.deliveries) {
-            queue::Envelope e;
-            e.msgid = msg.msgid;
-            e.id = queue::new_envelope_id(msg.msgid);
-            e.action = d.action;
+            queue::Envelope e = new_envelope(*ctx.config, d, msg.msgid, now);
             e.sender = tx_.sender;
             e.rcpt = r.rcpt;
-            e.dest = d.dest;
-            e.user = d.user;
-            e.method = d.method;
-            e.path = d.path;
-            e.account = d.account;
-            e.extension = d.extension;
             e.helo = helo_;
             e.client = client_ip_;
             e.hostname = hostname();
             e.tag = listener_.tag;
-            e.ctime = now;
-            const config::Action* a = ctx.config->find_action(d.action);
-            e.expire = now + (a && a->ttl ? a->ttl->count() : ctx.config->queue_ttl.count());
             e.dsn_notify = r.dsn.notify;
             e.dsn_orcpt = r.dsn.orcpt;
             e.dsn_envid = tx_.dsn.envid;

@@ -32,6 +32,7 @@
 #include <string>
 #include <string_view>
 
+#include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
 
 namespace {
@@ -42,10 +43,7 @@ constexpr size_t kChunk = 65536;
 constexpr int kNameAttempts = 16;  // fresh unique names tried before giving up
 
 // A failure: status and one-line reason.
-struct Failure {
-    int status;
-    std::string reason;
-};
+using Failure = postern::util::DeliveryFailure;
 
 Failure sys_failure(const std::string& what, int err) {
     int status = err == EFBIG ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL;
@@ -310,19 +308,7 @@ bool run(const postern_delivery_request& req, Failure* f) {
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    Failure f{POSTERN_TEMPFAIL, "maildir: unexpected error"};
-    try {
-        if (!req || req->struct_size < sizeof(postern_delivery_request)) {
-            f.reason = "maildir: request struct too small";
-        } else if (run(*req, &f)) {
-            return POSTERN_OK;
-        }
-    } catch (const std::exception& e) {  // bad_alloc: nothing may cross the C ABI
-        f = {POSTERN_TEMPFAIL, std::string("maildir: ") + e.what()};
-    } catch (...) {
-    }
-    if (err && errlen) std::snprintf(err, errlen, "%s", f.reason.c_str());
-    return f.status;
+    return postern::util::guarded_deliver("maildir", req, err, errlen, run);
 }
 
 const struct postern_delivery_plugin plugin = {

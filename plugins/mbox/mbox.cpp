@@ -33,6 +33,7 @@
 #include <string_view>
 #include <thread>
 
+#include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
 
 namespace {
@@ -45,10 +46,7 @@ constexpr auto kLockPoll = 100ms;
 constexpr int kLockTries = 300;  // 30 s for each of the two locks
 constexpr time_t kStaleDotlock = 5 * 60;
 
-struct Failure {
-    int status;
-    std::string reason;
-};
+using Failure = postern::util::DeliveryFailure;
 
 Failure sys_failure(const std::string& what, int err) {
     int status = err == EFBIG ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL;
@@ -271,19 +269,7 @@ bool run(const postern_delivery_request& req, Failure* f) {
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    Failure f{POSTERN_TEMPFAIL, "mbox: unexpected error"};
-    try {
-        if (!req || req->struct_size < sizeof(postern_delivery_request)) {
-            f.reason = "mbox: request struct too small";
-        } else if (run(*req, &f)) {
-            return POSTERN_OK;
-        }
-    } catch (const std::exception& e) {  // bad_alloc: nothing may cross the C ABI
-        f = {POSTERN_TEMPFAIL, std::string("mbox: ") + e.what()};
-    } catch (...) {
-    }
-    if (err && errlen) std::snprintf(err, errlen, "%s", f.reason.c_str());
-    return f.status;
+    return postern::util::guarded_deliver("mbox", req, err, errlen, run);
 }
 
 const struct postern_delivery_plugin plugin = {

@@ -53,6 +53,7 @@
 #include <string_view>
 #include <vector>
 
+#include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
 
 namespace {
@@ -69,10 +70,7 @@ constexpr int kExitTempFail = 75;      // EX_TEMPFAIL
 constexpr int kTickMs = 50;            // exit polling when pidfd_open is unavailable
 constexpr int kDrainReads = 64;        // bounded reads of stderr after the exit
 
-struct Failure {
-    int status;
-    std::string reason;
-};
+using Failure = postern::util::DeliveryFailure;
 
 Failure sys_failure(const std::string& what, int err) {
     return {POSTERN_TEMPFAIL, "mda: " + what + ": " + std::strerror(err)};
@@ -456,19 +454,7 @@ bool run(const postern_delivery_request& req, Failure* f) {
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    Failure f{POSTERN_TEMPFAIL, "mda: unexpected error"};
-    try {
-        if (!req || req->struct_size < sizeof(postern_delivery_request)) {
-            f.reason = "mda: request struct too small";
-        } else if (run(*req, &f)) {
-            return POSTERN_OK;
-        }
-    } catch (const std::exception& e) {  // bad_alloc: nothing may cross the C ABI
-        f = {POSTERN_TEMPFAIL, std::string("mda: ") + e.what()};
-    } catch (...) {
-    }
-    if (err && errlen) std::snprintf(err, errlen, "%s", f.reason.c_str());
-    return f.status;
+    return postern::util::guarded_deliver("mda", req, err, errlen, run);
 }
 
 const struct postern_delivery_plugin plugin = {
