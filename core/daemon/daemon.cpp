@@ -338,6 +338,7 @@ int run(const Options& o) {
     if (!o.foreground) daemonize();
 
     if (geteuid() != 0) {
+        if (!prepare_control_dir(paths.control, geteuid(), getegid())) return 1;
         write_pid_file(paths.pid_file);
         return serve(cfg, paths, std::move(sockets), -1);
     }
