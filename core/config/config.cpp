@@ -26,4 +26,14 @@ const Action* Config::find_action(std::string_view name) const {
     return it == actions.end() ? nullptr : &*it;
 }
 
+const Pki* Config::find_pki(std::string_view name) const {
+    auto it = std::find_if(pkis.begin(), pkis.end(), [&](const Pki& p) { return p.name == name; });
+    return it == pkis.end() ? nullptr : &*it;
+}
+
+const Ca* Config::find_ca(std::string_view name) const {
+    auto it = std::find_if(cas.begin(), cas.end(), [&](const Ca& c) { return c.name == name; });
+    return it == cas.end() ? nullptr : &*it;
+}
+
 }  // namespace postern::config

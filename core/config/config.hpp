@@ -56,15 +56,58 @@ struct TableDecl {
     Location where;
 };
 
+// `pki NAME cert "FILE"`, `pki NAME key "FILE"`, `pki NAME dhe ...`: the
+// lines naming one pki combine into one entry. The files are not opened by
+// the parser (the daemon checks them at start-up and with -n).
+struct Pki {
+    std::string name;         // a host name or "*", lowercased
+    std::string cert;         // certificate chain file (PEM)
+    std::string key;          // private key file (PEM)
+    std::string dhe = "none"; // "none", "auto" or "legacy"
+    Location where;           // the first line naming it
+};
+
+// `ca NAME cert "FILE"`: CA certificates that client certificates are verified against.
+struct Ca {
+    std::string name;  // a host name or "*", lowercased
+    std::string cert;  // CA bundle file (PEM)
+    Location where;
+};
+
 // `listen on ...`
 struct Listener {
     bool socket = false;      // `listen on socket` (local enqueue)
     std::string on;           // as written: address, interface, "localhost", "lo"
     enum class Family { Any, Inet4, Inet6 } family = Family::Any;
-    int port = 25;
+    int port = 25;            // 465 when `smtps` and no `port`
     std::string hostname;     // banner / EHLO name; empty = server hostname
     std::string tag;
     bool mask_src = false;
+
+    // TLS. At most one of tls and smtps; tls_require implies tls.
+    bool tls = false;          // STARTTLS offered (`tls`, `tls-require`)
+    bool tls_require = false;  // STARTTLS required before MAIL (`tls-require`)
+    bool smtps = false;        // implicit TLS from the first byte (`smtps`)
+    bool verify = false;       // client certificate required (`tls-require verify`, `smtps verify`)
+    // The pki names (Config::pkis) offered, in order. When the line names none,
+    // the parser fills in the one OpenSMTPD 6.8 would use: the pki named as the
+    // listener's hostname (or the `hostname` directive), else "*", else the
+    // only pki declared. Empty exactly when neither tls nor smtps is set.
+    std::vector<std::string> pkis;
+    std::string ca;            // Config::cas name for client certificates; "" = none
+    std::string ciphers;       // OpenSSL cipher list; "" = `smtp ciphers` or the default
+    std::string protocols;     // libtls-style protocol list ("tlsv1.2,tlsv1.3"); "" = default
+
+    // AUTH (only with tls or smtps). auth: offered and required before MAIL;
+    // auth_optional: offered only. Never both.
+    bool auth = false;
+    bool auth_optional = false;
+    std::string auth_table;      // credentials table; "" = system users (crypt(3) from the password database)
+    std::string senders_table;   // `senders <t>`: authenticated user -> allowed MAIL FROM addresses
+    bool masquerade = false;     // `senders <t> masquerade`
+    bool received_auth = false;  // `received-auth`: add the user to Received:
+    std::string hostnames_table; // `hostnames <t>`: banner name by local address
+    bool no_dsn = false;         // `no-dsn`: DSN not advertised
     Location where;
 };
 
@@ -92,6 +135,11 @@ struct Criterion {
         // PTR name; with a value or table: that name matches (Domain service).
         FromRdns,
         Helo,                                     // helo [regex] NAME|<t>: the HELO/EHLO name
+        // `auth` alone (value and table empty): the session is authenticated
+        // (the local socket counts); with a value or table: as a user in it (String).
+        Auth,
+        // `from auth [...]`: the same test, as the rule's source (any address).
+        FromAuth,
     };
     Kind kind;
     bool negated = false;
@@ -112,6 +160,8 @@ struct Rule {
 struct Config {
     std::string hostname;  // server name used in banners and Received:; "" = system name
     std::vector<TableDecl> tables;  // declaration order, anonymous ones included
+    std::vector<Pki> pkis;          // declaration order, names unique
+    std::vector<Ca> cas;            // declaration order, names unique
     std::vector<Listener> listeners;
     std::vector<Action> actions;    // declaration order
     std::vector<Rule> rules;        // first match wins
@@ -122,6 +172,7 @@ struct Config {
     unsigned max_mails = 100;                          // smtp limit max-mails
     unsigned max_sessions = 1000;                      // smtp limit max-sessions (postern)
     char sub_addr_delim = '+';                         // smtp sub-addr-delim
+    std::string ciphers;                               // smtp ciphers; "" = the TLS library's default
 
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
@@ -140,6 +191,8 @@ struct Config {
 
     const TableDecl* find_table(std::string_view name) const;
     const Action* find_action(std::string_view name) const;
+    const Pki* find_pki(std::string_view name) const;  // name as stored (lowercase)
+    const Ca* find_ca(std::string_view name) const;
 };
 
 struct ParseResult {

@@ -8,8 +8,10 @@
 // broken line are remembered, so their later uses do not add noise.
 //
 // Grammar: OpenSMTPD 6.4+ (see shared/reference/config-grammar.md), plus the
-// postern path extensions. Words that later issues will add are refused in
+// postern path extensions. TLS listeners follow 6.8, the version the seeds
+// were written for: `pki` is optional and chosen by name at the end of the file. Words that later issues will add are refused in
 // parser.hpp's lists, the one place that says what is not read yet.
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -179,6 +181,57 @@ bool valid_macro_name(std::string_view s) {
     return true;
 }
 
+std::string lowercase(std::string_view s) {
+    std::string out(s);
+    for (char& ch : out)
+        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
+    return out;
+}
+
+// A pki or ca name: "*" or a host name (labels of letters, digits, '-' and
+// '_' joined by dots), as OpenSMTPD requires.
+bool valid_tls_name(std::string_view s) {
+    if (s == "*") return true;
+    if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.') return false;
+    char prev = '.';
+    for (char c : s) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                        c == '-' || c == '_' || c == '.';
+        if (!ok || (c == '.' && prev == '.')) return false;
+        prev = c;
+    }
+    return true;
+}
+
+// A libtls protocol list ("tlsv1.2,tlsv1.3", "secure", "all:!tlsv1.0"), as
+// OpenSMTPD 7.x accepts it; the daemon maps it onto OpenSSL's versions.
+bool valid_protocols(std::string_view s, std::string& bad) {
+    static constexpr std::string_view kNames[] = {"all", "default", "secure", "legacy", "tlsv1",
+                                                  "tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
+    if (s.empty()) return false;
+    while (true) {
+        const std::size_t end = s.find_first_of(",:");
+        std::string_view item = s.substr(0, end);
+        std::string_view name = item;
+        if (!name.empty() && (name.front() == '!' || name.front() == '+' || name.front() == '-')) name.remove_prefix(1);
+        if (!grammar::listed(kNames, lowercase(name))) {
+            bad = std::string(item);
+            return false;
+        }
+        if (end == std::string_view::npos) return true;
+        s.remove_prefix(end + 1);
+    }
+}
+
+// Every word that may follow `listen on ADDRESS` (and so cannot be the address).
+constexpr std::string_view kListenOptions[] = {
+    "port", "inet4", "inet6", "hostname", "hostnames", "tag", "mask-src", "mask-source", "tls",
+    "tls-require", "smtps", "verify", "pki", "ca", "ciphers", "protocols", "auth", "auth-optional",
+    "senders", "masquerade", "received-auth", "no-dsn",
+};
+constexpr std::string_view kSocketListenOptions[] = {"tag", "mask-src", "mask-source", "no-dsn"};
+constexpr std::size_t kMaxListenerPkis = 32;  // OpenSMTPD 7.x's limit
+
 std::optional<std::string> read_whole_file(const std::string& path, std::string& why) {
     std::error_code ec;
     if (fs::is_directory(path, ec)) {
@@ -247,8 +300,21 @@ private:
     bool parse_table(Cursor& c);
     bool parse_inline_table(Cursor& c, TableDecl& t);
     std::optional<std::string> parse_table_ref(Cursor& c, const std::string& after);
+    bool parse_pki(Cursor& c);
+    bool parse_ca(Cursor& c);
+    std::optional<std::string> parse_tls_name(Cursor& c, const std::string& directive);
+    bool parse_file_value(Cursor& c, const std::string& after, std::string& out);
     bool parse_listen(Cursor& c);
-    bool parse_listen_option(Cursor& c, Listener& l, std::set<std::string>& seen);
+    struct ListenScratch;
+    bool parse_listen_option(Cursor& c, Listener& l, ListenScratch& s);
+    bool parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s);
+    bool parse_listen_auth_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s);
+    void check_listener(Listener& l, const ListenScratch& s);
+    std::optional<std::string> parse_table_arg(Cursor& c, const std::string& after);
+    std::string make_inline_table_name(const Location& at) const;
+    bool require_map_table(const std::string& name, const Location& at, const std::string& opt);
+    void resolve_implicit_pkis();
+    void check_pkis_complete();
     bool parse_port(Cursor& c, int& port);
     bool parse_action(Cursor& c);
     bool parse_action_options(Cursor& c, Action& a);
@@ -257,6 +323,7 @@ private:
     bool parse_from(Cursor& c, Criterion& cr);
     bool parse_for(Cursor& c, Criterion& cr);
     bool parse_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
+    bool parse_optional_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
     bool parse_smtp(Cursor& c);
     bool parse_queue(Cursor& c);
     bool parse_bounce(Cursor& c);
@@ -273,6 +340,16 @@ private:
     std::vector<Diagnostic> warnings_;
     std::set<std::string, std::less<>> broken_tables_;   // declared on a line with errors
     std::set<std::string, std::less<>> broken_actions_;
+    std::set<std::string, std::less<>> broken_pkis_;   // named on a line with errors
+    std::set<std::string, std::less<>> broken_cas_;
+    // tls/smtps listeners that named no pki: resolved at the end of the file,
+    // as OpenSMTPD 6.8 looked the pki up by name only when serving.
+    struct ImplicitPki {
+        std::size_t listener;  // index in cfg_.listeners
+        Location at;           // the tls/smtps option
+        std::string word;      // "tls", "tls-require" or "smtps"
+    };
+    std::vector<ImplicitPki> implicit_pkis_;
     bool saw_match_ = false;
     bool saw_bounce_ = false;  // the first `bounce warn-interval` replaces the default
 };
@@ -305,6 +382,8 @@ void Parser::parse_line(const Line& line) {
     if (w == "include") { parse_include(c); return; }
     if (w == "table") { parse_table(c); return; }
     if (w == "listen") { parse_listen(c); return; }
+    if (w == "pki") { parse_pki(c); return; }
+    if (w == "ca") { parse_ca(c); return; }
     if (w == "action") { parse_action(c); return; }
     if (w == "match") { parse_match(c); return; }
     if (w == "smtp") { parse_smtp(c); return; }
@@ -513,19 +592,126 @@ std::optional<std::string> Parser::parse_table_ref(Cursor& c, const std::string&
     return name.text;
 }
 
+// pki NAME|* or ca NAME|*: the name, checked and lowercased.
+std::optional<std::string> Parser::parse_tls_name(Cursor& c, const std::string& directive) {
+    if (!c.value()) {
+        expected(c, "a host name or '*' after " + quote(directive));
+        return std::nullopt;
+    }
+    const Token& name = c.take();
+    if (!valid_tls_name(name.text)) {
+        error_at(name.where, "invalid " + directive + " name " + describe(name) + ": expected a host name or '*'");
+        return std::nullopt;
+    }
+    return lowercase(name.text);
+}
+
+// A certificate or key file name. The parser does not open it: the daemon
+// does, at start-up and with -n, and names the file when it cannot.
+bool Parser::parse_file_value(Cursor& c, const std::string& after, std::string& out) {
+    if (!c.value() || (c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)) || c.peek()->text.empty())
+        return expected(c, "a file name after " + after);
+    out = c.take().text;
+    return true;
+}
+
+// pki NAME cert|certificate "FILE" | key "FILE" | dhe none|auto|legacy ...
+// Several lines may name one pki and they combine; that it ends up with a
+// certificate and a key is checked at the end of the file.
+bool Parser::parse_pki(Cursor& c) {
+    const Location at = c.take().where;
+    auto name = parse_tls_name(c, "pki");
+    if (!name) return false;
+    auto it = std::find_if(cfg_.pkis.begin(), cfg_.pkis.end(), [&](const Pki& p) { return p.name == *name; });
+    Pki p = it != cfg_.pkis.end() ? *it : Pki{*name, "", "", "none", at};
+    std::set<std::string> seen;
+    bool ok = !c.done() || expected(c, "cert, key or dhe after pki name " + quote(*name));
+    while (ok && !c.done()) {
+        const Token& opt = *c.peek();
+        std::string w = opt.kind == Token::Kind::Word ? opt.text : "";
+        if (w == "certificate") {
+            warnings_.push_back(Diagnostic{opt.where, "'certificate' is the pre-6.4 spelling of 'cert'"});
+            w = "cert";
+        }
+        if (w != "cert" && w != "key" && w != "dhe") {
+            ok = expected(c, "cert, key or dhe");
+            break;
+        }
+        const bool set_before = (w == "cert" && !p.cert.empty()) || (w == "key" && !p.key.empty());
+        if (!seen.insert(w).second || set_before) {
+            ok = fail(opt.where, quote(w) + " is given twice for pki " + quote(*name));
+            break;
+        }
+        c.take();
+        if (w == "dhe") {
+            if (!c.word("none") && !c.word("auto") && !c.word("legacy")) {
+                ok = expected(c, "none, auto or legacy after 'dhe'");
+                break;
+            }
+            p.dhe = c.take().text;
+        } else {
+            ok = parse_file_value(c, quote(opt.text), w == "cert" ? p.cert : p.key);
+        }
+    }
+    if (!ok) {
+        broken_pkis_.insert(*name);
+        return false;
+    }
+    if (it != cfg_.pkis.end()) *it = std::move(p);
+    else cfg_.pkis.push_back(std::move(p));
+    return true;
+}
+
+// ca NAME cert|certificate "FILE"
+bool Parser::parse_ca(Cursor& c) {
+    const Location at = c.take().where;
+    auto name = parse_tls_name(c, "ca");
+    if (!name) return false;
+    Ca ca{*name, "", at};
+    bool ok = true;
+    if (const Ca* prev = cfg_.find_ca(*name)) {
+        error_at(at, "ca " + quote(*name) + " is declared twice (first at " + where_text(prev->where) + ")");
+        ok = false;
+    } else if (c.word("certificate")) {
+        warnings_.push_back(Diagnostic{c.where(), "'certificate' is the pre-6.4 spelling of 'cert'"});
+        c.take();
+        ok = parse_file_value(c, "'certificate'", ca.cert);
+    } else if (c.word("cert")) {
+        c.take();
+        ok = parse_file_value(c, "'cert'", ca.cert);
+    } else {
+        ok = expected(c, "cert after ca name " + quote(*name));
+    }
+    if (ok) ok = end_of_line(c, "the file name");
+    if (!ok) {
+        broken_cas_.insert(*name);
+        return false;
+    }
+    cfg_.cas.push_back(std::move(ca));
+    return true;
+}
+
+// What one `listen` line said beyond the Listener itself: which options were
+// seen, and where, for the checks that need the whole line.
+struct Parser::ListenScratch {
+    std::set<std::string> seen;
+    std::string tls_word;  // "tls", "tls-require" or "smtps" as written
+    std::string auth_word; // "auth" or "auth-optional" as written
+    Location tls_at, pki_at, auth_at, verify_at, ca_at, ciphers_at, protocols_at, senders_at;
+    bool port_given = false;
+};
+
 bool Parser::parse_listen(Cursor& c) {
     const Location at = c.take().where;
     if (!c.word("on")) return expected(c, "'on' after 'listen'");
     c.take();
     Listener l;
     l.where = at;
-    static constexpr std::string_view kOptionWords[] = {"port", "inet4", "inet6", "hostname",
-                                                        "tag", "mask-src", "mask-source"};
     const std::string what = "an address, interface, hostname or 'socket' after 'listen on'";
     if (!c.value()) return expected(c, what);
     const Token& on = *c.peek();
     if (on.kind == Token::Kind::Word &&
-        (grammar::listed(kOptionWords, on.text) || grammar::listed(grammar::kUnsupportedListenOptions, on.text)))
+        (grammar::listed(kListenOptions, on.text) || grammar::listed(grammar::kUnsupportedListenOptions, on.text)))
         return expected(c, what);
     c.take();
     if (on.is_word("socket")) {
@@ -537,41 +723,65 @@ bool Parser::parse_listen(Cursor& c) {
     } else {
         l.on = on.text;
     }
-    std::set<std::string> seen;
+    ListenScratch s;
+    const std::size_t errors_before = errors_.size();
     while (!c.done())
-        if (!parse_listen_option(c, l, seen)) return false;
+        if (!parse_listen_option(c, l, s)) return false;
+    check_listener(l, s);
+    if (errors_.size() != errors_before) return false;
+    if ((l.tls || l.smtps) && l.pkis.empty())
+        implicit_pkis_.push_back(ImplicitPki{cfg_.listeners.size(), s.tls_at, s.tls_word});
     cfg_.listeners.push_back(std::move(l));
     return true;
 }
 
-bool Parser::parse_listen_option(Cursor& c, Listener& l, std::set<std::string>& seen) {
-    const std::string what = l.socket ? "a 'listen on socket' option (tag, mask-src)"
-                                      : "a listen option (port, inet4, inet6, hostname, tag, mask-src)";
+bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
+    const std::string what =
+        l.socket ? "a 'listen on socket' option (tag, mask-src, no-dsn)"
+                 : "a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, tls, tls-require, "
+                   "smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, no-dsn)";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& opt = *c.peek();
     std::string w = opt.text;
     if (grammar::listed(grammar::kUnsupportedListenOptions, w))
         return fail(opt.where, quote(w) + " is not supported yet");
-    static constexpr std::string_view kKnown[] = {"port", "inet4", "inet6", "hostname",
-                                                  "tag", "mask-src", "mask-source"};
-    if (!grammar::listed(kKnown, w)) return expected(c, what);
-    if (l.socket && w != "tag" && w != "mask-src" && w != "mask-source")
+    if (w == "verify")
+        return fail(opt.where, "'verify' must follow 'tls-require' or 'smtps', as in 'tls-require verify'");
+    if (w == "masquerade") return fail(opt.where, "'masquerade' must follow 'senders <table>'");
+    if (!grammar::listed(kListenOptions, w)) return expected(c, what);
+    if (l.socket && !grammar::listed(kSocketListenOptions, w))
         return fail(opt.where, quote(w) + " cannot be used with 'listen on socket'");
     if (w == "mask-source") {
         warnings_.push_back(Diagnostic{opt.where, "'mask-source' is the pre-6.4 spelling of 'mask-src'"});
         w = "mask-src";
     }
+    if (w == "tls" || w == "tls-require" || w == "smtps" || w == "pki" || w == "ca" || w == "ciphers" ||
+        w == "protocols")
+        return parse_listen_tls_option(c, opt, l, s);
+    if (w == "auth" || w == "auth-optional" || w == "senders")
+        return parse_listen_auth_option(c, opt, l, s);
     const std::string key = (w == "inet6") ? "inet4" : w;  // one family only
-    if (!seen.insert(key).second) {
+    if (!s.seen.insert(key).second) {
         if (key == "inet4") return fail(opt.where, quote(w) + " conflicts with an earlier address family");
         return fail(opt.where, quote(w) + " is given twice");
     }
     c.take();
-    if (w == "port") return parse_port(c, l.port);
+    if (w == "port") {
+        s.port_given = true;
+        return parse_port(c, l.port);
+    }
     if (w == "inet4") l.family = Listener::Family::Inet4;
     if (w == "inet6") l.family = Listener::Family::Inet6;
     if (w == "mask-src") l.mask_src = true;
+    if (w == "received-auth") l.received_auth = true;
+    if (w == "no-dsn") l.no_dsn = true;
     if (w == "hostname") return parse_value(c, "a host name after 'hostname'", l.hostname);
+    if (w == "hostnames") {
+        auto table = parse_table_arg(c, "'hostnames'");
+        if (!table) return false;
+        l.hostnames_table = *table;
+        return require_map_table(*table, opt.where, "hostnames");
+    }
     if (w == "tag") {
         const Location at = c.where();
         if (!parse_value(c, "a tag after 'tag'", l.tag)) return false;
@@ -579,6 +789,198 @@ bool Parser::parse_listen_option(Cursor& c, Listener& l, std::set<std::string>& 
             return fail(at, "tag is longer than " + std::to_string(kMaxTagLength) + " characters");
     }
     return true;
+}
+
+// tls | tls-require [verify] | smtps [verify] | pki NAME | ca NAME | ciphers STR | protocols STR
+bool Parser::parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s) {
+    const std::string& w = opt.text;
+    if (w == "tls" || w == "tls-require" || w == "smtps") {
+        if (!s.tls_word.empty()) {
+            if (s.tls_word == w) return fail(opt.where, quote(w) + " is given twice");
+            return fail(opt.where, quote(w) + " cannot be used together with " + quote(s.tls_word) +
+                                       ": a listener offers either STARTTLS (tls, tls-require) or TLS from the "
+                                       "first byte (smtps); use one listen line for each");
+        }
+        s.tls_word = w;
+        s.tls_at = opt.where;
+        c.take();
+        l.tls = w != "smtps";
+        l.tls_require = w == "tls-require";
+        l.smtps = w == "smtps";
+        if (w != "tls" && c.word("verify")) {
+            s.verify_at = c.take().where;
+            l.verify = true;
+        }
+        return true;
+    }
+    if (w == "pki") {
+        c.take();
+        if (!c.value()) return expected(c, "a pki name after 'pki'");
+        const Token& name = c.take();
+        const std::string n = lowercase(name.text);
+        if (s.pki_at.line == 0) s.pki_at = opt.where;
+        if (std::find(l.pkis.begin(), l.pkis.end(), n) != l.pkis.end())
+            return fail(name.where, "pki " + quote(n) + " is given twice");
+        if (l.pkis.size() >= kMaxListenerPkis)
+            return fail(opt.where, "too many 'pki' on one listener: at most " + std::to_string(kMaxListenerPkis));
+        if (!cfg_.find_pki(n) && !broken_pkis_.count(n))
+            error_at(name.where, "unknown pki " + quote(n) + ": declare it with 'pki " + n + " cert \"FILE\"' and 'pki " +
+                                     n + " key \"FILE\"' before this line");
+        l.pkis.push_back(n);
+        return true;
+    }
+    if (!s.seen.insert(w).second) return fail(opt.where, quote(w) + " is given twice");
+    c.take();
+    if (w == "ca") {
+        s.ca_at = opt.where;
+        if (!c.value()) return expected(c, "a ca name after 'ca'");
+        const Token& name = c.take();
+        l.ca = lowercase(name.text);
+        if (!cfg_.find_ca(l.ca) && !broken_cas_.count(l.ca))
+            error_at(name.where, "unknown ca " + quote(l.ca) + ": declare it with 'ca " + l.ca +
+                                     " cert \"FILE\"' before this line");
+        return true;
+    }
+    const std::string what = w == "ciphers" ? "a cipher list after 'ciphers', quoted as in ciphers \"HIGH:!aNULL\""
+                                            : "a protocol list after 'protocols', quoted as in protocols \"tlsv1.2,tlsv1.3\"";
+    if (!c.value() || c.peek()->text.empty()) return expected(c, what);
+    const Token& v = c.take();
+    if (w == "ciphers") {
+        s.ciphers_at = opt.where;
+        l.ciphers = v.text;
+        return true;
+    }
+    s.protocols_at = opt.where;
+    std::string bad;
+    if (!valid_protocols(v.text, bad))
+        return fail(v.where, "unknown TLS protocol " + quote(bad) + " in 'protocols': expected tlsv1.2, tlsv1.3, "
+                                 "secure, default, legacy or all, separated by ','");
+    l.protocols = v.text;
+    return true;
+}
+
+// auth [<t>] | auth-optional [<t>] | senders <t> [masquerade]
+bool Parser::parse_listen_auth_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s) {
+    const std::string& w = opt.text;
+    if (w == "senders") {
+        if (!s.seen.insert(w).second) return fail(opt.where, "'senders' is given twice");
+        s.senders_at = opt.where;
+        c.take();
+        auto table = parse_table_arg(c, "'senders'");
+        if (!table) return false;
+        l.senders_table = *table;
+        if (c.word("masquerade")) {
+            c.take();
+            l.masquerade = true;
+        }
+        return require_map_table(*table, opt.where, "senders");
+    }
+    if (!s.auth_word.empty()) {
+        if (s.auth_word == w) return fail(opt.where, quote(w) + " is given twice");
+        return fail(opt.where, quote(w) + " cannot be used together with " + quote(s.auth_word));
+    }
+    s.auth_word = w;
+    s.auth_at = opt.where;
+    c.take();
+    l.auth = w == "auth";
+    l.auth_optional = w == "auth-optional";
+    if (!c.punct("<") && !c.punct("{")) return true;  // system users
+    auto table = parse_table_arg(c, quote(w));
+    if (!table) return false;
+    l.auth_table = *table;
+    return require_map_table(*table, opt.where, w);
+}
+
+// The checks that need the whole line, as OpenSMTPD makes them once a
+// listener is complete (create_if_listener), plus postern's own.
+void Parser::check_listener(Listener& l, const ListenScratch& s) {
+    const bool tls = l.tls || l.smtps;
+    if (!l.pkis.empty() && !tls)
+        error_at(s.pki_at, "'pki' needs 'tls', 'tls-require' or 'smtps' on the same listener");
+    if (!s.auth_word.empty() && !tls)
+        error_at(s.auth_at, quote(s.auth_word) + " needs 'tls', 'tls-require' or 'smtps' on the same listener: "
+                                                 "passwords are never accepted in plaintext");
+    if (l.verify && l.ca.empty())
+        error_at(s.verify_at, "'verify' needs 'ca NAME' on the same listener: the CA that client certificates "
+                              "are checked against");
+    const std::pair<const Location*, const char*> tls_only[] = {
+        {&s.ca_at, "ca"}, {&s.ciphers_at, "ciphers"}, {&s.protocols_at, "protocols"}};
+    for (const auto& [at, word] : tls_only)
+        if (at->line != 0 && !tls)
+            warnings_.push_back(Diagnostic{*at, quote(word) + " has no effect without 'tls', 'tls-require' or 'smtps'"});
+    if (!l.senders_table.empty() && !l.auth && !l.auth_optional)
+        warnings_.push_back(
+            Diagnostic{s.senders_at, "'senders' has no effect without 'auth' or 'auth-optional'"});
+    if (l.smtps && !s.port_given) l.port = 465;
+}
+
+// <name> or an inline { ... } (made an anonymous table): a listener's table.
+std::optional<std::string> Parser::parse_table_arg(Cursor& c, const std::string& after) {
+    if (c.punct("<")) return parse_table_ref(c, after);
+    if (!c.punct("{")) {
+        expected(c, "a table <name> or { ... } after " + after);
+        return std::nullopt;
+    }
+    TableDecl t;
+    t.where = c.where();
+    t.name = make_inline_table_name(t.where);
+    if (!parse_inline_table(c, t)) return std::nullopt;
+    cfg_.tables.push_back(std::move(t));
+    return cfg_.tables.back().name;
+}
+
+std::string Parser::make_inline_table_name(const Location& at) const {
+    std::string name = "<anon:" + std::to_string(at.line) + ":" + std::to_string(at.column) + ">";
+    if (cfg_.find_table(name))  // the same spot in another (included) file
+        name = "<anon:" + at.file + ":" + std::to_string(at.line) + ":" + std::to_string(at.column) + ">";
+    return name;
+}
+
+// Credentials, senders and hostnames tables map a key to a value: an inline
+// list or a built-in table cannot be one. (Other backends are checked when opened.)
+bool Parser::require_map_table(const std::string& name, const Location& at, const std::string& opt) {
+    const TableDecl* t = cfg_.find_table(name);
+    if (!t) return true;  // already reported
+    if (t->backend == kBuiltinBackend || (t->backend == "inline" && !t->is_map))
+        return fail(at, quote(opt) + " needs a table of key = value entries, but table " + quote(t->name) +
+                            " is a list");
+    return true;
+}
+
+// OpenSMTPD 6.8's choice for a tls/smtps listener that names no pki: the pki
+// named as the listener's hostname (else the server's), else "*", else the
+// only pki there is.
+void Parser::resolve_implicit_pkis() {
+    for (const ImplicitPki& ip : implicit_pkis_) {
+        Listener& l = cfg_.listeners[ip.listener];
+        const std::string host = lowercase(l.hostname.empty() ? cfg_.hostname : l.hostname);
+        if (!host.empty() && cfg_.find_pki(host)) {
+            l.pkis = {host};
+        } else if (cfg_.find_pki("*")) {
+            l.pkis = {"*"};
+        } else if (cfg_.pkis.size() == 1 && broken_pkis_.empty()) {
+            l.pkis = {cfg_.pkis.front().name};
+        } else if (!broken_pkis_.empty()) {
+            continue;  // the broken pki line may be the one meant; it is reported already
+        } else if (cfg_.pkis.empty()) {
+            error_at(ip.at, quote(ip.word) + " needs a pki, and none is declared: declare one with 'pki NAME cert "
+                            "\"FILE\"' and 'pki NAME key \"FILE\"'");
+        } else {
+            error_at(ip.at, quote(ip.word) + " needs a pki: none is named " +
+                                (host.empty() ? std::string() : quote(host) + " or ") +
+                                "'*'; name one with 'pki NAME' on this listener");
+        }
+    }
+}
+
+void Parser::check_pkis_complete() {
+    for (const Pki& p : cfg_.pkis) {
+        if (broken_pkis_.count(p.name)) continue;
+        if (p.cert.empty())
+            error_at(p.where, "pki " + quote(p.name) + " has no certificate: add 'pki " + p.name + " cert \"FILE\"'");
+        if (p.key.empty())
+            error_at(p.where, "pki " + quote(p.name) + " has no key: add 'pki " + p.name + " key \"FILE\"'");
+    }
 }
 
 bool Parser::parse_port(Cursor& c, int& port) {
@@ -708,7 +1110,7 @@ bool Parser::parse_match(Cursor& c) {
     bool ended = false;
     const std::size_t errors_before = errors_.size();
     const std::string what =
-        "a match option (from, for, helo, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
+        "a match option (from, for, auth, helo, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
     while (!c.done()) {
         bool negated = false;
         Location neg_at;
@@ -742,7 +1144,8 @@ bool Parser::parse_match(Cursor& c) {
         Criterion cr{};
         cr.negated = negated;
         cr.where = negated ? neg_at : opt.where;
-        if (w != "from" && w != "for" && w != "helo" && w != "mail-from" && w != "rcpt-to" && w != "tag")
+        if (w != "from" && w != "for" && w != "auth" && w != "helo" && w != "mail-from" && w != "rcpt-to" &&
+            w != "tag")
             return expected(c, what);
         if (!seen.insert(w).second)
             return fail(opt.where, quote(w) + " may appear only once in a match rule");
@@ -754,6 +1157,9 @@ bool Parser::parse_match(Cursor& c) {
         } else if (w == "for") {
             ok = parse_for(c, cr);
             have_for = true;
+        } else if (w == "auth") {
+            cr.kind = Criterion::Kind::Auth;
+            ok = parse_optional_criterion_value(c, cr, "'auth'");
         } else {
             cr.kind = w == "mail-from" ? Criterion::Kind::MailFrom
                       : w == "rcpt-to" ? Criterion::Kind::RcptTo
@@ -773,7 +1179,7 @@ bool Parser::parse_match(Cursor& c) {
 }
 
 bool Parser::parse_from(Cursor& c, Criterion& cr) {
-    const std::string what = "any, local, socket, src or rdns after 'from'";
+    const std::string what = "any, local, socket, src, rdns or auth after 'from'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& t = *c.peek();
     if (grammar::listed(grammar::kUnsupportedFromSources, t.text))
@@ -783,16 +1189,21 @@ bool Parser::parse_from(Cursor& c, Criterion& cr) {
     else if (t.text == "socket") cr.kind = Criterion::Kind::FromSocket;
     else if (t.text == "src") cr.kind = Criterion::Kind::FromSrc;
     else if (t.text == "rdns") cr.kind = Criterion::Kind::FromRdns;
+    else if (t.text == "auth") cr.kind = Criterion::Kind::FromAuth;
     else return expected(c, what);
     c.take();
-    if (cr.kind == Criterion::Kind::FromRdns) {
-        // The name is optional: what follows is one only if it can be a value
-        // (a reserved word such as `for` or `action` starts the next option).
-        const bool has_value = c.word("regex") || c.punct("<") || c.punct("{") ||
-                               (c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)));
-        return !has_value || parse_criterion_value(c, cr, "'rdns'");
-    }
+    if (cr.kind == Criterion::Kind::FromRdns) return parse_optional_criterion_value(c, cr, "'rdns'");
+    if (cr.kind == Criterion::Kind::FromAuth) return parse_optional_criterion_value(c, cr, "'auth'");
     return cr.kind != Criterion::Kind::FromSrc || parse_criterion_value(c, cr, "'src'");
+}
+
+// `from rdns`, `from auth`, `auth`: the value is optional. What follows is one
+// only if it can be a value (a reserved word such as `for` or `action` starts
+// the next option; quote a value spelled like one).
+bool Parser::parse_optional_criterion_value(Cursor& c, Criterion& cr, const std::string& after) {
+    const bool has_value = c.word("regex") || c.punct("<") || c.punct("{") ||
+                           (c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)));
+    return !has_value || parse_criterion_value(c, cr, after);
 }
 
 bool Parser::parse_for(Cursor& c, Criterion& cr) {
@@ -825,10 +1236,7 @@ bool Parser::parse_criterion_value(Cursor& c, Criterion& cr, const std::string& 
     } else if (c.punct("{")) {
         TableDecl t;
         t.where = c.where();
-        t.name = "<anon:" + std::to_string(t.where.line) + ":" + std::to_string(t.where.column) + ">";
-        if (cfg_.find_table(t.name))  // the same spot in another (included) file
-            t.name = "<anon:" + t.where.file + ":" + std::to_string(t.where.line) + ":" +
-                     std::to_string(t.where.column) + ">";
+        t.name = make_inline_table_name(t.where);
         if (!parse_inline_table(c, t)) return false;
         cr.table = t.name;
         cfg_.tables.push_back(std::move(t));
@@ -846,11 +1254,16 @@ bool Parser::parse_criterion_value(Cursor& c, Criterion& cr, const std::string& 
 
 bool Parser::parse_smtp(Cursor& c) {
     c.take();
-    const std::string what = "max-message-size, limit or sub-addr-delim after 'smtp'";
+    const std::string what = "max-message-size, limit, sub-addr-delim or ciphers after 'smtp'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& sub = *c.peek();
-    if (grammar::listed(grammar::kUnsupportedSmtpOptions, sub.text))
-        return fail(sub.where, "'smtp " + sub.text + "' is not supported yet");
+    if (sub.text == "ciphers") {
+        c.take();
+        const std::string what_ciphers = "a cipher list after 'smtp ciphers', quoted as in smtp ciphers \"HIGH:!aNULL\"";
+        if (!c.value() || c.peek()->text.empty()) return expected(c, what_ciphers);
+        cfg_.ciphers = c.take().text;
+        return end_of_line(c, "the cipher list");
+    }
     if (sub.text == "max-message-size") {
         c.take();
         const std::string what_size =
@@ -980,6 +1393,10 @@ bool Parser::parse_limit_number(Cursor& c, const std::string& after, unsigned& o
 ParseResult Parser::finish(const std::string& main_file) {
     const bool gave_up = errors_.size() >= kMaxErrors;
     if (gave_up) errors_.push_back(Diagnostic{errors_.back().where, "too many errors, giving up"});
+    if (!gave_up) {
+        check_pkis_complete();
+        resolve_implicit_pkis();
+    }
     if (!saw_match_ && !gave_up)
         errors_.push_back(Diagnostic{Location{main_file, 1, 1},
                                      "no 'match' rule: nothing would ever be accepted; add at least one "

@@ -15,18 +15,14 @@ namespace postern::config::grammar {
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
 inline constexpr std::string_view kUnsupportedDirectives[] = {
-    "pki", "ca", "filter", "proc", "admd", "srs", "mta", "mda", "scheduler",
+    "filter", "proc", "admd", "srs", "mta", "mda", "scheduler",
 };
 
-// `queue ...` and `smtp ...` sub-directives not read yet.
+// `queue ...` sub-directives not read yet.
 inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "encryption"};
-inline constexpr std::string_view kUnsupportedSmtpOptions[] = {"ciphers"};
 
 // `listen on ...` options not read yet.
-inline constexpr std::string_view kUnsupportedListenOptions[] = {
-    "tls", "tls-require", "smtps", "pki", "auth", "auth-optional", "senders", "received-auth",
-    "no-dsn", "proxy-v2", "filter", "hostnames", "ca", "ciphers", "protocols",
-};
+inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2", "filter"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
 inline constexpr std::string_view kUnsupportedActionMethods[] = {
@@ -35,8 +31,8 @@ inline constexpr std::string_view kUnsupportedActionMethods[] = {
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
 
 // `match ...` options, and `from ...` sources, not read yet.
-inline constexpr std::string_view kUnsupportedMatchOptions[] = {"auth", "tls"};
-inline constexpr std::string_view kUnsupportedFromSources[] = {"auth", "mail-from"};
+inline constexpr std::string_view kUnsupportedMatchOptions[] = {"tls"};
+inline constexpr std::string_view kUnsupportedFromSources[] = {"mail-from"};
 
 // Pre-6.4 top-level words, with what to write instead (empty: see the man page).
 struct Legacy {

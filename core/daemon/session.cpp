@@ -81,7 +81,8 @@ bool Session::accept(uv_stream_t* listening) {
     uv_tcp_init(server_.loop(), &tcp_);
     uv_timer_init(server_.loop(), &timer_);
     uv_timer_init(server_.loop(), &rdns_timer_);
-    tcp_.data = timer_.data = rdns_timer_.data = this;
+    uv_timer_init(server_.loop(), &delay_timer_);
+    tcp_.data = timer_.data = rdns_timer_.data = delay_timer_.data = this;
     if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
         close();
         return false;
@@ -219,8 +220,9 @@ void Session::process() {
             continue;
         }
         auto nl = in_.find('\n');
-        if ((nl == std::string::npos && in_.size() > kMaxCommandLine) ||
-            (nl != std::string::npos && nl + 1 > kMaxCommandLine)) {
+        // An AUTH exchange carries base64 lines longer than commands (RFC 4954).
+        size_t max_line = auth_.in_progress() ? auth::kMaxLine + 2 : kMaxCommandLine;
+        if ((nl == std::string::npos && in_.size() > max_line) || (nl != std::string::npos && nl + 1 > max_line)) {
             log::info(log::Line(id_ + " smtp bad-input").kv("result", "500 5.5.2 Line too long"));
             reply(500, "5.5.2 Line too long");
             close_after_flush();
@@ -230,7 +232,8 @@ void Session::process() {
         std::string line = in_.substr(0, nl);
         in_.erase(0, nl + 1);
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        handle_line(line);
+        if (auth_.in_progress()) auth_step(auth_.next(line));
+        else handle_line(line);
     }
 }
 
@@ -290,7 +293,7 @@ void Session::close() {
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
     if (uv_is_closing(tcp)) return;
     state_ = State::Closing;
-    open_handles_ = 3;
+    open_handles_ = 4;
     auto on_closed = [](uv_handle_t* h) {
         auto* s = static_cast<Session*>(h->data);
         if (--s->open_handles_ == 0) {
@@ -301,6 +304,7 @@ void Session::close() {
     uv_close(tcp, on_closed);
     uv_close(timer, on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&rdns_timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&delay_timer_), on_closed);
 }
 
 void Session::reset_idle_timer() {
@@ -349,9 +353,9 @@ void Session::handle_line(std::string_view line) {
         break;
     case smtp::Verb::Vrfy: reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery"); break;
     case smtp::Verb::Help: reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
+    case smtp::Verb::Auth: cmd_auth(c); break;
     case smtp::Verb::Expn:
     case smtp::Verb::Starttls:
-    case smtp::Verb::Auth:
     case smtp::Verb::Bdat: reply(502, "5.5.1 Command not implemented"); break;
     case smtp::Verb::Unknown: reply(500, "5.5.1 Command unrecognized"); break;
     }
@@ -379,8 +383,12 @@ void Session::cmd_helo(const smtp::Command& c, bool extended) {
         reply(250, hello);
         return;
     }
-    reply_lines(250, {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING", "DSN",
-                      "SIZE " + std::to_string(server_.ctx().config->max_message_size), "HELP"});
+    std::vector<std::string> caps = {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING"};
+    if (!listener_.no_dsn) caps.push_back("DSN");
+    caps.push_back("SIZE " + std::to_string(server_.ctx().config->max_message_size));
+    if (auth_offered()) caps.push_back("AUTH " + std::string(auth::kMechanisms));
+    caps.push_back("HELP");
+    reply_lines(250, caps);
 }
 
 void Session::cmd_rset(const smtp::Command& c) {
@@ -407,6 +415,14 @@ void Session::cmd_mail(const smtp::Command& c) {
         reply(452, "4.5.3 Too many messages in this session");
         return;
     }
+    if (listener_.tls_require && !tls_active_) {
+        reply(530, "5.7.0 Must issue a STARTTLS command first");
+        return;
+    }
+    if (listener_.auth && !authenticated_) {
+        reply(530, "5.7.0 Authentication required");
+        return;
+    }
     smtp::PathError err;
     auto path = smtp::parse_mail_from(c.args, &err);
     if (!path) {
@@ -428,7 +444,7 @@ void Session::cmd_mail(const smtp::Command& c) {
         } else if (p.key == "BODY" && p.has_value &&
                    (table::lowercase(p.value) == "7bit" || table::lowercase(p.value) == "8bitmime")) {
             // Both are stored as they come: we never convert.
-        } else if (p.key == "RET" || p.key == "ENVID") {
+        } else if ((p.key == "RET" || p.key == "ENVID") && !listener_.no_dsn) {
             smtp::DsnError derr;
             if (!smtp::apply_mail_param(p.key, p.value, &dsn, &derr)) {
                 reply(derr.code, derr.text);
@@ -439,10 +455,15 @@ void Session::cmd_mail(const smtp::Command& c) {
             return;
         }
     }
-    tx_ = {};
     if (!path->mailbox.empty() && path->mailbox.domain.empty()) path->mailbox.domain = server_.ctx().hostname;
-    tx_.sender = path->mailbox.str();
-    tx_.dsn = dsn;
+    if (authenticated_ && !listener_.senders_table.empty()) return check_sender(path->mailbox.str(), dsn);
+    mail_accepted(path->mailbox.str(), dsn);
+}
+
+void Session::mail_accepted(std::string sender, smtp::DsnMail dsn) {
+    tx_ = {};
+    tx_.sender = std::move(sender);
+    tx_.dsn = std::move(dsn);
     state_ = State::Mail;
     reply(250, "2.1.0 Ok");
 }
@@ -466,7 +487,7 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     smtp::DsnRcpt dsn;
     for (const auto& p : path->params) {
         smtp::DsnError derr;
-        if (p.key != "NOTIFY" && p.key != "ORCPT") {
+        if ((p.key != "NOTIFY" && p.key != "ORCPT") || listener_.no_dsn) {
             reply(555, "5.5.4 Unsupported parameter " + p.key);
             return;
         }
@@ -490,6 +511,8 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     work->subject.rcpt_domain = path->mailbox.domain;
     work->subject.tag = listener_.tag;
     work->subject.helo = helo_;
+    work->subject.authenticated = authenticated_;
+    work->subject.auth_user = auth_user_;
     work->local = path->mailbox.local;
 
     busy_ = true;
@@ -593,7 +616,10 @@ void Session::finish_data() {
 std::string Session::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
     if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
-    h += "by " + hostname() + " (postern) with " + (esmtp_ ? "ESMTP" : "SMTP") + " id " + msgid;
+    // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
+    std::string with = std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "") + (authenticated_ ? "A" : "");
+    h += "by " + hostname() + " (postern) with " + with + " id " + msgid;
+    if (listener_.received_auth && authenticated_) h += "\n\t(authenticated as " + auth_user_ + ")";
     if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
     h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";
     return h;

@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "auth/credentials.hpp"
+#include "auth/sasl.hpp"
 #include "daemon/recipient.hpp"
 #include "daemon/server.hpp"
 #include "smtp/command.hpp"
@@ -67,6 +69,16 @@ private:
     void cmd_mail(const smtp::Command& c);
     void cmd_rcpt(const smtp::Command& c);
     void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r);
+    void mail_accepted(std::string sender, smtp::DsnMail dsn);
+
+    // AUTH (session_auth.cpp)
+    bool auth_offered() const;
+    void cmd_auth(const smtp::Command& c);
+    void auth_step(auth::Step step);
+    void auth_verified(const std::string& user, auth::Check result, const std::string& error);
+    void check_sender(std::string sender, smtp::DsnMail dsn);
+    // Runs `fn` after `ms` milliseconds unless the session closes first.
+    void after(uint64_t ms, std::function<void()> fn);
     void cmd_data(const smtp::Command& c);
     void cmd_rset(const smtp::Command& c);
     void feed_data();
@@ -85,6 +97,8 @@ private:
     uv_tcp_t tcp_{};
     uv_timer_t timer_{};
     uv_timer_t rdns_timer_{};
+    uv_timer_t delay_timer_{};
+    std::function<void()> delayed_;
     int open_handles_ = 0;
 
     std::string id_;      // session id for logs
@@ -100,6 +114,11 @@ private:
     unsigned errors_ = 0;
     unsigned messages_ = 0;
     Transaction tx_;
+    auth::Exchange auth_;
+    bool authenticated_ = false;
+    std::string auth_user_;
+    unsigned auth_failures_ = 0;
+    bool tls_active_ = false;  // TLS is up (STARTTLS done, or smtps)
     std::optional<smtp::DataReader> data_;
 
     std::string in_;

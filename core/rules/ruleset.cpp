@@ -88,6 +88,15 @@ Ruleset::Verdict Ruleset::test(const Criterion& c, const Subject& s, std::string
     case Kind::Helo:
         if (s.helo.empty()) return Verdict::No;
         return test_value(c, table::Service::Domain, table::lowercase(s.helo), error);
+    case Kind::Auth:
+    case Kind::FromAuth:
+        // `auth` and `from auth` test the same thing: an authenticated session
+        // (the local enqueuer counts), whatever its address; with a value or a
+        // table, authenticated as a user listed there.
+        if (!s.authenticated && !s.from_socket) return Verdict::No;
+        if (c.value.empty() && c.table.empty()) return Verdict::Yes;
+        if (s.auth_user.empty()) return Verdict::No;
+        return test_value(c, table::Service::String, s.auth_user, error);
     case Kind::ForAny: return Verdict::Yes;
     case Kind::ForLocal: return is_local_domain(s.rcpt_domain) ? Verdict::Yes : Verdict::No;
     case Kind::ForDomain: return test_value(c, table::Service::Domain, s.rcpt_domain, error);

@@ -24,6 +24,11 @@ struct Subject {
     std::string rcpt;          // "user@domain"
     std::string rcpt_domain;   // lowercased
     std::string tag;           // listener tag
+    // The session authenticated (SMTP AUTH), as auth_user. The local socket
+    // counts as authenticated whatever this says, as in OpenSMTPD; its
+    // auth_user is the local user's name when the daemon knows it.
+    bool authenticated = false;
+    std::string auth_user;
 };
 
 struct Decision {

@@ -184,7 +184,7 @@ match from any for domain <localnames> reject
     });
 }
 
-TEST_CASE("rules: set_builtin replaces one built-in table; a declared table replaces it in the file") {
+TEST_CASE("rules: set_builtin replaces one built-in table, a declared table replaces it in the file") {
     Fixture f(R"(
 table localhost { 198.51.100.0/24 }
 action "relay" maildir

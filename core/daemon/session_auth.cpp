@@ -1,0 +1,164 @@
+// SMTP AUTH (RFC 4954) in a session: PLAIN and LOGIN against the listener's
+// credentials table, and the `senders` check of MAIL FROM; see session.hpp.
+//
+// AUTH is offered only on an `auth`/`auth-optional` listener and only once
+// TLS is up: credentials never cross the network in clear. Password checks
+// (crypt(3), deliberately slow) run on worker threads. A wrong password is
+// answered after a fixed pause, and the third one ends the session, so that
+// guessing is slow and the reply time says nothing about the account.
+#include <memory>
+
+#include "auth/senders.hpp"
+#include "daemon/session.hpp"
+#include "util/log.hpp"
+
+namespace postern::daemon {
+namespace {
+
+constexpr uint64_t kBadPasswordDelayMs = 1000;
+constexpr unsigned kMaxAuthFailures = 3;
+
+}  // namespace
+
+bool Session::auth_offered() const {
+    return (listener_.auth || listener_.auth_optional) && tls_active_ && !authenticated_;
+}
+
+void Session::cmd_auth(const smtp::Command& c) {
+    if (!listener_.auth && !listener_.auth_optional) {
+        reply(502, "5.5.1 Command not implemented");
+        return;
+    }
+    if (!tls_active_) {
+        reply(538, "5.7.11 Encryption required for requested authentication mechanism");
+        return;
+    }
+    if (authenticated_) {
+        reply(503, "5.5.1 Bad sequence of commands: already authenticated");
+        return;
+    }
+    if (state_ == State::Fresh || state_ == State::Mail) {
+        reply(503, "5.5.1 Bad sequence of commands: AUTH needs EHLO first and no mail transaction");
+        return;
+    }
+    auth_step(auth_.start(c.args));
+}
+
+void Session::auth_step(auth::Step step) {
+    switch (step.kind) {
+    case auth::Step::Kind::Challenge:
+        reply(334, step.text);
+        return;
+    case auth::Step::Kind::Error:
+    case auth::Step::Kind::Cancelled:
+        reply(step.code, step.text);
+        return;
+    case auth::Step::Kind::Done:
+        break;
+    }
+    struct Work {
+        auth::Check result = auth::Check::TempFail;
+        std::string error;
+    };
+    auto work = std::make_shared<Work>();
+    table::Table* table = listener_.auth_table.empty() ? nullptr : server_.ctx().tables->find(listener_.auth_table);
+    busy_ = true;
+    run_blocking(
+        server_.loop(),
+        [work, table, user = step.user, password = std::move(step.password)] {
+            if (!table) {
+                work->error = "no credentials table (system accounts are not supported yet)";
+                return;
+            }
+            work->result = auth::check_credentials(table, user, password, &work->error);
+        },
+        [weak = weak_from_this(), work, user = step.user] {
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->auth_verified(user, work->result, work->error);
+        });
+}
+
+void Session::auth_verified(const std::string& user, auth::Check result, const std::string& error) {
+    log::info(log::Line(id_ + " smtp authentication")
+                  .kv("user", user)
+                  .kv("result", result == auth::Check::Ok ? "ok" : result == auth::Check::Bad ? "permfail" : "tempfail")
+                  .kv("error", error));
+    auto resume = [this] {
+        busy_ = false;
+        process();
+        flush();
+        update_reading();
+    };
+    if (result == auth::Check::Ok) {
+        authenticated_ = true;
+        auth_user_ = user;
+        reply(235, "2.7.0 Authentication successful");
+        return resume();
+    }
+    if (result == auth::Check::TempFail) {
+        reply(454, "4.7.0 Temporary authentication failure");
+        return resume();
+    }
+    // A fixed pause before every refusal, the session's end after a few.
+    after(kBadPasswordDelayMs, [this, resume] {
+        reply(535, "5.7.8 Authentication credentials invalid");
+        if (++auth_failures_ >= kMaxAuthFailures) {
+            reply(421, "4.7.0 " + hostname() + " Too many authentication failures, closing connection");
+            close_after_flush();
+        }
+        resume();
+    });
+}
+
+// `senders <t>`: an authenticated user may only send as the addresses the
+// table gives it.
+void Session::check_sender(std::string sender, smtp::DsnMail dsn) {
+    table::Table* table = server_.ctx().tables->find(listener_.senders_table);
+    struct Work {
+        auth::Check result = auth::Check::TempFail;
+        std::string error;
+    };
+    auto work = std::make_shared<Work>();
+    busy_ = true;
+    run_blocking(
+        server_.loop(),
+        [work, table, user = auth_user_, sender] {
+            if (!table) {
+                work->error = "senders table is not open";
+                return;
+            }
+            work->result = auth::sender_allowed(table, user, sender, &work->error);
+        },
+        [weak = weak_from_this(), work, sender, dsn] {
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->busy_ = false;
+            if (work->result == auth::Check::Ok) {
+                self->mail_accepted(sender, dsn);
+            } else if (work->result == auth::Check::Bad) {
+                log::info(log::Line(self->id_ + " smtp sender-rejected").kv("user", self->auth_user_).kv("sender", sender));
+                self->reply(553, "5.7.1 <" + sender + ">: Sender address rejected: not owned by user " + self->auth_user_);
+            } else {
+                log::warn(log::Line(self->id_ + " smtp senders-lookup").kv("error", work->error));
+                self->reply(451, "4.3.0 Temporary lookup failure");
+            }
+            self->process();
+            self->flush();
+            self->update_reading();
+        });
+}
+
+void Session::after(uint64_t ms, std::function<void()> fn) {
+    delayed_ = std::move(fn);
+    uv_timer_start(
+        &delay_timer_,
+        [](uv_timer_t* t) {
+            auto* self = static_cast<Session*>(t->data);  // closing the session stops the timer
+            auto fn = std::move(self->delayed_);
+            fn();
+        },
+        ms, 0);
+}
+
+}  // namespace postern::daemon
