@@ -38,6 +38,8 @@
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
+#include "tls/check.hpp"
+#include "tls/context.hpp"
 #include "util/log.hpp"
 #include "util/plugin.hpp"
 
@@ -198,8 +200,43 @@ std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
     return names;
 }
 
+using TlsContexts = std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>;
+
+// Problems with the pki and ca files, each as "file:line:col: pki NAME: ...".
+std::vector<std::string> check_tls_files(const config::Config& cfg) {
+    std::vector<std::string> out;
+    for (const auto& p : cfg.pkis)
+        for (const auto& problem : tls::check_pki({p.name, p.cert, p.key}))
+            out.push_back(config::format({p.where, "pki " + p.name + ": " + problem}));
+    for (const auto& c : cfg.cas)
+        for (const auto& problem : tls::check_ca(c.cert))
+            out.push_back(config::format({c.where, "ca " + c.name + ": " + problem}));
+    return out;
+}
+
+// One TLS context per tls/smtps listener. Loaded as root, before privileges
+// are dropped: private keys are usually readable by root only.
+bool load_tls(const config::Config& cfg, TlsContexts* out, std::vector<std::string>* errors) {
+    for (const auto& l : cfg.listeners) {
+        if (!l.tls && !l.smtps) continue;
+        tls::ServerOptions o;
+        for (const auto& name : l.pkis)
+            if (const config::Pki* p = cfg.find_pki(name)) o.pkis.push_back({p->name, p->cert, p->key});
+        if (const config::Ca* ca = l.ca.empty() ? nullptr : cfg.find_ca(l.ca)) o.ca_file = ca->cert;
+        o.verify_client = l.verify;
+        o.ciphers = l.ciphers.empty() ? cfg.ciphers : l.ciphers;
+        o.protocols = l.protocols;
+        std::string err;
+        auto ctx = tls::ServerContext::create(o, &err);
+        if (!ctx) errors->push_back(config::format({l.where, "listen on " + l.on + ": " + err}));
+        (*out)[&l] = std::move(ctx);
+    }
+    return errors->empty();
+}
+
 // The unprivileged side: every network-facing part on one loop.
-int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocket> sockets, int priv_fd) {
+int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocket> sockets, int priv_fd,
+          const TlsContexts& tls_contexts) {
     uv_loop_t loop;
     uv_loop_init(&loop);
 
@@ -234,7 +271,7 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
     Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer);
     queue::Committer committer(store);
 
-    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname};
+    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, &tls_contexts};
     Server server(&loop, ctx);
     if (!server.start(sockets, &err)) {
         log::error(err);
@@ -321,11 +358,21 @@ int run(const Options& o) {
         for (const auto& e : pr.errors) std::cerr << config::format(e) << "\n";
         return 1;
     }
+    const config::Config& cfg = *pr.config;
+    std::vector<std::string> tls_problems = check_tls_files(cfg);
     if (o.check_only) {
+        for (const auto& p : tls_problems) std::cerr << p << "\n";
+        if (!tls_problems.empty()) return 1;
         std::cout << "configuration OK\n";
         return 0;
     }
-    const config::Config& cfg = *pr.config;
+    for (const auto& p : tls_problems) log::warn(p);
+    TlsContexts tls_contexts;
+    std::vector<std::string> tls_errors;
+    if (!load_tls(cfg, &tls_contexts, &tls_errors)) {
+        for (const auto& e : tls_errors) std::cerr << e << "\n";
+        return 1;
+    }
     Paths paths = resolve_paths(cfg);
     if (!make_state_dirs(o, paths)) return 1;
 
@@ -340,7 +387,7 @@ int run(const Options& o) {
     if (geteuid() != 0) {
         if (!prepare_control_dir(paths.control, geteuid(), getegid())) return 1;
         write_pid_file(paths.pid_file);
-        return serve(cfg, paths, std::move(sockets), -1);
+        return serve(cfg, paths, std::move(sockets), -1, tls_contexts);
     }
 
     struct passwd* pw = getpwnam(kUnprivilegedUser);
@@ -369,7 +416,7 @@ int run(const Options& o) {
         close(sp[0]);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (!drop_privileges(unpriv)) std::_Exit(1);
-        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1]));
+        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1], tls_contexts));
     }
     close(sp[1]);
     close_listeners(sockets);

@@ -4,6 +4,7 @@
 
 #include <uv.h>
 
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <string>
@@ -13,6 +14,7 @@
 #include "daemon/loop_work.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
+#include "tls/context.hpp"
 #include "table/registry.hpp"
 
 namespace postern::daemon {
@@ -36,6 +38,8 @@ struct ServerContext {
     Scheduler* scheduler = nullptr;
     LoopPost* post = nullptr;
     std::string hostname;  // server name
+    // TLS contexts of the tls/smtps listeners, loaded as root before privileges were dropped.
+    const std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>* tls = nullptr;
 };
 
 class Server {

@@ -158,6 +158,7 @@ void Session::start(Refusal refusal) {
         flush();
         return;
     }
+    if (listener_.smtps && !start_tls()) return;
     reply(220, host + " ESMTP postern");
     flush();
     update_reading();
@@ -205,8 +206,12 @@ void Session::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     if (nread == 0 || state_ == State::Closing) return;
     reset_idle_timer();
-    in_.append(buf->base, static_cast<size_t>(nread));
     auto keep = shared_from_this();  // a command may close the session under us
+    if (tls_) {
+        if (!tls_input(std::string_view(buf->base, static_cast<size_t>(nread)))) return;
+    } else {
+        in_.append(buf->base, static_cast<size_t>(nread));
+    }
     process();
     flush();
     update_reading();
@@ -255,12 +260,22 @@ void Session::reply_lines(int code, const std::vector<std::string>& lines) {
 }
 
 void Session::flush() {
-    if (out_.empty() || uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+    // With TLS, replies go through the engine (held until the handshake is
+    // done) and what it produces goes out: records, handshake, alerts.
+    std::string wire;
+    if (tls_) {
+        if (!out_.empty() && !tls_->write(out_)) log::info(log::Line(id_ + " smtp tls-error").kv("error", tls_->error()));
+        out_.clear();
+        wire = tls_->take_ciphertext();
+    } else {
+        wire.swap(out_);
+    }
+    if (wire.empty() || uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) {
         if (close_when_flushed_ && writes_pending_ == 0) close();
         return;
     }
     auto w = std::make_unique<WriteReq>();
-    w->data.swap(out_);
+    w->data.swap(wire);
     w->session = this;
     w->req.data = w.get();
     uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
@@ -354,8 +369,8 @@ void Session::handle_line(std::string_view line) {
     case smtp::Verb::Vrfy: reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery"); break;
     case smtp::Verb::Help: reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
     case smtp::Verb::Auth: cmd_auth(c); break;
+    case smtp::Verb::Starttls: cmd_starttls(c); break;
     case smtp::Verb::Expn:
-    case smtp::Verb::Starttls:
     case smtp::Verb::Bdat: reply(502, "5.5.1 Command not implemented"); break;
     case smtp::Verb::Unknown: reply(500, "5.5.1 Command unrecognized"); break;
     }
@@ -386,6 +401,7 @@ void Session::cmd_helo(const smtp::Command& c, bool extended) {
     std::vector<std::string> caps = {hello, "8BITMIME", "ENHANCEDSTATUSCODES", "PIPELINING"};
     if (!listener_.no_dsn) caps.push_back("DSN");
     caps.push_back("SIZE " + std::to_string(server_.ctx().config->max_message_size));
+    if (listener_.tls && !tls_) caps.push_back("STARTTLS");
     if (auth_offered()) caps.push_back("AUTH " + std::string(auth::kMechanisms));
     caps.push_back("HELP");
     reply_lines(250, caps);
@@ -619,6 +635,7 @@ std::string Session::received_header(const std::string& msgid) const {
     // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
     std::string with = std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "") + (authenticated_ ? "A" : "");
     h += "by " + hostname() + " (postern) with " + with + " id " + msgid;
+    if (tls_active_) h += "\n\t(" + tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits()) + ")";
     if (listener_.received_auth && authenticated_) h += "\n\t(authenticated as " + auth_user_ + ")";
     if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
     h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";

@@ -19,6 +19,7 @@
 #include "auth/credentials.hpp"
 #include "auth/sasl.hpp"
 #include "daemon/recipient.hpp"
+#include "tls/connection.hpp"
 #include "daemon/server.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
@@ -71,6 +72,11 @@ private:
     void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r);
     void mail_accepted(std::string sender, smtp::DsnMail dsn);
 
+    // TLS (session_tls.cpp)
+    bool start_tls();
+    bool tls_input(std::string_view ciphertext);
+    void cmd_starttls(const smtp::Command& c);
+
     // AUTH (session_auth.cpp)
     bool auth_offered() const;
     void cmd_auth(const smtp::Command& c);
@@ -119,6 +125,7 @@ private:
     std::string auth_user_;
     unsigned auth_failures_ = 0;
     bool tls_active_ = false;  // TLS is up (STARTTLS done, or smtps)
+    std::unique_ptr<tls::Connection> tls_;
     std::optional<smtp::DataReader> data_;
 
     std::string in_;
