@@ -1,6 +1,11 @@
 // crypt(3) password checks against a credentials table; see credentials.hpp.
 #include "auth/credentials.hpp"
 
+#include <pwd.h>
+#include <shadow.h>
+
+#include <vector>
+
 #include <crypt.h>
 #include <openssl/crypto.h>
 
@@ -99,6 +104,29 @@ Check check_credentials(table::Table* table, std::string_view user, std::string_
         *error = std::string("crypt(3): ") + std::strerror(result.err);
     OPENSSL_cleanse(value.data(), value.size());
     return result.check;
+}
+
+Check check_system_account(std::string_view user, std::string_view password, std::string* error) {
+    std::string name(user);
+    std::vector<char> buf(16384);
+    struct spwd sp, *sp_res = nullptr;
+    std::string hash;
+    if (getspnam_r(name.c_str(), &sp, buf.data(), buf.size(), &sp_res) == 0 && sp_res && sp_res->sp_pwdp) {
+        hash = sp_res->sp_pwdp;
+    } else {
+        struct passwd pw, *pw_res = nullptr;
+        if (getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &pw_res) != 0 || !pw_res) {
+            // Unknown user: spend the time a check takes, say nothing different.
+            check_password(password, "$6$postern$unknownunknownunknownunknownunknownunknownunknownunknownu");
+            return Check::Bad;
+        }
+        hash = pw_res->pw_passwd ? pw_res->pw_passwd : "";
+        if (hash == "x") {
+            if (error) *error = "cannot read the shadow password database (not root?)";
+            return Check::TempFail;
+        }
+    }
+    return check_password(password, hash);
 }
 
 }  // namespace postern::auth

@@ -34,4 +34,10 @@ Check check_password(std::string_view password, std::string_view hash);
 Check check_credentials(table::Table* table, std::string_view user, std::string_view password,
                         std::string* error);
 
+// A system account's password (`auth` without a table, as OpenSMTPD does):
+// the hash from the shadow database, else from the password database.
+// Reading the shadow database needs root, so the daemon asks its privileged
+// parent; anywhere else the answer is TempFail with the reason.
+Check check_system_account(std::string_view user, std::string_view password, std::string* error);
+
 }  // namespace postern::auth

@@ -271,7 +271,20 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
     Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer);
     queue::Committer committer(store);
 
-    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, &tls_contexts};
+    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
+                      &tls_contexts};
+    if (priv) {
+        ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
+            priv->check_system_account(user, password, std::move(done));
+        };
+    } else {
+        ctx.system_auth = [&loop](const std::string& user, const std::string& password, auto done) {
+            auto result = std::make_shared<std::pair<auth::Check, std::string>>();
+            run_blocking(
+                &loop, [=] { result->first = auth::check_system_account(user, password, &result->second); },
+                [=] { done(result->first, result->second); });
+        };
+    }
     Server server(&loop, ctx);
     if (!server.start(sockets, &err)) {
         log::error(err);

@@ -4,12 +4,14 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <unordered_map>
 #include <string>
 #include <vector>
 
+#include "auth/credentials.hpp"
 #include "config/config.hpp"
 #include "daemon/loop_work.hpp"
 #include "queue/store.hpp"
@@ -38,6 +40,10 @@ struct ServerContext {
     Scheduler* scheduler = nullptr;
     LoopPost* post = nullptr;
     std::string hostname;  // server name
+    // Checks a system account's password (`auth` without a table); answers on the loop.
+    std::function<void(const std::string& user, const std::string& password,
+                       std::function<void(auth::Check, std::string error)> done)>
+        system_auth;
     // TLS contexts of the tls/smtps listeners, loaded as root before privileges were dropped.
     const std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>* tls = nullptr;
 };

@@ -60,14 +60,24 @@ void Session::auth_step(auth::Step step) {
         auth::Check result = auth::Check::TempFail;
         std::string error;
     };
-    auto work = std::make_shared<Work>();
-    table::Table* table = listener_.auth_table.empty() ? nullptr : server_.ctx().tables->find(listener_.auth_table);
     busy_ = true;
+    if (listener_.auth_table.empty()) {
+        // No table: the system's accounts, checked by the privileged parent.
+        server_.ctx().system_auth(step.user, step.password,
+                                  [weak = weak_from_this(), user = step.user](auth::Check c, std::string error) {
+                                      auto self = weak.lock();
+                                      if (!self || self->state_ == State::Closing) return;
+                                      self->auth_verified(user, c, error);
+                                  });
+        return;
+    }
+    auto work = std::make_shared<Work>();
+    table::Table* table = server_.ctx().tables->find(listener_.auth_table);
     run_blocking(
         server_.loop(),
         [work, table, user = step.user, password = std::move(step.password)] {
             if (!table) {
-                work->error = "no credentials table (system accounts are not supported yet)";
+                work->error = "credentials table is not open";
                 return;
             }
             work->result = auth::check_credentials(table, user, password, &work->error);

@@ -11,8 +11,9 @@ namespace postern::delivery {
 namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;
-// Request: id, method, user, account, options, then per item: sender, rcpt, dest, path, msgid.
-enum { kId, kMethod, kUser, kAccount, kOptions, kHeadFields };
+// Requests: "deliver", id, method, user, account, options, then per item:
+// sender, rcpt, dest, path, msgid; or "auth", id, user, password.
+enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kHeadFields };
 enum { kSender, kRcpt, kDest, kPath, kMsgid, kItemFields };
 constexpr size_t kMaxItems = 256;
 
@@ -126,20 +127,32 @@ void PrivClient::launch(const Job& job, Done done) {
         return;
     }
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{job.items.size(), std::move(done)});
-    std::vector<std::string> fields = {std::to_string(id), job.method, job.user, job.account, job.options};
+    pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr});
+    std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options};
     for (const auto& item : job.items)
         fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.path, item.msgid});
     write_frame(&pipe_, encode_frame(fields));
 }
 
-// Reply: id, then per item: status, text.
+void PrivClient::check_system_account(const std::string& user, const std::string& password, AuthDone done) {
+    if (broken_) return done(auth::Check::TempFail, "privileged parent unavailable");
+    unsigned long id = next_id_++;
+    pending_.emplace(id, Pending{0, nullptr, std::move(done)});
+    write_frame(&pipe_, encode_frame({"auth", std::to_string(id), user, password}));
+}
+
+// Reply: id, then per item: status, text (a password check: one item).
 void PrivClient::on_frame(const std::vector<std::string>& f) {
     if (f.empty() || f.size() % 2 != 1) return fail_all("malformed reply from the privileged parent");
     auto it = pending_.find(std::strtoul(f[0].c_str(), nullptr, 10));
     if (it == pending_.end()) return;
     Pending p = std::move(it->second);
     pending_.erase(it);
+    if (p.auth_done) {
+        auth::Check c = f.size() == 3 && f[1] == "ok" ? auth::Check::Ok : f.size() == 3 && f[1] == "perm" ? auth::Check::Bad
+                                                                                                     : auth::Check::TempFail;
+        return p.auth_done(c, f.size() == 3 ? f[2] : "malformed reply");
+    }
     std::vector<Result> results;
     for (size_t i = 1; i + 1 < f.size(); i += 2) {
         Result::Status st = f[i] == "ok" ? Result::Status::Ok : f[i] == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
@@ -153,7 +166,10 @@ void PrivClient::fail_all(const std::string& why) {
     broken_ = true;
     auto pending = std::move(pending_);
     pending_.clear();
-    for (auto& [id, p] : pending) p.done(std::vector<Result>(p.items, Result{Result::Status::TempFail, why}));
+    for (auto& [id, p] : pending) {
+        if (p.auth_done) p.auth_done(auth::Check::TempFail, why);
+        else p.done(std::vector<Result>(p.items, Result{Result::Status::TempFail, why}));
+    }
 }
 
 void PrivClient::close() {
@@ -163,7 +179,7 @@ void PrivClient::close() {
 // ---- server (privileged side) ----
 
 PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher)
-    : spool_dir_(std::move(spool_dir)), launcher_(launcher) {
+    : loop_(loop), spool_dir_(std::move(spool_dir)), launcher_(launcher) {
     uv_pipe_init(loop, &pipe_, 0);
     uv_pipe_open(&pipe_, fd);
     pipe_.data = this;
@@ -194,7 +210,8 @@ PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLaun
 }
 
 void PrivServer::on_frame(const std::vector<std::string>& f) {
-    if (f.size() < kHeadFields) return;  // cannot even answer it
+    if (f.size() == 4 && f[kKind] == "auth") return check_password(f[1], f[2], f[3]);
+    if (f.size() < kHeadFields || f[kKind] != "deliver") return;  // cannot even answer it
     const std::string& id = f[kId];
     size_t n = (f.size() - kHeadFields) / kItemFields;
     auto refuse = [&](const std::string& why) {
@@ -224,6 +241,35 @@ void PrivServer::reply(const std::string& id, const std::vector<Result>& results
     std::vector<std::string> fields = {id};
     for (const auto& r : results) fields.insert(fields.end(), {status_word(r.status), r.text});
     write_frame(&pipe_, encode_frame(fields));
+}
+
+// crypt(3) takes its time on purpose: off the parent's loop, on a worker.
+void PrivServer::check_password(const std::string& id, const std::string& user, const std::string& password) {
+    struct Work {
+        uv_work_t req{};
+        PrivServer* server;
+        std::string id, user, password, error;
+        auth::Check result = auth::Check::TempFail;
+    };
+    auto work = std::make_unique<Work>();
+    work->req.data = work.get();
+    work->server = this;
+    work->id = id;
+    work->user = user;
+    work->password = password;
+    int rc = uv_queue_work(
+        loop_, &work->req,
+        [](uv_work_t* req) {
+            auto* w = static_cast<Work*>(req->data);
+            w->result = auth::check_system_account(w->user, w->password, &w->error);
+        },
+        [](uv_work_t* req, int) {
+            std::unique_ptr<Work> w(static_cast<Work*>(req->data));
+            const char* word = w->result == auth::Check::Ok ? "ok" : w->result == auth::Check::Bad ? "perm" : "temp";
+            write_frame(&w->server->pipe_, encode_frame({w->id, word, w->error}));
+        });
+    if (rc == 0) (void)work.release();  // reclaimed in the after-work callback
+    else write_frame(&pipe_, encode_frame({id, "temp", uv_strerror(rc)}));
 }
 
 }  // namespace postern::delivery

@@ -5,7 +5,9 @@
 // keeps root for one job only, starting delivery agents as the recipient.
 // They talk over a socketpair in netstring frames. The parent trusts nothing
 // the child sends: it checks every field, builds the message path from its
-// own spool folder and a validated id, and looks the user up itself.
+// own spool folder and a validated id, and looks the user up itself. The
+// parent also checks system account passwords for `auth` listeners without a
+// credentials table (the shadow database is root's).
 #pragma once
 
 #include <uv.h>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "auth/credentials.hpp"
 #include "delivery/launcher.hpp"
 
 namespace postern::delivery {
@@ -29,6 +32,9 @@ class PrivClient final : public Launcher {
 public:
     PrivClient(uv_loop_t* loop, int fd);
     void launch(const Job& job, Done done) override;
+    // `auth` without a table: the parent (root) checks a system account's password.
+    using AuthDone = std::function<void(auth::Check, std::string error)>;
+    void check_system_account(const std::string& user, const std::string& password, AuthDone done);
     void close();
 
 private:
@@ -40,8 +46,9 @@ private:
     char buf_[4096];
     unsigned long next_id_ = 1;
     struct Pending {
-        size_t items;
-        Done done;
+        size_t items = 0;
+        Done done;          // a delivery
+        AuthDone auth_done; // or a password check
     };
     std::map<unsigned long, Pending> pending_;
     bool broken_ = false;
@@ -55,6 +62,9 @@ public:
 private:
     void on_frame(const std::vector<std::string>& fields);
     void reply(const std::string& id, const std::vector<Result>& results);
+    void check_password(const std::string& id, const std::string& user, const std::string& password);
+
+    uv_loop_t* loop_;
 
     uv_pipe_t pipe_{};
     std::string inbuf_;

@@ -21,6 +21,8 @@ import postern  # noqa: E402
 POSTERNCTL = os.path.join(postern.BUILD_DIR, "posternctl")
 # `smtpctl encrypt testpass` from Debian 12's OpenSMTPD: hashes made by the
 # tool our users come from must work as they are.
+SYSTEM_USER = "pstn-authtest"
+SYSTEM_PASSWORD = "Sys-Pass-42"
 SMTPCTL_HASH = ("$6$BEdlrMBHmt6UUO9y$s0HJPs53.LpoxTA8RCf3zew167aMg/2HfMixBhO61RermayYgPsGzWXHaWuK8tfkRQOc"
                 "/RdD7E5bkxFM3H.uW0")
 
@@ -45,10 +47,16 @@ def make_certificates(folder):
         os.chmod(os.path.join(folder, f), 0o644)
 
 
+@unittest.skipUnless(os.geteuid() == 0, "needs root: a system account, delivery as root")
 class TlsAuth(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.ports = {name: postern.free_port() for name in ("starttls", "submission", "smtps", "verify")}
+        cls.ports = {name: postern.free_port() for name in ("starttls", "submission", "smtps", "verify", "system")}
+        # A system account for `auth` without a table (checked by the root
+        # parent against the shadow database); removed in tearDownClass.
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+                       check=True, capture_output=True)
+        subprocess.run(["chpasswd"], input=f"{SYSTEM_USER}:{SYSTEM_PASSWORD}\n", text=True, check=True)
         bob_hash = subprocess.run([POSTERNCTL, "encrypt", "bobpass"], capture_output=True, text=True,
                                   check=True).stdout.strip()
         assert bob_hash.startswith("$6$"), bob_hash
@@ -72,6 +80,7 @@ class TlsAuth(unittest.TestCase):
             'senders <senders> received-auth\n'
             f'listen on 127.0.0.1 port {p["smtps"]} smtps hostname mail.test auth <creds>\n'
             f'listen on 127.0.0.1 port {p["verify"]} tls-require verify ca clients hostname mail.test\n'
+            f'listen on 127.0.0.1 port {p["system"]} tls hostname mail.test auth\n'
             'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
             'action "out" maildir "@DIR@/outbound/%{rcpt.domain}" user root\n'
             'match from any for domain "mail.test" action "local"\n'
@@ -83,6 +92,7 @@ class TlsAuth(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.d.__exit__(None, None, None)
+        subprocess.run(["userdel", SYSTEM_USER], capture_output=True)
 
     def context(self, cert=None):
         ctx = ssl.create_default_context(cafile=self.ca)
@@ -158,6 +168,15 @@ class TlsAuth(unittest.TestCase):
         with self.smtp(self.ports["submission"]) as s:
             s.user, s.password = "alice", "testpass"  # hash made by OpenSMTPD's smtpctl encrypt
             self.assertEqual(s.auth("LOGIN", s.auth_login)[0], 235)
+
+    def test_system_accounts_without_a_table(self):
+        with self.smtp(self.ports["system"]) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login(SYSTEM_USER, "not the password")
+            self.assertEqual(s.login(SYSTEM_USER, SYSTEM_PASSWORD)[0], 235)
+        with self.smtp(self.ports["system"]) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login("no-such-user-here", "x")
 
     def test_wrong_password_refused(self):
         with self.smtp(self.ports["submission"]) as s:
