@@ -200,6 +200,18 @@ std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
     return names;
 }
 
+// An action whose plugin is not installed (relay and lmtp before their
+// release) is no reason to refuse mail: it waits in the queue, retried, and
+// the admin hears about it now rather than from a bounce four days later.
+void warn_missing_delivery_plugins(const config::Config& cfg, const std::string& plugin_dir) {
+    for (const auto& a : cfg.actions) {
+        std::string path = plugin_dir + "/delivery-" + a.method + ".so";
+        if (access(path.c_str(), R_OK) != 0)
+            log::warn(log::Line("action has no delivery plugin; its mail will wait in the queue")
+                          .kv("action", a.name).kv("method", a.method).kv("plugin", path));
+    }
+}
+
 using TlsContexts = std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>;
 
 // Problems with the pki and ca files, each as "file:line:col: pki NAME: ...".
@@ -254,6 +266,7 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         return 1;
     }
     rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
+    warn_missing_delivery_plugins(cfg, paths.plugins);
 
     LoopPost post(&loop);
     SerialWorker worker;

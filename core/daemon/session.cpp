@@ -19,12 +19,10 @@ namespace postern::daemon {
 namespace {
 
 constexpr size_t kMaxCommandLine = 2048;       // as Postfix's line_length_limit
-constexpr size_t kMaxDataLine = 65536;         // longer text lines refuse the message
 constexpr size_t kMaxBufferedInput = 256 * 1024;
 constexpr size_t kMaxPendingOutput = 256 * 1024;
 constexpr unsigned kMaxErrors = 20;            // as Postfix's smtpd_hard_error_limit
 constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
-constexpr int kMaxReceived = 100;              // loop detection
 constexpr uint64_t kRdnsTimeoutMs = 5000;
 
 std::string new_session_id() {
@@ -34,13 +32,6 @@ std::string new_session_id() {
     return buf;
 }
 
-std::string rfc5322_date(std::time_t t) {
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    return buf;
-}
 
 bool is_loopback(const sockaddr_storage& ss) {
     if (ss.ss_family == AF_INET)
@@ -94,6 +85,7 @@ bool Session::accept(uv_stream_t* listening) {
     len = sizeof self;
     uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&self), &len);
     client_ip_ = ip_text(peer);
+    local_ip_ = ip_text(self);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
     lookup_rdns(peer);
     return true;
@@ -159,14 +151,39 @@ void Session::start(Refusal refusal) {
         return;
     }
     if (listener_.smtps && !start_tls()) return;
-    reply(220, host + " ESMTP postern");
+    if (listener_.hostnames_table.empty()) return greet();
+    // `hostnames <t>`: the name to go by depends on the address the client reached.
+    table::Table* table = server_.ctx().tables->find(listener_.hostnames_table);
+    auto name = std::make_shared<std::string>();
+    busy_ = true;
+    run_blocking(
+        server_.loop(),
+        [table, name, ip = local_ip_] {
+            std::string value, error;
+            if (table && (table->lookup(ip, &value, &error) == table::Result::Found ||
+                          table->lookup("[" + ip + "]", &value, &error) == table::Result::Found))
+                *name = value;
+        },
+        [weak = weak_from_this(), name] {
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->busy_ = false;
+            self->local_name_ = *name;
+            self->greet();
+        });
+}
+
+void Session::greet() {
+    reply(220, hostname() + " ESMTP postern");
     flush();
     update_reading();
     reset_idle_timer();
 }
 
-// The name this session goes by: the listener's `hostname`, else the server's.
+// The name this session goes by: from `hostnames <t>`, else the listener's
+// `hostname`, else the server's.
 const std::string& Session::hostname() const {
+    if (!local_name_.empty()) return local_name_;
     return listener_.hostname.empty() ? server_.ctx().hostname : listener_.hostname;
 }
 
@@ -564,138 +581,6 @@ void Session::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, R
     bool dup = std::any_of(tx_.rcpts.begin(), tx_.rcpts.end(), [&](const Recipient& x) { return x.rcpt == rcpt; });
     if (!dup) tx_.rcpts.push_back({rcpt, dsn, std::move(r.deliveries)});
     reply(250, "2.1.5 Destination address valid: Recipient ok");
-}
-
-void Session::cmd_data(const smtp::Command& c) {
-    if (!c.args.empty()) {
-        reply(501, "5.5.4 Syntax error: DATA takes no arguments");
-        return;
-    }
-    if (state_ != State::Mail) {
-        reply(503, "5.5.1 Bad sequence of commands: send MAIL first");
-        return;
-    }
-    if (tx_.rcpts.empty()) {
-        reply(503, "5.5.1 Bad sequence of commands: no valid recipients");
-        return;
-    }
-    data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
-    state_ = State::Data;
-    reply(354, "End data with <CR><LF>.<CR><LF>");
-}
-
-void Session::feed_data() {
-    size_t used = data_->feed(in_);
-    in_.erase(0, used);
-    if (data_->done()) finish_data();
-}
-
-void Session::finish_data() {
-    smtp::DataReader reader = std::move(*data_);
-    data_.reset();
-    state_ = State::Ready;
-    auto refuse = [&](int code, std::string text) {
-        log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
-        tx_ = {};
-        reply(code, text);
-    };
-    if (reader.bare_newline()) {
-        refuse(550, "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)");
-        return;
-    }
-    if (reader.too_big()) {
-        refuse(552, "5.3.4 Message too big for system");
-        return;
-    }
-    if (reader.line_too_long()) {
-        refuse(550, "5.6.0 Message refused: text line longer than 65536 octets");
-        return;
-    }
-    std::string& body = reader.message();
-    // Count Received: headers in the header section (up to the first empty line).
-    int received = 0;
-    for (size_t pos = 0; pos < body.size();) {
-        size_t nl = body.find('\n', pos);
-        std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
-        if (line.empty()) break;
-        if (line.size() >= 9 && table::lowercase(line.substr(0, 9)) == "received:") ++received;
-        if (nl == std::string::npos) break;
-        pos = nl + 1;
-    }
-    if (received >= kMaxReceived) {
-        refuse(554, "5.4.6 Routing loop detected: too many Received headers");
-        return;
-    }
-    commit_message(std::move(body));
-}
-
-std::string Session::received_header(const std::string& msgid) const {
-    std::string h = "Received: ";
-    if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
-    // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
-    std::string with = std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "") + (authenticated_ ? "A" : "");
-    h += "by " + hostname() + " (postern) with " + with + " id " + msgid;
-    if (tls_active_) h += "\n\t(" + tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits()) + ")";
-    if (listener_.received_auth && authenticated_) h += "\n\t(authenticated as " + auth_user_ + ")";
-    if (tx_.rcpts.size() == 1) h += "\n\tfor <" + tx_.rcpts.front().rcpt + ">";
-    h += ";\n\t" + rfc5322_date(std::time(nullptr)) + "\n";
-    return h;
-}
-
-void Session::commit_message(std::string body) {
-    const ServerContext& ctx = server_.ctx();
-    queue::Store::Message msg;
-    msg.msgid = queue::new_message_id();
-    msg.data = received_header(msg.msgid);
-    msg.data += body;
-    std::int64_t now = std::time(nullptr);
-    for (const auto& r : tx_.rcpts) {
-        for (const auto& d : r.deliveries) {
-            queue::Envelope e = new_envelope(*ctx.config, d, msg.msgid, now);
-            e.sender = tx_.sender;
-            e.rcpt = r.rcpt;
-            e.helo = helo_;
-            e.client = client_ip_;
-            e.hostname = hostname();
-            e.tag = listener_.tag;
-            e.dsn_notify = r.dsn.notify;
-            e.dsn_orcpt = r.dsn.orcpt;
-            e.dsn_envid = tx_.dsn.envid;
-            e.dsn_ret = tx_.dsn.ret == smtp::DsnRet::Full ? "full" : tx_.dsn.ret == smtp::DsnRet::Headers ? "hdrs" : "";
-            msg.envelopes.push_back(std::move(e));
-        }
-    }
-    size_t size = msg.data.size();
-    std::string msgid = msg.msgid;
-    auto envelopes = msg.envelopes;  // for the scheduler once durable
-    tx_ = {};
-    ++messages_;
-    busy_ = true;
-    LoopPost* post = ctx.post;
-    Scheduler* scheduler = ctx.scheduler;
-    std::string sid = id_;
-    ctx.committer->submit(std::move(msg), [post, scheduler, weak = weak_from_this(), msgid, size, sid,
-                                           envelopes = std::move(envelopes)](bool ok, const std::string& error) {
-        post->post([=] {
-            if (ok) {
-                log::info(log::Line(sid + " smtp message").kv("msgid", msgid).kv("size", static_cast<long long>(size))
-                              .kv("nrcpt", static_cast<long long>(envelopes.size())));
-                for (const auto& e : envelopes)
-                    log::info(log::Line(sid + " smtp envelope").kv("evpid", e.id).kv("from", e.sender).kv("to", e.rcpt));
-                scheduler->enqueue(envelopes);
-            } else {
-                log::error(log::Line(sid + " queue commit-failed").kv("msgid", msgid).kv("error", error));
-            }
-            auto self = weak.lock();
-            if (!self || self->state_ == State::Closing) return;
-            self->busy_ = false;
-            if (ok) self->reply(250, "2.0.0 " + msgid + " Message accepted for delivery");
-            else self->reply(451, "4.3.0 Temporary queue failure, try again later");
-            self->process();
-            self->flush();
-            self->update_reading();
-        });
-    });
 }
 
 }  // namespace postern::daemon

@@ -54,6 +54,7 @@ private:
     };
 
     // I/O
+    void greet();
     void on_read(ssize_t nread, const uv_buf_t* buf);
     void process();
     void handle_line(std::string_view line);
@@ -109,6 +110,8 @@ private:
 
     std::string id_;      // session id for logs
     std::string client_ip_;
+    std::string local_ip_;    // the address the client reached
+    std::string local_name_;  // from `hostnames <t>`, "" if none
     bool client_local_ = false;
     std::string rdns_;        // the client's reverse DNS name, "" if none
     bool rdns_known_ = false;  // the lookup answered or timed out

@@ -51,9 +51,11 @@ def make_certificates(folder):
 class TlsAuth(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.ports = {name: postern.free_port() for name in ("starttls", "submission", "smtps", "verify", "system")}
+        cls.ports = {name: postern.free_port()
+                     for name in ("starttls", "submission", "smtps", "verify", "system", "named")}
         # A system account for `auth` without a table (checked by the root
         # parent against the shadow database); removed in tearDownClass.
+        subprocess.run(["userdel", SYSTEM_USER], capture_output=True)  # left over by an interrupted run
         subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
                        check=True, capture_output=True)
         subprocess.run(["chpasswd"], input=f"{SYSTEM_USER}:{SYSTEM_PASSWORD}\n", text=True, check=True)
@@ -67,6 +69,8 @@ class TlsAuth(unittest.TestCase):
                 f.write(f"bob {bob_hash}\nalice {SMTPCTL_HASH}\n")
             with open(os.path.join(folder, "senders"), "w") as f:
                 f.write("bob bob@mail.test, @bob.example\nalice alice@mail.test\n")
+            with open(os.path.join(folder, "names"), "w") as f:
+                f.write("127.0.0.1 banner.test\n")
 
         p = cls.ports
         config = (
@@ -75,12 +79,14 @@ class TlsAuth(unittest.TestCase):
             'ca clients cert "@DIR@/ca.crt"\n'
             'table creds file:@DIR@/creds\n'
             'table senders file:@DIR@/senders\n'
+            'table names file:@DIR@/names\n'
             f'listen on 127.0.0.1 port {p["starttls"]} tls hostname mail.test\n'
             f'listen on 127.0.0.1 port {p["submission"]} tls-require hostname mail.test auth <creds> '
-            'senders <senders> received-auth\n'
+            'senders <senders> masquerade received-auth\n'
             f'listen on 127.0.0.1 port {p["smtps"]} smtps hostname mail.test auth <creds>\n'
             f'listen on 127.0.0.1 port {p["verify"]} tls-require verify ca clients hostname mail.test\n'
             f'listen on 127.0.0.1 port {p["system"]} tls hostname mail.test auth\n'
+            f'listen on 127.0.0.1 port {p["named"]} hostnames <names>\n'
             'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
             'action "out" maildir "@DIR@/outbound/%{rcpt.domain}" user root\n'
             'match from any for domain "mail.test" action "local"\n'
@@ -206,6 +212,34 @@ class TlsAuth(unittest.TestCase):
             code, text = s.mail("alice@mail.test")
             self.assertEqual((code, text[:6]), (553, b"5.7.1 "))
             self.assertEqual(s.mail("anything@bob.example")[0], 250)
+
+    def test_masquerade_rewrites_from(self):
+        with self.smtp(self.ports["submission"]) as s:
+            s.login("bob", "bobpass")
+            msg = "From: Bobby Tables <root@elsewhere.example>\r\nSubject: masked\r\n\r\nx\r\n"
+            self.assertEqual(s.sendmail("bob@mail.test", ["frank@mail.test"], msg), {})
+        data = postern.read_bytes(self.d.wait_files(self.d.path("mail", "frank"), 1)[0]).decode()
+        self.assertIn("\nFrom: Bobby Tables <bob@mail.test>\nSubject: masked\n", data)
+        self.assertNotIn("elsewhere.example", data)
+
+    def test_hostnames_table_names_the_banner(self):
+        with postern.RawClient(self.ports["named"]) as c:
+            self.assertEqual(c.banner, (220, ["banner.test ESMTP postern"]))
+
+    def test_n_reports_bad_pki_files(self):
+        bad = self.d.path("bad.conf")
+        with open(bad, "w") as f:
+            f.write(f'pki mail.test cert "{self.d.path("server.crt")}"\n'
+                    f'pki mail.test key "{self.d.path("rogue.key")}"\n'
+                    f'pki other cert "{self.d.path("missing.crt")}"\n'
+                    f'pki other key "{self.d.path("server.key")}"\n'
+                    'listen on 127.0.0.1 port 2 tls pki mail.test\n'
+                    'action "l" maildir\nmatch for local action "l"\n')
+        r = subprocess.run([postern.POSTERND, "-n", "-f", bad], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn(f"{bad}:1:1: pki mail.test: {self.d.path('rogue.key')}: key does not match the certificate "
+                      f"{self.d.path('server.crt')}", r.stderr)
+        self.assertIn(f"pki other: {self.d.path('missing.crt')}: cannot read", r.stderr)
 
     def test_client_certificate_required_and_checked(self):
         with self.smtp(self.ports["verify"], cert="client") as s:
