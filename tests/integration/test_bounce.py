@@ -92,6 +92,17 @@ class Bounce(unittest.TestCase):
         # The original left the queue; the report was delivered: nothing is left.
         self.assertTrue(d.wait_queue_empty(timeout=10), d.queue_entries())
 
+    def test_failed_report_goes_to_the_postmaster_once(self):
+        d = self.daemon()
+        # The sender's own mailbox is the stuck one: its report fails too.
+        send(d, "stuck@localhost", "stuck@localhost", "Subject: doubly stuck\r\n\r\nx\r\n")
+        files = d.wait_files(d.path("mail", "postmaster"), 1, timeout=60)
+        self.assertEqual(len(files), 1, d.log())
+        report = parse_report(files[0])
+        self.assertEqual([a.addr_spec for a in report["To"].addresses], [f"postmaster@{d.hostname}"])
+        self.assertEqual(status_groups(report)[0]["Final-Recipient"], "rfc822; stuck@localhost")
+        self.assertTrue(d.wait_queue_empty(timeout=10), d.queue_entries())
+
     def test_no_report_for_notify_never_or_null_sender(self):
         d = self.daemon()
         send(d, "bob@localhost", "stuck@localhost", "Subject: never\r\n\r\nx\r\n", rcpt_opts=["NOTIFY=NEVER"])
