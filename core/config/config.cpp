@@ -1,8 +1,13 @@
-// The configuration model's few behaviours: printing a diagnostic and looking
-// up declared names. The parser (parser.cpp) is what fills the model.
+// The configuration model's few behaviours: printing a diagnostic, looking
+// up declared names and reading a relay URL (the parser checks them, the relay
+// plugin reads them again from a `host <t>` table). The parser (parser.cpp)
+// is what fills the model.
 #include "config/config.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <charconv>
 #include <iterator>
 
 namespace postern::config {

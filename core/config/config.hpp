@@ -15,6 +15,8 @@
 #include <utility>
 #include <vector>
 
+#include "relay/url.hpp"
+
 namespace postern::config {
 
 struct Location {
@@ -111,16 +113,53 @@ struct Listener {
     Location where;
 };
 
+// A relay URL, `[SCHEME://][LABEL@]HOST[:PORT]`: one parser for the config
+// and the relay client (relay/url.hpp).
+using RelayUrl = relay::RelayUrl;
+// Reads a relay URL; nullopt with `why` set (no URL in it) when it is not one.
+inline std::optional<RelayUrl> parse_relay_url(std::string_view text, std::string& why) {
+    return relay::parse_relay_url(text, &why);
+}
+using relay::scheme_name;
+
+// `action NAME relay [options]`: how mail leaves for other servers. Tables
+// are Config::tables names. Delivery itself is the relay plugin's (issue #5).
+struct Relay {
+    std::string host;             // `host URL` as written; "" = none (MX lookup)
+    std::optional<RelayUrl> url;  // `host URL` read; set exactly when host is
+    std::string host_table;       // `host <t>`: a list of URLs
+    std::string domain_table;     // `domain <t>`: recipient domain -> URL
+    bool backup = false;          // `backup`: only to MXs preferred over this server
+    std::string backup_mx;        // `backup mx NAME`: ... over NAME; "" = this server's name
+    std::string helo;             // `helo NAME`: the EHLO name; "" = server hostname
+    std::string helo_src_table;   // `helo-src <t>`: source address -> EHLO name
+    std::string src;              // `src ADDR`: the address connections come from; "" = any
+    std::string src_table;        // `src <t>`: addresses, used in turn
+    std::string auth_table;       // `auth <t>`: URL label -> "user:password" (with host only)
+    bool tls = false;             // `tls`: STARTTLS required ...
+    bool tls_no_verify = false;   // ... with `no-verify`: without checking the certificate
+    std::string pki;              // `pki NAME`: client certificate (Config::pkis name)
+    std::string ca;               // `ca NAME`: CA to verify the server with (Config::cas name)
+    std::string mail_from;        // `mail-from ADDR`: "user@domain", "@domain" or "user"
+    bool srs = false;             // `srs`: Sender Rewriting Scheme
+    std::string ciphers;          // OpenSSL cipher list; "" = default
+    std::string protocols;        // libtls-style protocol list; "" = default
+};
+
 // `action NAME METHOD ...`
 struct Action {
     std::string name;
-    std::string method;          // "mbox", "maildir", "mda" (later lmtp, relay, ...)
-    std::string path;            // maildir path or mda command line as written (may hold %{...}); "" = default
+    std::string method;          // "mbox", "maildir", "mda", "lmtp" or "relay"
+    // maildir path, mda command line (both may hold %{...}) or lmtp destination
+    // ("HOST:PORT" or "/socket") as written; "" = default
+    std::string path;
     bool junk = false;           // maildir junk
+    bool lmtp_rcpt_to = false;   // lmtp rcpt-to: RCPT TO the expanded address, not the local user
     std::string alias_table;     // `alias <t>`, "" if none
     std::string virtual_table;   // `virtual <t>`, "" if none
     std::string userbase_table;  // `userbase <t>`, "" = system users (getpwnam)
     std::string user;            // `user NAME`, "" if none
+    Relay relay;                 // method "relay" only
     std::optional<std::chrono::seconds> ttl;
     Location where;
 };

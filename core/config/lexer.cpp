@@ -293,4 +293,20 @@ Lexer::Status Lexer::next_line(const Macros& macros, Line& out, std::vector<Diag
     }
 }
 
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+std::string describe(const Token& t) {
+    std::string text = t.text.size() > 48 ? t.text.substr(0, 45) + "..." : t.text;
+    if (t.kind == Token::Kind::String) return "\"" + text + "\"";
+    return quote(text);
+}
+
+Location Cursor::where() const {
+    if (!done()) return line_[i_].where;
+    const Token& last = line_.back();
+    Location l = last.where;
+    l.column += last.length;
+    return l;
+}
+
 }  // namespace postern::config

@@ -38,6 +38,36 @@ struct Token {
 
 using Line = std::vector<Token>;
 
+// 'text', as diagnostics name a word.
+std::string quote(std::string_view s);
+// How a token is named in "found ..." (long values cut, so one bad line
+// cannot make an unreadable message).
+std::string describe(const Token& t);
+
+// Reads the tokens of one logical line, front to back (the parser's and the
+// pre-6.4 translator's view of a line).
+class Cursor {
+public:
+    explicit Cursor(const Line& line) : line_(line) {}
+
+    bool done() const { return i_ >= line_.size(); }
+    const Token* peek(std::size_t ahead = 0) const {
+        return i_ + ahead < line_.size() ? &line_[i_ + ahead] : nullptr;
+    }
+    const Token& take() { return line_[i_++]; }
+    bool word(std::string_view w) const { return !done() && line_[i_].is_word(w); }
+    bool punct(std::string_view p) const { return !done() && line_[i_].is_punct(p); }
+    bool value() const { return !done() && line_[i_].is_value(); }
+
+    // Where the next token is, or just past the last one at the end of line.
+    Location where() const;
+    std::string found() const { return done() ? "end of line" : describe(line_[i_]); }
+
+private:
+    const Line& line_;
+    std::size_t i_ = 0;
+};
+
 // The longest token accepted, as OpenSMTPD's 8 KiB buffer.
 inline constexpr std::size_t kMaxTokenLength = 8192;
 

@@ -9,8 +9,10 @@
 //
 // Grammar: OpenSMTPD 6.4+ (see shared/reference/config-grammar.md), plus the
 // postern path extensions. TLS listeners follow 6.8, the version the seeds
-// were written for: `pki` is optional and chosen by name at the end of the file. Words that later issues will add are refused in
-// parser.hpp's lists, the one place that says what is not read yet.
+// were written for: `pki` is optional and chosen by name at the end of the
+// file. Words that later issues will add are refused in parser.hpp's lists,
+// the one place that says what is not read yet. Pre-6.4 lines are turned into
+// current ones by legacy.cpp and read here like any other.
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
@@ -19,11 +21,15 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <memory>
 #include <set>
 #include <sstream>
 
+#include <arpa/inet.h>
+
 #include "config/config.hpp"
+#include "config/legacy.hpp"
 #include "config/lexer.hpp"
 #include "config/parser.hpp"
 
@@ -39,69 +45,11 @@ constexpr std::size_t kMaxTagLength = 32;
 constexpr std::uint64_t kMaxLimit = 1'000'000;
 constexpr std::uint64_t kMaxDelaySeconds = std::numeric_limits<std::int32_t>::max();
 
-// OpenSMTPD's reserved words: none may name a macro.
-constexpr std::string_view kKeywords[] = {
-    "action", "admd", "alias", "any", "auth", "auth-optional", "backup", "bounce", "bypass", "ca",
-    "cert", "chain", "chroot", "ciphers", "commit", "compression", "connect", "data", "data-line",
-    "dhe", "disconnect", "domain", "ehlo", "encryption", "expand-only", "fcrdns", "filter", "for",
-    "forward-only", "from", "group", "helo", "helo-src", "host", "hostname", "hostnames", "include",
-    "inet4", "inet6", "junk", "key", "limit", "listen", "lmtp", "local", "mail-from", "maildir",
-    "mask-src", "masquerade", "match", "max-deferred", "max-message-size", "mbox", "mda", "mta", "mx",
-    "no-dsn", "no-verify", "noop", "on", "phase", "pki", "port", "proc", "proc-exec", "protocols",
-    "proxy-v2", "queue", "quit", "rcpt-to", "rdns", "received-auth", "recipient", "regex", "reject",
-    "relay", "report", "rewrite", "rset", "scheduler", "senders", "smtp", "smtp-in", "smtp-out",
-    "smtps", "socket", "src", "srs", "sub-addr-delim", "table", "tag", "tagged", "tls", "tls-require",
-    "ttl", "user", "userbase", "verify", "virtual", "warn-interval", "wrapper",
-};
-
-bool is_keyword(std::string_view w) {
-    for (std::string_view k : kKeywords)
-        if (k == w) return true;
-    return false;
-}
-
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+using grammar::is_keyword;
 
 std::string where_text(const Location& l) {
     return l.file + ":" + std::to_string(l.line) + ":" + std::to_string(l.column);
 }
-
-// How a token is named in "found ..." (long values cut, so one bad line
-// cannot make an unreadable message).
-std::string describe(const Token& t) {
-    std::string text = t.text.size() > 48 ? t.text.substr(0, 45) + "..." : t.text;
-    if (t.kind == Token::Kind::String) return "\"" + text + "\"";
-    return quote(text);
-}
-
-// Reads the tokens of one logical line, front to back.
-class Cursor {
-public:
-    explicit Cursor(const Line& line) : line_(line) {}
-
-    bool done() const { return i_ >= line_.size(); }
-    const Token* peek(std::size_t ahead = 0) const {
-        return i_ + ahead < line_.size() ? &line_[i_ + ahead] : nullptr;
-    }
-    const Token& take() { return line_[i_++]; }
-    bool word(std::string_view w) const { return !done() && line_[i_].is_word(w); }
-    bool punct(std::string_view p) const { return !done() && line_[i_].is_punct(p); }
-    bool value() const { return !done() && line_[i_].is_value(); }
-
-    // Where the next token is, or just past the last one at the end of line.
-    Location where() const {
-        if (!done()) return line_[i_].where;
-        const Token& last = line_.back();
-        Location l = last.where;
-        l.column += last.length;
-        return l;
-    }
-    std::string found() const { return done() ? "end of line" : describe(line_[i_]); }
-
-private:
-    const Line& line_;
-    std::size_t i_ = 0;
-};
 
 std::optional<std::uint64_t> to_number(std::string_view s) {
     std::uint64_t v = 0;
@@ -309,6 +257,9 @@ private:
     bool parse_listen_option(Cursor& c, Listener& l, ListenScratch& s);
     bool parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s);
     bool parse_listen_auth_option(Cursor& c, const Token& opt, Listener& l, ListenScratch& s);
+    bool parse_tls_list(Cursor& c, const std::string& w, std::string& out);
+    void require_pki(const std::string& name, const Location& at);
+    void require_ca(const std::string& name, const Location& at);
     void check_listener(Listener& l, const ListenScratch& s);
     std::optional<std::string> parse_table_arg(Cursor& c, const std::string& after);
     std::string make_inline_table_name(const Location& at) const;
@@ -319,6 +270,11 @@ private:
     bool parse_action(Cursor& c);
     bool parse_action_options(Cursor& c, Action& a);
     bool parse_mda_command(Cursor& c, Action& a);
+    bool parse_lmtp_destination(Cursor& c, Action& a);
+    bool parse_relay_options(Cursor& c, Action& a);
+    bool parse_relay_option(Cursor& c, const Token& opt, Relay& r);
+    void check_relay(const Relay& r, const std::map<std::string, Location, std::less<>>& seen);
+    void parse_legacy(const Line& line);
     bool parse_match(Cursor& c);
     bool parse_from(Cursor& c, Criterion& cr);
     bool parse_for(Cursor& c, Criterion& cr);
@@ -350,6 +306,7 @@ private:
         std::string word;      // "tls", "tls-require" or "smtps"
     };
     std::vector<ImplicitPki> implicit_pkis_;
+    legacy::Translator legacy_;
     bool saw_match_ = false;
     bool saw_bounce_ = false;  // the first `bounce warn-interval` replaces the default
 };
@@ -418,14 +375,25 @@ void Parser::parse_line(const Line& line) {
         error_at(first.where, quote(w) + " is not supported yet");
         return;
     }
-    if (const grammar::Legacy* legacy = grammar::find_legacy(w)) {
-        if (w == "accept" || w == "reject") saw_match_ = true;  // rules exist, in the old grammar
-        error_at(first.where, quote(w) + " is the pre-6.4 grammar, which is not supported yet; write " +
-                                  std::string(legacy->instead) + " instead");
+    if (legacy::is_legacy_directive(w)) {
+        parse_legacy(line);
         return;
     }
     error_at(first.where, "unknown directive " + quote(w) +
                               "; expected table, listen, action, match, smtp, queue, include or a macro");
+}
+
+// A pre-6.4 line: read as the current lines it translates to, which the
+// warning shows. Their tokens point at the old text, so errors do too.
+void Parser::parse_legacy(const Line& line) {
+    if (line.front().is_word("accept") || line.front().is_word("reject"))
+        saw_match_ = true;  // a rule, even a refused one: no "no match rule" on top
+    auto taken = [this](std::string_view name) { return cfg_.find_action(name) || broken_actions_.count(name); };
+    std::vector<Diagnostic> refusals;
+    legacy::Translator::Result t = legacy_.translate(line, taken, refusals);
+    for (Diagnostic& d : refusals) error_at(d.where, std::move(d.message));
+    if (t.warning) warnings_.push_back(std::move(*t.warning));
+    for (const Line& l : t.lines) parse_line(l);
 }
 
 // name = value
@@ -823,9 +791,7 @@ bool Parser::parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, L
             return fail(name.where, "pki " + quote(n) + " is given twice");
         if (l.pkis.size() >= kMaxListenerPkis)
             return fail(opt.where, "too many 'pki' on one listener: at most " + std::to_string(kMaxListenerPkis));
-        if (!cfg_.find_pki(n) && !broken_pkis_.count(n))
-            error_at(name.where, "unknown pki " + quote(n) + ": declare it with 'pki " + n + " cert \"FILE\"' and 'pki " +
-                                     n + " key \"FILE\"' before this line");
+        require_pki(n, name.where);
         l.pkis.push_back(n);
         return true;
     }
@@ -836,27 +802,36 @@ bool Parser::parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, L
         if (!c.value()) return expected(c, "a ca name after 'ca'");
         const Token& name = c.take();
         l.ca = lowercase(name.text);
-        if (!cfg_.find_ca(l.ca) && !broken_cas_.count(l.ca))
-            error_at(name.where, "unknown ca " + quote(l.ca) + ": declare it with 'ca " + l.ca +
-                                     " cert \"FILE\"' before this line");
+        require_ca(l.ca, name.where);
         return true;
     }
+    (w == "ciphers" ? s.ciphers_at : s.protocols_at) = opt.where;
+    return parse_tls_list(c, w, w == "ciphers" ? l.ciphers : l.protocols);
+}
+
+// ciphers STR | protocols STR, on a listener or a relay: the value after the word.
+bool Parser::parse_tls_list(Cursor& c, const std::string& w, std::string& out) {
     const std::string what = w == "ciphers" ? "a cipher list after 'ciphers', quoted as in ciphers \"HIGH:!aNULL\""
                                             : "a protocol list after 'protocols', quoted as in protocols \"tlsv1.2,tlsv1.3\"";
     if (!c.value() || c.peek()->text.empty()) return expected(c, what);
     const Token& v = c.take();
-    if (w == "ciphers") {
-        s.ciphers_at = opt.where;
-        l.ciphers = v.text;
-        return true;
-    }
-    s.protocols_at = opt.where;
     std::string bad;
-    if (!valid_protocols(v.text, bad))
+    if (w == "protocols" && !valid_protocols(v.text, bad))
         return fail(v.where, "unknown TLS protocol " + quote(bad) + " in 'protocols': expected tlsv1.2, tlsv1.3, "
                                  "secure, default, legacy or all, separated by ','");
-    l.protocols = v.text;
+    out = v.text;
     return true;
+}
+
+void Parser::require_pki(const std::string& name, const Location& at) {
+    if (!cfg_.find_pki(name) && !broken_pkis_.count(name))
+        error_at(at, "unknown pki " + quote(name) + ": declare it with 'pki " + name + " cert \"FILE\"' and 'pki " +
+                         name + " key \"FILE\"' before this line");
+}
+
+void Parser::require_ca(const std::string& name, const Location& at) {
+    if (!cfg_.find_ca(name) && !broken_cas_.count(name))
+        error_at(at, "unknown ca " + quote(name) + ": declare it with 'ca " + name + " cert \"FILE\"' before this line");
 }
 
 // auth [<t>] | auth-optional [<t>] | senders <t> [masquerade]
@@ -1032,14 +1007,17 @@ bool Parser::parse_action(Cursor& c) {
 }
 
 bool Parser::parse_action_options(Cursor& c, Action& a) {
-    const std::string what = "an action method (mbox, maildir or mda) after action name " + quote(a.name);
+    const std::string what = "an action method (mbox, maildir, mda, lmtp or relay) after action name " + quote(a.name);
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& method = *c.peek();
     if (grammar::listed(grammar::kUnsupportedActionMethods, method.text))
         return fail(method.where, quote(method.text) + " is not supported yet");
-    if (method.text != "mbox" && method.text != "maildir" && method.text != "mda") return expected(c, what);
+    static constexpr std::string_view kMethods[] = {"mbox", "maildir", "mda", "lmtp", "relay"};
+    if (!grammar::listed(kMethods, method.text)) return expected(c, what);
     a.method = c.take().text;
+    if (a.method == "relay") return parse_relay_options(c, a);
     if (a.method == "mda" && !parse_mda_command(c, a)) return false;
+    if (a.method == "lmtp" && !parse_lmtp_destination(c, a)) return false;
 
     static constexpr std::string_view kOptions[] = {"alias", "virtual", "userbase", "user", "ttl"};
     if (a.method == "maildir") {
@@ -1098,6 +1076,157 @@ bool Parser::parse_mda_command(Cursor& c, Action& a) {
         return fail(command.where, "the 'mda' command is empty");
     a.path = command.text;
     return true;
+}
+
+// lmtp "HOST:PORT"|"/socket" [rcpt-to]
+bool Parser::parse_lmtp_destination(Cursor& c, Action& a) {
+    const std::string what = "an LMTP server after 'lmtp': a socket path or HOST:PORT, as in lmtp \"/var/run/lmtp\"";
+    if (!c.value() || (c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text))) return expected(c, what);
+    const std::string& dest = c.peek()->text;
+    if (dest.empty() || dest.front() != '/') {
+        // HOST:PORT is a relay URL's host part: check it as lmtp://HOST:PORT.
+        std::string why;
+        if (dest.find("://") != std::string::npos || !parse_relay_url("lmtp://" + dest, why))
+            return expected(c, what);
+    }
+    a.path = c.take().text;
+    if (c.word("rcpt-to")) {
+        c.take();
+        a.lmtp_rcpt_to = true;
+    }
+    return true;
+}
+
+// relay [OPTION ...] [ttl DELAY]: each option at most once, in any order.
+bool Parser::parse_relay_options(Cursor& c, Action& a) {
+    static constexpr std::string_view kRelayOptions[] = {
+        "host", "domain", "backup", "helo", "helo-src", "src", "auth", "tls", "pki", "ca", "mail-from", "srs",
+        "ciphers", "protocols", "ttl"};
+    static constexpr std::string_view kLocalOptions[] = {"alias", "virtual", "userbase", "user", "wrapper"};
+    const std::string what = "a relay option (host, domain, backup, helo, helo-src, src, auth, tls, pki, ca, "
+                             "mail-from, srs, ciphers, protocols, ttl)";
+    std::map<std::string, Location, std::less<>> seen;
+    while (!c.done()) {
+        const Token& opt = *c.peek();
+        if (opt.kind != Token::Kind::Word) return expected(c, what);
+        const std::string& w = opt.text;
+        if (grammar::listed(grammar::kUnsupportedRelayOptions, w))
+            return fail(opt.where, quote(w) + " is not supported yet");
+        if (grammar::listed(kLocalOptions, w))
+            return fail(opt.where, quote(w) + " is an option of local delivery and cannot be used with 'relay'");
+        if (!grammar::listed(kRelayOptions, w)) return expected(c, what);
+        if (seen.count(w)) return fail(opt.where, quote(w) + " is given twice");
+        if (seen.count("ttl")) return fail(opt.where, quote(w) + " must come before 'ttl'");
+        seen.emplace(w, opt.where);
+        c.take();
+        if (w == "ttl") {
+            std::chrono::seconds ttl{};
+            if (!parse_delay_value(c, "'ttl'", ttl)) return false;
+            a.ttl = ttl;
+        } else if (!parse_relay_option(c, opt, a.relay)) {
+            return false;
+        }
+    }
+    check_relay(a.relay, seen);
+    return true;
+}
+
+// The value(s) of one relay option, `opt` already taken.
+bool Parser::parse_relay_option(Cursor& c, const Token& opt, Relay& r) {
+    const std::string& w = opt.text;
+    const std::string after = quote(w);
+    auto plain_value = [&]() { return c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)); };
+    if (w == "host") {
+        if (c.punct("<") || c.punct("{")) {
+            auto table = parse_table_arg(c, after);
+            if (!table) return false;
+            r.host_table = *table;
+            return true;
+        }
+        if (!plain_value()) return expected(c, "a relay URL or <table> after 'host', as in host smtp+tls://mx.example.org");
+        const Token& v = c.take();
+        std::string why;
+        r.url = parse_relay_url(v.text, why);
+        if (!r.url) return fail(v.where, "invalid relay URL " + describe(v) + ": " + why);
+        r.host = v.text;
+        return true;
+    }
+    if (w == "domain" || w == "helo-src" || w == "auth") {
+        auto table = parse_table_arg(c, after);
+        if (!table) return false;
+        (w == "domain" ? r.domain_table : w == "helo-src" ? r.helo_src_table : r.auth_table) = *table;
+        return require_map_table(*table, opt.where, w);
+    }
+    if (w == "src") {
+        if (c.punct("<") || c.punct("{")) {
+            auto table = parse_table_arg(c, after);
+            if (!table) return false;
+            r.src_table = *table;
+            return true;
+        }
+        in6_addr buf{};
+        if (!c.value() || (inet_pton(AF_INET, c.peek()->text.c_str(), &buf) != 1 &&
+                           inet_pton(AF_INET6, c.peek()->text.c_str(), &buf) != 1))
+            return expected(c, "an IP address, <table> or { ... } after 'src'");
+        r.src = c.take().text;
+        return true;
+    }
+    if (w == "backup") {
+        r.backup = true;
+        if (!c.word("mx")) return true;
+        c.take();
+        return parse_value(c, "an MX host name after 'backup mx'", r.backup_mx);
+    }
+    if (w == "helo") {
+        if (!plain_value()) return expected(c, "a host name after 'helo'");
+        r.helo = c.take().text;
+        return true;
+    }
+    if (w == "tls") {
+        r.tls = true;
+        if (c.word("no-verify")) {
+            c.take();
+            r.tls_no_verify = true;
+        }
+        return true;
+    }
+    if (w == "pki" || w == "ca") {
+        if (!c.value()) return expected(c, "a " + w + " name after " + after);
+        const Token& name = c.take();
+        const std::string n = lowercase(name.text);
+        if (w == "pki") require_pki(n, name.where);
+        else require_ca(n, name.where);
+        (w == "pki" ? r.pki : r.ca) = n;
+        return true;
+    }
+    if (w == "mail-from") {
+        const std::string what = "an address after 'mail-from' (user@domain, @domain or user)";
+        if (!plain_value()) return expected(c, what);
+        const std::string& v = c.peek()->text;
+        const std::size_t at = v.find('@');
+        const bool ok = !v.empty() && v.find_first_of(" \t<>\"") == std::string::npos &&
+                        (at == std::string::npos || (v.find('@', at + 1) == std::string::npos && at + 1 < v.size()));
+        if (!ok) return expected(c, what);
+        r.mail_from = c.take().text;
+        return true;
+    }
+    if (w == "srs") {
+        r.srs = true;
+        return true;
+    }
+    return parse_tls_list(c, w, w == "ciphers" ? r.ciphers : r.protocols);
+}
+
+// The combinations OpenSMTPD refuses once the relay line is read.
+void Parser::check_relay(const Relay& r, const std::map<std::string, Location, std::less<>>& seen) {
+    auto at = [&](std::string_view w) { return seen.find(w)->second; };
+    const bool host = seen.count("host") != 0;
+    if (seen.count("auth") && !host)
+        error_at(at("auth"), "'auth' needs 'host' on the same relay: credentials are for one smarthost");
+    if (r.backup && host) error_at(at("backup"), "'backup' cannot be used together with 'host'");
+    if (r.backup && seen.count("domain")) error_at(at("backup"), "'backup' cannot be used together with 'domain'");
+    if (host && seen.count("domain")) error_at(at("domain"), "'domain' cannot be used together with 'host'");
+    if (r.srs) error_at(at("srs"), "'srs' needs 'srs key SECRET', and 'srs' is not supported yet");
 }
 
 bool Parser::parse_match(Cursor& c) {

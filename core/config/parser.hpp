@@ -1,9 +1,11 @@
-// What the smtpd.conf parser does not read yet, in one place.
+// The smtpd.conf grammar's word lists, in one place: OpenSMTPD's reserved
+// words, and what the parser does not read yet.
 //
-// Each later issue that implements one of these words removes it from a list
-// here and adds its grammar to parser.cpp. Until then the parser refuses the
-// word with "'WORD' is not supported yet" rather than crashing on it or, worse,
-// ignoring a line that changes who may relay mail.
+// Each later issue that implements one of the unsupported words removes it
+// from a list here and adds its grammar to parser.cpp. Until then the parser
+// refuses the word with "'WORD' is not supported yet" rather than crashing on
+// it or, worse, ignoring a line that changes who may relay mail. The pre-6.4
+// grammar is translated by legacy.cpp, not listed here.
 #pragma once
 
 #include <algorithm>
@@ -11,6 +13,22 @@
 #include <string_view>
 
 namespace postern::config::grammar {
+
+// OpenSMTPD's reserved words: none may name a macro, and a value spelled like
+// one must be quoted.
+inline constexpr std::string_view kKeywords[] = {
+    "action", "admd", "alias", "any", "auth", "auth-optional", "backup", "bounce", "bypass", "ca",
+    "cert", "chain", "chroot", "ciphers", "commit", "compression", "connect", "data", "data-line",
+    "dhe", "disconnect", "domain", "ehlo", "encryption", "expand-only", "fcrdns", "filter", "for",
+    "forward-only", "from", "group", "helo", "helo-src", "host", "hostname", "hostnames", "include",
+    "inet4", "inet6", "junk", "key", "limit", "listen", "lmtp", "local", "mail-from", "maildir",
+    "mask-src", "masquerade", "match", "max-deferred", "max-message-size", "mbox", "mda", "mta", "mx",
+    "no-dsn", "no-verify", "noop", "on", "phase", "pki", "port", "proc", "proc-exec", "protocols",
+    "proxy-v2", "queue", "quit", "rcpt-to", "rdns", "received-auth", "recipient", "regex", "reject",
+    "relay", "report", "rewrite", "rset", "scheduler", "senders", "smtp", "smtp-in", "smtp-out",
+    "smtps", "socket", "src", "srs", "sub-addr-delim", "table", "tag", "tagged", "tls", "tls-require",
+    "ttl", "user", "userbase", "verify", "virtual", "warn-interval", "wrapper",
+};
 
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
@@ -25,41 +43,19 @@ inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "
 inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2", "filter"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
-inline constexpr std::string_view kUnsupportedActionMethods[] = {
-    "lmtp", "relay", "forward-only", "expand-only",
-};
+inline constexpr std::string_view kUnsupportedActionMethods[] = {"forward-only", "expand-only"};
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
+inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};
 
 // `match ...` options, and `from ...` sources, not read yet.
 inline constexpr std::string_view kUnsupportedMatchOptions[] = {"tls"};
 inline constexpr std::string_view kUnsupportedFromSources[] = {"mail-from"};
-
-// Pre-6.4 top-level words, with what to write instead (empty: see the man page).
-struct Legacy {
-    std::string_view word;
-    std::string_view instead;
-};
-inline constexpr Legacy kLegacyDirectives[] = {
-    {"accept", "'action' and 'match' lines"},
-    {"reject", "'match ... reject'"},
-    {"limit", "'smtp limit', 'mta limit' or 'scheduler limit'"},
-    {"expire", "'queue ttl'"},
-    {"max-message-size", "'smtp max-message-size'"},
-    {"bounce-warn", "'bounce warn-interval'"},
-    {"max-mta-deferred", "'mta max-deferred'"},
-    {"subaddressing-delimiter", "'smtp sub-addr-delim'"},
-    {"ciphers", "'smtp ciphers'"},
-};
 
 template <std::size_t N>
 bool listed(const std::string_view (&list)[N], std::string_view word) {
     return std::find(std::begin(list), std::end(list), word) != std::end(list);
 }
 
-inline const Legacy* find_legacy(std::string_view word) {
-    for (const Legacy& l : kLegacyDirectives)
-        if (l.word == word) return &l;
-    return nullptr;
-}
+inline bool is_keyword(std::string_view word) { return listed(kKeywords, word); }
 
 }  // namespace postern::config::grammar

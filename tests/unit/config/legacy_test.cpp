@@ -1,0 +1,518 @@
+// The pre-6.4 grammar: every form of the translation table of
+// shared/reference/config-grammar.md §10 read into the model as its current
+// lines would be, with the one warning that shows them; the worked examples
+// compared field by field with their current versions; refusals.
+#include <catch2/catch.hpp>
+
+#include "helpers.hpp"
+
+using namespace postern::config;
+using namespace postern::config::test;
+using Errors = std::vector<std::string>;
+using Kind = Criterion::Kind;
+
+namespace {
+
+// Tables and a pki for the old lines (lines 1-7); the old line is line 8.
+const std::string kDecls = "table a { x = y }\n"
+                           "table s { lbl = \"user:secret\" }\n"
+                           "table n { 192.0.2.1 = out.example.org }\n"
+                           "table src { 192.0.2.1 }\n"
+                           "table u { x = y }\n"
+                           "table v { x = y }\n"
+                           "pki mx cert \"/c\" key \"/k\"\n";
+
+// The warning an old line at LINE:1 gives, showing these current lines.
+std::string warning(int line, const std::vector<std::string>& lines) {
+    std::string w = "test.conf:" + std::to_string(line) + ":1: pre-6.4 grammar; the same in current syntax:";
+    for (const std::string& l : lines) w += "\n    " + l;
+    return w;
+}
+
+struct Read {
+    Config config;
+    Errors warnings;
+};
+
+Read read(const std::string& text) {
+    auto r = parse(text);
+    INFO("errors: " << (r.errors.empty() ? std::string() : format(r.errors.front())));
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.config);
+    return Read{*r.config, formatted(r.warnings)};
+}
+
+// One old line after kDecls: its config, which must hold one rule.
+Read one(const std::string& old_line) {
+    Read r = read(kDecls + old_line + "\n");
+    REQUIRE(r.config.rules.size() == 1);
+    return r;
+}
+
+void check_criterion(const Criterion& c, Kind kind, bool negated, const std::string& value, const std::string& table) {
+    CHECK(c.kind == kind);
+    CHECK(c.negated == negated);
+    CHECK_FALSE(c.regex);
+    CHECK(c.value == value);
+    CHECK(c.table == table);
+}
+
+// Everything of two models but locations, anonymous table names and action
+// names (rules are compared through the actions they name).
+void check_same_model(const Config& got, const Config& want) {
+    REQUIRE(got.tables.size() == want.tables.size());
+    for (std::size_t i = 0; i < got.tables.size(); ++i) {
+        CHECK(got.tables[i].name == want.tables[i].name);
+        CHECK(got.tables[i].backend == want.tables[i].backend);
+        CHECK(got.tables[i].source == want.tables[i].source);
+        CHECK(got.tables[i].entries == want.tables[i].entries);
+    }
+    REQUIRE(got.actions.size() == want.actions.size());
+    for (std::size_t i = 0; i < got.actions.size(); ++i) {
+        const Action& g = got.actions[i];
+        const Action& w = want.actions[i];
+        INFO("action " << w.name);
+        CHECK(g.method == w.method);
+        CHECK(g.path == w.path);
+        CHECK(g.junk == w.junk);
+        CHECK(g.lmtp_rcpt_to == w.lmtp_rcpt_to);
+        CHECK(g.alias_table == w.alias_table);
+        CHECK(g.virtual_table == w.virtual_table);
+        CHECK(g.userbase_table == w.userbase_table);
+        CHECK(g.user == w.user);
+        CHECK(g.ttl == w.ttl);
+        const Relay& gr = g.relay;
+        const Relay& wr = w.relay;
+        CHECK(gr.host == wr.host);
+        REQUIRE(gr.url.has_value() == wr.url.has_value());
+        if (gr.url) {
+            CHECK(gr.url->scheme == wr.url->scheme);
+            CHECK(gr.url->label == wr.url->label);
+            CHECK(gr.url->host == wr.url->host);
+            CHECK(gr.url->port == wr.url->port);
+        }
+        CHECK(gr.host_table == wr.host_table);
+        CHECK(gr.domain_table == wr.domain_table);
+        CHECK(gr.backup == wr.backup);
+        CHECK(gr.backup_mx == wr.backup_mx);
+        CHECK(gr.helo == wr.helo);
+        CHECK(gr.helo_src_table == wr.helo_src_table);
+        CHECK(gr.src == wr.src);
+        CHECK(gr.src_table == wr.src_table);
+        CHECK(gr.auth_table == wr.auth_table);
+        CHECK(gr.tls == wr.tls);
+        CHECK(gr.tls_no_verify == wr.tls_no_verify);
+        CHECK(gr.pki == wr.pki);
+        CHECK(gr.ca == wr.ca);
+        CHECK(gr.mail_from == wr.mail_from);
+        CHECK(gr.srs == wr.srs);
+    }
+    auto action_index = [](const Config& c, const std::string& name) {
+        for (std::size_t i = 0; i < c.actions.size(); ++i)
+            if (c.actions[i].name == name) return static_cast<int>(i);
+        return -1;
+    };
+    REQUIRE(got.rules.size() == want.rules.size());
+    for (std::size_t i = 0; i < got.rules.size(); ++i) {
+        const Rule& g = got.rules[i];
+        const Rule& w = want.rules[i];
+        INFO("rule " << i);
+        CHECK(g.reject == w.reject);
+        CHECK(action_index(got, g.action) == action_index(want, w.action));
+        REQUIRE(g.criteria.size() == w.criteria.size());
+        for (std::size_t j = 0; j < g.criteria.size(); ++j) {
+            CHECK(g.criteria[j].kind == w.criteria[j].kind);
+            CHECK(g.criteria[j].negated == w.criteria[j].negated);
+            CHECK(g.criteria[j].regex == w.criteria[j].regex);
+            CHECK(g.criteria[j].value == w.criteria[j].value);
+            CHECK(g.criteria[j].table == w.criteria[j].table);
+        }
+    }
+    CHECK(got.listeners.size() == want.listeners.size());
+}
+
+}  // namespace
+
+TEST_CASE("legacy: deliver to mbox, with alias") {
+    Read r = one("accept for local alias <a> deliver to mbox");
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox alias <a>", "match for local action \"mbox\""})});
+    REQUIRE(r.config.actions.size() == 1);
+    const Action& a = r.config.actions[0];
+    CHECK(a.name == "mbox");
+    CHECK(a.method == "mbox");
+    CHECK(a.alias_table == "a");
+    CHECK(a.where.line == 8);
+    CHECK(a.where.column == 28);  // the delivery clause
+    const Rule& rule = r.config.rules[0];
+    CHECK(rule.action == "mbox");
+    CHECK_FALSE(rule.reject);
+    CHECK(rule.where.line == 8);
+    CHECK(rule.where.column == 1);
+    REQUIRE(rule.criteria.size() == 2);
+    check_criterion(rule.criteria[0], Kind::ForLocal, false, "", "");
+    check_criterion(rule.criteria[1], Kind::FromLocal, false, "", "");  // the default, as for `match`
+}
+
+TEST_CASE("legacy: deliver to maildir, with and without a path, virtual and userbase") {
+    Read r = one("accept from any for domain example.org virtual <v> userbase <u> deliver to maildir "
+                 "\"/var/vmail/%{rcpt.domain}/%{rcpt.user}\"");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"maildir\" maildir \"/var/vmail/%{rcpt.domain}/%{rcpt.user}\" virtual <v> "
+                             "userbase <u>",
+                             "match from any for domain example.org action \"maildir\""})});
+    const Action& a = r.config.actions.at(0);
+    CHECK(a.method == "maildir");
+    CHECK(a.path == "/var/vmail/%{rcpt.domain}/%{rcpt.user}");
+    CHECK(a.virtual_table == "v");
+    CHECK(a.userbase_table == "u");
+    const Rule& rule = r.config.rules[0];
+    REQUIRE(rule.criteria.size() == 2);
+    check_criterion(rule.criteria[0], Kind::FromAny, false, "", "");
+    check_criterion(rule.criteria[1], Kind::ForDomain, false, "example.org", "");
+
+    r = one("accept for local deliver to maildir expire 2d");
+    CHECK(r.warnings == Errors{warning(8, {"action \"maildir\" maildir ttl 2d", "match for local action \"maildir\""})});
+    CHECK(r.config.actions.at(0).path.empty());
+    REQUIRE(r.config.actions.at(0).ttl);
+    CHECK(r.config.actions.at(0).ttl->count() == 2 * 86400);
+}
+
+TEST_CASE("legacy: deliver to mda \"CMD\" as USER, expire") {
+    Read r = one("accept for local deliver to mda \"/usr/bin/procmail -f -\" as bob expire 3d");
+    CHECK(r.warnings == Errors{warning(8, {"action \"mda\" mda \"/usr/bin/procmail -f -\" user bob ttl 3d",
+                                           "match for local action \"mda\""})});
+    const Action& a = r.config.actions.at(0);
+    CHECK(a.method == "mda");
+    CHECK(a.path == "/usr/bin/procmail -f -");
+    CHECK(a.user == "bob");
+    REQUIRE(a.ttl);
+    CHECK(a.ttl->count() == 3 * 86400);
+}
+
+TEST_CASE("legacy: deliver to lmtp DEST [rcpt-to] [as USER]") {
+    Read r = one("accept from any for domain <u> virtual <v> deliver to lmtp \"/var/run/dovecot/lmtp\" rcpt-to as vmail");
+    CHECK(r.warnings == Errors{warning(8, {"action \"lmtp\" lmtp \"/var/run/dovecot/lmtp\" rcpt-to virtual <v> user vmail",
+                                           "match from any for domain <u> action \"lmtp\""})});
+    const Action& a = r.config.actions.at(0);
+    CHECK(a.method == "lmtp");
+    CHECK(a.path == "/var/run/dovecot/lmtp");
+    CHECK(a.lmtp_rcpt_to);
+    CHECK(a.user == "vmail");
+    CHECK(a.virtual_table == "v");
+    check_criterion(r.config.rules[0].criteria.at(1), Kind::ForDomain, false, "", "u");
+
+    r = one("accept for local deliver to lmtp localhost:24");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"lmtp\" lmtp localhost:24", "match for local action \"lmtp\""})});
+    CHECK(r.config.actions.at(0).path == "localhost:24");
+    CHECK_FALSE(r.config.actions.at(0).lmtp_rcpt_to);
+}
+
+TEST_CASE("legacy: relay, plain") {
+    Read r = one("accept from local for any relay");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay", "match from local for any action \"relay\""})});
+    const Action& a = r.config.actions.at(0);
+    CHECK(a.method == "relay");
+    CHECK(a.relay.host.empty());
+    CHECK_FALSE(a.relay.tls);
+    check_criterion(r.config.rules[0].criteria.at(0), Kind::FromLocal, false, "", "");
+    check_criterion(r.config.rules[0].criteria.at(1), Kind::ForAny, false, "", "");
+}
+
+TEST_CASE("legacy: relay via URL auth, renamed URL schemes, verify") {
+    struct Case {
+        std::string old_url, new_url;
+        RelayUrl::Scheme scheme;
+        int port;
+    };
+    const Case cases[] = {
+        {"tls+auth://lbl@smtp.example.com", "smtp+tls://lbl@smtp.example.com", RelayUrl::Scheme::SmtpTls, 25},
+        {"tls://lbl@smtp.example.com:587", "smtp+tls://lbl@smtp.example.com:587", RelayUrl::Scheme::SmtpTls, 587},
+        {"smtps+auth://lbl@smtp.example.com", "smtps://lbl@smtp.example.com", RelayUrl::Scheme::Smtps, 465},
+        {"smtps://lbl@smtp.example.com", "smtps://lbl@smtp.example.com", RelayUrl::Scheme::Smtps, 465},
+    };
+    for (const Case& k : cases) {
+        INFO(k.old_url);
+        Read r = one("accept from local for any relay via " + k.old_url + " auth <s>");
+        CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host " + k.new_url + " auth <s>",
+                                               "match from local for any action \"relay\""})});
+        const Relay& relay = r.config.actions.at(0).relay;
+        CHECK(relay.host == k.new_url);
+        REQUIRE(relay.url);
+        CHECK(relay.url->scheme == k.scheme);
+        CHECK(relay.url->label == "lbl");
+        CHECK(relay.url->host == "smtp.example.com");
+        CHECK(relay.url->port == k.port);
+        CHECK(relay.auth_table == "s");
+    }
+    // `via ... verify`: the certificate is checked, as `tls` now does.
+    Read r = one("accept for any relay via smtp://mx.example.org:2525 verify");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp://mx.example.org:2525 tls",
+                                           "match for any action \"relay\""})});
+    CHECK(r.config.actions.at(0).relay.tls);
+    CHECK_FALSE(r.config.actions.at(0).relay.tls_no_verify);
+}
+
+TEST_CASE("legacy: relay backup [MX], as, source, hostname, pki, tls verify") {
+    Read r = one("accept for any relay backup mx2.example.org as \"@example.net\" source <src> hostname "
+                 "out.example.org pki MX tls verify");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"relay\" relay backup mx mx2.example.org mail-from \"@example.net\" src <src> "
+                             "helo out.example.org pki MX tls",
+                             "match for any action \"relay\""})});
+    const Relay& relay = r.config.actions.at(0).relay;
+    CHECK(relay.backup);
+    CHECK(relay.backup_mx == "mx2.example.org");
+    CHECK(relay.mail_from == "@example.net");
+    CHECK(relay.src_table == "src");
+    CHECK(relay.helo == "out.example.org");
+    CHECK(relay.pki == "mx");
+    CHECK(relay.tls);
+    CHECK_FALSE(relay.tls_no_verify);
+
+    r = one("accept for any relay backup tls");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay backup tls no-verify", "match for any action \"relay\""})});
+    CHECK(r.config.actions.at(0).relay.backup);
+    CHECK(r.config.actions.at(0).relay.backup_mx.empty());
+    CHECK(r.config.actions.at(0).relay.tls);
+    CHECK(r.config.actions.at(0).relay.tls_no_verify);
+}
+
+TEST_CASE("legacy: relay hostnames <t>, 5.x helo <t> and certificate NAME") {
+    Read r = one("accept for any relay hostnames <n> source 192.0.2.1");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay helo-src <n> src 192.0.2.1", "match for any action \"relay\""})});
+    CHECK(r.config.actions.at(0).relay.helo_src_table == "n");
+    CHECK(r.config.actions.at(0).relay.src == "192.0.2.1");
+
+    r = one("accept for any relay via tls+auth://lbl@smtp.example.com certificate mx auth <s> helo <n>");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp+tls://lbl@smtp.example.com pki mx auth <s> "
+                                           "helo-src <n>",
+                                           "match for any action \"relay\""})});
+    CHECK(r.config.actions.at(0).relay.pki == "mx");
+    CHECK(r.config.actions.at(0).relay.helo_src_table == "n");
+    CHECK(r.config.actions.at(0).relay.auth_table == "s");
+}
+
+TEST_CASE("legacy: match criteria: tagged, authenticated, from source, sender, recipient, for domain, negations") {
+    Read r = one("accept tagged ! T authenticated from ! source <src> sender ! \"@example.com\" for ! domain "
+                 "\"example.org\" recipient <u> deliver to mbox");
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox",
+                                           "match !tag T auth !from src <src> !mail-from \"@example.com\" !for domain "
+                                           "\"example.org\" rcpt-to <u> action \"mbox\""})});
+    const Rule& rule = r.config.rules[0];
+    REQUIRE(rule.criteria.size() == 6);
+    check_criterion(rule.criteria[0], Kind::Tag, true, "T", "");
+    check_criterion(rule.criteria[1], Kind::Auth, false, "", "");
+    check_criterion(rule.criteria[2], Kind::FromSrc, true, "", "src");
+    check_criterion(rule.criteria[3], Kind::MailFrom, true, "@example.com", "");
+    check_criterion(rule.criteria[4], Kind::ForDomain, true, "example.org", "");
+    check_criterion(rule.criteria[5], Kind::RcptTo, false, "", "u");
+
+    // 5.x `from <t>`, a plain source value, `tagged T`, `recipient ! V`.
+    r = one("accept tagged DKIM from <src> recipient ! bob@example.org for any deliver to mbox");
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox",
+                                           "match tag DKIM from src <src> !rcpt-to bob@example.org for any action "
+                                           "\"mbox\""})});
+    check_criterion(r.config.rules[0].criteria.at(0), Kind::Tag, false, "DKIM", "");
+    check_criterion(r.config.rules[0].criteria.at(1), Kind::FromSrc, false, "", "src");
+    check_criterion(r.config.rules[0].criteria.at(2), Kind::RcptTo, true, "bob@example.org", "");
+    r = one("accept from source 192.0.2.0/24 for any relay");
+    check_criterion(r.config.rules[0].criteria.at(0), Kind::FromSrc, false, "192.0.2.0/24", "");
+}
+
+TEST_CASE("legacy: reject") {
+    Read r = one("reject from ! source <src> sender \"@example.com\" for any");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"match !from src <src> mail-from \"@example.com\" for any reject"})});
+    CHECK(r.config.actions.empty());
+    const Rule& rule = r.config.rules[0];
+    CHECK(rule.reject);
+    CHECK(rule.action.empty());
+    REQUIRE(rule.criteria.size() == 3);
+    check_criterion(rule.criteria[0], Kind::FromSrc, true, "", "src");
+    check_criterion(rule.criteria[1], Kind::MailFrom, false, "@example.com", "");
+    check_criterion(rule.criteria[2], Kind::ForAny, false, "", "");
+}
+
+TEST_CASE("legacy: identical delivery clauses share one action; others get their own, named apart") {
+    Read r = read(kDecls +
+                  "action mbox maildir\n"  // a name the translation must not reuse
+                  "accept from local for any relay\n"
+                  "accept from source <src> for any relay\n"
+                  "accept for local alias <a> deliver to mbox\n"
+                  "accept for domain example.org deliver to mbox\n"
+                  "accept for domain example.net deliver to mbox\n"
+                  "accept for any relay via smtp://mx.example.org\n");
+    CHECK(r.warnings == Errors{warning(9, {"action \"relay\" relay", "match from local for any action \"relay\""}),
+                               warning(10, {"match from src <src> for any action \"relay\""}),
+                               warning(11, {"action \"mbox-2\" mbox alias <a>", "match for local action \"mbox-2\""}),
+                               warning(12, {"action \"mbox-3\" mbox", "match for domain example.org action \"mbox-3\""}),
+                               warning(13, {"match for domain example.net action \"mbox-3\""}),
+                               warning(14, {"action \"relay-2\" relay host smtp://mx.example.org",
+                                            "match for any action \"relay-2\""})});
+    REQUIRE(r.config.actions.size() == 5);
+    CHECK(r.config.actions[0].name == "mbox");
+    CHECK(r.config.actions[0].method == "maildir");
+    CHECK(r.config.actions[1].name == "relay");
+    CHECK(r.config.actions[2].name == "mbox-2");
+    CHECK(r.config.actions[3].name == "mbox-3");
+    CHECK(r.config.actions[4].name == "relay-2");
+    REQUIRE(r.config.rules.size() == 6);
+    const char* want[] = {"relay", "relay", "mbox-2", "mbox-3", "mbox-3", "relay-2"};
+    for (std::size_t i = 0; i < 6; ++i) CHECK(r.config.rules[i].action == want[i]);
+    // A modern rule after them uses the declared action, not a translated one.
+    Read mixed = read(kDecls + "accept for local deliver to mbox\naction d maildir\nmatch for any action d\n");
+    REQUIRE(mixed.config.rules.size() == 2);
+    CHECK(mixed.config.rules[1].action == "d");
+}
+
+TEST_CASE("legacy: worked example 1 gives the same model as its current version") {
+    const std::string tables = "table aliases file:/etc/mail/aliases\ntable vusers { a@example.org = a }\n"
+                               "table secrets { bob = \"bob:pw\" }\n";
+    Read old_form = read(tables +
+                         "accept for local alias <aliases> deliver to mbox\n"
+                         "accept from any for domain example.org virtual <vusers> deliver to maildir "
+                         "\"/var/vmail/%{rcpt.domain}/%{rcpt.user}\"\n"
+                         "accept from local for any relay via tls+auth://bob@smtp.example.com auth <secrets>\n");
+    Read new_form = read(tables +
+                         "action \"local\" mbox alias <aliases>\n"
+                         "action \"virt\"  maildir \"/var/vmail/%{rcpt.domain}/%{rcpt.user}\" virtual <vusers>\n"
+                         "action \"out\"   relay host smtp+tls://bob@smtp.example.com auth <secrets>\n"
+                         "match for local action \"local\"\n"
+                         "match from any for domain example.org action \"virt\"\n"
+                         "match from local for any action \"out\"\n");
+    CHECK(new_form.warnings.empty());
+    CHECK(old_form.warnings.size() == 3);
+    check_same_model(old_form.config, new_form.config);
+    CHECK(old_form.config.actions.at(2).relay.url->label == "bob");
+}
+
+TEST_CASE("legacy: worked example 2 (DKIM proxy loop) gives the same model as its current version") {
+    const std::string tables = "table sources { 192.0.2.1 }\ntable names { 192.0.2.1 = mx1.example.org }\n";
+    Read old_form = read(tables +
+                         "accept tagged DKIM for any relay source <sources> helo <names>\n"
+                         "accept for any relay via smtp://127.0.0.1:10027\n");
+    Read new_form = read(tables +
+                         "action \"signed\" relay src <sources> helo-src <names>\n"
+                         "action \"tosign\" relay host smtp://127.0.0.1:10027\n"
+                         "match tag DKIM for any action \"signed\"\n"
+                         "match for any action \"tosign\"\n");
+    CHECK(old_form.warnings ==
+          Errors{warning(3, {"action \"relay\" relay src <sources> helo-src <names>",
+                             "match tag DKIM for any action \"relay\""}),
+                 warning(4, {"action \"relay-2\" relay host smtp://127.0.0.1:10027", "match for any action \"relay-2\""})});
+    check_same_model(old_form.config, new_form.config);
+}
+
+TEST_CASE("legacy: worked example 3 (reject) gives the same model as its current version") {
+    const std::string tables = "table other-relays { 192.0.2.1 }\naction d mbox\n";
+    Read old_form = read(tables + "reject from ! source <other-relays> sender \"@example.com\" for any\n"
+                                  "match for local action d\n");
+    Read new_form = read(tables + "match !from src <other-relays> mail-from \"@example.com\" for any reject\n"
+                                  "match for local action d\n");
+    check_same_model(old_form.config, new_form.config);
+}
+
+TEST_CASE("legacy: the daemon prints the warning as file:line:col: warning: and the current lines") {
+    auto r = parse("accept for local deliver to mbox\n");
+    REQUIRE(r.warnings.size() == 1);
+    CHECK(format({r.warnings[0].where, "warning: " + r.warnings[0].message}) ==
+          "test.conf:1:1: warning: pre-6.4 grammar; the same in current syntax:\n"
+          "    action \"mbox\" mbox\n"
+          "    match for local action \"mbox\"");
+}
+
+TEST_CASE("legacy: global spellings read as their current lines") {
+    Read r = read("max-message-size 10M\n"
+                  "expire 5d\n"
+                  "bounce-warn 1h, 2h\n"
+                  "limit session max-rcpt 5 max-mails 6\n"
+                  "subaddressing-delimiter -\n"
+                  "ciphers \"HIGH:!aNULL\"\n" + kRule);
+    CHECK(r.warnings == Errors{warning(1, {"smtp max-message-size 10M"}), warning(2, {"queue ttl 5d"}),
+                               warning(3, {"bounce warn-interval 1h, 2h"}),
+                               warning(4, {"smtp limit max-rcpt 5 max-mails 6"}), warning(5, {"smtp sub-addr-delim -"}),
+                               warning(6, {"smtp ciphers \"HIGH:!aNULL\""})});
+    const Config& c = r.config;
+    CHECK(c.max_message_size == 10u * 1024 * 1024);
+    CHECK(c.queue_ttl.count() == 5 * 86400);
+    CHECK(c.bounce_warn_interval == std::vector<std::chrono::seconds>{std::chrono::hours(1), std::chrono::hours(2)});
+    CHECK(c.max_rcpt == 5);
+    CHECK(c.max_mails == 6);
+    CHECK(c.sub_addr_delim == '-');
+    CHECK(c.ciphers == "HIGH:!aNULL");
+}
+
+TEST_CASE("legacy: global spellings of things not read yet are refused as their current form") {
+    auto r = parse("limit mta inet4\nlimit scheduler max-inflight 3\nmax-mta-deferred 10\nqueue encryption key K\n" +
+                   kRule);
+    CHECK(formatted(r.errors) == Errors{"test.conf:1:7: 'mta' is not supported yet",
+                                        "test.conf:2:7: 'scheduler' is not supported yet",
+                                        "test.conf:3:1: 'mta' is not supported yet",
+                                        "test.conf:4:7: 'queue encryption' is not supported yet"});
+    CHECK(formatted(r.warnings) == Errors{warning(1, {"mta limit inet4"}), warning(2, {"scheduler limit max-inflight 3"}),
+                                          warning(3, {"mta max-deferred 10"})});
+    CHECK(errors_of("limit frob 3\n" + kRule) ==
+          Errors{"test.conf:1:7: expected session, mta or scheduler after 'limit', found 'frob'"});
+    CHECK(errors_of("limit\n" + kRule) ==
+          Errors{"test.conf:1:6: expected session, mta or scheduler after 'limit', found end of line"});
+    // The current grammar's checks apply to the translation.
+    CHECK(errors_of("max-message-size 35X\n" + kRule) ==
+          Errors{"test.conf:1:18: expected a size (bytes, or a number followed by K, M or G, e.g. 35M) after "
+                 "'max-message-size', found '35X'"});
+}
+
+TEST_CASE("legacy: refusals with exact errors") {
+    const std::string p = "test.conf:8:";
+    auto errors = [&](const std::string& old_line) { return errors_of(kDecls + old_line + "\n"); };
+    // No delivery clause: aliases and .forward alone decide (expand-only).
+    CHECK(errors("accept from any for any") ==
+          Errors{p + "1: an 'accept' rule without 'deliver to' or 'relay' (mail goes only where aliases and .forward "
+                     "files send it: the 'expand-only' method) is not supported yet"});
+    // forward-only translates, and its current method is refused.
+    auto fwd = parse(kDecls + "accept for local alias <a> forward-only\n");
+    CHECK(formatted(fwd.errors) == Errors{p + "28: 'forward-only' is not supported yet"});
+    CHECK(formatted(fwd.warnings) ==
+          Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", "match for local action \"forward-only\""})});
+    CHECK(errors("accept for any relay via secure://mx.example.org") ==
+          Errors{p + "26: relay URL scheme 'secure://' (TLS from the first byte, else STARTTLS) has no equivalent "
+                     "since OpenSMTPD 6.4: write smtps:// or smtp+tls:// instead"});
+    CHECK(errors("accept for any relay via secure+auth://l@mx.example.org auth <s>") ==
+          Errors{p + "26: relay URL scheme 'secure+auth://' (TLS from the first byte, else STARTTLS) has no "
+                     "equivalent since OpenSMTPD 6.4: write smtps:// or smtp+tls:// instead"});
+    CHECK(errors("reject from any for any deliver to mbox") ==
+          Errors{p + "25: 'deliver' cannot be used in a 'reject' rule"});
+    CHECK(errors("reject for any expire 4d") == Errors{p + "16: 'expire' cannot be used in a 'reject' rule"});
+    CHECK(errors("accept for local deliver mbox") == Errors{p + "26: expected 'to' after 'deliver', found 'mbox'"});
+    CHECK(errors("accept for local deliver to") ==
+          Errors{p + "28: expected mbox, maildir, mda or lmtp after 'deliver to', found end of line"});
+    CHECK(errors("accept for local deliver to mda as bob") ==
+          Errors{p + "33: expected a command after 'mda', quoted as in mda \"/usr/bin/procmail -f -\", found 'as'"});
+    CHECK(errors("accept for local deliver to mbox as bob") ==
+          Errors{p + "34: expected a rule option (tagged, authenticated, from, sender, for, recipient, alias, "
+                     "virtual, userbase, forward-only, deliver to, relay, expire), found 'as'"});
+    CHECK(errors("accept from any from local for any relay") == Errors{p + "17: 'from' is given twice"});
+    CHECK(errors("accept for any relay deliver to mbox") ==
+          Errors{p + "22: 'deliver' cannot be used together with 'relay': a rule delivers one way"});
+    CHECK(errors("accept for any forward-only relay") ==
+          Errors{p + "29: 'relay' cannot be used together with 'forward-only': a rule delivers one way"});
+    CHECK(errors("accept for any relay hostname a.example.org helo <n>") ==
+          Errors{p + "45: 'helo' cannot be used together with 'hostname'"});
+    CHECK(errors("accept for any relay tls tls") == Errors{p + "26: 'tls' is given twice"});
+    CHECK(errors("accept from somewhere for any relay") ==
+          Errors{p + "13: expected any, local, source <table> or <table> after 'from', found 'somewhere'"});
+    CHECK(errors("accept for everything relay") ==
+          Errors{p + "12: expected any, local or domain after 'for', found 'everything'"});
+    CHECK(errors("accept for any relay via") == Errors{p + "25: expected a relay URL after 'via', found end of line"});
+    CHECK(errors("accept for local alias <a deliver to mbox") ==
+          Errors{p + "27: expected '>' after table name 'a', found 'deliver'"});
+    // The current grammar's checks apply, at the old text.
+    CHECK(errors("accept for any relay via smtp://lbl@mx.example.org auth <s>") ==
+          Errors{p + "26: invalid relay URL 'smtp://lbl@mx.example.org': a label is only allowed with smtp+tls:// or smtps://"});
+    CHECK(errors("accept for any relay auth <s>") ==
+          Errors{p + "22: 'auth' needs 'host' on the same relay: credentials are for one smarthost"});
+    CHECK(errors("accept for local alias <nope> deliver to mbox") ==
+          Errors{p + "25: unknown table 'nope': declare it with 'table nope ...' before this line"});
+    CHECK(errors("accept for local alias <a> relay") ==
+          Errors{p + "18: 'alias' is an option of local delivery and cannot be used with 'relay'"});
+}
