@@ -63,6 +63,12 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
         break;
     }
     const config::Action& action = *d.action;
+    if (action.method == "relay") {
+        // Mail for another server: nothing to expand; the relay runs unprivileged.
+        Resolution out;
+        out.deliveries.push_back(Delivery{action.name, rcpt, kRelayUser, "", "", "", ""});
+        return out;
+    }
 
     expand::Request req;
     req.local = local;

@@ -18,6 +18,9 @@
 
 namespace postern::daemon {
 
+// The account relay deliveries run as.
+inline constexpr const char* kRelayUser = "_postern";
+
 // One future envelope.
 struct Delivery {
     std::string action;     // the action that delivers it

@@ -3,6 +3,7 @@
 
 #include <ctime>
 
+#include "relay/url.hpp"
 #include "util/log.hpp"
 
 namespace postern::daemon {
@@ -134,10 +135,19 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     job.user = first.user;
     job.account = first.account;
     job.options = action->junk ? "junk" : "";
+    std::string path_override;
+    if (job.method == "relay") {
+        std::string why;
+        if (!relay_job(*action, first, &job.options, &path_override, &why)) {
+            --running_;
+            for (const auto& id : ids) finish(id, {delivery::Result::Status::TempFail, why});
+            return;
+        }
+    }
     for (const auto& id : ids) {
         const queue::Envelope& e = entries_.at(id).envelope;
-        job.items.push_back({e.sender, e.rcpt, e.dest, e.method.empty() ? action->path : e.path, e.msgid,
-                             store_.message_path(e.msgid)});
+        std::string path = !path_override.empty() ? path_override : e.method.empty() ? action->path : e.path;
+        job.items.push_back({e.sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid)});
     }
     launcher_.launch(job, [this, ids](std::vector<delivery::Result> results) {
         --running_;
@@ -147,6 +157,28 @@ void Scheduler::start(const std::vector<std::string>& ids) {
         flush_removals();
         pump();
     });
+}
+
+// What the relay plugin needs: the smarthost URL as its path, and
+// `helo=`, `tls=` and `ca=` options. Mail waits (temporary failure) where
+// the relay cannot go yet: MX routing and client credentials come later.
+bool Scheduler::relay_job(const config::Action& action, const queue::Envelope& e, std::string* options,
+                          std::string* url, std::string* why) const {
+    const config::Relay& r = action.relay;
+    if (!r.url) {
+        *why = "relay without 'host' (MX routing) is not supported yet";
+        return false;
+    }
+    if (!r.auth_table.empty()) {
+        *why = "relay 'auth' is not supported yet";
+        return false;
+    }
+    relay::RelayUrl u = *r.url;
+    if (r.tls && u.scheme == relay::RelayUrl::Scheme::Smtp) u.scheme = relay::RelayUrl::Scheme::SmtpTls;
+    *url = relay::to_string(u);
+    *options = "helo=" + (r.helo.empty() ? e.hostname : r.helo) + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");
+    if (const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca)) *options += " ca=" + ca->cert;
+    return true;
 }
 
 void Scheduler::finish(const std::string& id, const delivery::Result& r) {

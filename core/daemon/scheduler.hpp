@@ -61,6 +61,8 @@ private:
     void pump();
     std::vector<std::string> take_batch();
     void start(const std::vector<std::string>& ids);
+    bool relay_job(const config::Action& action, const queue::Envelope& e, std::string* options, std::string* url,
+                   std::string* why) const;
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
     void wait_until(const std::string& id, std::int64_t when);
