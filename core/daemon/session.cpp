@@ -4,14 +4,9 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cctype>
-#include <chrono>
-#include <ctime>
 #include <random>
 
 #include "daemon/recipient.hpp"
-#include "daemon/scheduler.hpp"
-#include "queue/envelope.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
 
@@ -31,7 +26,6 @@ std::string new_session_id() {
     std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(rng()));
     return buf;
 }
-
 
 bool is_loopback(const sockaddr_storage& ss) {
     if (ss.ss_family == AF_INET)
