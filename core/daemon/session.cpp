@@ -254,6 +254,7 @@ void Session::process() {
 }
 
 void Session::reply(int code, std::string_view text) {
+    if (log::verbose()) log::debug(log::Line(id_ + " smtp reply").kv("code", code).kv("text", text));
     out_ += std::to_string(code);
     out_ += ' ';
     out_ += text;
@@ -358,6 +359,9 @@ bool Session::error_limit_reached() {
 
 void Session::handle_line(std::string_view line) {
     smtp::Command c = smtp::parse_command(line);
+    if (log::verbose())  // -v: the dialogue, secrets left out
+        log::debug(log::Line(id_ + " smtp command")
+                       .kv("line", c.verb == smtp::Verb::Auth ? std::string(c.name) + " ..." : std::string(line)));
     auto no_args = [&](std::string_view verb) {
         if (c.args.empty()) return true;
         reply(501, "5.5.4 Syntax error: " + std::string(verb) + " takes no arguments");

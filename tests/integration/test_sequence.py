@@ -143,5 +143,16 @@ class Sequence(unittest.TestCase):
         self.assertEqual(self.c.cmd("rset")[:4], "250 ")
 
 
+class VerboseLog(unittest.TestCase):
+    def test_v_logs_the_dialogue(self):
+        with postern.Daemon(CONFIG, name="verbose", extra_args=["-v"]) as d:
+            with d.client() as c:
+                c.cmd("EHLO client.example")
+                c.cmd("MAIL FROM:<someone@example.org>")
+                c.cmd("QUIT")
+            self.assertTrue(d.wait_log(r'smtp command line="MAIL FROM:<someone@example.org>"'), d.log())
+            self.assertTrue(d.wait_log(r'smtp reply code=250 text="2.1.0 Ok"'), d.log())
+
+
 if __name__ == "__main__":
     postern.run_tests()
