@@ -22,21 +22,22 @@ bool read_all(int fd, std::string* out) {
 
 }  // namespace
 
+// The first enhanced status code in `text` ("550 5.1.1 ...", or a plugin's
+// "relay: mx [192.0.2.1]: 550 5.1.1 ..."), or `fallback`.
 std::string status_of(std::string_view text, std::string_view fallback) {
-    // Skip a leading reply code ("550 5.1.1 ...").
-    if (text.size() > 4 && std::isdigit(static_cast<unsigned char>(text[0])) && text[3] == ' ') text.remove_prefix(4);
-    size_t i = 0;
-    auto digits = [&](size_t max) {
+    auto digits = [&](size_t& i) {
         size_t start = i;
-        while (i < text.size() && i - start < max && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+        while (i < text.size() && i - start < 3 && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
         return i > start;
     };
-    if (text.empty() || (text[0] != '2' && text[0] != '4' && text[0] != '5')) return std::string(fallback);
-    i = 1;
-    if (i >= text.size() || text[i++] != '.' || !digits(3) || i >= text.size() || text[i++] != '.' || !digits(3))
-        return std::string(fallback);
-    if (i < text.size() && text[i] != ' ') return std::string(fallback);
-    return std::string(text.substr(0, i));
+    for (size_t at = 0; at < text.size(); ++at) {
+        if ((at > 0 && text[at - 1] != ' ') || (text[at] != '2' && text[at] != '4' && text[at] != '5')) continue;
+        size_t i = at + 1;
+        if (i < text.size() && text[i] == '.' && digits(++i) && i < text.size() && text[i] == '.' && digits(++i) &&
+            (i == text.size() || text[i] == ' '))
+            return std::string(text.substr(at, i - at));
+    }
+    return std::string(fallback);
 }
 
 Bouncer::Bouncer(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,

@@ -17,3 +17,16 @@ TEST_CASE("retry schedule skips slots already past (after a restart)") {
     CHECK(next_attempt(1000, 1, 1100) == 1160);
     CHECK(next_attempt(1000, 0, 1000) == 1010);
 }
+
+#include "daemon/bouncer.hpp"
+
+TEST_CASE("status_of finds the enhanced code a report quotes") {
+    using postern::daemon::status_of;
+    CHECK(status_of("550 5.1.1 <a@b>: User unknown", "5.0.0") == "5.1.1");
+    CHECK(status_of("5.2.2 mailbox full", "5.0.0") == "5.2.2");
+    CHECK(status_of("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", "5.0.0") == "5.7.1");
+    CHECK(status_of("maildir: cannot create /x: Permission denied", "4.0.0") == "4.0.0");
+    CHECK(status_of("451 4.3.0 try later", "4.0.0") == "4.3.0");
+    CHECK(status_of("version 5.10.2x", "5.0.0") == "5.0.0");
+    CHECK(status_of("", "2.0.0") == "2.0.0");
+}

@@ -1,0 +1,77 @@
+// plugins/relay/connection.hpp — one outbound SMTP connection of the relay
+// plugin: a TCP socket to one address of the relay host, optionally wrapped in
+// TLS, that sends bytes and reads whole replies.
+//
+// The plugin runs in postern-local, a process of its own, so the socket may
+// block the caller; still every wait is a poll() bounded by the timeout given
+// to open(), counted per operation (one send, one reply, one handshake), as
+// RFC 5321 4.5.3.2 counts its timeouts per command. Replies are read with
+// postern::relay::ReplyParser, which never takes a byte past one reply.
+//
+// Depends on: OpenSSL 3 (TLS client), relay/reply.hpp, util/fd.hpp.
+#pragma once
+
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "relay/reply.hpp"
+#include "util/fd.hpp"
+
+namespace postern::relay_plugin {
+
+struct SslCtxFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+struct SslFree {
+    void operator()(SSL* s) const { SSL_free(s); }
+};
+
+// How to check the server's certificate when TLS starts.
+struct TlsPolicy {
+    bool verify = true;        // chain and name; false: encrypt only (opportunistic, no-verify)
+    std::string ca_file;       // "" = the system store
+    std::string host;          // the name to check and send as SNI
+    bool host_is_ip = false;   // an address literal: checked as an IP, no SNI
+};
+
+class Connection {
+public:
+    // Resolve `host` (A and AAAA) and connect to each address in turn until
+    // one answers. On failure return nullptr with *error = the reason.
+    static std::unique_ptr<Connection> open(const std::string& host, int port, int timeout_seconds,
+                                            std::string* error);
+
+    // "mx.example.org [192.0.2.1]": the prefix of every error text.
+    const std::string& label() const { return label_; }
+    bool tls() const { return ssl_ != nullptr; }
+    void set_timeout(int seconds) { timeout_ms_ = seconds * 1000; }
+
+    // The TLS handshake (STARTTLS after its 220, or at once for smtps).
+    bool start_tls(const TlsPolicy& policy, std::string* error);
+    bool send(std::string_view bytes, std::string* error);
+    bool read_reply(relay::Reply* reply, std::string* error);
+    // Bytes received but not yet parsed: after a 220 to STARTTLS there must be none.
+    bool has_pending_input() const { return !inbuf_.empty(); }
+
+    // Only open() makes one (the key is private): a Connection is always connected.
+    struct Key {};
+    Connection(Key, util::Fd fd, std::string label) : fd_(std::move(fd)), label_(std::move(label)) {}
+
+private:
+    // Wait until the socket is ready for `events`, at most until the deadline.
+    bool wait(short events, long long deadline_ms, std::string* error);
+    // Read at least one byte into inbuf_; false on EOF, error or timeout.
+    bool fill(long long deadline_ms, std::string* error);
+
+    util::Fd fd_;
+    std::string label_;
+    int timeout_ms_ = 300000;
+    std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
+    std::unique_ptr<SSL, SslFree> ssl_;
+    std::string inbuf_;
+};
+
+}  // namespace postern::relay_plugin

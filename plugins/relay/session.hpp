@@ -1,0 +1,61 @@
+// plugins/relay/session.hpp — the SMTP client dialogue with one relay host:
+// greeting, EHLO (HELO when EHLO is refused), STARTTLS, AUTH PLAIN, then any
+// number of transactions (MAIL, RCPT, DATA), RSET between them, QUIT.
+//
+// Results follow the remote replies: 2xx delivered, 4xx temporary, 5xx
+// permanent; a failure to connect, a timeout, a closed connection or a reply
+// that does not parse is temporary. Every failure text is
+//   "relay: HOST [ADDRESS]: <the remote reply or the local reason>"
+// so a bounce can quote what the relay said.
+//
+// Depends on: connection.hpp, options.hpp, smtp/data_reader.hpp (encode_data).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "connection.hpp"
+#include "options.hpp"
+#include "util/delivery_guard.hpp"
+
+namespace postern::relay_plugin {
+
+using Failure = util::DeliveryFailure;
+
+class Session {
+public:
+    // Connect and get ready for a transaction; nullptr with *f filled on failure.
+    static std::unique_ptr<Session> open(const Settings& s, Failure* f);
+
+    // Broken: the connection is unusable now, before the message went out (safe
+    // to try again elsewhere); Lost: unusable after the message was sent, so
+    // the relay may have it already (trying again could deliver it twice).
+    enum class Result { Ok, Failed, Broken, Lost };
+    // RSET before reusing the connection for another message.
+    Result reset(Failure* f);
+    // One message to one recipient: MAIL, RCPT, DATA.
+    Result transaction(std::string_view sender, std::string_view dest, std::string_view message, Failure* f);
+    // QUIT, waiting briefly for the 221, for a polite close.
+    void quit();
+
+    struct Key {};  // only open() makes one
+    Session(Key, std::unique_ptr<Connection> c) : conn_(std::move(c)) {}
+
+private:
+    // Send `line` (CRLF added) and read the reply. Broken on an I/O failure.
+    Result command(std::string_view line, std::string_view what, relay::Reply* r, Failure* f);
+    // Judge a reply: true when its class is `expect` (2 or 3); else fill *f.
+    bool expect(const relay::Reply& r, int expect, Failure* f);
+    bool greet(const Settings& s, Failure* f);
+    bool hello(const Settings& s, Failure* f);
+    bool starttls(const Settings& s, bool verify, Failure* f);
+    bool authenticate(const Settings& s, Failure* f);
+    Failure fail(int status, const std::string& why) const;
+
+    std::unique_ptr<Connection> conn_;
+    std::map<std::string, std::string> ext_;
+};
+
+}  // namespace postern::relay_plugin
