@@ -55,9 +55,11 @@
 
 #include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
+#include "util/sigpipe_guard.hpp"
 
 namespace {
 
+using postern::util::SigpipeGuard;
 using postern::util::Fd;
 using Clock = std::chrono::steady_clock;
 
@@ -76,40 +78,6 @@ Failure sys_failure(const std::string& what, int err) {
     return {POSTERN_TEMPFAIL, "mda: " + what + ": " + std::strerror(err)};
 }
 
-// Keeps SIGPIPE blocked while the object lives and discards one raised by our
-// own writes. postern-local ignores SIGPIPE, but a plugin must not depend on
-// its host for that: a command that stops reading would otherwise kill it.
-class SigpipeGuard {
-public:
-    SigpipeGuard() {
-        sigset_t pipe_only;
-        sigemptyset(&pipe_only);
-        sigaddset(&pipe_only, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &pipe_only, &old_);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    }
-    ~SigpipeGuard() {
-        sigset_t pending;
-        sigpending(&pending);
-        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
-            sigset_t pipe_only;
-            sigemptyset(&pipe_only);
-            sigaddset(&pipe_only, SIGPIPE);
-            const struct timespec zero {};
-            while (sigtimedwait(&pipe_only, nullptr, &zero) < 0 && errno == EINTR) {
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    SigpipeGuard(const SigpipeGuard&) = delete;
-    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
-private:
-    sigset_t old_{};
-    bool was_pending_ = false;
-};
 
 bool parse_options(std::string_view options, int* timeout, Failure* f) {
     *timeout = kMaxTimeoutSeconds;

@@ -39,49 +39,17 @@
 #include "options.hpp"
 #include "session.hpp"
 #include "util/delivery_guard.hpp"
+#include "util/sigpipe_guard.hpp"
 
 namespace {
 
+using postern::util::SigpipeGuard;
 using postern::relay_plugin::Failure;
 using postern::relay_plugin::Session;
 using postern::relay_plugin::Settings;
 
 constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
 
-// Blocks SIGPIPE while a TLS write may raise it (OpenSSL writes with write(),
-// not send(MSG_NOSIGNAL)) and discards one that our writes raised: the host
-// process must not die because a relay went away.
-class SigpipeGuard {
-public:
-    SigpipeGuard() {
-        sigset_t only;
-        sigemptyset(&only);
-        sigaddset(&only, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &only, &old_);
-        sigset_t pending;
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    }
-    ~SigpipeGuard() {
-        sigset_t pending;
-        sigpending(&pending);
-        if (!was_pending_ && sigismember(&pending, SIGPIPE) == 1) {
-            sigset_t only;
-            sigemptyset(&only);
-            sigaddset(&only, SIGPIPE);
-            const timespec zero{};
-            while (sigtimedwait(&only, nullptr, &zero) < 0 && errno == EINTR) {
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    SigpipeGuard(const SigpipeGuard&) = delete;
-    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
-private:
-    sigset_t old_{};
-    bool was_pending_ = false;
-};
 
 // The one kept connection. OpenSSL is initialised before this object is
 // complete, so its own exit cleanup is registered first and runs after our
