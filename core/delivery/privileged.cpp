@@ -94,31 +94,49 @@ bool decode_frame(std::string& buffer, std::vector<std::string>* fields, bool* b
     return true;
 }
 
-// ---- client (unprivileged side) ----
+// ---- the channel ----
 
-PrivClient::PrivClient(uv_loop_t* loop, int fd) {
+void FrameChannel::open(uv_loop_t* loop, int fd) {
     uv_pipe_init(loop, &pipe_, 0);
     uv_pipe_open(&pipe_, fd);
     pipe_.data = this;
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&pipe_),
         [](uv_handle_t* h, size_t, uv_buf_t* b) {
-            auto* c = static_cast<PrivClient*>(h->data);
+            auto* c = static_cast<FrameChannel*>(h->data);
             *b = uv_buf_init(c->buf_, sizeof c->buf_);
         },
         [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) {
-            auto* c = static_cast<PrivClient*>(st->data);
+            auto* c = static_cast<FrameChannel*>(st->data);
             if (n < 0) {
                 uv_read_stop(st);
-                c->fail_all("privileged parent went away");
+                c->on_lost(false);
                 return;
             }
             c->inbuf_.append(b->base, static_cast<size_t>(n));
             std::vector<std::string> fields;
             bool bad = false;
             while (decode_frame(c->inbuf_, &fields, &bad)) c->on_frame(fields);
-            if (bad) c->fail_all("garbled reply from the privileged parent");
+            if (bad) {
+                uv_read_stop(st);
+                c->on_lost(true);
+            }
         });
+}
+
+void FrameChannel::send(const std::vector<std::string>& fields) { write_frame(&pipe_, encode_frame(fields)); }
+
+void FrameChannel::close_channel() {
+    if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&pipe_)))
+        uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), nullptr);
+}
+
+// ---- client (unprivileged side) ----
+
+PrivClient::PrivClient(uv_loop_t* loop, int fd) { open(loop, fd); }
+
+void PrivClient::on_lost(bool garbled) {
+    fail_all(garbled ? "garbled reply from the privileged parent" : "privileged parent went away");
 }
 
 void PrivClient::launch(const Job& job, Done done) {
@@ -131,14 +149,14 @@ void PrivClient::launch(const Job& job, Done done) {
     std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options};
     for (const auto& item : job.items)
         fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.path, item.msgid});
-    write_frame(&pipe_, encode_frame(fields));
+    send(fields);
 }
 
 void PrivClient::check_system_account(const std::string& user, const std::string& password, AuthDone done) {
     if (broken_) return done(auth::Check::TempFail, "privileged parent unavailable");
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{0, nullptr, std::move(done)});
-    write_frame(&pipe_, encode_frame({"auth", std::to_string(id), user, password}));
+    send({"auth", std::to_string(id), user, password});
 }
 
 // Reply: id, then per item: status, text (a password check: one item).
@@ -172,41 +190,19 @@ void PrivClient::fail_all(const std::string& why) {
     }
 }
 
-void PrivClient::close() {
-    uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), nullptr);
-}
+void PrivClient::close() { close_channel(); }
 
 // ---- server (privileged side) ----
 
 PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher)
     : loop_(loop), spool_dir_(std::move(spool_dir)), launcher_(launcher) {
-    uv_pipe_init(loop, &pipe_, 0);
-    uv_pipe_open(&pipe_, fd);
-    pipe_.data = this;
-    uv_read_start(
-        reinterpret_cast<uv_stream_t*>(&pipe_),
-        [](uv_handle_t* h, size_t, uv_buf_t* b) {
-            auto* s = static_cast<PrivServer*>(h->data);
-            *b = uv_buf_init(s->buf_, sizeof s->buf_);
-        },
-        [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) {
-            auto* s = static_cast<PrivServer*>(st->data);
-            if (n < 0) {
-                // The unprivileged side is gone: nothing left to serve.
-                uv_read_stop(st);
-                uv_close(reinterpret_cast<uv_handle_t*>(&s->pipe_), nullptr);
-                return;
-            }
-            s->inbuf_.append(b->base, static_cast<size_t>(n));
-            std::vector<std::string> fields;
-            bool bad = false;
-            while (decode_frame(s->inbuf_, &fields, &bad)) s->on_frame(fields);
-            if (bad) {
-                log::error("privileged parent: garbled request from the unprivileged process; closing the channel");
-                uv_read_stop(st);
-                uv_close(reinterpret_cast<uv_handle_t*>(&s->pipe_), nullptr);
-            }
-        });
+    open(loop, fd);
+}
+
+// The unprivileged side is gone (or talks nonsense): nothing left to serve.
+void PrivServer::on_lost(bool garbled) {
+    if (garbled) log::error("privileged parent: garbled request from the unprivileged process; closing the channel");
+    close_channel();
 }
 
 void PrivServer::on_frame(const std::vector<std::string>& f) {
@@ -240,7 +236,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
 void PrivServer::reply(const std::string& id, const std::vector<Result>& results) {
     std::vector<std::string> fields = {id};
     for (const auto& r : results) fields.insert(fields.end(), {status_word(r.status), r.text});
-    write_frame(&pipe_, encode_frame(fields));
+    send(fields);
 }
 
 // crypt(3) takes its time on purpose: off the parent's loop, on a worker.
@@ -266,10 +262,10 @@ void PrivServer::check_password(const std::string& id, const std::string& user, 
         [](uv_work_t* req, int) {
             std::unique_ptr<Work> w(static_cast<Work*>(req->data));
             const char* word = w->result == auth::Check::Ok ? "ok" : w->result == auth::Check::Bad ? "perm" : "temp";
-            write_frame(&w->server->pipe_, encode_frame({w->id, word, w->error}));
+            w->server->send({w->id, word, w->error});
         });
     if (rc == 0) (void)work.release();  // reclaimed in the after-work callback
-    else write_frame(&pipe_, encode_frame({id, "temp", uv_strerror(rc)}));
+    else send({id, "temp", uv_strerror(rc)});
 }
 
 }  // namespace postern::delivery

@@ -27,8 +27,32 @@ std::string encode_frame(const std::vector<std::string>& fields);
 // bytes are needed; sets `bad` when the bytes can never form a frame.
 bool decode_frame(std::string& buffer, std::vector<std::string>* fields, bool* bad);
 
+// One end of the socketpair: reads frames and hands each to on_frame().
+class FrameChannel {
+public:
+    FrameChannel(const FrameChannel&) = delete;
+    FrameChannel& operator=(const FrameChannel&) = delete;
+
+protected:
+    FrameChannel() = default;
+    ~FrameChannel() = default;
+    void open(uv_loop_t* loop, int fd);  // start reading
+    void send(const std::vector<std::string>& fields);
+    void close_channel();
+
+    virtual void on_frame(const std::vector<std::string>& fields) = 0;
+    // The other side went away (`garbled`: it sent bytes that are no frame).
+    virtual void on_lost(bool garbled) = 0;
+
+    uv_pipe_t pipe_{};
+
+private:
+    std::string inbuf_;
+    char buf_[4096];
+};
+
 // In the unprivileged process: a Launcher that asks the parent.
-class PrivClient final : public Launcher {
+class PrivClient final : public Launcher, private FrameChannel {
 public:
     PrivClient(uv_loop_t* loop, int fd);
     void launch(const Job& job, Done done) override;
@@ -38,12 +62,10 @@ public:
     void close();
 
 private:
-    void on_frame(const std::vector<std::string>& fields);
+    void on_frame(const std::vector<std::string>& fields) override;
+    void on_lost(bool garbled) override;
     void fail_all(const std::string& why);
 
-    uv_pipe_t pipe_{};
-    std::string inbuf_;
-    char buf_[4096];
     unsigned long next_id_ = 1;
     struct Pending {
         size_t items = 0;
@@ -55,20 +77,17 @@ private:
 };
 
 // In the privileged parent: serve requests until the child closes the channel.
-class PrivServer {
+class PrivServer final : private FrameChannel {
 public:
     PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher);
 
 private:
-    void on_frame(const std::vector<std::string>& fields);
+    void on_frame(const std::vector<std::string>& fields) override;
+    void on_lost(bool garbled) override;
     void reply(const std::string& id, const std::vector<Result>& results);
     void check_password(const std::string& id, const std::string& user, const std::string& password);
 
     uv_loop_t* loop_;
-
-    uv_pipe_t pipe_{};
-    std::string inbuf_;
-    char buf_[4096];
     std::string spool_dir_;
     SpawnLauncher& launcher_;
 };
