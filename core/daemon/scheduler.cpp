@@ -124,9 +124,10 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     const config::Action* action = config_.find_action(first.action);
     if (!action) {
         // The config changed under a queued envelope: keep it, an admin can fix the config.
+        // (finish() may forget an expired envelope: `first` is not used after it.)
+        delivery::Result r{delivery::Result::Status::TempFail, "no action named " + first.action + " in the config"};
         --running_;
-        for (const auto& id : ids)
-            finish(id, {delivery::Result::Status::TempFail, "no action named " + first.action + " in the config"});
+        for (const auto& id : ids) finish(id, r);
         return;
     }
     // An expansion may have turned the recipient into a file or a command.
