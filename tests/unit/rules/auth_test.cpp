@@ -2,6 +2,7 @@
 // truth tables, one row per session with the decision expected.
 #include <catch2/catch.hpp>
 
+#include "fixture.hpp"
 #include "rules/ruleset.hpp"
 
 using namespace postern;
@@ -9,20 +10,8 @@ using Kind = rules::Decision::Kind;
 
 namespace {
 
-struct Fixture {
-    config::Config config;
-    table::Registry tables;
-    std::unique_ptr<rules::Ruleset> rules;
-
-    explicit Fixture(const std::string& text) {
-        auto pr = config::parse_text(text, "test.conf");
-        INFO((pr.errors.empty() ? "" : config::format(pr.errors.front())));
-        REQUIRE(pr.config);
-        config = std::move(*pr.config);
-        std::vector<std::string> errors;
-        REQUIRE(tables.open(config, "/nonexistent", &errors));
-        rules = std::make_unique<rules::Ruleset>(config, tables, std::vector<std::string>{"localhost", "example.org"});
-    }
+struct Fixture : test::RulesFixture {
+    explicit Fixture(const std::string& text) : RulesFixture(text, {"localhost", "example.org"}) {}
 };
 
 // One session and recipient, and what the rules must decide.

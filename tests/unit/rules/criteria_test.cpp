@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "fixture.hpp"
 #include "rules/ruleset.hpp"
 
 using namespace postern;
@@ -11,23 +12,10 @@ using Kind = rules::Decision::Kind;
 
 namespace {
 
-// A parsed config, its tables opened and its rules ready; `setup` may give
-// the registry this host's identity before the tables open, as the daemon does.
-struct Fixture {
-    config::Config config;
-    table::Registry tables;
-    std::unique_ptr<rules::Ruleset> rules;
 
-    explicit Fixture(const std::string& text, const std::function<void(table::Registry&)>& setup = {}) {
-        auto pr = config::parse_text(text, "test.conf");
-        INFO((pr.errors.empty() ? "" : config::format(pr.errors.front())));
-        REQUIRE(pr.config);
-        config = std::move(*pr.config);
-        if (setup) setup(tables);
-        std::vector<std::string> errors;
-        REQUIRE(tables.open(config, "/nonexistent", &errors));
-        rules = std::make_unique<rules::Ruleset>(config, tables, std::vector<std::string>{"localhost"});
-    }
+struct Fixture : test::RulesFixture {
+    explicit Fixture(const std::string& text, const std::function<void(table::Registry&)>& setup = {})
+        : RulesFixture(text, {"localhost"}, setup) {}
 };
 
 // One subject and what the rules must decide for it.

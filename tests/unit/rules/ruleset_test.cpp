@@ -1,6 +1,7 @@
 // Rule evaluation: which match line decides, per recipient, first match wins.
 #include <catch2/catch.hpp>
 
+#include "fixture.hpp"
 #include "rules/ruleset.hpp"
 
 using namespace postern;
@@ -8,20 +9,8 @@ using Kind = rules::Decision::Kind;
 
 namespace {
 
-struct Fixture {
-    config::Config config;
-    table::Registry tables;
-    std::unique_ptr<rules::Ruleset> rules;
-
-    explicit Fixture(const std::string& text) {
-        auto pr = config::parse_text(text, "test.conf");
-        INFO((pr.errors.empty() ? "" : config::format(pr.errors.front())));
-        REQUIRE(pr.config);
-        config = std::move(*pr.config);
-        std::vector<std::string> errors;
-        REQUIRE(tables.open(config, "/nonexistent", &errors));
-        rules = std::make_unique<rules::Ruleset>(config, tables, std::vector<std::string>{"localhost", "mx.example.org"});
-    }
+struct Fixture : test::RulesFixture {
+    explicit Fixture(const std::string& text) : RulesFixture(text, {"localhost", "mx.example.org"}) {}
 
     rules::Decision eval(const std::string& rcpt, bool local = false, std::string ip = "203.0.113.5",
                          std::string sender = "someone@example.com", std::string tag = "") {
