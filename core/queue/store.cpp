@@ -39,6 +39,7 @@ namespace postern::queue {
 namespace {
 
 using util::Fd;
+using util::write_all;
 
 constexpr mode_t kFolderMode = 0700;
 constexpr mode_t kFileMode = 0600;
@@ -80,18 +81,6 @@ bool is_temp_name(std::string_view name) {
 
 Fd open_dir(int parent, const std::string& name) {
     return Fd(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<std::size_t>(n));
-    }
-    return true;
 }
 
 bool fsync_fd(int fd) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string_view>
 #include <utility>
 
 namespace postern::util {
@@ -57,5 +58,19 @@ public:
 private:
     int fd_ = -1;
 };
+
+// Write all of `data`, going on after short writes and EINTR; false with
+// errno set on the first real error.
+inline bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = ::write(fd, data.data(), data.size());
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return false;
+        }
+        data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+}
 
 }  // namespace postern::util

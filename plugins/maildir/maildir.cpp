@@ -38,6 +38,7 @@
 namespace {
 
 using postern::util::Fd;
+using postern::util::write_all;
 
 constexpr size_t kChunk = 65536;
 constexpr int kNameAttempts = 16;  // fresh unique names tried before giving up
@@ -48,18 +49,6 @@ using Failure = postern::util::DeliveryFailure;
 Failure sys_failure(const std::string& what, int err) {
     int status = err == EFBIG ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL;
     return {status, "maildir: " + what + ": " + std::strerror(err)};
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
 }
 
 bool fsync_dir(const std::string& dir) {

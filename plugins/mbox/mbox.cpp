@@ -39,6 +39,7 @@
 namespace {
 
 using postern::util::Fd;
+using postern::util::write_all;
 using namespace std::chrono_literals;
 
 constexpr size_t kChunk = 65536;
@@ -51,18 +52,6 @@ using Failure = postern::util::DeliveryFailure;
 Failure sys_failure(const std::string& what, int err) {
     int status = err == EFBIG ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL;
     return {status, "mbox: " + what + ": " + std::strerror(err)};
-}
-
-bool write_all(int fd, std::string_view data) {
-    while (!data.empty()) {
-        ssize_t n = ::write(fd, data.data(), data.size());
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return false;
-        }
-        data.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
 }
 
 // FILE.lock, held while the object lives. Not held (and not needed) when
