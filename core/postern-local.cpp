@@ -1,7 +1,7 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]
+//                 [--secret-fd FD] --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]
 //
 // The daemon starts one agent per batch of local deliveries that share an
 // action and an account, already running as that account (this program does
@@ -10,6 +10,8 @@
 // agent loads delivery-NAME.so once and calls its `deliver` for each, so a
 // busy queue pays for one process start per batch, not per message, and a
 // plugin that crashes costs the batch's attempts, never the daemon.
+// --secret-fd names a pipe holding more option words (relay credentials),
+// which must not appear in argv where any user can read them.
 //
 // Output: one line per delivery on stdout, in order, `INDEX STATUS TEXT`,
 // STATUS being ok, temp or perm; TEXT has no line breaks. Exit status 0 when
@@ -21,7 +23,9 @@
 // Depends on: util/plugin (the loader), the delivery ABI in postern/delivery.h.
 #include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -39,7 +43,7 @@ constexpr int kExitUsage = 1;
 constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O] [--secret-fd FD]\n"
     "                     --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]\n";
 
 struct Delivery {
@@ -49,6 +53,7 @@ struct Delivery {
 
 struct Args {
     std::string plugin_dir, method, user, home, options;
+    int secret_fd = -1;  // more option words, kept out of argv
     bool has_method = false, has_user = false, has_home = false;
     std::vector<Delivery> deliveries;
 };
@@ -84,7 +89,11 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         else if (opt == "--user") ok = single("user", &a.user, &a.has_user, i);
         else if (opt == "--home") ok = single("home", &a.home, &a.has_home, i);
         else if (opt == "--options") ok = single("options", &a.options, &has_options, i);
-        else if (opt == "--delivery") {
+        else if (opt == "--secret-fd") {
+            std::string text;
+            ok = single("secret-fd", &text, nullptr, i) && parse_fd(text, &a.secret_fd);
+            if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --secret-fd";
+        } else if (opt == "--delivery") {
             if (i + 6 >= argc) {
                 *error = "option --delivery needs FD SENDER RCPT DEST PATH MSGID";
                 return std::nullopt;
@@ -120,6 +129,25 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
     return a;
 }
 
+// The secret option words: read whole, then the descriptor is closed so
+// that nothing the plugin starts inherits it.
+bool read_secret(int fd, std::string* out) {
+    constexpr size_t kMax = 16384;
+    char buf[4096];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 || out->size() + static_cast<size_t>(n) > kMax) break;
+        if (n == 0) {
+            ::close(fd);
+            return true;
+        }
+        out->append(buf, static_cast<size_t>(n));
+    }
+    ::close(fd);
+    return false;
+}
+
 std::string one_line(std::string_view text) {
     std::string out(text);
     for (char& c : out)
@@ -147,6 +175,14 @@ int main(int argc, char** argv) {
     if (!args) {
         std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
         return kExitUsage;
+    }
+    if (args->secret_fd >= 0) {
+        std::string secret;
+        if (!read_secret(args->secret_fd, &secret)) {
+            std::fprintf(stderr, "postern-local: cannot read the secret options\n");
+            return kExitTempFail;
+        }
+        if (!secret.empty()) args->options += (args->options.empty() ? "" : " ") + secret;
     }
     std::string dir = postern::util::plugin_dir(args->plugin_dir);
     auto plugin = postern::util::load_delivery_plugin(dir, args->method, &error);
@@ -181,7 +217,7 @@ int main(int argc, char** argv) {
                 text = plugin->path() + ": deliver returned unknown status " + std::to_string(status);
                 status = POSTERN_TEMPFAIL;
             } else if (status == POSTERN_OK) {
-                text = "Delivered";
+                text = *err ? err : "Delivered";  // a plugin may say where it delivered
             } else {
                 text = *err ? err : "delivery failed (no reason given)";
             }

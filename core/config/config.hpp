@@ -213,6 +213,10 @@ struct Config {
     char sub_addr_delim = '+';                         // smtp sub-addr-delim
     std::string ciphers;                               // smtp ciphers; "" = the TLS library's default
 
+    // mta ...
+    std::string mta_resolver;  // mta resolver "ADDR[:PORT][,...]": DNS servers for MX routing; "" = resolv.conf
+    int mta_family = 0;        // mta limit inet4|inet6: 4 or 6; 0 = both
+
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
 

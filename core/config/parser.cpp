@@ -56,6 +56,7 @@ void Parser::parse_line(const Line& line) {
     if (w == "match") { parse_match(c); return; }
     if (w == "smtp") { parse_smtp(c); return; }
     if (w == "queue") { parse_queue(c); return; }
+    if (w == "mta") { parse_mta(c); return; }
     if (w == "bounce") { parse_bounce(c); return; }
     if (w == "control") {
         c.take();
@@ -387,6 +388,34 @@ bool Parser::parse_smtp(Cursor& c) {
         return end_of_line(c, "the delimiter");
     }
     return expected(c, what);
+}
+
+// mta resolver "ADDR[:PORT][,ADDR[:PORT]...]" (postern): the DNS servers MX
+// routing asks instead of /etc/resolv.conf's; mta limit inet4|inet6.
+bool Parser::parse_mta(Cursor& c) {
+    c.take();
+    const std::string what = "resolver or limit after 'mta'";
+    if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
+    const Token& sub = c.take();
+    if (sub.text == "resolver") {
+        const std::string what_addr = "DNS server addresses after 'mta resolver', as in mta resolver \"127.0.0.1:5353\"";
+        if (!c.value()) return expected(c, what_addr);
+        const Token& v = c.take();
+        if (v.text.empty() || v.text.find_first_not_of("0123456789abcdefABCDEF.:[],") != std::string::npos)
+            return fail(v.where, "invalid DNS server list " + describe(v) + "; expected ADDR[:PORT] separated by ','");
+        cfg_.mta_resolver = v.text;
+        return end_of_line(c, "the server list");
+    }
+    if (sub.text == "limit") {
+        if (c.word("inet4") || c.word("inet6")) {
+            cfg_.mta_family = c.take().text == "inet4" ? 4 : 6;
+            return end_of_line(c, "'" + std::string(cfg_.mta_family == 4 ? "inet4" : "inet6") + "'");
+        }
+        if (!c.done()) return fail(c.peek()->where, "'mta limit " + c.peek()->text + "' is not supported yet");
+        return expected(c, "inet4 or inet6 after 'mta limit'");
+    }
+    if (sub.text == "max-deferred") return fail(sub.where, "'mta max-deferred' is not supported yet");
+    return fail(sub.where, "unknown 'mta' option " + quote(sub.text) + "; expected " + what);
 }
 
 bool Parser::parse_queue(Cursor& c) {

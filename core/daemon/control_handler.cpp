@@ -130,16 +130,20 @@ control::Reply ControlHandler::show_stats() const {
 }
 
 control::Reply ControlHandler::show_status() const {
-    return one({{"mda", scheduler_.paused() ? "paused" : "running"},
-                {"mta", mta_paused_ ? "paused" : "running"},
+    return one({{"mda", scheduler_.paused(Scheduler::Kind::Mda) ? "paused" : "running"},
+                {"mta", scheduler_.paused(Scheduler::Kind::Mta) ? "paused" : "running"},
                 {"smtp", server_.paused() ? "paused" : "running"}});
 }
 
 control::Reply ControlHandler::pause_resume(const std::string& what, bool pause) {
-    if (what == "mda") pause ? scheduler_.pause() : scheduler_.resume();
-    else if (what == "smtp") pause ? server_.pause() : server_.resume();
-    else if (what == "mta") mta_paused_ = pause;
-    else return error("expected mda, mta or smtp, got '" + what + "'");
+    if (what == "mda" || what == "mta") {
+        auto kind = what == "mda" ? Scheduler::Kind::Mda : Scheduler::Kind::Mta;
+        pause ? scheduler_.pause(kind) : scheduler_.resume(kind);
+    } else if (what == "smtp") {
+        pause ? server_.pause() : server_.resume();
+    } else {
+        return error("expected mda, mta or smtp, got '" + what + "'");
+    }
     log::info(log::Line(pause ? "control paused" : "control resumed").kv("what", what));
     return one({{what, pause ? "paused" : "running"}});
 }

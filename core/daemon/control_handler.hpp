@@ -23,7 +23,6 @@ public:
 
     void handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) override;
 
-    bool mta_paused() const { return mta_paused_; }
 
 private:
     control::Reply show_queue() const;
@@ -39,7 +38,6 @@ private:
     Scheduler& scheduler_;
     queue::Store& store_;
     table::Registry& tables_;
-    bool mta_paused_ = false;  // honoured by the relay once it exists
     std::time_t started_ = std::time(nullptr);
 };
 

@@ -31,6 +31,7 @@
 #include "daemon/control_handler.hpp"
 #include "daemon/listen.hpp"
 #include "daemon/loop_work.hpp"
+#include "daemon/relay_route.hpp"
 #include "daemon/scheduler.hpp"
 #include "daemon/server.hpp"
 #include "delivery/launcher.hpp"
@@ -248,7 +249,7 @@ bool load_tls(const config::Config& cfg, TlsContexts* out, std::vector<std::stri
 
 // The unprivileged side: every network-facing part on one loop.
 int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocket> sockets, int priv_fd,
-          const TlsContexts& tls_contexts) {
+          const TlsContexts& tls_contexts, const RelayPkis& relay_pkis) {
     uv_loop_t loop;
     uv_loop_init(&loop);
 
@@ -281,7 +282,8 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
             &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, false});
     }
     Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
-    Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer);
+    RelayRouter router(cfg, tables, relay_pkis);
+    Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
     queue::Committer committer(store);
 
     ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
@@ -395,7 +397,8 @@ int run(const Options& o) {
     for (const auto& p : tls_problems) log::warn(p);
     TlsContexts tls_contexts;
     std::vector<std::string> tls_errors;
-    if (!load_tls(cfg, &tls_contexts, &tls_errors)) {
+    RelayPkis relay_pkis;  // read as root, like the listeners' keys
+    if (!load_tls(cfg, &tls_contexts, &tls_errors) || !load_relay_pkis(cfg, &relay_pkis, &tls_errors)) {
         for (const auto& e : tls_errors) std::cerr << e << "\n";
         return 1;
     }
@@ -413,7 +416,7 @@ int run(const Options& o) {
     if (geteuid() != 0) {
         if (!prepare_control_dir(paths.control, geteuid(), getegid())) return 1;
         write_pid_file(paths.pid_file);
-        return serve(cfg, paths, std::move(sockets), -1, tls_contexts);
+        return serve(cfg, paths, std::move(sockets), -1, tls_contexts, relay_pkis);
     }
 
     struct passwd* pw = getpwnam(kUnprivilegedUser);
@@ -442,7 +445,7 @@ int run(const Options& o) {
         close(sp[0]);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (!drop_privileges(unpriv)) std::_Exit(1);
-        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1], tls_contexts));
+        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1], tls_contexts, relay_pkis));
     }
     close(sp[1]);
     close_listeners(sockets);

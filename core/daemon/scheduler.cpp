@@ -3,7 +3,6 @@
 
 #include <ctime>
 
-#include "relay/url.hpp"
 #include "util/log.hpp"
 
 namespace postern::daemon {
@@ -34,7 +33,7 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 }
 
 Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-                     SerialWorker& worker, LoopPost& post, Bouncer& bouncer, unsigned max_running)
+                     SerialWorker& worker, LoopPost& post, Bouncer& bouncer, RelayRouter& router)
     : loop_(loop),
       config_(config),
       store_(store),
@@ -42,7 +41,7 @@ Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store
       worker_(worker),
       post_(post),
       bouncer_(bouncer),
-      max_running_(max_running) {
+      router_(router) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
 }
@@ -66,11 +65,19 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
     arm_timer();
 }
 
-// Deliveries that share a plugin and an account go to one agent run, up to
-// kMaxBatch of them: a busy queue pays one process start per batch. Commands
-// (mda) go one by one, since each may take minutes.
+// Deliveries that share a plugin and an account (and, relayed, a
+// destination) go to one agent run, up to kMaxBatch of them: a busy queue
+// pays one process start per batch. Commands (mda) go one by one, since each
+// may take minutes.
 constexpr size_t kMaxBatch = 32;
 constexpr size_t kLookahead = 512;
+// Agent runs at once: local ones (each may write a user's mailbox) and relay
+// ones (each holds one outbound connection), and relay runs per destination
+// (a smarthost, or a recipient domain for MX routing), so that one slow
+// destination cannot take every slot.
+constexpr unsigned kMaxLocalRuns = 32;
+constexpr unsigned kMaxRelayRuns = 1000;
+constexpr unsigned kMaxRunsPerRoute = 10;
 
 namespace {
 
@@ -80,106 +87,116 @@ std::string delivery_method(const config::Config& config, const queue::Envelope&
     return a ? a->method : "";
 }
 
-bool same_batch(const queue::Envelope& a, const queue::Envelope& b) {
-    return a.action == b.action && a.method == b.method && a.user == b.user && a.account == b.account;
-}
-
 }  // namespace
 
+std::string Scheduler::route_key(const queue::Envelope& e) const {
+    std::string method = delivery_method(config_, e);
+    const config::Action* a = config_.find_action(e.action);
+    if (method == "relay" && a) return "relay\n" + router_.batch_key(*a, e);
+    return method + "\n" + e.action + "\n" + e.user + "\n" + e.account;
+}
+
+bool Scheduler::eligible(const queue::Envelope& e, const std::string& key) const {
+    bool relay = key.rfind("relay\n", 0) == 0;
+    if (relay ? paused_mta_ : paused_mda_) return false;
+    if (!relay) return running_ - running_relay_ < kMaxLocalRuns;
+    auto it = running_per_route_.find(key);
+    return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < kMaxRunsPerRoute);
+}
+
 void Scheduler::pump() {
-    while (!closed_ && !paused_ && running_ < max_running_) {
+    while (!closed_) {
         auto batch = take_batch();
         if (batch.empty()) return;
         start(batch);
     }
 }
 
+// The first ready envelope that may start now (its kind not paused, its
+// route under its limit), with up to kMaxBatch others of the same route.
 std::vector<std::string> Scheduler::take_batch() {
     std::vector<std::string> batch;
-    while (batch.empty() && !ready_.empty()) {
-        std::string id = std::move(ready_.front());
-        ready_.pop_front();
-        auto it = entries_.find(id);
-        if (it == entries_.end() || it->second.state != State::Ready) continue;  // stale
-        it->second.state = State::Running;
-        batch.push_back(std::move(id));
-    }
-    if (batch.empty()) return batch;
-    const queue::Envelope& first = entries_.at(batch.front()).envelope;
-    if (delivery_method(config_, first) == "mda") return batch;
+    std::string key;
     size_t scanned = 0;
-    for (auto it = ready_.begin(); it != ready_.end() && batch.size() < kMaxBatch && scanned < kLookahead;
-         ++it, ++scanned) {
+    for (auto it = ready_.begin(); it != ready_.end() && scanned < kLookahead;) {
         auto e = entries_.find(*it);
-        if (e == entries_.end() || e->second.state != State::Ready || !same_batch(first, e->second.envelope)) continue;
-        e->second.state = State::Running;  // its id left in ready_ is now stale
+        if (e == entries_.end() || e->second.state != State::Ready) {
+            it = ready_.erase(it);  // stale
+            continue;
+        }
+        ++scanned;
+        std::string k = route_key(e->second.envelope);
+        if (batch.empty() && !eligible(e->second.envelope, k)) {
+            ++it;
+            continue;
+        }
+        if (!batch.empty() && (k != key || batch.size() >= kMaxBatch)) {
+            ++it;
+            continue;
+        }
+        e->second.state = State::Running;
         batch.push_back(*it);
+        it = ready_.erase(it);
+        if (key.empty()) {
+            key = std::move(k);
+            if (key.rfind("mda\n", 0) == 0) break;  // commands one by one
+        }
     }
     return batch;
 }
 
 void Scheduler::start(const std::vector<std::string>& ids) {
-    ++running_;
     const queue::Envelope& first = entries_.at(ids.front()).envelope;
     const config::Action* action = config_.find_action(first.action);
-    if (!action) {
-        // The config changed under a queued envelope: keep it, an admin can fix the config.
-        // (finish() may forget an expired envelope: `first` is not used after it.)
-        delivery::Result r{delivery::Result::Status::TempFail, "no action named " + first.action + " in the config"};
-        --running_;
+    auto fail_all = [&](const std::string& why) {
+        // finish() may forget an expired envelope: `first` is not used after it.
+        delivery::Result r{delivery::Result::Status::TempFail, why};
         for (const auto& id : ids) finish(id, r);
-        return;
-    }
+    };
+    // The config changed under a queued envelope: keep it, an admin can fix the config.
+    if (!action) return fail_all("no action named " + first.action + " in the config");
     // An expansion may have turned the recipient into a file or a command.
     delivery::Job job;
     job.method = first.method.empty() ? action->method : first.method;
     job.user = first.user;
     job.account = first.account;
     job.options = action->junk ? "junk" : "";
-    std::string path_override;
-    if (job.method == "relay") {
+    RelayRoute route;
+    bool relay = job.method == "relay";
+    if (relay) {
         std::string why;
-        if (!relay_job(*action, first, &job.options, &path_override, &why)) {
-            --running_;
-            for (const auto& id : ids) finish(id, {delivery::Result::Status::TempFail, why});
-            return;
-        }
+        if (!router_.route(*action, first, &route, &why)) return fail_all(why);
+        job.options = route.options;
+        job.secret = route.secret;
     }
     for (const auto& id : ids) {
         const queue::Envelope& e = entries_.at(id).envelope;
-        std::string path = !path_override.empty() ? path_override : e.method.empty() ? action->path : e.path;
-        job.items.push_back({e.sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid)});
+        std::string path = relay ? route.path : e.method.empty() ? action->path : e.path;
+        std::string sender = relay ? RelayRouter::wire_sender(action->relay, e.sender) : e.sender;
+        job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid)});
     }
-    launcher_.launch(job, [this, ids](std::vector<delivery::Result> results) {
+    launch(ids, std::move(job), route_key(first));
+}
+
+void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key) {
+    bool relay = job.method == "relay";
+    ++running_;
+    if (relay) {
+        ++running_relay_;
+        ++running_per_route_[key];
+    }
+    launcher_.launch(job, [this, ids, relay, key](std::vector<delivery::Result> results) {
         --running_;
+        if (relay) {
+            --running_relay_;
+            if (--running_per_route_[key] == 0) running_per_route_.erase(key);
+        }
         for (size_t i = 0; i < ids.size(); ++i)
             finish(ids[i], i < results.size() ? results[i]
                                               : delivery::Result{delivery::Result::Status::TempFail, "no result"});
         flush_removals();
         pump();
     });
-}
-
-// What the relay plugin needs: the smarthost URL as its path, and
-// `helo=`, `tls=` and `ca=` options. Mail waits (temporary failure) where
-// the relay cannot go yet: MX routing and client credentials come later.
-bool Scheduler::relay_job(const config::Action& action, const queue::Envelope& e, std::string* options,
-                          std::string* url, std::string* why) const {
-    const config::Relay& r = action.relay;
-    if (!r.url) {
-        *why = "relay without 'host' (MX routing) is not supported yet";
-        return false;
-    }
-    if (!r.auth_table.empty()) {
-        *why = "relay 'auth' is not supported yet";
-        return false;
-    }
-    relay::RelayUrl u = *r.url;
-    if (r.tls && u.scheme == relay::RelayUrl::Scheme::Smtp) u.scheme = relay::RelayUrl::Scheme::SmtpTls;
-    *url = relay::to_string(u);
-    *options = "helo=" + (r.helo.empty() ? e.hostname : r.helo) + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");
-    if (const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca)) *options += " ca=" + ca->cert;
-    return true;
 }
 
 void Scheduler::finish(const std::string& id, const delivery::Result& r) {
@@ -201,7 +218,7 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     const char* result = status == delivery::Result::Status::Ok         ? "Ok"
                          : status == delivery::Result::Status::TempFail ? "TempFail"
                                                                         : "PermFail";
-    log::info(log::Line("mda delivery")
+    log::info(log::Line(delivery_method(config_, e) == "relay" ? "mta delivery" : "mda delivery")
                   .kv("evpid", e.id)
                   .kv("from", e.sender)
                   .kv("to", e.dest)
@@ -369,10 +386,10 @@ size_t Scheduler::remove(std::string_view which) {
     return ids.size();
 }
 
-void Scheduler::pause() { paused_ = true; }
+void Scheduler::pause(Kind kind) { (kind == Kind::Mda ? paused_mda_ : paused_mta_) = true; }
 
-void Scheduler::resume() {
-    paused_ = false;
+void Scheduler::resume(Kind kind) {
+    (kind == Kind::Mda ? paused_mda_ : paused_mta_) = false;
     pump();
 }
 

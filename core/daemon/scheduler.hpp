@@ -19,6 +19,7 @@
 #include "config/config.hpp"
 #include "daemon/loop_work.hpp"
 #include "daemon/bouncer.hpp"
+#include "daemon/relay_route.hpp"
 #include "delivery/launcher.hpp"
 #include "queue/envelope.hpp"
 #include "queue/store.hpp"
@@ -41,7 +42,7 @@ public:
     };
 
     Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-              SerialWorker& worker, LoopPost& post, Bouncer& bouncer, unsigned max_running = 32);
+              SerialWorker& worker, LoopPost& post, Bouncer& bouncer, RelayRouter& router);
     ~Scheduler();
 
     void enqueue(const std::vector<queue::Envelope>& envelopes);
@@ -51,9 +52,11 @@ public:
     const std::map<std::string, Entry>& entries() const { return entries_; }
     size_t schedule(std::string_view which);  // try now; returns how many envelopes
     size_t remove(std::string_view which);    // delete without delivery or bounce
-    void pause();
-    void resume();
-    bool paused() const { return paused_; }
+    // Local delivery (Kind::Mda) and relaying (Kind::Mta) pause apart.
+    enum class Kind { Mda, Mta };
+    void pause(Kind kind);
+    void resume(Kind kind);
+    bool paused(Kind kind) const { return kind == Kind::Mda ? paused_mda_ : paused_mta_; }
     const Stats& stats() const { return stats_; }
     size_t running() const { return running_; }
 
@@ -61,8 +64,11 @@ private:
     void pump();
     std::vector<std::string> take_batch();
     void start(const std::vector<std::string>& ids);
-    bool relay_job(const config::Action& action, const queue::Envelope& e, std::string* options, std::string* url,
-                   std::string* why) const;
+    // Where an envelope's delivery goes: batches share a key; a route's
+    // running agents are counted against its limit.
+    std::string route_key(const queue::Envelope& e) const;
+    bool eligible(const queue::Envelope& e, const std::string& key) const;
+    void launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key);
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
     void wait_until(const std::string& id, std::int64_t when);
@@ -82,10 +88,12 @@ private:
     SerialWorker& worker_;
     LoopPost& post_;
     Bouncer& bouncer_;
-    unsigned max_running_;
-    unsigned running_ = 0;
+    RelayRouter& router_;
+    unsigned running_ = 0;        // agent runs, local and relay
+    unsigned running_relay_ = 0;  // of which relay
+    std::map<std::string, unsigned> running_per_route_;
     bool closed_ = false;
-    bool paused_ = false;
+    bool paused_mda_ = false, paused_mta_ = false;
     uv_timer_t timer_{};
     Stats stats_;
     std::map<std::string, Entry> entries_;                  // every queued envelope, by id

@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kAgentTempFail = 75;           // EX_TEMPFAIL, as sendmail's MDAs
 constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
+constexpr size_t kMaxSecret = 16384;  // well under a pipe's buffer: the write never blocks
 
 struct Account {
     uid_t uid;
@@ -296,6 +297,19 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         for (auto& r : run->results) final.push_back(std::move(*r));
         return done(std::move(final));
     }
+    // Secrets travel in a pipe, whose contents no other user can see (argv
+    // is public in /proc); the agent reads it before any delivery.
+    util::Fd secret;
+    if (!job.secret.empty()) {
+        int p[2];
+        if (job.secret.size() > kMaxSecret || ::pipe2(p, O_CLOEXEC) != 0)
+            return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
+        secret = util::Fd(p[0]);
+        util::Fd writer(p[1]);
+        if (!util::write_all(writer.get(), job.secret))
+            return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
+        args.insert(args.end(), {"--secret-fd", std::to_string(3 + messages.size())});
+    }
     // Results for the items the agent gets arrive by their index among those.
     std::vector<size_t> agent_index;
     for (size_t i = 0; i < run->results.size(); ++i)
@@ -324,7 +338,7 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     uv_timer_init(loop_, &run->timer);
     run->process.data = run->out_pipe.data = run->err_pipe.data = run->timer.data = run.get();
 
-    std::vector<uv_stdio_container_t> stdio(3 + messages.size());
+    std::vector<uv_stdio_container_t> stdio(3 + messages.size() + (secret ? 1 : 0));
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
     stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&run->out_pipe);
@@ -333,6 +347,10 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     for (size_t k = 0; k < messages.size(); ++k) {
         stdio[3 + k].flags = UV_INHERIT_FD;
         stdio[3 + k].data.fd = messages[k].get();
+    }
+    if (secret) {
+        stdio.back().flags = UV_INHERIT_FD;
+        stdio.back().data.fd = secret.get();
     }
 
     uv_process_options_t opts{};

@@ -38,6 +38,9 @@ struct Job {
     std::string user;     // local user to deliver as
     std::string account;  // "uid:gid:home" from expansion; "" = look `user` up in the system
     std::string options;  // "junk", ...
+    // More option words the agent must not show in its argv (relay
+    // credentials): written to a pipe the agent reads (--secret-fd).
+    std::string secret;
     std::vector<Item> items;
 };
 

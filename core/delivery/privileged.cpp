@@ -11,9 +11,9 @@ namespace postern::delivery {
 namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;
-// Requests: "deliver", id, method, user, account, options, then per item:
-// sender, rcpt, dest, path, msgid; or "auth", id, user, password.
-enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kHeadFields };
+// Requests: "deliver", id, method, user, account, options, secret, then per
+// item: sender, rcpt, dest, path, msgid; or "auth", id, user, password.
+enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
 enum { kSender, kRcpt, kDest, kPath, kMsgid, kItemFields };
 constexpr size_t kMaxItems = 256;
 
@@ -146,7 +146,8 @@ void PrivClient::launch(const Job& job, Done done) {
     }
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr});
-    std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options};
+    std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options,
+                                       job.secret};
     for (const auto& item : job.items)
         fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.path, item.msgid});
     send(fields);
@@ -221,6 +222,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
     job.user = f[kUser];
     job.account = f[kAccount];
     job.options = f[kOptions];
+    job.secret = f[kSecret];
     queue::Store store(spool_dir_);
     for (size_t i = 0; i < n; ++i) {
         const std::string* item = &f[kHeadFields + i * kItemFields];

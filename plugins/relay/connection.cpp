@@ -10,6 +10,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -50,18 +51,72 @@ std::string ssl_reason(SSL* ssl) {
     return buf;
 }
 
+struct BioFree {
+    void operator()(BIO* b) const { BIO_free(b); }
+};
+
+// The relay's `pki`: a certificate chain and its key, in PEM, from memory
+// (the daemon read them as root; this process could not).
+bool use_client_certificate(SSL_CTX* ctx, const std::string& cert_pem, const std::string& key_pem) {
+    std::unique_ptr<BIO, BioFree> certs(BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())));
+    std::unique_ptr<BIO, BioFree> key(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+    if (!certs || !key) return false;
+    X509* leaf = PEM_read_bio_X509(certs.get(), nullptr, nullptr, nullptr);
+    if (!leaf) return false;
+    bool ok = SSL_CTX_use_certificate(ctx, leaf) == 1;
+    X509_free(leaf);
+    while (ok) {
+        X509* extra = PEM_read_bio_X509(certs.get(), nullptr, nullptr, nullptr);
+        if (!extra) break;
+        ok = SSL_CTX_add_extra_chain_cert(ctx, extra) == 1;  // takes ownership on success
+        if (!ok) X509_free(extra);
+    }
+    ERR_clear_error();  // the end of the PEM list is reported as an error
+    EVP_PKEY* pkey = ok ? PEM_read_bio_PrivateKey(key.get(), nullptr, nullptr, nullptr) : nullptr;
+    ok = pkey && SSL_CTX_use_PrivateKey(ctx, pkey) == 1 && SSL_CTX_check_private_key(ctx) == 1;
+    EVP_PKEY_free(pkey);
+    return ok;
+}
+
 struct AddrInfoFree {
     void operator()(addrinfo* a) const { ::freeaddrinfo(a); }
 };
 
+// Bind to the source address `src` when it is of the target's family;
+// false (with *error) when it is not, or when the bind fails.
+bool bind_source(int fd, const Address& target, const std::string& src, std::string* error) {
+    if (src.empty()) return true;
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (target.sa.ss_family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        if (::inet_pton(AF_INET, src.c_str(), &sin->sin_addr) == 1) len = sizeof *sin;
+    } else {
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        if (::inet_pton(AF_INET6, src.c_str(), &sin6->sin6_addr) == 1) len = sizeof *sin6;
+    }
+    if (len == 0) {
+        *error = "source address " + src + " is not of this address's family";
+        return false;
+    }
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        *error = "bind to source address " + src + ": " + std::strerror(errno);
+        return false;
+    }
+    return true;
+}
+
 // One non-blocking connect, bounded by the deadline.
-util::Fd connect_one(const addrinfo* ai, long long deadline, std::string* error) {
-    util::Fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, ai->ai_protocol));
+util::Fd connect_one(const Address& a, const std::string& src, long long deadline, std::string* error) {
+    util::Fd fd(::socket(a.sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) {
         *error = std::string("socket: ") + std::strerror(errno);
         return {};
     }
-    if (::connect(fd.get(), ai->ai_addr, ai->ai_addrlen) == 0) return fd;
+    if (!bind_source(fd.get(), a, src, error)) return {};
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&a.sa), a.len) == 0) return fd;
     if (errno != EINPROGRESS) {
         *error = std::strerror(errno);
         return {};
@@ -85,8 +140,10 @@ util::Fd connect_one(const addrinfo* ai, long long deadline, std::string* error)
 
 }  // namespace
 
-std::unique_ptr<Connection> Connection::open(const std::string& host, int port, int timeout_seconds,
-                                             std::string* error) {
+// A smarthost's name is looked up the system's way (getaddrinfo: /etc/hosts,
+// then DNS), as an administrator who wrote it expects.
+std::unique_ptr<Connection> Connection::open(const std::string& host, int port, const std::string& src,
+                                             int timeout_seconds, std::string* error) {
     addrinfo hints{};
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
@@ -98,23 +155,40 @@ std::unique_ptr<Connection> Connection::open(const std::string& host, int port, 
         return nullptr;
     }
     std::unique_ptr<addrinfo, AddrInfoFree> list(res);
+    std::vector<Address> addresses;
+    for (const addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
+        if (ai->ai_addrlen > sizeof(sockaddr_storage)) continue;
+        Address a;
+        std::memcpy(&a.sa, ai->ai_addr, ai->ai_addrlen);
+        a.len = ai->ai_addrlen;
+        a.text = address_text(ai->ai_addr);
+        addresses.push_back(std::move(a));
+    }
+    return open(host, addresses, src, timeout_seconds, error);
+}
+
+std::unique_ptr<Connection> Connection::open(const std::string& host, const std::vector<Address>& addresses,
+                                             const std::string& src, int timeout_seconds, std::string* error) {
     // The whole attempt over every address shares one timeout: a host with
     // many dead addresses must not multiply it.
     long long deadline = now_ms() + timeout_seconds * 1000LL;
     std::string last = "no address";
     std::string last_addr;
-    for (const addrinfo* ai = list.get(); ai; ai = ai->ai_next) {
-        last_addr = address_text(ai->ai_addr);
-        util::Fd fd = connect_one(ai, deadline, &last);
+    int port = 0;
+    for (const Address& a : addresses) {
+        last_addr = a.text;
+        port = ntohs(a.sa.ss_family == AF_INET ? reinterpret_cast<const sockaddr_in*>(&a.sa)->sin_port
+                                               : reinterpret_cast<const sockaddr_in6*>(&a.sa)->sin6_port);
+        util::Fd fd = connect_one(a, src, deadline, &last);
         if (fd) {
-            auto c = std::make_unique<Connection>(Key{}, std::move(fd), host + " [" + last_addr + "]");
+            auto c = std::make_unique<Connection>(Key{}, std::move(fd), host + " [" + a.text + "]");
             c->set_timeout(timeout_seconds);
             return c;
         }
         if (now_ms() >= deadline) break;
     }
     *error = last_addr.empty() ? host + ": " + last
-                               : host + " [" + last_addr + "]: connect to port " + service + ": " + last;
+                               : host + " [" + last_addr + "]: connect to port " + std::to_string(port) + ": " + last;
     return nullptr;
 }
 
@@ -135,6 +209,11 @@ bool Connection::wait(short events, long long deadline, std::string* error) {
     }
 }
 
+std::string Connection::tls_description() const {
+    if (!ssl_) return "";
+    return std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get());
+}
+
 bool Connection::start_tls(const TlsPolicy& policy, std::string* error) {
     ctx_.reset(SSL_CTX_new(TLS_client_method()));
     if (!ctx_) {
@@ -153,6 +232,11 @@ bool Connection::start_tls(const TlsPolicy& policy, std::string* error) {
         }
     } else {
         SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_NONE, nullptr);
+    }
+    if (!policy.cert_pem.empty() && !use_client_certificate(ctx_.get(), policy.cert_pem, policy.key_pem)) {
+        ERR_clear_error();
+        *error = "cannot use the client certificate (relay pki)";
+        return false;
     }
     ssl_.reset(SSL_new(ctx_.get()));
     if (!ssl_ || SSL_set_fd(ssl_.get(), fd_.get()) != 1) {

@@ -8,7 +8,7 @@
 // RFC 5321 4.5.3.2 counts its timeouts per command. Replies are read with
 // postern::relay::ReplyParser, which never takes a byte past one reply.
 //
-// Depends on: OpenSSL 3 (TLS client), relay/reply.hpp, util/fd.hpp.
+// Depends on: OpenSSL 3 (TLS client), relay/reply.hpp, resolver.hpp (Address), util/fd.hpp.
 #pragma once
 
 #include <openssl/ssl.h>
@@ -16,8 +16,10 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "relay/reply.hpp"
+#include "resolver.hpp"
 #include "util/fd.hpp"
 
 namespace postern::relay_plugin {
@@ -35,18 +37,25 @@ struct TlsPolicy {
     std::string ca_file;       // "" = the system store
     std::string host;          // the name to check and send as SNI
     bool host_is_ip = false;   // an address literal: checked as an IP, no SNI
+    std::string cert_pem, key_pem;  // a client certificate (relay pki); "" = none
 };
 
 class Connection {
 public:
     // Resolve `host` (A and AAAA) and connect to each address in turn until
-    // one answers. On failure return nullptr with *error = the reason.
-    static std::unique_ptr<Connection> open(const std::string& host, int port, int timeout_seconds,
-                                            std::string* error);
+    // one answers, from the source address `src` ("" = any). On failure
+    // return nullptr with *error = the reason.
+    static std::unique_ptr<Connection> open(const std::string& host, int port, const std::string& src,
+                                            int timeout_seconds, std::string* error);
+    // The same with addresses already looked up (MX routing); `host` names them in logs.
+    static std::unique_ptr<Connection> open(const std::string& host, const std::vector<Address>& addresses,
+                                            const std::string& src, int timeout_seconds, std::string* error);
 
     // "mx.example.org [192.0.2.1]": the prefix of every error text.
     const std::string& label() const { return label_; }
     bool tls() const { return ssl_ != nullptr; }
+    // "TLSv1.3 TLS_AES_256_GCM_SHA384" once TLS is up, "" before.
+    std::string tls_description() const;
     void set_timeout(int seconds) { timeout_ms_ = seconds * 1000; }
 
     // The TLS handshake (STARTTLS after its 220, or at once for smtps).

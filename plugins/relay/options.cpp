@@ -1,6 +1,7 @@
 // plugins/relay/options.cpp — see options.hpp.
 #include "options.hpp"
 
+#include <openssl/evp.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -26,48 +27,92 @@ bool valid_helo(std::string_view name) {
     return true;
 }
 
+bool base64_decode(std::string_view in, std::string* out) {
+    if (in.empty() || in.size() % 4 != 0) return false;
+    out->assign(in.size() / 4 * 3, '\0');
+    int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out->data()),
+                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
+    if (n < 0) return false;
+    size_t pad = (in.back() == '=') + (in.size() > 1 && in[in.size() - 2] == '=');
+    out->resize(static_cast<size_t>(n) - pad);
+    return true;
+}
+
+bool set_int(std::string_view value, int lo, int hi, int* out) {
+    int n = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || end != value.data() + value.size() || n < lo || n > hi) return false;
+    *out = n;
+    return true;
+}
+
+// A value that goes on a command line or into a lookup: printable, no spaces.
+bool plain(std::string_view v) { return valid_helo(v); }
+
 bool apply(std::string_view key, std::string_view value, Settings* s, std::string* error) {
+    auto bad = [&](const std::string& why) { return *error = why, false; };
     if (key == "helo") {
-        if (!valid_helo(value)) return *error = "invalid helo name \"" + std::string(value) + "\"", false;
+        if (!valid_helo(value)) return bad("invalid helo name \"" + std::string(value) + "\"");
         s->helo = value;
     } else if (key == "tls") {
         if (value != "verify" && value != "no-verify")
-            return *error = "tls= must be verify or no-verify, not \"" + std::string(value) + "\"", false;
+            return bad("tls= must be verify or no-verify, not \"" + std::string(value) + "\"");
         s->verify = value == "verify";
     } else if (key == "ca") {
-        if (value.empty()) return *error = "empty ca= path", false;
+        if (value.empty()) return bad("empty ca= path");
         s->ca_file = value;
-    } else if (key == "auth") {
-        size_t colon = value.find(':');
-        if (colon == std::string_view::npos || colon == 0)
-            return *error = "auth= must be user:password", false;
-        s->has_auth = true;
-        s->auth_user = value.substr(0, colon);
-        s->auth_password = value.substr(colon + 1);
+    } else if (key == "starttls") {
+        if (value != "required") return bad("starttls= must be required");
+        s->require_tls = true;
+    } else if (key == "resolver" || key == "self" || key == "src") {
+        if (!plain(value)) return bad(std::string(key) + "= needs a value without spaces");
+        (key == "resolver" ? s->resolver : key == "self" ? s->self : s->src) = value;
+    } else if (key == "family") {
+        if (value != "inet4" && value != "inet6") return bad("family= must be inet4 or inet6");
+        s->family = value == "inet4" ? Family::Inet4 : Family::Inet6;
+    } else if (key == "cert" || key == "key") {
+        std::string pem;
+        if (!base64_decode(value, &pem)) return bad("invalid " + std::string(key) + "=");
+        (key == "cert" ? s->cert_pem : s->key_pem) = std::move(pem);
+    } else if (key.substr(0, 5) == "auth@" && key.size() > 5) {
+        if (!plain(value)) return bad("invalid auth token");
+        s->auth[std::string(key.substr(5))] = value;
     } else if (key == "timeout") {
-        int n = 0;
-        auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-        if (ec != std::errc() || end != value.data() + value.size() || n < 1 || n > kMaxTimeout)
-            return *error = "timeout= must be 1 to " + std::to_string(kMaxTimeout) + " seconds", false;
-        s->timeout = n;
+        if (!set_int(value, 1, kMaxTimeout, &s->timeout))
+            return bad("timeout= must be 1 to " + std::to_string(kMaxTimeout) + " seconds");
     } else {
         return false;
     }
     return true;
 }
 
+// "mx:DOMAIN" or one or more relay URLs.
+bool parse_path(std::string_view path, Settings* s, std::string* error) {
+    if (path.substr(0, 3) == "mx:") {
+        s->mx_domain = path.substr(3);
+        if (!plain(s->mx_domain)) return *error = "invalid domain for MX routing", false;
+        return true;
+    }
+    while (!path.empty()) {
+        size_t sp = path.find(' ');
+        std::string_view word = path.substr(0, sp);
+        path = sp == std::string_view::npos ? std::string_view{} : path.substr(sp + 1);
+        if (word.empty()) continue;
+        auto url = relay::parse_relay_url(word, error);
+        if (!url) return false;
+        if (url->scheme == relay::RelayUrl::Scheme::Lmtp) return *error = "lmtp:// is not an SMTP relay", false;
+        s->hosts.push_back(*url);
+    }
+    if (s->hosts.empty()) return *error = "no relay host", false;
+    return true;
+}
+
 }  // namespace
 
-bool parse_settings(std::string_view url, std::string_view options, Settings* out, std::string* error) {
+bool parse_settings(std::string_view path, std::string_view options, Settings* out, std::string* error) {
     Settings s;
     error->clear();
-    auto parsed = relay::parse_relay_url(url, error);
-    if (!parsed) return false;
-    if (parsed->scheme == relay::RelayUrl::Scheme::Lmtp) {
-        *error = "lmtp:// is not an SMTP relay";
-        return false;
-    }
-    s.url = *parsed;
+    if (!parse_path(path, &s, error)) return false;
     std::set<std::string_view> seen;
     while (!options.empty()) {
         size_t sp = options.find(' ');
@@ -77,8 +122,8 @@ bool parse_settings(std::string_view url, std::string_view options, Settings* ou
         size_t eq = word.find('=');
         std::string_view key = word.substr(0, eq);
         if (eq == std::string_view::npos || !apply(key, word.substr(eq + 1), &s, error)) {
-            // Never echo the auth= word: it holds a password.
-            if (error->empty()) *error = "unknown option \"" + std::string(key == "auth" ? "auth=..." : word) + "\"";
+            // Never echo an auth word: it holds a password.
+            if (error->empty()) *error = "unknown option \"" + std::string(key.substr(0, 4) == "auth" ? "auth..." : word) + "\"";
             return false;
         }
         if (!seen.insert(key).second) {
@@ -87,10 +132,10 @@ bool parse_settings(std::string_view url, std::string_view options, Settings* ou
         }
     }
     using Scheme = relay::RelayUrl::Scheme;
-    if (s.has_auth && s.url.scheme != Scheme::SmtpTls && s.url.scheme != Scheme::Smtps) {
-        *error = "auth= needs smtp+tls:// or smtps:// (credentials are never sent in the clear)";
-        return false;
-    }
+    if (s.cert_pem.empty() != s.key_pem.empty()) return *error = "cert= and key= go together", false;
+    for (const auto& u : s.hosts)
+        if (s.auth.count(u.label) && u.scheme != Scheme::SmtpTls && u.scheme != Scheme::Smtps)
+            return *error = "auth needs smtp+tls:// or smtps:// (credentials are never sent in the clear)", false;
     if (s.helo.empty()) s.helo = local_host_name();
     *out = std::move(s);
     return true;

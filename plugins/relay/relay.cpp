@@ -1,28 +1,39 @@
-// plugins/relay/relay.cpp — delivery-relay.so, the `relay host URL` action:
-// hands one message for one recipient to a smarthost over SMTP.
+// plugins/relay/relay.cpp — delivery-relay.so, the `relay` action: hands one
+// message for one recipient to the next SMTP server, a smarthost or the
+// recipient domain's mail exchanger.
 //
 // Runs inside postern-local, started by the daemon as the unprivileged user
-// with `--method relay`. request.path is the relay URL (smtp://, smtp+tls://,
-// smtp+notls://, smtps://; no scheme = smtp), request.options the words of
-// options.hpp, request.sender the envelope sender ("" = <>), request.dest the
-// recipient, request.message_fd the spooled message with LF line ends.
+// with `--method relay`. request.path and request.options are described in
+// options.hpp; request.sender is the envelope sender ("" = <>),
+// request.dest the recipient, request.message_fd the spooled message with
+// LF line ends.
 //
-// TLS: smtps:// starts it at once; smtp+tls:// requires STARTTLS; smtp://
-// uses STARTTLS when offered, without checking the certificate
-// (opportunistic), and never falls back to plaintext after a failed
-// handshake; smtp+notls:// never uses TLS. smtp+tls:// and smtps:// check the
-// certificate chain and the host name unless tls=no-verify.
+// Routing: smarthosts are tried in the order written until one accepts a
+// connection and greets (failover); a failure after that (a refused
+// recipient) is the message's, not the host's. MX routing looks the domain
+// up (resolver.hpp), orders its exchangers (relay/mx.hpp: preference, random
+// among equals, backup cut-off, null MX refused with 5.1.10), falls back to
+// the domain's own addresses when it has no MX (implicit MX) and tries each
+// exchanger's addresses in turn, port 25.
+//
+// TLS: smtps:// starts it at once; smtp+tls:// (and MX routing with
+// starttls=required) requires STARTTLS; smtp:// uses STARTTLS when offered,
+// without checking the certificate (opportunistic), and never falls back to
+// plaintext after a failed handshake; smtp+notls:// never uses TLS.
+// smtp+tls:// and smtps:// check the certificate chain and the host name
+// (sent as SNI) unless tls=no-verify.
 //
 // Connection reuse: postern-local calls deliver() for each message of a batch
 // in one process, so the last connection is kept open between calls with the
-// same URL and options (RSET between messages; a kept connection found dead
-// at RSET or MAIL is replaced once). A call for another URL or other options
+// same path and options (RSET between messages; a kept connection found dead
+// at RSET or MAIL is replaced once). A call for another path or other options
 // closes it with QUIT, as does the end of the process.
 //
-// Results: see session.hpp. A bad URL or bad options are permanent
-// ("relay: config error: ...").
+// Results: see session.hpp. A success's text names the host, its address,
+// the TLS version and cipher and the server's reply, for the daemon's log.
+// A bad URL or bad options are permanent ("relay: config error: ...").
 //
-// Depends on: session.hpp, relay/url.hpp, util/delivery_guard.hpp.
+// Depends on: session.hpp, resolver.hpp, relay/mx.hpp, relay/url.hpp, util/delivery_guard.hpp.
 #include <postern/delivery.h>
 
 #include <openssl/ssl.h>
@@ -33,10 +44,15 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
+#include <cstdio>
 #include <memory>
+#include <random>
 #include <string>
 
 #include "options.hpp"
+#include "relay/mx.hpp"
+#include "resolver.hpp"
 #include "session.hpp"
 #include "util/delivery_guard.hpp"
 #include "util/sigpipe_guard.hpp"
@@ -46,25 +62,40 @@ namespace {
 using postern::util::SigpipeGuard;
 using postern::relay_plugin::Failure;
 using postern::relay_plugin::Session;
+using postern::relay_plugin::Address;
+using postern::relay_plugin::Resolver;
 using postern::relay_plugin::Settings;
+namespace relay = postern::relay;
 
 constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
 
 
-// The one kept connection. OpenSSL is initialised before this object is
-// complete, so its own exit cleanup is registered first and runs after our
-// destructor's QUIT.
+// The hosts to try, in order, for one path: the smarthosts as written, or
+// the exchangers of a domain with their addresses (looked up once per path).
+struct Target {
+    relay::RelayUrl url;
+    std::vector<Address> addresses;  // MX routing; empty = look the host up when connecting
+};
+
+// The one kept connection and the route it belongs to. OpenSSL is
+// initialised before this object is complete, so its own exit cleanup is
+// registered first and runs after our destructor's QUIT.
 struct Cache {
     Cache() { OPENSSL_init_ssl(0, nullptr); }
     ~Cache() { close(); }
     void close() {
-        if (!session) return;
-        SigpipeGuard guard;
-        session->quit();
-        session.reset();
+        if (session) {
+            SigpipeGuard guard;
+            session->quit();
+            session.reset();
+        }
         key.clear();
+        targets.clear();
+        routed = false;
     }
     std::string key;
+    bool routed = false;
+    std::vector<Target> targets;
     std::unique_ptr<Session> session;
 };
 
@@ -93,18 +124,73 @@ bool read_message(int fd, std::string* out, Failure* f) {
     }
 }
 
+Failure perm(const std::string& domain, const std::string& why) { return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why}; }
+
+// The exchangers of s.mx_domain in the order to try (mx.hpp), each with its
+// addresses; false with *f when the domain cannot take mail now or ever.
+bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
+    std::string error;
+    auto resolver = Resolver::create(s.resolver, std::min(s.timeout, 30), &error);
+    if (!resolver) return *f = {POSTERN_TEMPFAIL, "relay: " + error}, false;
+    const std::string& domain = s.mx_domain;
+    std::vector<relay::MxRecord> records;
+    auto st = resolver->mx(domain, &records, &error);
+    if (st == Resolver::Status::NotFound) return *f = perm(domain, "5.1.2 domain not found in the DNS"), false;
+    if (st == Resolver::Status::TempFail) return *f = {POSTERN_TEMPFAIL, "relay: " + error}, false;
+    std::vector<std::string> hosts;
+    if (st == Resolver::Status::NoData) {
+        hosts.push_back(domain);  // the implicit MX (RFC 5321 5.1)
+    } else {
+        static std::mt19937 rng(std::random_device{}());
+        bool null_mx = false;
+        hosts = relay::order_mx(std::move(records), s.self, rng, &null_mx);
+        if (null_mx) return *f = perm(domain, "5.1.10 the domain accepts no mail (null MX, RFC 7505)"), false;
+        if (hosts.empty())
+            return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": 4.4.6 no exchanger is preferred over this server (" +
+                                               s.self + "): mail would loop"},
+                   false;
+    }
+    std::string last;
+    for (const std::string& h : hosts) {
+        Target t;
+        t.url.scheme = s.require_tls ? relay::RelayUrl::Scheme::SmtpTls : relay::RelayUrl::Scheme::Smtp;
+        t.url.host = h;
+        auto a = resolver->addresses(h, 25, s.family, &t.addresses, &error);
+        if (a == Resolver::Status::Ok) {
+            out->push_back(std::move(t));
+            continue;
+        }
+        last = a == Resolver::Status::TempFail ? error : h + ": no address";
+        if (st == Resolver::Status::NoData && a != Resolver::Status::TempFail)
+            return *f = perm(domain, "5.4.4 no MX and no address record: the domain cannot receive mail"), false;
+    }
+    if (out->empty()) return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": no usable exchanger (" + last + ")"}, false;
+    return true;
+}
+
+// A new connection: each target in turn until one is ready for a
+// transaction (failover); the last failure when none is.
+bool connect(const Settings& s, Cache& c, Failure* f) {
+    for (const Target& t : c.targets) {
+        c.session = Session::open(s, t.url, t.addresses.empty() ? nullptr : &t.addresses, f);
+        if (c.session) return true;
+    }
+    return false;
+}
+
 // One attempt on the kept connection, then (if it was found dead before the
 // message went out) one on a fresh one. A connection lost after the message
 // was sent is not retried here: the queue's next attempt decides, as for any
 // temporary failure.
-bool send_one(const Settings& s, const postern_delivery_request& req, const std::string& message, Failure* f) {
+bool send_one(const Settings& s, const postern_delivery_request& req, const std::string& message, std::string* done,
+              Failure* f) {
     using Result = Session::Result;
     Cache& c = cache();
     if (c.session) {
         // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
         Result r = c.session->reset(f);
         if (r == Result::Ok) {
-            r = c.session->transaction(req.sender, req.dest, message, f);
+            r = c.session->transaction(req.sender, req.dest, message, done, f);
             if (r == Result::Ok || r == Result::Failed) return r == Result::Ok;
             if (r == Result::Lost) {
                 c.session.reset();  // dead: no QUIT to send
@@ -113,9 +199,16 @@ bool send_one(const Settings& s, const postern_delivery_request& req, const std:
         }
         c.session.reset();
     }
-    c.session = Session::open(s, f);
-    if (!c.session) return false;
-    Result r = c.session->transaction(req.sender, req.dest, message, f);
+    if (!c.routed) {
+        if (!s.mx_domain.empty()) {
+            if (!route_mx(s, &c.targets, f)) return false;
+        } else {
+            for (const auto& u : s.hosts) c.targets.push_back({u, {}});
+        }
+        c.routed = true;
+    }
+    if (!connect(s, c, f)) return false;
+    Result r = c.session->transaction(req.sender, req.dest, message, done, f);
     if (r == Result::Broken || r == Result::Lost) c.session.reset();
     return r == Result::Ok;
 }
@@ -124,7 +217,10 @@ bool run(const postern_delivery_request& req, Failure* f) {
     SigpipeGuard guard;
     Cache& c = cache();
     std::string key = std::string(req.path ? req.path : "") + '\n' + (req.options ? req.options : "");
-    if (c.key != key) c.close();
+    if (c.key != key) {
+        c.close();
+        c.key = key;
+    }
     Settings s;
     std::string error;
     if (!postern::relay_plugin::parse_settings(req.path ? req.path : "", req.options ? req.options : "", &s, &error)) {
@@ -133,13 +229,24 @@ bool run(const postern_delivery_request& req, Failure* f) {
     }
     std::string message;
     if (!read_message(req.message_fd, &message, f)) return false;
-    bool ok = send_one(s, req, message, f);
-    if (c.session) c.key = key;
-    return ok;
+    std::string done;
+    if (!send_one(s, req, message, &done, f)) return false;
+    // On success the C ABI's error text carries where the message went (see deliver()).
+    *f = {POSTERN_OK, done};
+    return true;
 }
 
+// A success's text (host, address, TLS, the server's reply) goes into `err`
+// too: postern-local logs it as the delivery's status.
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    return postern::util::guarded_deliver("relay", req, err, errlen, run);
+    Failure ok_text{POSTERN_OK, ""};
+    int rc = postern::util::guarded_deliver("relay", req, err, errlen, [&](const auto& r, Failure* f) {
+        bool ok = run(r, f);
+        if (ok) ok_text = *f;
+        return ok;
+    });
+    if (rc == POSTERN_OK && err && errlen) std::snprintf(err, errlen, "%s", ok_text.reason.c_str());
+    return rc;
 }
 
 const struct postern_delivery_plugin plugin = {

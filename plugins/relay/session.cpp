@@ -1,8 +1,6 @@
 // plugins/relay/session.cpp — see session.hpp.
 #include "session.hpp"
 
-#include <openssl/evp.h>
-
 #include "smtp/data_reader.hpp"
 
 namespace postern::relay_plugin {
@@ -25,18 +23,16 @@ bool valid_address(std::string_view a) {
     return true;
 }
 
-std::string base64(std::string_view in) {
-    std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-    int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                            reinterpret_cast<const unsigned char*>(in.data()), static_cast<int>(in.size()));
-    out.resize(static_cast<size_t>(n));
-    return out;
+// An address literal is checked as an IP and sent without SNI (RFC 6066 3).
+TlsPolicy tls_policy(const Settings& s, const relay::RelayUrl& url, bool verify) {
+    bool ip = url.ipv6_literal || url.host.find_first_not_of("0123456789.") == std::string::npos;
+    return TlsPolicy{verify, s.ca_file, url.host, ip, s.cert_pem, s.key_pem};
 }
 
-// An address literal is checked as an IP and sent without SNI (RFC 6066 3).
-TlsPolicy tls_policy(const Settings& s, bool verify) {
-    bool ip = s.url.ipv6_literal || s.url.host.find_first_not_of("0123456789.") == std::string::npos;
-    return TlsPolicy{verify, s.ca_file, s.url.host, ip};
+bool has_8bit(std::string_view text) {
+    for (unsigned char c : text)
+        if (c >= 0x80) return true;
+    return false;
 }
 
 }  // namespace
@@ -63,21 +59,23 @@ Session::Result Session::command(std::string_view line, std::string_view what, r
     return Result::Ok;
 }
 
-std::unique_ptr<Session> Session::open(const Settings& s, Failure* f) {
+std::unique_ptr<Session> Session::open(const Settings& s, const relay::RelayUrl& target,
+                                       const std::vector<Address>* addresses, Failure* f) {
     std::string error;
-    auto conn = Connection::open(s.url.host, s.url.port, s.timeout, &error);
+    auto conn = addresses ? Connection::open(target.host, *addresses, s.src, s.timeout, &error)
+                          : Connection::open(target.host, target.port, s.src, s.timeout, &error);
     if (!conn) {
         *f = {POSTERN_TEMPFAIL, "relay: " + error};
         return nullptr;
     }
-    auto session = std::make_unique<Session>(Key{}, std::move(conn));
+    auto session = std::make_unique<Session>(Key{}, std::move(conn), target);
     if (!session->greet(s, f)) return nullptr;
     return session;
 }
 
 bool Session::greet(const Settings& s, Failure* f) {
     std::string error;
-    if (s.url.scheme == Scheme::Smtps && !conn_->start_tls(tls_policy(s, s.verify), &error)) {
+    if (url_.scheme == Scheme::Smtps && !conn_->start_tls(tls_policy(s, url_, s.verify), &error)) {
         *f = fail(POSTERN_TEMPFAIL, error);
         return false;
     }
@@ -88,14 +86,14 @@ bool Session::greet(const Settings& s, Failure* f) {
     }
     if (!expect(r, 2, f) || !hello(s, f)) return false;
     bool offered = ext_.count("STARTTLS") > 0;
-    if (s.url.scheme == Scheme::SmtpTls && !offered) {
+    if (url_.scheme == Scheme::SmtpTls && !offered) {
         *f = fail(POSTERN_TEMPFAIL, "STARTTLS not offered");
         return false;
     }
-    bool want_tls = s.url.scheme == Scheme::SmtpTls || (s.url.scheme == Scheme::Smtp && offered);
+    bool want_tls = url_.scheme == Scheme::SmtpTls || (url_.scheme == Scheme::Smtp && offered);
     // Opportunistic TLS (plain smtp://) only encrypts: there is no name to trust.
-    if (want_tls && !starttls(s, s.url.scheme == Scheme::SmtpTls && s.verify, f)) return false;
-    return !s.has_auth || authenticate(s, f);
+    if (want_tls && !starttls(s, url_.scheme == Scheme::SmtpTls && s.verify, f)) return false;
+    return !s.auth.count(url_.label) || authenticate(s, f);
 }
 
 bool Session::hello(const Settings& s, Failure* f) {
@@ -126,7 +124,7 @@ bool Session::starttls(const Settings& s, bool verify, Failure* f) {
         return false;
     }
     std::string error;
-    if (!conn_->start_tls(tls_policy(s, verify), &error)) {
+    if (!conn_->start_tls(tls_policy(s, url_, verify), &error)) {
         *f = fail(POSTERN_TEMPFAIL, error);
         return false;
     }
@@ -136,20 +134,15 @@ bool Session::starttls(const Settings& s, bool verify, Failure* f) {
 bool Session::authenticate(const Settings& s, Failure* f) {
     auto it = ext_.find("AUTH");
     if (!conn_->tls()) {
-        *f = fail(POSTERN_PERMFAIL, "config error: auth= needs TLS");
+        *f = fail(POSTERN_PERMFAIL, "config error: auth needs TLS");
         return false;
     }
     if (it == ext_.end() || (" " + it->second + " ").find(" PLAIN ") == std::string::npos) {
         *f = fail(POSTERN_TEMPFAIL, "AUTH PLAIN not offered");
         return false;
     }
-    std::string token;
-    token.push_back('\0');
-    token += s.auth_user;
-    token.push_back('\0');
-    token += s.auth_password;
     relay::Reply r;
-    if (command("AUTH PLAIN " + base64(token), "AUTH", &r, f) != Result::Ok) return false;
+    if (command("AUTH PLAIN " + s.auth.at(url_.label), "AUTH", &r, f) != Result::Ok) return false;
     if (r.code / 100 == 2) return true;
     // A refused login is a site configuration problem: keep the mail queued
     // while it is fixed rather than bouncing everything.
@@ -168,33 +161,81 @@ Session::Result Session::reset(Failure* f) {
     return expect(r, 2, f) ? Result::Ok : Result::Failed;
 }
 
-Session::Result Session::transaction(std::string_view sender, std::string_view dest, std::string_view message,
-                                     Failure* f) {
-    if (!valid_address(sender) || !valid_address(dest) || dest.empty()) {
-        *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
-        return Result::Failed;
-    }
-    std::string data = smtp::encode_data(message);
-    std::string mail = "MAIL FROM:<" + std::string(sender) + ">";
-    if (ext_.count("SIZE")) mail += " SIZE=" + std::to_string(data.size());
-    relay::Reply r;
+Session::Result Session::envelope(const std::string& mail, const std::string& rcpt, Failure* f) {
     struct Step {
         std::string line;
         const char* what;
         int want;
     };
-    const Step steps[] = {{mail, "MAIL FROM", 2}, {"RCPT TO:<" + std::string(dest) + ">", "RCPT TO", 2}, {"DATA", "DATA", 3}};
-    for (const Step& step : steps) {
-        Result res = command(step.line, step.what, &r, f);
-        if (res != Result::Ok) return res;
-        if (!expect(r, step.want, f)) return r.code == 421 ? Result::Broken : Result::Failed;
+    const Step steps[] = {{mail, "MAIL FROM", 2}, {rcpt, "RCPT TO", 2}, {"DATA", "DATA", 3}};
+    relay::Reply r;
+    std::string error;
+    if (!ext_.count("PIPELINING")) {
+        for (const Step& step : steps) {
+            Result res = command(step.line, step.what, &r, f);
+            if (res != Result::Ok) return res;
+            if (!expect(r, step.want, f)) return r.code == 421 ? Result::Broken : Result::Failed;
+        }
+        return Result::Ok;
     }
+    // RFC 2920: the three commands in one write, then their replies in order.
+    std::string batch;
+    for (const Step& step : steps) batch += step.line + "\r\n";
+    if (!conn_->send(batch, &error)) {
+        *f = fail(POSTERN_TEMPFAIL, error + " (after MAIL FROM)");
+        return Result::Broken;
+    }
+    bool failed = false;
+    for (const Step& step : steps) {
+        if (!conn_->read_reply(&r, &error)) {
+            *f = fail(POSTERN_TEMPFAIL, error + " (after " + std::string(step.what) + ")");
+            return Result::Broken;
+        }
+        if (r.code == 421) return expect(r, 2, f), Result::Broken;
+        if (failed) continue;  // the first refusal is the one to report
+        failed = !expect(r, step.want, f);
+    }
+    if (failed && r.code == 354) {
+        // A server that took DATA after refusing MAIL or RCPT: end it empty; its answer does not matter.
+        if (!conn_->send(".\r\n", &error) || !conn_->read_reply(&r, &error)) return Result::Broken;
+    }
+    return failed ? Result::Failed : Result::Ok;
+}
+
+Session::Result Session::transaction(std::string_view sender, std::string_view dest, std::string_view message,
+                                     std::string* done, Failure* f) {
+    if (!valid_address(sender) || !valid_address(dest) || dest.empty()) {
+        *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
+        return Result::Failed;
+    }
+    std::string mail = "MAIL FROM:<" + std::string(sender) + ">";
+    if (has_8bit(sender) || has_8bit(dest)) {
+        if (!ext_.count("SMTPUTF8")) {
+            *f = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+            return Result::Failed;
+        }
+        mail += " SMTPUTF8";
+    }
+    if (has_8bit(message)) {
+        if (!ext_.count("8BITMIME")) {
+            *f = fail(POSTERN_PERMFAIL, "5.6.3 the server does not offer 8BITMIME for an 8-bit message");
+            return Result::Failed;
+        }
+        mail += " BODY=8BITMIME";
+    }
+    std::string data = smtp::encode_data(message);
+    if (ext_.count("SIZE")) mail += " SIZE=" + std::to_string(data.size());
+    Result res = envelope(mail, "RCPT TO:<" + std::string(dest) + ">", f);
+    if (res != Result::Ok) return res;
+    relay::Reply r;
     std::string error;
     if (!conn_->send(data, &error) || !conn_->read_reply(&r, &error)) {
         *f = fail(POSTERN_TEMPFAIL, error + " (after the message)");
         return Result::Lost;
     }
     if (!expect(r, 2, f)) return r.code == 421 ? Result::Broken : Result::Failed;
+    std::string tls = conn_->tls_description();
+    *done = "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply_text(r);
     return Result::Ok;
 }
 

@@ -2,6 +2,11 @@
 // greeting, EHLO (HELO when EHLO is refused), STARTTLS, AUTH PLAIN, then any
 // number of transactions (MAIL, RCPT, DATA), RSET between them, QUIT.
 //
+// The body goes as it is: with 8-bit bytes only to a server that offers
+// 8BITMIME (BODY=8BITMIME), with non-ASCII addresses only to one that offers
+// SMTPUTF8. postern does not downgrade (RFC 6152 §3 allows either): such a
+// message fails permanently for that server, 5.6.3 or 5.6.7, and bounces.
+//
 // Results follow the remote replies: 2xx delivered, 4xx temporary, 5xx
 // permanent; a failure to connect, a timeout, a closed connection or a reply
 // that does not parse is temporary. Every failure text is
@@ -26,8 +31,10 @@ using Failure = util::DeliveryFailure;
 
 class Session {
 public:
-    // Connect and get ready for a transaction; nullptr with *f filled on failure.
-    static std::unique_ptr<Session> open(const Settings& s, Failure* f);
+    // Connect to `target` (at `addresses` when given, else at its host's
+    // addresses) and get ready for a transaction; nullptr with *f filled on failure.
+    static std::unique_ptr<Session> open(const Settings& s, const relay::RelayUrl& target,
+                                         const std::vector<Address>* addresses, Failure* f);
 
     // Broken: the connection is unusable now, before the message went out (safe
     // to try again elsewhere); Lost: unusable after the message was sent, so
@@ -35,13 +42,16 @@ public:
     enum class Result { Ok, Failed, Broken, Lost };
     // RSET before reusing the connection for another message.
     Result reset(Failure* f);
-    // One message to one recipient: MAIL, RCPT, DATA.
-    Result transaction(std::string_view sender, std::string_view dest, std::string_view message, Failure* f);
+    // One message to one recipient: MAIL, RCPT, DATA (in one write when the
+    // server offers PIPELINING). On Ok, *done says where it went and what the
+    // server answered: "mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok".
+    Result transaction(std::string_view sender, std::string_view dest, std::string_view message, std::string* done,
+                       Failure* f);
     // QUIT, waiting briefly for the 221, for a polite close.
     void quit();
 
     struct Key {};  // only open() makes one
-    Session(Key, std::unique_ptr<Connection> c) : conn_(std::move(c)) {}
+    Session(Key, std::unique_ptr<Connection> c, relay::RelayUrl url) : conn_(std::move(c)), url_(std::move(url)) {}
 
 private:
     // Send `line` (CRLF added) and read the reply. Broken on an I/O failure.
@@ -51,10 +61,13 @@ private:
     bool greet(const Settings& s, Failure* f);
     bool hello(const Settings& s, Failure* f);
     bool starttls(const Settings& s, bool verify, Failure* f);
+    // The replies to MAIL, RCPT and DATA, pipelined or one by one.
+    Result envelope(const std::string& mail, const std::string& rcpt, Failure* f);
     bool authenticate(const Settings& s, Failure* f);
     Failure fail(int status, const std::string& why) const;
 
     std::unique_ptr<Connection> conn_;
+    relay::RelayUrl url_;
     std::map<std::string, std::string> ext_;
 };
 

@@ -43,7 +43,7 @@ class Relay(unittest.TestCase):
             self.assertIn("\n.dot\n", data)  # dot-stuffed on the wire, unstuffed at the other end
             self.assertEqual(data.count("Received: "), 2)  # A's and B's
             self.assertTrue(a.wait_queue_empty(10), a.queue_entries())
-            self.assertEqual(len(a.wait_log(r"mda delivery .*to=bob@far.test .*result=Ok", count=3)), 3, a.log())
+            self.assertEqual(len(a.wait_log(r"mta delivery .*to=bob@far.test .*result=Ok", count=3)), 3, a.log())
             # One agent batch keeps one connection: B saw fewer sessions than messages, or equal
             # when they came one by one; never more.
             self.assertLessEqual(b.log().count("smtp connected"), 3 + 1)
@@ -64,7 +64,7 @@ class Relay(unittest.TestCase):
         port = postern.free_port()  # nothing listens there
         with postern.Daemon(sender_config(port), name="relay-down") as a:
             self.send(a, "dave@far.test", "waiting")
-            self.assertTrue(a.wait_log(r"mda delivery .*to=dave@far.test .*result=TempFail"), a.log())
+            self.assertTrue(a.wait_log(r"mta delivery .*to=dave@far.test .*result=TempFail"), a.log())
             self.assertTrue(any(e.endswith("/message") for e in a.queue_entries()), a.queue_entries())
 
 

@@ -42,7 +42,9 @@ struct postern_delivery_plugin {
 
     /* Deliver one message. Return POSTERN_OK, POSTERN_TEMPFAIL or
      * POSTERN_PERMFAIL; on failure write a one-line reason into err. A
-     * POSTERN_OK means the message is durable (fsynced) at its destination. */
+     * POSTERN_OK means the message is durable (fsynced) at its destination;
+     * a plugin may then write into err where it went (a relay: the host and
+     * its reply), which the daemon logs. */
     int (*deliver)(const struct postern_delivery_request *req, char *err,
                    size_t errlen);
 };

@@ -152,6 +152,15 @@ TEST_CASE("errors: global options") {
           Errors{"test.conf:1:25: 'max-sessions' 2000000 is out of range (1-1000000)"});
     CHECK(errors_of("smtp limit max-mails many\n" + kRule) ==
           Errors{"test.conf:1:22: expected a number after 'max-mails', found 'many'"});
+    CHECK(errors_of("mta resolver \"dns.example.org\"\n" + kRule) ==
+          Errors{"test.conf:1:14: invalid DNS server list \"dns.example.org\"; expected ADDR[:PORT] separated by ','"});
+    CHECK(errors_of("mta resolver\n" + kRule) ==
+          Errors{"test.conf:1:13: expected DNS server addresses after 'mta resolver', as in mta resolver "
+                 "\"127.0.0.1:5353\", found end of line"});
+    CHECK(errors_of("mta limit max-conn-per-host 3\n" + kRule) ==
+          Errors{"test.conf:1:11: 'mta limit max-conn-per-host' is not supported yet"});
+    CHECK(errors_of("mta frob\n" + kRule) ==
+          Errors{"test.conf:1:5: unknown 'mta' option 'frob'; expected resolver or limit after 'mta'"});
     CHECK(errors_of("smtp limit\n" + kRule) ==
           Errors{"test.conf:1:11: expected max-mails, max-rcpt or max-sessions after 'limit', found end of line"});
     CHECK(errors_of("smtp sub-addr-delim @\n" + kRule) ==
@@ -192,7 +201,7 @@ TEST_CASE("errors: mda needs one non-empty command") {
 }
 
 TEST_CASE("errors: directives of later issues are refused by name") {
-    for (const char* word : {"filter", "proc", "admd", "srs", "mta", "mda", "scheduler"})
+    for (const char* word : {"filter", "proc", "admd", "srs", "mda", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
     CHECK(errors_of("queue compression\n" + kRule) == Errors{"test.conf:1:7: 'queue compression' is not supported yet"});

@@ -443,12 +443,17 @@ TEST_CASE("legacy: global spellings read as their current lines") {
     CHECK(c.ciphers == "HIGH:!aNULL");
 }
 
+TEST_CASE("legacy: limit mta inet4 is read as mta limit inet4") {
+    auto r = parse("limit mta inet4\n" + kRule);
+    CHECK(r.errors.empty());
+    CHECK(r.config->mta_family == 4);
+}
+
 TEST_CASE("legacy: global spellings of things not read yet are refused as their current form") {
     auto r = parse("limit mta inet4\nlimit scheduler max-inflight 3\nmax-mta-deferred 10\nqueue encryption key K\n" +
                    kRule);
-    CHECK(formatted(r.errors) == Errors{"test.conf:1:7: 'mta' is not supported yet",
-                                        "test.conf:2:7: 'scheduler' is not supported yet",
-                                        "test.conf:3:1: 'mta' is not supported yet",
+    CHECK(formatted(r.errors) == Errors{"test.conf:2:7: 'scheduler' is not supported yet",
+                                        "test.conf:3:1: 'mta max-deferred' is not supported yet",
                                         "test.conf:4:7: 'queue encryption' is not supported yet"});
     CHECK(formatted(r.warnings) == Errors{warning(1, {"mta limit inet4"}), warning(2, {"scheduler limit max-inflight 3"}),
                                           warning(3, {"mta max-deferred 10"})});

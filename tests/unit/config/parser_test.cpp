@@ -328,6 +328,14 @@ TEST_CASE("globals: smtp, queue and postern path extensions") {
     CHECK(c.hostname == "mx.example.org");
 }
 
+TEST_CASE("globals: mta resolver and mta limit inet4|inet6") {
+    Config c = ok("mta resolver \"127.0.0.1:5353,[::1]:53\"\nmta limit inet6\n" + kRule);
+    CHECK(c.mta_resolver == "127.0.0.1:5353,[::1]:53");
+    CHECK(c.mta_family == 6);
+    CHECK(ok(kRule).mta_resolver.empty());
+    CHECK(ok(kRule).mta_family == 0);
+}
+
 TEST_CASE("globals: sizes in bytes and with K, M, G suffixes") {
     CHECK(ok("smtp max-message-size 12345\n" + kRule).max_message_size == 12345);
     CHECK(ok("smtp max-message-size 512k\n" + kRule).max_message_size == 512u * 1024);

@@ -1,0 +1,201 @@
+// daemon/relay_route.cpp — see relay_route.hpp.
+#include "daemon/relay_route.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+#include "auth/sasl.hpp"
+#include "relay/url.hpp"
+#include "table/table.hpp"
+
+namespace postern::daemon {
+
+namespace {
+
+std::string lower(std::string_view s) {
+    std::string out(s);
+    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return out;
+}
+
+std::string domain_of(std::string_view address) {
+    size_t at = address.rfind('@');
+    return at == std::string_view::npos ? std::string{} : lower(address.substr(at + 1));
+}
+
+// `relay tls` turns the plain smtp:// of a URL into smtp+tls://.
+std::string url_text(const relay::RelayUrl& url, bool tls) {
+    relay::RelayUrl u = url;
+    if (tls && u.scheme == relay::RelayUrl::Scheme::Smtp) u.scheme = relay::RelayUrl::Scheme::SmtpTls;
+    return relay::to_string(u);
+}
+
+bool read_file(const std::string& path, std::string* out, std::string* error) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    if (in) text << in.rdbuf();
+    if (!in || text.str().empty() || text.str().size() > 1 << 20) {
+        *error = path + ": cannot read it (" + std::strerror(errno) + ")";
+        return false;
+    }
+    *out = text.str();
+    return true;
+}
+
+}  // namespace
+
+bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<std::string>* errors) {
+    for (const auto& a : config.actions) {
+        const std::string& name = a.relay.pki;
+        if (a.method != "relay" || name.empty() || out->count(name)) continue;
+        const config::Pki* p = config.find_pki(name);
+        std::string cert, key, error;
+        if (!p || !read_file(p->cert, &cert, &error) || !read_file(p->key, &key, &error)) {
+            errors->push_back("relay pki " + name + ": " + (p ? error : "no such pki"));
+            continue;
+        }
+        (*out)[name] = "cert=" + auth::base64_encode(cert) + " key=" + auth::base64_encode(key);
+    }
+    return errors->empty();
+}
+
+std::string RelayRouter::batch_key(const config::Action& action, const queue::Envelope& e) const {
+    const config::Relay& r = action.relay;
+    bool by_domain = !r.url && r.host_table.empty();  // MX routing or a domain table
+    return by_domain ? action.name + "\n" + domain_of(e.dest) : action.name;
+}
+
+std::string RelayRouter::wire_sender(const config::Relay& r, std::string_view sender) {
+    if (sender.empty() || r.mail_from.empty()) return std::string(sender);
+    size_t at = sender.rfind('@');
+    std::string_view local = sender.substr(0, at), domain = at == std::string_view::npos ? "" : sender.substr(at + 1);
+    const std::string& m = r.mail_from;
+    size_t mat = m.find('@');
+    if (mat == std::string::npos) return m + (domain.empty() ? "" : "@" + std::string(domain));  // "user"
+    if (mat == 0) return std::string(local) + m;                                                  // "@domain"
+    return m;                                                                                      // "user@domain"
+}
+
+bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why) {
+    if (r.url) {
+        out->path = url_text(*r.url, r.tls);
+        return true;
+    }
+    std::string error;
+    if (!r.host_table.empty()) {
+        table::Table* t = tables_.find(r.host_table);
+        std::vector<std::string> urls;
+        auto res = t ? t->for_each([&](std::string_view key, std::string_view) {
+                          urls.emplace_back(key);
+                          return true;
+                      }, &error)
+                     : table::Result::TempFail;
+        if (res == table::Result::TempFail || urls.empty())
+            return *why = "relay: cannot list the hosts of table " + r.host_table + (error.empty() ? "" : ": " + error),
+                   false;
+        for (const std::string& text : urls) {
+            std::string bad;
+            auto u = relay::parse_relay_url(text, &bad);
+            if (!u) return *why = "relay: table " + r.host_table + ": invalid relay URL \"" + text + "\": " + bad, false;
+            out->path += (out->path.empty() ? "" : " ") + url_text(*u, r.tls);
+        }
+        return true;
+    }
+    std::string domain = domain_of(e.dest);
+    if (!r.domain_table.empty()) {
+        table::Table* t = tables_.find(r.domain_table);
+        std::string value;
+        auto res = t ? t->lookup(domain, &value, &error) : table::Result::TempFail;
+        if (res == table::Result::TempFail) return *why = "relay: table " + r.domain_table + ": " + error, false;
+        if (res == table::Result::Found) {
+            std::string bad;
+            auto u = relay::parse_relay_url(value, &bad);
+            if (!u) return *why = "relay: table " + r.domain_table + ": invalid relay URL \"" + value + "\": " + bad, false;
+            out->path = url_text(*u, r.tls);
+            return true;
+        }
+    }
+    out->path = "mx:" + domain;  // no smarthost for this domain: its exchangers
+    return true;
+}
+
+// AUTH PLAIN tokens for the labels of the smarthosts: "auth@LABEL=TOKEN".
+bool RelayRouter::credentials(const config::Relay& r, const std::string& path, RelayRoute* out, std::string* why) {
+    if (r.auth_table.empty() || path.rfind("mx:", 0) == 0) return true;
+    table::Table* t = tables_.find(r.auth_table);
+    size_t pos = 0;
+    while (pos < path.size()) {
+        size_t sp = path.find(' ', pos);
+        std::string word = path.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos);
+        pos = sp == std::string::npos ? path.size() : sp + 1;
+        std::string bad, value, error;
+        auto u = relay::parse_relay_url(word, &bad);
+        if (!u || u->label.empty()) continue;
+        auto res = t ? t->lookup(u->label, &value, &error) : table::Result::TempFail;
+        if (res == table::Result::TempFail) return *why = "relay: table " + r.auth_table + ": " + error, false;
+        size_t colon = value.find(':');
+        if (res == table::Result::NotFound || colon == std::string::npos || colon == 0)
+            return *why = "relay: no \"user:password\" for label " + u->label + " in table " + r.auth_table, false;
+        std::string plain;
+        plain.push_back('\0');
+        plain += value.substr(0, colon);
+        plain.push_back('\0');
+        plain += value.substr(colon + 1);
+        out->secret += (out->secret.empty() ? "" : " ") + ("auth@" + u->label + "=" + auth::base64_encode(plain));
+    }
+    return true;
+}
+
+std::string RelayRouter::source_address(const config::Relay& r, std::string* why) {
+    if (!r.src.empty() || r.src_table.empty()) return r.src;
+    std::vector<std::string> list;
+    std::string error;
+    table::Table* t = tables_.find(r.src_table);
+    if (t) t->for_each([&](std::string_view key, std::string_view) {
+        list.emplace_back(key);
+        return true;
+    }, &error);
+    if (list.empty()) {
+        *why = "relay: no source address in table " + r.src_table + (error.empty() ? "" : ": " + error);
+        return "";
+    }
+    return list[src_turn_++ % list.size()];
+}
+
+bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why) {
+    const config::Relay& r = action.relay;
+    *out = {};
+    if (!smarthosts(r, e, out, why) || !credentials(r, out->path, out, why)) return false;
+    why->clear();
+    std::string src = source_address(r, why);
+    if (!why->empty()) return false;
+    std::string helo = r.helo.empty() ? e.hostname : r.helo;
+    if (!src.empty() && !r.helo_src_table.empty()) {
+        std::string value, error;
+        table::Table* t = tables_.find(r.helo_src_table);
+        if (t && t->lookup(src, &value, &error) == table::Result::Found && !value.empty()) helo = value;
+    }
+    if (!r.pki.empty()) {
+        auto it = pkis_.find(r.pki);
+        if (it == pkis_.end()) return *why = "relay: the client certificate of pki " + r.pki + " was not loaded", false;
+        out->secret += (out->secret.empty() ? "" : " ") + it->second;
+    }
+    std::string& o = out->options;
+    o = "helo=" + helo + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");
+    if (const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca)) o += " ca=" + ca->cert;
+    if (!src.empty()) o += " src=" + src;
+    if (out->path.rfind("mx:", 0) == 0) {
+        if (r.tls) o += " starttls=required";
+        o += " self=" + (r.backup && !r.backup_mx.empty() ? r.backup_mx : e.hostname);
+        if (!config_.mta_resolver.empty()) o += " resolver=" + config_.mta_resolver;
+        if (config_.mta_family == 4) o += " family=inet4";
+        if (config_.mta_family == 6) o += " family=inet6";
+    }
+    return true;
+}
+
+}  // namespace postern::daemon

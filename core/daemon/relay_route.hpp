@@ -1,0 +1,66 @@
+// daemon/relay_route.hpp — what the relay plugin is told for one batch of
+// envelopes of a `relay` action: where to go (smarthosts in failover order,
+// a per-domain smarthost, or MX routing), how (EHLO name, source address,
+// TLS, resolver, backup MX name) and, on a private channel, the client
+// credentials. Also the sender on the wire (`mail-from`, `srs`).
+//
+// Tables are read here, on the scheduler's loop: `host <list>` (URLs, tried
+// in the table's order), `domain <map>` (recipient domain -> URL; a domain
+// without an entry goes by MX), `auth <map>` (URL label -> "user:password"),
+// `src <list>` (used in turn, one address per batch), `helo-src <map>`
+// (source address -> EHLO name).
+//
+// Depends on: config (Action, Relay, Config), table/registry.hpp, relay/url.hpp.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+#include "queue/envelope.hpp"
+#include "table/registry.hpp"
+
+namespace postern::daemon {
+
+struct RelayRoute {
+    std::string path;     // "mx:DOMAIN" or "URL [URL ...]" (plugins/relay/options.hpp)
+    std::string options;  // the public option words
+    std::string secret;   // "auth@LABEL=TOKEN ...": never on a command line
+};
+
+// The client certificates of relay actions (`relay pki NAME`), read while
+// the daemon is still root, as "cert=B64 key=B64" words by pki name. False
+// with one error per file that cannot be read.
+using RelayPkis = std::map<std::string, std::string>;
+bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<std::string>* errors);
+
+class RelayRouter {
+public:
+    RelayRouter(const config::Config& config, table::Registry& tables, const RelayPkis& pkis)
+        : config_(config), tables_(tables), pkis_(pkis) {}
+
+    // Envelopes with the same key go to the same place and may share one
+    // agent run (and one connection): the action's name, plus the recipient
+    // domain when the route depends on it.
+    std::string batch_key(const config::Action& action, const queue::Envelope& e) const;
+    // The route of `e` (and of its batch); false with *why when the mail must
+    // wait (a table that cannot be read now).
+    bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);
+    // The envelope sender as sent to the next server: `mail-from` applied;
+    // the null sender stays null.
+    static std::string wire_sender(const config::Relay& r, std::string_view sender);
+
+private:
+    bool smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why);
+    bool credentials(const config::Relay& r, const std::string& path, RelayRoute* out, std::string* why);
+    std::string source_address(const config::Relay& r, std::string* why);
+
+    const config::Config& config_;
+    table::Registry& tables_;
+    const RelayPkis& pkis_;
+    unsigned src_turn_ = 0;
+};
+
+}  // namespace postern::daemon

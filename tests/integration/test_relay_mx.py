@@ -1,0 +1,170 @@
+"""MX routing: postern looks the recipient domain up in the DNS and relays to
+its mail exchangers.
+
+A dnsmasq started by the test on a loopback port serves the zone below;
+postern is pointed at it with `mta resolver`. The exchangers are two more
+posternd, each listening on port 25 of an address of their own in
+127.0.0.0/8 (as a real MX listens on 25) and delivering to a maildir:
+
+  pref.test      MX 10 mx1.pref.test (127.77.0.1), MX 20 mx2.pref.test (127.77.0.2)
+  down.test      MX 10 mx0.down.test (127.77.0.9, nothing listens), MX 20 mx2.pref.test
+  implicit.test  no MX, A 127.77.0.2                (implicit MX, RFC 5321 5.1)
+  nullmx.test    MX 0 .                             (null MX, RFC 7505: 5.1.10)
+  anything else under .test: NXDOMAIN               (5.1.2)
+"""
+
+import email
+import email.policy
+import os
+import shutil
+import smtplib
+import subprocess
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern  # noqa: E402
+
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+MX1, MX2, DEAD = "127.77.0.1", "127.77.0.2", "127.77.0.9"
+
+
+def receiver(address):
+    return (f"listen on {address} port 25\n"
+            'action "l" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
+            'match from any for domain { pref.test, down.test, implicit.test } action "l"\n')
+
+
+class Dnsmasq:
+    """dnsmasq on 127.0.0.1:PORT answering only from its command line."""
+
+    def __init__(self):
+        self.port = postern.free_port()
+        self.proc = None
+
+    def __enter__(self):
+        args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+                "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
+                "--user=root", "--group=root", "--pid-file=", "--local=/test/",
+                "--mx-host=pref.test,mx1.pref.test,10", "--mx-host=pref.test,mx2.pref.test,20",
+                f"--host-record=mx1.pref.test,{MX1}", f"--host-record=mx2.pref.test,{MX2}",
+                "--mx-host=down.test,mx0.down.test,10", "--mx-host=down.test,mx2.pref.test,20",
+                f"--host-record=mx0.down.test,{DEAD}",
+                f"--host-record=implicit.test,{MX2}",
+                "--mx-host=nullmx.test,.,0",
+                "--log-queries", "--log-facility=-"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Ready once it answers on its port (bounded).
+        import socket
+        ok = postern.wait_until(lambda: self._answers(socket), 10)
+        if not ok:
+            self.proc.kill()
+            raise RuntimeError("dnsmasq did not start: " + self.proc.stderr.read().decode(errors="replace"))
+        return self
+
+    def _answers(self, socket):
+        if self.proc.poll() is not None:
+            return False
+        query = bytes.fromhex("abcd01000001000000000000") + b"\x04pref\x04test\x00" + bytes.fromhex("000f0001")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            try:
+                s.sendto(query, ("127.0.0.1", self.port))
+                return len(s.recv(512)) > 12
+            except OSError:
+                return False
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        return False
+
+
+def sender_config(dns_port):
+    return (f'mta resolver "127.0.0.1:{dns_port}"\n'
+            'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
+            'action "out" relay\n'
+            'match from local for local action "local"\n'
+            'match from local for any action "out"\n')
+
+
+def report_status(path):
+    with open(path, "rb") as f:
+        report = email.message_from_binary_file(f, policy=email.policy.default)
+    human = report.get_payload()[0].get_content()
+    status = report.get_payload()[1].get_payload()[1]
+    return status["Action"], status["Status"], human
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: port 25 and deliveries as root")
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (Debian's dnsmasq-base)")
+class MxRouting(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dns = Dnsmasq().__enter__()
+        cls.mx1 = postern.Daemon(receiver(MX1), name="mx1").__enter__()
+        cls.mx2 = postern.Daemon(receiver(MX2), name="mx2").__enter__()
+        cls.a = postern.Daemon(sender_config(cls.dns.port), name="mx-sender").__enter__()
+
+    @classmethod
+    def tearDownClass(cls):
+        for d in (cls.a, cls.mx2, cls.mx1):
+            d.__exit__(None, None, None)
+        cls.dns.__exit__()
+
+    def send(self, rcpt, subject):
+        with smtplib.SMTP("127.0.0.1", self.a.port, local_hostname="client.test", timeout=10) as s:
+            self.assertEqual(s.sendmail("alice@localhost", [rcpt], f"Subject: {subject}\r\n\r\nbody\r\n"), {})
+
+    def delivered_to(self, daemon, user, subject, timeout=20):
+        def found():
+            folder = daemon.path("mail", user, "new")
+            for name in postern.maildir_new(daemon.path("mail", user)):
+                if f"Subject: {subject}".encode() in postern.read_bytes(os.path.join(folder, name)):
+                    return True
+            return False
+        return postern.wait_until(found, timeout)
+
+    def test_the_preferred_exchanger_gets_the_mail(self):
+        self.send("bob@pref.test", "pref-1")
+        self.assertTrue(self.delivered_to(self.mx1, "bob", "pref-1"), self.a.log())
+        self.assertFalse(self.delivered_to(self.mx2, "bob", "pref-1", timeout=0.5))
+        line = self.a.wait_log(r"mta delivery .*to=bob@pref.test .*result=Ok.*", count=1)[0]
+        self.assertIn(f"mx1.pref.test [{MX1}]", line)
+
+    def test_a_dead_exchanger_falls_back_to_the_next(self):
+        self.send("carol@down.test", "down-1")
+        self.assertTrue(self.delivered_to(self.mx2, "carol", "down-1"), self.a.log())
+        line = self.a.wait_log(r"mta delivery .*to=carol@down.test .*result=Ok.*", count=1)[0]
+        self.assertIn(f"mx2.pref.test [{MX2}]", line)
+
+    def test_a_domain_without_mx_gets_its_address_record(self):
+        self.send("dave@implicit.test", "implicit-1")
+        self.assertTrue(self.delivered_to(self.mx2, "dave", "implicit-1"), self.a.log())
+
+    def test_null_mx_bounces_at_once_with_5_1_10(self):
+        before = len(postern.maildir_new(self.a.path("mail", "alice")))
+        self.send("erin@nullmx.test", "null-1")
+        files = self.a.wait_files(self.a.path("mail", "alice"), before + 1, timeout=20)
+        report = [p for p in files if b"erin@nullmx.test" in postern.read_bytes(p)]
+        self.assertEqual(len(report), 1, self.a.log())
+        action, status, human = report_status(report[0])
+        self.assertEqual((action, status), ("failed", "5.1.10"))
+        self.assertIn("null MX", human)
+
+    def test_an_unknown_domain_bounces_with_5_1_2(self):
+        before = len(postern.maildir_new(self.a.path("mail", "alice")))
+        self.send("frank@nowhere.test", "nx-1")
+        files = self.a.wait_files(self.a.path("mail", "alice"), before + 1, timeout=20)
+        report = [p for p in files if b"frank@nowhere.test" in postern.read_bytes(p)]
+        self.assertEqual(len(report), 1, self.a.log())
+        action, status, _ = report_status(report[0])
+        self.assertEqual((action, status), ("failed", "5.1.2"))
+
+
+if __name__ == "__main__":
+    postern.run_tests()
