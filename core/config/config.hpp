@@ -217,6 +217,12 @@ struct Config {
     std::string mta_resolver;  // mta resolver "ADDR[:PORT][,...]": DNS servers for MX routing; "" = resolv.conf
     int mta_family = 0;        // mta limit inet4|inet6: 4 or 6; 0 = both
 
+    // srs key SECRET / srs key backup SECRET / srs ttl DELAY
+    std::string srs_key;
+    std::string srs_backup_key;
+    std::chrono::seconds srs_ttl{4 * 24 * 3600};  // whole days
+    Location srs_where;                          // where a relay first asked for `srs`
+
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
 

@@ -57,6 +57,7 @@ void Parser::parse_line(const Line& line) {
     if (w == "smtp") { parse_smtp(c); return; }
     if (w == "queue") { parse_queue(c); return; }
     if (w == "mta") { parse_mta(c); return; }
+    if (w == "srs") { parse_srs(c); return; }
     if (w == "bounce") { parse_bounce(c); return; }
     if (w == "control") {
         c.take();
@@ -418,6 +419,27 @@ bool Parser::parse_mta(Cursor& c) {
     return fail(sub.where, "unknown 'mta' option " + quote(sub.text) + "; expected " + what);
 }
 
+// srs key SECRET | srs key backup SECRET | srs ttl DELAY (whole days).
+bool Parser::parse_srs(Cursor& c) {
+    c.take();
+    if (c.word("ttl")) {
+        c.take();
+        const Location at = c.where();
+        std::chrono::seconds d{};
+        if (!parse_delay_value(c, "'srs ttl'", d)) return false;
+        if (d.count() % 86400 != 0) return fail(at, "'srs ttl' must be whole days, as in srs ttl 4d");
+        cfg_.srs_ttl = d;
+        return end_of_line(c, "the delay");
+    }
+    if (!c.word("key")) return expected(c, "key or ttl after 'srs'");
+    c.take();
+    bool backup = c.word("backup") && c.peek(1);
+    if (backup) c.take();
+    std::string& out = backup ? cfg_.srs_backup_key : cfg_.srs_key;
+    if (!parse_value(c, backup ? "a secret after 'srs key backup'" : "a secret after 'srs key'", out)) return false;
+    return end_of_line(c, "the secret");
+}
+
 bool Parser::parse_queue(Cursor& c) {
     c.take();
     const std::string what = "ttl or path after 'queue'";
@@ -508,6 +530,8 @@ ParseResult Parser::finish(const std::string& main_file) {
         check_pkis_complete();
         resolve_implicit_pkis();
     }
+    if (!cfg_.srs_where.file.empty() && cfg_.srs_key.empty())
+        errors_.push_back(Diagnostic{cfg_.srs_where, "'srs' needs a key: add 'srs key SECRET'"});
     if (!saw_match_ && !gave_up)
         errors_.push_back(Diagnostic{Location{main_file, 1, 1},
                                      "no 'match' rule: nothing would ever be accepted; add at least one "

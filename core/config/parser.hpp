@@ -33,7 +33,7 @@ inline constexpr std::string_view kKeywords[] = {
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
 inline constexpr std::string_view kUnsupportedDirectives[] = {
-    "filter", "proc", "admd", "srs", "mda", "scheduler",
+    "filter", "proc", "admd", "mda", "scheduler",
 };
 
 // `queue ...` sub-directives not read yet.

@@ -250,7 +250,7 @@ void Parser::check_relay(const Relay& r, const std::map<std::string, Location, s
     if (r.backup && host) error_at(at("backup"), "'backup' cannot be used together with 'host'");
     if (r.backup && seen.count("domain")) error_at(at("backup"), "'backup' cannot be used together with 'domain'");
     if (host && seen.count("domain")) error_at(at("domain"), "'domain' cannot be used together with 'host'");
-    if (r.srs) error_at(at("srs"), "'srs' needs 'srs key SECRET', and 'srs' is not supported yet");
+    if (r.srs && cfg_.srs_where.file.empty()) cfg_.srs_where = at("srs");  // checked once the file is read
 }
 
 

@@ -270,6 +270,7 @@ private:
     bool parse_smtp(Cursor& c);
     bool parse_queue(Cursor& c);
     bool parse_mta(Cursor& c);
+    bool parse_srs(Cursor& c);
     bool parse_bounce(Cursor& c);
     bool parse_path_value(Cursor& c, const std::string& after, std::string& out);
     bool parse_value(Cursor& c, const std::string& what, std::string& out);

@@ -2,8 +2,10 @@
 #include "daemon/recipient.hpp"
 
 #include <algorithm>
+#include <ctime>
 
 #include "expand/expand.hpp"
+#include "relay/srs.hpp"
 
 namespace postern::daemon {
 namespace {
@@ -51,6 +53,25 @@ queue::Envelope new_envelope(const config::Config& config, const Delivery& d, co
 Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
                              const rules::Subject& subject, const std::string& local, int depth) {
     const std::string& rcpt = subject.rcpt;
+    if (!config.srs_key.empty() && rules.is_local_domain(subject.rcpt_domain)) {
+        // A bounce to an address `relay srs` made: back to the original sender,
+        // sent on as this host's own mail, since the hash proves we made it.
+        std::string original;
+        auto r = relay::srs_reverse(rcpt, {config.srs_key, config.srs_backup_key}, std::time(nullptr),
+                                    static_cast<int>(config.srs_ttl.count() / 86400), &original);
+        if (r == relay::SrsResult::Ok && depth > 1) {
+            rules::Subject next = subject;
+            next.from_local = true;
+            next.from_socket = false;
+            next.rcpt = original;
+            auto at = original.rfind('@');
+            next.rcpt_domain = at == std::string::npos ? "" : original.substr(at + 1);
+            return resolve_recipient(config, rules, tables, next, original.substr(0, at), depth - 1);
+        }
+        if (r != relay::SrsResult::NotSrs)
+            return refuse(550, "5.7.1 <" + rcpt + ">: Invalid SRS address",
+                          "srs " + std::string(relay::srs_result_name(r)));
+    }
     rules::Decision d = rules.evaluate(subject);
     switch (d.kind) {
     case rules::Decision::Kind::TempFail:

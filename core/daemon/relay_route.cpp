@@ -2,6 +2,7 @@
 #include "daemon/relay_route.hpp"
 
 #include <algorithm>
+#include <ctime>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "auth/sasl.hpp"
+#include "relay/srs.hpp"
 #include "relay/url.hpp"
 #include "table/table.hpp"
 
@@ -69,8 +71,16 @@ std::string RelayRouter::batch_key(const config::Action& action, const queue::En
     return by_domain ? action.name + "\n" + domain_of(e.dest) : action.name;
 }
 
-std::string RelayRouter::wire_sender(const config::Relay& r, std::string_view sender) {
-    if (sender.empty() || r.mail_from.empty()) return std::string(sender);
+std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelope& e) const {
+    std::string_view sender = e.sender;
+    if (sender.empty()) return {};
+    if (r.mail_from.empty() && r.srs && !config_.srs_key.empty()) {
+        std::string error;
+        auto rewritten = relay::srs_forward(sender, e.hostname, {config_.srs_key, config_.srs_backup_key},
+                                            std::time(nullptr), &error);
+        return rewritten ? *rewritten : std::string(sender);  // unrewritable: sent as it is, as without srs
+    }
+    if (r.mail_from.empty()) return std::string(sender);
     size_t at = sender.rfind('@');
     std::string_view local = sender.substr(0, at), domain = at == std::string_view::npos ? "" : sender.substr(at + 1);
     const std::string& m = r.mail_from;

@@ -48,9 +48,10 @@ public:
     // The route of `e` (and of its batch); false with *why when the mail must
     // wait (a table that cannot be read now).
     bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);
-    // The envelope sender as sent to the next server: `mail-from` applied;
-    // the null sender stays null.
-    static std::string wire_sender(const config::Relay& r, std::string_view sender);
+    // The envelope sender as sent to the next server: rewritten by
+    // `mail-from`, else by `srs` (into e.hostname, the name bounces come back
+    // to); the null sender and senders already in that domain stay as they are.
+    std::string wire_sender(const config::Relay& r, const queue::Envelope& e) const;
 
 private:
     bool smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why);

@@ -9,6 +9,7 @@ quotes B's reply; a smarthost that is down is a temporary failure.
 import email
 import email.policy
 import os
+import re
 import smtplib
 import sys
 import unittest
@@ -66,6 +67,57 @@ class Relay(unittest.TestCase):
             self.send(a, "dave@far.test", "waiting")
             self.assertTrue(a.wait_log(r"mta delivery .*to=dave@far.test .*result=TempFail"), a.log())
             self.assertTrue(any(e.endswith("/message") for e in a.queue_entries()), a.queue_entries())
+
+
+FAR_AND_ORIG = ('action "l" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
+                'match from any for domain { far.test, orig.test } action "l"\n')
+
+
+def forwarder_config(port):
+    return ('srs key "test-secret"\n'
+            'table aliases { fwd = "bob@far.test" }\n'
+            'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root alias <aliases>\n'
+            f'action "out" relay host smtp://127.0.0.1:{port} srs\n'
+            'match from any for local action "local"\n'
+            'match from local for any action "out"\n')
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
+class Srs(unittest.TestCase):
+    """A forwards fwd@ to bob@far.test on B with `relay srs`; bounces to the
+    rewritten sender come back to A, which sends them to the original one."""
+
+    def return_path(self, path):
+        data = postern.read_bytes(path).decode()
+        return data.split("\n", 1)[0]
+
+    def test_forwarded_sender_is_rewritten_and_its_bounce_finds_the_way_back(self):
+        with postern.Daemon(FAR_AND_ORIG, name="srs-b") as b, \
+                postern.Daemon(forwarder_config(b.port), name="srs-a") as a:
+            with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.test", timeout=10) as s:
+                s.sendmail("carol@orig.test", [f"fwd@{a.hostname}"], "Subject: forwarded\r\n\r\nbody\r\n")
+            files = b.wait_files(b.path("mail", "bob"), 1, timeout=20)
+            self.assertEqual(len(files), 1, a.log())
+            first = self.return_path(files[0])
+            self.assertRegex(first, r"^Return-Path: <SRS0=[^=]{4}=[A-Z2-7]{2}=orig\.test=carol@" +
+                             re.escape(a.hostname) + ">$")
+            srs_address = first[len("Return-Path: <"):-1]
+
+            # The bounce, from the null sender, to the rewritten address: A checks
+            # the hash and relays it to carol@orig.test (on B here).
+            with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.test", timeout=10) as s:
+                s.sendmail("", [srs_address], "Subject: bounce\r\n\r\nit failed\r\n")
+                # A forged or mangled one is refused at RCPT.
+                s.mail("")
+                forged = "SRS0=AAAA=" + srs_address.split("=", 2)[2]
+                code, text = s.rcpt(forged)
+                self.assertEqual(code, 550, text)
+                self.assertIn(b"5.7.1", text)
+                self.assertIn(b"Invalid SRS address", text)
+            files = b.wait_files(b.path("mail", "carol"), 1, timeout=20)
+            self.assertEqual(len(files), 1, a.log())
+            self.assertIn(b"Subject: bounce", postern.read_bytes(files[0]))
+            self.assertTrue(self.return_path(files[0]).startswith("Return-Path: <>"), self.return_path(files[0]))
 
 
 if __name__ == "__main__":

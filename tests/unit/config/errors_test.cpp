@@ -201,7 +201,7 @@ TEST_CASE("errors: mda needs one non-empty command") {
 }
 
 TEST_CASE("errors: directives of later issues are refused by name") {
-    for (const char* word : {"filter", "proc", "admd", "srs", "mda", "scheduler"})
+    for (const char* word : {"filter", "proc", "admd", "mda", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
     CHECK(errors_of("queue compression\n" + kRule) == Errors{"test.conf:1:7: 'queue compression' is not supported yet"});

@@ -244,7 +244,8 @@ TEST_CASE("relay: broken relay lines are refused with exact errors") {
     CHECK(relay_errors("user bob") ==
           Errors{p + "16: 'user' is an option of local delivery and cannot be used with 'relay'"});
     CHECK(relay_errors("filter f") == Errors{p + "16: 'filter' is not supported yet"});
-    CHECK(relay_errors("srs") == Errors{p + "16: 'srs' needs 'srs key SECRET', and 'srs' is not supported yet"});
+    CHECK(relay_errors("srs") == Errors{p + "16: 'srs' needs a key: add 'srs key SECRET'"});
+    CHECK(errors_of("srs key s3cret\n" + kDecls + "action r relay srs\nmatch for any action r\n").empty());
     CHECK(relay_errors("helo a helo b") == Errors{p + "23: 'helo' is given twice"});
     CHECK(relay_errors("ttl 1d helo a") == Errors{p + "23: 'helo' must come before 'ttl'"});
     // Values.
@@ -276,4 +277,17 @@ TEST_CASE("relay: broken relay lines are refused with exact errors") {
 TEST_CASE("relay and lmtp: a broken action is remembered, so rules using it add no noise") {
     CHECK(errors_of("action r relay host ftp://x\nmatch for any action r\nmatch from any for any action r\n") ==
           Errors{"test.conf:1:21: invalid relay URL 'ftp://x': unknown relay URL scheme \"ftp\""});
+}
+
+TEST_CASE("relay: srs key, srs key backup and srs ttl") {
+    Config c = ok("srs key one\nsrs key backup two\nsrs ttl 7d\naction r relay srs\nmatch for any action r\n");
+    CHECK(c.srs_key == "one");
+    CHECK(c.srs_backup_key == "two");
+    CHECK(c.srs_ttl == std::chrono::seconds(7 * 86400));
+    CHECK(c.actions[0].relay.srs);
+    CHECK(ok("action r relay\nmatch for any action r\n").srs_ttl == std::chrono::seconds(4 * 86400));
+    const std::string rule = "action r relay\nmatch for any action r\n";
+    CHECK(errors_of("srs ttl 36h\n" + rule) == Errors{"test.conf:1:9: 'srs ttl' must be whole days, as in srs ttl 4d"});
+    CHECK(errors_of("srs key\n" + rule) == Errors{"test.conf:1:8: expected a secret after 'srs key', found end of line"});
+    CHECK(errors_of("srs frob\n" + rule) == Errors{"test.conf:1:5: expected key or ttl after 'srs', found 'frob'"});
 }
