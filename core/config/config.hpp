@@ -216,6 +216,8 @@ struct Config {
     // mta ...
     std::string mta_resolver;  // mta resolver "ADDR[:PORT][,...]": DNS servers for MX routing; "" = resolv.conf
     int mta_family = 0;        // mta limit inet4|inet6: 4 or 6; 0 = both
+    unsigned mta_max_conn_per_domain = 10;  // mta limit max-conn-per-domain: MX-routed, per recipient domain
+    unsigned mta_max_conn_per_relay = 10;   // mta limit max-conn-per-relay: per smarthost (list)
 
     // srs key SECRET / srs key backup SECRET / srs ttl DELAY
     std::string srs_key;

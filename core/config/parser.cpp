@@ -392,7 +392,8 @@ bool Parser::parse_smtp(Cursor& c) {
 }
 
 // mta resolver "ADDR[:PORT][,ADDR[:PORT]...]" (postern): the DNS servers MX
-// routing asks instead of /etc/resolv.conf's; mta limit inet4|inet6.
+// routing asks instead of /etc/resolv.conf's; mta limit inet4|inet6 |
+// max-conn-per-domain N | max-conn-per-relay N.
 bool Parser::parse_mta(Cursor& c) {
     c.take();
     const std::string what = "resolver or limit after 'mta'";
@@ -412,8 +413,13 @@ bool Parser::parse_mta(Cursor& c) {
             cfg_.mta_family = c.take().text == "inet4" ? 4 : 6;
             return end_of_line(c, "'" + std::string(cfg_.mta_family == 4 ? "inet4" : "inet6") + "'");
         }
+        if (c.word("max-conn-per-domain") || c.word("max-conn-per-relay")) {
+            const std::string key = c.take().text;
+            unsigned& out = key == "max-conn-per-domain" ? cfg_.mta_max_conn_per_domain : cfg_.mta_max_conn_per_relay;
+            return parse_limit_number(c, quote(key), out) && end_of_line(c, "the number");
+        }
         if (!c.done()) return fail(c.peek()->where, "'mta limit " + c.peek()->text + "' is not supported yet");
-        return expected(c, "inet4 or inet6 after 'mta limit'");
+        return expected(c, "inet4, inet6, max-conn-per-domain or max-conn-per-relay after 'mta limit'");
     }
     if (sub.text == "max-deferred") return fail(sub.where, "'mta max-deferred' is not supported yet");
     return fail(sub.where, "unknown 'mta' option " + quote(sub.text) + "; expected " + what);

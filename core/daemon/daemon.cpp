@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -378,6 +379,19 @@ int supervise(pid_t child, int fd, const Paths& paths) {
 
 }  // namespace
 
+// Each relay agent holds two pipes in the parent and each session a socket
+// in the child: 1000 of each do not fit the usual soft limit of 1024
+// descriptors, so take what the hard limit allows (at most 65536).
+void raise_descriptor_limit() {
+    rlimit r{};
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+    rlim_t want = r.rlim_max == RLIM_INFINITY ? 65536 : std::min<rlim_t>(r.rlim_max, 65536);
+    if (r.rlim_cur >= want) return;
+    r.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0)
+        log::warn(log::Line("cannot raise the descriptor limit").kv("error", strerror(errno)));
+}
+
 int run(const Options& o) {
     log::init(o.log_stderr || o.check_only, o.verbose);
     config::ParseResult pr = load_config(o);
@@ -404,6 +418,7 @@ int run(const Options& o) {
     }
     Paths paths = resolve_paths(cfg);
     if (!make_state_dirs(o, paths)) return 1;
+    raise_descriptor_limit();
 
     std::vector<ListenSocket> sockets;
     std::vector<std::string> errors;

@@ -65,10 +65,13 @@ bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<s
     return errors->empty();
 }
 
+bool RelayRouter::by_domain(const queue::Envelope& e) const {
+    const config::Action* a = config_.find_action(e.action);
+    return a && !a->relay.url && a->relay.host_table.empty();
+}
+
 std::string RelayRouter::batch_key(const config::Action& action, const queue::Envelope& e) const {
-    const config::Relay& r = action.relay;
-    bool by_domain = !r.url && r.host_table.empty();  // MX routing or a domain table
-    return by_domain ? action.name + "\n" + domain_of(e.dest) : action.name;
+    return by_domain(e) ? action.name + "\n" + domain_of(e.dest) : action.name;
 }
 
 std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelope& e) const {

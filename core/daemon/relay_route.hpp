@@ -45,6 +45,8 @@ public:
     // agent run (and one connection): the action's name, plus the recipient
     // domain when the route depends on it.
     std::string batch_key(const config::Action& action, const queue::Envelope& e) const;
+    // Whether e's route depends on its recipient domain (MX routing or a domain table).
+    bool by_domain(const queue::Envelope& e) const;
     // The route of `e` (and of its batch); false with *why when the mail must
     // wait (a table that cannot be read now).
     bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);

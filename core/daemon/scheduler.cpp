@@ -73,11 +73,11 @@ constexpr size_t kMaxBatch = 32;
 constexpr size_t kLookahead = 512;
 // Agent runs at once: local ones (each may write a user's mailbox) and relay
 // ones (each holds one outbound connection), and relay runs per destination
-// (a smarthost, or a recipient domain for MX routing), so that one slow
-// destination cannot take every slot.
+// (`mta limit max-conn-per-relay` for a smarthost, `max-conn-per-domain` for a
+// recipient domain routed by MX), so that one slow destination cannot take
+// every slot.
 constexpr unsigned kMaxLocalRuns = 32;
 constexpr unsigned kMaxRelayRuns = 1000;
-constexpr unsigned kMaxRunsPerRoute = 10;
 
 namespace {
 
@@ -101,7 +101,8 @@ bool Scheduler::eligible(const queue::Envelope& e, const std::string& key) const
     if (relay ? paused_mta_ : paused_mda_) return false;
     if (!relay) return running_ - running_relay_ < kMaxLocalRuns;
     auto it = running_per_route_.find(key);
-    return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < kMaxRunsPerRoute);
+    unsigned limit = router_.by_domain(e) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
+    return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < limit);
 }
 
 void Scheduler::pump() {

@@ -64,6 +64,8 @@ class Connection:
         self.tls_error = None    # why a STARTTLS handshake failed, if it did
         self.transactions = []
         self.closed = False      # the connection has ended (either side)
+        self.opened_at = time.monotonic()
+        self.closed_at = None    # time.monotonic() when it ended
         self.error = None        # what ended it if not QUIT (timeout, reset, ...)
 
     @property
@@ -81,10 +83,11 @@ class _Closed(Exception):
 
 class SmtpSink:
     def __init__(self, replies=None, starttls=False, cert=None, key=None, hostname="sink.test",
-                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800")):
+                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0):
         if starttls and not (cert and key):
             raise ValueError("starttls needs cert and key")
         self.hostname = hostname
+        self.eom_delay = eom_delay  # seconds before the reply to each message: a slow peer
         self.extensions = list(extensions)
         self.starttls = starttls
         self._tls_ctx = None
@@ -157,6 +160,19 @@ class SmtpSink:
         with self._lock:
             return list(self.connections)
 
+    def max_concurrent(self):
+        """The most connections that were open at the same time."""
+        with self._lock:
+            events = []
+            for c in self.connections:
+                events.append((c.opened_at, 1))
+                events.append((c.closed_at if c.closed_at is not None else float("inf"), -1))
+        peak = now = 0
+        for _t, delta in sorted(events):
+            now += delta
+            peak = max(peak, now)
+        return peak
+
     def wait_idle(self, timeout=10.0):
         """Wait until every connection so far has ended."""
         return self._wait(lambda: all(c.closed for c in self.connections), timeout)
@@ -223,6 +239,7 @@ class SmtpSink:
                 pass
             with self._lock:
                 conn.closed = True
+                conn.closed_at = time.monotonic()
                 self._lock.notify_all()
 
 
@@ -343,6 +360,8 @@ class _Session:
         if not r.startswith("3"):
             return
         data = self.read_data()
+        if self.sink.eom_delay:
+            time.sleep(self.sink.eom_delay)
         r = self.sink._reply_for("EOM", "250 2.0.0 queued as sink")
         with self.sink._lock:
             self.txn.data = data

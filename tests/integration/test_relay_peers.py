@@ -185,6 +185,26 @@ class ConnectionReuse(RelayCase):
         self.assert_logged(d, DELIVERY + r" .*result=Ok", count=5)
         self.assertTrue(d.wait_queue_empty(5), d.queue_entries())
 
+    def test_connections_per_smarthost_are_limited(self):
+        # 70 messages make three batches (32, 32, 6); a slow sink keeps them
+        # open together, and max-conn-per-relay 2 lets only two run at once.
+        sink = SmtpSink(eom_delay=0.05)
+        sink.start()
+        self.addCleanup(sink.stop)
+        d = postern.Daemon("mta limit max-conn-per-relay 2\n" +
+                           relay_config([(None, f"host smtp://127.0.0.1:{sink.port}")]), name="peers-limit")
+        d.__enter__()
+        self.addCleanup(d.__exit__, None, None, None)
+        ctl(d, "pause", "mta")
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            for i in range(70):
+                s.sendmail("alice@localhost", [f"r{i}@remote.test"], f"Subject: limited {i}\r\n\r\nbody\r\n")
+        ctl(d, "resume", "mta")
+        self.assertEqual(len(sink.wait_messages(70, timeout=30)), 70, sink.describe())
+        self.assertTrue(sink.wait_idle(10), sink.describe())
+        self.assertEqual(len(sink.connections), 3, sink.describe())
+        self.assertEqual(sink.max_concurrent(), 2, sink.describe())
+
     def test_pause_mta_holds_relayed_mail(self):
         sink = SmtpSink()
         d = self.start(sink, name="peers-pause")

@@ -159,6 +159,11 @@ TEST_CASE("errors: global options") {
                  "\"127.0.0.1:5353\", found end of line"});
     CHECK(errors_of("mta limit max-conn-per-host 3\n" + kRule) ==
           Errors{"test.conf:1:11: 'mta limit max-conn-per-host' is not supported yet"});
+    CHECK(errors_of("mta limit max-conn-per-domain 0\n" + kRule) ==
+          Errors{"test.conf:1:31: 'max-conn-per-domain' 0 is out of range (1-1000000)"});
+    CHECK(errors_of("mta limit\n" + kRule) ==
+          Errors{"test.conf:1:10: expected inet4, inet6, max-conn-per-domain or max-conn-per-relay after 'mta limit', "
+                 "found end of line"});
     CHECK(errors_of("mta frob\n" + kRule) ==
           Errors{"test.conf:1:5: unknown 'mta' option 'frob'; expected resolver or limit after 'mta'"});
     CHECK(errors_of("smtp limit\n" + kRule) ==

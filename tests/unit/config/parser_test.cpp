@@ -329,11 +329,17 @@ TEST_CASE("globals: smtp, queue and postern path extensions") {
 }
 
 TEST_CASE("globals: mta resolver and mta limit inet4|inet6") {
-    Config c = ok("mta resolver \"127.0.0.1:5353,[::1]:53\"\nmta limit inet6\n" + kRule);
+    Config c = ok("mta resolver \"127.0.0.1:5353,[::1]:53\"\nmta limit inet6\n"
+                  "mta limit max-conn-per-domain 3\nmta limit max-conn-per-relay 40\n" + kRule);
     CHECK(c.mta_resolver == "127.0.0.1:5353,[::1]:53");
     CHECK(c.mta_family == 6);
-    CHECK(ok(kRule).mta_resolver.empty());
-    CHECK(ok(kRule).mta_family == 0);
+    CHECK(c.mta_max_conn_per_domain == 3);
+    CHECK(c.mta_max_conn_per_relay == 40);
+    Config d = ok(kRule);
+    CHECK(d.mta_resolver.empty());
+    CHECK(d.mta_family == 0);
+    CHECK(d.mta_max_conn_per_domain == 10);
+    CHECK(d.mta_max_conn_per_relay == 10);
 }
 
 TEST_CASE("globals: sizes in bytes and with K, M, G suffixes") {
