@@ -60,6 +60,7 @@ class Connection:
     def __init__(self, peer):
         self.peer = peer
         self.commands = []       # command lines as received (str, latin-1), DATA content excluded
+        self.pipelined = []      # those that arrived together with the next one (before their reply)
         self.tls = False         # TLS active (set once STARTTLS succeeded)
         self.tls_error = None    # why a STARTTLS handshake failed, if it did
         self.transactions = []
@@ -282,6 +283,8 @@ class _Session:
     def record(self, line):
         with self.sink._lock:
             self.conn.commands.append(line)
+            if self.buf:
+                self.conn.pipelined.append(line)
             self.sink._lock.notify_all()
 
     def run(self):

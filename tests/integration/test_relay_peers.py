@@ -160,6 +160,57 @@ class Retry(RelayCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
+class Extensions(RelayCase):
+    """PIPELINING and 8BITMIME are used when the peer offers them; an 8-bit
+    message to a peer without 8BITMIME bounces (5.6.3), as documented."""
+
+    EIGHT_BIT = "Subject: caf\u00e9\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nd\u00e9j\u00e0 vu\r\n".encode()
+
+    def send_8bit(self, d, rcpt):
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            self.assertEqual(s.sendmail("alice@localhost", [rcpt], self.EIGHT_BIT, mail_options=["BODY=8BITMIME"]), {})
+
+    def test_pipelining_when_offered(self):
+        sink = SmtpSink()
+        d = self.start(sink, name="peers-pipe")
+        send(d.port, "p@remote.test", "pipelined")
+        self.assertEqual(len(sink.wait_messages(1)), 1, sink.describe())
+        conn = sink.connections[0]
+        mail = [c for c in conn.commands if c.startswith("MAIL")]
+        self.assertEqual(len(mail), 1, conn.commands)
+        self.assertIn(mail[0], conn.pipelined, conn.commands)  # RCPT and DATA came with it
+
+    def test_no_pipelining_when_not_offered(self):
+        sink = SmtpSink(extensions=("8BITMIME", "SIZE 52428800"))
+        d = self.start(sink, name="peers-nopipe")
+        send(d.port, "q@remote.test", "one by one")
+        self.assertEqual(len(sink.wait_messages(1)), 1, sink.describe())
+        self.assertEqual(sink.connections[0].pipelined, [], sink.connections[0].commands)
+
+    def test_8bit_body_declared_to_an_8bitmime_peer(self):
+        sink = SmtpSink()
+        d = self.start(sink, name="peers-8bit")
+        self.send_8bit(d, "e@remote.test")
+        got = sink.wait_messages(1)
+        self.assertEqual(len(got), 1, sink.describe())
+        self.assertIn("d\u00e9j\u00e0 vu".encode(), got[0])
+        mail = [c for c in sink.connections[0].commands if c.startswith("MAIL")][0]
+        self.assertIn(" BODY=8BITMIME", mail)
+
+    def test_8bit_body_to_a_7bit_peer_bounces_with_5_6_3(self):
+        sink = SmtpSink(extensions=("PIPELINING", "SIZE 52428800"))
+        d = self.start(sink, name="peers-7bit")
+        self.send_8bit(d, "f@remote.test")
+        files = d.wait_files(d.path("mail", "alice"), 1, timeout=20)
+        self.assertEqual(len(files), 1, d.log())
+        with open(files[0], "rb") as f:
+            report = email.message_from_binary_file(f, policy=email.policy.default)
+        status = report.get_payload()[1].get_payload()[1]
+        self.assertEqual((status["Action"], status["Status"]), ("failed", "5.6.3"))
+        self.assertEqual(sink.transactions(), [], sink.describe())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class ConnectionReuse(RelayCase):
     def test_queued_batch_goes_over_one_connection(self):
         sink = SmtpSink()
