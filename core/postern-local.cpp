@@ -1,7 +1,8 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 [--secret-fd FD] --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]
+//                 [--secret-fd FD] --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT]
+//                 [--delivery ...]
 //
 // The daemon starts one agent per batch of local deliveries that share an
 // action and an account, already running as that account (this program does
@@ -44,11 +45,12 @@ constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O] [--secret-fd FD]\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]\n";
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
 
 struct Delivery {
     int fd = -1;
     std::string sender, rcpt, dest, path, msgid;
+    std::string mail_params, rcpt_params;  // --dsn, for a relay
 };
 
 struct Args {
@@ -93,6 +95,15 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
             std::string text;
             ok = single("secret-fd", &text, nullptr, i) && parse_fd(text, &a.secret_fd);
             if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --secret-fd";
+        } else if (opt == "--dsn") {
+            if (a.deliveries.empty() || i + 2 >= argc) {
+                *error = "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery";
+                return std::nullopt;
+            }
+            a.deliveries.back().mail_params = argv[i + 1];
+            a.deliveries.back().rcpt_params = argv[i + 2];
+            i += 2;
+            ok = true;
         } else if (opt == "--delivery") {
             if (i + 6 >= argc) {
                 *error = "option --delivery needs FD SENDER RCPT DEST PATH MSGID";
@@ -211,6 +222,8 @@ int main(int argc, char** argv) {
             req.path = d.path.c_str();
             req.options = args->options.c_str();
             req.msgid = d.msgid.c_str();
+            req.mail_params = d.mail_params.c_str();
+            req.rcpt_params = d.rcpt_params.c_str();
             char err[1024] = "";
             status = (*plugin)->deliver(&req, err, sizeof err);
             if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL) {

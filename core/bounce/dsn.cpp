@@ -201,7 +201,7 @@ std::string per_recipient_fields(const Report& r, const RecipientReport& rc) {
         out += fold_field("Original-Recipient", orcpt);
     }
     out += fold_field("Final-Recipient", "rfc822; " + header_safe(rc.final_recipient));
-    out += fold_field("Action", action_word(r.kind));
+    out += fold_field("Action", r.kind == Kind::Delivered && rc.relayed ? "relayed" : action_word(r.kind));
     out += fold_field("Status", checked_status(rc.status, r.kind));
     std::string mta = token_safe(rc.remote_mta);
     if (!mta.empty()) out += fold_field("Remote-MTA", "dns; " + mta);

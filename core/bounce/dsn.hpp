@@ -33,6 +33,9 @@ struct RecipientReport {
     std::string remote_mta;          // "" if none
     std::int64_t last_attempt = 0;   // UNIX seconds, 0 = not reported
     std::int64_t will_retry_until = 0;  // Delayed only
+    // Delivered only: handed to a server that will not report on it (no DSN
+    // support): Action "relayed" (RFC 3464 2.3.3) instead of "delivered".
+    bool relayed = false;
 };
 
 struct Report {

@@ -85,6 +85,7 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
         rr.original_recipient = o.envelope.dsn_orcpt;
         rr.status = o.status;
         rr.diagnostic = o.diagnostic;
+        rr.relayed = o.relayed;
         rr.last_attempt = o.envelope.last_try ? o.envelope.last_try : std::time(nullptr);
         if (kind == bounce::Kind::Delayed) rr.will_retry_until = o.envelope.expire;
         rcpts.push_back(std::move(rr));

@@ -25,6 +25,7 @@ struct Outcome {
     queue::Envelope envelope;
     std::string status;      // enhanced status code, "5.1.1"
     std::string diagnostic;  // the delivery's error text
+    bool relayed = false;    // delivered to a server that does not report further (Action: relayed)
 };
 
 class Bouncer {

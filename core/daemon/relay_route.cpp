@@ -11,6 +11,7 @@
 
 #include "auth/sasl.hpp"
 #include "relay/srs.hpp"
+#include "smtp/dsn_params.hpp"
 #include "relay/url.hpp"
 #include "table/table.hpp"
 
@@ -93,6 +94,27 @@ std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelo
     return m;                                                                                      // "user@domain"
 }
 
+void RelayRouter::dsn_params(const queue::Envelope& e, std::string* mail, std::string* rcpt) {
+    mail->clear();
+    rcpt->clear();
+    auto add = [](std::string* out, const std::string& word) { *out += (out->empty() ? "" : " ") + word; };
+    if (e.dsn_ret == "full" || e.dsn_ret == "hdrs") add(mail, e.dsn_ret == "full" ? "RET=FULL" : "RET=HDRS");
+    if (!e.dsn_envid.empty()) add(mail, "ENVID=" + smtp::xtext_encode(e.dsn_envid));
+    unsigned n = e.dsn_notify;
+    if (n & smtp::NotifyNever) {
+        add(rcpt, "NOTIFY=NEVER");
+    } else if (n) {
+        std::string list;
+        for (auto [bit, word] : {std::pair{smtp::NotifySuccess, "SUCCESS"}, std::pair{smtp::NotifyFailure, "FAILURE"},
+                                 std::pair{smtp::NotifyDelay, "DELAY"}})
+            if (n & bit) list += (list.empty() ? "" : ",") + std::string(word);
+        add(rcpt, "NOTIFY=" + list);
+    }
+    size_t semi = e.dsn_orcpt.find(';');
+    if (semi != std::string::npos)
+        add(rcpt, "ORCPT=" + e.dsn_orcpt.substr(0, semi) + ";" + smtp::xtext_encode(e.dsn_orcpt.substr(semi + 1)));
+}
+
 bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why) {
     if (r.url) {
         out->path = url_text(*r.url, r.tls);
@@ -102,11 +124,20 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, R
     if (!r.host_table.empty()) {
         table::Table* t = tables_.find(r.host_table);
         std::vector<std::string> urls;
-        auto res = t ? t->for_each([&](std::string_view key, std::string_view) {
+        // A file table reads "smtp://host" as the key "smtp" with the value
+        // "//host" (its first ':' separates them): say so rather than guess.
+        bool mapped = false;
+        auto res = t ? t->for_each([&](std::string_view key, std::string_view value) {
+                          mapped = mapped || value != key;
                           urls.emplace_back(key);
                           return true;
                       }, &error)
                      : table::Result::TempFail;
+        if (mapped)
+            return *why = "relay: table " + r.host_table + " is a mapping, not a list of relay URLs (in a file, ':' "
+                          "separates a key from its value: write the URLs as an inline list { ... }, or host names "
+                          "without scheme and port)",
+                   false;
         if (res == table::Result::TempFail || urls.empty())
             return *why = "relay: cannot list the hosts of table " + r.host_table + (error.empty() ? "" : ": " + error),
                    false;

@@ -175,6 +175,7 @@ void Scheduler::start(const std::vector<std::string>& ids) {
         std::string path = relay ? route.path : e.method.empty() ? action->path : e.path;
         std::string sender = relay ? router_.wire_sender(action->relay, e) : e.sender;
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid)});
+        if (relay) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
     launch(ids, std::move(job), route_key(first));
 }
@@ -245,8 +246,13 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     std::string msgid = e.msgid;
     if (status == delivery::Result::Status::Ok) {
         ++stats_.delivered;
-        if (Bouncer::wanted(e, bounce::Kind::Delivered)) hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0");
-        else erase(id, nullptr);
+        // Relayed to a server that took the DSN request over: it reports, not us.
+        bool relayed = delivery_method(config_, e) == "relay";
+        bool handed_on = relayed && std::string_view(r.text).ends_with(RelayRouter::kDsnHandedOn);
+        if (!handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
+            hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0", relayed);
+        else
+            erase(id, nullptr);
     } else {
         ++stats_.permfail;
         std::string code = expired ? "5.4.7" : status_of(r.text, "5.0.0");
@@ -261,9 +267,9 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
 // A final outcome that needs a report: the envelope leaves the schedule now,
 // and the spool once its report is queued.
 void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r,
-                                std::string status) {
+                                std::string status, bool relayed) {
     auto it = entries_.find(id);
-    Outcome o{std::move(it->second.envelope), std::move(status), r.text};
+    Outcome o{std::move(it->second.envelope), std::move(status), r.text, relayed};
     entries_.erase(it);
     auto& pending = reports_[o.envelope.msgid];
     (kind == bounce::Kind::Failed ? pending.failed : pending.delivered).push_back(std::move(o));

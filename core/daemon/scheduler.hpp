@@ -73,7 +73,8 @@ private:
     void flush_removals();
     void wait_until(const std::string& id, std::int64_t when);
     void erase(const std::string& id, const char* why);
-    void hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status);
+    void hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status,
+                         bool relayed = false);
     void warn_if_due(const queue::Envelope& e, const delivery::Result& r);
     void flush_reports(const std::string& msgid);
     bool settled(const std::string& msgid) const;  // no envelope of it ready or running

@@ -290,6 +290,8 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         else if (!item.path.empty()) path = expand_path(item.path, job.user, item, acct.home);
         args.insert(args.end(), {"--delivery", std::to_string(3 + messages.size()), item.sender, item.rcpt, item.dest,
                                  path, item.msgid});
+        if (!item.mail_params.empty() || !item.rcpt_params.empty())
+            args.insert(args.end(), {"--dsn", item.mail_params, item.rcpt_params});
         messages.push_back(std::move(fd));
     }
     if (messages.empty()) {

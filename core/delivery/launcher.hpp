@@ -30,6 +30,9 @@ struct Item {
     std::string path;          // path template (may hold %{...} and ~), or the file/command; "" = default
     std::string msgid;
     std::string message_path;  // spooled message
+    // DSN parameters for a relay to pass on (RFC 3461), as they go on the
+    // wire: "RET=HDRS ENVID=xtext" and "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext".
+    std::string mail_params, rcpt_params;
 };
 
 // Deliveries that share a plugin and an account: one agent run.

@@ -12,9 +12,10 @@ namespace {
 
 constexpr size_t kMaxFrame = 1 << 20;
 // Requests: "deliver", id, method, user, account, options, secret, then per
-// item: sender, rcpt, dest, path, msgid; or "auth", id, user, password.
+// item: sender, rcpt, dest, path, msgid, mail params, rcpt params; or "auth",
+// id, user, password.
 enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
-enum { kSender, kRcpt, kDest, kPath, kMsgid, kItemFields };
+enum { kSender, kRcpt, kDest, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
 constexpr size_t kMaxItems = 256;
 
 const char* status_word(Result::Status s) {
@@ -149,7 +150,8 @@ void PrivClient::launch(const Job& job, Done done) {
     std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options,
                                        job.secret};
     for (const auto& item : job.items)
-        fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.path, item.msgid});
+        fields.insert(fields.end(),
+                      {item.sender, item.rcpt, item.dest, item.path, item.msgid, item.mail_params, item.rcpt_params});
     send(fields);
 }
 
@@ -230,7 +232,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
         // The message path comes from our own spool folder and a checked id,
         // never from the request.
         job.items.push_back({item[kSender], item[kRcpt], item[kDest], item[kPath], item[kMsgid],
-                             store.message_path(item[kMsgid])});
+                             store.message_path(item[kMsgid]), item[kMailParams], item[kRcptParams]});
     }
     launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
 }

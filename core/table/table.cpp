@@ -154,7 +154,7 @@ public:
         : Table(std::move(name)) {
         for (auto& [k, v] : entries) {
             std::string key = lowercase(k);
-            map_[key] = is_map ? v : key;
+            if (map_.emplace(key, is_map ? v : key).second) order_.push_back(key);
         }
     }
     Result lookup(std::string_view key, std::string* value, std::string*) override {
@@ -165,8 +165,8 @@ public:
     }
     Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn,
                     std::string*) override {
-        for (auto& [k, v] : map_)
-            if (!fn(k, v)) break;
+        for (const auto& k : order_)  // as written: a relay's host list is tried in this order
+            if (!fn(k, map_.at(k))) break;
         return Result::Found;
     }
     bool iterable() const override { return true; }
@@ -174,6 +174,7 @@ public:
 
 private:
     std::map<std::string, std::string, std::less<>> map_;
+    std::vector<std::string> order_;  // keys in written order, each once
 };
 
 }  // namespace

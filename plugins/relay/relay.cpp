@@ -190,7 +190,7 @@ bool send_one(const Settings& s, const postern_delivery_request& req, const std:
         // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
         Result r = c.session->reset(f);
         if (r == Result::Ok) {
-            r = c.session->transaction(req.sender, req.dest, message, done, f);
+            r = c.session->transaction(req.sender, req.dest, message, req.mail_params, req.rcpt_params, done, f);
             if (r == Result::Ok || r == Result::Failed) return r == Result::Ok;
             if (r == Result::Lost) {
                 c.session.reset();  // dead: no QUIT to send
@@ -208,7 +208,7 @@ bool send_one(const Settings& s, const postern_delivery_request& req, const std:
         c.routed = true;
     }
     if (!connect(s, c, f)) return false;
-    Result r = c.session->transaction(req.sender, req.dest, message, done, f);
+    Result r = c.session->transaction(req.sender, req.dest, message, req.mail_params, req.rcpt_params, done, f);
     if (r == Result::Broken || r == Result::Lost) c.session.reset();
     return r == Result::Ok;
 }

@@ -29,6 +29,15 @@ TlsPolicy tls_policy(const Settings& s, const relay::RelayUrl& url, bool verify)
     return TlsPolicy{verify, s.ca_file, url.host, ip, s.cert_pem, s.key_pem};
 }
 
+// ESMTP parameters from the daemon: printable ASCII words, nothing that could
+// end the command line early.
+bool valid_params(std::string_view p) {
+    if (p.size() > 1024) return false;
+    for (char c : p)
+        if (c < ' ' || c > '~') return false;
+    return true;
+}
+
 bool has_8bit(std::string_view text) {
     for (unsigned char c : text)
         if (c >= 0x80) return true;
@@ -203,7 +212,8 @@ Session::Result Session::envelope(const std::string& mail, const std::string& rc
 }
 
 Session::Result Session::transaction(std::string_view sender, std::string_view dest, std::string_view message,
-                                     std::string* done, Failure* f) {
+                                     std::string_view mail_params, std::string_view rcpt_params, std::string* done,
+                                     Failure* f) {
     if (!valid_address(sender) || !valid_address(dest) || dest.empty()) {
         *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
         return Result::Failed;
@@ -225,7 +235,12 @@ Session::Result Session::transaction(std::string_view sender, std::string_view d
     }
     std::string data = smtp::encode_data(message);
     if (ext_.count("SIZE")) mail += " SIZE=" + std::to_string(data.size());
-    Result res = envelope(mail, "RCPT TO:<" + std::string(dest) + ">", f);
+    std::string rcpt = "RCPT TO:<" + std::string(dest) + ">";
+    // DSN parameters are ours to pass on only to a server that knows them.
+    bool dsn = ext_.count("DSN") && valid_params(mail_params) && valid_params(rcpt_params);
+    if (dsn && !mail_params.empty()) mail += " " + std::string(mail_params);
+    if (dsn && !rcpt_params.empty()) rcpt += " " + std::string(rcpt_params);
+    Result res = envelope(mail, rcpt, f);
     if (res != Result::Ok) return res;
     relay::Reply r;
     std::string error;
@@ -236,6 +251,7 @@ Session::Result Session::transaction(std::string_view sender, std::string_view d
     if (!expect(r, 2, f)) return r.code == 421 ? Result::Broken : Result::Failed;
     std::string tls = conn_->tls_description();
     *done = "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply_text(r);
+    if (dsn && !rcpt_params.empty()) *done += " (DSN handed on)";
     return Result::Ok;
 }
 

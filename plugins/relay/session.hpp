@@ -45,8 +45,10 @@ public:
     // One message to one recipient: MAIL, RCPT, DATA (in one write when the
     // server offers PIPELINING). On Ok, *done says where it went and what the
     // server answered: "mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok".
-    Result transaction(std::string_view sender, std::string_view dest, std::string_view message, std::string* done,
-                       Failure* f);
+    // With DSN offered, `mail_params` and `rcpt_params` (RET/ENVID, NOTIFY/ORCPT)
+    // go along and *done ends with " (DSN handed on)" when there were any.
+    Result transaction(std::string_view sender, std::string_view dest, std::string_view message,
+                       std::string_view mail_params, std::string_view rcpt_params, std::string* done, Failure* f);
     // QUIT, waiting briefly for the 221, for a polite close.
     void quit();
 

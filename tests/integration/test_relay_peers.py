@@ -211,6 +211,52 @@ class Extensions(RelayCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
+class DsnPassOn(RelayCase):
+    """RFC 3461: DSN parameters go on to a server that offers DSN, which then
+    reports; to one that does not, postern itself reports "relayed"."""
+
+    def send_dsn(self, d, rcpt):
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            s.ehlo()
+            self.assertEqual(s.sendmail("alice@localhost", [rcpt], "Subject: dsn\r\n\r\nbody\r\n",
+                                        mail_options=["RET=HDRS", "ENVID=env+2B1"],
+                                        rcpt_options=["NOTIFY=SUCCESS,FAILURE", f"ORCPT=rfc822;{rcpt}"]), {})
+
+    def test_parameters_go_to_a_dsn_peer_which_reports(self):
+        sink = SmtpSink(extensions=("PIPELINING", "8BITMIME", "DSN"))
+        d = self.start(sink, name="peers-dsn")
+        self.send_dsn(d, "g@remote.test")
+        self.assertEqual(len(sink.wait_messages(1)), 1, sink.describe())
+        commands = sink.connections[0].commands
+        mail = [c for c in commands if c.startswith("MAIL")][0]
+        rcpt = [c for c in commands if c.startswith("RCPT")][0]
+        self.assertIn(" RET=HDRS", mail)
+        self.assertIn(" ENVID=env+2B1", mail)
+        self.assertIn(" NOTIFY=SUCCESS,FAILURE", rcpt)
+        self.assertIn(" ORCPT=rfc822;g@remote.test", rcpt)
+        self.assert_logged(d, DELIVERY + r" .*to=g@remote.test .*result=Ok .*DSN handed on")
+        self.assertTrue(d.wait_queue_empty(5), d.queue_entries())
+        time.sleep(0.5)
+        self.assertEqual(postern.maildir_new(d.path("mail", "alice")), [])  # the peer reports, not us
+
+    def test_a_peer_without_dsn_gets_none_and_the_sender_hears_relayed(self):
+        sink = SmtpSink(extensions=("PIPELINING", "8BITMIME"))
+        d = self.start(sink, name="peers-nodsn")
+        self.send_dsn(d, "h@remote.test")
+        self.assertEqual(len(sink.wait_messages(1)), 1, sink.describe())
+        for c in sink.connections[0].commands:
+            self.assertNotIn("NOTIFY=", c)
+            self.assertNotIn("RET=", c)
+        files = d.wait_files(d.path("mail", "alice"), 1, timeout=20)
+        self.assertEqual(len(files), 1, d.log())
+        with open(files[0], "rb") as f:
+            report = email.message_from_binary_file(f, policy=email.policy.default)
+        fields = report.get_payload()[1].get_payload()
+        self.assertEqual(fields[0]["Original-Envelope-Id"], "env+1")
+        self.assertEqual((fields[1]["Action"], fields[1]["Status"]), ("relayed", "2.0.0"))
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class ConnectionReuse(RelayCase):
     def test_queued_batch_goes_over_one_connection(self):
         sink = SmtpSink()

@@ -33,6 +33,10 @@ struct postern_delivery_request {
     const char *path;      /* action argument (maildir path, mbox file), "" if none */
     const char *options;   /* action options, space separated ("junk"), "" if none */
     const char *msgid;     /* queue message id, for unique file names and logs */
+    /* Added in ABI 1 after msgid (check struct_size): the DSN parameters of
+     * RFC 3461 for a relay to pass on, as they go on the wire, "" if none. */
+    const char *mail_params; /* "RET=HDRS ENVID=xtext" */
+    const char *rcpt_params; /* "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext" */
 };
 
 struct postern_delivery_plugin {

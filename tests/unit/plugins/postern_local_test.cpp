@@ -61,7 +61,7 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 
 const std::string kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O] [--secret-fd FD]\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--delivery ...]\n";
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
 
 }  // namespace
 
