@@ -124,6 +124,9 @@ bool read_message(int fd, std::string* out, Failure* f) {
     }
 }
 
+// A request's optional strings may be null.
+std::string_view text(const char* s) { return s ? s : ""; }
+
 Failure perm(const std::string& domain, const std::string& why) { return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why}; }
 
 // The exchangers of s.mx_domain in the order to try (mx.hpp), each with its
@@ -190,7 +193,8 @@ bool send_one(const Settings& s, const postern_delivery_request& req, const std:
         // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
         Result r = c.session->reset(f);
         if (r == Result::Ok) {
-            r = c.session->transaction(req.sender, req.dest, message, req.mail_params, req.rcpt_params, done, f);
+            r = c.session->transaction(req.sender, req.dest, message, text(req.mail_params), text(req.rcpt_params), done,
+                                       f);
             if (r == Result::Ok || r == Result::Failed) return r == Result::Ok;
             if (r == Result::Lost) {
                 c.session.reset();  // dead: no QUIT to send
@@ -208,7 +212,8 @@ bool send_one(const Settings& s, const postern_delivery_request& req, const std:
         c.routed = true;
     }
     if (!connect(s, c, f)) return false;
-    Result r = c.session->transaction(req.sender, req.dest, message, req.mail_params, req.rcpt_params, done, f);
+    Result r = c.session->transaction(req.sender, req.dest, message, text(req.mail_params), text(req.rcpt_params), done,
+                                      f);
     if (r == Result::Broken || r == Result::Lost) c.session.reset();
     return r == Result::Ok;
 }
