@@ -36,6 +36,7 @@ public:
         queue::Envelope envelope;
         State state = State::Ready;
         bool removed = false;  // removed by the admin while its delivery ran
+        std::uint64_t ready_at = 0;  // loop time (ms) it last became ready
     };
     struct Stats {
         std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
@@ -68,6 +69,8 @@ private:
     // running agents are counted against its limit.
     std::string route_key(const queue::Envelope& e) const;
     bool eligible(const queue::Envelope& e, const std::string& key) const;
+    bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
+    void make_ready(const std::string& id, Entry& entry);
     void launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key);
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
@@ -96,6 +99,7 @@ private:
     bool closed_ = false;
     bool paused_mda_ = false, paused_mta_ = false;
     uv_timer_t timer_{};
+    uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
     Stats stats_;
     std::map<std::string, Entry> entries_;                  // every queued envelope, by id
     std::deque<std::string> ready_;                         // ids; stale ids are skipped
