@@ -145,6 +145,11 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         {{"--user", "u", "--home", "/h"}, "missing option --method"},
         {{"--method", "status", "--home", "/h"}, "missing option --user"},
         {{"--method", "status", "--user", "u", "--plugin-dir"}, "option --plugin-dir needs a value"},
+        {head() + std::vector<std::string>{"--dsn", "RET=FULL", ""} + delivery(3, "/x"),
+         "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"--dsn", "RET=FULL"},
+         "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
+        {head() + std::vector<std::string>{"--secret-fd", "1"} + delivery(3, "/x"), "bad file descriptor \"1\" for --secret-fd"},
     };
     for (const auto& c : cases) {
         INFO(c.reason);
