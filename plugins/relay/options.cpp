@@ -100,7 +100,6 @@ bool parse_path(std::string_view path, Settings* s, std::string* error) {
         if (word.empty()) continue;
         auto url = relay::parse_relay_url(word, error);
         if (!url) return false;
-        if (url->scheme == relay::RelayUrl::Scheme::Lmtp) return *error = "lmtp:// is not an SMTP relay", false;
         s->hosts.push_back(*url);
     }
     if (s->hosts.empty()) return *error = "no relay host", false;

@@ -4,7 +4,8 @@
 // request.path is either
 //   mx:DOMAIN              MX routing: the exchangers of DOMAIN, port 25
 //   URL [URL ...]          smarthosts, tried in order until one takes the
-//                          connection (failover); relay/url.hpp's form
+//                          connection (failover); relay/url.hpp's form;
+//                          lmtp://HOST:PORT speaks LMTP (LHLO)
 // request.options holds space-separated words built by the daemon:
 //   helo=NAME               our EHLO name (default: this host's name)
 //   tls=verify|no-verify    check the certificate of smtp+tls:// and smtps://,

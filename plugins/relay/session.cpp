@@ -99,7 +99,7 @@ bool Session::greet(const Settings& s, Failure* f) {
         *f = fail(POSTERN_TEMPFAIL, "STARTTLS not offered");
         return false;
     }
-    bool want_tls = url_.scheme == Scheme::SmtpTls || (url_.scheme == Scheme::Smtp && offered);
+    bool want_tls = url_.scheme == Scheme::SmtpTls || ((url_.scheme == Scheme::Smtp || url_.scheme == Scheme::Lmtp) && offered);
     // Opportunistic TLS (plain smtp://) only encrypts: there is no name to trust.
     if (want_tls && !starttls(s, url_.scheme == Scheme::SmtpTls && s.verify, f)) return false;
     return !s.auth.count(url_.label) || authenticate(s, f);
@@ -107,8 +107,12 @@ bool Session::greet(const Settings& s, Failure* f) {
 
 bool Session::hello(const Settings& s, Failure* f) {
     relay::Reply r;
-    if (command("EHLO " + s.helo, "EHLO", &r, f) != Result::Ok) return false;
-    if (r.code / 100 == 5) {
+    // LMTP (RFC 2033) greets with LHLO and has no HELO to fall back to. One
+    // recipient per transaction makes its one reply per recipient after the
+    // message the same single reply as SMTP's.
+    bool lmtp = url_.scheme == Scheme::Lmtp;
+    if (command((lmtp ? "LHLO " : "EHLO ") + s.helo, lmtp ? "LHLO" : "EHLO", &r, f) != Result::Ok) return false;
+    if (r.code / 100 == 5 && !lmtp) {
         ext_.clear();
         if (command("HELO " + s.helo, "HELO", &r, f) != Result::Ok) return false;
         return expect(r, 2, f);

@@ -241,6 +241,18 @@ TEST_CASE("relay: a clean delivery sends exactly EHLO, MAIL, RCPT, DATA, the stu
     CHECK(server.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "QUIT\r\n");
 }
 
+TEST_CASE("relay: lmtp:// greets with LHLO and otherwise runs the same transaction") {
+    test::TempDir dir;
+    FakeServer server({});
+    std::string url = server.url();
+    auto o = send(dir, "lmtp://" + url.substr(url.find("://") + 3));
+    CHECK(o.status == POSTERN_OK);
+    flush(dir);
+    server.stop();
+    REQUIRE(server.transcripts().size() == 1);
+    CHECK(server.transcripts()[0] == "LHLO client.test\r\n" + transaction() + "QUIT\r\n");
+}
+
 TEST_CASE("relay: SIZE is declared when offered, and the null sender is <>") {
     test::TempDir dir;
     Script s;
@@ -409,9 +421,9 @@ TEST_CASE("relay: bad URLs and options are permanent configuration errors") {
     o = send(dir, "gopher://mx.example.org");
     CHECK(o.status == POSTERN_PERMFAIL);
     CHECK(o.error == "relay: config error: unknown relay URL scheme \"gopher\"");
-    o = send(dir, "lmtp://127.0.0.1:24");
+    o = send(dir, "lmtp://127.0.0.1");
     CHECK(o.status == POSTERN_PERMFAIL);
-    CHECK(o.error == "relay: config error: lmtp:// is not an SMTP relay");
+    CHECK(o.error == "relay: config error: lmtp:// requires a port");
     o = send(dir, "smtp://127.0.0.1:1", "frobnicate=yes");
     CHECK(o.status == POSTERN_PERMFAIL);
     CHECK(o.error == "relay: config error: unknown option \"frobnicate=yes\"");
