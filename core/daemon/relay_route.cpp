@@ -12,6 +12,7 @@
 #include "auth/sasl.hpp"
 #include "relay/srs.hpp"
 #include "smtp/dsn_params.hpp"
+#include "tls/context.hpp"
 #include "relay/url.hpp"
 #include "table/table.hpp"
 
@@ -232,6 +233,13 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
     o = "helo=" + helo + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");
     if (const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca)) o += " ca=" + ca->cert;
     if (!src.empty()) o += " src=" + src;
+    if (!r.ciphers.empty()) o += " ciphers=" + tls::cipher_list(r.ciphers);
+    if (!r.protocols.empty()) {
+        std::string error;
+        auto range = tls::parse_protocols(r.protocols, &error);  // checked by the parser already
+        if (!range) return *why = "relay: protocols: " + error, false;
+        o += " tls-versions=" + std::to_string(range->min_version) + ":" + std::to_string(range->max_version);
+    }
     if (out->path.rfind("mx:", 0) == 0) {
         if (r.tls) o += " starttls=required";
         o += " self=" + (r.backup && !r.backup_mx.empty() ? r.backup_mx : e.hostname);

@@ -220,7 +220,13 @@ bool Connection::start_tls(const TlsPolicy& policy, std::string* error) {
         *error = "TLS setup failed";
         return false;
     }
-    SSL_CTX_set_min_proto_version(ctx_.get(), TLS1_2_VERSION);
+    SSL_CTX_set_min_proto_version(ctx_.get(), policy.min_version ? policy.min_version : TLS1_2_VERSION);
+    if (policy.max_version) SSL_CTX_set_max_proto_version(ctx_.get(), policy.max_version);
+    if (!policy.ciphers.empty() && SSL_CTX_set_cipher_list(ctx_.get(), policy.ciphers.c_str()) != 1) {
+        ERR_clear_error();
+        *error = "TLS setup failed: no usable cipher in \"" + policy.ciphers + "\"";
+        return false;
+    }
     if (policy.verify) {
         SSL_CTX_set_verify(ctx_.get(), SSL_VERIFY_PEER, nullptr);
         int ok = policy.ca_file.empty() ? SSL_CTX_set_default_verify_paths(ctx_.get())

@@ -67,6 +67,14 @@ bool apply(std::string_view key, std::string_view value, Settings* s, std::strin
     } else if (key == "resolver" || key == "self" || key == "src") {
         if (!plain(value)) return bad(std::string(key) + "= needs a value without spaces");
         (key == "resolver" ? s->resolver : key == "self" ? s->self : s->src) = value;
+    } else if (key == "ciphers") {
+        if (!plain(value)) return bad("ciphers= needs a value without spaces");
+        s->ciphers = value;
+    } else if (key == "tls-versions") {
+        size_t colon = value.find(':');
+        if (colon == std::string_view::npos || !set_int(value.substr(0, colon), 0x0301, 0x0304, &s->min_version) ||
+            !set_int(value.substr(colon + 1), 0x0301, 0x0304, &s->max_version) || s->min_version > s->max_version)
+            return bad("tls-versions= must be MIN:MAX");
     } else if (key == "family") {
         if (value != "inet4" && value != "inet6") return bad("family= must be inet4 or inet6");
         s->family = value == "inet4" ? Family::Inet4 : Family::Inet6;

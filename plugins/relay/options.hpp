@@ -16,6 +16,8 @@
 //   self=NAME               MX routing: our name among the exchangers (backup MX cut-off)
 //   family=inet4|inet6      MX routing: only this address family
 //   src=ADDRESS             the local address connections come from
+//   ciphers=LIST            OpenSSL cipher list for TLS 1.2 (`relay ciphers`)
+//   tls-versions=MIN:MAX    OpenSSL protocol version numbers (`relay protocols`)
 //   timeout=SECONDS         per connect, command and reply, 1..3600 (default 300)
 //   cert=BASE64 key=BASE64  a client certificate chain and its key, PEM in
 //                           base64 (`relay pki`); private descriptor only
@@ -48,6 +50,8 @@ struct Settings {
     std::string src;
     std::map<std::string, std::string> auth;  // URL label -> AUTH PLAIN token
     std::string cert_pem, key_pem;            // client certificate; "" = none
+    std::string ciphers;                      // "" = OpenSSL's default
+    int min_version = 0, max_version = 0;     // 0 = TLS 1.2 .. the newest
     int timeout = 300;
 };
 

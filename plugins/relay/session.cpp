@@ -26,7 +26,7 @@ bool valid_address(std::string_view a) {
 // An address literal is checked as an IP and sent without SNI (RFC 6066 3).
 TlsPolicy tls_policy(const Settings& s, const relay::RelayUrl& url, bool verify) {
     bool ip = url.ipv6_literal || url.host.find_first_not_of("0123456789.") == std::string::npos;
-    return TlsPolicy{verify, s.ca_file, url.host, ip, s.cert_pem, s.key_pem};
+    return TlsPolicy{verify, s.ca_file, url.host, ip, s.cert_pem, s.key_pem, s.ciphers, s.min_version, s.max_version};
 }
 
 // ESMTP parameters from the daemon: printable ASCII words, nothing that could

@@ -479,6 +479,26 @@ TEST_CASE("relay: smtp+tls:// uses STARTTLS and sends the transaction encrypted"
           "EHLO client.test\r\nSTARTTLS\r\n<TLS>\r\nEHLO client.test\r\n" + transaction() + "QUIT\r\n");
 }
 
+TEST_CASE("relay: protocols and ciphers limit the TLS of the connection") {
+    test::TempDir dir;
+    Script s;
+    s.offer_starttls = true;
+    make_cert(dir, &s);
+    FakeServer server(s);
+    auto o = send(dir, server.url("smtp+tls"),
+                  kOptions + " tls=no-verify tls-versions=771:771 ciphers=ECDHE-RSA-AES128-GCM-SHA256");
+    CHECK(o.status == POSTERN_OK);
+    CHECK(o.error.rfind("relay: 127.0.0.1 [127.0.0.1] TLSv1.2 ECDHE-RSA-AES128-GCM-SHA256: 250 ", 0) == 0);
+    flush(dir);
+    o = send(dir, server.url("smtp+tls"), kOptions + " tls=no-verify ciphers=NO-SUCH-CIPHER");
+    CHECK(o.status == POSTERN_TEMPFAIL);
+    CHECK(o.error == "relay: 127.0.0.1 [127.0.0.1]: TLS setup failed: no usable cipher in \"NO-SUCH-CIPHER\"");
+    o = send(dir, server.url("smtp+tls"), kOptions + " tls-versions=772:771");
+    CHECK(o.error == "relay: config error: tls-versions= must be MIN:MAX");
+    flush(dir);
+    server.stop();
+}
+
 TEST_CASE("relay: smtp+tls:// checks the certificate unless tls=no-verify") {
     test::TempDir dir;
     Script s;
