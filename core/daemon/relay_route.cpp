@@ -1,35 +1,31 @@
 // daemon/relay_route.cpp — see relay_route.hpp.
 #include "daemon/relay_route.hpp"
 
-#include <algorithm>
-#include <ctime>
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "auth/sasl.hpp"
 #include "relay/srs.hpp"
-#include "smtp/dsn_params.hpp"
-#include "tls/context.hpp"
 #include "relay/url.hpp"
+#include "smtp/dsn_params.hpp"
 #include "table/table.hpp"
+#include "tls/context.hpp"
 
 namespace postern::daemon {
 
 namespace {
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-    return out;
-}
-
 std::string domain_of(std::string_view address) {
     size_t at = address.rfind('@');
-    return at == std::string_view::npos ? std::string{} : lower(address.substr(at + 1));
+    return at == std::string_view::npos ? std::string{} : table::lowercase(address.substr(at + 1));
 }
+
+// Words separated by one space: paths, option and secret lists.
+void append_word(std::string* out, const std::string& word) { *out += (out->empty() ? "" : " ") + word; }
 
 // `relay tls` turns the plain smtp:// of a URL into smtp+tls://.
 std::string url_text(const relay::RelayUrl& url, bool tls) {
@@ -98,7 +94,7 @@ std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelo
 void RelayRouter::dsn_params(const queue::Envelope& e, std::string* mail, std::string* rcpt) {
     mail->clear();
     rcpt->clear();
-    auto add = [](std::string* out, const std::string& word) { *out += (out->empty() ? "" : " ") + word; };
+    const auto add = append_word;
     if (e.dsn_ret == "full" || e.dsn_ret == "hdrs") add(mail, e.dsn_ret == "full" ? "RET=FULL" : "RET=HDRS");
     if (!e.dsn_envid.empty()) add(mail, "ENVID=" + smtp::xtext_encode(e.dsn_envid));
     unsigned n = e.dsn_notify;
@@ -146,7 +142,7 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, R
             std::string bad;
             auto u = relay::parse_relay_url(text, &bad);
             if (!u) return *why = "relay: table " + r.host_table + ": invalid relay URL \"" + text + "\": " + bad, false;
-            out->path += (out->path.empty() ? "" : " ") + url_text(*u, r.tls);
+            append_word(&out->path, url_text(*u, r.tls));
         }
         return true;
     }
@@ -190,7 +186,7 @@ bool RelayRouter::credentials(const config::Relay& r, const std::string& path, R
         plain += value.substr(0, colon);
         plain.push_back('\0');
         plain += value.substr(colon + 1);
-        out->secret += (out->secret.empty() ? "" : " ") + ("auth@" + u->label + "=" + auth::base64_encode(plain));
+        append_word(&out->secret, "auth@" + u->label + "=" + auth::base64_encode(plain));
     }
     return true;
 }
@@ -227,7 +223,7 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
     if (!r.pki.empty()) {
         auto it = pkis_.find(r.pki);
         if (it == pkis_.end()) return *why = "relay: the client certificate of pki " + r.pki + " was not loaded", false;
-        out->secret += (out->secret.empty() ? "" : " ") + it->second;
+        append_word(&out->secret, it->second);
     }
     std::string& o = out->options;
     o = "helo=" + helo + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");

@@ -10,6 +10,9 @@ posternd, each listening on port 25 of an address of their own in
   down.test      MX 10 mx0.down.test (127.77.0.9, nothing listens), MX 20 mx2.pref.test
   implicit.test  no MX, A 127.77.0.2                (implicit MX, RFC 5321 5.1)
   nullmx.test    MX 0 .                             (null MX, RFC 7505: 5.1.10)
+  backup.test    MX 10 mx1.pref.test, MX 20 self.test  (a backup MX named self.test
+                 relays only to mx1); loop.test: MX 10 self.test, MX 20 mx2 (nothing better)
+  dual.test      MX 10 dual.mx.test: A 127.77.0.2 and AAAA ::1 (a third posternd on [::1]:25)
   anything else under .test: NXDOMAIN               (5.1.2)
 """
 
@@ -32,7 +35,7 @@ MX1, MX2, DEAD = "127.77.0.1", "127.77.0.2", "127.77.0.9"
 def receiver(address):
     return (f"listen on {address} port 25\n"
             'action "l" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
-            'match from any for domain { pref.test, down.test, implicit.test } action "l"\n')
+            'match from any for domain { pref.test, down.test, implicit.test, backup.test, dual.test } action "l"\n')
 
 
 class Dnsmasq:
@@ -52,6 +55,10 @@ class Dnsmasq:
                 f"--host-record=mx0.down.test,{DEAD}",
                 f"--host-record=implicit.test,{MX2}",
                 "--mx-host=nullmx.test,.,0",
+                "--mx-host=backup.test,mx1.pref.test,10", "--mx-host=backup.test,self.test,20",
+                "--mx-host=loop.test,self.test,10", "--mx-host=loop.test,mx2.pref.test,20",
+                f"--host-record=self.test,{DEAD}",
+                "--mx-host=dual.test,dual.mx.test,10", f"--host-record=dual.mx.test,{MX2},::1",
                 "--log-queries", "--log-facility=-"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Ready once it answers on its port (bounded).
@@ -84,10 +91,10 @@ class Dnsmasq:
         return False
 
 
-def sender_config(dns_port):
-    return (f'mta resolver "127.0.0.1:{dns_port}"\n'
+def sender_config(dns_port, head="", relay_options=""):
+    return (f'mta resolver "127.0.0.1:{dns_port}"\n' + head +
             'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
-            'action "out" relay\n'
+            f'action "out" relay {relay_options}\n'
             'match from local for local action "local"\n'
             'match from local for any action "out"\n')
 
@@ -108,11 +115,12 @@ class MxRouting(unittest.TestCase):
         cls.dns = Dnsmasq().__enter__()
         cls.mx1 = postern.Daemon(receiver(MX1), name="mx1").__enter__()
         cls.mx2 = postern.Daemon(receiver(MX2), name="mx2").__enter__()
+        cls.mx6 = postern.Daemon(receiver("::1"), name="mx6").__enter__()
         cls.a = postern.Daemon(sender_config(cls.dns.port), name="mx-sender").__enter__()
 
     @classmethod
     def tearDownClass(cls):
-        for d in (cls.a, cls.mx2, cls.mx1):
+        for d in (cls.a, cls.mx6, cls.mx2, cls.mx1):
             d.__exit__(None, None, None)
         cls.dns.__exit__()
 
@@ -164,6 +172,36 @@ class MxRouting(unittest.TestCase):
         self.assertEqual(len(report), 1, self.a.log())
         action, status, _ = report_status(report[0])
         self.assertEqual((action, status), ("failed", "5.1.2"))
+
+    def sender(self, name, head="", relay_options=""):
+        d = postern.Daemon(sender_config(self.dns.port, head, relay_options), name=name)
+        d.__enter__()
+        self.addCleanup(d.__exit__, None, None, None)
+        return d
+
+    def send_via(self, d, rcpt, subject):
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            self.assertEqual(s.sendmail("alice@localhost", [rcpt], f"Subject: {subject}\r\n\r\nbody\r\n"), {})
+
+    def test_a_backup_mx_relays_only_to_better_exchangers(self):
+        b = self.sender("mx-backup", relay_options="backup mx self.test")
+        self.send_via(b, "gina@backup.test", "backup-1")
+        self.assertTrue(self.delivered_to(self.mx1, "gina", "backup-1"), b.log())
+        # Where self.test is the best exchanger, there is nowhere better to go.
+        self.send_via(b, "hal@loop.test", "loop-1")
+        line = b.wait_log(r"mta delivery .*to=hal@loop.test .*result=TempFail.*", count=1)
+        self.assertTrue(line, b.log())
+        self.assertIn("no exchanger is preferred over this server (self.test)", line[0])
+        self.assertFalse(self.delivered_to(self.mx2, "hal", "loop-1", timeout=0.5))
+
+    def test_ipv4_first_and_mta_limit_inet6(self):
+        self.send("ivy@dual.test", "dual-any")
+        self.assertTrue(self.delivered_to(self.mx2, "ivy", "dual-any"), self.a.log())
+        six = self.sender("mx-inet6", head="mta limit inet6\n")
+        self.send_via(six, "jay@dual.test", "dual-6")
+        self.assertTrue(self.delivered_to(self.mx6, "jay", "dual-6"), six.log())
+        line = six.wait_log(r"mta delivery .*to=jay@dual.test .*result=Ok.*", count=1)[0]
+        self.assertIn("dual.mx.test [::1]", line)
 
 
 if __name__ == "__main__":
