@@ -8,7 +8,9 @@
 // action and an account, already running as that account (this program does
 // no privilege handling at all). Each --delivery names an inherited file
 // descriptor holding one spooled message and that message's envelope. The
-// agent loads delivery-NAME.so once and calls its `deliver` for each, so a
+// agent loads delivery-NAME.so once and calls its `deliver` for each (or,
+// for the recipients of one message side by side, its `deliver_many` once,
+// when the plugin has one: the relay sends them in one transaction), so a
 // busy queue pays for one process start per batch, not per message, and a
 // plugin that crashes costs the batch's attempts, never the daemon.
 // --secret-fd names a pipe holding more option words (relay credentials),
@@ -174,6 +176,74 @@ const char* status_word(int status) {
     }
 }
 
+struct Outcome {
+    int status;
+    std::string text;
+};
+
+postern_delivery_request request_for(const Args& a, const Delivery& d) {
+    postern_delivery_request req{};
+    req.struct_size = sizeof req;
+    req.message_fd = d.fd;
+    req.sender = d.sender.c_str();
+    req.rcpt = d.rcpt.c_str();
+    req.dest = d.dest.c_str();
+    req.user = a.user.c_str();
+    req.home = a.home.c_str();
+    req.path = d.path.c_str();
+    req.options = a.options.c_str();
+    req.msgid = d.msgid.c_str();
+    req.mail_params = d.mail_params.c_str();
+    req.rcpt_params = d.rcpt_params.c_str();
+    return req;
+}
+
+// A plugin's answer made safe to print: a known status, some text.
+Outcome checked(const postern::util::DeliveryPlugin& plugin, int status, const char* text) {
+    if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL)
+        return {POSTERN_TEMPFAIL, plugin.path() + ": deliver returned unknown status " + std::to_string(status)};
+    if (*text) return {status, text};  // on success, where it went, if the plugin says
+    return {status, status == POSTERN_OK ? "Delivered" : "delivery failed (no reason given)"};
+}
+
+bool has_message(const Delivery& d) {
+    struct stat st {};
+    return ::fstat(d.fd, &st) == 0;
+}
+
+Outcome deliver_one(const postern::util::DeliveryPlugin& plugin, const Args& a, const Delivery& d) {
+    if (!has_message(d)) return {POSTERN_TEMPFAIL, "no message on descriptor " + std::to_string(d.fd)};
+    postern_delivery_request req = request_for(a, d);
+    char err[1024] = "";
+    int status = plugin->deliver(&req, err, sizeof err);
+    err[sizeof err - 1] = '\0';
+    return checked(plugin, status, err);
+}
+
+// Deliveries of one message that deliver_many may take together.
+bool same_message(const Delivery& a, const Delivery& b) {
+    return a.msgid == b.msgid && a.sender == b.sender && a.path == b.path && a.mail_params == b.mail_params;
+}
+
+std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugin,
+                                      decltype(postern_delivery_plugin::deliver_many) many, const Args& a,
+                                      size_t first, size_t n) {
+    std::vector<Outcome> out;
+    if (!has_message(a.deliveries[first])) {
+        for (size_t k = 0; k < n; ++k) out.push_back(deliver_one(plugin, a, a.deliveries[first + k]));
+        return out;
+    }
+    std::vector<postern_delivery_request> reqs;
+    for (size_t k = 0; k < n; ++k) reqs.push_back(request_for(a, a.deliveries[first + k]));
+    std::vector<postern_delivery_result> results(n);
+    many(reqs.data(), n, results.data());
+    for (auto& r : results) {
+        r.text[sizeof r.text - 1] = '\0';
+        out.push_back(checked(plugin, r.status, r.text));
+    }
+    return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,41 +272,19 @@ int main(int argc, char** argv) {
         return kExitTempFail;
     }
 
-    for (size_t i = 0; i < args->deliveries.size(); ++i) {
-        const Delivery& d = args->deliveries[i];
-        std::string text;
-        int status;
-        struct stat st {};
-        if (::fstat(d.fd, &st) != 0) {
-            status = POSTERN_TEMPFAIL;
-            text = "no message on descriptor " + std::to_string(d.fd);
-        } else {
-            postern_delivery_request req{};
-            req.struct_size = sizeof req;
-            req.message_fd = d.fd;
-            req.sender = d.sender.c_str();
-            req.rcpt = d.rcpt.c_str();
-            req.dest = d.dest.c_str();
-            req.user = args->user.c_str();
-            req.home = args->home.c_str();
-            req.path = d.path.c_str();
-            req.options = args->options.c_str();
-            req.msgid = d.msgid.c_str();
-            req.mail_params = d.mail_params.c_str();
-            req.rcpt_params = d.rcpt_params.c_str();
-            char err[1024] = "";
-            status = (*plugin)->deliver(&req, err, sizeof err);
-            if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL) {
-                text = plugin->path() + ": deliver returned unknown status " + std::to_string(status);
-                status = POSTERN_TEMPFAIL;
-            } else if (status == POSTERN_OK) {
-                text = *err ? err : "Delivered";  // a plugin may say where it delivered
-            } else {
-                text = *err ? err : "delivery failed (no reason given)";
-            }
+    auto many = postern::util::deliver_many_of(*plugin);
+    const auto& all = args->deliveries;
+    for (size_t i = 0; i < all.size();) {
+        // A plugin with deliver_many takes the recipients of one message together.
+        size_t n = 1;
+        while (many && i + n < all.size() && same_message(all[i], all[i + n])) ++n;
+        std::vector<Outcome> out = n > 1 ? deliver_together(*plugin, many, *args, i, n)
+                                         : std::vector<Outcome>{deliver_one(*plugin, *args, all[i])};
+        for (size_t k = 0; k < n; ++k) {
+            std::printf("%zu %s %s\n", i + k, status_word(out[k].status), one_line(out[k].text).c_str());
+            std::fflush(stdout);  // each result as soon as it is known: a crash later loses none
         }
-        std::printf("%zu %s %s\n", i, status_word(status), one_line(text).c_str());
-        std::fflush(stdout);  // each result as soon as it is known: a crash later loses none
+        i += n;
     }
     return kExitOk;
 }

@@ -207,7 +207,7 @@ void Scheduler::start(const std::vector<std::string>& ids) {
         const queue::Envelope& e = entries_.at(id).envelope;
         std::string path = relay ? route.path : e.method.empty() ? action->path : e.path;
         std::string sender = relay ? router_.wire_sender(action->relay, e) : e.sender;
-        job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid)});
+        job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
         if (relay) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
     launch(ids, std::move(job), route_key(first));

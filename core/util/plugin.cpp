@@ -6,6 +6,7 @@
 #include "util/plugin.hpp"
 
 #include <dlfcn.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -114,17 +115,18 @@ std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind,
 }
 
 // Checks shared by both kinds: the three members every entry struct starts with.
+// `min_size`: the struct as ABI 1 first had it; later members are optional.
 template <typename Api>
-bool check_header(const Api& api, std::string_view name, const std::string& path,
-                  std::string* error) {
+bool check_header(const Api& api, std::string_view name, const std::string& path, std::string* error,
+                  size_t min_size = sizeof(Api)) {
     if (api.abi_version != POSTERN_ABI_VERSION) {
         *error = path + ": ABI version " + std::to_string(api.abi_version) +
                  ", this postern speaks " + std::to_string(POSTERN_ABI_VERSION);
         return false;
     }
-    if (api.struct_size < sizeof(Api)) {
+    if (api.struct_size < min_size) {
         *error = path + ": plugin struct is " + std::to_string(api.struct_size) +
-                 " bytes, this postern needs at least " + std::to_string(sizeof(Api));
+                 " bytes, this postern needs at least " + std::to_string(min_size);
         return false;
     }
     if (!api.name || name != api.name) {
@@ -174,7 +176,7 @@ std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::st
     auto loaded = open_plugin(dir, "delivery", name, POSTERN_DELIVERY_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_delivery_plugin*>(loaded->api);
-    if (!check_header(*api, name, path, error) ||
+    if (!check_header(*api, name, path, error, offsetof(postern_delivery_plugin, deliver_many)) ||
         !check_fn(api->deliver, "deliver", path, error))
         return std::nullopt;
     return DeliveryPlugin(std::move(loaded->lib), api, std::move(path));

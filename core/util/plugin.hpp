@@ -10,6 +10,7 @@
 // before then.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <optional>
 #include <string>
@@ -56,6 +57,12 @@ private:
 
 using TablePlugin = Plugin<postern_table_plugin>;
 using DeliveryPlugin = Plugin<postern_delivery_plugin>;
+
+// The plugin's deliver_many, or nullptr when it has none (an older, smaller struct).
+inline decltype(postern_delivery_plugin::deliver_many) deliver_many_of(const DeliveryPlugin& p) {
+    if (p->struct_size < offsetof(postern_delivery_plugin, deliver_many) + sizeof p->deliver_many) return nullptr;
+    return p->deliver_many;
+}
 
 // Load DIR/table-NAME.so or DIR/delivery-NAME.so and check it fits this
 // postern: the entry symbol exists and returns a struct with our ABI version,

@@ -426,7 +426,7 @@ int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexc
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "mda", deliver,
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "mda", deliver, nullptr,  // one recipient at a time
 };
 
 }  // namespace

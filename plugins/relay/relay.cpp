@@ -181,81 +181,104 @@ bool connect(const Settings& s, Cache& c, Failure* f) {
     return false;
 }
 
+using Recipients = std::vector<Session::Recipient>;
+
 // One attempt on the kept connection, then (if it was found dead before the
 // message went out) one on a fresh one. A connection lost after the message
 // was sent is not retried here: the queue's next attempt decides, as for any
-// temporary failure.
-bool send_one(const Settings& s, const postern_delivery_request& req, const std::string& message, std::string* done,
-              Failure* f) {
+// temporary failure. Returns the transaction's result; *f holds the failure
+// of the recipients without an outcome of their own.
+Session::Result send(const Settings& s, std::string_view sender, std::string_view mail_params,
+                     const std::string& message, Recipients* rcpts, Failure* f) {
     using Result = Session::Result;
     Cache& c = cache();
     if (c.session) {
         // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
         Result r = c.session->reset(f);
         if (r == Result::Ok) {
-            r = c.session->transaction(req.sender, req.dest, message, text(req.mail_params), text(req.rcpt_params), done,
-                                       f);
-            if (r == Result::Ok || r == Result::Failed) return r == Result::Ok;
-            if (r == Result::Lost) {
-                c.session.reset();  // dead: no QUIT to send
-                return false;
-            }
+            r = c.session->transaction(sender, message, mail_params, rcpts, f);
+            if (r == Result::Ok || r == Result::Failed) return r;
+            c.session.reset();  // dead: no QUIT to send
+            if (r == Result::Lost) return r;
         }
         c.session.reset();
     }
     if (!c.routed) {
         if (!s.mx_domain.empty()) {
-            if (!route_mx(s, &c.targets, f)) return false;
+            if (!route_mx(s, &c.targets, f)) return Result::Failed;
         } else {
             for (const auto& u : s.hosts) c.targets.push_back({u, {}});
         }
         c.routed = true;
     }
-    if (!connect(s, c, f)) return false;
-    Result r = c.session->transaction(req.sender, req.dest, message, text(req.mail_params), text(req.rcpt_params), done,
-                                      f);
+    if (!connect(s, c, f)) return Result::Failed;
+    Result r = c.session->transaction(sender, message, mail_params, rcpts, f);
     if (r == Result::Broken || r == Result::Lost) c.session.reset();
-    return r == Result::Ok;
+    return r;
 }
 
-bool run(const postern_delivery_request& req, Failure* f) {
+// reqs[0..n) share message, sender, path, options and mail_params.
+void run(const postern_delivery_request* reqs, size_t n, postern_delivery_result* results) {
     SigpipeGuard guard;
     Cache& c = cache();
-    std::string key = std::string(req.path ? req.path : "") + '\n' + (req.options ? req.options : "");
+    const postern_delivery_request& first = reqs[0];
+    auto answer_all = [&](const Failure& f) {
+        for (size_t i = 0; i < n; ++i) {
+            results[i].status = f.status;
+            std::snprintf(results[i].text, sizeof results[i].text, "%s", f.reason.c_str());
+        }
+    };
+    std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
     if (c.key != key) {
         c.close();
         c.key = key;
     }
     Settings s;
     std::string error;
-    if (!postern::relay_plugin::parse_settings(req.path ? req.path : "", req.options ? req.options : "", &s, &error)) {
-        *f = {POSTERN_PERMFAIL, "relay: config error: " + error};
-        return false;
-    }
+    if (!postern::relay_plugin::parse_settings(text(first.path), text(first.options), &s, &error))
+        return answer_all({POSTERN_PERMFAIL, "relay: config error: " + error});
     std::string message;
-    if (!read_message(req.message_fd, &message, f)) return false;
-    std::string done;
-    if (!send_one(s, req, message, &done, f)) return false;
-    // On success the C ABI's error text carries where the message went (see deliver()).
-    *f = {POSTERN_OK, done};
-    return true;
+    Failure f{POSTERN_TEMPFAIL, "relay: unexpected error"};
+    if (!read_message(first.message_fd, &message, &f)) return answer_all(f);
+    Recipients rcpts;
+    for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i].dest), text(reqs[i].rcpt_params), {}});
+    send(s, text(first.sender), text(first.mail_params), message, &rcpts, &f);
+    for (size_t i = 0; i < n; ++i) {
+        // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
+        const Failure& out = rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome;
+        results[i].status = out.status;
+        std::snprintf(results[i].text, sizeof results[i].text, "%s", out.reason.c_str());
+    }
 }
 
-// A success's text (host, address, TLS, the server's reply) goes into `err`
-// too: postern-local logs it as the delivery's status.
+// No exception may cross the C ABI: any becomes a temporary failure of all.
+void deliver_many(const postern_delivery_request* reqs, size_t n, postern_delivery_result* results) noexcept {
+    if (n == 0) return;
+    for (size_t i = 0; i < n; ++i) {
+        results[i].status = POSTERN_TEMPFAIL;
+        std::snprintf(results[i].text, sizeof results[i].text, "%s", "relay: unexpected error");
+    }
+    if (reqs[0].struct_size < sizeof(postern_delivery_request)) return;
+    try {
+        run(reqs, n, results);
+    } catch (const std::exception& e) {
+        for (size_t i = 0; i < n; ++i) std::snprintf(results[i].text, sizeof results[i].text, "relay: %s", e.what());
+    } catch (...) {
+    }
+}
+
+// One recipient: the same path. A success's text (host, address, TLS, the
+// server's reply) goes into `err` too: postern-local logs it.
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    Failure ok_text{POSTERN_OK, ""};
-    int rc = postern::util::guarded_deliver("relay", req, err, errlen, [&](const auto& r, Failure* f) {
-        bool ok = run(r, f);
-        if (ok) ok_text = *f;
-        return ok;
-    });
-    if (rc == POSTERN_OK && err && errlen) std::snprintf(err, errlen, "%s", ok_text.reason.c_str());
-    return rc;
+    postern_delivery_result r{};
+    if (!req) return POSTERN_TEMPFAIL;
+    deliver_many(req, 1, &r);
+    if (err && errlen) std::snprintf(err, errlen, "%s", r.text);
+    return r.status;
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "relay", deliver,
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "relay", deliver, deliver_many,
 };
 
 }  // namespace

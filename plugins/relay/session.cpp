@@ -174,56 +174,74 @@ Session::Result Session::reset(Failure* f) {
     return expect(r, 2, f) ? Result::Ok : Result::Failed;
 }
 
-Session::Result Session::envelope(const std::string& mail, const std::string& rcpt, Failure* f) {
-    struct Step {
-        std::string line;
-        const char* what;
-        int want;
-    };
-    const Step steps[] = {{mail, "MAIL FROM", 2}, {rcpt, "RCPT TO", 2}, {"DATA", "DATA", 3}};
-    relay::Reply r;
+Session::Result Session::envelope(const std::string& mail, std::vector<Recipient>* rcpts, bool dsn,
+                                  size_t* accepted, Failure* f) {
+    std::vector<std::string> lines = {mail};
+    for (const Recipient& rc : *rcpts)
+        lines.push_back("RCPT TO:<" + std::string(rc.dest) + ">" +
+                        (dsn && !rc.rcpt_params.empty() ? " " + std::string(rc.rcpt_params) : ""));
+    lines.push_back("DATA");
+    const bool pipelined = ext_.count("PIPELINING") > 0;
     std::string error;
-    if (!ext_.count("PIPELINING")) {
-        for (const Step& step : steps) {
-            Result res = command(step.line, step.what, &r, f);
-            if (res != Result::Ok) return res;
-            if (!expect(r, step.want, f)) return r.code == 421 ? Result::Broken : Result::Failed;
+    if (pipelined) {
+        // RFC 2920: every command in one write, then their replies in order.
+        std::string batch;
+        for (const auto& line : lines) batch += line + "\r\n";
+        if (!conn_->send(batch, &error)) {
+            *f = fail(POSTERN_TEMPFAIL, error + " (after MAIL FROM)");
+            return Result::Broken;
         }
-        return Result::Ok;
     }
-    // RFC 2920: the three commands in one write, then their replies in order.
-    std::string batch;
-    for (const Step& step : steps) batch += step.line + "\r\n";
-    if (!conn_->send(batch, &error)) {
-        *f = fail(POSTERN_TEMPFAIL, error + " (after MAIL FROM)");
-        return Result::Broken;
-    }
-    bool failed = false;
-    for (const Step& step : steps) {
-        if (!conn_->read_reply(&r, &error)) {
-            *f = fail(POSTERN_TEMPFAIL, error + " (after " + std::string(step.what) + ")");
+    *accepted = 0;
+    bool mail_ok = false;
+    relay::Reply r;
+    for (size_t i = 0; i < lines.size(); ++i) {
+        bool is_mail = i == 0, is_data = i + 1 == lines.size();
+        const char* what = is_mail ? "MAIL FROM" : is_data ? "DATA" : "RCPT TO";
+        // Without pipelining, stop at the first reply that ends the transaction.
+        if (!pipelined && ((is_data && *accepted == 0) || (!is_mail && !mail_ok))) break;
+        if (!pipelined) {
+            Result res = command(lines[i], what, &r, f);
+            if (res != Result::Ok) return res;
+        } else if (!conn_->read_reply(&r, &error)) {
+            *f = fail(POSTERN_TEMPFAIL, error + " (after " + std::string(what) + ")");
             return Result::Broken;
         }
         if (r.code == 421) return expect(r, 2, f), Result::Broken;
-        if (failed) continue;  // the first refusal is the one to report
-        failed = !expect(r, step.want, f);
+        if (is_mail) {
+            mail_ok = expect(r, 2, f);
+        } else if (!is_data) {
+            Recipient& rc = (*rcpts)[i - 1];
+            if (mail_ok && expect(r, 2, &rc.outcome)) ++*accepted;  // a refusal is its outcome
+        } else if (mail_ok && *accepted > 0) {
+            if (expect(r, 3, f)) return Result::Ok;
+        }
     }
-    if (failed && r.code == 354) {
-        // A server that took DATA after refusing MAIL or RCPT: end it empty; its answer does not matter.
+    if (pipelined && r.code == 354) {
+        // A server that took DATA after refusing MAIL or every RCPT: end it empty; its answer does not matter.
         if (!conn_->send(".\r\n", &error) || !conn_->read_reply(&r, &error)) return Result::Broken;
     }
-    return failed ? Result::Failed : Result::Ok;
+    if (mail_ok && *accepted == 0) *f = fail(POSTERN_PERMFAIL, "no recipient accepted");
+    return Result::Failed;
 }
 
-Session::Result Session::transaction(std::string_view sender, std::string_view dest, std::string_view message,
-                                     std::string_view mail_params, std::string_view rcpt_params, std::string* done,
-                                     Failure* f) {
-    if (!valid_address(sender) || !valid_address(dest) || dest.empty()) {
+Session::Result Session::transaction(std::string_view sender, std::string_view message, std::string_view mail_params,
+                                     std::vector<Recipient>* rcpts, Failure* f) {
+    bool utf8 = has_8bit(sender);
+    for (Recipient& rc : *rcpts) {
+        rc.outcome = {POSTERN_TEMPFAIL, ""};  // "" = not decided yet
+        utf8 = utf8 || has_8bit(rc.dest);
+        if (!valid_address(rc.dest) || rc.dest.empty()) {
+            *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
+            return Result::Failed;
+        }
+    }
+    if (!valid_address(sender)) {
         *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
         return Result::Failed;
     }
     std::string mail = "MAIL FROM:<" + std::string(sender) + ">";
-    if (has_8bit(sender) || has_8bit(dest)) {
+    if (utf8) {
         if (!ext_.count("SMTPUTF8")) {
             *f = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
             return Result::Failed;
@@ -239,12 +257,12 @@ Session::Result Session::transaction(std::string_view sender, std::string_view d
     }
     std::string data = smtp::encode_data(message);
     if (ext_.count("SIZE")) mail += " SIZE=" + std::to_string(data.size());
-    std::string rcpt = "RCPT TO:<" + std::string(dest) + ">";
     // DSN parameters are ours to pass on only to a server that knows them.
-    bool dsn = ext_.count("DSN") && valid_params(mail_params) && valid_params(rcpt_params);
+    bool dsn = ext_.count("DSN") && valid_params(mail_params);
+    for (const Recipient& rc : *rcpts) dsn = dsn && valid_params(rc.rcpt_params);
     if (dsn && !mail_params.empty()) mail += " " + std::string(mail_params);
-    if (dsn && !rcpt_params.empty()) rcpt += " " + std::string(rcpt_params);
-    Result res = envelope(mail, rcpt, f);
+    size_t accepted = 0;
+    Result res = envelope(mail, rcpts, dsn, &accepted, f);
     if (res != Result::Ok) return res;
     relay::Reply r;
     std::string error;
@@ -252,10 +270,19 @@ Session::Result Session::transaction(std::string_view sender, std::string_view d
         *f = fail(POSTERN_TEMPFAIL, error + " (after the message)");
         return Result::Lost;
     }
-    if (!expect(r, 2, f)) return r.code == 421 ? Result::Broken : Result::Failed;
+    Failure final;
+    bool ok = expect(r, 2, &final);
     std::string tls = conn_->tls_description();
-    *done = "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply_text(r);
-    if (dsn && !rcpt_params.empty()) *done += " (DSN handed on)";
+    for (Recipient& rc : *rcpts) {
+        if (!rc.outcome.reason.empty()) continue;  // refused at RCPT
+        if (!ok) {
+            rc.outcome = final;
+            continue;
+        }
+        rc.outcome = {POSTERN_OK, "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply_text(r)};
+        if (dsn && !rc.rcpt_params.empty()) rc.outcome.reason += " (DSN handed on)";
+    }
+    if (r.code == 421) return Result::Broken;
     return Result::Ok;
 }
 

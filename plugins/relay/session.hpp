@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "connection.hpp"
 #include "options.hpp"
@@ -42,13 +43,24 @@ public:
     enum class Result { Ok, Failed, Broken, Lost };
     // RSET before reusing the connection for another message.
     Result reset(Failure* f);
-    // One message to one recipient: MAIL, RCPT, DATA (in one write when the
-    // server offers PIPELINING). On Ok, *done says where it went and what the
-    // server answered: "mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok".
-    // With DSN offered, `mail_params` and `rcpt_params` (RET/ENVID, NOTIFY/ORCPT)
-    // go along and *done ends with " (DSN handed on)" when there were any.
-    Result transaction(std::string_view sender, std::string_view dest, std::string_view message,
-                       std::string_view mail_params, std::string_view rcpt_params, std::string* done, Failure* f);
+    // One recipient of a transaction, and what became of it: on success
+    // `outcome` says where the message went and what the server answered,
+    // "relay: mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok".
+    struct Recipient {
+        std::string_view dest;
+        std::string_view rcpt_params;  // NOTIFY/ORCPT, sent when the server offers DSN
+        Failure outcome;               // status POSTERN_OK or the failure
+    };
+    // One message to its recipients: MAIL, a RCPT each, DATA (in one write
+    // when the server offers PIPELINING). Each recipient's outcome is its
+    // RCPT refusal or the reply to the message. With DSN offered,
+    // `mail_params` (RET/ENVID) go along, and a recipient whose NOTIFY/ORCPT
+    // went too has " (DSN handed on)" at the end of its success.
+    // Ok: the transaction ran to its end (recipients may still have failed);
+    // Failed: it stopped on a refusal, which *f holds for the recipients
+    // without an outcome of their own; Broken / Lost: see above.
+    Result transaction(std::string_view sender, std::string_view message, std::string_view mail_params,
+                       std::vector<Recipient>* rcpts, Failure* f);
     // QUIT, waiting briefly for the 221, for a polite close.
     void quit();
 
@@ -63,8 +75,9 @@ private:
     bool greet(const Settings& s, Failure* f);
     bool hello(const Settings& s, Failure* f);
     bool starttls(const Settings& s, bool verify, Failure* f);
-    // The replies to MAIL, RCPT and DATA, pipelined or one by one.
-    Result envelope(const std::string& mail, const std::string& rcpt, Failure* f);
+    // MAIL, the RCPTs and DATA, pipelined or one by one; `accepted` counts
+    // the recipients the server took (the others have their outcome).
+    Result envelope(const std::string& mail, std::vector<Recipient>* rcpts, bool dsn, size_t* accepted, Failure* f);
     bool authenticate(const Settings& s, Failure* f);
     Failure fail(int status, const std::string& why) const;
 

@@ -211,6 +211,34 @@ class Extensions(RelayCase):
 
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
+class Recipients(RelayCase):
+    def test_one_transaction_for_the_recipients_of_a_message(self):
+        # The sink refuses the second RCPT: the other two get the message in one
+        # transaction, the refused one bounces with the sink's reply.
+        sink = SmtpSink(replies={"RCPT": ["250 2.1.5 ok", "550 5.1.1 no-such-user-QQ", "250 2.1.5 ok"]})
+        d = self.start(sink, name="peers-multi")
+        ctl(d, "pause", "mta")  # all three envelopes in one batch
+        rcpts = ["m1@remote.test", "m2@remote.test", "m3@remote.test"]
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            self.assertEqual(s.sendmail("alice@localhost", rcpts, "Subject: many\r\n\r\nbody\r\n"), {})
+        ctl(d, "resume", "mta")
+        got = sink.wait_messages(1)
+        self.assertEqual(len(got), 1, sink.describe())
+        self.assertTrue(sink.wait_idle(10), sink.describe())
+        txns = sink.transactions()
+        self.assertEqual(len(txns), 1, sink.describe())
+        self.assertEqual(len(txns[0].rcpts) + len(txns[0].refused_rcpts), 3, sink.describe())
+        refused = txns[0].refused_rcpts[0][0]
+        self.assertEqual(sorted(txns[0].rcpts), sorted(r for r in rcpts if r != refused))
+        self.assert_logged(d, DELIVERY + r" .*result=Ok", count=2)
+        self.assert_logged(d, DELIVERY + rf" .*to={re.escape(refused)} .*result=PermFail .*no-such-user-QQ")
+        files = d.wait_files(d.path("mail", "alice"), 1, timeout=20)
+        self.assertEqual(len(files), 1, d.log())
+        self.assertIn(b"no-such-user-QQ", postern.read_bytes(files[0]))
+        self.assertTrue(d.wait_queue_empty(5), d.queue_entries())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class DsnPassOn(RelayCase):
     """RFC 3461: DSN parameters go on to a server that offers DSN, which then
     reports; to one that does not, postern itself reports "relayed"."""

@@ -45,7 +45,7 @@ int deliver(const postern_delivery_request* req, char* err, size_t errlen) {
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "status", deliver,
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "status", deliver, nullptr,  // one recipient at a time
 };
 
 }  // namespace

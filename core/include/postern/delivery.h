@@ -39,6 +39,11 @@ struct postern_delivery_request {
     const char *rcpt_params; /* "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext" */
 };
 
+struct postern_delivery_result {
+    int status;      /* POSTERN_OK, POSTERN_TEMPFAIL or POSTERN_PERMFAIL */
+    char text[1024]; /* one line: the reason, or where it was delivered */
+};
+
 struct postern_delivery_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
     uint32_t struct_size; /* sizeof(struct postern_delivery_plugin) */
@@ -51,6 +56,13 @@ struct postern_delivery_plugin {
      * its reply), which the daemon logs. */
     int (*deliver)(const struct postern_delivery_request *req, char *err,
                    size_t errlen);
+
+    /* Added in ABI 1 after deliver (check struct_size; NULL = not offered):
+     * deliver one message to several recipients at once, as a relay does in
+     * one SMTP transaction. reqs[0..n) share the message, sender, path,
+     * options and mail_params; results[i] answers reqs[i] as deliver would. */
+    void (*deliver_many)(const struct postern_delivery_request *reqs, size_t n,
+                         struct postern_delivery_result *results);
 };
 
 typedef const struct postern_delivery_plugin *(*postern_delivery_plugin_fn)(void);
