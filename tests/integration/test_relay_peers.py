@@ -213,10 +213,17 @@ class Extensions(RelayCase):
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class Recipients(RelayCase):
     def test_one_transaction_for_the_recipients_of_a_message(self):
+        self.check_one_transaction(("PIPELINING", "8BITMIME"), "peers-multi")
+
+    def test_one_transaction_without_pipelining(self):
+        self.check_one_transaction(("8BITMIME",), "peers-multi-nopipe")
+
+    def check_one_transaction(self, extensions, name):
         # The sink refuses the second RCPT: the other two get the message in one
         # transaction, the refused one bounces with the sink's reply.
-        sink = SmtpSink(replies={"RCPT": ["250 2.1.5 ok", "550 5.1.1 no-such-user-QQ", "250 2.1.5 ok"]})
-        d = self.start(sink, name="peers-multi")
+        sink = SmtpSink(replies={"RCPT": ["250 2.1.5 ok", "550 5.1.1 no-such-user-QQ", "250 2.1.5 ok"]},
+                        extensions=extensions)
+        d = self.start(sink, name=name)
         ctl(d, "pause", "mta")  # all three envelopes in one batch
         rcpts = ["m1@remote.test", "m2@remote.test", "m3@remote.test"]
         with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
