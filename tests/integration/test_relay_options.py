@@ -441,6 +441,15 @@ class HeloSrc(Case):
         self.assertEqual(conn.peer[0], "127.0.0.1")
         self.assert_logged(d, DELIVERY + r" .*to=mia@remote.test .*result=Ok")
 
+    def test_helo_chosen_by_source_address(self):
+        sink = self.sink()
+        head = 'table sources { 127.0.0.1 }\ntable names { "127.0.0.1" = "src-named.example" }\n'
+        d = self.daemon(relay_config([(None, f"host smtp://127.0.0.1:{sink.port} src <sources> helo-src <names>")],
+                                     head), "relayopt-helosrc")
+        send(d.port, "ned@remote.test", "helo-src")
+        self.assertEqual(len(sink.wait_messages(1, timeout=20)), 1, sink.describe() + "\n" + d.log())
+        self.assertEqual(sink.connections[0].commands[0], "EHLO src-named.example", sink.connections[0].commands)
+
 
 # ---- 8: pki (client certificate) ----
 

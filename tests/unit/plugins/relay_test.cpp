@@ -253,6 +253,35 @@ TEST_CASE("relay: lmtp:// greets with LHLO and otherwise runs the same transacti
     CHECK(server.transcripts()[0] == "LHLO client.test\r\n" + transaction() + "QUIT\r\n");
 }
 
+TEST_CASE("relay: a non-ASCII address goes only to a server offering SMTPUTF8") {
+    test::TempDir dir;
+    test::Request r;
+    r.path = "";
+    r.options = kOptions;
+    {
+        Script s;
+        s.ehlo = {"mx.test", "SMTPUTF8"};
+        FakeServer server(s);
+        r.path = server.url();
+        r.dest = "jos\xc3\xa9@example.com";
+        auto fd = test::message_fd(dir, kMessage);
+        auto o = test::deliver(relay(), r, fd.get());
+        CHECK(o.status == POSTERN_OK);
+        flush(dir);
+        server.stop();
+        REQUIRE(server.transcripts().size() == 1);
+        CHECK(server.transcripts()[0].find("MAIL FROM:<alice@example.org> SMTPUTF8\r\n") != std::string::npos);
+    }
+    FakeServer server({});
+    r.path = server.url();
+    auto fd = test::message_fd(dir, kMessage);
+    auto o = test::deliver(relay(), r, fd.get());
+    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.error == "relay: 127.0.0.1 [127.0.0.1]: 5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+    flush(dir);
+    server.stop();
+}
+
 TEST_CASE("relay: SIZE is declared when offered, and the null sender is <>") {
     test::TempDir dir;
     Script s;
