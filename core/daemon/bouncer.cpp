@@ -40,6 +40,23 @@ std::string status_of(std::string_view text, std::string_view fallback) {
     return std::string(fallback);
 }
 
+bool remote_reply(std::string_view text, std::string* mta, std::string* reply) {
+    constexpr std::string_view kPrefix = "relay: ";
+    if (text.substr(0, kPrefix.size()) != kPrefix) return false;
+    text.remove_prefix(kPrefix.size());
+    size_t bracket = text.find(" [");
+    size_t colon = text.find(": ");
+    if (bracket == std::string_view::npos || colon == std::string_view::npos || bracket > colon) return false;
+    std::string_view rest = text.substr(colon + 2);
+    bool code = rest.size() >= 4 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
+                std::isdigit(static_cast<unsigned char>(rest[1])) && std::isdigit(static_cast<unsigned char>(rest[2])) &&
+                rest[3] == ' ';
+    if (!code) return false;  // a local reason (connection refused...): no remote reply to quote
+    *mta = text.substr(0, bracket);
+    *reply = rest;
+    return true;
+}
+
 Bouncer::Bouncer(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
                  queue::Store& store, std::string hostname)
     : config_(config), rules_(rules), tables_(tables), store_(store), hostname_(std::move(hostname)) {}
@@ -84,7 +101,7 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
         rr.final_recipient = o.envelope.dest;
         rr.original_recipient = o.envelope.dsn_orcpt;
         rr.status = o.status;
-        rr.diagnostic = o.diagnostic;
+        if (!remote_reply(o.diagnostic, &rr.remote_mta, &rr.diagnostic)) rr.diagnostic = o.diagnostic;
         rr.relayed = o.relayed;
         rr.last_attempt = o.envelope.last_try ? o.envelope.last_try : std::time(nullptr);
         if (kind == bounce::Kind::Delayed) rr.will_retry_until = o.envelope.expire;

@@ -55,4 +55,9 @@ private:
 // The enhanced status code at the start of `text` ("5.1.1 ..."), or `fallback`.
 std::string status_of(std::string_view text, std::string_view fallback);
 
+// A relay's result "relay: HOST [ADDRESS] ...: 550 5.1.1 ..." split into the
+// remote server's name and its reply, for a report's Remote-MTA and
+// Diagnostic-Code; false (nothing changed) for any other text.
+bool remote_reply(std::string_view text, std::string* mta, std::string* reply);
+
 }  // namespace postern::daemon

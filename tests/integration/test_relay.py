@@ -60,6 +60,8 @@ class Relay(unittest.TestCase):
             self.assertEqual(status["Action"], "failed")
             self.assertEqual(status["Status"], "5.7.1")
             self.assertIn("Relay access denied", status["Diagnostic-Code"])
+            self.assertTrue(status["Diagnostic-Code"].startswith("smtp; 550 "), status["Diagnostic-Code"])
+            self.assertEqual(status["Remote-MTA"], "dns; 127.0.0.1")
 
     def test_smarthost_down_is_a_temporary_failure(self):
         port = postern.free_port()  # nothing listens there

@@ -20,6 +20,22 @@ TEST_CASE("retry schedule skips slots already past (after a restart)") {
 
 #include "daemon/bouncer.hpp"
 
+TEST_CASE("remote_reply splits a relay result into the server and its reply") {
+    using postern::daemon::remote_reply;
+    std::string mta, reply;
+    CHECK(remote_reply("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", &mta, &reply));
+    CHECK(mta == "mx.example.org");
+    CHECK(reply == "550 5.7.1 <x@y>: Relay access denied");
+    CHECK(remote_reply("relay: mx.example.org [2001:db8::1] TLSv1.3 TLS_AES_256_GCM_SHA384: 451 4.3.0 later", &mta,
+                       &reply));
+    CHECK(reply == "451 4.3.0 later");
+    mta = reply = "unchanged";
+    CHECK_FALSE(remote_reply("relay: mx.example.org [192.0.2.1]: connect to port 25: Connection refused", &mta, &reply));
+    CHECK_FALSE(remote_reply("relay: example.org: 5.1.10 the domain accepts no mail (null MX, RFC 7505)", &mta, &reply));
+    CHECK_FALSE(remote_reply("maildir: 550 no", &mta, &reply));
+    CHECK((mta == "unchanged" && reply == "unchanged"));
+}
+
 TEST_CASE("status_of finds the enhanced code a report quotes") {
     using postern::daemon::status_of;
     CHECK(status_of("550 5.1.1 <a@b>: User unknown", "5.0.0") == "5.1.1");
