@@ -16,6 +16,7 @@ RawClient is a plain socket SMTP client for what smtplib cannot do
 unittest, prints a summary and exits non-zero on failure.
 """
 
+import json
 import os
 import re
 import shutil
@@ -450,6 +451,32 @@ def lf_message(crlf_text):
     into LF, dot-stuffing undone."""
     lines = crlf_text.split("\r\n")
     return "\n".join(line[1:] if line.startswith(".") else line for line in lines)
+
+
+def posternctl(daemon, *args, expect=0):
+    """Run posternctl against daemon's control socket; return its output."""
+    r = subprocess.run([os.path.join(BUILD_DIR, "posternctl"), "-s", daemon.path("run", "control.sock"), *args],
+                       capture_output=True, text=True, timeout=20)
+    if r.returncode != expect:
+        raise AssertionError(f"posternctl {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
+    return r.stdout
+
+
+def queue(daemon):
+    """posternctl show queue, as a list of dicts."""
+    return json.loads(posternctl(daemon, "--json", "show", "queue"))
+
+
+def relay_config(actions, head=""):
+    """Local mail to maildirs; each (domain, relay options) pair gets its own
+    relay action; a domain of None matches every other domain."""
+    out = [head, 'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n']
+    matches = ['match from local for local action "local"\n']
+    for i, (domain, options) in enumerate(actions):
+        out.append(f'action "out{i}" relay {options}\n')
+        who = f'domain "{domain}"' if domain else "any"
+        matches.append(f'match from local for {who} action "out{i}"\n')
+    return "".join(out + matches)
 
 
 def swaks(*args, timeout=30):

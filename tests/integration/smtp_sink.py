@@ -83,6 +83,8 @@ class _Closed(Exception):
 
 
 class SmtpSink:
+    session_class = None  # a subclass of _Session to script more (None: _Session)
+
     def __init__(self, replies=None, starttls=False, cert=None, key=None, hostname="sink.test",
                  extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0):
         if starttls and not (cert and key):
@@ -226,7 +228,7 @@ class SmtpSink:
             return r if r is not None else default
 
     def _serve(self, sock, conn):
-        session = _Session(self, sock, conn)
+        session = (self.session_class or _Session)(self, sock, conn)
         try:
             session.run()
         except _Closed:

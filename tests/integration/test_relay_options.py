@@ -21,7 +21,6 @@ $POSTERN_BUILD_DIR, openssl.
 """
 
 import base64
-import json
 import os
 import shutil
 import smtplib
@@ -87,24 +86,8 @@ def send(port, rcpt, subject, sender=SENDER):
             raise AssertionError(f"refused: {refused}")
 
 
-def relay_config(actions, head=""):
-    """Local mail to maildirs; each (domain, relay options) pair gets its own
-    relay action; a domain of None matches every other domain."""
-    out = [head, 'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n']
-    matches = ['match from local for local action "local"\n']
-    for i, (domain, options) in enumerate(actions):
-        out.append(f'action "out{i}" relay {options}\n')
-        who = f'domain "{domain}"' if domain else "any"
-        matches.append(f'match from local for {who} action "out{i}"\n')
-    return "".join(out + matches)
-
-
-def queue(daemon):
-    r = subprocess.run([POSTERNCTL, "-s", daemon.path("run", "control.sock"), "--json", "show", "queue"],
-                       capture_output=True, text=True, timeout=20)
-    if r.returncode != 0:
-        raise AssertionError(f"posternctl show queue exited {r.returncode}: {r.stdout}{r.stderr}")
-    return json.loads(r.stdout)
+relay_config = postern.relay_config
+queue = postern.queue
 
 
 def plain_token(user, password):
@@ -216,9 +199,21 @@ class Auth(Case):
 
 # ---- 3: the credentials are not on the agent's command line ----
 
+class _GatedSession(smtp_sink._Session):
+    def do_AUTH(self, arg):
+        if not self.conn.tls:
+            self.send("538 5.7.11 encryption required")
+            return
+        self.sink.auth_seen.set()
+        self.sink.gate.wait(smtp_sink.IO_TIMEOUT - 1)
+        self.send("235 2.7.0 authenticated")
+
+
 class GatedAuthSink(SmtpSink):
     """A sink offering AUTH PLAIN after STARTTLS that holds its reply to AUTH
     until release() (or IO timeout), so the agent is alive and waiting."""
+
+    session_class = _GatedSession
 
     def __init__(self, **kw):
         super().__init__(starttls=True, cert=cert("server.crt"), key=cert("server.key"),
@@ -228,34 +223,6 @@ class GatedAuthSink(SmtpSink):
 
     def release(self):
         self.gate.set()
-
-    def _serve(self, sock, conn):
-        # SmtpSink._serve with the session class swapped for _GatedSession.
-        session = _GatedSession(self, sock, conn)
-        try:
-            session.run()
-        except smtp_sink._Closed:
-            pass
-        except (OSError, ValueError) as e:
-            conn.error = f"{type(e).__name__}: {e}"
-        finally:
-            try:
-                session.sock.close()
-            except OSError:
-                pass
-            with self._lock:
-                conn.closed = True
-                self._lock.notify_all()
-
-
-class _GatedSession(smtp_sink._Session):
-    def do_AUTH(self, arg):
-        if not self.conn.tls:
-            self.send("538 5.7.11 encryption required")
-            return
-        self.sink.auth_seen.set()
-        self.sink.gate.wait(smtp_sink.IO_TIMEOUT - 1)
-        self.send("235 2.7.0 authenticated")
 
 
 def proc_text(pid, name):

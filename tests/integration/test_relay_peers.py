@@ -21,7 +21,6 @@ from $POSTERN_BUILD_DIR, openssl, and for the OpenSMTPD tests
 
 import email
 import email.policy
-import json
 import os
 import pwd
 import re
@@ -63,29 +62,9 @@ def send(port, rcpt, subject, sender=SENDER):
             raise AssertionError(f"refused: {refused}")
 
 
-def relay_config(actions):
-    """Local mail to maildirs; each (domain, relay options) to its own relay action;
-    a domain of None matches every other domain."""
-    out = ['action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\n']
-    matches = ['match from local for local action "local"\n']
-    for i, (domain, options) in enumerate(actions):
-        out.append(f'action "out{i}" relay {options}\n')
-        who = f'domain "{domain}"' if domain else "any"
-        matches.append(f'match from local for {who} action "out{i}"\n')
-    return "".join(out + matches)
-
-
-def ctl(daemon, *args, expect=0):
-    """Run posternctl against daemon's control socket; return its output."""
-    r = subprocess.run([POSTERNCTL, "-s", daemon.path("run", "control.sock"), *args],
-                       capture_output=True, text=True, timeout=20)
-    if r.returncode != expect:
-        raise AssertionError(f"posternctl {' '.join(args)} exited {r.returncode}: {r.stdout}{r.stderr}")
-    return r.stdout
-
-
-def queue(daemon):
-    return json.loads(ctl(daemon, "--json", "show", "queue"))
+relay_config = postern.relay_config
+ctl = postern.posternctl
+queue = postern.queue
 
 
 def body_of(data, eol="\n"):
