@@ -27,6 +27,13 @@ bool same_host(std::string_view a, std::string_view b) {
 
 bool is_root(std::string_view host) { return without_root(host).empty(); }
 
+// A name no exchanger can have: empty labels ("..", a leading dot) after the
+// root dot is dropped. Only a broken zone serves one; it is skipped.
+bool malformed(std::string_view host) {
+    std::string_view name = without_root(host);
+    return !name.empty() && (name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos);
+}
+
 // The best preference at which `self` is listed, if it is.
 std::optional<int> own_preference(const std::vector<MxRecord>& records, std::string_view self) {
     std::optional<int> best;
@@ -55,7 +62,7 @@ std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_vie
     if (null_mx) *null_mx = is_null;
     if (is_null) return {};
 
-    std::erase_if(records, [](const MxRecord& r) { return is_root(r.host); });
+    std::erase_if(records, [](const MxRecord& r) { return is_root(r.host) || malformed(r.host); });
     if (auto own = own_preference(records, self_name))
         std::erase_if(records, [&](const MxRecord& r) { return r.preference >= *own; });
 

@@ -6,7 +6,8 @@
 //  - A null MX (the only record, preference 0, host "." or "") means the
 //    domain accepts no mail: *null_mx is set and the list is empty; the caller
 //    refuses permanently (5.1.10, RFC 7505 §4.2) and must not fall back to
-//    A/AAAA. A "." record among others is a misconfiguration: it is skipped.
+//    A/AAAA. A "." record among others is a misconfiguration: it is skipped,
+//    as is a name with an empty label ("..", ".a", "a..b").
 //  - When our own name (`self_name`, compared without case or a final dot) is
 //    one of the exchangers, we are a backup MX: only exchangers with a strictly
 //    better (lower) preference than our best one remain, so that mail never

@@ -125,6 +125,11 @@ TEST_CASE("mx: a root host that is not a proper null MX is skipped", "[relay][mx
     CHECK_FALSE(null_mx);
 }
 
+TEST_CASE("mx: names with an empty label are skipped", "[relay][mx]") {
+    // Found by fuzz_mx: ".." came out as ".", a name no exchanger can have.
+    CHECK(order({{0, ".."}, {5, ".a"}, {5, "a..b"}, {5, "b."}, {7, "c"}}) == Hosts{"b", "c"});
+}
+
 TEST_CASE("mx: duplicates keep their best preference, final dots dropped", "[relay][mx]") {
     CHECK(order({{20, "a.example."}, {10, "b.example"}, {5, "A.EXAMPLE"}}) == Hosts{"A.EXAMPLE", "b.example"});
     CHECK(order({{10, "mx.example."}}) == Hosts{"mx.example"});
