@@ -69,7 +69,6 @@ namespace relay = postern::relay;
 
 constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
 
-
 // The hosts to try, in order, for one path: the smarthosts as written, or
 // the exchangers of a domain with their addresses (looked up once per path).
 struct Target {
