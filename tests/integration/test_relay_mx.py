@@ -194,6 +194,17 @@ class MxRouting(unittest.TestCase):
         self.assertIn("no exchanger is preferred over this server (self.test)", line[0])
         self.assertFalse(self.delivered_to(self.mx2, "hal", "loop-1", timeout=0.5))
 
+    def test_no_dns_answer_is_a_temporary_failure(self):
+        dead = postern.free_port()  # nothing answers there
+        d = postern.Daemon(sender_config(dead), name="mx-nodns")
+        d.__enter__()
+        self.addCleanup(d.__exit__, None, None, None)
+        self.send_via(d, "kim@pref.test", "no-dns")
+        line = d.wait_log(r"mta delivery .*to=kim@pref.test .*result=TempFail.*", timeout=40)
+        self.assertTrue(line, d.log())
+        self.assertIn("pref.test MX: DNS lookup failed", line[0])
+        self.assertTrue(any(e.endswith("/message") for e in d.queue_entries()), d.queue_entries())
+
     def test_ipv4_first_and_mta_limit_inet6(self):
         self.send("ivy@dual.test", "dual-any")
         self.assertTrue(self.delivered_to(self.mx2, "ivy", "dual-any"), self.a.log())
