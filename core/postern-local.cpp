@@ -145,7 +145,7 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
 // The secret option words: read whole, then the descriptor is closed so
 // that nothing the plugin starts inherits it.
 bool read_secret(int fd, std::string* out) {
-    constexpr size_t kMax = 16384;
+    constexpr size_t kMax = 60 * 1024;  // as the launcher's kMaxSecret
     char buf[4096];
     for (;;) {
         ssize_t n = ::read(fd, buf, sizeof buf);

@@ -19,7 +19,7 @@ namespace {
 
 constexpr int kAgentTempFail = 75;           // EX_TEMPFAIL, as sendmail's MDAs
 constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
-constexpr size_t kMaxSecret = 16384;  // well under a pipe's buffer: the write never blocks
+constexpr size_t kMaxSecret = 60 * 1024;  // under a pipe's 64 KiB buffer: the write never blocks (a pki chain fits)
 
 struct Account {
     uid_t uid;
