@@ -304,10 +304,13 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     util::Fd secret;
     if (!job.secret.empty()) {
         int p[2];
-        if (job.secret.size() > kMaxSecret || ::pipe2(p, O_CLOEXEC) != 0)
+        // Non-blocking: a pipe shrunk by the kernel's per-user limit must fail
+        // this job, not block the event loop; F_SETPIPE_SZ asks for room first.
+        if (job.secret.size() > kMaxSecret || ::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
             return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
         secret = util::Fd(p[0]);
         util::Fd writer(p[1]);
+        ::fcntl(writer.get(), F_SETPIPE_SZ, static_cast<int>(kMaxSecret));
         if (!util::write_all(writer.get(), job.secret))
             return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
         args.insert(args.end(), {"--secret-fd", std::to_string(3 + messages.size())});
