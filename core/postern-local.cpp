@@ -236,7 +236,14 @@ std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugi
     std::vector<postern_delivery_request> reqs;
     for (size_t k = 0; k < n; ++k) reqs.push_back(request_for(a, a.deliveries[first + k]));
     std::vector<postern_delivery_result> results(n);
-    many(reqs.data(), n, results.data());
+    std::vector<const postern_delivery_request*> req_ptrs;
+    std::vector<postern_delivery_result*> result_ptrs;
+    for (size_t k = 0; k < n; ++k) {
+        results[k].struct_size = sizeof results[k];
+        req_ptrs.push_back(&reqs[k]);
+        result_ptrs.push_back(&results[k]);
+    }
+    many(req_ptrs.data(), n, result_ptrs.data());
     for (auto& r : results) {
         r.text[sizeof r.text - 1] = '\0';
         out.push_back(checked(plugin, r.status, r.text));

@@ -175,7 +175,8 @@ bool RelayRouter::credentials(const config::Relay& r, const std::string& path, R
         pos = sp == std::string::npos ? path.size() : sp + 1;
         std::string bad, value, error;
         auto u = relay::parse_relay_url(word, &bad);
-        if (!u || u->label.empty()) continue;
+        // Hosts of a failover list may share one account: one token per label.
+        if (!u || u->label.empty() || out->secret.find("auth@" + u->label + "=") != std::string::npos) continue;
         auto res = t ? t->lookup(u->label, &value, &error) : table::Result::TempFail;
         if (res == table::Result::TempFail) return *why = "relay: table " + r.auth_table + ": " + error, false;
         size_t colon = value.find(':');
@@ -220,6 +221,13 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
         table::Table* t = tables_.find(r.helo_src_table);
         if (t && t->lookup(src, &value, &error) == table::Result::Found && !value.empty()) helo = value;
     }
+    // Values from the config and tables become option words: one word each.
+    auto one_word = [](const std::string& v) { return v.find_first_of(" \t\r\n") == std::string::npos; };
+    const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca);
+    if (helo.empty() || !one_word(helo) || !one_word(src) || (ca && !one_word(ca->cert)))
+        return *why = "relay: the EHLO name \"" + helo + "\", source address \"" + src +
+                      "\" or CA path must be one word without spaces",
+               false;
     if (!r.pki.empty()) {
         auto it = pkis_.find(r.pki);
         if (it == pkis_.end()) return *why = "relay: the client certificate of pki " + r.pki + " was not loaded", false;
@@ -227,7 +235,7 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
     }
     std::string& o = out->options;
     o = "helo=" + helo + (r.tls_no_verify ? " tls=no-verify" : " tls=verify");
-    if (const config::Ca* ca = r.ca.empty() ? nullptr : config_.find_ca(r.ca)) o += " ca=" + ca->cert;
+    if (ca) o += " ca=" + ca->cert;
     if (!src.empty()) o += " src=" + src;
     if (!r.ciphers.empty()) o += " ciphers=" + tls::cipher_list(r.ciphers);
     if (!r.protocols.empty()) {

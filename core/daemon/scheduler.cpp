@@ -79,7 +79,8 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
 // pays one process start per batch. Commands (mda) go one by one, since each
 // may take minutes.
 constexpr size_t kMaxBatch = 32;
-constexpr size_t kLookahead = 512;
+constexpr size_t kLookahead = 512;     // envelopes that could start, looked at per batch
+constexpr size_t kScanLimit = 20000;  // envelopes looked at per batch, held back ones included
 // Agent runs at once: local ones (each may write a user's mailbox) and relay
 // ones (each holds one outbound connection), and relay runs per destination
 // (`mta limit max-conn-per-relay` for a smarthost, `max-conn-per-domain` for a
@@ -145,15 +146,24 @@ bool Scheduler::lingers(const Entry& e, const std::string& key, size_t ready_for
 // route under its limit and not lingering), with up to kMaxBatch others of
 // the same route (commands one by one).
 std::vector<std::string> Scheduler::take_batch() {
+    // Envelopes whose route cannot start now (paused, at its limit) do not
+    // use up the lookahead, so that they cannot starve the others; the scan
+    // itself stays bounded.
     std::vector<std::pair<std::string, std::string>> seen;  // (id, route key) in queue order
     std::map<std::string, size_t> per_key;
-    for (auto it = ready_.begin(); it != ready_.end() && seen.size() < kLookahead;) {
+    size_t scanned = 0;
+    for (auto it = ready_.begin(); it != ready_.end() && seen.size() < kLookahead && scanned < kScanLimit;
+         ++scanned) {
         auto e = entries_.find(*it);
         if (e == entries_.end() || e->second.state != State::Ready) {
             it = ready_.erase(it);  // stale
             continue;
         }
         std::string k = route_key(e->second.envelope);
+        if (!eligible(e->second.envelope, k)) {
+            ++it;
+            continue;
+        }
         ++per_key[k];
         seen.emplace_back(*it, std::move(k));
         ++it;
@@ -161,7 +171,7 @@ std::vector<std::string> Scheduler::take_batch() {
     const std::string* key = nullptr;
     for (const auto& [id, k] : seen) {
         const Entry& en = entries_.at(id);
-        if (eligible(en.envelope, k) && !lingers(en, k, per_key[k])) {
+        if (!lingers(en, k, per_key[k])) {
             key = &k;
             break;
         }

@@ -15,6 +15,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -24,6 +25,7 @@ namespace postern::relay_plugin {
 namespace {
 
 constexpr size_t kReadChunk = 16384;
+constexpr int kConnectTimeout = 30;  // seconds for all of one host's addresses, as Postfix's smtp_connect_timeout
 
 long long now_ms() {
     using namespace std::chrono;
@@ -171,7 +173,9 @@ std::unique_ptr<Connection> Connection::open(const std::string& host, const std:
                                              const std::string& src, int timeout_seconds, std::string* error) {
     // The whole attempt over every address shares one timeout: a host with
     // many dead addresses must not multiply it.
-    long long deadline = now_ms() + timeout_seconds * 1000LL;
+    // Connecting is bounded apart from the per-command timeout: a dead host
+    // must not hold the agent for minutes before the next one is tried.
+    long long deadline = now_ms() + std::min(timeout_seconds, kConnectTimeout) * 1000LL;
     std::string last = "no address";
     std::string last_addr;
     int port = 0;

@@ -31,11 +31,14 @@
 //
 // Results: see session.hpp. A success's text names the host, its address,
 // the TLS version and cipher and the server's reply, for the daemon's log.
-// A bad URL or bad options are permanent ("relay: config error: ...").
+// A bad URL or bad options are a site configuration error: temporary
+// ("relay: config error: ..."), so that mail waits while it is fixed.
 //
 // Depends on: session.hpp, resolver.hpp, relay/mx.hpp, relay/url.hpp, util/delivery_guard.hpp.
 #include <postern/delivery.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -47,6 +50,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -91,9 +95,13 @@ struct Cache {
         key.clear();
         targets.clear();
         routed = false;
+        unreachable.reset();
     }
     std::string key;
     bool routed = false;
+    // Why no target could be reached: the batch's other messages fail with
+    // it at once instead of waiting through the same timeouts again.
+    std::optional<Failure> unreachable;
     std::vector<Target> targets;
     std::unique_ptr<Session> session;
 };
@@ -128,9 +136,41 @@ std::string_view text(const char* s) { return s ? s : ""; }
 
 Failure perm(const std::string& domain, const std::string& why) { return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why}; }
 
+// An address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]", RFC 5321 4.1.3):
+// that host itself, port 25, no DNS.
+bool route_literal(const Settings& s, std::string_view domain, std::vector<Target>* out, Failure* f) {
+    std::string_view inner = domain.substr(1, domain.size() - 2);
+    bool v6 = inner.size() > 5 && (inner.substr(0, 5) == "IPv6:" || inner.substr(0, 5) == "ipv6:");
+    std::string text(v6 ? inner.substr(5) : inner);
+    Address a;
+    if (v6) {
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.sa);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(25);
+        if (::inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) != 1) return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+        a.len = sizeof *sin6;
+    } else {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&a.sa);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(25);
+        if (::inet_pton(AF_INET, text.c_str(), &sin->sin_addr) != 1) return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+        a.len = sizeof *sin;
+    }
+    a.text = text;
+    Target t;
+    t.url.scheme = s.require_tls ? relay::RelayUrl::Scheme::SmtpTls : relay::RelayUrl::Scheme::Smtp;
+    t.url.host = text;
+    t.url.ipv6_literal = v6;
+    t.addresses.push_back(std::move(a));
+    out->push_back(std::move(t));
+    return true;
+}
+
 // The exchangers of s.mx_domain in the order to try (mx.hpp), each with its
 // addresses; false with *f when the domain cannot take mail now or ever.
 bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
+    if (s.mx_domain.size() > 2 && s.mx_domain.front() == '[' && s.mx_domain.back() == ']')
+        return route_literal(s, s.mx_domain, out, f);
     std::string error;
     auto resolver = Resolver::create(s.resolver, std::min(s.timeout, 30), &error);
     if (!resolver) return *f = {POSTERN_TEMPFAIL, "relay: " + error}, false;
@@ -202,29 +242,33 @@ Session::Result send(const Settings& s, std::string_view sender, std::string_vie
         }
         c.session.reset();
     }
+    if (c.unreachable) {
+        *f = *c.unreachable;
+        return Result::Failed;
+    }
     if (!c.routed) {
         if (!s.mx_domain.empty()) {
-            if (!route_mx(s, &c.targets, f)) return Result::Failed;
+            if (!route_mx(s, &c.targets, f)) return c.unreachable = *f, Result::Failed;
         } else {
             for (const auto& u : s.hosts) c.targets.push_back({u, {}});
         }
         c.routed = true;
     }
-    if (!connect(s, c, f)) return Result::Failed;
+    if (!connect(s, c, f)) return c.unreachable = *f, Result::Failed;
     Result r = c.session->transaction(sender, message, mail_params, rcpts, f);
     if (r == Result::Broken || r == Result::Lost) c.session.reset();
     return r;
 }
 
 // reqs[0..n) share message, sender, path, options and mail_params.
-void run(const postern_delivery_request* reqs, size_t n, postern_delivery_result* results) {
+void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     SigpipeGuard guard;
     Cache& c = cache();
-    const postern_delivery_request& first = reqs[0];
+    const postern_delivery_request& first = *reqs[0];
     auto answer_all = [&](const Failure& f) {
         for (size_t i = 0; i < n; ++i) {
-            results[i].status = f.status;
-            std::snprintf(results[i].text, sizeof results[i].text, "%s", f.reason.c_str());
+            results[i]->status = f.status;
+            std::snprintf(results[i]->text, sizeof results[i]->text, "%s", f.reason.c_str());
         }
     };
     std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
@@ -234,34 +278,39 @@ void run(const postern_delivery_request* reqs, size_t n, postern_delivery_result
     }
     Settings s;
     std::string error;
+    // A site configuration error: the mail waits while it is fixed.
     if (!postern::relay_plugin::parse_settings(text(first.path), text(first.options), &s, &error))
-        return answer_all({POSTERN_PERMFAIL, "relay: config error: " + error});
+        return answer_all({POSTERN_TEMPFAIL, "relay: config error: " + error});
     std::string message;
     Failure f{POSTERN_TEMPFAIL, "relay: unexpected error"};
     if (!read_message(first.message_fd, &message, &f)) return answer_all(f);
     Recipients rcpts;
-    for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i].dest), text(reqs[i].rcpt_params), {}});
+    for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i]->dest), text(reqs[i]->rcpt_params), {}});
     send(s, text(first.sender), text(first.mail_params), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
         const Failure& out = rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome;
-        results[i].status = out.status;
-        std::snprintf(results[i].text, sizeof results[i].text, "%s", out.reason.c_str());
+        results[i]->status = out.status;
+        std::snprintf(results[i]->text, sizeof results[i]->text, "%s", out.reason.c_str());
     }
 }
 
 // No exception may cross the C ABI: any becomes a temporary failure of all.
-void deliver_many(const postern_delivery_request* reqs, size_t n, postern_delivery_result* results) noexcept {
+void deliver_many(const postern_delivery_request* const* reqs, size_t n,
+                  postern_delivery_result* const* results) noexcept {
     if (n == 0) return;
     for (size_t i = 0; i < n; ++i) {
-        results[i].status = POSTERN_TEMPFAIL;
-        std::snprintf(results[i].text, sizeof results[i].text, "%s", "relay: unexpected error");
+        results[i]->status = POSTERN_TEMPFAIL;
+        std::snprintf(results[i]->text, sizeof results[i]->text, "%s", "relay: unexpected error");
     }
-    if (reqs[0].struct_size < sizeof(postern_delivery_request)) return;
+    for (size_t i = 0; i < n; ++i)
+        if (reqs[i]->struct_size < sizeof(postern_delivery_request) ||
+            results[i]->struct_size < sizeof(postern_delivery_result))
+            return;
     try {
         run(reqs, n, results);
     } catch (const std::exception& e) {
-        for (size_t i = 0; i < n; ++i) std::snprintf(results[i].text, sizeof results[i].text, "relay: %s", e.what());
+        for (size_t i = 0; i < n; ++i) std::snprintf(results[i]->text, sizeof results[i]->text, "relay: %s", e.what());
     } catch (...) {
     }
 }
@@ -269,9 +318,11 @@ void deliver_many(const postern_delivery_request* reqs, size_t n, postern_delive
 // One recipient: the same path. A success's text (host, address, TLS, the
 // server's reply) goes into `err` too: postern-local logs it.
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    postern_delivery_result r{};
     if (!req) return POSTERN_TEMPFAIL;
-    deliver_many(req, 1, &r);
+    postern_delivery_result r{};
+    r.struct_size = sizeof r;
+    postern_delivery_result* out = &r;
+    deliver_many(&req, 1, &out);
     if (err && errlen) std::snprintf(err, errlen, "%s", r.text);
     return r.status;
 }

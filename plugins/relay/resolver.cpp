@@ -90,7 +90,13 @@ void Resolver::wait_all(long long deadline) {
             short ev = (ARES_GETSOCK_READABLE(mask, i) ? POLLIN : 0) | (ARES_GETSOCK_WRITABLE(mask, i) ? POLLOUT : 0);
             if (ev) fds[n++] = pollfd{socks[i], ev, 0};
         }
-        if (n == 0) return;  // nothing in flight: every query has answered
+        if (n == 0) {
+            // No socket open: every query has answered, or c-ares gave up on
+            // them. Cancel whatever might remain so that no callback can run
+            // after the answers on the caller's stack are gone.
+            ares_cancel(ch);
+            return;
+        }
         timeval tv{};
         timeval* next = ares_timeout(ch, nullptr, &tv);
         long long left = deadline - now_ms();

@@ -174,12 +174,12 @@ Session::Result Session::reset(Failure* f) {
     return expect(r, 2, f) ? Result::Ok : Result::Failed;
 }
 
-Session::Result Session::envelope(const std::string& mail, std::vector<Recipient>* rcpts, bool dsn,
+Session::Result Session::envelope(const std::string& mail, const std::vector<Recipient*>& rcpts, bool dsn,
                                   size_t* accepted, Failure* f) {
     std::vector<std::string> lines = {mail};
-    for (const Recipient& rc : *rcpts)
-        lines.push_back("RCPT TO:<" + std::string(rc.dest) + ">" +
-                        (dsn && !rc.rcpt_params.empty() ? " " + std::string(rc.rcpt_params) : ""));
+    for (const Recipient* rc : rcpts)
+        lines.push_back("RCPT TO:<" + std::string(rc->dest) + ">" +
+                        (dsn && !rc->rcpt_params.empty() ? " " + std::string(rc->rcpt_params) : ""));
     lines.push_back("DATA");
     const bool pipelined = ext_.count("PIPELINING") > 0;
     std::string error;
@@ -211,8 +211,11 @@ Session::Result Session::envelope(const std::string& mail, std::vector<Recipient
         if (is_mail) {
             mail_ok = expect(r, 2, f);
         } else if (!is_data) {
-            Recipient& rc = (*rcpts)[i - 1];
-            if (mail_ok && expect(r, 2, &rc.outcome)) ++*accepted;  // a refusal is its outcome
+            Recipient* rc = rcpts[i - 1];
+            if (mail_ok && expect(r, 2, &rc->outcome)) {
+                rc->accepted = true;  // a refusal is its outcome
+                ++*accepted;
+            }
         } else if (mail_ok && *accepted > 0) {
             if (expect(r, 3, f)) return Result::Ok;
         }
@@ -225,22 +228,37 @@ Session::Result Session::envelope(const std::string& mail, std::vector<Recipient
     return Result::Failed;
 }
 
-Session::Result Session::transaction(std::string_view sender, std::string_view message, std::string_view mail_params,
-                                     std::vector<Recipient>* rcpts, Failure* f) {
-    bool utf8 = has_8bit(sender);
+// The recipients this server cannot take as they are get their own outcome
+// now; the others go to the transaction.
+std::vector<Session::Recipient*> Session::sendable(std::vector<Recipient>* rcpts) {
+    std::vector<Recipient*> out;
     for (Recipient& rc : *rcpts) {
         rc.outcome = {POSTERN_TEMPFAIL, ""};  // "" = not decided yet
-        utf8 = utf8 || has_8bit(rc.dest);
-        if (!valid_address(rc.dest) || rc.dest.empty()) {
-            *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
-            return Result::Failed;
-        }
+        rc.accepted = false;
+        if (!valid_address(rc.dest) || rc.dest.empty())
+            rc.outcome = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
+        else if (has_8bit(rc.dest) && !ext_.count("SMTPUTF8"))
+            rc.outcome = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+        else
+            out.push_back(&rc);
+    }
+    return out;
+}
+
+Session::Result Session::transaction(std::string_view sender, std::string_view message, std::string_view mail_params,
+                                     std::vector<Recipient>* rcpts, Failure* f) {
+    std::vector<Recipient*> to = sendable(rcpts);
+    if (to.empty()) {
+        *f = {POSTERN_PERMFAIL, "relay: no recipient this server can take"};
+        return Result::Failed;
     }
     if (!valid_address(sender)) {
         *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
         return Result::Failed;
     }
     std::string mail = "MAIL FROM:<" + std::string(sender) + ">";
+    bool utf8 = has_8bit(sender);
+    for (const Recipient* rc : to) utf8 = utf8 || has_8bit(rc->dest);
     if (utf8) {
         if (!ext_.count("SMTPUTF8")) {
             *f = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
@@ -259,31 +277,39 @@ Session::Result Session::transaction(std::string_view sender, std::string_view m
     if (ext_.count("SIZE")) mail += " SIZE=" + std::to_string(data.size());
     // DSN parameters are ours to pass on only to a server that knows them.
     bool dsn = ext_.count("DSN") && valid_params(mail_params);
-    for (const Recipient& rc : *rcpts) dsn = dsn && valid_params(rc.rcpt_params);
+    for (const Recipient* rc : to) dsn = dsn && valid_params(rc->rcpt_params);
     if (dsn && !mail_params.empty()) mail += " " + std::string(mail_params);
     size_t accepted = 0;
-    Result res = envelope(mail, rcpts, dsn, &accepted, f);
+    Result res = envelope(mail, to, dsn, &accepted, f);
     if (res != Result::Ok) return res;
-    relay::Reply r;
     std::string error;
-    if (!conn_->send(data, &error) || !conn_->read_reply(&r, &error)) {
+    if (!conn_->send(data, &error)) {
         *f = fail(POSTERN_TEMPFAIL, error + " (after the message)");
         return Result::Lost;
     }
-    Failure final;
-    bool ok = expect(r, 2, &final);
+    // SMTP answers the message once; LMTP (RFC 2033 4.2) once per accepted
+    // recipient, in RCPT order.
+    bool lmtp = url_.scheme == Scheme::Lmtp;
+    relay::Reply r;
+    bool have_reply = false;
     std::string tls = conn_->tls_description();
-    for (Recipient& rc : *rcpts) {
-        if (!rc.outcome.reason.empty()) continue;  // refused at RCPT
-        if (!ok) {
-            rc.outcome = final;
-            continue;
+    for (Recipient* rc : to) {
+        if (!rc->accepted) continue;
+        if (!have_reply || lmtp) {
+            if (!conn_->read_reply(&r, &error)) {
+                *f = fail(POSTERN_TEMPFAIL, error + " (after the message)");
+                return Result::Lost;  // the rest stay undecided: temporary, maybe delivered
+            }
+            have_reply = true;
         }
-        rc.outcome = {POSTERN_OK, "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply_text(r)};
-        if (dsn && !rc.rcpt_params.empty()) rc.outcome.reason += " (DSN handed on)";
+        if (!expect(r, 2, &rc->outcome)) continue;
+        // Where it went, for the log; a peer's long reply is cut so that the
+        // DSN mark after it always fits the agent's 1024-byte result line.
+        std::string reply = reply_text(r).substr(0, 512);
+        rc->outcome = {POSTERN_OK, "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply};
+        if (dsn && !rc->rcpt_params.empty()) rc->outcome.reason += " (DSN handed on)";
     }
-    if (r.code == 421) return Result::Broken;
-    return Result::Ok;
+    return r.code == 421 ? Result::Broken : Result::Ok;
 }
 
 void Session::quit() {

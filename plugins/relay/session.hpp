@@ -50,6 +50,7 @@ public:
         std::string_view dest;
         std::string_view rcpt_params;  // NOTIFY/ORCPT, sent when the server offers DSN
         Failure outcome;               // status POSTERN_OK or the failure
+        bool accepted = false;         // RCPT took it (set by the transaction)
     };
     // One message to its recipients: MAIL, a RCPT each, DATA (in one write
     // when the server offers PIPELINING). Each recipient's outcome is its
@@ -77,7 +78,9 @@ private:
     bool starttls(const Settings& s, bool verify, Failure* f);
     // MAIL, the RCPTs and DATA, pipelined or one by one; `accepted` counts
     // the recipients the server took (the others have their outcome).
-    Result envelope(const std::string& mail, std::vector<Recipient>* rcpts, bool dsn, size_t* accepted, Failure* f);
+    Result envelope(const std::string& mail, const std::vector<Recipient*>& rcpts, bool dsn, size_t* accepted,
+                    Failure* f);
+    std::vector<Recipient*> sendable(std::vector<Recipient>* rcpts);
     bool authenticate(const Settings& s, Failure* f);
     Failure fail(int status, const std::string& why) const;
 

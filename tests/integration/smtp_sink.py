@@ -39,7 +39,8 @@ class Transaction:
         self.refused_rcpts = []      # (address, reply) for the others
         self.tls = tls               # TLS active when MAIL was received
         self.data = None             # wire bytes between 354 and the final ".\r\n", dot-stuffed
-        self.eom_reply = None        # the reply sent after the message
+        self.eom_reply = None        # the reply sent after the message (LMTP: the first)
+        self.eom_replies = []        # LMTP: one per accepted recipient, in order
 
     @property
     def accepted(self):
@@ -86,11 +87,12 @@ class SmtpSink:
     session_class = None  # a subclass of _Session to script more (None: _Session)
 
     def __init__(self, replies=None, starttls=False, cert=None, key=None, hostname="sink.test",
-                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0):
+                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0, lmtp=False):
         if starttls and not (cert and key):
             raise ValueError("starttls needs cert and key")
         self.hostname = hostname
         self.eom_delay = eom_delay  # seconds before the reply to each message: a slow peer
+        self.lmtp = lmtp            # LHLO, and one reply per accepted recipient after the message
         self.extensions = list(extensions)
         self.starttls = starttls
         self._tls_ctx = None
@@ -315,6 +317,12 @@ class _Session:
             self.sock.sendall(f"250{'-' if i < len(lines) - 1 else ' '}{text}\r\n".encode("latin-1"))
         self.txn = None
 
+    def do_LHLO(self, arg):
+        if not self.sink.lmtp:
+            self.reply("LHLO", "500 5.5.1 command not recognized")
+            return
+        self.do_EHLO(arg)
+
     def do_HELO(self, arg):
         self.reply("HELO", f"250 {self.sink.hostname} hello {arg}")
         self.txn = None
@@ -367,13 +375,17 @@ class _Session:
         data = self.read_data()
         if self.sink.eom_delay:
             time.sleep(self.sink.eom_delay)
-        r = self.sink._reply_for("EOM", "250 2.0.0 queued as sink")
+        # LMTP (RFC 2033) answers the message once per accepted recipient.
+        replies = [self.sink._reply_for("EOM", "250 2.0.0 queued as sink")
+                   for _ in (self.txn.rcpts if self.sink.lmtp else [None])]
         with self.sink._lock:
             self.txn.data = data
-            self.txn.eom_reply = r
+            self.txn.eom_reply = replies[0]
+            self.txn.eom_replies = replies
             self.sink._lock.notify_all()
         self.txn = None
-        self.send(r)
+        for r in replies:
+            self.send(r)
 
     def read_data(self):
         self.in_data = True

@@ -153,6 +153,9 @@ class Auth(Case):
                 ("starttls.test", f"host smtp+tls://good@127.0.0.1:{cls.tls_port} auth <creds> ca testca"),
                 ("smtps.test", f"host smtps://good@127.0.0.1:{cls.smtps_port} auth <creds> tls no-verify"),
                 ("wrong.test", f"host smtp+tls://bad@127.0.0.1:{cls.tls_port} auth <creds> tls no-verify"),
+                # A failover pair sharing one account: one credential for both.
+                ("shared.test", f"host {{ smtp+tls://good@127.0.0.1:{postern.free_port()}, "
+                                f"smtp+tls://good@127.0.0.1:{cls.tls_port} }} auth <creds> tls no-verify"),
             ], head)
             cls.a = postern.Daemon(sender, name="relayopt-authsnd")
             cls.a.__enter__()
@@ -184,6 +187,9 @@ class Auth(Case):
 
     def test_auth_over_smtps(self):
         self.delivered_authenticated("eddy", "smtps.test")
+
+    def test_failover_hosts_sharing_one_account(self):
+        self.delivered_authenticated("gus", "shared.test")
 
     def test_wrong_password_keeps_the_mail_queued(self):
         send(self.a.port, "fred@wrong.test", "wrong password")

@@ -224,6 +224,28 @@ class Recipients(RelayCase):
         self.assertTrue(d.wait_queue_empty(5), d.queue_entries())
 
 
+    def test_lmtp_answers_each_recipient_after_the_message(self):
+        sink = SmtpSink(lmtp=True, replies={"EOM": ["250 2.0.0 m1 saved", "452 4.2.2 m2 mailbox full"]})
+        d = self.start(sink, url_template="lmtp://127.0.0.1:{port}", name="peers-lmtp")
+        ctl(d, "pause", "mta")
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            self.assertEqual(s.sendmail("alice@localhost", ["m1@remote.test", "m2@remote.test"],
+                                        "Subject: lmtp\r\n\r\nbody\r\n"), {})
+        ctl(d, "resume", "mta")
+        self.assertEqual(len(sink.wait_messages(1)), 1, sink.describe())
+        self.assertEqual(sink.connections[0].commands[0].split()[0], "LHLO")
+        ok = self.assert_logged(d, DELIVERY + r" .*result=Ok.*")[0]
+        temp = self.assert_logged(d, DELIVERY + r" .*result=TempFail.*")[0]
+        # Each recipient got its own reply, in RCPT order.
+        first = sink.transactions()[0].rcpts[0]
+        second = sink.transactions()[0].rcpts[1]
+        self.assertIn(f"to={first}", ok)
+        self.assertIn("m1 saved", ok)
+        self.assertIn(f"to={second}", temp)
+        self.assertIn("m2 mailbox full", temp)
+        self.assertEqual([e["rcpt"] for e in queue(d)], [second])
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class DsnPassOn(RelayCase):
     """RFC 3461: DSN parameters go on to a server that offers DSN, which then

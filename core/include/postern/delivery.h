@@ -40,6 +40,7 @@ struct postern_delivery_request {
 };
 
 struct postern_delivery_result {
+    uint32_t struct_size; /* sizeof(struct postern_delivery_result), set by the caller */
     int status;      /* POSTERN_OK, POSTERN_TEMPFAIL or POSTERN_PERMFAIL */
     char text[1024]; /* one line: the reason, or where it was delivered */
 };
@@ -59,10 +60,12 @@ struct postern_delivery_plugin {
 
     /* Added in ABI 1 after deliver (check struct_size; NULL = not offered):
      * deliver one message to several recipients at once, as a relay does in
-     * one SMTP transaction. reqs[0..n) share the message, sender, path,
-     * options and mail_params; results[i] answers reqs[i] as deliver would. */
-    void (*deliver_many)(const struct postern_delivery_request *reqs, size_t n,
-                         struct postern_delivery_result *results);
+     * one SMTP transaction. *reqs[0..n) share the message, sender, path,
+     * options and mail_params; *results[i] answers *reqs[i] as deliver
+     * would. Arrays of pointers, so that either struct may grow (check
+     * struct_size) without moving the elements. */
+    void (*deliver_many)(const struct postern_delivery_request *const *reqs, size_t n,
+                         struct postern_delivery_result *const *results);
 };
 
 typedef const struct postern_delivery_plugin *(*postern_delivery_plugin_fn)(void);

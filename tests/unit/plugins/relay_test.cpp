@@ -442,19 +442,19 @@ TEST_CASE("relay: a connection lost after the message is temporary and not retri
     CHECK(server.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "RSET\r\n" + transaction());
 }
 
-TEST_CASE("relay: bad URLs and options are permanent configuration errors") {
+TEST_CASE("relay: bad URLs and options are configuration errors: the mail waits (temporary)") {
     test::TempDir dir;
     auto o = send(dir, "smtp://");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: missing host in relay URL");
     o = send(dir, "gopher://mx.example.org");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: unknown relay URL scheme \"gopher\"");
     o = send(dir, "lmtp://127.0.0.1");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: lmtp:// requires a port");
     o = send(dir, "smtp://127.0.0.1:1", "frobnicate=yes");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: unknown option \"frobnicate=yes\"");
     o = send(dir, "smtp://127.0.0.1:1", "timeout=0");
     CHECK(o.error == "relay: config error: timeout= must be 1 to 3600 seconds");
@@ -463,10 +463,10 @@ TEST_CASE("relay: bad URLs and options are permanent configuration errors") {
     o = send(dir, "smtp://127.0.0.1:1", "helo=a helo=b");
     CHECK(o.error == "relay: config error: option helo= given twice");
     o = send(dir, "smtp+notls://joe@127.0.0.1:1", "auth@joe=AGpvZQBzZWNyZXQ=");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: a label is only allowed with smtp+tls:// or smtps://");
     o = send(dir, "smtp+notls://127.0.0.1:1", "auth=joe:secret");
-    CHECK(o.status == POSTERN_PERMFAIL);
+    CHECK(o.status == POSTERN_TEMPFAIL);
     CHECK(o.error == "relay: config error: unknown option \"auth...\"");
     o = send(dir, "smtp://127.0.0.1:1", "cert=QUJD");
     CHECK(o.error == "relay: config error: cert= and key= go together");
