@@ -63,13 +63,14 @@ bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<s
     return errors->empty();
 }
 
-bool RelayRouter::by_domain(const queue::Envelope& e) const {
-    const config::Action* a = config_.find_action(e.action);
-    return a && !a->relay.url && a->relay.host_table.empty();
-}
-
 std::string RelayRouter::batch_key(const config::Action& action, const queue::Envelope& e) const {
-    return by_domain(e) ? action.name + "\n" + domain_of(e.dest) : action.name;
+    const config::Relay& r = action.relay;
+    if (r.url || !r.host_table.empty()) return action.name + "\nhost";
+    std::string domain = domain_of(e.dest);
+    std::string value, error;
+    table::Table* t = r.domain_table.empty() ? nullptr : tables_.find(r.domain_table);
+    if (t && t->lookup(domain, &value, &error) == table::Result::Found) return action.name + "\nhost " + value;
+    return action.name + "\nmx " + domain;
 }
 
 std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelope& e) const {

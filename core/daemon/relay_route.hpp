@@ -42,11 +42,12 @@ public:
         : config_(config), tables_(tables), pkis_(pkis) {}
 
     // Envelopes with the same key go to the same place and may share one
-    // agent run (and one connection): the action's name, plus the recipient
-    // domain when the route depends on it.
+    // agent run (and one connection): "ACTION\nhost" for the action's
+    // smarthosts, "ACTION\nhost URL" for the one a domain table names,
+    // "ACTION\nmx DOMAIN" for MX routing. is_mx_key() tells the last apart,
+    // for the limit that applies (max-conn-per-domain or -per-relay).
     std::string batch_key(const config::Action& action, const queue::Envelope& e) const;
-    // Whether e's route depends on its recipient domain (MX routing or a domain table).
-    bool by_domain(const queue::Envelope& e) const;
+    static bool is_mx_key(std::string_view key) { return key.find("\nmx ") != std::string_view::npos; }
     // The route of `e` (and of its batch); false with *why when the mail must
     // wait (a table that cannot be read now).
     bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);

@@ -111,7 +111,7 @@ bool Scheduler::eligible(const queue::Envelope& e, const std::string& key) const
     if (relay ? paused_mta_ : paused_mda_) return false;
     if (!relay) return running_ - running_relay_ < kMaxLocalRuns;
     auto it = running_per_route_.find(key);
-    unsigned limit = router_.by_domain(e) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
+    unsigned limit = RelayRouter::is_mx_key(key) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
     return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < limit);
 }
 

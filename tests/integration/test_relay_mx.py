@@ -35,7 +35,8 @@ MX1, MX2, DEAD = "127.77.0.1", "127.77.0.2", "127.77.0.9"
 def receiver(address):
     return (f"listen on {address} port 25\n"
             'action "l" maildir "@DIR@/mail/%{rcpt.user}" user root\n'
-            'match from any for domain { pref.test, down.test, implicit.test, backup.test, dual.test } action "l"\n')
+            'match from any for domain { pref.test, down.test, implicit.test, backup.test, dual.test } action "l"\n'
+            f'match from any for domain "[{address}]" action "l"\n')
 
 
 class Dnsmasq:
@@ -80,6 +81,18 @@ class Dnsmasq:
                 return len(s.recv(512)) > 12
             except OSError:
                 return False
+
+    def log(self):
+        """What dnsmasq logged so far (its queries), without waiting."""
+        import select
+        out = b""
+        while self.proc.stderr and select.select([self.proc.stderr], [], [], 0)[0]:
+            chunk = os.read(self.proc.stderr.fileno(), 65536)
+            if not chunk:
+                break
+            out += chunk
+        self.logged = getattr(self, "logged", "") + out.decode(errors="replace")
+        return self.logged
 
     def __exit__(self, *exc):
         self.proc.terminate()
@@ -204,6 +217,15 @@ class MxRouting(unittest.TestCase):
         self.assertTrue(line, d.log())
         self.assertIn("pref.test MX: DNS lookup failed", line[0])
         self.assertTrue(any(e.endswith("/message") for e in d.queue_entries()), d.queue_entries())
+
+    def test_an_address_literal_goes_to_that_address_without_dns(self):
+        self.send(f"lou@[{MX2}]", "literal-1")
+        self.assertTrue(self.delivered_to(self.mx2, "lou", "literal-1"), self.a.log())
+        self.send("max@pref.test", "literal-control")  # a lookup that must show in dnsmasq's log
+        self.assertTrue(self.delivered_to(self.mx1, "max", "literal-control"), self.a.log())
+        queries = "".join(l for l in self.dns.log().splitlines(True) if "query[" in l)
+        self.assertIn("query[MX] pref.test", queries)
+        self.assertNotIn(f"[{MX2}]", queries)  # the literal was never looked up
 
     def test_ipv4_first_and_mta_limit_inet6(self):
         self.send("ivy@dual.test", "dual-any")
