@@ -282,6 +282,46 @@ TEST_CASE("relay: a non-ASCII address goes only to a server offering SMTPUTF8") 
     server.stop();
 }
 
+TEST_CASE("relay: deliver_many sends one transaction; a recipient the server cannot take fails alone") {
+    test::TempDir dir;
+    FakeServer server({});  // no SMTPUTF8
+    auto fd = test::message_fd(dir, kMessage);
+    const std::string url = server.url();
+    const char* dests[] = {"bob@example.com", "jos\xc3\xa9@example.com", "carol@example.com"};
+    postern_delivery_request reqs[3] = {};
+    postern_delivery_result results[3] = {};
+    const postern_delivery_request* req_ptrs[3];
+    postern_delivery_result* result_ptrs[3];
+    for (int i = 0; i < 3; ++i) {
+        reqs[i].struct_size = sizeof reqs[i];
+        reqs[i].message_fd = fd.get();
+        reqs[i].sender = "alice@example.org";
+        reqs[i].rcpt = reqs[i].dest = dests[i];
+        reqs[i].user = "bob";
+        reqs[i].home = "/nonexistent";
+        reqs[i].path = url.c_str();
+        reqs[i].options = kOptions.c_str();
+        reqs[i].msgid = "0123456789abcdef";
+        results[i].struct_size = sizeof results[i];
+        req_ptrs[i] = &reqs[i];
+        result_ptrs[i] = &results[i];
+    }
+    auto many = postern::util::deliver_many_of(relay());
+    REQUIRE(many);
+    many(req_ptrs, 3, result_ptrs);
+    CHECK(results[0].status == POSTERN_OK);
+    CHECK(results[1].status == POSTERN_PERMFAIL);
+    CHECK(std::string(results[1].text) ==
+          "relay: 127.0.0.1 [127.0.0.1]: 5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+    CHECK(results[2].status == POSTERN_OK);
+    flush(dir);
+    server.stop();
+    REQUIRE(server.transcripts().size() == 1);
+    CHECK(server.transcripts()[0] == "EHLO client.test\r\nMAIL FROM:<alice@example.org>\r\n"
+                                     "RCPT TO:<bob@example.com>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\n" +
+                                         kWire + "QUIT\r\n");
+}
+
 TEST_CASE("relay: SIZE is declared when offered, and the null sender is <>") {
     test::TempDir dir;
     Script s;
