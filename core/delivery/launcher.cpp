@@ -19,6 +19,10 @@ namespace {
 
 constexpr int kAgentTempFail = 75;           // EX_TEMPFAIL, as sendmail's MDAs
 constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
+// A relay agent stops starting new transactions after 10 minutes (see
+// plugins/relay/relay.cpp); the kill only ends one stuck in a single
+// transaction, whose timeouts (5 minutes a reply) may add up past that.
+constexpr uint64_t kRelayAgentTimeoutMs = 60 * 60 * 1000;
 constexpr size_t kMaxSecret = 60 * 1024;  // under a pipe's 64 KiB buffer: the write never blocks (a pki chain fits)
 
 struct Account {
@@ -400,7 +404,7 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             self->timed_out = true;
             uv_process_kill(&self->process, SIGKILL);
         },
-        kAgentTimeoutMs, 0);
+        job.method == "relay" ? kRelayAgentTimeoutMs : kAgentTimeoutMs, 0);
     raw->start_reading(&raw->out_pipe);
     raw->start_reading(&raw->err_pipe);
 }

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <algorithm>
@@ -72,6 +73,11 @@ using postern::relay_plugin::Settings;
 namespace relay = postern::relay;
 
 constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
+// After this long, the agent starts no new transaction: the rest of its batch
+// waits for the queue's next attempt. A transaction under way is never cut
+// (the daemon kills an agent only after an hour): cutting one after the
+// message went out could deliver it twice.
+constexpr auto kBatchBudget = std::chrono::minutes(10);
 
 // The hosts to try, in order, for one path: the smarthosts as written, or
 // the exchangers of a domain with their addresses (looked up once per path).
@@ -230,6 +236,11 @@ using Recipients = std::vector<Session::Recipient>;
 Session::Result send(const Settings& s, std::string_view sender, std::string_view mail_params,
                      const std::string& message, Recipients* rcpts, Failure* f) {
     using Result = Session::Result;
+    static const auto started = std::chrono::steady_clock::now();
+    if (std::chrono::steady_clock::now() - started > kBatchBudget) {
+        *f = {POSTERN_TEMPFAIL, "relay: this agent's time is up; the message waits for the next attempt"};
+        return Result::Failed;
+    }
     Cache& c = cache();
     if (c.session) {
         // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
