@@ -1,10 +1,10 @@
 // SMTP AUTH PLAIN and LOGIN exchanges, and strict base64; see sasl.hpp.
 #include "auth/sasl.hpp"
+#include "util/ascii.hpp"
 
 #include <openssl/evp.h>
 
 #include <algorithm>
-#include <cctype>
 #include <climits>
 
 namespace postern::auth {
@@ -22,11 +22,7 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using util::iequals;
 
 int base64_value(char c) {
     if (c >= 'A' && c <= 'Z') return c - 'A';

@@ -21,6 +21,7 @@
 #include "config/legacy.hpp"
 #include "config/lexer.hpp"
 #include "config/parser.hpp"
+#include "util/ascii.hpp"
 
 namespace postern::config::detail {
 
@@ -116,12 +117,7 @@ inline bool valid_macro_name(std::string_view s) {
     return true;
 }
 
-inline std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& ch : out)
-        if (ch >= 'A' && ch <= 'Z') ch = static_cast<char>(ch - 'A' + 'a');
-    return out;
-}
+using util::lowercase;
 
 // A pki or ca name: "*" or a host name (labels of letters, digits, '-' and
 // '_' joined by dots), as OpenSMTPD requires.

@@ -1,5 +1,6 @@
 // Splitting and classifying alias values; see alias_list.hpp.
 #include "expand/alias_list.hpp"
+#include "util/ascii.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +9,7 @@ namespace postern::expand {
 namespace {
 
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
-bool is_alnum(char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }
+using util::is_alnum;
 bool is_control(char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; }
 
 std::string_view trim(std::string_view s) {
@@ -17,15 +18,7 @@ std::string_view trim(std::string_view s) {
     return s;
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && lower(s.substr(0, prefix.size())) == prefix;
-}
+using util::istarts_with;
 
 // One element being built: text plus how much of it must survive trimming
 // (escaped or quoted characters are never trimmed away).
@@ -99,7 +92,7 @@ Element classify_address(std::string_view text) {
     if (local.empty() || domain.empty() || !std::all_of(local.begin(), local.end(), local_char) ||
         !std::all_of(domain.begin(), domain.end(), domain_char))
         return invalid("'" + std::string(text) + "' is not a valid address");
-    return {Element::Kind::Address, std::string(local) + "@" + lower(domain), 0};
+    return {Element::Kind::Address, std::string(local) + "@" + util::lowercase(domain), 0};
 }
 
 }  // namespace
@@ -121,9 +114,9 @@ Element classify_element(std::string_view text, char delim) {
     if (text.empty()) return invalid("empty element");
     if (std::any_of(text.begin(), text.end(), is_control)) return invalid("control character in element");
     for (std::string_view p : {"error:", ":error:"})
-        if (starts_with_nocase(text, p)) return classify_error(text.substr(p.size()));
+        if (istarts_with(text, p)) return classify_error(text.substr(p.size()));
     for (std::string_view p : {":include:", "include:"}) {
-        if (!starts_with_nocase(text, p)) continue;
+        if (!istarts_with(text, p)) continue;
         std::string_view path = trim(text.substr(p.size()));
         if (path.empty() || path.front() != '/') return invalid(":include: needs an absolute path");
         return {Element::Kind::Include, std::string(path), 0};
@@ -139,7 +132,7 @@ Element classify_element(std::string_view text, char delim) {
         return is_alnum(c) || c == '_' || c == '.' || c == '-' || c == '+' || c == delim;
     });
     if (!user_ok) return invalid("'" + std::string(text) + "' is not a user name, address, path or command");
-    return {Element::Kind::User, lower(text), 0};
+    return {Element::Kind::User, util::lowercase(text), 0};
 }
 
 std::vector<std::string> include_lines(std::string_view text) {

@@ -1,6 +1,7 @@
 // MX ordering (see mx.hpp for the rules and why each one exists).
 
 #include "relay/mx.hpp"
+#include "util/ascii.hpp"
 
 #include <algorithm>
 #include <optional>
@@ -8,7 +9,6 @@
 namespace postern::relay {
 namespace {
 
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 
 std::string_view without_root(std::string_view host) {
     if (!host.empty() && host.back() == '.') host.remove_suffix(1);
@@ -17,12 +17,7 @@ std::string_view without_root(std::string_view host) {
 
 // DNS names compare without case (RFC 4343) and without the root dot.
 bool same_host(std::string_view a, std::string_view b) {
-    a = without_root(a);
-    b = without_root(b);
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (to_lower(a[i]) != to_lower(b[i])) return false;
-    return true;
+    return util::iequals(without_root(a), without_root(b));
 }
 
 bool is_root(std::string_view host) { return without_root(host).empty(); }

@@ -4,11 +4,12 @@
 // kMaxReplyLine * kMaxReplyLines, and no byte past the end of a reply is read.
 
 #include "relay/reply.hpp"
+#include "util/ascii.hpp"
 
 namespace postern::relay {
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+using util::is_digit;
 char to_upper(char c) { return (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c; }
 
 // The allowed digit at offset `pos` (0..2) of a reply code: 2..5, 0..5, 0..9.

@@ -3,6 +3,7 @@
 // that the error names the part that is wrong.
 
 #include "relay/url.hpp"
+#include "util/ascii.hpp"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,7 +14,6 @@ namespace postern::relay {
 namespace {
 
 constexpr std::size_t kMaxHost = 253;  // RFC 1035 2.3.4, without the root dot
-constexpr std::size_t kMaxLabel = 63;
 
 struct SchemeName {
     std::string_view name;
@@ -28,16 +28,9 @@ constexpr std::array<SchemeName, 5> kSchemes{{
     {"lmtp", RelayUrl::Scheme::Lmtp},
 }};
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (to_lower(a[i]) != to_lower(b[i])) return false;
-    return true;
-}
+using util::iequals;
+using util::is_alnum;
+using util::is_digit;
 
 std::optional<RelayUrl> fail(std::string* error, std::string text) {
     if (error) *error = std::move(text);
@@ -60,14 +53,6 @@ bool valid_ipv4(std::string_view s) {
     return s.size() < INET_ADDRSTRLEN && !has_nul(s) && inet_pton(AF_INET, std::string(s).c_str(), &addr) == 1;
 }
 
-bool valid_label(std::string_view label) {
-    if (label.empty() || label.size() > kMaxLabel) return false;
-    if (!is_alnum(label.front()) || !is_alnum(label.back())) return false;
-    for (char c : label)
-        if (!is_alnum(c) && c != '-') return false;
-    return true;
-}
-
 bool all_digits(std::string_view s) {
     for (char c : s)
         if (!is_digit(c)) return false;
@@ -82,7 +67,7 @@ std::string check_host(std::string_view host) {
     while (true) {
         std::size_t dot = rest.find('.');
         std::string_view label = rest.substr(0, dot);
-        if (!valid_label(label)) return "invalid host name " + quoted(host);
+        if (!util::is_host_label(label)) return "invalid host name " + quoted(host);
         numeric = numeric && all_digits(label);
         if (dot == std::string_view::npos) break;
         rest.remove_prefix(dot + 1);

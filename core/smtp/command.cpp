@@ -6,6 +6,7 @@
 // The refusal texts are listed in command.hpp next to PathError.
 
 #include "smtp/command.hpp"
+#include "util/ascii.hpp"
 
 #include <arpa/inet.h>
 
@@ -18,15 +19,17 @@ namespace {
 constexpr std::size_t kMaxLocal = 64;    // RFC 5321 4.5.3.1.1
 constexpr std::size_t kMaxDomain = 255;  // 4.5.3.1.2
 constexpr std::size_t kMaxPath = 256;    // 4.5.3.1.3, brackets included
-constexpr std::size_t kMaxLabel = 63;    // RFC 1035 2.3.4
+using util::iequals;
+using util::is_alnum;
+using util::is_alpha;
+using util::is_digit;
+using util::istarts_with;
+using util::lowercase;
+using util::to_lower;
+using util::to_upper;
 
-bool is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_alnum(char c) { return is_alpha(c) || is_digit(c); }
 bool is_printable(char c) { return c >= 0x20 && c <= 0x7e; }
-char to_lower(char c) { return (c >= 'A' && c <= 'Z') ? char(c - 'A' + 'a') : c; }
 bool is_hex(char c) { return is_digit(c) || (to_lower(c) >= 'a' && to_lower(c) <= 'f'); }
-char to_upper(char c) { return (c >= 'a' && c <= 'z') ? char(c - 'a' + 'A') : c; }
 
 // atext of RFC 5322 3.2.3: the characters of an unquoted local part.
 bool is_atext(char c) {
@@ -41,23 +44,6 @@ bool is_atext(char c) {
     }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (to_lower(a[i]) != to_lower(b[i])) return false;
-    return true;
-}
-
-bool istarts_with(std::string_view s, std::string_view prefix) {
-    return s.size() >= prefix.size() && iequals(s.substr(0, prefix.size()), prefix);
-}
-
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = to_lower(c);
-    return out;
-}
-
 std::string_view trim_right(std::string_view s) {
     while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
     return s;
@@ -68,21 +54,12 @@ std::string_view skip_spaces(std::string_view s) {
     return s;
 }
 
-// sub-domain = Let-dig [Ldh-str]: letters, digits and inner hyphens.
-bool valid_label(std::string_view label) {
-    if (label.empty() || label.size() > kMaxLabel) return false;
-    if (!is_alnum(label.front()) || !is_alnum(label.back())) return false;
-    for (char c : label)
-        if (!is_alnum(c) && c != '-') return false;
-    return true;
-}
-
 // A dotted host name without a trailing dot; a single label is fine.
 bool valid_hostname(std::string_view name) {
     if (name.empty() || name.size() > kMaxDomain) return false;
     for (;;) {
         std::size_t dot = name.find('.');
-        if (!valid_label(name.substr(0, dot))) return false;
+        if (!util::is_host_label(name.substr(0, dot))) return false;
         if (dot == std::string_view::npos) return true;
         name.remove_prefix(dot + 1);
     }

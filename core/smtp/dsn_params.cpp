@@ -2,6 +2,7 @@
 // refusals and their reply texts.
 
 #include "smtp/dsn_params.hpp"
+#include "util/ascii.hpp"
 
 #include <array>
 
@@ -19,14 +20,7 @@ bool duplicate(DsnError* err, std::string_view key) {
     return fail(err, 501, "5.5.4 Duplicate " + std::string(key) + " parameter");
 }
 
-char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i)
-        if (upper(a[i]) != upper(b[i])) return false;
-    return true;
-}
+using util::iequals;
 
 int hex_value(char c) {
     if (c >= '0' && c <= '9') return c - '0';

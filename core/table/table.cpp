@@ -1,37 +1,25 @@
 // Pattern matching of lookup services, and inline tables; see table.hpp.
 #include "table/table.hpp"
+#include "util/ascii.hpp"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
 #include <map>
 
 namespace postern::table {
 
-std::string lowercase(std::string_view s) {
-    std::string out(s);
-    for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return out;
-}
+std::string lowercase(std::string_view s) { return util::lowercase(s); }
 
 namespace {
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-               return std::tolower(static_cast<unsigned char>(x)) ==
-                      std::tolower(static_cast<unsigned char>(y));
-           });
-}
+using util::iequals;
 
 // Glob with '*' only, case-insensitive, iterative (no recursion on hostile input).
 bool glob(std::string_view p, std::string_view s) {
     size_t pi = 0, si = 0, star = std::string_view::npos, mark = 0;
-    auto eq = [](char a, char b) {
-        return std::tolower(static_cast<unsigned char>(a)) == std::tolower(static_cast<unsigned char>(b));
-    };
+    auto eq = [](char a, char b) { return util::to_lower(a) == util::to_lower(b); };
     while (si < s.size()) {
         if (pi < p.size() && p[pi] == '*') {
             star = pi++;

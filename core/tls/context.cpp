@@ -2,6 +2,7 @@
 // certificate by SNI.
 
 #include "tls/context.hpp"
+#include "util/ascii.hpp"
 
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
@@ -26,12 +27,7 @@ constexpr unsigned char kSessionIdContext[] = "postern";
 
 enum : unsigned { kTls12 = 1, kTls13 = 2, kTlsSupported = kTls12 | kTls13 };
 
-bool iequals(std::string_view a, std::string_view b) {
-    return a.size() == b.size() &&
-           std::equal(a.begin(), a.end(), b.begin(), [](unsigned char x, unsigned char y) {
-               return std::tolower(x) == std::tolower(y);
-           });
-}
+using util::iequals;
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);

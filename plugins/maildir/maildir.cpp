@@ -34,6 +34,7 @@
 
 #include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
+#include "util/ascii.hpp"
 
 namespace {
 
@@ -104,14 +105,7 @@ bool read_header(int fd, std::string* head, bool* eof, Failure* f) {
     }
 }
 
-bool iequals(std::string_view a, std::string_view b) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) {
-        auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c + 32) : c; };
-        if (lower(a[i]) != lower(b[i])) return false;
-    }
-    return true;
-}
+using postern::util::iequals;
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);

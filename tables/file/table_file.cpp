@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "util/fd.hpp"
+#include "util/ascii.hpp"
 
 namespace {
 
@@ -55,12 +56,7 @@ void set_error(char* err, size_t errlen, const std::string& msg) {
     if (err && errlen) std::snprintf(err, errlen, "%s", msg.c_str());
 }
 
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
-}
+using postern::util::lowercase;
 
 bool blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f'; }
 
@@ -135,10 +131,10 @@ std::optional<std::string> parse(const std::string& path, std::string_view text,
             decided = true;
         }
         if (c.list) {
-            add(c, lower(line), {});
+            add(c, lowercase(line), {});
         } else {
             if (value.empty()) return where() + "invalid map entry (key \"" + std::string(key) + "\" has no value)";
-            add(c, lower(key), std::string(value));
+            add(c, lowercase(key), std::string(value));
         }
     }
     *out = std::move(c);
@@ -250,7 +246,7 @@ int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void*
                  char* err, size_t errlen) {
     return guarded(err, errlen, [&] {
         auto content = snapshot(*static_cast<Table*>(handle));
-        auto it = content->index.find(lower(key ? key : ""));
+        auto it = content->index.find(lowercase(key ? key : ""));
         if (it == content->index.end()) return static_cast<int>(POSTERN_NOTFOUND);
         const auto& [k, v] = content->entries[it->second];
         cb(ctx, content->list ? k.c_str() : v.c_str());
