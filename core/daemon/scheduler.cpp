@@ -59,6 +59,7 @@ void Scheduler::close() {
 void Scheduler::make_ready(const std::string& id, Entry& entry) {
     entry.state = State::Ready;
     entry.ready_at = uv_now(loop_);
+    entry.route = route_key(entry.envelope);  // once, not at every scan (it may read a table)
     ready_.push_back(id);
 }
 
@@ -106,7 +107,7 @@ std::string Scheduler::route_key(const queue::Envelope& e) const {
     return method + "\n" + e.action + "\n" + e.user + "\n" + e.account;
 }
 
-bool Scheduler::eligible(const queue::Envelope& e, const std::string& key) const {
+bool Scheduler::eligible(const std::string& key) const {
     bool relay = key.rfind("relay\n", 0) == 0;
     if (relay ? paused_mta_ : paused_mda_) return false;
     if (!relay) return running_ - running_relay_ < kMaxLocalRuns;
@@ -159,13 +160,13 @@ std::vector<std::string> Scheduler::take_batch() {
             it = ready_.erase(it);  // stale
             continue;
         }
-        std::string k = route_key(e->second.envelope);
-        if (!eligible(e->second.envelope, k)) {
+        const std::string& k = e->second.route;
+        if (!eligible(k)) {
             ++it;
             continue;
         }
         ++per_key[k];
-        seen.emplace_back(*it, std::move(k));
+        seen.emplace_back(*it, k);
         ++it;
     }
     const std::string* key = nullptr;
@@ -220,7 +221,7 @@ void Scheduler::start(const std::vector<std::string>& ids) {
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
         if (relay) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
-    launch(ids, std::move(job), route_key(first));
+    launch(ids, std::move(job), entries_.at(ids.front()).route);
 }
 
 void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key) {

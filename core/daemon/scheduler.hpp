@@ -37,6 +37,7 @@ public:
         State state = State::Ready;
         bool removed = false;  // removed by the admin while its delivery ran
         std::uint64_t ready_at = 0;  // loop time (ms) it last became ready
+        std::string route;           // route_key(), worked out when it became ready
     };
     struct Stats {
         std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
@@ -68,7 +69,7 @@ private:
     // Where an envelope's delivery goes: batches share a key; a route's
     // running agents are counted against its limit.
     std::string route_key(const queue::Envelope& e) const;
-    bool eligible(const queue::Envelope& e, const std::string& key) const;
+    bool eligible(const std::string& key) const;
     bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
     void make_ready(const std::string& id, Entry& entry);
     void launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key);
