@@ -113,9 +113,12 @@ void RelayRouter::dsn_params(const queue::Envelope& e, std::string* mail, std::s
         add(rcpt, "ORCPT=" + e.dsn_orcpt.substr(0, semi) + ";" + smtp::xtext_encode(e.dsn_orcpt.substr(semi + 1)));
 }
 
-bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why) {
+// The smarthosts in the order to try: `host URL`, `host <list>`, or the URL
+// a `domain` table names; none for MX routing.
+bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, std::vector<relay::RelayUrl>* out,
+                             std::string* why) {
     if (r.url) {
-        out->path = url_text(*r.url, r.tls);
+        out->push_back(*r.url);
         return true;
     }
     std::string error;
@@ -143,52 +146,45 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, R
             std::string bad;
             auto u = relay::parse_relay_url(text, &bad);
             if (!u) return *why = "relay: table " + r.host_table + ": invalid relay URL \"" + text + "\": " + bad, false;
-            append_word(&out->path, url_text(*u, r.tls));
+            out->push_back(*u);
         }
         return true;
     }
-    std::string domain = domain_of(e.dest);
     if (!r.domain_table.empty()) {
         table::Table* t = tables_.find(r.domain_table);
         std::string value;
-        auto res = t ? t->lookup(domain, &value, &error) : table::Result::TempFail;
+        auto res = t ? t->lookup(domain_of(e.dest), &value, &error) : table::Result::TempFail;
         if (res == table::Result::TempFail) return *why = "relay: table " + r.domain_table + ": " + error, false;
         if (res == table::Result::Found) {
             std::string bad;
             auto u = relay::parse_relay_url(value, &bad);
             if (!u) return *why = "relay: table " + r.domain_table + ": invalid relay URL \"" + value + "\": " + bad, false;
-            out->path = url_text(*u, r.tls);
-            return true;
+            out->push_back(*u);
         }
     }
-    out->path = "mx:" + domain;  // no smarthost for this domain: its exchangers
     return true;
 }
 
 // AUTH PLAIN tokens for the labels of the smarthosts: "auth@LABEL=TOKEN".
-bool RelayRouter::credentials(const config::Relay& r, const std::string& path, RelayRoute* out, std::string* why) {
-    if (r.auth_table.empty() || path.rfind("mx:", 0) == 0) return true;
+bool RelayRouter::credentials(const config::Relay& r, const std::vector<relay::RelayUrl>& hosts, RelayRoute* out,
+                              std::string* why) {
+    if (r.auth_table.empty()) return true;
     table::Table* t = tables_.find(r.auth_table);
-    size_t pos = 0;
-    while (pos < path.size()) {
-        size_t sp = path.find(' ', pos);
-        std::string word = path.substr(pos, sp == std::string::npos ? std::string::npos : sp - pos);
-        pos = sp == std::string::npos ? path.size() : sp + 1;
-        std::string bad, value, error;
-        auto u = relay::parse_relay_url(word, &bad);
+    for (const relay::RelayUrl& u : hosts) {
         // Hosts of a failover list may share one account: one token per label.
-        if (!u || u->label.empty() || out->secret.find("auth@" + u->label + "=") != std::string::npos) continue;
-        auto res = t ? t->lookup(u->label, &value, &error) : table::Result::TempFail;
+        if (u.label.empty() || out->secret.find("auth@" + u.label + "=") != std::string::npos) continue;
+        std::string value, error;
+        auto res = t ? t->lookup(u.label, &value, &error) : table::Result::TempFail;
         if (res == table::Result::TempFail) return *why = "relay: table " + r.auth_table + ": " + error, false;
         size_t colon = value.find(':');
         if (res == table::Result::NotFound || colon == std::string::npos || colon == 0)
-            return *why = "relay: no \"user:password\" for label " + u->label + " in table " + r.auth_table, false;
+            return *why = "relay: no \"user:password\" for label " + u.label + " in table " + r.auth_table, false;
         std::string plain;
         plain.push_back('\0');
         plain += value.substr(0, colon);
         plain.push_back('\0');
         plain += value.substr(colon + 1);
-        append_word(&out->secret, "auth@" + u->label + "=" + auth::base64_encode(plain));
+        append_word(&out->secret, "auth@" + u.label + "=" + auth::base64_encode(plain));
     }
     return true;
 }
@@ -212,7 +208,10 @@ std::string RelayRouter::source_address(const config::Relay& r, std::string* why
 bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why) {
     const config::Relay& r = action.relay;
     *out = {};
-    if (!smarthosts(r, e, out, why) || !credentials(r, out->path, out, why)) return false;
+    std::vector<relay::RelayUrl> hosts;
+    if (!smarthosts(r, e, &hosts, why) || !credentials(r, hosts, out, why)) return false;
+    for (const auto& u : hosts) append_word(&out->path, url_text(u, r.tls));
+    if (hosts.empty()) out->path = "mx:" + domain_of(e.dest);  // no smarthost for this domain: its exchangers
     why->clear();
     std::string src = source_address(r, why);
     if (!why->empty()) return false;

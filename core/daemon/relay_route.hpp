@@ -20,6 +20,7 @@
 
 #include "config/config.hpp"
 #include "queue/envelope.hpp"
+#include "relay/url.hpp"
 #include "table/registry.hpp"
 
 namespace postern::daemon {
@@ -63,8 +64,10 @@ public:
     static constexpr std::string_view kDsnHandedOn = " (DSN handed on)";
 
 private:
-    bool smarthosts(const config::Relay& r, const queue::Envelope& e, RelayRoute* out, std::string* why);
-    bool credentials(const config::Relay& r, const std::string& path, RelayRoute* out, std::string* why);
+    bool smarthosts(const config::Relay& r, const queue::Envelope& e, std::vector<relay::RelayUrl>* out,
+                    std::string* why);
+    bool credentials(const config::Relay& r, const std::vector<relay::RelayUrl>& hosts, RelayRoute* out,
+                     std::string* why);
     std::string source_address(const config::Relay& r, std::string* why);
 
     const config::Config& config_;
