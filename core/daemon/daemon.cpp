@@ -32,6 +32,7 @@
 #include "daemon/control_handler.hpp"
 #include "daemon/listen.hpp"
 #include "daemon/loop_work.hpp"
+#include "daemon/preflight.hpp"
 #include "daemon/relay_route.hpp"
 #include "daemon/scheduler.hpp"
 #include "daemon/server.hpp"
@@ -202,18 +203,6 @@ std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
     return names;
 }
 
-// An action whose plugin is not installed (relay and lmtp before their
-// release) is no reason to refuse mail: it waits in the queue, retried, and
-// the admin hears about it now rather than from a bounce four days later.
-void warn_missing_delivery_plugins(const config::Config& cfg, const std::string& plugin_dir) {
-    for (const auto& a : cfg.actions) {
-        std::string path = plugin_dir + "/delivery-" + a.method + ".so";
-        if (access(path.c_str(), R_OK) != 0)
-            log::warn(log::Line("action has no delivery plugin; its mail will wait in the queue")
-                          .kv("action", a.name).kv("method", a.method).kv("plugin", path));
-    }
-}
-
 using TlsContexts = std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>;
 
 // Problems with the pki and ca files, each as "file:line:col: pki NAME: ...".
@@ -268,7 +257,6 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         return 1;
     }
     rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
-    warn_missing_delivery_plugins(cfg, paths.plugins);
 
     LoopPost post(&loop);
     SerialWorker worker;
@@ -402,12 +390,18 @@ int run(const Options& o) {
     }
     const config::Config& cfg = *pr.config;
     std::vector<std::string> tls_problems = check_tls_files(cfg);
+    Paths paths = resolve_paths(cfg);
+    // -n and start-up run the same host checks, so -n passes only what starts.
+    std::vector<std::string> host_problems = preflight(
+        cfg, {o.config_file.empty() ? "<embedded default>" : o.config_file, paths.plugins, paths.spool, paths.control});
+    for (const auto& p : host_problems) std::cerr << p << "\n";
     if (o.check_only) {
         for (const auto& p : tls_problems) std::cerr << p << "\n";
-        if (!tls_problems.empty()) return 1;
+        if (!tls_problems.empty() || !host_problems.empty()) return 1;
         std::cout << "configuration OK\n";
         return 0;
     }
+    if (!host_problems.empty()) return 1;
     for (const auto& p : tls_problems) log::warn(p);
     TlsContexts tls_contexts;
     std::vector<std::string> tls_errors;
@@ -416,7 +410,6 @@ int run(const Options& o) {
         for (const auto& e : tls_errors) std::cerr << e << "\n";
         return 1;
     }
-    Paths paths = resolve_paths(cfg);
     if (!make_state_dirs(o, paths)) return 1;
     raise_descriptor_limit();
 

@@ -1,0 +1,354 @@
+// Start-up checks that need this host; see preflight.hpp.
+#include "daemon/preflight.hpp"
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string_view>
+
+#include "daemon/listen.hpp"
+#include "delivery/launcher.hpp"
+#include "util/fd.hpp"
+#include "util/plugin.hpp"
+
+namespace postern::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Backends and methods that later releases add as plugins: their absence is
+// "not supported yet", not an installation mistake. Once a plugin is there it
+// is used like any other, so nothing here needs to change when one lands.
+constexpr std::string_view kLaterBackends[] = {"db", "sqlite", "postgres", "redis", "ldap"};
+constexpr std::string_view kLaterMethods[] = {"lmtp"};
+
+bool listed(const auto& list, std::string_view s) { return std::find(std::begin(list), std::end(list), s) != std::end(list); }
+
+std::string join(const std::vector<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out.empty() ? "none" : out;
+}
+
+std::string q(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+class Problems {
+public:
+    explicit Problems(std::string config) : config_(std::move(config)) {}
+    void at(const config::Location& where, std::string message) {
+        out_.push_back(config::format({where, std::move(message)}));
+    }
+    // For a path that may be a default, with no line of the file to point at.
+    void in_file(const std::string& message) { out_.push_back(config_ + ": " + message); }
+    std::vector<std::string> take() { return std::move(out_); }
+
+private:
+    std::string config_;
+    std::vector<std::string> out_;
+};
+
+// ---- plugins ----
+
+std::string plugin_file(const std::string& dir, std::string_view kind, std::string_view name) {
+    return dir + (!dir.empty() && dir.back() == '/' ? "" : "/") + std::string(kind) + "-" + std::string(name) + ".so";
+}
+
+bool absent(const std::string& path) {
+    struct stat st {};
+    return stat(path.c_str(), &st) != 0 && (errno == ENOENT || errno == ENOTDIR);
+}
+
+// The NAMEs of the KIND-NAME.so files in `dir`, sorted.
+std::vector<std::string> installed(const std::string& dir, std::string_view kind) {
+    std::vector<std::string> names;
+    const std::string prefix = std::string(kind) + "-";
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        std::string f = it->path().filename().string();
+        if (f.size() > prefix.size() + 3 && f.starts_with(prefix) && f.ends_with(".so"))
+            names.push_back(f.substr(prefix.size(), f.size() - prefix.size() - 3));
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+const char* kReinstall = "reinstall postern's plugins, or set 'plugin path' to the folder of this postern's plugins";
+
+// Why table-BACKEND.so is missing, and what to use instead.
+std::string missing_backend(const config::TableDecl& t, const std::string& dir) {
+    const std::string file = plugin_file(dir, "table", t.backend);
+    if (listed(kLaterBackends, t.backend)) {
+        std::string msg = "table backend " + q(t.backend) + " is not supported yet (no plugin " +
+                          fs::path(file).filename().string() + " in " + dir + "); use a file: table";
+        // makemap(8) builds NAME.db from the text file NAME, which file: reads as it is.
+        if (t.backend == "db" && t.source.size() > 3 && t.source.ends_with(".db"))
+            msg += ", e.g. table " + t.name + " file:" + t.source.substr(0, t.source.size() - 3) +
+                   " (the text file makemap made " + t.source + " from)";
+        return msg;
+    }
+    return "no table backend " + q(t.backend) + " (no plugin " + fs::path(file).filename().string() + " in " + dir +
+           "; installed: " + join(installed(dir, "table")) + "); use an installed backend, or set 'plugin path' "
+           "to the folder that has " + fs::path(file).filename().string();
+}
+
+// What to do about a table the plugin could not open.
+std::string table_hint(const std::string& source) {
+    struct stat st {};
+    const bool found = stat(source.c_str(), &st) == 0;
+    if (!found && (errno == ENOENT || errno == ENOTDIR)) return "create the file or correct the path";
+    if ((!found && errno == EACCES) || (found && access(source.c_str(), R_OK) != 0)) {
+        if (geteuid() == 0) return "make it readable by root";
+        struct passwd* pw = getpwuid(geteuid());
+        return "make it readable by " + std::string(pw ? pw->pw_name : std::to_string(geteuid())) +
+               ", or run posternd as root, which reads it before dropping privileges";
+    }
+    if (found && S_ISDIR(st.st_mode)) return "name a file, not a folder";
+    return "correct the table's source";
+}
+
+// Load every table's plugin and open every table through it, then close it
+// again: the daemon opens them for good once it serves. Opening is the only
+// check that is certain (the file's syntax, the backend's own settings).
+void check_tables(const config::Config& cfg, const std::string& dir, Problems& out) {
+    std::map<std::string, std::optional<util::TablePlugin>, std::less<>> plugins;
+    std::map<std::string, std::string, std::less<>> failed;  // backend -> message
+    for (const auto& t : cfg.tables) {
+        if (t.backend == "inline" || t.backend == config::kBuiltinBackend) continue;
+        if (!plugins.count(t.backend) && !failed.count(t.backend)) {
+            std::string err;
+            if (auto p = util::load_table_plugin(dir, t.backend, &err)) plugins.emplace(t.backend, std::move(p));
+            else failed[t.backend] = absent(plugin_file(dir, "table", t.backend)) ? "" : err + "; " + kReinstall;
+        }
+        if (auto f = failed.find(t.backend); f != failed.end()) {
+            out.at(t.where, "table " + t.name + ": " + (f->second.empty() ? missing_backend(t, dir) : f->second));
+            continue;
+        }
+        const util::TablePlugin& plugin = *plugins.at(t.backend);
+        void* handle = nullptr;
+        uint32_t flags = 0;
+        char err[512] = "";
+        if (plugin->open(t.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
+            out.at(t.where, "table " + t.name + ": " + (err[0] ? err : "cannot open " + t.source) + "; " +
+                                table_hint(t.source));
+            continue;
+        }
+        plugin->close(handle);
+    }
+}
+
+// ---- listeners ----
+
+struct Interface {
+    std::string name;
+    std::vector<std::string> addresses;  // those a listener can bind (no link-local IPv6)
+};
+
+std::string ip_text(const sockaddr* sa) {
+    char buf[INET6_ADDRSTRLEN] = "";
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+    else
+        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+    return buf;
+}
+
+// Every interface of this host (addresses or not), in the kernel's order.
+std::vector<Interface> interfaces() {
+    std::vector<Interface> out;
+    ifaddrs* list = nullptr;
+    if (getifaddrs(&list) != 0) return out;
+    std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> guard(list, freeifaddrs);
+    for (ifaddrs* i = list; i; i = i->ifa_next) {
+        auto it = std::find_if(out.begin(), out.end(), [&](const Interface& f) { return f.name == i->ifa_name; });
+        if (it == out.end()) it = out.insert(out.end(), Interface{i->ifa_name, {}});
+        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
+        if (i->ifa_addr->sa_family == AF_INET6 &&
+            IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr))
+            continue;
+        it->addresses.push_back(ip_text(i->ifa_addr));
+    }
+    return out;
+}
+
+// The names of the interfaces a listener could use ("lo, eth0").
+std::string usable_interfaces(const std::vector<Interface>& all) {
+    std::vector<std::string> names;
+    for (const auto& i : all)
+        if (!i.addresses.empty()) names.push_back(i.name);
+    return join(names);
+}
+
+std::string usable_addresses(const std::vector<Interface>& all) {
+    std::vector<std::string> addrs;
+    for (const auto& i : all) addrs.insert(addrs.end(), i.addresses.begin(), i.addresses.end());
+    return join(addrs);
+}
+
+// The interface the IPv4 default route leaves through, "" if none.
+std::string default_route_interface() {
+    std::ifstream routes("/proc/net/route");
+    std::string line;
+    std::getline(routes, line);  // the header
+    while (std::getline(routes, line)) {
+        std::string iface, dest, gateway, flags, refcnt, use, metric, mask;
+        std::istringstream in(line);
+        if (in >> iface >> dest >> gateway >> flags >> refcnt >> use >> metric >> mask && dest == "00000000" &&
+            mask == "00000000")
+            return iface;
+    }
+    return {};
+}
+
+// Why `listen on NAME` stands for no address here, and what to write instead.
+std::string unknown_target(const config::Listener& l) {
+    const auto all = interfaces();
+    auto it = std::find_if(all.begin(), all.end(), [&](const Interface& i) { return i.name == l.on; });
+    if (it != all.end()) {
+        const char* family = l.family == config::Listener::Family::Inet4   ? "IPv4 "
+                             : l.family == config::Listener::Family::Inet6 ? "IPv6 "
+                                                                           : "";
+        return "interface " + q(l.on) + " has no " + family + "address; give it one before posternd starts, or "
+               "name an interface that has one (here: " + usable_interfaces(all) + ")";
+    }
+    // The seeds' BSD names: what a reader copying them must write on Linux.
+    if (l.on == "egress") {
+        std::string via = default_route_interface();
+        return "no interface or group 'egress' on this host ('egress' is OpenBSD's group of the interfaces of the "
+               "default route; Linux has no such group); name the interface instead" +
+               (via.empty() ? " (here: " + usable_interfaces(all) + ")"
+                            : ": here the default route goes out through " + via);
+    }
+    if (l.on == "lo0")
+        return "no interface 'lo0' on this host (the loopback interface's name on the BSDs); on Linux it is "
+               "'lo': listen on lo, or on localhost";
+    return "no interface, address or host name " + q(l.on) + " on this host; name an interface (here: " +
+           usable_interfaces(all) + "), an address of this host or a host name that resolves to one";
+}
+
+// Can a socket be bound to `ip` on this host? Port 0 leaves the choice of
+// port to the kernel, so this needs no root and cannot clash with a daemon
+// that already listens on the configured port; the socket is closed unused.
+bool bindable(const std::string& ip, int* error) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+    auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    if (inet_pton(AF_INET, ip.c_str(), &sin->sin_addr) == 1) {
+        sin->sin_family = AF_INET;
+        len = sizeof *sin;
+    } else if (inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr) == 1) {
+        sin6->sin6_family = AF_INET6;
+        len = sizeof *sin6;
+    } else {
+        *error = EINVAL;
+        return false;
+    }
+    util::Fd fd(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+        *error = errno;
+        return false;
+    }
+    return true;
+}
+
+void check_listener(const config::Listener& l, Problems& out) {
+    if (l.socket) return;  // local enqueue: no network address
+    std::string unused;
+    const std::vector<std::string> addrs = resolve_listen_target(l, &unused);
+    if (addrs.empty()) {
+        out.at(l.where, "listen on " + l.on + ": " + unknown_target(l));
+        return;
+    }
+    for (const auto& ip : addrs) {
+        int err = 0;
+        if (bindable(ip, &err)) continue;
+        const std::string which = ip == l.on ? "" : " (" + l.on + ")";
+        if (err == EADDRNOTAVAIL)
+            out.at(l.where, "listen on " + l.on + ": " + ip + which + " is not an address of this host; name one "
+                            "of its addresses (" + usable_addresses(interfaces()) + ") or interfaces");
+        else
+            out.at(l.where, "listen on " + l.on + ": cannot use " + ip + which + ": " + strerror(err) +
+                                "; name another address or interface");
+    }
+}
+
+// ---- actions ----
+
+// Why delivery-METHOD.so does not serve, or "" when it loads.
+std::string delivery_problem(const std::string& method, const std::string& dir) {
+    std::string err;
+    if (util::load_delivery_plugin(dir, method, &err)) return {};
+    const std::string file = plugin_file(dir, "delivery", method);
+    if (!absent(file)) return err + "; " + kReinstall;
+    const std::string name = fs::path(file).filename().string();
+    if (listed(kLaterMethods, method))
+        return "delivery method " + q(method) + " is not supported yet (no plugin " + name + " in " + dir +
+               "); deliver with maildir, mbox or mda until it is, as with Dovecot's "
+               "mda \"/usr/lib/dovecot/dovecot-lda -f %{sender} -a %{rcpt}\"";
+    return "no plugin " + name + " in " + dir + " for delivery method " + q(method) +
+           "; install postern's plugins there, or set 'plugin path' to the folder that has them";
+}
+
+// An action whose plugin is missing would accept mail and keep it queued
+// until its ttl runs out: refuse the config instead, before any is accepted.
+void check_actions(const config::Config& cfg, const std::string& dir, Problems& out) {
+    std::map<std::string, std::string, std::less<>> problem;  // method -> message ("" = loads)
+    for (const auto& a : cfg.actions) {
+        auto it = problem.find(a.method);
+        if (it == problem.end()) it = problem.emplace(a.method, delivery_problem(a.method, dir)).first;
+        if (!it->second.empty()) out.at(a.where, "action " + q(a.name) + ": " + it->second);
+    }
+    if (cfg.actions.empty()) return;
+    // Every method runs in the delivery agent; without it nothing is delivered.
+    const std::string agent = delivery::default_agent_path();
+    if (access(agent.c_str(), X_OK) != 0)
+        out.at(cfg.actions.front().where, "action " + q(cfg.actions.front().name) + ": the delivery agent " + agent +
+                                              " cannot be run (" + strerror(errno) +
+                                              "); reinstall postern, which installs it with posternd");
+}
+
+// ---- paths ----
+
+// Start-up creates `folder` and its parents as needed: that fails only where
+// something in the way is not a folder (a file left where the spool goes).
+void check_folder(const std::string& directive, const std::string& value, const fs::path& folder, Problems& out) {
+    for (fs::path p = folder; !p.empty(); p = p.parent_path()) {
+        struct stat st {};
+        if (stat(p.c_str(), &st) == 0) {
+            if (!S_ISDIR(st.st_mode))
+                out.in_file(directive + " " + value + ": " + p.string() + " is not a folder; remove it, or set " +
+                            q(directive) + " to a path where a folder can be made");
+            return;
+        }
+        if (errno != ENOENT && errno != ENOTDIR) return;  // start-up will say why
+        if (p == p.parent_path()) return;
+    }
+}
+
+}  // namespace
+
+std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths) {
+    Problems out(paths.config);
+    check_folder("queue path", paths.spool, paths.spool, out);
+    check_folder("control socket", paths.control, fs::path(paths.control).parent_path(), out);
+    check_tables(cfg, paths.plugins, out);
+    for (const auto& l : cfg.listeners) check_listener(l, out);
+    check_actions(cfg, paths.plugins, out);
+    return out.take();
+}
+
+}  // namespace postern::daemon
