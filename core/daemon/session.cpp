@@ -381,7 +381,12 @@ void Session::handle_line(std::string_view line) {
         log::info(log::Line(id_ + " smtp disconnected").kv("reason", "quit"));
         close_after_flush();
         break;
-    case smtp::Verb::Vrfy: reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery"); break;
+    case smtp::Verb::Vrfy:
+        // RFC 5321 4.1.1.6: VRFY names whom to verify; without a name there
+        // is nothing to promise delivery to.
+        if (c.args.empty()) reply(501, "5.5.4 Syntax error: VRFY requires a user name or address");
+        else reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
+        break;
     case smtp::Verb::Help: reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
     case smtp::Verb::Auth: cmd_auth(c); break;
     case smtp::Verb::Starttls: cmd_starttls(c); break;

@@ -104,6 +104,14 @@ class Sequence(unittest.TestCase):
         self.ehlo()
         self.assertEqual(self.c.cmd("VRFY root")[:4], "252 ")
 
+    def test_vrfy_without_argument(self):
+        # RFC 5321 4.1.1.6: VRFY takes a string; without one it is a syntax
+        # error, not a 252 promise about nobody.
+        self.ehlo()
+        self.assertReply("VRFY", 501, "5.5.4")
+        self.assertReply("VRFY   ", 501, "5.5.4")
+        self.assertEqual(self.c.cmd("VRFY root")[:4], "252 ")
+
     def test_quit(self):
         self.assertEqual(self.c.cmd("QUIT")[:4], "221 ")
         self.assertTrue(self.c.closed_by_peer())
