@@ -40,7 +40,8 @@ struct PreflightPaths {
 };
 
 // Every problem found, each "FILE:LINE:COL: what is wrong; what to do"
-// ("FILE: ..." for a default path), in the order of the file.
+// ("FILE: ..." for a path, which may be a default): paths, tables, listeners,
+// then actions, each in the order of the file.
 std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths);
 
 }  // namespace postern::daemon
