@@ -1,16 +1,24 @@
 // posternctl — control a running posternd, and make password hashes.
 //
-// posternctl [-s SOCKET] [--json] COMMAND...
+// posternctl [-s SOCKET | -f CONFIG] [--json] COMMAND...
 //
 // Every command but `encrypt` is sent as one request over the daemon's control
-// socket (-s, else $POSTERN_CONTROL, else /run/postern/control.sock; protocol
-// in control/protocol.hpp); the reply is printed as text, or as JSON with
-// --json. `encrypt` runs here, without the daemon: it prints crypt(3) SHA-512
-// ($6$) hashes, the format OpenSMTPD's `smtpctl encrypt` writes on Debian, for
-// credentials tables. Exit status: 0 done, 1 failed (daemon down, permission,
-// an error reply), 2 bad usage. See docs/posternctl.8.
+// socket (protocol in control/protocol.hpp); the reply is printed as text, or
+// as JSON with --json. The socket is, first found: -s; the `control socket`
+// of the configuration given with -f; $POSTERN_CONTROL; the `control socket`
+// of the installed configuration (POSTERN_DEFAULT_CONFIG), when that file
+// exists; /run/postern/control.sock. The configuration is read with the
+// daemon's own parser (config/), so that posternctl finds the socket wherever
+// the daemon that reads the same file puts it.
+//
+// `encrypt` runs here, without the daemon or any configuration: it prints
+// crypt(3) SHA-512 ($6$) hashes, the format OpenSMTPD's `smtpctl encrypt`
+// writes on Debian, for credentials tables. Exit status: 0 done, 1 failed
+// (daemon down, permission, an error reply, a broken configuration), 2 bad
+// usage. See docs/posternctl.8.
 #include <crypt.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/un.h>
 
@@ -24,26 +32,42 @@
 #include <string_view>
 #include <vector>
 
+#include "config/config.hpp"
 #include "control/protocol.hpp"
 #include "util/fd.hpp"
+
+#ifndef POSTERN_DEFAULT_CONFIG
+#define POSTERN_DEFAULT_CONFIG "/etc/postern/smtpd.conf"
+#endif
 
 namespace {
 
 using postern::control::Reply;
 using postern::control::Request;
 
-constexpr const char* kDefaultSocket = "/run/postern/control.sock";
+constexpr const char* kDefaultSocket = "/run/postern/control.sock";  // as the daemon's default
+constexpr const char* kDefaultConfig = POSTERN_DEFAULT_CONFIG;      // what the installed unit runs with
 constexpr int kTimeoutSeconds = 60;      // per send or receive: a wedged daemon must not hang scripts
 constexpr size_t kMaxPasswordLine = 1024;
 
 struct Options {
-    std::string socket;
+    std::string socket;  // -s
+    std::string config;  // -f
     bool json = false;
     std::vector<std::string> words;
 };
 
 int usage(FILE* to, int status) {
-    std::fprintf(to, "usage: posternctl [-s SOCKET] [--json] COMMAND...\ncommands:\n");
+    std::fprintf(to,
+                 "usage: posternctl [-s SOCKET | -f CONFIG] [--json] COMMAND...\n"
+                 "options:\n"
+                 "  -s SOCKET   the control socket\n"
+                 "  -f CONFIG   the control socket named in this configuration file\n"
+                 "  --json      print the reply as JSON\n"
+                 "  (neither -s nor -f: $POSTERN_CONTROL, else the control socket of\n"
+                 "   %s when it exists, else %s)\n"
+                 "commands:\n",
+                 kDefaultConfig, kDefaultSocket);
     for (auto line : postern::control::usage_lines())
         std::fprintf(to, "  %.*s\n", static_cast<int>(line.size()), line.data());
     std::fprintf(to, "  encrypt [STRING]\n");
@@ -228,9 +252,18 @@ bool send_all(int fd, std::string_view data) {
     return true;
 }
 
+// Where the control socket's path came from, for the errors that name it: a
+// socket read from a configuration file is one the user may never have typed.
+struct Socket {
+    std::string path;
+    std::string named_in;  // the configuration file, "" for -s, the environment, the default
+    std::string shown() const { return named_in.empty() ? path : path + ", named in " + named_in; }
+};
+
 // One request, one reply. Returns an exit status: 0 with *reply filled in, or
 // 1 after printing why there is no reply.
-int exchange(const std::string& path, const Request& req, Reply* reply) {
+int exchange(const Socket& socket, const Request& req, Reply* reply) {
+    const std::string& path = socket.path;
     sockaddr_un sun{};
     if (path.empty() || path.size() >= sizeof sun.sun_path) {
         fail("socket path too long: " + path);
@@ -245,9 +278,9 @@ int exchange(const std::string& path, const Request& req, Reply* reply) {
     }
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
         if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)
-            fail("posternd does not seem to be running (no socket at " + path + ")");
+            fail("posternd does not seem to be running (no socket at " + socket.shown() + ")");
         else if (errno == EACCES || errno == EPERM)
-            fail("permission denied on " + path + " (run as root)");
+            fail("permission denied on " + socket.shown() + " (run as root)");
         else
             fail("connect " + path + ": " + std::strerror(errno));
         return 1;
@@ -351,19 +384,60 @@ int parse_args(int argc, char** argv, Options* o) {
         if (a == "-h" || a == "--help") return usage(stdout, 0);
         if (a == "--json") {
             o->json = true;
-        } else if (a == "-s" && i + 1 < argc) {
-            o->socket = argv[++i];
+        } else if (a == "-s" || a == "-f") {
+            if (i + 1 >= argc || !*argv[i + 1]) {
+                fail("option " + std::string(a) + " needs a value");
+                return usage(stderr, 2);
+            }
+            (a == "-s" ? o->socket : o->config) = argv[++i];
         } else {
             fail("unknown option '" + postern::control::printable(a) + "'");
             return usage(stderr, 2);
         }
     }
-    for (; i < argc; ++i) o->words.emplace_back(argv[i]);
-    if (o->socket.empty()) {
-        const char* env = std::getenv("POSTERN_CONTROL");
-        o->socket = env && *env ? env : kDefaultSocket;
+    // Two answers to one question: refuse rather than pick one silently.
+    if (!o->socket.empty() && !o->config.empty()) {
+        fail("give -s or -f, not both");
+        return usage(stderr, 2);
     }
+    for (; i < argc; ++i) o->words.emplace_back(argv[i]);
     return -1;
+}
+
+// ---- finding the control socket ----
+
+// The `control socket` of the configuration at `path` (the daemon's default
+// when it names none), or an empty path after printing its errors as
+// file:line:col.
+Socket socket_from_config(const std::string& path) {
+    auto parsed = postern::config::parse_file(path);
+    if (!parsed.config) {
+        // The parser's warnings (old grammar, ...) are the daemon's to give,
+        // not noise to repeat on every `show queue`: only errors are printed.
+        for (const auto& e : parsed.errors) std::fprintf(stderr, "%s\n", postern::config::format(e).c_str());
+        fail("cannot read the control socket from " + path + "; fix it, or give -s SOCKET");
+        return {};
+    }
+    const std::string& named = parsed.config->control_socket;
+    return {named.empty() ? kDefaultSocket : named, path};
+}
+
+bool exists(const char* path) {
+    struct stat st {};
+    return ::stat(path, &st) == 0;
+}
+
+// The socket to talk to, in the order of the file comment; an empty path
+// after an error. The installed configuration is read only when nothing more
+// explicit was given, so that `posternctl show queue` works on an installed
+// system whose configuration moves the socket, as `smtpctl` does with
+// smtpd.conf.
+Socket control_socket(const Options& o) {
+    if (!o.socket.empty()) return {o.socket, ""};
+    if (!o.config.empty()) return socket_from_config(o.config);
+    if (const char* env = std::getenv("POSTERN_CONTROL"); env && *env) return {env, ""};
+    if (exists(kDefaultConfig)) return socket_from_config(kDefaultConfig);
+    return {kDefaultSocket, ""};
 }
 
 int flush_stdout() {
@@ -385,8 +459,10 @@ int run(const Options& o) {
         fail(why);
         return usage(stderr, 2);
     }
+    Socket socket = control_socket(o);
+    if (socket.path.empty()) return 1;
     Reply reply;
-    if (int rc = exchange(o.socket, req, &reply); rc != 0) return rc;
+    if (int rc = exchange(socket, req, &reply); rc != 0) return rc;
     if (!reply.ok) {
         fail(text_value(reply.error));
         return 1;
