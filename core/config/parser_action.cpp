@@ -1,8 +1,33 @@
 // action: the local methods and their options, mda commands, lmtp
 // destinations, and the relay options with their combinations.
 #include "config/parser_impl.hpp"
+#include "delivery/format.hpp"
 
 namespace postern::config::detail {
+
+namespace {
+
+// Where byte `offset` of a token's value sits in the file: exact when the
+// value was written as it reads, else the token's own start (escapes and
+// `\`+newline splices move the bytes, a macro's value is not in the file).
+Location location_in(const Token& t, std::size_t offset) {
+    Location at = t.where;
+    const std::size_t quotes = t.kind == Token::Kind::String ? 2 : 0;
+    if (t.length > 0 && static_cast<std::size_t>(t.length) == t.text.size() + quotes)
+        at.column += static_cast<int>(offset + quotes / 2);
+    return at;
+}
+
+// A maildir path or mda command is a format template (delivery/format.hpp):
+// an unknown %{name}, modifier or slice would fail every delivery through
+// the action, so `posternd -n` says so instead.
+std::optional<Diagnostic> template_error(const Token& t, delivery::FormatUse use) {
+    auto e = delivery::check_format(t.text, use);
+    if (!e) return std::nullopt;
+    return Diagnostic{location_in(t, e->offset), e->text};
+}
+
+}  // namespace
 
 bool Parser::parse_action(Cursor& c) {
     const Location at = c.take().where;
@@ -48,8 +73,11 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
         // maildir [PATH] [junk]: a quoted word is always a path, a bare one unless it is an option.
         if (c.value() && (c.peek()->kind == Token::Kind::String ||
                           (!c.word("junk") && !grammar::listed(kOptions, c.peek()->text) &&
-                           !grammar::listed(grammar::kUnsupportedActionOptions, c.peek()->text))))
-            a.path = c.take().text;
+                           !grammar::listed(grammar::kUnsupportedActionOptions, c.peek()->text)))) {
+            const Token& path = c.take();
+            if (auto e = template_error(path, delivery::FormatUse::Path)) return fail(e->where, e->message);
+            a.path = path.text;
+        }
         if (c.word("junk")) {
             c.take();
             a.junk = true;
@@ -98,6 +126,7 @@ bool Parser::parse_mda_command(Cursor& c, Action& a) {
     const Token& command = c.take();
     if (command.text.find_first_not_of(" \t") == std::string::npos)
         return fail(command.where, "the 'mda' command is empty");
+    if (auto e = template_error(command, delivery::FormatUse::Command)) return fail(e->where, e->message);
     a.path = command.text;
     return true;
 }

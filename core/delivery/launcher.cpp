@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "delivery/format.hpp"
 #include "util/fd.hpp"
 
 namespace postern::delivery {
@@ -60,88 +61,30 @@ bool find_account(const std::string& user, Account* out) {
     return true;
 }
 
-// Envelope values may end up in a path or in an mda command line run by
-// /bin/sh: keep only characters that are inert in both, the rest become ':'
-// (as OpenSMTPD does), and a leading '.' too so ".." cannot climb.
-std::string sanitise(std::string_view v) {
-    std::string out(v);
-    for (char& c : out) {
-        bool safe = std::isalnum(static_cast<unsigned char>(c)) || c == '@' || c == '.' || c == '_' || c == '+' ||
-                    c == '-' || c == '=';
-        if (!safe) c = ':';
-    }
-    if (!out.empty() && out[0] == '.') out[0] = ':';
-    return out;
+// maildir, mbox (alias `/file` lines) and mda (`mda` actions and alias
+// `|command` lines) take templates; a relay's path is its route, not one.
+FormatResult expand_item_path(const Job& job, const Item& item, const std::string& home, char delim) {
+    FormatValues v;
+    v.sender = item.sender;
+    v.rcpt = item.rcpt;
+    v.dest = item.dest;
+    v.user = job.user;
+    v.home = home;
+    v.subaddr_delim = delim;
+    return expand_format(item.path, v, job.method == "mda" ? FormatUse::Command : FormatUse::Path);
 }
 
-std::string_view user_part(std::string_view a) {
-    auto at = a.rfind('@');
-    return at == std::string_view::npos ? a : a.substr(0, at);
-}
-std::string_view domain_part(std::string_view a) {
-    auto at = a.rfind('@');
-    return at == std::string_view::npos ? std::string_view{} : a.substr(at + 1);
-}
-
-// One token's value: "rcpt.user", "sender.domain", "user.directory", ...
-bool token_value(std::string_view name, const std::string& user, const Item& item, const std::string& home,
-                 std::string* out) {
-    auto dot = name.find('.');
-    std::string_view base = name.substr(0, dot);
-    std::string_view part = dot == std::string_view::npos ? "" : name.substr(dot + 1);
-    if (base == "user") {
-        if (part == "username") *out = user;
-        else if (part == "directory") *out = home;
-        else return false;
-        return true;
-    }
-    const std::string* addr = base == "sender" ? &item.sender
-                            : base == "rcpt"   ? &item.rcpt
-                            : base == "dest"   ? &item.dest
-                                               : nullptr;
-    if (!addr) return false;
-    if (part.empty()) *out = *addr;
-    else if (part == "user") *out = std::string(user_part(*addr));
-    else if (part == "domain") *out = std::string(domain_part(*addr));
-    else return false;
-    return true;
+// A wrong template is the config's mistake: the mail waits for the fix. A
+// value the template cannot take (a slice past its end, a path too long)
+// will never do better: that delivery fails for good and bounces.
+Result format_failure(const std::string& method, const std::string& tmpl, const FormatError& e) {
+    bool value = e.kind == FormatError::Kind::Value;
+    std::string what = method == "mda" ? "mda command" : method + " path";
+    return Result{value ? Result::Status::PermFail : Result::Status::TempFail,
+                  "cannot expand the " + what + " \"" + tmpl + "\" at byte " + std::to_string(e.offset) + ": " + e.text};
 }
 
 }  // namespace
-
-std::string expand_path(std::string_view tmpl, const std::string& user, const Item& item, const std::string& home) {
-    std::string out;
-    if (!tmpl.empty() && tmpl[0] == '~') {
-        out = home;
-        tmpl.remove_prefix(1);
-    }
-    while (!tmpl.empty()) {
-        auto open = tmpl.find("%{");
-        if (open == std::string_view::npos) break;
-        out.append(tmpl.substr(0, open));
-        auto close = tmpl.find('}', open);
-        if (close == std::string_view::npos) {
-            tmpl = tmpl.substr(open);
-            break;
-        }
-        std::string_view token = tmpl.substr(open + 2, close - open - 2);
-        bool lower = false;
-        if (auto colon = token.find(':'); colon != std::string_view::npos) {
-            lower = token.substr(colon + 1) == "lowercase";
-            token = token.substr(0, colon);
-        }
-        std::string value;
-        if (token_value(token, user, item, home, &value)) {
-            if (lower)
-                for (char& c : value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            // The home folder is trusted; envelope values are not.
-            out += token == "user.directory" ? value : sanitise(value);
-        }
-        tmpl.remove_prefix(close + 1);
-    }
-    out.append(tmpl);
-    return out;
-}
 
 std::string default_agent_path() {
     char self[PATH_MAX];
@@ -289,9 +232,19 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             run->results[i] = Result{Result::Status::TempFail, "cannot open " + item.message_path + ": " + strerror(errno)};
             continue;
         }
-        std::string path;
-        if (job.method == "mbox" && item.path.empty()) path = options_.mbox_dir + "/" + sanitise(job.user);
-        else if (!item.path.empty()) path = expand_path(item.path, job.user, item, acct.home);
+        std::string path = item.path;
+        if (job.method == "mbox" && item.path.empty()) {
+            path = options_.mbox_dir + "/" + sanitise_value(job.user);
+        } else if (!item.path.empty() && job.method != "relay") {
+            // A template that cannot be filled fails this delivery with the
+            // reason; it never becomes a guessed path.
+            FormatResult r = expand_item_path(job, item, acct.home, options_.subaddr_delim);
+            if (!r) {
+                run->results[i] = format_failure(job.method, item.path, r.error);
+                continue;
+            }
+            path = std::move(*r.text);
+        }
         args.insert(args.end(), {"--delivery", std::to_string(3 + messages.size()), item.sender, item.rcpt, item.dest,
                                  path, item.msgid});
         if (!item.mail_params.empty() || !item.rcpt_params.empty())

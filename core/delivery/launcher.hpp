@@ -27,7 +27,7 @@ struct Item {
     std::string sender;        // "" for <>
     std::string rcpt;          // as given in RCPT TO
     std::string dest;          // final recipient
-    std::string path;          // path template (may hold %{...} and ~), or the file/command; "" = default
+    std::string path;          // maildir/mbox path or mda command: a template (delivery/format.hpp); relay: the route; "" = default
     std::string msgid;
     std::string message_path;  // spooled message
     // DSN parameters for a relay to pass on (RFC 3461), as they go on the
@@ -66,6 +66,7 @@ struct SpawnOptions {
     std::string plugin_dir;
     std::string mbox_dir;    // mbox path default folder ("/var/mail")
     bool switch_user = false;  // root: run the agent as the recipient
+    char subaddr_delim = '+';  // `smtp sub-addr-delim`, for %{...:strip}
 };
 
 class SpawnLauncher final : public Launcher {
@@ -80,11 +81,5 @@ private:
 
 // The agent beside the running executable (build tree) or the installed one.
 std::string default_agent_path();
-
-// Expand %{...} tokens and a leading ~ in an action path or mda command;
-// values from the envelope are sanitised: anything but letters, digits and
-// @ . _ + - = becomes ':' (no path separator, nothing a shell would read), and
-// so does a leading '.'.
-std::string expand_path(std::string_view tmpl, const std::string& user, const Item& item, const std::string& home);
 
 }  // namespace postern::delivery

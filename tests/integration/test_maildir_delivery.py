@@ -157,5 +157,40 @@ class MaildirDelivery(unittest.TestCase):
         self.check_queue_empty()
 
 
+
+# Format specifiers in the maildir path (smtpd.conf(5) FORMAT SPECIFIERS):
+# the +tag stripped from the folder name, and a slice that cannot fit the
+# recipient failing the delivery with its reason instead of making a path.
+FORMATS = ('action "v" maildir "@DIR@/vmail/%{dest.user:lowercase|strip}" user root\n'
+           'action "s" maildir "@DIR@/short/%{rcpt.user[5:]}" user root\n'
+           'match from any for domain "virt.test" action "v"\n'
+           'match from any for domain "short.test" action "s"\n')
+
+
+class MaildirFormats(unittest.TestCase):
+    def setUp(self):
+        self.d = postern.Daemon(FORMATS, name="maildir-formats").__enter__()
+
+    def tearDown(self):
+        self.d.__exit__(*sys.exc_info())
+
+    def send(self, rcpt, subject):
+        with smtplib.SMTP("127.0.0.1", self.d.port, local_hostname="client.example", timeout=10) as s:
+            self.assertEqual(s.sendmail("sender@example.org", [rcpt], f"Subject: {subject}\r\n\r\nhi\r\n"), {})
+
+    def test_strip_drops_the_tag(self):
+        self.send("Alice+Tag@virt.test", "tagged")
+        files = self.d.wait_files(self.d.path("vmail", "alice"), 1)
+        self.assertEqual(len(files), 1, self.d.log())
+        self.assertIn(b"Subject: tagged", postern.read_bytes(files[0]))
+        self.assertEqual(sorted(os.listdir(self.d.path("vmail"))), ["alice"])
+
+    def test_a_slice_past_the_end_fails_with_its_reason(self):
+        self.send("bob@short.test", "short")
+        lines = self.d.wait_log(r"^.* mda delivery .*to=bob@short\.test .*result=PermFail.*$")
+        self.assertEqual(len(lines), 1, self.d.log())
+        self.assertIn("the slice [5:] starts outside the value", lines[0])
+        self.assertFalse(os.path.exists(self.d.path("short")), os.listdir(self.d.path()))
+
 if __name__ == "__main__":
     postern.run_tests()

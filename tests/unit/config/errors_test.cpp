@@ -205,6 +205,46 @@ TEST_CASE("errors: mda needs one non-empty command") {
           Errors{"test.conf:1:25: 'user' is given twice"});
 }
 
+TEST_CASE("errors: format templates in maildir paths and mda commands") {
+    // The column is the offending byte inside the quotes.
+    const std::string names =
+        "sender, sender.user, sender.domain, rcpt, rcpt.user, rcpt.domain, dest, dest.user, dest.domain, "
+        "user.username, user.directory or mbox.from";
+    CHECK(errors_of("action d maildir \"/var/vmail/%{nosuch}\"\n" + kMatch) ==
+          Errors{"test.conf:1:32: expected a format name (" + names + ") after '%{', found 'nosuch'"});
+    CHECK(errors_of("action d maildir \"/m/%{rcpt.user:lowercase|strp}\" junk\n" + kMatch) ==
+          Errors{"test.conf:1:44: expected a modifier (lowercase, uppercase, strip or raw) in "
+                 "'%{rcpt.user:lowercase|strp}', found 'strp'"});
+    CHECK(errors_of("action d maildir \"/m/%{rcpt.user\"\n" + kMatch) ==
+          Errors{"test.conf:1:22: expected '}' to close this '%{'"});
+    CHECK(errors_of("action d maildir \"/m/%{rcpt.user[x]}\"\n" + kMatch) ==
+          Errors{"test.conf:1:33: expected a slice [N], [N:], [:M] or [N:M] (whole numbers, negative ones counting "
+                 "from the end) in '%{rcpt.user[x]}', found '[x]'"});
+    CHECK(errors_of("action d maildir \"/m/%{mda}\"\n" + kMatch) ==
+          Errors{"test.conf:1:24: %{mda} is only available in an mda wrapper's command"});
+    CHECK(errors_of("action d maildir \"~alice/Maildir\"\n" + kMatch) ==
+          Errors{"test.conf:1:19: expected '~/' (the user's home folder) or %{user.directory}, found '~alice': "
+                 "another user's home is not supported"});
+    // A bare word path: the column counts from the word.
+    CHECK(errors_of("action d maildir ~alice/Maildir\n" + kMatch) ==
+          Errors{"test.conf:1:18: expected '~/' (the user's home folder) or %{user.directory}, found '~alice': "
+                 "another user's home is not supported"});
+    // Escapes move the bytes: the error points at the path itself.
+    CHECK(errors_of("action d maildir \"/m/\\\"q\\\"/%{bad}\"\n" + kMatch) ==
+          Errors{"test.conf:1:18: expected a format name (" + names + ") after '%{', found 'bad'"});
+    // raw would hand envelope text to /bin/sh.
+    CHECK(errors_of("action d mda \"/usr/bin/procmail -f %{sender:raw}\"\n" + kMatch) ==
+          Errors{"test.conf:1:45: 'raw' cannot be used in an mda command: envelope values reach /bin/sh only "
+                 "sanitised (the command finds them unchanged in $SENDER, $RECIPIENT, $LOCAL, $DOMAIN...)"});
+    CHECK(errors_of("action d mda \"/usr/bin/deliver %{rcpt.user:up}\"\n" + kMatch) ==
+          Errors{"test.conf:1:44: expected a modifier (lowercase, uppercase, strip or raw) in '%{rcpt.user:up}', "
+                 "found 'up'"});
+    // Good templates of every kind pass.
+    CHECK(errors_of("action d maildir \"~/Maildir/%{rcpt.domain[0]:lowercase}/%{dest.user:lowercase|strip}\"\n"
+                    "action m mda \"/usr/bin/procmail -f %{mbox.from} -a %{rcpt.user[-3:]:uppercase} 100%%\"\n"
+                    "action r maildir \"/srv/%{rcpt:raw}\"\n" + kMatch).empty());
+}
+
 TEST_CASE("errors: directives of later issues are refused by name") {
     for (const char* word : {"filter", "proc", "admd", "mda", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==

@@ -1,0 +1,354 @@
+// Format templates; see format.hpp.
+//
+// A template is read once into pieces (literal text, the home folder, a
+// specifier), then the pieces are filled. check_format() stops after the
+// reading, so `posternd -n` and a delivery agree on what a good template is.
+#include "delivery/format.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <vector>
+
+#include "util/ascii.hpp"
+
+namespace postern::delivery {
+namespace {
+
+using util::iequals;
+
+enum class Name {
+    Sender, SenderUser, SenderDomain,
+    Rcpt, RcptUser, RcptDomain,
+    Dest, DestUser, DestDomain,
+    UserName, UserDirectory, MboxFrom, Mda,
+};
+
+struct NameEntry {
+    std::string_view text;
+    Name name;
+};
+
+constexpr NameEntry kNames[] = {
+    {"sender", Name::Sender},           {"sender.user", Name::SenderUser}, {"sender.domain", Name::SenderDomain},
+    {"rcpt", Name::Rcpt},               {"rcpt.user", Name::RcptUser},     {"rcpt.domain", Name::RcptDomain},
+    {"dest", Name::Dest},               {"dest.user", Name::DestUser},     {"dest.domain", Name::DestDomain},
+    {"user.username", Name::UserName},  {"user.directory", Name::UserDirectory},
+    {"mbox.from", Name::MboxFrom},      {"mda", Name::Mda},
+};
+
+constexpr std::string_view kNameList =
+    "sender, sender.user, sender.domain, rcpt, rcpt.user, rcpt.domain, dest, dest.user, dest.domain, "
+    "user.username, user.directory or mbox.from";
+
+enum class Mod { Lowercase, Uppercase, Strip };
+
+// [N], [N:], [:M], [N:M] as written; resolved against a value's length later.
+struct Slice {
+    bool single = false;
+    std::optional<long> begin, end;
+    std::string_view text;  // "[...]", for messages
+};
+
+struct Spec {
+    Name name = Name::Sender;
+    std::optional<Slice> slice;
+    std::vector<Mod> mods;
+    bool raw = false;
+    std::string_view text;  // "%{...}" as written
+    std::size_t offset = 0;
+};
+
+struct Piece {
+    enum class Kind { Text, Home, Spec } kind = Kind::Text;
+    std::string_view text;
+    Spec spec;
+};
+
+FormatError template_error(std::size_t offset, std::string text) {
+    return {FormatError::Kind::Template, offset, std::move(text)};
+}
+
+FormatError value_error(std::size_t offset, std::string text) {
+    return {FormatError::Kind::Value, offset, std::move(text)};
+}
+
+std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+// A slice bound: an optional '-' and digits, no larger than any expansion.
+std::optional<long> slice_number(std::string_view s) {
+    long v = 0;
+    std::string_view digits = !s.empty() && s[0] == '-' ? s.substr(1) : s;
+    if (digits.empty() || digits.size() > 5) return std::nullopt;
+    for (char c : digits)
+        if (!util::is_digit(c)) return std::nullopt;
+    std::from_chars(digits.data(), digits.data() + digits.size(), v);
+    if (v > static_cast<long>(kMaxExpansion)) return std::nullopt;
+    return s[0] == '-' ? -v : v;
+}
+
+// Reads one template into pieces. Offsets in errors are bytes of `tmpl`.
+class Reader {
+public:
+    Reader(std::string_view tmpl, FormatUse use) : tmpl_(tmpl), use_(use) {}
+
+    std::optional<FormatError> run(std::vector<Piece>* out) {
+        std::size_t i = 0;
+        if (auto e = home(out, &i)) return e;
+        std::size_t text_start = i;
+        auto flush = [&](std::size_t end) {
+            if (end > text_start) out->push_back({Piece::Kind::Text, tmpl_.substr(text_start, end - text_start), {}});
+        };
+        while (i < tmpl_.size()) {
+            if (tmpl_[i] != '%' || i + 1 >= tmpl_.size() || (tmpl_[i + 1] != '%' && tmpl_[i + 1] != '{')) {
+                ++i;
+                continue;
+            }
+            flush(i);
+            if (tmpl_[i + 1] == '%') {  // "%%": one literal '%'
+                out->push_back({Piece::Kind::Text, tmpl_.substr(i, 1), {}});
+                i += 2;
+            } else {
+                Piece p{Piece::Kind::Spec, {}, {}};
+                if (auto e = spec(i, &p.spec)) return e;
+                i += p.spec.text.size();
+                out->push_back(std::move(p));
+            }
+            text_start = i;
+        }
+        flush(i);
+        return std::nullopt;
+    }
+
+private:
+    std::string_view tmpl_;
+    FormatUse use_;
+
+    // "~" or "~/..." at the very start is the home folder. "~name" would be
+    // another user's home: never in a path (a mail folder outside the
+    // recipient's reach); in a command it is the shell's own syntax.
+    std::optional<FormatError> home(std::vector<Piece>* out, std::size_t* i) {
+        if (tmpl_.empty() || tmpl_[0] != '~') return std::nullopt;
+        if (tmpl_.size() == 1 || tmpl_[1] == '/') {
+            out->push_back({Piece::Kind::Home, {}, {}});
+            *i = 1;
+            return std::nullopt;
+        }
+        if (use_ != FormatUse::Path) return std::nullopt;
+        std::string_view name = tmpl_.substr(0, tmpl_.find('/'));
+        return template_error(0, "expected '~/' (the user's home folder) or %{user.directory}, found " +
+                                     quoted(name) + ": another user's home is not supported");
+    }
+
+    // The specifier at `at` ("%{..."): name, slice, modifiers.
+    std::optional<FormatError> spec(std::size_t at, Spec* s) {
+        std::size_t close = tmpl_.find('}', at + 2);
+        if (close == std::string_view::npos) return template_error(at, "expected '}' to close this '%{'");
+        s->offset = at;
+        s->text = tmpl_.substr(at, close + 1 - at);
+        std::size_t pos = at + 2;
+        std::string_view body = tmpl_.substr(pos, close - pos);
+
+        std::size_t name_end = body.find_first_of("[:");
+        std::string_view name = body.substr(0, name_end);
+        if (auto e = lookup(name, pos, s)) return e;
+        body.remove_prefix(name.size());
+        pos += name.size();
+
+        if (!body.empty() && body[0] == '[') {
+            std::size_t rb = body.find(']');
+            if (rb == std::string_view::npos)
+                return template_error(pos, "expected ']' to close the slice in " + quoted(s->text));
+            if (auto e = slice(body.substr(0, rb + 1), pos, s)) return e;
+            body.remove_prefix(rb + 1);
+            pos += rb + 1;
+        }
+        if (body.empty()) return std::nullopt;
+        if (body[0] != ':')
+            return template_error(pos, "expected ':' and modifiers or '}' after " +
+                                           quoted(tmpl_.substr(at, pos - at)) + ", found " + quoted(body));
+        return modifiers(body.substr(1), pos + 1, s);
+    }
+
+    std::optional<FormatError> lookup(std::string_view name, std::size_t pos, Spec* s) {
+        for (const auto& n : kNames) {
+            if (!iequals(n.text, name)) continue;
+            // %{mda} is the wrapped command; there is none outside a wrapper.
+            if (n.name == Name::Mda && use_ != FormatUse::Wrapper)
+                return template_error(pos, "%{mda} is only available in an mda wrapper's command");
+            s->name = n.name;
+            return std::nullopt;
+        }
+        return template_error(pos, "expected a format name (" + std::string(kNameList) + ") after '%{', found " +
+                                       (name.empty() ? std::string("nothing") : quoted(name)));
+    }
+
+    std::optional<FormatError> slice(std::string_view text, std::size_t pos, Spec* s) {
+        Slice sl;
+        sl.text = text;
+        std::string_view inside = text.substr(1, text.size() - 2);
+        auto bad = [&] {
+            return template_error(pos, "expected a slice [N], [N:], [:M] or [N:M] (whole numbers, negative ones "
+                                       "counting from the end) in " + quoted(s->text) + ", found " + quoted(text));
+        };
+        std::size_t colon = inside.find(':');
+        if (colon == std::string_view::npos) {
+            sl.single = true;
+            sl.begin = slice_number(inside);
+            if (!sl.begin) return bad();
+        } else {
+            std::string_view b = inside.substr(0, colon), e = inside.substr(colon + 1);
+            if (!b.empty() && !(sl.begin = slice_number(b))) return bad();
+            if (!e.empty() && !(sl.end = slice_number(e))) return bad();
+        }
+        s->slice = sl;
+        return std::nullopt;
+    }
+
+    std::optional<FormatError> modifiers(std::string_view list, std::size_t pos, Spec* s) {
+        for (;;) {
+            std::size_t bar = list.find('|');
+            std::string_view m = list.substr(0, bar);
+            if (iequals(m, "lowercase")) s->mods.push_back(Mod::Lowercase);
+            else if (iequals(m, "uppercase")) s->mods.push_back(Mod::Uppercase);
+            else if (iequals(m, "strip")) s->mods.push_back(Mod::Strip);
+            else if (iequals(m, "raw")) s->raw = true;
+            else
+                return template_error(pos, "expected a modifier (lowercase, uppercase, strip or raw) in " +
+                                               quoted(s->text) + ", found " +
+                                               (m.empty() ? std::string("nothing") : quoted(m)));
+            if (s->raw && use_ != FormatUse::Path)
+                return template_error(pos, "'raw' cannot be used in an mda command: envelope values reach "
+                                           "/bin/sh only sanitised (the command finds them unchanged in "
+                                           "$SENDER, $RECIPIENT, $LOCAL, $DOMAIN...)");
+            if (bar == std::string_view::npos) return std::nullopt;
+            list.remove_prefix(bar + 1);
+            pos += bar + 1;
+        }
+    }
+};
+
+std::string_view user_part(std::string_view a) {
+    auto at = a.rfind('@');
+    return at == std::string_view::npos ? a : a.substr(0, at);
+}
+
+std::string_view domain_part(std::string_view a) {
+    auto at = a.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : a.substr(at + 1);
+}
+
+std::string raw_value(Name name, const FormatValues& v) {
+    switch (name) {
+    case Name::Sender: return std::string(v.sender);
+    case Name::SenderUser: return std::string(user_part(v.sender));
+    case Name::SenderDomain: return std::string(domain_part(v.sender));
+    case Name::Rcpt: return std::string(v.rcpt);
+    case Name::RcptUser: return std::string(user_part(v.rcpt));
+    case Name::RcptDomain: return std::string(domain_part(v.rcpt));
+    case Name::Dest: return std::string(v.dest);
+    case Name::DestUser: return std::string(user_part(v.dest));
+    case Name::DestDomain: return std::string(domain_part(v.dest));
+    case Name::UserName: return std::string(v.user);
+    case Name::UserDirectory: return std::string(v.home);
+    case Name::MboxFrom: return v.sender.empty() ? std::string("MAILER-DAEMON") : std::string(v.sender);
+    case Name::Mda: return std::string(v.mda.value_or(""));
+    }
+    return {};
+}
+
+// "alice+tag@example.org" -> "alice@example.org", "alice+tag" -> "alice":
+// the tag runs from the first delimiter to the end of the local part.
+void strip_tag(std::string& v, char delim) {
+    std::size_t local_end = v.rfind('@');
+    if (local_end == std::string::npos) local_end = v.size();
+    std::size_t tag = v.find(delim);
+    if (tag < local_end) v.erase(tag, local_end - tag);
+}
+
+void apply_modifiers(std::string& v, const Spec& s, char delim) {
+    for (Mod m : s.mods) {
+        if (m == Mod::Strip) strip_tag(v, delim);
+        else
+            for (char& c : v) c = m == Mod::Lowercase ? util::to_lower(c) : util::to_upper(c);
+    }
+}
+
+// An empty value stays empty whatever the slice (the null sender has no
+// first letter to take); otherwise a slice must start inside the value.
+std::optional<FormatError> apply_slice(std::string& v, const Spec& s) {
+    if (!s.slice || v.empty()) return std::nullopt;
+    const Slice& sl = *s.slice;
+    const long len = static_cast<long>(v.size());
+    long b = sl.begin.value_or(0);
+    if (b < 0) b += len;
+    long e = b;  // inclusive
+    if (!sl.single) {
+        if (!sl.end) e = len - 1;
+        else if (*sl.end >= 0) e = std::min(*sl.end, len - 1);
+        else e = len - 1 + *sl.end;
+    }
+    const std::string size = " (the value of " + std::string(s.text) + " is " + std::to_string(len) + " bytes long)";
+    if (b < 0 || b >= len) return value_error(s.offset, "the slice " + std::string(sl.text) + " starts outside the value" + size);
+    if (e < b) return value_error(s.offset, "the slice " + std::string(sl.text) + " leaves nothing of the value" + size);
+    v = v.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b + 1));
+    return std::nullopt;
+}
+
+// With `raw`, in a path: only what would leave the folder the template names.
+std::string sanitise_raw_path(std::string_view value) {
+    std::string out(value);
+    for (char& c : out) {
+        auto u = static_cast<unsigned char>(c);
+        if (c == '/' || u < 0x20 || u == 0x7f) c = ':';
+    }
+    if (!out.empty() && out[0] == '.') out[0] = ':';
+    return out;
+}
+
+bool trusted(Name name) { return name == Name::UserDirectory || name == Name::Mda; }
+
+}  // namespace
+
+std::string sanitise_value(std::string_view value) {
+    std::string out(value);
+    for (char& c : out) {
+        bool safe = util::is_alnum(c) || c == '@' || c == '.' || c == '_' || c == '+' || c == '-' || c == '=';
+        if (!safe) c = ':';
+    }
+    if (!out.empty() && out[0] == '.') out[0] = ':';
+    return out;
+}
+
+std::optional<FormatError> check_format(std::string_view tmpl, FormatUse use) {
+    std::vector<Piece> pieces;
+    return Reader(tmpl, use).run(&pieces);
+}
+
+FormatResult expand_format(std::string_view tmpl, const FormatValues& values, FormatUse use) {
+    std::vector<Piece> pieces;
+    if (auto e = Reader(tmpl, use).run(&pieces)) return {std::nullopt, std::move(*e)};
+    std::string out;
+    for (const Piece& p : pieces) {
+        std::size_t offset = p.kind == Piece::Kind::Spec ? p.spec.offset : 0;
+        if (p.kind == Piece::Kind::Text) {
+            out += p.text;
+        } else if (p.kind == Piece::Kind::Home) {
+            out += values.home;
+            // "~/x" with home "/" is "/x", not "//x".
+            if (!out.empty() && out.back() == '/' && tmpl.size() > 1) out.pop_back();
+        } else {
+            const Spec& s = p.spec;
+            std::string v = raw_value(s.name, values);
+            apply_modifiers(v, s, values.subaddr_delim);
+            if (auto e = apply_slice(v, s)) return {std::nullopt, std::move(*e)};
+            if (trusted(s.name)) out += v;
+            else out += s.raw ? sanitise_raw_path(v) : sanitise_value(v);
+        }
+        if (out.size() > kMaxExpansion)
+            return {std::nullopt, value_error(offset, "the expansion is longer than " +
+                                                          std::to_string(kMaxExpansion) + " bytes")};
+    }
+    return {std::move(out), {}};
+}
+
+}  // namespace postern::delivery
