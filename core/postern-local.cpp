@@ -1,12 +1,16 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 [--secret-fd FD] --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT]
-//                 [--delivery ...]
+//                 [--as UID:GID [--create-mbox]] [--secret-fd FD]
+//                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]
 //
 // The daemon starts one agent per batch of local deliveries that share an
-// action and an account, already running as that account (this program does
-// no privilege handling at all). Each --delivery names an inherited file
+// action and an account. A daemon running as root starts it as root with
+// --as: the agent loads its plugin while it can still read any folder (the
+// binaries may sit in a checkout under a 0700 home), creates missing
+// mailboxes in the mbox folder with --create-mbox (Debian's /var/mail is
+// root:mail 2775, so a user cannot), and then becomes UID:GID for good
+// before it reads a single message or envelope field. Each --delivery names an inherited file
 // descriptor holding one spooled message and that message's envelope. The
 // agent loads delivery-NAME.so once and calls its `deliver` for each (or,
 // for the recipients of one message side by side, its `deliver_many` once,
@@ -24,6 +28,7 @@
 // A delivery without its line (the agent died) counts as a temporary failure.
 //
 // Depends on: util/plugin (the loader), the delivery ABI in postern/delivery.h.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,13 +36,16 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "postern/delivery.h"
+#include "util/fd.hpp"
 #include "util/plugin.hpp"
+#include "util/privileges.hpp"
 
 namespace {
 
@@ -46,7 +54,8 @@ constexpr int kExitUsage = 1;
 constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O] [--secret-fd FD]\n"
+    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+    "                     [--as UID:GID [--create-mbox]] [--secret-fd FD]\n"
     "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
 
 struct Delivery {
@@ -58,9 +67,27 @@ struct Delivery {
 struct Args {
     std::string plugin_dir, method, user, home, options;
     int secret_fd = -1;  // more option words, kept out of argv
+    std::optional<std::pair<uid_t, gid_t>> as;  // --as: who to become after loading the plugin
+    bool create_mbox = false;
     bool has_method = false, has_user = false, has_home = false;
     std::vector<Delivery> deliveries;
 };
+
+// "UID:GID", both decimal and below 2^31.
+bool parse_ids(std::string_view text, std::pair<uid_t, gid_t>* out) {
+    auto number = [](std::string_view t, unsigned long* v) {
+        if (t.empty() || t.size() > 10 || t.find_first_not_of("0123456789") != std::string_view::npos) return false;
+        *v = std::strtoul(std::string(t).c_str(), nullptr, 10);
+        return *v <= 0x7fffffffUL;
+    };
+    auto colon = text.find(':');
+    unsigned long uid = 0, gid = 0;
+    if (colon == std::string_view::npos || !number(text.substr(0, colon), &uid) ||
+        !number(text.substr(colon + 1), &gid))
+        return false;
+    *out = {static_cast<uid_t>(uid), static_cast<gid_t>(gid)};
+    return true;
+}
 
 bool parse_fd(std::string_view text, int* fd) {
     if (text.empty() || text.size() > 6 || text.find_first_not_of("0123456789") != std::string_view::npos) return false;
@@ -93,6 +120,15 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         else if (opt == "--user") ok = single("user", &a.user, &a.has_user, i);
         else if (opt == "--home") ok = single("home", &a.home, &a.has_home, i);
         else if (opt == "--options") ok = single("options", &a.options, &has_options, i);
+        else if (opt == "--create-mbox") ok = a.create_mbox = true;
+        else if (opt == "--as") {
+            std::string text;
+            std::pair<uid_t, gid_t> ids;
+            bool seen = a.as.has_value();
+            ok = single("as", &text, &seen, i) && parse_ids(text, &ids);
+            if (ok) a.as = ids;
+            else if (error->empty()) *error = "bad --as \"" + text + "\" (want UID:GID)";
+        }
         else if (opt == "--secret-fd") {
             std::string text;
             ok = single("secret-fd", &text, nullptr, i) && parse_fd(text, &a.secret_fd);
@@ -137,6 +173,10 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
     }
     if (a.deliveries.empty()) {
         *error = "no --delivery given";
+        return std::nullopt;
+    }
+    if (a.create_mbox && !a.as) {
+        *error = "--create-mbox needs --as";
         return std::nullopt;
     }
     return a;
@@ -251,6 +291,40 @@ std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugi
     return out;
 }
 
+// The way a system MDA makes a mailbox nobody has yet: created by root,
+// then handed to the user, mode 0600; in a set-group-ID folder such as
+// Debian's /var/mail (root:mail 2775) it takes the folder's group (mail).
+// O_EXCL and O_NOFOLLOW: an existing file or a planted link is never
+// touched; the plugin opens what is there as the user.
+bool create_mailbox(const std::string& path, uid_t uid, std::string* error) {
+    postern::util::Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd) {
+        if (errno == EEXIST) return true;
+        *error = "mbox: create " + path + ": " + std::strerror(errno);
+        return false;
+    }
+    if (::fchown(fd.get(), uid, static_cast<gid_t>(-1)) != 0 || ::fsync(fd.get()) != 0) {
+        *error = "mbox: hand " + path + " over: " + std::strerror(errno);
+        ::unlink(path.c_str());
+        return false;
+    }
+    return true;
+}
+
+// Root's part of the run: missing mailboxes, then root is gone for good.
+bool root_steps(const Args& a, std::string* error) {
+    if (!a.as) return true;
+    if (a.create_mbox)
+        for (const auto& d : a.deliveries)
+            if (!d.path.empty() && !create_mailbox(d.path, a.as->first, error)) return false;
+    if (::geteuid() != 0) {
+        if (::geteuid() == a.as->first) return true;
+        *error = "--as " + std::to_string(a.as->first) + " needs root";
+        return false;
+    }
+    return postern::util::become(a.as->first, a.as->second, {}, error);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -275,6 +349,10 @@ int main(int argc, char** argv) {
     std::string dir = postern::util::plugin_dir(args->plugin_dir);
     auto plugin = postern::util::load_delivery_plugin(dir, args->method, &error);
     if (!plugin) {
+        std::fprintf(stderr, "postern-local: %s\n", error.c_str());
+        return kExitTempFail;
+    }
+    if (!root_steps(*args, &error)) {
         std::fprintf(stderr, "postern-local: %s\n", error.c_str());
         return kExitTempFail;
     }

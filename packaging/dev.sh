@@ -14,7 +14,7 @@ top=$(pwd)
 build="${POSTERN_BUILD:-$top/build}"
 
 packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
-          libyaml-cpp-dev libboost-dev catch2 libcrypt-dev libc-ares-dev python3 swaks openssl
+          libyaml-cpp-dev libboost-dev catch2 libcrypt-dev libc-ares-dev python3 swaks libnet-ssleay-perl openssl
           dnsmasq-base opensmtpd)
 
 install_packages() {

@@ -240,20 +240,13 @@ void Server::set_timeouts(std::chrono::milliseconds request, std::chrono::millis
     reply_timeout_ = reply;
 }
 
-bool Server::listen(const std::string& path, std::string* error) {
+bool bind_socket(const std::string& path, util::Fd* out, std::string* error) {
     if (path.empty() || path.size() >= sizeof(sockaddr_un::sun_path)) {
         *error = "control socket path too long (max " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
                  " bytes): " + path;
         return false;
     }
     if (!remove_stale(path, error)) return false;
-    auto l = std::make_shared<Listener>();
-    l->self = l;
-    l->server = this;
-    l->path = path;
-    uv_pipe_init(loop_, &l->pipe, 0);
-    l->pipe.data = l.get();
-    listeners_.push_back(l);
     // bind() ourselves rather than with uv_pipe_bind, which reports a missing
     // folder as "permission denied". The umask closes the window between
     // bind() and chmod() in which the socket would carry a looser mode.
@@ -267,25 +260,46 @@ bool Server::listen(const std::string& path, std::string* error) {
     ::umask(old_mask);
     if (rc != 0) {
         *error = "bind " + path + ": " + uv_strerror(-saved);
-        l->close();
         return false;
     }
-    if ((rc = uv_pipe_open(&l->pipe, fd.get())) != 0) {
-        *error = "bind " + path + ": " + uv_strerror(rc);
+    if (::chmod(path.c_str(), 0660) != 0) {
+        *error = errno_text("chmod " + path);
         ::unlink(path.c_str());
+        return false;
+    }
+    *out = std::move(fd);
+    return true;
+}
+
+bool Server::listen(const std::string& path, std::string* error) {
+    util::Fd fd;
+    return bind_socket(path, &fd, error) && listen_on(std::move(fd), path, error);
+}
+
+bool Server::listen_on(util::Fd fd, const std::string& path, std::string* error) {
+    auto l = std::make_shared<Listener>();
+    l->self = l;
+    l->server = this;
+    l->path = path;
+    uv_pipe_init(loop_, &l->pipe, 0);
+    l->pipe.data = l.get();
+    listeners_.push_back(l);
+    int rc = uv_pipe_open(&l->pipe, fd.get());
+    if (rc != 0) {
+        *error = "listen on " + path + ": " + uv_strerror(rc);
         l->close();
         return false;
     }
     (void)fd.release();  // the pipe handle owns it now
-    l->bound = true;
+    // Remember the file so that close() removes it only while it is ours.
+    // A daemon that dropped root may not even see it (a 0700 folder): then
+    // whoever bound it removes it.
     struct stat st {};
-    if (::chmod(path.c_str(), 0660) != 0 || ::lstat(path.c_str(), &st) != 0) {
-        *error = errno_text("chmod " + path);
-        l->close();
-        return false;
+    if (::lstat(path.c_str(), &st) == 0) {
+        l->bound = true;
+        l->dev = st.st_dev;
+        l->ino = st.st_ino;
     }
-    l->dev = st.st_dev;
-    l->ino = st.st_ino;
     rc = uv_listen(as_stream(&l->pipe), 64, &Server::on_connection);
     if (rc != 0) {
         *error = "listen on " + path + ": " + uv_strerror(rc);

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "control/protocol.hpp"
+#include "util/fd.hpp"
 
 namespace postern::control {
 
@@ -43,6 +44,10 @@ public:
     virtual ~Handler() = default;
     virtual void handle(const Request& req, uid_t peer_uid, std::function<void(Reply)> done) = 0;
 };
+
+// The bind half of listen(): PATH made a socket of mode 0660, a stale one
+// removed first (only if it is a socket nobody answers on).
+bool bind_socket(const std::string& path, util::Fd* out, std::string* error);
 
 class Server {
 public:
@@ -57,6 +62,9 @@ public:
     // first (only if it is a socket, and only if nobody answers on it).
     // False with *error on failure.
     bool listen(const std::string& path, std::string* error);
+    // Start accepting on a socket bind_socket() made (a root daemon binds it
+    // before dropping privileges, since its folder may be root's).
+    bool listen_on(util::Fd fd, const std::string& path, std::string* error);
 
     // Stop accepting, drop every connection, remove the socket file we made.
     void close();

@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -43,8 +42,10 @@
 #include "table/registry.hpp"
 #include "tls/check.hpp"
 #include "tls/context.hpp"
+#include "util/fd.hpp"
 #include "util/log.hpp"
 #include "util/plugin.hpp"
+#include "util/privileges.hpp"
 
 namespace postern::daemon {
 namespace {
@@ -99,8 +100,6 @@ bool make_state_dirs(const Options& o, const Paths& p) {
             return false;
         }
     }
-    // The unprivileged process must be able to reach the spool below it.
-    chmod(state.c_str(), 0755);
     return true;
 }
 
@@ -126,9 +125,11 @@ bool prepare_spool(const std::string& dir, uid_t uid, gid_t gid) {
     return true;
 }
 
-// The control socket is made by the unprivileged process: its folder must be
-// that user's, and closed to everyone else (root passes anyway).
-bool prepare_control_dir(const std::string& socket_path, uid_t uid, gid_t gid) {
+// The control socket's folder (/run/postern by default): made if missing,
+// closed to everyone but root and the daemon's group. A folder that exists
+// is left as it is: the socket is bound by root, so a root-owned folder such
+// as /var/run/mta works, and a shared one (/run, /tmp) is never changed.
+bool prepare_control_dir(const std::string& socket_path, gid_t gid) {
     std::filesystem::path dir = std::filesystem::path(socket_path).parent_path();
     std::error_code ec;
     bool made = std::filesystem::create_directories(dir, ec);
@@ -136,39 +137,81 @@ bool prepare_control_dir(const std::string& socket_path, uid_t uid, gid_t gid) {
         log::error(log::Line("cannot create the control socket folder").kv("path", dir.string()).kv("error", ec.message()));
         return false;
     }
-    // Hand over only a folder we made or one that is the socket's alone
-    // (/run/postern); never chown a shared folder such as /run or /tmp.
-    struct stat st {};
-    if (made || (stat(dir.c_str(), &st) == 0 && st.st_uid == uid)) {
-        if (lchown(dir.c_str(), uid, gid) != 0 || chmod(dir.c_str(), 0750) != 0) {
-            log::error(log::Line("cannot hand the control socket folder over").kv("path", dir.string())
-                           .kv("error", strerror(errno)));
-            return false;
-        }
+    if (made && ((geteuid() == 0 && lchown(dir.c_str(), 0, gid) != 0) || chmod(dir.c_str(), 0750) != 0)) {
+        log::error(log::Line("cannot set up the control socket folder").kv("path", dir.string()).kv("error", strerror(errno)));
+        return false;
+    }
+    return true;
+}
+
+// The socket itself, bound by whoever starts the daemon and handed to the
+// user that serves it (root and that user may connect: mode 0660).
+bool bind_control(const std::string& path, uid_t uid, gid_t gid, util::Fd* fd) {
+    std::string err;
+    if (!control::bind_socket(path, fd, &err) || (geteuid() == 0 && lchown(path.c_str(), uid, gid) != 0)) {
+        if (err.empty()) err = std::string("chown: ") + strerror(errno);
+        log::error(log::Line("cannot open the control socket").kv("path", path).kv("error", err));
+        return false;
     }
     return true;
 }
 
 bool drop_privileges(const passwd& pw) {
-    if (initgroups(pw.pw_name, pw.pw_gid) != 0 || setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
-        setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0) {
-        log::error(log::Line("cannot drop privileges").kv("user", pw.pw_name).kv("error", strerror(errno)));
+    std::string err;
+    if (!util::become(pw.pw_uid, pw.pw_gid, util::groups_of(pw.pw_name, pw.pw_gid), &err)) {
+        log::error(log::Line("cannot drop privileges").kv("user", pw.pw_name).kv("error", err));
         return false;
-    }
-    // Broken invariant, not bad input: crash loudly rather than serve as root.
-    if (setuid(0) == 0) {
-        log::error("privileges could be regained after dropping them; refusing to run");
-        std::abort();
     }
     return true;
 }
 
-void write_pid_file(const std::string& path) {
-    if (path.empty()) return;
-    std::ofstream f(path, std::ios::trunc);
-    f << getpid() << "\n";
-    if (!f) log::warn(log::Line("cannot write pid file").kv("path", path));
-}
+// The pid file, removed again when the daemon ends (a stale one would
+// point a supervisor or an admin's kill at some other process).
+class PidFile {
+public:
+    explicit PidFile(std::string path) : path_(std::move(path)) {
+        if (path_.empty()) return;
+        std::ofstream f(path_, std::ios::trunc);
+        f << getpid() << "\n";
+        if (!f) log::warn(log::Line("cannot write pid file").kv("path", path_));
+    }
+    ~PidFile() {
+        if (!path_.empty()) unlink(path_.c_str());
+    }
+    PidFile(const PidFile&) = delete;
+    PidFile& operator=(const PidFile&) = delete;
+
+private:
+    std::string path_;
+};
+
+// The control socket file, removed when the daemon ends if it is still the
+// one we bound (a newer daemon may have replaced it). The serving process
+// may not be allowed to remove it (a root folder), so the starter does.
+class ControlSocketFile {
+public:
+    explicit ControlSocketFile(std::string path) : path_(std::move(path)) {
+        struct stat st {};
+        if (lstat(path_.c_str(), &st) == 0) {
+            dev_ = st.st_dev;
+            ino_ = st.st_ino;
+        } else {
+            path_.clear();
+        }
+    }
+    ~ControlSocketFile() {
+        struct stat st {};
+        if (!path_.empty() && lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
+            unlink(path_.c_str());
+    }
+    ControlSocketFile(const ControlSocketFile&) = delete;
+    ControlSocketFile& operator=(const ControlSocketFile&) = delete;
+
+private:
+    std::string path_;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
+};
 
 void daemonize() {
     pid_t pid = fork();
@@ -237,33 +280,55 @@ bool load_tls(const config::Config& cfg, TlsContexts* out, std::vector<std::stri
     return errors->empty();
 }
 
+// What serve() gets ready-made from run(): things that need root (or the
+// start-up user's view of the file system) are opened before privileges go.
+struct Prepared {
+    std::string store_dir;  // the spool, relative to the working folder in a split daemon
+    std::vector<ListenSocket> sockets;
+    util::Fd control;
+    int priv_fd = -1;  // the channel to the privileged parent, -1 when running as one process
+    table::Registry* tables = nullptr;
+    const TlsContexts* tls_contexts = nullptr;
+    const RelayPkis* relay_pkis = nullptr;
+};
+
+// SIGHUP: read every table again, as `posternctl update table` does for one.
+// A table that cannot be read keeps its old contents; the log says why.
+void reload_tables(uv_loop_t* loop, table::Registry& tables, const config::Config& cfg) {
+    log::info("posternd reloading tables (SIGHUP)");
+    for (const auto& decl : cfg.tables) {
+        if (!tables.find(decl.name) || decl.backend == "inline" || decl.backend == config::kBuiltinBackend) continue;
+        auto err = std::make_shared<std::string>();
+        auto ok = std::make_shared<bool>(false);
+        run_blocking(
+            loop, [&tables, name = decl.name, err, ok] { *ok = tables.reload(name, err.get()); },
+            [name = decl.name, err, ok] {
+                if (*ok) log::info(log::Line("table reloaded").kv("table", name));
+                else log::error(log::Line("table reload failed, old contents kept").kv("table", name).kv("error", *err));
+            });
+    }
+}
+
 // The unprivileged side: every network-facing part on one loop.
-int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocket> sockets, int priv_fd,
-          const TlsContexts& tls_contexts, const RelayPkis& relay_pkis) {
+int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     uv_loop_t loop;
     uv_loop_init(&loop);
 
-    queue::Store store(paths.spool);
+    queue::Store store(prep.store_dir);
     std::string err;
     if (!store.open(&err)) {
         log::error(log::Line("cannot open the queue").kv("path", paths.spool).kv("error", err));
         return 1;
     }
-    table::Registry tables;
-    tables.set_local_identity(server_names(cfg, paths), local_addresses());
-    std::vector<std::string> errors;
-    if (!tables.open(cfg, paths.plugins, &errors)) {
-        for (const auto& e : errors) log::error(e);
-        return 1;
-    }
+    table::Registry& tables = *prep.tables;
     rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
 
     LoopPost post(&loop);
     SerialWorker worker;
     std::unique_ptr<delivery::Launcher> launcher;
     delivery::PrivClient* priv = nullptr;
-    if (priv_fd >= 0) {
-        auto client = std::make_unique<delivery::PrivClient>(&loop, priv_fd);
+    if (prep.priv_fd >= 0) {
+        auto client = std::make_unique<delivery::PrivClient>(&loop, prep.priv_fd);
         priv = client.get();
         launcher = std::move(client);
     } else {
@@ -271,12 +336,12 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
             &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, false});
     }
     Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
-    RelayRouter router(cfg, tables, relay_pkis);
+    RelayRouter router(cfg, tables, *prep.relay_pkis);
     Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
     queue::Committer committer(store);
 
     ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
-                      &tls_contexts};
+                      prep.tls_contexts};
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
             priv->check_system_account(user, password, std::move(done));
@@ -290,13 +355,13 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
         };
     }
     Server server(&loop, ctx);
-    if (!server.start(sockets, &err)) {
+    if (!server.start(prep.sockets, &err)) {
         log::error(err);
         return 1;
     }
     ControlHandler control_handler(&loop, server, scheduler, store, tables);
     control::Server control(&loop, control_handler);
-    if (!control.listen(paths.control, &err)) {
+    if (!control.listen_on(std::move(prep.control), paths.control, &err)) {
         log::error(log::Line("cannot open the control socket").kv("path", paths.control).kv("error", err));
         return 1;
     }
@@ -307,61 +372,85 @@ int serve(const config::Config& cfg, const Paths& paths, std::vector<ListenSocke
     if (!queued.empty()) log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(queued.size())));
     scheduler.enqueue(queued);
 
-    struct Stopper {
-        uv_signal_t term{}, intr{};
-        std::function<void()> stop;
-    } stopper;
-    stopper.stop = [&] {
-        log::info("posternd stopping");
-        server.stop();
+    struct Signals {
+        uv_signal_t term{}, intr{}, hup{};
+        std::function<void(bool unavailable)> stop;
+        std::function<void()> reload;
+    } sig;
+    int status = 0;
+    bool stopping = false;
+    sig.stop = [&](bool unavailable) {
+        if (stopping) return;
+        stopping = true;
+        if (!unavailable) log::info("posternd stopping");
+        server.stop(unavailable);
         control.close();
         scheduler.close();
         post.close();
         if (priv) priv->close();
-        uv_close(reinterpret_cast<uv_handle_t*>(&stopper.term), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t*>(&stopper.intr), nullptr);
+        for (auto* h : {&sig.term, &sig.intr, &sig.hup}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+        // A second signal (the parent passes one on that a process group
+        // also got) must not cut the orderly stop short.
+        for (int n : {SIGTERM, SIGINT, SIGHUP}) signal(n, SIG_IGN);
     };
-    for (auto* s : {&stopper.term, &stopper.intr}) {
+    sig.reload = [&] { reload_tables(&loop, tables, cfg); };
+    // Without the parent nothing can be delivered: stop saying 250 at once
+    // and end, so that a supervisor starts a whole daemon again.
+    if (priv)
+        priv->on_parent_lost([&](const std::string& why) {
+            log::error(log::Line("posternd stopping: the privileged process is gone; no more mail is accepted")
+                           .kv("error", why));
+            status = 1;
+            sig.stop(true);
+        });
+    for (auto* s : {&sig.term, &sig.intr, &sig.hup}) {
         uv_signal_init(&loop, s);
-        s->data = &stopper;
+        s->data = &sig;
     }
-    auto on_signal = [](uv_signal_t* s, int) { static_cast<Stopper*>(s->data)->stop(); };
-    uv_signal_start(&stopper.term, on_signal, SIGTERM);
-    uv_signal_start(&stopper.intr, on_signal, SIGINT);
+    auto on_stop = [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->stop(false); };
+    uv_signal_start(&sig.term, on_stop, SIGTERM);
+    uv_signal_start(&sig.intr, on_stop, SIGINT);
+    uv_signal_start(&sig.hup, [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->reload(); }, SIGHUP);
 
     log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    return 0;
+    return status;
 }
 
-// The privileged side: start delivery agents on request until the child ends.
+// The privileged side: start delivery agents on request until the child
+// ends. Its results can only go to the child, so once the child is gone
+// there is nothing left to wait for: the parent ends at once (agents still
+// running finish on their own; their mail is still queued and is retried).
 int supervise(pid_t child, int fd, const Paths& paths) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     delivery::SpawnLauncher launcher(
         &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, true});
-    delivery::PrivServer server(&loop, fd, paths.spool, launcher);
+    delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
-    // Pass a stop request on to the child; its end closes the channel, which ends this loop.
-    uv_signal_t term, intr;
-    for (auto* s : {&term, &intr}) {
+    // Pass stop and reload requests on to the child.
+    uv_signal_t term, intr, hup;
+    for (auto [s, signo] : {std::pair{&term, SIGTERM}, {&intr, SIGINT}, {&hup, SIGHUP}}) {
         uv_signal_init(&loop, s);
         s->data = &child;
-        uv_signal_start(s, [](uv_signal_t* h, int) { kill(*static_cast<pid_t*>(h->data), SIGTERM); },
-                        s == &term ? SIGTERM : SIGINT);
+        uv_signal_start(s, [](uv_signal_t* h, int n) { kill(*static_cast<pid_t*>(h->data), n); }, signo);
         uv_unref(reinterpret_cast<uv_handle_t*>(s));
     }
     uv_run(&loop, UV_RUN_DEFAULT);
+
+    // The channel is closed: the child has ended or is ending (it garbled
+    // the channel: make sure).
     int status = 0;
-    while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+    if (waitpid(child, &status, WNOHANG) == 0) {
+        kill(child, SIGTERM);
+        while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
+        }
     }
-    uv_close(reinterpret_cast<uv_handle_t*>(&term), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t*>(&intr), nullptr);
-    uv_run(&loop, UV_RUN_NOWAIT);
-    uv_loop_close(&loop);
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    log::error(log::Line("unprivileged process died").kv("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    log::error(log::Line("posternd stopping: the unprivileged process is gone")
+                   .kv("exit", WIFEXITED(status) ? WEXITSTATUS(status) : -1)
+                   .kv("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
     return 1;
 }
 
@@ -413,31 +502,54 @@ int run(const Options& o) {
     if (!make_state_dirs(o, paths)) return 1;
     raise_descriptor_limit();
 
-    std::vector<ListenSocket> sockets;
+    // Everything that may need root is opened here, before the split: the
+    // listeners, the tables (a credentials file may be root's alone), the
+    // control socket (its folder may be root's).
+    Prepared prep;
     std::vector<std::string> errors;
-    if (!open_listeners(cfg, &sockets, &errors)) {
+    if (!open_listeners(cfg, &prep.sockets, &errors)) {
         for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
     }
-    if (!o.foreground) daemonize();
-
-    if (geteuid() != 0) {
-        if (!prepare_control_dir(paths.control, geteuid(), getegid())) return 1;
-        write_pid_file(paths.pid_file);
-        return serve(cfg, paths, std::move(sockets), -1, tls_contexts, relay_pkis);
-    }
-
-    struct passwd* pw = getpwnam(kUnprivilegedUser);
-    if (!pw) {
-        log::error(std::string("user ") + kUnprivilegedUser + " does not exist; create it with: useradd --system "
-                   "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + kUnprivilegedUser);
+    table::Registry tables;
+    tables.set_local_identity(server_names(cfg, paths), local_addresses());
+    if (!tables.open(cfg, paths.plugins, &errors)) {
+        for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
     }
-    struct passwd unpriv = *pw;
-    std::string unpriv_name = pw->pw_name;
-    unpriv.pw_name = unpriv_name.data();
-    if (!prepare_spool(paths.spool, unpriv.pw_uid, unpriv.pw_gid)) return 1;
-    if (!prepare_control_dir(paths.control, unpriv.pw_uid, unpriv.pw_gid)) return 1;
+    prep.tables = &tables;
+    prep.tls_contexts = &tls_contexts;
+    prep.relay_pkis = &relay_pkis;
+
+    const bool root = geteuid() == 0;
+    struct passwd unpriv {};
+    std::string unpriv_name;
+    if (root) {
+        struct passwd* pw = getpwnam(kUnprivilegedUser);
+        if (!pw) {
+            log::error(std::string("user ") + kUnprivilegedUser + " does not exist; create it with: useradd --system "
+                       "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + kUnprivilegedUser);
+            return 1;
+        }
+        unpriv = *pw;
+        unpriv_name = pw->pw_name;
+        unpriv.pw_name = unpriv_name.data();
+        if (!prepare_spool(paths.spool, unpriv.pw_uid, unpriv.pw_gid)) return 1;
+    } else {
+        unpriv.pw_uid = geteuid();
+        unpriv.pw_gid = getegid();
+    }
+    if (!prepare_control_dir(paths.control, unpriv.pw_gid) ||
+        !bind_control(paths.control, unpriv.pw_uid, unpriv.pw_gid, &prep.control))
+        return 1;
+    ControlSocketFile control_file(paths.control);
+    if (!o.foreground) daemonize();
+
+    if (!root) {
+        PidFile pid_file(paths.pid_file);
+        prep.store_dir = paths.spool;
+        return serve(cfg, paths, std::move(prep));
+    }
 
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
@@ -451,13 +563,23 @@ int run(const Options& o) {
     }
     if (child == 0) {
         close(sp[0]);
-        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        // The spool may lie below folders _postern cannot pass (a checkout
+        // under a 0700 home): enter it as root and work from there. The
+        // channel's end, not PR_SET_PDEATHSIG (cleared by the uid change),
+        // tells the child that the parent is gone.
+        if (chdir(paths.spool.c_str()) != 0) {
+            log::error(log::Line("cannot enter the spool").kv("path", paths.spool).kv("error", strerror(errno)));
+            std::_Exit(1);
+        }
         if (!drop_privileges(unpriv)) std::_Exit(1);
-        std::_Exit(serve(cfg, paths, std::move(sockets), sp[1], tls_contexts, relay_pkis));
+        prep.store_dir = ".";
+        prep.priv_fd = sp[1];
+        std::_Exit(serve(cfg, paths, std::move(prep)));
     }
     close(sp[1]);
-    close_listeners(sockets);
-    write_pid_file(paths.pid_file);
+    close_listeners(prep.sockets);
+    prep.control.reset();
+    PidFile pid_file(paths.pid_file);
     return supervise(child, sp[0], paths);
 }
 

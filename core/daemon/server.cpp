@@ -51,13 +51,13 @@ void Server::session_closed(Session* s) {
     sessions_.erase(s);
 }
 
-void Server::stop() {
+void Server::stop(bool unavailable) {
     for (auto& l : listening_)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
             uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
     std::vector<std::shared_ptr<Session>> live;
     for (auto& [raw, s] : sessions_) live.push_back(s);
-    for (auto& s : live) s->shutdown();
+    for (auto& s : live) s->shutdown(unavailable);
 }
 
 }  // namespace postern::daemon

@@ -55,8 +55,8 @@ public:
 
     // Start accepting on sockets bound earlier; false with `error` on failure.
     bool start(const std::vector<ListenSocket>& sockets, std::string* error);
-    // Stop accepting and close every session.
-    void stop();
+    // Stop accepting and close every session (see Session::shutdown).
+    void stop(bool unavailable = false);
 
     uv_loop_t* loop() const { return loop_; }
     const ServerContext& ctx() const { return ctx_; }

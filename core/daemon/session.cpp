@@ -181,9 +181,12 @@ const std::string& Session::hostname() const {
     return listener_.hostname.empty() ? server_.ctx().hostname : listener_.hostname;
 }
 
-void Session::shutdown() {
+void Session::shutdown(bool unavailable) {
     if (state_ == State::Closing) return;
-    reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
+    if (!unavailable) reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
+    else if (state_ == State::Mail || state_ == State::Data)
+        reply(451, "4.3.0 " + hostname() + " Mail system unavailable, transaction aborted; try again later");
+    else reply(421, "4.3.0 " + hostname() + " Mail system unavailable, closing connection");
     close_after_flush();
     flush();
 }

@@ -36,8 +36,10 @@ public:
     bool accept(uv_stream_t* listening);
     enum class Refusal { None, Busy, Paused };
     void start(Refusal refusal);
-    // Say goodbye (421) and close: the daemon is stopping.
-    void shutdown();
+    // Say goodbye and close: the daemon is stopping (421 4.3.2), or a part
+    // of it is gone and no mail may be acknowledged (`unavailable`: 451
+    // 4.3.0 to a transaction in progress, 421 4.3.0 otherwise).
+    void shutdown(bool unavailable = false);
 
 private:
     enum class State { Fresh, Ready, Mail, Data, Closing };

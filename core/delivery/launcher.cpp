@@ -225,8 +225,12 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     std::vector<std::string> args = {options_.agent, "--plugin-dir", options_.plugin_dir, "--method", job.method,
                                      "--user",       job.user,        "--home",            acct.home,   "--options",
                                      job.options};
+    // The default mailboxes are made by the agent while it is still root
+    // (see postern-local.cpp); only those, whose path we built ourselves.
+    bool default_mboxes = job.method == "mbox";
     for (size_t i = 0; i < job.items.size(); ++i) {
         const Item& item = job.items[i];
+        default_mboxes = default_mboxes && item.path.empty();
         util::Fd fd(open(item.message_path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd) {
             run->results[i] = Result{Result::Status::TempFail, "cannot open " + item.message_path + ": " + strerror(errno)};
@@ -250,6 +254,10 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         if (!item.mail_params.empty() || !item.rcpt_params.empty())
             args.insert(args.end(), {"--dsn", item.mail_params, item.rcpt_params});
         messages.push_back(std::move(fd));
+    }
+    if (options_.switch_user) {
+        args.insert(args.end(), {"--as", std::to_string(acct.uid) + ":" + std::to_string(acct.gid)});
+        if (default_mboxes) args.push_back("--create-mbox");
     }
     if (messages.empty()) {
         std::vector<Result> final;
@@ -322,11 +330,9 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     opts.cwd = "/";
     opts.stdio = stdio.data();
     opts.stdio_count = static_cast<int>(stdio.size());
-    if (options_.switch_user) {
-        opts.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-        opts.uid = acct.uid;
-        opts.gid = acct.gid;
-    }
+    // A root daemon starts the agent as root and the agent drops to the
+    // account itself (--as) once its plugin is loaded: the binaries and
+    // plugins may sit where only root can reach them.
     opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
         auto* self = static_cast<AgentRun*>(p->data);
         self->exited = true;

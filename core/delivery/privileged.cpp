@@ -137,7 +137,10 @@ void FrameChannel::close_channel() {
 PrivClient::PrivClient(uv_loop_t* loop, int fd) { open(loop, fd); }
 
 void PrivClient::on_lost(bool garbled) {
-    fail_all(garbled ? "garbled reply from the privileged parent" : "privileged parent went away");
+    std::string why = garbled ? "garbled reply from the privileged parent" : "privileged parent went away";
+    fail_all(why);
+    close_channel();
+    if (auto fn = std::move(parent_lost_)) fn(why);
 }
 
 void PrivClient::launch(const Job& job, Done done) {
@@ -197,8 +200,9 @@ void PrivClient::close() { close_channel(); }
 
 // ---- server (privileged side) ----
 
-PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher)
-    : loop_(loop), spool_dir_(std::move(spool_dir)), launcher_(launcher) {
+PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher,
+                       std::function<void()> lost)
+    : loop_(loop), spool_dir_(std::move(spool_dir)), launcher_(launcher), lost_(std::move(lost)) {
     open(loop, fd);
 }
 
@@ -206,6 +210,7 @@ PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLaun
 void PrivServer::on_lost(bool garbled) {
     if (garbled) log::error("privileged parent: garbled request from the unprivileged process; closing the channel");
     close_channel();
+    if (auto fn = std::move(lost_)) fn();
 }
 
 void PrivServer::on_frame(const std::vector<std::string>& f) {

@@ -59,6 +59,8 @@ public:
     // `auth` without a table: the parent (root) checks a system account's password.
     using AuthDone = std::function<void(auth::Check, std::string error)>;
     void check_system_account(const std::string& user, const std::string& password, AuthDone done);
+    // Called once if the parent goes away: nothing can be delivered any more.
+    void on_parent_lost(std::function<void(const std::string& why)> fn) { parent_lost_ = std::move(fn); }
     void close();
 
 private:
@@ -74,12 +76,15 @@ private:
     };
     std::map<unsigned long, Pending> pending_;
     bool broken_ = false;
+    std::function<void(const std::string&)> parent_lost_;
 };
 
 // In the privileged parent: serve requests until the child closes the channel.
 class PrivServer final : private FrameChannel {
 public:
-    PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher);
+    // `lost` is called once when the unprivileged side closes the channel or
+    // garbles it.
+    PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher, std::function<void()> lost);
 
 private:
     void on_frame(const std::vector<std::string>& fields) override;
@@ -90,6 +95,7 @@ private:
     uv_loop_t* loop_;
     std::string spool_dir_;
     SpawnLauncher& launcher_;
+    std::function<void()> lost_;
 };
 
 }  // namespace postern::delivery

@@ -1,6 +1,10 @@
 // Opening tables, and the adapter from the table plugin C ABI; see registry.hpp.
 #include "table/registry.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <shared_mutex>
 
@@ -155,6 +159,7 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
             continue;
         }
         tables_[decl.name] = std::make_unique<PluginTable>(decl.name, plugin, handle, flags);
+        if (decl.backend == "file") files_[decl.name] = decl.source;
     }
     return ok;
 }
@@ -168,6 +173,14 @@ bool Registry::reload(std::string_view name, std::string* error) {
     Table* t = find(name);
     if (!t) {
         *error = "no table named " + std::string(name);
+        return false;
+    }
+    // A root daemon read its files as root at start-up; a reload runs in the
+    // unprivileged process and may not be able to: say what to do.
+    if (auto f = files_.find(name); f != files_.end() && ::access(f->second.c_str(), R_OK) != 0 && errno == EACCES) {
+        *error = f->second + ": " + std::strerror(errno) +
+                 " (a reload reads the file without root: make it readable by group _postern, e.g. "
+                 "root:_postern 0640, or restart posternd)";
         return false;
     }
     return t->reload(error);

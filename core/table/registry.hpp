@@ -46,13 +46,14 @@ public:
     bool open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors);
 
     Table* find(std::string_view name) const;
-    // posternctl update table NAME (later); keeps the old content on failure.
+    // SIGHUP and posternctl update table NAME; keeps the old content on failure.
     bool reload(std::string_view name, std::string* error);
 
 private:
     std::map<std::string, std::vector<std::string>, std::less<>> builtins_;
     std::map<std::string, std::shared_ptr<util::TablePlugin>, std::less<>> plugins_;
     std::map<std::string, std::unique_ptr<Table>, std::less<>> tables_;
+    std::map<std::string, std::string, std::less<>> files_;  // `file:` tables: name -> path
 };
 
 }  // namespace postern::table

@@ -6,9 +6,13 @@ message with LF line ends; a body line "From here" is quoted as ">From here"
 (and ">From" becomes ">>From", mboxrd) so that it cannot split the mailbox.
 """
 
+import grp
 import os
+import pwd
 import re
 import smtplib
+import stat
+import subprocess
 import sys
 import unittest
 
@@ -78,6 +82,45 @@ class MboxDelivery(unittest.TestCase):
         self.assertEqual(pos, len(data), f"trailing bytes: {data[pos:]!r}")
         # Exactly two separators: nothing in the bodies starts a line with "From ".
         self.assertEqual(len(re.findall(r"^From ", data, re.M)), 2, data)
+
+
+NEWUSER = f"ptmb{os.getpid() % 100000}"
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: a real user and a root:mail folder")
+class DebianMailSpool(unittest.TestCase):
+    """Debian's /var/mail is root:mail 2775 and holds no mailbox for a new
+    user: the first delivery makes one, owned by the user, group mail, 0600."""
+
+    def setUp(self):
+        subprocess.run(["userdel", NEWUSER], capture_output=True)  # left over by an interrupted run
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", NEWUSER],
+                       check=True, capture_output=True)
+
+    def tearDown(self):
+        subprocess.run(["userdel", NEWUSER], capture_output=True)
+
+    def test_first_delivery_creates_the_mailbox(self):
+        mail_gid = grp.getgrnam("mail").gr_gid
+
+        def prepare(folder):
+            spool = os.path.join(folder, "mbox")
+            os.chown(spool, 0, mail_gid)
+            os.chmod(spool, 0o2775)
+
+        with postern.Daemon(CONFIG, name="mbox-debian", prepare=prepare) as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                self.assertEqual(s.sendmail("a@example.org", [f"{NEWUSER}@localhost"],
+                                            "Subject: first\r\n\r\nhello\r\n"), {})
+            self.assertTrue(d.wait_log(rf"mda delivery .*to={NEWUSER}@localhost .*result=Ok"), d.log())
+            mbox = os.path.join(d.mbox_dir, NEWUSER)
+            st = os.stat(mbox)
+            self.assertEqual((st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)),
+                             (pwd.getpwnam(NEWUSER).pw_uid, mail_gid, 0o600))
+            data = postern.read_bytes(mbox).decode()
+            self.assertRegex(data, "^" + FROM_LINE.replace("(?P<sender>\\S+)", "a@example.org"))
+            self.assertTrue(data.endswith("Subject: first\n\nhello\n\n"), data)
+            self.assertEqual(os.listdir(d.mbox_dir), [NEWUSER])  # no lock file left behind
 
 
 if __name__ == "__main__":

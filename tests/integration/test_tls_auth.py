@@ -7,6 +7,7 @@ tls-require + auth + senders on another, implicit TLS (smtps) with auth, and
 tls-require verify (client certificates checked against the CA).
 """
 
+import grp
 import os
 import smtplib
 import socket
@@ -71,6 +72,11 @@ class TlsAuth(unittest.TestCase):
                 f.write("bob bob@mail.test, @bob.example\nalice alice@mail.test\n")
             with open(os.path.join(folder, "names"), "w") as f:
                 f.write("127.0.0.1 banner.test\n")
+            # Kept as admins keep /etc/mail/secrets: root's alone, or root's
+            # and readable by the daemon's group.
+            os.chmod(os.path.join(folder, "creds"), 0o600)
+            os.chown(os.path.join(folder, "senders"), 0, grp.getgrnam("_postern").gr_gid)
+            os.chmod(os.path.join(folder, "senders"), 0o640)
 
         p = cls.ports
         config = (

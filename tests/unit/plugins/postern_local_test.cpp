@@ -60,7 +60,8 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 }
 
 const std::string kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O] [--secret-fd FD]\n"
+    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+    "                     [--as UID:GID [--create-mbox]] [--secret-fd FD]\n"
     "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
 
 }  // namespace
@@ -150,6 +151,11 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         {head() + delivery(3, "/x") + std::vector<std::string>{"--dsn", "RET=FULL"},
          "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
         {head() + std::vector<std::string>{"--secret-fd", "1"} + delivery(3, "/x"), "bad file descriptor \"1\" for --secret-fd"},
+        {head() + std::vector<std::string>{"--as", "nobody"} + delivery(3, "/x"), "bad --as \"nobody\" (want UID:GID)"},
+        {head() + std::vector<std::string>{"--as", "1:"} + delivery(3, "/x"), "bad --as \"1:\" (want UID:GID)"},
+        {head() + std::vector<std::string>{"--as", "1:1", "--as", "2:2"} + delivery(3, "/x"),
+         "option --as given twice"},
+        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"), "--create-mbox needs --as"},
     };
     for (const auto& c : cases) {
         INFO(c.reason);
