@@ -256,8 +256,8 @@ bool send_all(int fd, std::string_view data) {
 // socket read from a configuration file is one the user may never have typed.
 struct Socket {
     std::string path;
-    std::string named_in;  // the configuration file, "" for -s, the environment, the default
-    std::string shown() const { return named_in.empty() ? path : path + ", named in " + named_in; }
+    std::string origin;  // ", named in FILE" and the like; "" for -s, the environment, the default
+    std::string shown() const { return path + origin; }
 };
 
 // One request, one reply. Returns an exit status: 0 with *reply filled in, or
@@ -419,7 +419,8 @@ Socket socket_from_config(const std::string& path) {
         return {};
     }
     const std::string& named = parsed.config->control_socket;
-    return {named.empty() ? kDefaultSocket : named, path};
+    if (named.empty()) return {kDefaultSocket, ", the default: " + path + " names no control socket"};
+    return {named, ", named in " + path};
 }
 
 bool exists(const char* path) {

@@ -336,8 +336,8 @@ TEST_CASE("posternctl -f with a configuration that names no socket uses the daem
     std::string conf = write_config(tmpl, kRules);
     Run r = ctl({"-f", conf, "show", "queue"});
     CHECK(r.status == 1);
-    CHECK(r.err == "posternctl: posternd does not seem to be running (no socket at /run/postern/control.sock, named in " +
-                       conf + ")\n");
+    CHECK(r.err == "posternctl: posternd does not seem to be running (no socket at /run/postern/control.sock, the "
+                   "default: " + conf + " names no control socket)\n");
     std::filesystem::remove_all(tmpl);
 }
 
