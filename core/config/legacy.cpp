@@ -36,7 +36,14 @@ constexpr std::string_view kRelayOptions[] = {
 };
 
 constexpr std::string_view kHeader = "pre-6.4 grammar; the same in current syntax:";
+constexpr std::string_view kNeverHeader =
+    "pre-6.4 grammar; this rule never matched and is left out: it takes only authenticated sessions, "
+    "whose source was \"local\" before 6.4, and its source excludes \"local\"";
 constexpr std::string_view kIndent = "\n    ";
+// Why a translation has a match line more, or an `auth` the old rule did not
+// write: a comment, so that the lines stay ready to paste.
+constexpr std::string_view kAuthNote =
+    "# before 6.4 an authenticated session's source was \"local\", whatever its address";
 
 bool reserved(const Token& t) {
     return t.kind == Token::Kind::Word && (grammar::is_keyword(t.text) || grammar::listed(kOldWords, t.text));
@@ -108,6 +115,19 @@ private:
     std::vector<Diagnostic>& errors_;
 };
 
+// An old rule's source: `from [!] any | local | source <t> | <t>`, or none
+// written (which meant `from local`).
+struct OldSource {
+    bool written = false;
+    std::size_t begin = 0, end = 0;  // its tokens in OldRule::criteria, `!` included
+    bool negated = false;
+    bool any = false;
+    // Whether it held the key "local" that stood for an authenticated session
+    // (any and local did: <anyhost> and <localhost> list it; a table of
+    // addresses does not).
+    bool holds_local_key = true;
+};
+
 // An old rule taken apart into the pieces of its current lines.
 struct OldRule {
     Line criteria;  // the match options, in the order written
@@ -116,6 +136,8 @@ struct OldRule {
     Line user;      // user U (from `as U`)
     Line ttl;       // ttl D (from `expire D`)
     const Token* clause = nullptr;  // `deliver`, `relay` or `forward-only` as written
+    OldSource source;
+    std::optional<std::size_t> auth_at;  // `authenticated` (now `auth`) in criteria
 };
 
 bool read_from(Reader& r, const Token& kw, Line& out) {
@@ -258,9 +280,21 @@ bool read_relay(Reader& r, OldRule& rule) {
 // One option of an old rule, `opt` already taken.
 bool read_rule_option(Reader& r, const Token& opt, OldRule& rule) {
     const std::string& w = opt.text;
-    if (w == "from") return read_from(r, opt, rule.criteria);
+    if (w == "from") {
+        OldSource& src = rule.source;
+        src.begin = rule.criteria.size();
+        if (!read_from(r, opt, rule.criteria)) return false;
+        src.end = rule.criteria.size();
+        src.written = true;
+        src.negated = rule.criteria[src.begin].is_punct("!");
+        const Token& what = rule.criteria[src.begin + (src.negated ? 2 : 1)];
+        src.any = what.is_word("any");
+        src.holds_local_key = src.any || what.is_word("local");
+        return true;
+    }
     if (w == "for") return read_for(r, opt, rule.criteria);
     if (w == "authenticated") {
+        rule.auth_at = rule.criteria.size();
         rule.criteria.push_back(made(opt, "auth"));
         return true;
     }
@@ -290,10 +324,60 @@ bool read_rule_option(Reader& r, const Token& opt, OldRule& rule) {
     return read_relay(r, rule);
 }
 
-std::string warning_text(const std::vector<Line>& lines) {
+// The header, then the lines; `note` (if any) before the line numbered `note_at`.
+std::string warning_text(const std::vector<Line>& lines, std::string_view note = {}, std::size_t note_at = 0) {
     std::string text(kHeader);
-    for (const Line& l : lines) text += std::string(kIndent) + render(l);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        if (!note.empty() && i == note_at) text += std::string(kIndent) + std::string(note);
+        text += std::string(kIndent) + render(lines[i]);
+    }
     return text;
+}
+
+// `criteria` with the tokens [begin, end) replaced by `with`.
+Line spliced(const Line& criteria, std::size_t begin, std::size_t end, const Line& with) {
+    Line out(criteria.begin(), criteria.begin() + static_cast<std::ptrdiff_t>(begin));
+    append(out, with);
+    out.insert(out.end(), criteria.begin() + static_cast<std::ptrdiff_t>(end), criteria.end());
+    return out;
+}
+
+// The criteria of the match lines an old rule becomes: one line each, any of
+// which may match, in order; none when the rule could never match.
+//
+// Before 6.4 an authenticated session (and the local enqueuer) was tested
+// against a rule's source with the key "local" instead of its address
+// (OpenSMTPD 6.0 ruleset.c, ruleset_check_source), and a rule without `from`
+// meant `from local`. So `from local`, written or implied, took every
+// authenticated session, wherever it came from; a source table took none of
+// them, and a negated source the opposite. Since 6.4 `from` tests the address
+// only and `auth` is a criterion of its own: the old meaning needs `auth`
+// written out, else an authenticated user of an `accept from local for any
+// relay` server is refused relaying (issue 9).
+std::vector<Line> source_lines(const OldRule& rule, const Token& head, bool& changed) {
+    const OldSource& src = rule.source;
+    const Line& c = rule.criteria;
+    const bool takes_authenticated = src.holds_local_key != src.negated;
+    const Token& at = src.written ? c[src.begin] : head;
+    const Line from_any{made(at, "from"), made(at, "any")};
+    changed = false;
+    if (rule.auth_at) {  // `authenticated`: only the authenticated sessions, tested with "local"
+        if (!takes_authenticated) return {};
+        if (src.written && src.any && !src.negated) return {c};
+        changed = true;
+        if (src.written) return {spliced(c, src.begin, src.end, from_any)};
+        return {spliced(c, *rule.auth_at + 1, *rule.auth_at + 1, from_any)};
+    }
+    if (src.any) return {c};  // `from any` takes everyone, as it did; `!from any` no one
+    changed = true;
+    if (takes_authenticated) {  // [from local] ...: and any authenticated session
+        Line auth_from_any{made(at, "auth")};
+        append(auth_from_any, from_any);
+        if (src.written) return {c, spliced(c, src.begin, src.end, auth_from_any)};
+        return {c, spliced(c, 0, 0, auth_from_any)};
+    }
+    // from <t> | !from local: no authenticated session
+    return {spliced(c, src.begin, src.begin, Line{made(at, "!", Token::Kind::Punct), made(at, "auth")})};
 }
 
 }  // namespace
@@ -368,10 +452,15 @@ Translator::Result Translator::translate_rule(const Line& line, const NameTaken&
         return {};
     }
     Result result;
-    Line match{made(head, "match")};
-    append(match, rule.criteria);
+    bool changed = false;
+    const std::vector<Line> alternatives = source_lines(rule, head, changed);
+    if (alternatives.empty()) {
+        result.warning = Diagnostic{head.where, std::string(kNeverHeader)};
+        return result;
+    }
+    Line end;  // `reject`, or `action NAME`
     if (reject) {
-        match.push_back(made(head, "reject"));
+        end.push_back(made(head, "reject"));
     } else {
         Line delivery = rule.method;
         append(delivery, rule.local);
@@ -385,11 +474,18 @@ Translator::Result Translator::translate_rule(const Line& line, const NameTaken&
             append(action, delivery);
             result.lines.push_back(std::move(action));
         }
-        match.push_back(made(head, "action"));
-        match.push_back(made(head, it->second, Token::Kind::String));
+        end.push_back(made(head, "action"));
+        end.push_back(made(head, it->second, Token::Kind::String));
     }
-    result.lines.push_back(std::move(match));
-    result.warning = Diagnostic{head.where, warning_text(result.lines)};
+    const std::size_t first_match = result.lines.size();
+    for (const Line& criteria : alternatives) {
+        Line match{made(head, "match")};
+        append(match, criteria);
+        append(match, end);
+        result.lines.push_back(std::move(match));
+    }
+    result.warning =
+        Diagnostic{head.where, warning_text(result.lines, changed ? kAuthNote : std::string_view{}, first_match)};
     return result;
 }
 

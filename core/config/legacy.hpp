@@ -9,6 +9,11 @@
 // the user had written them; the user gets one warning per old line that
 // shows those lines, ready to paste. Tokens keep the location of the old text
 // they came from, so a later error (an unknown table) points at what was written.
+//
+// "The same thing" includes who a rule took: before 6.4 an authenticated
+// session counted as `local`, so an old rule's source becomes `auth` criteria
+// too (`accept from local ... relay` is two match lines, the second
+// `match auth from any ...`; see source_lines in legacy.cpp).
 #pragma once
 
 #include <functional>
@@ -36,7 +41,7 @@ public:
     using NameTaken = std::function<bool(std::string_view)>;
 
     struct Result {
-        std::vector<Line> lines;            // current lines to read, in order
+        std::vector<Line> lines;            // current lines to read, in order; none for a rule that never matched
         std::optional<Diagnostic> warning;  // "pre-6.4 grammar; ..." with the lines; unset when refused
     };
 

@@ -22,6 +22,10 @@ const std::string kDecls = "table a { x = y }\n"
                            "table v { x = y }\n"
                            "pki mx cert \"/c\" key \"/k\"\n";
 
+// The comment a translation shows when an old rule's source gave it `auth`
+// criteria (before 6.4 an authenticated session counted as local).
+const std::string kNote = "# before 6.4 an authenticated session's source was \"local\", whatever its address";
+
 // The warning an old line at LINE:1 gives, showing these current lines.
 std::string warning(int line, const std::vector<std::string>& lines) {
     std::string w = "test.conf:" + std::to_string(line) + ":1: pre-6.4 grammar; the same in current syntax:";
@@ -42,11 +46,19 @@ Read read(const std::string& text) {
     return Read{*r.config, formatted(r.warnings)};
 }
 
-// One old line after kDecls: its config, which must hold one rule.
-Read one(const std::string& old_line) {
+// One old line after kDecls: its config, which must hold `rules` rules (two
+// for an old rule that took `local`: itself, and any authenticated session).
+Read one(const std::string& old_line, std::size_t rules = 1) {
     Read r = read(kDecls + old_line + "\n");
-    REQUIRE(r.config.rules.size() == 1);
+    REQUIRE(r.config.rules.size() == rules);
     return r;
+}
+
+// The criteria of rule `i`, as (kind, negated) pairs: what each line tests.
+std::vector<std::pair<Kind, bool>> shape(const Config& c, std::size_t i) {
+    std::vector<std::pair<Kind, bool>> out;
+    for (const Criterion& k : c.rules.at(i).criteria) out.emplace_back(k.kind, k.negated);
+    return out;
 }
 
 void check_criterion(const Criterion& c, Kind kind, bool negated, const std::string& value, const std::string& table) {
@@ -134,8 +146,9 @@ void check_same_model(const Config& got, const Config& want) {
 }  // namespace
 
 TEST_CASE("legacy: deliver to mbox, with alias") {
-    Read r = one("accept for local alias <a> deliver to mbox");
-    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox alias <a>", "match for local action \"mbox\""})});
+    Read r = one("accept for local alias <a> deliver to mbox", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox alias <a>", kNote, "match for local action \"mbox\"",
+                                           "match auth from any for local action \"mbox\""})});
     REQUIRE(r.config.actions.size() == 1);
     const Action& a = r.config.actions[0];
     CHECK(a.name == "mbox");
@@ -151,6 +164,14 @@ TEST_CASE("legacy: deliver to mbox, with alias") {
     REQUIRE(rule.criteria.size() == 2);
     check_criterion(rule.criteria[0], Kind::ForLocal, false, "", "");
     check_criterion(rule.criteria[1], Kind::FromLocal, false, "", "");  // the default, as for `match`
+    // The implied `from local` took authenticated sessions too.
+    const Rule& authenticated = r.config.rules[1];
+    CHECK(authenticated.action == "mbox");
+    CHECK(authenticated.where.line == 8);
+    REQUIRE(authenticated.criteria.size() == 3);
+    check_criterion(authenticated.criteria[0], Kind::Auth, false, "", "");
+    check_criterion(authenticated.criteria[1], Kind::FromAny, false, "", "");
+    check_criterion(authenticated.criteria[2], Kind::ForLocal, false, "", "");
 }
 
 TEST_CASE("legacy: deliver to maildir, with and without a path, virtual and userbase") {
@@ -170,17 +191,20 @@ TEST_CASE("legacy: deliver to maildir, with and without a path, virtual and user
     check_criterion(rule.criteria[0], Kind::FromAny, false, "", "");
     check_criterion(rule.criteria[1], Kind::ForDomain, false, "example.org", "");
 
-    r = one("accept for local deliver to maildir expire 2d");
-    CHECK(r.warnings == Errors{warning(8, {"action \"maildir\" maildir ttl 2d", "match for local action \"maildir\""})});
+    r = one("accept for local deliver to maildir expire 2d", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"maildir\" maildir ttl 2d", kNote,
+                                           "match for local action \"maildir\"",
+                                           "match auth from any for local action \"maildir\""})});
     CHECK(r.config.actions.at(0).path.empty());
     REQUIRE(r.config.actions.at(0).ttl);
     CHECK(r.config.actions.at(0).ttl->count() == 2 * 86400);
 }
 
 TEST_CASE("legacy: deliver to mda \"CMD\" as USER, expire") {
-    Read r = one("accept for local deliver to mda \"/usr/bin/procmail -f -\" as bob expire 3d");
-    CHECK(r.warnings == Errors{warning(8, {"action \"mda\" mda \"/usr/bin/procmail -f -\" user bob ttl 3d",
-                                           "match for local action \"mda\""})});
+    Read r = one("accept for local deliver to mda \"/usr/bin/procmail -f -\" as bob expire 3d", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"mda\" mda \"/usr/bin/procmail -f -\" user bob ttl 3d", kNote,
+                                           "match for local action \"mda\"",
+                                           "match auth from any for local action \"mda\""})});
     const Action& a = r.config.actions.at(0);
     CHECK(a.method == "mda");
     CHECK(a.path == "/usr/bin/procmail -f -");
@@ -201,22 +225,26 @@ TEST_CASE("legacy: deliver to lmtp DEST [rcpt-to] [as USER]") {
     CHECK(a.virtual_table == "v");
     check_criterion(r.config.rules[0].criteria.at(1), Kind::ForDomain, false, "", "u");
 
-    r = one("accept for local deliver to lmtp localhost:24");
-    CHECK(r.warnings ==
-          Errors{warning(8, {"action \"lmtp\" lmtp localhost:24", "match for local action \"lmtp\""})});
+    r = one("accept for local deliver to lmtp localhost:24", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"lmtp\" lmtp localhost:24", kNote, "match for local action \"lmtp\"",
+                                           "match auth from any for local action \"lmtp\""})});
     CHECK(r.config.actions.at(0).path == "localhost:24");
     CHECK_FALSE(r.config.actions.at(0).lmtp_rcpt_to);
 }
 
 TEST_CASE("legacy: relay, plain") {
-    Read r = one("accept from local for any relay");
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay", "match from local for any action \"relay\""})});
+    Read r = one("accept from local for any relay", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
+                                           "match auth from any for any action \"relay\""})});
     const Action& a = r.config.actions.at(0);
     CHECK(a.method == "relay");
     CHECK(a.relay.host.empty());
     CHECK_FALSE(a.relay.tls);
     check_criterion(r.config.rules[0].criteria.at(0), Kind::FromLocal, false, "", "");
     check_criterion(r.config.rules[0].criteria.at(1), Kind::ForAny, false, "", "");
+    CHECK(r.config.rules[1].action == "relay");
+    CHECK(shape(r.config, 1) ==
+          std::vector<std::pair<Kind, bool>>{{Kind::Auth, false}, {Kind::FromAny, false}, {Kind::ForAny, false}});
 }
 
 TEST_CASE("legacy: relay via URL auth, renamed URL schemes, verify") {
@@ -233,9 +261,10 @@ TEST_CASE("legacy: relay via URL auth, renamed URL schemes, verify") {
     };
     for (const Case& k : cases) {
         INFO(k.old_url);
-        Read r = one("accept from local for any relay via " + k.old_url + " auth <s>");
-        CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host " + k.new_url + " auth <s>",
-                                               "match from local for any action \"relay\""})});
+        Read r = one("accept from local for any relay via " + k.old_url + " auth <s>", 2);
+        CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host " + k.new_url + " auth <s>", kNote,
+                                               "match from local for any action \"relay\"",
+                                               "match auth from any for any action \"relay\""})});
         const Relay& relay = r.config.actions.at(0).relay;
         CHECK(relay.host == k.new_url);
         REQUIRE(relay.url);
@@ -246,20 +275,21 @@ TEST_CASE("legacy: relay via URL auth, renamed URL schemes, verify") {
         CHECK(relay.auth_table == "s");
     }
     // `via ... verify`: the certificate is checked, as `tls` now does.
-    Read r = one("accept for any relay via smtp://mx.example.org:2525 verify");
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp://mx.example.org:2525 tls",
-                                           "match for any action \"relay\""})});
+    Read r = one("accept for any relay via smtp://mx.example.org:2525 verify", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp://mx.example.org:2525 tls", kNote,
+                                           "match for any action \"relay\"",
+                                           "match auth from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.tls);
     CHECK_FALSE(r.config.actions.at(0).relay.tls_no_verify);
 }
 
 TEST_CASE("legacy: relay backup [MX], as, source, hostname, pki, tls verify") {
-    Read r = one("accept for any relay backup mx2.example.org as \"@example.net\" source <src> hostname "
+    Read r = one("accept from any for any relay backup mx2.example.org as \"@example.net\" source <src> hostname "
                  "out.example.org pki MX tls verify");
     CHECK(r.warnings ==
           Errors{warning(8, {"action \"relay\" relay backup mx mx2.example.org mail-from \"@example.net\" src <src> "
                              "helo out.example.org pki MX tls",
-                             "match for any action \"relay\""})});
+                             "match from any for any action \"relay\""})});
     const Relay& relay = r.config.actions.at(0).relay;
     CHECK(relay.backup);
     CHECK(relay.backup_mx == "mx2.example.org");
@@ -270,8 +300,9 @@ TEST_CASE("legacy: relay backup [MX], as, source, hostname, pki, tls verify") {
     CHECK(relay.tls);
     CHECK_FALSE(relay.tls_no_verify);
 
-    r = one("accept for any relay backup tls");
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay backup tls no-verify", "match for any action \"relay\""})});
+    r = one("accept from any for any relay backup tls");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"relay\" relay backup tls no-verify", "match from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.backup);
     CHECK(r.config.actions.at(0).relay.backup_mx.empty());
     CHECK(r.config.actions.at(0).relay.tls);
@@ -279,59 +310,180 @@ TEST_CASE("legacy: relay backup [MX], as, source, hostname, pki, tls verify") {
 }
 
 TEST_CASE("legacy: relay hostnames <t>, 5.x helo <t> and certificate NAME") {
-    Read r = one("accept for any relay hostnames <n> source 192.0.2.1");
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay helo-src <n> src 192.0.2.1", "match for any action \"relay\""})});
+    Read r = one("accept from any for any relay hostnames <n> source 192.0.2.1");
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay helo-src <n> src 192.0.2.1",
+                                           "match from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.helo_src_table == "n");
     CHECK(r.config.actions.at(0).relay.src == "192.0.2.1");
 
-    r = one("accept for any relay via tls+auth://lbl@smtp.example.com certificate mx auth <s> helo <n>");
+    r = one("accept from any for any relay via tls+auth://lbl@smtp.example.com certificate mx auth <s> helo <n>");
     CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp+tls://lbl@smtp.example.com pki mx auth <s> "
                                            "helo-src <n>",
-                                           "match for any action \"relay\""})});
+                                           "match from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.pki == "mx");
     CHECK(r.config.actions.at(0).relay.helo_src_table == "n");
     CHECK(r.config.actions.at(0).relay.auth_table == "s");
 }
 
 TEST_CASE("legacy: match criteria: tagged, authenticated, from source, sender, recipient, for domain, negations") {
-    Read r = one("accept tagged ! T authenticated from ! source <src> sender ! \"@example.com\" for ! domain "
-                 "\"example.org\" recipient <u> deliver to mbox");
-    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox",
-                                           "match !tag T auth !from src <src> !mail-from \"@example.com\" !for domain "
+    // (The `auth` that old sources imply is tested on its own below.)
+    Read r = one("accept tagged ! T from ! source <src> sender ! \"@example.com\" for ! domain "
+                 "\"example.org\" recipient <u> deliver to mbox", 2);
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", kNote,
+                                           "match !tag T !from src <src> !mail-from \"@example.com\" !for domain "
+                                           "\"example.org\" rcpt-to <u> action \"mbox\"",
+                                           "match !tag T auth from any !mail-from \"@example.com\" !for domain "
                                            "\"example.org\" rcpt-to <u> action \"mbox\""})});
     const Rule& rule = r.config.rules[0];
-    REQUIRE(rule.criteria.size() == 6);
+    REQUIRE(rule.criteria.size() == 5);
     check_criterion(rule.criteria[0], Kind::Tag, true, "T", "");
-    check_criterion(rule.criteria[1], Kind::Auth, false, "", "");
-    check_criterion(rule.criteria[2], Kind::FromSrc, true, "", "src");
-    check_criterion(rule.criteria[3], Kind::MailFrom, true, "@example.com", "");
-    check_criterion(rule.criteria[4], Kind::ForDomain, true, "example.org", "");
-    check_criterion(rule.criteria[5], Kind::RcptTo, false, "", "u");
+    check_criterion(rule.criteria[1], Kind::FromSrc, true, "", "src");
+    check_criterion(rule.criteria[2], Kind::MailFrom, true, "@example.com", "");
+    check_criterion(rule.criteria[3], Kind::ForDomain, true, "example.org", "");
+    check_criterion(rule.criteria[4], Kind::RcptTo, false, "", "u");
 
-    // 5.x `from <t>`, a plain source value, `tagged T`, `recipient ! V`.
+    // `authenticated`, 5.x `from <t>`, a plain source value, `tagged T`, `recipient ! V`.
+    r = one("accept authenticated from any for any deliver to mbox");
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", "match auth from any for any action \"mbox\""})});
+    check_criterion(r.config.rules[0].criteria.at(0), Kind::Auth, false, "", "");
     r = one("accept tagged DKIM from <src> recipient ! bob@example.org for any deliver to mbox");
-    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox",
-                                           "match tag DKIM from src <src> !rcpt-to bob@example.org for any action "
+    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", kNote,
+                                           "match tag DKIM !auth from src <src> !rcpt-to bob@example.org for any action "
                                            "\"mbox\""})});
     check_criterion(r.config.rules[0].criteria.at(0), Kind::Tag, false, "DKIM", "");
-    check_criterion(r.config.rules[0].criteria.at(1), Kind::FromSrc, false, "", "src");
-    check_criterion(r.config.rules[0].criteria.at(2), Kind::RcptTo, true, "bob@example.org", "");
+    check_criterion(r.config.rules[0].criteria.at(1), Kind::Auth, true, "", "");
+    check_criterion(r.config.rules[0].criteria.at(2), Kind::FromSrc, false, "", "src");
+    check_criterion(r.config.rules[0].criteria.at(3), Kind::RcptTo, true, "bob@example.org", "");
     r = one("accept from source 192.0.2.0/24 for any relay");
-    check_criterion(r.config.rules[0].criteria.at(0), Kind::FromSrc, false, "192.0.2.0/24", "");
+    check_criterion(r.config.rules[0].criteria.at(1), Kind::FromSrc, false, "192.0.2.0/24", "");
 }
 
 TEST_CASE("legacy: reject") {
-    Read r = one("reject from ! source <src> sender \"@example.com\" for any");
-    CHECK(r.warnings ==
-          Errors{warning(8, {"match !from src <src> mail-from \"@example.com\" for any reject"})});
+    Read r = one("reject from any sender \"@example.com\" for any");
+    CHECK(r.warnings == Errors{warning(8, {"match from any mail-from \"@example.com\" for any reject"})});
     CHECK(r.config.actions.empty());
     const Rule& rule = r.config.rules[0];
     CHECK(rule.reject);
     CHECK(rule.action.empty());
     REQUIRE(rule.criteria.size() == 3);
-    check_criterion(rule.criteria[0], Kind::FromSrc, true, "", "src");
+    check_criterion(rule.criteria[0], Kind::FromAny, false, "", "");
     check_criterion(rule.criteria[1], Kind::MailFrom, false, "@example.com", "");
     check_criterion(rule.criteria[2], Kind::ForAny, false, "", "");
+    // A negated source table took every authenticated session: two reject lines.
+    r = one("reject from ! source <src> sender \"@example.com\" for any", 2);
+    CHECK(r.warnings == Errors{warning(8, {kNote, "match !from src <src> mail-from \"@example.com\" for any reject",
+                                           "match auth from any mail-from \"@example.com\" for any reject"})});
+    CHECK(r.config.rules[0].reject);
+    CHECK(r.config.rules[1].reject);
+    check_criterion(r.config.rules[0].criteria.at(0), Kind::FromSrc, true, "", "src");
+}
+
+// Before 6.4 a rule's source was tested with the key "local" for an
+// authenticated session (OpenSMTPD 6.0 ruleset.c: ruleset_check_source), and
+// a rule without `from` was `from local`: <localhost> and <anyhost> held that
+// key, a table of addresses did not. Each old source, with and without
+// `authenticated`, as the match lines that take the same sessions.
+TEST_CASE("legacy: an authenticated session counted as local: each old source keeps who it took") {
+    struct Case {
+        std::string old_criteria;
+        std::vector<std::string> lines;  // the current match lines' criteria; empty: the rule is left out
+        bool noted;                      // the warning explains the `auth` it added
+    };
+    const Case cases[] = {
+        // `local`, written or implied: the address test, or any authenticated session.
+        {"from local for any", {"from local for any", "auth from any for any"}, true},
+        {"for any", {"for any", "auth from any for any"}, true},
+        {"tagged T sender <u> for any", {"tag T mail-from <u> for any", "auth from any tag T mail-from <u> for any"}, true},
+        {"tagged T from local for any", {"tag T from local for any", "tag T auth from any for any"}, true},
+        // `any` held "local" too: nothing to add.
+        {"from any for any", {"from any for any"}, false},
+        {"from ! any for any", {"!from any for any"}, false},
+        // A table of addresses: no authenticated session; negated, all of them.
+        {"from source <src> for any", {"!auth from src <src> for any"}, true},
+        {"from source 192.0.2.0/24 for any", {"!auth from src 192.0.2.0/24 for any"}, true},
+        {"from <src> for any", {"!auth from src <src> for any"}, true},
+        {"from ! source <src> for any", {"!from src <src> for any", "auth from any for any"}, true},
+        // `! local`: neither a local address nor an authenticated session.
+        {"from ! local for any", {"!auth !from local for any"}, true},
+        // `authenticated`: authenticated sessions only, each tested as "local".
+        {"authenticated for any", {"auth from any for any"}, true},
+        {"authenticated from local for any", {"auth from any for any"}, true},
+        {"authenticated from any for any", {"auth from any for any"}, false},
+        {"authenticated from ! source <src> for any", {"auth from any for any"}, true},
+        {"authenticated from source <src> for any", {}, false},
+        {"authenticated from ! local for any", {}, false},
+        {"authenticated from ! any for any", {}, false},
+    };
+    for (const Case& k : cases) {
+        INFO(k.old_criteria);
+        for (const std::string& decision : {std::string("relay"), std::string("deliver to mbox"), std::string()}) {
+            INFO(decision);
+            const bool reject = decision.empty();
+            const std::string method = decision == "relay" ? "relay" : "mbox";
+            Read r = read(kDecls + (reject ? "reject " : "accept ") + k.old_criteria + " " + decision + "\n");
+            std::vector<std::string> want;
+            if (!k.lines.empty() && !reject) want.push_back("action \"" + method + "\" " + method);
+            if (k.noted) want.push_back(kNote);
+            for (const std::string& l : k.lines)
+                want.push_back("match " + l + (reject ? " reject" : " action \"" + method + "\""));
+            if (k.lines.empty()) {
+                CHECK(r.warnings ==
+                      Errors{"test.conf:8:1: pre-6.4 grammar; this rule never matched and is left out: it takes only "
+                             "authenticated sessions, whose source was \"local\" before 6.4, and its source excludes "
+                             "\"local\""});
+                CHECK(r.config.rules.empty());
+                CHECK(r.config.actions.empty());
+                continue;
+            }
+            CHECK(r.warnings == Errors{warning(8, want)});
+            REQUIRE(r.config.rules.size() == k.lines.size());
+            for (const Rule& rule : r.config.rules) {
+                CHECK(rule.reject == reject);
+                CHECK(rule.action == (reject ? "" : method));
+                CHECK(rule.where.line == 8);
+                CHECK(rule.where.column == 1);
+            }
+        }
+    }
+}
+
+TEST_CASE("legacy: the authenticated line's model: auth, from any, then the old rule's other criteria") {
+    Read r = one("accept tagged ! T from local sender ! <u> for domain <u> recipient <u> relay", 2);
+    CHECK(shape(r.config, 0) == std::vector<std::pair<Kind, bool>>{{Kind::Tag, true},
+                                                                   {Kind::FromLocal, false},
+                                                                   {Kind::MailFrom, true},
+                                                                   {Kind::ForDomain, false},
+                                                                   {Kind::RcptTo, false}});
+    CHECK(shape(r.config, 1) == std::vector<std::pair<Kind, bool>>{{Kind::Tag, true},
+                                                                   {Kind::Auth, false},
+                                                                   {Kind::FromAny, false},
+                                                                   {Kind::MailFrom, true},
+                                                                   {Kind::ForDomain, false},
+                                                                   {Kind::RcptTo, false}});
+    CHECK(r.config.rules[1].criteria[3].table == "u");
+    CHECK(r.config.rules[1].criteria[4].table == "u");
+    // `!auth` for a source table: the socket (the local enqueuer, key "local" too) and
+    // authenticated sessions are not in it.
+    r = one("accept from source <src> for any relay");
+    CHECK(shape(r.config, 0) ==
+          std::vector<std::pair<Kind, bool>>{{Kind::Auth, true}, {Kind::FromSrc, false}, {Kind::ForAny, false}});
+    CHECK(r.config.rules[0].criteria[0].value.empty());
+    CHECK(r.config.rules[0].criteria[0].table.empty());
+}
+
+TEST_CASE("legacy: seed 000's outgoing server relays for authenticated users, from any address") {
+    // tests/config/seeds/000_outgoing_relay.conf's rules, its placeholder table declared.
+    Read r = read("table INCOMING-IP-OR-NETWORK { 192.0.2.0/24 }\n"
+                  "accept from local for any relay\n"
+                  "accept from source <INCOMING-IP-OR-NETWORK> for any relay\n");
+    CHECK(r.warnings == Errors{warning(2, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
+                                           "match auth from any for any action \"relay\""}),
+                               warning(3, {kNote, "match !auth from src <INCOMING-IP-OR-NETWORK> for any action \"relay\""})});
+    REQUIRE(r.config.actions.size() == 1);
+    REQUIRE(r.config.rules.size() == 3);
+    for (const Rule& rule : r.config.rules) CHECK(rule.action == "relay");
+    CHECK(shape(r.config, 1) ==
+          std::vector<std::pair<Kind, bool>>{{Kind::Auth, false}, {Kind::FromAny, false}, {Kind::ForAny, false}});
 }
 
 TEST_CASE("legacy: identical delivery clauses share one action; others get their own, named apart") {
@@ -343,13 +495,18 @@ TEST_CASE("legacy: identical delivery clauses share one action; others get their
                   "accept for domain example.org deliver to mbox\n"
                   "accept for domain example.net deliver to mbox\n"
                   "accept for any relay via smtp://mx.example.org\n");
-    CHECK(r.warnings == Errors{warning(9, {"action \"relay\" relay", "match from local for any action \"relay\""}),
-                               warning(10, {"match from src <src> for any action \"relay\""}),
-                               warning(11, {"action \"mbox-2\" mbox alias <a>", "match for local action \"mbox-2\""}),
-                               warning(12, {"action \"mbox-3\" mbox", "match for domain example.org action \"mbox-3\""}),
-                               warning(13, {"match for domain example.net action \"mbox-3\""}),
-                               warning(14, {"action \"relay-2\" relay host smtp://mx.example.org",
-                                            "match for any action \"relay-2\""})});
+    CHECK(r.warnings ==
+          Errors{warning(9, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
+                             "match auth from any for any action \"relay\""}),
+                 warning(10, {kNote, "match !auth from src <src> for any action \"relay\""}),
+                 warning(11, {"action \"mbox-2\" mbox alias <a>", kNote, "match for local action \"mbox-2\"",
+                              "match auth from any for local action \"mbox-2\""}),
+                 warning(12, {"action \"mbox-3\" mbox", kNote, "match for domain example.org action \"mbox-3\"",
+                              "match auth from any for domain example.org action \"mbox-3\""}),
+                 warning(13, {kNote, "match for domain example.net action \"mbox-3\"",
+                              "match auth from any for domain example.net action \"mbox-3\""}),
+                 warning(14, {"action \"relay-2\" relay host smtp://mx.example.org", kNote,
+                              "match for any action \"relay-2\"", "match auth from any for any action \"relay-2\""})});
     REQUIRE(r.config.actions.size() == 5);
     CHECK(r.config.actions[0].name == "mbox");
     CHECK(r.config.actions[0].method == "maildir");
@@ -357,15 +514,21 @@ TEST_CASE("legacy: identical delivery clauses share one action; others get their
     CHECK(r.config.actions[2].name == "mbox-2");
     CHECK(r.config.actions[3].name == "mbox-3");
     CHECK(r.config.actions[4].name == "relay-2");
-    REQUIRE(r.config.rules.size() == 6);
-    const char* want[] = {"relay", "relay", "mbox-2", "mbox-3", "mbox-3", "relay-2"};
-    for (std::size_t i = 0; i < 6; ++i) CHECK(r.config.rules[i].action == want[i]);
+    REQUIRE(r.config.rules.size() == 11);
+    const char* want[] = {"relay",  "relay",  "relay",  "mbox-2",  "mbox-2", "mbox-3",
+                          "mbox-3", "mbox-3", "mbox-3", "relay-2", "relay-2"};
+    for (std::size_t i = 0; i < 11; ++i) CHECK(r.config.rules[i].action == want[i]);
     // A modern rule after them uses the declared action, not a translated one.
     Read mixed = read(kDecls + "accept for local deliver to mbox\naction d maildir\nmatch for any action d\n");
-    REQUIRE(mixed.config.rules.size() == 2);
-    CHECK(mixed.config.rules[1].action == "d");
+    REQUIRE(mixed.config.rules.size() == 3);
+    CHECK(mixed.config.rules[2].action == "d");
 }
 
+// The worked examples of config-grammar.md §10, compared with their current
+// versions plus what the examples leave out: the lines that keep taking
+// authenticated sessions where the old source took them (`local` written or
+// implied, a negated source table) and leave them out where it did not (a
+// source table).
 TEST_CASE("legacy: worked example 1 gives the same model as its current version") {
     const std::string tables = "table aliases file:/etc/mail/aliases\ntable vusers { a@example.org = a }\n"
                                "table secrets { bob = \"bob:pw\" }\n";
@@ -379,8 +542,10 @@ TEST_CASE("legacy: worked example 1 gives the same model as its current version"
                          "action \"virt\"  maildir \"/var/vmail/%{rcpt.domain}/%{rcpt.user}\" virtual <vusers>\n"
                          "action \"out\"   relay host smtp+tls://bob@smtp.example.com auth <secrets>\n"
                          "match for local action \"local\"\n"
+                         "match auth from any for local action \"local\"\n"
                          "match from any for domain example.org action \"virt\"\n"
-                         "match from local for any action \"out\"\n");
+                         "match from local for any action \"out\"\n"
+                         "match auth from any for any action \"out\"\n");
     CHECK(new_form.warnings.empty());
     CHECK(old_form.warnings.size() == 3);
     check_same_model(old_form.config, new_form.config);
@@ -396,11 +561,15 @@ TEST_CASE("legacy: worked example 2 (DKIM proxy loop) gives the same model as it
                          "action \"signed\" relay src <sources> helo-src <names>\n"
                          "action \"tosign\" relay host smtp://127.0.0.1:10027\n"
                          "match tag DKIM for any action \"signed\"\n"
-                         "match for any action \"tosign\"\n");
+                         "match auth from any tag DKIM for any action \"signed\"\n"
+                         "match for any action \"tosign\"\n"
+                         "match auth from any for any action \"tosign\"\n");
     CHECK(old_form.warnings ==
-          Errors{warning(3, {"action \"relay\" relay src <sources> helo-src <names>",
-                             "match tag DKIM for any action \"relay\""}),
-                 warning(4, {"action \"relay-2\" relay host smtp://127.0.0.1:10027", "match for any action \"relay-2\""})});
+          Errors{warning(3, {"action \"relay\" relay src <sources> helo-src <names>", kNote,
+                             "match tag DKIM for any action \"relay\"",
+                             "match auth from any tag DKIM for any action \"relay\""}),
+                 warning(4, {"action \"relay-2\" relay host smtp://127.0.0.1:10027", kNote,
+                             "match for any action \"relay-2\"", "match auth from any for any action \"relay-2\""})});
     check_same_model(old_form.config, new_form.config);
 }
 
@@ -409,6 +578,7 @@ TEST_CASE("legacy: worked example 3 (reject) gives the same model as its current
     Read old_form = read(tables + "reject from ! source <other-relays> sender \"@example.com\" for any\n"
                                   "match for local action d\n");
     Read new_form = read(tables + "match !from src <other-relays> mail-from \"@example.com\" for any reject\n"
+                                  "match auth from any mail-from \"@example.com\" for any reject\n"
                                   "match for local action d\n");
     check_same_model(old_form.config, new_form.config);
 }
@@ -419,7 +589,9 @@ TEST_CASE("legacy: the daemon prints the warning as file:line:col: warning: and 
     CHECK(format({r.warnings[0].where, "warning: " + r.warnings[0].message}) ==
           "test.conf:1:1: warning: pre-6.4 grammar; the same in current syntax:\n"
           "    action \"mbox\" mbox\n"
-          "    match for local action \"mbox\"");
+          "    # before 6.4 an authenticated session's source was \"local\", whatever its address\n"
+          "    match for local action \"mbox\"\n"
+          "    match auth from any for local action \"mbox\"");
 }
 
 TEST_CASE("legacy: global spellings read as their current lines") {
@@ -478,7 +650,9 @@ TEST_CASE("legacy: refusals with exact errors") {
     auto fwd = parse(kDecls + "accept for local alias <a> forward-only\n");
     CHECK(formatted(fwd.errors) == Errors{p + "28: 'forward-only' is not supported yet"});
     CHECK(formatted(fwd.warnings) ==
-          Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", "match for local action \"forward-only\""})});
+          Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", kNote,
+                             "match for local action \"forward-only\"",
+                             "match auth from any for local action \"forward-only\""})});
     CHECK(errors("accept for any relay via secure://mx.example.org") ==
           Errors{p + "26: relay URL scheme 'secure://' (TLS from the first byte, else STARTTLS) has no equivalent "
                      "since OpenSMTPD 6.4: write smtps:// or smtp+tls:// instead"});

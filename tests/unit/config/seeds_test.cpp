@@ -143,8 +143,15 @@ TEST_CASE("seeds: past their queue lines, the 003/004 seeds fail only on the art
     CHECK(ehouse.config->actions[0].method == "maildir");
     CHECK(ehouse.config->actions[0].alias_table == "aliases");
     CHECK(ehouse.config->actions[1].method == "relay");
-    REQUIRE(ehouse.config->rules.size() == 2);
+    // `accept for any relay` (from local implied) is also the rule for
+    // authenticated users, as the article says: before 6.4 they counted as local.
+    REQUIRE(ehouse.config->rules.size() == 3);
     CHECK(ehouse.config->rules[1].action == "relay");
+    CHECK(ehouse.config->rules[2].action == "relay");
+    REQUIRE(ehouse.config->rules[2].criteria.size() == 3);
+    CHECK(ehouse.config->rules[2].criteria[0].kind == Criterion::Kind::Auth);
+    CHECK(ehouse.config->rules[2].criteria[1].kind == Criterion::Kind::FromAny);
+    CHECK(ehouse.config->rules[2].criteria[2].kind == Criterion::Kind::ForAny);
 }
 
 TEST_CASE("seeds: 002's lmtp and relay actions are read") {
