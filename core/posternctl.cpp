@@ -430,9 +430,11 @@ bool exists(const char* path) {
 
 // The socket to talk to, in the order of the file comment; an empty path
 // after an error. The installed configuration is read only when nothing more
-// explicit was given, so that `posternctl show queue` works on an installed
-// system whose configuration moves the socket, as `smtpctl` does with
-// smtpd.conf.
+// explicit was given, so that a bare `posternctl show queue` works on an
+// installed system whose configuration moves the socket, as a bare `smtpctl
+// show queue` does (OpenSMTPD's socket cannot be moved). A broken installed
+// file is an error, not a silent fall-back to the default socket, which
+// would send the request to the wrong place or nowhere.
 Socket control_socket(const Options& o) {
     if (!o.socket.empty()) return {o.socket, ""};
     if (!o.config.empty()) return socket_from_config(o.config);
