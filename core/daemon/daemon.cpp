@@ -280,6 +280,15 @@ bool load_tls(const config::Config& cfg, TlsContexts* out, std::vector<std::stri
     return errors->empty();
 }
 
+// How agents are started: by this process itself (`switch_user`: as root,
+// telling each agent whom to become).
+delivery::SpawnOptions spawn_options(const config::Config& cfg, const Paths& paths, bool switch_user) {
+    return {delivery::default_agent_path(), paths.plugins, paths.mbox, switch_user, cfg.sub_addr_delim};
+}
+
+// How long a stopping daemon waits for the agents under way to report.
+constexpr uint64_t kDrainMs = 30 * 1000;
+
 // What serve() gets ready-made from run(): things that need root (or the
 // start-up user's view of the file system) are opened before privileges go.
 struct Prepared {
@@ -333,7 +342,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         launcher = std::move(client);
     } else {
         launcher = std::make_unique<delivery::SpawnLauncher>(
-            &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, false});
+            &loop, spawn_options(cfg, paths, false));
     }
     Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
     RelayRouter router(cfg, tables, *prep.relay_pkis);
@@ -374,11 +383,22 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 
     struct Signals {
         uv_signal_t term{}, intr{}, hup{};
+        uv_timer_t drain{};
         std::function<void(bool unavailable)> stop;
-        std::function<void()> reload;
+        std::function<void()> reload, drain_check;
     } sig;
     int status = 0;
     bool stopping = false;
+    uint64_t stop_started = 0;
+    // Deliveries under way report before the end (for up to kDrainMs), so
+    // that mail already delivered is not tried again after a restart.
+    sig.drain_check = [&] {
+        bool can_report = !priv || !priv->broken();
+        if (can_report && scheduler.running() > 0 && uv_now(&loop) - stop_started < kDrainMs) return;
+        uv_close(reinterpret_cast<uv_handle_t*>(&sig.drain), nullptr);
+        post.close();
+        if (priv) priv->close();
+    };
     sig.stop = [&](bool unavailable) {
         if (stopping) return;
         stopping = true;
@@ -386,12 +406,13 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         server.stop(unavailable);
         control.close();
         scheduler.close();
-        post.close();
-        if (priv) priv->close();
         for (auto* h : {&sig.term, &sig.intr, &sig.hup}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
         // A second signal (the parent passes one on that a process group
         // also got) must not cut the orderly stop short.
         for (int n : {SIGTERM, SIGINT, SIGHUP}) signal(n, SIG_IGN);
+        stop_started = uv_now(&loop);
+        uv_timer_start(
+            &sig.drain, [](uv_timer_t* t) { static_cast<Signals*>(t->data)->drain_check(); }, 0, 100);
     };
     sig.reload = [&] { reload_tables(&loop, tables, cfg); };
     // Without the parent nothing can be delivered: stop saying 250 at once
@@ -407,6 +428,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         uv_signal_init(&loop, s);
         s->data = &sig;
     }
+    uv_timer_init(&loop, &sig.drain);
+    sig.drain.data = &sig;
     auto on_stop = [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->stop(false); };
     uv_signal_start(&sig.term, on_stop, SIGTERM);
     uv_signal_start(&sig.intr, on_stop, SIGINT);
@@ -422,11 +445,11 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 // ends. Its results can only go to the child, so once the child is gone
 // there is nothing left to wait for: the parent ends at once (agents still
 // running finish on their own; their mail is still queued and is retried).
-int supervise(pid_t child, int fd, const Paths& paths) {
+int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     delivery::SpawnLauncher launcher(
-        &loop, delivery::SpawnOptions{delivery::default_agent_path(), paths.plugins, paths.mbox, true});
+        &loop, spawn_options(cfg, paths, true));
     delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
     // Pass stop and reload requests on to the child.
@@ -580,7 +603,7 @@ int run(const Options& o) {
     close_listeners(prep.sockets);
     prep.control.reset();
     PidFile pid_file(paths.pid_file);
-    return supervise(child, sp[0], paths);
+    return supervise(child, sp[0], cfg, paths);
 }
 
 }  // namespace postern::daemon

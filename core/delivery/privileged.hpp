@@ -61,6 +61,7 @@ public:
     void check_system_account(const std::string& user, const std::string& password, AuthDone done);
     // Called once if the parent goes away: nothing can be delivered any more.
     void on_parent_lost(std::function<void(const std::string& why)> fn) { parent_lost_ = std::move(fn); }
+    bool broken() const { return broken_; }
     void close();
 
 private:

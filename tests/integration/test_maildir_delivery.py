@@ -192,5 +192,19 @@ class MaildirFormats(unittest.TestCase):
         self.assertIn("the slice [5:] starts outside the value", lines[0])
         self.assertFalse(os.path.exists(self.d.path("short")), os.listdir(self.d.path()))
 
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
+class SubAddressDelimiter(unittest.TestCase):
+    def test_strip_cuts_at_the_configured_delimiter(self):
+        config = 'smtp sub-addr-delim "-"\n' + FORMATS
+        with postern.Daemon(config, name="maildir-delim") as d:
+            with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.example", timeout=10) as s:
+                self.assertEqual(s.sendmail("sender@example.org", ["carol-lists@virt.test", "dave+x@virt.test"],
+                                            "Subject: delim\r\n\r\nhi\r\n"), {})
+            self.assertEqual(len(d.wait_files(d.path("vmail", "carol"), 1)), 1, d.log())
+            self.assertEqual(len(d.wait_files(d.path("vmail", "dave+x"), 1)), 1, d.log())
+            self.assertEqual(sorted(os.listdir(d.path("vmail"))), ["carol", "dave+x"])
+
+
 if __name__ == "__main__":
     postern.run_tests()

@@ -89,6 +89,23 @@ class ProcessDeath(unittest.TestCase):
             self.assertEqual(d.client().banner[0], 220)
 
 
+    def test_sigterm_waits_for_the_delivery_under_way(self):
+        slow = ('action "slow" mda "sleep 2; cat >> @DIR@/out" user root\n'
+                'match from local for local action "slow"\n')
+        with postern.Daemon(slow, name="drain") as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                self.assertEqual(s.sendmail("a@localhost", ["root@localhost"], "Subject: once\r\n\r\nx\r\n"), {})
+            self.assertTrue(postern.wait_until(lambda: "sleep 2" in subprocess.run(
+                ["ps", "-eo", "args"], capture_output=True, text=True).stdout, 5), d.log())
+            d.proc.send_signal(signal.SIGTERM)
+            self.assertEqual(d.proc.wait(timeout=20), 0, d.log())
+            self.assertRegex(d.log(), r"mda delivery .*result=Ok")
+            self.assertEqual(d.queue_entries(), [])
+            d.restart()
+            with open(d.path("out")) as f:
+                self.assertEqual(f.read().count("Subject: once"), 1)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root: a daemon split into root parent and _postern child")
 class Reload(unittest.TestCase):
     def test_sighup_reloads_tables_and_both_processes_live_on(self):
