@@ -479,6 +479,18 @@ def relay_config(actions, head=""):
     return "".join(out + matches)
 
 
+def make_self_signed_pki(cert_path, key_path, hostname, days=2):
+    """A self-signed certificate for hostname (EC P-256, subjectAltName
+    DNS:hostname) and its key, made with the openssl command; both readable
+    by all, as test files."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", key_path, "-out", cert_path, "-days", str(days), "-subj", f"/CN={hostname}",
+                    "-addext", f"subjectAltName=DNS:{hostname}"],
+                   check=True, capture_output=True, timeout=60)
+    for p in (cert_path, key_path):
+        os.chmod(p, 0o644)
+
+
 def swaks(*args, timeout=30):
     """Run swaks; return (exit code, combined output)."""
     r = subprocess.run(["swaks", *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

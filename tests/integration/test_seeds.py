@@ -1,0 +1,807 @@
+"""The seed configs run end to end, as the articles they come from intend.
+
+tests/config/seeds/ holds the smtpd.conf files of the articles our users
+learned from (the articles are in ../shared/seeds/). Each test class here
+takes one of them as it is and substitutes only paths, addresses and
+interface names, through an explicit table printed with every failure (plus
+the swaps issue 9 names: 002's `lmtp` action as `maildir`, `db:` tables as
+`file:` tables, 004 without its queue lines). Lines added at the top put the
+daemon's own state (queue, pidfile, control socket, mbox folder) in the
+test's folder. Then it does what the article says the server is for and
+checks the bytes where they land, and the refusals.
+
+The network is two namespaces made per class, joined by a veth pair, so that
+clients come from addresses that are not the server's own (an authenticated
+user "from another address" is what the old grammar's `from local` lost,
+issue 9 §3) and the ports are the articles' own (25, 587):
+
+  server namespace   SERVER_IF 192.0.2.1/24, lo. posternd with the seed's
+                     config; dnsmasq on 127.0.0.1:53 (the namespace's
+                     /etc/resolv.conf, through /etc/netns/NS/) answering
+                     far.test MX 10 mx.far.test A 192.0.2.2
+  client namespace   CLIENT_IF 192.0.2.2/24 (an outsider, and far.test's MX:
+                     a second posternd on port 25 delivering to a maildir)
+                     and 192.0.2.3/24 (seed 000's "incoming" host)
+
+Clients are swaks (run with `ip netns exec`) and smtplib, whose socket is
+made inside the namespace (setns(2) for this thread for the moment of the
+connect). Namespaces are named after the test's PID and deleted, and every
+process this file starts is stopped by its PID, in finally blocks.
+
+Needs root, `ip netns`, swaks, dnsmasq and openssl; skips with the reason
+when one is missing. Known defects other work is fixing are marked with
+known_issue(), which skips only while the defect's own symptom shows.
+"""
+
+import contextlib
+import ctypes
+import os
+import pwd
+import grp
+import random
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import string
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import postern  # noqa: E402
+
+SEEDS = os.path.join(postern.SOURCE_DIR, "tests", "config", "seeds")
+POSTERNCTL = os.path.join(postern.BUILD_DIR, "posternctl")
+DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+SWAKS = shutil.which("swaks")
+
+SERVER_IP = "192.0.2.1"
+OUTSIDER_IP = "192.0.2.2"   # also far.test's MX
+INCOMING_IP = "192.0.2.3"   # seed 000's <INCOMING-IP-OR-NETWORK>
+FAR = "far.test"            # a domain elsewhere: relayed by MX to the client namespace
+
+CMD_TIMEOUT = 30            # seconds any command this file runs may take
+DELIVERY_TIMEOUT = 30.0     # seconds a message may take to land
+
+# Defects being fixed elsewhere (issue 9): a case that hits one of them skips
+# with this reason while the defect's own symptom shows, and fails otherwise.
+KNOWN = {
+    "mbox-spool": "issue 9 §2, being fixed: mbox delivery cannot create a mailbox in a root:mail 2775 "
+                  "spool (Debian's /var/mail)",
+}
+
+
+# ---- namespaces ----
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_CLONE_NEWNET = 0x40000000
+
+
+@contextlib.contextmanager
+def inside(ns):
+    """Run the block with this thread in network namespace ns: sockets made
+    in it belong to ns for good. Failing to come back aborts the process,
+    since nothing after it would run where it thinks it does."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, _CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, f"setns into {ns}: {os.strerror(e)}")
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if _libc.setns(own, _CLONE_NEWNET) != 0:
+                sys.stderr.write("cannot return to the test's own network namespace; aborting\n")
+                os._exit(3)
+    finally:
+        os.close(own)
+
+
+def run(argv, **kw):
+    if "input" not in kw:
+        kw["stdin"] = subprocess.DEVNULL
+    return subprocess.run(argv, capture_output=True, text=True, timeout=CMD_TIMEOUT, **kw)
+
+
+STALE = re.compile(r"^pt(\d+)[a-z]-[sc]$")  # Lab's namespace names
+
+
+def remove_stale_namespaces():
+    """Namespaces a killed run of this file left (its PID is gone), with their
+    /etc/netns folders: an interrupted run cannot clean up after itself."""
+    listing = run(["ip", "netns", "list"]).stdout
+    for line in listing.splitlines()[:1000]:
+        name = line.split()[0] if line.split() else ""
+        m = STALE.match(name)
+        if m and int(m.group(1)) != os.getpid() and not postern.process_alive(int(m.group(1))):
+            run(["ip", "netns", "del", name])
+            shutil.rmtree(f"/etc/netns/{name}", ignore_errors=True)
+
+
+def netns_missing():
+    """Why `ip netns` cannot be used here, or None."""
+    if os.geteuid() != 0:
+        return "needs root: network namespaces, system users, ports 25 and 587"
+    if not shutil.which("ip"):
+        return "needs iproute2's ip"
+    probe = f"ptprobe{os.getpid()}"
+    r = run(["ip", "netns", "add", probe])
+    if r.returncode != 0:
+        return f"ip netns add failed: {r.stderr.strip()}"
+    run(["ip", "netns", "del", probe])
+    remove_stale_namespaces()
+    for tool, path in (("swaks", SWAKS), ("dnsmasq", DNSMASQ), ("openssl", shutil.which("openssl"))):
+        if not path or not os.access(path, os.X_OK):
+            return f"needs {tool}"
+    return None
+
+
+class Lab:
+    """Two namespaces joined by a veth pair, dnsmasq in the server one and
+    far.test's MX (a posternd) in the client one; see the module comment."""
+
+    def __init__(self, tag):
+        base = f"pt{os.getpid()}{tag}"
+        self.server_ns, self.client_ns = f"{base}-s", f"{base}-c"
+        # Interface names: at most 15 bytes.
+        self.server_if, self.client_if = f"p{os.getpid() % 10**7}{tag}s"[:15], f"p{os.getpid() % 10**7}{tag}c"[:15]
+        self.dnsmasq = None
+        self.dnsmasq_log = tempfile.TemporaryFile()
+        self.mx = None
+        self._made = []
+
+    def __enter__(self):
+        try:
+            self._build()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _ip(self, *args):
+        r = run(["ip", *args])
+        if r.returncode != 0:
+            raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
+
+    def _build(self):
+        for ns in (self.server_ns, self.client_ns):
+            self._ip("netns", "add", ns)
+            self._made.append(ns)
+            self._ip("-n", ns, "link", "set", "lo", "up")
+            # Resolver of processes run with `ip netns exec`: the server's
+            # dnsmasq; in the client namespace nothing listens there, so that
+            # the MX's lookups fail at once instead of timing out.
+            os.makedirs(f"/etc/netns/{ns}", exist_ok=True)
+            with open(f"/etc/netns/{ns}/resolv.conf", "w") as f:
+                f.write("nameserver 127.0.0.1\n")
+        self._ip("link", "add", self.server_if, "netns", self.server_ns, "type", "veth",
+                 "peer", "name", self.client_if, "netns", self.client_ns)
+        self._ip("-n", self.server_ns, "addr", "add", f"{SERVER_IP}/24", "dev", self.server_if)
+        self._ip("-n", self.client_ns, "addr", "add", f"{OUTSIDER_IP}/24", "dev", self.client_if)
+        self._ip("-n", self.client_ns, "addr", "add", f"{INCOMING_IP}/24", "dev", self.client_if)
+        for ns, ifname in ((self.server_ns, self.server_if), (self.client_ns, self.client_if)):
+            self._ip("-n", ns, "link", "set", ifname, "up")
+        # dnsmasq answers only from its command line.
+        self.dnsmasq = subprocess.Popen(
+            ["ip", "netns", "exec", self.server_ns, DNSMASQ, "--no-daemon", "--conf-file=/dev/null",
+             "--no-resolv", "--no-hosts", "--listen-address=127.0.0.1", "--bind-interfaces", "--port=53",
+             "--user=root", "--group=root", "--pid-file=", "--local=/test/", "--local=/2.0.192.in-addr.arpa/",
+             f"--mx-host={FAR},mx.{FAR},10", f"--host-record=mx.{FAR},{OUTSIDER_IP}"],
+            stdin=subprocess.DEVNULL, stdout=self.dnsmasq_log, stderr=self.dnsmasq_log, start_new_session=True)
+        self.mx = NetnsDaemon(self.client_ns, (OUTSIDER_IP, 25), name="seeds-mx",
+                              config_text=(f"listen on {OUTSIDER_IP} port 25\n"
+                                           'action "mx" maildir "@DIR@/mx/%{rcpt.user}" user root\n'
+                                           'match from any for any action "mx"\n'))
+        self.mx.__enter__()
+        # The server namespace reaches the MX, by name.
+        if not postern.wait_until(lambda: self.dns_answers(), 10, interval=0.2):
+            self.dnsmasq_log.seek(0)
+            raise RuntimeError("dnsmasq did not answer in the server namespace:\n" +
+                               self.dnsmasq_log.read(65536).decode("utf-8", "replace"))
+
+    def dns_answers(self):
+        r = run(["ip", "netns", "exec", self.server_ns, sys.executable, "-c",
+                 f"import socket; print(socket.gethostbyname('mx.{FAR}'))"])
+        return r.returncode == 0 and r.stdout.strip() == OUTSIDER_IP
+
+    def __exit__(self, *exc):
+        try:
+            if self.mx:
+                self.mx.__exit__(None, None, None)
+        finally:
+            if self.dnsmasq and self.dnsmasq.poll() is None:
+                self.dnsmasq.send_signal(signal.SIGTERM)
+                try:
+                    self.dnsmasq.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.dnsmasq.kill()
+                    self.dnsmasq.wait(timeout=10)
+            self.dnsmasq_log.close()
+            for ns in self._made:
+                run(["ip", "netns", "del", ns])  # takes the veth pair with it
+                shutil.rmtree(f"/etc/netns/{ns}", ignore_errors=True)
+            with contextlib.suppress(OSError):
+                os.rmdir("/etc/netns")  # only if empty: it may have been there before
+        return False
+
+    def mx_mail(self, user):
+        """The messages far.test's MX has delivered for user@far.test (bytes, by file name)."""
+        folder = self.mx.path("mx", user)
+        return [postern.read_bytes(os.path.join(folder, "new", f)) for f in postern.maildir_new(folder)]
+
+
+class NetnsDaemon(postern.Daemon):
+    """A posternd started with `ip netns exec NS`, its config written as
+    given after lines that put its state in its folder (no `listen` added);
+    ready when `probe` (address, port) answers inside NS."""
+
+    def __init__(self, ns, probe, config_text, name, prepare=None):
+        super().__init__(config_text, name=name, prepare=prepare)
+        self.ns = ns
+        self.probe = probe
+
+    def config_head(self):
+        return (f'queue path "{self.spool}"\n'
+                f'pidfile "{self.path("posternd.pid")}"\n'
+                f'control socket "{self.path("run", "control.sock")}"\n'
+                f'mbox path "{self.mbox_dir}"\n')
+
+    def _start_with_free_port(self):
+        self.port = self.probe[1]
+        self._write_config()
+        self._spawn()
+
+    def _spawn(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["ip", "netns", "exec", self.ns, postern.POSTERND, "-d", "-f", self.conf_path] + self.extra_args,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir, start_new_session=True)
+        self.session = self.proc.pid  # `ip netns exec` execs: this is posternd itself
+        self._wait_ready()
+
+    def _probe(self):
+        try:
+            with inside(self.ns):
+                s = socket.create_connection(self.probe, timeout=1.0)
+            with s:
+                s.settimeout(1.0)
+                data = b""
+                while b"\n" not in data and len(data) < 4096:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        return None
+                    data += chunk
+                s.sendall(b"QUIT\r\n")
+                return data.decode("latin-1").split("\n")[0].rstrip("\r")
+        except OSError:
+            return None
+
+
+# ---- seeds, users, certificates ----
+
+def substituted(seed, table):
+    """The seed file's text with each (old, new) of table replaced; every old
+    text must be there, so that a changed seed cannot pass unnoticed."""
+    with open(os.path.join(SEEDS, seed)) as f:
+        text = f.read()
+    for old, new in table:
+        if old not in text:
+            raise AssertionError(f"{seed}: {old!r} is not in the seed any more; update the substitution table")
+        text = text.replace(old, new)
+    return text
+
+
+def describe_table(seed, table):
+    rows = "\n".join(f"    {old!r:48} -> {new!r}" for old, new in table)
+    return f"{seed}, substituted:\n{rows}"
+
+
+class SystemUser:
+    """A system user `pt` + 6 random characters with a home in `folder`
+    (mode 0700, its own), and a password if given; removed by remove()."""
+
+    def __init__(self, folder, password=None):
+        self.name = "pt" + "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
+        self.home = os.path.join(folder, self.name)
+        r = run(["useradd", "--no-create-home", "--home-dir", self.home, "--shell", "/usr/sbin/nologin",
+                 "--user-group", self.name])
+        if r.returncode != 0:
+            raise RuntimeError(f"useradd {self.name}: {r.stderr.strip()}")
+        try:
+            pw = pwd.getpwnam(self.name)
+            os.makedirs(self.home)
+            os.chown(self.home, pw.pw_uid, pw.pw_gid)
+            os.chmod(self.home, 0o700)
+            if password:
+                r = run(["chpasswd"], input=f"{self.name}:{password}\n")
+                if r.returncode != 0:
+                    raise RuntimeError(f"chpasswd {self.name}: {r.stderr.strip()}")
+        except BaseException:
+            self.remove()
+            raise
+
+    def remove(self):
+        run(["userdel", self.name])
+        with contextlib.suppress(KeyError):
+            grp.getgrnam(self.name)  # the user's own group, if userdel left it
+            run(["groupdel", self.name])
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def encrypt(password):
+    """A credentials-table hash made by `posternctl encrypt`."""
+    r = run([POSTERNCTL, "encrypt", password])
+    if r.returncode != 0 or not r.stdout.startswith("$"):
+        raise RuntimeError(f"posternctl encrypt: {r.stdout}{r.stderr}")
+    return r.stdout.strip()
+
+
+def token():
+    return "".join(random.choices(string.ascii_letters + string.digits, k=16))
+
+
+# ---- the test base ----
+
+WHY_NOT = netns_missing()
+
+
+@unittest.skipIf(WHY_NOT, WHY_NOT)
+class SeedCase(unittest.TestCase):
+    """setUpClass makes the lab and users, writes the files the seed names and
+    starts the seed's daemon in the server namespace. Subclasses set SEED,
+    TABLE (substitutions, may use @IF@ for the server interface and @DIR@),
+    PROBE (where the daemon answers once ready) and prepare_files()."""
+
+    SEED = None
+    TABLE = ()
+    PROBE = (SERVER_IP, 25)
+    TAG = "x"   # short: it goes into interface names
+
+    @classmethod
+    def setUpClass(cls):
+        cls.folder = tempfile.mkdtemp(prefix="seeds-")
+        os.chmod(cls.folder, 0o755)
+        cls.users = []
+        cls.lab = None
+        cls.d = None
+        try:
+            cls.lab = Lab(cls.TAG).__enter__()
+            cls.table = [(old, new.replace("@IF@", cls.lab.server_if)) for old, new in cls.TABLE]
+            cls.make_users()
+            text = substituted(cls.SEED, cls.table)
+            cls.d = NetnsDaemon(cls.lab.server_ns, cls.PROBE, text, name=f"seed-{cls.SEED[:3]}",
+                                prepare=cls.prepare_files)
+            cls.d.__enter__()
+        except BaseException:
+            sys.stderr.write(describe_table(cls.SEED, getattr(cls, "table", cls.TABLE)) + "\n")
+            cls.tearDownClass()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            if cls.d:
+                cls.d.__exit__(None, None, None)
+                cls.d = None
+        finally:
+            try:
+                if cls.lab:
+                    cls.lab.__exit__(None, None, None)
+                    cls.lab = None
+            finally:
+                for u in cls.users:
+                    u.remove()
+                shutil.rmtree(cls.folder, ignore_errors=True)
+
+    @classmethod
+    def make_users(cls):
+        pass
+
+    @classmethod
+    def prepare_files(cls, folder):
+        pass
+
+    @classmethod
+    def user(cls, password=None):
+        u = SystemUser(cls.folder, password)
+        cls.users.append(u)
+        return u
+
+    # ---- what a failure prints ----
+
+    def context(self):
+        """The substitution table, the config the daemon ran and its log (and the MX's)."""
+        conf = ""
+        with contextlib.suppress(OSError):
+            with open(self.d.conf_path) as f:
+                conf = f.read()
+        return (f"\n{describe_table(self.SEED, self.table)}\nconfig:\n{conf}\n"
+                f"server log (last 40 lines):\n" + "\n".join(self.d.log().splitlines()[-40:]) +
+                "\nMX log (last 15 lines):\n" + "\n".join(self.lab.mx.log().splitlines()[-15:]))
+
+    def known_issue(self, key, symptom_regex):
+        """Skip, naming KNOWN[key], if the server's log shows the known defect."""
+        if self.d.wait_log(symptom_regex, timeout=0.1):
+            self.skipTest(f"known: {KNOWN[key]}")
+
+    # ---- clients ----
+
+    def smtp(self, port, source=OUTSIDER_IP, server=SERVER_IP, ns=None, starttls=False, hostname=None):
+        """smtplib client in the client namespace (or ns), from address source."""
+        with inside(ns or self.lab.client_ns):
+            s = smtplib.SMTP(timeout=15, source_address=(source, 0) if source else None)
+            s._host = server  # what STARTTLS names (SNI); the certificate is not checked
+            s.connect(server, port)
+        s.ehlo("client.test")
+        if starttls:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            s.starttls(context=ctx)
+            s.ehlo("client.test")
+        return s
+
+    def swaks(self, *args, source=OUTSIDER_IP):
+        """swaks in the client namespace, from address source: (exit code, transcript)."""
+        r = subprocess.run(["ip", "netns", "exec", self.lab.client_ns, SWAKS, "--server", SERVER_IP,
+                            "--local-interface", source, "--timeout", "20", *args],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=CMD_TIMEOUT)
+        return r.returncode, r.stdout.decode("utf-8", "replace")
+
+    def message(self, subject, tag):
+        return f"From: sender@client.test\r\nSubject: {subject}\r\n\r\nbody {tag}\r\n"
+
+    def assert_relay_denied(self, port, source=OUTSIDER_IP, starttls=False, rcpt=f"someone@{FAR}"):
+        with self.smtp(port, source=source, starttls=starttls) as s:
+            self.assertEqual(s.mail("spammer@client.test")[0], 250, self.context())
+            code, text = s.rcpt(rcpt)
+            self.assertEqual((code, text[:6]), (550, b"5.7.1 "), f"{code} {text!r}" + self.context())
+
+    def assert_relayed(self, tag, user="someone"):
+        """The MX of far.test got the message carrying tag, once; its bytes."""
+        deadline = time.monotonic() + DELIVERY_TIMEOUT
+        found = []
+        while time.monotonic() < deadline:
+            found = [m for m in self.lab.mx_mail(user) if tag.encode() in m]
+            if found:
+                break
+            time.sleep(0.1)
+        self.assertEqual(len(found), 1, f"message {tag} at far.test's MX" + self.context())
+        return found[0]
+
+
+# ---- 000: outgoing-only server for authenticated users ----
+
+class Seed000OutgoingRelay(SeedCase):
+    """000_outgoing_relay.conf ("Simple outgoing-only SMTP server", pre-6.4
+    grammar): authenticated users (a secrets table of `smtpctl encrypt`
+    hashes) submit on 587 with STARTTLS, from anywhere, and the server relays
+    their mail; so does the "incoming" host of the placeholder table; no one
+    else relays. `accept from local for any relay` is what lets authenticated
+    users relay (before 6.4 they counted as local: issue 9 §3)."""
+
+    SEED = "000_outgoing_relay.conf"
+    TAG = "a"
+    TABLE = (
+        ('"/etc/ssl/private/mail.example.org.key"', '"@DIR@/mail.example.org.key"'),
+        ('"/etc/ssl/pem/mail.example.org.pem"', '"@DIR@/mail.example.org.pem"'),
+        ("file:/etc/opensmtpd/secrets", "file:@DIR@/secrets"),
+        ("eth0", "@IF@"),
+        # The article's placeholder for "an IP or network" that may relay.
+        ("<INCOMING-IP-OR-NETWORK>", INCOMING_IP),
+    )
+    PASSWORD = "notif-Pass-9"
+
+    @classmethod
+    def prepare_files(cls, folder):
+        postern.make_self_signed_pki(os.path.join(folder, "mail.example.org.pem"),
+                                     os.path.join(folder, "mail.example.org.key"), "mail.example.org")
+        # As the article shows it: `user@domain.tld $(smtpctl encrypt mypassword)`.
+        with open(os.path.join(folder, "secrets"), "w") as f:
+            f.write(f"notification@example.org {encrypt(cls.PASSWORD)}\n"
+                    f"promotions@example.org {encrypt('other-Pass-1')}\n")
+
+    def test_authenticated_user_from_another_address_relays(self):
+        # swaks from 192.0.2.2, a host that is not the server's: STARTTLS, AUTH, relay.
+        tag = token()
+        code, out = self.swaks("--port", "587", "--tls", "--auth", "LOGIN",
+                               "--auth-user", "notification@example.org", "--auth-password", self.PASSWORD,
+                               "--from", "notification@example.org", "--to", f"someone@{FAR}",
+                               "--header", f"Subject: notify {tag}", "--body", f"body {tag}")
+        self.assertEqual(code, 0, out + self.context())
+        self.assertIn("235 ", out, out)
+        data = self.assert_relayed(tag)
+        self.assertIn(f"Subject: notify {tag}".encode(), data)
+        self.assertIn(f"body {tag}".encode(), data)
+        # mask-source: the client's address is not in the server's Received: header.
+        self.assertNotIn(f"[{OUTSIDER_IP}]".encode(), data, data)
+        self.assertIn(b"ESMTPSA", data, data)
+
+    def test_the_translation_says_so(self):
+        # The pre-6.4 rule's warning shows the line that lets authenticated users relay.
+        log = self.d.log()
+        self.assertIn('    match from local for any action "relay"\n'
+                      '    match auth from any for any action "relay"\n', log)
+        self.assertIn(f"    match !auth from src {INCOMING_IP} for any action \"relay\"\n", log)
+
+    def test_authenticated_with_plain_over_starttls_too(self):
+        tag = token()
+        with self.smtp(587, starttls=True) as s:
+            s.user, s.password = "promotions@example.org", "other-Pass-1"
+            self.assertEqual(s.auth("PLAIN", s.auth_plain)[0], 235)
+            self.assertEqual(s.sendmail("promotions@example.org", [f"promo@{FAR}"],
+                                        self.message("promo", tag)), {}, self.context())
+        self.assert_relayed(tag, user="promo")
+
+    def test_outsider_without_auth_is_refused_relaying(self):
+        # The same outside address, no AUTH: port 25 (STARTTLS offered, or not used) ...
+        self.assert_relay_denied(25)
+        self.assert_relay_denied(25, starttls=True)
+        # ... and swaks says the same.
+        code, out = self.swaks("--port", "25", "--from", "x@client.test", "--to", f"someone@{FAR}")
+        self.assertNotEqual(code, 0, out)
+        self.assertIn("550 5.7.1", out, out)
+
+    def test_submission_needs_tls_and_auth(self):
+        with self.smtp(587) as s:
+            code, _ = s.mail("x@client.test")
+            self.assertEqual(code // 100, 5, "MAIL in clear on a tls-require port")
+        with self.smtp(587, starttls=True) as s:
+            code, _ = s.mail("x@client.test")
+            self.assertEqual(code, 530, "MAIL without AUTH on an auth port")
+        with self.smtp(587, starttls=True) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError) as e:
+                s.login("notification@example.org", "wrong")
+            self.assertEqual(e.exception.smtp_code, 535)
+
+    def test_incoming_host_relays_without_auth(self):
+        # `accept from source <INCOMING-IP-OR-NETWORK>`: that host, no AUTH, port 25.
+        tag = token()
+        with self.smtp(25, source=INCOMING_IP) as s:
+            self.assertEqual(s.sendmail("app@client.test", [f"user@{FAR}"], self.message("app", tag)), {},
+                             self.context())
+        data = self.assert_relayed(tag, user="user")
+        self.assertIn(f"[{INCOMING_IP}]".encode(), data)  # no mask-source on port 25
+
+    def test_the_server_itself_relays(self):
+        # `from local`: a connection from the server's own address.
+        tag = token()
+        with self.smtp(25, source=None, ns=self.lab.server_ns) as s:
+            self.assertEqual(s.sendmail("cron@example.org", [f"ops@{FAR}"], self.message("cron", tag)), {},
+                             self.context())
+        self.assert_relayed(tag, user="ops")
+
+
+# ---- 002: receive for example.com, submission with auth (lmtp as maildir) ----
+
+class Seed002Submission(SeedCase):
+    """002_lmtp_submission.conf ("Running you own mail server I"): mail for
+    example.com from anyone goes to the virtual users' mailboxes (the
+    article's LMTP socket to Cyrus swapped for maildir, as issue 9 says:
+    delivered as the user the virtual table names, "cyrus" there), and
+    submitters authenticated on 587 (tls-require, a credentials table of
+    `smtpctl encrypt` hashes) send anywhere; port 25 relays for no one."""
+
+    SEED = "002_lmtp_submission.conf"
+    TAG = "b"
+    TABLE = (
+        ('"/usr/local/etc/mail/virtuals"', '"@DIR@/virtuals"'),
+        ('"/usr/local/etc/mail/submitters"', '"@DIR@/submitters"'),
+        ('"/etc/ssl/certs/example_com.crt"', '"@DIR@/example_com.crt"'),
+        ('"/etc/ssl/private/example_com.key"', '"@DIR@/example_com.key"'),
+        ("if0", "@IF@"),
+        # issue 9: "002 with its lmtp line swapped for maildir"
+        ('lmtp "/var/run/lmtp" rcpt-to', "maildir"),
+    )
+    PASSWORD = "john-Pass-7"
+
+    @classmethod
+    def make_users(cls):
+        cls.cyrus = cls.user()
+
+    @classmethod
+    def prepare_files(cls, folder):
+        postern.make_self_signed_pki(os.path.join(folder, "example_com.crt"),
+                                     os.path.join(folder, "example_com.key"), "example.com")
+        with open(os.path.join(folder, "virtuals"), "w") as f:
+            f.write(f"john.doe@example.com {cls.cyrus.name}\ninfo@example.com {cls.cyrus.name}\n")
+        with open(os.path.join(folder, "submitters"), "w") as f:
+            f.write(f"john.doe@example.com {encrypt(cls.PASSWORD)}\ninfo@example.com {encrypt('info-Pass-3')}\n")
+
+    def test_receives_for_example_com_from_anyone(self):
+        tags = {rcpt: token() for rcpt in ("john.doe@example.com", "info@example.com")}
+        with self.smtp(25, starttls=True) as s:
+            for rcpt, tag in tags.items():
+                self.assertEqual(s.sendmail("friend@client.test", [rcpt], self.message("hi", tag)), {},
+                                 self.context())
+        maildir = os.path.join(self.cyrus.home, "Maildir")
+        files = self.d.wait_files(maildir, 2, timeout=DELIVERY_TIMEOUT)
+        self.assertEqual(len(files), 2, self.context())
+        got = b"".join(postern.read_bytes(p) for p in files)
+        for tag in tags.values():
+            self.assertIn(f"body {tag}".encode(), got)
+        owner = pwd.getpwnam(self.cyrus.name).pw_uid
+        self.assertTrue(all(os.stat(p).st_uid == owner for p in files), "delivered as the virtual user")
+
+    def test_unknown_example_com_user_refused(self):
+        with self.smtp(25) as s:
+            s.mail("friend@client.test")
+            code, _ = s.rcpt("nobody@example.com")
+            self.assertEqual(code // 100, 5, self.context())
+
+    def test_submitter_sends_anywhere(self):
+        tag = token()
+        code, out = self.swaks("--port", "587", "--tls", "--auth", "PLAIN",
+                               "--auth-user", "john.doe@example.com", "--auth-password", self.PASSWORD,
+                               "--from", "john.doe@example.com", "--to", f"pen.pal@{FAR}",
+                               "--header", f"Subject: out {tag}", "--body", f"body {tag}")
+        self.assertEqual(code, 0, out + self.context())
+        data = self.assert_relayed(tag, user="pen.pal")
+        self.assertIn(b"ESMTPSA", data)
+
+    def test_no_relay_on_port_25(self):
+        self.assert_relay_denied(25)
+        self.assert_relay_denied(25, starttls=True)
+
+    def test_submission_needs_tls_then_auth(self):
+        with self.smtp(587) as s:
+            self.assertEqual(s.mail("x@client.test")[0] // 100, 5)
+        with self.smtp(587, starttls=True) as s:
+            with self.assertRaises(smtplib.SMTPAuthenticationError):
+                s.login("john.doe@example.com", "wrong")
+            self.assertEqual(s.mail("john.doe@example.com")[0], 530)
+
+
+# ---- 003: "my first config" (db: table as file:) ----
+
+class Seed003FirstConfig(SeedCase):
+    """003_first_config.conf (Colorado BSD Users Group, "my first config"):
+    listens on loopback only; local mail (aliases) to mbox, and the host's
+    own mail relayed anywhere. The `db:` aliases table as a `file:` table;
+    the mbox folder is a root:mail 2775 folder made here, as Debian's
+    /var/mail, holding no mailbox yet."""
+
+    SEED = "003_first_config.conf"
+    TAG = "c"
+    PROBE = ("127.0.0.1", 25)
+    TABLE = (
+        ("lo0", "lo"),
+        # issue 9: "003's first config with its db: table as a file: table"
+        ("db:/etc/mail/aliases.db", "file:@DIR@/aliases"),
+    )
+
+    @classmethod
+    def make_users(cls):
+        cls.alice = cls.user()
+
+    @classmethod
+    def prepare_files(cls, folder):
+        with open(os.path.join(folder, "aliases"), "w") as f:
+            f.write(f"root: {cls.alice.name}\npostmaster: {cls.alice.name}\n")
+        spool = os.path.join(folder, "mbox")
+        os.chown(spool, 0, grp.getgrnam("mail").gr_gid)
+        os.chmod(spool, 0o2775)
+
+    def local(self):
+        return self.smtp(25, source=None, server="127.0.0.1", ns=self.lab.server_ns)
+
+    def test_local_mail_and_aliases_to_mbox(self):
+        tags = [token(), token()]
+        with self.local() as s:
+            self.assertEqual(s.sendmail("cron@localhost", [f"{self.alice.name}@localhost"],
+                                        self.message("direct", tags[0])), {}, self.context())
+            self.assertEqual(s.sendmail("cron@localhost", ["root@localhost"], self.message("alias", tags[1])), {},
+                             self.context())
+        mbox = os.path.join(self.d.mbox_dir, self.alice.name)
+        ok = postern.wait_until(lambda: os.path.exists(mbox) and
+                                all(t.encode() in postern.read_bytes(mbox) for t in tags), DELIVERY_TIMEOUT)
+        if not ok:
+            self.known_issue("mbox-spool", r"mbox: open .*Permission denied")
+        self.assertTrue(ok, f"both messages in {mbox}" + self.context())
+        st = os.stat(mbox)
+        self.assertEqual(st.st_uid, pwd.getpwnam(self.alice.name).pw_uid)
+        self.assertEqual(st.st_mode & 0o777, 0o600)
+
+    def test_own_mail_relayed_anywhere(self):
+        tag = token()
+        with self.local() as s:
+            self.assertEqual(s.sendmail("cron@localhost", [f"admin@{FAR}"], self.message("report", tag)), {},
+                             self.context())
+        self.assert_relayed(tag, user="admin")
+
+    def test_nothing_listens_outside(self):
+        # "listen on lo0": the network cannot even connect.
+        with self.assertRaises(ConnectionRefusedError):
+            self.smtp(25).close()
+
+
+# ---- 004: ehouse.io, without its queue lines (db: table as file:) ----
+
+class Seed004Ehouse(SeedCase):
+    """004_ehouse.conf ("Basic SMTP Email Server"), without its queue lines:
+    mail for ehouse.io from anyone, with aliases, to the users' ~/Maildir;
+    system users authenticated (587 tls-require auth, or 25 auth-optional
+    after STARTTLS) and the host itself relay anywhere; no one else."""
+
+    SEED = "004_ehouse.conf"
+    TAG = "d"
+    TABLE = (
+        ('"/etc/ssl/certs/mail.crt"', '"@DIR@/mail.crt"'),
+        ('"/etc/ssl/private/mail.key"', '"@DIR@/mail.key"'),
+        # issue 9: "004 without its queue lines"
+        ("queue compression\n", ""),
+        ("queue encryption key YourKeyHere\n", ""),
+        ("egress", "@IF@"),
+        # No db: backend yet (issue 9 §4): the aliases as a file: table.
+        ("db:/etc/mail/aliases.db", "file:@DIR@/aliases"),
+    )
+    PASSWORD = "ethan-Pass-5"
+
+    @classmethod
+    def make_users(cls):
+        cls.ethan = cls.user(password=cls.PASSWORD)
+
+    @classmethod
+    def prepare_files(cls, folder):
+        postern.make_self_signed_pki(os.path.join(folder, "mail.crt"), os.path.join(folder, "mail.key"),
+                                     "ehouse.io")
+        with open(os.path.join(folder, "aliases"), "w") as f:
+            f.write(f"postmaster: {cls.ethan.name}\nethan: {cls.ethan.name}\n")
+
+    def test_receives_for_ehouse_io_with_aliases(self):
+        tags = {f"{self.ethan.name}@ehouse.io": token(), "postmaster@ehouse.io": token(), "ethan@ehouse.io": token()}
+        with self.smtp(25, starttls=True) as s:
+            for rcpt, tag in tags.items():
+                self.assertEqual(s.sendmail("friend@client.test", [rcpt], self.message("hi", tag)), {},
+                                 self.context())
+        maildir = os.path.join(self.ethan.home, "Maildir")
+        files = self.d.wait_files(maildir, 3, timeout=DELIVERY_TIMEOUT)
+        self.assertEqual(len(files), 3, self.context())
+        got = b"".join(postern.read_bytes(p) for p in files)
+        for tag in tags.values():
+            self.assertIn(f"body {tag}".encode(), got)
+
+    def test_system_user_submits_on_587(self):
+        tag = token()
+        code, out = self.swaks("--port", "587", "--tls", "--auth", "LOGIN",
+                               "--auth-user", self.ethan.name, "--auth-password", self.PASSWORD,
+                               "--from", "ethan@ehouse.io", "--to", f"friend@{FAR}",
+                               "--header", f"Subject: out {tag}", "--body", f"body {tag}")
+        self.assertEqual(code, 0, out + self.context())
+        self.assert_relayed(tag, user="friend")
+
+    def test_auth_optional_on_25_relays_once_authenticated(self):
+        tag = token()
+        with self.smtp(25, starttls=True) as s:
+            self.assertEqual(s.login(self.ethan.name, self.PASSWORD)[0], 235)
+            self.assertEqual(s.sendmail("ethan@ehouse.io", [f"pal@{FAR}"], self.message("via 25", tag)), {},
+                             self.context())
+        self.assert_relayed(tag, user="pal")
+
+    def test_outsider_is_refused_relaying(self):
+        self.assert_relay_denied(25)
+        self.assert_relay_denied(25, starttls=True)
+        with self.smtp(587, starttls=True) as s:
+            self.assertEqual(s.mail("x@client.test")[0], 530)
+
+    def test_the_host_itself_relays(self):
+        # "listen on localhost" and the implicit `from local`.
+        tag = token()
+        with self.smtp(25, source=None, server="127.0.0.1", ns=self.lab.server_ns) as s:
+            self.assertEqual(s.sendmail("root@ehouse.io", [f"ops@{FAR}"], self.message("cron", tag)), {},
+                             self.context())
+        self.assert_relayed(tag, user="ops")
+
+
+if __name__ == "__main__":
+    postern.run_tests()
