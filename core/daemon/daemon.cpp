@@ -341,8 +341,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         priv = client.get();
         launcher = std::move(client);
     } else {
-        launcher = std::make_unique<delivery::SpawnLauncher>(
-            &loop, spawn_options(cfg, paths, false));
+        launcher = std::make_unique<delivery::SpawnLauncher>(&loop, spawn_options(cfg, paths, false));
     }
     Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
     RelayRouter router(cfg, tables, *prep.relay_pkis);
@@ -448,8 +447,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths) {
     uv_loop_t loop;
     uv_loop_init(&loop);
-    delivery::SpawnLauncher launcher(
-        &loop, spawn_options(cfg, paths, true));
+    delivery::SpawnLauncher launcher(&loop, spawn_options(cfg, paths, true));
     delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
     // Pass stop and reload requests on to the child.
