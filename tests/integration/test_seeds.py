@@ -29,8 +29,7 @@ connect). Namespaces are named after the test's PID and deleted, and every
 process this file starts is stopped by its PID, in finally blocks.
 
 Needs root, `ip netns`, swaks, dnsmasq and openssl; skips with the reason
-when one is missing. Known defects other work is fixing are marked with
-known_issue(), which skips only while the defect's own symptom shows.
+when one is missing.
 """
 
 import contextlib
@@ -67,14 +66,6 @@ FAR = "far.test"            # a domain elsewhere: relayed by MX to the client na
 
 CMD_TIMEOUT = 30            # seconds any command this file runs may take
 DELIVERY_TIMEOUT = 30.0     # seconds a message may take to land
-
-# Defects being fixed elsewhere (issue 9): a case that hits one of them skips
-# with this reason while the defect's own symptom shows, and fails otherwise.
-KNOWN = {
-    "mbox-spool": "issue 9 §2, being fixed: mbox delivery cannot create a mailbox in a root:mail 2775 "
-                  "spool (Debian's /var/mail)",
-}
-
 
 # ---- namespaces ----
 
@@ -428,11 +419,6 @@ class SeedCase(unittest.TestCase):
                 f"server log (last 40 lines):\n" + "\n".join(self.d.log().splitlines()[-40:]) +
                 "\nMX log (last 15 lines):\n" + "\n".join(self.lab.mx.log().splitlines()[-15:]))
 
-    def known_issue(self, key, symptom_regex):
-        """Skip, naming KNOWN[key], if the server's log shows the known defect."""
-        if self.d.wait_log(symptom_regex, timeout=0.1):
-            self.skipTest(f"known: {KNOWN[key]}")
-
     # ---- clients ----
 
     def smtp(self, port, source=OUTSIDER_IP, server=SERVER_IP, ns=None, starttls=False, hostname=None):
@@ -705,8 +691,6 @@ class Seed003FirstConfig(SeedCase):
         mbox = os.path.join(self.d.mbox_dir, self.alice.name)
         ok = postern.wait_until(lambda: os.path.exists(mbox) and
                                 all(t.encode() in postern.read_bytes(mbox) for t in tags), DELIVERY_TIMEOUT)
-        if not ok:
-            self.known_issue("mbox-spool", r"mbox: open .*Permission denied")
         self.assertTrue(ok, f"both messages in {mbox}" + self.context())
         st = os.stat(mbox)
         self.assertEqual(st.st_uid, pwd.getpwnam(self.alice.name).pw_uid)
