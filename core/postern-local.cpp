@@ -1,14 +1,16 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 [--as UID:GID [--create-mbox]] [--secret-fd FD]
-//                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]
+//                 [--as UID:GID] [--secret-fd FD]
+//                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]
+//                 [--delivery ...]
 //
 // The daemon starts one agent per batch of local deliveries that share an
 // action and an account. A daemon running as root starts it as root with
 // --as: the agent loads its plugin while it can still read any folder (the
 // binaries may sit in a checkout under a 0700 home), creates missing
-// mailboxes in the mbox folder with --create-mbox (Debian's /var/mail is
+// mailboxes (the PATH of a --delivery followed by --create-mbox, a mailbox
+// in the mbox folder: Debian's /var/mail is
 // root:mail 2775, so a user cannot), and then becomes UID:GID for good
 // before it reads a single message or envelope field. Each --delivery names an inherited file
 // descriptor holding one spooled message and that message's envelope. The
@@ -33,6 +35,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -55,20 +58,21 @@ constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID [--create-mbox]] [--secret-fd FD]\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
+    "                     [--as UID:GID] [--secret-fd FD]\n"
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
+    "                     [--delivery ...]\n";
 
 struct Delivery {
     int fd = -1;
     std::string sender, rcpt, dest, path, msgid;
     std::string mail_params, rcpt_params;  // --dsn, for a relay
+    bool create_mbox = false;              // PATH is a mailbox root makes if missing
 };
 
 struct Args {
     std::string plugin_dir, method, user, home, options;
     int secret_fd = -1;  // more option words, kept out of argv
     std::optional<std::pair<uid_t, gid_t>> as;  // --as: who to become after loading the plugin
-    bool create_mbox = false;
     bool has_method = false, has_user = false, has_home = false;
     std::vector<Delivery> deliveries;
 };
@@ -120,7 +124,13 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         else if (opt == "--user") ok = single("user", &a.user, &a.has_user, i);
         else if (opt == "--home") ok = single("home", &a.home, &a.has_home, i);
         else if (opt == "--options") ok = single("options", &a.options, &has_options, i);
-        else if (opt == "--create-mbox") ok = a.create_mbox = true;
+        else if (opt == "--create-mbox") {
+            if (a.deliveries.empty()) {
+                *error = "option --create-mbox must follow a --delivery";
+                return std::nullopt;
+            }
+            ok = a.deliveries.back().create_mbox = true;
+        }
         else if (opt == "--as") {
             std::string text;
             std::pair<uid_t, gid_t> ids;
@@ -175,7 +185,7 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         *error = "no --delivery given";
         return std::nullopt;
     }
-    if (a.create_mbox && !a.as) {
+    if (!a.as && std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
         *error = "--create-mbox needs --as";
         return std::nullopt;
     }
@@ -314,9 +324,8 @@ bool create_mailbox(const std::string& path, uid_t uid, std::string* error) {
 // Root's part of the run: missing mailboxes, then root is gone for good.
 bool root_steps(const Args& a, std::string* error) {
     if (!a.as) return true;
-    if (a.create_mbox)
-        for (const auto& d : a.deliveries)
-            if (!d.path.empty() && !create_mailbox(d.path, a.as->first, error)) return false;
+    for (const auto& d : a.deliveries)
+        if (d.create_mbox && !d.path.empty() && !create_mailbox(d.path, a.as->first, error)) return false;
     if (::geteuid() != 0) {
         if (::geteuid() == a.as->first) return true;
         *error = "--as " + std::to_string(a.as->first) + " needs root";
@@ -331,6 +340,10 @@ int main(int argc, char** argv) {
     // A plugin writing to a socket whose peer went away (lmtp) must see EPIPE,
     // not die of SIGPIPE: that would turn a clear error into a bare signal.
     ::signal(SIGPIPE, SIG_IGN);
+    // Whatever the daemon held back is not the agent's (nor its mda commands').
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
 
     std::string error;
     auto args = parse(argc, argv, &error);

@@ -288,8 +288,15 @@ bool read_rule_option(Reader& r, const Token& opt, OldRule& rule) {
         src.written = true;
         src.negated = rule.criteria[src.begin].is_punct("!");
         const Token& what = rule.criteria[src.begin + (src.negated ? 2 : 1)];
-        src.any = what.is_word("any");
-        src.holds_local_key = src.any || what.is_word("local");
+        // `source <anyhost>` and `source <localhost>` are the built-in tables
+        // that listed "local" (and <anyhost> every address too).
+        auto builtin = [&](std::string_view name) {
+            std::size_t at = src.begin + (src.negated ? 2 : 1);
+            return src.end - at == 4 && rule.criteria[at + 1].is_punct("<") && rule.criteria[at + 2].is_word(name) &&
+                   rule.criteria[at + 3].is_punct(">");
+        };
+        src.any = what.is_word("any") || builtin("anyhost");
+        src.holds_local_key = src.any || what.is_word("local") || builtin("localhost");
         return true;
     }
     if (w == "for") return read_for(r, opt, rule.criteria);

@@ -50,7 +50,6 @@
 namespace postern::daemon {
 namespace {
 
-constexpr const char* kUnprivilegedUser = "_postern";
 constexpr const char* kDefaultSpool = "/var/spool/postern";
 constexpr const char* kDefaultMbox = "/var/mail";
 constexpr const char* kDefaultControl = "/run/postern/control.sock";
@@ -280,10 +279,21 @@ bool load_tls(const config::Config& cfg, TlsContexts* out, std::vector<std::stri
     return errors->empty();
 }
 
+// Stop and reload signals are held from start-up until the process that
+// gets them has its handlers: one that came earlier (a log rotation's HUP)
+// would otherwise end the daemon half started.
+void hold_stop_signals(bool hold) {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int n : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set, n);
+    sigprocmask(hold ? SIG_BLOCK : SIG_UNBLOCK, &set, nullptr);
+}
+
 // How agents are started: by this process itself (`switch_user`: as root,
 // telling each agent whom to become).
 delivery::SpawnOptions spawn_options(const config::Config& cfg, const Paths& paths, bool switch_user) {
-    return {delivery::default_agent_path(), paths.plugins, paths.mbox, switch_user, cfg.sub_addr_delim};
+    return {delivery::default_agent_path(), paths.plugins, paths.mbox, switch_user, cfg.sub_addr_delim,
+            switch_user ? paths.spool : std::string()};
 }
 
 // How long a stopping daemon waits for the agents under way to report.
@@ -433,6 +443,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     uv_signal_start(&sig.term, on_stop, SIGTERM);
     uv_signal_start(&sig.intr, on_stop, SIGINT);
     uv_signal_start(&sig.hup, [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->reload(); }, SIGHUP);
+    hold_stop_signals(false);
 
     log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -451,13 +462,25 @@ int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths
     delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
     // Pass stop and reload requests on to the child.
+    struct Relay {
+        pid_t child;
+        bool stop_asked = false;
+    } relay{child};
     uv_signal_t term, intr, hup;
     for (auto [s, signo] : {std::pair{&term, SIGTERM}, {&intr, SIGINT}, {&hup, SIGHUP}}) {
         uv_signal_init(&loop, s);
-        s->data = &child;
-        uv_signal_start(s, [](uv_signal_t* h, int n) { kill(*static_cast<pid_t*>(h->data), n); }, signo);
+        s->data = &relay;
+        uv_signal_start(
+            s,
+            [](uv_signal_t* h, int n) {
+                auto* r = static_cast<Relay*>(h->data);
+                if (n != SIGHUP) r->stop_asked = true;
+                kill(r->child, n);
+            },
+            signo);
         uv_unref(reinterpret_cast<uv_handle_t*>(s));
     }
+    hold_stop_signals(false);
     uv_run(&loop, UV_RUN_DEFAULT);
 
     // The channel is closed: the child has ended or is ending (it garbled
@@ -468,7 +491,9 @@ int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
         }
     }
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    // A child that ends on its own, even cleanly, is a daemon that stopped
+    // serving: exit non-zero so that a supervisor starts it again.
+    if (relay.stop_asked && WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     log::error(log::Line("posternd stopping: the unprivileged process is gone")
                    .kv("exit", WIFEXITED(status) ? WEXITSTATUS(status) : -1)
                    .kv("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
@@ -491,6 +516,7 @@ void raise_descriptor_limit() {
 }
 
 int run(const Options& o) {
+    if (!o.check_only) hold_stop_signals(true);
     log::init(o.log_stderr || o.check_only, o.verbose);
     config::ParseResult pr = load_config(o);
     for (const auto& w : pr.warnings) std::cerr << config::format({w.where, "warning: " + w.message}) << "\n";

@@ -7,6 +7,7 @@
 #include <pwd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -298,7 +299,7 @@ std::string delivery_problem(const std::string& method, const std::string& dir) 
     if (listed(kLaterMethods, method))
         return "delivery method " + q(method) + " is not supported yet (no plugin " + name + " in " + dir +
                "); deliver with maildir, mbox or mda until it is, as with Dovecot's "
-               "mda \"/usr/lib/dovecot/dovecot-lda -f %{sender} -a %{rcpt}\"";
+               "mda \"/usr/lib/dovecot/dovecot-lda -f \\\"$SENDER\\\" -a \\\"$RECIPIENT\\\"\"";
     return "no plugin " + name + " in " + dir + " for delivery method " + q(method) +
            "; install postern's plugins there, or set 'plugin path' to the folder that has them";
 }
@@ -339,10 +340,22 @@ void check_folder(const std::string& directive, const std::string& value, const 
     }
 }
 
+// What a root daemon needs of the host beyond its files.
+void check_host(const PreflightPaths& paths, Problems& out) {
+    if (paths.control.size() >= sizeof(sockaddr_un::sun_path))
+        out.in_file("control socket " + paths.control + ": longer than " +
+                    std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
+                    " bytes, the limit of a UNIX socket's path; choose a shorter path");
+    if (geteuid() == 0 && !getpwnam(kUnprivilegedUser))
+        out.in_file(std::string("user ") + kUnprivilegedUser + " does not exist; create it with: useradd --system " +
+                    "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + kUnprivilegedUser);
+}
+
 }  // namespace
 
 std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths) {
     Problems out(paths.config);
+    check_host(paths, out);
     check_folder("queue path", paths.spool, paths.spool, out);
     check_folder("control socket", paths.control, fs::path(paths.control).parent_path(), out);
     check_tables(cfg, paths.plugins, out);

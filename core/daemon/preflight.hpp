@@ -16,7 +16,9 @@
 //              as not supported yet until its plugin exists), and the delivery
 //              agent postern-local is there to run it
 //   paths      the queue path and the control socket's folder are folders or
-//              can be made (nothing in their way is a file)
+//              can be made (nothing in their way is a file); the control
+//              socket's path fits a UNIX socket address
+//   host       run as root: the user _postern exists
 // The pki and ca files are checked by tls/check.hpp.
 //
 // Nothing here binds a configured port, creates a file or needs root: -n runs
@@ -30,6 +32,9 @@
 #include "config/config.hpp"
 
 namespace postern::daemon {
+
+// The user a daemon started as root serves the network as.
+inline constexpr const char* kUnprivilegedUser = "_postern";
 
 // Where start-up will look, after the defaults are applied (daemon.cpp).
 struct PreflightPaths {

@@ -3,7 +3,10 @@
 
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <pwd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -99,6 +102,36 @@ std::string default_agent_path() {
 }
 
 namespace {
+
+// The message an agent reads. A root parent opens it in a spool that
+// belongs to the unprivileged user: a link planted there (to /etc/shadow,
+// say) must not be followed, nor a file of someone else's be read, so the
+// path must stay beneath the spool without symbolic links, and the file must
+// be a regular one with one name, owned by the spool's owner.
+util::Fd open_message(const std::string& spool, const std::string& path, std::string* why) {
+    auto fail = [&](const std::string& what) {
+        *why = "cannot open " + path + ": " + what;
+        return util::Fd();
+    };
+    if (spool.empty()) {  // one process: it opens only what its own user may
+        util::Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        return fd ? std::move(fd) : fail(strerror(errno));
+    }
+    if (path.compare(0, spool.size() + 1, spool + "/") != 0) return fail("not in the spool " + spool);
+    util::Fd dir(::open(spool.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    struct stat dir_st {};
+    if (!dir || ::fstat(dir.get(), &dir_st) != 0) return fail(strerror(errno));
+    open_how how{};
+    how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    std::string rel = path.substr(spool.size() + 1);
+    util::Fd fd(static_cast<int>(::syscall(SYS_openat2, dir.get(), rel.c_str(), &how, sizeof how)));
+    struct stat st {};
+    if (!fd || ::fstat(fd.get(), &st) != 0) return fail(strerror(errno));
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != dir_st.st_uid)
+        return fail("not a spooled message (a regular file with one name, owned by the spool's owner)");
+    return fd;
+}
 
 // One running agent; owns its libuv handles and frees itself when all are closed.
 struct AgentRun {
@@ -225,15 +258,12 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     std::vector<std::string> args = {options_.agent, "--plugin-dir", options_.plugin_dir, "--method", job.method,
                                      "--user",       job.user,        "--home",            acct.home,   "--options",
                                      job.options};
-    // The default mailboxes are made by the agent while it is still root
-    // (see postern-local.cpp); only those, whose path we built ourselves.
-    bool default_mboxes = job.method == "mbox";
     for (size_t i = 0; i < job.items.size(); ++i) {
         const Item& item = job.items[i];
-        default_mboxes = default_mboxes && item.path.empty();
-        util::Fd fd(open(item.message_path.c_str(), O_RDONLY | O_CLOEXEC));
+        std::string why;
+        util::Fd fd = open_message(options_.spool_dir, item.message_path, &why);
         if (!fd) {
-            run->results[i] = Result{Result::Status::TempFail, "cannot open " + item.message_path + ": " + strerror(errno)};
+            run->results[i] = Result{Result::Status::TempFail, why};
             continue;
         }
         std::string path = item.path;
@@ -253,12 +283,13 @@ void SpawnLauncher::launch(const Job& job, Done done) {
                                  path, item.msgid});
         if (!item.mail_params.empty() || !item.rcpt_params.empty())
             args.insert(args.end(), {"--dsn", item.mail_params, item.rcpt_params});
+        // A default mailbox is made by the agent while it is still root (see
+        // postern-local.cpp); only those, whose path we built ourselves.
+        if (options_.switch_user && job.method == "mbox" && item.path.empty()) args.push_back("--create-mbox");
         messages.push_back(std::move(fd));
     }
-    if (options_.switch_user) {
+    if (options_.switch_user)
         args.insert(args.end(), {"--as", std::to_string(acct.uid) + ":" + std::to_string(acct.gid)});
-        if (default_mboxes) args.push_back("--create-mbox");
-    }
     if (messages.empty()) {
         std::vector<Result> final;
         for (auto& r : run->results) final.push_back(std::move(*r));
@@ -333,6 +364,10 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     // A root daemon starts the agent as root and the agent drops to the
     // account itself (--as) once its plugin is loaded: the binaries and
     // plugins may sit where only root can reach them.
+    // A session of its own: a stop signal sent to the daemon's process group
+    // (Ctrl-C, kill -TERM -PGID) must not cut a delivery short, which the
+    // daemon waits for before it ends.
+    opts.flags = UV_PROCESS_DETACHED;
     opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
         auto* self = static_cast<AgentRun*>(p->data);
         self->exited = true;

@@ -67,6 +67,9 @@ struct SpawnOptions {
     std::string mbox_dir;    // mbox path default folder ("/var/mail")
     bool switch_user = false;  // root: run the agent as the recipient
     char subaddr_delim = '+';  // `smtp sub-addr-delim`, for %{...:strip}
+    // Set in a root parent: messages are opened only beneath this folder,
+    // without following links (the spool belongs to the unprivileged user).
+    std::string spool_dir;
 };
 
 class SpawnLauncher final : public Launcher {

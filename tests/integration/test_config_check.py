@@ -292,7 +292,7 @@ class StartupChecks(unittest.TestCase):
         self.assert_refused(path, 1, 1, f"action 'receive': delivery method 'lmtp' is not supported yet (no "
                                         f"plugin delivery-lmtp.so in {PLUGINS}); deliver with maildir, mbox or "
                                         f"mda until it is, as with Dovecot's mda \"/usr/lib/dovecot/dovecot-lda "
-                                        f"-f %{{sender}} -a %{{rcpt}}\"")
+                                        f"-f \\\"$SENDER\\\" -a \\\"$RECIPIENT\\\"\"")
 
     def test_queue_path_is_a_file(self):
         path = self.config("")
@@ -301,6 +301,15 @@ class StartupChecks(unittest.TestCase):
         rc, out, err = check(path)
         self.assertEqual((rc, err), (1, f"{path}: queue path {self.dir}/spool: {self.dir}/spool is not a folder; "
                                         f"remove it, or set 'queue path' to a path where a folder can be made\n"))
+
+    def test_control_socket_path_too_long(self):
+        sock = os.path.join(self.dir, "x" * 120, "control.sock")
+        path = self.config("", f'control socket "{sock}"\n')
+        message = (f"{path}: control socket {sock}: longer than 107 bytes, the limit of a UNIX socket's path; "
+                   "choose a shorter path\n")
+        self.assertEqual(check(path), (1, "", message))
+        rc, err = self.start(path)
+        self.assertEqual((rc, err), (1, message))
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root: the table file belongs to root")
     def test_root_only_table_passes_as_root(self):

@@ -64,22 +64,21 @@ def copy_build(tree):
 @unittest.skipUnless(os.geteuid() == 0, "needs root: the daemon drops to _postern and delivers as a user")
 class PrivateCheckout(unittest.TestCase):
     def setUp(self):
+        # Each step registers its own undoing, so a failure half-way leaves nothing.
         self.tree = tempfile.mkdtemp(prefix="postern-private-")  # mode 0700
+        self.addCleanup(shutil.rmtree, self.tree, ignore_errors=True)
         self.assertEqual(os.stat(self.tree).st_mode & 0o777, 0o700)
         self.home = tempfile.mkdtemp(prefix="postern-home-")
+        self.addCleanup(shutil.rmtree, self.home, ignore_errors=True)
         os.chmod(self.home, 0o755)
         subprocess.run(["userdel", USER], capture_output=True)  # left over by an interrupted run
         subprocess.run(["useradd", "--no-create-home", "--home-dir", os.path.join(self.home, USER),
                         "--shell", "/usr/sbin/nologin", USER], check=True, capture_output=True)
+        self.addCleanup(subprocess.run, ["userdel", USER], capture_output=True)
         pw = pwd.getpwnam(USER)
         os.mkdir(os.path.join(self.home, USER), 0o700)
         os.chown(os.path.join(self.home, USER), pw.pw_uid, pw.pw_gid)
         copy_build(self.tree)
-
-    def tearDown(self):
-        subprocess.run(["userdel", USER], capture_output=True)
-        shutil.rmtree(self.tree, ignore_errors=True)
-        shutil.rmtree(self.home, ignore_errors=True)
 
     def test_local_and_relayed_mail_arrive(self):
         with SmtpSink() as sink:

@@ -89,14 +89,21 @@ class ProcessDeath(unittest.TestCase):
             self.assertEqual(d.client().banner[0], 220)
 
 
+    def test_a_child_that_stops_on_its_own_ends_the_parent_with_an_error(self):
+        # A clean exit of the child alone is still a daemon that stopped
+        # serving: the parent must fail, so that a supervisor restarts it.
+        with postern.Daemon(LOCAL, name="child-term", prepare=lambda f: write_aliases(f, "")) as d:
+            os.kill(unprivileged_child(d), signal.SIGTERM)
+            self.assertEqual(d.proc.wait(timeout=40), 1, d.log())
+            self.assertRegex(d.log(), r"posternd stopping: the unprivileged process is gone exit=0")
+
     def test_sigterm_waits_for_the_delivery_under_way(self):
-        slow = ('action "slow" mda "sleep 2; cat >> @DIR@/out" user root\n'
+        slow = ('action "slow" mda "touch @DIR@/started; sleep 2; cat >> @DIR@/out" user root\n'
                 'match from local for local action "slow"\n')
         with postern.Daemon(slow, name="drain") as d:
             with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
                 self.assertEqual(s.sendmail("a@localhost", ["root@localhost"], "Subject: once\r\n\r\nx\r\n"), {})
-            self.assertTrue(postern.wait_until(lambda: "sleep 2" in subprocess.run(
-                ["ps", "-eo", "args"], capture_output=True, text=True).stdout, 5), d.log())
+            self.assertTrue(postern.wait_until(lambda: os.path.exists(d.path("started")), 10), d.log())
             d.proc.send_signal(signal.SIGTERM)
             self.assertEqual(d.proc.wait(timeout=20), 0, d.log())
             self.assertRegex(d.log(), r"mda delivery .*result=Ok")
@@ -181,6 +188,38 @@ class RootOnlyFiles(unittest.TestCase):
             os.kill(d.pid, signal.SIGHUP)
             self.assertTrue(d.wait_log(r"table reload failed, old contents kept table=aliases .*readable by group _postern"),
                             d.log())
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: the parent opens messages as root")
+class SpoolTrust(unittest.TestCase):
+    """The spool belongs to _postern: what it holds must not make root open
+    another file for an agent."""
+
+    CONFIG = ('action "b" maildir "@DIR@/blocked/Maildir" user nobody\n'
+              'match from local for local action "b"\n')
+
+    def test_a_link_in_the_spool_is_not_followed(self):
+        for kind in ("symlink", "hardlink"):
+            with self.subTest(kind=kind), postern.Daemon(self.CONFIG, name=f"spool-{kind}") as d:
+                blocked = d.path("blocked")
+                os.mkdir(blocked, 0o755)  # root's: nobody cannot deliver yet
+                secret = d.path("secret")
+                with open(secret, "w") as f:
+                    f.write("root's secret\n")
+                os.chmod(secret, 0o600)
+                with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
+                    self.assertEqual(s.sendmail("a@localhost", ["someone@localhost"], "Subject: x\r\n\r\nx\r\n"), {})
+                self.assertTrue(d.wait_log(r"mda delivery .*result=TempFail"), d.log())
+                [message] = [os.path.join(d.queue_dir, e) for e in d.queue_entries() if e.endswith("/message")]
+                os.remove(message)
+                (os.symlink if kind == "symlink" else os.link)(secret, message)
+                nobody = pwd.getpwnam("nobody")
+                os.chown(blocked, nobody.pw_uid, nobody.pw_gid)
+                postern.posternctl(d, "schedule", "all")
+                self.assertTrue(d.wait_log(r"mda delivery .*result=TempFail .*cannot open .*message", count=1), d.log())
+                for root, _dirs, files in os.walk(blocked):
+                    for f in files:
+                        self.assertNotIn(b"secret", postern.read_bytes(os.path.join(root, f)))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,12 @@
  * the same handle. No call may run on the core's event loop, so a backend is
  * free to block (disk, network) for as long as its own timeouts allow.
  *
+ * A daemon started as root calls `open` as root, before it forks and drops
+ * to its unprivileged user (a credentials file may be readable by root
+ * alone); every later call, `reload` included, runs unprivileged in the
+ * forked process. So `open` must not start threads (they would not survive
+ * the fork): start them on first use instead.
+ *
  * Keys given to `lookup` are already lowercased by the core, as OpenSMTPD does.
  * Pattern services (domain wildcards, netaddr masks, mail address patterns)
  * are matched by the core: a backend that can list its entries sets

@@ -403,6 +403,10 @@ TEST_CASE("legacy: an authenticated session counted as local: each old source ke
         {"from source 192.0.2.0/24 for any", {"!auth from src 192.0.2.0/24 for any"}, true},
         {"from <src> for any", {"!auth from src <src> for any"}, true},
         {"from ! source <src> for any", {"!from src <src> for any", "auth from any for any"}, true},
+        // The built-in tables that listed "local": <localhost> as `local`, <anyhost> as `any`.
+        {"from source <localhost> for any", {"from src <localhost> for any", "auth from any for any"}, true},
+        {"from ! source <localhost> for any", {"!auth !from src <localhost> for any"}, true},
+        {"from source <anyhost> for any", {"from src <anyhost> for any"}, false},
         // `! local`: neither a local address nor an authenticated session.
         {"from ! local for any", {"!auth !from local for any"}, true},
         // `authenticated`: authenticated sessions only, each tested as "local".

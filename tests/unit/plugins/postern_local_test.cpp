@@ -61,8 +61,9 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 
 const std::string kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID [--create-mbox]] [--secret-fd FD]\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--delivery ...]\n";
+    "                     [--as UID:GID] [--secret-fd FD]\n"
+    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
+    "                     [--delivery ...]\n";
 
 }  // namespace
 
@@ -155,7 +156,8 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         {head() + std::vector<std::string>{"--as", "1:"} + delivery(3, "/x"), "bad --as \"1:\" (want UID:GID)"},
         {head() + std::vector<std::string>{"--as", "1:1", "--as", "2:2"} + delivery(3, "/x"),
          "option --as given twice"},
-        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"), "--create-mbox needs --as"},
+        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"), "option --create-mbox must follow a --delivery"},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"--create-mbox"}, "--create-mbox needs --as"},
     };
     for (const auto& c : cases) {
         INFO(c.reason);
@@ -163,4 +165,43 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         CHECK(run.exit_code == 1);
         CHECK(run.err == "postern-local: " + c.reason + "\n" + kUsage);
     }
+}
+
+TEST_CASE("postern-local --as: root makes a missing mailbox for the user and touches nothing that exists") {
+    if (::geteuid() != 0) {
+        WARN("not run: needs root (the agent starts as root and becomes another user)");
+        return;
+    }
+    test::TempDir dir;
+    REQUIRE(::chmod(dir.path().c_str(), 0755) == 0);
+    const std::string fresh = dir / "fresh", secret = dir / "secret", link = dir / "link", kept = dir / "kept";
+    test::write_file(secret, "root's secret\n");
+    REQUIRE(::chmod(secret.c_str(), 0600) == 0);
+    REQUIRE(::symlink(secret.c_str(), link.c_str()) == 0);
+    test::write_file(kept, "");
+    REQUIRE(::chmod(kept.c_str(), 0600) == 0);
+
+    auto run = run_agent(dir,
+                         head() + delivery(3, fresh, "m1") + std::vector<std::string>{"--create-mbox"} +
+                             delivery(4, link, "m2") + std::vector<std::string>{"--create-mbox"} +
+                             delivery(5, kept, "m3") + std::vector<std::string>{"--create-mbox", "--as", "65534:65534"},
+                         {"one\n", "two\n", "three\n"});
+    CHECK(run.exit_code == 0);
+    struct stat st {};
+    // Made for the user: owned by it, 0600, and the plugin (as the user) could write it.
+    REQUIRE(::stat(fresh.c_str(), &st) == 0);
+    CHECK(st.st_uid == 65534);
+    CHECK((st.st_mode & 07777) == 0600);
+    CHECK(run.out.find("0 ok") == 0);
+    // A planted link is not followed: root's file keeps its owner and bytes,
+    // and the user's plugin cannot write through it.
+    REQUIRE(::lstat(link.c_str(), &st) == 0);
+    CHECK(S_ISLNK(st.st_mode));
+    REQUIRE(::stat(secret.c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
+    CHECK(test::read_file(secret) == "root's secret\n");
+    CHECK(run.out.find("\n1 temp ") != std::string::npos);
+    // An existing file stays whose it was.
+    REQUIRE(::stat(kept.c_str(), &st) == 0);
+    CHECK(st.st_uid == 0);
 }
