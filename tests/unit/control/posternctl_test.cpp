@@ -11,6 +11,7 @@
 #include <boost/process.hpp>
 #include <boost/process/extend.hpp>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -42,6 +43,7 @@ struct RunOptions {
     std::string input;
     bool as_nobody = false;
     std::string env_socket;  // POSTERN_CONTROL; unset when empty
+    std::string exe = kCtl;  // a copy nobody can reach, when the build tree is root's alone
 };
 
 Run ctl(const std::vector<std::string>& args, const RunOptions& opt = {}) {
@@ -52,7 +54,7 @@ Run ctl(const std::vector<std::string>& args, const RunOptions& opt = {}) {
     if (!opt.env_socket.empty()) env["POSTERN_CONTROL"] = opt.env_socket;
     MaybeNobody nobody;
     nobody.on = opt.as_nobody;
-    bp::child c(bp::exe = kCtl, bp::args = args, env, bp::std_in < boost::asio::buffer(opt.input), bp::std_out > out,
+    bp::child c(bp::exe = opt.exe, bp::args = args, env, bp::std_in < boost::asio::buffer(opt.input), bp::std_out > out,
                 bp::std_err > err, io, nobody);
     // The pipes reach EOF first; then the child is reaped. Both bounded.
     // (Boost 1.74's child::wait_for sleeps out its whole timeout: poll instead.)
@@ -225,6 +227,9 @@ TEST_CASE("posternctl as an ordinary user: refused by the file mode, or by the d
     REQUIRE(::chmod(s.dir().c_str(), 0755) == 0);  // mkdtemp made it 0700
     RunOptions nobody;
     nobody.as_nobody = true;
+    // The build tree may be a checkout under a 0700 home: run a copy.
+    nobody.exe = s.dir() + "/posternctl";
+    std::filesystem::copy_file(kCtl, nobody.exe);
 
     // The socket is 0660 root:root: nobody cannot even connect.
     Run r = ctl({"-s", s.path(), "show", "queue"}, nobody);

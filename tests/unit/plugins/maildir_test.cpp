@@ -114,6 +114,7 @@ TEST_CASE("maildir: an unwritable folder is a temporary failure, nothing half-wr
     test::Request r;
     r.path = locked + "/Maildir";
     auto fd = test::message_fd(dir, kMessage);
+    maildir();  // loaded as root: the build tree may be a checkout under a 0700 home
     auto out = test::in_child([&] {
         if (!test::drop_privileges()) return test::Outcome{-2, "cannot drop privileges"};
         return test::deliver(maildir(), r, fd.get());
