@@ -18,6 +18,7 @@ unittest, prints a summary and exits non-zero on failure.
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -38,11 +39,31 @@ STOP_TIMEOUT = 10.0    # seconds between SIGTERM and SIGKILL
 IO_TIMEOUT = 10.0      # seconds any single socket read may take
 
 
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port():
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback TCP port that was free a moment ago.
+
+    Taken below the kernel's ephemeral range: a port from that range (what
+    binding port 0 gives) may meanwhile become the local end of some other
+    test's outgoing connection, and the daemon's bind then fails.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randint(max(1024, low - 12000), low - 1)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
 
 
 def wait_until(predicate, timeout, interval=0.05):
