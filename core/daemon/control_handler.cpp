@@ -24,16 +24,16 @@ control::Reply one(control::Record rec) {
     return r;
 }
 
-const char* state_name(Scheduler::State s) {
+const char* state_name(scheduler::Scheduler::State s) {
     switch (s) {
-    case Scheduler::State::Ready: return "ready";
-    case Scheduler::State::Waiting: return "waiting";
-    case Scheduler::State::Running: return "running";
+    case scheduler::Scheduler::State::Ready: return "ready";
+    case scheduler::Scheduler::State::Waiting: return "waiting";
+    case scheduler::Scheduler::State::Running: return "running";
     }
     return "?";
 }
 
-control::Record envelope_record(const Scheduler::Entry& entry) {
+control::Record envelope_record(const scheduler::Scheduler::Entry& entry) {
     const queue::Envelope& e = entry.envelope;
     return {{"id", e.id},
             {"msgid", e.msgid},
@@ -61,7 +61,7 @@ bool valid_id(const std::string& id) {
 
 }  // namespace
 
-ControlHandler::ControlHandler(uv_loop_t* loop, Server& server, Scheduler& scheduler, queue::Store& store,
+ControlHandler::ControlHandler(uv_loop_t* loop, smtpd::SmtpServer& server, scheduler::Scheduler& scheduler, queue::Store& store,
                                table::Registry& tables)
     : loop_(loop), server_(server), scheduler_(scheduler), store_(store), tables_(tables) {}
 
@@ -130,14 +130,14 @@ control::Reply ControlHandler::show_stats() const {
 }
 
 control::Reply ControlHandler::show_status() const {
-    return one({{"mda", scheduler_.paused(Scheduler::Kind::Mda) ? "paused" : "running"},
-                {"mta", scheduler_.paused(Scheduler::Kind::Mta) ? "paused" : "running"},
+    return one({{"mda", scheduler_.paused(scheduler::Scheduler::Kind::Mda) ? "paused" : "running"},
+                {"mta", scheduler_.paused(scheduler::Scheduler::Kind::Mta) ? "paused" : "running"},
                 {"smtp", server_.paused() ? "paused" : "running"}});
 }
 
 control::Reply ControlHandler::pause_resume(const std::string& what, bool pause) {
     if (what == "mda" || what == "mta") {
-        auto kind = what == "mda" ? Scheduler::Kind::Mda : Scheduler::Kind::Mta;
+        auto kind = what == "mda" ? scheduler::Scheduler::Kind::Mda : scheduler::Scheduler::Kind::Mta;
         pause ? scheduler_.pause(kind) : scheduler_.resume(kind);
     } else if (what == "smtp") {
         pause ? server_.pause() : server_.resume();
@@ -152,7 +152,7 @@ void ControlHandler::show_message(const std::string& id, std::function<void(cont
     if (!valid_id(id) || id == "all") return done(error("expected a message or envelope id, got '" + id + "'"));
     std::string msgid = id.substr(0, 8);
     auto result = std::make_shared<control::Reply>();
-    run_blocking(
+    event::run_blocking(
         loop_,
         [this, msgid, result] {
             std::string err;
@@ -173,7 +173,7 @@ void ControlHandler::show_message(const std::string& id, std::function<void(cont
 void ControlHandler::update_table(const std::string& name, std::function<void(control::Reply)> done) {
     if (!tables_.find(name)) return done(error("no table named '" + name + "'"));
     auto result = std::make_shared<control::Reply>();
-    run_blocking(
+    event::run_blocking(
         loop_,
         [this, name, result] {
             std::string err;

@@ -8,9 +8,9 @@
 #include <ctime>
 
 #include "control/server.hpp"
-#include "daemon/loop_work.hpp"
-#include "daemon/scheduler.hpp"
-#include "daemon/server.hpp"
+#include "event/loop_work.hpp"
+#include "scheduler/scheduler.hpp"
+#include "smtpd/server.hpp"
 #include "queue/store.hpp"
 #include "table/registry.hpp"
 
@@ -18,7 +18,7 @@ namespace postern::daemon {
 
 class ControlHandler final : public control::Handler {
 public:
-    ControlHandler(uv_loop_t* loop, Server& server, Scheduler& scheduler, queue::Store& store,
+    ControlHandler(uv_loop_t* loop, smtpd::SmtpServer& server, scheduler::Scheduler& scheduler, queue::Store& store,
                    table::Registry& tables);
 
     void handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) override;
@@ -34,8 +34,8 @@ private:
     void update_table(const std::string& name, std::function<void(control::Reply)> done);
 
     uv_loop_t* loop_;
-    Server& server_;
-    Scheduler& scheduler_;
+    smtpd::SmtpServer& server_;
+    scheduler::Scheduler& scheduler_;
     queue::Store& store_;
     table::Registry& tables_;
     std::time_t started_ = std::time(nullptr);

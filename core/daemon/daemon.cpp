@@ -27,14 +27,14 @@
 #include <iostream>
 
 #include "control/server.hpp"
-#include "daemon/bouncer.hpp"
+#include "scheduler/bouncer.hpp"
 #include "daemon/control_handler.hpp"
-#include "daemon/listen.hpp"
-#include "daemon/loop_work.hpp"
+#include "smtpd/listen.hpp"
+#include "event/loop_work.hpp"
 #include "daemon/preflight.hpp"
-#include "daemon/relay_route.hpp"
-#include "daemon/scheduler.hpp"
-#include "daemon/server.hpp"
+#include "scheduler/relay_route.hpp"
+#include "scheduler/scheduler.hpp"
+#include "smtpd/server.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
 #include "queue/store.hpp"
@@ -240,7 +240,7 @@ std::vector<std::string> server_names(const config::Config& cfg, const Paths& p)
 std::vector<std::string> localnames(const config::Config& cfg, const Paths& p) {
     std::vector<std::string> names = server_names(cfg, p);
     names.push_back("localhost");
-    for (const auto& ip : local_addresses())
+    for (const auto& ip : smtpd::local_addresses())
         names.push_back(ip.find(':') != std::string::npos ? "[ipv6:" + ip + "]" : "[" + ip + "]");
     return names;
 }
@@ -303,12 +303,12 @@ constexpr uint64_t kDrainMs = 30 * 1000;
 // start-up user's view of the file system) are opened before privileges go.
 struct Prepared {
     std::string store_dir;  // the spool, relative to the working folder in a split daemon
-    std::vector<ListenSocket> sockets;
+    std::vector<smtpd::ListenSocket> sockets;
     util::Fd control;
     int priv_fd = -1;  // the channel to the privileged parent, -1 when running as one process
     table::Registry* tables = nullptr;
     const TlsContexts* tls_contexts = nullptr;
-    const RelayPkis* relay_pkis = nullptr;
+    const scheduler::RelayPkis* relay_pkis = nullptr;
 };
 
 // SIGHUP: read every table again, as `posternctl update table` does for one.
@@ -319,7 +319,7 @@ void reload_tables(uv_loop_t* loop, table::Registry& tables, const config::Confi
         if (!tables.find(decl.name) || decl.backend == "inline" || decl.backend == config::kBuiltinBackend) continue;
         auto err = std::make_shared<std::string>();
         auto ok = std::make_shared<bool>(false);
-        run_blocking(
+        event::run_blocking(
             loop, [&tables, name = decl.name, err, ok] { *ok = tables.reload(name, err.get()); },
             [name = decl.name, err, ok] {
                 if (*ok) log::info(log::Line("table reloaded").kv("table", name));
@@ -342,8 +342,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     table::Registry& tables = *prep.tables;
     rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
 
-    LoopPost post(&loop);
-    SerialWorker worker;
+    event::LoopPost post(&loop);
+    event::SerialWorker worker;
     std::unique_ptr<delivery::Launcher> launcher;
     delivery::PrivClient* priv = nullptr;
     if (prep.priv_fd >= 0) {
@@ -353,12 +353,12 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     } else {
         launcher = std::make_unique<delivery::SpawnLauncher>(&loop, spawn_options(cfg, paths, false));
     }
-    Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
-    RelayRouter router(cfg, tables, *prep.relay_pkis);
-    Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
+    scheduler::Bouncer bouncer(cfg, rules, tables, store, paths.hostname);
+    scheduler::RelayRouter router(cfg, tables, *prep.relay_pkis);
+    scheduler::Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
     queue::Committer committer(store);
 
-    ServerContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
+    smtpd::SmtpContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
                       prep.tls_contexts};
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
@@ -367,12 +367,12 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     } else {
         ctx.system_auth = [&loop](const std::string& user, const std::string& password, auto done) {
             auto result = std::make_shared<std::pair<auth::Check, std::string>>();
-            run_blocking(
+            event::run_blocking(
                 &loop, [=] { result->first = auth::check_system_account(user, password, &result->second); },
                 [=] { done(result->first, result->second); });
         };
     }
-    Server server(&loop, ctx);
+    smtpd::SmtpServer server(&loop, ctx);
     if (!server.start(prep.sockets, &err)) {
         log::error(err);
         return 1;
@@ -541,8 +541,8 @@ int run(const Options& o) {
     for (const auto& p : tls_problems) log::warn(p);
     TlsContexts tls_contexts;
     std::vector<std::string> tls_errors;
-    RelayPkis relay_pkis;  // read as root, like the listeners' keys
-    if (!load_tls(cfg, &tls_contexts, &tls_errors) || !load_relay_pkis(cfg, &relay_pkis, &tls_errors)) {
+    scheduler::RelayPkis relay_pkis;  // read as root, like the listeners' keys
+    if (!load_tls(cfg, &tls_contexts, &tls_errors) || !scheduler::load_relay_pkis(cfg, &relay_pkis, &tls_errors)) {
         for (const auto& e : tls_errors) std::cerr << e << "\n";
         return 1;
     }
@@ -554,12 +554,12 @@ int run(const Options& o) {
     // control socket (its folder may be root's).
     Prepared prep;
     std::vector<std::string> errors;
-    if (!open_listeners(cfg, &prep.sockets, &errors)) {
+    if (!smtpd::open_listeners(cfg, &prep.sockets, &errors)) {
         for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
     }
     table::Registry tables;
-    tables.set_local_identity(server_names(cfg, paths), local_addresses());
+    tables.set_local_identity(server_names(cfg, paths), smtpd::local_addresses());
     if (!tables.open(cfg, paths.plugins, &errors)) {
         for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
@@ -624,7 +624,7 @@ int run(const Options& o) {
         std::_Exit(serve(cfg, paths, std::move(prep)));
     }
     close(sp[1]);
-    close_listeners(prep.sockets);
+    smtpd::close_listeners(prep.sockets);
     prep.control.reset();
     PidFile pid_file(paths.pid_file);
     return supervise(child, sp[0], cfg, paths);

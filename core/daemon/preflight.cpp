@@ -21,7 +21,7 @@
 #include <sstream>
 #include <string_view>
 
-#include "daemon/listen.hpp"
+#include "smtpd/listen.hpp"
 #include "delivery/launcher.hpp"
 #include "util/fd.hpp"
 #include "util/plugin.hpp"
@@ -269,7 +269,7 @@ bool bindable(const std::string& ip, int* error) {
 void check_listener(const config::Listener& l, Problems& out) {
     if (l.socket) return;  // local enqueue: no network address
     std::string unused;
-    const std::vector<std::string> addrs = resolve_listen_target(l, &unused);
+    const std::vector<std::string> addrs = smtpd::resolve_listen_target(l, &unused);
     if (addrs.empty()) {
         out.at(l.where, "listen on " + l.on + ": " + unknown_target(l));
         return;

@@ -9,12 +9,12 @@
 // line in clear is thrown away (the CVE-2011-0411 class of command
 // injection), and the session forgets its EHLO, so the client must greet
 // again over TLS.
-#include "daemon/session.hpp"
+#include "smtpd/session.hpp"
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 
-bool Session::start_tls() {
+bool SmtpSession::start_tls() {
     const auto* contexts = server_.ctx().tls;
     auto it = contexts ? contexts->find(&listener_) : decltype(contexts->end()){};
     if (!contexts || it == contexts->end() || !it->second) {
@@ -26,7 +26,7 @@ bool Session::start_tls() {
     return true;
 }
 
-void Session::cmd_starttls(const smtp::Command& c) {
+void SmtpSession::cmd_starttls(const smtp::Command& c) {
     if (!listener_.tls) {
         reply(502, "5.5.1 Command not implemented");
         return;
@@ -57,7 +57,7 @@ void Session::cmd_starttls(const smtp::Command& c) {
 }
 
 // Ciphertext from the socket. False when the session is over.
-bool Session::tls_input(std::string_view ciphertext) {
+bool SmtpSession::tls_input(std::string_view ciphertext) {
     bool ok = tls_->feed(ciphertext) && tls_->read(&in_);
     if (!ok) {
         log::info(log::Line(id_ + " smtp tls-failed").kv("error", tls_->error()));
@@ -86,4 +86,4 @@ bool Session::tls_input(std::string_view ciphertext) {
     return true;
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

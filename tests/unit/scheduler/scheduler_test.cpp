@@ -1,9 +1,9 @@
 // The retry schedule: creation + 10 s x k^2, always in the future.
 #include <catch2/catch.hpp>
 
-#include "daemon/scheduler.hpp"
+#include "scheduler/scheduler.hpp"
 
-using postern::daemon::next_attempt;
+using postern::scheduler::next_attempt;
 
 TEST_CASE("retry schedule follows creation + base x k^2") {
     CHECK(next_attempt(1000, 1, 1000) == 1010);
@@ -18,10 +18,10 @@ TEST_CASE("retry schedule skips slots already past (after a restart)") {
     CHECK(next_attempt(1000, 0, 1000) == 1010);
 }
 
-#include "daemon/bouncer.hpp"
+#include "scheduler/bouncer.hpp"
 
 TEST_CASE("remote_reply splits a relay result into the server and its reply") {
-    using postern::daemon::remote_reply;
+    using postern::scheduler::remote_reply;
     std::string mta, reply;
     CHECK(remote_reply("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", &mta, &reply));
     CHECK(mta == "mx.example.org");
@@ -37,7 +37,7 @@ TEST_CASE("remote_reply splits a relay result into the server and its reply") {
 }
 
 TEST_CASE("status_of finds the enhanced code a report quotes") {
-    using postern::daemon::status_of;
+    using postern::scheduler::status_of;
     CHECK(status_of("550 5.1.1 <a@b>: User unknown", "5.0.0") == "5.1.1");
     CHECK(status_of("5.2.2 mailbox full", "5.0.0") == "5.2.2");
     CHECK(status_of("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", "5.0.0") == "5.7.1");

@@ -1,16 +1,16 @@
 // Accepting connections; see server.hpp.
-#include "daemon/server.hpp"
+#include "smtpd/server.hpp"
 
-#include "daemon/session.hpp"
+#include "smtpd/session.hpp"
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 
-Server::Server(uv_loop_t* loop, ServerContext ctx) : loop_(loop), ctx_(std::move(ctx)) {}
+SmtpServer::SmtpServer(uv_loop_t* loop, SmtpContext ctx) : loop_(loop), ctx_(std::move(ctx)) {}
 
-Server::~Server() = default;
+SmtpServer::~SmtpServer() = default;
 
-bool Server::start(const std::vector<ListenSocket>& sockets, std::string* error) {
+bool SmtpServer::start(const std::vector<ListenSocket>& sockets, std::string* error) {
     for (const auto& s : sockets) {
         auto l = std::make_unique<Listening>();
         l->server = this;
@@ -18,7 +18,7 @@ bool Server::start(const std::vector<ListenSocket>& sockets, std::string* error)
         uv_tcp_init(loop_, &l->tcp);
         l->tcp.data = l.get();
         int rc = uv_tcp_open(&l->tcp, s.fd);
-        if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, &Server::on_connection);
+        if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, &SmtpServer::on_connection);
         if (rc != 0) {
             *error = "listen on " + s.address + ": " + uv_strerror(rc);
             uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
@@ -31,33 +31,33 @@ bool Server::start(const std::vector<ListenSocket>& sockets, std::string* error)
     return true;
 }
 
-void Server::on_connection(uv_stream_t* stream, int status) {
+void SmtpServer::on_connection(uv_stream_t* stream, int status) {
     auto* l = static_cast<Listening*>(stream->data);
-    Server* self = l->server;
+    SmtpServer* self = l->server;
     if (status < 0) {
         log::warn(log::Line("smtp accept-failed").kv("error", uv_strerror(status)));
         return;
     }
-    auto session = std::make_shared<Session>(*self, *l->listener);
+    auto session = std::make_shared<SmtpSession>(*self, *l->listener);
     self->sessions_.emplace(session.get(), session);
     if (!session->accept(stream)) return;  // closes itself, then leaves sessions_
     ++self->sessions_total_;
-    session->start(self->paused_ ? Session::Refusal::Paused
-                   : self->sessions_.size() > self->ctx_.config->max_sessions ? Session::Refusal::Busy
-                                                                                : Session::Refusal::None);
+    session->start(self->paused_ ? SmtpSession::Refusal::Paused
+                   : self->sessions_.size() > self->ctx_.config->max_sessions ? SmtpSession::Refusal::Busy
+                                                                                : SmtpSession::Refusal::None);
 }
 
-void Server::session_closed(Session* s) {
+void SmtpServer::session_closed(SmtpSession* s) {
     sessions_.erase(s);
 }
 
-void Server::stop(bool unavailable) {
+void SmtpServer::stop(bool unavailable) {
     for (auto& l : listening_)
         if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
             uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
-    std::vector<std::shared_ptr<Session>> live;
+    std::vector<std::shared_ptr<SmtpSession>> live;
     for (auto& [raw, s] : sessions_) live.push_back(s);
     for (auto& s : live) s->shutdown(unavailable);
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -1,16 +1,16 @@
 // Delivery status reports; see bouncer.hpp.
-#include "daemon/bouncer.hpp"
+#include "scheduler/bouncer.hpp"
 
 #include <unistd.h>
 
 #include <cctype>
 #include <ctime>
 
-#include "daemon/recipient.hpp"
+#include "rules/recipient.hpp"
 #include "smtp/dsn_params.hpp"
 #include "util/fd.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 namespace {
 
 bool read_all(int fd, std::string* out) {
@@ -115,7 +115,7 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     s.rcpt = to;
     auto at = to.rfind('@');
     s.rcpt_domain = at == std::string::npos ? "" : table::lowercase(to.substr(at + 1));
-    Resolution route = resolve_recipient(config_, rules_, tables_, s, at == std::string::npos ? to : to.substr(0, at));
+    rules::Resolution route = rules::resolve_recipient(config_, rules_, tables_, s, at == std::string::npos ? to : to.substr(0, at));
     if (!route.accepted()) {
         *log = "report for " + first.msgid + " to <" + to + "> cannot be routed: " + std::to_string(route.code) + " " +
                route.text;
@@ -127,7 +127,7 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     m.data = std::move(dsn);
     std::int64_t now = std::time(nullptr);
     for (const auto& d : route.deliveries) {
-        queue::Envelope e = new_envelope(config_, d, m.msgid, now);
+        queue::Envelope e = rules::new_envelope(config_, d, m.msgid, now);
         e.rcpt = to;
         e.client = "local";
         e.hostname = hostname_;
@@ -145,4 +145,4 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     return true;
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

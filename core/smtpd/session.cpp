@@ -1,16 +1,16 @@
 // One inbound SMTP session; see session.hpp.
-#include "daemon/session.hpp"
+#include "smtpd/session.hpp"
 
 #include <arpa/inet.h>
 
 #include <algorithm>
 #include <random>
 
-#include "daemon/recipient.hpp"
+#include "rules/recipient.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 namespace {
 
 constexpr size_t kMaxCommandLine = 2048;       // as Postfix's line_length_limit
@@ -52,17 +52,17 @@ bool same_ip(const sockaddr_storage& a, const sockaddr_storage& b) { return ip_t
 struct WriteReq {
     uv_write_t req{};
     std::string data;
-    Session* session;
+    SmtpSession* session;
 };
 
 }  // namespace
 
-Session::Session(Server& server, const config::Listener& listener)
+SmtpSession::SmtpSession(SmtpServer& server, const config::Listener& listener)
     : server_(server), listener_(listener), id_(new_session_id()) {}
 
-Session::~Session() = default;
+SmtpSession::~SmtpSession() = default;
 
-bool Session::accept(uv_stream_t* listening) {
+bool SmtpSession::accept(uv_stream_t* listening) {
     uv_tcp_init(server_.loop(), &tcp_);
     uv_timer_init(server_.loop(), &timer_);
     uv_timer_init(server_.loop(), &rdns_timer_);
@@ -88,10 +88,10 @@ bool Session::accept(uv_stream_t* listening) {
 // The reverse DNS name runs alongside the greeting; what needs it (rules,
 // the Received: header) waits for it, at most kRdnsTimeoutMs: a resolver that
 // does not answer must not hold sessions up longer than that.
-void Session::lookup_rdns(const sockaddr_storage& peer) {
+void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
     struct Lookup {
         uv_getnameinfo_t req{};
-        std::weak_ptr<Session> session;
+        std::weak_ptr<SmtpSession> session;
     };
     auto lookup = std::make_unique<Lookup>();
     lookup->req.data = lookup.get();
@@ -113,14 +113,14 @@ void Session::lookup_rdns(const sockaddr_storage& peer) {
     uv_timer_start(
         &rdns_timer_,
         [](uv_timer_t* t) {
-            auto* self = static_cast<Session*>(t->data);
+            auto* self = static_cast<SmtpSession*>(t->data);
             log::info(log::Line(self->id_ + " smtp rdns-timeout").kv("address", self->client_ip_));
             self->rdns_resolved();
         },
         kRdnsTimeoutMs, 0);
 }
 
-void Session::rdns_resolved() {
+void SmtpSession::rdns_resolved() {
     if (rdns_known_) return;
     rdns_known_ = true;
     uv_timer_stop(&rdns_timer_);
@@ -128,12 +128,12 @@ void Session::rdns_resolved() {
     for (auto& fn : waiters) fn();
 }
 
-void Session::when_rdns_known(std::function<void()> fn) {
+void SmtpSession::when_rdns_known(std::function<void()> fn) {
     if (rdns_known_) return fn();
     rdns_waiters_.push_back(std::move(fn));
 }
 
-void Session::start(Refusal refusal) {
+void SmtpSession::start(Refusal refusal) {
     log::info(log::Line(id_ + " smtp connected").kv("address", client_ip_));
     const std::string& host = hostname();
     if (refusal != Refusal::None) {
@@ -150,7 +150,7 @@ void Session::start(Refusal refusal) {
     table::Table* table = server_.ctx().tables->find(listener_.hostnames_table);
     auto name = std::make_shared<std::string>();
     busy_ = true;
-    run_blocking(
+    event::run_blocking(
         server_.loop(),
         [table, name, ip = local_ip_] {
             std::string value, error;
@@ -167,7 +167,7 @@ void Session::start(Refusal refusal) {
         });
 }
 
-void Session::greet() {
+void SmtpSession::greet() {
     reply(220, hostname() + " ESMTP postern");
     flush();
     update_reading();
@@ -176,12 +176,12 @@ void Session::greet() {
 
 // The name this session goes by: from `hostnames <t>`, else the listener's
 // `hostname`, else the server's.
-const std::string& Session::hostname() const {
+const std::string& SmtpSession::hostname() const {
     if (!local_name_.empty()) return local_name_;
     return listener_.hostname.empty() ? server_.ctx().hostname : listener_.hostname;
 }
 
-void Session::shutdown(bool unavailable) {
+void SmtpSession::shutdown(bool unavailable) {
     if (state_ == State::Closing) return;
     if (!unavailable) reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
     else if (state_ == State::Mail || state_ == State::Data)
@@ -193,7 +193,7 @@ void Session::shutdown(bool unavailable) {
 
 // ---- I/O ----
 
-void Session::update_reading() {
+void SmtpSession::update_reading() {
     if (state_ == State::Closing) return;
     bool want = in_.size() < kMaxBufferedInput &&
                 uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_)) < kMaxPendingOutput;
@@ -202,16 +202,16 @@ void Session::update_reading() {
         uv_read_start(
             stream,
             [](uv_handle_t* h, size_t, uv_buf_t* b) {
-                auto* s = static_cast<Session*>(h->data);
+                auto* s = static_cast<SmtpSession*>(h->data);
                 *b = uv_buf_init(s->server_.read_buffer(), static_cast<unsigned>(s->server_.read_buffer_size()));
             },
-            [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<Session*>(st->data)->on_read(n, b); });
+            [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<SmtpSession*>(st->data)->on_read(n, b); });
     } else if (!want && uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
         uv_read_stop(stream);
     }
 }
 
-void Session::on_read(ssize_t nread, const uv_buf_t* buf) {
+void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (nread < 0) {
         log::info(log::Line(id_ + " smtp disconnected")
                       .kv("reason", nread == UV_EOF ? "disconnect" : std::string("io-error: ") + uv_strerror(static_cast<int>(nread))));
@@ -231,7 +231,7 @@ void Session::on_read(ssize_t nread, const uv_buf_t* buf) {
     update_reading();
 }
 
-void Session::process() {
+void SmtpSession::process() {
     while (!busy_ && state_ != State::Closing) {
         if (state_ == State::Data) {
             feed_data();
@@ -256,7 +256,7 @@ void Session::process() {
     }
 }
 
-void Session::reply(int code, std::string_view text) {
+void SmtpSession::reply(int code, std::string_view text) {
     if (log::verbose()) log::debug(log::Line(id_ + " smtp reply").kv("code", code).kv("text", text));
     out_ += std::to_string(code);
     out_ += ' ';
@@ -265,7 +265,7 @@ void Session::reply(int code, std::string_view text) {
     if (code >= 500 && state_ != State::Closing) ++errors_;
 }
 
-void Session::reply_lines(int code, const std::vector<std::string>& lines) {
+void SmtpSession::reply_lines(int code, const std::vector<std::string>& lines) {
     for (size_t i = 0; i < lines.size(); ++i) {
         out_ += std::to_string(code);
         out_ += i + 1 < lines.size() ? '-' : ' ';
@@ -274,7 +274,7 @@ void Session::reply_lines(int code, const std::vector<std::string>& lines) {
     }
 }
 
-void Session::flush() {
+void SmtpSession::flush() {
     // With TLS, replies go through the engine (held until the handshake is
     // done) and what it produces goes out: records, handshake, alerts.
     std::string wire;
@@ -296,7 +296,7 @@ void Session::flush() {
     uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
     int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* req, int status) {
         std::unique_ptr<WriteReq> done(static_cast<WriteReq*>(req->data));
-        Session* s = done->session;
+        SmtpSession* s = done->session;
         --s->writes_pending_;
         if (status < 0 || (s->close_when_flushed_ && s->writes_pending_ == 0)) {
             s->close();
@@ -312,12 +312,12 @@ void Session::flush() {
     ++writes_pending_;
 }
 
-void Session::close_after_flush() {
+void SmtpSession::close_after_flush() {
     close_when_flushed_ = true;
     if (state_ != State::Closing) state_ = State::Closing;
 }
 
-void Session::close() {
+void SmtpSession::close() {
     if (open_handles_ < 0) return;
     auto* tcp = reinterpret_cast<uv_handle_t*>(&tcp_);
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
@@ -325,7 +325,7 @@ void Session::close() {
     state_ = State::Closing;
     open_handles_ = 4;
     auto on_closed = [](uv_handle_t* h) {
-        auto* s = static_cast<Session*>(h->data);
+        auto* s = static_cast<SmtpSession*>(h->data);
         if (--s->open_handles_ == 0) {
             s->open_handles_ = -1;
             s->server_.session_closed(s);  // may destroy *s
@@ -337,11 +337,11 @@ void Session::close() {
     uv_close(reinterpret_cast<uv_handle_t*>(&delay_timer_), on_closed);
 }
 
-void Session::reset_idle_timer() {
+void SmtpSession::reset_idle_timer() {
     uv_timer_start(
         &timer_,
         [](uv_timer_t* t) {
-            auto* s = static_cast<Session*>(t->data);
+            auto* s = static_cast<SmtpSession*>(t->data);
             log::info(log::Line(s->id_ + " smtp disconnected").kv("reason", "timeout"));
             s->reply(421, "4.4.2 " + s->hostname() + " Timeout exceeded, closing connection");
             s->close_after_flush();
@@ -350,7 +350,7 @@ void Session::reset_idle_timer() {
         kIdleTimeoutMs, 0);
 }
 
-bool Session::error_limit_reached() {
+bool SmtpSession::error_limit_reached() {
     if (errors_ < kMaxErrors) return false;
     reply(421, "4.7.0 " + hostname() + " Too many errors, closing connection");
     log::info(log::Line(id_ + " smtp disconnected").kv("reason", "too-many-errors"));
@@ -360,7 +360,7 @@ bool Session::error_limit_reached() {
 
 // ---- commands ----
 
-void Session::handle_line(std::string_view line) {
+void SmtpSession::handle_line(std::string_view line) {
     smtp::Command c = smtp::parse_command(line);
     if (log::verbose())  // -v: the dialogue, secrets left out
         log::debug(log::Line(id_ + " smtp command")
@@ -400,7 +400,7 @@ void Session::handle_line(std::string_view line) {
     if (state_ != State::Closing) error_limit_reached();
 }
 
-void Session::cmd_helo(const smtp::Command& c, bool extended) {
+void SmtpSession::cmd_helo(const smtp::Command& c, bool extended) {
     std::string_view verb = extended ? "EHLO" : "HELO";
     if (c.args.empty()) {
         reply(501, "5.5.4 Syntax error: " + std::string(verb) + " requires a domain name");
@@ -430,7 +430,7 @@ void Session::cmd_helo(const smtp::Command& c, bool extended) {
     reply_lines(250, caps);
 }
 
-void Session::cmd_rset(const smtp::Command& c) {
+void SmtpSession::cmd_rset(const smtp::Command& c) {
     if (!c.args.empty()) {
         reply(501, "5.5.4 Syntax error: RSET takes no arguments");
         return;
@@ -440,7 +440,7 @@ void Session::cmd_rset(const smtp::Command& c) {
     reply(250, "2.0.0 Reset state");
 }
 
-void Session::cmd_mail(const smtp::Command& c) {
+void SmtpSession::cmd_mail(const smtp::Command& c) {
     const config::Config& cfg = *server_.ctx().config;
     if (state_ == State::Fresh) {
         reply(503, "5.5.1 Bad sequence of commands: send HELO/EHLO first");
@@ -499,7 +499,7 @@ void Session::cmd_mail(const smtp::Command& c) {
     mail_accepted(path->mailbox.str(), dsn);
 }
 
-void Session::mail_accepted(std::string sender, smtp::DsnMail dsn) {
+void SmtpSession::mail_accepted(std::string sender, smtp::DsnMail dsn) {
     tx_ = {};
     tx_.sender = std::move(sender);
     tx_.dsn = std::move(dsn);
@@ -507,8 +507,8 @@ void Session::mail_accepted(std::string sender, smtp::DsnMail dsn) {
     reply(250, "2.1.0 Ok");
 }
 
-void Session::cmd_rcpt(const smtp::Command& c) {
-    const ServerContext& ctx = server_.ctx();
+void SmtpSession::cmd_rcpt(const smtp::Command& c) {
+    const SmtpContext& ctx = server_.ctx();
     if (state_ != State::Mail) {
         reply(503, "5.5.1 Bad sequence of commands: send MAIL first");
         return;
@@ -540,7 +540,7 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     struct Work {
         rules::Subject subject;
         std::string local;
-        Resolution resolution;
+        rules::Resolution resolution;
     };
     auto work = std::make_shared<Work>();
     work->subject.from_local = client_local_;
@@ -558,11 +558,11 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     // Rules may look at the client's name: wait for the reverse lookup first.
     when_rdns_known([this, work, dsn] {
         work->subject.rdns = rdns_;
-        const ServerContext& ctx = server_.ctx();
-        run_blocking(
+        const SmtpContext& ctx = server_.ctx();
+        event::run_blocking(
             server_.loop(),
             [work, config = ctx.config, rules = ctx.rules, tables = ctx.tables] {
-                work->resolution = resolve_recipient(*config, *rules, *tables, work->subject, work->local);
+                work->resolution = rules::resolve_recipient(*config, *rules, *tables, work->subject, work->local);
             },
             [weak = weak_from_this(), work, dsn] {
                 auto self = weak.lock();
@@ -577,7 +577,7 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     });
 }
 
-void Session::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r) {
+void SmtpSession::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, rules::Resolution r) {
     if (!r.accepted()) {
         log::info(log::Line(id_ + " smtp failed-rcpt").kv("rcpt", rcpt).kv("result", std::to_string(r.code) + " " + r.text)
                       .kv("detail", r.log));
@@ -589,4 +589,4 @@ void Session::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, R
     reply(250, "2.1.5 Destination address valid: Recipient ok");
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -18,7 +18,7 @@
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 
 // What happened to one envelope, for its report.
 struct Outcome {
@@ -60,4 +60,4 @@ std::string status_of(std::string_view text, std::string_view fallback);
 // Diagnostic-Code; false (nothing changed) for any other text.
 bool remote_reply(std::string_view text, std::string* mta, std::string* reply);
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

@@ -18,19 +18,19 @@
 
 #include "auth/credentials.hpp"
 #include "auth/sasl.hpp"
-#include "daemon/recipient.hpp"
+#include "rules/recipient.hpp"
 #include "tls/connection.hpp"
-#include "daemon/server.hpp"
+#include "smtpd/server.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/dsn_params.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 
-class Session : public std::enable_shared_from_this<Session> {
+class SmtpSession : public std::enable_shared_from_this<SmtpSession> {
 public:
-    Session(Server& server, const config::Listener& listener);
-    ~Session();
+    SmtpSession(SmtpServer& server, const config::Listener& listener);
+    ~SmtpSession();
 
     // Accept from `listening`; false if accept failed (the session is then closed).
     bool accept(uv_stream_t* listening);
@@ -47,7 +47,7 @@ private:
     struct Recipient {
         std::string rcpt;  // as given
         smtp::DsnRcpt dsn;
-        std::vector<Delivery> deliveries;
+        std::vector<rules::PlannedDelivery> deliveries;
     };
     struct Transaction {
         std::string sender;
@@ -72,7 +72,7 @@ private:
     void cmd_helo(const smtp::Command& c, bool extended);
     void cmd_mail(const smtp::Command& c);
     void cmd_rcpt(const smtp::Command& c);
-    void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, Resolution r);
+    void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, rules::Resolution r);
     void mail_accepted(std::string sender, smtp::DsnMail dsn);
 
     // TLS (session_tls.cpp)
@@ -101,7 +101,7 @@ private:
     std::string received_header(const std::string& msgid) const;
     const std::string& hostname() const;
 
-    Server& server_;
+    SmtpServer& server_;
     const config::Listener& listener_;
     uv_tcp_t tcp_{};
     uv_timer_t timer_{};
@@ -139,4 +139,4 @@ private:
     size_t writes_pending_ = 0;
 };
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -1,4 +1,4 @@
-// daemon/relay_route.hpp — what the relay plugin is told for one batch of
+// scheduler/relay_route.hpp — what the relay plugin is told for one batch of
 // envelopes of a `relay` action: where to go (smarthosts in failover order,
 // a per-domain smarthost, or MX routing), how (EHLO name, source address,
 // TLS, resolver, backup MX name) and, on a private channel, the client
@@ -23,7 +23,7 @@
 #include "relay/url.hpp"
 #include "table/registry.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 
 struct RelayRoute {
     std::string path;     // "mx:DOMAIN" or "URL [URL ...]" (plugins/relay/options.hpp)
@@ -76,4 +76,4 @@ private:
     unsigned src_turn_ = 0;
 };
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

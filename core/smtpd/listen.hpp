@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/server.hpp"
+#include "smtpd/server.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 
 // The addresses a `listen on` target stands for: an IP literal, "localhost",
 // an interface name ("lo", "eth0") or a host name.
@@ -25,4 +25,4 @@ void close_listeners(std::vector<ListenSocket>& sockets);
 // Every address of this host, as text ("127.0.0.1", "::1", ...).
 std::vector<std::string> local_addresses();
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -17,14 +17,14 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "daemon/loop_work.hpp"
-#include "daemon/bouncer.hpp"
-#include "daemon/relay_route.hpp"
+#include "event/loop_work.hpp"
+#include "scheduler/bouncer.hpp"
+#include "scheduler/relay_route.hpp"
 #include "delivery/launcher.hpp"
 #include "queue/envelope.hpp"
 #include "queue/store.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 
 // When to try again after `retry` temporary failures (exposed for tests).
 std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t now, std::int64_t base = 10);
@@ -44,7 +44,7 @@ public:
     };
 
     Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-              SerialWorker& worker, LoopPost& post, Bouncer& bouncer, RelayRouter& router);
+              event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router);
     ~Scheduler();
 
     void enqueue(const std::vector<queue::Envelope>& envelopes);
@@ -90,8 +90,8 @@ private:
     const config::Config& config_;
     queue::Store& store_;
     delivery::Launcher& launcher_;
-    SerialWorker& worker_;
-    LoopPost& post_;
+    event::SerialWorker& worker_;
+    event::LoopPost& post_;
     Bouncer& bouncer_;
     RelayRouter& router_;
     unsigned running_ = 0;        // agent runs, local and relay
@@ -116,4 +116,4 @@ private:
     bool removing_ = false;  // a removal batch is with the worker
 };
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

@@ -3,13 +3,13 @@
 // the queue before the 250; see session.hpp.
 #include <ctime>
 
-#include "daemon/scheduler.hpp"
-#include "daemon/session.hpp"
+#include "scheduler/scheduler.hpp"
+#include "smtpd/session.hpp"
 #include "queue/envelope.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 namespace {
 
 constexpr size_t kMaxDataLine = 65536;  // longer text lines refuse the message
@@ -51,7 +51,7 @@ void masquerade_from(std::string& message, const std::string& sender) {
 
 }  // namespace
 
-void Session::cmd_data(const smtp::Command& c) {
+void SmtpSession::cmd_data(const smtp::Command& c) {
     if (!c.args.empty()) {
         reply(501, "5.5.4 Syntax error: DATA takes no arguments");
         return;
@@ -69,13 +69,13 @@ void Session::cmd_data(const smtp::Command& c) {
     reply(354, "End data with <CR><LF>.<CR><LF>");
 }
 
-void Session::feed_data() {
+void SmtpSession::feed_data() {
     size_t used = data_->feed(in_);
     in_.erase(0, used);
     if (data_->done()) finish_data();
 }
 
-void Session::finish_data() {
+void SmtpSession::finish_data() {
     smtp::DataReader reader = std::move(*data_);
     data_.reset();
     state_ = State::Ready;
@@ -115,7 +115,7 @@ void Session::finish_data() {
     commit_message(std::move(body));
 }
 
-std::string Session::received_header(const std::string& msgid) const {
+std::string SmtpSession::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
     if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
     // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
@@ -128,8 +128,8 @@ std::string Session::received_header(const std::string& msgid) const {
     return h;
 }
 
-void Session::commit_message(std::string body) {
-    const ServerContext& ctx = server_.ctx();
+void SmtpSession::commit_message(std::string body) {
+    const SmtpContext& ctx = server_.ctx();
     queue::Store::Message msg;
     msg.msgid = queue::new_message_id();
     msg.data = received_header(msg.msgid);
@@ -137,7 +137,7 @@ void Session::commit_message(std::string body) {
     std::int64_t now = std::time(nullptr);
     for (const auto& r : tx_.rcpts) {
         for (const auto& d : r.deliveries) {
-            queue::Envelope e = new_envelope(*ctx.config, d, msg.msgid, now);
+            queue::Envelope e = rules::new_envelope(*ctx.config, d, msg.msgid, now);
             e.sender = tx_.sender;
             e.rcpt = r.rcpt;
             e.helo = helo_;
@@ -157,8 +157,8 @@ void Session::commit_message(std::string body) {
     tx_ = {};
     ++messages_;
     busy_ = true;
-    LoopPost* post = ctx.post;
-    Scheduler* scheduler = ctx.scheduler;
+    event::LoopPost* post = ctx.post;
+    scheduler::Scheduler* scheduler = ctx.scheduler;
     std::string sid = id_;
     ctx.committer->submit(std::move(msg), [post, scheduler, weak = weak_from_this(), msgid, size, sid,
                                            envelopes = std::move(envelopes)](bool ok, const std::string& error) {
@@ -184,4 +184,4 @@ void Session::commit_message(std::string body) {
     });
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

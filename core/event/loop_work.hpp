@@ -16,7 +16,7 @@
 #include <mutex>
 #include <thread>
 
-namespace postern::daemon {
+namespace postern::event {
 
 void run_blocking(uv_loop_t* loop, std::function<void()> work, std::function<void()> done);
 
@@ -58,4 +58,4 @@ private:
     std::thread thread_;
 };
 
-}  // namespace postern::daemon
+}  // namespace postern::event

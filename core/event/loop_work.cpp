@@ -1,9 +1,9 @@
 // See loop_work.hpp.
-#include "daemon/loop_work.hpp"
+#include "event/loop_work.hpp"
 
 #include <memory>
 
-namespace postern::daemon {
+namespace postern::event {
 namespace {
 
 struct BlockingJob {
@@ -100,4 +100,4 @@ void SerialWorker::run() {
     }
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::event

@@ -13,16 +13,19 @@
 
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
-#include "daemon/loop_work.hpp"
+#include "event/loop_work.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
 #include "tls/context.hpp"
 #include "table/registry.hpp"
 
-namespace postern::daemon {
-
+namespace postern::scheduler {
 class Scheduler;
-class Session;
+}
+
+namespace postern::smtpd {
+
+class SmtpSession;
 
 // One bound socket and the `listen on` line it came from.
 struct ListenSocket {
@@ -31,14 +34,14 @@ struct ListenSocket {
     const config::Listener* listener = nullptr;
 };
 
-struct ServerContext {
+struct SmtpContext {
     const config::Config* config = nullptr;
     const rules::Ruleset* rules = nullptr;
     table::Registry* tables = nullptr;
     queue::Store* store = nullptr;
     queue::Committer* committer = nullptr;
-    Scheduler* scheduler = nullptr;
-    LoopPost* post = nullptr;
+    scheduler::Scheduler* scheduler = nullptr;
+    event::LoopPost* post = nullptr;
     std::string hostname;  // server name
     // Checks a system account's password (`auth` without a table); answers on the loop.
     std::function<void(const std::string& user, const std::string& password,
@@ -48,18 +51,18 @@ struct ServerContext {
     const std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>* tls = nullptr;
 };
 
-class Server {
+class SmtpServer {
 public:
-    Server(uv_loop_t* loop, ServerContext ctx);
-    ~Server();
+    SmtpServer(uv_loop_t* loop, SmtpContext ctx);
+    ~SmtpServer();
 
     // Start accepting on sockets bound earlier; false with `error` on failure.
     bool start(const std::vector<ListenSocket>& sockets, std::string* error);
-    // Stop accepting and close every session (see Session::shutdown).
+    // Stop accepting and close every session (see SmtpSession::shutdown).
     void stop(bool unavailable = false);
 
     uv_loop_t* loop() const { return loop_; }
-    const ServerContext& ctx() const { return ctx_; }
+    const SmtpContext& ctx() const { return ctx_; }
     char* read_buffer() { return read_buffer_.data(); }
     size_t read_buffer_size() const { return read_buffer_.size(); }
 
@@ -69,21 +72,21 @@ public:
     bool paused() const { return paused_; }
     unsigned long long sessions_total() const { return sessions_total_; }
 
-    void session_closed(Session* s);  // called by a session once its handles are closed
+    void session_closed(SmtpSession* s);  // called by a session once its handles are closed
     size_t session_count() const { return sessions_.size(); }
 
 private:
     struct Listening {
         uv_tcp_t tcp{};
-        Server* server = nullptr;
+        SmtpServer* server = nullptr;
         const config::Listener* listener = nullptr;
     };
     static void on_connection(uv_stream_t* stream, int status);
 
     uv_loop_t* loop_;
-    ServerContext ctx_;
+    SmtpContext ctx_;
     std::vector<std::unique_ptr<Listening>> listening_;
-    std::unordered_map<Session*, std::shared_ptr<Session>> sessions_;
+    std::unordered_map<SmtpSession*, std::shared_ptr<SmtpSession>> sessions_;
     bool paused_ = false;
     unsigned long long sessions_total_ = 0;
     // One read buffer for every session: libuv hands it back in the read
@@ -91,4 +94,4 @@ private:
     std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
 };
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

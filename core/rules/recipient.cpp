@@ -1,5 +1,5 @@
 // From one RCPT TO to its deliveries; see recipient.hpp.
-#include "daemon/recipient.hpp"
+#include "rules/recipient.hpp"
 
 #include <algorithm>
 #include <ctime>
@@ -7,7 +7,7 @@
 #include "expand/expand.hpp"
 #include "relay/srs.hpp"
 
-namespace postern::daemon {
+namespace postern::rules {
 namespace {
 
 std::string account_of(const expand::UserInfo& u) {
@@ -26,13 +26,13 @@ table::Table* table_named(table::Registry& tables, const std::string& name) {
     return name.empty() ? nullptr : tables.find(name);
 }
 
-bool same(const Delivery& a, const Delivery& b) {
+bool same(const PlannedDelivery& a, const PlannedDelivery& b) {
     return a.action == b.action && a.dest == b.dest && a.user == b.user && a.method == b.method && a.path == b.path;
 }
 
 }  // namespace
 
-queue::Envelope new_envelope(const config::Config& config, const Delivery& d, const std::string& msgid,
+queue::Envelope new_envelope(const config::Config& config, const PlannedDelivery& d, const std::string& msgid,
                              std::int64_t now) {
     queue::Envelope e;
     e.msgid = msgid;
@@ -87,7 +87,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
     if (action.method == "relay") {
         // Mail for another server: nothing to expand; the relay runs unprivileged.
         Resolution out;
-        out.deliveries.push_back(Delivery{action.name, rcpt, kRelayUser, "", "", "", ""});
+        out.deliveries.push_back(PlannedDelivery{action.name, rcpt, kRelayUser, "", "", "", ""});
         return out;
     }
 
@@ -127,7 +127,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
             for (auto& del : inner.deliveries) out.deliveries.push_back(std::move(del));
             continue;
         }
-        Delivery del;
+        PlannedDelivery del;
         del.action = action.name;
         del.dest = rcpt;
         del.user = dest.kind == expand::Destination::Kind::User ? dest.user.name : dest.run_as.name;
@@ -143,9 +143,9 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
         out.deliveries.push_back(std::move(del));
     }
     // Two aliases reaching the same place deliver once.
-    std::vector<Delivery> unique;
+    std::vector<PlannedDelivery> unique;
     for (auto& del : out.deliveries)
-        if (std::none_of(unique.begin(), unique.end(), [&](const Delivery& u) { return same(u, del); }))
+        if (std::none_of(unique.begin(), unique.end(), [&](const PlannedDelivery& u) { return same(u, del); }))
             unique.push_back(std::move(del));
     out.deliveries = std::move(unique);
     if (out.deliveries.empty())
@@ -153,4 +153,4 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
     return out;
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::rules

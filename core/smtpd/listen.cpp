@@ -1,5 +1,5 @@
 // Listening sockets; see listen.hpp.
-#include "daemon/listen.hpp"
+#include "smtpd/listen.hpp"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
@@ -14,7 +14,7 @@
 
 #include "util/fd.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 namespace {
 
 bool is_ip(const std::string& s, int* family) {
@@ -165,4 +165,4 @@ std::vector<std::string> local_addresses() {
     return out;
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -9,10 +9,10 @@
 #include <memory>
 
 #include "auth/senders.hpp"
-#include "daemon/session.hpp"
+#include "smtpd/session.hpp"
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::smtpd {
 namespace {
 
 constexpr uint64_t kBadPasswordDelayMs = 1000;
@@ -20,11 +20,11 @@ constexpr unsigned kMaxAuthFailures = 3;
 
 }  // namespace
 
-bool Session::auth_offered() const {
+bool SmtpSession::auth_offered() const {
     return (listener_.auth || listener_.auth_optional) && tls_active_ && !authenticated_;
 }
 
-void Session::cmd_auth(const smtp::Command& c) {
+void SmtpSession::cmd_auth(const smtp::Command& c) {
     if (!listener_.auth && !listener_.auth_optional) {
         reply(502, "5.5.1 Command not implemented");
         return;
@@ -44,7 +44,7 @@ void Session::cmd_auth(const smtp::Command& c) {
     auth_step(auth_.start(c.args));
 }
 
-void Session::auth_step(auth::Step step) {
+void SmtpSession::auth_step(auth::Step step) {
     switch (step.kind) {
     case auth::Step::Kind::Challenge:
         reply(334, step.text);
@@ -73,7 +73,7 @@ void Session::auth_step(auth::Step step) {
     }
     auto work = std::make_shared<Work>();
     table::Table* table = server_.ctx().tables->find(listener_.auth_table);
-    run_blocking(
+    event::run_blocking(
         server_.loop(),
         [work, table, user = step.user, password = std::move(step.password)] {
             if (!table) {
@@ -89,7 +89,7 @@ void Session::auth_step(auth::Step step) {
         });
 }
 
-void Session::auth_verified(const std::string& user, auth::Check result, const std::string& error) {
+void SmtpSession::auth_verified(const std::string& user, auth::Check result, const std::string& error) {
     log::info(log::Line(id_ + " smtp authentication")
                   .kv("user", user)
                   .kv("result", result == auth::Check::Ok ? "ok" : result == auth::Check::Bad ? "permfail" : "tempfail")
@@ -123,7 +123,7 @@ void Session::auth_verified(const std::string& user, auth::Check result, const s
 
 // `senders <t>`: an authenticated user may only send as the addresses the
 // table gives it.
-void Session::check_sender(std::string sender, smtp::DsnMail dsn) {
+void SmtpSession::check_sender(std::string sender, smtp::DsnMail dsn) {
     table::Table* table = server_.ctx().tables->find(listener_.senders_table);
     struct Work {
         auth::Check result = auth::Check::TempFail;
@@ -131,7 +131,7 @@ void Session::check_sender(std::string sender, smtp::DsnMail dsn) {
     };
     auto work = std::make_shared<Work>();
     busy_ = true;
-    run_blocking(
+    event::run_blocking(
         server_.loop(),
         [work, table, user = auth_user_, sender] {
             if (!table) {
@@ -159,16 +159,16 @@ void Session::check_sender(std::string sender, smtp::DsnMail dsn) {
         });
 }
 
-void Session::after(uint64_t ms, std::function<void()> fn) {
+void SmtpSession::after(uint64_t ms, std::function<void()> fn) {
     delayed_ = std::move(fn);
     uv_timer_start(
         &delay_timer_,
         [](uv_timer_t* t) {
-            auto* self = static_cast<Session*>(t->data);  // closing the session stops the timer
+            auto* self = static_cast<SmtpSession*>(t->data);  // closing the session stops the timer
             auto fn = std::move(self->delayed_);
             fn();
         },
         ms, 0);
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::smtpd

@@ -1,11 +1,11 @@
 // The scheduler; see scheduler.hpp.
-#include "daemon/scheduler.hpp"
+#include "scheduler/scheduler.hpp"
 
 #include <ctime>
 
 #include "util/log.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 namespace {
 
 std::string delay_text(std::int64_t s) {
@@ -33,7 +33,7 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 }
 
 Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
-                     SerialWorker& worker, LoopPost& post, Bouncer& bouncer, RelayRouter& router)
+                     event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router)
     : loop_(loop),
       config_(config),
       store_(store),
@@ -466,4 +466,4 @@ void Scheduler::on_timer() {
     arm_timer();
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

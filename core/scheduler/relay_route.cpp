@@ -1,5 +1,5 @@
-// daemon/relay_route.cpp — see relay_route.hpp.
-#include "daemon/relay_route.hpp"
+// scheduler/relay_route.cpp — see relay_route.hpp.
+#include "scheduler/relay_route.hpp"
 
 #include <cerrno>
 #include <cstring>
@@ -15,7 +15,7 @@
 #include "table/table.hpp"
 #include "tls/context.hpp"
 
-namespace postern::daemon {
+namespace postern::scheduler {
 
 namespace {
 
@@ -254,4 +254,4 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
     return true;
 }
 
-}  // namespace postern::daemon
+}  // namespace postern::scheduler

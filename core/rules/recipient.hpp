@@ -16,13 +16,13 @@
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
 
-namespace postern::daemon {
+namespace postern::rules {
 
 // The account relay deliveries run as.
 inline constexpr const char* kRelayUser = "_postern";
 
 // One future envelope.
-struct Delivery {
+struct PlannedDelivery {
     std::string action;     // the action that delivers it
     std::string dest;       // final address
     std::string user;       // recipient account name
@@ -36,13 +36,13 @@ struct Resolution {
     int code = 250;    // 250, or the refusal's code
     std::string text;  // the refusal's text after the code ("5.1.1 <a@b>: ...")
     std::string log;   // details for the log, never for the client
-    std::vector<Delivery> deliveries;
+    std::vector<PlannedDelivery> deliveries;
     bool accepted() const { return code / 100 == 2; }
 };
 
 // A new envelope of message `msgid` for one delivery, created at `now`, with
 // its expiry from the action's ttl or `queue ttl`; the caller adds who sent it.
-queue::Envelope new_envelope(const config::Config& config, const Delivery& d, const std::string& msgid,
+queue::Envelope new_envelope(const config::Config& config, const PlannedDelivery& d, const std::string& msgid,
                              std::int64_t now);
 
 // `subject` describes the session and the recipient (rcpt, rcpt_domain set);
@@ -50,4 +50,4 @@ queue::Envelope new_envelope(const config::Config& config, const Delivery& d, co
 Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
                              const rules::Subject& subject, const std::string& local, int depth = 10);
 
-}  // namespace postern::daemon
+}  // namespace postern::rules
