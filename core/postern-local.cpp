@@ -71,7 +71,7 @@ struct Delivery {
 
 struct Args {
     std::string plugin_dir, method, user, home, options;
-    int secret_fd = -1;  // more option words, kept out of argv
+    int secret_fd = -1;                         // more option words, kept out of argv
     std::optional<std::pair<uid_t, gid_t>> as;  // --as: who to become after loading the plugin
     bool has_method = false, has_user = false, has_home = false;
     std::vector<Delivery> deliveries;
@@ -130,16 +130,14 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
                 return std::nullopt;
             }
             ok = a.deliveries.back().create_mbox = true;
-        }
-        else if (opt == "--as") {
+        } else if (opt == "--as") {
             std::string text;
             std::pair<uid_t, gid_t> ids;
             bool seen = a.as.has_value();
             ok = single("as", &text, &seen, i) && parse_ids(text, &ids);
             if (ok) a.as = ids;
             else if (error->empty()) *error = "bad --as \"" + text + "\" (want UID:GID)";
-        }
-        else if (opt == "--secret-fd") {
+        } else if (opt == "--secret-fd") {
             std::string text;
             ok = single("secret-fd", &text, nullptr, i) && parse_fd(text, &a.secret_fd);
             if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --secret-fd";
@@ -185,7 +183,8 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         *error = "no --delivery given";
         return std::nullopt;
     }
-    if (!a.as && std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
+    if (!a.as &&
+        std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
         *error = "--create-mbox needs --as";
         return std::nullopt;
     }
@@ -276,8 +275,8 @@ bool same_message(const Delivery& a, const Delivery& b) {
 }
 
 std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugin,
-                                      decltype(postern_delivery_plugin::deliver_many) many, const Args& a,
-                                      size_t first, size_t n) {
+                                      decltype(postern_delivery_plugin::deliver_many) many, const Args& a, size_t first,
+                                      size_t n) {
     std::vector<Outcome> out;
     if (!has_message(a.deliveries[first])) {
         for (size_t k = 0; k < n; ++k) out.push_back(deliver_one(plugin, a, a.deliveries[first + k]));

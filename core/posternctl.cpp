@@ -46,8 +46,8 @@ using postern::control::Reply;
 using postern::control::Request;
 
 constexpr const char* kDefaultSocket = "/run/postern/control.sock";  // as the daemon's default
-constexpr const char* kDefaultConfig = POSTERN_DEFAULT_CONFIG;      // what the installed unit runs with
-constexpr int kTimeoutSeconds = 60;      // per send or receive: a wedged daemon must not hang scripts
+constexpr const char* kDefaultConfig = POSTERN_DEFAULT_CONFIG;       // what the installed unit runs with
+constexpr int kTimeoutSeconds = 60;  // per send or receive: a wedged daemon must not hang scripts
 constexpr size_t kMaxPasswordLine = 1024;
 
 struct Options {
@@ -82,7 +82,9 @@ void fail(const std::string& text) { std::fprintf(stderr, "posternctl: %s\n", te
 // one (stray continuation, overlong form, surrogate, beyond U+10FFFF, cut off).
 size_t utf8_length(std::string_view s, size_t i) {
     auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) { return k < s.size() && at(k) >= lo && at(k) <= hi; };
+    auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
+        return k < s.size() && at(k) >= lo && at(k) <= hi;
+    };
     unsigned c = at(i);
     if (c < 0x80) return 1;
     if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
@@ -109,14 +111,14 @@ std::string json_string(std::string_view s) {
     for (size_t i = 0; i < s.size(); ++i) {
         unsigned char c = static_cast<unsigned char>(s[i]);
         switch (c) {
-            case '"': out += "\\\""; continue;
-            case '\\': out += "\\\\"; continue;
-            case '\b': out += "\\b"; continue;
-            case '\f': out += "\\f"; continue;
-            case '\n': out += "\\n"; continue;
-            case '\r': out += "\\r"; continue;
-            case '\t': out += "\\t"; continue;
-            default: break;
+        case '"': out += "\\\""; continue;
+        case '\\': out += "\\\\"; continue;
+        case '\b': out += "\\b"; continue;
+        case '\f': out += "\\f"; continue;
+        case '\n': out += "\\n"; continue;
+        case '\r': out += "\\r"; continue;
+        case '\t': out += "\\t"; continue;
+        default: break;
         }
         size_t n = utf8_length(s, i);
         if (c < 0x20 || c == 0x7f || n == 0) {
@@ -196,27 +198,25 @@ std::string confirmation(const std::vector<std::string>& w, const Reply& reply) 
 std::string render_text(const std::vector<std::string>& words, const Reply& reply) {
     std::string out;
     switch (shape_of(words)) {
-        case Shape::List:
-            for (const auto& r : reply.records) {
-                for (size_t i = 0; i < r.size(); ++i) out += (i ? "|" : "") + text_value(r[i].second, '|');
-                out += "\n";
-            }
-            break;
-        case Shape::KeyEquals:
-        case Shape::KeyColon: {
-            const char* sep = shape_of(words) == Shape::KeyEquals ? "=" : ": ";
-            for (const auto& r : reply.records)
-                for (const auto& [k, v] : r) out += text_value(k) + sep + text_value(v) + "\n";
-            break;
+    case Shape::List:
+        for (const auto& r : reply.records) {
+            for (size_t i = 0; i < r.size(); ++i) out += (i ? "|" : "") + text_value(r[i].second, '|');
+            out += "\n";
         }
-        case Shape::Text:  // the message file as it is, like smtpctl
-            for (const auto& r : reply.records)
-                for (const auto& [k, v] : r)
-                    if (k == "text") out += v;
-            break;
-        case Shape::Action:
-            out = text_value(confirmation(words, reply)) + "\n";
-            break;
+        break;
+    case Shape::KeyEquals:
+    case Shape::KeyColon: {
+        const char* sep = shape_of(words) == Shape::KeyEquals ? "=" : ": ";
+        for (const auto& r : reply.records)
+            for (const auto& [k, v] : r) out += text_value(k) + sep + text_value(v) + "\n";
+        break;
+    }
+    case Shape::Text:  // the message file as it is, like smtpctl
+        for (const auto& r : reply.records)
+            for (const auto& [k, v] : r)
+                if (k == "text") out += v;
+        break;
+    case Shape::Action: out = text_value(confirmation(words, reply)) + "\n"; break;
     }
     return out;
 }
@@ -225,18 +225,17 @@ std::string render_json(const std::vector<std::string>& words, const Reply& repl
     std::vector<const postern::control::Record*> all;
     for (const auto& r : reply.records) all.push_back(&r);
     switch (shape_of(words)) {
-        case Shape::List: {
-            if (all.empty()) return "[]\n";
-            std::string out = "[\n";
-            for (size_t i = 0; i < all.size(); ++i) out += json_object({all[i]}) + (i + 1 < all.size() ? ",\n" : "\n");
-            return out + "]\n";
-        }
-        case Shape::Action: {
-            postern::control::Record r{{"message", confirmation(words, reply)}};
-            return json_object({&r}) + "\n";
-        }
-        default:
-            return json_object(all) + "\n";
+    case Shape::List: {
+        if (all.empty()) return "[]\n";
+        std::string out = "[\n";
+        for (size_t i = 0; i < all.size(); ++i) out += json_object({all[i]}) + (i + 1 < all.size() ? ",\n" : "\n");
+        return out + "]\n";
+    }
+    case Shape::Action: {
+        postern::control::Record r{{"message", confirmation(words, reply)}};
+        return json_object({&r}) + "\n";
+    }
+    default: return json_object(all) + "\n";
     }
 }
 
@@ -279,10 +278,8 @@ int exchange(const Socket& socket, const Request& req, Reply* reply) {
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
         if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTDIR)
             fail("posternd does not seem to be running (no socket at " + socket.shown() + ")");
-        else if (errno == EACCES || errno == EPERM)
-            fail("permission denied on " + socket.shown() + " (run as root)");
-        else
-            fail("connect " + path + ": " + std::strerror(errno));
+        else if (errno == EACCES || errno == EPERM) fail("permission denied on " + socket.shown() + " (run as root)");
+        else fail("connect " + path + ": " + std::strerror(errno));
         return 1;
     }
     timeval tv{kTimeoutSeconds, 0};

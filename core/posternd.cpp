@@ -17,14 +17,13 @@
 namespace {
 
 void usage() {
-    std::fprintf(stderr,
-                 "usage: posternd [-dFhnv] [-D name=value] [-f file]\n"
-                 "  -d          stay in the foreground, log to stderr\n"
-                 "  -F          stay in the foreground, log to syslog\n"
-                 "  -f file     read this configuration (default: the embedded one)\n"
-                 "  -n          check the configuration and exit\n"
-                 "  -v          verbose logging\n"
-                 "  -D n=v      define macro n, overriding the file\n");
+    std::fprintf(stderr, "usage: posternd [-dFhnv] [-D name=value] [-f file]\n"
+                         "  -d          stay in the foreground, log to stderr\n"
+                         "  -F          stay in the foreground, log to syslog\n"
+                         "  -f file     read this configuration (default: the embedded one)\n"
+                         "  -n          check the configuration and exit\n"
+                         "  -v          verbose logging\n"
+                         "  -D n=v      define macro n, overriding the file\n");
 }
 
 }  // namespace

@@ -53,8 +53,7 @@ Hashed hash_and_compare(std::string_view password, std::string_view hash) {
     if (hash.empty() || hash.front() == '*' || hash.front() == '!') return {Check::Bad};
     // crypt(3) reads C strings: a NUL would cut the password short and let
     // "secret\0anything" in as "secret".
-    if (password.find('\0') != std::string_view::npos || hash.find('\0') != std::string_view::npos)
-        return {Check::Bad};
+    if (password.find('\0') != std::string_view::npos || hash.find('\0') != std::string_view::npos) return {Check::Bad};
     Scrubbed phrase{std::string(password)};
     std::string setting(hash);
     // struct crypt_data is ~32 KiB: on the heap, not a worker's stack.
@@ -78,8 +77,7 @@ Check check_password(std::string_view password, std::string_view hash) {
     return hash_and_compare(password, hash).check;
 }
 
-Check check_credentials(table::Table* table, std::string_view user, std::string_view password,
-                        std::string* error) {
+Check check_credentials(table::Table* table, std::string_view user, std::string_view password, std::string* error) {
     if (table == nullptr) {
         if (error) *error = "no credentials table";
         return Check::TempFail;
@@ -88,20 +86,16 @@ Check check_credentials(table::Table* table, std::string_view user, std::string_
     std::string value, lookup_error;
     switch (table->lookup(table::lowercase(user), &value, &lookup_error)) {
     case table::Result::TempFail:
-        if (error)
-            *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
+        if (error) *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
         return Check::TempFail;
-    case table::Result::NotFound:
-        hash_and_compare(password, kDecoyHash);
-        return Check::Bad;
+    case table::Result::NotFound: hash_and_compare(password, kDecoyHash); return Check::Bad;
     case table::Result::Found: break;
     }
     // `user:hash`: crypt hashes hold no colon, so the last one ends the name.
     std::string_view hash = trim(value);
     if (auto colon = hash.rfind(':'); colon != std::string_view::npos) hash.remove_prefix(colon + 1);
     Hashed result = hash_and_compare(password, hash);
-    if (result.check == Check::TempFail && error)
-        *error = std::string("crypt(3): ") + std::strerror(result.err);
+    if (result.check == Check::TempFail && error) *error = std::string("crypt(3): ") + std::strerror(result.err);
     OPENSSL_cleanse(value.data(), value.size());
     return result.check;
 }

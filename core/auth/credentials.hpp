@@ -31,8 +31,7 @@ Check check_password(std::string_view password, std::string_view hash);
 // unknown user is Bad and costs a hash computation all the same, so the
 // reply's timing does not tell which user names exist. TempFail, with
 // `error` set, when the table cannot answer or there is no table.
-Check check_credentials(table::Table* table, std::string_view user, std::string_view password,
-                        std::string* error);
+Check check_credentials(table::Table* table, std::string_view user, std::string_view password, std::string* error);
 
 // A system account's password (`auth` without a table, as OpenSMTPD does):
 // the hash from the shadow database, else from the password database.

@@ -62,8 +62,7 @@ std::optional<std::string> base64_decode(std::string_view text) {
     std::size_t pad = 0;
     if (text.back() == '=') pad = text[text.size() - 2] == '=' ? 2 : 1;
     std::string_view body = text.substr(0, text.size() - pad);
-    if (!std::all_of(body.begin(), body.end(), [](char c) { return base64_value(c) >= 0; }))
-        return std::nullopt;
+    if (!std::all_of(body.begin(), body.end(), [](char c) { return base64_value(c) >= 0; })) return std::nullopt;
     // The bits after the last whole byte must be zero, or two texts would
     // decode to the same bytes.
     int last = base64_value(body.back());

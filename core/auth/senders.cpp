@@ -26,8 +26,7 @@ std::vector<std::string_view> split_patterns(std::string_view value) {
     return out;
 }
 
-Check sender_allowed(table::Table* table, std::string_view user, std::string_view mail_from,
-                     std::string* error) {
+Check sender_allowed(table::Table* table, std::string_view user, std::string_view mail_from, std::string* error) {
     if (table == nullptr) {
         if (error) *error = "no senders table";
         return Check::TempFail;
@@ -37,8 +36,7 @@ Check sender_allowed(table::Table* table, std::string_view user, std::string_vie
     std::string value, lookup_error;
     switch (table->lookup(table::lowercase(user), &value, &lookup_error)) {
     case table::Result::TempFail:
-        if (error)
-            *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
+        if (error) *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
         return Check::TempFail;
     case table::Result::NotFound: return Check::Bad;
     case table::Result::Found: break;

@@ -24,8 +24,7 @@ namespace postern::auth {
 // May `user` send as `mail_from` (a bare address, or `<address>`; "" and
 // "<>" are the null sender)? Ok or Bad; Bad too when the user has no entry.
 // TempFail, with `error` set, when the table cannot answer or is missing.
-Check sender_allowed(table::Table* table, std::string_view user, std::string_view mail_from,
-                     std::string* error);
+Check sender_allowed(table::Table* table, std::string_view user, std::string_view mail_from, std::string* error);
 
 // The patterns of a mailaddrmap value: split at commas, blanks trimmed,
 // empty items dropped ("a, @b ,,c" -> a, @b, c).

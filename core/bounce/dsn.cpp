@@ -15,8 +15,8 @@ namespace postern::bounce {
 
 namespace {
 
-constexpr std::size_t kFoldWidth = 78;   // RFC 5322 2.1.1 "SHOULD"
-constexpr std::size_t kMaxPiece = 900;   // stays well under the 998-octet "MUST"
+constexpr std::size_t kFoldWidth = 78;  // RFC 5322 2.1.1 "SHOULD"
+constexpr std::size_t kMaxPiece = 900;  // stays well under the 998-octet "MUST"
 constexpr int kBoundaryTries = 16;
 
 // 16 random bytes as 32 hex digits, from the OS random source. getrandom()
@@ -85,18 +85,18 @@ std::string checked_status(std::string_view s, Kind kind) {
 
 const char* action_word(Kind k) {
     switch (k) {
-        case Kind::Failed: return "failed";
-        case Kind::Delayed: return "delayed";
-        case Kind::Delivered: return "delivered";
+    case Kind::Failed: return "failed";
+    case Kind::Delayed: return "delayed";
+    case Kind::Delivered: return "delivered";
     }
     return "failed";
 }
 
 const char* subject_word(Kind k) {
     switch (k) {
-        case Kind::Failed: return "Failure";
-        case Kind::Delayed: return "Delay";
-        case Kind::Delivered: return "Success";
+    case Kind::Failed: return "Failure";
+    case Kind::Delayed: return "Delay";
+    case Kind::Delivered: return "Success";
     }
     return "Failure";
 }
@@ -156,19 +156,17 @@ std::string human_part(const Report& r, const std::vector<RecipientReport>& rcpt
     std::string out = "This is the mail system at host " + host + ".\n\n";
     std::string intro;
     switch (r.kind) {
-        case Kind::Failed:
-            intro = "Your message could not be delivered to the recipients listed below. The failure "
-                    "is permanent: the mail system will not try again. ";
-            intro += full ? "Your message is attached." : "The headers of your message are attached.";
-            break;
-        case Kind::Delayed:
-            intro = "Your message has not yet been delivered to the recipients listed below. The mail "
-                    "system will keep trying until the time shown for each; you do not need to send it "
-                    "again. You will be told if delivery finally fails.";
-            break;
-        case Kind::Delivered:
-            intro = "Your message was delivered to the recipients listed below.";
-            break;
+    case Kind::Failed:
+        intro = "Your message could not be delivered to the recipients listed below. The failure "
+                "is permanent: the mail system will not try again. ";
+        intro += full ? "Your message is attached." : "The headers of your message are attached.";
+        break;
+    case Kind::Delayed:
+        intro = "Your message has not yet been delivered to the recipients listed below. The mail "
+                "system will keep trying until the time shown for each; you do not need to send it "
+                "again. You will be told if delivery finally fails.";
+        break;
+    case Kind::Delivered: intro = "Your message was delivered to the recipients listed below."; break;
     }
     out += wrap(intro, "", "", 72);
     out += '\n';
@@ -292,8 +290,8 @@ std::string rfc5322_date(std::int64_t unix_seconds) {
         gmtime_r(&t, &tm);
     }
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7],
-                  tm.tm_mday, kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d +0000", kDays[tm.tm_wday % 7], tm.tm_mday,
+                  kMonths[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
     return buf;
 }
 
@@ -305,8 +303,8 @@ std::string pick_boundary(std::string_view content, const std::function<std::str
     return {};
 }
 
-std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts,
-                      std::string_view original, std::string_view message_id_domain) {
+std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts, std::string_view original,
+                      std::string_view message_id_domain) {
     Part returned = returned_part(report, original);
     bool full = returned.headers.starts_with("Content-Type: message/rfc822");
     std::string text = human_part(report, rcpts, full);

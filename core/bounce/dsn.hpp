@@ -26,12 +26,12 @@ namespace postern::bounce {
 enum class Kind { Failed, Delayed, Delivered };
 
 struct RecipientReport {
-    std::string final_recipient;     // address
-    std::string original_recipient;  // ORCPT "rfc822;a@b" or ""
-    std::string status;              // "5.1.1"; a malformed one becomes 5.0.0 / 4.0.0 / 2.0.0
-    std::string diagnostic;          // reply or reason text
-    std::string remote_mta;          // "" if none
-    std::int64_t last_attempt = 0;   // UNIX seconds, 0 = not reported
+    std::string final_recipient;        // address
+    std::string original_recipient;     // ORCPT "rfc822;a@b" or ""
+    std::string status;                 // "5.1.1"; a malformed one becomes 5.0.0 / 4.0.0 / 2.0.0
+    std::string diagnostic;             // reply or reason text
+    std::string remote_mta;             // "" if none
+    std::int64_t last_attempt = 0;      // UNIX seconds, 0 = not reported
     std::int64_t will_retry_until = 0;  // Delayed only
     // Delivered only: handed to a server that will not report on it (no DSN
     // support): Action "relayed" (RFC 3464 2.3.3) instead of "delivered".
@@ -52,8 +52,8 @@ struct Report {
 // message, headers and body, LF line ends. The original is attached as
 // message/rfc822 for Kind::Failed with return_full, otherwise its header
 // section alone as text/rfc822-headers.
-std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts,
-                      std::string_view original, std::string_view message_id_domain);
+std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts, std::string_view original,
+                      std::string_view message_id_domain);
 
 // The pieces below are exposed for the unit tests.
 

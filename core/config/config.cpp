@@ -13,8 +13,7 @@
 namespace postern::config {
 
 std::string format(const Diagnostic& d) {
-    return d.where.file + ":" + std::to_string(d.where.line) + ":" + std::to_string(d.where.column) +
-           ": " + d.message;
+    return d.where.file + ":" + std::to_string(d.where.line) + ":" + std::to_string(d.where.column) + ": " + d.message;
 }
 
 bool is_builtin_table(std::string_view name) {

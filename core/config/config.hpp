@@ -62,11 +62,11 @@ struct TableDecl {
 // lines naming one pki combine into one entry. The files are not opened by
 // the parser (the daemon checks them at start-up and with -n).
 struct Pki {
-    std::string name;         // a host name or "*", lowercased
-    std::string cert;         // certificate chain file (PEM)
-    std::string key;          // private key file (PEM)
-    std::string dhe = "none"; // "none", "auto" or "legacy"
-    Location where;           // the first line naming it
+    std::string name;          // a host name or "*", lowercased
+    std::string cert;          // certificate chain file (PEM)
+    std::string key;           // private key file (PEM)
+    std::string dhe = "none";  // "none", "auto" or "legacy"
+    Location where;            // the first line naming it
 };
 
 // `ca NAME cert "FILE"`: CA certificates that client certificates are verified against.
@@ -78,11 +78,11 @@ struct Ca {
 
 // `listen on ...`
 struct Listener {
-    bool socket = false;      // `listen on socket` (local enqueue)
-    std::string on;           // as written: address, interface, "localhost", "lo"
+    bool socket = false;  // `listen on socket` (local enqueue)
+    std::string on;       // as written: address, interface, "localhost", "lo"
     enum class Family { Any, Inet4, Inet6 } family = Family::Any;
-    int port = 25;            // 465 when `smtps` and no `port`
-    std::string hostname;     // banner / EHLO name; empty = server hostname
+    int port = 25;         // 465 when `smtps` and no `port`
+    std::string hostname;  // banner / EHLO name; empty = server hostname
     std::string tag;
     bool mask_src = false;
 
@@ -96,20 +96,20 @@ struct Listener {
     // listener's hostname (or the `hostname` directive), else "*", else the
     // only pki declared. Empty exactly when neither tls nor smtps is set.
     std::vector<std::string> pkis;
-    std::string ca;            // Config::cas name for client certificates; "" = none
-    std::string ciphers;       // OpenSSL cipher list; "" = `smtp ciphers` or the default
-    std::string protocols;     // libtls-style protocol list ("tlsv1.2,tlsv1.3"); "" = default
+    std::string ca;         // Config::cas name for client certificates; "" = none
+    std::string ciphers;    // OpenSSL cipher list; "" = `smtp ciphers` or the default
+    std::string protocols;  // libtls-style protocol list ("tlsv1.2,tlsv1.3"); "" = default
 
     // AUTH (only with tls or smtps). auth: offered and required before MAIL;
     // auth_optional: offered only. Never both.
     bool auth = false;
     bool auth_optional = false;
-    std::string auth_table;      // credentials table; "" = system users (crypt(3) from the password database)
-    std::string senders_table;   // `senders <t>`: authenticated user -> allowed MAIL FROM addresses
-    bool masquerade = false;     // `senders <t> masquerade`
-    bool received_auth = false;  // `received-auth`: add the user to Received:
-    std::string hostnames_table; // `hostnames <t>`: banner name by local address
-    bool no_dsn = false;         // `no-dsn`: DSN not advertised
+    std::string auth_table;       // credentials table; "" = system users (crypt(3) from the password database)
+    std::string senders_table;    // `senders <t>`: authenticated user -> allowed MAIL FROM addresses
+    bool masquerade = false;      // `senders <t> masquerade`
+    bool received_auth = false;   // `received-auth`: add the user to Received:
+    std::string hostnames_table;  // `hostnames <t>`: banner name by local address
+    bool no_dsn = false;          // `no-dsn`: DSN not advertised
     Location where;
 };
 
@@ -149,7 +149,7 @@ struct Relay {
 // `action NAME METHOD ...`
 struct Action {
     std::string name;
-    std::string method;          // "mbox", "maildir", "mda", "lmtp" or "relay"
+    std::string method;  // "mbox", "maildir", "mda", "lmtp" or "relay"
     // maildir path, mda command line (both may hold %{...}) or lmtp destination
     // ("HOST:PORT" or "/socket") as written; "" = default
     std::string path;
@@ -167,13 +167,21 @@ struct Action {
 // One condition of a `match` line.
 struct Criterion {
     enum class Kind {
-        FromAny, FromLocal, FromSocket, FromSrc,  // from ...
-        ForAny, ForLocal, ForDomain, ForRcptTo,   // for ...
-        MailFrom, RcptTo, Tag,                    // standalone options
+        FromAny,
+        FromLocal,
+        FromSocket,
+        FromSrc,  // from ...
+        ForAny,
+        ForLocal,
+        ForDomain,
+        ForRcptTo,  // for ...
+        MailFrom,
+        RcptTo,
+        Tag,  // standalone options
         // `from rdns` alone (value and table empty): the client has a verified
         // PTR name; with a value or table: that name matches (Domain service).
         FromRdns,
-        Helo,                                     // helo [regex] NAME|<t>: the HELO/EHLO name
+        Helo,  // helo [regex] NAME|<t>: the HELO/EHLO name
         // `auth` alone (value and table empty): the session is authenticated
         // (the local socket counts); with a value or table: as a user in it (String).
         Auth,
@@ -197,13 +205,13 @@ struct Rule {
 };
 
 struct Config {
-    std::string hostname;  // server name used in banners and Received:; "" = system name
+    std::string hostname;           // server name used in banners and Received:; "" = system name
     std::vector<TableDecl> tables;  // declaration order, anonymous ones included
     std::vector<Pki> pkis;          // declaration order, names unique
     std::vector<Ca> cas;            // declaration order, names unique
     std::vector<Listener> listeners;
-    std::vector<Action> actions;    // declaration order
-    std::vector<Rule> rules;        // first match wins
+    std::vector<Action> actions;  // declaration order
+    std::vector<Rule> rules;      // first match wins
 
     // smtp ...
     std::size_t max_message_size = 35u * 1024 * 1024;  // smtp max-message-size
@@ -223,7 +231,7 @@ struct Config {
     std::string srs_key;
     std::string srs_backup_key;
     std::chrono::seconds srs_ttl{4 * 24 * 3600};  // whole days
-    Location srs_where;                          // where a relay first asked for `srs`
+    Location srs_where;                           // where a relay first asked for `srs`
 
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
@@ -247,7 +255,7 @@ struct Config {
 };
 
 struct ParseResult {
-    std::optional<Config> config;       // set only when errors is empty
+    std::optional<Config> config;  // set only when errors is empty
     std::vector<Diagnostic> errors;
     std::vector<Diagnostic> warnings;
 };
@@ -257,7 +265,6 @@ using Macros = std::map<std::string, std::string, std::less<>>;
 // Read a config file; `overrides` (from -D name=value) win over the file's macros.
 ParseResult parse_file(const std::string& path, const Macros& overrides = {});
 // Read config text; `name` is used in diagnostics and to resolve relative includes.
-ParseResult parse_text(std::string_view text, const std::string& name,
-                       const Macros& overrides = {});
+ParseResult parse_text(std::string_view text, const std::string& name, const Macros& overrides = {});
 
 }  // namespace postern::config

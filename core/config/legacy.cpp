@@ -27,10 +27,11 @@ constexpr std::string_view kOldWords[] = {
 
 // What an old rule may hold, and what of it makes no sense in a `reject` rule.
 constexpr std::string_view kRuleOptions[] = {
-    "tagged", "authenticated", "from", "sender", "for", "recipient", "alias", "virtual",
-    "userbase", "forward-only", "deliver", "relay", "expire",
+    "tagged",  "authenticated", "from",         "sender",  "for",   "recipient", "alias",
+    "virtual", "userbase",      "forward-only", "deliver", "relay", "expire",
 };
-constexpr std::string_view kAcceptOnly[] = {"alias", "virtual", "userbase", "forward-only", "deliver", "relay", "expire"};
+constexpr std::string_view kAcceptOnly[] = {"alias",   "virtual", "userbase", "forward-only",
+                                            "deliver", "relay",   "expire"};
 constexpr std::string_view kRelayOptions[] = {
     "backup", "via", "auth", "as", "source", "hostname", "hostnames", "helo", "pki", "certificate", "tls", "verify",
 };
@@ -130,11 +131,11 @@ struct OldSource {
 
 // An old rule taken apart into the pieces of its current lines.
 struct OldRule {
-    Line criteria;  // the match options, in the order written
-    Line method;    // mbox | maildir [P] | mda C | lmtp D [rcpt-to] | relay ... | forward-only
-    Line local;     // alias / virtual / userbase <t>
-    Line user;      // user U (from `as U`)
-    Line ttl;       // ttl D (from `expire D`)
+    Line criteria;                  // the match options, in the order written
+    Line method;                    // mbox | maildir [P] | mda C | lmtp D [rcpt-to] | relay ... | forward-only
+    Line local;                     // alias / virtual / userbase <t>
+    Line user;                      // user U (from `as U`)
+    Line ttl;                       // ttl D (from `expire D`)
     const Token* clause = nullptr;  // `deliver`, `relay` or `forward-only` as written
     OldSource source;
     std::optional<std::size_t> auth_at;  // `authenticated` (now `auth`) in criteria
@@ -397,8 +398,7 @@ std::string render(const Line& line) {
     std::string out;
     const Token* prev = nullptr;
     for (const Token& t : line) {
-        if (prev && !prev->is_punct("<") && !prev->is_punct("!") && !t.is_punct(">") && !t.is_punct(","))
-            out += ' ';
+        if (prev && !prev->is_punct("<") && !prev->is_punct("!") && !t.is_punct(">") && !t.is_punct(",")) out += ' ';
         if (t.kind == Token::Kind::String) {
             out += '"';
             for (char ch : t.text) {
@@ -491,8 +491,8 @@ Translator::Result Translator::translate_rule(const Line& line, const NameTaken&
         append(match, end);
         result.lines.push_back(std::move(match));
     }
-    result.warning =
-        Diagnostic{head.where, warning_text(result.lines, changed ? kAuthNote : std::string_view{}, first_match)};
+    result.warning = Diagnostic{head.where,
+                                warning_text(result.lines, changed ? kAuthNote : std::string_view{}, first_match)};
     return result;
 }
 
@@ -517,7 +517,8 @@ Translator::Result Translator::translate_global(const Line& line, std::vector<Di
         if (!sub || !(sub->is_word("session") || sub->is_word("mta") || sub->is_word("scheduler"))) {
             Cursor c(line);
             c.take();
-            errors.push_back(Diagnostic{c.where(), "expected session, mta or scheduler after 'limit', found " + c.found()});
+            errors.push_back(
+                Diagnostic{c.where(), "expected session, mta or scheduler after 'limit', found " + c.found()});
             return {};
         }
         out = {sub->is_word("session") ? made(*sub, "smtp") : *sub, head};

@@ -18,19 +18,23 @@ bool is_blank(int c) { return c == ' ' || c == '\t' || c == '\r' || c == '\f' ||
 
 bool is_punct(int c) {
     switch (c) {
-    case '{': case '}': case '<': case '>': case '!': case '=': case ',': case '(': case ')':
-        return true;
-    default:
-        return false;
+    case '{':
+    case '}':
+    case '<':
+    case '>':
+    case '!':
+    case '=':
+    case ',':
+    case '(':
+    case ')': return true;
+    default: return false;
     }
 }
 
 bool is_control(int c) { return (c >= 0 && c < 0x20 && c != '\t' && c != '\n') || c == 0x7f; }
 
 // Bytes that end a bare word (besides a `\`+newline splice).
-bool ends_word(int c) {
-    return c == kEof || c == '\n' || c == '#' || is_blank(c) || is_punct(c) || is_control(c);
-}
+bool ends_word(int c) { return c == kEof || c == '\n' || c == '#' || is_blank(c) || is_punct(c) || is_control(c); }
 
 bool is_macro_char(int c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
@@ -50,9 +54,7 @@ std::string byte_name(int c) {
     return buf;
 }
 
-Diagnostic make_error(const Location& at, std::string message) {
-    return Diagnostic{at, std::move(message)};
-}
+Diagnostic make_error(const Location& at, std::string message) { return Diagnostic{at, std::move(message)}; }
 
 }  // namespace
 
@@ -74,33 +76,27 @@ void Lexer::advance() {
     ++pos_;
 }
 
-bool Lexer::at_splice() const {
-    return peek() == '\\' && (peek(1) == '\n' || (peek(1) == '\r' && peek(2) == '\n'));
-}
+bool Lexer::at_splice() const { return peek() == '\\' && (peek(1) == '\n' || (peek(1) == '\r' && peek(2) == '\n')); }
 
 void Lexer::skip_splice() {
-    advance();                     // the backslash
+    advance();  // the backslash
     if (peek() == '\r') advance();
-    advance();                     // the newline
+    advance();  // the newline
 }
 
 // A comment runs to the end of the physical line, or further when that line
 // ends in `\`: OpenSMTPD joins the lines before it sees the comment.
 void Lexer::skip_comment() {
     while (peek() != kEof && peek() != '\n') {
-        if (at_splice())
-            skip_splice();
-        else
-            advance();
+        if (at_splice()) skip_splice();
+        else advance();
     }
 }
 
 void Lexer::skip_rest_of_line() {
     while (peek() != kEof && peek() != '\n') {
-        if (at_splice())
-            skip_splice();
-        else
-            advance();
+        if (at_splice()) skip_splice();
+        else advance();
     }
 }
 
@@ -128,15 +124,15 @@ bool Lexer::read_quoted(Token& tok, std::vector<Diagnostic>& errors) {
             advance();
             c = peek();
         } else if (is_control(c)) {
-            errors.push_back(make_error(here(), "unexpected control character (byte " + byte_name(c) +
-                                                    ") in quoted string"));
+            errors.push_back(
+                make_error(here(), "unexpected control character (byte " + byte_name(c) + ") in quoted string"));
             return false;
         }
         tok.text.push_back(static_cast<char>(c));
         advance();
         if (tok.text.size() > kMaxTokenLength) {
-            errors.push_back(make_error(tok.where, "quoted string is longer than " +
-                                                       std::to_string(kMaxTokenLength) + " bytes"));
+            errors.push_back(
+                make_error(tok.where, "quoted string is longer than " + std::to_string(kMaxTokenLength) + " bytes"));
             return false;
         }
     }
@@ -151,8 +147,8 @@ bool Lexer::read_word(Token& tok, std::vector<Diagnostic>& errors) {
         tok.text.push_back(static_cast<char>(peek()));
         advance();
         if (tok.text.size() > kMaxTokenLength) {
-            errors.push_back(make_error(tok.where, "word is longer than " +
-                                                       std::to_string(kMaxTokenLength) + " bytes"));
+            errors.push_back(
+                make_error(tok.where, "word is longer than " + std::to_string(kMaxTokenLength) + " bytes"));
             return false;
         }
     }
@@ -172,8 +168,8 @@ bool Lexer::lex_value(std::string_view name, std::string_view value, const Locat
         if (st == Status::End) break;
         if (st == Status::Bad) {
             // Point at the `$name` the user wrote, and say the value is at fault.
-            errors.push_back(make_error(at, "in the value of macro '" + std::string(name) +
-                                                "': " + sub_errors.front().message));
+            errors.push_back(
+                make_error(at, "in the value of macro '" + std::string(name) + "': " + sub_errors.front().message));
             return false;
         }
         for (Token& t : line) {

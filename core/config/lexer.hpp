@@ -28,7 +28,7 @@ struct Token {
     Kind kind = Kind::Word;
     std::string text;  // the value: without quotes for String, "=>" for that punct
     Location where;
-    int length = 0;    // bytes taken in the source, to point just past the token
+    int length = 0;  // bytes taken in the source, to point just past the token
 
     bool is_word(std::string_view w) const { return kind == Kind::Word && text == w; }
     bool is_punct(std::string_view p) const { return kind == Kind::Punct && text == p; }
@@ -51,9 +51,7 @@ public:
     explicit Cursor(const Line& line) : line_(line) {}
 
     bool done() const { return i_ >= line_.size(); }
-    const Token* peek(std::size_t ahead = 0) const {
-        return i_ + ahead < line_.size() ? &line_[i_ + ahead] : nullptr;
-    }
+    const Token* peek(std::size_t ahead = 0) const { return i_ + ahead < line_.size() ? &line_[i_ + ahead] : nullptr; }
     const Token& take() { return line_[i_++]; }
     bool word(std::string_view w) const { return !done() && line_[i_].is_word(w); }
     bool punct(std::string_view p) const { return !done() && line_[i_].is_punct(p); }
@@ -86,8 +84,8 @@ public:
 
 private:
     int peek(std::size_t ahead = 0) const;
-    void advance();            // one byte, keeping line and column
-    bool at_splice() const;    // `\` + newline (or `\` + CR LF)
+    void advance();          // one byte, keeping line and column
+    bool at_splice() const;  // `\` + newline (or `\` + CR LF)
     void skip_splice();
     void skip_comment();
     void skip_rest_of_line();  // after an error: to the end of the logical line
@@ -97,8 +95,8 @@ private:
     bool read_word(Token& tok, std::vector<Diagnostic>& errors);
     bool expand_macro(const Macros& macros, Line& out, std::vector<Diagnostic>& errors);
     // Lex a macro's value (no expansion inside it); every token is placed at `at`.
-    static bool lex_value(std::string_view name, std::string_view value, const Location& at,
-                          Line& out, std::vector<Diagnostic>& errors);
+    static bool lex_value(std::string_view name, std::string_view value, const Location& at, Line& out,
+                          std::vector<Diagnostic>& errors);
 
     std::string text_;
     std::string file_;

@@ -47,21 +47,60 @@ void Parser::parse_line(const Line& line) {
         return;
     }
     const std::string& w = first.text;
-    if (w == "include") { parse_include(c); return; }
-    if (w == "table") { parse_table(c); return; }
-    if (w == "listen") { parse_listen(c); return; }
-    if (w == "pki") { parse_pki(c); return; }
-    if (w == "ca") { parse_ca(c); return; }
-    if (w == "action") { parse_action(c); return; }
-    if (w == "match") { parse_match(c); return; }
-    if (w == "smtp") { parse_smtp(c); return; }
-    if (w == "queue") { parse_queue(c); return; }
-    if (w == "mta") { parse_mta(c); return; }
-    if (w == "srs") { parse_srs(c); return; }
-    if (w == "bounce") { parse_bounce(c); return; }
+    if (w == "include") {
+        parse_include(c);
+        return;
+    }
+    if (w == "table") {
+        parse_table(c);
+        return;
+    }
+    if (w == "listen") {
+        parse_listen(c);
+        return;
+    }
+    if (w == "pki") {
+        parse_pki(c);
+        return;
+    }
+    if (w == "ca") {
+        parse_ca(c);
+        return;
+    }
+    if (w == "action") {
+        parse_action(c);
+        return;
+    }
+    if (w == "match") {
+        parse_match(c);
+        return;
+    }
+    if (w == "smtp") {
+        parse_smtp(c);
+        return;
+    }
+    if (w == "queue") {
+        parse_queue(c);
+        return;
+    }
+    if (w == "mta") {
+        parse_mta(c);
+        return;
+    }
+    if (w == "srs") {
+        parse_srs(c);
+        return;
+    }
+    if (w == "bounce") {
+        parse_bounce(c);
+        return;
+    }
     if (w == "control") {
         c.take();
-        if (!c.word("socket")) { expected(c, "'socket' after 'control'"); return; }
+        if (!c.word("socket")) {
+            expected(c, "'socket' after 'control'");
+            return;
+        }
         c.take();
         parse_path_value(c, "'control socket'", cfg_.control_socket) && end_of_line(c, "the path");
         return;
@@ -73,7 +112,10 @@ void Parser::parse_line(const Line& line) {
     }
     if (w == "plugin" || w == "mbox") {
         c.take();
-        if (!c.word("path")) { expected(c, "'path' after " + quote(w)); return; }
+        if (!c.word("path")) {
+            expected(c, "'path' after " + quote(w));
+            return;
+        }
         c.take();
         std::string& out = w == "plugin" ? cfg_.plugin_path : cfg_.mbox_path;
         parse_path_value(c, quote(w + " path"), out) && end_of_line(c, "the path");
@@ -113,15 +155,15 @@ void Parser::parse_legacy(const Line& line) {
 bool Parser::parse_macro(Cursor& c) {
     const Token& name = c.take();
     if (name.kind != Token::Kind::Word || !valid_macro_name(name.text))
-        return fail(name.where, "expected a macro name (letters, digits and '_') before '=', found " +
-                                    describe(name));
+        return fail(name.where, "expected a macro name (letters, digits and '_') before '=', found " + describe(name));
     if (is_keyword(name.text))
         return fail(name.where, quote(name.text) + " is a reserved word and cannot name a macro");
     c.take();  // '='
     if (!c.value()) return expected(c, "a value after '" + name.text + " ='");
     std::string value = c.take().text;
-    if (!c.done()) return expected(c, "end of line after the value of macro " + quote(name.text) +
-                                          " (quote a value that has spaces)");
+    if (!c.done())
+        return expected(c, "end of line after the value of macro " + quote(name.text) +
+                               " (quote a value that has spaces)");
     // -D name=value given to posternd wins over the file.
     if (!overrides_.count(name.text)) macros_[name.text] = std::move(value);
     return true;
@@ -133,11 +175,9 @@ bool Parser::parse_include(Cursor& c) {
     const Token& file = c.take();
     if (!end_of_line(c, "the file name")) return false;
     fs::path path(file.text);
-    if (path.is_relative() && !stack_.empty() && !stack_.back().dir.empty())
-        path = fs::path(stack_.back().dir) / path;
+    if (path.is_relative() && !stack_.empty() && !stack_.back().dir.empty()) path = fs::path(stack_.back().dir) / path;
     if (stack_.size() >= kMaxIncludeDepth)
-        return fail(kw.where, "includes are nested more than " + std::to_string(kMaxIncludeDepth) +
-                                  " files deep");
+        return fail(kw.where, "includes are nested more than " + std::to_string(kMaxIncludeDepth) + " files deep");
     const std::string canonical = canonical_name(path.string());
     for (const Source& s : stack_)
         if (s.canonical == canonical)
@@ -165,8 +205,8 @@ bool Parser::parse_table(Cursor& c) {
                                  "; declare it above that line to replace the built-in table");
         ok = false;
     } else if (prev) {
-        error_at(name.where, "table " + quote(t.name) + " is declared twice (first at " +
-                                 where_text(prev->where) + ")");
+        error_at(name.where,
+                 "table " + quote(t.name) + " is declared twice (first at " + where_text(prev->where) + ")");
         ok = false;
     } else if (broken_tables_.count(t.name)) {
         error_at(name.where, "table " + quote(t.name) + " is declared twice");
@@ -187,8 +227,8 @@ bool Parser::parse_table(Cursor& c) {
             if (t.backend == "static") t.backend = "file";  // OpenSMTPD's other name for it
             t.source = std::string(s.substr(colon + 1));
             if (t.source.empty() || t.source.front() != '/') {
-                error_at(src.where, "expected an absolute path after " + quote(s.substr(0, colon + 1)) +
-                                        " in table " + quote(t.name) + ", found " + describe(src));
+                error_at(src.where, "expected an absolute path after " + quote(s.substr(0, colon + 1)) + " in table " +
+                                        quote(t.name) + ", found " + describe(src));
                 ok = false;
             }
         } else {
@@ -204,8 +244,8 @@ bool Parser::parse_table(Cursor& c) {
         return false;
     }
     if (is_builtin_table(t.name))
-        warnings_.push_back(Diagnostic{name.where, "table " + quote(t.name) + " replaces the built-in table <" +
-                                                       t.name + ">"});
+        warnings_.push_back(
+            Diagnostic{name.where, "table " + quote(t.name) + " replaces the built-in table <" + t.name + ">"});
     cfg_.tables.push_back(std::move(t));
     return true;
 }
@@ -327,8 +367,8 @@ bool Parser::require_map_table(const std::string& name, const Location& at, cons
     const TableDecl* t = cfg_.find_table(name);
     if (!t) return true;  // already reported
     if (t->backend == kBuiltinBackend || (t->backend == "inline" && !t->is_map))
-        return fail(at, quote(opt) + " needs a table of key = value entries, but table " + quote(t->name) +
-                            " is a list");
+        return fail(at,
+                    quote(opt) + " needs a table of key = value entries, but table " + quote(t->name) + " is a list");
     return true;
 }
 
@@ -343,7 +383,8 @@ bool Parser::parse_smtp(Cursor& c) {
     const Token& sub = *c.peek();
     if (sub.text == "ciphers") {
         c.take();
-        const std::string what_ciphers = "a cipher list after 'smtp ciphers', quoted as in smtp ciphers \"HIGH:!aNULL\"";
+        const std::string what_ciphers =
+            "a cipher list after 'smtp ciphers', quoted as in smtp ciphers \"HIGH:!aNULL\"";
         if (!c.value() || c.peek()->text.empty()) return expected(c, what_ciphers);
         cfg_.ciphers = c.take().text;
         return end_of_line(c, "the cipher list");
@@ -400,7 +441,8 @@ bool Parser::parse_mta(Cursor& c) {
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& sub = c.take();
     if (sub.text == "resolver") {
-        const std::string what_addr = "DNS server addresses after 'mta resolver', as in mta resolver \"127.0.0.1:5353\"";
+        const std::string what_addr =
+            "DNS server addresses after 'mta resolver', as in mta resolver \"127.0.0.1:5353\"";
         if (!c.value()) return expected(c, what_addr);
         const Token& v = c.take();
         if (v.text.empty() || v.text.find_first_not_of("0123456789abcdefABCDEF.:[],") != std::string::npos)
@@ -557,7 +599,6 @@ ParseResult Parser::finish(const std::string& main_file) {
     if (result.errors.empty()) result.config = std::move(cfg_);
     return result;
 }
-
 
 }  // namespace detail
 

@@ -38,8 +38,8 @@ bool Parser::parse_action(Cursor& c) {
     a.where = at;
     bool ok = true;
     if (const Action* prev = cfg_.find_action(a.name)) {
-        error_at(name.where, "action " + quote(a.name) + " is declared twice (first at " +
-                                 where_text(prev->where) + ")");
+        error_at(name.where,
+                 "action " + quote(a.name) + " is declared twice (first at " + where_text(prev->where) + ")");
         ok = false;
     } else if (broken_actions_.count(a.name)) {
         error_at(name.where, "action " + quote(a.name) + " is declared twice");
@@ -102,8 +102,8 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
             if (!table) return false;
             (w == "alias" ? a.alias_table : w == "virtual" ? a.virtual_table : a.userbase_table) = *table;
             if (!a.alias_table.empty() && !a.virtual_table.empty())
-                error_at(opt.where, quote(w) + " cannot be used together with " +
-                                        (w == "alias" ? "'virtual'" : "'alias'"));
+                error_at(opt.where,
+                         quote(w) + " cannot be used together with " + (w == "alias" ? "'virtual'" : "'alias'"));
         } else if (w == "user") {
             if (a.method == "mbox") return fail(opt.where, "'user' cannot be used with 'mbox'");
             if (!parse_value(c, "a user name after 'user'", a.user)) return false;
@@ -139,8 +139,7 @@ bool Parser::parse_lmtp_destination(Cursor& c, Action& a) {
     if (dest.empty() || dest.front() != '/') {
         // HOST:PORT is a relay URL's host part: check it as lmtp://HOST:PORT.
         std::string why;
-        if (dest.find("://") != std::string::npos || !parse_relay_url("lmtp://" + dest, why))
-            return expected(c, what);
+        if (dest.find("://") != std::string::npos || !parse_relay_url("lmtp://" + dest, why)) return expected(c, what);
     }
     a.path = c.take().text;
     if (c.word("rcpt-to")) {
@@ -152,9 +151,9 @@ bool Parser::parse_lmtp_destination(Cursor& c, Action& a) {
 
 // relay [OPTION ...] [ttl DELAY]: each option at most once, in any order.
 bool Parser::parse_relay_options(Cursor& c, Action& a) {
-    static constexpr std::string_view kRelayOptions[] = {
-        "host", "domain", "backup", "helo", "helo-src", "src", "auth", "tls", "pki", "ca", "mail-from", "srs",
-        "ciphers", "protocols", "ttl"};
+    static constexpr std::string_view kRelayOptions[] = {"host",      "domain", "backup",  "helo",      "helo-src",
+                                                         "src",       "auth",   "tls",     "pki",       "ca",
+                                                         "mail-from", "srs",    "ciphers", "protocols", "ttl"};
     static constexpr std::string_view kLocalOptions[] = {"alias", "virtual", "userbase", "user", "wrapper"};
     const std::string what = "a relay option (host, domain, backup, helo, helo-src, src, auth, tls, pki, ca, "
                              "mail-from, srs, ciphers, protocols, ttl)";
@@ -188,7 +187,9 @@ bool Parser::parse_relay_options(Cursor& c, Action& a) {
 bool Parser::parse_relay_option(Cursor& c, const Token& opt, Relay& r) {
     const std::string& w = opt.text;
     const std::string after = quote(w);
-    auto plain_value = [&]() { return c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)); };
+    auto plain_value = [&]() {
+        return c.value() && !(c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text));
+    };
     if (w == "host") {
         if (c.punct("<") || c.punct("{")) {
             auto table = parse_table_arg(c, after);
@@ -196,7 +197,8 @@ bool Parser::parse_relay_option(Cursor& c, const Token& opt, Relay& r) {
             r.host_table = *table;
             return true;
         }
-        if (!plain_value()) return expected(c, "a relay URL or <table> after 'host', as in host smtp+tls://mx.example.org");
+        if (!plain_value())
+            return expected(c, "a relay URL or <table> after 'host', as in host smtp+tls://mx.example.org");
         const Token& v = c.take();
         std::string why;
         r.url = parse_relay_url(v.text, why);
@@ -281,6 +283,5 @@ void Parser::check_relay(const Relay& r, const std::map<std::string, Location, s
     if (host && seen.count("domain")) error_at(at("domain"), "'domain' cannot be used together with 'host'");
     if (r.srs && cfg_.srs_where.file.empty()) cfg_.srs_where = at("srs");  // checked once the file is read
 }
-
 
 }  // namespace postern::config::detail

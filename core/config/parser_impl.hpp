@@ -4,7 +4,13 @@
 // the config module's interface: include config/config.hpp instead.
 #pragma once
 
+#include "config/config.hpp"
+#include "config/legacy.hpp"
+#include "config/lexer.hpp"
+#include "config/parser.hpp"
+#include "util/ascii.hpp"
 #include <algorithm>
+#include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
@@ -16,12 +22,6 @@
 #include <memory>
 #include <set>
 #include <sstream>
-#include <arpa/inet.h>
-#include "config/config.hpp"
-#include "config/legacy.hpp"
-#include "config/lexer.hpp"
-#include "config/parser.hpp"
-#include "util/ascii.hpp"
 
 namespace postern::config::detail {
 
@@ -60,11 +60,16 @@ inline std::optional<std::uint64_t> parse_size(std::string_view s, bool& overflo
     std::uint64_t scale = 1;
     if (!s.empty()) {
         switch (s.back()) {
-        case 'b': case 'B': scale = 1; break;
-        case 'k': case 'K': scale = 1ull << 10; break;
-        case 'm': case 'M': scale = 1ull << 20; break;
-        case 'g': case 'G': scale = 1ull << 30; break;
-        case 't': case 'T': scale = 1ull << 40; break;
+        case 'b':
+        case 'B': scale = 1; break;
+        case 'k':
+        case 'K': scale = 1ull << 10; break;
+        case 'm':
+        case 'M': scale = 1ull << 20; break;
+        case 'g':
+        case 'G': scale = 1ull << 30; break;
+        case 't':
+        case 'T': scale = 1ull << 40; break;
         default: scale = 0; break;
         }
         if (scale != 0) s.remove_suffix(1);
@@ -112,8 +117,7 @@ inline bool valid_backend_name(std::string_view s) {
 inline bool valid_macro_name(std::string_view s) {
     if (s.empty()) return false;
     for (char c : s)
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
-            return false;
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
     return true;
 }
 
@@ -126,8 +130,8 @@ inline bool valid_tls_name(std::string_view s) {
     if (s.empty() || s.size() > 253 || s.front() == '.' || s.back() == '.') return false;
     char prev = '.';
     for (char c : s) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                        c == '-' || c == '_' || c == '.';
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+                        c == '_' || c == '.';
         if (!ok || (c == '.' && prev == '.')) return false;
         prev = c;
     }
@@ -137,7 +141,7 @@ inline bool valid_tls_name(std::string_view s) {
 // A libtls protocol list ("tlsv1.2,tlsv1.3", "secure", "all:!tlsv1.0"), as
 // OpenSMTPD 7.x accepts it; the daemon maps it onto OpenSSL's versions.
 inline bool valid_protocols(std::string_view s, std::string& bad) {
-    static constexpr std::string_view kNames[] = {"all", "default", "secure", "legacy", "tlsv1",
+    static constexpr std::string_view kNames[] = {"all",     "default", "secure",  "legacy", "tlsv1",
                                                   "tlsv1.0", "tlsv1.1", "tlsv1.2", "tlsv1.3"};
     if (s.empty()) return false;
     while (true) {
@@ -156,9 +160,9 @@ inline bool valid_protocols(std::string_view s, std::string& bad) {
 
 // Every word that may follow `listen on ADDRESS` (and so cannot be the address).
 constexpr std::string_view kListenOptions[] = {
-    "port", "inet4", "inet6", "hostname", "hostnames", "tag", "mask-src", "mask-source", "tls",
-    "tls-require", "smtps", "verify", "pki", "ca", "ciphers", "protocols", "auth", "auth-optional",
-    "senders", "masquerade", "received-auth", "no-dsn",
+    "port", "inet4",         "inet6",   "hostname",   "hostnames",     "tag",    "mask-src", "mask-source",
+    "tls",  "tls-require",   "smtps",   "verify",     "pki",           "ca",     "ciphers",  "protocols",
+    "auth", "auth-optional", "senders", "masquerade", "received-auth", "no-dsn",
 };
 constexpr std::string_view kSocketListenOptions[] = {"tag", "mask-src", "mask-source", "no-dsn"};
 constexpr std::size_t kMaxListenerPkis = 32;  // OpenSMTPD 7.x's limit
@@ -279,9 +283,9 @@ private:
     Config cfg_;
     std::vector<Diagnostic> errors_;
     std::vector<Diagnostic> warnings_;
-    std::set<std::string, std::less<>> broken_tables_;   // declared on a line with errors
+    std::set<std::string, std::less<>> broken_tables_;  // declared on a line with errors
     std::set<std::string, std::less<>> broken_actions_;
-    std::set<std::string, std::less<>> broken_pkis_;   // named on a line with errors
+    std::set<std::string, std::less<>> broken_pkis_;  // named on a line with errors
     std::set<std::string, std::less<>> broken_cas_;
     // tls/smtps listeners that named no pki: resolved at the end of the file,
     // as OpenSMTPD 6.8 looked the pki up by name only when serving.

@@ -81,8 +81,8 @@ bool Parser::parse_ca(Cursor& c) {
 // seen, and where, for the checks that need the whole line.
 struct Parser::ListenScratch {
     std::set<std::string> seen;
-    std::string tls_word;  // "tls", "tls-require" or "smtps" as written
-    std::string auth_word; // "auth" or "auth-optional" as written
+    std::string tls_word;   // "tls", "tls-require" or "smtps" as written
+    std::string auth_word;  // "auth" or "auth-optional" as written
     Location tls_at, pki_at, auth_at, verify_at, ca_at, ciphers_at, protocols_at, senders_at;
     bool port_given = false;
 };
@@ -104,8 +104,8 @@ bool Parser::parse_listen(Cursor& c) {
         l.socket = true;
         for (const Listener& other : cfg_.listeners)
             if (other.socket)
-                return fail(on.where, "'listen on socket' is declared twice (first at " +
-                                          where_text(other.where) + ")");
+                return fail(on.where,
+                            "'listen on socket' is declared twice (first at " + where_text(other.where) + ")");
     } else {
         l.on = on.text;
     }
@@ -144,8 +144,7 @@ bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
     if (w == "tls" || w == "tls-require" || w == "smtps" || w == "pki" || w == "ca" || w == "ciphers" ||
         w == "protocols")
         return parse_listen_tls_option(c, opt, l, s);
-    if (w == "auth" || w == "auth-optional" || w == "senders")
-        return parse_listen_auth_option(c, opt, l, s);
+    if (w == "auth" || w == "auth-optional" || w == "senders") return parse_listen_auth_option(c, opt, l, s);
     const std::string key = (w == "inet6") ? "inet4" : w;  // one family only
     if (!s.seen.insert(key).second) {
         if (key == "inet4") return fail(opt.where, quote(w) + " conflicts with an earlier address family");
@@ -229,13 +228,15 @@ bool Parser::parse_listen_tls_option(Cursor& c, const Token& opt, Listener& l, L
 
 // ciphers STR | protocols STR, on a listener or a relay: the value after the word.
 bool Parser::parse_tls_list(Cursor& c, const std::string& w, std::string& out) {
-    const std::string what = w == "ciphers" ? "a cipher list after 'ciphers', quoted as in ciphers \"HIGH:!aNULL\""
-                                            : "a protocol list after 'protocols', quoted as in protocols \"tlsv1.2,tlsv1.3\"";
+    const std::string what = w == "ciphers"
+                                 ? "a cipher list after 'ciphers', quoted as in ciphers \"HIGH:!aNULL\""
+                                 : "a protocol list after 'protocols', quoted as in protocols \"tlsv1.2,tlsv1.3\"";
     if (!c.value() || c.peek()->text.empty()) return expected(c, what);
     const Token& v = c.take();
     std::string bad;
     if (w == "protocols" && !valid_protocols(v.text, bad))
-        return fail(v.where, "unknown TLS protocol " + quote(bad) + " in 'protocols': expected tlsv1.2, tlsv1.3, "
+        return fail(v.where, "unknown TLS protocol " + quote(bad) +
+                                 " in 'protocols': expected tlsv1.2, tlsv1.3, "
                                  "secure, default, legacy or all, separated by ','");
     out = v.text;
     return true;
@@ -249,7 +250,8 @@ void Parser::require_pki(const std::string& name, const Location& at) {
 
 void Parser::require_ca(const std::string& name, const Location& at) {
     if (!cfg_.find_ca(name) && !broken_cas_.count(name))
-        error_at(at, "unknown ca " + quote(name) + ": declare it with 'ca " + name + " cert \"FILE\"' before this line");
+        error_at(at,
+                 "unknown ca " + quote(name) + ": declare it with 'ca " + name + " cert \"FILE\"' before this line");
 }
 
 // auth [<t>] | auth-optional [<t>] | senders <t> [masquerade]
@@ -288,8 +290,7 @@ bool Parser::parse_listen_auth_option(Cursor& c, const Token& opt, Listener& l, 
 // listener is complete (create_if_listener), plus postern's own.
 void Parser::check_listener(Listener& l, const ListenScratch& s) {
     const bool tls = l.tls || l.smtps;
-    if (!l.pkis.empty() && !tls)
-        error_at(s.pki_at, "'pki' needs 'tls', 'tls-require' or 'smtps' on the same listener");
+    if (!l.pkis.empty() && !tls) error_at(s.pki_at, "'pki' needs 'tls', 'tls-require' or 'smtps' on the same listener");
     if (!s.auth_word.empty() && !tls)
         error_at(s.auth_at, quote(s.auth_word) + " needs 'tls', 'tls-require' or 'smtps' on the same listener: "
                                                  "passwords are never accepted in plaintext");
@@ -300,10 +301,10 @@ void Parser::check_listener(Listener& l, const ListenScratch& s) {
         {&s.ca_at, "ca"}, {&s.ciphers_at, "ciphers"}, {&s.protocols_at, "protocols"}};
     for (const auto& [at, word] : tls_only)
         if (at->line != 0 && !tls)
-            warnings_.push_back(Diagnostic{*at, quote(word) + " has no effect without 'tls', 'tls-require' or 'smtps'"});
+            warnings_.push_back(
+                Diagnostic{*at, quote(word) + " has no effect without 'tls', 'tls-require' or 'smtps'"});
     if (!l.senders_table.empty() && !l.auth && !l.auth_optional)
-        warnings_.push_back(
-            Diagnostic{s.senders_at, "'senders' has no effect without 'auth' or 'auth-optional'"});
+        warnings_.push_back(Diagnostic{s.senders_at, "'senders' has no effect without 'auth' or 'auth-optional'"});
     if (l.smtps && !s.port_given) l.port = 465;
 }
 
@@ -323,7 +324,7 @@ void Parser::resolve_implicit_pkis() {
             continue;  // the broken pki line may be the one meant; it is reported already
         } else if (cfg_.pkis.empty()) {
             error_at(ip.at, quote(ip.word) + " needs a pki, and none is declared: declare one with 'pki NAME cert "
-                            "\"FILE\"' and 'pki NAME key \"FILE\"'");
+                                             "\"FILE\"' and 'pki NAME key \"FILE\"'");
         } else {
             error_at(ip.at, quote(ip.word) + " needs a pki: none is named " +
                                 (host.empty() ? std::string() : quote(host) + " or ") +
@@ -348,8 +349,7 @@ bool Parser::parse_port(Cursor& c, int& port) {
     const Token& t = *c.peek();
     if (t.kind == Token::Kind::Number) {
         auto n = to_number(t.text);  // a leading '-' fails here too
-        if (!n || *n < 1 || *n > 65535)
-            return fail(t.where, "port " + t.text + " is out of range (1-65535)");
+        if (!n || *n < 1 || *n > 65535) return fail(t.where, "port " + t.text + " is out of range (1-65535)");
         port = static_cast<int>(*n);
     } else if (t.text == "smtp") {
         port = 25;
@@ -363,6 +363,5 @@ bool Parser::parse_port(Cursor& c, int& port) {
     c.take();
     return true;
 }
-
 
 }  // namespace postern::config::detail

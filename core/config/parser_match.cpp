@@ -33,8 +33,8 @@ bool Parser::parse_match(Cursor& c) {
                 const Token& name = c.take();
                 r.action = name.text;
                 if (!cfg_.find_action(r.action) && !broken_actions_.count(r.action))
-                    error_at(name.where, "unknown action " + quote(r.action) + ": declare it with 'action " +
-                                             r.action + " ...' before this line");
+                    error_at(name.where, "unknown action " + quote(r.action) + ": declare it with 'action " + r.action +
+                                             " ...' before this line");
                 if (!end_of_line(c, "'action " + r.action + "'")) return false;
             } else {
                 r.reject = true;
@@ -48,11 +48,9 @@ bool Parser::parse_match(Cursor& c) {
         Criterion cr{};
         cr.negated = negated;
         cr.where = negated ? neg_at : opt.where;
-        if (w != "from" && w != "for" && w != "auth" && w != "helo" && w != "mail-from" && w != "rcpt-to" &&
-            w != "tag")
+        if (w != "from" && w != "for" && w != "auth" && w != "helo" && w != "mail-from" && w != "rcpt-to" && w != "tag")
             return expected(c, what);
-        if (!seen.insert(w).second)
-            return fail(opt.where, quote(w) + " may appear only once in a match rule");
+        if (!seen.insert(w).second) return fail(opt.where, quote(w) + " may appear only once in a match rule");
         c.take();
         bool ok = true;
         if (w == "from") {
@@ -155,6 +153,5 @@ bool Parser::parse_criterion_value(Cursor& c, Criterion& cr, const std::string& 
         error_at(cr.where, "tag is longer than " + std::to_string(kMaxTagLength) + " characters");
     return true;
 }
-
 
 }  // namespace postern::config::detail

@@ -107,17 +107,9 @@ bool decode_record(std::string_view in, Record* rec, size_t index, std::string* 
 // ---- command forms ----
 
 const std::vector<std::string_view> kForms = {
-    "show queue",
-    "show stats",
-    "show status",
-    "show message ID",
-    "show envelope EVPID",
-    "schedule ID|all",
-    "remove ID|all",
-    "pause mta|mda|smtp",
-    "resume mta|mda|smtp",
-    "log verbose|brief",
-    "update table NAME",
+    "show queue",          "show stats",        "show status",       "show message ID",
+    "show envelope EVPID", "schedule ID|all",   "remove ID|all",     "pause mta|mda|smtp",
+    "resume mta|mda|smtp", "log verbose|brief", "update table NAME",
 };
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -162,7 +154,8 @@ bool token_has_placeholder(std::string_view token) {
 
 std::string describe_bad(std::string_view token, std::string_view word) {
     std::string w = "'" + printable(word) + "'";
-    if (token == "ID|all") return "invalid id " + w + ": expected a message id (8 hex digits), an envelope id (16) or all";
+    if (token == "ID|all")
+        return "invalid id " + w + ": expected a message id (8 hex digits), an envelope id (16) or all";
     if (token == "ID") return "invalid id " + w + ": expected a message id (8 hex digits) or an envelope id (16)";
     if (token == "EVPID") return "invalid envelope id " + w + ": expected 16 hex digits";
     if (token == "NAME") return "invalid table name " + w;
@@ -251,9 +244,9 @@ bool decode_reply(std::string_view in, Reply* reply, std::string* err) {
 FrameState scan_frame(std::string_view in, size_t max_frame, std::string* err) {
     std::string_view payload;
     switch (take(in, &payload, max_frame, "frame", err)) {
-        case Take::Ok: return FrameState::Complete;
-        case Take::Incomplete: return FrameState::Incomplete;
-        case Take::Bad: break;
+    case Take::Ok: return FrameState::Complete;
+    case Take::Incomplete: return FrameState::Incomplete;
+    case Take::Bad: break;
     }
     return FrameState::Bad;
 }

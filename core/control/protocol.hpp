@@ -48,8 +48,8 @@
 namespace postern::control {
 
 inline constexpr std::string_view kVersion = "postern-control/1";
-inline constexpr size_t kMaxRequest = 64 * 1024;          // whole request frame
-inline constexpr size_t kMaxReply = 64 * 1024 * 1024;     // whole reply frame
+inline constexpr size_t kMaxRequest = 64 * 1024;       // whole request frame
+inline constexpr size_t kMaxReply = 64 * 1024 * 1024;  // whole reply frame
 inline constexpr size_t kMaxWords = 32;
 
 struct Request {

@@ -69,9 +69,8 @@ struct Server::Listener {
         // replaced it already.
         struct stat st {};
         if (bound && ::lstat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
-        uv_close(as_handle(&pipe), [](uv_handle_t* h) {
-            auto keep = std::move(static_cast<Listener*>(h->data)->self);
-        });
+        uv_close(as_handle(&pipe),
+                 [](uv_handle_t* h) { auto keep = std::move(static_cast<Listener*>(h->data)->self); });
     }
 };
 
@@ -143,10 +142,8 @@ public:
             std::unique_ptr<Write> done(static_cast<Write*>(req->data));
             static_cast<Connection*>(req->handle->data)->close();
         });
-        if (rc == 0)
-            (void)w.release();
-        else
-            close();
+        if (rc == 0) (void)w.release();
+        else close();
     }
 
     void close() {
@@ -166,8 +163,9 @@ public:
 
 private:
     void arm_timer(std::chrono::milliseconds ms) {
-        uv_timer_start(&timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->close(); },
-                       static_cast<uint64_t>(ms.count()), 0);
+        uv_timer_start(
+            &timer_, [](uv_timer_t* t) { static_cast<Connection*>(t->data)->close(); },
+            static_cast<uint64_t>(ms.count()), 0);
     }
 
     static void on_alloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
@@ -188,16 +186,15 @@ private:
     void on_bytes() {
         std::string err;
         switch (scan_frame(in_, kMaxRequest, &err)) {
-            case FrameState::Incomplete:
-                return;
-            case FrameState::Bad:
-                uv_read_stop(stream());
-                refuse(refusal_.empty() ? "malformed request: " + err : refusal_);
-                return;
-            case FrameState::Complete:
-                uv_read_stop(stream());
-                dispatch();
-                return;
+        case FrameState::Incomplete: return;
+        case FrameState::Bad:
+            uv_read_stop(stream());
+            refuse(refusal_.empty() ? "malformed request: " + err : refusal_);
+            return;
+        case FrameState::Complete:
+            uv_read_stop(stream());
+            dispatch();
+            return;
         }
     }
 
@@ -330,7 +327,8 @@ void Server::accept(uv_stream_t* stream) {
         return conn->close();
     }
     if (uid != 0 && uid != ::geteuid()) {
-        log::warn(log::Line("control refused").kv("uid", static_cast<long long>(uid)).kv("reason", "permission denied"));
+        log::warn(
+            log::Line("control refused").kv("uid", static_cast<long long>(uid)).kv("reason", "permission denied"));
         return conn->start(uid, "permission denied");
     }
     if (connection_count() > kMaxClients) return conn->start(uid, "too many control clients; try again");

@@ -61,8 +61,8 @@ bool valid_id(const std::string& id) {
 
 }  // namespace
 
-ControlHandler::ControlHandler(uv_loop_t* loop, smtpd::SmtpServer& server, scheduler::Scheduler& scheduler, queue::Store& store,
-                               table::Registry& tables)
+ControlHandler::ControlHandler(uv_loop_t* loop, smtpd::SmtpServer& server, scheduler::Scheduler& scheduler,
+                               queue::Store& store, table::Registry& tables)
     : loop_(loop), server_(server), scheduler_(scheduler), store_(store), tables_(tables) {}
 
 void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) {
@@ -181,7 +181,8 @@ void ControlHandler::update_table(const std::string& name, std::function<void(co
             else *result = error("table " + name + ": " + err);
         },
         [result, name, done = std::move(done)] {
-            log::info(log::Line("control update-table").kv("table", name).kv("result", result->ok ? "ok" : result->error));
+            log::info(
+                log::Line("control update-table").kv("table", name).kv("result", result->ok ? "ok" : result->error));
             done(std::move(*result));
         });
 }

@@ -9,9 +9,9 @@
 
 #include "control/server.hpp"
 #include "event/loop_work.hpp"
+#include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
 #include "smtpd/server.hpp"
-#include "queue/store.hpp"
 #include "table/registry.hpp"
 
 namespace postern::daemon {
@@ -22,7 +22,6 @@ public:
                    table::Registry& tables);
 
     void handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) override;
-
 
 private:
     control::Reply show_queue() const;

@@ -27,18 +27,18 @@
 #include <iostream>
 
 #include "control/server.hpp"
-#include "scheduler/bouncer.hpp"
 #include "daemon/control_handler.hpp"
-#include "smtpd/listen.hpp"
-#include "event/loop_work.hpp"
 #include "daemon/preflight.hpp"
-#include "scheduler/relay_route.hpp"
-#include "scheduler/scheduler.hpp"
-#include "smtpd/server.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
+#include "event/loop_work.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
+#include "scheduler/bouncer.hpp"
+#include "scheduler/relay_route.hpp"
+#include "scheduler/scheduler.hpp"
+#include "smtpd/listen.hpp"
+#include "smtpd/server.hpp"
 #include "table/registry.hpp"
 #include "tls/check.hpp"
 #include "tls/context.hpp"
@@ -118,7 +118,8 @@ bool prepare_spool(const std::string& dir, uid_t uid, gid_t gid) {
     for (auto it = std::filesystem::recursive_directory_iterator(dir, ec);
          !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
         if (lchown(it->path().c_str(), uid, gid) != 0) {
-            log::error(log::Line("cannot hand the spool over").kv("path", it->path().string()).kv("error", strerror(errno)));
+            log::error(
+                log::Line("cannot hand the spool over").kv("path", it->path().string()).kv("error", strerror(errno)));
             return false;
         }
     return true;
@@ -133,11 +134,13 @@ bool prepare_control_dir(const std::string& socket_path, gid_t gid) {
     std::error_code ec;
     bool made = std::filesystem::create_directories(dir, ec);
     if (ec) {
-        log::error(log::Line("cannot create the control socket folder").kv("path", dir.string()).kv("error", ec.message()));
+        log::error(
+            log::Line("cannot create the control socket folder").kv("path", dir.string()).kv("error", ec.message()));
         return false;
     }
     if (made && ((geteuid() == 0 && lchown(dir.c_str(), 0, gid) != 0) || chmod(dir.c_str(), 0750) != 0)) {
-        log::error(log::Line("cannot set up the control socket folder").kv("path", dir.string()).kv("error", strerror(errno)));
+        log::error(
+            log::Line("cannot set up the control socket folder").kv("path", dir.string()).kv("error", strerror(errno)));
         return false;
     }
     return true;
@@ -292,7 +295,7 @@ void hold_stop_signals(bool hold) {
 // How agents are started: by this process itself (`switch_user`: as root,
 // telling each agent whom to become).
 delivery::SpawnOptions spawn_options(const config::Config& cfg, const Paths& paths, bool switch_user) {
-    return {delivery::default_agent_path(), paths.plugins, paths.mbox, switch_user, cfg.sub_addr_delim,
+    return {delivery::default_agent_path(),           paths.plugins, paths.mbox, switch_user, cfg.sub_addr_delim,
             switch_user ? paths.spool : std::string()};
 }
 
@@ -323,7 +326,8 @@ void reload_tables(uv_loop_t* loop, table::Registry& tables, const config::Confi
             loop, [&tables, name = decl.name, err, ok] { *ok = tables.reload(name, err.get()); },
             [name = decl.name, err, ok] {
                 if (*ok) log::info(log::Line("table reloaded").kv("table", name));
-                else log::error(log::Line("table reload failed, old contents kept").kv("table", name).kv("error", *err));
+                else
+                    log::error(log::Line("table reload failed, old contents kept").kv("table", name).kv("error", *err));
             });
     }
 }
@@ -358,8 +362,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     scheduler::Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
     queue::Committer committer(store);
 
-    smtpd::SmtpContext ctx{&cfg, &rules, &tables, &store, &committer, &scheduler, &post, paths.hostname, nullptr,
-                      prep.tls_contexts};
+    smtpd::SmtpContext ctx{&cfg,       &rules, &tables,        &store,  &committer,
+                           &scheduler, &post,  paths.hostname, nullptr, prep.tls_contexts};
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
             priv->check_system_account(user, password, std::move(done));
@@ -442,7 +446,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     auto on_stop = [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->stop(false); };
     uv_signal_start(&sig.term, on_stop, SIGTERM);
     uv_signal_start(&sig.intr, on_stop, SIGINT);
-    uv_signal_start(&sig.hup, [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->reload(); }, SIGHUP);
+    uv_signal_start(
+        &sig.hup, [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->reload(); }, SIGHUP);
     hold_stop_signals(false);
 
     log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
@@ -574,8 +579,10 @@ int run(const Options& o) {
     if (root) {
         struct passwd* pw = getpwnam(kUnprivilegedUser);
         if (!pw) {
-            log::error(std::string("user ") + kUnprivilegedUser + " does not exist; create it with: useradd --system "
-                       "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " + kUnprivilegedUser);
+            log::error(std::string("user ") + kUnprivilegedUser +
+                       " does not exist; create it with: useradd --system "
+                       "--no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin " +
+                       kUnprivilegedUser);
             return 1;
         }
         unpriv = *pw;

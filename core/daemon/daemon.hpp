@@ -8,12 +8,12 @@
 namespace postern::daemon {
 
 struct Options {
-    std::string config_file;     // "" = the embedded default configuration
-    config::Macros macros;       // -D name=value
-    bool check_only = false;     // -n
-    bool foreground = false;     // -d or -F
-    bool log_stderr = false;     // -d
-    bool verbose = false;        // -v
+    std::string config_file;  // "" = the embedded default configuration
+    config::Macros macros;    // -D name=value
+    bool check_only = false;  // -n
+    bool foreground = false;  // -d or -F
+    bool log_stderr = false;  // -d
+    bool verbose = false;     // -v
 };
 
 // The embedded default configuration, for a working tree: listen on

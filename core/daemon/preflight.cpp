@@ -21,8 +21,8 @@
 #include <sstream>
 #include <string_view>
 
-#include "smtpd/listen.hpp"
 #include "delivery/launcher.hpp"
+#include "smtpd/listen.hpp"
 #include "util/fd.hpp"
 #include "util/plugin.hpp"
 
@@ -37,7 +37,9 @@ namespace fs = std::filesystem;
 constexpr std::string_view kLaterBackends[] = {"db", "sqlite", "postgres", "redis", "ldap"};
 constexpr std::string_view kLaterMethods[] = {"lmtp"};
 
-bool listed(const auto& list, std::string_view s) { return std::find(std::begin(list), std::end(list), s) != std::end(list); }
+bool listed(const auto& list, std::string_view s) {
+    return std::find(std::begin(list), std::end(list), s) != std::end(list);
+}
 
 std::string join(const std::vector<std::string>& items) {
     std::string out;
@@ -102,8 +104,10 @@ std::string missing_backend(const config::TableDecl& t, const std::string& dir) 
         return msg;
     }
     return "no table backend " + q(t.backend) + " (no plugin " + fs::path(file).filename().string() + " in " + dir +
-           "; installed: " + join(installed(dir, "table")) + "); use an installed backend, or set 'plugin path' "
-           "to the folder that has " + fs::path(file).filename().string();
+           "; installed: " + join(installed(dir, "table")) +
+           "); use an installed backend, or set 'plugin path' "
+           "to the folder that has " +
+           fs::path(file).filename().string();
 }
 
 // What to do about a table the plugin could not open.
@@ -143,8 +147,8 @@ void check_tables(const config::Config& cfg, const std::string& dir, Problems& o
         uint32_t flags = 0;
         char err[512] = "";
         if (plugin->open(t.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
-            out.at(t.where, "table " + t.name + ": " + (err[0] ? err : "cannot open " + t.source) + "; " +
-                                table_hint(t.source));
+            out.at(t.where,
+                   "table " + t.name + ": " + (err[0] ? err : "cannot open " + t.source) + "; " + table_hint(t.source));
             continue;
         }
         plugin->close(handle);
@@ -162,8 +166,7 @@ std::string ip_text(const sockaddr* sa) {
     char buf[INET6_ADDRSTRLEN] = "";
     if (sa->sa_family == AF_INET)
         inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
-    else
-        inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+    else inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
     return buf;
 }
 
@@ -222,8 +225,10 @@ std::string unknown_target(const config::Listener& l) {
         const char* family = l.family == config::Listener::Family::Inet4   ? "IPv4 "
                              : l.family == config::Listener::Family::Inet6 ? "IPv6 "
                                                                            : "";
-        return "interface " + q(l.on) + " has no " + family + "address; give it one before posternd starts, or "
-               "name an interface that has one (here: " + usable_interfaces(all) + ")";
+        return "interface " + q(l.on) + " has no " + family +
+               "address; give it one before posternd starts, or "
+               "name an interface that has one (here: " +
+               usable_interfaces(all) + ")";
     }
     // The seeds' BSD names: what a reader copying them must write on Linux.
     if (l.on == "egress") {
@@ -236,8 +241,9 @@ std::string unknown_target(const config::Listener& l) {
     if (l.on == "lo0")
         return "no interface 'lo0' on this host (the loopback interface's name on the BSDs); on Linux it is "
                "'lo': listen on lo, or on localhost";
-    return "no interface, address or host name " + q(l.on) + " on this host; name an interface (here: " +
-           usable_interfaces(all) + "), an address of this host or a host name that resolves to one";
+    return "no interface, address or host name " + q(l.on) +
+           " on this host; name an interface (here: " + usable_interfaces(all) +
+           "), an address of this host or a host name that resolves to one";
 }
 
 // Can a socket be bound to `ip` on this host? Port 0 leaves the choice of
@@ -279,8 +285,10 @@ void check_listener(const config::Listener& l, Problems& out) {
         if (bindable(ip, &err)) continue;
         const std::string which = ip == l.on ? "" : " (" + l.on + ")";
         if (err == EADDRNOTAVAIL)
-            out.at(l.where, "listen on " + l.on + ": " + ip + which + " is not an address of this host; name one "
-                            "of its addresses (" + usable_addresses(interfaces()) + ") or interfaces");
+            out.at(l.where, "listen on " + l.on + ": " + ip + which +
+                                " is not an address of this host; name one "
+                                "of its addresses (" +
+                                usable_addresses(interfaces()) + ") or interfaces");
         else
             out.at(l.where, "listen on " + l.on + ": cannot use " + ip + which + ": " + strerror(err) +
                                 "; name another address or interface");

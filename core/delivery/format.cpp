@@ -17,10 +17,19 @@ namespace {
 using util::iequals;
 
 enum class Name {
-    Sender, SenderUser, SenderDomain,
-    Rcpt, RcptUser, RcptDomain,
-    Dest, DestUser, DestDomain,
-    UserName, UserDirectory, MboxFrom, Mda,
+    Sender,
+    SenderUser,
+    SenderDomain,
+    Rcpt,
+    RcptUser,
+    RcptDomain,
+    Dest,
+    DestUser,
+    DestDomain,
+    UserName,
+    UserDirectory,
+    MboxFrom,
+    Mda,
 };
 
 struct NameEntry {
@@ -29,11 +38,19 @@ struct NameEntry {
 };
 
 constexpr NameEntry kNames[] = {
-    {"sender", Name::Sender},           {"sender.user", Name::SenderUser}, {"sender.domain", Name::SenderDomain},
-    {"rcpt", Name::Rcpt},               {"rcpt.user", Name::RcptUser},     {"rcpt.domain", Name::RcptDomain},
-    {"dest", Name::Dest},               {"dest.user", Name::DestUser},     {"dest.domain", Name::DestDomain},
-    {"user.username", Name::UserName},  {"user.directory", Name::UserDirectory},
-    {"mbox.from", Name::MboxFrom},      {"mda", Name::Mda},
+    {"sender", Name::Sender},
+    {"sender.user", Name::SenderUser},
+    {"sender.domain", Name::SenderDomain},
+    {"rcpt", Name::Rcpt},
+    {"rcpt.user", Name::RcptUser},
+    {"rcpt.domain", Name::RcptDomain},
+    {"dest", Name::Dest},
+    {"dest.user", Name::DestUser},
+    {"dest.domain", Name::DestDomain},
+    {"user.username", Name::UserName},
+    {"user.directory", Name::UserDirectory},
+    {"mbox.from", Name::MboxFrom},
+    {"mda", Name::Mda},
 };
 
 constexpr std::string_view kNameList =
@@ -135,8 +152,8 @@ private:
         }
         if (use_ != FormatUse::Path) return std::nullopt;
         std::string_view name = tmpl_.substr(0, tmpl_.find('/'));
-        return template_error(0, "expected '~/' (the user's home folder) or %{user.directory}, found " +
-                                     quoted(name) + ": another user's home is not supported");
+        return template_error(0, "expected '~/' (the user's home folder) or %{user.directory}, found " + quoted(name) +
+                                     ": another user's home is not supported");
     }
 
     // The specifier at `at` ("%{..."): name, slice, modifiers.
@@ -164,8 +181,8 @@ private:
         }
         if (body.empty()) return std::nullopt;
         if (body[0] != ':')
-            return template_error(pos, "expected ':' and modifiers or '}' after " +
-                                           quoted(tmpl_.substr(at, pos - at)) + ", found " + quoted(body));
+            return template_error(pos, "expected ':' and modifiers or '}' after " + quoted(tmpl_.substr(at, pos - at)) +
+                                           ", found " + quoted(body));
         return modifiers(body.substr(1), pos + 1, s);
     }
 
@@ -188,7 +205,8 @@ private:
         std::string_view inside = text.substr(1, text.size() - 2);
         auto bad = [&] {
             return template_error(pos, "expected a slice [N], [N:], [:M] or [N:M] (whole numbers, negative ones "
-                                       "counting from the end) in " + quoted(s->text) + ", found " + quoted(text));
+                                       "counting from the end) in " +
+                                           quoted(s->text) + ", found " + quoted(text));
         };
         std::size_t colon = inside.find(':');
         if (colon == std::string_view::npos) {
@@ -288,8 +306,10 @@ std::optional<FormatError> apply_slice(std::string& v, const Spec& s) {
         else e = len - 1 + *sl.end;
     }
     const std::string size = " (the value of " + std::string(s.text) + " is " + std::to_string(len) + " bytes long)";
-    if (b < 0 || b >= len) return value_error(s.offset, "the slice " + std::string(sl.text) + " starts outside the value" + size);
-    if (e < b) return value_error(s.offset, "the slice " + std::string(sl.text) + " leaves nothing of the value" + size);
+    if (b < 0 || b >= len)
+        return value_error(s.offset, "the slice " + std::string(sl.text) + " starts outside the value" + size);
+    if (e < b)
+        return value_error(s.offset, "the slice " + std::string(sl.text) + " leaves nothing of the value" + size);
     v = v.substr(static_cast<std::size_t>(b), static_cast<std::size_t>(e - b + 1));
     return std::nullopt;
 }
@@ -345,8 +365,8 @@ FormatResult expand_format(std::string_view tmpl, const FormatValues& values, Fo
             else out += s.raw ? sanitise_raw_path(v) : sanitise_value(v);
         }
         if (out.size() > kMaxExpansion)
-            return {std::nullopt, value_error(offset, "the expansion is longer than " +
-                                                          std::to_string(kMaxExpansion) + " bytes")};
+            return {std::nullopt,
+                    value_error(offset, "the expansion is longer than " + std::to_string(kMaxExpansion) + " bytes")};
     }
     return {std::move(out), {}};
 }

@@ -21,7 +21,7 @@
 namespace postern::delivery {
 namespace {
 
-constexpr int kAgentTempFail = 75;           // EX_TEMPFAIL, as sendmail's MDAs
+constexpr int kAgentTempFail = 75;  // EX_TEMPFAIL, as sendmail's MDAs
 constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
 // A relay agent stops starting new transactions after 10 minutes (see
 // plugins/relay/relay.cpp); the kill only ends one stuck in a single
@@ -84,7 +84,8 @@ Result format_failure(const std::string& method, const std::string& tmpl, const 
     bool value = e.kind == FormatError::Kind::Value;
     std::string what = method == "mda" ? "mda command" : method + " path";
     return Result{value ? Result::Status::PermFail : Result::Status::TempFail,
-                  "cannot expand the " + what + " \"" + tmpl + "\" at byte " + std::to_string(e.offset) + ": " + e.text};
+                  "cannot expand the " + what + " \"" + tmpl + "\" at byte " + std::to_string(e.offset) + ": " +
+                      e.text};
 }
 
 }  // namespace
@@ -152,7 +153,8 @@ struct AgentRun {
         ++open_handles;
         uv_close(h, [](uv_handle_t* handle) {
             auto* self = static_cast<AgentRun*>(handle->data);
-            if (--self->open_handles == 0) std::unique_ptr<AgentRun> reclaim(self);  // owned by the callbacks since launch
+            if (--self->open_handles == 0)
+                std::unique_ptr<AgentRun> reclaim(self);  // owned by the callbacks since launch
         });
     }
 
@@ -179,7 +181,9 @@ struct AgentRun {
             std::string_view word = line.substr(sp1 + 1, sp2 - sp1 - 1);
             if (index >= results.size() || results[index]) continue;
             Result r;
-            r.status = word == "ok" ? Result::Status::Ok : word == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
+            r.status = word == "ok"     ? Result::Status::Ok
+                       : word == "perm" ? Result::Status::PermFail
+                                        : Result::Status::TempFail;
             r.text = std::string(line.substr(sp2 + 1));
             results[index] = std::move(r);
         }
@@ -245,7 +249,8 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     Account acct;
     if (!job.account.empty()) {
         Account sys;
-        if (!parse_account(job.account, &acct)) return fail_all(Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user);
+        if (!parse_account(job.account, &acct))
+            return fail_all(Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user);
         if ((acct.uid == 0 || acct.gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct.uid))
             return fail_all(Result::Status::PermFail, "refusing to deliver as uid/gid 0 for " + job.user);
     } else if (!find_account(job.user, &acct)) {
@@ -255,9 +260,9 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     auto run = std::make_unique<AgentRun>();
     run->results.resize(job.items.size());
     std::vector<util::Fd> messages;
-    std::vector<std::string> args = {options_.agent, "--plugin-dir", options_.plugin_dir, "--method", job.method,
-                                     "--user",       job.user,        "--home",            acct.home,   "--options",
-                                     job.options};
+    std::vector<std::string> args = {
+        options_.agent, "--plugin-dir", options_.plugin_dir, "--method",  job.method, "--user",
+        job.user,       "--home",       acct.home,           "--options", job.options};
     for (size_t i = 0; i < job.items.size(); ++i) {
         const Item& item = job.items[i];
         std::string why;

@@ -24,10 +24,11 @@ namespace postern::delivery {
 
 // One message to deliver, within a Job.
 struct Item {
-    std::string sender;        // "" for <>
-    std::string rcpt;          // as given in RCPT TO
-    std::string dest;          // final recipient
-    std::string path;          // maildir/mbox path or mda command: a template (delivery/format.hpp); relay: the route; "" = default
+    std::string sender;  // "" for <>
+    std::string rcpt;    // as given in RCPT TO
+    std::string dest;    // final recipient
+    std::string
+        path;  // maildir/mbox path or mda command: a template (delivery/format.hpp); relay: the route; "" = default
     std::string msgid;
     std::string message_path;  // spooled message
     // DSN parameters for a relay to pass on (RFC 3461), as they go on the
@@ -62,9 +63,9 @@ public:
 };
 
 struct SpawnOptions {
-    std::string agent;       // path of postern-local
+    std::string agent;  // path of postern-local
     std::string plugin_dir;
-    std::string mbox_dir;    // mbox path default folder ("/var/mail")
+    std::string mbox_dir;      // mbox path default folder ("/var/mail")
     bool switch_user = false;  // root: run the agent as the recipient
     char subaddr_delim = '+';  // `smtp sub-addr-delim`, for %{...:strip}
     // Set in a root parent: messages are opened only beneath this folder,

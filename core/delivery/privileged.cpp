@@ -22,9 +22,7 @@ const char* status_word(Result::Status s) {
     return s == Result::Status::Ok ? "ok" : s == Result::Status::PermFail ? "perm" : "temp";
 }
 
-std::string netstring(std::string_view s) {
-    return std::to_string(s.size()) + ":" + std::string(s) + ",";
-}
+std::string netstring(std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s) + ","; }
 
 // Parses one netstring at the front of `in`: 1 done, 0 need more, -1 malformed.
 int take_netstring(std::string_view& in, std::string_view* out, size_t max) {
@@ -44,11 +42,13 @@ int take_netstring(std::string_view& in, std::string_view* out, size_t max) {
 }
 
 bool is_name(std::string_view s) {
-    return !s.empty() && s.size() <= 64 &&
-           std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
+    return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+    });
 }
 bool is_hex8(std::string_view s) {
-    return s.size() == 8 && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+    return s.size() == 8 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 void write_frame(uv_pipe_t* pipe, std::string frame) {
@@ -150,8 +150,8 @@ void PrivClient::launch(const Job& job, Done done) {
     }
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr});
-    std::vector<std::string> fields = {"deliver", std::to_string(id), job.method, job.user, job.account, job.options,
-                                       job.secret};
+    std::vector<std::string> fields = {"deliver",   std::to_string(id), job.method, job.user,
+                                       job.account, job.options,        job.secret};
     for (const auto& item : job.items)
         fields.insert(fields.end(),
                       {item.sender, item.rcpt, item.dest, item.path, item.msgid, item.mail_params, item.rcpt_params});
@@ -173,13 +173,16 @@ void PrivClient::on_frame(const std::vector<std::string>& f) {
     Pending p = std::move(it->second);
     pending_.erase(it);
     if (p.auth_done) {
-        auth::Check c = f.size() == 3 && f[1] == "ok" ? auth::Check::Ok : f.size() == 3 && f[1] == "perm" ? auth::Check::Bad
-                                                                                                     : auth::Check::TempFail;
+        auth::Check c = f.size() == 3 && f[1] == "ok"     ? auth::Check::Ok
+                        : f.size() == 3 && f[1] == "perm" ? auth::Check::Bad
+                                                          : auth::Check::TempFail;
         return p.auth_done(c, f.size() == 3 ? f[2] : "malformed reply");
     }
     std::vector<Result> results;
     for (size_t i = 1; i + 1 < f.size(); i += 2) {
-        Result::Status st = f[i] == "ok" ? Result::Status::Ok : f[i] == "perm" ? Result::Status::PermFail : Result::Status::TempFail;
+        Result::Status st = f[i] == "ok"     ? Result::Status::Ok
+                            : f[i] == "perm" ? Result::Status::PermFail
+                                             : Result::Status::TempFail;
         results.push_back({st, f[i + 1]});
     }
     results.resize(p.items, Result{Result::Status::TempFail, "no result from the privileged parent"});

@@ -72,8 +72,8 @@ private:
     unsigned long next_id_ = 1;
     struct Pending {
         size_t items = 0;
-        Done done;          // a delivery
-        AuthDone auth_done; // or a password check
+        Done done;           // a delivery
+        AuthDone auth_done;  // or a password check
     };
     std::map<unsigned long, Pending> pending_;
     bool broken_ = false;

@@ -28,7 +28,7 @@ public:
     LoopPost& operator=(const LoopPost&) = delete;
 
     void post(std::function<void()> fn);  // thread-safe
-    void close();                          // on the loop, before it stops
+    void close();                         // on the loop, before it stops
 
 private:
     static void on_async(uv_async_t* handle);

@@ -100,16 +100,15 @@ Result Expander::run() {
     bool ok = req_.virtual_ ? expand_virtual()
               : req_.alias  ? expand_name(local, 0, ext, true)
                             : add_user(local, ext, true);
-    if (ok && res_.dests.empty())
-        expansion_problem("expansion of " + recipient_ + " leaves no destination");
+    if (ok && res_.dests.empty()) expansion_problem("expansion of " + recipient_ + " leaves no destination");
     if (res_.status != Status::Ok) res_.dests.clear();
     return std::move(res_);
 }
 
 bool Expander::lookup(const std::string& key, std::string* value, bool* found) {
     if (++lookups_ > kMaxLookups)
-        return expansion_problem("expansion of " + recipient_ + " needs more than " +
-                                 std::to_string(kMaxLookups) + " lookups");
+        return expansion_problem("expansion of " + recipient_ + " needs more than " + std::to_string(kMaxLookups) +
+                                 " lookups");
     std::string why;
     switch (table()->lookup(key, value, &why)) {
     case table::Result::Found: *found = true; return true;
@@ -229,8 +228,7 @@ bool Expander::expand_include(const std::string& path, const Origin& from) {
     for (const auto& line : include_lines(text)) {
         std::vector<std::string> items;
         std::string why;
-        if (!split_alias_list(line, &items, &why))
-            return expansion_problem(":include: file " + path + ": " + why);
+        if (!split_alias_list(line, &items, &why)) return expansion_problem(":include: file " + path + ": " + why);
         for (const auto& item : items)
             if (!expand_element(classify_element(item, req_.subaddr_delim), inner)) return false;
     }

@@ -58,12 +58,12 @@ struct Destination {
 };
 
 struct Request {
-    std::string local;                 // recipient local part as received (may hold +tag)
-    std::string domain;                // lowercased
-    table::Table* alias = nullptr;     // action `alias <t>`
-    table::Table* virtual_ = nullptr;  // action `virtual <t>` (wins over alias if both are set)
-    table::Table* userbase = nullptr;  // action `userbase <t>`; nullptr = system users
-    std::string as_user;               // action `user NAME`: every local delivery runs as this user
+    std::string local;                    // recipient local part as received (may hold +tag)
+    std::string domain;                   // lowercased
+    table::Table* alias = nullptr;        // action `alias <t>`
+    table::Table* virtual_ = nullptr;     // action `virtual <t>` (wins over alias if both are set)
+    table::Table* userbase = nullptr;     // action `userbase <t>`; nullptr = system users
+    std::string as_user;                  // action `user NAME`: every local delivery runs as this user
     std::string default_user = "nobody";  // files/commands with no other owner (system user)
     char subaddr_delim = '+';
     int max_depth = 10;

@@ -173,8 +173,8 @@ bool check_version_line(std::string_view line, std::string* error) {
 }
 
 // Parses one field line into `e`; `seen` marks fields already set.
-bool decode_field(std::string_view line, std::size_t lineno, Envelope& e,
-                  std::array<std::size_t, kFields.size()>& seen, std::string* error) {
+bool decode_field(std::string_view line, std::size_t lineno, Envelope& e, std::array<std::size_t, kFields.size()>& seen,
+                  std::string* error) {
     std::string_view key, value;
     if (!split_line(line, key, value)) {
         *error = at_line(lineno, "expected 'key: value'");
@@ -199,12 +199,8 @@ bool decode_field(std::string_view line, std::size_t lineno, Envelope& e,
     if (f->text) {
         switch (unescape(value, e.*(f->text))) {
         case Unescape::ok: break;
-        case Unescape::bad_escape:
-            *error = at_line(lineno, "bad escape in " + quoted(key));
-            return false;
-        case Unescape::raw_control:
-            *error = at_line(lineno, "raw control byte in " + quoted(key));
-            return false;
+        case Unescape::bad_escape: *error = at_line(lineno, "bad escape in " + quoted(key)); return false;
+        case Unescape::raw_control: *error = at_line(lineno, "raw control byte in " + quoted(key)); return false;
         }
     } else if (f->number) {
         ok = parse_number(value, e.*(f->number));
@@ -251,12 +247,9 @@ std::string encode(const Envelope& e) {
     for (const Field& f : kFields) {
         out += f.key;
         out += ": ";
-        if (f.text)
-            append_escaped(out, e.*(f.text));
-        else if (f.number)
-            out += std::to_string(e.*(f.number));
-        else
-            out += std::to_string(e.*(f.count));
+        if (f.text) append_escaped(out, e.*(f.text));
+        else if (f.number) out += std::to_string(e.*(f.number));
+        else out += std::to_string(e.*(f.count));
         out += '\n';
     }
     return out;
@@ -278,8 +271,7 @@ std::optional<Envelope> decode(std::string_view text, std::string* error) {
         }
         std::string_view line = text.substr(0, nl);
         text.remove_prefix(nl + 1);
-        bool ok = lineno == 1 ? check_version_line(line, error)
-                              : decode_field(line, lineno, e, seen, error);
+        bool ok = lineno == 1 ? check_version_line(line, error) : decode_field(line, lineno, e, seen, error);
         if (!ok) return std::nullopt;
     }
     if (lineno == 0) {

@@ -16,30 +16,30 @@ namespace postern::queue {
 inline constexpr int kEnvelopeVersion = 1;
 
 struct Envelope {
-    std::string id;          // 16 hex digits: the message id then 8 random hex digits
-    std::string msgid;       // 8 hex digits
-    std::string action;      // the config action that delivers it
-    std::string sender;      // envelope sender; "" is the null sender <>
-    std::string rcpt;        // recipient as given in RCPT TO
-    std::string dest;        // final recipient after expansion
-    std::string user;        // local user the delivery runs as ("" for remote)
-    std::string helo;        // client's HELO/EHLO name
-    std::string client;      // client address ("127.0.0.1", "local")
-    std::string hostname;    // the listener's hostname (our name in that session)
-    std::string tag;         // listener tag
-    std::int64_t ctime = 0;      // creation, UNIX seconds
-    std::int64_t expire = 0;     // give up after this UNIX time
-    std::int64_t last_try = 0;   // last attempt, 0 = never
-    std::int64_t next_try = 0;   // next attempt, 0 = as soon as possible
-    std::uint32_t retry = 0;     // temporary failures so far
-    std::string errorline;       // last error, "" if none
+    std::string id;             // 16 hex digits: the message id then 8 random hex digits
+    std::string msgid;          // 8 hex digits
+    std::string action;         // the config action that delivers it
+    std::string sender;         // envelope sender; "" is the null sender <>
+    std::string rcpt;           // recipient as given in RCPT TO
+    std::string dest;           // final recipient after expansion
+    std::string user;           // local user the delivery runs as ("" for remote)
+    std::string helo;           // client's HELO/EHLO name
+    std::string client;         // client address ("127.0.0.1", "local")
+    std::string hostname;       // the listener's hostname (our name in that session)
+    std::string tag;            // listener tag
+    std::int64_t ctime = 0;     // creation, UNIX seconds
+    std::int64_t expire = 0;    // give up after this UNIX time
+    std::int64_t last_try = 0;  // last attempt, 0 = never
+    std::int64_t next_try = 0;  // next attempt, 0 = as soon as possible
+    std::uint32_t retry = 0;    // temporary failures so far
+    std::string errorline;      // last error, "" if none
 
     // How to deliver, when it is not simply the action's method to `user`
     // (set by alias expansion: a file, a command, a userbase account).
-    std::string method;          // plugin overriding the action's method: "mbox" (file), "mda" (command)
-    std::string path;            // that plugin's path: the file or the command; "" = the action's
-    std::string account;         // "uid:gid:home" from a userbase; "" = look `user` up in the system
-    std::string extension;       // the recipient's +tag
+    std::string method;     // plugin overriding the action's method: "mbox" (file), "mda" (command)
+    std::string path;       // that plugin's path: the file or the command; "" = the action's
+    std::string account;    // "uid:gid:home" from a userbase; "" = look `user` up in the system
+    std::string extension;  // the recipient's +tag
 
     // DSN (RFC 3461) as the client asked for it.
     std::uint32_t dsn_notify = 0;  // smtp::DsnNotify bits, 0 = not given
@@ -56,7 +56,7 @@ std::string encode(const Envelope& e);
 std::optional<Envelope> decode(std::string_view text, std::string* error);
 
 // Fresh random ids (from the OS random source).
-std::string new_message_id();                       // 8 hex digits
-std::string new_envelope_id(std::string_view msgid); // msgid + 8 hex digits
+std::string new_message_id();                         // 8 hex digits
+std::string new_envelope_id(std::string_view msgid);  // msgid + 8 hex digits
 
 }  // namespace postern::queue

@@ -69,14 +69,12 @@ std::string sys_error(std::string_view path, std::string_view call, int err = er
 }
 
 bool is_lower_hex(std::string_view s, std::size_t len) {
-    return s.size() == len && std::all_of(s.begin(), s.end(), [](char c) {
-               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-           });
+    return s.size() == len &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
 
 bool is_temp_name(std::string_view name) {
-    return name.size() >= kTempSuffix.size() &&
-           name.substr(name.size() - kTempSuffix.size()) == kTempSuffix;
+    return name.size() >= kTempSuffix.size() && name.substr(name.size() - kTempSuffix.size()) == kTempSuffix;
 }
 
 Fd open_dir(int parent, const std::string& name) {
@@ -214,8 +212,8 @@ bool valid_envelope_ids(const Envelope& e, std::string* error) {
 // to incoming/. Its descriptor is kept from writing while within budget; if
 // not, it is reopened to be synced.
 struct SyncItem {
-    std::size_t work;   // its message's index in the batch
-    std::string path;   // "<msgid>/<file>" or "<msgid>"
+    std::size_t work;  // its message's index in the batch
+    std::string path;  // "<msgid>/<file>" or "<msgid>"
     Fd fd;
     std::string error;  // set by the thread that synced it
 };
@@ -353,12 +351,9 @@ private:
     void sync_item(SyncItem& item) const {
         std::string path = "incoming/" + item.path;
         Fd fd = item.fd ? std::move(item.fd) : Fd(::openat(incoming_, item.path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd)
-            item.error = sys_error(path, "open");
-        else if (!fsync_fd(fd.get()))
-            item.error = sys_error(path, "fsync");
-        else if (fd.close() != 0)
-            item.error = sys_error(path, "close");
+        if (!fd) item.error = sys_error(path, "open");
+        else if (!fsync_fd(fd.get())) item.error = sys_error(path, "fsync");
+        else if (fd.close() != 0) item.error = sys_error(path, "close");
     }
 
     void fail(Work& w, std::string why) {
@@ -383,8 +378,7 @@ bool Store::open(std::string* error) {
     std::string scratch;
     if (!error) error = &scratch;
     const std::string incoming = dir_ + "/incoming";
-    if (!make_folder(dir_, error) || !make_folder(incoming, error) ||
-        !make_folder(dir_ + "/queue", error))
+    if (!make_folder(dir_, error) || !make_folder(incoming, error) || !make_folder(dir_ + "/queue", error))
         return false;
     Fd folder = open_dir(AT_FDCWD, incoming);
     std::vector<std::string> names;
@@ -405,8 +399,7 @@ bool Store::open(std::string* error) {
     return true;
 }
 
-void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
-                   std::string* error) {
+void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::string* error) {
     std::vector<std::string> errors;
     commit(batch, ok, errors);
     if (!error) return;
@@ -418,8 +411,7 @@ void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& 
     }
 }
 
-void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
-                   std::vector<std::string>& errors) {
+void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::vector<std::string>& errors) {
     ++commit_calls_;
     ok.assign(batch.size(), false);
     errors.assign(batch.size(), std::string());
@@ -531,23 +523,18 @@ bool Store::update(const Envelope& e, std::string* error) {
     }
     const std::string temp = e.id + std::string(kTempSuffix);
     const std::string temp_path = folder_path + "/" + temp;
-    Fd fd(::openat(folder.get(), temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                   kFileMode));
+    Fd fd(::openat(folder.get(), temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, kFileMode));
     if (!fd) {
         *error = sys_error(temp_path, "create");
         return false;
     }
     std::string failure;
-    if (!write_all(fd.get(), encode(e)))
-        failure = sys_error(temp_path, "write");
-    else if (!fsync_fd(fd.get()))
-        failure = sys_error(temp_path, "fsync");
-    else if (fd.close() != 0)
-        failure = sys_error(temp_path, "close");
+    if (!write_all(fd.get(), encode(e))) failure = sys_error(temp_path, "write");
+    else if (!fsync_fd(fd.get())) failure = sys_error(temp_path, "fsync");
+    else if (fd.close() != 0) failure = sys_error(temp_path, "close");
     else if (::renameat(folder.get(), temp.c_str(), folder.get(), e.id.c_str()) != 0)
         failure = sys_error(temp_path, "rename");
-    else if (!fsync_fd(folder.get()))
-        failure = sys_error(folder_path, "fsync");
+    else if (!fsync_fd(folder.get())) failure = sys_error(folder_path, "fsync");
     if (failure.empty()) return true;
     ::unlinkat(folder.get(), temp.c_str(), 0);
     *error = std::move(failure);
@@ -583,9 +570,8 @@ bool Store::remove(const std::vector<Envelope>& envelopes, std::vector<std::stri
             errors->push_back(sys_error(folder_path, "readdir"));
             continue;
         }
-        bool envelopes_left = std::any_of(names.begin(), names.end(), [](const std::string& n) {
-            return n != kMessageFile && !is_temp_name(n);
-        });
+        bool envelopes_left = std::any_of(names.begin(), names.end(),
+                                          [](const std::string& n) { return n != kMessageFile && !is_temp_name(n); });
         if (envelopes_left) {
             if (!fsync_fd(folder.get())) errors->push_back(sys_error(folder_path, "fsync"));
             continue;
@@ -620,9 +606,8 @@ bool Store::remove(const Envelope& e, std::string* error) {
         *error = sys_error(folder_path, "readdir");
         return false;
     }
-    bool envelopes_left = std::any_of(names.begin(), names.end(), [](const std::string& n) {
-        return n != kMessageFile && !is_temp_name(n);
-    });
+    bool envelopes_left = std::any_of(names.begin(), names.end(),
+                                      [](const std::string& n) { return n != kMessageFile && !is_temp_name(n); });
     if (envelopes_left) {
         if (fsync_fd(folder.get())) return true;
         *error = sys_error(folder_path, "fsync");

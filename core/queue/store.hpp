@@ -41,11 +41,9 @@ public:
     };
     // Commit several messages with one round of fsyncs. On return every
     // message is either durable in queue/ or absent; ok[i] says which.
-    void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
-                std::string* error);
+    void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::string* error);
     // The same, with the reason of each failure: errors[i] is "" when ok[i].
-    void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok,
-                std::vector<std::string>& errors);
+    void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::vector<std::string>& errors);
     // How many times commit() ran (tests check that the Committer batches).
     // Not synchronized: read it when no commit is running.
     std::uint64_t commit_calls() const { return commit_calls_; }

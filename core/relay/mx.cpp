@@ -9,16 +9,13 @@
 namespace postern::relay {
 namespace {
 
-
 std::string_view without_root(std::string_view host) {
     if (!host.empty() && host.back() == '.') host.remove_suffix(1);
     return host;
 }
 
 // DNS names compare without case (RFC 4343) and without the root dot.
-bool same_host(std::string_view a, std::string_view b) {
-    return util::iequals(without_root(a), without_root(b));
-}
+bool same_host(std::string_view a, std::string_view b) { return util::iequals(without_root(a), without_root(b)); }
 
 bool is_root(std::string_view host) { return without_root(host).empty(); }
 
@@ -51,8 +48,8 @@ void shuffle_equals(std::vector<MxRecord>& records, std::mt19937& rng) {
 
 }  // namespace
 
-std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_view self_name,
-                                  std::mt19937& rng, bool* null_mx) {
+std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_view self_name, std::mt19937& rng,
+                                  bool* null_mx) {
     bool is_null = records.size() == 1 && records.front().preference == 0 && is_root(records.front().host);
     if (null_mx) *null_mx = is_null;
     if (is_null) return {};

@@ -37,7 +37,7 @@ struct MxRecord {
     std::string host;
 };
 
-std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_view self_name,
-                                  std::mt19937& rng, bool* null_mx);
+std::vector<std::string> order_mx(std::vector<MxRecord> records, std::string_view self_name, std::mt19937& rng,
+                                  bool* null_mx);
 
 }  // namespace postern::relay

@@ -111,17 +111,10 @@ bool ReplyParser::take(char c) {
         return status_ == Status::NeedMore;
     }
     switch (c) {
-    case '\n':
-        end_line();
-        return status_ == Status::NeedMore;
-    case '\r':
-        cr_ = true;
-        return true;
-    case '\0':
-        fail("NUL byte in reply");
-        return false;
-    default:
-        return add_to_line(c);
+    case '\n': end_line(); return status_ == Status::NeedMore;
+    case '\r': cr_ = true; return true;
+    case '\0': fail("NUL byte in reply"); return false;
+    default: return add_to_line(c);
     }
 }
 

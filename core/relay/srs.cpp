@@ -21,13 +21,9 @@ constexpr int kSlots = 1024;  // two base32 characters
 constexpr std::size_t kHashLen = 4;
 constexpr std::string_view kSeparators = "=+-";
 
-char ascii_lower(char c) {
-    return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-}
+char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
-char ascii_upper(char c) {
-    return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-}
+char ascii_upper(char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; }
 
 bool iequal(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -43,9 +39,7 @@ int day_slot(std::int64_t now_unix) {
     return static_cast<int>(((day % kSlots) + kSlots) % kSlots);
 }
 
-std::string encode_stamp(int slot) {
-    return {kBase32[(slot >> 5) & 31], kBase32[slot & 31]};
-}
+std::string encode_stamp(int slot) { return {kBase32[(slot >> 5) & 31], kBase32[slot & 31]}; }
 
 std::optional<int> decode_stamp(std::string_view tt) {
     if (tt.size() != 2) return std::nullopt;
@@ -60,8 +54,7 @@ std::optional<int> decode_stamp(std::string_view tt) {
 
 // The first four base64 characters of HMAC-SHA1(key, lowercase(parts...)).
 // Four characters carry 24 bits: only the first 3 digest bytes are encoded.
-bool make_hash(std::string_view key, std::initializer_list<std::string_view> parts,
-               std::array<char, kHashLen>* out) {
+bool make_hash(std::string_view key, std::initializer_list<std::string_view> parts, std::array<char, kHashLen>* out) {
     std::array<unsigned char, kSrsMaxAddress + 8> data;
     std::size_t len = 0;
     for (std::string_view part : parts) {
@@ -70,8 +63,8 @@ bool make_hash(std::string_view key, std::initializer_list<std::string_view> par
     }
     std::array<unsigned char, EVP_MAX_MD_SIZE> md;
     unsigned int md_len = 0;
-    if (HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), data.data(), len, md.data(),
-             &md_len) == nullptr || md_len < 3)
+    if (HMAC(EVP_sha1(), key.data(), static_cast<int>(key.size()), data.data(), len, md.data(), &md_len) == nullptr ||
+        md_len < 3)
         return false;
     std::array<unsigned char, kHashLen + 1> b64;  // EVP_EncodeBlock adds a NUL
     if (EVP_EncodeBlock(b64.data(), md.data(), 3) != static_cast<int>(kHashLen)) return false;
@@ -80,14 +73,12 @@ bool make_hash(std::string_view key, std::initializer_list<std::string_view> par
 }
 
 // Either key may have signed it; the hash compares without case (srs.hpp).
-bool hash_matches(const SrsKeys& keys, std::initializer_list<std::string_view> parts,
-                  std::string_view given) {
+bool hash_matches(const SrsKeys& keys, std::initializer_list<std::string_view> parts, std::string_view given) {
     if (given.size() != kHashLen) return false;
     for (const std::string* key : {&keys.key, &keys.backup_key}) {
         if (key->empty()) continue;
         std::array<char, kHashLen> want;
-        if (make_hash(*key, parts, &want) && iequal(given, std::string_view(want.data(), want.size())))
-            return true;
+        if (make_hash(*key, parts, &want) && iequal(given, std::string_view(want.data(), want.size()))) return true;
     }
     return false;
 }
@@ -148,8 +139,7 @@ std::optional<Srs0> parse_srs0(std::string_view after_prefix) {
     auto stamp = take_field(&after_prefix);
     if (!stamp) return std::nullopt;
     auto domain = take_field(&after_prefix);  // the local part keeps any further '='
-    if (!domain || hash->empty() || stamp->empty() || domain->empty() || after_prefix.empty())
-        return std::nullopt;
+    if (!domain || hash->empty() || stamp->empty() || domain->empty() || after_prefix.empty()) return std::nullopt;
     return Srs0{*hash, *stamp, *domain, after_prefix};
 }
 
@@ -163,9 +153,8 @@ bool valid_our_domain(std::string_view domain) {
 }
 
 // "SRS1=HHHH=host=" + user + "@" + our_domain, signed over host + user.
-std::optional<std::string> compose_srs1(std::string_view host, std::string_view user,
-                                        std::string_view our_domain, const SrsKeys& keys,
-                                        std::string* error) {
+std::optional<std::string> compose_srs1(std::string_view host, std::string_view user, std::string_view our_domain,
+                                        const SrsKeys& keys, std::string* error) {
     std::array<char, kHashLen> hash;
     if (!make_hash(keys.key, {host, user}, &hash)) {
         set_error(error, "HMAC-SHA1 failed");
@@ -179,9 +168,8 @@ std::optional<std::string> compose_srs1(std::string_view host, std::string_view 
 }
 
 // "SRS0=HHHH=TT=domain=local@" + our_domain, signed over TT + domain + local.
-std::optional<std::string> compose_srs0(Address sender, std::string_view our_domain,
-                                        const SrsKeys& keys, std::int64_t now_unix,
-                                        std::string* error) {
+std::optional<std::string> compose_srs0(Address sender, std::string_view our_domain, const SrsKeys& keys,
+                                        std::int64_t now_unix, std::string* error) {
     std::string stamp = encode_stamp(day_slot(now_unix));
     std::array<char, kHashLen> hash;
     if (!make_hash(keys.key, {stamp, sender.domain, sender.local}, &hash)) {
@@ -189,15 +177,14 @@ std::optional<std::string> compose_srs0(Address sender, std::string_view our_dom
         return std::nullopt;
     }
     std::string out;
-    out.reserve(5 + kHashLen + 1 + 2 + 1 + sender.domain.size() + 1 + sender.local.size() + 1 +
-                our_domain.size());
+    out.reserve(5 + kHashLen + 1 + 2 + 1 + sender.domain.size() + 1 + sender.local.size() + 1 + our_domain.size());
     out.append("SRS0=").append(hash.data(), hash.size()).append("=").append(stamp).append("=");
     out.append(sender.domain).append("=").append(sender.local).append("@").append(our_domain);
     return out;
 }
 
-std::optional<std::string> rewrite(Address sender, std::string_view our_domain,
-                                   const SrsKeys& keys, std::int64_t now_unix, std::string* error) {
+std::optional<std::string> rewrite(Address sender, std::string_view our_domain, const SrsKeys& keys,
+                                   std::int64_t now_unix, std::string* error) {
     auto kind = srs_kind(sender.local);
     // Only the first forwarder can check an SRS0 hash: carry the text after
     // "SRS0" whole, separator included (hence the "==" in SRS1 addresses).
@@ -212,12 +199,10 @@ std::optional<std::string> rewrite(Address sender, std::string_view our_domain,
 }
 
 // Age in days of `slot` seen today, in 0..1023; 1023 means "tomorrow".
-int slot_age(int slot, std::int64_t now_unix) {
-    return ((day_slot(now_unix) - slot) % kSlots + kSlots) % kSlots;
-}
+int slot_age(int slot, std::int64_t now_unix) { return ((day_slot(now_unix) - slot) % kSlots + kSlots) % kSlots; }
 
-SrsResult reverse_srs0(std::string_view after_prefix, const SrsKeys& keys, std::int64_t now_unix,
-                       int ttl_days, std::string* original) {
+SrsResult reverse_srs0(std::string_view after_prefix, const SrsKeys& keys, std::int64_t now_unix, int ttl_days,
+                       std::string* original) {
     auto f = parse_srs0(after_prefix);
     if (!f) return SrsResult::Malformed;
     auto slot = decode_stamp(f->stamp);
@@ -248,9 +233,8 @@ SrsResult reverse_srs1(std::string_view after_prefix, const SrsKeys& keys, std::
 
 }  // namespace
 
-std::optional<std::string> srs_forward(std::string_view sender, std::string_view our_domain,
-                                       const SrsKeys& keys, std::int64_t now_unix,
-                                       std::string* error) {
+std::optional<std::string> srs_forward(std::string_view sender, std::string_view our_domain, const SrsKeys& keys,
+                                       std::int64_t now_unix, std::string* error) {
     if (sender.empty()) return std::string();  // bounces are never rewritten
     if (!valid_our_domain(our_domain)) {
         set_error(error, "invalid SRS domain \"" + std::string(our_domain) + "\"");
@@ -287,8 +271,8 @@ std::optional<std::string> srs_forward(std::string_view sender, std::string_view
     return out;
 }
 
-SrsResult srs_reverse(std::string_view address, const SrsKeys& keys, std::int64_t now_unix,
-                      int ttl_days, std::string* original) {
+SrsResult srs_reverse(std::string_view address, const SrsKeys& keys, std::int64_t now_unix, int ttl_days,
+                      std::string* original) {
     auto kind = srs_kind(address);  // the local part starts the address
     if (!kind) return SrsResult::NotSrs;
     if (address.size() > kSrsMaxAddress) return SrsResult::Malformed;
@@ -304,11 +288,11 @@ SrsResult srs_reverse(std::string_view address, const SrsKeys& keys, std::int64_
 
 std::string_view srs_result_name(SrsResult result) {
     switch (result) {
-        case SrsResult::NotSrs: return "not SRS";
-        case SrsResult::Ok: return "ok";
-        case SrsResult::BadHash: return "bad hash";
-        case SrsResult::Expired: return "expired";
-        case SrsResult::Malformed: return "malformed";
+    case SrsResult::NotSrs: return "not SRS";
+    case SrsResult::Ok: return "ok";
+    case SrsResult::BadHash: return "bad hash";
+    case SrsResult::Expired: return "expired";
+    case SrsResult::Malformed: return "malformed";
     }
     return "unknown";
 }

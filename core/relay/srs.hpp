@@ -56,9 +56,8 @@ struct SrsKeys {
 // *error set when the sender has no '@', an empty local part or domain, a '='
 // in its domain, is over kSrsMaxAddress (before or after rewriting), when
 // `our_domain` is empty or holds '@' or '=', or when `keys.key` is empty.
-std::optional<std::string> srs_forward(std::string_view sender, std::string_view our_domain,
-                                       const SrsKeys& keys, std::int64_t now_unix,
-                                       std::string* error);
+std::optional<std::string> srs_forward(std::string_view sender, std::string_view our_domain, const SrsKeys& keys,
+                                       std::int64_t now_unix, std::string* error);
 
 enum class SrsResult {
     NotSrs,     // the local part does not start with SRS0 or SRS1 and a separator
@@ -73,8 +72,8 @@ enum class SrsResult {
 // SRS0 gives the original address; SRS1 gives the SRS0 address at the first
 // forwarder's domain. `original` is written only on Ok. ttl_days is clamped
 // to 0..1021 (OpenSMTPD's default is 4).
-SrsResult srs_reverse(std::string_view address, const SrsKeys& keys, std::int64_t now_unix,
-                      int ttl_days, std::string* original);
+SrsResult srs_reverse(std::string_view address, const SrsKeys& keys, std::int64_t now_unix, int ttl_days,
+                      std::string* original);
 
 std::string_view srs_result_name(SrsResult result);
 

@@ -99,8 +99,7 @@ std::optional<RelayUrl> parse_host_port(std::string_view text, RelayUrl url, std
         host = text.substr(1, close - 1);
         if (!valid_ipv6(host)) return fail(error, "invalid IPv6 address " + quoted(host));
         std::string_view after = text.substr(close + 1);
-        if (!after.empty() && after.front() != ':')
-            return fail(error, "unexpected text after \"]\": " + quoted(after));
+        if (!after.empty() && after.front() != ':') return fail(error, "unexpected text after \"]\": " + quoted(after));
         has_port = !after.empty();
         if (has_port) port = after.substr(1);
         url.ipv6_literal = true;

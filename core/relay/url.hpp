@@ -36,8 +36,8 @@ namespace postern::relay {
 struct RelayUrl {
     enum class Scheme { Smtp, SmtpTls, SmtpNoTls, Smtps, Lmtp };
     Scheme scheme = Scheme::Smtp;
-    std::string label;          // "" when none
-    std::string host;           // as written, without brackets
+    std::string label;  // "" when none
+    std::string host;   // as written, without brackets
     int port = 25;
     bool ipv6_literal = false;  // host was "[...]"
 

@@ -74,14 +74,10 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
     }
     rules::Decision d = rules.evaluate(subject);
     switch (d.kind) {
-    case rules::Decision::Kind::TempFail:
-        return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", d.error);
-    case rules::Decision::Kind::Reject:
-        return refuse(550, "5.7.1 <" + rcpt + ">: Recipient address rejected");
-    case rules::Decision::Kind::NoMatch:
-        return refuse(550, "5.7.1 <" + rcpt + ">: Relay access denied");
-    case rules::Decision::Kind::Deliver:
-        break;
+    case rules::Decision::Kind::TempFail: return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", d.error);
+    case rules::Decision::Kind::Reject: return refuse(550, "5.7.1 <" + rcpt + ">: Recipient address rejected");
+    case rules::Decision::Kind::NoMatch: return refuse(550, "5.7.1 <" + rcpt + ">: Relay access denied");
+    case rules::Decision::Kind::Deliver: break;
     }
     const config::Action& action = *d.action;
     if (action.method == "relay") {
@@ -120,9 +116,11 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
                                                  depth - 1);
             if (!inner.accepted()) {
                 // The client asked for `rcpt`: its alias target's trouble is reported against it.
-                if (inner.code / 100 == 4) return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", inner.log);
+                if (inner.code / 100 == 4)
+                    return refuse(451, "4.3.0 <" + rcpt + ">: Temporary lookup failure", inner.log);
                 return refuse(550, "5.2.4 <" + rcpt + ">: Mailing list expansion problem",
-                              "alias target " + dest.value + ": " + inner.text + (inner.log.empty() ? "" : " (" + inner.log + ")"));
+                              "alias target " + dest.value + ": " + inner.text +
+                                  (inner.log.empty() ? "" : " (" + inner.log + ")"));
             }
             for (auto& del : inner.deliveries) out.deliveries.push_back(std::move(del));
             continue;

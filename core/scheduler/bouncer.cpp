@@ -49,8 +49,8 @@ bool remote_reply(std::string_view text, std::string* mta, std::string* reply) {
     if (bracket == std::string_view::npos || colon == std::string_view::npos || bracket > colon) return false;
     std::string_view rest = text.substr(colon + 2);
     bool code = rest.size() >= 4 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
-                std::isdigit(static_cast<unsigned char>(rest[1])) && std::isdigit(static_cast<unsigned char>(rest[2])) &&
-                rest[3] == ' ';
+                std::isdigit(static_cast<unsigned char>(rest[1])) &&
+                std::isdigit(static_cast<unsigned char>(rest[2])) && rest[3] == ' ';
     if (!code) return false;  // a local reason (connection refused...): no remote reply to quote
     *mta = text.substr(0, bracket);
     *reply = rest;
@@ -62,9 +62,9 @@ Bouncer::Bouncer(const config::Config& config, const rules::Ruleset& rules, tabl
     : config_(config), rules_(rules), tables_(tables), store_(store), hostname_(std::move(hostname)) {}
 
 bool Bouncer::wanted(const queue::Envelope& e, bounce::Kind kind) {
-    if (e.bounce >= 2) return false;                   // a report to the postmaster is the end of the line
+    if (e.bounce >= 2) return false;                         // a report to the postmaster is the end of the line
     if (e.bounce == 1) return kind == bounce::Kind::Failed;  // a failed report goes to the postmaster
-    if (e.sender.empty()) return false;                // the client's null sender: nobody to tell
+    if (e.sender.empty()) return false;                      // the client's null sender: nobody to tell
     unsigned n = e.dsn_notify;
     if (n & smtp::NotifyNever) return false;
     switch (kind) {
@@ -115,7 +115,8 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     s.rcpt = to;
     auto at = to.rfind('@');
     s.rcpt_domain = at == std::string::npos ? "" : table::lowercase(to.substr(at + 1));
-    rules::Resolution route = rules::resolve_recipient(config_, rules_, tables_, s, at == std::string::npos ? to : to.substr(0, at));
+    rules::Resolution route = rules::resolve_recipient(config_, rules_, tables_, s,
+                                                       at == std::string::npos ? to : to.substr(0, at));
     if (!route.accepted()) {
         *log = "report for " + first.msgid + " to <" + to + "> cannot be routed: " + std::to_string(route.code) + " " +
                route.text;

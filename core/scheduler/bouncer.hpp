@@ -30,8 +30,8 @@ struct Outcome {
 
 class Bouncer {
 public:
-    Bouncer(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
-            queue::Store& store, std::string hostname);
+    Bouncer(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables, queue::Store& store,
+            std::string hostname);
 
     // Build, route and commit one report about `outcomes` (one message, one
     // kind); the new envelopes to schedule go to `queued`. False when the

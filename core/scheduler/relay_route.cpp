@@ -88,8 +88,8 @@ std::string RelayRouter::wire_sender(const config::Relay& r, const queue::Envelo
     const std::string& m = r.mail_from;
     size_t mat = m.find('@');
     if (mat == std::string::npos) return m + (domain.empty() ? "" : "@" + std::string(domain));  // "user"
-    if (mat == 0) return std::string(local) + m;                                                  // "@domain"
-    return m;                                                                                      // "user@domain"
+    if (mat == 0) return std::string(local) + m;                                                 // "@domain"
+    return m;                                                                                    // "user@domain"
 }
 
 void RelayRouter::dsn_params(const queue::Envelope& e, std::string* mail, std::string* rcpt) {
@@ -128,14 +128,17 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, s
         // A file table reads "smtp://host" as the key "smtp" with the value
         // "//host" (its first ':' separates them): say so rather than guess.
         bool mapped = false;
-        auto res = t ? t->for_each([&](std::string_view key, std::string_view value) {
-                          mapped = mapped || value != key;
-                          urls.emplace_back(key);
-                          return true;
-                      }, &error)
+        auto res = t ? t->for_each(
+                           [&](std::string_view key, std::string_view value) {
+                               mapped = mapped || value != key;
+                               urls.emplace_back(key);
+                               return true;
+                           },
+                           &error)
                      : table::Result::TempFail;
         if (mapped)
-            return *why = "relay: table " + r.host_table + " is a mapping, not a list of relay URLs (in a file, ':' "
+            return *why = "relay: table " + r.host_table +
+                          " is a mapping, not a list of relay URLs (in a file, ':' "
                           "separates a key from its value: write the URLs as an inline list { ... }, or host names "
                           "without scheme and port)",
                    false;
@@ -145,7 +148,8 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, s
         for (const std::string& text : urls) {
             std::string bad;
             auto u = relay::parse_relay_url(text, &bad);
-            if (!u) return *why = "relay: table " + r.host_table + ": invalid relay URL \"" + text + "\": " + bad, false;
+            if (!u)
+                return *why = "relay: table " + r.host_table + ": invalid relay URL \"" + text + "\": " + bad, false;
             out->push_back(*u);
         }
         return true;
@@ -158,7 +162,8 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, s
         if (res == table::Result::Found) {
             std::string bad;
             auto u = relay::parse_relay_url(value, &bad);
-            if (!u) return *why = "relay: table " + r.domain_table + ": invalid relay URL \"" + value + "\": " + bad, false;
+            if (!u)
+                return *why = "relay: table " + r.domain_table + ": invalid relay URL \"" + value + "\": " + bad, false;
             out->push_back(*u);
         }
     }
@@ -194,10 +199,13 @@ std::string RelayRouter::source_address(const config::Relay& r, std::string* why
     std::vector<std::string> list;
     std::string error;
     table::Table* t = tables_.find(r.src_table);
-    if (t) t->for_each([&](std::string_view key, std::string_view) {
-        list.emplace_back(key);
-        return true;
-    }, &error);
+    if (t)
+        t->for_each(
+            [&](std::string_view key, std::string_view) {
+                list.emplace_back(key);
+                return true;
+            },
+            &error);
     if (list.empty()) {
         *why = "relay: no source address in table " + r.src_table + (error.empty() ? "" : ": " + error);
         return "";

@@ -34,13 +34,7 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 
 Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
                      event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router)
-    : loop_(loop),
-      config_(config),
-      store_(store),
-      launcher_(launcher),
-      worker_(worker),
-      post_(post),
-      bouncer_(bouncer),
+    : loop_(loop), config_(config), store_(store), launcher_(launcher), worker_(worker), post_(post), bouncer_(bouncer),
       router_(router) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
@@ -66,7 +60,9 @@ void Scheduler::make_ready(const std::string& id, Entry& entry) {
 void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
     std::int64_t now = std::time(nullptr);
     for (const auto& e : envelopes) {
-        auto [it, fresh] = entries_.emplace(e.id, Entry{e, State::Ready, false});
+        Entry entry;
+        entry.envelope = e;
+        auto [it, fresh] = entries_.emplace(e.id, std::move(entry));
         if (!fresh) continue;  // already known: never deliver one envelope twice
         if (e.next_try > now) wait_until(e.id, e.next_try);
         else make_ready(e.id, it->second);
@@ -80,7 +76,7 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
 // pays one process start per batch. Commands (mda) go one by one, since each
 // may take minutes.
 constexpr size_t kMaxBatch = 32;
-constexpr size_t kLookahead = 512;     // envelopes that could start, looked at per batch
+constexpr size_t kLookahead = 512;    // envelopes that could start, looked at per batch
 constexpr size_t kScanLimit = 20000;  // envelopes looked at per batch, held back ones included
 // Agent runs at once: local ones (each may write a user's mailbox) and relay
 // ones (each holds one outbound connection), and relay runs per destination
@@ -138,8 +134,8 @@ bool Scheduler::lingers(const Entry& e, const std::string& key, size_t ready_for
     if (waited >= kRelayLingerMs) return false;
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&linger_timer_)))
         uv_timer_start(
-            &linger_timer_, [](uv_timer_t* t) { static_cast<Scheduler*>(t->data)->pump(); },
-            kRelayLingerMs - waited, 0);
+            &linger_timer_, [](uv_timer_t* t) { static_cast<Scheduler*>(t->data)->pump(); }, kRelayLingerMs - waited,
+            0);
     return true;
 }
 
@@ -153,8 +149,7 @@ std::vector<std::string> Scheduler::take_batch() {
     std::vector<std::pair<std::string, std::string>> seen;  // (id, route key) in queue order
     std::map<std::string, size_t> per_key;
     size_t scanned = 0;
-    for (auto it = ready_.begin(); it != ready_.end() && seen.size() < kLookahead && scanned < kScanLimit;
-         ++scanned) {
+    for (auto it = ready_.begin(); it != ready_.end() && seen.size() < kLookahead && scanned < kScanLimit; ++scanned) {
         auto e = entries_.find(*it);
         if (e == entries_.end() || e->second.state != State::Ready) {
             it = ready_.erase(it);  // stale
@@ -184,7 +179,7 @@ std::vector<std::string> Scheduler::take_batch() {
         Entry& en = entries_.at(id);
         if (batch.size() >= limit) break;
         if (k != *key || en.state != State::Ready) continue;  // (an id may sit in ready_ twice)
-        en.state = State::Running;  // its id left in ready_ is now stale
+        en.state = State::Running;                            // its id left in ready_ is now stale
         batch.push_back(id);
     }
     return batch;
@@ -238,8 +233,8 @@ void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, c
             if (--running_per_route_[key] == 0) running_per_route_.erase(key);
         }
         for (size_t i = 0; i < ids.size(); ++i)
-            finish(ids[i], i < results.size() ? results[i]
-                                              : delivery::Result{delivery::Result::Status::TempFail, "no result"});
+            finish(ids[i],
+                   i < results.size() ? results[i] : delivery::Result{delivery::Result::Status::TempFail, "no result"});
         flush_removals();
         pump();
     });
@@ -281,7 +276,8 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         warn_if_due(e, r);
         worker_.submit([this, e] {
             std::string err;
-            if (!store_.update(e, &err)) log::error(log::Line("queue update-failed").kv("evpid", e.id).kv("error", err));
+            if (!store_.update(e, &err))
+                log::error(log::Line("queue update-failed").kv("evpid", e.id).kv("error", err));
         });
         wait_until(id, e.next_try);
         arm_timer();
@@ -295,23 +291,20 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         bool handed_on = relayed && std::string_view(r.text).ends_with(RelayRouter::kDsnHandedOn);
         if (!handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
             hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0", relayed);
-        else
-            erase(id, nullptr);
+        else erase(id, nullptr);
     } else {
         ++stats_.permfail;
         std::string code = expired ? "5.4.7" : status_of(r.text, "5.0.0");
-        if (Bouncer::wanted(e, bounce::Kind::Failed))
-            hold_for_report(id, bounce::Kind::Failed, {r.status, stat}, code);
-        else
-            erase(id, nullptr);
+        if (Bouncer::wanted(e, bounce::Kind::Failed)) hold_for_report(id, bounce::Kind::Failed, {r.status, stat}, code);
+        else erase(id, nullptr);
     }
     flush_reports(msgid);
 }
 
 // A final outcome that needs a report: the envelope leaves the schedule now,
 // and the spool once its report is queued.
-void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r,
-                                std::string status, bool relayed) {
+void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status,
+                                bool relayed) {
     auto it = entries_.find(id);
     Outcome o{std::move(it->second.envelope), std::move(status), r.text, relayed};
     entries_.erase(it);

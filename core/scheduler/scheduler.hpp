@@ -17,12 +17,12 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "event/loop_work.hpp"
-#include "scheduler/bouncer.hpp"
-#include "scheduler/relay_route.hpp"
 #include "delivery/launcher.hpp"
+#include "event/loop_work.hpp"
 #include "queue/envelope.hpp"
 #include "queue/store.hpp"
+#include "scheduler/bouncer.hpp"
+#include "scheduler/relay_route.hpp"
 
 namespace postern::scheduler {
 
@@ -35,7 +35,7 @@ public:
     struct Entry {
         queue::Envelope envelope;
         State state = State::Ready;
-        bool removed = false;  // removed by the admin while its delivery ran
+        bool removed = false;        // removed by the admin while its delivery ran
         std::uint64_t ready_at = 0;  // loop time (ms) it last became ready
         std::string route;           // route_key(), worked out when it became ready
     };
@@ -102,9 +102,9 @@ private:
     uv_timer_t timer_{};
     uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
     Stats stats_;
-    std::map<std::string, Entry> entries_;                  // every queued envelope, by id
-    std::deque<std::string> ready_;                         // ids; stale ids are skipped
-    std::multimap<std::int64_t, std::string> waiting_;      // by next attempt; stale ids are skipped
+    std::map<std::string, Entry> entries_;              // every queued envelope, by id
+    std::deque<std::string> ready_;                     // ids; stale ids are skipped
+    std::multimap<std::int64_t, std::string> waiting_;  // by next attempt; stale ids are skipped
     // Final outcomes of a message waiting for its other envelopes, so that
     // one report covers them all; by message id.
     struct PendingReports {

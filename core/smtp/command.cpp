@@ -35,12 +35,26 @@ bool is_hex(char c) { return is_digit(c) || (to_lower(c) >= 'a' && to_lower(c) <
 bool is_atext(char c) {
     if (is_alnum(c)) return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
-    case '+': case '-': case '/': case '=': case '?': case '^': case '_':
-    case '`': case '{': case '|': case '}': case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -88,19 +102,27 @@ std::string address_literal(std::string_view inner) {
 }
 
 constexpr std::array<std::pair<std::string_view, Verb>, 14> kVerbs{{
-    {"HELO", Verb::Helo}, {"EHLO", Verb::Ehlo}, {"MAIL", Verb::Mail},
-    {"RCPT", Verb::Rcpt}, {"DATA", Verb::Data}, {"RSET", Verb::Rset},
-    {"NOOP", Verb::Noop}, {"QUIT", Verb::Quit}, {"VRFY", Verb::Vrfy},
-    {"EXPN", Verb::Expn}, {"HELP", Verb::Help}, {"STARTTLS", Verb::Starttls},
-    {"AUTH", Verb::Auth}, {"BDAT", Verb::Bdat},
+    {"HELO", Verb::Helo},
+    {"EHLO", Verb::Ehlo},
+    {"MAIL", Verb::Mail},
+    {"RCPT", Verb::Rcpt},
+    {"DATA", Verb::Data},
+    {"RSET", Verb::Rset},
+    {"NOOP", Verb::Noop},
+    {"QUIT", Verb::Quit},
+    {"VRFY", Verb::Vrfy},
+    {"EXPN", Verb::Expn},
+    {"HELP", Verb::Help},
+    {"STARTTLS", Verb::Starttls},
+    {"AUTH", Verb::Auth},
+    {"BDAT", Verb::Bdat},
 }};
 
 // Reads one path and its parameters, left to right. On failure it fills the
 // PathError with the class prefix of MAIL or RCPT and a short reason.
 class PathParser {
 public:
-    PathParser(std::string_view args, bool sender, PathError* err)
-        : s_(args), sender_(sender), err_(err) {}
+    PathParser(std::string_view args, bool sender, PathError* err) : s_(args), sender_(sender), err_(err) {}
 
     std::optional<PathArg> run() {
         PathArg out;
@@ -118,8 +140,7 @@ private:
 
     bool fail(std::string_view reason) {
         if (err_) {
-            err_->text = sender_ ? "5.1.7 Sender address syntax error: "
-                                 : "5.1.3 Recipient address syntax error: ";
+            err_->text = sender_ ? "5.1.7 Sender address syntax error: " : "5.1.3 Recipient address syntax error: ";
             err_->text += reason;
         }
         return false;

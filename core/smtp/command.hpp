@@ -12,10 +12,7 @@
 
 namespace postern::smtp {
 
-enum class Verb {
-    Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Expn, Help,
-    Starttls, Auth, Bdat, Unknown
-};
+enum class Verb { Helo, Ehlo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Expn, Help, Starttls, Auth, Bdat, Unknown };
 
 struct Command {
     Verb verb = Verb::Unknown;

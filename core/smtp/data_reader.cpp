@@ -17,8 +17,7 @@
 
 namespace postern::smtp {
 
-DataReader::DataReader(std::size_t max_size, std::size_t max_line)
-    : max_size_(max_size), max_line_(max_line) {}
+DataReader::DataReader(std::size_t max_size, std::size_t max_line) : max_size_(max_size), max_line_(max_line) {}
 
 std::size_t DataReader::feed(std::string_view in) {
     std::size_t i = 0;
@@ -62,9 +61,7 @@ std::size_t DataReader::feed(std::string_view in) {
                 state_ = State::InLine;
             }
             break;
-        case State::InLine:
-            i += in_line(in.substr(i));
-            break;
+        case State::InLine: i += in_line(in.substr(i)); break;
         }
     }
     return i;

@@ -33,7 +33,7 @@ public:
     // A line over max_line bytes as sent (stuffing dot counted, CRLF not;
     // a bare LF also ends a line for this count).
     bool line_too_long() const { return line_too_long_; }
-    std::size_t size() const { return size_; }           // bytes of message counted, stuffing removed
+    std::size_t size() const { return size_; }  // bytes of message counted, stuffing removed
 
 private:
     // Where the scan stands between two feeds.

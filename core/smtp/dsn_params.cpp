@@ -38,8 +38,7 @@ bool printable_ascii(std::string_view s) {
 }
 
 bool domain_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
-           c == '.';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
 }
 
 bool plausible_domain(std::string_view d) {
@@ -73,8 +72,8 @@ bool plausible_local(std::string_view l) {
         return true;
     }
     for (char c : l)
-        if (c == ' ' || c == '<' || c == '>' || c == '"' || c == '(' || c == ')' || c == ',' ||
-            c == ';' || c == ':' || c == '\\' || c == '[' || c == ']' || c == '@')
+        if (c == ' ' || c == '<' || c == '>' || c == '"' || c == '(' || c == ')' || c == ',' || c == ';' || c == ':' ||
+            c == '\\' || c == '[' || c == ']' || c == '@')
             return false;
     return true;
 }
@@ -104,8 +103,7 @@ bool apply_envid(std::string_view value, DsnMail* out, DsnError* err) {
     if (!out->envid.empty()) return duplicate(err, "ENVID");
     if (value.size() > kMaxEnvidLength) return fail(err, 501, "5.5.4 ENVID parameter too long");
     auto decoded = xtext_decode(value);
-    if (value.empty() || !decoded || !printable_ascii(*decoded))
-        return fail(err, 501, "5.5.4 Invalid ENVID parameter");
+    if (value.empty() || !decoded || !printable_ascii(*decoded)) return fail(err, 501, "5.5.4 Invalid ENVID parameter");
     out->envid = std::move(*decoded);
     return true;
 }

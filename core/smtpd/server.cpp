@@ -42,14 +42,12 @@ void SmtpServer::on_connection(uv_stream_t* stream, int status) {
     self->sessions_.emplace(session.get(), session);
     if (!session->accept(stream)) return;  // closes itself, then leaves sessions_
     ++self->sessions_total_;
-    session->start(self->paused_ ? SmtpSession::Refusal::Paused
+    session->start(self->paused_                                              ? SmtpSession::Refusal::Paused
                    : self->sessions_.size() > self->ctx_.config->max_sessions ? SmtpSession::Refusal::Busy
-                                                                                : SmtpSession::Refusal::None);
+                                                                              : SmtpSession::Refusal::None);
 }
 
-void SmtpServer::session_closed(SmtpSession* s) {
-    sessions_.erase(s);
-}
+void SmtpServer::session_closed(SmtpSession* s) { sessions_.erase(s); }
 
 void SmtpServer::stop(bool unavailable) {
     for (auto& l : listening_)

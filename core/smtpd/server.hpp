@@ -7,8 +7,8 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "auth/credentials.hpp"
@@ -16,8 +16,8 @@
 #include "event/loop_work.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
-#include "tls/context.hpp"
 #include "table/registry.hpp"
+#include "tls/context.hpp"
 
 namespace postern::scheduler {
 class Scheduler;
@@ -29,8 +29,8 @@ class SmtpSession;
 
 // One bound socket and the `listen on` line it came from.
 struct ListenSocket {
-    int fd = -1;               // bound and listening, opened before privileges were dropped
-    std::string address;       // for logs
+    int fd = -1;          // bound and listening, opened before privileges were dropped
+    std::string address;  // for logs
     const config::Listener* listener = nullptr;
 };
 

@@ -13,10 +13,10 @@
 namespace postern::smtpd {
 namespace {
 
-constexpr size_t kMaxCommandLine = 2048;       // as Postfix's line_length_limit
+constexpr size_t kMaxCommandLine = 2048;  // as Postfix's line_length_limit
 constexpr size_t kMaxBufferedInput = 256 * 1024;
 constexpr size_t kMaxPendingOutput = 256 * 1024;
-constexpr unsigned kMaxErrors = 20;            // as Postfix's smtpd_hard_error_limit
+constexpr unsigned kMaxErrors = 20;              // as Postfix's smtpd_hard_error_limit
 constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
 constexpr uint64_t kRdnsTimeoutMs = 5000;
 
@@ -28,8 +28,7 @@ std::string new_session_id() {
 }
 
 bool is_loopback(const sockaddr_storage& ss) {
-    if (ss.ss_family == AF_INET)
-        return (ntohl(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET) return (ntohl(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr) >> 24) == 127;
     if (ss.ss_family == AF_INET6) {
         const auto& a = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
         if (IN6_IS_ADDR_LOOPBACK(&a)) return true;
@@ -105,7 +104,8 @@ void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
         if (status == 0 && host) self->rdns_ = host;
         self->rdns_resolved();
     };
-    if (uv_getnameinfo(server_.loop(), &lookup->req, finish, reinterpret_cast<const sockaddr*>(&peer), NI_NAMEREQD) != 0) {
+    if (uv_getnameinfo(server_.loop(), &lookup->req, finish, reinterpret_cast<const sockaddr*>(&peer), NI_NAMEREQD) !=
+        0) {
         rdns_known_ = true;
         return;
     }
@@ -139,7 +139,8 @@ void SmtpSession::start(Refusal refusal) {
     if (refusal != Refusal::None) {
         reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
                                             : "4.3.2 " + host + " Service paused, try again later");
-        log::info(log::Line(id_ + " smtp disconnected").kv("reason", refusal == Refusal::Busy ? "too-many-sessions" : "paused"));
+        log::info(log::Line(id_ + " smtp disconnected")
+                      .kv("reason", refusal == Refusal::Busy ? "too-many-sessions" : "paused"));
         close_after_flush();
         flush();
         return;
@@ -214,7 +215,9 @@ void SmtpSession::update_reading() {
 void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (nread < 0) {
         log::info(log::Line(id_ + " smtp disconnected")
-                      .kv("reason", nread == UV_EOF ? "disconnect" : std::string("io-error: ") + uv_strerror(static_cast<int>(nread))));
+                      .kv("reason", nread == UV_EOF
+                                        ? "disconnect"
+                                        : std::string("io-error: ") + uv_strerror(static_cast<int>(nread))));
         close();
         return;
     }
@@ -279,7 +282,8 @@ void SmtpSession::flush() {
     // done) and what it produces goes out: records, handshake, alerts.
     std::string wire;
     if (tls_) {
-        if (!out_.empty() && !tls_->write(out_)) log::info(log::Line(id_ + " smtp tls-error").kv("error", tls_->error()));
+        if (!out_.empty() && !tls_->write(out_))
+            log::info(log::Line(id_ + " smtp tls-error").kv("error", tls_->error()));
         out_.clear();
         wire = tls_->take_ciphertext();
     } else {
@@ -390,7 +394,9 @@ void SmtpSession::handle_line(std::string_view line) {
         if (c.args.empty()) reply(501, "5.5.4 Syntax error: VRFY requires a user name or address");
         else reply(252, "2.5.0 Cannot VRFY user, but will accept message and attempt delivery");
         break;
-    case smtp::Verb::Help: reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"); break;
+    case smtp::Verb::Help:
+        reply(214, "2.0.0 See RFC 5321; commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+        break;
     case smtp::Verb::Auth: cmd_auth(c); break;
     case smtp::Verb::Starttls: cmd_starttls(c); break;
     case smtp::Verb::Expn:
@@ -579,7 +585,9 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
 
 void SmtpSession::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, rules::Resolution r) {
     if (!r.accepted()) {
-        log::info(log::Line(id_ + " smtp failed-rcpt").kv("rcpt", rcpt).kv("result", std::to_string(r.code) + " " + r.text)
+        log::info(log::Line(id_ + " smtp failed-rcpt")
+                      .kv("rcpt", rcpt)
+                      .kv("result", std::to_string(r.code) + " " + r.text)
                       .kv("detail", r.log));
         reply(r.code, r.text);
         return;

@@ -19,11 +19,11 @@
 #include "auth/credentials.hpp"
 #include "auth/sasl.hpp"
 #include "rules/recipient.hpp"
-#include "tls/connection.hpp"
-#include "smtpd/server.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/dsn_params.hpp"
+#include "smtpd/server.hpp"
+#include "tls/connection.hpp"
 
 namespace postern::smtpd {
 
@@ -110,12 +110,12 @@ private:
     std::function<void()> delayed_;
     int open_handles_ = 0;
 
-    std::string id_;      // session id for logs
+    std::string id_;  // session id for logs
     std::string client_ip_;
     std::string local_ip_;    // the address the client reached
     std::string local_name_;  // from `hostnames <t>`, "" if none
     bool client_local_ = false;
-    std::string rdns_;        // the client's reverse DNS name, "" if none
+    std::string rdns_;         // the client's reverse DNS name, "" if none
     bool rdns_known_ = false;  // the lookup answered or timed out
     std::vector<std::function<void()>> rdns_waiters_;
     std::string helo_;

@@ -46,15 +46,10 @@ void SmtpSession::cmd_auth(const smtp::Command& c) {
 
 void SmtpSession::auth_step(auth::Step step) {
     switch (step.kind) {
-    case auth::Step::Kind::Challenge:
-        reply(334, step.text);
-        return;
+    case auth::Step::Kind::Challenge: reply(334, step.text); return;
     case auth::Step::Kind::Error:
-    case auth::Step::Kind::Cancelled:
-        reply(step.code, step.text);
-        return;
-    case auth::Step::Kind::Done:
-        break;
+    case auth::Step::Kind::Cancelled: reply(step.code, step.text); return;
+    case auth::Step::Kind::Done: break;
     }
     struct Work {
         auth::Check result = auth::Check::TempFail;
@@ -92,7 +87,9 @@ void SmtpSession::auth_step(auth::Step step) {
 void SmtpSession::auth_verified(const std::string& user, auth::Check result, const std::string& error) {
     log::info(log::Line(id_ + " smtp authentication")
                   .kv("user", user)
-                  .kv("result", result == auth::Check::Ok ? "ok" : result == auth::Check::Bad ? "permfail" : "tempfail")
+                  .kv("result", result == auth::Check::Ok    ? "ok"
+                                : result == auth::Check::Bad ? "permfail"
+                                                             : "tempfail")
                   .kv("error", error));
     auto resume = [this] {
         busy_ = false;
@@ -147,8 +144,10 @@ void SmtpSession::check_sender(std::string sender, smtp::DsnMail dsn) {
             if (work->result == auth::Check::Ok) {
                 self->mail_accepted(sender, dsn);
             } else if (work->result == auth::Check::Bad) {
-                log::info(log::Line(self->id_ + " smtp sender-rejected").kv("user", self->auth_user_).kv("sender", sender));
-                self->reply(553, "5.7.1 <" + sender + ">: Sender address rejected: not owned by user " + self->auth_user_);
+                log::info(
+                    log::Line(self->id_ + " smtp sender-rejected").kv("user", self->auth_user_).kv("sender", sender));
+                self->reply(553,
+                            "5.7.1 <" + sender + ">: Sender address rejected: not owned by user " + self->auth_user_);
             } else {
                 log::warn(log::Line(self->id_ + " smtp senders-lookup").kv("error", work->error));
                 self->reply(451, "4.3.0 Temporary lookup failure");

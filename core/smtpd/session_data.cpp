@@ -3,9 +3,9 @@
 // the queue before the 250; see session.hpp.
 #include <ctime>
 
+#include "queue/envelope.hpp"
 #include "scheduler/scheduler.hpp"
 #include "smtpd/session.hpp"
-#include "queue/envelope.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
 
@@ -117,7 +117,8 @@ void SmtpSession::finish_data() {
 
 std::string SmtpSession::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
-    if (!listener_.mask_src) h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
+    if (!listener_.mask_src)
+        h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
     // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
     std::string with = std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "") + (authenticated_ ? "A" : "");
     h += "by " + hostname() + " (postern) with " + with + " id " + msgid;
@@ -164,10 +165,13 @@ void SmtpSession::commit_message(std::string body) {
                                            envelopes = std::move(envelopes)](bool ok, const std::string& error) {
         post->post([=] {
             if (ok) {
-                log::info(log::Line(sid + " smtp message").kv("msgid", msgid).kv("size", static_cast<long long>(size))
+                log::info(log::Line(sid + " smtp message")
+                              .kv("msgid", msgid)
+                              .kv("size", static_cast<long long>(size))
                               .kv("nrcpt", static_cast<long long>(envelopes.size())));
                 for (const auto& e : envelopes)
-                    log::info(log::Line(sid + " smtp envelope").kv("evpid", e.id).kv("from", e.sender).kv("to", e.rcpt));
+                    log::info(
+                        log::Line(sid + " smtp envelope").kv("evpid", e.id).kv("from", e.sender).kv("to", e.rcpt));
                 scheduler->enqueue(envelopes);
             } else {
                 log::error(log::Line(sid + " queue commit-failed").kv("msgid", msgid).kv("error", error));

@@ -26,7 +26,7 @@ namespace postern::table {
 
 class Registry {
 public:
-    Registry();  // built-in tables hold their loopback-only defaults
+    Registry();   // built-in tables hold their loopback-only defaults
     ~Registry();  // tables close before their plugins unload
     Registry(const Registry&) = delete;
     Registry& operator=(const Registry&) = delete;
@@ -37,8 +37,7 @@ public:
     // <localnames> = "localhost", `server_names` and every address of
     // `local_ips` as written, in brackets ("[192.0.2.1]") and, for IPv6, as
     // "[IPv6:...]"; <localhost> = "local" (the socket) and `local_ips`.
-    void set_local_identity(const std::vector<std::string>& server_names,
-                            const std::vector<std::string>& local_ips);
+    void set_local_identity(const std::vector<std::string>& server_names, const std::vector<std::string>& local_ips);
     // What the built-in table `name` holds (or will hold once opened).
     std::vector<std::string> builtin(std::string_view name) const;
 

@@ -60,9 +60,7 @@ bool parse_ip(std::string_view text, Address* out) {
 
 }  // namespace
 
-bool domain_matches(std::string_view pattern, std::string_view domain) {
-    return glob(pattern, domain);
-}
+bool domain_matches(std::string_view pattern, std::string_view domain) { return glob(pattern, domain); }
 
 bool netaddr_matches(std::string_view pattern, std::string_view address) {
     Address subject;
@@ -95,9 +93,9 @@ bool mailaddr_matches(std::string_view pattern, std::string_view address) {
     auto pat = pattern.rfind('@');
     if (pat == std::string_view::npos) return iequals(pattern, user);  // "user"
     std::string_view puser = pattern.substr(0, pat), pdomain = pattern.substr(pat + 1);
-    if (pdomain.empty() && puser.empty()) return true;                 // "@"
+    if (pdomain.empty() && puser.empty()) return true;  // "@"
     if (!pdomain.empty() && !domain_matches(pdomain, domain)) return false;
-    if (puser.empty()) return true;                                    // "@domain"
+    if (puser.empty()) return true;  // "@domain"
     if (iequals(puser, user)) return true;
     // "user" in the table matches "user+tag" in the address, not the other way round.
     if (puser.find('+') == std::string_view::npos) {
@@ -151,8 +149,7 @@ public:
         *value = it->second;
         return Result::Found;
     }
-    Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn,
-                    std::string*) override {
+    Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn, std::string*) override {
         for (const auto& k : order_)  // as written: a relay's host list is tried in this order
             if (!fn(k, map_.at(k))) break;
         return Result::Found;
@@ -167,8 +164,7 @@ private:
 
 }  // namespace
 
-std::unique_ptr<Table> make_inline_table(std::string name,
-                                         std::vector<std::pair<std::string, std::string>> entries,
+std::unique_ptr<Table> make_inline_table(std::string name, std::vector<std::pair<std::string, std::string>> entries,
                                          bool is_map) {
     return std::make_unique<InlineTable>(std::move(name), std::move(entries), is_map);
 }

@@ -59,8 +59,7 @@ bool entry_matches(Service service, std::string_view entry, std::string_view sub
 std::string lowercase(std::string_view s);
 
 // A table written in the config: `{ a, b }` or `{ k = v }`.
-std::unique_ptr<Table> make_inline_table(std::string name,
-                                         std::vector<std::pair<std::string, std::string>> entries,
+std::unique_ptr<Table> make_inline_table(std::string name, std::vector<std::pair<std::string, std::string>> entries,
                                          bool is_map);
 
 }  // namespace postern::table

@@ -53,12 +53,10 @@ bool looks_encrypted(const std::string& pem) {
 }
 
 // The validity window of `cert`, as a problem line or nothing.
-std::optional<std::string> validity_problem(const std::string& file, const std::string& what,
-                                            X509* cert) {
+std::optional<std::string> validity_problem(const std::string& file, const std::string& what, X509* cert) {
     const ASN1_TIME* not_after = X509_get0_notAfter(cert);
     const ASN1_TIME* not_before = X509_get0_notBefore(cert);
-    if (X509_cmp_current_time(not_after) < 0)
-        return file + ": " + what + " expired on " + format_time(not_after);
+    if (X509_cmp_current_time(not_after) < 0) return file + ": " + what + " expired on " + format_time(not_after);
     if (X509_cmp_current_time(not_before) > 0)
         return file + ": " + what + " not valid before " + format_time(not_before);
     return std::nullopt;
@@ -175,8 +173,7 @@ std::vector<std::string> check_pki(const PkiFiles& p) {
         if (auto m = key_mismatch(p, certs->leaf.get(), key.get())) problems.push_back(*m);
     }
     if (certs) {
-        if (auto v = validity_problem(p.cert_file, "certificate", certs->leaf.get()))
-            problems.push_back(*v);
+        if (auto v = validity_problem(p.cert_file, "certificate", certs->leaf.get())) problems.push_back(*v);
     }
     return problems;
 }

@@ -149,8 +149,7 @@ bool Connection::fail(std::string_view what, int ssl_error) {
     failed_ = true;
     std::string detail = openssl_errors();
     if (detail.empty()) {
-        detail = ssl_error == SSL_ERROR_SYSCALL ? "unexpected end of stream"
-                                                : "SSL error " + std::to_string(ssl_error);
+        detail = ssl_error == SSL_ERROR_SYSCALL ? "unexpected end of stream" : "SSL error " + std::to_string(ssl_error);
     }
     error_ = std::string(what) + ": " + detail;
     // Say why a client certificate was refused, not only that it was.
@@ -160,18 +159,14 @@ bool Connection::fail(std::string_view what, int ssl_error) {
     return false;
 }
 
-std::string Connection::version() const {
-    return handshake_done_ ? SSL_get_version(ssl_.get()) : "";
-}
+std::string Connection::version() const { return handshake_done_ ? SSL_get_version(ssl_.get()) : ""; }
 
 std::string Connection::cipher() const {
     const char* name = handshake_done_ ? SSL_get_cipher_name(ssl_.get()) : nullptr;
     return name != nullptr ? name : "";
 }
 
-int Connection::bits() const {
-    return handshake_done_ ? SSL_get_cipher_bits(ssl_.get(), nullptr) : 0;
-}
+int Connection::bits() const { return handshake_done_ ? SSL_get_cipher_bits(ssl_.get(), nullptr) : 0; }
 
 std::string Connection::sni() const {
     const char* name = ssl_ ? SSL_get_servername(ssl_.get(), TLSEXT_NAMETYPE_host_name) : nullptr;
@@ -182,9 +177,7 @@ bool Connection::peer_certificate() const {
     return handshake_done_ && SSL_get0_peer_certificate(ssl_.get()) != nullptr;
 }
 
-bool Connection::peer_verified() const {
-    return peer_certificate() && SSL_get_verify_result(ssl_.get()) == X509_V_OK;
-}
+bool Connection::peer_verified() const { return peer_certificate() && SSL_get_verify_result(ssl_.get()) == X509_V_OK; }
 
 std::string Connection::peer_subject() const {
     if (!peer_certificate()) return "";

@@ -62,14 +62,14 @@ public:
     std::string error() const { return error_; }
 
     // After the handshake ("" / 0 / false before it):
-    std::string version() const;  // "TLSv1.3"
-    std::string cipher() const;   // "TLS_AES_256_GCM_SHA384"
-    int bits() const;             // 256
-    std::string sni() const;      // the name the client asked for, "" if none
-    bool peer_certificate() const;        // the client sent a certificate
-    bool peer_verified() const;           // ... and it verified against the ca
-    std::string peer_subject() const;     // RFC 2253: "CN=client.example.org,O=Example"
-    std::string peer_fingerprint() const; // "SHA256:" + 64 lowercase hex digits
+    std::string version() const;           // "TLSv1.3"
+    std::string cipher() const;            // "TLS_AES_256_GCM_SHA384"
+    int bits() const;                      // 256
+    std::string sni() const;               // the name the client asked for, "" if none
+    bool peer_certificate() const;         // the client sent a certificate
+    bool peer_verified() const;            // ... and it verified against the ca
+    std::string peer_subject() const;      // RFC 2253: "CN=client.example.org,O=Example"
+    std::string peer_fingerprint() const;  // "SHA256:" + 64 lowercase hex digits
 
 private:
     bool advance();

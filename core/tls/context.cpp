@@ -37,8 +37,7 @@ std::string_view trim(std::string_view s) {
 
 // The protocol bits one libtls item names; nullopt when unknown.
 std::optional<unsigned> protocol_bits(std::string_view item) {
-    if (iequals(item, "all") || iequals(item, "legacy") || iequals(item, "secure") ||
-        iequals(item, "default"))
+    if (iequals(item, "all") || iequals(item, "legacy") || iequals(item, "secure") || iequals(item, "default"))
         return kTlsSupported;
     if (iequals(item, "tlsv1.2")) return kTls12;
     if (iequals(item, "tlsv1.3")) return kTls13;
@@ -77,13 +76,12 @@ std::optional<ProtocolRange> parse_protocols(std::string_view text, std::string*
     }
     if (!any) mask = kTlsSupported;
     switch (mask) {
-        case kTls12: return ProtocolRange{TLS1_2_VERSION, TLS1_2_VERSION};
-        case kTls13: return ProtocolRange{TLS1_3_VERSION, TLS1_3_VERSION};
-        case kTlsSupported: return ProtocolRange{TLS1_2_VERSION, TLS1_3_VERSION};
-        default:
-            *error = "protocols \"" + std::string(text) +
-                     "\": no supported protocol left (TLS 1.2 and 1.3 are supported)";
-            return std::nullopt;
+    case kTls12: return ProtocolRange{TLS1_2_VERSION, TLS1_2_VERSION};
+    case kTls13: return ProtocolRange{TLS1_3_VERSION, TLS1_3_VERSION};
+    case kTlsSupported: return ProtocolRange{TLS1_2_VERSION, TLS1_3_VERSION};
+    default:
+        *error = "protocols \"" + std::string(text) + "\": no supported protocol left (TLS 1.2 and 1.3 are supported)";
+        return std::nullopt;
     }
 }
 
@@ -110,11 +108,9 @@ struct ServerContext::State {
     // The pki serving `sni`: the first whose certificate names it, else the
     // first whose NAME is it (6.8), else the first.
     size_t choose(std::string_view sni) const {
-        constexpr unsigned flags =
-            X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
+        constexpr unsigned flags = X509_CHECK_FLAG_ALWAYS_CHECK_SUBJECT | X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS;
         for (size_t i = 0; i < pkis.size(); ++i) {
-            if (X509_check_host(pkis[i].cert.get(), sni.data(), sni.size(), flags, nullptr) == 1)
-                return i;
+            if (X509_check_host(pkis[i].cert.get(), sni.data(), sni.size(), flags, nullptr) == 1) return i;
         }
         for (size_t i = 0; i < pkis.size(); ++i) {
             if (iequals(pkis[i].name, sni)) return i;
@@ -199,8 +195,7 @@ bool set_client_verification(SSL_CTX* ctx, const ServerOptions& o, std::string* 
     SSL_CTX_set_client_CA_list(ctx, names);
     if (o.verify_client)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT | SSL_VERIFY_CLIENT_ONCE, nullptr);
-    else
-        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_certificate);
+    else SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_CLIENT_ONCE, accept_any_certificate);
     return true;
 }
 
@@ -226,8 +221,7 @@ std::unique_ptr<ServerContext> ServerContext::create(const ServerOptions& o, std
     }
     // Compression leaks secrets (CRIME); renegotiation only brings DoS and
     // confused-deputy bugs to SMTP, which never needs it.
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
     // Idle sessions (most SMTP time is waiting) give their buffers back.
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_dh_auto(ctx, 1);

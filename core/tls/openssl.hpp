@@ -20,7 +20,9 @@ namespace postern::tls {
 template <auto Free>
 struct FreeWith {
     template <class T>
-    void operator()(T* p) const noexcept { Free(p); }
+    void operator()(T* p) const noexcept {
+        Free(p);
+    }
 };
 
 using BioPtr = std::unique_ptr<BIO, FreeWith<BIO_free_all>>;
@@ -30,7 +32,7 @@ using SslCtxPtr = std::unique_ptr<SSL_CTX, FreeWith<SSL_CTX_free>>;
 using SslPtr = std::unique_ptr<SSL, FreeWith<SSL_free>>;
 
 struct X509StackFree {
-    void operator()(STACK_OF(X509)* s) const noexcept { sk_X509_pop_free(s, X509_free); }
+    void operator()(STACK_OF(X509) * s) const noexcept { sk_X509_pop_free(s, X509_free); }
 };
 using X509StackPtr = std::unique_ptr<STACK_OF(X509), X509StackFree>;
 

@@ -72,12 +72,11 @@ struct Loaded {
 
 // Open DIR/KIND-NAME.so and call its entry symbol. The entry struct is
 // returned unchecked; the caller checks the members.
-std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind,
-                                  std::string_view name, const char* entry,
+std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind, std::string_view name, const char* entry,
                                   std::string* path, std::string* error) {
     if (!valid_plugin_name(name)) {
-        *error = std::string("invalid ") + std::string(kind) + " plugin name \"" +
-                 std::string(name) + "\" (allowed: a-z, 0-9 and -)";
+        *error = std::string("invalid ") + std::string(kind) + " plugin name \"" + std::string(name) +
+                 "\" (allowed: a-z, 0-9 and -)";
         return std::nullopt;
     }
     std::string d(dir.empty() ? "." : dir);
@@ -85,10 +84,8 @@ std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind,
 
     struct stat st {};
     if (::stat(path->c_str(), &st) != 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            *error = *path + ": no such plugin (looked in " + d + ")";
-        else
-            *error = *path + ": " + std::strerror(errno);
+        if (errno == ENOENT || errno == ENOTDIR) *error = *path + ": no such plugin (looked in " + d + ")";
+        else *error = *path + ": " + std::strerror(errno);
         return std::nullopt;
     }
 
@@ -120,8 +117,8 @@ template <typename Api>
 bool check_header(const Api& api, std::string_view name, const std::string& path, std::string* error,
                   size_t min_size = sizeof(Api)) {
     if (api.abi_version != POSTERN_ABI_VERSION) {
-        *error = path + ": ABI version " + std::to_string(api.abi_version) +
-                 ", this postern speaks " + std::to_string(POSTERN_ABI_VERSION);
+        *error = path + ": ABI version " + std::to_string(api.abi_version) + ", this postern speaks " +
+                 std::to_string(POSTERN_ABI_VERSION);
         return false;
     }
     if (api.struct_size < min_size) {
@@ -130,8 +127,8 @@ bool check_header(const Api& api, std::string_view name, const std::string& path
         return false;
     }
     if (!api.name || name != api.name) {
-        *error = path + ": plugin calls itself \"" + std::string(api.name ? api.name : "") +
-                 "\", expected \"" + std::string(name) + "\"";
+        *error = path + ": plugin calls itself \"" + std::string(api.name ? api.name : "") + "\", expected \"" +
+                 std::string(name) + "\"";
         return false;
     }
     return true;
@@ -149,29 +146,23 @@ std::string plugin_dir(std::string_view configured) {
     // A build tree is recognised by its CMakeCache.txt; merely having a
     // plugins/ folder beside the binary is not enough to trust it.
     std::string dir = exe_dir();
-    if (!dir.empty() && exists(dir + "/CMakeCache.txt") && is_dir(dir + "/plugins"))
-        return dir + "/plugins";
+    if (!dir.empty() && exists(dir + "/CMakeCache.txt") && is_dir(dir + "/plugins")) return dir + "/plugins";
     return POSTERN_PLUGIN_DIR;
 }
 
-std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_view name,
-                                             std::string* error) {
+std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_view name, std::string* error) {
     std::string path;
     auto loaded = open_plugin(dir, "table", name, POSTERN_TABLE_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_table_plugin*>(loaded->api);
-    if (!check_header(*api, name, path, error) ||
-        !check_fn(api->open, "open", path, error) ||
-        !check_fn(api->reload, "reload", path, error) ||
-        !check_fn(api->lookup, "lookup", path, error) ||
-        !check_fn(api->iterate, "iterate", path, error) ||
-        !check_fn(api->close, "close", path, error))
+    if (!check_header(*api, name, path, error) || !check_fn(api->open, "open", path, error) ||
+        !check_fn(api->reload, "reload", path, error) || !check_fn(api->lookup, "lookup", path, error) ||
+        !check_fn(api->iterate, "iterate", path, error) || !check_fn(api->close, "close", path, error))
         return std::nullopt;
     return TablePlugin(std::move(loaded->lib), api, std::move(path));
 }
 
-std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::string_view name,
-                                                   std::string* error) {
+std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::string_view name, std::string* error) {
     std::string path;
     auto loaded = open_plugin(dir, "delivery", name, POSTERN_DELIVERY_ENTRY, &path, error);
     if (!loaded) return std::nullopt;

@@ -41,8 +41,7 @@ using DlHandle = std::unique_ptr<void, DlCloser>;
 template <typename Api>
 class Plugin {
 public:
-    Plugin(DlHandle lib, const Api* api, std::string path)
-        : lib_(std::move(lib)), api_(api), path_(std::move(path)) {}
+    Plugin(DlHandle lib, const Api* api, std::string path) : lib_(std::move(lib)), api_(api), path_(std::move(path)) {}
 
     const Api& api() const noexcept { return *api_; }
     const Api* operator->() const noexcept { return api_; }
@@ -71,9 +70,7 @@ inline decltype(postern_delivery_plugin::deliver_many) deliver_many_of(const Del
 //   "/x/table-foo.so: no such plugin (looked in /x)"
 //   "/x/table-foo.so: not a postern plugin (no symbol postern_table_plugin)"
 //   "/x/table-foo.so: ABI version 7, this postern speaks 1"
-std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_view name,
-                                             std::string* error);
-std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::string_view name,
-                                                   std::string* error);
+std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_view name, std::string* error);
+std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::string_view name, std::string* error);
 
 }  // namespace postern::util

@@ -32,9 +32,9 @@
 #include <string>
 #include <string_view>
 
+#include "util/ascii.hpp"
 #include "util/delivery_guard.hpp"
 #include "util/fd.hpp"
-#include "util/ascii.hpp"
 
 namespace {
 
@@ -123,8 +123,7 @@ bool is_spam(std::string_view head) {
         header = nl == std::string_view::npos ? std::string_view{} : header.substr(nl + 1);
         size_t colon = line.find(':');
         if (colon == std::string_view::npos) continue;
-        if (iequals(trim(line.substr(0, colon)), "x-spam") && iequals(trim(line.substr(colon + 1)), "yes"))
-            return true;
+        if (iequals(trim(line.substr(0, colon)), "x-spam") && iequals(trim(line.substr(colon + 1)), "yes")) return true;
     }
     return false;
 }
@@ -158,8 +157,8 @@ std::string unique_name() {
 }
 
 // Write prefix + head + rest of fd into the open tmp file, then fsync it.
-bool write_message(int out, int in, std::string_view prefix, std::string_view head, bool eof,
-                   const std::string& tmp, Failure* f) {
+bool write_message(int out, int in, std::string_view prefix, std::string_view head, bool eof, const std::string& tmp,
+                   Failure* f) {
     if (!write_all(out, prefix) || !write_all(out, head)) {
         *f = sys_failure("write " + tmp, errno);
         return false;
@@ -208,8 +207,7 @@ bool publish(const std::string& dir, const std::string& name, Failure* f) {
     for (int i = 0; ::link(from.c_str(), to.c_str()) != 0; ++i) {
         // File systems without hard links: rename, whose unique name makes
         // replacing another message practically impossible.
-        if ((errno == EPERM || errno == ENOSYS || errno == EOPNOTSUPP) &&
-            ::rename(from.c_str(), to.c_str()) == 0)
+        if ((errno == EPERM || errno == ENOSYS || errno == EOPNOTSUPP) && ::rename(from.c_str(), to.c_str()) == 0)
             break;
         if (errno != EEXIST || i >= kNameAttempts) {
             *f = sys_failure("link " + from + " to " + to, errno);
@@ -226,8 +224,8 @@ bool publish(const std::string& dir, const std::string& name, Failure* f) {
     return true;
 }
 
-bool deliver_into(const std::string& dir, int in, std::string_view prefix, std::string_view head,
-                  bool eof, Failure* f) {
+bool deliver_into(const std::string& dir, int in, std::string_view prefix, std::string_view head, bool eof,
+                  Failure* f) {
     std::string name;
     Fd out;
     if (!create_tmp(dir, &name, &out, f)) return false;
@@ -285,8 +283,7 @@ bool run(const postern_delivery_request& req, Failure* f) {
         if (!make_maildir(dir, f)) return false;
     }
     std::string sender = req.sender ? req.sender : "";
-    std::string prefix = "Return-Path: <" + sender + ">\nDelivered-To: " +
-                         std::string(req.dest ? req.dest : "") + "\n";
+    std::string prefix = "Return-Path: <" + sender + ">\nDelivered-To: " + std::string(req.dest ? req.dest : "") + "\n";
     return deliver_into(dir, req.message_fd, prefix, head, eof, f);
 }
 
@@ -300,6 +297,4 @@ const struct postern_delivery_plugin plugin = {
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }

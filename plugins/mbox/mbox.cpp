@@ -267,6 +267,4 @@ const struct postern_delivery_plugin plugin = {
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }

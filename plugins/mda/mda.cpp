@@ -59,25 +59,24 @@
 
 namespace {
 
-using postern::util::SigpipeGuard;
 using postern::util::Fd;
+using postern::util::SigpipeGuard;
 using Clock = std::chrono::steady_clock;
 
 constexpr size_t kChunk = 65536;
 constexpr int kMaxTimeoutSeconds = 540;
-constexpr size_t kErrLineMax = 512;    // bytes of the stderr line kept for the reason
-constexpr size_t kErrKeep = 8192;      // stderr tail held while the command runs
-constexpr int kExitOsErr = 71;         // EX_OSERR
-constexpr int kExitTempFail = 75;      // EX_TEMPFAIL
-constexpr int kTickMs = 50;            // exit polling when pidfd_open is unavailable
-constexpr int kDrainReads = 64;        // bounded reads of stderr after the exit
+constexpr size_t kErrLineMax = 512;  // bytes of the stderr line kept for the reason
+constexpr size_t kErrKeep = 8192;    // stderr tail held while the command runs
+constexpr int kExitOsErr = 71;       // EX_OSERR
+constexpr int kExitTempFail = 75;    // EX_TEMPFAIL
+constexpr int kTickMs = 50;          // exit polling when pidfd_open is unavailable
+constexpr int kDrainReads = 64;      // bounded reads of stderr after the exit
 
 using Failure = postern::util::DeliveryFailure;
 
 Failure sys_failure(const std::string& what, int err) {
     return {POSTERN_TEMPFAIL, "mda: " + what + ": " + std::strerror(err)};
 }
-
 
 bool parse_options(std::string_view options, int* timeout, Failure* f) {
     *timeout = kMaxTimeoutSeconds;
@@ -261,8 +260,8 @@ private:
 // The parent's side of the command's stdin and stderr.
 struct Streams {
     int message_fd = -1;
-    Fd in;              // write end of the command's stdin, non-blocking
-    Fd err;             // read end of the command's stderr, non-blocking
+    Fd in;                // write end of the command's stdin, non-blocking
+    Fd err;               // read end of the command's stderr, non-blocking
     std::string pending;  // bytes read but not yet written
     size_t off = 0;
     bool message_eof = false;
@@ -431,6 +430,4 @@ const struct postern_delivery_plugin plugin = {
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }

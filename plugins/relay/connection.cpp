@@ -255,9 +255,8 @@ bool Connection::start_tls(const TlsPolicy& policy, std::string* error) {
     }
     if (!policy.host_is_ip) SSL_set_tlsext_host_name(ssl_.get(), policy.host.c_str());
     if (policy.verify) {
-        int ok = policy.host_is_ip
-                     ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), policy.host.c_str())
-                     : SSL_set1_host(ssl_.get(), policy.host.c_str());
+        int ok = policy.host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_.get()), policy.host.c_str())
+                                   : SSL_set1_host(ssl_.get(), policy.host.c_str());
         if (ok != 1) {
             *error = "TLS setup failed: bad host name for verification";
             return false;

@@ -33,12 +33,12 @@ struct SslFree {
 
 // How to check the server's certificate when TLS starts.
 struct TlsPolicy {
-    bool verify = true;        // chain and name; false: encrypt only (opportunistic, no-verify)
-    std::string ca_file;       // "" = the system store
-    std::string host;          // the name to check and send as SNI
-    bool host_is_ip = false;   // an address literal: checked as an IP, no SNI
-    std::string cert_pem, key_pem;  // a client certificate (relay pki); "" = none
-    std::string ciphers;            // "" = OpenSSL's default
+    bool verify = true;                    // chain and name; false: encrypt only (opportunistic, no-verify)
+    std::string ca_file;                   // "" = the system store
+    std::string host;                      // the name to check and send as SNI
+    bool host_is_ip = false;               // an address literal: checked as an IP, no SNI
+    std::string cert_pem, key_pem;         // a client certificate (relay pki); "" = none
+    std::string ciphers;                   // "" = OpenSSL's default
     int min_version = 0, max_version = 0;  // 0 = TLS 1.2 .. the newest
 };
 

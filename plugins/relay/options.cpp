@@ -130,7 +130,8 @@ bool parse_settings(std::string_view path, std::string_view options, Settings* o
         std::string_view key = word.substr(0, eq);
         if (eq == std::string_view::npos || !apply(key, word.substr(eq + 1), &s, error)) {
             // Never echo an auth word: it holds a password.
-            if (error->empty()) *error = "unknown option \"" + std::string(key.substr(0, 4) == "auth" ? "auth..." : word) + "\"";
+            if (error->empty())
+                *error = "unknown option \"" + std::string(key.substr(0, 4) == "auth" ? "auth..." : word) + "\"";
             return false;
         }
         if (!seen.insert(key).second) {

@@ -44,12 +44,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <algorithm>
-#include <cstdio>
 #include <memory>
 #include <optional>
 #include <random>
@@ -64,12 +64,12 @@
 
 namespace {
 
-using postern::util::SigpipeGuard;
-using postern::relay_plugin::Failure;
-using postern::relay_plugin::Session;
 using postern::relay_plugin::Address;
+using postern::relay_plugin::Failure;
 using postern::relay_plugin::Resolver;
+using postern::relay_plugin::Session;
 using postern::relay_plugin::Settings;
+using postern::util::SigpipeGuard;
 namespace relay = postern::relay;
 
 constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
@@ -140,7 +140,9 @@ bool read_message(int fd, std::string* out, Failure* f) {
 // A request's optional strings may be null.
 std::string_view text(const char* s) { return s ? s : ""; }
 
-Failure perm(const std::string& domain, const std::string& why) { return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why}; }
+Failure perm(const std::string& domain, const std::string& why) {
+    return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why};
+}
 
 // An address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]", RFC 5321 4.1.3):
 // that host itself, port 25, no DNS.
@@ -153,13 +155,15 @@ bool route_literal(const Settings& s, std::string_view domain, std::vector<Targe
         auto* sin6 = reinterpret_cast<sockaddr_in6*>(&a.sa);
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(25);
-        if (::inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) != 1) return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+        if (::inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) != 1)
+            return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
         a.len = sizeof *sin6;
     } else {
         auto* sin = reinterpret_cast<sockaddr_in*>(&a.sa);
         sin->sin_family = AF_INET;
         sin->sin_port = htons(25);
-        if (::inet_pton(AF_INET, text.c_str(), &sin->sin_addr) != 1) return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+        if (::inet_pton(AF_INET, text.c_str(), &sin->sin_addr) != 1)
+            return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
         a.len = sizeof *sin;
     }
     a.text = text;
@@ -212,7 +216,8 @@ bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
         if (st == Resolver::Status::NoData && a != Resolver::Status::TempFail)
             return *f = perm(domain, "5.4.4 no MX and no address record: the domain cannot receive mail"), false;
     }
-    if (out->empty()) return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": no usable exchanger (" + last + ")"}, false;
+    if (out->empty())
+        return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": no usable exchanger (" + last + ")"}, false;
     return true;
 }
 
@@ -344,6 +349,4 @@ const struct postern_delivery_plugin plugin = {
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }

@@ -126,9 +126,7 @@ Resolver::Status status_of(int rc, const std::string& what, std::string* error) 
     case ARES_SUCCESS: return Resolver::Status::Ok;
     case ARES_ENODATA: return Resolver::Status::NoData;
     case ARES_ENOTFOUND: return Resolver::Status::NotFound;
-    default:
-        *error = what + ": DNS lookup failed: " + ares_strerror(rc);
-        return Resolver::Status::TempFail;
+    default: *error = what + ": DNS lookup failed: " + ares_strerror(rc); return Resolver::Status::TempFail;
     }
 }
 

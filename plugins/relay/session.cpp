@@ -99,7 +99,8 @@ bool Session::greet(const Settings& s, Failure* f) {
         *f = fail(POSTERN_TEMPFAIL, "STARTTLS not offered");
         return false;
     }
-    bool want_tls = url_.scheme == Scheme::SmtpTls || ((url_.scheme == Scheme::Smtp || url_.scheme == Scheme::Lmtp) && offered);
+    bool want_tls = url_.scheme == Scheme::SmtpTls ||
+                    ((url_.scheme == Scheme::Smtp || url_.scheme == Scheme::Lmtp) && offered);
     // Opportunistic TLS (plain smtp://) only encrypts: there is no name to trust.
     if (want_tls && !starttls(s, url_.scheme == Scheme::SmtpTls && s.verify, f)) return false;
     return !s.auth.count(url_.label) || authenticate(s, f);
@@ -239,8 +240,7 @@ std::vector<Session::Recipient*> Session::sendable(std::vector<Recipient>* rcpts
             rc.outcome = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
         else if (has_8bit(rc.dest) && !ext_.count("SMTPUTF8"))
             rc.outcome = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
-        else
-            out.push_back(&rc);
+        else out.push_back(&rc);
     }
     return out;
 }

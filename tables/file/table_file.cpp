@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "util/fd.hpp"
 #include "util/ascii.hpp"
+#include "util/fd.hpp"
 
 namespace {
 
@@ -68,16 +68,13 @@ std::string_view trim(std::string_view s) {
 
 void add(Content& c, std::string key, std::string value) {
     auto [it, inserted] = c.index.try_emplace(key, c.entries.size());
-    if (inserted)
-        c.entries.emplace_back(std::move(key), std::move(value));
-    else
-        c.entries[it->second].second = std::move(value);  // last one wins
+    if (inserted) c.entries.emplace_back(std::move(key), std::move(value));
+    else c.entries[it->second].second = std::move(value);  // last one wins
 }
 
 // Split a trimmed entry line into key and value ("" when there is none).
 // Returns an error text for a malformed key.
-std::optional<std::string> split(std::string_view line, std::string_view* key,
-                                 std::string_view* value) {
+std::optional<std::string> split(std::string_view line, std::string_view* key, std::string_view* value) {
     size_t end;
     if (line.front() == '[') {
         size_t close = line.find(']');
@@ -180,9 +177,7 @@ std::shared_ptr<const Content> load(const std::string& path, int* status, std::s
     return content;
 }
 
-uint32_t flags_of(const Content& c) {
-    return POSTERN_TABLE_ITERABLE | (c.list ? POSTERN_TABLE_LIST : 0u);
-}
+uint32_t flags_of(const Content& c) { return POSTERN_TABLE_ITERABLE | (c.list ? POSTERN_TABLE_LIST : 0u); }
 
 std::shared_ptr<const Content> snapshot(const Table& t) {
     std::shared_lock guard(t.lock);
@@ -242,8 +237,7 @@ int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
     });
 }
 
-int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void* ctx,
-                 char* err, size_t errlen) {
+int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void* ctx, char* err, size_t errlen) {
     return guarded(err, errlen, [&] {
         auto content = snapshot(*static_cast<Table*>(handle));
         auto it = content->index.find(lowercase(key ? key : ""));
@@ -267,12 +261,10 @@ void table_close(void* handle) {
 }
 
 const struct postern_table_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_table_plugin), "file",
-    table_open, table_reload, table_lookup, table_iterate, table_close,
+    POSTERN_ABI_VERSION, sizeof(postern_table_plugin), "file", table_open, table_reload, table_lookup, table_iterate,
+    table_close,
 };
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) { return &plugin; }

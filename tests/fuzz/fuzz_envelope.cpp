@@ -19,11 +19,10 @@ void check(bool ok) {
 }
 
 bool same(const Envelope& a, const Envelope& b) {
-    return a.id == b.id && a.msgid == b.msgid && a.action == b.action && a.sender == b.sender &&
-           a.rcpt == b.rcpt && a.dest == b.dest && a.user == b.user && a.helo == b.helo &&
-           a.client == b.client && a.hostname == b.hostname && a.tag == b.tag && a.ctime == b.ctime &&
-           a.expire == b.expire && a.last_try == b.last_try && a.next_try == b.next_try &&
-           a.retry == b.retry && a.errorline == b.errorline;
+    return a.id == b.id && a.msgid == b.msgid && a.action == b.action && a.sender == b.sender && a.rcpt == b.rcpt &&
+           a.dest == b.dest && a.user == b.user && a.helo == b.helo && a.client == b.client &&
+           a.hostname == b.hostname && a.tag == b.tag && a.ctime == b.ctime && a.expire == b.expire &&
+           a.last_try == b.last_try && a.next_try == b.next_try && a.retry == b.retry && a.errorline == b.errorline;
 }
 
 }  // namespace

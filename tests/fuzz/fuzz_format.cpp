@@ -67,11 +67,11 @@ void check_expansion(std::string_view tmpl, const FormatValues& v, FormatUse use
 // Each envelope value alone in a path: the prefix is ours, the rest is the
 // sanitised value.
 void check_probes(const FormatValues& v) {
-    static constexpr std::string_view kNames[] = {"sender", "sender.user", "sender.domain", "rcpt",
-                                                  "rcpt.user", "rcpt.domain", "dest", "dest.user",
+    static constexpr std::string_view kNames[] = {"sender",      "sender.user",   "sender.domain", "rcpt",
+                                                  "rcpt.user",   "rcpt.domain",   "dest",          "dest.user",
                                                   "dest.domain", "user.username", "mbox.from"};
-    static constexpr std::string_view kTails[] = {"", ":lowercase|strip", "[1:]", "[-2:]", "[1]", ":uppercase|raw",
-                                                  ":raw", ":strip|raw", "[1:-1]:raw"};
+    static constexpr std::string_view kTails[] = {
+        "", ":lowercase|strip", "[1:]", "[-2:]", "[1]", ":uppercase|raw", ":raw", ":strip|raw", "[1:-1]:raw"};
     for (auto name : kNames) {
         for (auto tail : kTails) {
             std::string tmpl = "/m/%{" + std::string(name) + std::string(tail) + "}";

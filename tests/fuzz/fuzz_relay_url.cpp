@@ -21,11 +21,20 @@ void check(bool ok) {
 
 bool starts_with_any(std::string_view s) {
     static constexpr std::string_view kTexts[] = {
-        "empty relay URL", "unknown relay URL scheme \"", "empty label in relay URL",
-        "invalid character in label \"", "a label is only allowed with smtp+tls:// or smtps://",
-        "missing host in relay URL", "missing \"]\" after IPv6 address", "invalid IPv6 address \"",
-        "unexpected text after \"]\": \"", "IPv6 address \"", "invalid host name \"",
-        "invalid IPv4 address \"", "invalid port \"", "lmtp:// requires a port",
+        "empty relay URL",
+        "unknown relay URL scheme \"",
+        "empty label in relay URL",
+        "invalid character in label \"",
+        "a label is only allowed with smtp+tls:// or smtps://",
+        "missing host in relay URL",
+        "missing \"]\" after IPv6 address",
+        "invalid IPv6 address \"",
+        "unexpected text after \"]\": \"",
+        "IPv6 address \"",
+        "invalid host name \"",
+        "invalid IPv4 address \"",
+        "invalid port \"",
+        "lmtp:// requires a port",
     };
     for (auto t : kTexts)
         if (s.substr(0, t.size()) == t) return true;

@@ -60,9 +60,7 @@ Outcome read_one(std::string_view in, std::string_view cuts, std::size_t* k) {
     return o;
 }
 
-bool clean(std::string_view s) {
-    return s.find_first_of(std::string_view("\0\r\n", 3)) == std::string_view::npos;
-}
+bool clean(std::string_view s) { return s.find_first_of(std::string_view("\0\r\n", 3)) == std::string_view::npos; }
 
 void check_reply(const Outcome& o) {
     check(o.lines.size() <= kMaxReplyLines);

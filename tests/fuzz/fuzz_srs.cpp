@@ -77,7 +77,8 @@ void check_forward(std::string_view sender, const SrsKeys& keys) {
         check(*out == sender);
         return;
     }
-    check(out->size() > kOurDomain.size() && iequal(std::string_view(*out).substr(out->size() - kOurDomain.size() - 1), "@fwd.example"));
+    check(out->size() > kOurDomain.size() &&
+          iequal(std::string_view(*out).substr(out->size() - kOurDomain.size() - 1), "@fwd.example"));
 
     std::string original;
     check(srs_reverse(*out, keys, kNow, kTtl, &original) == SrsResult::Ok);

@@ -9,6 +9,4 @@ const struct postern_table_plugin plugin = {
 };
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) { return &plugin; }

@@ -33,13 +33,12 @@ int deliver(const postern_delivery_request* req, char* err, size_t errlen) {
         std::snprintf(err, errlen, "status: cannot write %s", req->path);
         return POSTERN_TEMPFAIL;
     }
-    for (const char* field : {req->sender, req->rcpt, req->dest, req->user, req->home,
-                              req->path, req->options, req->msgid})
+    for (const char* field :
+         {req->sender, req->rcpt, req->dest, req->user, req->home, req->path, req->options, req->msgid})
         std::fprintf(out, "%s\n", field);
     char buf[4096];
     ssize_t n;
-    while ((n = ::read(req->message_fd, buf, sizeof buf)) > 0)
-        std::fwrite(buf, 1, static_cast<size_t>(n), out);
+    while ((n = ::read(req->message_fd, buf, sizeof buf)) > 0) std::fwrite(buf, 1, static_cast<size_t>(n), out);
     std::fclose(out);
     return POSTERN_OK;
 }
@@ -50,6 +49,4 @@ const struct postern_delivery_plugin plugin = {
 
 }  // namespace
 
-extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) {
-    return &plugin;
-}
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }

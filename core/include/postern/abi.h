@@ -26,10 +26,10 @@ extern "C" {
 
 /* Results shared by every plugin call. */
 enum postern_status {
-    POSTERN_OK = 0,        /* done / found */
-    POSTERN_NOTFOUND = 1,  /* lookup: no such key */
-    POSTERN_TEMPFAIL = 2,  /* try again later (I/O error, backend down) */
-    POSTERN_PERMFAIL = 3   /* will never work (bad config, bad data) */
+    POSTERN_OK = 0,       /* done / found */
+    POSTERN_NOTFOUND = 1, /* lookup: no such key */
+    POSTERN_TEMPFAIL = 2, /* try again later (I/O error, backend down) */
+    POSTERN_PERMFAIL = 3  /* will never work (bad config, bad data) */
 };
 
 #if defined(__GNUC__)

@@ -35,41 +35,38 @@ extern "C" {
 
 /* Table flags reported by `open`. */
 #define POSTERN_TABLE_ITERABLE 0x1u /* iterate() lists every entry */
-#define POSTERN_TABLE_LIST     0x2u /* entries have keys only (a list) */
+#define POSTERN_TABLE_LIST 0x2u     /* entries have keys only (a list) */
 
 /* Called once per value found; `value` is NUL-terminated, valid during the call. */
-typedef void (*postern_table_value_cb)(void *ctx, const char *value);
+typedef void (*postern_table_value_cb)(void* ctx, const char* value);
 /* Called once per entry by iterate(); `value` is NULL for list entries. */
-typedef void (*postern_table_entry_cb)(void *ctx, const char *key, const char *value);
+typedef void (*postern_table_entry_cb)(void* ctx, const char* key, const char* value);
 
 struct postern_table_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
     uint32_t struct_size; /* sizeof(struct postern_table_plugin) */
-    const char *name;     /* backend name as written in the config: "file" */
+    const char* name;     /* backend name as written in the config: "file" */
 
     /* Open the table described by `config` (what follows "NAME:" in the
      * config, usually an absolute path). On success store the handle and the
      * POSTERN_TABLE_* flags and return POSTERN_OK; otherwise write a one-line
      * reason (no trailing newline) into err and return another status. */
-    int (*open)(const char *config, void **handle, uint32_t *flags,
-                char *err, size_t errlen);
+    int (*open)(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen);
 
     /* Re-read the backing store. On failure the old content must stay in use. */
-    int (*reload)(void *handle, uint32_t *flags, char *err, size_t errlen);
+    int (*reload)(void* handle, uint32_t* flags, char* err, size_t errlen);
 
     /* Exact lookup of `key`: call `cb` with the value (lists: with the key)
      * and return POSTERN_OK, or return POSTERN_NOTFOUND / a failure. */
-    int (*lookup)(void *handle, const char *key, postern_table_value_cb cb,
-                  void *ctx, char *err, size_t errlen);
+    int (*lookup)(void* handle, const char* key, postern_table_value_cb cb, void* ctx, char* err, size_t errlen);
 
     /* List every entry (only when POSTERN_TABLE_ITERABLE is set). */
-    int (*iterate)(void *handle, postern_table_entry_cb cb, void *ctx,
-                   char *err, size_t errlen);
+    int (*iterate)(void* handle, postern_table_entry_cb cb, void* ctx, char* err, size_t errlen);
 
-    void (*close)(void *handle);
+    void (*close)(void* handle);
 };
 
-typedef const struct postern_table_plugin *(*postern_table_plugin_fn)(void);
+typedef const struct postern_table_plugin* (*postern_table_plugin_fn)(void);
 #define POSTERN_TABLE_ENTRY "postern_table_plugin"
 
 #ifdef __cplusplus

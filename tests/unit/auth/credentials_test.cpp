@@ -77,7 +77,7 @@ TEST_CASE("check_password: locked, empty and malformed hashes never match") {
     CHECK(auth::check_password("testpass", "") == Check::Bad);
     CHECK(auth::check_password("", "") == Check::Bad);
     CHECK(auth::check_password("testpass", "!") == Check::Bad);
-    CHECK(auth::check_password("testpass", "!" + kSmtpctlHash) == Check::Bad);   // a locked account
+    CHECK(auth::check_password("testpass", "!" + kSmtpctlHash) == Check::Bad);  // a locked account
     CHECK(auth::check_password("testpass", "*" + kSmtpctlHash) == Check::Bad);
     CHECK(auth::check_password("testpass", kSmtpctlHash.substr(0, 40)) == Check::Bad);  // cut short
     CHECK(auth::check_password("testpass", kSmtpctlHash + "x") == Check::Bad);          // trailing bytes
@@ -98,8 +98,7 @@ TEST_CASE("check_password: NUL in the password and over-long passwords are refus
 
 TEST_CASE("check_credentials: hash and user:hash values in an inline table") {
     auto creds = table::make_inline_table(
-        "creds", {{"bob", kSmtpctlHash}, {"alice", "alice:" + kSmtpctlHash}, {"carol", "*"}, {"dave", ""}},
-        true);
+        "creds", {{"bob", kSmtpctlHash}, {"alice", "alice:" + kSmtpctlHash}, {"carol", "*"}, {"dave", ""}}, true);
     std::string error;
     CHECK(auth::check_credentials(creds.get(), "bob", "testpass", &error) == Check::Ok);
     CHECK(auth::check_credentials(creds.get(), "alice", "testpass", &error) == Check::Ok);

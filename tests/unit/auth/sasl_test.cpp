@@ -42,8 +42,13 @@ Step plain(const std::string& encoded) {
 
 TEST_CASE("base64: RFC 4648 test vectors both ways") {
     const std::pair<std::string, std::string> vectors[] = {
-        {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (const auto& [plain_text, encoded] : vectors) {
         CHECK(base64_encode(plain_text) == encoded);
@@ -57,22 +62,22 @@ TEST_CASE("base64: RFC 4648 test vectors both ways") {
 }
 
 TEST_CASE("base64: bad padding is refused") {
-    CHECK_FALSE(base64_decode("Zg"));       // padding left out
-    CHECK_FALSE(base64_decode("Zg="));      // half the padding
-    CHECK_FALSE(base64_decode("Zg==="));    // too much
+    CHECK_FALSE(base64_decode("Zg"));     // padding left out
+    CHECK_FALSE(base64_decode("Zg="));    // half the padding
+    CHECK_FALSE(base64_decode("Zg==="));  // too much
     CHECK_FALSE(base64_decode("Zm9v===="));
     CHECK_FALSE(base64_decode("Z==="));
     CHECK_FALSE(base64_decode("===="));
     CHECK_FALSE(base64_decode("Zg==Zm8="));  // padding in the middle
     CHECK_FALSE(base64_decode("Z=g="));
-    CHECK_FALSE(base64_decode("Zh=="));      // unused bits not zero ("Zg==" is canonical)
-    CHECK_FALSE(base64_decode("Zm9="));      // ("Zm8=" is canonical)
+    CHECK_FALSE(base64_decode("Zh=="));  // unused bits not zero ("Zg==" is canonical)
+    CHECK_FALSE(base64_decode("Zm9="));  // ("Zm8=" is canonical)
     CHECK_FALSE(base64_decode("="));
 }
 
 TEST_CASE("base64: characters outside the alphabet are refused") {
     CHECK_FALSE(base64_decode("Zm9v!A=="));
-    CHECK_FALSE(base64_decode("Zm-v"));     // base64url is another alphabet
+    CHECK_FALSE(base64_decode("Zm-v"));  // base64url is another alphabet
     CHECK_FALSE(base64_decode("Zm_v"));
     CHECK_FALSE(base64_decode("Zm9\x80"));
     CHECK_FALSE(base64_decode("Zm9\0"s));
@@ -114,8 +119,8 @@ TEST_CASE("PLAIN: initial response, mechanism in any case, extra blanks") {
 
 TEST_CASE("PLAIN: authorization identity empty or the user itself") {
     require_done(plain("Ym9iAGJvYgBzZWNyZXQ="), "bob", "secret");  // "bob\0bob\0secret"
-    require_done(plain("Qk9CAGJvYgBz"), "bob", "s");                 // "BOB\0bob\0s"
-    require_error(plain("ZXZlAGJvYgBzZWNyZXQ="), 501,                // "eve\0bob\0secret"
+    require_done(plain("Qk9CAGJvYgBz"), "bob", "s");               // "BOB\0bob\0s"
+    require_error(plain("ZXZlAGJvYgBzZWNyZXQ="), 501,              // "eve\0bob\0secret"
                   "5.5.2 Syntax error: authorization identity differs from user name");
 }
 
@@ -216,8 +221,7 @@ TEST_CASE("over-long lines: 12288 bytes pass the length check, 12289 do not") {
     require_challenge(x.start("PLAIN"), "");
     // 12288 bytes of valid base64 get as far as the PLAIN parser.
     require_error(x.next(std::string(12288, 'A')), 501, "5.5.2 Syntax error: malformed PLAIN response");
-    require_error(x.start("PLAIN " + std::string(12288, 'A')), 500,
-                  "5.5.6 Authentication exchange line is too long");
+    require_error(x.start("PLAIN " + std::string(12288, 'A')), 500, "5.5.6 Authentication exchange line is too long");
     require_challenge(x.start("LOGIN"), "VXNlcm5hbWU6");
     require_error(x.next(std::string(20000, '*')), 500, "5.5.6 Authentication exchange line is too long");
 }
@@ -229,8 +233,7 @@ TEST_CASE("AUTH arguments: missing, unknown or too many") {
     require_error(x.start("CRAM-MD5"), 504, "5.5.4 Unrecognized authentication type");
     require_error(x.start("XOAUTH2 dG9rZW4="), 504, "5.5.4 Unrecognized authentication type");
     require_error(x.start("PLAINX"), 504, "5.5.4 Unrecognized authentication type");
-    require_error(x.start("PLAIN AGJvYgBzZWNyZXQ= extra"), 501,
-                  "5.5.4 Invalid command arguments: too many parameters");
+    require_error(x.start("PLAIN AGJvYgBzZWNyZXQ= extra"), 501, "5.5.4 Invalid command arguments: too many parameters");
     CHECK_FALSE(x.in_progress());
 }
 

@@ -28,17 +28,16 @@ public:
 };
 
 std::unique_ptr<table::Table> senders() {
-    return table::make_inline_table(
-        "senders",
-        {
-            {"bob", "bob@example.org, bob@example.net"},
-            {"alice", " @example.com ,alice@*.example.org,, "},
-            {"postmaster", "@"},
-            {"carol", "carol"},
-            {"dave", ""},
-            {"eve", "eve+news@example.org"},
-        },
-        true);
+    return table::make_inline_table("senders",
+                                    {
+                                        {"bob", "bob@example.org, bob@example.net"},
+                                        {"alice", " @example.com ,alice@*.example.org,, "},
+                                        {"postmaster", "@"},
+                                        {"carol", "carol"},
+                                        {"dave", ""},
+                                        {"eve", "eve+news@example.org"},
+                                    },
+                                    true);
 }
 
 }  // namespace
@@ -52,29 +51,29 @@ TEST_CASE("sender_allowed: truth table") {
     };
     const Row rows[] = {
         {"bob", "bob@example.org", Check::Ok},
-        {"bob", "bob@example.net", Check::Ok},           // second item of the list
-        {"bob", "<bob@example.org>", Check::Ok},         // brackets are taken off
-        {"bob", "BOB@Example.ORG", Check::Ok},           // addresses compare without case
-        {"BOB", "bob@example.org", Check::Ok},           // so do user names
-        {"bob", "bob+tag@example.org", Check::Ok},       // a tag on the address is ignored
+        {"bob", "bob@example.net", Check::Ok},      // second item of the list
+        {"bob", "<bob@example.org>", Check::Ok},    // brackets are taken off
+        {"bob", "BOB@Example.ORG", Check::Ok},      // addresses compare without case
+        {"BOB", "bob@example.org", Check::Ok},      // so do user names
+        {"bob", "bob+tag@example.org", Check::Ok},  // a tag on the address is ignored
         {"bob", "alice@example.org", Check::Bad},
         {"bob", "bob@example.com", Check::Bad},
         {"bob", "bob@mail.example.org", Check::Bad},
-        {"bob", "", Check::Bad},                         // the null sender needs "@"
+        {"bob", "", Check::Bad},  // the null sender needs "@"
         {"bob", "<>", Check::Bad},
-        {"alice", "anyone@example.com", Check::Ok},      // @domain, blanks around items trimmed
-        {"alice", "alice@mx.example.org", Check::Ok},    // wildcard domain
-        {"alice", "alice@example.org", Check::Bad},      // "*." needs a label
+        {"alice", "anyone@example.com", Check::Ok},    // @domain, blanks around items trimmed
+        {"alice", "alice@mx.example.org", Check::Ok},  // wildcard domain
+        {"alice", "alice@example.org", Check::Bad},    // "*." needs a label
         {"alice", "anyone@example.org", Check::Bad},
         {"postmaster", "anything@anywhere.test", Check::Ok},
-        {"postmaster", "<>", Check::Ok},                 // the catch-all lets bounces through
+        {"postmaster", "<>", Check::Ok},  // the catch-all lets bounces through
         {"postmaster", "", Check::Ok},
-        {"carol", "carol@example.org", Check::Ok},       // a bare user name, any domain
+        {"carol", "carol@example.org", Check::Ok},  // a bare user name, any domain
         {"carol", "carol@example.com", Check::Ok},
         {"carol", "caroline@example.org", Check::Bad},
-        {"dave", "dave@example.org", Check::Bad},        // an empty list allows nothing
+        {"dave", "dave@example.org", Check::Bad},  // an empty list allows nothing
         {"eve", "eve+news@example.org", Check::Ok},
-        {"eve", "eve@example.org", Check::Bad},          // a tag in the table must be there
+        {"eve", "eve@example.org", Check::Bad},  // a tag in the table must be there
         {"eve", "eve+other@example.org", Check::Bad},
         {"mallory", "mallory@example.org", Check::Bad},  // no entry for the user
         {"", "bob@example.org", Check::Bad},

@@ -25,16 +25,15 @@ constexpr std::int64_t kArrival = 1704164645;
 constexpr std::int64_t kAttempt = kArrival + 3600;
 constexpr std::int64_t kUntil = kArrival + 4 * 86400;
 
-const char* const kOriginal =
-    "Received: from client.example (client.example [192.0.2.7])\n"
-    "\tby mx.example.org; Tue, 2 Jan 2024 03:04:05 +0000\n"
-    "From: Alice <alice@client.example>\n"
-    "To: Bob <bob@example.net>\n"
-    "Subject: quarterly figures\n"
-    "Message-ID: <q1@client.example>\n"
-    "\n"
-    "Hello Bob,\n"
-    "the figures are in.\n";
+const char* const kOriginal = "Received: from client.example (client.example [192.0.2.7])\n"
+                              "\tby mx.example.org; Tue, 2 Jan 2024 03:04:05 +0000\n"
+                              "From: Alice <alice@client.example>\n"
+                              "To: Bob <bob@example.net>\n"
+                              "Subject: quarterly figures\n"
+                              "Message-ID: <q1@client.example>\n"
+                              "\n"
+                              "Hello Bob,\n"
+                              "the figures are in.\n";
 
 std::string shell_quote(std::string_view s) {
     std::string out = "'";
@@ -113,9 +112,8 @@ TEST_CASE("fold_field folds at spaces and cuts words past 900 octets") {
     std::string words;
     for (int i = 0; i < 20; ++i) words += "word" + std::to_string(i) + " ";
     std::string folded = fold_field("Diagnostic-Code", "smtp; " + words);
-    CHECK(folded ==
-          "Diagnostic-Code: smtp; word0 word1 word2 word3 word4 word5 word6 word7 word8\n"
-          " word9 word10 word11 word12 word13 word14 word15 word16 word17 word18 word19\n");
+    CHECK(folded == "Diagnostic-Code: smtp; word0 word1 word2 word3 word4 word5 word6 word7 word8\n"
+                    " word9 word10 word11 word12 word13 word14 word15 word16 word17 word18 word19\n");
     std::string huge(2000, 'x');
     std::string cut = fold_field("X", huge);
     CHECK(cut == "X: " + huge.substr(0, 900) + "\n " + huge.substr(900, 900) + "\n " + huge.substr(1800) + "\n");
@@ -165,20 +163,36 @@ TEST_CASE("failed report, headers returned, parsed by Python") {
     CHECK(dsn.find("\r") == std::string::npos);
 
     CHECK(python_check(dsn, "failed",
-                       {"--to", "alice@client.example", "--returned", "headers", "--rcpts", "1",
-                        "--field", "0:Reporting-MTA=dns; mx.example.org",
-                        "--field", "0:Original-Envelope-Id=QQ314159",
-                        "--field", "0:Arrival-Date=Tue, 02 Jan 2024 03:04:05 +0000",
-                        "--field", "1:Original-Recipient=rfc822;Bob@Example.net",
-                        "--field", "1:Final-Recipient=rfc822; bob@example.net",
-                        "--field", "1:Status=5.1.1",
-                        "--field", "1:Remote-MTA=dns; mx1.example.net",
+                       {"--to",
+                        "alice@client.example",
+                        "--returned",
+                        "headers",
+                        "--rcpts",
+                        "1",
+                        "--field",
+                        "0:Reporting-MTA=dns; mx.example.org",
+                        "--field",
+                        "0:Original-Envelope-Id=QQ314159",
+                        "--field",
+                        "0:Arrival-Date=Tue, 02 Jan 2024 03:04:05 +0000",
+                        "--field",
+                        "1:Original-Recipient=rfc822;Bob@Example.net",
+                        "--field",
+                        "1:Final-Recipient=rfc822; bob@example.net",
+                        "--field",
+                        "1:Status=5.1.1",
+                        "--field",
+                        "1:Remote-MTA=dns; mx1.example.net",
                         "--field",
                         "1:Diagnostic-Code=smtp; 550 5.1.1 <bob@example.net>: Recipient address rejected: User unknown",
-                        "--text-contains", "<bob@example.net>: 550 5.1.1",
-                        "--returned-contains", "Subject: quarterly figures",
-                        "--returned-contains", "Message-ID: <q1@client.example>",
-                        "--returned-lacks", "Hello Bob"}) == 0);
+                        "--text-contains",
+                        "<bob@example.net>: 550 5.1.1",
+                        "--returned-contains",
+                        "Subject: quarterly figures",
+                        "--returned-contains",
+                        "Message-ID: <q1@client.example>",
+                        "--returned-lacks",
+                        "Hello Bob"}) == 0);
 }
 
 TEST_CASE("failed report with RET=FULL returns the whole message") {
@@ -189,9 +203,8 @@ TEST_CASE("failed report with RET=FULL returns the whole message") {
     CHECK(dsn.find("Subject: quarterly figures\nMessage-ID: <q1@client.example>\n\nHello Bob,\n"
                    "the figures are in.\n") != std::string::npos);
     CHECK(python_check(dsn, "failed",
-                       {"--to", "alice@client.example", "--returned", "full", "--absent",
-                        "0:Original-Envelope-Id", "--absent", "1:Original-Recipient",
-                        "--returned-contains", "Hello Bob,\nthe figures are in.",
+                       {"--to", "alice@client.example", "--returned", "full", "--absent", "0:Original-Envelope-Id",
+                        "--absent", "1:Original-Recipient", "--returned-contains", "Hello Bob,\nthe figures are in.",
                         "--returned-contains", "Subject: quarterly figures"}) == 0);
 }
 
@@ -207,11 +220,10 @@ TEST_CASE("delay report says until when it retries and returns headers only") {
     CHECK(has_line(dsn, "Will-Retry-Until: Sat, 06 Jan 2024 03:04:05 +0000"));
     CHECK(has_line(dsn, "    Delivery will be retried until Sat, 06 Jan 2024 03:04:05 +0000."));
     CHECK(python_check(dsn, "delayed",
-                       {"--to", "alice@client.example", "--returned", "headers",
-                        "--field", "1:Action=delayed", "--field", "1:Status=4.4.1",
-                        "--field", "1:Will-Retry-Until=Sat, 06 Jan 2024 03:04:05 +0000",
-                        "--text-contains", "Delivery will be retried until Sat, 06 Jan 2024",
-                        "--returned-lacks", "Hello Bob"}) == 0);
+                       {"--to", "alice@client.example", "--returned", "headers", "--field", "1:Action=delayed",
+                        "--field", "1:Status=4.4.1", "--field", "1:Will-Retry-Until=Sat, 06 Jan 2024 03:04:05 +0000",
+                        "--text-contains", "Delivery will be retried until Sat, 06 Jan 2024", "--returned-lacks",
+                        "Hello Bob"}) == 0);
 }
 
 TEST_CASE("success report for two recipients") {
@@ -229,14 +241,28 @@ TEST_CASE("success report for two recipients") {
     CHECK(has_line(dsn, "Subject: Delivery Status Notification (Success)"));
     CHECK(dsn.find("Will-Retry-Until") == std::string::npos);
     CHECK(python_check(dsn, "delivered",
-                       {"--to", "alice@client.example", "--rcpts", "2",
-                        "--field", "1:Final-Recipient=rfc822; bob@example.net",
-                        "--field", "1:Action=delivered",
-                        "--field", "2:Final-Recipient=rfc822; carol@example.org",
-                        "--field", "2:Action=delivered", "--field", "2:Status=2.0.0",
-                        "--absent", "2:Remote-MTA", "--absent", "2:Diagnostic-Code",
-                        "--absent", "2:Last-Attempt-Date",
-                        "--text-contains", "<carol@example.org>"}) == 0);
+                       {"--to",
+                        "alice@client.example",
+                        "--rcpts",
+                        "2",
+                        "--field",
+                        "1:Final-Recipient=rfc822; bob@example.net",
+                        "--field",
+                        "1:Action=delivered",
+                        "--field",
+                        "2:Final-Recipient=rfc822; carol@example.org",
+                        "--field",
+                        "2:Action=delivered",
+                        "--field",
+                        "2:Status=2.0.0",
+                        "--absent",
+                        "2:Remote-MTA",
+                        "--absent",
+                        "2:Diagnostic-Code",
+                        "--absent",
+                        "2:Last-Attempt-Date",
+                        "--text-contains",
+                        "<carol@example.org>"}) == 0);
 }
 
 TEST_CASE("a status that does not fit the report becomes the kind's generic one") {
@@ -279,8 +305,9 @@ TEST_CASE("an original that looks like our boundary does not break the structure
 
     r.return_full = false;
     dsn = build_dsn(r, {bob()}, original, "mx.example.org");
-    CHECK(python_check(dsn, "failed", {"--returned", "headers", "--returned-contains", "Subject: tricky",
-                                       "--returned-lacks", "Content-Type: text/plain"}) == 0);
+    CHECK(python_check(dsn, "failed",
+                       {"--returned", "headers", "--returned-contains", "Subject: tricky", "--returned-lacks",
+                        "Content-Type: text/plain"}) == 0);
 }
 
 TEST_CASE("header injection through envelope data stays inside its field") {
@@ -300,9 +327,10 @@ TEST_CASE("header injection through envelope data stays inside its field") {
     CHECK(dsn.find("\r") == std::string::npos);
     CHECK(has_line(dsn, "To: <alice@client.example Bcc: victim@example.com>"));
     CHECK(has_line(dsn, "Final-Recipient: rfc822; a@b Bcc: x@y"));
-    CHECK(python_check(dsn, "failed", {"--rcpts", "1", "--field", "1:Final-Recipient=rfc822; a@b Bcc: x@y",
-                                       "--field", "1:Original-Recipient=rfc822;a@b Cc: z@y",
-                                       "--field", "0:Original-Envelope-Id=id Bcc: envid@example.com"}) == 0);
+    CHECK(python_check(dsn, "failed",
+                       {"--rcpts", "1", "--field", "1:Final-Recipient=rfc822; a@b Bcc: x@y", "--field",
+                        "1:Original-Recipient=rfc822;a@b Cc: z@y", "--field",
+                        "0:Original-Envelope-Id=id Bcc: envid@example.com"}) == 0);
 }
 
 TEST_CASE("a long diagnostic is folded under 998 octets per line") {

@@ -45,9 +45,9 @@ TEST_CASE("errors: table declarations") {
     CHECK(errors_of("table t aliases\n" + kRule) ==
           Errors{"test.conf:1:9: expected 'BACKEND:/path', a quoted \"/path\" or { ... } after table name 't', "
                  "found 'aliases'"});
-    CHECK(errors_of("table\n" + kRule) == Errors{"test.conf:1:6: expected a table name after 'table', found end of line"});
-    CHECK(errors_of("table t { a = }\n" + kRule) ==
-          Errors{"test.conf:1:15: expected a value after 'a' =, found '}'"});
+    CHECK(errors_of("table\n" + kRule) ==
+          Errors{"test.conf:1:6: expected a table name after 'table', found end of line"});
+    CHECK(errors_of("table t { a = }\n" + kRule) == Errors{"test.conf:1:15: expected a value after 'a' =, found '}'"});
     CHECK(errors_of("table t file:/x extra\n" + kRule) ==
           Errors{"test.conf:1:17: expected end of line after the table 't', found 'extra'"});
     // The unclosed `{` takes the rest of the file with it; the error points at it.
@@ -66,8 +66,9 @@ TEST_CASE("errors: listen") {
           Errors{"test.conf:1:19: port 70000 is out of range (1-65535)"});
     CHECK(errors_of("listen on lo port 0\n" + kRule) == Errors{"test.conf:1:19: port 0 is out of range (1-65535)"});
     CHECK(errors_of("listen on lo port -1\n" + kRule) == Errors{"test.conf:1:19: port -1 is out of range (1-65535)"});
-    CHECK(errors_of("listen on lo port imap\n" + kRule) ==
-          Errors{"test.conf:1:19: expected a port number or one of smtp, submission, smtps after 'port', found 'imap'"});
+    CHECK(
+        errors_of("listen on lo port imap\n" + kRule) ==
+        Errors{"test.conf:1:19: expected a port number or one of smtp, submission, smtps after 'port', found 'imap'"});
     CHECK(errors_of("listen on lo frob\n" + kRule) ==
           Errors{"test.conf:1:14: expected a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, "
                  "tls, tls-require, smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, "
@@ -94,17 +95,20 @@ TEST_CASE("errors: action") {
           Errors{"test.conf:2:22: 'alias' must come before 'ttl'"});
     CHECK(errors_of("action d mbox ttl 4d ttl 5d\n" + kMatch) == Errors{"test.conf:1:22: 'ttl' is given twice"});
     CHECK(errors_of("action d deliver\n" + kMatch) ==
-          Errors{"test.conf:1:10: expected an action method (mbox, maildir, mda, lmtp or relay) after action name 'd', found "
+          Errors{"test.conf:1:10: expected an action method (mbox, maildir, mda, lmtp or relay) after action name 'd', "
+                 "found "
                  "'deliver'"});
     // Without a name nothing can be remembered, so the rule using it is reported too.
     CHECK(errors_of("action\n" + kMatch) ==
           Errors{"test.conf:1:7: expected an action name after 'action', found end of line",
                  "test.conf:2:24: unknown action 'd': declare it with 'action d ...' before this line"});
-    CHECK(errors_of("action d mbox user bob\n" + kMatch) == Errors{"test.conf:1:15: 'user' cannot be used with 'mbox'"});
+    CHECK(errors_of("action d mbox user bob\n" + kMatch) ==
+          Errors{"test.conf:1:15: 'user' cannot be used with 'mbox'"});
     CHECK(errors_of("action d maildir junk frob\n" + kMatch) ==
           Errors{"test.conf:1:23: expected an action option (alias, virtual, userbase, user, ttl), found 'frob'"});
-    CHECK(errors_of("action d mbox ttl 4\n" + kMatch) ==
-          Errors{"test.conf:1:19: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'ttl', found '4'"});
+    CHECK(
+        errors_of("action d mbox ttl 4\n" + kMatch) ==
+        Errors{"test.conf:1:19: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'ttl', found '4'"});
 }
 
 TEST_CASE("errors: match") {
@@ -123,9 +127,11 @@ TEST_CASE("errors: match") {
           Errors{"test.conf:3:12: expected any, local, socket, src, rdns or auth after 'from', found 'source'"});
     CHECK(errors_of(kPrelude + "match for domain regex action d\n") ==
           Errors{"test.conf:3:24: expected a value, <table> or { ... } after 'regex', found 'action'"});
-    CHECK(errors_of(kPrelude + "match frob action d\n") ==
-          Errors{"test.conf:3:7: expected a match option (from, for, auth, helo, mail-from, rcpt-to, tag), 'action NAME' or "
-                 "'reject', found 'frob'"});
+    CHECK(
+        errors_of(kPrelude + "match frob action d\n") ==
+        Errors{
+            "test.conf:3:7: expected a match option (from, for, auth, helo, mail-from, rcpt-to, tag), 'action NAME' or "
+            "'reject', found 'frob'"});
     CHECK(errors_of(kPrelude + "match for any reject now\n") ==
           Errors{"test.conf:3:22: expected end of line after 'reject', found 'now'"});
 }
@@ -170,10 +176,12 @@ TEST_CASE("errors: global options") {
           Errors{"test.conf:1:11: expected max-mails, max-rcpt or max-sessions after 'limit', found end of line"});
     CHECK(errors_of("smtp sub-addr-delim @\n" + kRule) ==
           Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '@'"});
-    CHECK(errors_of("smtp sub-addr-delim ++\n" + kRule) ==
-          Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '++'"});
+    CHECK(
+        errors_of("smtp sub-addr-delim ++\n" + kRule) ==
+        Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '++'"});
     CHECK(errors_of("smtp frob\n" + kRule) ==
-          Errors{"test.conf:1:6: expected max-message-size, limit, sub-addr-delim or ciphers after 'smtp', found 'frob'"});
+          Errors{
+              "test.conf:1:6: expected max-message-size, limit, sub-addr-delim or ciphers after 'smtp', found 'frob'"});
     CHECK(errors_of("queue path relative/dir\n" + kRule) ==
           Errors{"test.conf:1:12: expected an absolute path after 'queue path', found 'relative/dir'"});
     CHECK(errors_of("pidfile\n" + kRule) ==
@@ -201,8 +209,7 @@ TEST_CASE("errors: mda needs one non-empty command") {
           Errors{"test.conf:1:18: expected an action option (alias, virtual, userbase, user, ttl), found \"y\""});
     CHECK(errors_of("table t { a = b }\naction d mda \"x\" ttl 4d alias <t>\n" + kMatch) ==
           Errors{"test.conf:2:25: 'alias' must come before 'ttl'"});
-    CHECK(errors_of("action d mda \"x\" user a user b\n" + kMatch) ==
-          Errors{"test.conf:1:25: 'user' is given twice"});
+    CHECK(errors_of("action d mda \"x\" user a user b\n" + kMatch) == Errors{"test.conf:1:25: 'user' is given twice"});
 }
 
 TEST_CASE("errors: format templates in maildir paths and mda commands") {
@@ -242,14 +249,17 @@ TEST_CASE("errors: format templates in maildir paths and mda commands") {
     // Good templates of every kind pass.
     CHECK(errors_of("action d maildir \"~/Maildir/%{rcpt.domain[0]:lowercase}/%{dest.user:lowercase|strip}\"\n"
                     "action m mda \"/usr/bin/procmail -f %{mbox.from} -a %{rcpt.user[-3:]:uppercase} 100%%\"\n"
-                    "action r maildir \"/srv/%{rcpt:raw}\"\n" + kMatch).empty());
+                    "action r maildir \"/srv/%{rcpt:raw}\"\n" +
+                    kMatch)
+              .empty());
 }
 
 TEST_CASE("errors: directives of later issues are refused by name") {
     for (const char* word : {"filter", "proc", "admd", "mda", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
-    CHECK(errors_of("queue compression\n" + kRule) == Errors{"test.conf:1:7: 'queue compression' is not supported yet"});
+    CHECK(errors_of("queue compression\n" + kRule) ==
+          Errors{"test.conf:1:7: 'queue compression' is not supported yet"});
     CHECK(errors_of("queue encryption key k\n" + kRule) ==
           Errors{"test.conf:1:7: 'queue encryption' is not supported yet"});
     for (const char* opt : {"proxy-v2", "filter"})
@@ -263,7 +273,7 @@ TEST_CASE("errors: directives of later issues are refused by name") {
           Errors{"test.conf:1:34: 'wrapper' is not supported yet"});
     CHECK(errors_of("mda wrapper w \"/usr/bin/sudo %{mda}\"\n" + kMatch) ==
           Errors{"test.conf:1:1: 'mda' is not supported yet", "test.conf:2:24: unknown action 'd': declare it "
-                                                                "with 'action d ...' before this line"});
+                                                              "with 'action d ...' before this line"});
     CHECK(errors_of(kPrelude + "match tls action d\n") == Errors{"test.conf:3:7: 'tls' is not supported yet"});
     CHECK(errors_of(kPrelude + "match from mail-from a@b action d\n") ==
           Errors{"test.conf:3:12: 'from mail-from' is not supported yet"});
@@ -281,9 +291,8 @@ TEST_CASE("errors: file level") {
     CHECK(errors_of("action d mbox\n") ==
           Errors{"test.conf:1:1: no 'match' rule: nothing would ever be accepted; add at least one "
                  "'match ... action NAME' line"});
-    CHECK(errors_of("") ==
-          Errors{"test.conf:1:1: no 'match' rule: nothing would ever be accepted; add at least one "
-                 "'match ... action NAME' line"});
+    CHECK(errors_of("") == Errors{"test.conf:1:1: no 'match' rule: nothing would ever be accepted; add at least one "
+                                  "'match ... action NAME' line"});
     CHECK(errors_of("frobnicate on\n" + kRule) ==
           Errors{"test.conf:1:1: unknown directive 'frobnicate'; expected table, listen, action, match, smtp, "
                  "queue, include or a macro"});
@@ -301,7 +310,8 @@ TEST_CASE("errors: macros") {
     CHECK(errors_of("listen on $nope\n" + kRule) == Errors{"test.conf:1:11: undefined macro '$nope'"});
     CHECK(errors_of("listen on lo port $p\np = 25\n" + kRule) == Errors{"test.conf:1:19: undefined macro '$p'"});
     CHECK(errors_of("listen on $ port 25\n" + kRule) == Errors{"test.conf:1:11: expected a macro name after '$'"});
-    CHECK(errors_of("listen = 5\n" + kRule) == Errors{"test.conf:1:1: 'listen' is a reserved word and cannot name a macro"});
+    CHECK(errors_of("listen = 5\n" + kRule) ==
+          Errors{"test.conf:1:1: 'listen' is a reserved word and cannot name a macro"});
     CHECK(errors_of("my-name = 5\n" + kRule) ==
           Errors{"test.conf:1:1: expected a macro name (letters, digits and '_') before '=', found 'my-name'"});
     CHECK(errors_of("a = b c\n" + kRule) ==
@@ -318,7 +328,8 @@ TEST_CASE("errors: macros") {
 TEST_CASE("errors: lexing") {
     CHECK(errors_of("table t \"/etc/x\n" + kRule) ==
           Errors{"test.conf:1:9: unterminated quoted string: missing closing \""});
-    CHECK(errors_of("table t '/etc/x\n" + kRule) == Errors{"test.conf:1:9: unterminated quoted string: missing closing '"});
+    CHECK(errors_of("table t '/etc/x\n" + kRule) ==
+          Errors{"test.conf:1:9: unterminated quoted string: missing closing '"});
     CHECK(errors_of(std::string("listen on lo\x01\n") + kRule) ==
           Errors{"test.conf:1:13: unexpected control character (byte 0x01)"});
     CHECK(errors_of(std::string("listen on \"l\0o\"\n", 16) + kRule) ==
@@ -361,8 +372,9 @@ TEST_CASE("errors: includes") {
     CHECK(formatted(parse_file(dir + "/loop_a.conf").errors) ==
           Errors{dir + "/loop_b.conf:2:9: include loop: '" + dir + "/loop_a.conf' is already being read",
                  dir + "/loop_a.conf:3:22: unknown action 'x': declare it with 'action x ...' before this line"});
-    CHECK(formatted(parse_file(dir + "/bad_outer.conf").errors) ==
-          Errors{dir + "/bad_inner.conf:2:24: unknown table 'nope': declare it with 'table nope ...' before this line"});
+    CHECK(
+        formatted(parse_file(dir + "/bad_outer.conf").errors) ==
+        Errors{dir + "/bad_inner.conf:2:24: unknown table 'nope': declare it with 'table nope ...' before this line"});
     CHECK(errors_of("include\n" + kRule) ==
           Errors{"test.conf:1:8: expected a quoted file name after 'include', found end of line"});
     CHECK(errors_of("include \"/\"\n" + kRule) ==

@@ -35,11 +35,15 @@ TEST_CASE("hostile: random bytes") {
 
 TEST_CASE("hostile: random mixes of grammar words") {
     static const char* pieces[] = {
-        "table", "listen", "on", "action", "match", "from", "for", "any", "local", "socket", "src",
-        "domain", "rcpt-to", "mail-from", "tag", "regex", "reject", "mbox", "maildir", "junk", "alias",
-        "virtual", "userbase", "user", "ttl", "4d", "port", "25", "99999", "smtp", "queue", "limit",
-        "max-rcpt", "include", "\"/nonexistent\"", "{", "}", "<", ">", "!", "=", "=>", ",", "$m", "$",
-        "\"q\"", "'", "\"", "\\\n", "\n", "\n", "#", "x", "t", "d", "file:/x", "pki", "accept", "\r\n",
+        "table",   "listen",   "on",     "action", "match",    "from",    "for",
+        "any",     "local",    "socket", "src",    "domain",   "rcpt-to", "mail-from",
+        "tag",     "regex",    "reject", "mbox",   "maildir",  "junk",    "alias",
+        "virtual", "userbase", "user",   "ttl",    "4d",       "port",    "25",
+        "99999",   "smtp",     "queue",  "limit",  "max-rcpt", "include", "\"/nonexistent\"",
+        "{",       "}",        "<",      ">",      "!",        "=",       "=>",
+        ",",       "$m",       "$",      "\"q\"",  "'",        "\"",      "\\\n",
+        "\n",      "\n",       "#",      "x",      "t",        "d",       "file:/x",
+        "pki",     "accept",   "\r\n",
     };
     std::mt19937 rng(777);
     for (int round = 0; round < 2000; ++round) {

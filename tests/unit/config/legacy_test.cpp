@@ -192,9 +192,9 @@ TEST_CASE("legacy: deliver to maildir, with and without a path, virtual and user
     check_criterion(rule.criteria[1], Kind::ForDomain, false, "example.org", "");
 
     r = one("accept for local deliver to maildir expire 2d", 2);
-    CHECK(r.warnings == Errors{warning(8, {"action \"maildir\" maildir ttl 2d", kNote,
-                                           "match for local action \"maildir\"",
-                                           "match auth from any for local action \"maildir\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"maildir\" maildir ttl 2d", kNote, "match for local action \"maildir\"",
+                             "match auth from any for local action \"maildir\""})});
     CHECK(r.config.actions.at(0).path.empty());
     REQUIRE(r.config.actions.at(0).ttl);
     CHECK(r.config.actions.at(0).ttl->count() == 2 * 86400);
@@ -202,9 +202,9 @@ TEST_CASE("legacy: deliver to maildir, with and without a path, virtual and user
 
 TEST_CASE("legacy: deliver to mda \"CMD\" as USER, expire") {
     Read r = one("accept for local deliver to mda \"/usr/bin/procmail -f -\" as bob expire 3d", 2);
-    CHECK(r.warnings == Errors{warning(8, {"action \"mda\" mda \"/usr/bin/procmail -f -\" user bob ttl 3d", kNote,
-                                           "match for local action \"mda\"",
-                                           "match auth from any for local action \"mda\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"mda\" mda \"/usr/bin/procmail -f -\" user bob ttl 3d", kNote,
+                             "match for local action \"mda\"", "match auth from any for local action \"mda\""})});
     const Action& a = r.config.actions.at(0);
     CHECK(a.method == "mda");
     CHECK(a.path == "/usr/bin/procmail -f -");
@@ -214,9 +214,11 @@ TEST_CASE("legacy: deliver to mda \"CMD\" as USER, expire") {
 }
 
 TEST_CASE("legacy: deliver to lmtp DEST [rcpt-to] [as USER]") {
-    Read r = one("accept from any for domain <u> virtual <v> deliver to lmtp \"/var/run/dovecot/lmtp\" rcpt-to as vmail");
-    CHECK(r.warnings == Errors{warning(8, {"action \"lmtp\" lmtp \"/var/run/dovecot/lmtp\" rcpt-to virtual <v> user vmail",
-                                           "match from any for domain <u> action \"lmtp\""})});
+    Read r = one(
+        "accept from any for domain <u> virtual <v> deliver to lmtp \"/var/run/dovecot/lmtp\" rcpt-to as vmail");
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"lmtp\" lmtp \"/var/run/dovecot/lmtp\" rcpt-to virtual <v> user vmail",
+                             "match from any for domain <u> action \"lmtp\""})});
     const Action& a = r.config.actions.at(0);
     CHECK(a.method == "lmtp");
     CHECK(a.path == "/var/run/dovecot/lmtp");
@@ -226,8 +228,9 @@ TEST_CASE("legacy: deliver to lmtp DEST [rcpt-to] [as USER]") {
     check_criterion(r.config.rules[0].criteria.at(1), Kind::ForDomain, false, "", "u");
 
     r = one("accept for local deliver to lmtp localhost:24", 2);
-    CHECK(r.warnings == Errors{warning(8, {"action \"lmtp\" lmtp localhost:24", kNote, "match for local action \"lmtp\"",
-                                           "match auth from any for local action \"lmtp\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"lmtp\" lmtp localhost:24", kNote, "match for local action \"lmtp\"",
+                             "match auth from any for local action \"lmtp\""})});
     CHECK(r.config.actions.at(0).path == "localhost:24");
     CHECK_FALSE(r.config.actions.at(0).lmtp_rcpt_to);
 }
@@ -276,9 +279,9 @@ TEST_CASE("legacy: relay via URL auth, renamed URL schemes, verify") {
     }
     // `via ... verify`: the certificate is checked, as `tls` now does.
     Read r = one("accept for any relay via smtp://mx.example.org:2525 verify", 2);
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp://mx.example.org:2525 tls", kNote,
-                                           "match for any action \"relay\"",
-                                           "match auth from any for any action \"relay\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"relay\" relay host smtp://mx.example.org:2525 tls", kNote,
+                             "match for any action \"relay\"", "match auth from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.tls);
     CHECK_FALSE(r.config.actions.at(0).relay.tls_no_verify);
 }
@@ -301,8 +304,8 @@ TEST_CASE("legacy: relay backup [MX], as, source, hostname, pki, tls verify") {
     CHECK_FALSE(relay.tls_no_verify);
 
     r = one("accept from any for any relay backup tls");
-    CHECK(r.warnings ==
-          Errors{warning(8, {"action \"relay\" relay backup tls no-verify", "match from any for any action \"relay\""})});
+    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay backup tls no-verify",
+                                           "match from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.backup);
     CHECK(r.config.actions.at(0).relay.backup_mx.empty());
     CHECK(r.config.actions.at(0).relay.tls);
@@ -317,9 +320,10 @@ TEST_CASE("legacy: relay hostnames <t>, 5.x helo <t> and certificate NAME") {
     CHECK(r.config.actions.at(0).relay.src == "192.0.2.1");
 
     r = one("accept from any for any relay via tls+auth://lbl@smtp.example.com certificate mx auth <s> helo <n>");
-    CHECK(r.warnings == Errors{warning(8, {"action \"relay\" relay host smtp+tls://lbl@smtp.example.com pki mx auth <s> "
-                                           "helo-src <n>",
-                                           "match from any for any action \"relay\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"relay\" relay host smtp+tls://lbl@smtp.example.com pki mx auth <s> "
+                             "helo-src <n>",
+                             "match from any for any action \"relay\""})});
     CHECK(r.config.actions.at(0).relay.pki == "mx");
     CHECK(r.config.actions.at(0).relay.helo_src_table == "n");
     CHECK(r.config.actions.at(0).relay.auth_table == "s");
@@ -328,7 +332,8 @@ TEST_CASE("legacy: relay hostnames <t>, 5.x helo <t> and certificate NAME") {
 TEST_CASE("legacy: match criteria: tagged, authenticated, from source, sender, recipient, for domain, negations") {
     // (The `auth` that old sources imply is tested on its own below.)
     Read r = one("accept tagged ! T from ! source <src> sender ! \"@example.com\" for ! domain "
-                 "\"example.org\" recipient <u> deliver to mbox", 2);
+                 "\"example.org\" recipient <u> deliver to mbox",
+                 2);
     CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", kNote,
                                            "match !tag T !from src <src> !mail-from \"@example.com\" !for domain "
                                            "\"example.org\" rcpt-to <u> action \"mbox\"",
@@ -347,9 +352,10 @@ TEST_CASE("legacy: match criteria: tagged, authenticated, from source, sender, r
     CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", "match auth from any for any action \"mbox\""})});
     check_criterion(r.config.rules[0].criteria.at(0), Kind::Auth, false, "", "");
     r = one("accept tagged DKIM from <src> recipient ! bob@example.org for any deliver to mbox");
-    CHECK(r.warnings == Errors{warning(8, {"action \"mbox\" mbox", kNote,
-                                           "match tag DKIM !auth from src <src> !rcpt-to bob@example.org for any action "
-                                           "\"mbox\""})});
+    CHECK(r.warnings ==
+          Errors{warning(8, {"action \"mbox\" mbox", kNote,
+                             "match tag DKIM !auth from src <src> !rcpt-to bob@example.org for any action "
+                             "\"mbox\""})});
     check_criterion(r.config.rules[0].criteria.at(0), Kind::Tag, false, "DKIM", "");
     check_criterion(r.config.rules[0].criteria.at(1), Kind::Auth, true, "", "");
     check_criterion(r.config.rules[0].criteria.at(2), Kind::FromSrc, false, "", "src");
@@ -393,7 +399,9 @@ TEST_CASE("legacy: an authenticated session counted as local: each old source ke
         // `local`, written or implied: the address test, or any authenticated session.
         {"from local for any", {"from local for any", "auth from any for any"}, true},
         {"for any", {"for any", "auth from any for any"}, true},
-        {"tagged T sender <u> for any", {"tag T mail-from <u> for any", "auth from any tag T mail-from <u> for any"}, true},
+        {"tagged T sender <u> for any",
+         {"tag T mail-from <u> for any", "auth from any tag T mail-from <u> for any"},
+         true},
         {"tagged T from local for any", {"tag T from local for any", "tag T auth from any for any"}, true},
         // `any` held "local" too: nothing to add.
         {"from any for any", {"from any for any"}, false},
@@ -480,9 +488,10 @@ TEST_CASE("legacy: seed 000's outgoing server relays for authenticated users, fr
     Read r = read("table INCOMING-IP-OR-NETWORK { 192.0.2.0/24 }\n"
                   "accept from local for any relay\n"
                   "accept from source <INCOMING-IP-OR-NETWORK> for any relay\n");
-    CHECK(r.warnings == Errors{warning(2, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
-                                           "match auth from any for any action \"relay\""}),
-                               warning(3, {kNote, "match !auth from src <INCOMING-IP-OR-NETWORK> for any action \"relay\""})});
+    CHECK(r.warnings ==
+          Errors{warning(2, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
+                             "match auth from any for any action \"relay\""}),
+                 warning(3, {kNote, "match !auth from src <INCOMING-IP-OR-NETWORK> for any action \"relay\""})});
     REQUIRE(r.config.actions.size() == 1);
     REQUIRE(r.config.rules.size() == 3);
     for (const Rule& rule : r.config.rules) CHECK(rule.action == "relay");
@@ -491,14 +500,13 @@ TEST_CASE("legacy: seed 000's outgoing server relays for authenticated users, fr
 }
 
 TEST_CASE("legacy: identical delivery clauses share one action; others get their own, named apart") {
-    Read r = read(kDecls +
-                  "action mbox maildir\n"  // a name the translation must not reuse
-                  "accept from local for any relay\n"
-                  "accept from source <src> for any relay\n"
-                  "accept for local alias <a> deliver to mbox\n"
-                  "accept for domain example.org deliver to mbox\n"
-                  "accept for domain example.net deliver to mbox\n"
-                  "accept for any relay via smtp://mx.example.org\n");
+    Read r = read(kDecls + "action mbox maildir\n"  // a name the translation must not reuse
+                           "accept from local for any relay\n"
+                           "accept from source <src> for any relay\n"
+                           "accept for local alias <a> deliver to mbox\n"
+                           "accept for domain example.org deliver to mbox\n"
+                           "accept for domain example.net deliver to mbox\n"
+                           "accept for any relay via smtp://mx.example.org\n");
     CHECK(r.warnings ==
           Errors{warning(9, {"action \"relay\" relay", kNote, "match from local for any action \"relay\"",
                              "match auth from any for any action \"relay\""}),
@@ -558,16 +566,14 @@ TEST_CASE("legacy: worked example 1 gives the same model as its current version"
 
 TEST_CASE("legacy: worked example 2 (DKIM proxy loop) gives the same model as its current version") {
     const std::string tables = "table sources { 192.0.2.1 }\ntable names { 192.0.2.1 = mx1.example.org }\n";
-    Read old_form = read(tables +
-                         "accept tagged DKIM for any relay source <sources> helo <names>\n"
-                         "accept for any relay via smtp://127.0.0.1:10027\n");
-    Read new_form = read(tables +
-                         "action \"signed\" relay src <sources> helo-src <names>\n"
-                         "action \"tosign\" relay host smtp://127.0.0.1:10027\n"
-                         "match tag DKIM for any action \"signed\"\n"
-                         "match auth from any tag DKIM for any action \"signed\"\n"
-                         "match for any action \"tosign\"\n"
-                         "match auth from any for any action \"tosign\"\n");
+    Read old_form = read(tables + "accept tagged DKIM for any relay source <sources> helo <names>\n"
+                                  "accept for any relay via smtp://127.0.0.1:10027\n");
+    Read new_form = read(tables + "action \"signed\" relay src <sources> helo-src <names>\n"
+                                  "action \"tosign\" relay host smtp://127.0.0.1:10027\n"
+                                  "match tag DKIM for any action \"signed\"\n"
+                                  "match auth from any tag DKIM for any action \"signed\"\n"
+                                  "match for any action \"tosign\"\n"
+                                  "match auth from any for any action \"tosign\"\n");
     CHECK(old_form.warnings ==
           Errors{warning(3, {"action \"relay\" relay src <sources> helo-src <names>", kNote,
                              "match tag DKIM for any action \"relay\"",
@@ -604,7 +610,8 @@ TEST_CASE("legacy: global spellings read as their current lines") {
                   "bounce-warn 1h, 2h\n"
                   "limit session max-rcpt 5 max-mails 6\n"
                   "subaddressing-delimiter -\n"
-                  "ciphers \"HIGH:!aNULL\"\n" + kRule);
+                  "ciphers \"HIGH:!aNULL\"\n" +
+                  kRule);
     CHECK(r.warnings == Errors{warning(1, {"smtp max-message-size 10M"}), warning(2, {"queue ttl 5d"}),
                                warning(3, {"bounce warn-interval 1h, 2h"}),
                                warning(4, {"smtp limit max-rcpt 5 max-mails 6"}), warning(5, {"smtp sub-addr-delim -"}),
@@ -631,7 +638,8 @@ TEST_CASE("legacy: global spellings of things not read yet are refused as their 
     CHECK(formatted(r.errors) == Errors{"test.conf:2:7: 'scheduler' is not supported yet",
                                         "test.conf:3:1: 'mta max-deferred' is not supported yet",
                                         "test.conf:4:7: 'queue encryption' is not supported yet"});
-    CHECK(formatted(r.warnings) == Errors{warning(1, {"mta limit inet4"}), warning(2, {"scheduler limit max-inflight 3"}),
+    CHECK(formatted(r.warnings) == Errors{warning(1, {"mta limit inet4"}),
+                                          warning(2, {"scheduler limit max-inflight 3"}),
                                           warning(3, {"mta max-deferred 10"})});
     CHECK(errors_of("limit frob 3\n" + kRule) ==
           Errors{"test.conf:1:7: expected session, mta or scheduler after 'limit', found 'frob'"});
@@ -653,10 +661,9 @@ TEST_CASE("legacy: refusals with exact errors") {
     // forward-only translates, and its current method is refused.
     auto fwd = parse(kDecls + "accept for local alias <a> forward-only\n");
     CHECK(formatted(fwd.errors) == Errors{p + "28: 'forward-only' is not supported yet"});
-    CHECK(formatted(fwd.warnings) ==
-          Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", kNote,
-                             "match for local action \"forward-only\"",
-                             "match auth from any for local action \"forward-only\""})});
+    CHECK(formatted(fwd.warnings) == Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", kNote,
+                                                        "match for local action \"forward-only\"",
+                                                        "match auth from any for local action \"forward-only\""})});
     CHECK(errors("accept for any relay via secure://mx.example.org") ==
           Errors{p + "26: relay URL scheme 'secure://' (TLS from the first byte, else STARTTLS) has no equivalent "
                      "since OpenSMTPD 6.4: write smtps:// or smtp+tls:// instead"});
@@ -690,8 +697,11 @@ TEST_CASE("legacy: refusals with exact errors") {
     CHECK(errors("accept for local alias <a deliver to mbox") ==
           Errors{p + "27: expected '>' after table name 'a', found 'deliver'"});
     // The current grammar's checks apply, at the old text.
-    CHECK(errors("accept for any relay via smtp://lbl@mx.example.org auth <s>") ==
-          Errors{p + "26: invalid relay URL 'smtp://lbl@mx.example.org': a label is only allowed with smtp+tls:// or smtps://"});
+    CHECK(
+        errors("accept for any relay via smtp://lbl@mx.example.org auth <s>") ==
+        Errors{
+            p +
+            "26: invalid relay URL 'smtp://lbl@mx.example.org': a label is only allowed with smtp+tls:// or smtps://"});
     CHECK(errors("accept for any relay auth <s>") ==
           Errors{p + "22: 'auth' needs 'host' on the same relay: credentials are for one smarthost"});
     CHECK(errors("accept for local alias <nope> deliver to mbox") ==

@@ -77,7 +77,7 @@ TEST_CASE("lexer: quoting and escapes") {
     CHECK(t[2].text == "it's");
     CHECK(t[3].text == "back\\slash");  // only the quote, space and tab are escaped
     CHECK(t[4].text == "sp ace");
-    CHECK(t[5].text == "joined");       // `\`+newline inside quotes vanishes
+    CHECK(t[5].text == "joined");  // `\`+newline inside quotes vanishes
     CHECK(t[6].text == "# not a comment");
     CHECK(t[6].kind == K::String);
     CHECK(t[1].length == 6);

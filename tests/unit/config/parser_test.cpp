@@ -26,7 +26,8 @@ TEST_CASE("tables: file, quoted path and any backend") {
                   "table c db:/etc/mail/c.db\n"
                   "table d sqlite:/etc/mail/sqlite.conf\n"
                   "table e static:/etc/e\n"
-                  "table f '/etc/f'\n" + kRule);
+                  "table f '/etc/f'\n" +
+                  kRule);
     REQUIRE(c.tables.size() == 6);
     CHECK(c.tables[0].name == "a");
     CHECK(c.tables[0].backend == "file");
@@ -52,7 +53,8 @@ TEST_CASE("tables: inline lists and maps, with = and =>, over several lines") {
                   "   one = 1,\n"
                   "   two => 2   # a comment inside\n"
                   "}\n"
-                  "table bare { x y z }\n" + kRule);
+                  "table bare { x y z }\n" +
+                  kRule);
     REQUIRE(c.tables.size() == 4);
     const TableDecl& l = c.tables[0];
     CHECK(l.backend == "inline");
@@ -78,7 +80,8 @@ TEST_CASE("listen: addresses, ports, service names and options") {
                   "listen on lo port smtps inet6\n"
                   "listen on eth0 port smtp\n"
                   "listen on socket tag LOCAL mask-src\n"
-                  "listen on \"::1\"\n" + kRule);
+                  "listen on \"::1\"\n" +
+                  kRule);
     REQUIRE(c.listeners.size() == 6);
     const Listener& a = c.listeners[0];
     CHECK_FALSE(a.socket);
@@ -313,7 +316,8 @@ TEST_CASE("globals: smtp, queue and postern path extensions") {
                   "pidfile \"/run/postern.pid\"\n"
                   "plugin path \"/usr/lib/postern\"\n"
                   "mbox path \"/var/mail\"\n"
-                  "hostname \"mx.example.org\"\n" + kRule);
+                  "hostname \"mx.example.org\"\n" +
+                  kRule);
     CHECK(c.max_message_size == 10u * 1024 * 1024);
     CHECK(c.max_mails == 5);
     CHECK(c.max_rcpt == 7);
@@ -330,7 +334,8 @@ TEST_CASE("globals: smtp, queue and postern path extensions") {
 
 TEST_CASE("globals: mta resolver and mta limit inet4|inet6") {
     Config c = ok("mta resolver \"127.0.0.1:5353,[::1]:53\"\nmta limit inet6\n"
-                  "mta limit max-conn-per-domain 3\nmta limit max-conn-per-relay 40\n" + kRule);
+                  "mta limit max-conn-per-domain 3\nmta limit max-conn-per-relay 40\n" +
+                  kRule);
     CHECK(c.mta_resolver == "127.0.0.1:5353,[::1]:53");
     CHECK(c.mta_family == 6);
     CHECK(c.mta_max_conn_per_domain == 3);
@@ -381,7 +386,8 @@ TEST_CASE("macros: quoted text is not expanded, values are not expanded twice") 
     Config c = ok("a = x\n"
                   "b = \"$a\"\n"
                   "table t { \"$a\", $a }\n"
-                  "listen on lo hostname $b\n" + kRule);
+                  "listen on lo hostname $b\n" +
+                  kRule);
     CHECK(c.tables[0].entries[0].first == "$a");
     CHECK(c.tables[0].entries[1].first == "x");
     CHECK(c.listeners[0].hostname == "$a");
@@ -402,7 +408,8 @@ TEST_CASE("lines: continuation and comments") {
                   "\n"
                   "listen on lo2 # port 1 \\\n"
                   "   port 2\n"
-                  "listen on lo3 port 26\r\n" + kRule);
+                  "listen on lo3 port 26\r\n" +
+                  kRule);
     REQUIRE(c.listeners.size() == 4);
     CHECK(c.listeners[0].port == 2525);
     CHECK(c.listeners[0].tag == "CONT");
@@ -555,9 +562,10 @@ TEST_CASE("tables: built-in tables are declared where first used, once each") {
     CHECK(r.warnings.empty());
     const Config& c = *r.config;
     REQUIRE(c.tables.size() == 4);
-    const std::vector<std::pair<std::string, std::string>> expected = {
-        {"localnames", "test.conf:1:22"}, {"localhost", "test.conf:2:17"},
-        {"anydestination", "test.conf:2:40"}, {"anyhost", "test.conf:3:17"}};
+    const std::vector<std::pair<std::string, std::string>> expected = {{"localnames", "test.conf:1:22"},
+                                                                       {"localhost", "test.conf:2:17"},
+                                                                       {"anydestination", "test.conf:2:40"},
+                                                                       {"anyhost", "test.conf:3:17"}};
     for (std::size_t i = 0; i < expected.size(); ++i) {
         INFO(expected[i].first);
         CHECK(c.tables[i].name == expected[i].first);

@@ -68,7 +68,8 @@ TEST_CASE("lmtp: a destination that is neither a socket nor HOST:PORT is refused
     CHECK(errors_of("action r lmtp\nmatch for any action r\n") == Errors{"test.conf:1:14: " + what + "end of line"});
     CHECK(errors_of("action r lmtp localhost\nmatch for any action r\n") ==
           Errors{"test.conf:1:15: " + what + "'localhost'"});
-    CHECK(errors_of("action r lmtp \"h:0\"\nmatch for any action r\n") == Errors{"test.conf:1:15: " + what + "\"h:0\""});
+    CHECK(errors_of("action r lmtp \"h:0\"\nmatch for any action r\n") ==
+          Errors{"test.conf:1:15: " + what + "\"h:0\""});
     CHECK(errors_of("action r lmtp lmtp://h:24\nmatch for any action r\n") ==
           Errors{"test.conf:1:15: " + what + "'lmtp://h:24'"});
     CHECK(errors_of("table a { x = y }\naction r lmtp alias <a>\nmatch for any action r\n") ==
@@ -115,14 +116,13 @@ TEST_CASE("relay: every option of one relay read into the model") {
 }
 
 TEST_CASE("relay: bare, backup, backup mx, domain map, host and src tables, verified tls") {
-    Config c = ok(kDecls +
-                  "action bare relay\n"
-                  "action b1 relay backup\n"
-                  "action b2 relay backup mx mx1.example.org tls\n"
-                  "action dom relay domain <map> src <list> mail-from bounces\n"
-                  "action hosts relay host <list> mail-from user@example.net\n"
-                  "action v6 relay host smtp+notls://[2001:db8::1] src 2001:db8::25\n"
-                  "match for any action bare\n");
+    Config c = ok(kDecls + "action bare relay\n"
+                           "action b1 relay backup\n"
+                           "action b2 relay backup mx mx1.example.org tls\n"
+                           "action dom relay domain <map> src <list> mail-from bounces\n"
+                           "action hosts relay host <list> mail-from user@example.net\n"
+                           "action v6 relay host smtp+notls://[2001:db8::1] src 2001:db8::25\n"
+                           "match for any action bare\n");
     REQUIRE(c.actions.size() == 6);
     const Relay& bare = c.actions[0].relay;
     CHECK(c.actions[0].method == "relay");
@@ -219,8 +219,10 @@ TEST_CASE("relay: broken relay lines are refused with exact errors") {
           Errors{p + "21: invalid relay URL 'smtp://lbl@mx': a label is only allowed with smtp+tls:// or smtps://"});
     CHECK(relay_errors("host lmtp://127.0.0.1") ==
           Errors{p + "21: invalid relay URL 'lmtp://127.0.0.1': lmtp:// requires a port"});
-    CHECK(relay_errors("host smtp://2001:db8::1") ==
-          Errors{p + "21: invalid relay URL 'smtp://2001:db8::1': IPv6 address \"2001:db8::1\" must be written in brackets"});
+    CHECK(
+        relay_errors("host smtp://2001:db8::1") ==
+        Errors{p +
+               "21: invalid relay URL 'smtp://2001:db8::1': IPv6 address \"2001:db8::1\" must be written in brackets"});
     CHECK(relay_errors("host \"smtp://mx:0\"") ==
           Errors{p + "21: invalid relay URL \"smtp://mx:0\": invalid port \"0\""});
     CHECK(relay_errors("host") ==
@@ -255,8 +257,7 @@ TEST_CASE("relay: broken relay lines are refused with exact errors") {
           Errors{p + "26: expected an address after 'mail-from' (user@domain, @domain or user), found 'a@b@c'"});
     CHECK(relay_errors("mail-from user@") ==
           Errors{p + "26: expected an address after 'mail-from' (user@domain, @domain or user), found 'user@'"});
-    CHECK(relay_errors("backup mx") ==
-          Errors{p + "25: expected an MX host name after 'backup mx', found end of line"});
+    CHECK(relay_errors("backup mx") == Errors{p + "25: expected an MX host name after 'backup mx', found end of line"});
     CHECK(relay_errors("helo tls") == Errors{p + "21: expected a host name after 'helo', found 'tls'"});
     CHECK(relay_errors("pki nope") ==
           Errors{p + "20: unknown pki 'nope': declare it with 'pki nope cert \"FILE\"' and 'pki nope key \"FILE\"' "
@@ -288,6 +289,7 @@ TEST_CASE("relay: srs key, srs key backup and srs ttl") {
     CHECK(ok("action r relay\nmatch for any action r\n").srs_ttl == std::chrono::seconds(4 * 86400));
     const std::string rule = "action r relay\nmatch for any action r\n";
     CHECK(errors_of("srs ttl 36h\n" + rule) == Errors{"test.conf:1:9: 'srs ttl' must be whole days, as in srs ttl 4d"});
-    CHECK(errors_of("srs key\n" + rule) == Errors{"test.conf:1:8: expected a secret after 'srs key', found end of line"});
+    CHECK(errors_of("srs key\n" + rule) ==
+          Errors{"test.conf:1:8: expected a secret after 'srs key', found end of line"});
     CHECK(errors_of("srs frob\n" + rule) == Errors{"test.conf:1:5: expected key or ttl after 'srs', found 'frob'"});
 }

@@ -19,8 +19,8 @@ namespace {
 
 // What a seed's first error must be.
 struct Expected {
-    std::string first;      // line:col: message after the file name; "" = parses
-    bool unsupported;       // a "not supported yet" refusal; false: the seed is a broken config
+    std::string first;  // line:col: message after the file name; "" = parses
+    bool unsupported;   // a "not supported yet" refusal; false: the seed is a broken config
 };
 
 // Seed file -> its first error. The pre-6.4 rules are translated (with a
@@ -88,7 +88,8 @@ TEST_CASE("seeds: the pki lines of the seeds are read, old 'certificate' spellin
                    "pki ehouse.io key \"/etc/ssl/private/mail.key\"\n"
                    "listen on localhost\n"
                    "listen on egress port smtp tls pki ehouse.io auth-optional\n"
-                   "listen on egress port submission tls-require pki ehouse.io auth\n" + kRule);
+                   "listen on egress port submission tls-require pki ehouse.io auth\n" +
+                   kRule);
     REQUIRE(r.errors.empty());
     CHECK(formatted(r.warnings) ==
           std::vector<std::string>{"test.conf:1:15: 'certificate' is the pre-6.4 spelling of 'cert'"});

@@ -34,7 +34,8 @@ TEST_CASE("pki: cert, key and dhe lines combine into one pki per name") {
                   "pki mail.example.org dhe auto\n"
                   "pki * certificate \"/etc/ssl/star.crt\" key \"/etc/ssl/star.key\" dhe legacy\n"
                   "pki example_com cert \"/nonexistent/is/fine.crt\"\n"
-                  "pki example_com key \"/nonexistent/is/fine.key\"\n" + kRule);
+                  "pki example_com key \"/nonexistent/is/fine.key\"\n" +
+                  kRule);
     REQUIRE(c.pkis.size() == 3);
     const Pki& mail = c.pkis[0];
     CHECK(mail.name == "mail.example.org");  // lowercased
@@ -78,7 +79,8 @@ TEST_CASE("listen: tls, tls-require, smtps with pki, ca, verify, ciphers and pro
                   "listen on lo smtps pki * ciphers \"HIGH:!aNULL\" protocols \"tlsv1.2,tlsv1.3\"\n"
                   "listen on lo smtps verify ca clients port 4465 pki *\n"
                   "listen on lo port smtps smtps pki *\n"
-                  "listen on lo port 25 pki * protocols 'secure:!tlsv1.0' tls\n" + kRule);
+                  "listen on lo port 25 pki * protocols 'secure:!tlsv1.0' tls\n" +
+                  kRule);
     REQUIRE(c.listeners.size() == 8);  // and the implied socket
     const Listener& a = c.listeners[0];
     CHECK(a.tls);
@@ -126,7 +128,8 @@ TEST_CASE("listen: auth, auth-optional, senders, masquerade, received-auth, host
                   "listen on lo tls pki * auth-optional received-auth no-dsn hostnames <names>\n"
                   "listen on lo smtps pki * auth senders <senders>\n"
                   "listen on lo tls pki * auth-optional { joe = \"$6$salt$hash\" }\n"
-                  "listen on socket no-dsn\n" + kRule);
+                  "listen on socket no-dsn\n" +
+                  kRule);
     REQUIRE(c.listeners.size() == 5);
     const Listener& sub = c.listeners[0];
     CHECK(sub.auth);
@@ -245,9 +248,11 @@ TEST_CASE("errors: pki and ca declarations") {
           Errors{"test.conf:1:5: invalid pki name \"mail/example\": expected a host name or '*'"});
     CHECK(errors_of("pki mx..example cert \"/c\" key \"/k\"\n" + kRule) ==
           Errors{"test.conf:1:5: invalid pki name 'mx..example': expected a host name or '*'"});
-    CHECK(errors_of("pki\n" + kRule) == Errors{"test.conf:1:4: expected a host name or '*' after 'pki', found end of line"});
+    CHECK(errors_of("pki\n" + kRule) ==
+          Errors{"test.conf:1:4: expected a host name or '*' after 'pki', found end of line"});
     CHECK(errors_of("ca c\n" + kRule) == Errors{"test.conf:1:5: expected cert after ca name 'c', found end of line"});
-    CHECK(errors_of("ca c key \"/k\"\n" + kRule) == Errors{"test.conf:1:6: expected cert after ca name 'c', found 'key'"});
+    CHECK(errors_of("ca c key \"/k\"\n" + kRule) ==
+          Errors{"test.conf:1:6: expected cert after ca name 'c', found 'key'"});
     CHECK(errors_of("ca c cert \"/a\"\nca C cert \"/b\"\n" + kRule) ==
           Errors{"test.conf:2:1: ca 'c' is declared twice (first at test.conf:1:1)"});
     CHECK(errors_of("ca c cert \"/a\" extra\n" + kRule) ==
@@ -298,7 +303,8 @@ TEST_CASE("errors: unknown and duplicate listen options") {
     CHECK(errors_of(p + "listen on lo tls-require verify ca nope pki mx\n" + kRule) ==
           Errors{"test.conf:4:36: unknown ca 'nope': declare it with 'ca nope cert \"FILE\"' before this line"});
     CHECK(errors_of(p + "listen on lo tls tls pki mx\n" + kRule) == Errors{"test.conf:4:18: 'tls' is given twice"});
-    CHECK(errors_of(p + "listen on lo tls pki mx pki MX\n" + kRule) == Errors{"test.conf:4:29: pki 'mx' is given twice"});
+    CHECK(errors_of(p + "listen on lo tls pki mx pki MX\n" + kRule) ==
+          Errors{"test.conf:4:29: pki 'mx' is given twice"});
     CHECK(errors_of(p + "listen on lo tls pki mx auth auth\n" + kRule) ==
           Errors{"test.conf:4:30: 'auth' is given twice"});
     CHECK(errors_of(p + "listen on lo tls pki mx auth auth-optional\n" + kRule) ==
@@ -307,7 +313,8 @@ TEST_CASE("errors: unknown and duplicate listen options") {
           Errors{"test.conf:4:38: 'ca' is given twice"});
     CHECK(errors_of(p + "listen on lo tls pki mx auth senders <creds> senders <creds>\n" + kRule) ==
           Errors{"test.conf:4:46: 'senders' is given twice"});
-    CHECK(errors_of(p + "listen on lo tls pki mx no-dsn no-dsn\n" + kRule) == Errors{"test.conf:4:32: 'no-dsn' is given twice"});
+    CHECK(errors_of(p + "listen on lo tls pki mx no-dsn no-dsn\n" + kRule) ==
+          Errors{"test.conf:4:32: 'no-dsn' is given twice"});
     CHECK(errors_of(p + "listen on lo tls pki mx masquerade\n" + kRule) ==
           Errors{"test.conf:4:25: 'masquerade' must follow 'senders <table>'"});
     CHECK(errors_of(p + "listen on lo tls pki mx auth <nope>\n" + kRule) ==
@@ -330,8 +337,9 @@ TEST_CASE("errors: unknown and duplicate listen options") {
                  "end of line"});
     CHECK(errors_of(p + "listen on lo tls pki\n" + kRule) ==
           Errors{"test.conf:4:21: expected a pki name after 'pki', found end of line"});
-    CHECK(errors_of(p + "listen on tls pki mx\n" + kRule) ==
-          Errors{"test.conf:4:11: expected an address, interface, hostname or 'socket' after 'listen on', found 'tls'"});
+    CHECK(
+        errors_of(p + "listen on tls pki mx\n" + kRule) ==
+        Errors{"test.conf:4:11: expected an address, interface, hostname or 'socket' after 'listen on', found 'tls'"});
 }
 
 TEST_CASE("errors: a tls listener with no pki to use") {
@@ -339,7 +347,8 @@ TEST_CASE("errors: a tls listener with no pki to use") {
           Errors{"test.conf:1:14: 'tls' needs a pki, and none is declared: declare one with 'pki NAME cert \"FILE\"' "
                  "and 'pki NAME key \"FILE\"'"});
     CHECK(errors_of("pki a cert \"/c\" key \"/k\"\npki b cert \"/c\" key \"/k\"\n"
-                    "listen on lo port 465 smtps hostname mx.example.org\n" + kRule) ==
+                    "listen on lo port 465 smtps hostname mx.example.org\n" +
+                    kRule) ==
           Errors{"test.conf:3:23: 'smtps' needs a pki: none is named 'mx.example.org' or '*'; name one with 'pki "
                  "NAME' on this listener"});
     CHECK(errors_of("pki a cert \"/c\" key \"/k\"\npki b cert \"/c\" key \"/k\"\nlisten on lo tls-require\n" + kRule) ==
@@ -350,7 +359,8 @@ TEST_CASE("errors: a tls listener with no pki to use") {
 TEST_CASE("warnings: TLS and senders options that have no effect") {
     auto r = parse("ca c cert \"/ca\"\ntable s { u = a@b }\n"
                    "listen on lo ca c ciphers HIGH protocols secure\n"
-                   "pki mx cert \"/c\" key \"/k\"\nlisten on lo tls senders <s>\n" + kRule);
+                   "pki mx cert \"/c\" key \"/k\"\nlisten on lo tls senders <s>\n" +
+                   kRule);
     REQUIRE(r.errors.empty());
     CHECK(formatted(r.warnings) ==
           Errors{"test.conf:3:14: 'ca' has no effect without 'tls', 'tls-require' or 'smtps'",

@@ -54,7 +54,7 @@ Run ctl(const std::vector<std::string>& args, const RunOptions& opt = {}) {
     if (!opt.env_socket.empty()) env["POSTERN_CONTROL"] = opt.env_socket;
     MaybeNobody nobody;
     nobody.on = opt.as_nobody;
-    bp::child c(bp::exe = opt.exe, bp::args = args, env, bp::std_in < boost::asio::buffer(opt.input), bp::std_out > out,
+    bp::child c(bp::exe = opt.exe, bp::args = args, env, bp::std_in<boost::asio::buffer(opt.input), bp::std_out> out,
                 bp::std_err > err, io, nobody);
     // The pipes reach EOF first; then the child is reaped. Both bounded.
     // (Boost 1.74's child::wait_for sleeps out its whole timeout: poll instead.)
@@ -85,22 +85,23 @@ TEST_CASE("posternctl show queue prints one escaped line per envelope") {
     Run r = ctl({"-s", s.path(), "show", "queue"});
     CHECK(r.status == 0);
     CHECK(r.err == "");
-    CHECK(r.out ==
-          "0123456789abcdef|alice@example.org|bob@example.net|2026-11-02 10:00:00|0|\n"
-          "89abcdef01234567|evil\\x7cx\\n\\x00@example.org|caf\xc3\xa9@example.net|pending|3|421 \"busy\"\\t\\\\ \\xff\n");
+    CHECK(r.out == "0123456789abcdef|alice@example.org|bob@example.net|2026-11-02 10:00:00|0|\n"
+                   "89abcdef01234567|evil\\x7cx\\n\\x00@example.org|caf\xc3\xa9@example.net|pending|3|421 "
+                   "\"busy\"\\t\\\\ \\xff\n");
 }
 
 TEST_CASE("posternctl --json show queue prints an array of objects") {
     TestServer s;
     Run r = ctl({"--json", "-s", s.path(), "show", "queue"});
     CHECK(r.status == 0);
-    CHECK(r.out ==
-          "[\n"
-          "{\"id\":\"0123456789abcdef\",\"sender\":\"alice@example.org\",\"rcpt\":\"bob@example.net\","
-          "\"next-try\":\"2026-11-02 10:00:00\",\"attempts\":\"0\",\"last-error\":\"\"},\n"
-          "{\"id\":\"89abcdef01234567\",\"sender\":\"evil|x\\n\\u0000@example.org\",\"rcpt\":\"caf\xc3\xa9@example.net\","
-          "\"next-try\":\"pending\",\"attempts\":\"3\",\"last-error\":\"421 \\\"busy\\\"\\t\\\\ \\u00ff\"}\n"
-          "]\n");
+    CHECK(
+        r.out ==
+        "[\n"
+        "{\"id\":\"0123456789abcdef\",\"sender\":\"alice@example.org\",\"rcpt\":\"bob@example.net\","
+        "\"next-try\":\"2026-11-02 10:00:00\",\"attempts\":\"0\",\"last-error\":\"\"},\n"
+        "{\"id\":\"89abcdef01234567\",\"sender\":\"evil|x\\n\\u0000@example.org\",\"rcpt\":\"caf\xc3\xa9@example.net\","
+        "\"next-try\":\"pending\",\"attempts\":\"3\",\"last-error\":\"421 \\\"busy\\\"\\t\\\\ \\u00ff\"}\n"
+        "]\n");
 }
 
 TEST_CASE("posternctl show stats prints key=value lines, or one JSON object") {
@@ -176,7 +177,8 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
 
     r = ctl({"schedule", "xyz"});
     CHECK(r.status == 2);
-    CHECK(lines_of(r.err)[0] == "posternctl: invalid id 'xyz': expected a message id (8 hex digits), an envelope id (16) or all");
+    CHECK(lines_of(r.err)[0] ==
+          "posternctl: invalid id 'xyz': expected a message id (8 hex digits), an envelope id (16) or all");
 
     r = ctl({});
     CHECK(r.status == 2);
@@ -285,7 +287,8 @@ TEST_CASE("hashes in the SHA-512 crypt format of smtpctl encrypt verify with cry
     // SHA-crypt's published test vector, in the form `smtpctl encrypt` writes
     // on Debian ($6$salt$hash, 5000 rounds implied): credentials tables made
     // for OpenSMTPD keep working.
-    const char* hash = "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
+    const char* hash =
+        "$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1";
     CHECK(std::string(crypt("Hello world!", hash)) == hash);
     CHECK(std::string(crypt("Hello world?", hash)) != hash);
 }
@@ -327,8 +330,8 @@ TEST_CASE("posternctl -f talks to the control socket the configuration names") {
     conf = write_config(s.dir(), "control socket \"" + gone + "\"\n" + kRules);
     r = ctl({"-f", conf, "show", "queue"});
     CHECK(r.status == 1);
-    CHECK(r.err == "posternctl: posternd does not seem to be running (no socket at " + gone + ", named in " + conf +
-                       ")\n");
+    CHECK(r.err ==
+          "posternctl: posternd does not seem to be running (no socket at " + gone + ", named in " + conf + ")\n");
 }
 
 TEST_CASE("posternctl -f with a configuration that names no socket uses the daemon's default") {
@@ -342,7 +345,8 @@ TEST_CASE("posternctl -f with a configuration that names no socket uses the daem
     Run r = ctl({"-f", conf, "show", "queue"});
     CHECK(r.status == 1);
     CHECK(r.err == "posternctl: posternd does not seem to be running (no socket at /run/postern/control.sock, the "
-                   "default: " + conf + " names no control socket)\n");
+                   "default: " +
+                       conf + " names no control socket)\n");
     std::filesystem::remove_all(tmpl);
 }
 
@@ -355,10 +359,13 @@ TEST_CASE("posternctl -f reports the errors of a broken configuration as file:li
     Run r = ctl({"-f", conf, "show", "queue"});
     CHECK(r.status == 1);
     CHECK(r.out == "");
-    CHECK(r.err == conf + ":4:1: unknown directive 'frob'; expected table, listen, action, match, smtp, queue, "
-                          "include or a macro\n" +
-                       conf + ":5:16: expected an absolute path after 'control socket', found 'relative.sock'\n"
-                       "posternctl: cannot read the control socket from " + conf + "; fix it, or give -s SOCKET\n");
+    CHECK(r.err == conf +
+                       ":4:1: unknown directive 'frob'; expected table, listen, action, match, smtp, queue, "
+                       "include or a macro\n" +
+                       conf +
+                       ":5:16: expected an absolute path after 'control socket', found 'relative.sock'\n"
+                       "posternctl: cannot read the control socket from " +
+                       conf + "; fix it, or give -s SOCKET\n");
     CHECK(s.handler.calls == 0);
 
     // A file that is not there is an error too, not a silent fallback.

@@ -88,8 +88,10 @@ TEST_CASE("malformed outer frames are refused with exact reasons") {
 
 TEST_CASE("malformed request contents are refused with exact reasons") {
     CHECK(request_error(frame("")) == "missing protocol version");
-    CHECK(request_error(frame(ns("postern-control/2") + ns("show"))) == "unsupported protocol version 'postern-control/2'");
-    CHECK(request_error(frame(ns("v\n\x01") + ns("show"))) == "unsupported protocol version 'v?" "?'");
+    CHECK(request_error(frame(ns("postern-control/2") + ns("show"))) ==
+          "unsupported protocol version 'postern-control/2'");
+    CHECK(request_error(frame(ns("v\n\x01") + ns("show"))) == "unsupported protocol version 'v?"
+                                                              "?'");
     CHECK(request_error(frame(kV)) == "empty request");
     CHECK(request_error(frame(kV + "3:show,")) == "expected ',' after the field");
     CHECK(request_error(frame(kV + "9:show,")) == "truncated field");
@@ -181,7 +183,8 @@ TEST_CASE("bad commands and arguments are refused with exact reasons") {
           "invalid id '0123456789ABCDEF': expected a message id (8 hex digits), an envelope id (16) or all");
     CHECK(validate_request({{"show", "message", "all"}}) ==
           "invalid id 'all': expected a message id (8 hex digits) or an envelope id (16)");
-    CHECK(validate_request({{"show", "envelope", "01234567"}}) == "invalid envelope id '01234567': expected 16 hex digits");
+    CHECK(validate_request({{"show", "envelope", "01234567"}}) ==
+          "invalid envelope id '01234567': expected 16 hex digits");
     CHECK(validate_request({{"update", "table", "two words"}}) == "invalid table name 'two words'");
     CHECK(validate_request({{"update", "table", ""}}) == "invalid table name ''");
     CHECK(validate_request({{"update", "table", std::string(256, 'a')}}) ==

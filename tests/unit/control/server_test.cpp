@@ -57,7 +57,8 @@ TEST_CASE("server passes error replies through") {
 
 TEST_CASE("server refuses malformed requests without calling the handler") {
     TestServer s;
-    CHECK(error_of(raw_exchange(s.path(), "GET / HTTP/1.0\r\n\r\n")) == "malformed request: frame does not start with a length");
+    CHECK(error_of(raw_exchange(s.path(), "GET / HTTP/1.0\r\n\r\n")) ==
+          "malformed request: frame does not start with a length");
     CHECK(error_of(raw_exchange(s.path(), "8:1:x,1:y,;")) == "malformed request: expected ',' after the frame");
     CHECK(error_of(raw_exchange(s.path(), "8:1:x,1:y,,")) == "malformed request: unsupported protocol version 'x'");
     CHECK(error_of(raw_exchange(s.path(), encode_request({{"show", "queue"}}) + "extra")) ==
@@ -74,7 +75,8 @@ TEST_CASE("server refuses an oversized request as soon as its length is known") 
 
 TEST_CASE("server refuses unknown commands and bad ids itself") {
     TestServer s;
-    CHECK(error_of(raw_exchange(s.path(), encode_request({{"frobnicate", "now"}}))) == "unknown command: frobnicate now");
+    CHECK(error_of(raw_exchange(s.path(), encode_request({{"frobnicate", "now"}}))) ==
+          "unknown command: frobnicate now");
     CHECK(error_of(raw_exchange(s.path(), encode_request({{"schedule", "../../etc"}}))) ==
           "invalid id '../../etc': expected a message id (8 hex digits), an envelope id (16) or all");
     CHECK(s.handler.calls == 0);
@@ -133,7 +135,8 @@ TEST_CASE("server serves many clients at once") {
     std::vector<postern::util::Fd> fds;
     for (int i = 0; i < kClients; ++i) fds.push_back(connect_to(s.path()));
     std::string req = encode_request({{"show", "stats"}});
-    for (auto& fd : fds) REQUIRE(::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+    for (auto& fd : fds)
+        REQUIRE(::send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
     std::vector<std::future<std::string>> answers;
     for (auto& fd : fds) answers.push_back(std::async(std::launch::async, [&fd] { return read_all(fd.get()); }));
     int good = 0;
@@ -151,7 +154,8 @@ TEST_CASE("server turns away clients beyond its limit, and recovers") {
     std::vector<postern::util::Fd> idle;
     for (size_t i = 0; i < Server::kMaxClients; ++i) idle.push_back(connect_to(s.path()));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all accepted
-    CHECK(error_of(raw_exchange(s.path(), encode_request({{"show", "queue"}}))) == "too many control clients; try again");
+    CHECK(error_of(raw_exchange(s.path(), encode_request({{"show", "queue"}}))) ==
+          "too many control clients; try again");
     idle.clear();
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // all gone
     CHECK(exchange(s.path(), {{"show", "queue"}}).ok);
@@ -201,7 +205,12 @@ TEST_CASE("listen replaces a stale socket but nothing else") {
         CHECK(error == "another posternd is already listening on " + stale);
 
         std::string file = dir + "/file";
-        { std::FILE* f = std::fopen(file.c_str(), "w"); REQUIRE(f); std::fputs("keep me", f); std::fclose(f); }
+        {
+            std::FILE* f = std::fopen(file.c_str(), "w");
+            REQUIRE(f);
+            std::fputs("keep me", f);
+            std::fclose(f);
+        }
         CHECK_FALSE(other.listen(file, &error));
         CHECK(error == file + " exists and is not a socket");
         CHECK(std::filesystem::file_size(file) == 7);

@@ -10,9 +10,9 @@
 #include <uv.h>
 
 #include <atomic>
-#include <csignal>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <map>
@@ -34,10 +34,18 @@ using namespace std::string_literals;
 // UTF-8 byte in the error; its recipient is valid UTF-8 (kept as it is).
 inline std::vector<Record> queue_table() {
     return {
-        {{"id", "0123456789abcdef"}, {"sender", "alice@example.org"}, {"rcpt", "bob@example.net"},
-         {"next-try", "2026-11-02 10:00:00"}, {"attempts", "0"}, {"last-error", ""}},
-        {{"id", "89abcdef01234567"}, {"sender", "evil|x\n\0@example.org"s}, {"rcpt", "caf\xc3\xa9@example.net"},
-         {"next-try", "pending"}, {"attempts", "3"}, {"last-error", "421 \"busy\"\t\\ \xff"}},
+        {{"id", "0123456789abcdef"},
+         {"sender", "alice@example.org"},
+         {"rcpt", "bob@example.net"},
+         {"next-try", "2026-11-02 10:00:00"},
+         {"attempts", "0"},
+         {"last-error", ""}},
+        {{"id", "89abcdef01234567"},
+         {"sender", "evil|x\n\0@example.org"s},
+         {"rcpt", "caf\xc3\xa9@example.net"},
+         {"next-try", "pending"},
+         {"attempts", "3"},
+         {"last-error", "421 \"busy\"\t\\ \xff"}},
     };
 }
 
@@ -104,15 +112,18 @@ private:
         t->done = std::move(done);
         uv_timer_init(loop, &t->timer);
         t->timer.data = t.get();
-        uv_timer_start(&t->timer, [](uv_timer_t* h) {
-            auto* l = static_cast<Later*>(h->data);
-            l->done(std::move(l->reply));
-            auto& timers = l->self->timers_;
-            auto it = timers.find(l);
-            l->self->closing_.push_back(std::move(it->second));
-            timers.erase(it);
-            uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
-        }, 20, 0);
+        uv_timer_start(
+            &t->timer,
+            [](uv_timer_t* h) {
+                auto* l = static_cast<Later*>(h->data);
+                l->done(std::move(l->reply));
+                auto& timers = l->self->timers_;
+                auto it = timers.find(l);
+                l->self->closing_.push_back(std::move(it->second));
+                timers.erase(it);
+                uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
+            },
+            20, 0);
         timers_.emplace(t.get(), std::move(t));
     }
 
@@ -171,11 +182,14 @@ private:
         uv_close(reinterpret_cast<uv_handle_t*>(a), nullptr);
         // Anything still open now was leaked by the server: count it, and close
         // it so that the loop (and the test) ends anyway.
-        uv_walk(&self->loop_, [](uv_handle_t* h, void* arg) {
-            if (uv_is_closing(h)) return;
-            ++*static_cast<int*>(arg);
-            uv_close(h, nullptr);
-        }, &self->leaked_);
+        uv_walk(
+            &self->loop_,
+            [](uv_handle_t* h, void* arg) {
+                if (uv_is_closing(h)) return;
+                ++*static_cast<int*>(arg);
+                uv_close(h, nullptr);
+            },
+            &self->leaked_);
     }
 
     std::string dir_, path_;

@@ -247,13 +247,16 @@ TEST_CASE("format: template errors, with where they are") {
         {"/x/%{}", 5, "expected a format name (" + names + ") after '%{', found nothing"},
         {"/x/%{rcpt.user", 3, "expected '}' to close this '%{'"},
         {"/x/%{ rcpt}", 5, "expected a format name (" + names + ") after '%{', found ' rcpt'"},
-        {"/x/%{rcpt:bogus}", 10, "expected a modifier (lowercase, uppercase, strip or raw) in '%{rcpt:bogus}', "
-                                 "found 'bogus'"},
+        {"/x/%{rcpt:bogus}", 10,
+         "expected a modifier (lowercase, uppercase, strip or raw) in '%{rcpt:bogus}', "
+         "found 'bogus'"},
         {"/x/%{rcpt:}", 10, "expected a modifier (lowercase, uppercase, strip or raw) in '%{rcpt:}', found nothing"},
-        {"/x/%{rcpt:lowercase|}", 20, "expected a modifier (lowercase, uppercase, strip or raw) in "
-                                      "'%{rcpt:lowercase|}', found nothing"},
-        {"/x/%{rcpt:lowercase||strip}", 20, "expected a modifier (lowercase, uppercase, strip or raw) in "
-                                            "'%{rcpt:lowercase||strip}', found nothing"},
+        {"/x/%{rcpt:lowercase|}", 20,
+         "expected a modifier (lowercase, uppercase, strip or raw) in "
+         "'%{rcpt:lowercase|}', found nothing"},
+        {"/x/%{rcpt:lowercase||strip}", 20,
+         "expected a modifier (lowercase, uppercase, strip or raw) in "
+         "'%{rcpt:lowercase||strip}', found nothing"},
         {"/x/%{rcpt[a]}", 9, slice + "'%{rcpt[a]}', found '[a]'"},
         {"/x/%{rcpt[]}", 9, slice + "'%{rcpt[]}', found '[]'"},
         {"/x/%{rcpt[1:2:3]}", 9, slice + "'%{rcpt[1:2:3]}', found '[1:2:3]'"},
@@ -262,8 +265,9 @@ TEST_CASE("format: template errors, with where they are") {
         {"/x/%{rcpt[99999]}", 9, slice + "'%{rcpt[99999]}', found '[99999]'"},
         {"/x/%{rcpt[1}", 9, "expected ']' to close the slice in '%{rcpt[1}'"},
         {"/x/%{rcpt[0]x}", 12, "expected ':' and modifiers or '}' after '%{rcpt[0]', found 'x'"},
-        {"/x/%{rcpt:lowercase[0]}", 10, "expected a modifier (lowercase, uppercase, strip or raw) in "
-                                        "'%{rcpt:lowercase[0]}', found 'lowercase[0]'"},
+        {"/x/%{rcpt:lowercase[0]}", 10,
+         "expected a modifier (lowercase, uppercase, strip or raw) in "
+         "'%{rcpt:lowercase[0]}', found 'lowercase[0]'"},
     };
     for (const Case& c : cases) {
         FormatError e = failure(c.tmpl);
@@ -276,10 +280,10 @@ TEST_CASE("format: template errors, with where they are") {
 }
 
 TEST_CASE("format: check_format accepts every good template") {
-    for (const char* t : {"", "/var/mail", "~/Maildir", "%{sender}%{sender.user}%{sender.domain}",
-                          "%{rcpt[0]}/%{rcpt[-3:]}/%{rcpt[1:2]}/%{rcpt[:4]}/%{rcpt[:]}/%{rcpt[-1]}",
-                          "%{dest:lowercase|uppercase|strip|raw}", "%{user.username}%{user.directory}%{mbox.from}",
-                          "100%% %"}) {
+    for (const char* t :
+         {"", "/var/mail", "~/Maildir", "%{sender}%{sender.user}%{sender.domain}",
+          "%{rcpt[0]}/%{rcpt[-3:]}/%{rcpt[1:2]}/%{rcpt[:4]}/%{rcpt[:]}/%{rcpt[-1]}",
+          "%{dest:lowercase|uppercase|strip|raw}", "%{user.username}%{user.directory}%{mbox.from}", "100%% %"}) {
         INFO(t);
         CHECK_FALSE(check_format(t, FormatUse::Path));
     }

@@ -5,8 +5,8 @@
 #include "fixtures.hpp"
 
 using namespace expand_test;
-using expand::Element;
 using expand::classify_element;
+using expand::Element;
 using expand::include_lines;
 using expand::split_alias_list;
 
@@ -96,15 +96,14 @@ TEST_CASE("classify: each element kind, and what is invalid") {
 }
 
 TEST_CASE("include_lines: comments, blank lines, continuations, CRLF") {
-    const char* text =
-        "# staff list\n"
-        "bob, alice\r\n"
-        "\n"
-        "   # indented comment\n"
-        "carol, \\\n"
-        "  dave@example.org\n"
-        "eve # not a comment here\n"
-        "last\\";
+    const char* text = "# staff list\n"
+                       "bob, alice\r\n"
+                       "\n"
+                       "   # indented comment\n"
+                       "carol, \\\n"
+                       "  dave@example.org\n"
+                       "eve # not a comment here\n"
+                       "last\\";
     CHECK(include_lines(text) ==
           Strings{"bob, alice", "carol,   dave@example.org", "eve # not a comment here", "last"});
     CHECK(include_lines("") == Strings{});

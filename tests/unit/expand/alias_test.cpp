@@ -33,7 +33,8 @@ struct Fixture {
 // u0: u1, u1: u2, ... u(n-1): un -- n alias hops, ending at bob.
 Entries chain(int n) {
     Entries e;
-    for (int i = 0; i < n; ++i) e.emplace_back("u" + std::to_string(i), i + 1 == n ? "bob" : "u" + std::to_string(i + 1));
+    for (int i = 0; i < n; ++i)
+        e.emplace_back("u" + std::to_string(i), i + 1 == n ? "bob" : "u" + std::to_string(i + 1));
     return e;
 }
 
@@ -154,19 +155,20 @@ TEST_CASE("expand: the depth limit counts alias hops") {
 
 TEST_CASE("expand: duplicates are delivered once, first one wins") {
     Fixture f(Entries{{"team", "bob, alice, bob+x, sub, Carol@Example.ORG, carol@example.org, /var/a, /var/a"},
-               {"sub", "alice, bob"}});
+                      {"sub", "alice, bob"}});
     auto r = f.run("team");
     REQUIRE(r.status == Status::Ok);
-    CHECK(describe(r) == Strings{"user:bob(1001)", "user:alice(1002)", "addr:Carol@example.org", "file:/var/a(as 65534)"});
+    CHECK(describe(r) ==
+          Strings{"user:bob(1001)", "user:alice(1002)", "addr:Carol@example.org", "file:/var/a(as 65534)"});
 }
 
 TEST_CASE("expand: files run as the alias key's user, else the default user, never root") {
     Fixture f(Entries{{"bob", "/home/bob/archive.mbox"},
-               {"staff", "/var/mail/staff"},
-               {"root", "/var/log/root.mbox"},
-               {"alice+log", "/tmp/alice.log"}});
+                      {"staff", "/var/mail/staff"},
+                      {"root", "/var/log/root.mbox"},
+                      {"alice+log", "/tmp/alice.log"}});
     CHECK(describe(f.run("bob")) == Strings{"file:/home/bob/archive.mbox(as 1001)"});
-    CHECK(describe(f.run("staff")) == Strings{"file:/var/mail/staff(as 65534)"});  // no such user: nobody
+    CHECK(describe(f.run("staff")) == Strings{"file:/var/mail/staff(as 65534)"});    // no such user: nobody
     CHECK(describe(f.run("root")) == Strings{"file:/var/log/root.mbox(as 65534)"});  // uid 0: nobody
     auto r = f.run("alice+log");
     CHECK(describe(r) == Strings{"file:/tmp/alice.log(as 1002)"});  // key's tag stripped
@@ -175,7 +177,8 @@ TEST_CASE("expand: files run as the alias key's user, else the default user, nev
 }
 
 TEST_CASE("expand: commands, quoted commands and the action's user") {
-    Fixture f(Entries{{"bob", R"("|/usr/bin/filter -a, -b", |/usr/bin/vacation bob)"}, {"root", "|/usr/local/bin/notify"}});
+    Fixture f(
+        Entries{{"bob", R"("|/usr/bin/filter -a, -b", |/usr/bin/vacation bob)"}, {"root", "|/usr/local/bin/notify"}});
     auto r = f.run("bob");
     REQUIRE(r.status == Status::Ok);
     CHECK(describe(r) == Strings{"cmd:/usr/bin/filter -a, -b(as 1001)", "cmd:/usr/bin/vacation bob(as 1001)"});
@@ -221,13 +224,14 @@ TEST_CASE("expand: :include: files add their entries, one level deep") {
     TempDir dir;
     REQUIRE_FALSE(dir.path().empty());
     std::string nested = dir.write("nested", "carol\n");
-    std::string staff = dir.write("staff",
-                                  "# the staff\n"
-                                  "alice, bob@other.test\n"
-                                  "\n"
-                                  "/var/mail/staff-archive\n"
-                                  ":include:" + nested + "\n"
-                                  "|/usr/bin/logger\n");
+    std::string staff = dir.write("staff", "# the staff\n"
+                                           "alice, bob@other.test\n"
+                                           "\n"
+                                           "/var/mail/staff-archive\n"
+                                           ":include:" +
+                                               nested +
+                                               "\n"
+                                               "|/usr/bin/logger\n");
     Fixture f(Entries{{"staff", ":include:" + staff + ", carol"}, {"alice", "bob"}});
     auto r = f.run("staff");
     REQUIRE(r.status == Status::Ok);
@@ -277,9 +281,9 @@ TEST_CASE("expand: :include: problems") {
 
 TEST_CASE("expand: error: entries answer with their own code and text") {
     Fixture f(Entries{{"gone", "error:550 5.1.6 bob has moved, write to bob@new.test"},
-               {"later", "error:451 4.2.1 mailbox busy"},
-               {"mixed", "alice, error:552 5.2.2 over quota, bob"},
-               {"via", "gone"}});
+                      {"later", "error:451 4.2.1 mailbox busy"},
+                      {"mixed", "alice, error:552 5.2.2 over quota, bob"},
+                      {"via", "gone"}});
     auto r = f.run("gone");
     CHECK(r.status == Status::Permanent);
     CHECK(r.code == 550);
@@ -297,8 +301,11 @@ TEST_CASE("expand: error: entries answer with their own code and text") {
 }
 
 TEST_CASE("expand: bad alias values refuse the recipient with 550 5.2.4") {
-    Fixture f(Entries{{"typo", "bob, ali ce"}, {"ghost", "bob, nosuchuser"}, {"empty", " , ,"}, {"quote", "bob, \"x"},
-               {"badinfo", "broken"}});
+    Fixture f(Entries{{"typo", "bob, ali ce"},
+                      {"ghost", "bob, nosuchuser"},
+                      {"empty", " , ,"},
+                      {"quote", "bob, \"x"},
+                      {"badinfo", "broken"}});
     auto typo = f.run("typo");
     CHECK(typo.status == Status::Permanent);
     CHECK(typo.code == 550);

@@ -90,9 +90,7 @@ inline std::vector<std::string> describe(const expand::Result& r) {
     for (const auto& d : r.dests) {
         std::string ext = d.extension.empty() ? "" : "+" + d.extension;
         switch (d.kind) {
-        case Kind::User:
-            out.push_back("user:" + d.value + ext + "(" + std::to_string(d.user.uid) + ")");
-            break;
+        case Kind::User: out.push_back("user:" + d.value + ext + "(" + std::to_string(d.user.uid) + ")"); break;
         case Kind::Address: out.push_back("addr:" + d.value + ext); break;
         case Kind::File: out.push_back("file:" + d.value + "(as " + std::to_string(d.run_as.uid) + ")"); break;
         case Kind::Command: out.push_back("cmd:" + d.value + "(as " + std::to_string(d.run_as.uid) + ")"); break;

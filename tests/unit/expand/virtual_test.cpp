@@ -30,9 +30,12 @@ struct Virtual {
 TEST_CASE("virtual: each of the six keys wins over the ones after it") {
     // Each key delivers to a distinct address; removing the winner lets the next one win.
     const Entries all = {
-        {"bob+tag@example.org", "k1@dest.test"}, {"bob@example.org", "k2@dest.test"},
-        {"bob+tag", "k3@dest.test"},             {"bob", "k4@dest.test"},
-        {"@example.org", "k5@dest.test"},        {"@", "k6@dest.test"},
+        {"bob+tag@example.org", "k1@dest.test"},
+        {"bob@example.org", "k2@dest.test"},
+        {"bob+tag", "k3@dest.test"},
+        {"bob", "k4@dest.test"},
+        {"@example.org", "k5@dest.test"},
+        {"@", "k6@dest.test"},
     };
     for (std::size_t first = 0; first < all.size(); ++first) {
         Entries some(all.begin() + static_cast<long>(first), all.end());
@@ -71,12 +74,12 @@ TEST_CASE("virtual: catch-all @domain beats the global @") {
 
 TEST_CASE("virtual: values mix local users and addresses, users are not looked up again") {
     Virtual v(Entries{{"team@example.org", "bob, alice+team, carol@Partner.TEST, team@example.org"},
-               {"bob", "alice"},  // a bare user in a value is a user, not another virtual key
-               {"ghost@example.org", "nosuchuser"}});
+                      {"bob", "alice"},  // a bare user in a value is a user, not another virtual key
+                      {"ghost@example.org", "nosuchuser"}});
     auto r = v.run("team");
     REQUIRE(r.status == Status::Ok);
-    CHECK(describe(r) == Strings{"user:bob(1001)", "user:alice+team(1002)", "addr:carol@partner.test",
-                                 "addr:team@example.org"});
+    CHECK(describe(r) ==
+          Strings{"user:bob(1001)", "user:alice+team(1002)", "addr:carol@partner.test", "addr:team@example.org"});
     auto g = v.run("ghost");
     CHECK(g.status == Status::Permanent);
     CHECK(g.code == 550);
@@ -87,9 +90,9 @@ TEST_CASE("virtual: files, commands, includes and error: entries") {
     TempDir dir;
     std::string list = dir.write("list", "alice\nsub@lists.test\n");
     Virtual v(Entries{{"archive@example.org", "/var/vmail/archive.mbox, |/usr/bin/index"},
-               {"bob", "/home/bob/virtual.mbox"},
-               {"list@example.org", ":include:" + list},
-               {"old@example.org", "error:550 5.1.6 old has moved"}});
+                      {"bob", "/home/bob/virtual.mbox"},
+                      {"list@example.org", ":include:" + list},
+                      {"old@example.org", "error:550 5.1.6 old has moved"}});
     // Keyed by an address: no user owns them, the default user does.
     CHECK(describe(v.run("archive")) ==
           Strings{"file:/var/vmail/archive.mbox(as 65534)", "cmd:/usr/bin/index(as 65534)"});

@@ -16,9 +16,7 @@ std::string table_error(const std::string& dir, const std::string& name) {
     return error;
 }
 
-void copy(const std::string& from, const std::string& to) {
-    std::filesystem::copy_file(from, to);
-}
+void copy(const std::string& from, const std::string& to) { std::filesystem::copy_file(from, to); }
 
 }  // namespace
 
@@ -37,8 +35,7 @@ TEST_CASE("plugin names are [a-z0-9-]+") {
 
 TEST_CASE("a bad name is refused before the folder is looked at") {
     // The folder does not exist: the message must be about the name.
-    CHECK(table_error("/nonexistent", "../file") ==
-          "invalid table plugin name \"../file\" (allowed: a-z, 0-9 and -)");
+    CHECK(table_error("/nonexistent", "../file") == "invalid table plugin name \"../file\" (allowed: a-z, 0-9 and -)");
     std::string error;
     CHECK_FALSE(load_delivery_plugin("/nonexistent", "Maildir", &error));
     CHECK(error == "invalid delivery plugin name \"Maildir\" (allowed: a-z, 0-9 and -)");

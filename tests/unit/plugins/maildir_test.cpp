@@ -38,8 +38,7 @@ TEST_CASE("maildir: creates the folders and writes exactly the headers and messa
     auto out = deliver(dir, r, kMessage);
     INFO(out.error);
     REQUIRE(out.status == POSTERN_OK);
-    CHECK(only_message(r.path) ==
-          "Return-Path: <alice@example.org>\nDelivered-To: bob@example.com\n" + kMessage);
+    CHECK(only_message(r.path) == "Return-Path: <alice@example.org>\nDelivered-To: bob@example.com\n" + kMessage);
     CHECK(test::list_dir(r.path) == std::vector<std::string>{"cur", "new", "tmp"});
     CHECK(test::list_dir(r.path + "/tmp").empty());
     CHECK(test::list_dir(r.path + "/cur").empty());
@@ -75,8 +74,7 @@ TEST_CASE("maildir: a large message and one without a body arrive intact") {
 
     r.path = dir / "headers-only";
     REQUIRE(deliver(dir, r, "Subject: no body").status == POSTERN_OK);
-    CHECK(only_message(r.path) ==
-          "Return-Path: <alice@example.org>\nDelivered-To: bob@example.com\nSubject: no body");
+    CHECK(only_message(r.path) == "Return-Path: <alice@example.org>\nDelivered-To: bob@example.com\nSubject: no body");
 }
 
 TEST_CASE("maildir: junk option routes X-Spam: yes into .Junk") {

@@ -108,8 +108,7 @@ TEST_CASE("mbox: a held fcntl lock makes the delivery wait, then succeed") {
     CHECK(out.status == POSTERN_OK);
     CHECK(waited >= 350ms);
     CHECK(waited < 5s);
-    CHECK(normalise_dates(test::read_file(r.path)) ==
-          header("alice@example.org") + "Subject: waited\n\nbody\n\n");
+    CHECK(normalise_dates(test::read_file(r.path)) == header("alice@example.org") + "Subject: waited\n\nbody\n\n");
     CHECK(::access((r.path + ".lock").c_str(), F_OK) != 0);
 }
 
@@ -139,8 +138,7 @@ TEST_CASE("mbox: a dotlock held by another agent is waited for; a stale one remo
     CHECK(Clock::now() - start < 2s);
     CHECK(::access(lock.c_str(), F_OK) != 0);
     CHECK(normalise_dates(test::read_file(r.path)) ==
-          header("alice@example.org") + "Subject: one\n\n\n" + header("alice@example.org") +
-              "Subject: two\n\n\n");
+          header("alice@example.org") + "Subject: one\n\n\n" + header("alice@example.org") + "Subject: two\n\n\n");
 }
 
 TEST_CASE("mbox: null sender gives a MAILER-DAEMON From line") {

@@ -267,7 +267,8 @@ TEST_CASE("mda: runs in the home folder, or in / when there is none") {
 
 TEST_CASE("mda: hostile envelope values reach the command only as data") {
     test::TempDir dir;
-    const std::string sender = "x$(touch " + dir / "p1" + ")`touch " + dir / "p2" + "`;touch " + dir / "p3" + "@example.org";
+    const std::string sender = "x$(touch " + dir / "p1" + ")`touch " + dir / "p2" + "`;touch " + dir / "p3" +
+                               "@example.org";
     const std::string rcpt = "bob+'\"$(touch " + dir / "p4" + ")`id`@example.com";
     auto r = with_command("printf '%s\\n' \"$SENDER\" \"$ORIGINAL_RECIPIENT\" \"$EXTENSION\" > '" + dir / "vars" +
                           "'; cat > '" + dir / "msg" + "'");
@@ -276,8 +277,7 @@ TEST_CASE("mda: hostile envelope values reach the command only as data") {
     auto out = deliver(dir, r);
     INFO(out.error);
     REQUIRE(out.status == POSTERN_OK);
-    CHECK(test::read_file(dir / "vars") ==
-          sender + "\n" + rcpt + "\n" + "'\"$(touch " + dir / "p4" + ")`id`\n");
+    CHECK(test::read_file(dir / "vars") == sender + "\n" + rcpt + "\n" + "'\"$(touch " + dir / "p4" + ")`id`\n");
     CHECK(test::read_file(dir / "msg") == "Return-Path: <" + sender + ">\nDelivered-To: bob@example.com\n" + kMessage);
     for (const char* p : {"p1", "p2", "p3", "p4"}) {
         INFO(p);
@@ -327,10 +327,22 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
     test::write_file(in, big);
     // Runs the agent for one delivery; returns its result line.
     auto agent = [&](const std::string& command) {
-        std::vector<std::string> args = {POSTERN_BUILD_DIR "/postern-local", "--plugin-dir", test::kPluginDir,
-                                         "--method", "mda", "--user", "b", "--home", dir.path(),
-                                         "--delivery", "3", "a@example.org", "b+x@example.com", "b@example.com",
-                                         command, "m1"};
+        std::vector<std::string> args = {POSTERN_BUILD_DIR "/postern-local",
+                                         "--plugin-dir",
+                                         test::kPluginDir,
+                                         "--method",
+                                         "mda",
+                                         "--user",
+                                         "b",
+                                         "--home",
+                                         dir.path(),
+                                         "--delivery",
+                                         "3",
+                                         "a@example.org",
+                                         "b+x@example.com",
+                                         "b@example.com",
+                                         command,
+                                         "m1"};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);

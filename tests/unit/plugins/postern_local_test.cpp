@@ -46,8 +46,8 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std
 }
 
 std::vector<std::string> head(const std::string& method = "status", const std::string& options = "") {
-    return {"--plugin-dir", test::kTestPluginDir, "--method", method, "--user", "bob",
-            "--home", "/home/bob", "--options", options};
+    return {"--plugin-dir", test::kTestPluginDir, "--method",  method, "--user", "bob",
+            "--home",       "/home/bob",          "--options", options};
 }
 
 std::vector<std::string> delivery(int fd, const std::string& path, const std::string& msgid = "abc123") {
@@ -85,11 +85,10 @@ TEST_CASE("postern-local: a batch delivers each message from its own descriptor,
                              delivery(5, dir / "permfail", "m3") + delivery(6, dir / "b", "m4"),
                          {"one\n", "two\n", "three\n", "four\n"});
     CHECK(run.exit_code == 0);
-    CHECK(run.out ==
-          "0 ok Delivered\n"
-          "1 temp status: tempfail requested\n"
-          "2 perm status: permfail requested\n"
-          "3 ok Delivered\n");
+    CHECK(run.out == "0 ok Delivered\n"
+                     "1 temp status: tempfail requested\n"
+                     "2 perm status: permfail requested\n"
+                     "3 ok Delivered\n");
     CHECK(test::read_file(dir / "a").ends_with("\nm1\none\n"));
     CHECK(test::read_file(dir / "b").ends_with("\nm4\nfour\n"));
 }
@@ -137,12 +136,15 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         std::string reason;
     };
     const Case cases[] = {
-        {head() + delivery(3, "/x") + std::vector<std::string>{"--frobnicate", "x"}, "unknown argument \"--frobnicate\""},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"--frobnicate", "x"},
+         "unknown argument \"--frobnicate\""},
         {head() + delivery(3, "/x") + std::vector<std::string>{"positional"}, "unknown argument \"positional\""},
         {head() + std::vector<std::string>{"--user", "eve"} + delivery(3, "/x"), "option --user given twice"},
-        {head() + std::vector<std::string>{"--delivery", "3", "a", "b"}, "option --delivery needs FD SENDER RCPT DEST PATH MSGID"},
+        {head() + std::vector<std::string>{"--delivery", "3", "a", "b"},
+         "option --delivery needs FD SENDER RCPT DEST PATH MSGID"},
         {head() + delivery(2, "/x"), "bad file descriptor \"2\" for --delivery"},
-        {head() + std::vector<std::string>{"--delivery", "x3", "", "r", "d", "/p", "m"}, "bad file descriptor \"x3\" for --delivery"},
+        {head() + std::vector<std::string>{"--delivery", "x3", "", "r", "d", "/p", "m"},
+         "bad file descriptor \"x3\" for --delivery"},
         {head(), "no --delivery given"},
         {{"--user", "u", "--home", "/h"}, "missing option --method"},
         {{"--method", "status", "--home", "/h"}, "missing option --user"},
@@ -151,12 +153,14 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
          "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
         {head() + delivery(3, "/x") + std::vector<std::string>{"--dsn", "RET=FULL"},
          "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
-        {head() + std::vector<std::string>{"--secret-fd", "1"} + delivery(3, "/x"), "bad file descriptor \"1\" for --secret-fd"},
+        {head() + std::vector<std::string>{"--secret-fd", "1"} + delivery(3, "/x"),
+         "bad file descriptor \"1\" for --secret-fd"},
         {head() + std::vector<std::string>{"--as", "nobody"} + delivery(3, "/x"), "bad --as \"nobody\" (want UID:GID)"},
         {head() + std::vector<std::string>{"--as", "1:"} + delivery(3, "/x"), "bad --as \"1:\" (want UID:GID)"},
         {head() + std::vector<std::string>{"--as", "1:1", "--as", "2:2"} + delivery(3, "/x"),
          "option --as given twice"},
-        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"), "option --create-mbox must follow a --delivery"},
+        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"),
+         "option --create-mbox must follow a --delivery"},
         {head() + delivery(3, "/x") + std::vector<std::string>{"--create-mbox"}, "--create-mbox needs --as"},
     };
     for (const auto& c : cases) {

@@ -38,11 +38,11 @@ struct Script {
     std::string greeting = "220 mx.test ESMTP\r\n";
     std::vector<std::string> ehlo = {"mx.test"};  // the 250 lines; STARTTLS added when offered
     bool offer_starttls = false;
-    std::string cert, key;                        // PEM files, for STARTTLS
-    std::map<std::string, std::string> replies;   // verb ("RCPT", "DATA", "." for end of data) -> reply
-    std::string close_on;                         // verb at which to hang up without a reply
-    bool close_after_message = false;             // hang up after the reply to the first message
-    int silent_message = 0;                       // hang up without a reply after this message (1 = first)
+    std::string cert, key;                       // PEM files, for STARTTLS
+    std::map<std::string, std::string> replies;  // verb ("RCPT", "DATA", "." for end of data) -> reply
+    std::string close_on;                        // verb at which to hang up without a reply
+    bool close_after_message = false;            // hang up after the reply to the first message
+    int silent_message = 0;                      // hang up without a reply after this message (1 = first)
 };
 
 class FakeServer {
@@ -107,10 +107,8 @@ private:
     }
 
     void put(Conn& c, const std::string& s) {
-        if (c.ssl)
-            ::SSL_write(c.ssl, s.data(), static_cast<int>(s.size()));
-        else
-            ::send(c.fd.get(), s.data(), s.size(), MSG_NOSIGNAL);
+        if (c.ssl) ::SSL_write(c.ssl, s.data(), static_cast<int>(s.size()));
+        else ::send(c.fd.get(), s.data(), s.size(), MSG_NOSIGNAL);
     }
 
     // One line (with its CRLF) into *line; false on EOF, error, stop or 10 s of silence.
@@ -146,7 +144,8 @@ private:
         std::vector<std::string> lines = script_.ehlo;
         if (script_.offer_starttls && !tls_now_) lines.push_back("STARTTLS");
         std::string out;
-        for (size_t i = 0; i < lines.size(); ++i) out += "250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i] + "\r\n";
+        for (size_t i = 0; i < lines.size(); ++i)
+            out += "250" + std::string(i + 1 < lines.size() ? "-" : " ") + lines[i] + "\r\n";
         return out;
     }
 

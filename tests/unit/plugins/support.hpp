@@ -70,8 +70,7 @@ inline std::string read_file(const std::string& path) {
 inline std::vector<std::string> list_dir(const std::string& dir) {
     std::vector<std::string> names;
     std::error_code ec;
-    for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-        names.push_back(e.path().filename().string());
+    for (const auto& e : std::filesystem::directory_iterator(dir, ec)) names.push_back(e.path().filename().string());
     std::sort(names.begin(), names.end());
     return names;
 }

@@ -50,8 +50,7 @@ public:
         std::optional<std::string> value;
         char err[256] = "";
         int rc = plugin()->lookup(
-            handle_, key.c_str(),
-            [](void* ctx, const char* v) { *static_cast<std::optional<std::string>*>(ctx) = v; },
+            handle_, key.c_str(), [](void* ctx, const char* v) { *static_cast<std::optional<std::string>*>(ctx) = v; },
             &value, err, sizeof err);
         CHECK((rc == POSTERN_OK) == value.has_value());
         CHECK((rc == POSTERN_OK || rc == POSTERN_NOTFOUND));
@@ -104,9 +103,8 @@ TEST_CASE("file table: list decided by the first entry") {
     REQUIRE(t.status() == POSTERN_OK);
     CHECK(t.flags() == kListFlags);
     CHECK(t.lookup("example.com") == "example.com");  // a list answers with the key
-    CHECK(t.entries() == Entries{{"example.org", std::nullopt},
-                                 {"example.com", std::nullopt},
-                                 {"10.0.0.0/8", std::nullopt}});
+    CHECK(t.entries() ==
+          Entries{{"example.org", std::nullopt}, {"example.com", std::nullopt}, {"10.0.0.0/8", std::nullopt}});
 }
 
 TEST_CASE("file table: in a list the whole line is the key") {
@@ -151,13 +149,11 @@ TEST_CASE("file table: [ipv6] keys run to the closing bracket") {
 TEST_CASE("file table: malformed lines reject the file with file and line") {
     Table missing_value("root alice\nbob\n");
     CHECK(missing_value.status() == POSTERN_PERMFAIL);
-    CHECK(missing_value.error() ==
-          missing_value.path() + ":2: invalid map entry (key \"bob\" has no value)");
+    CHECK(missing_value.error() == missing_value.path() + ":2: invalid map entry (key \"bob\" has no value)");
 
     Table colon_only("# header\nroot: alice\n\npostmaster:\n");
     CHECK(colon_only.status() == POSTERN_PERMFAIL);
-    CHECK(colon_only.error() ==
-          colon_only.path() + ":4: invalid map entry (key \"postmaster\" has no value)");
+    CHECK(colon_only.error() == colon_only.path() + ":4: invalid map entry (key \"postmaster\" has no value)");
 
     Table bracket("[::1\n");
     CHECK(bracket.status() == POSTERN_PERMFAIL);
@@ -247,9 +243,8 @@ TEST_CASE("file table: lookups from several threads during reloads") {
                 std::string got;
                 char err[64];
                 int rc = plugin()->lookup(
-                    t.handle(), "key",
-                    [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; }, &got,
-                    err, sizeof err);
+                    t.handle(), "key", [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; }, &got, err,
+                    sizeof err);
                 if (rc != POSTERN_OK || (got != "old" && got != "new")) ++bad;
             }
         });

@@ -78,8 +78,7 @@ TEST_CASE("200 submissions from 8 threads: each answered once, in fewer batches"
                         // Hold the first batch until all are submitted (bounded):
                         // then everything else is pending together.
                         std::unique_lock lock(mutex);
-                        all_in.wait_for(lock, std::chrono::seconds(10),
-                                        [&] { return submitted.load() == kTotal; });
+                        all_in.wait_for(lock, std::chrono::seconds(10), [&] { return submitted.load() == kTotal; });
                     });
                     if (++submitted == kTotal) {
                         std::lock_guard lock(mutex);

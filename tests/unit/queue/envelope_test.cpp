@@ -94,35 +94,34 @@ TEST_CASE("encode writes the exact v1 text", "[envelope]") {
     Envelope e = sample();
     e.sender = "a%b\r\nversion: 2";
     e.errorline = "450 4.2.0 \x7f\xc3\xa9t\xc3\xa9";
-    CHECK(encode(e) ==
-          "version: 1\n"
-          "id: 0123abcd89ef4567\n"
-          "msgid: 0123abcd\n"
-          "action: local_mail\n"
-          "sender: a%25b%0D%0Aversion: 2\n"
-          "rcpt: bob@example.org\n"
-          "dest: bob@example.org\n"
-          "user: bob\n"
-          "helo: client.example.org\n"
-          "client: 127.0.0.1\n"
-          "hostname: mx.example.org\n"
-          "tag: IN\n"
-          "ctime: 1700000000\n"
-          "expire: 1700345600\n"
-          "last-try: 0\n"
-          "next-try: -5\n"
-          "retry: 4294967295\n"
-          "errorline: 450 4.2.0 %7F\xc3\xa9t\xc3\xa9\n"
-          "method: mda\n"
-          "path: /usr/bin/procmail -a %25x\n"
-          "account: 1001:1001:/home/bob\n"
-          "extension: lists\n"
-          "dsn-notify: 6\n"
-          "dsn-ret: hdrs\n"
-          "dsn-envid: QQ314159\n"
-          "dsn-orcpt: rfc822;bob@example.org\n"
-          "bounce: 1\n"
-          "warnings: 2\n");
+    CHECK(encode(e) == "version: 1\n"
+                       "id: 0123abcd89ef4567\n"
+                       "msgid: 0123abcd\n"
+                       "action: local_mail\n"
+                       "sender: a%25b%0D%0Aversion: 2\n"
+                       "rcpt: bob@example.org\n"
+                       "dest: bob@example.org\n"
+                       "user: bob\n"
+                       "helo: client.example.org\n"
+                       "client: 127.0.0.1\n"
+                       "hostname: mx.example.org\n"
+                       "tag: IN\n"
+                       "ctime: 1700000000\n"
+                       "expire: 1700345600\n"
+                       "last-try: 0\n"
+                       "next-try: -5\n"
+                       "retry: 4294967295\n"
+                       "errorline: 450 4.2.0 %7F\xc3\xa9t\xc3\xa9\n"
+                       "method: mda\n"
+                       "path: /usr/bin/procmail -a %25x\n"
+                       "account: 1001:1001:/home/bob\n"
+                       "extension: lists\n"
+                       "dsn-notify: 6\n"
+                       "dsn-ret: hdrs\n"
+                       "dsn-envid: QQ314159\n"
+                       "dsn-orcpt: rfc822;bob@example.org\n"
+                       "bounce: 1\n"
+                       "warnings: 2\n");
 }
 
 TEST_CASE("hostile values round trip exactly", "[envelope]") {
@@ -209,8 +208,7 @@ TEST_CASE("decode refuses malformed numbers", "[envelope]") {
     CHECK(refusal(kHead + "ctime: \n") == "line 4: bad number '' for 'ctime'");
     CHECK(refusal(kHead + "ctime: +5\n") == "line 4: bad number '+5' for 'ctime'");
     CHECK(refusal(kHead + "ctime:  5\n") == "line 4: bad number ' 5' for 'ctime'");
-    CHECK(refusal(kHead + "expire: 9223372036854775808\n") ==
-          "line 4: bad number '9223372036854775808' for 'expire'");
+    CHECK(refusal(kHead + "expire: 9223372036854775808\n") == "line 4: bad number '9223372036854775808' for 'expire'");
     CHECK(refusal(kHead + "retry: -1\n") == "line 4: bad number '-1' for 'retry'");
     CHECK(refusal(kHead + "retry: 4294967296\n") == "line 4: bad number '4294967296' for 'retry'");
     CHECK(refusal(kHead + "last-try: 0x10\n") == "line 4: bad number '0x10' for 'last-try'");
@@ -233,8 +231,7 @@ TEST_CASE("decode refuses missing or malformed ids", "[envelope]") {
 }
 
 TEST_CASE("long untrusted text is cut short in errors", "[envelope]") {
-    CHECK(refusal(kHead + std::string(100, 'k') + ": v\n") ==
-          "line 4: unknown key '" + std::string(40, 'k') + "...'");
+    CHECK(refusal(kHead + std::string(100, 'k') + ": v\n") == "line 4: unknown key '" + std::string(40, 'k') + "...'");
 }
 
 TEST_CASE("new ids are lowercase hex of the right length and differ", "[envelope]") {

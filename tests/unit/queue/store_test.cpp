@@ -226,11 +226,11 @@ TEST_CASE("load_all reports and skips what it cannot read", "[store]") {
     write_file(q + "/0badf00d/0badf00d00000002", "garbage\n");
     write_file(q + "/0badf00d/0badf00d00000001.tmp", "half written");  // ignored
     auto moved = envelope("0badf00d", "00000003", "x@example.org");
-    write_file(q + "/0badf00d/0badf00d00000009", encode(moved));       // name and id differ
-    fs::create_directory(q + "/12345678");                               // envelopes, no message
+    write_file(q + "/0badf00d/0badf00d00000009", encode(moved));  // name and id differ
+    fs::create_directory(q + "/12345678");                        // envelopes, no message
     write_file(q + "/12345678/1234567800000001", encode(envelope("12345678", "00000001", "y@e.org")));
     fs::create_directory(q + "/not-an-id");
-    fs::create_directory(q + "/87654321");                               // message, no envelopes
+    fs::create_directory(q + "/87654321");  // message, no envelopes
     write_file(q + "/87654321/message", "orphan");
 
     std::vector<std::string> errors;
@@ -264,7 +264,7 @@ TEST_CASE("a batch larger than the descriptor budget commits whole", "[store]") 
     std::vector<bool> ok;
     std::vector<std::string> errors;
     std::size_t fds_before = entries("/proc/self/fd").size();
-    store.commit(batch, ok, errors);  // 900 files and folders to sync
+    store.commit(batch, ok, errors);                       // 900 files and folders to sync
     CHECK(entries("/proc/self/fd").size() == fds_before);  // nothing leaked
     CHECK(std::count(ok.begin(), ok.end(), true) == 300);
     CHECK(store.load_all(nullptr).size() == 600);
@@ -317,8 +317,8 @@ TEST_CASE("remove deletes the folder with its last envelope", "[store]") {
 
     std::string error;
     REQUIRE(store.remove(m.envelopes[0], &error));
-    CHECK(entries(folder) == std::vector<std::string>{"feedface00000001.tmp", "feedface00000002",
-                                                      "feedface00000003", "message"});
+    CHECK(entries(folder) ==
+          std::vector<std::string>{"feedface00000001.tmp", "feedface00000002", "feedface00000003", "message"});
     REQUIRE(store.remove(m.envelopes[2], &error));
     CHECK(fs::exists(folder + "/message"));
     REQUIRE(store.remove(m.envelopes[1], &error));

@@ -15,8 +15,7 @@ using Hosts = std::vector<std::string>;
 
 namespace {
 
-Hosts order(std::vector<MxRecord> records, std::string_view self = "", bool* null_mx = nullptr,
-            unsigned seed = 1) {
+Hosts order(std::vector<MxRecord> records, std::string_view self = "", bool* null_mx = nullptr, unsigned seed = 1) {
     std::mt19937 rng(seed);
     bool is_null = true;
     Hosts out = order_mx(std::move(records), self, rng, &is_null);
@@ -81,8 +80,8 @@ TEST_CASE("mx: the same seed gives the same order", "[relay][mx]") {
 }
 
 TEST_CASE("mx: as a backup MX, only better exchangers remain", "[relay][mx]") {
-    std::vector<MxRecord> r{{10, "primary.example"}, {20, "backup.example"}, {20, "other.example"},
-                            {30, "worse.example"}};
+    std::vector<MxRecord> r{
+        {10, "primary.example"}, {20, "backup.example"}, {20, "other.example"}, {30, "worse.example"}};
     CHECK(order(r, "backup.example") == Hosts{"primary.example"});
     CHECK(order(r, "worse.example").size() == 3);
     CHECK(order(r, "unrelated.example").size() == 4);

@@ -214,10 +214,9 @@ TEST_CASE("reply: enhanced code of another class is ignored", "[relay][reply]") 
 }
 
 TEST_CASE("reply: malformed enhanced codes are ignored", "[relay][reply]") {
-    for (const char* in : {"550 5.1\r\n", "550 5.1.\r\n", "550 5..1 x\r\n", "550 5.1.1x y\r\n",
-                           "550 5.1234.1 x\r\n", "550 5.1.1234 x\r\n", "550 55.1.1 x\r\n",
-                           "550 5,1,1 x\r\n", "550  5.1.1 leading space\r\n", "550 x 5.1.1\r\n",
-                           "550 5.1.1\tx\r\n", "550 .1.1 x\r\n"}) {
+    for (const char* in : {"550 5.1\r\n", "550 5.1.\r\n", "550 5..1 x\r\n", "550 5.1.1x y\r\n", "550 5.1234.1 x\r\n",
+                           "550 5.1.1234 x\r\n", "550 55.1.1 x\r\n", "550 5,1,1 x\r\n", "550  5.1.1 leading space\r\n",
+                           "550 x 5.1.1\r\n", "550 5.1.1\tx\r\n", "550 .1.1 x\r\n"}) {
         INFO(in);
         CHECK(done(in).enhanced.empty());
     }
@@ -235,9 +234,9 @@ TEST_CASE("reply: mixed codes in a multi-line reply", "[relay][reply]") {
 }
 
 TEST_CASE("reply: malformed codes", "[relay][reply]") {
-    for (const char* in : {"150 x\r\n", "600 x\r\n", "260 x\r\n", "2a0 x\r\n", "25x x\r\n", "x\r\n",
-                           "\r\n", "\n", "25\r\n", "2\n", " 250 x\r\n", "-250 x\r\n", "+OK ready\r\n",
-                           "HTTP/1.1 400 Bad Request\r\n", "250-a\r\n\r\n", "250-a\r\n25\r\n"}) {
+    for (const char* in : {"150 x\r\n", "600 x\r\n", "260 x\r\n", "2a0 x\r\n", "25x x\r\n", "x\r\n", "\r\n", "\n",
+                           "25\r\n", "2\n", " 250 x\r\n", "-250 x\r\n", "+OK ready\r\n", "HTTP/1.1 400 Bad Request\r\n",
+                           "250-a\r\n\r\n", "250-a\r\n25\r\n"}) {
         INFO(in);
         CHECK(error(in) == "malformed reply code");
     }
@@ -344,20 +343,24 @@ TEST_CASE("reply: feed with a null used pointer", "[relay][reply]") {
 }
 
 TEST_CASE("ehlo_extensions: a typical EHLO reply", "[relay][reply][ehlo]") {
-    Reply r = reply_of(
-        "250-mx.example.org Hello client.example [192.0.2.1]\r\n"
-        "250-PIPELINING\r\n"
-        "250-SIZE 35882577\r\n"
-        "250-auth PLAIN   LOGIN\r\n"
-        "250-8BITMIME\r\n"
-        "250-ENHANCEDSTATUSCODES\r\n"
-        "250-SMTPUTF8\r\n"
-        "250-DSN\r\n"
-        "250 STARTTLS\r\n");
+    Reply r = reply_of("250-mx.example.org Hello client.example [192.0.2.1]\r\n"
+                       "250-PIPELINING\r\n"
+                       "250-SIZE 35882577\r\n"
+                       "250-auth PLAIN   LOGIN\r\n"
+                       "250-8BITMIME\r\n"
+                       "250-ENHANCEDSTATUSCODES\r\n"
+                       "250-SMTPUTF8\r\n"
+                       "250-DSN\r\n"
+                       "250 STARTTLS\r\n");
     auto ext = ehlo_extensions(r);
-    std::map<std::string, std::string> want{
-        {"PIPELINING", ""}, {"SIZE", "35882577"}, {"AUTH", "PLAIN LOGIN"}, {"8BITMIME", ""},
-        {"ENHANCEDSTATUSCODES", ""}, {"SMTPUTF8", ""}, {"DSN", ""}, {"STARTTLS", ""}};
+    std::map<std::string, std::string> want{{"PIPELINING", ""},
+                                            {"SIZE", "35882577"},
+                                            {"AUTH", "PLAIN LOGIN"},
+                                            {"8BITMIME", ""},
+                                            {"ENHANCEDSTATUSCODES", ""},
+                                            {"SMTPUTF8", ""},
+                                            {"DSN", ""},
+                                            {"STARTTLS", ""}};
     CHECK(ext == want);
 }
 
@@ -367,15 +370,14 @@ TEST_CASE("ehlo_extensions: the greeting line is not an extension", "[relay][rep
 }
 
 TEST_CASE("ehlo_extensions: odd lines skipped, first of a repeated keyword kept", "[relay][reply][ehlo]") {
-    Reply r = reply_of(
-        "250-mx\r\n"
-        "250-AUTH=LOGIN\r\n"      // the pre-standard form
-        "250-\r\n"                // empty
-        "250- \t SIZE\t 1000 \r\n"  // leading whitespace
-        "250--BAD\r\n"
-        "250-X-EXPS GSSAPI\r\n"
-        "250-auth LOGIN\r\n"
-        "250 AUTH PLAIN\r\n");
+    Reply r = reply_of("250-mx\r\n"
+                       "250-AUTH=LOGIN\r\n"        // the pre-standard form
+                       "250-\r\n"                  // empty
+                       "250- \t SIZE\t 1000 \r\n"  // leading whitespace
+                       "250--BAD\r\n"
+                       "250-X-EXPS GSSAPI\r\n"
+                       "250-auth LOGIN\r\n"
+                       "250 AUTH PLAIN\r\n");
     std::map<std::string, std::string> want{{"SIZE", "1000"}, {"X-EXPS", "GSSAPI"}, {"AUTH", "LOGIN"}};
     CHECK(ehlo_extensions(r) == want);
 }

@@ -32,8 +32,7 @@ std::string forward(std::string_view sender, std::string_view domain, const SrsK
     return *out;
 }
 
-std::string forward_error(std::string_view sender, std::string_view domain,
-                          const SrsKeys& keys = kKeys) {
+std::string forward_error(std::string_view sender, std::string_view domain, const SrsKeys& keys = kKeys) {
     std::string err;
     auto out = srs_forward(sender, domain, keys, kNow, &err);
     INFO("sender: " << sender);
@@ -41,8 +40,8 @@ std::string forward_error(std::string_view sender, std::string_view domain,
     return err;
 }
 
-SrsResult reverse(std::string_view address, std::string* original, const SrsKeys& keys = kKeys,
-                  std::int64_t now = kNow, int ttl = kTtl) {
+SrsResult reverse(std::string_view address, std::string* original, const SrsKeys& keys = kKeys, std::int64_t now = kNow,
+                  int ttl = kTtl) {
     return srs_reverse(address, keys, now, ttl, original);
 }
 
@@ -64,7 +63,8 @@ SrsResult status(std::string_view address) {
 
 TEST_CASE("srs: SRS0 known-answer vector", "[relay][srs]") {
     // HHHH computed independently:
-    // python3 -c 'import hmac,hashlib,base64;print(base64.b64encode(hmac.new(b"secret",("G3"+"example.org"+"alice").lower().encode(),hashlib.sha1).digest())[:4].decode())'
+    // python3 -c 'import
+    // hmac,hashlib,base64;print(base64.b64encode(hmac.new(b"secret",("G3"+"example.org"+"alice").lower().encode(),hashlib.sha1).digest())[:4].decode())'
     // -> sEw5
     CHECK(forward("alice@example.org", "fwd.example") == "SRS0=sEw5=G3=example.org=alice@fwd.example");
     CHECK(reversed("SRS0=sEw5=G3=example.org=alice@fwd.example") == "alice@example.org");
@@ -72,7 +72,8 @@ TEST_CASE("srs: SRS0 known-answer vector", "[relay][srs]") {
 
 TEST_CASE("srs: SRS1 known-answer vector", "[relay][srs]") {
     // The hash covers the first forwarder's domain and the text after "SRS0":
-    // python3 -c 'import hmac,hashlib,base64;print(base64.b64encode(hmac.new(b"secret",("fwd.example"+"=sEw5=G3=example.org=alice").lower().encode(),hashlib.sha1).digest())[:4].decode())'
+    // python3 -c 'import
+    // hmac,hashlib,base64;print(base64.b64encode(hmac.new(b"secret",("fwd.example"+"=sEw5=G3=example.org=alice").lower().encode(),hashlib.sha1).digest())[:4].decode())'
     // -> XHW+  (a '+' in the hash, which must survive as it is)
     CHECK(forward("SRS0=sEw5=G3=example.org=alice@fwd.example", "second.example") ==
           "SRS1=XHW+=fwd.example==sEw5=G3=example.org=alice@second.example");
@@ -179,7 +180,7 @@ TEST_CASE("srs: the timestamp wraps at 1024 days", "[relay][srs]") {
     CHECK(reverse(srs, &original, kKeys, last_slot + 5 * kDay) == SrsResult::Expired);
 
     std::string first = forward("alice@example.org", "fwd.example", kKeys, last_slot + kDay);
-    CHECK(first.find("=AA=") != std::string::npos);  // slot 0
+    CHECK(first.find("=AA=") != std::string::npos);                   // slot 0
     CHECK(reversed(first, kKeys, last_slot) == "alice@example.org");  // a day ahead, across the wrap
     // Before the epoch the days floor, so the slot stays in range.
     std::string old = forward("alice@example.org", "fwd.example", kKeys, -1);
@@ -188,18 +189,18 @@ TEST_CASE("srs: the timestamp wraps at 1024 days", "[relay][srs]") {
 }
 
 TEST_CASE("srs: malformed SRS addresses", "[relay][srs]") {
-    CHECK(status("SRS0=sEw5=G3=example.org@fwd.example") == SrsResult::Malformed);    // no local field
-    CHECK(status("SRS0=sEw5=G3=example.org=@fwd.example") == SrsResult::Malformed);   // empty local part
-    CHECK(status("SRS0=sEw5=G3==alice@fwd.example") == SrsResult::Malformed);         // empty domain
+    CHECK(status("SRS0=sEw5=G3=example.org@fwd.example") == SrsResult::Malformed);   // no local field
+    CHECK(status("SRS0=sEw5=G3=example.org=@fwd.example") == SrsResult::Malformed);  // empty local part
+    CHECK(status("SRS0=sEw5=G3==alice@fwd.example") == SrsResult::Malformed);        // empty domain
     CHECK(status("SRS0=sEw5=G3@fwd.example") == SrsResult::Malformed);
     CHECK(status("SRS0=sEw5@fwd.example") == SrsResult::Malformed);
     CHECK(status("SRS0=@fwd.example") == SrsResult::Malformed);
-    CHECK(status("SRS0==G3=example.org=alice@fwd.example") == SrsResult::Malformed);  // empty hash
+    CHECK(status("SRS0==G3=example.org=alice@fwd.example") == SrsResult::Malformed);      // empty hash
     CHECK(status("SRS0=sEw5=G9=example.org=alice@fwd.example") == SrsResult::Malformed);  // not base32
     CHECK(status("SRS0=sEw5=G33=example.org=alice@fwd.example") == SrsResult::Malformed);
     CHECK(status("SRS0=sEw5==example.org=alice@fwd.example") == SrsResult::Malformed);
-    CHECK(status("SRS0=sEw5=G3=example.org=alice") == SrsResult::Malformed);           // no '@'
-    CHECK(status("SRS0=sEw5=G3=example.org=alice@") == SrsResult::Malformed);          // no domain
+    CHECK(status("SRS0=sEw5=G3=example.org=alice") == SrsResult::Malformed);   // no '@'
+    CHECK(status("SRS0=sEw5=G3=example.org=alice@") == SrsResult::Malformed);  // no domain
     CHECK(status("SRS1=XHW+=fwd.example@second.example") == SrsResult::Malformed);
     CHECK(status("SRS1=XHW+=fwd.example=@second.example") == SrsResult::Malformed);
     CHECK(status("SRS1=XHW+==sEw5=G3=example.org=alice@second.example") == SrsResult::Malformed);
@@ -211,8 +212,7 @@ TEST_CASE("srs: malformed SRS addresses", "[relay][srs]") {
 
 TEST_CASE("srs: addresses that are not SRS", "[relay][srs]") {
     for (std::string_view a : {"alice@example.org", "", "SRS0", "SRS0@fwd.example", "SRS2=a=b=c=d@x",
-                               "SRS0.x=y@fwd.example", "SRSX=a@b", "srs", "xSRS0=a=b=c=d@x",
-                               "=SRS0=a=b=c=d@x"})
+                               "SRS0.x=y@fwd.example", "SRSX=a@b", "srs", "xSRS0=a=b=c=d@x", "=SRS0=a=b=c=d@x"})
         CHECK(status(a) == SrsResult::NotSrs);
     CHECK(status(std::string(600, 'a') + "@example.org") == SrsResult::NotSrs);
 }
@@ -229,8 +229,8 @@ TEST_CASE("srs: the other separators after SRS0 and SRS1 are accepted and kept",
 }
 
 TEST_CASE("srs: '=', '+' and '@' in local parts survive the round trip", "[relay][srs]") {
-    for (std::string_view sender : {"a=b@example.org", "user+tag@example.org", "==@example.org",
-                                    "\"a@b\"@example.org", "SRS0@example.org", "x=SRS0=y@example.org"}) {
+    for (std::string_view sender : {"a=b@example.org", "user+tag@example.org", "==@example.org", "\"a@b\"@example.org",
+                                    "SRS0@example.org", "x=SRS0=y@example.org"}) {
         std::string srs = forward(sender, "fwd.example");
         CHECK(srs.rfind("SRS0=", 0) == 0);
         CHECK(reversed(srs) == sender);
@@ -263,5 +263,5 @@ TEST_CASE("srs: senders and settings that cannot be rewritten", "[relay][srs]") 
           "rewritten sender longer than 512 bytes");
     std::string err;
     CHECK_FALSE(srs_forward("alice", "fwd.example", kKeys, kNow, nullptr).has_value());  // no error sink
-    CHECK(srs_forward("", "", SrsKeys{}, kNow, &err) == std::string());  // null sender first
+    CHECK(srs_forward("", "", SrsKeys{}, kNow, &err) == std::string());                  // null sender first
 }

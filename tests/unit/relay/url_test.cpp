@@ -39,7 +39,12 @@ std::string bad(std::string_view text) {
 }  // namespace
 
 TEST_CASE("relay url: each scheme and its default port", "[relay][url]") {
-    struct Case { const char* text; Scheme scheme; int port; const char* canon; };
+    struct Case {
+        const char* text;
+        Scheme scheme;
+        int port;
+        const char* canon;
+    };
     const Case cases[] = {
         {"smtp://mx.example.org", Scheme::Smtp, 25, "smtp://mx.example.org"},
         {"smtp+tls://mx.example.org", Scheme::SmtpTls, 25, "smtp+tls://mx.example.org"},

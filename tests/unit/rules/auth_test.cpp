@@ -16,7 +16,7 @@ struct Fixture : test::RulesFixture {
 
 // One session and recipient, and what the rules must decide.
 struct Row {
-    std::string ip;    // "" = the local socket
+    std::string ip;  // "" = the local socket
     bool authenticated;
     std::string user;  // the authenticated user ("" when none)
     std::string rcpt;
@@ -60,20 +60,20 @@ match from any for domain example.org action "local"
 match !from auth for any reject
 )");
     check_rows(f, {
-        // auth <admins>: a listed user, matched case-insensitively, from anywhere.
-        {kOut, true, "alice", "x@far.test", Kind::Deliver, "admin"},
-        {kOut, true, "BOB", "x@example.org", Kind::Deliver, "admin"},
-        // from auth: any other authenticated user relays, from any address.
-        {kOut, true, "carol", "x@far.test", Kind::Deliver, "relay"},
-        {"198.51.100.9", true, "carol", "x@far.test", Kind::Deliver, "relay"},
-        // Unauthenticated: local domains only, relaying refused.
-        {kOut, false, "", "x@example.org", Kind::Deliver, "local"},
-        {kOut, false, "", "x@far.test", Kind::Reject, "-"},
-        // A user name without an authenticated session counts for nothing.
-        {kOut, false, "alice", "x@far.test", Kind::Reject, "-"},
-        // The local socket counts as authenticated (OpenSMTPD), with no user name.
-        {"", false, "", "x@far.test", Kind::Deliver, "relay"},
-    });
+                      // auth <admins>: a listed user, matched case-insensitively, from anywhere.
+                      {kOut, true, "alice", "x@far.test", Kind::Deliver, "admin"},
+                      {kOut, true, "BOB", "x@example.org", Kind::Deliver, "admin"},
+                      // from auth: any other authenticated user relays, from any address.
+                      {kOut, true, "carol", "x@far.test", Kind::Deliver, "relay"},
+                      {"198.51.100.9", true, "carol", "x@far.test", Kind::Deliver, "relay"},
+                      // Unauthenticated: local domains only, relaying refused.
+                      {kOut, false, "", "x@example.org", Kind::Deliver, "local"},
+                      {kOut, false, "", "x@far.test", Kind::Reject, "-"},
+                      // A user name without an authenticated session counts for nothing.
+                      {kOut, false, "alice", "x@far.test", Kind::Reject, "-"},
+                      // The local socket counts as authenticated (OpenSMTPD), with no user name.
+                      {"", false, "", "x@far.test", Kind::Deliver, "relay"},
+                  });
 }
 
 TEST_CASE("rules: auth defaults to from local, !auth and auth with a value or regex") {
@@ -87,22 +87,23 @@ match auth for any action "a"
 match !auth from any for domain example.org action "a"
 match !auth from any for any reject
 )");
-    check_rows(f, {
-        {kOut, true, "joe", "x@far.test", Kind::Deliver, "named"},
-        {kOut, true, "JOE", "x@far.test", Kind::Deliver, "named"},
-        {kOut, true, "joey", "x@far.test", Kind::NoMatch, "-"},  // `auth` alone is from local: kOut is not
-        {kOut, true, "svc-backup", "x@far.test", Kind::Deliver, "regex"},
-        {kOut, true, "my-svc-backup", "x@far.test", Kind::NoMatch, "-"},
-        // `auth` without from: local sources only (127.0.0.1 and the socket).
-        {"127.0.0.1", true, "joey", "x@far.test", Kind::Deliver, "a"},
-        {"", false, "", "x@far.test", Kind::Deliver, "a"},
-        {"127.0.0.1", false, "", "x@far.test", Kind::Reject, "-"},
-        // !auth: unauthenticated sessions.
-        {kOut, false, "", "x@example.org", Kind::Deliver, "a"},
-        {kOut, false, "", "x@far.test", Kind::Reject, "-"},
-        // A value never matches an authenticated session without a user name.
-        {kOut, true, "", "x@far.test", Kind::NoMatch, "-"},
-    });
+    check_rows(f,
+               {
+                   {kOut, true, "joe", "x@far.test", Kind::Deliver, "named"},
+                   {kOut, true, "JOE", "x@far.test", Kind::Deliver, "named"},
+                   {kOut, true, "joey", "x@far.test", Kind::NoMatch, "-"},  // `auth` alone is from local: kOut is not
+                   {kOut, true, "svc-backup", "x@far.test", Kind::Deliver, "regex"},
+                   {kOut, true, "my-svc-backup", "x@far.test", Kind::NoMatch, "-"},
+                   // `auth` without from: local sources only (127.0.0.1 and the socket).
+                   {"127.0.0.1", true, "joey", "x@far.test", Kind::Deliver, "a"},
+                   {"", false, "", "x@far.test", Kind::Deliver, "a"},
+                   {"127.0.0.1", false, "", "x@far.test", Kind::Reject, "-"},
+                   // !auth: unauthenticated sessions.
+                   {kOut, false, "", "x@example.org", Kind::Deliver, "a"},
+                   {kOut, false, "", "x@far.test", Kind::Reject, "-"},
+                   // A value never matches an authenticated session without a user name.
+                   {kOut, true, "", "x@far.test", Kind::NoMatch, "-"},
+               });
 }
 
 TEST_CASE("rules: from auth with a table, and with a table that cannot be opened") {
@@ -113,10 +114,10 @@ match from auth <relayers> for any action "relay"
 match !from auth <relayers> for any reject
 )");
     check_rows(f, {
-        {kOut, true, "alice", "x@far.test", Kind::Deliver, "relay"},
-        {kOut, true, "mallory", "x@far.test", Kind::Reject, "-"},
-        {kOut, false, "", "x@far.test", Kind::Reject, "-"},
-    });
+                      {kOut, true, "alice", "x@far.test", Kind::Deliver, "relay"},
+                      {kOut, true, "mallory", "x@far.test", Kind::Reject, "-"},
+                      {kOut, false, "", "x@far.test", Kind::Reject, "-"},
+                  });
 
     // The same rules over a registry whose tables never opened.
     table::Registry closed;

@@ -30,8 +30,10 @@ TEST_CASE("remote_reply splits a relay result into the server and its reply") {
                        &reply));
     CHECK(reply == "451 4.3.0 later");
     mta = reply = "unchanged";
-    CHECK_FALSE(remote_reply("relay: mx.example.org [192.0.2.1]: connect to port 25: Connection refused", &mta, &reply));
-    CHECK_FALSE(remote_reply("relay: example.org: 5.1.10 the domain accepts no mail (null MX, RFC 7505)", &mta, &reply));
+    CHECK_FALSE(
+        remote_reply("relay: mx.example.org [192.0.2.1]: connect to port 25: Connection refused", &mta, &reply));
+    CHECK_FALSE(
+        remote_reply("relay: example.org: 5.1.10 the domain accepts no mail (null MX, RFC 7505)", &mta, &reply));
     CHECK_FALSE(remote_reply("maildir: 550 no", &mta, &reply));
     CHECK((mta == "unchanged" && reply == "unchanged"));
 }

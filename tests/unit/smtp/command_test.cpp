@@ -51,7 +51,12 @@ const std::string kRcptSyntax = "5.1.3 Recipient address syntax error: ";
 }  // namespace
 
 TEST_CASE("parse_command: verbs are case-insensitive", "[smtp][command]") {
-    struct Case { const char* line; Verb verb; const char* name; const char* args; };
+    struct Case {
+        const char* line;
+        Verb verb;
+        const char* name;
+        const char* args;
+    };
     const Case cases[] = {
         {"HELO example.com", Verb::Helo, "HELO", "example.com"},
         {"helo example.com", Verb::Helo, "helo", "example.com"},
@@ -272,8 +277,7 @@ TEST_CASE("paths: refusals with their exact texts", "[smtp][path]") {
     CHECK(mail_err("FROM:<ab") == kMailSyntax + "missing closing angle bracket");
 
     CHECK(rcpt_err("TO:<" + std::string(65, 'x') + "@example.com>") == kRcptSyntax + "local part too long");
-    CHECK(mail_err(R"(FROM:<")" + std::string(63, 'x') + R"("@example.com>)") ==
-          kMailSyntax + "local part too long");
+    CHECK(mail_err(R"(FROM:<")" + std::string(63, 'x') + R"("@example.com>)") == kMailSyntax + "local part too long");
     std::string domain190 = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(62, 'c');
     CHECK(rcpt_err("TO:<" + std::string(64, 'x') + "@" + domain190 + ">") == kRcptSyntax + "path too long");
     CHECK(rcpt_err("TO:<u@" + std::string(256, 'a') + ">") == kRcptSyntax + "domain too long");
@@ -344,20 +348,36 @@ TEST_CASE("paths: a null PathError pointer is allowed", "[smtp][path]") {
 }
 
 TEST_CASE("valid_helo_name", "[smtp][helo]") {
-    for (const char* good : {"example.com", "localhost", "mx1.example.com.", "a-b.example",
-                             "[192.0.2.1]", "[IPv6:2001:db8::1]", "[ipv6:::1]", "123", "X"}) {
+    for (const char* good : {"example.com", "localhost", "mx1.example.com.", "a-b.example", "[192.0.2.1]",
+                             "[IPv6:2001:db8::1]", "[ipv6:::1]", "123", "X"}) {
         INFO(good);
         CHECK(valid_helo_name(good));
     }
     std::string label64(64, 'a');
-    std::string long_name = std::string(63, 'a') + "." + std::string(63, 'a') + "." +
-                            std::string(63, 'a') + "." + std::string(63, 'a');  // 255: ok
+    std::string long_name = std::string(63, 'a') + "." + std::string(63, 'a') + "." + std::string(63, 'a') + "." +
+                            std::string(63, 'a');  // 255: ok
     CHECK(valid_helo_name(long_name));
-    for (const std::string& bad : {""s, "."s, ".example"s, "example..com"s, "example.com.."s,
-                                   "-a.example"s, "a-.example"s, "a_b.example"s, "exa mple"s,
-                                   "caf\xc3\xa9.example"s, "a\0b"s, "[192.0.2]"s, "[192.0.2.1"s,
-                                   "192.0.2.1]"s, "[IPv6:192.0.2.1]"s, "[192.0.2.1\0x]"s, "[IPv6:::1\0]"s, "[example.com]"s, "[]"s,
-                                   label64 + ".example"s, long_name + "a"s}) {
+    for (const std::string& bad : {""s,
+                                   "."s,
+                                   ".example"s,
+                                   "example..com"s,
+                                   "example.com.."s,
+                                   "-a.example"s,
+                                   "a-.example"s,
+                                   "a_b.example"s,
+                                   "exa mple"s,
+                                   "caf\xc3\xa9.example"s,
+                                   "a\0b"s,
+                                   "[192.0.2]"s,
+                                   "[192.0.2.1"s,
+                                   "192.0.2.1]"s,
+                                   "[IPv6:192.0.2.1]"s,
+                                   "[192.0.2.1\0x]"s,
+                                   "[IPv6:::1\0]"s,
+                                   "[example.com]"s,
+                                   "[]"s,
+                                   label64 + ".example"s,
+                                   long_name + "a"s}) {
         INFO(bad);
         CHECK_FALSE(valid_helo_name(bad));
     }

@@ -30,8 +30,8 @@ Result snapshot(DataReader& r, std::size_t consumed) {
 }
 
 // Feeds `in` in pieces cut at `cuts` (increasing offsets), stopping once done.
-Result feed_cut(std::string_view in, const std::vector<std::size_t>& cuts,
-                std::size_t max_size = kBig, std::size_t max_line = kBig) {
+Result feed_cut(std::string_view in, const std::vector<std::size_t>& cuts, std::size_t max_size = kBig,
+                std::size_t max_line = kBig) {
     DataReader r(max_size, max_line);
     std::size_t consumed = 0, from = 0;
     auto piece = [&](std::size_t to) {
@@ -163,8 +163,8 @@ TEST_CASE("DataReader: splits with limits give the same flags", "[smtp][data]") 
 
 TEST_CASE("DataReader: bare line ends never end the message (smuggling)", "[smtp][data]") {
     const std::string variants[] = {
-        "\n.\n", "\n.\r\n", "\r.\r", "\r\n.\n", "\r.\r\n", "\n.\r", "\r\n.\r",
-        "\r\n.\rX", "\r\n.\r\r\n", "\r\n.\n\r\n", "\r\r.\r\n",
+        "\n.\n",   "\n.\r\n",  "\r.\r",       "\r\n.\n",     "\r.\r\n",   "\n.\r",
+        "\r\n.\r", "\r\n.\rX", "\r\n.\r\r\n", "\r\n.\n\r\n", "\r\r.\r\n",
     };
     for (const auto& v : variants) {
         std::string smuggled = "MAIL FROM:<evil@example.com>\r\n";
@@ -262,10 +262,27 @@ TEST_CASE("encode_data: exact bytes", "[smtp][data]") {
 
 TEST_CASE("encode_data / DataReader round trip over hostile messages", "[smtp][data]") {
     const std::string messages[] = {
-        "", "\n", ".", "..", ".\n", "..\n", ".\n.\n.\n", "a\n.\nb\n", "\n.\n", ".\r\n",
-        "a\r\n.\r\n", "x\r", "\r\n.\r\n", "line\rwith\rcr\n", "no final newline",
-        "Subject: s\n\n.hidden\n...\n", std::string(5000, '.'), "\0.\0\n"s,
-        "8bit \xff\xfe\n", "a\n\n\n\n.", ".\r.\r\n.\n",
+        "",
+        "\n",
+        ".",
+        "..",
+        ".\n",
+        "..\n",
+        ".\n.\n.\n",
+        "a\n.\nb\n",
+        "\n.\n",
+        ".\r\n",
+        "a\r\n.\r\n",
+        "x\r",
+        "\r\n.\r\n",
+        "line\rwith\rcr\n",
+        "no final newline",
+        "Subject: s\n\n.hidden\n...\n",
+        std::string(5000, '.'),
+        "\0.\0\n"s,
+        "8bit \xff\xfe\n",
+        "a\n\n\n\n.",
+        ".\r.\r\n.\n",
     };
     for (const auto& m : messages) check_round_trip(m);
 }

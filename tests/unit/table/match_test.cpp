@@ -29,7 +29,7 @@ TEST_CASE("netaddr patterns: addresses and masks, one family at a time") {
     CHECK(netaddr_matches("[2001:db8::]/32", "2001:db8:1::5"));
     CHECK(netaddr_matches("2001:db8::/32", "2001:db8:ffff::1"));
     CHECK_FALSE(netaddr_matches("2001:db8::/32", "2001:db9::1"));
-    CHECK_FALSE(netaddr_matches("::/0", "127.0.0.1"));       // families never mix
+    CHECK_FALSE(netaddr_matches("::/0", "127.0.0.1"));        // families never mix
     CHECK_FALSE(netaddr_matches("10.0.0.0/33", "10.0.0.1"));  // bad mask
     CHECK_FALSE(netaddr_matches("10.0.0.0/x", "10.0.0.1"));
     CHECK_FALSE(netaddr_matches("garbage", "10.0.0.1"));

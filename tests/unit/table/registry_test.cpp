@@ -20,8 +20,8 @@ TEST_CASE("registry: built-in tables hold loopback only until told more") {
 TEST_CASE("registry: set_local_identity fills <localnames> and <localhost>") {
     table::Registry r;
     r.set_local_identity({"mx.example.org", "", "example.org"}, {"192.0.2.10", "2001:db8::10"});
-    CHECK(r.builtin("localnames") == Strings{"localhost", "mx.example.org", "example.org", "192.0.2.10",
-                                             "[192.0.2.10]", "2001:db8::10", "[IPv6:2001:db8::10]"});
+    CHECK(r.builtin("localnames") == Strings{"localhost", "mx.example.org", "example.org", "192.0.2.10", "[192.0.2.10]",
+                                             "2001:db8::10", "[IPv6:2001:db8::10]"});
     CHECK(r.builtin("localhost") == Strings{"local", "192.0.2.10", "2001:db8::10"});
     CHECK(r.builtin("anyhost") == Strings{"local", "0.0.0.0/0", "::/0"});  // untouched
     CHECK(r.set_builtin("anyhost", {"0.0.0.0/0"}));

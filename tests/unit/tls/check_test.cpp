@@ -92,5 +92,6 @@ TEST_CASE("check_ca", "[tls][check]") {
     CHECK(check_ca(pki.dir + "/none.pem") == Lines{pki.dir + "/none.pem: cannot read: No such file or directory"});
     CHECK(check_ca(pki.not_pem) == Lines{pki.not_pem + ": not a PEM certificate"});
     CHECK(check_ca(pki.expired_cert) ==
-          Lines{pki.expired_cert + ": CA certificate CN=expired.example.org,O=Postern Test expired on 2020-01-02 00:00:00 UTC"});
+          Lines{pki.expired_cert +
+                ": CA certificate CN=expired.example.org,O=Postern Test expired on 2020-01-02 00:00:00 UTC"});
 }

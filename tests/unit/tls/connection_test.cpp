@@ -207,13 +207,12 @@ TEST_CASE("SNI chooses the certificate, no SNI or no match gives the first", "[t
     struct Case {
         std::string sni, cn;
     };
-    for (const Case& c : {Case{"mail.example.org", "mail.example.org"},
-                          Case{"smtp.example.org", "mail.example.org"},        // SAN
-                          Case{"other.example.net", "other.example.net"},      // CN
-                          Case{"MX.Other.Example.NET", "other.example.net"},   // SAN wildcard, any case
-                          Case{"a.b.other.example.net", "mail.example.org"},   // wildcards span one label
-                          Case{"nowhere.example.com", "mail.example.org"},
-                          Case{"", "mail.example.org"}}) {
+    for (const Case& c :
+         {Case{"mail.example.org", "mail.example.org"}, Case{"smtp.example.org", "mail.example.org"},  // SAN
+          Case{"other.example.net", "other.example.net"},                                              // CN
+          Case{"MX.Other.Example.NET", "other.example.net"},  // SAN wildcard, any case
+          Case{"a.b.other.example.net", "mail.example.org"},  // wildcards span one label
+          Case{"nowhere.example.com", "mail.example.org"}, Case{"", "mail.example.org"}}) {
         INFO("SNI " << c.sni);
         Connection server(*ctx);
         Client client({.sni = c.sni});
@@ -349,17 +348,15 @@ TEST_CASE("verify requires a client certificate signed by the ca", "[tls][verify
         Connection server(*ctx);
         Client client;
         CHECK_FALSE(pump(client, server).server_ok);
-        CHECK(server.error() ==
-              "TLS handshake failed: error:0A0000C7:SSL routines::peer did not return a certificate");
+        CHECK(server.error() == "TLS handshake failed: error:0A0000C7:SSL routines::peer did not return a certificate");
         CHECK_THAT(client.error(), Contains("certificate required"));
     }
     SECTION("self-signed certificate") {
         Connection server(*ctx);
         Client client({.cert = pki.selfsigned_cert, .key = pki.selfsigned_key});
         CHECK_FALSE(pump(client, server).server_ok);
-        CHECK(server.error() ==
-              "TLS handshake failed: error:0A000086:SSL routines::certificate verify failed "
-              "(certificate: self-signed certificate)");
+        CHECK(server.error() == "TLS handshake failed: error:0A000086:SSL routines::certificate verify failed "
+                                "(certificate: self-signed certificate)");
         CHECK_FALSE(server.peer_verified());
     }
     SECTION("certificate signed by the CA") {

@@ -87,9 +87,7 @@ TEST_CASE("ciphers keywords map to OpenSSL lists", "[tls][context]") {
 
 TEST_CASE("create refuses bad options naming the file or option", "[tls][context][bad]") {
     const TestPki& pki = test_pki();
-    SECTION("no pki") {
-        CHECK(create_error(ServerOptions{}) == "no pki: a tls or smtps listener needs at least one");
-    }
+    SECTION("no pki") { CHECK(create_error(ServerOptions{}) == "no pki: a tls or smtps listener needs at least one"); }
     SECTION("unknown cipher") {
         ServerOptions o = mail_only();
         o.ciphers = "NO-SUCH-CIPHER";

@@ -14,12 +14,12 @@
 namespace postern::tls::test {
 
 struct ClientOptions {
-    std::string sni{};        // "" = send no SNI
-    int min_version = 0;      // 0 = OpenSSL's default
+    std::string sni{};    // "" = send no SNI
+    int min_version = 0;  // 0 = OpenSSL's default
     int max_version = 0;
-    int security_level = -1;  // -1 = default; 0 lets a client offer TLS 1.1
+    int security_level = -1;    // -1 = default; 0 lets a client offer TLS 1.1
     std::string cert{}, key{};  // client certificate, if any
-    std::string ciphers{};    // TLS 1.2 cipher list, "" = default
+    std::string ciphers{};      // TLS 1.2 cipher list, "" = default
 };
 
 class Client {

@@ -23,7 +23,9 @@ namespace {
 template <auto Free>
 struct FreeWith {
     template <class T>
-    void operator()(T* p) const noexcept { Free(p); }
+    void operator()(T* p) const noexcept {
+        Free(p);
+    }
 };
 using Key = std::unique_ptr<EVP_PKEY, FreeWith<EVP_PKEY_free>>;
 using Cert = std::unique_ptr<X509, FreeWith<X509_free>>;
@@ -48,9 +50,9 @@ void add_ext(X509* cert, X509* issuer, int nid, const char* value) {
 
 struct CertSpec {
     std::string cn;
-    std::string san;        // "DNS:a,DNS:b" or ""
+    std::string san;  // "DNS:a,DNS:b" or ""
     bool ca = false;
-    const char* usage = ""; // extendedKeyUsage, "" for none
+    const char* usage = "";            // extendedKeyUsage, "" for none
     const char* not_before = nullptr;  // "YYYYMMDDHHMMSSZ"; null = an hour ago
     const char* not_after = nullptr;   // null = in 30 days
 };
@@ -68,10 +70,10 @@ Cert make_cert(const CertSpec& s, EVP_PKEY* key, X509* issuer, EVP_PKEY* issuer_
     if (s.not_after) REQUIRE(ASN1_TIME_set_string_X509(X509_getm_notAfter(x), s.not_after) == 1);
     else REQUIRE(X509_gmtime_adj(X509_getm_notAfter(x), 30L * 86400) != nullptr);
     X509_NAME* name = X509_get_subject_name(x);
-    REQUIRE(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-                                       reinterpret_cast<const unsigned char*>("Postern Test"), -1, -1, 0) == 1);
-    REQUIRE(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                                       reinterpret_cast<const unsigned char*>(s.cn.c_str()), -1, -1, 0) == 1);
+    REQUIRE(X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC, reinterpret_cast<const unsigned char*>("Postern Test"),
+                                       -1, -1, 0) == 1);
+    REQUIRE(X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, reinterpret_cast<const unsigned char*>(s.cn.c_str()),
+                                       -1, -1, 0) == 1);
     REQUIRE(X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name) == 1);
     REQUIRE(X509_set_pubkey(x, key) == 1);
     X509* signer = issuer ? issuer : x;
@@ -140,8 +142,8 @@ TestPki generate() {
     write_cert(p.ca_cert, ca.get());
     write_key(p.ca_key, ca_key.get());
 
-    auto issue = [&](const CertSpec& spec, std::string* cert_path, std::string* key_path,
-                     const char* base, bool self_signed = false, bool ed25519 = false) {
+    auto issue = [&](const CertSpec& spec, std::string* cert_path, std::string* key_path, const char* base,
+                     bool self_signed = false, bool ed25519 = false) {
         Key k = make_key(ed25519);
         Cert c = self_signed ? make_cert(spec, k.get(), nullptr, nullptr)
                              : make_cert(spec, k.get(), ca.get(), ca_key.get());
@@ -155,13 +157,11 @@ TestPki generate() {
                       &p.mail_cert, &p.mail_key, "mail");
     // Another key type than mail's: choosing it by SNI must replace the
     // default certificate, not sit beside it.
-    issue({"other.example.net", "DNS:*.other.example.net", false, "serverAuth"}, &p.other_cert,
-          &p.other_key, "other", false, true);
-    issue({"expired.example.org", "DNS:expired.example.org", false, "serverAuth", "20200101000000Z",
-           "20200102000000Z"},
+    issue({"other.example.net", "DNS:*.other.example.net", false, "serverAuth"}, &p.other_cert, &p.other_key, "other",
+          false, true);
+    issue({"expired.example.org", "DNS:expired.example.org", false, "serverAuth", "20200101000000Z", "20200102000000Z"},
           &p.expired_cert, &p.expired_key, "expired");
-    issue({"future.example.org", "DNS:future.example.org", false, "serverAuth", "20990101000000Z",
-           "20991231000000Z"},
+    issue({"future.example.org", "DNS:future.example.org", false, "serverAuth", "20990101000000Z", "20991231000000Z"},
           &p.future_cert, &p.future_key, "future");
     auto client = issue({"client.example.org", "", false, "clientAuth"}, &p.client_cert, &p.client_key, "client");
     p.client_fingerprint = fingerprint(client.first.get());

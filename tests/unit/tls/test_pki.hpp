@@ -9,12 +9,12 @@ namespace postern::tls::test {
 
 struct TestPki {
     std::string dir;
-    std::string ca_cert, ca_key;                  // "Postern Test CA", CA:TRUE
-    std::string mail_cert, mail_key;              // CN=mail.example.org, SAN mail.example.org + smtp.example.org, by the CA
-    std::string other_cert, other_key;            // CN=other.example.net, SAN *.other.example.net, Ed25519, by the CA
-    std::string expired_cert, expired_key;        // valid 2020-01-01 .. 2020-01-02, by the CA
-    std::string future_cert, future_key;          // valid from 2099-01-01, by the CA
-    std::string client_cert, client_key;          // CN=client.example.org, O=Postern Test, by the CA
+    std::string ca_cert, ca_key;            // "Postern Test CA", CA:TRUE
+    std::string mail_cert, mail_key;        // CN=mail.example.org, SAN mail.example.org + smtp.example.org, by the CA
+    std::string other_cert, other_key;      // CN=other.example.net, SAN *.other.example.net, Ed25519, by the CA
+    std::string expired_cert, expired_key;  // valid 2020-01-01 .. 2020-01-02, by the CA
+    std::string future_cert, future_key;    // valid from 2099-01-01, by the CA
+    std::string client_cert, client_key;    // CN=client.example.org, O=Postern Test, by the CA
     std::string selfsigned_cert, selfsigned_key;  // CN=rogue.example.com, self-signed
     std::string encrypted_key;                    // mail_key's key, PEM with a passphrase
     std::string not_pem;                          // a text file
