@@ -5,6 +5,10 @@
 #                           the embedded default configuration (127.0.0.1:2525)
 #   packaging/dev.sh test   install, build, run the whole test suite (CTest)
 #   packaging/dev.sh build  install and build only
+#   packaging/dev.sh format-check
+#                           fail if a C/C++ file differs from .clang-format's layout
+#
+# POSTERN_CMAKE_ARGS adds options to the configure step (CI: -DPOSTERN_WERROR=ON).
 #
 # Runs as root (apt-get, the _postern user); the build goes to ./build.
 set -euo pipefail
@@ -41,7 +45,8 @@ create_user() {
 }
 
 build() {
-    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+    # shellcheck disable=SC2086 # POSTERN_CMAKE_ARGS is a list of words
+    cmake -S "$top" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo ${POSTERN_CMAKE_ARGS:-} >/dev/null
     cmake --build "$build" -j"$(nproc)"
 }
 
@@ -57,8 +62,12 @@ test)
 build)
     install_packages; create_user; build
     ;;
+format-check)
+    packages=(clang-format git); install_packages
+    git -C "$top" ls-files -z '*.c' '*.h' '*.cpp' '*.hpp' | (cd "$top" && xargs -0 clang-format --dry-run --Werror)
+    ;;
 *)
-    echo "usage: packaging/dev.sh run|test|build" >&2
+    echo "usage: packaging/dev.sh run|test|build|format-check" >&2
     exit 2
     ;;
 esac
