@@ -14,6 +14,9 @@
 #include <string>
 #include <string_view>
 
+// The reverse, encode_data, is the relay's: it lives in the plugin SDK.
+#include "postern/support/smtp_data.hpp"
+
 namespace postern::smtp {
 
 class DataReader {
@@ -60,9 +63,5 @@ private:
     State state_ = State::LineStart;
     std::size_t line_len_ = 0;  // bytes of the current line as sent, its CRLF excluded
 };
-
-// The reverse: an LF-ended stored message as SMTP DATA text (CRLF line ends,
-// dot-stuffed, a final CRLF added if missing, then ".\r\n").
-std::string encode_data(std::string_view message);
 
 }  // namespace postern::smtp

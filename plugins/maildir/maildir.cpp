@@ -32,9 +32,9 @@
 #include <string>
 #include <string_view>
 
-#include "util/ascii.hpp"
-#include "util/delivery_guard.hpp"
-#include "util/fd.hpp"
+#include "postern/support/ascii.hpp"
+#include "postern/support/delivery_guard.hpp"
+#include "postern/support/fd.hpp"
 
 namespace {
 

@@ -33,8 +33,8 @@
 #include <string_view>
 #include <thread>
 
-#include "util/delivery_guard.hpp"
-#include "util/fd.hpp"
+#include "postern/support/delivery_guard.hpp"
+#include "postern/support/fd.hpp"
 
 namespace {
 

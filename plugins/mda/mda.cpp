@@ -53,9 +53,9 @@
 #include <string_view>
 #include <vector>
 
-#include "util/delivery_guard.hpp"
-#include "util/fd.hpp"
-#include "util/sigpipe_guard.hpp"
+#include "postern/support/delivery_guard.hpp"
+#include "postern/support/fd.hpp"
+#include "postern/support/sigpipe_guard.hpp"
 
 namespace {
 

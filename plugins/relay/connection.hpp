@@ -8,7 +8,7 @@
 // RFC 5321 4.5.3.2 counts its timeouts per command. Replies are read with
 // postern::relay::ReplyParser, which never takes a byte past one reply.
 //
-// Depends on: OpenSSL 3 (TLS client), relay/reply.hpp, resolver.hpp (Address), util/fd.hpp.
+// Depends on: OpenSSL 3 (TLS client), postern/support/{smtp_reply,fd}.hpp, resolver.hpp (Address).
 #pragma once
 
 #include <openssl/ssl.h>
@@ -18,9 +18,9 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/reply.hpp"
+#include "postern/support/fd.hpp"
+#include "postern/support/smtp_reply.hpp"
 #include "resolver.hpp"
-#include "util/fd.hpp"
 
 namespace postern::relay_plugin {
 

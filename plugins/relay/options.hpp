@@ -4,7 +4,7 @@
 // request.path is either
 //   mx:DOMAIN              MX routing: the exchangers of DOMAIN, port 25
 //   URL [URL ...]          smarthosts, tried in order until one takes the
-//                          connection (failover); relay/url.hpp's form;
+//                          connection (failover); postern/support/relay_url.hpp's form;
 //                          lmtp://HOST:PORT speaks LMTP (LHLO)
 // request.options holds space-separated words built by the daemon:
 //   helo=NAME               our EHLO name (default: this host's name)
@@ -32,7 +32,7 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/url.hpp"
+#include "postern/support/relay_url.hpp"
 #include "resolver.hpp"
 
 namespace postern::relay_plugin {

@@ -55,12 +55,12 @@
 #include <random>
 #include <string>
 
+#include "mx.hpp"
 #include "options.hpp"
-#include "relay/mx.hpp"
+#include "postern/support/delivery_guard.hpp"
+#include "postern/support/sigpipe_guard.hpp"
 #include "resolver.hpp"
 #include "session.hpp"
-#include "util/delivery_guard.hpp"
-#include "util/sigpipe_guard.hpp"
 
 namespace {
 

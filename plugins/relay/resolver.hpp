@@ -11,7 +11,7 @@
 // Lookups never use search domains (MX hosts and recipient domains are
 // absolute) and never read /etc/hosts: what routes mail is the DNS.
 //
-// Depends on: c-ares, relay/mx.hpp (MxRecord).
+// Depends on: c-ares, mx.hpp (MxRecord).
 #pragma once
 
 #include <sys/socket.h>
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/mx.hpp"
+#include "mx.hpp"
 
 namespace postern::relay_plugin {
 

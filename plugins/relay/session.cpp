@@ -1,7 +1,7 @@
 // plugins/relay/session.cpp — see session.hpp.
 #include "session.hpp"
 
-#include "smtp/data_reader.hpp"
+#include "postern/support/smtp_data.hpp"
 
 namespace postern::relay_plugin {
 

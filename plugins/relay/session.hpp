@@ -24,7 +24,7 @@
 
 #include "connection.hpp"
 #include "options.hpp"
-#include "util/delivery_guard.hpp"
+#include "postern/support/delivery_guard.hpp"
 
 namespace postern::relay_plugin {
 

@@ -34,8 +34,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "util/ascii.hpp"
-#include "util/fd.hpp"
+#include "postern/support/ascii.hpp"
+#include "postern/support/fd.hpp"
 
 namespace {
 

@@ -1,4 +1,4 @@
-// Fuzz target: MX ordering (core/relay/mx.cpp), fed with the records a DNS
+// Fuzz target: MX ordering (plugins/relay/mx.cpp), fed with the records a DNS
 // answer may hold. Input: the first line is our own name, every other line
 // "PREF HOST" (PREF taken modulo 65536). Invariants: the list is never
 // longer than the records, holds no empty name, no final dot and no name
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/mx.hpp"
+#include "plugins/relay/mx.hpp"
 
 using namespace postern::relay;
 

@@ -1,4 +1,4 @@
-// Fuzz target: the reply parser of the outbound client (core/relay/reply.cpp),
+// Fuzz target: the reply parser of the outbound client (postern/support/smtp_reply.hpp),
 // the code that reads what a remote server sends (CVE-2020-8794 was a hole in
 // such a parser). The first byte of the input chooses how the rest is cut
 // into pieces; the stream is read as a sequence of replies, as a pipelining
@@ -12,7 +12,7 @@
 #include <string_view>
 #include <vector>
 
-#include "relay/reply.hpp"
+#include "postern/support/smtp_reply.hpp"
 
 using namespace postern::relay;
 using Status = ReplyParser::Status;

@@ -1,17 +1,41 @@
 /*
- * postern delivery plugin ABI, version 1.
+ * postern delivery plugin ABI, version 1 (rules shared with table plugins:
+ * abi.h).
  *
- * A delivery action (mbox, maildir, lmtp, mda, relay) is a shared object named
- * `delivery-NAME.so` that exports
+ * A delivery action (mbox, maildir, lmtp, mda, relay) is a shared object
+ * named `delivery-NAME.so`, found in the daemon's plugin folder (`plugin
+ * path` in the config, else the installed one), that exports
  *
  *     const struct postern_delivery_plugin *postern_delivery_plugin(void);
  *
- * Delivery plugins never run inside the daemon. The daemon starts the
- * delivery agent `postern-local` for each delivery, already switched to the
- * recipient's uid/gid, with the spooled message (headers as received, with
- * our Received: line, CRLF line ends removed to LF) readable on a file
- * descriptor. The agent loads the plugin and calls `deliver` once. A plugin
- * that crashes therefore costs one temporary failure, never the daemon.
+ * NAME is the action method as the config names it (`action "a" maildir`).
+ *
+ * The process. Delivery plugins never run inside the daemon. For each batch
+ * of deliveries that share an action and an account (up to a few dozen), the
+ * daemon starts the delivery agent `postern-local`, which loads the plugin
+ * once and then, in one thread and in the batch's order, calls `deliver`
+ * once per delivery, or `deliver_many` once for the recipients of one
+ * message when the plugin offers it. A plugin may keep state across the
+ * calls of one process (a connection, a cache); the process exits after the
+ * batch, without unloading the plugin first. A plugin that crashes costs its
+ * batch a temporary failure, never the daemon.
+ *
+ * What the plugin can count on in that process:
+ *  - Privileges: when the daemon runs as root, the agent loads the plugin
+ *    (its constructors run) as root, then becomes the recipient's uid/gid,
+ *    for good, before the first call: every call runs as the recipient.
+ *  - Working directory "/"; environment exactly PATH=/usr/bin:/bin, HOME,
+ *    USER, LOGNAME (the recipient's) and SHELL=/bin/sh. Nothing from the
+ *    daemon's environment is passed on.
+ *  - stdin is not readable (no terminal, no message there); stdout and
+ *    stderr belong to the agent: never write to them. Report through the
+ *    return value and err (a relay's diagnostics, too).
+ *  - SIGPIPE is ignored and no signal is blocked: a write to a closed pipe
+ *    or socket fails with EPIPE.
+ *  - Time: the daemon kills the agent (SIGKILL) 10 minutes after it started
+ *    (60 for the relay action), whatever it is doing; the deliveries that had
+ *    no result yet fail temporarily. Bound every wait of your own well below
+ *    that (network timeouts of a few minutes at most).
  */
 #ifndef POSTERN_DELIVERY_H
 #define POSTERN_DELIVERY_H
@@ -22,22 +46,35 @@
 extern "C" {
 #endif
 
+/* One delivery: one message to one recipient. Filled by the agent, valid
+ * (every string too: NUL-terminated, never NULL) for the duration of the
+ * call only; the plugin copies what it keeps. */
 struct postern_delivery_request {
-    uint32_t struct_size; /* sizeof(struct postern_delivery_request) */
-    int message_fd;       /* readable, positioned at the start of the message */
-    const char* sender;   /* envelope sender, "" for the null sender <> */
-    const char* rcpt;     /* recipient as given in RCPT TO */
-    const char* dest;     /* final recipient address after expansion */
-    const char* user;     /* local user name the delivery runs as */
-    const char* home;     /* that user's home directory */
-    const char* path;     /* action argument (maildir path, mbox file), "" if none */
-    const char* options;  /* action options, space separated ("junk"), "" if none */
-    const char* msgid;    /* queue message id, for unique file names and logs */
-    /* Added in ABI 1 after msgid (check struct_size): the DSN parameters of
-     * RFC 3461 for a relay to pass on, as they go on the wire, "" if none. */
+    uint32_t struct_size; /* sizeof(struct postern_delivery_request) as the agent was built */
+    /* The spooled message: headers as received with our Received: line on
+     * top, line ends LF (CRLF turned to LF), no dot-stuffing, ending in LF.
+     * A read-only descriptor of a regular file, opened for this delivery
+     * alone (its own file offset) and at offset 0 when the call starts. The
+     * plugin may read, seek, pread, fstat, mmap and dup it; it must not close
+     * it: the agent owns it (it is closed when the agent exits). */
+    int message_fd;
+    const char* sender;  /* envelope sender, "" for the null sender <> */
+    const char* rcpt;    /* recipient as given in RCPT TO */
+    const char* dest;    /* final recipient address after expansion */
+    const char* user;    /* local user name the delivery runs as */
+    const char* home;    /* that user's home directory */
+    const char* path;    /* action argument (maildir path, mbox file, mda command, relay route), "" if none */
+    const char* options; /* action options, space separated ("junk"), "" if none */
+    const char* msgid;   /* queue message id, for unique file names and logs */
+    /* Added in ABI 1 after msgid: check POSTERN_HAS_MEMBER before reading.
+     * The DSN parameters of RFC 3461 for a relay to pass on, as they go on
+     * the wire, "" if none. */
     const char* mail_params; /* "RET=HDRS ENVID=xtext" */
     const char* rcpt_params; /* "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext" */
 };
+
+/* The request as ABI 1 first had it: every agent passes at least this much. */
+#define POSTERN_DELIVERY_REQUEST_MIN_SIZE POSTERN_END_OF(struct postern_delivery_request, msgid)
 
 struct postern_delivery_result {
     uint32_t struct_size; /* sizeof(struct postern_delivery_result), set by the caller */
@@ -47,25 +84,42 @@ struct postern_delivery_result {
 
 struct postern_delivery_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
-    uint32_t struct_size; /* sizeof(struct postern_delivery_plugin) */
-    const char* name;     /* action method as written in the config: "maildir" */
+    uint32_t struct_size; /* sizeof(struct postern_delivery_plugin) as the plugin was built */
+    const char* name;     /* action method as written in the config: "maildir"; must match the file name */
 
-    /* Deliver one message. Return POSTERN_OK, POSTERN_TEMPFAIL or
-     * POSTERN_PERMFAIL; on failure write a one-line reason into err. A
-     * POSTERN_OK means the message is durable (fsynced) at its destination;
-     * a plugin may then write into err where it went (a relay: the host and
-     * its reply), which the daemon logs. */
+    /* Deliver one message to one recipient. Required.
+     * Return POSTERN_OK: the message is durable (fsynced) at its destination,
+     * or accepted by the next server; the plugin may then write into err
+     * where it went (a relay: the host and its reply), which the daemon logs.
+     * Return POSTERN_TEMPFAIL: the daemon keeps the mail and tries again
+     * later; POSTERN_PERMFAIL: the daemon bounces it; with either, a
+     * one-line reason in err. Any other value counts as POSTERN_TEMPFAIL.
+     * err holds errlen >= POSTERN_ERRLEN_MIN bytes, "" on entry.
+     * Called from the agent's only thread, once per delivery, in order; it
+     * may keep state across calls (see the top of this file). */
     int (*deliver)(const struct postern_delivery_request* req, char* err, size_t errlen);
 
-    /* Added in ABI 1 after deliver (check struct_size; NULL = not offered):
-     * deliver one message to several recipients at once, as a relay does in
-     * one SMTP transaction. *reqs[0..n) share the message, sender, path,
-     * options and mail_params; *results[i] answers *reqs[i] as deliver
-     * would. Arrays of pointers, so that either struct may grow (check
-     * struct_size) without moving the elements. */
+    /* Added in ABI 1 after deliver; optional: NULL (or a struct_size
+     * without it) = not offered, and the agent calls deliver for each
+     * recipient instead.
+     * Deliver one message to several recipients at once, as a relay does in
+     * one SMTP transaction. *reqs[0..n), n >= 2, are the same message to n
+     * recipients: they share sender, path, options, msgid and mail_params;
+     * each has its own message_fd (all open on the same file), so the plugin
+     * reads the message from any one of them. For each i the plugin must
+     * set results[i]->status and text as deliver would its return value and
+     * err (the agent zeroes every result and sets its struct_size first), in
+     * whatever order it learns them. Arrays of pointers, so that either
+     * struct may grow (check struct_size) without moving the elements. */
     void (*deliver_many)(const struct postern_delivery_request* const* reqs, size_t n,
                          struct postern_delivery_result* const* results);
+
+    /* Members added later in ABI 1 go here; check struct_size (abi.h). */
 };
+
+/* The struct as ABI 1 first had it: a plugin's struct_size may not be less
+ * (deliver_many came later: a plugin built before it stops at deliver). */
+#define POSTERN_DELIVERY_PLUGIN_MIN_SIZE POSTERN_END_OF(struct postern_delivery_plugin, deliver)
 
 typedef const struct postern_delivery_plugin* (*postern_delivery_plugin_fn)(void);
 #define POSTERN_DELIVERY_ENTRY "postern_delivery_plugin"

@@ -1,28 +1,43 @@
 /*
- * postern table plugin ABI, version 1.
+ * postern table plugin ABI, version 1 (rules shared with delivery plugins:
+ * abi.h).
  *
  * A table backend (file, db, sqlite, ...) is a shared object named
- * `table-NAME.so` that exports
+ * `table-NAME.so`, found in the daemon's plugin folder (`plugin path` in the
+ * config, else the installed one), that exports
  *
  *     const struct postern_table_plugin *postern_table_plugin(void);
  *
- * The core opens one handle per `table` directive. Calls on one handle may
- * come from several worker threads at once (lookup, iterate) and must be
- * thread-safe; `reload` and `close` are never concurrent with any other call on
- * the same handle. No call may run on the core's event loop, so a backend is
- * free to block (disk, network) for as long as its own timeouts allow.
+ * and is used by `table T NAME:CONFIG` in the config. The entry function may
+ * be called more than once and must return the same static struct each time.
  *
- * A daemon started as root calls `open` as root, before it forks and drops
- * to its unprivileged user (a credentials file may be readable by root
- * alone); every later call, `reload` included, runs unprivileged in the
+ * Handles and call order. The core opens one handle per `table` directive:
+ *
+ *     open → { lookup | iterate }* with reload in between → close
+ *
+ * Threads. lookup and iterate on one handle may run on several worker
+ * threads at once and must be thread-safe; reload and close never overlap
+ * any other call on the same handle. No call runs on the core's event loop,
+ * so a backend may block (disk, network) for as long as its own timeouts
+ * allow; a lookup that waits long delays the mail that needs it, never the
+ * daemon. Keep such waits bounded (seconds, not minutes).
+ *
+ * Privileges. A daemon started as root calls `open` as root, before it forks
+ * and drops to its unprivileged user (a credentials file may be readable by
+ * root alone); every later call, `reload` included, runs unprivileged in the
  * forked process. So `open` must not start threads (they would not survive
- * the fork): start them on first use instead.
+ * the fork): start them on first use instead. Plugins are loaded (their
+ * constructors run) as root as well.
  *
- * Keys given to `lookup` are already lowercased by the core, as OpenSMTPD does.
- * Pattern services (domain wildcards, netaddr masks, mail address patterns)
- * are matched by the core: a backend that can list its entries sets
- * POSTERN_TABLE_ITERABLE and the core walks them with `iterate`; a backend
- * that cannot (a remote database) answers exact `lookup`s only.
+ * Keys and patterns. Keys given to `lookup` are already lowercased by the
+ * core, as OpenSMTPD does. Pattern services (domain wildcards, netaddr masks,
+ * mail address patterns, regex) are matched by the core: a backend that can
+ * list its entries sets POSTERN_TABLE_ITERABLE and the core walks them with
+ * `iterate`; a backend that cannot (a remote database) answers exact
+ * `lookup`s only, leaves the flag clear and may leave `iterate` NULL.
+ *
+ * Members that may be NULL: `reload` and `iterate` (see each). `open`,
+ * `lookup` and `close` are required; a plugin without them is refused.
  */
 #ifndef POSTERN_TABLE_H
 #define POSTERN_TABLE_H
@@ -33,38 +48,65 @@
 extern "C" {
 #endif
 
-/* Table flags reported by `open`. */
-#define POSTERN_TABLE_ITERABLE 0x1u /* iterate() lists every entry */
+/* Table flags reported by `open` and `reload`. */
+#define POSTERN_TABLE_ITERABLE 0x1u /* iterate() lists every entry (iterate must not be NULL) */
 #define POSTERN_TABLE_LIST 0x2u     /* entries have keys only (a list) */
 
-/* Called once per value found; `value` is NUL-terminated, valid during the call. */
+/* Called once per value found; `value` is NUL-terminated, valid during the
+ * call only. */
 typedef void (*postern_table_value_cb)(void* ctx, const char* value);
-/* Called once per entry by iterate(); `value` is NULL for list entries. */
+/* Called once per entry by iterate(); `key` and `value` are valid during the
+ * call only; `value` is NULL for list entries. A callback never calls back
+ * into the plugin. */
 typedef void (*postern_table_entry_cb)(void* ctx, const char* key, const char* value);
 
 struct postern_table_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
-    uint32_t struct_size; /* sizeof(struct postern_table_plugin) */
-    const char* name;     /* backend name as written in the config: "file" */
+    uint32_t struct_size; /* sizeof(struct postern_table_plugin) as the plugin was built */
+    const char* name;     /* backend name as written in the config: "file"; must match the file name */
 
     /* Open the table described by `config` (what follows "NAME:" in the
-     * config, usually an absolute path). On success store the handle and the
-     * POSTERN_TABLE_* flags and return POSTERN_OK; otherwise write a one-line
-     * reason (no trailing newline) into err and return another status. */
+     * config, usually an absolute path; never NULL, maybe ""). On success
+     * store an opaque handle (may be NULL if the plugin needs none) in
+     * *handle and the POSTERN_TABLE_* flags in *flags (0 on entry) and
+     * return POSTERN_OK. Otherwise return POSTERN_TEMPFAIL or
+     * POSTERN_PERMFAIL with a reason in err; nothing is to be closed then.
+     * Runs as root when the daemon was started as root (see above). */
     int (*open)(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen);
 
-    /* Re-read the backing store. On failure the old content must stay in use. */
+    /* Re-read the backing store (`posternctl update table T`, SIGHUP) and
+     * store the flags again in *flags (the current ones on entry). Return
+     * POSTERN_OK, or POSTERN_TEMPFAIL / POSTERN_PERMFAIL with a reason in
+     * err: the old content must then stay in use, unchanged.
+     * May be NULL: the backend has nothing to re-read (it reads its store on
+     * every lookup, or its content never changes); a reload then succeeds and
+     * changes nothing. */
     int (*reload)(void* handle, uint32_t* flags, char* err, size_t errlen);
 
-    /* Exact lookup of `key`: call `cb` with the value (lists: with the key)
-     * and return POSTERN_OK, or return POSTERN_NOTFOUND / a failure. */
+    /* Exact lookup of `key`: call `cb(ctx, value)` once with the value (for
+     * a list: with the key) and return POSTERN_OK; or return
+     * POSTERN_NOTFOUND without calling cb; or POSTERN_TEMPFAIL with a reason
+     * in err (the mail that needed the answer waits and is retried). */
     int (*lookup)(void* handle, const char* key, postern_table_value_cb cb, void* ctx, char* err, size_t errlen);
 
-    /* List every entry (only when POSTERN_TABLE_ITERABLE is set). */
+    /* List every entry: call `cb(ctx, key, value)` once per entry, in any
+     * order, and return POSTERN_OK (an empty table too), or POSTERN_TEMPFAIL
+     * with a reason in err. The core cannot stop an iteration early.
+     * Called only while the flags say POSTERN_TABLE_ITERABLE. May be NULL
+     * when the table never says so: the core refuses a handle whose flags
+     * claim ITERABLE without an iterate. */
     int (*iterate)(void* handle, postern_table_entry_cb cb, void* ctx, char* err, size_t errlen);
 
+    /* Release the handle. No call on it is running or follows. Not called
+     * for a handle whose open failed; may not be called at all when the
+     * daemon exits. */
     void (*close)(void* handle);
+
+    /* Members added later in ABI 1 go here; check struct_size (abi.h). */
 };
+
+/* The struct as ABI 1 first had it: a plugin's struct_size may not be less. */
+#define POSTERN_TABLE_PLUGIN_MIN_SIZE POSTERN_END_OF(struct postern_table_plugin, close)
 
 typedef const struct postern_table_plugin* (*postern_table_plugin_fn)(void);
 #define POSTERN_TABLE_ENTRY "postern_table_plugin"

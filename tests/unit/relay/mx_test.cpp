@@ -1,4 +1,4 @@
-// Unit tests of MX ordering (core/relay/mx.cpp): preference order, the
+// Unit tests of MX ordering (plugins/relay/mx.cpp): preference order, the
 // shuffle among equals (seeded, so reproducible), the backup-MX cutoff at our
 // own name, null MX, and the clean-up of odd answers.
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/mx.hpp"
+#include "plugins/relay/mx.hpp"
 
 using namespace postern::relay;
 using Hosts = std::vector<std::string>;

@@ -1,5 +1,5 @@
 // Unit tests of the remote reply parser and the EHLO extension reader
-// (core/relay/reply.cpp): accepted replies with their exact fields, refusals
+// (postern/support/smtp_reply.hpp): accepted replies with their exact fields, refusals
 // with their exact error texts, the bounds, and independence from how the
 // network cuts the stream.
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "relay/reply.hpp"
+#include "postern/support/smtp_reply.hpp"
 
 using namespace postern::relay;
 using namespace std::string_literals;

@@ -1,5 +1,5 @@
 // Unit tests of the DATA decoder and encoder (core/smtp/data_reader.cpp,
-// data_writer.cpp): end of data, dot-stuffing, line ends, SMTP smuggling,
+// postern/support/smtp_data.hpp): end of data, dot-stuffing, line ends, SMTP smuggling,
 // limits, and independence from how the network splits the stream.
 
 #include <catch2/catch.hpp>

@@ -1,7 +1,7 @@
 // MX ordering (see mx.hpp for the rules and why each one exists).
 
-#include "relay/mx.hpp"
-#include "util/ascii.hpp"
+#include "mx.hpp"
+#include "postern/support/ascii.hpp"
 
 #include <algorithm>
 #include <optional>

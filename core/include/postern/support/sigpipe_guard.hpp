@@ -1,4 +1,5 @@
-// util/sigpipe_guard.hpp — SigpipeGuard: no SIGPIPE from our own writes.
+// postern/support/sigpipe_guard.hpp — SigpipeGuard: no SIGPIPE from our own
+// writes. Part of the plugin SDK: header-only, C++17, POSIX threads.
 //
 // A delivery plugin writes to pipes (mda) and sockets through libraries that
 // use write(2) (OpenSSL): when the other end goes away, the kernel raises
@@ -6,8 +7,8 @@
 // postern-local ignores SIGPIPE, but a plugin must not depend on its host for
 // that. While a guard lives, SIGPIPE is blocked in this thread; on leaving, a
 // SIGPIPE that our writes raised is taken off the pending set (one that was
-// pending before is left alone) and the old mask comes back. Header-only:
-// plugins do not link the core.
+// pending before is left alone) and the old mask comes back. A guard is
+// per thread: create and destroy it on the same one.
 #pragma once
 
 #include <pthread.h>

@@ -1,10 +1,12 @@
-// util/delivery_guard.hpp — the C ABI edge of a delivery plugin.
+// postern/support/delivery_guard.hpp — the C ABI edge of a delivery plugin.
+// Part of the plugin SDK: header-only, C++17.
 //
 // Every delivery plugin's `deliver` does the same at the boundary: check the
-// request's size, run the C++ delivery, turn a failure or an exception (no
-// exception may cross the C ABI) into a status and a one-line reason. Plugins
-// call guarded_deliver() and write only their `run`. Header-only: plugins do
-// not link the core.
+// request (not NULL, at least the members of its first ABI 1 version), run
+// the C++ delivery, turn a failure or an exception (no exception may cross
+// the C ABI) into a status and a one-line reason in err. Plugins call
+// guarded_deliver() and write only their `run`; a `run` that reads a request
+// member added later checks it first with POSTERN_HAS_MEMBER (abi.h).
 #pragma once
 
 #include <cstdio>
@@ -27,7 +29,7 @@ int guarded_deliver(const char* plugin, const postern_delivery_request* req, cha
                     Run run) noexcept {
     DeliveryFailure f{POSTERN_TEMPFAIL, std::string(plugin) + ": unexpected error"};
     try {
-        if (!req || req->struct_size < sizeof(postern_delivery_request)) {
+        if (!req || req->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE) {
             f.reason = std::string(plugin) + ": request struct too small";
         } else if (run(*req, &f)) {
             return POSTERN_OK;
