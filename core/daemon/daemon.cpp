@@ -362,8 +362,9 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     scheduler::Scheduler scheduler(&loop, cfg, store, *launcher, worker, post, bouncer, router);
     queue::Committer committer(store);
 
-    smtpd::SmtpContext ctx{&cfg,       &rules, &tables,        &store,  &committer,
-                           &scheduler, &post,  paths.hostname, nullptr, prep.tls_contexts};
+    smtpd::SmtpContext ctx{&cfg,    &rules, &tables,        &store,  &committer,
+                           nullptr, &post,  paths.hostname, nullptr, prep.tls_contexts};
+    ctx.queued = [&scheduler](const std::vector<queue::Envelope>& e) { scheduler.enqueue(e); };
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
             priv->check_system_account(user, password, std::move(done));

@@ -1,5 +1,5 @@
 // The SMTP server: listening sockets, the sessions on them, and what sessions
-// share (config, rules, queue, scheduler).
+// share (config, rules, queue, and where queued mail goes next).
 #pragma once
 
 #include <uv.h>
@@ -19,10 +19,6 @@
 #include "table/registry.hpp"
 #include "tls/context.hpp"
 
-namespace postern::scheduler {
-class Scheduler;
-}
-
 namespace postern::smtpd {
 
 class SmtpSession;
@@ -40,7 +36,9 @@ struct SmtpContext {
     table::Registry* tables = nullptr;
     queue::Store* store = nullptr;
     queue::Committer* committer = nullptr;
-    scheduler::Scheduler* scheduler = nullptr;
+    // Called on the loop with the envelopes of each message once it is
+    // durable (the scheduler takes them): smtpd knows nothing of what follows.
+    std::function<void(const std::vector<queue::Envelope>&)> queued;
     event::LoopPost* post = nullptr;
     std::string hostname;  // server name
     // Checks a system account's password (`auth` without a table); answers on the loop.

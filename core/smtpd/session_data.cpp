@@ -4,7 +4,6 @@
 #include <ctime>
 
 #include "queue/envelope.hpp"
-#include "scheduler/scheduler.hpp"
 #include "smtpd/session.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
@@ -154,14 +153,14 @@ void SmtpSession::commit_message(std::string body) {
     }
     size_t size = msg.data.size();
     std::string msgid = msg.msgid;
-    auto envelopes = msg.envelopes;  // for the scheduler once durable
+    auto envelopes = msg.envelopes;  // for ctx.queued once durable
     tx_ = {};
     ++messages_;
     busy_ = true;
     event::LoopPost* post = ctx.post;
-    scheduler::Scheduler* scheduler = ctx.scheduler;
+    const auto* queued = &ctx.queued;
     std::string sid = id_;
-    ctx.committer->submit(std::move(msg), [post, scheduler, weak = weak_from_this(), msgid, size, sid,
+    ctx.committer->submit(std::move(msg), [post, queued, weak = weak_from_this(), msgid, size, sid,
                                            envelopes = std::move(envelopes)](bool ok, const std::string& error) {
         post->post([=] {
             if (ok) {
@@ -172,7 +171,7 @@ void SmtpSession::commit_message(std::string body) {
                 for (const auto& e : envelopes)
                     log::info(
                         log::Line(sid + " smtp envelope").kv("evpid", e.id).kv("from", e.sender).kv("to", e.rcpt));
-                scheduler->enqueue(envelopes);
+                (*queued)(envelopes);
             } else {
                 log::error(log::Line(sid + " queue commit-failed").kv("msgid", msgid).kv("error", error));
             }
