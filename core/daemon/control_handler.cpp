@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "delivery/kind.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 
@@ -130,15 +131,15 @@ control::Reply ControlHandler::show_stats() const {
 }
 
 control::Reply ControlHandler::show_status() const {
-    return one({{"mda", scheduler_.paused(scheduler::Scheduler::Kind::Mda) ? "paused" : "running"},
-                {"mta", scheduler_.paused(scheduler::Scheduler::Kind::Mta) ? "paused" : "running"},
+    using delivery::Pool, delivery::pool_name;
+    return one({{std::string(pool_name(Pool::Local)), scheduler_.paused(Pool::Local) ? "paused" : "running"},
+                {std::string(pool_name(Pool::Relay)), scheduler_.paused(Pool::Relay) ? "paused" : "running"},
                 {"smtp", server_.paused() ? "paused" : "running"}});
 }
 
 control::Reply ControlHandler::pause_resume(const std::string& what, bool pause) {
-    if (what == "mda" || what == "mta") {
-        auto kind = what == "mda" ? scheduler::Scheduler::Kind::Mda : scheduler::Scheduler::Kind::Mta;
-        pause ? scheduler_.pause(kind) : scheduler_.resume(kind);
+    if (auto pool = delivery::pool_named(what)) {
+        pause ? scheduler_.pause(*pool) : scheduler_.resume(*pool);
     } else if (what == "smtp") {
         pause ? server_.pause() : server_.resume();
     } else {

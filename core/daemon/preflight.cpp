@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "delivery/kind.hpp"
 #include "delivery/launcher.hpp"
 #include "smtpd/listen.hpp"
 #include "util/fd.hpp"
@@ -35,7 +36,7 @@ namespace fs = std::filesystem;
 // "not supported yet", not an installation mistake. Once a plugin is there it
 // is used like any other, so nothing here needs to change when one lands.
 constexpr std::string_view kLaterBackends[] = {"db", "sqlite", "postgres", "redis", "ldap"};
-constexpr std::string_view kLaterMethods[] = {"lmtp"};
+constexpr std::string_view kLaterMethods[] = {delivery::method::kLmtp};
 
 bool listed(const auto& list, std::string_view s) {
     return std::find(std::begin(list), std::end(list), s) != std::end(list);

@@ -16,17 +16,13 @@
 #include <vector>
 
 #include "delivery/format.hpp"
+#include "delivery/kind.hpp"
 #include "util/fd.hpp"
 
 namespace postern::delivery {
 namespace {
 
-constexpr int kAgentTempFail = 75;  // EX_TEMPFAIL, as sendmail's MDAs
-constexpr uint64_t kAgentTimeoutMs = 10 * 60 * 1000;
-// A relay agent stops starting new transactions after 10 minutes (see
-// plugins/relay/relay.cpp); the kill only ends one stuck in a single
-// transaction, whose timeouts (5 minutes a reply) may add up past that.
-constexpr uint64_t kRelayAgentTimeoutMs = 60 * 60 * 1000;
+constexpr int kAgentTempFail = 75;        // EX_TEMPFAIL, as sendmail's MDAs
 constexpr size_t kMaxSecret = 60 * 1024;  // under a pipe's 64 KiB buffer: the write never blocks (a pki chain fits)
 
 struct Account {
@@ -65,8 +61,8 @@ bool find_account(const std::string& user, Account* out) {
 }
 
 // maildir, mbox (alias `/file` lines) and mda (`mda` actions and alias
-// `|command` lines) take templates; a relay's path is its route, not one.
-FormatResult expand_item_path(const Job& job, const Item& item, const std::string& home, char delim) {
+// `|command` lines) take templates, each kind for its use (delivery/kind.hpp).
+FormatResult expand_item_path(const Job& job, const Item& item, const std::string& home, char delim, FormatUse use) {
     FormatValues v;
     v.sender = item.sender;
     v.rcpt = item.rcpt;
@@ -74,7 +70,7 @@ FormatResult expand_item_path(const Job& job, const Item& item, const std::strin
     v.user = job.user;
     v.home = home;
     v.subaddr_delim = delim;
-    return expand_format(item.path, v, job.method == "mda" ? FormatUse::Command : FormatUse::Path);
+    return expand_format(item.path, v, use);
 }
 
 // A wrong template is the config's mistake: the mail waits for the fix. A
@@ -82,7 +78,7 @@ FormatResult expand_item_path(const Job& job, const Item& item, const std::strin
 // will never do better: that delivery fails for good and bounces.
 Result format_failure(const std::string& method, const std::string& tmpl, const FormatError& e) {
     bool value = e.kind == FormatError::Kind::Value;
-    std::string what = method == "mda" ? "mda command" : method + " path";
+    std::string what = kind_of(method) == Kind::Command ? method + " command" : method + " path";
     return Result{value ? Result::Status::PermFail : Result::Status::TempFail,
                   "cannot expand the " + what + " \"" + tmpl + "\" at byte " + std::to_string(e.offset) + ": " +
                       e.text};
@@ -257,6 +253,7 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         return fail_all(Result::Status::PermFail, "unknown user " + job.user);
     }
 
+    const KindInfo kind = info(job.method);
     auto run = std::make_unique<AgentRun>();
     run->results.resize(job.items.size());
     std::vector<util::Fd> messages;
@@ -272,12 +269,12 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             continue;
         }
         std::string path = item.path;
-        if (job.method == "mbox" && item.path.empty()) {
+        if (job.method == method::kMbox && item.path.empty()) {
             path = options_.mbox_dir + "/" + sanitise_value(job.user);
-        } else if (!item.path.empty() && job.method != "relay") {
+        } else if (!item.path.empty() && kind.path_use) {
             // A template that cannot be filled fails this delivery with the
             // reason; it never becomes a guessed path.
-            FormatResult r = expand_item_path(job, item, acct.home, options_.subaddr_delim);
+            FormatResult r = expand_item_path(job, item, acct.home, options_.subaddr_delim, *kind.path_use);
             if (!r) {
                 run->results[i] = format_failure(job.method, item.path, r.error);
                 continue;
@@ -290,7 +287,7 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             args.insert(args.end(), {"--dsn", item.mail_params, item.rcpt_params});
         // A default mailbox is made by the agent while it is still root (see
         // postern-local.cpp); only those, whose path we built ourselves.
-        if (options_.switch_user && job.method == "mbox" && item.path.empty()) args.push_back("--create-mbox");
+        if (options_.switch_user && job.method == method::kMbox && item.path.empty()) args.push_back("--create-mbox");
         messages.push_back(std::move(fd));
     }
     if (options_.switch_user)
@@ -403,7 +400,7 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             self->timed_out = true;
             uv_process_kill(&self->process, SIGKILL);
         },
-        job.method == "relay" ? kRelayAgentTimeoutMs : kAgentTimeoutMs, 0);
+        static_cast<uint64_t>(kind.timeout.count()), 0);
     raw->start_reading(&raw->out_pipe);
     raw->start_reading(&raw->err_pipe);
 }

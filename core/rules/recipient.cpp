@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "delivery/kind.hpp"
 #include "expand/expand.hpp"
 #include "relay/srs.hpp"
 
@@ -80,7 +81,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
     case rules::Decision::Kind::Deliver: break;
     }
     const config::Action& action = *d.action;
-    if (action.method == "relay") {
+    if (delivery::kind_of(action.method) == delivery::Kind::Relay) {
         // Mail for another server: nothing to expand; the relay runs unprivileged.
         Resolution out;
         out.deliveries.push_back(PlannedDelivery{action.name, rcpt, kRelayUser, "", "", "", ""});
@@ -132,10 +133,10 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
         del.account = account_of(dest.run_as);
         del.extension = dest.extension;
         if (dest.kind == expand::Destination::Kind::File) {
-            del.method = "mbox";
+            del.method = delivery::method::kMbox;
             del.path = dest.value;
         } else if (dest.kind == expand::Destination::Kind::Command) {
-            del.method = "mda";
+            del.method = delivery::method::kMda;
             del.path = dest.value;
         }
         out.deliveries.push_back(std::move(del));

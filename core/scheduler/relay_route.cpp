@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "auth/sasl.hpp"
+#include "delivery/kind.hpp"
 #include "relay/srs.hpp"
 #include "relay/url.hpp"
 #include "smtp/dsn_params.hpp"
@@ -51,7 +52,7 @@ bool read_file(const std::string& path, std::string* out, std::string* error) {
 bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<std::string>* errors) {
     for (const auto& a : config.actions) {
         const std::string& name = a.relay.pki;
-        if (a.method != "relay" || name.empty() || out->count(name)) continue;
+        if (delivery::kind_of(a.method) != delivery::Kind::Relay || name.empty() || out->count(name)) continue;
         const config::Pki* p = config.find_pki(name);
         std::string cert, key, error;
         if (!p || !read_file(p->cert, &cert, &error) || !read_file(p->key, &key, &error)) {

@@ -20,6 +20,16 @@ std::string delay_text(std::int64_t s) {
     return out;
 }
 
+std::string delivery_method(const config::Config& config, const queue::Envelope& e) {
+    if (!e.method.empty()) return e.method;
+    const config::Action* a = config.find_action(e.action);
+    return a ? a->method : "";
+}
+
+delivery::Kind kind_of(const config::Config& config, const queue::Envelope& e) {
+    return delivery::kind_of(delivery_method(config, e));
+}
+
 }  // namespace
 
 std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t now, std::int64_t base) {
@@ -53,6 +63,7 @@ void Scheduler::close() {
 void Scheduler::make_ready(const std::string& id, Entry& entry) {
     entry.state = State::Ready;
     entry.ready_at = uv_now(loop_);
+    entry.kind = kind_of(config_, entry.envelope);
     entry.route = route_key(entry.envelope);  // once, not at every scan (it may read a table)
     ready_.push_back(id);
 }
@@ -72,10 +83,8 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
 }
 
 // Deliveries that share a plugin and an account (and, relayed, a
-// destination) go to one agent run, up to kMaxBatch of them: a busy queue
-// pays one process start per batch. Commands (mda) go one by one, since each
-// may take minutes.
-constexpr size_t kMaxBatch = 32;
+// destination) go to one agent run, up to their kind's batch limit
+// (delivery/kind.hpp).
 constexpr size_t kLookahead = 512;    // envelopes that could start, looked at per batch
 constexpr size_t kScanLimit = 20000;  // envelopes looked at per batch, held back ones included
 // Agent runs at once: local ones (each may write a user's mailbox) and relay
@@ -86,27 +95,17 @@ constexpr size_t kScanLimit = 20000;  // envelopes looked at per batch, held bac
 constexpr unsigned kMaxLocalRuns = 32;
 constexpr unsigned kMaxRelayRuns = 1000;
 
-namespace {
-
-std::string delivery_method(const config::Config& config, const queue::Envelope& e) {
-    if (!e.method.empty()) return e.method;
-    const config::Action* a = config.find_action(e.action);
-    return a ? a->method : "";
-}
-
-}  // namespace
-
 std::string Scheduler::route_key(const queue::Envelope& e) const {
     std::string method = delivery_method(config_, e);
     const config::Action* a = config_.find_action(e.action);
-    if (method == "relay" && a) return "relay\n" + router_.batch_key(*a, e);
+    if (delivery::kind_of(method) == delivery::Kind::Relay && a) return "relay\n" + router_.batch_key(*a, e);
     return method + "\n" + e.action + "\n" + e.user + "\n" + e.account;
 }
 
-bool Scheduler::eligible(const std::string& key) const {
-    bool relay = key.rfind("relay\n", 0) == 0;
-    if (relay ? paused_mta_ : paused_mda_) return false;
-    if (!relay) return running_ - running_relay_ < kMaxLocalRuns;
+bool Scheduler::eligible(delivery::Kind kind, const std::string& key) const {
+    delivery::Pool pool = delivery::info(kind).pool;
+    if (paused(pool)) return false;
+    if (pool == delivery::Pool::Local) return running_ - running_relay_ < kMaxLocalRuns;
     auto it = running_per_route_.find(key);
     unsigned limit = RelayRouter::is_mx_key(key) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
     return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < limit);
@@ -129,7 +128,8 @@ constexpr size_t kRelayGather = 8;
 constexpr std::uint64_t kRelayLingerMs = 100;
 
 bool Scheduler::lingers(const Entry& e, const std::string& key, size_t ready_for_key) {
-    if (key.rfind("relay\n", 0) != 0 || !running_per_route_.count(key) || ready_for_key >= kRelayGather) return false;
+    if (e.kind != delivery::Kind::Relay || !running_per_route_.count(key) || ready_for_key >= kRelayGather)
+        return false;
     std::uint64_t waited = uv_now(loop_) - e.ready_at;
     if (waited >= kRelayLingerMs) return false;
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&linger_timer_)))
@@ -140,8 +140,8 @@ bool Scheduler::lingers(const Entry& e, const std::string& key, size_t ready_for
 }
 
 // The first ready envelope that may start now (its kind not paused, its
-// route under its limit and not lingering), with up to kMaxBatch others of
-// the same route (commands one by one).
+// route under its limit and not lingering), with others of the same route
+// up to its kind's batch limit.
 std::vector<std::string> Scheduler::take_batch() {
     // Envelopes whose route cannot start now (paused, at its limit) do not
     // use up the lookahead, so that they cannot starve the others; the scan
@@ -156,7 +156,7 @@ std::vector<std::string> Scheduler::take_batch() {
             continue;
         }
         const std::string& k = e->second.route;
-        if (!eligible(k)) {
+        if (!eligible(e->second.kind, k)) {
             ++it;
             continue;
         }
@@ -165,16 +165,17 @@ std::vector<std::string> Scheduler::take_batch() {
         ++it;
     }
     const std::string* key = nullptr;
+    size_t limit = 0;
     for (const auto& [id, k] : seen) {
         const Entry& en = entries_.at(id);
         if (!lingers(en, k, per_key[k])) {
             key = &k;
+            limit = delivery::info(en.kind).batch_limit;
             break;
         }
     }
     std::vector<std::string> batch;
     if (!key) return batch;
-    size_t limit = key->rfind("mda\n", 0) == 0 ? 1 : kMaxBatch;
     for (const auto& [id, k] : seen) {
         Entry& en = entries_.at(id);
         if (batch.size() >= limit) break;
@@ -202,7 +203,8 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     job.account = first.account;
     job.options = action->junk ? "junk" : "";
     RelayRoute route;
-    bool relay = job.method == "relay";
+    delivery::Kind kind = entries_.at(ids.front()).kind;
+    bool relay = kind == delivery::Kind::Relay;
     if (relay) {
         std::string why;
         if (!router_.route(*action, first, &route, &why)) return fail_all(why);
@@ -216,11 +218,12 @@ void Scheduler::start(const std::vector<std::string>& ids) {
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
         if (relay) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
-    launch(ids, std::move(job), entries_.at(ids.front()).route);
+    launch(ids, std::move(job), kind, entries_.at(ids.front()).route);
 }
 
-void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key) {
-    bool relay = job.method == "relay";
+void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind,
+                       const std::string& key) {
+    bool relay = delivery::info(kind).pool == delivery::Pool::Relay;
     ++running_;
     if (relay) {
         ++running_relay_;
@@ -429,10 +432,10 @@ size_t Scheduler::remove(std::string_view which) {
     return ids.size();
 }
 
-void Scheduler::pause(Kind kind) { (kind == Kind::Mda ? paused_mda_ : paused_mta_) = true; }
+void Scheduler::pause(delivery::Pool pool) { (pool == delivery::Pool::Local ? paused_local_ : paused_relay_) = true; }
 
-void Scheduler::resume(Kind kind) {
-    (kind == Kind::Mda ? paused_mda_ : paused_mta_) = false;
+void Scheduler::resume(delivery::Pool pool) {
+    (pool == delivery::Pool::Local ? paused_local_ : paused_relay_) = false;
     pump();
 }
 

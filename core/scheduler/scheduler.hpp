@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "delivery/kind.hpp"
 #include "delivery/launcher.hpp"
 #include "event/loop_work.hpp"
 #include "queue/envelope.hpp"
@@ -35,9 +36,10 @@ public:
     struct Entry {
         queue::Envelope envelope;
         State state = State::Ready;
-        bool removed = false;        // removed by the admin while its delivery ran
-        std::uint64_t ready_at = 0;  // loop time (ms) it last became ready
-        std::string route;           // route_key(), worked out when it became ready
+        bool removed = false;                         // removed by the admin while its delivery ran
+        std::uint64_t ready_at = 0;                   // loop time (ms) it last became ready
+        delivery::Kind kind = delivery::Kind::Local;  // of its method, set when it became ready
+        std::string route;                            // route_key(), worked out when it became ready
     };
     struct Stats {
         std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
@@ -54,11 +56,10 @@ public:
     const std::map<std::string, Entry>& entries() const { return entries_; }
     size_t schedule(std::string_view which);  // try now; returns how many envelopes
     size_t remove(std::string_view which);    // delete without delivery or bounce
-    // Local delivery (Kind::Mda) and relaying (Kind::Mta) pause apart.
-    enum class Kind { Mda, Mta };
-    void pause(Kind kind);
-    void resume(Kind kind);
-    bool paused(Kind kind) const { return kind == Kind::Mda ? paused_mda_ : paused_mta_; }
+    // Local delivery and relaying pause apart (posternctl's "mda" and "mta").
+    void pause(delivery::Pool pool);
+    void resume(delivery::Pool pool);
+    bool paused(delivery::Pool pool) const { return pool == delivery::Pool::Local ? paused_local_ : paused_relay_; }
     const Stats& stats() const { return stats_; }
     size_t running() const { return running_; }
 
@@ -69,10 +70,10 @@ private:
     // Where an envelope's delivery goes: batches share a key; a route's
     // running agents are counted against its limit.
     std::string route_key(const queue::Envelope& e) const;
-    bool eligible(const std::string& key) const;
+    bool eligible(delivery::Kind kind, const std::string& key) const;
     bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
     void make_ready(const std::string& id, Entry& entry);
-    void launch(const std::vector<std::string>& ids, delivery::Job job, const std::string& key);
+    void launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
     void wait_until(const std::string& id, std::int64_t when);
@@ -98,7 +99,7 @@ private:
     unsigned running_relay_ = 0;  // of which relay
     std::map<std::string, unsigned> running_per_route_;
     bool closed_ = false;
-    bool paused_mda_ = false, paused_mta_ = false;
+    bool paused_local_ = false, paused_relay_ = false;
     uv_timer_t timer_{};
     uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
     Stats stats_;
