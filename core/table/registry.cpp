@@ -11,6 +11,14 @@
 namespace postern::table {
 namespace {
 
+// "" when the flags a table reported fit its plugin, else why not: a table
+// that says it can be listed must have an iterate (table.h).
+std::string check_flags(const util::TablePlugin& plugin, uint32_t flags) {
+    if ((flags & POSTERN_TABLE_ITERABLE) && !plugin->iterate)
+        return plugin.path() + ": the table says it can be listed (POSTERN_TABLE_ITERABLE) but has no iterate";
+    return {};
+}
+
 // A table served by a plugin. The plugin promises thread-safe lookup and
 // iterate; reload must not overlap them, which the shared_mutex ensures.
 class PluginTable final : public Table {
@@ -31,6 +39,11 @@ public:
 
     Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn, std::string* error) override {
         std::shared_lock lock(mutex_);
+        // Only an iterable table may be listed; its iterate is then set (open checks).
+        if (!iterable()) {
+            if (error) *error = "table " + name() + ": its backend cannot list entries (not an iterable table)";
+            return Result::TempFail;
+        }
         // The C ABI cannot stop an iteration early; skip the rest once fn says so.
         struct Ctx {
             const std::function<bool(std::string_view, std::string_view)>* fn;
@@ -54,8 +67,13 @@ public:
         std::unique_lock lock(mutex_);
         char err[256] = "";
         uint32_t flags = flags_;
+        if (!(*plugin_)->reload) return true;  // nothing to re-read (table.h)
         if ((*plugin_)->reload(handle_, &flags, err, sizeof err) != POSTERN_OK) {
             *error = err;
+            return false;
+        }
+        if (std::string why = check_flags(*plugin_, flags); !why.empty()) {
+            *error = why;
             return false;
         }
         flags_ = flags;
@@ -155,6 +173,12 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
         char err[512] = "";
         if ((*plugin)->open(decl.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
             errors->push_back(config::format({decl.where, "table " + decl.name + ": " + err}));
+            ok = false;
+            continue;
+        }
+        if (std::string why = check_flags(*plugin, flags); !why.empty()) {
+            (*plugin)->close(handle);
+            errors->push_back(config::format({decl.where, "table " + decl.name + ": " + why}));
             ok = false;
             continue;
         }

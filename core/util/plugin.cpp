@@ -111,11 +111,12 @@ std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind, s
     return Loaded{std::move(lib), api};
 }
 
-// Checks shared by both kinds: the three members every entry struct starts with.
-// `min_size`: the struct as ABI 1 first had it; later members are optional.
+// Checks shared by both kinds: the three members every entry struct starts
+// with. `min_size`: the struct as ABI 1 first had it (the header's
+// POSTERN_*_PLUGIN_MIN_SIZE); a shorter struct of the same ABI version is
+// accepted down to it, its missing members counting as NULL (abi.h).
 template <typename Api>
-bool check_header(const Api& api, std::string_view name, const std::string& path, std::string* error,
-                  size_t min_size = sizeof(Api)) {
+bool check_header(const Api& api, std::string_view name, const std::string& path, std::string* error, size_t min_size) {
     if (api.abi_version != POSTERN_ABI_VERSION) {
         *error = path + ": ABI version " + std::to_string(api.abi_version) + ", this postern speaks " +
                  std::to_string(POSTERN_ABI_VERSION);
@@ -155,9 +156,10 @@ std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_v
     auto loaded = open_plugin(dir, "table", name, POSTERN_TABLE_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_table_plugin*>(loaded->api);
-    if (!check_header(*api, name, path, error) || !check_fn(api->open, "open", path, error) ||
-        !check_fn(api->reload, "reload", path, error) || !check_fn(api->lookup, "lookup", path, error) ||
-        !check_fn(api->iterate, "iterate", path, error) || !check_fn(api->close, "close", path, error))
+    // reload and iterate may be NULL (table.h): the registry checks them.
+    if (!check_header(*api, name, path, error, POSTERN_TABLE_PLUGIN_MIN_SIZE) ||
+        !check_fn(api->open, "open", path, error) || !check_fn(api->lookup, "lookup", path, error) ||
+        !check_fn(api->close, "close", path, error))
         return std::nullopt;
     return TablePlugin(std::move(loaded->lib), api, std::move(path));
 }
@@ -167,7 +169,8 @@ std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::st
     auto loaded = open_plugin(dir, "delivery", name, POSTERN_DELIVERY_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_delivery_plugin*>(loaded->api);
-    if (!check_header(*api, name, path, error, offsetof(postern_delivery_plugin, deliver_many)) ||
+    // deliver_many is optional: deliver_many_of() says whether it is there.
+    if (!check_header(*api, name, path, error, POSTERN_DELIVERY_PLUGIN_MIN_SIZE) ||
         !check_fn(api->deliver, "deliver", path, error))
         return std::nullopt;
     return DeliveryPlugin(std::move(loaded->lib), api, std::move(path));

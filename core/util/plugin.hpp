@@ -57,16 +57,19 @@ private:
 using TablePlugin = Plugin<postern_table_plugin>;
 using DeliveryPlugin = Plugin<postern_delivery_plugin>;
 
-// The plugin's deliver_many, or nullptr when it has none (an older, smaller struct).
+// The plugin's deliver_many, or nullptr when it has none (NULL, or an older,
+// shorter struct without the member).
 inline decltype(postern_delivery_plugin::deliver_many) deliver_many_of(const DeliveryPlugin& p) {
-    if (p->struct_size < offsetof(postern_delivery_plugin, deliver_many) + sizeof p->deliver_many) return nullptr;
+    if (!POSTERN_HAS_MEMBER(&p.api(), postern_delivery_plugin, deliver_many)) return nullptr;
     return p->deliver_many;
 }
 
 // Load DIR/table-NAME.so or DIR/delivery-NAME.so and check it fits this
 // postern: the entry symbol exists and returns a struct with our ABI version,
-// a large enough struct_size, the expected name and every function pointer
-// set. On failure return nullopt and store one line in *error, e.g.
+// a struct_size of at least POSTERN_*_PLUGIN_MIN_SIZE (a shorter struct of
+// ABI 1 is fine, abi.h), the expected name and every required function
+// pointer set (table: open, lookup, close; delivery: deliver). On failure return nullopt and store one line in *error,
+// e.g.
 //   "/x/table-foo.so: no such plugin (looked in /x)"
 //   "/x/table-foo.so: not a postern plugin (no symbol postern_table_plugin)"
 //   "/x/table-foo.so: ABI version 7, this postern speaks 1"

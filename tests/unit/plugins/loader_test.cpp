@@ -106,3 +106,35 @@ TEST_CASE("plugin_dir prefers the configured folder") {
     CHECK(postern::util::plugin_dir("") != test::kPluginDir);
     CHECK_FALSE(postern::util::plugin_dir("").empty());
 }
+
+TEST_CASE("a table struct shorter than ABI 1's first one is refused, naming both sizes") {
+    CHECK(table_error(test::kTestPluginDir, "short") ==
+          test::kTestPluginDir + "/table-short.so: plugin struct is " + std::to_string(8 + 4 * sizeof(void*)) +
+              " bytes, this postern needs at least " + std::to_string(POSTERN_TABLE_PLUGIN_MIN_SIZE));
+}
+
+TEST_CASE("a table may leave reload and iterate NULL; open, lookup and close are required") {
+    std::string error;
+    auto p = load_table_plugin(test::kTestPluginDir, "minimal", &error);
+    INFO(error);
+    REQUIRE(p);
+    CHECK((*p)->reload == nullptr);
+    CHECK((*p)->iterate == nullptr);
+}
+
+TEST_CASE("a delivery plugin built before deliver_many (a shorter struct) loads and delivers") {
+    std::string error;
+    auto p = load_delivery_plugin(test::kTestPluginDir, "old", &error);
+    INFO(error);
+    REQUIRE(p);
+    CHECK((*p)->struct_size == POSTERN_DELIVERY_PLUGIN_MIN_SIZE);
+    CHECK(postern::util::deliver_many_of(*p) == nullptr);  // the member is not read past struct_size
+    test::TempDir dir;
+    test::Request r;
+    r.path = dir / "log";
+    auto fd = test::message_fd(dir, "Subject: x\n\nbody\n");
+    auto out = test::deliver(*p, r, fd.get());
+    CHECK(out.status == POSTERN_OK);
+    CHECK(out.error == "old: 17 bytes");
+    CHECK(test::read_file(dir / "log") == "bob@example.com\t17\n");
+}
