@@ -11,7 +11,9 @@
  * and is used by `table T NAME:CONFIG` in the config. The entry function may
  * be called more than once and must return the same static struct each time.
  *
- * Handles and call order. The core opens one handle per `table` directive:
+ * Handles and call order. The core opens one handle per `table` directive
+ * (and the start-up check, `posternd -n` too, opens and closes each once
+ * first, to report a bad table before the daemon starts):
  *
  *     open → { lookup | iterate }* with reload in between → close
  *
