@@ -28,6 +28,7 @@ control::Reply one(control::Record rec) {
 const char* state_name(scheduler::Scheduler::State s) {
     switch (s) {
     case scheduler::Scheduler::State::Ready: return "ready";
+    case scheduler::Scheduler::State::Routing: return "ready";  // its route is being looked up
     case scheduler::Scheduler::State::Waiting: return "waiting";
     case scheduler::Scheduler::State::Running: return "running";
     }

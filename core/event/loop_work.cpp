@@ -100,4 +100,46 @@ void SerialWorker::run() {
     }
 }
 
+WorkerPool::WorkerPool(unsigned threads) {
+    for (unsigned i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+}
+
+WorkerPool::~WorkerPool() {
+    close();
+    for (auto& t : threads_) t.join();
+}
+
+void WorkerPool::submit(std::function<void()> task) {
+    {
+        std::lock_guard lock(mutex_);
+        if (closed_) return;
+        tasks_.push_back(std::move(task));
+    }
+    wake_.notify_one();
+}
+
+void WorkerPool::close() {
+    std::deque<std::function<void()>> dropped;  // destroyed outside the lock
+    {
+        std::lock_guard lock(mutex_);
+        closed_ = true;
+        dropped.swap(tasks_);
+    }
+    wake_.notify_all();
+}
+
+void WorkerPool::run() {
+    for (;;) {
+        std::function<void()> task;
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [this] { return closed_ || !tasks_.empty(); });
+            if (closed_) return;
+            task = std::move(tasks_.front());
+            tasks_.pop_front();
+        }
+        task();
+    }
+}
+
 }  // namespace postern::event

@@ -6,6 +6,8 @@
 //   thread reporting that a message is durable).
 // SerialWorker: one thread that runs tasks in order (spool updates, so two
 //   envelopes of one message never race on its folder).
+// WorkerPool: a few threads that run tasks at once (relay routing, whose
+//   table lookups may each wait seconds on a remote backend).
 #pragma once
 
 #include <uv.h>
@@ -15,6 +17,7 @@
 #include <functional>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace postern::event {
 
@@ -56,6 +59,28 @@ private:
     std::deque<std::function<void()>> tasks_;
     bool stopping_ = false;
     std::thread thread_;
+};
+
+// Apart from libuv's pool, which the SMTP sessions' lookups use, so that slow
+// work given to it can never starve those. Tasks start in the order given.
+class WorkerPool {
+public:
+    explicit WorkerPool(unsigned threads);
+    ~WorkerPool();  // close(), then waits for the tasks under way
+    WorkerPool(const WorkerPool&) = delete;
+    WorkerPool& operator=(const WorkerPool&) = delete;
+
+    void submit(std::function<void()> task);  // thread-safe; dropped once closed
+    void close();                             // drops the tasks not started yet
+
+private:
+    void run();
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::deque<std::function<void()>> tasks_;
+    bool closed_ = false;
+    std::vector<std::thread> threads_;
 };
 
 }  // namespace postern::event

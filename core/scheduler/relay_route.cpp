@@ -64,6 +64,12 @@ bool load_relay_pkis(const config::Config& config, RelayPkis* out, std::vector<s
     return errors->empty();
 }
 
+std::string RelayRouter::key_lookup(const config::Action& action, const queue::Envelope& e) {
+    const config::Relay& r = action.relay;
+    if (r.url || !r.host_table.empty() || r.domain_table.empty()) return {};
+    return action.name + "\n" + domain_of(e.dest);
+}
+
 std::string RelayRouter::batch_key(const config::Action& action, const queue::Envelope& e) const {
     const config::Relay& r = action.relay;
     if (r.url || !r.host_table.empty()) return action.name + "\nhost";

@@ -4,15 +4,19 @@
 // TLS, resolver, backup MX name) and, on a private channel, the client
 // credentials. Also the sender on the wire (`mail-from`, `srs`).
 //
-// Tables are read here, on the scheduler's loop: `host <list>` (URLs, tried
-// in the table's order), `domain <map>` (recipient domain -> URL; a domain
-// without an entry goes by MX), `auth <map>` (URL label -> "user:password"),
-// `src <list>` (used in turn, one address per batch), `helo-src <map>`
-// (source address -> EHLO name).
+// Tables are read here: `host <list>` (URLs, tried in the table's order),
+// `domain <map>` (recipient domain -> URL; a domain without an entry goes by
+// MX), `auth <map>` (URL label -> "user:password"), `src <list>` (used in
+// turn, one address per batch), `helo-src <map>` (source address -> EHLO
+// name). So batch_key() and route() may block for as long as a table takes:
+// the scheduler calls them on its routing threads, never on the event loop,
+// and they are thread-safe (const config, tables that lock themselves, an
+// atomic turn).
 //
 // Depends on: config (Action, Relay, Config), table/registry.hpp, relay/url.hpp.
 #pragma once
 
+#include <atomic>
 #include <map>
 #include <string>
 #include <string_view>
@@ -49,6 +53,10 @@ public:
     // for the limit that applies (max-conn-per-domain or -per-relay).
     std::string batch_key(const config::Action& action, const queue::Envelope& e) const;
     static bool is_mx_key(std::string_view key) { return key.find("\nmx ") != std::string_view::npos; }
+    // What batch_key() of `e` must ask a table, as a text that is the same
+    // for envelopes whose keys are the same; "" when the key needs no table
+    // (batch_key() is then quick and may run anywhere).
+    static std::string key_lookup(const config::Action& action, const queue::Envelope& e);
     // The route of `e` (and of its batch); false with *why when the mail must
     // wait (a table that cannot be read now).
     bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);
@@ -73,7 +81,7 @@ private:
     const config::Config& config_;
     table::Registry& tables_;
     const RelayPkis& pkis_;
-    unsigned src_turn_ = 0;
+    std::atomic<unsigned> src_turn_ = 0;
 };
 
 }  // namespace postern::scheduler

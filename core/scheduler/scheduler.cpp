@@ -2,6 +2,7 @@
 #include "scheduler/scheduler.hpp"
 
 #include <ctime>
+#include <memory>
 
 #include "util/log.hpp"
 
@@ -42,10 +43,15 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
     return t;
 }
 
+// Threads that work out relay routes, each of which may wait on a slow
+// table; apart from libuv's pool, so that they never hold up the SMTP
+// sessions' own lookups.
+constexpr unsigned kRoutingThreads = 4;
+
 Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
                      event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router)
     : loop_(loop), config_(config), store_(store), launcher_(launcher), worker_(worker), post_(post), bouncer_(bouncer),
-      router_(router) {
+      router_(router), routing_(kRoutingThreads) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     uv_timer_init(loop_, &linger_timer_);
@@ -56,16 +62,59 @@ Scheduler::~Scheduler() = default;
 
 void Scheduler::close() {
     closed_ = true;
+    // Routings not started are dropped: their envelopes stay in the spool
+    // and are tried at the next start. Those under way post to a closed loop.
+    routing_.close();
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), nullptr);
     uv_close(reinterpret_cast<uv_handle_t*>(&linger_timer_), nullptr);
 }
 
+// The route key is worked out once, not at every scan. A relay's may need a
+// table: that lookup goes to a routing thread, and envelopes waiting for the
+// same lookup (the recipients of one domain) share it, then become ready
+// together, so that they still go out in one batch.
 void Scheduler::make_ready(const std::string& id, Entry& entry) {
+    entry.kind = kind_of(config_, entry.envelope);
+    const config::Action* action = config_.find_action(entry.envelope.action);
+    std::string lookup = entry.kind == delivery::Kind::Relay && action
+                             ? RelayRouter::key_lookup(*action, entry.envelope)
+                             : std::string();
+    if (lookup.empty()) {
+        entry.route = route_key(entry.envelope);
+        return set_ready(id, entry);
+    }
+    entry.state = State::Routing;
+    auto [waiting, first] = keying_.try_emplace(lookup);
+    waiting->second.push_back(id);
+    if (!first) return;
+    routing_.submit([this, action, e = entry.envelope, lookup] {
+        std::string key = "relay\n" + router_.batch_key(*action, e);
+        post_.post([this, lookup, key = std::move(key)] { keyed(lookup, key); });
+    });
+}
+
+void Scheduler::set_ready(const std::string& id, Entry& entry) {
     entry.state = State::Ready;
     entry.ready_at = uv_now(loop_);
-    entry.kind = kind_of(config_, entry.envelope);
-    entry.route = route_key(entry.envelope);  // once, not at every scan (it may read a table)
     ready_.push_back(id);
+}
+
+// On the loop: the batch key a routing thread found for the envelopes that
+// waited for `lookup`.
+void Scheduler::keyed(const std::string& lookup, const std::string& key) {
+    auto waiting = keying_.extract(lookup);
+    if (closed_ || waiting.empty()) return;
+    for (const auto& id : waiting.mapped()) {
+        auto it = entries_.find(id);
+        if (it == entries_.end() || it->second.state != State::Routing) continue;
+        if (it->second.removed) {
+            erase(id, "Removed by administrator");
+            continue;
+        }
+        it->second.route = key;
+        set_ready(id, it->second);
+    }
+    pump();
 }
 
 void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
@@ -105,7 +154,7 @@ std::string Scheduler::route_key(const queue::Envelope& e) const {
 bool Scheduler::eligible(delivery::Kind kind, const std::string& key) const {
     delivery::Pool pool = delivery::info(kind).pool;
     if (paused(pool)) return false;
-    if (pool == delivery::Pool::Local) return running_ - running_relay_ < kMaxLocalRuns;
+    if (pool == delivery::Pool::Local) return running_local_ < kMaxLocalRuns;
     auto it = running_per_route_.find(key);
     unsigned limit = RelayRouter::is_mx_key(key) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
     return running_relay_ < kMaxRelayRuns && (it == running_per_route_.end() || it->second < limit);
@@ -187,54 +236,86 @@ std::vector<std::string> Scheduler::take_batch() {
 }
 
 void Scheduler::start(const std::vector<std::string>& ids) {
-    const queue::Envelope& first = entries_.at(ids.front()).envelope;
-    const config::Action* action = config_.find_action(first.action);
-    auto fail_all = [&](const std::string& why) {
-        // finish() may forget an expired envelope: `first` is not used after it.
-        delivery::Result r{delivery::Result::Status::TempFail, why};
-        for (const auto& id : ids) finish(id, r);
-    };
+    const Entry& head = entries_.at(ids.front());
+    const config::Action* action = config_.find_action(head.envelope.action);
     // The config changed under a queued envelope: keep it, an admin can fix the config.
-    if (!action) return fail_all("no action named " + first.action + " in the config");
-    // An expansion may have turned the recipient into a file or a command.
+    if (!action) return fail_all(ids, "no action named " + head.envelope.action + " in the config");
+    if (head.kind != delivery::Kind::Relay) return launch(ids, make_job(ids, *action, nullptr), head.kind, head.route);
+    // A relay batch's route reads tables: a routing thread works it out. The
+    // batch counts against its route's limit from now on, so that no second
+    // batch starts for the route meanwhile.
+    ++running_relay_;
+    ++running_per_route_[head.route];
+    routing_.submit([this, ids, action, first = head.envelope, key = head.route] {
+        auto route = std::make_shared<RelayRoute>();
+        std::string why;
+        bool ok = router_.route(*action, first, route.get(), &why);
+        post_.post([this, ids, action, key, route = ok ? route : nullptr, why] {
+            routed(ids, *action, key, route.get(), why);
+        });
+    });
+}
+
+// On the loop: a relay batch's route (null when it cannot be had now).
+void Scheduler::routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
+                       const RelayRoute* route, const std::string& why) {
+    if (closed_) return;  // the batch stays in the spool, tried at the next start
+    if (!route) {
+        release_relay(key);
+        fail_all(ids, why);
+        flush_removals();
+    } else {
+        launch(ids, make_job(ids, action, route), delivery::Kind::Relay, key);
+    }
+    pump();
+}
+
+// The batch waits for a later attempt.
+void Scheduler::fail_all(const std::vector<std::string>& ids, const std::string& why) {
+    delivery::Result r{delivery::Result::Status::TempFail, why};
+    for (const auto& id : ids) finish(id, r);
+}
+
+// One agent run's work: relayed with `route`, else delivered by the action's
+// (or the envelope's) method.
+delivery::Job Scheduler::make_job(const std::vector<std::string>& ids, const config::Action& action,
+                                  const RelayRoute* route) const {
+    const queue::Envelope& first = entries_.at(ids.front()).envelope;
     delivery::Job job;
-    job.method = first.method.empty() ? action->method : first.method;
+    // An expansion may have turned the recipient into a file or a command.
+    job.method = first.method.empty() ? action.method : first.method;
     job.user = first.user;
     job.account = first.account;
-    job.options = action->junk ? "junk" : "";
-    RelayRoute route;
-    delivery::Kind kind = entries_.at(ids.front()).kind;
-    bool relay = kind == delivery::Kind::Relay;
-    if (relay) {
-        std::string why;
-        if (!router_.route(*action, first, &route, &why)) return fail_all(why);
-        job.options = route.options;
-        job.secret = route.secret;
+    job.options = action.junk ? "junk" : "";
+    if (route) {
+        job.options = route->options;
+        job.secret = route->secret;
     }
     for (const auto& id : ids) {
         const queue::Envelope& e = entries_.at(id).envelope;
-        std::string path = relay ? route.path : e.method.empty() ? action->path : e.path;
-        std::string sender = relay ? router_.wire_sender(action->relay, e) : e.sender;
+        std::string path = route ? route->path : e.method.empty() ? action.path : e.path;
+        std::string sender = route ? router_.wire_sender(action.relay, e) : e.sender;
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
-        if (relay) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
+        if (route) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
-    launch(ids, std::move(job), kind, entries_.at(ids.front()).route);
+    return job;
 }
 
+void Scheduler::release_relay(const std::string& key) {
+    --running_relay_;
+    if (--running_per_route_[key] == 0) running_per_route_.erase(key);
+}
+
+// A relay batch was counted against its route when it started (start()).
 void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind,
                        const std::string& key) {
-    bool relay = delivery::info(kind).pool == delivery::Pool::Relay;
+    bool local = delivery::info(kind).pool == delivery::Pool::Local;
     ++running_;
-    if (relay) {
-        ++running_relay_;
-        ++running_per_route_[key];
-    }
-    launcher_.launch(job, [this, ids, relay, key](std::vector<delivery::Result> results) {
+    if (local) ++running_local_;
+    launcher_.launch(job, [this, ids, local, key](std::vector<delivery::Result> results) {
         --running_;
-        if (relay) {
-            --running_relay_;
-            if (--running_per_route_[key] == 0) running_per_route_.erase(key);
-        }
+        if (local) --running_local_;
+        else release_relay(key);
         for (size_t i = 0; i < ids.size(); ++i)
             finish(ids[i],
                    i < results.size() ? results[i] : delivery::Result{delivery::Result::Status::TempFail, "no result"});
@@ -426,7 +507,8 @@ size_t Scheduler::remove(std::string_view which) {
     auto ids = select(which);
     for (const auto& id : ids) {
         Entry& entry = entries_.at(id);
-        if (entry.state == State::Running) entry.removed = true;  // settled when the delivery returns
+        // Settled when its routing or delivery returns.
+        if (entry.state == State::Running || entry.state == State::Routing) entry.removed = true;
         else erase(id, "Removed by administrator");
     }
     return ids.size();

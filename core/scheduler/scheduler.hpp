@@ -4,7 +4,13 @@
 // at creation + 10 s x k^2 for local delivery (10 s, 40 s, 1m30, 2m40 ...), as
 // OpenSMTPD does; after the envelope's expiry it fails for good. An envelope
 // leaves the spool only once its delivery is final, so a crash at any point
-// means a retry, never a loss. Spool changes run on one worker thread, in order.
+// means a retry, never a loss.
+//
+// Threads: everything here runs on the event loop, except two kinds of
+// task, whose results are posted back to it (LoopPost): spool changes and
+// reports, on one worker thread in order (worker_); and relay routing, whose
+// table lookups may take seconds, on the scheduler's own routing threads
+// (routing_): which batch a relay envelope joins, and where a batch goes.
 #pragma once
 
 #include <uv.h>
@@ -32,11 +38,12 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 
 class Scheduler {
 public:
-    enum class State { Ready, Waiting, Running };
+    // Routing: a relay envelope whose batch key a routing thread works out.
+    enum class State { Ready, Waiting, Running, Routing };
     struct Entry {
         queue::Envelope envelope;
         State state = State::Ready;
-        bool removed = false;                         // removed by the admin while its delivery ran
+        bool removed = false;                         // removed by the admin while it was routed or delivered
         std::uint64_t ready_at = 0;                   // loop time (ms) it last became ready
         delivery::Kind kind = delivery::Kind::Local;  // of its method, set when it became ready
         std::string route;                            // route_key(), worked out when it became ready
@@ -73,6 +80,14 @@ private:
     bool eligible(delivery::Kind kind, const std::string& key) const;
     bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
     void make_ready(const std::string& id, Entry& entry);
+    void set_ready(const std::string& id, Entry& entry);
+    void keyed(const std::string& lookup, const std::string& key);
+    void routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
+                const RelayRoute* route, const std::string& why);
+    delivery::Job make_job(const std::vector<std::string>& ids, const config::Action& action,
+                           const RelayRoute* route) const;
+    void fail_all(const std::vector<std::string>& ids, const std::string& why);
+    void release_relay(const std::string& key);
     void launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
@@ -95,8 +110,10 @@ private:
     event::LoopPost& post_;
     Bouncer& bouncer_;
     RelayRouter& router_;
-    unsigned running_ = 0;        // agent runs, local and relay
-    unsigned running_relay_ = 0;  // of which relay
+    unsigned running_ = 0;        // agent runs, local and relay (a stop waits for these)
+    unsigned running_local_ = 0;  // of which local
+    // Relay batches being routed or delivered, in all and per route.
+    unsigned running_relay_ = 0;
     std::map<std::string, unsigned> running_per_route_;
     bool closed_ = false;
     bool paused_local_ = false, paused_relay_ = false;
@@ -115,6 +132,11 @@ private:
     // Envelopes delivered or given up, to delete from the spool together.
     std::vector<queue::Envelope> removals_;
     bool removing_ = false;  // a removal batch is with the worker
+    // Relay envelopes in State::Routing, by the table lookup their batch key
+    // waits for (RelayRouter::key_lookup): one lookup serves them all.
+    std::map<std::string, std::vector<std::string>> keying_;
+    // Last: destroyed first, so that no routing task outlives what it uses.
+    event::WorkerPool routing_;
 };
 
 }  // namespace postern::scheduler
