@@ -1,7 +1,7 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 [--as UID:GID] [--secret-fd FD]
+//                 [--as UID:GID] [--secret-fd FD] --result-fd FD
 //                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]
 //                 [--delivery ...]
 //
@@ -22,14 +22,20 @@
 // --secret-fd names a pipe holding more option words (relay credentials),
 // which must not appear in argv where any user can read them.
 //
-// Output: one line per delivery on stdout, in order, `INDEX STATUS TEXT`,
-// STATUS being ok, temp or perm; TEXT has no line breaks. Exit status 0 when
-// every delivery was tried; 75 (EX_TEMPFAIL) with one line on stderr when
-// none could be (the plugin cannot be loaded: a site configuration error, so
-// the mail waits in the queue); 1 with the usage on stderr for bad arguments.
-// A delivery without its line (the agent died) counts as a temporary failure.
+// --result-fd names the pipe the results go to: one frame (util/frame.hpp)
+// per delivery, as soon as it is known, holding its index and its result's
+// fields (delivery/result.hpp: status, text, enhanced code, remote server
+// and reply, whether the DSN request was handed on). The agent's stdout is
+// pointed at its stderr before the plugin loads, and the result pipe is
+// closed on exec: nothing a plugin or a command it runs prints can pass for
+// a result. Exit status 0 when every delivery was tried; 75 (EX_TEMPFAIL)
+// with one line on stderr when none could be (the plugin cannot be loaded: a
+// site configuration error, so the mail waits in the queue); 1 with the
+// usage on stderr for bad arguments. A delivery without its result (the
+// agent died) counts as a temporary failure.
 //
-// Depends on: util/plugin (the loader), the delivery ABI in postern/delivery.h.
+// Depends on: util/plugin (the loader), util/frame, delivery/result (compiled
+// in), the delivery ABI in postern/delivery.h.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -45,8 +51,10 @@
 #include <string_view>
 #include <vector>
 
+#include "delivery/result.hpp"
 #include "postern/delivery.h"
 #include "util/fd.hpp"
+#include "util/frame.hpp"
 #include "util/plugin.hpp"
 #include "util/privileges.hpp"
 
@@ -58,7 +66,7 @@ constexpr int kExitTempFail = 75;
 
 constexpr const char* kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID] [--secret-fd FD]\n"
+    "                     [--as UID:GID] [--secret-fd FD] --result-fd FD\n"
     "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
     "                     [--delivery ...]\n";
 
@@ -72,6 +80,7 @@ struct Delivery {
 struct Args {
     std::string plugin_dir, method, user, home, options;
     int secret_fd = -1;                         // more option words, kept out of argv
+    int result_fd = -1;                         // where the results go
     std::optional<std::pair<uid_t, gid_t>> as;  // --as: who to become after loading the plugin
     bool has_method = false, has_user = false, has_home = false;
     std::vector<Delivery> deliveries;
@@ -141,6 +150,11 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
             std::string text;
             ok = single("secret-fd", &text, nullptr, i) && parse_fd(text, &a.secret_fd);
             if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --secret-fd";
+        } else if (opt == "--result-fd") {
+            std::string text;
+            bool seen = a.result_fd >= 0;
+            ok = single("result-fd", &text, &seen, i) && parse_fd(text, &a.result_fd);
+            if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --result-fd";
         } else if (opt == "--dsn") {
             if (a.deliveries.empty() || i + 2 >= argc) {
                 *error = "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery";
@@ -174,7 +188,11 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         }
         if (!ok) return std::nullopt;
     }
-    const char* missing = !a.has_method ? "--method" : !a.has_user ? "--user" : !a.has_home ? "--home" : nullptr;
+    const char* missing = !a.has_method     ? "--method"
+                          : !a.has_user     ? "--user"
+                          : !a.has_home     ? "--home"
+                          : a.result_fd < 0 ? "--result-fd"
+                                            : nullptr;
     if (missing) {
         *error = std::string("missing option ") + missing;
         return std::nullopt;
@@ -183,6 +201,11 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         *error = "no --delivery given";
         return std::nullopt;
     }
+    for (const auto& d : a.deliveries)
+        if (d.fd == a.result_fd || a.secret_fd == a.result_fd) {
+            *error = "--result-fd " + std::to_string(a.result_fd) + " is also a message's or the secret's";
+            return std::nullopt;
+        }
     if (!a.as &&
         std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
         *error = "--create-mbox needs --as";
@@ -210,25 +233,16 @@ bool read_secret(int fd, std::string* out) {
     return false;
 }
 
-std::string one_line(std::string_view text) {
-    std::string out(text);
+using postern::delivery::Result;
+
+// A string from one of a plugin's fixed buffers: up to its NUL or its end,
+// line breaks made spaces.
+std::string field(const char* buf, size_t size) {
+    std::string out(buf, ::strnlen(buf, size));
     for (char& c : out)
         if (c == '\n' || c == '\r') c = ' ';
     return out;
 }
-
-const char* status_word(int status) {
-    switch (status) {
-    case POSTERN_OK: return "ok";
-    case POSTERN_PERMFAIL: return "perm";
-    default: return "temp";
-    }
-}
-
-struct Outcome {
-    int status;
-    std::string text;
-};
 
 postern_delivery_request request_for(const Args& a, const Delivery& d) {
     postern_delivery_request req{};
@@ -247,12 +261,33 @@ postern_delivery_request request_for(const Args& a, const Delivery& d) {
     return req;
 }
 
-// A plugin's answer made safe to print: a known status, some text.
-Outcome checked(const postern::util::DeliveryPlugin& plugin, int status, const char* text) {
+// A plugin's answer made safe to send: a known status, some text, and the
+// typed fields (deliver_many's) only when every one of them is what the
+// launcher accepts; else they are dropped, and said so on stderr.
+Result checked(const postern::util::DeliveryPlugin& plugin, int status, std::string text,
+               const postern_delivery_result* typed = nullptr) {
     if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL)
-        return {POSTERN_TEMPFAIL, plugin.path() + ": deliver returned unknown status " + std::to_string(status)};
-    if (*text) return {status, text};  // on success, where it went, if the plugin says
-    return {status, status == POSTERN_OK ? "Delivered" : "delivery failed (no reason given)"};
+        return {Result::Status::TempFail,
+                plugin.path() + ": deliver returned unknown status " + std::to_string(status)};
+    Result r;
+    r.status = status == POSTERN_OK         ? Result::Status::Ok
+               : status == POSTERN_PERMFAIL ? Result::Status::PermFail
+                                            : Result::Status::TempFail;
+    if (!text.empty()) r.text = std::move(text);  // on success, where it went, if the plugin says
+    else r.text = status == POSTERN_OK ? "Delivered" : "delivery failed (no reason given)";
+    if (!typed) return r;
+    r.enhanced = field(typed->enhanced, sizeof typed->enhanced);
+    r.remote.host = field(typed->remote_host, sizeof typed->remote_host);
+    r.remote.addr = field(typed->remote_addr, sizeof typed->remote_addr);
+    r.remote.code = typed->remote_code;
+    r.remote.reply = field(typed->remote_reply, sizeof typed->remote_reply);
+    r.dsn_handed_on = (typed->flags & POSTERN_RESULT_DSN_HANDED_ON) != 0;
+    if (std::string why = postern::delivery::check_result(r); !why.empty()) {
+        std::fprintf(stderr, "postern-local: %s: invalid %s in a result, typed fields dropped\n", plugin.path().c_str(),
+                     why.c_str());
+        r = Result{r.status, std::move(r.text)};
+    }
+    return r;
 }
 
 bool has_message(const Delivery& d) {
@@ -260,13 +295,12 @@ bool has_message(const Delivery& d) {
     return ::fstat(d.fd, &st) == 0;
 }
 
-Outcome deliver_one(const postern::util::DeliveryPlugin& plugin, const Args& a, const Delivery& d) {
-    if (!has_message(d)) return {POSTERN_TEMPFAIL, "no message on descriptor " + std::to_string(d.fd)};
+Result deliver_one(const postern::util::DeliveryPlugin& plugin, const Args& a, const Delivery& d) {
+    if (!has_message(d)) return {Result::Status::TempFail, "no message on descriptor " + std::to_string(d.fd)};
     postern_delivery_request req = request_for(a, d);
     char err[1024] = "";
     int status = plugin->deliver(&req, err, sizeof err);
-    err[sizeof err - 1] = '\0';
-    return checked(plugin, status, err);
+    return checked(plugin, status, field(err, sizeof err));
 }
 
 // Deliveries of one message that deliver_many may take together.
@@ -274,17 +308,18 @@ bool same_message(const Delivery& a, const Delivery& b) {
     return a.msgid == b.msgid && a.sender == b.sender && a.path == b.path && a.mail_params == b.mail_params;
 }
 
-std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugin,
-                                      decltype(postern_delivery_plugin::deliver_many) many, const Args& a, size_t first,
-                                      size_t n) {
-    std::vector<Outcome> out;
+// Deliveries first .. first+n of one message through deliver_many (n may be 1).
+std::vector<Result> deliver_together(const postern::util::DeliveryPlugin& plugin,
+                                     decltype(postern_delivery_plugin::deliver_many) many, const Args& a, size_t first,
+                                     size_t n) {
+    std::vector<Result> out;
     if (!has_message(a.deliveries[first])) {
         for (size_t k = 0; k < n; ++k) out.push_back(deliver_one(plugin, a, a.deliveries[first + k]));
         return out;
     }
     std::vector<postern_delivery_request> reqs;
     for (size_t k = 0; k < n; ++k) reqs.push_back(request_for(a, a.deliveries[first + k]));
-    std::vector<postern_delivery_result> results(n);
+    std::vector<postern_delivery_result> results(n);  // zeroed: typed fields a plugin leaves alone stay empty
     std::vector<const postern_delivery_request*> req_ptrs;
     std::vector<postern_delivery_result*> result_ptrs;
     for (size_t k = 0; k < n; ++k) {
@@ -293,11 +328,15 @@ std::vector<Outcome> deliver_together(const postern::util::DeliveryPlugin& plugi
         result_ptrs.push_back(&results[k]);
     }
     many(req_ptrs.data(), n, result_ptrs.data());
-    for (auto& r : results) {
-        r.text[sizeof r.text - 1] = '\0';
-        out.push_back(checked(plugin, r.status, r.text));
-    }
+    for (auto& r : results) out.push_back(checked(plugin, r.status, field(r.text, sizeof r.text), &r));
     return out;
+}
+
+// One result frame: the delivery's index, then the result's fields.
+bool send_result(int fd, size_t index, const Result& r) {
+    std::vector<std::string> fields = {std::to_string(index)};
+    postern::delivery::append_result_fields(r, &fields);
+    return postern::util::write_all(fd, postern::util::encode_frame(fields));
 }
 
 // The way a system MDA makes a mailbox nobody has yet: created by root,
@@ -350,6 +389,13 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
         return kExitUsage;
     }
+    // The result pipe is ours alone: closed on exec, so no command a plugin
+    // starts (mda) inherits it; and stdout becomes stderr before the plugin
+    // is loaded, so whatever it prints goes to the log, never among results.
+    if (::fcntl(args->result_fd, F_SETFD, FD_CLOEXEC) != 0 || ::dup2(STDERR_FILENO, STDOUT_FILENO) < 0) {
+        std::fprintf(stderr, "postern-local: no result descriptor %d: %s\n", args->result_fd, std::strerror(errno));
+        return kExitTempFail;
+    }
     if (args->secret_fd >= 0) {
         std::string secret;
         if (!read_secret(args->secret_fd, &secret)) {
@@ -372,15 +418,20 @@ int main(int argc, char** argv) {
     auto many = postern::util::deliver_many_of(*plugin);
     const auto& all = args->deliveries;
     for (size_t i = 0; i < all.size();) {
-        // A plugin with deliver_many takes the recipients of one message together.
+        // A plugin with deliver_many takes the recipients of one message
+        // together, and only deliver_many gives typed results: it is used
+        // for one recipient too.
         size_t n = 1;
         while (many && i + n < all.size() && same_message(all[i], all[i + n])) ++n;
-        std::vector<Outcome> out = n > 1 ? deliver_together(*plugin, many, *args, i, n)
-                                         : std::vector<Outcome>{deliver_one(*plugin, *args, all[i])};
-        for (size_t k = 0; k < n; ++k) {
-            std::printf("%zu %s %s\n", i + k, status_word(out[k].status), one_line(out[k].text).c_str());
-            std::fflush(stdout);  // each result as soon as it is known: a crash later loses none
-        }
+        std::vector<Result> out = many ? deliver_together(*plugin, many, *args, i, n)
+                                       : std::vector<Result>{deliver_one(*plugin, *args, all[i])};
+        // Each result as soon as it is known: a crash later loses none. With
+        // nobody left to read them, delivering on would only deliver twice.
+        for (size_t k = 0; k < n; ++k)
+            if (!send_result(args->result_fd, i + k, out[k])) {
+                std::fprintf(stderr, "postern-local: cannot report a result: %s\n", std::strerror(errno));
+                return kExitTempFail;
+            }
         i += n;
     }
     return kExitOk;

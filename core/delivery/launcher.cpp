@@ -18,6 +18,7 @@
 #include "delivery/format.hpp"
 #include "delivery/kind.hpp"
 #include "util/fd.hpp"
+#include "util/frame.hpp"
 
 namespace postern::delivery {
 namespace {
@@ -133,14 +134,14 @@ util::Fd open_message(const std::string& spool, const std::string& path, std::st
 // One running agent; owns its libuv handles and frees itself when all are closed.
 struct AgentRun {
     uv_process_t process{};
-    uv_pipe_t out_pipe{}, err_pipe{};
+    uv_pipe_t out_pipe{}, err_pipe{};  // the agent's result pipe (--result-fd, not its stdout) and its stderr
     uv_timer_t timer{};
     int open_handles = 0;
     int open_pipes = 2;
-    bool exited = false, timed_out = false;
+    bool exited = false, timed_out = false, garbled = false;
     int64_t exit_status = 0;
     int term_signal = 0;
-    std::string out, err;
+    std::string out, err;  // what came on each pipe
     char buf[4096];
     std::vector<std::optional<Result>> results;  // preset for items that never reached the agent
     Done done;
@@ -154,35 +155,40 @@ struct AgentRun {
         });
     }
 
-    // Why the deliveries without a result line failed.
+    // Why the deliveries without a result failed.
     std::string agent_failure() {
         while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
         if (auto nl = err.rfind('\n'); nl != std::string::npos) err = err.substr(nl + 1);
         if (timed_out) return "delivery agent timed out";
         if (term_signal != 0) return "delivery agent killed by signal " + std::to_string(term_signal);
+        if (garbled) return "delivery agent sent garbled results";
         if (!err.empty()) return err;
         return "delivery agent exited " + std::to_string(exit_status) + " without a result";
     }
 
+    // The agent's frames: a delivery's index, then its result's fields
+    // (delivery/result.hpp). The agent runs as the recipient: a field it may
+    // not send fails that delivery (temporarily: it may have been made), and
+    // bytes that are no such frame, or a second result for one delivery, end
+    // the reading. postern-local itself never sends either.
     void parse_results() {
-        size_t pos = 0;
-        while (pos < out.size()) {
-            size_t nl = out.find('\n', pos);
-            if (nl == std::string::npos) break;
-            std::string_view line(out.data() + pos, nl - pos);
-            pos = nl + 1;
-            auto sp1 = line.find(' '), sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
-            if (sp2 == std::string_view::npos) continue;
-            size_t index = std::strtoul(std::string(line.substr(0, sp1)).c_str(), nullptr, 10);
-            std::string_view word = line.substr(sp1 + 1, sp2 - sp1 - 1);
-            if (index >= results.size() || results[index]) continue;
+        std::vector<std::string> f;
+        bool bad = false;
+        while (util::decode_frame(out, &f, &bad)) {
+            unsigned long index = 0;
+            if (f.size() != 1 + kResultFields || f[0].empty() || f[0].size() > 6 ||
+                f[0].find_first_not_of("0123456789") != std::string::npos ||
+                (index = std::stoul(f[0])) >= results.size() || results[index]) {
+                garbled = true;
+                return;
+            }
             Result r;
-            r.status = word == "ok"     ? Result::Status::Ok
-                       : word == "perm" ? Result::Status::PermFail
-                                        : Result::Status::TempFail;
-            r.text = std::string(line.substr(sp2 + 1));
+            std::string why;
+            if (!parse_result(&f[1], &r, &why))
+                r = {Result::Status::TempFail, "delivery agent sent an invalid result (" + why + ")"};
             results[index] = std::move(r);
         }
+        garbled = bad;
     }
 
     void maybe_finish() {
@@ -313,6 +319,10 @@ void SpawnLauncher::launch(const Job& job, Done done) {
             return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
         args.insert(args.end(), {"--secret-fd", std::to_string(3 + messages.size())});
     }
+    // Results come on a pipe of their own, after the messages and the secret:
+    // the agent's stdout is no channel (a plugin may print anything there).
+    const size_t result_fd = 3 + messages.size() + (secret ? 1 : 0);
+    args.insert(args.end(), {"--result-fd", std::to_string(result_fd)});
     // Results for the items the agent gets arrive by their index among those.
     std::vector<size_t> agent_index;
     for (size_t i = 0; i < run->results.size(); ++i)
@@ -341,10 +351,9 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     uv_timer_init(loop_, &run->timer);
     run->process.data = run->out_pipe.data = run->err_pipe.data = run->timer.data = run.get();
 
-    std::vector<uv_stdio_container_t> stdio(3 + messages.size() + (secret ? 1 : 0));
+    std::vector<uv_stdio_container_t> stdio(result_fd + 1);
     stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[1].data.stream = reinterpret_cast<uv_stream_t*>(&run->out_pipe);
+    stdio[1].flags = UV_IGNORE;  // the agent points it at its stderr
     stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
     stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&run->err_pipe);
     for (size_t k = 0; k < messages.size(); ++k) {
@@ -352,9 +361,11 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         stdio[3 + k].data.fd = messages[k].get();
     }
     if (secret) {
-        stdio.back().flags = UV_INHERIT_FD;
-        stdio.back().data.fd = secret.get();
+        stdio[3 + messages.size()].flags = UV_INHERIT_FD;
+        stdio[3 + messages.size()].data.fd = secret.get();
     }
+    stdio[result_fd].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
+    stdio[result_fd].data.stream = reinterpret_cast<uv_stream_t*>(&run->out_pipe);
 
     uv_process_options_t opts{};
     opts.file = options_.agent.c_str();

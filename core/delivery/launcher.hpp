@@ -1,11 +1,15 @@
-// Local delivery: starting the delivery agent for one envelope.
+// Local delivery: starting the delivery agent for a batch of envelopes.
 //
-// The daemon never delivers in its own process. For each envelope it starts
+// The daemon never delivers in its own process. For each Job it starts
 // `postern-local` (see postern-local.cpp), which loads the action's plugin,
-// with the message on its stdin, as the recipient's uid/gid when the daemon
-// runs as root. The agent's exit status is the result: 0 delivered, 75
-// temporary failure, anything else (or a signal) permanent, except that a
-// crash is temporary: mail is never lost because an agent died.
+// with each message on a descriptor of its own (3, 4, ...), as the
+// recipient's uid/gid when the daemon runs as root. The agent reports one
+// Result per delivery (delivery/result.hpp) in frames on a pipe of its own
+// (--result-fd), never on its stdout, which it points at its stderr before
+// the plugin loads: nothing a plugin prints can pass for a result. The
+// agent runs as the recipient, so every field it reports is checked. A
+// delivery without a result (the agent crashed, timed out or could not load
+// its plugin) is a temporary failure: mail is never lost because an agent died.
 //
 // Two launchers: SpawnLauncher starts agents itself (used by an unprivileged
 // daemon, and by the privileged parent of a root daemon); PrivClient asks the
@@ -19,6 +23,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "delivery/result.hpp"
 
 namespace postern::delivery {
 
@@ -46,11 +52,6 @@ struct Job {
     // credentials): written to a pipe the agent reads (--secret-fd).
     std::string secret;
     std::vector<Item> items;
-};
-
-struct Result {
-    enum class Status { Ok, TempFail, PermFail } status = Status::TempFail;
-    std::string text;  // "Delivered" or the reason
 };
 
 // One result per item, in the items' order.

@@ -5,41 +5,18 @@
 #include <memory>
 
 #include "queue/store.hpp"
+#include "util/frame.hpp"
 #include "util/log.hpp"
 
 namespace postern::delivery {
 namespace {
 
-constexpr size_t kMaxFrame = 1 << 20;
 // Requests: "deliver", id, method, user, account, options, secret, then per
 // item: sender, rcpt, dest, path, msgid, mail params, rcpt params; or "auth",
 // id, user, password.
 enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
 enum { kSender, kRcpt, kDest, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
 constexpr size_t kMaxItems = 256;
-
-const char* status_word(Result::Status s) {
-    return s == Result::Status::Ok ? "ok" : s == Result::Status::PermFail ? "perm" : "temp";
-}
-
-std::string netstring(std::string_view s) { return std::to_string(s.size()) + ":" + std::string(s) + ","; }
-
-// Parses one netstring at the front of `in`: 1 done, 0 need more, -1 malformed.
-int take_netstring(std::string_view& in, std::string_view* out, size_t max) {
-    size_t len = 0, i = 0;
-    while (i < in.size() && in[i] >= '0' && in[i] <= '9') {
-        if (i >= 8) return -1;
-        len = len * 10 + static_cast<size_t>(in[i] - '0');
-        ++i;
-    }
-    if (i == in.size()) return 0;
-    if (i == 0 || in[i] != ':' || len > max) return -1;
-    if (in.size() < i + 1 + len + 1) return 0;
-    if (in[i + 1 + len] != ',') return -1;
-    *out = in.substr(i + 1, len);
-    in.remove_prefix(i + 1 + len + 1);
-    return 1;
-}
 
 bool is_name(std::string_view s) {
     return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {
@@ -67,34 +44,6 @@ void write_frame(uv_pipe_t* pipe, std::string frame) {
 
 }  // namespace
 
-std::string encode_frame(const std::vector<std::string>& fields) {
-    std::string payload;
-    for (const auto& f : fields) payload += netstring(f);
-    return netstring(payload);
-}
-
-bool decode_frame(std::string& buffer, std::vector<std::string>* fields, bool* bad) {
-    *bad = false;
-    std::string_view in(buffer);
-    std::string_view payload;
-    int r = take_netstring(in, &payload, kMaxFrame);
-    if (r <= 0) {
-        *bad = r < 0;
-        return false;
-    }
-    fields->clear();
-    while (!payload.empty()) {
-        std::string_view f;
-        if (take_netstring(payload, &f, kMaxFrame) != 1) {
-            *bad = true;
-            return false;
-        }
-        fields->emplace_back(f);
-    }
-    buffer.erase(0, buffer.size() - in.size());
-    return true;
-}
-
 // ---- the channel ----
 
 void FrameChannel::open(uv_loop_t* loop, int fd) {
@@ -117,7 +66,7 @@ void FrameChannel::open(uv_loop_t* loop, int fd) {
             c->inbuf_.append(b->base, static_cast<size_t>(n));
             std::vector<std::string> fields;
             bool bad = false;
-            while (decode_frame(c->inbuf_, &fields, &bad)) c->on_frame(fields);
+            while (util::decode_frame(c->inbuf_, &fields, &bad)) c->on_frame(fields);
             if (bad) {
                 uv_read_stop(st);
                 c->on_lost(true);
@@ -125,7 +74,7 @@ void FrameChannel::open(uv_loop_t* loop, int fd) {
         });
 }
 
-void FrameChannel::send(const std::vector<std::string>& fields) { write_frame(&pipe_, encode_frame(fields)); }
+void FrameChannel::send(const std::vector<std::string>& fields) { write_frame(&pipe_, util::encode_frame(fields)); }
 
 void FrameChannel::close_channel() {
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&pipe_)))
@@ -165,11 +114,14 @@ void PrivClient::check_system_account(const std::string& user, const std::string
     send({"auth", std::to_string(id), user, password});
 }
 
-// Reply: id, then per item: status, text (a password check: one item).
+// Reply: id, then per item the result's fields (delivery/result.hpp); a
+// password check: id, status word, text.
 void PrivClient::on_frame(const std::vector<std::string>& f) {
-    if (f.empty() || f.size() % 2 != 1) return fail_all("malformed reply from the privileged parent");
+    if (f.empty()) return fail_all("malformed reply from the privileged parent");
     auto it = pending_.find(std::strtoul(f[0].c_str(), nullptr, 10));
     if (it == pending_.end()) return;
+    if (!it->second.auth_done && (f.size() - 1) % kResultFields != 0)
+        return fail_all("malformed reply from the privileged parent");
     Pending p = std::move(it->second);
     pending_.erase(it);
     if (p.auth_done) {
@@ -179,11 +131,12 @@ void PrivClient::on_frame(const std::vector<std::string>& f) {
         return p.auth_done(c, f.size() == 3 ? f[2] : "malformed reply");
     }
     std::vector<Result> results;
-    for (size_t i = 1; i + 1 < f.size(); i += 2) {
-        Result::Status st = f[i] == "ok"     ? Result::Status::Ok
-                            : f[i] == "perm" ? Result::Status::PermFail
-                                             : Result::Status::TempFail;
-        results.push_back({st, f[i + 1]});
+    for (size_t i = 1; i < f.size(); i += kResultFields) {
+        Result r;
+        std::string why;
+        if (!parse_result(&f[i], &r, &why))
+            r = {Result::Status::TempFail, "malformed result from the privileged parent (" + why + ")"};
+        results.push_back(std::move(r));
     }
     results.resize(p.items, Result{Result::Status::TempFail, "no result from the privileged parent"});
     p.done(std::move(results));
@@ -247,7 +200,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
 
 void PrivServer::reply(const std::string& id, const std::vector<Result>& results) {
     std::vector<std::string> fields = {id};
-    for (const auto& r : results) fields.insert(fields.end(), {status_word(r.status), r.text});
+    for (const auto& r : results) append_result_fields(r, &fields);
     send(fields);
 }
 

@@ -3,7 +3,7 @@
 // posternd binds its sockets as root, then splits: the child drops to the
 // unprivileged _postern user and does all network-facing work; the parent
 // keeps root for one job only, starting delivery agents as the recipient.
-// They talk over a socketpair in netstring frames. The parent trusts nothing
+// They talk over a socketpair in frames (util/frame.hpp). The parent trusts nothing
 // the child sends: it checks every field, builds the message path from its
 // own spool folder and a validated id, and looks the user up itself. The
 // parent also checks system account passwords for `auth` listeners without a
@@ -20,12 +20,6 @@
 #include "delivery/launcher.hpp"
 
 namespace postern::delivery {
-
-// Netstring framing, exposed for tests: a frame is a netstring of netstrings.
-std::string encode_frame(const std::vector<std::string>& fields);
-// Takes one complete frame off the front of `buffer`. Returns false when more
-// bytes are needed; sets `bad` when the bytes can never form a frame.
-bool decode_frame(std::string& buffer, std::vector<std::string>* fields, bool* bad);
 
 // One end of the socketpair: reads frames and hands each to on_frame().
 class FrameChannel {

@@ -29,7 +29,9 @@
  *    daemon's environment is passed on.
  *  - stdin is not readable (no terminal, no message there); stdout and
  *    stderr belong to the agent: never write to them. Report through the
- *    return value and err (a relay's diagnostics, too).
+ *    return value and err, or deliver_many's results (a relay's
+ *    diagnostics, too): the agent's stdout goes to its stderr, and nothing
+ *    written there can pass for a result.
  *  - SIGPIPE is ignored and no signal is blocked: a write to a closed pipe
  *    or socket fails with EPIPE.
  *  - Time: the daemon kills the agent (SIGKILL) 10 minutes after it started
@@ -76,11 +78,36 @@ struct postern_delivery_request {
 /* The request as ABI 1 first had it: every agent passes at least this much. */
 #define POSTERN_DELIVERY_REQUEST_MIN_SIZE POSTERN_END_OF(struct postern_delivery_request, msgid)
 
+/* What became of one delivery, filled by deliver_many. The caller (the
+ * agent) zeroes it and sets struct_size; the plugin sets status and text and,
+ * when it knows them, the typed fields after text, which the daemon uses as
+ * they are (a report's Status, Remote-MTA and Diagnostic-Code; whether a
+ * "relayed" report is due) and never parses out of text. Strings are NUL
+ * terminated, one line each.
+ *
+ * Growth (abi.h): the members after text were added within ABI 1. A plugin
+ * writes one only when POSTERN_HAS_MEMBER(res, struct
+ * postern_delivery_result, member) says the caller's struct has it; a plugin
+ * built before them writes status and text only, and they stay empty. */
 struct postern_delivery_result {
     uint32_t struct_size; /* sizeof(struct postern_delivery_result), set by the caller */
     int status;           /* POSTERN_OK, POSTERN_TEMPFAIL or POSTERN_PERMFAIL */
-    char text[1024];      /* one line: the reason, or where it was delivered */
+    char text[1024];      /* one line for the log: the reason, or where it was delivered */
+    /* Added in ABI 1 after text. "" and 0 = not known. */
+    char enhanced[16];       /* RFC 3463 code of the status's class: "2.0.0", "4.2.2", "5.1.1" */
+    char remote_host[256];   /* the server it went to, as the route named it: "mx.example.org" */
+    char remote_addr[64];    /* its address: "192.0.2.1", "2001:db8::1" */
+    int remote_code;         /* the code of its reply to quote: 250, 451, 550; 0 = none */
+    char remote_reply[1024]; /* its reply after the code, lines joined with " " */
+    uint32_t flags;          /* POSTERN_RESULT_* bits */
 };
+
+/* flags: the next server accepted the recipient's DSN request (RFC 3461
+ * NOTIFY/ORCPT), so it sends any further report, not us. */
+#define POSTERN_RESULT_DSN_HANDED_ON 0x1u
+
+/* The result as ABI 1 first had it: every agent passes at least this much. */
+#define POSTERN_DELIVERY_RESULT_MIN_SIZE POSTERN_END_OF(struct postern_delivery_result, text)
 
 struct postern_delivery_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
@@ -103,13 +130,14 @@ struct postern_delivery_plugin {
      * without it) = not offered, and the agent calls deliver for each
      * recipient instead.
      * Deliver one message to several recipients at once, as a relay does in
-     * one SMTP transaction. *reqs[0..n), n >= 2, are the same message to n
+     * one SMTP transaction. *reqs[0..n), n >= 1, are the same message to n
      * recipients: they share sender, path, options, msgid and mail_params;
      * each has its own message_fd (all open on the same file), so the plugin
      * reads the message from any one of them. For each i the plugin must
      * set results[i]->status and text as deliver would its return value and
      * err (the agent zeroes every result and sets its struct_size first), in
-     * whatever order it learns them. Arrays of pointers, so that either
+     * whatever order it learns them, and the typed fields it knows. The
+     * agent calls it for a single recipient too: only it carries those. Arrays of pointers, so that either
      * struct may grow (check struct_size) without moving the elements. */
     void (*deliver_many)(const struct postern_delivery_request* const* reqs, size_t n,
                          struct postern_delivery_result* const* results);

@@ -325,7 +325,7 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
     std::string in = dir / "message", out = dir / "results";
     auto big = megabyte_message();
     test::write_file(in, big);
-    // Runs the agent for one delivery; returns its result line.
+    // Runs the agent for one delivery; returns its result as a line.
     auto agent = [&](const std::string& command) {
         std::vector<std::string> args = {POSTERN_BUILD_DIR "/postern-local",
                                          "--plugin-dir",
@@ -342,16 +342,19 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
                                          "b+x@example.com",
                                          "b@example.com",
                                          command,
-                                         "m1"};
+                                         "m1",
+                                         "--result-fd",
+                                         "4"};
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
         posix_spawn_file_actions_t fa;
         REQUIRE(posix_spawn_file_actions_init(&fa) == 0);
         posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&fa, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 3, in.c_str(), O_RDONLY, 0);
+        posix_spawn_file_actions_addopen(&fa, 4, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
         pid_t pid = -1;
         int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
@@ -360,7 +363,7 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
         REQUIRE(::waitpid(pid, &status, 0) == pid);
         REQUIRE(WIFEXITED(status));
         CHECK(WEXITSTATUS(status) == 0);
-        return test::read_file(out);
+        return test::result_lines(test::read_file(out));
     };
     CHECK(agent("cat > out; echo \"$EXTENSION\" > ext") == "0 ok Delivered\n");
     CHECK(test::read_file(dir / "out") == "Return-Path: <a@example.org>\nDelivered-To: b@example.com\n" + big);

@@ -1,7 +1,7 @@
 // tests/unit/plugins/postern_local_test.cpp — the delivery agent run as the
 // daemon runs it: a subprocess with each message on an inherited descriptor
-// (3, 4, ...). Checks the result lines on stdout, the exit status and stderr,
-// and what reached the plugin.
+// (3, 4, ...) and its results on another (--result-fd). Checks the results,
+// the exit status, stdout and stderr, and what reached the plugin.
 #include <spawn.h>
 
 #include "support.hpp"
@@ -11,15 +11,22 @@ extern char** environ;
 namespace {
 
 const std::string kAgent = POSTERN_BUILD_DIR "/postern-local";
+constexpr int kResultFd = 20;
 
 struct Run {
     int exit_code = -1;
-    std::string out, err;
+    std::string out;      // the results, as lines "INDEX STATUS TEXT"
+    std::string results;  // the result frames as they came
+    std::string stdout_, err;
 };
 
-// posix_spawn the agent with `messages` on descriptors 3.. and stdout/stderr captured.
-Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std::vector<std::string>& messages = {}) {
-    std::string out = dir / "stdout", err = dir / "stderr";
+// posix_spawn the agent with `messages` on descriptors 3.., its results on
+// kResultFd (`--result-fd` first on its command line, unless told not to),
+// stdout and stderr captured.
+Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std::vector<std::string>& messages = {},
+              bool result_fd = true) {
+    std::string out = dir / "stdout", err = dir / "stderr", results = dir / "results";
+    if (result_fd) args.insert(args.begin(), {"--result-fd", std::to_string(kResultFd)});
     args.insert(args.begin(), kAgent);
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
@@ -30,6 +37,7 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, kResultFd, results.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     for (size_t i = 0; i < messages.size(); ++i) {
         std::string in = dir / ("message" + std::to_string(i));
         test::write_file(in, messages[i]);
@@ -42,7 +50,8 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     REQUIRE(WIFEXITED(status));
-    return {WEXITSTATUS(status), test::read_file(out), test::read_file(err)};
+    std::string frames = test::read_file(results);
+    return {WEXITSTATUS(status), test::result_lines(frames), frames, test::read_file(out), test::read_file(err)};
 }
 
 std::vector<std::string> head(const std::string& method = "status", const std::string& options = "") {
@@ -61,7 +70,7 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
 
 const std::string kUsage =
     "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID] [--secret-fd FD]\n"
+    "                     [--as UID:GID] [--secret-fd FD] --result-fd FD\n"
     "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
     "                     [--delivery ...]\n";
 
@@ -169,6 +178,61 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
         CHECK(run.exit_code == 1);
         CHECK(run.err == "postern-local: " + c.reason + "\n" + kUsage);
     }
+}
+
+TEST_CASE("postern-local: results go to --result-fd only; a plugin printing a result on stdout forges nothing") {
+    test::TempDir dir;
+    auto run = run_agent(
+        dir,
+        head("typed", "forge") + delivery(3, dir / "a", "m1") +
+            std::vector<std::string>{"--delivery", "4", "", "c@example.com", "c@example.com", dir / "a", "m1"},
+        {"one\n", "one\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.out == "0 temp typed: not delivered\n1 temp typed: not delivered\n");
+    CHECK(run.stdout_.empty());                      // stdout is the agent's stderr
+    CHECK(run.err == "0 ok forged\n1 ok forged\n");  // where the plugin's printing went
+}
+
+TEST_CASE("postern-local: deliver_many's typed fields reach the result, for one recipient too") {
+    test::TempDir dir;
+    auto fields = [&](const std::string& how) {
+        auto run = run_agent(dir, head("typed", how) + delivery(3, dir / "a"), {"one\n"});
+        CHECK(run.exit_code == 0);
+        auto frames = test::result_frames(run.results);
+        REQUIRE(frames.size() == 1);
+        return std::make_pair(frames[0], run.err);
+    };
+    using Fields = std::vector<std::string>;
+    CHECK(fields("relayed").first ==
+          Fields{"0", "ok", "typed: relayed", "2.0.0", "mx.test", "192.0.2.25", "250", "2.0.0 queued", "1"});
+    CHECK(fields("refused").first ==
+          Fields{"0", "perm", "typed: refused", "5.1.1", "mx.test", "192.0.2.25", "550", "5.1.1 no such user", "0"});
+    // A plugin built before the typed fields writes status and text only:
+    // it works as before, nothing is guessed from its text.
+    CHECK(fields("old").first == Fields{"0", "perm", "typed: an old plugin's 5.1.1 failure", "", "", "", "0", "", "0"});
+    // A field the launcher would refuse (a 4.x.x code on a permanent failure)
+    // is dropped with the rest of the typed fields, and said so.
+    auto bad = fields("badcode");
+    CHECK(bad.first == Fields{"0", "perm", "typed: bad code", "", "", "", "0", "", "0"});
+    CHECK(bad.second == "postern-local: " + test::kTestPluginDir +
+                            "/delivery-typed.so: invalid enhanced status code in a result, typed fields dropped\n");
+}
+
+TEST_CASE("postern-local: --result-fd is required, and must be a descriptor of its own that is open") {
+    test::TempDir dir;
+    auto missing = run_agent(dir, head() + delivery(3, dir / "a"), {"one\n"}, false);
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err == "postern-local: missing option --result-fd\n" + kUsage);
+
+    auto shared = run_agent(dir, head() + delivery(kResultFd, dir / "a"), {"one\n"});
+    CHECK(shared.exit_code == 1);
+    CHECK(shared.err == "postern-local: --result-fd 20 is also a message's or the secret's\n" + kUsage);
+
+    auto closed = run_agent(dir, std::vector<std::string>{"--result-fd", "21"} + head() + delivery(3, dir / "a"),
+                            {"one\n"}, false);
+    CHECK(closed.exit_code == 75);
+    CHECK(closed.err == "postern-local: no result descriptor 21: Bad file descriptor\n");
+    CHECK_FALSE(std::filesystem::exists(dir / "a"));  // nothing delivered that could not be reported
 }
 
 TEST_CASE("postern-local --as: root makes a missing mailbox for the user and touches nothing that exists") {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "util/fd.hpp"
+#include "util/frame.hpp"
 #include "util/plugin.hpp"
 
 namespace test {
@@ -102,6 +103,7 @@ struct Request {
     std::string path;
     std::string options;
     std::string msgid = "0123456789abcdef";
+    std::string mail_params, rcpt_params;  // DSN parameters for a relay to pass on
 };
 
 struct Outcome {
@@ -109,7 +111,7 @@ struct Outcome {
     std::string error;
 };
 
-inline Outcome deliver(const postern::util::DeliveryPlugin& plugin, const Request& r, int fd) {
+inline postern_delivery_request request_of(const Request& r, int fd) {
     postern_delivery_request req{};
     req.struct_size = sizeof req;
     req.message_fd = fd;
@@ -121,10 +123,50 @@ inline Outcome deliver(const postern::util::DeliveryPlugin& plugin, const Reques
     req.path = r.path.c_str();
     req.options = r.options.c_str();
     req.msgid = r.msgid.c_str();
+    req.mail_params = r.mail_params.c_str();
+    req.rcpt_params = r.rcpt_params.c_str();
+    return req;
+}
+
+inline Outcome deliver(const postern::util::DeliveryPlugin& plugin, const Request& r, int fd) {
+    postern_delivery_request req = request_of(r, fd);
     char err[1024] = "";
     Outcome out;
     out.status = plugin->deliver(&req, err, sizeof err);
     out.error = err;
+    return out;
+}
+
+// One request through deliver_many, for the typed fields of its result. A
+// `struct_size` below the full struct is a caller built before some fields.
+inline postern_delivery_result deliver_typed(const postern::util::DeliveryPlugin& plugin, const Request& r, int fd,
+                                             uint32_t struct_size = sizeof(postern_delivery_result)) {
+    auto many = postern::util::deliver_many_of(plugin);
+    REQUIRE(many);
+    postern_delivery_request req = request_of(r, fd);
+    const postern_delivery_request* reqs[] = {&req};
+    postern_delivery_result res{};
+    res.struct_size = struct_size;
+    postern_delivery_result* results[] = {&res};
+    many(reqs, 1, results);
+    return res;
+}
+
+// A delivery agent's result frames (--result-fd), each as its fields.
+inline std::vector<std::vector<std::string>> result_frames(std::string bytes) {
+    std::vector<std::vector<std::string>> out;
+    std::vector<std::string> fields;
+    bool bad = false;
+    while (postern::util::decode_frame(bytes, &fields, &bad)) out.push_back(fields);
+    if (bad || !bytes.empty()) out.push_back({"garbled"});
+    return out;
+}
+
+// The same as lines "INDEX STATUS TEXT\n", as the tests compare them.
+inline std::string result_lines(const std::string& bytes) {
+    std::string out;
+    for (const auto& f : result_frames(bytes))
+        out += f.size() < 3 ? "garbled\n" : f[0] + " " + f[1] + " " + f[2] + "\n";
     return out;
 }
 
