@@ -3,7 +3,6 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <ctime>
 
 #include "rules/recipient.hpp"
@@ -22,39 +21,22 @@ bool read_all(int fd, std::string* out) {
 
 }  // namespace
 
-// The first enhanced status code in `text` ("550 5.1.1 ...", or a plugin's
-// "relay: mx [192.0.2.1]: 550 5.1.1 ..."), or `fallback`.
-std::string status_of(std::string_view text, std::string_view fallback) {
-    auto digits = [&](size_t& i) {
-        size_t start = i;
-        while (i < text.size() && i - start < 3 && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
-        return i > start;
-    };
-    for (size_t at = 0; at < text.size(); ++at) {
-        if ((at > 0 && text[at - 1] != ' ') || (text[at] != '2' && text[at] != '4' && text[at] != '5')) continue;
-        size_t i = at + 1;
-        if (i < text.size() && text[i] == '.' && digits(++i) && i < text.size() && text[i] == '.' && digits(++i) &&
-            (i == text.size() || text[i] == ' '))
-            return std::string(text.substr(at, i - at));
+bounce::RecipientReport recipient_report(bounce::Kind kind, const Outcome& o) {
+    bounce::RecipientReport rr;
+    rr.final_recipient = o.envelope.dest;
+    rr.original_recipient = o.envelope.dsn_orcpt;
+    rr.status = o.status;
+    const delivery::Result::Remote& remote = o.result.remote;
+    if (remote.code != 0) {
+        rr.remote_mta = remote.host;
+        rr.diagnostic = std::to_string(remote.code) + (remote.reply.empty() ? "" : " " + remote.reply);
+    } else {
+        rr.diagnostic = o.result.text;  // a local reason (connection refused, mailbox full ...)
     }
-    return std::string(fallback);
-}
-
-bool remote_reply(std::string_view text, std::string* mta, std::string* reply) {
-    constexpr std::string_view kPrefix = "relay: ";
-    if (text.substr(0, kPrefix.size()) != kPrefix) return false;
-    text.remove_prefix(kPrefix.size());
-    size_t bracket = text.find(" [");
-    size_t colon = text.find(": ");
-    if (bracket == std::string_view::npos || colon == std::string_view::npos || bracket > colon) return false;
-    std::string_view rest = text.substr(colon + 2);
-    bool code = rest.size() >= 4 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
-                std::isdigit(static_cast<unsigned char>(rest[1])) &&
-                std::isdigit(static_cast<unsigned char>(rest[2])) && rest[3] == ' ';
-    if (!code) return false;  // a local reason (connection refused...): no remote reply to quote
-    *mta = text.substr(0, bracket);
-    *reply = rest;
-    return true;
+    rr.relayed = o.relayed;
+    rr.last_attempt = o.envelope.last_try ? o.envelope.last_try : std::time(nullptr);
+    if (kind == bounce::Kind::Delayed) rr.will_retry_until = o.envelope.expire;
+    return rr;
 }
 
 Bouncer::Bouncer(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
@@ -96,17 +78,7 @@ bool Bouncer::report(bounce::Kind kind, const std::vector<Outcome>& outcomes, st
     r.arrival = first.ctime;
     r.return_full = first.dsn_ret == "full";
     std::vector<bounce::RecipientReport> rcpts;
-    for (const auto& o : outcomes) {
-        bounce::RecipientReport rr;
-        rr.final_recipient = o.envelope.dest;
-        rr.original_recipient = o.envelope.dsn_orcpt;
-        rr.status = o.status;
-        if (!remote_reply(o.diagnostic, &rr.remote_mta, &rr.diagnostic)) rr.diagnostic = o.diagnostic;
-        rr.relayed = o.relayed;
-        rr.last_attempt = o.envelope.last_try ? o.envelope.last_try : std::time(nullptr);
-        if (kind == bounce::Kind::Delayed) rr.will_retry_until = o.envelope.expire;
-        rcpts.push_back(std::move(rr));
-    }
+    for (const auto& o : outcomes) rcpts.push_back(recipient_report(kind, o));
     std::string dsn = bounce::build_dsn(r, rcpts, original, hostname_);
 
     // Route the report like mail this host sends itself, from <>.

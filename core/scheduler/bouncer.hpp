@@ -13,6 +13,7 @@
 
 #include "bounce/dsn.hpp"
 #include "config/config.hpp"
+#include "delivery/result.hpp"
 #include "queue/envelope.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
@@ -23,9 +24,9 @@ namespace postern::scheduler {
 // What happened to one envelope, for its report.
 struct Outcome {
     queue::Envelope envelope;
-    std::string status;      // enhanced status code, "5.1.1"
-    std::string diagnostic;  // the delivery's error text
-    bool relayed = false;    // delivered to a server that does not report further (Action: relayed)
+    std::string status;       // enhanced status code, "5.1.1"
+    delivery::Result result;  // the delivery's result: its text, the remote server and its reply
+    bool relayed = false;     // delivered to a server that does not report further (Action: relayed)
 };
 
 class Bouncer {
@@ -52,12 +53,9 @@ private:
     std::string hostname_;
 };
 
-// The enhanced status code at the start of `text` ("5.1.1 ..."), or `fallback`.
-std::string status_of(std::string_view text, std::string_view fallback);
-
-// A relay's result "relay: HOST [ADDRESS] ...: 550 5.1.1 ..." split into the
-// remote server's name and its reply, for a report's Remote-MTA and
-// Diagnostic-Code; false (nothing changed) for any other text.
-bool remote_reply(std::string_view text, std::string* mta, std::string* reply);
+// One recipient's part of a report, from its outcome: a reply from the
+// remote server is quoted with its name (Remote-MTA, Diagnostic-Code "550
+// 5.1.1 ..."); any other result gives its text.
+bounce::RecipientReport recipient_report(bounce::Kind kind, const Outcome& o);
 
 }  // namespace postern::scheduler

@@ -67,9 +67,6 @@ public:
     // The DSN parameters e was received with, to pass on (RFC 3461 6.2):
     // MAIL's RET and ENVID, RCPT's NOTIFY and ORCPT, xtext-encoded.
     static void dsn_params(const queue::Envelope& e, std::string* mail, std::string* rcpt);
-    // A relay's success text ends with this when the next server took the
-    // DSN request over: no "relayed" report is due from us then.
-    static constexpr std::string_view kDsnHandedOn = " (DSN handed on)";
 
 private:
     bool smarthosts(const config::Relay& r, const queue::Envelope& e, std::vector<relay::RelayUrl>* out,

@@ -333,7 +333,7 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     }
     std::int64_t now = std::time(nullptr);
     auto status = r.status;
-    std::string stat = r.text;
+    std::string stat = r.text + (r.dsn_handed_on ? " (DSN handed on)" : "");
     bool expired = status == delivery::Result::Status::TempFail && now >= e.expire;
     if (expired) {
         status = delivery::Result::Status::PermFail;
@@ -372,14 +372,15 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         ++stats_.delivered;
         // Relayed to a server that took the DSN request over: it reports, not us.
         bool relayed = delivery_method(config_, e) == "relay";
-        bool handed_on = relayed && std::string_view(r.text).ends_with(RelayRouter::kDsnHandedOn);
-        if (!handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
+        if (!r.dsn_handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
             hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0", relayed);
         else erase(id, nullptr);
     } else {
         ++stats_.permfail;
-        std::string code = expired ? "5.4.7" : status_of(r.text, "5.0.0");
-        if (Bouncer::wanted(e, bounce::Kind::Failed)) hold_for_report(id, bounce::Kind::Failed, {r.status, stat}, code);
+        // An expired envelope's report gives the reason it expired, not its last reply.
+        std::string code = expired ? "5.4.7" : r.enhanced.empty() ? "5.0.0" : r.enhanced;
+        if (Bouncer::wanted(e, bounce::Kind::Failed))
+            hold_for_report(id, bounce::Kind::Failed, expired ? delivery::Result{status, stat} : r, code);
         else erase(id, nullptr);
     }
     flush_reports(msgid);
@@ -390,7 +391,7 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
 void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status,
                                 bool relayed) {
     auto it = entries_.find(id);
-    Outcome o{std::move(it->second.envelope), std::move(status), r.text, relayed};
+    Outcome o{std::move(it->second.envelope), std::move(status), r, relayed};
     entries_.erase(it);
     auto& pending = reports_[o.envelope.msgid];
     (kind == bounce::Kind::Failed ? pending.failed : pending.delivered).push_back(std::move(o));
@@ -438,7 +439,7 @@ void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r)
     if (std::time(nullptr) - e.ctime < intervals[e.warnings].count()) return;
     Entry& entry = entries_.at(e.id);
     ++entry.envelope.warnings;
-    Outcome o{entry.envelope, status_of(r.text, "4.0.0"), r.text};
+    Outcome o{entry.envelope, r.enhanced.empty() ? "4.0.0" : r.enhanced, r};
     worker_.submit([this, o = std::move(o)] {
         std::vector<queue::Envelope> fresh;
         std::string log;

@@ -185,7 +185,7 @@ std::unique_ptr<Connection> Connection::open(const std::string& host, const std:
                                                : reinterpret_cast<const sockaddr_in6*>(&a.sa)->sin6_port);
         util::Fd fd = connect_one(a, src, deadline, &last);
         if (fd) {
-            auto c = std::make_unique<Connection>(Key{}, std::move(fd), host + " [" + a.text + "]");
+            auto c = std::make_unique<Connection>(Key{}, std::move(fd), host, a.text);
             c->set_timeout(timeout_seconds);
             return c;
         }

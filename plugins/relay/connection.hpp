@@ -55,6 +55,9 @@ public:
 
     // "mx.example.org [192.0.2.1]": the prefix of every error text.
     const std::string& label() const { return label_; }
+    // The host as the route named it, and the address connected to.
+    const std::string& host() const { return host_; }
+    const std::string& address() const { return address_; }
     bool tls() const { return ssl_ != nullptr; }
     // "TLSv1.3 TLS_AES_256_GCM_SHA384" once TLS is up, "" before.
     std::string tls_description() const;
@@ -69,7 +72,9 @@ public:
 
     // Only open() makes one (the key is private): a Connection is always connected.
     struct Key {};
-    Connection(Key, util::Fd fd, std::string label) : fd_(std::move(fd)), label_(std::move(label)) {}
+    Connection(Key, util::Fd fd, std::string host, std::string address)
+        : fd_(std::move(fd)), label_(host + " [" + address + "]"), host_(std::move(host)),
+          address_(std::move(address)) {}
 
 private:
     // Wait until the socket is ready for `events`, at most until the deadline.
@@ -79,6 +84,7 @@ private:
 
     util::Fd fd_;
     std::string label_;
+    std::string host_, address_;
     int timeout_ms_ = 300000;
     std::unique_ptr<SSL_CTX, SslCtxFree> ctx_;
     std::unique_ptr<SSL, SslFree> ssl_;

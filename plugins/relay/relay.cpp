@@ -140,8 +140,11 @@ bool read_message(int fd, std::string* out, Failure* f) {
 // A request's optional strings may be null.
 std::string_view text(const char* s) { return s ? s : ""; }
 
-Failure perm(const std::string& domain, const std::string& why) {
-    return {POSTERN_PERMFAIL, "relay: " + domain + ": " + why};
+// The domain cannot receive mail: `enhanced` ("5.1.2") leads the reason too.
+Failure perm(const std::string& domain, std::string_view enhanced, const std::string& why) {
+    Failure f(POSTERN_PERMFAIL, "relay: " + domain + ": " + std::string(enhanced) + " " + why);
+    f.enhanced = enhanced;
+    return f;
 }
 
 // An address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]", RFC 5321 4.1.3):
@@ -156,14 +159,14 @@ bool route_literal(const Settings& s, std::string_view domain, std::vector<Targe
         sin6->sin6_family = AF_INET6;
         sin6->sin6_port = htons(25);
         if (::inet_pton(AF_INET6, text.c_str(), &sin6->sin6_addr) != 1)
-            return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+            return *f = perm(std::string(domain), "5.1.2", "invalid address literal"), false;
         a.len = sizeof *sin6;
     } else {
         auto* sin = reinterpret_cast<sockaddr_in*>(&a.sa);
         sin->sin_family = AF_INET;
         sin->sin_port = htons(25);
         if (::inet_pton(AF_INET, text.c_str(), &sin->sin_addr) != 1)
-            return *f = perm(std::string(domain), "5.1.2 invalid address literal"), false;
+            return *f = perm(std::string(domain), "5.1.2", "invalid address literal"), false;
         a.len = sizeof *sin;
     }
     a.text = text;
@@ -187,7 +190,7 @@ bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
     const std::string& domain = s.mx_domain;
     std::vector<relay::MxRecord> records;
     auto st = resolver->mx(domain, &records, &error);
-    if (st == Resolver::Status::NotFound) return *f = perm(domain, "5.1.2 domain not found in the DNS"), false;
+    if (st == Resolver::Status::NotFound) return *f = perm(domain, "5.1.2", "domain not found in the DNS"), false;
     if (st == Resolver::Status::TempFail) return *f = {POSTERN_TEMPFAIL, "relay: " + error}, false;
     std::vector<std::string> hosts;
     if (st == Resolver::Status::NoData) {
@@ -196,11 +199,13 @@ bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
         static std::mt19937 rng(std::random_device{}());
         bool null_mx = false;
         hosts = relay::order_mx(std::move(records), s.self, rng, &null_mx);
-        if (null_mx) return *f = perm(domain, "5.1.10 the domain accepts no mail (null MX, RFC 7505)"), false;
-        if (hosts.empty())
-            return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": 4.4.6 no exchanger is preferred over this server (" +
-                                               s.self + "): mail would loop"},
-                   false;
+        if (null_mx) return *f = perm(domain, "5.1.10", "the domain accepts no mail (null MX, RFC 7505)"), false;
+        if (hosts.empty()) {
+            *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": 4.4.6 no exchanger is preferred over this server (" +
+                                        s.self + "): mail would loop"};
+            f->enhanced = "4.4.6";
+            return false;
+        }
     }
     std::string last;
     for (const std::string& h : hosts) {
@@ -214,7 +219,7 @@ bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
         }
         last = a == Resolver::Status::TempFail ? error : h + ": no address";
         if (st == Resolver::Status::NoData && a != Resolver::Status::TempFail)
-            return *f = perm(domain, "5.4.4 no MX and no address record: the domain cannot receive mail"), false;
+            return *f = perm(domain, "5.4.4", "no MX and no address record: the domain cannot receive mail"), false;
     }
     if (out->empty())
         return *f = {POSTERN_TEMPFAIL, "relay: " + domain + ": no usable exchanger (" + last + ")"}, false;
@@ -276,16 +281,27 @@ Session::Result send(const Settings& s, std::string_view sender, std::string_vie
     return r;
 }
 
+// One result: the text always, the typed fields only when the caller's
+// struct has them (an agent built before them passes a shorter one).
+void put(postern_delivery_result* res, const Failure& f) {
+    res->status = f.status;
+    std::snprintf(res->text, sizeof res->text, "%s", f.reason.c_str());
+    if (!POSTERN_HAS_MEMBER(res, struct postern_delivery_result, flags)) return;
+    std::snprintf(res->enhanced, sizeof res->enhanced, "%s", f.enhanced.c_str());
+    std::snprintf(res->remote_host, sizeof res->remote_host, "%s", f.host.c_str());
+    std::snprintf(res->remote_addr, sizeof res->remote_addr, "%s", f.addr.c_str());
+    res->remote_code = f.code;
+    std::snprintf(res->remote_reply, sizeof res->remote_reply, "%s", f.reply.c_str());
+    res->flags = f.dsn_handed_on ? POSTERN_RESULT_DSN_HANDED_ON : 0;
+}
+
 // reqs[0..n) share message, sender, path, options and mail_params.
 void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     SigpipeGuard guard;
     Cache& c = cache();
     const postern_delivery_request& first = *reqs[0];
     auto answer_all = [&](const Failure& f) {
-        for (size_t i = 0; i < n; ++i) {
-            results[i]->status = f.status;
-            std::snprintf(results[i]->text, sizeof results[i]->text, "%s", f.reason.c_str());
-        }
+        for (size_t i = 0; i < n; ++i) put(results[i], f);
     };
     std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
     if (c.key != key) {
@@ -305,9 +321,7 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
     send(s, text(first.sender), text(first.mail_params), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
-        const Failure& out = rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome;
-        results[i]->status = out.status;
-        std::snprintf(results[i]->text, sizeof results[i]->text, "%s", out.reason.c_str());
+        put(results[i], rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome);
     }
 }
 
@@ -321,7 +335,7 @@ void deliver_many(const postern_delivery_request* const* reqs, size_t n,
     }
     for (size_t i = 0; i < n; ++i)
         if (reqs[i]->struct_size < sizeof(postern_delivery_request) ||
-            results[i]->struct_size < sizeof(postern_delivery_result))
+            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
             return;
     try {
         run(reqs, n, results);
@@ -332,7 +346,8 @@ void deliver_many(const postern_delivery_request* const* reqs, size_t n,
 }
 
 // One recipient: the same path. A success's text (host, address, TLS, the
-// server's reply) goes into `err` too: postern-local logs it.
+// server's reply) goes into `err` too; the typed fields only come through
+// deliver_many, which postern-local uses.
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
     if (!req) return POSTERN_TEMPFAIL;
     postern_delivery_result r{};

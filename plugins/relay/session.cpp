@@ -46,14 +46,32 @@ bool has_8bit(std::string_view text) {
 
 }  // namespace
 
-Failure Session::fail(int status, const std::string& why) const {
-    return {status, "relay: " + conn_->label() + ": " + why};
+Failure Session::fail(int status, const std::string& why, std::string_view enhanced) const {
+    Failure f(status, "relay: " + conn_->label() + ": " + (enhanced.empty() ? "" : std::string(enhanced) + " ") + why);
+    f.enhanced = enhanced;
+    f.host = conn_->host();
+    f.addr = conn_->address();
+    return f;
+}
+
+Failure Session::replied(int status, const relay::Reply& r, const std::string& after_label) const {
+    // A peer's long reply is cut in the text, which is for the log.
+    Failure f(status, "relay: " + conn_->label() + after_label + ": " + reply_text(r).substr(0, 512));
+    f.host = conn_->host();
+    f.addr = conn_->address();
+    f.code = r.code;
+    f.reply = r.text();
+    // The reply's own code when it agrees with the outcome (Reply keeps only
+    // one of the reply code's class).
+    int want = status == POSTERN_OK ? 2 : status == POSTERN_TEMPFAIL ? 4 : 5;
+    if (!r.enhanced.empty() && r.enhanced[0] - '0' == want) f.enhanced = r.enhanced;
+    return f;
 }
 
 bool Session::expect(const relay::Reply& r, int want, Failure* f) {
     if (r.code / 100 == want) return true;
-    *f = fail(r.code / 100 >= 4 ? status_for(r.code) : POSTERN_TEMPFAIL,
-              r.code / 100 >= 4 ? reply_text(r) : "unexpected reply: " + reply_text(r));
+    if (r.code / 100 >= 4) *f = replied(status_for(r.code), r);
+    else *f = fail(POSTERN_TEMPFAIL, "unexpected reply: " + reply_text(r));
     return false;
 }
 
@@ -239,7 +257,7 @@ std::vector<Session::Recipient*> Session::sendable(std::vector<Recipient>* rcpts
         if (!valid_address(rc.dest) || rc.dest.empty())
             rc.outcome = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
         else if (has_8bit(rc.dest) && !ext_.count("SMTPUTF8"))
-            rc.outcome = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+            rc.outcome = fail(POSTERN_PERMFAIL, "the server does not offer SMTPUTF8 for a non-ASCII address", "5.6.7");
         else out.push_back(&rc);
     }
     return out;
@@ -261,14 +279,14 @@ Session::Result Session::transaction(std::string_view sender, std::string_view m
     for (const Recipient* rc : to) utf8 = utf8 || has_8bit(rc->dest);
     if (utf8) {
         if (!ext_.count("SMTPUTF8")) {
-            *f = fail(POSTERN_PERMFAIL, "5.6.7 the server does not offer SMTPUTF8 for a non-ASCII address");
+            *f = fail(POSTERN_PERMFAIL, "the server does not offer SMTPUTF8 for a non-ASCII address", "5.6.7");
             return Result::Failed;
         }
         mail += " SMTPUTF8";
     }
     if (has_8bit(message)) {
         if (!ext_.count("8BITMIME")) {
-            *f = fail(POSTERN_PERMFAIL, "5.6.3 the server does not offer 8BITMIME for an 8-bit message");
+            *f = fail(POSTERN_PERMFAIL, "the server does not offer 8BITMIME for an 8-bit message", "5.6.3");
             return Result::Failed;
         }
         mail += " BODY=8BITMIME";
@@ -303,11 +321,10 @@ Session::Result Session::transaction(std::string_view sender, std::string_view m
             have_reply = true;
         }
         if (!expect(r, 2, &rc->outcome)) continue;
-        // Where it went, for the log; a peer's long reply is cut so that the
-        // DSN mark after it always fits the agent's 1024-byte result line.
-        std::string reply = reply_text(r).substr(0, 512);
-        rc->outcome = {POSTERN_OK, "relay: " + conn_->label() + (tls.empty() ? "" : " " + tls) + ": " + reply};
-        if (dsn && !rc->rcpt_params.empty()) rc->outcome.reason += " (DSN handed on)";
+        // Where it went and what the server said, for the log and for a
+        // "delivered" report; the next server reports now if it took NOTIFY.
+        rc->outcome = replied(POSTERN_OK, r, tls.empty() ? "" : " " + tls);
+        rc->outcome.dsn_handed_on = dsn && !rc->rcpt_params.empty();
     }
     return r.code == 421 ? Result::Broken : Result::Ok;
 }

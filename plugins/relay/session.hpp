@@ -11,7 +11,8 @@
 // permanent; a failure to connect, a timeout, a closed connection or a reply
 // that does not parse is temporary. Every failure text is
 //   "relay: HOST [ADDRESS]: <the remote reply or the local reason>"
-// so a bounce can quote what the relay said.
+// for the log; what a bounce quotes travels beside it, typed: the server
+// (host and address), its reply code and text, the enhanced status code.
 //
 // Depends on: connection.hpp, options.hpp, smtp/data_reader.hpp (encode_data).
 #pragma once
@@ -28,7 +29,20 @@
 
 namespace postern::relay_plugin {
 
-using Failure = util::DeliveryFailure;
+// What became of a recipient, or why an attempt failed: the result's text
+// for the log and its typed fields (postern_delivery_result).
+struct Failure {
+    Failure() = default;
+    Failure(int s, std::string why) : status(s), reason(std::move(why)) {}
+
+    int status = POSTERN_TEMPFAIL;
+    std::string reason;      // the text: "relay: HOST [ADDRESS]: ..."
+    std::string enhanced;    // RFC 3463 code of the status's class, "" = none
+    std::string host, addr;  // the server talked to, "" = none
+    int code = 0;            // the code of its reply to quote, 0 = none
+    std::string reply;       // that reply after the code
+    bool dsn_handed_on = false;
+};
 
 class Session {
 public:
@@ -45,7 +59,8 @@ public:
     Result reset(Failure* f);
     // One recipient of a transaction, and what became of it: on success
     // `outcome` says where the message went and what the server answered,
-    // "relay: mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok".
+    // "relay: mx.example.org [192.0.2.1] TLSv1.3 ...: 250 2.0.0 Ok", and
+    // holds the server and its reply as fields.
     struct Recipient {
         std::string_view dest;
         std::string_view rcpt_params;  // NOTIFY/ORCPT, sent when the server offers DSN
@@ -56,7 +71,7 @@ public:
     // when the server offers PIPELINING). Each recipient's outcome is its
     // RCPT refusal or the reply to the message. With DSN offered,
     // `mail_params` (RET/ENVID) go along, and a recipient whose NOTIFY/ORCPT
-    // went too has " (DSN handed on)" at the end of its success.
+    // went too has dsn_handed_on set in its success.
     // Ok: the transaction ran to its end (recipients may still have failed);
     // Failed: it stopped on a refusal, which *f holds for the recipients
     // without an outcome of their own; Broken / Lost: see above.
@@ -82,7 +97,11 @@ private:
                     Failure* f);
     std::vector<Recipient*> sendable(std::vector<Recipient>* rcpts);
     bool authenticate(const Settings& s, Failure* f);
-    Failure fail(int status, const std::string& why) const;
+    // A local reason, with the server named; `enhanced` ("5.6.7") leads the reason too.
+    Failure fail(int status, const std::string& why, std::string_view enhanced = "") const;
+    // The server's reply (a refusal, or the acceptance of the message): the
+    // reason quotes it after the label and `after_label` (the TLS in use).
+    Failure replied(int status, const relay::Reply& r, const std::string& after_label = "") const;
 
     std::unique_ptr<Connection> conn_;
     relay::RelayUrl url_;

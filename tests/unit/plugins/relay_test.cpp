@@ -13,8 +13,11 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -319,6 +322,100 @@ TEST_CASE("relay: deliver_many sends one transaction; a recipient the server can
     CHECK(server.transcripts()[0] == "EHLO client.test\r\nMAIL FROM:<alice@example.org>\r\n"
                                      "RCPT TO:<bob@example.com>\r\nRCPT TO:<carol@example.com>\r\nDATA\r\n" +
                                          kWire + "QUIT\r\n");
+}
+
+TEST_CASE("relay: results carry the server, its reply and the enhanced code as fields") {
+    test::TempDir dir;
+    test::Request r;
+    r.options = kOptions;
+    auto typed = [&](const Script& script, const std::string& dest = "bob@example.com") {
+        FakeServer server(script);
+        r.path = server.url();
+        r.dest = dest;
+        auto fd = test::message_fd(dir, kMessage);
+        auto res = test::deliver_typed(relay(), r, fd.get());
+        flush(dir);
+        server.stop();
+        return res;
+    };
+    auto res = typed({});
+    CHECK(res.status == POSTERN_OK);
+    CHECK(std::string(res.text) == "relay: 127.0.0.1 [127.0.0.1]: 250 2.0.0 queued as 42");
+    CHECK(std::string(res.enhanced) == "2.0.0");
+    CHECK(std::string(res.remote_host) == "127.0.0.1");
+    CHECK(std::string(res.remote_addr) == "127.0.0.1");
+    CHECK(res.remote_code == 250);
+    CHECK(std::string(res.remote_reply) == "2.0.0 queued as 42");
+    CHECK(res.flags == 0);
+
+    Script refuse;
+    refuse.replies["RCPT"] = "550-5.1.1 <bob@example.com>:\r\n550 5.1.1 user unknown\r\n";
+    res = typed(refuse);
+    CHECK(res.status == POSTERN_PERMFAIL);
+    CHECK(std::string(res.enhanced) == "5.1.1");
+    CHECK(res.remote_code == 550);
+    CHECK(std::string(res.remote_reply) == "5.1.1 <bob@example.com>: 5.1.1 user unknown");
+
+    // A reply without an enhanced code has none; a 4xx is temporary.
+    Script later;
+    later.replies["."] = "451 try later\r\n";
+    res = typed(later);
+    CHECK(res.status == POSTERN_TEMPFAIL);
+    CHECK(std::string(res.enhanced).empty());
+    CHECK(res.remote_code == 451);
+    CHECK(std::string(res.remote_reply) == "try later");
+
+    // Our own refusal names the server but quotes no reply of its.
+    res = typed({}, "jos\xc3\xa9@example.com");
+    CHECK(res.status == POSTERN_PERMFAIL);
+    CHECK(std::string(res.enhanced) == "5.6.7");
+    CHECK(std::string(res.remote_host) == "127.0.0.1");
+    CHECK(res.remote_code == 0);
+    CHECK(std::string(res.remote_reply).empty());
+}
+
+TEST_CASE("relay: a server offering DSN takes NOTIFY over: the result says so in its flags, not its text") {
+    test::TempDir dir;
+    Script s;
+    s.ehlo = {"mx.test", "DSN"};
+    FakeServer server(s);
+    test::Request r;
+    r.path = server.url();
+    r.options = kOptions;
+    r.mail_params = "RET=HDRS";
+    r.rcpt_params = "NOTIFY=SUCCESS,FAILURE";
+    auto fd = test::message_fd(dir, kMessage);
+    auto res = test::deliver_typed(relay(), r, fd.get());
+    CHECK(res.status == POSTERN_OK);
+    CHECK(res.flags == POSTERN_RESULT_DSN_HANDED_ON);
+    CHECK(std::string(res.text) == "relay: 127.0.0.1 [127.0.0.1]: 250 2.0.0 queued as 42");
+    flush(dir);
+    server.stop();
+    REQUIRE(server.transcripts().size() == 1);
+    CHECK(server.transcripts()[0].find("RCPT TO:<bob@example.com> NOTIFY=SUCCESS,FAILURE\r\n") != std::string::npos);
+}
+
+TEST_CASE("relay: a caller's result struct without the typed fields gets status and text only") {
+    test::TempDir dir;
+    FakeServer server({});
+    test::Request r;
+    r.path = server.url();
+    r.options = kOptions;
+    auto fd = test::message_fd(dir, kMessage);
+    postern_delivery_request req = test::request_of(r, fd.get());
+    const postern_delivery_request* reqs[] = {&req};
+    postern_delivery_result res;
+    std::memset(&res, 0x5a, sizeof res);  // what the plugin must not touch stays 0x5a
+    res.struct_size = offsetof(postern_delivery_result, enhanced);
+    postern_delivery_result* results[] = {&res};
+    postern::util::deliver_many_of(relay())(reqs, 1, results);
+    CHECK(res.status == POSTERN_OK);
+    CHECK(std::string(res.text) == "relay: 127.0.0.1 [127.0.0.1]: 250 2.0.0 queued as 42");
+    const auto* tail = reinterpret_cast<const unsigned char*>(&res) + offsetof(postern_delivery_result, enhanced);
+    CHECK(
+        std::all_of(tail, reinterpret_cast<const unsigned char*>(&res + 1), [](unsigned char c) { return c == 0x5a; }));
+    flush(dir);
+    server.stop();
 }
 
 TEST_CASE("relay: SIZE is declared when offered, and the null sender is <>") {

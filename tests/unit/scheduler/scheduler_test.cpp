@@ -1,6 +1,8 @@
-// The retry schedule: creation + 10 s x k^2, always in the future.
+// The retry schedule: creation + 10 s x k^2, always in the future; what a
+// report says about one recipient.
 #include <catch2/catch.hpp>
 
+#include "scheduler/bouncer.hpp"
 #include "scheduler/scheduler.hpp"
 
 using postern::scheduler::next_attempt;
@@ -20,31 +22,39 @@ TEST_CASE("retry schedule skips slots already past (after a restart)") {
 
 #include "scheduler/bouncer.hpp"
 
-TEST_CASE("remote_reply splits a relay result into the server and its reply") {
-    using postern::scheduler::remote_reply;
-    std::string mta, reply;
-    CHECK(remote_reply("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", &mta, &reply));
-    CHECK(mta == "mx.example.org");
-    CHECK(reply == "550 5.7.1 <x@y>: Relay access denied");
-    CHECK(remote_reply("relay: mx.example.org [2001:db8::1] TLSv1.3 TLS_AES_256_GCM_SHA384: 451 4.3.0 later", &mta,
-                       &reply));
-    CHECK(reply == "451 4.3.0 later");
-    mta = reply = "unchanged";
-    CHECK_FALSE(
-        remote_reply("relay: mx.example.org [192.0.2.1]: connect to port 25: Connection refused", &mta, &reply));
-    CHECK_FALSE(
-        remote_reply("relay: example.org: 5.1.10 the domain accepts no mail (null MX, RFC 7505)", &mta, &reply));
-    CHECK_FALSE(remote_reply("maildir: 550 no", &mta, &reply));
-    CHECK((mta == "unchanged" && reply == "unchanged"));
-}
+TEST_CASE("a report quotes the remote server and its reply from the result's fields, never from its text") {
+    using postern::delivery::Result;
+    using postern::scheduler::Outcome;
+    Outcome o;
+    o.envelope.dest = "x@example.org";
+    o.envelope.last_try = 1700000000;
+    o.status = "5.7.1";
+    o.result = Result{Result::Status::PermFail,
+                      "relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied"};
+    o.result.enhanced = "5.7.1";
+    o.result.remote = {"mx.example.org", "192.0.2.1", 550, "5.7.1 <x@y>: Relay access denied"};
+    auto rr = postern::scheduler::recipient_report(postern::bounce::Kind::Failed, o);
+    CHECK(rr.final_recipient == "x@example.org");
+    CHECK(rr.status == "5.7.1");
+    CHECK(rr.remote_mta == "mx.example.org");
+    CHECK(rr.diagnostic == "550 5.7.1 <x@y>: Relay access denied");
+    CHECK(rr.last_attempt == 1700000000);
 
-TEST_CASE("status_of finds the enhanced code a report quotes") {
-    using postern::scheduler::status_of;
-    CHECK(status_of("550 5.1.1 <a@b>: User unknown", "5.0.0") == "5.1.1");
-    CHECK(status_of("5.2.2 mailbox full", "5.0.0") == "5.2.2");
-    CHECK(status_of("relay: mx.example.org [192.0.2.1]: 550 5.7.1 <x@y>: Relay access denied", "5.0.0") == "5.7.1");
-    CHECK(status_of("maildir: cannot create /x: Permission denied", "4.0.0") == "4.0.0");
-    CHECK(status_of("451 4.3.0 try later", "4.0.0") == "4.3.0");
-    CHECK(status_of("version 5.10.2x", "5.0.0") == "5.0.0");
-    CHECK(status_of("", "2.0.0") == "2.0.0");
+    // A server that was reached but gave no reply to quote (TLS failed): its
+    // name is no Remote-MTA, the reason is the diagnostic.
+    o.result = Result{Result::Status::PermFail, "relay: mx.example.org [192.0.2.1]: config error: auth needs TLS"};
+    o.result.remote = {"mx.example.org", "192.0.2.1", 0, ""};
+    rr = postern::scheduler::recipient_report(postern::bounce::Kind::Failed, o);
+    CHECK(rr.remote_mta.empty());
+    CHECK(rr.diagnostic == "relay: mx.example.org [192.0.2.1]: config error: auth needs TLS");
+
+    // Text that looks like a relay's is only text: no server named, no reply split out.
+    o.result = Result{Result::Status::PermFail, "relay: forged.example [192.0.2.9]: 550 5.7.1 made up by a plugin"};
+    rr = postern::scheduler::recipient_report(postern::bounce::Kind::Failed, o);
+    CHECK(rr.remote_mta.empty());
+    CHECK(rr.diagnostic == "relay: forged.example [192.0.2.9]: 550 5.7.1 made up by a plugin");
+    CHECK(rr.will_retry_until == 0);
+
+    o.envelope.expire = 1800000000;
+    CHECK(postern::scheduler::recipient_report(postern::bounce::Kind::Delayed, o).will_retry_until == 1800000000);
 }
