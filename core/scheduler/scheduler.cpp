@@ -343,7 +343,8 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     const char* result = status == delivery::Result::Status::Ok         ? "Ok"
                          : status == delivery::Result::Status::TempFail ? "TempFail"
                                                                         : "PermFail";
-    log::info(log::Line(delivery_method(config_, e) == "relay" ? "mta delivery" : "mda delivery")
+    const bool relayed = delivery::kind_of(delivery_method(config_, e)) == delivery::Kind::Relay;
+    log::info(log::Line(relayed ? "mta delivery" : "mda delivery")
                   .kv("evpid", e.id)
                   .kv("from", e.sender)
                   .kv("to", e.dest)
@@ -371,7 +372,6 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
     if (status == delivery::Result::Status::Ok) {
         ++stats_.delivered;
         // Relayed to a server that took the DSN request over: it reports, not us.
-        bool relayed = delivery_method(config_, e) == "relay";
         if (!r.dsn_handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
             hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0", relayed);
         else erase(id, nullptr);

@@ -34,7 +34,7 @@
 // A bad URL or bad options are a site configuration error: temporary
 // ("relay: config error: ..."), so that mail waits while it is fixed.
 //
-// Depends on: session.hpp, resolver.hpp, relay/mx.hpp, relay/url.hpp, util/delivery_guard.hpp.
+// Depends on: session.hpp, resolver.hpp, mx.hpp, postern/support/{relay_url,delivery_guard}.hpp.
 #include <postern/delivery.h>
 
 #include <arpa/inet.h>
@@ -317,8 +317,13 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
     Failure f{POSTERN_TEMPFAIL, "relay: unexpected error"};
     if (!read_message(first.message_fd, &message, &f)) return answer_all(f);
     Recipients rcpts;
-    for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i]->dest), text(reqs[i]->rcpt_params), {}});
-    send(s, text(first.sender), text(first.mail_params), message, &rcpts, &f);
+    // A core older than the DSN members passes none: no DSN parameters.
+    auto params = [](const postern_delivery_request* r, bool mail) {
+        if (!POSTERN_HAS_MEMBER(r, struct postern_delivery_request, rcpt_params)) return std::string_view();
+        return text(mail ? r->mail_params : r->rcpt_params);
+    };
+    for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i]->dest), params(reqs[i], false), {}});
+    send(s, text(first.sender), params(&first, true), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
         put(results[i], rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome);
@@ -334,7 +339,7 @@ void deliver_many(const postern_delivery_request* const* reqs, size_t n,
         std::snprintf(results[i]->text, sizeof results[i]->text, "%s", "relay: unexpected error");
     }
     for (size_t i = 0; i < n; ++i)
-        if (reqs[i]->struct_size < sizeof(postern_delivery_request) ||
+        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
             !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
             return;
     try {

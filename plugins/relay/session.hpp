@@ -14,7 +14,7 @@
 // for the log; what a bounce quotes travels beside it, typed: the server
 // (host and address), its reply code and text, the enhanced status code.
 //
-// Depends on: connection.hpp, options.hpp, smtp/data_reader.hpp (encode_data).
+// Depends on: connection.hpp, options.hpp, postern/support/smtp_data.hpp (encode_data).
 #pragma once
 
 #include <map>
