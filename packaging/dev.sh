@@ -7,6 +7,9 @@
 #   packaging/dev.sh build  install and build only
 #   packaging/dev.sh format-check
 #                           fail if a C/C++ file differs from .clang-format's layout
+#   packaging/dev.sh tidy FILE...
+#                           clang-tidy (.clang-tidy's checks) on the files named,
+#                           after a build (about 15 s a file: not run in CI)
 #
 # POSTERN_CMAKE_ARGS adds options to the configure step (CI: -DPOSTERN_WERROR=ON).
 #
@@ -62,12 +65,19 @@ test)
 build)
     install_packages; create_user; build
     ;;
+tidy)
+    shift
+    [ $# -gt 0 ] || { echo "usage: packaging/dev.sh tidy FILE..." >&2; exit 2; }
+    [ -f "$build/compile_commands.json" ] || { install_packages; create_user; build; }
+    packages=(clang-tidy); install_packages
+    clang-tidy -p "$build" --quiet "$@"
+    ;;
 format-check)
     packages=(clang-format git); install_packages
     git -C "$top" ls-files -z '*.c' '*.h' '*.cpp' '*.hpp' | (cd "$top" && xargs -0 clang-format --dry-run --Werror)
     ;;
 *)
-    echo "usage: packaging/dev.sh run|test|build|format-check" >&2
+    echo "usage: packaging/dev.sh run|test|build|format-check|tidy FILE..." >&2
     exit 2
     ;;
 esac
