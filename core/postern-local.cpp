@@ -264,8 +264,12 @@ postern_delivery_request request_for(const Args& a, const Delivery& d) {
 // A plugin's answer made safe to send: a known status, some text, and the
 // typed fields (deliver_many's) only when every one of them is what the
 // launcher accepts; else they are dropped, and said so on stderr.
+// What a deliver_many result holds until the plugin sets it: no status of the ABI's.
+constexpr int kNoStatus = -1;
+
 Result checked(const postern::util::DeliveryPlugin& plugin, int status, std::string text,
                const postern_delivery_result* typed = nullptr) {
+    if (status == kNoStatus) return {Result::Status::TempFail, plugin.path() + ": no result for this delivery"};
     if (status != POSTERN_OK && status != POSTERN_TEMPFAIL && status != POSTERN_PERMFAIL)
         return {Result::Status::TempFail,
                 plugin.path() + ": deliver returned unknown status " + std::to_string(status)};
@@ -319,11 +323,15 @@ std::vector<Result> deliver_together(const postern::util::DeliveryPlugin& plugin
     }
     std::vector<postern_delivery_request> reqs;
     for (size_t k = 0; k < n; ++k) reqs.push_back(request_for(a, a.deliveries[first + k]));
-    std::vector<postern_delivery_result> results(n);  // zeroed: typed fields a plugin leaves alone stay empty
+    // Zeroed, so typed fields a plugin leaves alone stay empty; but the
+    // status starts as no status at all: a result the plugin never set is a
+    // temporary failure, not a delivery (POSTERN_OK is 0).
+    std::vector<postern_delivery_result> results(n);
     std::vector<const postern_delivery_request*> req_ptrs;
     std::vector<postern_delivery_result*> result_ptrs;
     for (size_t k = 0; k < n; ++k) {
         results[k].struct_size = sizeof results[k];
+        results[k].status = kNoStatus;
         req_ptrs.push_back(&reqs[k]);
         result_ptrs.push_back(&results[k]);
     }

@@ -101,6 +101,16 @@ std::string default_agent_path() {
 
 namespace {
 
+// The agent's last words become the reason of every delivery it did not
+// report: one short line, so that the reply to the other process fits its
+// frame whatever the agent wrote.
+std::string one_line(std::string text) {
+    if (text.size() > 512) text.resize(512);
+    for (char& c : text)
+        if (c == '\r' || c == '\0' || c == '\n') c = ' ';
+    return text;
+}
+
 // The message an agent reads. A root parent opens it in a spool that
 // belongs to the unprivileged user: a link planted there (to /etc/shadow,
 // say) must not be followed, nor a file of someone else's be read, so the
@@ -162,7 +172,7 @@ struct AgentRun {
         if (timed_out) return "delivery agent timed out";
         if (term_signal != 0) return "delivery agent killed by signal " + std::to_string(term_signal);
         if (garbled) return "delivery agent sent garbled results";
-        if (!err.empty()) return err;
+        if (!err.empty()) return one_line(err);
         return "delivery agent exited " + std::to_string(exit_status) + " without a result";
     }
 

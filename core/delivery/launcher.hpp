@@ -2,8 +2,9 @@
 //
 // The daemon never delivers in its own process. For each Job it starts
 // `postern-local` (see postern-local.cpp), which loads the action's plugin,
-// with each message on a descriptor of its own (3, 4, ...), as the
-// recipient's uid/gid when the daemon runs as root. The agent reports one
+// with each message on a descriptor of its own (3, 4, ...). A root daemon
+// starts it as root and it becomes the recipient's uid/gid itself (--as)
+// once the plugin is loaded. The agent reports one
 // Result per delivery (delivery/result.hpp) in frames on a pipe of its own
 // (--result-fd), never on its stdout, which it points at its stderr before
 // the plugin loads: nothing a plugin prints can pass for a result. The

@@ -16,7 +16,10 @@ namespace {
 // id, user, password.
 enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
 enum { kSender, kRcpt, kDest, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
-constexpr size_t kMaxItems = 256;
+// A batch is at most 32 deliveries (delivery/kind.hpp); the reply to the
+// largest request must fit one frame, whatever each result holds.
+constexpr size_t kMaxItems = 128;
+static_assert(kMaxItems * (kMaxResultText + kMaxRemoteHost + kMaxRemoteAddr + kMaxRemoteReply + 256) < util::kMaxFrame);
 
 bool is_name(std::string_view s) {
     return !s.empty() && s.size() <= 64 && std::all_of(s.begin(), s.end(), [](char c) {

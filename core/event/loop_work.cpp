@@ -49,11 +49,11 @@ void LoopPost::close() {
 }
 
 void LoopPost::post(std::function<void()> fn) {
-    {
-        std::lock_guard lock(mutex_);
-        if (closed_) return;
-        queue_.push_back(std::move(fn));
-    }
+    // The wake-up is sent under the lock: close() takes it too, so no thread
+    // can touch the handle once it is closing (libuv aborts on that).
+    std::lock_guard lock(mutex_);
+    if (closed_) return;
+    queue_.push_back(std::move(fn));
     uv_async_send(&async_);
 }
 

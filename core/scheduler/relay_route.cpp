@@ -70,6 +70,12 @@ std::string RelayRouter::key_lookup(const config::Action& action, const queue::E
     return action.name + "\n" + domain_of(e.dest);
 }
 
+bool RelayRouter::route_reads_tables(const config::Action& action) {
+    const config::Relay& r = action.relay;
+    return !r.host_table.empty() || !r.domain_table.empty() || !r.helo_src_table.empty() || !r.src_table.empty() ||
+           !r.auth_table.empty();
+}
+
 std::string RelayRouter::batch_key(const config::Action& action, const queue::Envelope& e) const {
     const config::Relay& r = action.relay;
     if (r.url || !r.host_table.empty()) return action.name + "\nhost";

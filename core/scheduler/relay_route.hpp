@@ -57,6 +57,9 @@ public:
     // for envelopes whose keys are the same; "" when the key needs no table
     // (batch_key() is then quick and may run anywhere).
     static std::string key_lookup(const config::Action& action, const queue::Envelope& e);
+    // Whether route() reads a table for this action (else it is quick and
+    // may run on the loop: one slow table must not hold up other actions).
+    static bool route_reads_tables(const config::Action& action);
     // The route of `e` (and of its batch); false with *why when the mail must
     // wait (a table that cannot be read now).
     bool route(const config::Action& action, const queue::Envelope& e, RelayRoute* out, std::string* why);

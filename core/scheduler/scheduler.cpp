@@ -241,11 +241,17 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     // The config changed under a queued envelope: keep it, an admin can fix the config.
     if (!action) return fail_all(ids, "no action named " + head.envelope.action + " in the config");
     if (head.kind != delivery::Kind::Relay) return launch(ids, make_job(ids, *action, nullptr), head.kind, head.route);
-    // A relay batch's route reads tables: a routing thread works it out. The
-    // batch counts against its route's limit from now on, so that no second
-    // batch starts for the route meanwhile.
+    // A relay batch's route may read tables: a routing thread works it out.
+    // The batch counts against its route's limit from now on, so that no
+    // second batch starts for the route meanwhile.
     ++running_relay_;
     ++running_per_route_[head.route];
+    if (!RelayRouter::route_reads_tables(*action)) {  // quick: no queue behind a slow table
+        RelayRoute route;
+        std::string why;
+        bool ok = router_.route(*action, head.envelope, &route, &why);
+        return use_route(ids, *action, head.route, ok ? &route : nullptr, why);
+    }
     routing_.submit([this, ids, action, first = head.envelope, key = head.route] {
         auto route = std::make_shared<RelayRoute>();
         std::string why;
@@ -256,10 +262,17 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     });
 }
 
-// On the loop: a relay batch's route (null when it cannot be had now).
+// On the loop: a relay batch's route from a routing thread (null when it
+// cannot be had now).
 void Scheduler::routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
                        const RelayRoute* route, const std::string& why) {
     if (closed_) return;  // the batch stays in the spool, tried at the next start
+    use_route(ids, action, key, route, why);
+    pump();
+}
+
+void Scheduler::use_route(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
+                          const RelayRoute* route, const std::string& why) {
     if (!route) {
         release_relay(key);
         fail_all(ids, why);
@@ -267,7 +280,6 @@ void Scheduler::routed(const std::vector<std::string>& ids, const config::Action
     } else {
         launch(ids, make_job(ids, action, route), delivery::Kind::Relay, key);
     }
-    pump();
 }
 
 // The batch waits for a later attempt.

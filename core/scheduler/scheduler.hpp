@@ -84,6 +84,9 @@ private:
     void keyed(const std::string& lookup, const std::string& key);
     void routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
                 const RelayRoute* route, const std::string& why);
+
+    void use_route(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
+                   const RelayRoute* route, const std::string& why);
     delivery::Job make_job(const std::vector<std::string>& ids, const config::Action& action,
                            const RelayRoute* route) const;
     void fail_all(const std::vector<std::string>& ids, const std::string& why);

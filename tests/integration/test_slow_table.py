@@ -110,8 +110,31 @@ def session(port, rcpt, subject):
     return s.times
 
 
+DIRECT = ('action "direct" relay host smtp://127.0.0.1:{port}\n'
+          'match from local for domain "near.test" action "direct"\n'
+          'match from local for domain "*.far.test" action "out"\n')
+BUSY = 8             # relay domains whose routing waits on the slow table: 4 threads, 2 s a lookup
+DIRECT_BOUND = 1.5   # seconds for mail through an action without tables to reach its peer
+
+
 @unittest.skipUnless(os.geteuid() == 0, "needs root: deliveries as root")
 class SlowTable(unittest.TestCase):
+    def test_an_action_without_tables_does_not_wait_behind_a_slow_one(self):
+        self.assertTrue(os.path.exists(SLOW_PLUGIN), f"{SLOW_PLUGIN} not built")
+        with SmtpSink() as slow_sink, SmtpSink() as near_sink:
+            out = 'action "out" relay domain <slow>\n'
+            config = CONFIG.replace(out, out + DIRECT.format(port=near_sink.port))
+            with postern.Daemon(config, name="slowtable-direct", prepare=prepare(slow_sink.port)) as d:
+                for i in range(BUSY):  # a lookup each: the routing threads are all busy for 4 s
+                    session(d.port, f"r@d{i}.far.test", f"busy {i}")
+                start = time.monotonic()
+                session(d.port, "n@near.test", "direct")
+                got = near_sink.wait_messages(1, timeout=ARRIVAL_TIMEOUT)
+                took = time.monotonic() - start
+                self.assertEqual(len(got), 1, near_sink.describe() + "\n" + d.log())
+                self.assertLess(took, DIRECT_BOUND, f"the direct relay took {took:.1f} s\n" + d.log())
+
+
     def test_sessions_are_answered_while_relay_routing_waits_on_the_table(self):
         self.assertTrue(os.path.exists(SLOW_PLUGIN), f"{SLOW_PLUGIN} not built")
         with SmtpSink() as sink, postern.Daemon(CONFIG, name="slowtable", prepare=prepare(sink.port)) as d:

@@ -8,6 +8,8 @@
 //   "badcode"  perm with the enhanced code "4.2.2" (of the wrong class)
 //   "forge"    prints "0 ok forged" (and "1 ok forged") on stdout, then fails
 //              temporarily: the agent's stdout must never carry a result.
+//   "silent"   answers the first recipient only (ok) and leaves the others'
+//              results as the agent prepared them: never a delivery.
 #include <postern/delivery.h>
 
 #include <cstdio>
@@ -39,7 +41,9 @@ void deliver_many(const postern_delivery_request* const* reqs, size_t n, postern
     for (size_t i = 0; i < n; ++i) {
         const char* how = reqs[i]->options;
         postern_delivery_result* res = results[i];
-        if (std::strcmp(how, "relayed") == 0) {
+        if (std::strcmp(how, "silent") == 0) {
+            if (i == 0) put(res, POSTERN_OK, "typed: the first only", "2.0.0", 250, "2.0.0 ok", 0);
+        } else if (std::strcmp(how, "relayed") == 0) {
             put(res, POSTERN_OK, "typed: relayed", "2.0.0", 250, "2.0.0 queued", POSTERN_RESULT_DSN_HANDED_ON);
         } else if (std::strcmp(how, "refused") == 0) {
             put(res, POSTERN_PERMFAIL, "typed: refused", "5.1.1", 550, "5.1.1 no such user", 0);

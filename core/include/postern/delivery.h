@@ -79,7 +79,9 @@ struct postern_delivery_request {
 #define POSTERN_DELIVERY_REQUEST_MIN_SIZE POSTERN_END_OF(struct postern_delivery_request, msgid)
 
 /* What became of one delivery, filled by deliver_many. The caller (the
- * agent) zeroes it and sets struct_size; the plugin sets status and text and,
+ * agent) zeroes it, sets struct_size, and sets status to a value that is no
+ * POSTERN_* status: a result the plugin leaves alone
+ * is a temporary failure, never a delivery. The plugin sets status and text and,
  * when it knows them, the typed fields after text, which the daemon uses as
  * they are (a report's Status, Remote-MTA and Diagnostic-Code; whether a
  * "relayed" report is due) and never parses out of text. Strings are NUL
@@ -135,7 +137,7 @@ struct postern_delivery_plugin {
      * each has its own message_fd (all open on the same file), so the plugin
      * reads the message from any one of them. For each i the plugin must
      * set results[i]->status and text as deliver would its return value and
-     * err (the agent zeroes every result and sets its struct_size first), in
+     * err (the agent prepares every result first: see the struct), in
      * whatever order it learns them, and the typed fields it knows. The
      * agent calls it for a single recipient too: only it carries those. Arrays of pointers, so that either
      * struct may grow (check struct_size) without moving the elements. */

@@ -193,6 +193,18 @@ TEST_CASE("postern-local: results go to --result-fd only; a plugin printing a re
     CHECK(run.err == "0 ok forged\n1 ok forged\n");  // where the plugin's printing went
 }
 
+TEST_CASE("postern-local: a deliver_many result the plugin leaves unset is a temporary failure, not a delivery") {
+    test::TempDir dir;
+    auto run = run_agent(
+        dir,
+        head("typed", "silent") + delivery(3, dir / "a", "m1") +
+            std::vector<std::string>{"--delivery", "4", "", "c@example.com", "c@example.com", dir / "a", "m1"},
+        {"one\n", "one\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.out == "0 ok typed: the first only\n1 temp " + test::kTestPluginDir +
+                         "/delivery-typed.so: no result for this delivery\n");
+}
+
 TEST_CASE("postern-local: deliver_many's typed fields reach the result, for one recipient too") {
     test::TempDir dir;
     auto fields = [&](const std::string& how) {
