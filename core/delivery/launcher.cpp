@@ -101,6 +101,9 @@ std::string default_agent_path() {
 
 namespace {
 
+// How long the pipes of an agent that has exited may stay open.
+constexpr uint64_t kPipeGraceMs = 5000;
+
 // The agent's last words become the reason of every delivery it did not
 // report: one short line, so that the reply to the other process fits its
 // frame whatever the agent wrote.
@@ -148,7 +151,7 @@ struct AgentRun {
     uv_timer_t timer{};
     int open_handles = 0;
     int open_pipes = 2;
-    bool exited = false, timed_out = false, garbled = false;
+    bool exited = false, timed_out = false, garbled = false, finished = false;
     int64_t exit_status = 0;
     int term_signal = 0;
     std::string out, err;  // what came on each pipe
@@ -202,7 +205,8 @@ struct AgentRun {
     }
 
     void maybe_finish() {
-        if (!exited || open_pipes > 0) return;
+        if (finished || !exited || open_pipes > 0) return;
+        finished = true;
         parse_results();
         std::vector<Result> final;
         // A plugin that reported nothing for a delivery (the agent died, or a
@@ -396,7 +400,18 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         self->exited = true;
         self->exit_status = status;
         self->term_signal = sig;
-        uv_timer_stop(&self->timer);
+        // The pipes normally end with the agent; a process it left behind
+        // (an mda command's daemon) may hold them open: wait a little, then
+        // take what came and stop waiting, or the batch would never end.
+        uv_timer_start(
+            &self->timer,
+            [](uv_timer_t* t) {
+                auto* run = static_cast<AgentRun*>(t->data);
+                for (auto* pipe : {&run->out_pipe, &run->err_pipe}) uv_read_stop(reinterpret_cast<uv_stream_t*>(pipe));
+                run->open_pipes = 0;
+                run->maybe_finish();
+            },
+            kPipeGraceMs, 0);
         self->maybe_finish();
     };
 

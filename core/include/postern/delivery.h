@@ -16,8 +16,8 @@
  * once and then, in one thread and in the batch's order, calls `deliver`
  * once per delivery, or `deliver_many` once for the recipients of one
  * message when the plugin offers it. A plugin may keep state across the
- * calls of one process (a connection, a cache); the process exits after the
- * batch, without unloading the plugin first. A plugin that crashes costs its
+ * calls of one process (a connection, a cache); after the batch the agent
+ * unloads the plugin (its destructors run) and exits. A plugin that crashes costs its
  * batch a temporary failure, never the daemon.
  *
  * What the plugin can count on in that process:

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -234,4 +236,34 @@ TEST_CASE("launcher: an agent's results are checked, field by field, frame by fr
             CHECK(r.text == "delivery agent sent garbled results");
         }
     }
+}
+
+TEST_CASE("launcher: a process the agent leaves holding its pipes does not keep the batch open") {
+    TempDir dir;
+    // The agent reports, leaves a child holding stdout and stderr for 30 s,
+    // and exits: the batch ends after the grace period, with its result.
+    write_file(dir / "agent",
+               "#!/bin/sh\n"
+               "while [ $# -gt 0 ]; do\n"
+               "  case \"$1\" in --result-fd) fd=$2;; --options) file=$2;; esac\n"
+               "  shift\n"
+               "done\n"
+               "eval \"cat \\\"\\$file\\\" >&$fd\"\n"
+               "eval \"exec $fd>&-\"\n"
+               "sleep 30 &\n"
+               "echo $! > \"$file.pid\"\n",
+               0700);
+    SpawnOptions options = agent_options();
+    options.agent = dir / "agent";
+    write_file(dir / "frames", encode_frame({"0", "ok", "fine", "", "", "", "0", "", "0"}));
+    auto start = std::chrono::steady_clock::now();
+    auto got = launch(options, typed_job(dir, dir / "frames", 1));
+    auto took = std::chrono::steady_clock::now() - start;
+    std::ifstream pid_file(dir / "frames.pid");
+    pid_t left = 0;
+    if (pid_file >> left && left > 0) ::kill(left, SIGKILL);  // ours: the agent script started it
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].status == Result::Status::Ok);
+    CHECK(got[0].text == "fine");
+    CHECK(took < std::chrono::seconds(20));
 }
