@@ -26,8 +26,9 @@
 //
 // Commands (the request's words; see validate_request and usage_lines):
 //   show queue                  records: one per envelope, keys in this order:
-//                               id, sender, rcpt, next-try, attempts, last-error
-//                               (the daemon may append more keys)
+//                               id, msgid, sender, rcpt, dest, action, user,
+//                               state, ctime, expire, last-try, next-try,
+//                               attempts, last-error (posternctl(8))
 //   show stats                  one record of counters (uptime first)
 //   show status                 one record: mda, mta, smtp = running|paused
 //   show message ID             one record with key "text": the message file
