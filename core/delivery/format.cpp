@@ -9,6 +9,7 @@
 #include <charconv>
 #include <vector>
 
+#include "postern/support/address.hpp"
 #include "util/ascii.hpp"
 
 namespace postern::delivery {
@@ -245,27 +246,17 @@ private:
     }
 };
 
-std::string_view user_part(std::string_view a) {
-    auto at = a.rfind('@');
-    return at == std::string_view::npos ? a : a.substr(0, at);
-}
-
-std::string_view domain_part(std::string_view a) {
-    auto at = a.rfind('@');
-    return at == std::string_view::npos ? std::string_view{} : a.substr(at + 1);
-}
-
 std::string raw_value(Name name, const FormatValues& v) {
     switch (name) {
     case Name::Sender: return std::string(v.sender);
-    case Name::SenderUser: return std::string(user_part(v.sender));
-    case Name::SenderDomain: return std::string(domain_part(v.sender));
+    case Name::SenderUser: return std::string(util::local_part(v.sender));
+    case Name::SenderDomain: return std::string(util::domain_part(v.sender));
     case Name::Rcpt: return std::string(v.rcpt);
-    case Name::RcptUser: return std::string(user_part(v.rcpt));
-    case Name::RcptDomain: return std::string(domain_part(v.rcpt));
+    case Name::RcptUser: return std::string(util::local_part(v.rcpt));
+    case Name::RcptDomain: return std::string(util::domain_part(v.rcpt));
     case Name::Dest: return std::string(v.dest);
-    case Name::DestUser: return std::string(user_part(v.dest));
-    case Name::DestDomain: return std::string(domain_part(v.dest));
+    case Name::DestUser: return std::string(util::local_part(v.dest));
+    case Name::DestDomain: return std::string(util::domain_part(v.dest));
     case Name::UserName: return std::string(v.user);
     case Name::UserDirectory: return std::string(v.home);
     case Name::MboxFrom: return v.sender.empty() ? std::string("MAILER-DAEMON") : std::string(v.sender);

@@ -10,6 +10,7 @@
 
 #include "auth/sasl.hpp"
 #include "delivery/kind.hpp"
+#include "postern/support/address.hpp"
 #include "relay/srs.hpp"
 #include "relay/url.hpp"
 #include "smtp/dsn_params.hpp"
@@ -20,10 +21,7 @@ namespace postern::scheduler {
 
 namespace {
 
-std::string domain_of(std::string_view address) {
-    size_t at = address.rfind('@');
-    return at == std::string_view::npos ? std::string{} : table::lowercase(address.substr(at + 1));
-}
+std::string domain_of(std::string_view address) { return table::lowercase(util::domain_part(address)); }
 
 // Words separated by one space: paths, option and secret lists.
 void append_word(std::string* out, const std::string& word) { *out += (out->empty() ? "" : " ") + word; }

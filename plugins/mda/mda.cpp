@@ -53,6 +53,7 @@
 #include <string_view>
 #include <vector>
 
+#include "postern/support/address.hpp"
 #include "postern/support/delivery_guard.hpp"
 #include "postern/support/fd.hpp"
 #include "postern/support/sigpipe_guard.hpp"
@@ -103,21 +104,11 @@ bool parse_options(std::string_view options, int* timeout, Failure* f) {
     return true;
 }
 
-std::string_view local_part(std::string_view addr) {
-    size_t at = addr.rfind('@');
-    return at == std::string_view::npos ? addr : addr.substr(0, at);
-}
-
-std::string_view domain_part(std::string_view addr) {
-    size_t at = addr.rfind('@');
-    return at == std::string_view::npos ? std::string_view{} : addr.substr(at + 1);
-}
-
 // The whole environment of the command, and nothing inherited.
 std::vector<std::string> command_env(const postern_delivery_request& req) {
     auto s = [](const char* p) { return std::string(p ? p : ""); };
     std::string dest = s(req.dest), rcpt = s(req.rcpt);
-    std::string_view rcpt_local = local_part(rcpt);
+    std::string_view rcpt_local = postern::util::local_part(rcpt);
     size_t plus = rcpt_local.find('+');
     std::string extension(plus == std::string_view::npos ? std::string_view{} : rcpt_local.substr(plus + 1));
     return {
@@ -129,8 +120,8 @@ std::vector<std::string> command_env(const postern_delivery_request& req) {
         "SENDER=" + s(req.sender),
         "RECIPIENT=" + dest,
         "ORIGINAL_RECIPIENT=" + rcpt,
-        "LOCAL=" + std::string(local_part(dest)),
-        "DOMAIN=" + std::string(domain_part(dest)),
+        "LOCAL=" + std::string(postern::util::local_part(dest)),
+        "DOMAIN=" + std::string(postern::util::domain_part(dest)),
         "EXTENSION=" + extension,
     };
 }

@@ -156,6 +156,14 @@ Job typed_job(const TempDir& dir, const std::string& options, size_t n) {
     return job;
 }
 
+// A fake agent's first lines: $fd is its result descriptor, $file what
+// --options named (the test's script of what to send).
+const std::string kFakeAgentArgs = "#!/bin/sh\n"
+                                   "while [ $# -gt 0 ]; do\n"
+                                   "  case \"$1\" in --result-fd) fd=$2;; --options) file=$2;; esac\n"
+                                   "  shift\n"
+                                   "done\n";
+
 SpawnOptions agent_options() {
     SpawnOptions o;
     o.agent = POSTERN_BUILD_DIR "/postern-local";
@@ -195,13 +203,8 @@ TEST_CASE("launcher: an agent's results are checked, field by field, frame by fr
     // the bytes of the file named by --options on its result descriptor,
     // and a forged line on stdout.
     write_file(dir / "agent",
-               "#!/bin/sh\n"
-               "while [ $# -gt 0 ]; do\n"
-               "  case \"$1\" in --result-fd) fd=$2;; --options) file=$2;; esac\n"
-               "  shift\n"
-               "done\n"
-               "echo '0 ok forged'; echo '1 ok forged'\n"
-               "eval \"cat \\\"\\$file\\\" >&$fd\"\n",
+               kFakeAgentArgs + "echo '0 ok forged'; echo '1 ok forged'\n"
+                                "eval \"cat \\\"\\$file\\\" >&$fd\"\n",
                0700);
     SpawnOptions options = agent_options();
     options.agent = dir / "agent";
@@ -243,15 +246,10 @@ TEST_CASE("launcher: a process the agent leaves holding its pipes does not keep 
     // The agent reports, leaves a child holding stdout and stderr for 30 s,
     // and exits: the batch ends after the grace period, with its result.
     write_file(dir / "agent",
-               "#!/bin/sh\n"
-               "while [ $# -gt 0 ]; do\n"
-               "  case \"$1\" in --result-fd) fd=$2;; --options) file=$2;; esac\n"
-               "  shift\n"
-               "done\n"
-               "eval \"cat \\\"\\$file\\\" >&$fd\"\n"
-               "eval \"exec $fd>&-\"\n"
-               "sleep 30 &\n"
-               "echo $! > \"$file.pid\"\n",
+               kFakeAgentArgs + "eval \"cat \\\"\\$file\\\" >&$fd\"\n"
+                                "eval \"exec $fd>&-\"\n"
+                                "sleep 30 &\n"
+                                "echo $! > \"$file.pid\"\n",
                0700);
     SpawnOptions options = agent_options();
     options.agent = dir / "agent";
