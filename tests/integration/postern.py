@@ -255,10 +255,14 @@ class Daemon:
         self.stop()
         raise RuntimeError(f"posternd did not answer on port {self.port} within {START_TIMEOUT}s:\n{self.log()}")
 
+    def _connect(self, timeout):
+        """A socket to the daemon's listener (a subclass may reach it otherwise)."""
+        return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+
     def _probe(self):
         """The banner line if the daemon serves (not only listens), else None."""
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
+            with self._connect(1.0) as s:
                 s.settimeout(1.0)
                 data = b""
                 while b"\n" not in data and len(data) < 4096:

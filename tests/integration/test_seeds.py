@@ -259,22 +259,9 @@ class NetnsDaemon(postern.Daemon):
         self.session = self.proc.pid  # `ip netns exec` execs: this is posternd itself
         self._wait_ready()
 
-    def _probe(self):
-        try:
-            with inside(self.ns):
-                s = socket.create_connection(self.probe, timeout=1.0)
-            with s:
-                s.settimeout(1.0)
-                data = b""
-                while b"\n" not in data and len(data) < 4096:
-                    chunk = s.recv(4096)
-                    if not chunk:
-                        return None
-                    data += chunk
-                s.sendall(b"QUIT\r\n")
-                return data.decode("latin-1").split("\n")[0].rstrip("\r")
-        except OSError:
-            return None
+    def _connect(self, timeout):
+        with inside(self.ns):
+            return socket.create_connection(self.probe, timeout=timeout)
 
 
 # ---- seeds, users, certificates ----
