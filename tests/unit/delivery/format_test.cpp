@@ -294,8 +294,9 @@ TEST_CASE("format: check_format accepts every good template") {
 
 TEST_CASE("format: an over-long expansion fails for good") {
     FormatValues v = values();
-    std::string big(3000, 'a');
-    v.rcpt = big + "@example.org";
+    // FormatValues holds views: the strings must outlive it.
+    const std::string rcpt = std::string(3000, 'a') + "@example.org";
+    v.rcpt = rcpt;
     CHECK(expand("/m/%{rcpt.user}").size() < kMaxExpansion);
     CHECK(expand("/m/%{rcpt.user}", v).size() == 3003);
     FormatError e = failure("/m/%{rcpt.user}/%{rcpt.user}", v);
@@ -303,6 +304,7 @@ TEST_CASE("format: an over-long expansion fails for good") {
     CHECK(e.offset == 16);
     CHECK(e.text == "the expansion is longer than 4095 bytes");
     FormatValues h = values();
-    h.home = std::string(5000, 'h');
+    const std::string home(5000, 'h');
+    h.home = home;
     CHECK(failure("~/x", h).offset == 0);
 }
