@@ -534,8 +534,14 @@ int run(const Options& o) {
     std::vector<std::string> tls_problems = check_tls_files(cfg);
     Paths paths = resolve_paths(cfg);
     // -n and start-up run the same host checks, so -n passes only what starts.
+    // The tables they open are the ones the daemon serves with: read once,
+    // as root, before privileges are dropped (a credentials file may be
+    // root's alone).
+    table::Registry tables;
+    tables.set_local_identity(server_names(cfg, paths), smtpd::local_addresses());
     std::vector<std::string> host_problems = preflight(
-        cfg, {o.config_file.empty() ? "<embedded default>" : o.config_file, paths.plugins, paths.spool, paths.control});
+        cfg, {o.config_file.empty() ? "<embedded default>" : o.config_file, paths.plugins, paths.spool, paths.control},
+        tables);
     for (const auto& p : host_problems) std::cerr << p << "\n";
     if (o.check_only) {
         for (const auto& p : tls_problems) std::cerr << p << "\n";
@@ -555,18 +561,11 @@ int run(const Options& o) {
     if (!make_state_dirs(o, paths)) return 1;
     raise_descriptor_limit();
 
-    // Everything that may need root is opened here, before the split: the
-    // listeners, the tables (a credentials file may be root's alone), the
-    // control socket (its folder may be root's).
+    // Everything else that may need root is opened here, before the split:
+    // the listeners and the control socket (its folder may be root's).
     Prepared prep;
     std::vector<std::string> errors;
     if (!smtpd::open_listeners(cfg, &prep.sockets, &errors)) {
-        for (const auto& e : errors) std::cerr << e << "\n";
-        return 1;
-    }
-    table::Registry tables;
-    tables.set_local_identity(server_names(cfg, paths), smtpd::local_addresses());
-    if (!tables.open(cfg, paths.plugins, &errors)) {
         for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
     }

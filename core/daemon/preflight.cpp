@@ -58,6 +58,8 @@ public:
     }
     // For a path that may be a default, with no line of the file to point at.
     void in_file(const std::string& message) { out_.push_back(config_ + ": " + message); }
+    // Already "FILE:LINE:COL: message".
+    void formatted(std::string line) { out_.push_back(std::move(line)); }
     std::vector<std::string> take() { return std::move(out_); }
 
 private:
@@ -126,34 +128,18 @@ std::string table_hint(const std::string& source) {
     return "correct the table's source";
 }
 
-// Load every table's plugin and open every table through it, then close it
-// again: the daemon opens them for good once it serves. Opening is the only
-// check that is certain (the file's syntax, the backend's own settings).
-void check_tables(const config::Config& cfg, const std::string& dir, Problems& out) {
-    std::map<std::string, std::optional<util::TablePlugin>, std::less<>> plugins;
-    std::map<std::string, std::string, std::less<>> failed;  // backend -> message
-    for (const auto& t : cfg.tables) {
-        if (t.backend == "inline" || t.backend == config::kBuiltinBackend) continue;
-        if (!plugins.count(t.backend) && !failed.count(t.backend)) {
-            std::string err;
-            if (auto p = util::load_table_plugin(dir, t.backend, &err)) plugins.emplace(t.backend, std::move(p));
-            else failed[t.backend] = absent(plugin_file(dir, "table", t.backend)) ? "" : err + "; " + kReinstall;
-        }
-        if (auto f = failed.find(t.backend); f != failed.end()) {
-            out.at(t.where, "table " + t.name + ": " + (f->second.empty() ? missing_backend(t, dir) : f->second));
-            continue;
-        }
-        const util::TablePlugin& plugin = *plugins.at(t.backend);
-        void* handle = nullptr;
-        uint32_t flags = 0;
-        char err[512] = "";
-        if (plugin->open(t.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
-            out.at(t.where,
-                   "table " + t.name + ": " + (err[0] ? err : "cannot open " + t.source) + "; " + table_hint(t.source));
-            continue;
-        }
-        plugin->close(handle);
-    }
+// Every table opened into `tables`, the daemon's own when it starts (each
+// file is read once), with what to do about each that cannot be opened.
+// Opening is the only check that is certain (the file's syntax, the
+// backend's own settings).
+void check_tables(const config::Config& cfg, const std::string& dir, table::Registry& tables, Problems& out) {
+    std::vector<std::string> errors;
+    tables.open(cfg, dir, &errors, [&](const config::TableDecl& t, table::Registry::Failure f, const std::string& err) {
+        if (f == table::Registry::Failure::Plugin)
+            return absent(plugin_file(dir, "table", t.backend)) ? missing_backend(t, dir) : err + "; " + kReinstall;
+        return (err.empty() ? "cannot open " + t.source : err) + "; " + table_hint(t.source);
+    });
+    for (auto& e : errors) out.formatted(std::move(e));
 }
 
 // ---- listeners ----
@@ -362,12 +348,12 @@ void check_host(const PreflightPaths& paths, Problems& out) {
 
 }  // namespace
 
-std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths) {
+std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths, table::Registry& tables) {
     Problems out(paths.config);
     check_host(paths, out);
     check_folder("queue path", paths.spool, paths.spool, out);
     check_folder("control socket", paths.control, fs::path(paths.control).parent_path(), out);
-    check_tables(cfg, paths.plugins, out);
+    check_tables(cfg, paths.plugins, tables, out);
     for (const auto& l : cfg.listeners) check_listener(l, out);
     check_actions(cfg, paths.plugins, out);
     return out.take();

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "table/registry.hpp"
 
 namespace postern::daemon {
 
@@ -47,6 +48,8 @@ struct PreflightPaths {
 // Every problem found, each "FILE:LINE:COL: what is wrong; what to do"
 // ("FILE: ..." for a path, which may be a default): paths, tables, listeners,
 // then actions, each in the order of the file.
-std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths);
+// The tables are opened into `tables` (set its local identity first): the
+// daemon serves with them, so start-up reads each file once.
+std::vector<std::string> preflight(const config::Config& cfg, const PreflightPaths& paths, table::Registry& tables);
 
 }  // namespace postern::daemon

@@ -137,8 +137,12 @@ std::vector<std::string> Registry::builtin(std::string_view name) const {
     return it == builtins_.end() ? std::vector<std::string>{} : it->second;
 }
 
-bool Registry::open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors) {
+bool Registry::open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors,
+                    const Explain& explain) {
     bool ok = true;
+    auto words = [&](const config::TableDecl& decl, Failure f, const std::string& err) {
+        return explain ? explain(decl, f, err) : err;
+    };
     for (const auto& decl : config.tables) {
         if (decl.backend == "inline") {
             tables_[decl.name] = make_inline_table(decl.name, decl.entries, decl.is_map);
@@ -161,7 +165,8 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
             std::string err;
             auto loaded = util::load_table_plugin(plugin_dir, decl.backend, &err);
             if (!loaded) {
-                errors->push_back(config::format({decl.where, "table " + decl.name + ": " + err}));
+                errors->push_back(
+                    config::format({decl.where, "table " + decl.name + ": " + words(decl, Failure::Plugin, err)}));
                 plugins_.erase(decl.backend);
                 ok = false;
                 continue;
@@ -172,7 +177,8 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
         uint32_t flags = 0;
         char err[512] = "";
         if ((*plugin)->open(decl.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
-            errors->push_back(config::format({decl.where, "table " + decl.name + ": " + err}));
+            errors->push_back(
+                config::format({decl.where, "table " + decl.name + ": " + words(decl, Failure::Open, err)}));
             ok = false;
             continue;
         }

@@ -11,6 +11,7 @@
 // set_builtin()) before open(). Without that call they hold loopback only.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,7 +43,13 @@ public:
     std::vector<std::string> builtin(std::string_view name) const;
 
     // Open every table of `config`; false with one error line per table that failed.
-    bool open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors);
+    // `explain`, when given, words a plugin that cannot be loaded or a table
+    // it cannot open (what follows "table NAME: "), e.g. with what to do.
+    enum class Failure { Plugin, Open };
+    using Explain =
+        std::function<std::string(const config::TableDecl& decl, Failure failure, const std::string& error)>;
+    bool open(const config::Config& config, const std::string& plugin_dir, std::vector<std::string>* errors,
+              const Explain& explain = nullptr);
 
     Table* find(std::string_view name) const;
     // SIGHUP and posternctl update table NAME; keeps the old content on failure.
