@@ -40,4 +40,14 @@ const Ca* Config::find_ca(std::string_view name) const {
     return it == cas.end() ? nullptr : &*it;
 }
 
+const FilterProc* Config::find_proc(std::string_view name) const {
+    auto it = std::find_if(procs.begin(), procs.end(), [&](const FilterProc& p) { return p.name == name; });
+    return it == procs.end() ? nullptr : &*it;
+}
+
+const Filter* Config::find_filter(std::string_view name) const {
+    auto it = std::find_if(filters.begin(), filters.end(), [&](const Filter& f) { return f.name == name; });
+    return it == filters.end() ? nullptr : &*it;
+}
+
 }  // namespace postern::config

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "filter/protocol.hpp"
 #include "relay/url.hpp"
 
 namespace postern::config {
@@ -110,6 +111,10 @@ struct Listener {
     bool received_auth = false;   // `received-auth`: add the user to Received:
     std::string hostnames_table;  // `hostnames <t>`: banner name by local address
     bool no_dsn = false;          // `no-dsn`: DSN not advertised
+    // `filter NAME` or `filter { a, b }`: the Config::filters entry that
+    // filters this listener's sessions (for `{ ... }` an anonymous chain the
+    // parser adds, named "<anon:LINE:COL>"); "" = none.
+    std::string filter;
     Location where;
 };
 
@@ -164,6 +169,54 @@ struct Action {
     Location where;
 };
 
+// A filter process: `proc NAME "COMMAND" [options]`, or the process of
+// `filter NAME proc-exec "COMMAND" [options]` (then named as the filter).
+// Started once at daemon start and restarted when it fails; see
+// docs/postern-filters.7.
+struct FilterProc {
+    std::string name;
+    std::string command;  // as written; run as `/bin/sh -c "exec COMMAND"`, relative: looked up in libexec folders
+    std::string user;     // `user U`: "" = the unprivileged user (_postern)
+    std::string group;    // `group G`: "" = the user's primary group
+    std::string chroot;   // `chroot DIR`: "" = none
+    // postern extensions
+    filter::Version version = filter::Version::V0_6;  // `protocol 0.6|0.7`
+    std::chrono::milliseconds timeout{60'000};        // `timeout D`: longest wait for one answer (or the handshake)
+    bool fail_open = false;                           // `on-failure pass` (default `on-failure tempfail`)
+    Location where;
+};
+
+// The one condition of a built-in filter (`filter NAME phase PHASE match
+// [!] CONDITION DECISION`).
+struct FilterCondition {
+    enum class Kind { Fcrdns, Rdns, Src, Helo, Auth, MailFrom, RcptTo };
+    Kind kind = Kind::Rdns;
+    bool negated = false;
+    bool regex = false;
+    std::string table;  // "" for `fcrdns`, `rdns` and `auth` alone
+};
+
+struct BuiltinFilter {
+    filter::Phase phase = filter::Phase::Connect;
+    FilterCondition condition;
+    enum class Decision { Reject, Disconnect, Rewrite, Junk, Report, Bypass };
+    Decision decision = Decision::Reject;
+    // Reject / Disconnect: the reply ("550 5.7.1 text", 4xx or 5xx);
+    // Rewrite: the new value; Report: the text.
+    std::string value;
+};
+
+// `filter NAME ...`: a process filter, a chain, or a built-in filter.
+struct Filter {
+    std::string name;  // anonymous chains of `listen ... filter { }`: "<anon:LINE:COL>"
+    enum class Kind { Proc, Chain, Builtin };
+    Kind kind = Kind::Proc;
+    std::string proc;                // Proc: the Config::procs name (proc-exec: the filter's own name)
+    std::vector<std::string> chain;  // Chain: Proc or Builtin filter names, in order, none repeated
+    BuiltinFilter builtin;           // Builtin
+    Location where;
+};
+
 // One condition of a `match` line.
 struct Criterion {
     enum class Kind {
@@ -210,8 +263,10 @@ struct Config {
     std::vector<Pki> pkis;          // declaration order, names unique
     std::vector<Ca> cas;            // declaration order, names unique
     std::vector<Listener> listeners;
-    std::vector<Action> actions;  // declaration order
-    std::vector<Rule> rules;      // first match wins
+    std::vector<FilterProc> procs;  // declaration order, names unique
+    std::vector<Filter> filters;    // declaration order, names unique (anonymous chains included)
+    std::vector<Action> actions;    // declaration order
+    std::vector<Rule> rules;        // first match wins
 
     // smtp ...
     std::size_t max_message_size = 35u * 1024 * 1024;  // smtp max-message-size
@@ -252,6 +307,8 @@ struct Config {
     const Action* find_action(std::string_view name) const;
     const Pki* find_pki(std::string_view name) const;  // name as stored (lowercase)
     const Ca* find_ca(std::string_view name) const;
+    const FilterProc* find_proc(std::string_view name) const;
+    const Filter* find_filter(std::string_view name) const;
 };
 
 struct ParseResult {
