@@ -15,8 +15,9 @@
 // current ones by legacy.cpp and read here like any other.
 //
 // This file holds the line loop and the core directives (macros, include,
-// table, smtp, queue, bounce); parser_listen.cpp, parser_action.cpp and
-// parser_match.cpp hold the rest, all around the Parser of parser_impl.hpp.
+// table, smtp, queue, bounce); parser_listen.cpp, parser_action.cpp,
+// parser_match.cpp and parser_filter.cpp hold the rest, all around the
+// Parser of parser_impl.hpp.
 #include "config/parser_impl.hpp"
 
 namespace postern::config {
@@ -73,6 +74,14 @@ void Parser::parse_line(const Line& line) {
     }
     if (w == "match") {
         parse_match(c);
+        return;
+    }
+    if (w == "proc") {
+        parse_proc(c);
+        return;
+    }
+    if (w == "filter") {
+        parse_filter(c);
         return;
     }
     if (w == "smtp") {

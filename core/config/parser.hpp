@@ -122,20 +122,18 @@ inline constexpr std::string_view kKeywords[] = {
 
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
-inline constexpr std::string_view kUnsupportedDirectives[] = {
-    "filter", "proc", "admd", "mda", "scheduler",
-};
+inline constexpr std::string_view kUnsupportedDirectives[] = {"admd", "mda", "scheduler"};
 
 // `queue ...` sub-directives not read yet.
 inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "encryption"};
 
 // `listen on ...` options not read yet.
-inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2", "filter"};
+inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
 inline constexpr std::string_view kUnsupportedActionMethods[] = {"forward-only", "expand-only"};
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
-inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};
+inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};  // smtp-out filters
 
 // `match ...` options, and `from ...` sources, not read yet.
 inline constexpr std::string_view kUnsupportedMatchOptions[] = {"tls"};

@@ -1,7 +1,8 @@
 // Internals of the smtpd.conf parser, shared by its files (parser.cpp: the
 // core directives and the line loop; parser_listen.cpp: pki, ca, listen;
-// parser_action.cpp: action, relay; parser_match.cpp: match). Not part of
-// the config module's interface: include config/config.hpp instead.
+// parser_action.cpp: action, relay; parser_match.cpp: match;
+// parser_filter.cpp: proc, filter). Not part of the config module's
+// interface: include config/config.hpp instead.
 #pragma once
 
 #include "config/config.hpp"
@@ -162,9 +163,9 @@ inline bool valid_protocols(std::string_view s, std::string& bad) {
 constexpr std::string_view kListenOptions[] = {
     "port", "inet4",         "inet6",   "hostname",   "hostnames",     "tag",    "mask-src", "mask-source",
     "tls",  "tls-require",   "smtps",   "verify",     "pki",           "ca",     "ciphers",  "protocols",
-    "auth", "auth-optional", "senders", "masquerade", "received-auth", "no-dsn",
+    "auth", "auth-optional", "senders", "masquerade", "received-auth", "no-dsn", "filter",
 };
-constexpr std::string_view kSocketListenOptions[] = {"tag", "mask-src", "mask-source", "no-dsn"};
+constexpr std::string_view kSocketListenOptions[] = {"tag", "mask-src", "mask-source", "no-dsn", "filter"};
 constexpr std::size_t kMaxListenerPkis = 32;  // OpenSMTPD 7.x's limit
 
 inline std::optional<std::string> read_whole_file(const std::string& path, std::string& why) {
@@ -267,6 +268,23 @@ private:
     bool parse_for(Cursor& c, Criterion& cr);
     bool parse_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
     bool parse_optional_criterion_value(Cursor& c, Criterion& cr, const std::string& after);
+    bool parse_name_value(Cursor& c, const std::string& what, std::string& out);
+    bool parse_proc(Cursor& c);
+    bool parse_proc_command(Cursor& c, const std::string& after, FilterProc& p);
+    bool parse_proc_options(Cursor& c, FilterProc& p);
+    bool parse_proc_protocol(Cursor& c, FilterProc& p);
+    bool parse_proc_timeout(Cursor& c, FilterProc& p);
+    bool parse_proc_on_failure(Cursor& c, FilterProc& p);
+    bool parse_filter(Cursor& c);
+    bool parse_filter_proc(Cursor& c, Filter& f);
+    bool parse_filter_exec(Cursor& c, Filter& f, FilterProc& p);
+    bool parse_filter_chain(Cursor& c, Filter& f);
+    bool parse_chain_members(Cursor& c, std::vector<std::string>& members);
+    void check_chain_member(const std::string& name, const Location& at, const std::vector<std::string>& before);
+    bool parse_builtin_filter(Cursor& c, Filter& f);
+    bool parse_filter_condition(Cursor& c, BuiltinFilter& b);
+    bool parse_filter_decision(Cursor& c, BuiltinFilter& b);
+    std::optional<std::string> parse_listen_filter(Cursor& c);
     bool parse_smtp(Cursor& c);
     bool parse_queue(Cursor& c);
     bool parse_mta(Cursor& c);
@@ -287,6 +305,8 @@ private:
     std::set<std::string, std::less<>> broken_actions_;
     std::set<std::string, std::less<>> broken_pkis_;  // named on a line with errors
     std::set<std::string, std::less<>> broken_cas_;
+    std::set<std::string, std::less<>> broken_procs_;  // declared on a line with errors
+    std::set<std::string, std::less<>> broken_filters_;
     // tls/smtps listeners that named no pki: resolved at the end of the file,
     // as OpenSMTPD 6.8 looked the pki up by name only when serving.
     struct ImplicitPki {

@@ -123,9 +123,10 @@ bool Parser::parse_listen(Cursor& c) {
 
 bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
     const std::string what =
-        l.socket ? "a 'listen on socket' option (tag, mask-src, no-dsn)"
+        l.socket ? "a 'listen on socket' option (tag, mask-src, no-dsn, filter)"
                  : "a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, tls, tls-require, "
-                   "smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, no-dsn)";
+                   "smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, no-dsn, "
+                   "filter)";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& opt = *c.peek();
     std::string w = opt.text;
@@ -161,6 +162,12 @@ bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
     if (w == "received-auth") l.received_auth = true;
     if (w == "no-dsn") l.no_dsn = true;
     if (w == "hostname") return parse_value(c, "a host name after 'hostname'", l.hostname);
+    if (w == "filter") {
+        auto name = parse_listen_filter(c);
+        if (!name) return false;
+        l.filter = *name;
+        return true;
+    }
     if (w == "hostnames") {
         auto table = parse_table_arg(c, "'hostnames'");
         if (!table) return false;
