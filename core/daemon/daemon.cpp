@@ -32,6 +32,9 @@
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
 #include "event/loop_work.hpp"
+#include "filterhost/host.hpp"
+#include "filterhost/processes.hpp"
+#include "filterhost/starter.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
 #include "scheduler/bouncer.hpp"
@@ -312,6 +315,10 @@ struct Prepared {
     table::Registry* tables = nullptr;
     const TlsContexts* tls_contexts = nullptr;
     const scheduler::RelayPkis* relay_pkis = nullptr;
+    // Filters: how to start them (one process), or the channel to the
+    // parent that starts them (split daemon).
+    std::vector<filterhost::ProcSpec> filter_specs;
+    util::Fd filter_channel;
 };
 
 // SIGHUP: read every table again, as `posternctl update table` does for one.
@@ -377,11 +384,18 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
                 [=] { done(result->first, result->second); });
         };
     }
-    smtpd::SmtpServer server(&loop, ctx);
-    if (!server.start(prep.sockets, &err)) {
-        log::error(err);
-        return 1;
+    // Filters are started by this process, or by the root parent on request.
+    std::unique_ptr<filterhost::Processes> filter_procs;
+    std::unique_ptr<filterhost::Starter> starter;
+    if (prep.filter_channel) {
+        starter = std::make_unique<filterhost::StarterClient>(&loop, std::move(prep.filter_channel));
+    } else {
+        filter_procs = std::make_unique<filterhost::Processes>(&loop, std::move(prep.filter_specs));
+        starter = std::make_unique<filterhost::LocalStarter>(*filter_procs);
     }
+    filterhost::Host filters(&loop, cfg, *starter, paths.hostname);
+    ctx.filters = &filters;
+    smtpd::SmtpServer server(&loop, ctx);
     ControlHandler control_handler(&loop, server, scheduler, store, tables);
     control::Server control(&loop, control_handler);
     if (!control.listen_on(std::move(prep.control), paths.control, &err)) {
@@ -418,6 +432,9 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         stopping = true;
         if (!unavailable) log::info("posternd stopping");
         server.stop(unavailable);
+        filters.stop();
+        if (filter_procs) filter_procs->stop_all();
+        if (auto* client = dynamic_cast<filterhost::StarterClient*>(starter.get())) client->close();
         control.close();
         scheduler.close();
         for (auto* h : {&sig.term, &sig.intr, &sig.hup}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);
@@ -451,7 +468,18 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         &sig.hup, [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->reload(); }, SIGHUP);
     hold_stop_signals(false);
 
-    log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
+    // The listeners open once every filter they use is ready (or has failed
+    // its first start: its sessions are then refused until it is back).
+    filters.start([&] {
+        if (stopping) return;
+        if (!server.start(prep.sockets, &err)) {
+            log::error(err);
+            status = 1;
+            sig.stop(true);
+            return;
+        }
+        log::info(log::Line("posternd ready").kv("hostname", paths.hostname).kv("spool", paths.spool));
+    });
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     return status;
@@ -461,10 +489,14 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 // ends. Its results can only go to the child, so once the child is gone
 // there is nothing left to wait for: the parent ends at once (agents still
 // running finish on their own; their mail is still queued and is retried).
-int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths) {
+int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths,
+              std::vector<filterhost::ProcSpec> filter_specs, util::Fd filter_channel) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     delivery::SpawnLauncher launcher(&loop, spawn_options(cfg, paths, true));
+    // Filters run as their configured user: root starts them for the child.
+    filterhost::Processes filter_procs(&loop, std::move(filter_specs));
+    filterhost::StarterServer filter_server(&loop, std::move(filter_channel), filter_procs);
     delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
     // Pass stop and reload requests on to the child.
@@ -488,6 +520,7 @@ int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths
     }
     hold_stop_signals(false);
     uv_run(&loop, UV_RUN_DEFAULT);
+    filter_procs.stop_all();
 
     // The channel is closed: the child has ended or is ending (it garbled
     // the channel: make sure).
@@ -542,6 +575,9 @@ int run(const Options& o) {
     std::vector<std::string> host_problems = preflight(
         cfg, {o.config_file.empty() ? "<embedded default>" : o.config_file, paths.plugins, paths.spool, paths.control},
         tables);
+    const bool root = geteuid() == 0;
+    std::vector<filterhost::ProcSpec> filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root,
+                                                                            &host_problems);
     for (const auto& p : host_problems) std::cerr << p << "\n";
     if (o.check_only) {
         for (const auto& p : tls_problems) std::cerr << p << "\n";
@@ -573,7 +609,6 @@ int run(const Options& o) {
     prep.tls_contexts = &tls_contexts;
     prep.relay_pkis = &relay_pkis;
 
-    const bool root = geteuid() == 0;
     struct passwd unpriv {};
     std::string unpriv_name;
     if (root) {
@@ -602,7 +637,14 @@ int run(const Options& o) {
     if (!root) {
         PidFile pid_file(paths.pid_file);
         prep.store_dir = paths.spool;
+        prep.filter_specs = std::move(filter_specs);
         return serve(cfg, paths, std::move(prep));
+    }
+    util::Fd filter_parent, filter_child;
+    std::string channel_error;
+    if (!filterhost::starter_channel(&filter_parent, &filter_child, &channel_error)) {
+        log::error(log::Line("cannot make the filter channel").kv("error", channel_error));
+        return 1;
     }
 
     int sp[2];
@@ -617,6 +659,7 @@ int run(const Options& o) {
     }
     if (child == 0) {
         close(sp[0]);
+        filter_parent.reset();
         // The spool may lie below folders _postern cannot pass (a checkout
         // under a 0700 home): enter it as root and work from there. The
         // channel's end, not PR_SET_PDEATHSIG (cleared by the uid change),
@@ -628,13 +671,15 @@ int run(const Options& o) {
         if (!drop_privileges(unpriv)) std::_Exit(1);
         prep.store_dir = ".";
         prep.priv_fd = sp[1];
+        prep.filter_channel = std::move(filter_child);
         std::_Exit(serve(cfg, paths, std::move(prep)));
     }
     close(sp[1]);
+    filter_child.reset();
     smtpd::close_listeners(prep.sockets);
     prep.control.reset();
     PidFile pid_file(paths.pid_file);
-    return supervise(child, sp[0], cfg, paths);
+    return supervise(child, sp[0], cfg, paths, std::move(filter_specs), std::move(filter_parent));
 }
 
 }  // namespace postern::daemon

@@ -14,6 +14,7 @@
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
 #include "event/loop_work.hpp"
+#include "filterhost/host.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
@@ -47,6 +48,8 @@ struct SmtpContext {
         system_auth;
     // TLS contexts of the tls/smtps listeners, loaded as root before privileges were dropped.
     const std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>* tls = nullptr;
+    // The filter host: the chains of filtered listeners; nullptr = no filters.
+    filterhost::Host* filters = nullptr;
 };
 
 class SmtpServer {

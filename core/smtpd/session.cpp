@@ -46,6 +46,12 @@ std::string ip_text(const sockaddr_storage& ss) {
     return buf;
 }
 
+int port_of(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port);
+    return 0;
+}
+
 bool same_ip(const sockaddr_storage& a, const sockaddr_storage& b) { return ip_text(a) == ip_text(b); }
 
 struct WriteReq {
@@ -57,7 +63,7 @@ struct WriteReq {
 }  // namespace
 
 SmtpSession::SmtpSession(SmtpServer& server, const config::Listener& listener)
-    : server_(server), listener_(listener), id_(new_session_id()) {}
+    : server_(server), listener_(listener), id_(new_session_id()), sid_(std::stoull(id_, nullptr, 16)) {}
 
 SmtpSession::~SmtpSession() = default;
 
@@ -79,6 +85,8 @@ bool SmtpSession::accept(uv_stream_t* listening) {
     uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&self), &len);
     client_ip_ = ip_text(peer);
     local_ip_ = ip_text(self);
+    client_port_ = port_of(peer);
+    local_port_ = port_of(self);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
     lookup_rdns(peer);
     return true;
@@ -145,9 +153,16 @@ void SmtpSession::start(Refusal refusal) {
         flush();
         return;
     }
-    if (listener_.smtps && !start_tls()) return;
-    if (listener_.hostnames_table.empty()) return greet();
-    // `hostnames <t>`: the name to go by depends on the address the client reached.
+    if (!open_filters()) return;
+    filter_connect([this] {
+        if (listener_.smtps && !start_tls()) return;
+        if (listener_.hostnames_table.empty()) return greet();
+        greet_by_address();
+    });
+}
+
+// `hostnames <t>`: the name to go by depends on the address the client reached.
+void SmtpSession::greet_by_address() {
     table::Table* table = server_.ctx().tables->find(listener_.hostnames_table);
     auto name = std::make_shared<std::string>();
     busy_ = true;
@@ -170,6 +185,7 @@ void SmtpSession::start(Refusal refusal) {
 
 void SmtpSession::greet() {
     reply(220, hostname() + " ESMTP postern");
+    filter_report(filter::LinkGreeting{hostname()});
     flush();
     update_reading();
     reset_idle_timer();
@@ -261,6 +277,8 @@ void SmtpSession::process() {
 
 void SmtpSession::reply(int code, std::string_view text) {
     if (log::verbose()) log::debug(log::Line(id_ + " smtp reply").kv("code", code).kv("text", text));
+    if (chain_ && chain_->wants(filter::Event::ProtocolServer))
+        filter_report(filter::ProtocolServer{std::to_string(code) + " " + std::string(text)});
     out_ += std::to_string(code);
     out_ += ' ';
     out_ += text;
@@ -270,6 +288,8 @@ void SmtpSession::reply(int code, std::string_view text) {
 
 void SmtpSession::reply_lines(int code, const std::vector<std::string>& lines) {
     for (size_t i = 0; i < lines.size(); ++i) {
+        if (chain_ && chain_->wants(filter::Event::ProtocolServer))
+            filter_report(filter::ProtocolServer{std::to_string(code) + (i + 1 < lines.size() ? "-" : " ") + lines[i]});
         out_ += std::to_string(code);
         out_ += i + 1 < lines.size() ? '-' : ' ';
         out_ += lines[i];
@@ -326,6 +346,11 @@ void SmtpSession::close() {
     auto* tcp = reinterpret_cast<uv_handle_t*>(&tcp_);
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
     if (uv_is_closing(tcp)) return;
+    if (chain_) {
+        if (!tx_.msgid.empty()) filter_rollback();
+        filter_report(filter::LinkDisconnect{});
+        chain_.reset();  // no filter line reaches a closing session
+    }
     state_ = State::Closing;
     open_handles_ = 4;
     auto on_closed = [](uv_handle_t* h) {
@@ -347,6 +372,7 @@ void SmtpSession::reset_idle_timer() {
         [](uv_timer_t* t) {
             auto* s = static_cast<SmtpSession*>(t->data);
             log::info(log::Line(s->id_ + " smtp disconnected").kv("reason", "timeout"));
+            s->filter_report(filter::Timeout{});
             s->reply(421, "4.4.2 " + s->hostname() + " Timeout exceeded, closing connection");
             s->close_after_flush();
             s->flush();
@@ -369,6 +395,19 @@ void SmtpSession::handle_line(std::string_view line) {
     if (log::verbose())  // -v: the dialogue, secrets left out
         log::debug(log::Line(id_ + " smtp command")
                        .kv("line", c.verb == smtp::Verb::Auth ? std::string(c.name) + " ..." : std::string(line)));
+    if (chain_) {
+        if (chain_->wants(filter::Event::ProtocolClient))
+            filter_report(
+                filter::ProtocolClient{c.verb == smtp::Verb::Auth && c.args.find(' ') != std::string_view::npos
+                                           ? std::string(line.substr(0, line.find(' ') + 1)) +
+                                                 std::string(c.args.substr(0, c.args.find(' '))) + " ********"
+                                           : std::string(line)});
+        if (filter_gate(c, line)) return;
+    }
+    dispatch(c);
+}
+
+void SmtpSession::dispatch(const smtp::Command& c) {
     auto no_args = [&](std::string_view verb) {
         if (c.args.empty()) return true;
         reply(501, "5.5.4 Syntax error: " + std::string(verb) + " takes no arguments");
@@ -421,6 +460,7 @@ void SmtpSession::cmd_helo(const smtp::Command& c, bool extended) {
     helo_ = std::string(c.args);
     esmtp_ = extended;
     state_ = State::Ready;
+    filter_report(filter::LinkIdentify{extended ? filter::IdentifyVerb::Ehlo : filter::IdentifyVerb::Helo, helo_});
     const std::string& host = hostname();
     std::string hello = host + " Hello " + helo_ + " [" + client_ip_ + "], pleased to meet you";
     if (!extended) {
@@ -441,6 +481,7 @@ void SmtpSession::cmd_rset(const smtp::Command& c) {
         reply(501, "5.5.4 Syntax error: RSET takes no arguments");
         return;
     }
+    if (!tx_.msgid.empty()) filter_rollback();
     tx_ = {};
     if (state_ == State::Mail) state_ = State::Ready;
     reply(250, "2.0.0 Reset state");
@@ -507,10 +548,17 @@ void SmtpSession::cmd_mail(const smtp::Command& c) {
 
 void SmtpSession::mail_accepted(std::string sender, smtp::DsnMail dsn) {
     tx_ = {};
+    tx_.msgid = queue::new_message_id();
+    tx_.junk = junk_;
     tx_.sender = std::move(sender);
     tx_.dsn = std::move(dsn);
     state_ = State::Mail;
     reply(250, "2.1.0 Ok");
+    if (chain_) {
+        const auto msgid = static_cast<std::uint32_t>(std::stoul(tx_.msgid, nullptr, 16));
+        filter_report(filter::TxBegin{msgid});
+        filter_report(filter::TxMail{msgid, filter::TxResult::Ok, tx_.sender});
+    }
 }
 
 void SmtpSession::cmd_rcpt(const smtp::Command& c) {
@@ -590,11 +638,13 @@ void SmtpSession::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& ds
                       .kv("result", std::to_string(r.code) + " " + r.text)
                       .kv("detail", r.log));
         reply(r.code, r.text);
+        filter_tx_result(true, r.code, rcpt);
         return;
     }
     bool dup = std::any_of(tx_.rcpts.begin(), tx_.rcpts.end(), [&](const Recipient& x) { return x.rcpt == rcpt; });
     if (!dup) tx_.rcpts.push_back({rcpt, dsn, std::move(r.deliveries)});
     reply(250, "2.1.5 Destination address valid: Recipient ok");
+    filter_tx_result(true, 250, rcpt);
 }
 
 }  // namespace postern::smtpd

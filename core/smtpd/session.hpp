@@ -18,6 +18,7 @@
 
 #include "auth/credentials.hpp"
 #include "auth/sasl.hpp"
+#include "filterhost/session_chain.hpp"
 #include "rules/recipient.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
@@ -27,7 +28,7 @@
 
 namespace postern::smtpd {
 
-class SmtpSession : public std::enable_shared_from_this<SmtpSession> {
+class SmtpSession : public std::enable_shared_from_this<SmtpSession>, private filterhost::SessionEvents {
 public:
     SmtpSession(SmtpServer& server, const config::Listener& listener);
     ~SmtpSession();
@@ -50,6 +51,8 @@ private:
         std::vector<rules::PlannedDelivery> deliveries;
     };
     struct Transaction {
+        std::string msgid;  // given when MAIL is accepted (filters see it from tx-begin on)
+        bool junk = false;  // a filter said junk: X-Spam: yes
         std::string sender;
         smtp::DsnMail dsn;
         std::vector<Recipient> rcpts;
@@ -57,6 +60,7 @@ private:
 
     // I/O
     void greet();
+    void greet_by_address();
     void on_read(ssize_t nread, const uv_buf_t* buf);
     void process();
     void handle_line(std::string_view line);
@@ -92,7 +96,31 @@ private:
     void cmd_rset(const smtp::Command& c);
     void feed_data();
     void finish_data();
-    void commit_message(std::string message);
+    // `has_received`: the message already starts with our Received: (it went through the filters)
+    void commit_message(std::string message, bool has_received = false);
+
+    void dispatch(const smtp::Command& c);
+
+    // Filters (session_filter.cpp)
+    bool open_filters();
+    void filter_connect(std::function<void()> then);
+    bool filter_gate(const smtp::Command& c, std::string_view line);
+    void filter_verdict(filter::Phase phase, std::string line, filterhost::Verdict v);
+    template <typename E>
+    void filter_report(E&& event) {
+        if (chain_) chain_->report(std::forward<E>(event));
+    }
+    void filter_tx_result(bool rcpt, int code, const std::string& address);
+    void filter_rollback();
+    void filter_stream(std::string body);
+    void filter_stream_more();
+    void filter_commit();
+    // filterhost::SessionEvents
+    void filter_failed(const std::string& filter, const std::string& why) override;
+    void data_output(std::string_view line) override;
+    void data_output_end() override;
+    void filters_writable() override;
+    void builtin_match(const config::BuiltinFilter& f, std::function<void(bool)> done) override;
 
     bool error_limit_reached();
     void lookup_rdns(const sockaddr_storage& peer);
@@ -110,7 +138,19 @@ private:
     std::function<void()> delayed_;
     int open_handles_ = 0;
 
-    std::string id_;  // session id for logs
+    std::string id_;  // session id for logs (16 hex digits, as filters see it)
+    std::uint64_t sid_ = 0;
+    std::unique_ptr<filterhost::SessionChain> chain_;  // the listener's filters; null = none
+    bool junk_ = false;                                // a filter said junk before MAIL
+    // The message on its way through the filters' data lines.
+    struct FilterStream {
+        std::string in;  // Received: and the message, LF line ends, unstuffed
+        std::size_t pos = 0;
+        bool sent_end = false;
+        std::string out;  // what the last filter gave back, unstuffed
+    };
+    std::optional<FilterStream> stream_;
+    int client_port_ = 0, local_port_ = 0;
     std::string client_ip_;
     std::string local_ip_;    // the address the client reached
     std::string local_name_;  // from `hostnames <t>`, "" if none

@@ -91,6 +91,9 @@ void SmtpSession::auth_verified(const std::string& user, auth::Check result, con
                                 : result == auth::Check::Bad ? "permfail"
                                                              : "tempfail")
                   .kv("error", error));
+    filter_report(filter::LinkAuth{user, result == auth::Check::Ok    ? filter::AuthResult::Pass
+                                         : result == auth::Check::Bad ? filter::AuthResult::Fail
+                                                                      : filter::AuthResult::Error});
     auto resume = [this] {
         busy_ = false;
         process();

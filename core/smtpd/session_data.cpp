@@ -66,6 +66,9 @@ void SmtpSession::cmd_data(const smtp::Command& c) {
     data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
     state_ = State::Data;
     reply(354, "End data with <CR><LF>.<CR><LF>");
+    if (chain_)
+        filter_report(
+            filter::TxData{static_cast<std::uint32_t>(std::stoul(tx_.msgid, nullptr, 16)), filter::TxResult::Ok});
 }
 
 void SmtpSession::feed_data() {
@@ -80,6 +83,7 @@ void SmtpSession::finish_data() {
     state_ = State::Ready;
     auto refuse = [&](int code, std::string text) {
         log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
+        if (chain_) filter_rollback();
         tx_ = {};
         reply(code, text);
     };
@@ -111,6 +115,7 @@ void SmtpSession::finish_data() {
         return;
     }
     if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(body, tx_.sender);
+    if (chain_) return filter_stream(std::move(body));
     commit_message(std::move(body));
 }
 
@@ -128,12 +133,17 @@ std::string SmtpSession::received_header(const std::string& msgid) const {
     return h;
 }
 
-void SmtpSession::commit_message(std::string body) {
+void SmtpSession::commit_message(std::string body, bool has_received) {
     const SmtpContext& ctx = server_.ctx();
     queue::Store::Message msg;
-    msg.msgid = queue::new_message_id();
-    msg.data = received_header(msg.msgid);
-    msg.data += body;
+    msg.msgid = tx_.msgid.empty() ? queue::new_message_id() : tx_.msgid;
+    if (has_received) {
+        msg.data = std::move(body);
+    } else {
+        if (tx_.junk) msg.data = "X-Spam: yes\n";
+        msg.data += received_header(msg.msgid);
+        msg.data += body;
+    }
     std::int64_t now = std::time(nullptr);
     for (const auto& r : tx_.rcpts) {
         for (const auto& d : r.deliveries) {
@@ -180,6 +190,17 @@ void SmtpSession::commit_message(std::string body) {
             self->busy_ = false;
             if (ok) self->reply(250, "2.0.0 " + msgid + " Message accepted for delivery");
             else self->reply(451, "4.3.0 Temporary queue failure, try again later");
+            if (self->chain_) {
+                const auto id = static_cast<std::uint32_t>(std::stoul(msgid, nullptr, 16));
+                if (ok) {
+                    for (const auto& e : envelopes)
+                        self->filter_report(filter::TxEnvelope{id, std::stoull(e.id, nullptr, 16)});
+                    self->filter_report(filter::TxCommit{id, size});
+                } else {
+                    self->filter_report(filter::TxRollback{id});
+                }
+                self->filter_report(filter::TxReset{id});
+            }
             self->process();
             self->flush();
             self->update_reading();

@@ -68,6 +68,7 @@ bool SmtpSession::tls_input(std::string_view ciphertext) {
     }
     if (!tls_active_ && tls_->handshake_done()) {
         tls_active_ = true;
+        filter_report(filter::LinkTls{tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits())});
         log::info(log::Line(id_ + " smtp tls")
                       .kv("ciphers", tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits()))
                       .kv("sni", tls_->sni()));

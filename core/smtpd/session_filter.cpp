@@ -1,0 +1,302 @@
+// The filters of a session (issue 11): opening the listener's chain, the
+// connect phase, the gate each command passes before it runs, the report
+// events, and the message's way through the filters' data lines; see
+// session.hpp and filterhost/session_chain.hpp.
+#include "queue/envelope.hpp"
+#include "smtpd/session.hpp"
+#include "util/log.hpp"
+
+namespace postern::smtpd {
+namespace {
+
+std::uint32_t msgid_number(const std::string& msgid) {
+    return msgid.empty() ? 0 : static_cast<std::uint32_t>(std::stoul(msgid, nullptr, 16));
+}
+
+std::string address_text(const std::string& ip, int port) {
+    return (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(port);
+}
+
+}  // namespace
+
+// A listener whose filter is down refuses its sessions, so that no mail is
+// taken unfiltered (unless its proc says `on-failure pass`).
+bool SmtpSession::open_filters() {
+    filterhost::Host* host = server_.ctx().filters;
+    if (!host || !host->filtered(listener_)) return true;
+    std::string why;
+    chain_ = host->open(listener_, sid_, *this, &why);
+    if (chain_) return true;
+    log::warn(log::Line(id_ + " smtp disconnected").kv("reason", "filter-unavailable").kv("error", why));
+    reply(421, "4.3.0 " + hostname() + " Mail filter unavailable, try again later");
+    close_after_flush();
+    flush();
+    return false;
+}
+
+void SmtpSession::filter_connect(std::function<void()> then) {
+    if (!chain_) return then();
+    busy_ = true;
+    when_rdns_known([this, then = std::move(then)] {
+        if (state_ == State::Closing || !chain_) return;
+        const std::string rdns = rdns_.empty() ? "<unknown>" : rdns_;
+        filter_report(filter::LinkConnect{rdns, rdns_.empty() ? filter::FcrdnsResult::Fail : filter::FcrdnsResult::Pass,
+                                          address_text(client_ip_, client_port_),
+                                          address_text(local_ip_, local_port_)});
+        if (!chain_->wants(filter::Phase::Connect)) {
+            busy_ = false;
+            return then();
+        }
+        const std::string src = client_ip_.find(':') != std::string::npos ? "[" + client_ip_ + "]" : client_ip_;
+        chain_->request(filter::Phase::Connect, rdns + "|" + src, [this, then](filterhost::Verdict v) {
+            busy_ = false;
+            using K = filterhost::Verdict::Kind;
+            if (v.kind == K::Reject || v.kind == K::Disconnect) {
+                log::info(log::Line(id_ + " smtp disconnected")
+                              .kv("reason", "filter")
+                              .kv("filter", v.filter)
+                              .kv("result", std::to_string(v.code) + " " + v.text));
+                reply(v.code, v.text);
+                close_after_flush();
+                flush();
+                return;
+            }
+            if (v.kind == K::Junk) junk_ = true;
+            then();
+        });
+    });
+}
+
+// The filter phase a command asks for, with its parameter, when the command
+// would run (a command refused for its syntax or out of sequence is
+// answered without asking the filters, as OpenSMTPD does).
+bool SmtpSession::filter_gate(const smtp::Command& c, std::string_view line) {
+    std::optional<filter::Phase> phase;
+    std::string param;
+    switch (c.verb) {
+    case smtp::Verb::Helo:
+    case smtp::Verb::Ehlo:
+        if (c.args.empty() || !smtp::valid_helo_name(c.args)) break;
+        phase = c.verb == smtp::Verb::Helo ? filter::Phase::Helo : filter::Phase::Ehlo;
+        param = std::string(c.args);
+        break;
+    case smtp::Verb::Mail: {
+        smtp::PathError err;
+        auto path = state_ == State::Ready ? smtp::parse_mail_from(c.args, &err) : std::nullopt;
+        if (!path) break;
+        phase = filter::Phase::MailFrom;
+        param = path->mailbox.str();
+        break;
+    }
+    case smtp::Verb::Rcpt: {
+        smtp::PathError err;
+        auto path = state_ == State::Mail ? smtp::parse_rcpt_to(c.args, &err) : std::nullopt;
+        if (!path) break;
+        phase = filter::Phase::RcptTo;
+        param = path->mailbox.str();
+        break;
+    }
+    case smtp::Verb::Data:
+        if (c.args.empty() && state_ == State::Mail && !tx_.rcpts.empty()) phase = filter::Phase::Data;
+        break;
+    case smtp::Verb::Rset:
+        if (c.args.empty()) phase = filter::Phase::Rset;
+        break;
+    case smtp::Verb::Quit:
+        if (c.args.empty()) phase = filter::Phase::Quit;
+        break;
+    case smtp::Verb::Noop: phase = filter::Phase::Noop; break;
+    case smtp::Verb::Starttls:
+        if (c.args.empty() && listener_.tls && !tls_) phase = filter::Phase::Starttls;
+        break;
+    case smtp::Verb::Auth:
+        if (auth_offered() && !authenticated_ && state_ == State::Ready) {
+            phase = filter::Phase::Auth;
+            param = std::string(c.args);
+        }
+        break;
+    default: break;
+    }
+    if (!phase || !chain_->wants(*phase)) return false;
+    busy_ = true;
+    chain_->request(*phase, std::move(param),
+                    [weak = weak_from_this(), p = *phase, l = std::string(line)](filterhost::Verdict v) {
+                        auto self = weak.lock();
+                        if (!self || self->state_ == State::Closing) return;
+                        self->busy_ = false;
+                        self->filter_verdict(p, l, std::move(v));
+                        if (self->state_ != State::Closing) self->error_limit_reached();
+                        self->process();
+                        self->flush();
+                        self->update_reading();
+                    });
+    return true;
+}
+
+// What the filters decided about one command line.
+void SmtpSession::filter_verdict(filter::Phase phase, std::string line, filterhost::Verdict v) {
+    using K = filterhost::Verdict::Kind;
+    switch (v.kind) {
+    case K::Reject:
+    case K::Disconnect:
+        log::info(log::Line(id_ + " smtp filter-" + (v.kind == K::Reject ? "reject" : "disconnect"))
+                      .kv("filter", v.filter)
+                      .kv("phase", filter::phase_name(phase))
+                      .kv("result", std::to_string(v.code) + " " + v.text));
+        reply(v.code, v.text);
+        if (phase == filter::Phase::MailFrom || phase == filter::Phase::RcptTo)
+            filter_tx_result(phase == filter::Phase::RcptTo, v.code, "");
+        if (v.kind == K::Disconnect) close_after_flush();
+        return;
+    case K::Junk:
+        if (state_ == State::Fresh || state_ == State::Ready) junk_ = true;
+        tx_.junk = true;
+        break;
+    case K::Rewrite: {
+        // The value replaces the command's argument and is checked as the
+        // client's own would be: for MAIL and RCPT a whole <path>.
+        std::string_view verb = line.substr(0, line.find(' '));
+        switch (phase) {
+        case filter::Phase::MailFrom: line = "MAIL FROM:" + v.text; break;
+        case filter::Phase::RcptTo: line = "RCPT TO:" + v.text; break;
+        case filter::Phase::Helo:
+        case filter::Phase::Ehlo:
+        case filter::Phase::Auth: line = std::string(verb) + " " + v.text; break;
+        default: break;
+        }
+        log::info(
+            log::Line(id_ + " smtp filter-rewrite").kv("filter", v.filter).kv("phase", filter::phase_name(phase)));
+        break;
+    }
+    case K::Proceed: break;
+    }
+    if (phase == filter::Phase::Data && v.kind == K::Junk) tx_.junk = true;
+    dispatch(smtp::parse_command(line));
+}
+
+void SmtpSession::filter_tx_result(bool rcpt, int code, const std::string& address) {
+    if (!chain_ || tx_.msgid.empty()) return;
+    const auto result = code < 300   ? filter::TxResult::Ok
+                        : code < 500 ? filter::TxResult::Tempfail
+                                     : filter::TxResult::Permfail;
+    const auto id = msgid_number(tx_.msgid);
+    if (rcpt) filter_report(filter::TxRcpt{id, result, address});
+    else filter_report(filter::TxMail{id, result, address});
+}
+
+void SmtpSession::filter_rollback() {
+    if (!chain_ || tx_.msgid.empty()) return;
+    const auto id = msgid_number(tx_.msgid);
+    filter_report(filter::TxRollback{id});
+    filter_report(filter::TxReset{id});
+}
+
+// ---- the message through the data-line filters ----
+
+// `body` has passed the session's own checks. The filters get what OpenSMTPD
+// gives them: X-Spam (if junked), our Received:, then the message, dot-
+// stuffed, then ".". It is sent as fast as the filters take it (back-
+// pressure: filters_writable); what the last one gives back is the message.
+void SmtpSession::filter_stream(std::string body) {
+    FilterStream st;
+    if (tx_.junk) st.in = "X-Spam: yes\n";
+    st.in += received_header(tx_.msgid);
+    st.in += body;
+    body.clear();
+    if (!chain_->data_filtered()) {
+        st.out = std::move(st.in);
+        stream_ = std::move(st);
+        return filter_commit();
+    }
+    stream_ = std::move(st);
+    busy_ = true;
+    chain_->data_begin();
+    filter_stream_more();
+}
+
+void SmtpSession::filter_stream_more() {
+    if (!stream_ || !chain_) return;
+    FilterStream& st = *stream_;
+    while (!st.sent_end && !chain_->congested()) {
+        if (st.pos >= st.in.size()) {
+            st.sent_end = true;
+            st.in.clear();
+            st.in.shrink_to_fit();
+            chain_->data_line(filter::kDataEnd);  // may complete the stream at once
+            return;
+        }
+        std::size_t nl = st.in.find('\n', st.pos);
+        if (nl == std::string::npos) nl = st.in.size();
+        chain_->data_line(filter::dot_stuff(std::string_view(st.in).substr(st.pos, nl - st.pos)));
+        st.pos = nl + 1;
+        if (!stream_ || !chain_) return;  // the chain failed the session
+    }
+}
+
+void SmtpSession::filters_writable() {
+    if (stream_ && !stream_->sent_end) filter_stream_more();
+}
+
+void SmtpSession::data_output(std::string_view line) {
+    if (!stream_) return;
+    stream_->out += filter::dot_unstuff(line);
+    stream_->out += '\n';
+}
+
+void SmtpSession::data_output_end() {
+    if (!stream_) return;
+    if (chain_ && chain_->data_refused()) {
+        stream_.reset();
+        busy_ = false;
+        log::info(log::Line(id_ + " smtp message-refused").kv("result", "550 5.6.0 line too long for the filters"));
+        filter_rollback();
+        tx_ = {};
+        reply(550, "5.6.0 Message refused: a text line too long for the mail filters");
+        process();
+        flush();
+        update_reading();
+        return;
+    }
+    filter_commit();
+}
+
+// The commit phase, then the queue.
+void SmtpSession::filter_commit() {
+    auto done = [this](filterhost::Verdict v) {
+        std::string out = std::move(stream_->out);
+        stream_.reset();
+        busy_ = false;
+        using K = filterhost::Verdict::Kind;
+        if (v.kind == K::Reject || v.kind == K::Disconnect) {
+            log::info(log::Line(id_ + " smtp message-refused")
+                          .kv("filter", v.filter)
+                          .kv("result", std::to_string(v.code) + " " + v.text));
+            filter_rollback();
+            tx_ = {};
+            reply(v.code, v.text);
+            if (v.kind == K::Disconnect) close_after_flush();
+        } else {
+            commit_message(std::move(out), true);
+        }
+        process();
+        flush();
+        update_reading();
+    };
+    busy_ = true;
+    if (!chain_->wants(filter::Phase::Commit)) return done({});
+    chain_->request(filter::Phase::Commit, "", done);
+}
+
+// ---- filterhost::SessionEvents ----
+
+void SmtpSession::filter_failed(const std::string& filter, const std::string& why) {
+    log::warn(log::Line(id_ + " smtp filter-failed").kv("filter", filter).kv("error", why).kv("result", "tempfail"));
+    stream_.reset();
+    chain_.reset();  // the chain is of no use any more; nothing more to report
+    shutdown(true);
+}
+
+// Built-in filters are not evaluated yet: their conditions never hold.
+void SmtpSession::builtin_match(const config::BuiltinFilter&, std::function<void(bool)> done) { done(false); }
+
+}  // namespace postern::smtpd
