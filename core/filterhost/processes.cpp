@@ -120,7 +120,7 @@ void Processes::stop(std::size_t index, pid_t pid) {
         return;
     }
     kill(pid, SIGTERM);
-    ending_.push_back({pid, uv_now(loop_) + kKillGraceMs});
+    ending_.push_back({pid, uv_now(loop_) + kKillGraceMs, procs_[index].spec.name});
     if (!uv_is_active(reinterpret_cast<uv_handle_t*>(&kill_timer_)))
         uv_timer_start(
             &kill_timer_, [](uv_timer_t* t) { static_cast<Processes*>(t->data)->kill_late(); }, 1000, 1000);
@@ -143,9 +143,18 @@ void Processes::reap() {
             log::Line("filter exited").kv("filter", p.spec.name).kv("pid", p.pid).kv("status", exit_text(status)));
         p.pid = -1;
     }
-    ending_.erase(std::remove_if(ending_.begin(), ending_.end(),
-                                 [](const Ending& e) { return waitpid(e.pid, nullptr, WNOHANG) != 0; }),
-                  ending_.end());
+    ending_.erase(
+        std::remove_if(
+            ending_.begin(), ending_.end(),
+            [](const Ending& e) {
+                int st = 0;
+                const pid_t r = waitpid(e.pid, &st, WNOHANG);
+                if (r == e.pid)
+                    log::warn(
+                        log::Line("filter exited").kv("filter", e.name).kv("pid", e.pid).kv("status", exit_text(st)));
+                return r != 0;
+            }),
+        ending_.end());
 }
 
 void Processes::stop_all() {

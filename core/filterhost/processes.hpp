@@ -52,6 +52,7 @@ private:
     struct Ending {
         pid_t pid;
         std::uint64_t deadline;
+        std::string name;
     };
     void watch_stderr(const std::string& name, util::Fd err);
     void reap();

@@ -139,8 +139,13 @@ def read_bytes(path):
 class Daemon:
     """A posternd started for one test; see the module comment."""
 
-    def __init__(self, config_text, name="postern", extra_args=(), prepare=None):
+    def __init__(self, config_text, name="postern", extra_args=(), prepare=None, before_listen="",
+                 listen_options=""):
         self.config_text = config_text
+        # Lines that must come before the listener (filters it names), and
+        # options for it (`filter "x"`); `@DIR@` works in both.
+        self.before_listen = before_listen
+        self.listen_options = listen_options
         self.prepare = prepare  # called with the temp folder before the daemon starts (table files...)
         self.name = name
         self.extra_args = list(extra_args)
@@ -211,7 +216,8 @@ class Daemon:
                 f'pidfile "{self.path("posternd.pid")}"\n'
                 f'control socket "{self.path("run", "control.sock")}"\n'
                 f'mbox path "{self.mbox_dir}"\n'
-                f'listen on 127.0.0.1 port {self.port}\n')
+                f'{self.before_listen}\n'
+                f'listen on 127.0.0.1 port {self.port} {self.listen_options}\n').replace("@DIR@", self.dir)
 
     def _write_config(self):
         with open(self.conf_path, "w") as f:

@@ -1,0 +1,274 @@
+"""The filter host (issue 11) with a test filter (filters/record_filter.py)
+that speaks OpenSMTPD's filter protocol, run by a real posternd.
+
+- Every event and phase: the filter registers all of them and records what
+  it reads during one full session (TLS, AUTH, a refused sender, a rolled
+  back and a committed transaction); the record, with times, ids, ports and
+  dates normalised, must equal filters/golden_session.txt line by line.
+- Decisions: reject (with an enhanced status code added), rewrite, junk
+  (X-Spam: yes), headers added through data lines, a chain of two filters.
+- Failures: a filter that dies in its handshake, dies mid-session, hangs,
+  writes garbage, or sends its own report| line costs a temporary failure
+  for the session it serves, the daemon stays up, the filter is restarted,
+  and the next session is filtered and delivered.
+"""
+
+import os
+import re
+import smtplib
+import subprocess
+import sys
+import time
+import unittest
+
+from postern import BUILD_DIR, Daemon, free_port, make_self_signed_pki, read_bytes, run_tests, wait_until
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FILTER = os.path.join(HERE, "filters", "record_filter.py")
+GOLDEN = os.path.join(HERE, "filters", "golden_session.txt")
+POSTERNCTL = os.path.join(BUILD_DIR, "posternctl")
+
+LOCAL = 'action "local" maildir "@DIR@/mail/%{rcpt.user}" user root\nmatch from any for any action "local"\n'
+
+
+def proc_exec(name, *args, extra=""):
+    """A filter line running the test filter, recording to @DIR@/NAME.rec."""
+    argv = " ".join(f"'{a}'" for a in args)
+    return f'filter "{name}" proc-exec "/usr/bin/python3 {FILTER} @DIR@/{name}.rec {argv}" {extra}\n'
+
+
+def prepare(folder):
+    os.makedirs(os.path.join(folder, "mail"), exist_ok=True)
+    # The filter runs as _postern: it must be able to write its record here.
+    os.chmod(folder, 0o777)
+
+
+def send(port, rcpt="bob@localhost", sender="alice@example.test", body="Subject: hi\r\n\r\nhello\r\n"):
+    with smtplib.SMTP("127.0.0.1", port, timeout=20) as s:
+        s.ehlo("client.example.test")
+        return s.sendmail(sender, [rcpt], body)
+
+
+def attempt(port, rcpt="bob@localhost"):
+    """One message; the first reply that is not a success, as (code, text),
+    or (250, text) for an accepted message. Raises if the server hangs up
+    without a reply."""
+    try:
+        s = smtplib.SMTP("127.0.0.1", port, timeout=20)
+    except smtplib.SMTPConnectError as e:
+        return e.smtp_code, e.smtp_error
+    with s:
+        for step in (lambda: s.ehlo("client.example.test"), lambda: s.mail("alice@example.test"),
+                     lambda: s.rcpt(rcpt), lambda: s.data(b"Subject: hi\r\n\r\nhello\r\n")):
+            code, text = step()
+            if code >= 400:
+                return code, text
+        return code, text
+
+
+def records(daemon, name):
+    try:
+        with open(daemon.path(f"{name}.rec")) as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+class Golden(unittest.TestCase):
+    """One full session, every event and phase, compared with the golden file."""
+
+    def normalise(self, lines, sid):
+        """The session's lines, with what changes from run to run replaced:
+        times, the session, message and envelope ids, ports, dates, sizes,
+        the TLS cipher."""
+        mine = [l for l in lines if not l.startswith("config|") and l.count("|") >= 5 and l.split("|")[5] == sid]
+        ids = {}
+        for l in mine:
+            f = l.split("|")
+            if f[4] == "tx-begin":
+                ids.setdefault(f[6], "<MSGID>")
+            if f[4] == "tx-envelope":
+                ids.setdefault(f[7], "<EVPID>")
+        out = []
+        for line in mine:
+            line = re.sub(r"^(report|filter)\|0\.6\|\d+\.\d{6}\|", r"\1|0.6|<TS>|", line)
+            line = line.replace(sid, "<SID>")
+            for real, alias in sorted(ids.items(), key=lambda kv: -len(kv[0])):
+                line = line.replace(real, alias)
+            line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>", line)
+            line = re.sub(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}", "<DATE>", line)
+            line = re.sub(r"(tx-commit\|<SID>\|<MSGID>)\|\d+", r"\1|<SIZE>", line)
+            line = re.sub(r"TLSv1\.3:[A-Z0-9_]+:\d+", "<TLS>", line)
+            out.append(line)
+        return out
+
+    def test_every_event_and_phase(self):
+        def prep(folder):
+            prepare(folder)
+            make_self_signed_pki(os.path.join(folder, "server.crt"), os.path.join(folder, "server.key"), "mail.test")
+            h = subprocess.run([POSTERNCTL, "encrypt", "secret"], capture_output=True, text=True, check=True,
+                               timeout=30).stdout.strip()
+            with open(os.path.join(folder, "creds"), "w") as f:
+                f.write(f"alice {h}\n")
+            os.chmod(os.path.join(folder, "creds"), 0o600)
+
+        head = ('pki mail.test cert "@DIR@/server.crt"\npki mail.test key "@DIR@/server.key"\n'
+                "table creds file:@DIR@/creds\n" +
+                proc_exec("rec", "--reject-at", "mail-from=550 sender blocked", "--reject-param",
+                          "blocked@example.test", "--header", "X-Recorded: yes"))
+        with Daemon(LOCAL, name="filter-golden", prepare=prep, before_listen=head,
+                    listen_options='hostname mail.test tls auth-optional <creds> filter "rec"') as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as s:
+                s.ehlo("client.example.test")
+                s.noop()
+                code, text = s.mail("blocked@example.test")
+                self.assertEqual((code, text), (550, b"5.7.1 sender blocked"))
+                s.rset()
+                s.starttls()
+                s.ehlo("client.example.test")
+                s.login("alice", "secret")
+                s.mail("alice@example.test")
+                s.rset()
+                s.sendmail("alice@example.test", ["bob@localhost"],
+                           "From: Alice <alice@example.test>\r\nSubject: golden\r\n\r\nfirst line\r\n"
+                           ".a line that starts with a dot\r\na line with a | pipe\r\n")
+            msg = read_bytes(d.wait_files(d.path("mail", "bob"), 1)[0])
+            # The filter's header is on top, above our Received:, as in OpenSMTPD.
+            self.assertRegex(msg, rb"X-Recorded: yes\nReceived: from client\.example\.test")
+            self.assertIn(b"\n.a line that starts with a dot\n", msg)
+            wait_until(lambda: any("link-disconnect" in l for l in records(d, "rec")[-3:]), 10)
+            lines = records(d, "rec")
+            # The session of the test is the one that sent AUTH (probes only connect and quit).
+            sids = [l.split("|")[5] for l in lines if "|link-auth|" in l]
+            self.assertEqual(len(sids), 1, lines)
+            got = self.normalise(lines, sids[0])
+        with open(GOLDEN) as f:
+            want = f.read().splitlines()
+        if os.environ.get("POSTERN_WRITE_GOLDEN"):
+            with open(GOLDEN, "w") as f:
+                f.write("\n".join(got) + "\n")
+        self.assertEqual(got, want)
+
+
+class Decisions(unittest.TestCase):
+    def test_reject_rewrite_junk(self):
+        head = (proc_exec("rw", "--phases", "rcpt-to,data", "--rewrite-at", "rcpt-to=<carol@localhost>",
+                          "--junk-at", "data"))
+        with Daemon(LOCAL, name="filter-rewrite", prepare=prepare, before_listen=head, listen_options='filter "rw"') as d:
+            send(d.port, rcpt="bob@localhost")
+            msg = read_bytes(d.wait_files(d.path("mail", "carol"), 1)[0])
+            self.assertTrue(msg.split(b"\n")[2:3] == [b"X-Spam: yes"] or b"\nX-Spam: yes\n" in msg, msg[:300])
+            self.assertFalse(os.path.exists(d.path("mail", "bob")))
+
+    def test_reject_keeps_the_filters_code(self):
+        head = proc_exec("rj", "--phases", "rcpt-to", "--reject-at", "rcpt-to=451 4.7.0 greylisted, come back")
+        with Daemon(LOCAL, name="filter-reject", prepare=prepare, before_listen=head, listen_options='filter "rj"') as d:
+            with self.assertRaises(smtplib.SMTPRecipientsRefused) as e:
+                send(d.port)
+            self.assertEqual(e.exception.recipients["bob@localhost"], (451, b"4.7.0 greylisted, come back"))
+
+    def test_chain_of_two_sees_the_previous_output(self):
+        head = (proc_exec("one", "--phases", "data-line", "--header", "X-One: 1") +
+                proc_exec("two", "--phases", "data-line", "--header", "X-Two: 2") +
+                'filter "both" chain { "one", "two" }\n')
+        with Daemon(LOCAL, name="filter-chain", prepare=prepare, before_listen=head,
+                    listen_options='filter "both"') as d:
+            send(d.port)
+            msg = read_bytes(d.wait_files(d.path("mail", "bob"), 1)[0])
+            self.assertRegex(msg, rb"X-Two: 2\nX-One: 1\nReceived: ")
+            # The second filter read the first one's header.
+            self.assertTrue(any(l.endswith("|X-One: 1") for l in records(d, "two")))
+
+
+class Failures(unittest.TestCase):
+    """Each failure costs a temporary failure, never the daemon."""
+
+    def test_dies_in_handshake(self):
+        head = proc_exec("bad", "--die-handshake")
+        with Daemon(LOCAL, name="filter-die-handshake", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            code, text = attempt(d.port)
+            self.assertEqual(code, 421, text)
+            self.assertIn(b"4.3.0", text)
+            # Restarted with backoff, again and again, and the daemon lives.
+            self.assertTrue(d.wait_log(r"filter failed; restarting it", count=2, timeout=15), d.log())
+            self.assertTrue(d.running())
+
+    def test_dies_mid_session_then_restarts(self):
+        # --die-at rcpt-to: every session that reaches RCPT kills it; a new
+        # process after the restart serves the next session up to there.
+        head = proc_exec("bad", "--die-at", "rcpt-to")
+        with Daemon(LOCAL, name="filter-die-mid", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            code, text = attempt(d.port)
+            self.assertEqual(code, 451, text)
+            self.assertIn(b"4.3.0", text)
+            self.assertTrue(d.wait_log(r"filter failed; restarting it .*closed its output", timeout=10), d.log())
+            self.assertTrue(d.wait_log(r"filter ready filter=bad", count=2, timeout=15), d.log())
+            self.assertTrue(d.running())
+            self.assertIn("filter exited filter=bad", d.log())
+
+    def test_hangs(self):
+        head = proc_exec("bad", "--hang-at", "mail-from", extra="timeout 2s")
+        with Daemon(LOCAL, name="filter-hang", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            t0 = time.monotonic()
+            code, text = attempt(d.port)
+            self.assertEqual(code, 421, text)
+            self.assertIn(b"4.3.0", text)
+            self.assertLess(time.monotonic() - t0, 15)
+            self.assertTrue(d.wait_log(r"filter failed; restarting it .*no answer within 2s", timeout=10), d.log())
+            self.assertTrue(d.running())
+
+    def test_garbage(self):
+        head = proc_exec("bad", "--garbage-at", "ehlo")
+        with Daemon(LOCAL, name="filter-garbage", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            code, text = attempt(d.port)
+            self.assertEqual(code, 421, text)
+            self.assertIn(b"4.3.0", text)
+            self.assertTrue(d.wait_log(r"filter failed; restarting it .*protocol violation", timeout=10), d.log())
+            self.assertTrue(d.running())
+
+    def test_own_report_line_is_relayed_not_fatal(self):
+        head = proc_exec("bad", "--report-at", "rcpt-to")
+        with Daemon(LOCAL, name="filter-report", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+            self.assertTrue(d.running())
+            self.assertTrue(wait_until(lambda: any(l.endswith("|filter-report|" + l.split("|")[5] + "|proc|bad|own report")
+                                                   for l in records(d, "bad") if l.count("|") > 5), 5))
+            self.assertNotIn("filter failed", d.log())
+
+    def test_next_session_is_filtered_after_a_restart(self):
+        head = proc_exec("once", "--die-once-at", "rcpt-to", "--header", "X-Filtered: yes")
+        with Daemon(LOCAL, name="filter-restart", prepare=prepare, before_listen=head,
+                    listen_options='filter "once"') as d:
+            code, text = attempt(d.port)
+            self.assertEqual(code, 451, text)
+            self.assertTrue(d.wait_log(r"filter ready filter=once", count=2, timeout=15), d.log())
+            send(d.port)
+            self.assertIn(b"X-Filtered: yes", read_bytes(d.wait_files(d.path("mail", "bob"), 1)[0]))
+
+    def test_other_listeners_go_on(self):
+        other = free_port()
+        head = proc_exec("bad", "--die-handshake")
+        config = LOCAL + f'listen on 127.0.0.1 port {other} filter "bad"\n'
+        with Daemon(config, name="filter-other-listener", prepare=prepare, before_listen=head) as d:
+            code, text = attempt(other)
+            self.assertEqual(code, 421, text)
+            send(d.port)  # the listener without filters
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+
+    def test_on_failure_pass(self):
+        head = proc_exec("bad", "--die-handshake", extra="on-failure pass")
+        with Daemon(LOCAL, name="filter-pass", prepare=prepare, before_listen=head,
+                    listen_options='filter "bad"') as d:
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+            self.assertTrue(d.wait_log(r"unfiltered by it \(on-failure pass\)"), d.log())
+
+
+if __name__ == "__main__":
+    run_tests()
