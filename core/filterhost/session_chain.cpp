@@ -106,7 +106,7 @@ void SessionChain::step(std::size_t from) {
             w.member = i;
             w.waiting = true;
             auto alive = alive_;
-            events_.builtin_match(*m.builtin, [this, alive, i](bool matched) {
+            events_.builtin_match(*m.builtin, w.param, [this, alive, i](SessionEvents::Match matched) {
                 if (*alive) builtin_decided(i, matched);
             });
             return;
@@ -155,12 +155,14 @@ void SessionChain::finish(Verdict v) {
     w.done(std::move(v));
 }
 
-void SessionChain::builtin_decided(std::size_t index, bool matched) {
+void SessionChain::builtin_decided(std::size_t index, SessionEvents::Match matched) {
     if (!walk_ || !walk_->waiting || walk_->member != index) return;
     walk_->waiting = false;
     const Member& m = members_[index];
     const config::BuiltinFilter& b = *m.builtin;
-    if (!matched) return step(index + 1);
+    if (matched == SessionEvents::Match::TempFail)
+        return finish({Verdict::Kind::Reject, 451, "4.3.0 Temporary lookup failure", m.name});
+    if (matched == SessionEvents::Match::No) return step(index + 1);
     using D = config::BuiltinFilter::Decision;
     switch (b.decision) {
     case D::Bypass: return finish({});

@@ -60,8 +60,11 @@ public:
     virtual void data_output_end() = 0;
     // The filters have taken what was waiting for them: read the client again.
     virtual void filters_writable() = 0;
-    // Does the built-in filter's condition hold for this session now?
-    virtual void builtin_match(const config::BuiltinFilter& f, std::function<void(bool)> done) = 0;
+    // Does the built-in filter's condition hold for this session now, the
+    // phase's parameter being `param`? (A table that cannot be read: TempFail.)
+    enum class Match { Yes, No, TempFail };
+    virtual void builtin_match(const config::BuiltinFilter& f, const std::string& param,
+                               std::function<void(Match)> done) = 0;
 
 protected:
     ~SessionEvents() = default;
@@ -124,7 +127,7 @@ private:
 
     void step(std::size_t from);
     void finish(Verdict v);
-    void builtin_decided(std::size_t index, bool matched);
+    void builtin_decided(std::size_t index, SessionEvents::Match matched);
     void emit_response(filter::Phase phase, filter::Decision d, const std::string& param);
     void emit_filter_report(filter::ReportKind kind, const std::string& name, const std::string& text);
     void send_data(std::size_t position, std::string_view line);

@@ -48,9 +48,12 @@ public:
     // Is the domain one of ours (`for local`)?
     bool is_local_domain(std::string_view domain) const;
 
-private:
+    // One criterion, negation not applied (built-in filters' conditions are
+    // tested the same way). May block on a table: call it on a worker.
     enum class Verdict { Yes, No, TempFail };
     Verdict test(const config::Criterion& c, const Subject& s, std::string* error) const;
+
+private:
     Verdict test_value(const config::Criterion& c, table::Service service, std::string_view subject,
                        std::string* error) const;
 

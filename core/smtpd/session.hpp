@@ -120,7 +120,9 @@ private:
     void data_output(std::string_view line) override;
     void data_output_end() override;
     void filters_writable() override;
-    void builtin_match(const config::BuiltinFilter& f, std::function<void(bool)> done) override;
+    void builtin_match(const config::BuiltinFilter& f, const std::string& param,
+                       std::function<void(Match)> done) override;
+    rules::Subject subject() const;
 
     bool error_limit_reached();
     void lookup_rdns(const sockaddr_storage& peer);

@@ -296,7 +296,67 @@ void SmtpSession::filter_failed(const std::string& filter, const std::string& wh
     shutdown(true);
 }
 
-// Built-in filters are not evaluated yet: their conditions never hold.
-void SmtpSession::builtin_match(const config::BuiltinFilter&, std::function<void(bool)> done) { done(false); }
+// What the rules would see of this session now.
+rules::Subject SmtpSession::subject() const {
+    rules::Subject s;
+    s.from_local = client_local_;
+    s.client_ip = client_ip_;
+    s.rdns = rdns_;
+    s.helo = helo_;
+    s.sender = tx_.sender;
+    s.tag = listener_.tag;
+    s.authenticated = authenticated_;
+    s.auth_user = auth_user_;
+    return s;
+}
+
+// A built-in filter's condition is a `match` criterion under another name:
+// the rules test it, on a worker (a table may block), with the phase's
+// parameter as the address it is about.
+void SmtpSession::builtin_match(const config::BuiltinFilter& f, const std::string& param,
+                                std::function<void(Match)> done) {
+    using K = config::FilterCondition::Kind;
+    using C = config::Criterion::Kind;
+    const config::FilterCondition& cond = f.condition;
+    auto criterion = std::make_shared<config::Criterion>();
+    criterion->regex = cond.regex;
+    criterion->table = cond.table;
+    auto s = std::make_shared<rules::Subject>(subject());
+    switch (cond.kind) {
+    case K::Fcrdns:
+    case K::Rdns: criterion->kind = C::FromRdns; break;
+    case K::Src: criterion->kind = C::FromSrc; break;
+    case K::Helo:
+        criterion->kind = C::Helo;
+        if (f.phase == filter::Phase::Helo || f.phase == filter::Phase::Ehlo) s->helo = param;
+        break;
+    case K::Auth: criterion->kind = C::Auth; break;
+    case K::MailFrom:
+        criterion->kind = C::MailFrom;
+        if (f.phase == filter::Phase::MailFrom) s->sender = param;
+        break;
+    case K::RcptTo:
+        criterion->kind = C::RcptTo;
+        s->rcpt = param;
+        break;
+    }
+    // The reverse name must be known for rdns conditions, as for the rules.
+    when_rdns_known([this, criterion, s, negated = cond.negated, done = std::move(done)] {
+        s->rdns = rdns_;
+        auto result = std::make_shared<rules::Ruleset::Verdict>(rules::Ruleset::Verdict::No);
+        event::run_blocking(
+            server_.loop(),
+            [criterion, s, result, rules = server_.ctx().rules] {
+                std::string error;
+                *result = rules->test(*criterion, *s, &error);
+            },
+            [weak = weak_from_this(), result, negated, done] {
+                auto self = weak.lock();
+                if (!self || self->state_ == State::Closing) return;
+                if (*result == rules::Ruleset::Verdict::TempFail) return done(Match::TempFail);
+                done((*result == rules::Ruleset::Verdict::Yes) != negated ? Match::Yes : Match::No);
+            });
+    });
+}
 
 }  // namespace postern::smtpd

@@ -180,6 +180,44 @@ class Decisions(unittest.TestCase):
             self.assertTrue(any(l.endswith("|X-One: 1") for l in records(d, "two")))
 
 
+class Builtin(unittest.TestCase):
+    """Built-in filters: evaluated by the daemon, at their place in a chain."""
+
+    def test_conditions_and_decisions(self):
+        head = ('filter "nospam" phase mail-from match mail-from { "spam@example.test" } reject "550 go away"\n'
+                'filter "helo" phase ehlo match !helo { "client.example.test" } reject "550 5.7.0 bad helo"\n'
+                'filter "trusted" phase rcpt-to match rcpt-to { "bob@localhost" } bypass\n'
+                'filter "tag" phase data match src { "127.0.0.1" } junk\n'
+                'filter "note" phase rcpt-to match rcpt-to regex { "^carol@" } report "carol seen"\n' +
+                proc_exec("proc", "--phases", "rcpt-to", "--reject-at", "rcpt-to=550 5.7.1 not bob") +
+                'filter "all" chain { "nospam", "helo", "trusted", "note", "proc", "tag" }\n')
+        with Daemon(LOCAL, name="filter-builtin", prepare=prepare, before_listen=head,
+                    listen_options='filter "all"') as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as s:
+                self.assertEqual(s.ehlo("elsewhere.test")[0], 550)
+                self.assertEqual(s.ehlo("client.example.test")[0], 250)
+                self.assertEqual(s.mail("spam@example.test"), (550, b"5.7.1 go away"))
+                s.rset()
+                self.assertEqual(s.mail("alice@example.test")[0], 250)
+                # bob is let through before the process filter, carol is not.
+                self.assertEqual(s.rcpt("carol@localhost"), (550, b"5.7.1 not bob"))
+                self.assertEqual(s.rcpt("bob@localhost")[0], 250)
+                self.assertEqual(s.data(b"Subject: builtin\r\n\r\nhi\r\n")[0], 250)
+            msg = read_bytes(d.wait_files(d.path("mail", "bob"), 1)[0])
+            self.assertIn(b"\nX-Spam: yes\n", msg)
+            # The report decision went on to the process filter, which heard of it.
+            recs = records(d, "proc")
+            self.assertTrue(any(l.endswith("|filter-report|" + l.split("|")[5] + "|builtin|note|carol seen")
+                                for l in recs if l.count("|") > 5), recs)
+
+    def test_connect_phase_disconnect(self):
+        head = 'filter "closed" phase connect match src { "127.0.0.0/8" } disconnect "421 4.7.0 not from here"\n'
+        with Daemon(LOCAL, name="filter-connect", prepare=prepare, before_listen=head,
+                    listen_options='filter "closed"') as d:
+            code, text = attempt(d.port)
+            self.assertEqual((code, text), (421, b"4.7.0 not from here"))
+
+
 class Failures(unittest.TestCase):
     """Each failure costs a temporary failure, never the daemon."""
 
