@@ -22,7 +22,9 @@ build="${POSTERN_BUILD:-$top/build}"
 
 packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
           libyaml-cpp-dev libboost-dev catch2 libcrypt-dev libc-ares-dev python3 swaks libnet-ssleay-perl openssl
-          dnsmasq-base opensmtpd)
+          dnsmasq-base opensmtpd
+          opensmtpd-filter-dkimsign opensmtpd-filter-rspamd opensmtpd-filter-senderscore rspamd
+          python3-dkim python3-nacl)
 
 install_packages() {
     local missing=()
