@@ -61,6 +61,13 @@ Connection::Connection(uv_loop_t* loop, const config::FilterProc& proc, std::siz
     // Our config lines go out at once; the filter's register lines may come
     // before, among or after them (libopensmtpd filters write theirs first).
     for (const auto& line : handshake_.lines_to_send()) send(line);
+    start_reading();
+    if (handshake_.state() == filter::HandshakeState::Failed) fail(handshake_.describe_failure());
+}
+
+Connection::~Connection() { close(); }
+
+void Connection::start_reading() {
     uv_read_start(
         reinterpret_cast<uv_stream_t*>(&pipe_->handle),
         [](uv_handle_t* h, size_t, uv_buf_t* b) {
@@ -71,10 +78,15 @@ Connection::Connection(uv_loop_t* loop, const config::FilterProc& proc, std::siz
             auto* p = static_cast<Pipe*>(s->data);
             if (p->owner) p->owner->on_read(n, b);
         });
-    if (handshake_.state() == filter::HandshakeState::Failed) fail(handshake_.describe_failure());
 }
 
-Connection::~Connection() { close(); }
+void Connection::pause_reading() {
+    if (pauses_++ == 0 && pipe_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&pipe_->handle));
+}
+
+void Connection::resume_reading() {
+    if (pauses_ > 0 && --pauses_ == 0 && pipe_ && state_ != State::Failed && state_ != State::Closed) start_reading();
+}
 
 void Connection::close() {
     if (state_ != State::Failed) state_ = State::Closed;
@@ -105,6 +117,7 @@ void Connection::send(std::string_view line) {
     if (state_ == State::Failed || state_ == State::Closed || !pipe_) return;
     out_.append(line);
     out_ += '\n';
+    if (congested()) drain_wanted_ = true;  // whoever sees congested() waits for on_writable
     write_more();
 }
 
@@ -125,14 +138,14 @@ void Connection::write_more() {
                           }
                           Connection* self = p->owner;
                           if (!self) return;
-                          const bool was_congested = self->congested();
                           self->in_flight_ = 0;
                           if (status < 0) {
                               self->fail(std::string("write failed: ") + uv_strerror(status));
                               return;
                           }
                           self->write_more();
-                          if (was_congested && self->queued() <= kLowWater) {
+                          if (self->drain_wanted_ && self->queued() <= kLowWater) {
+                              self->drain_wanted_ = false;
                               auto clients = self->clients_;
                               for (auto& [sid, c] : clients) c->on_writable(*self);
                           }

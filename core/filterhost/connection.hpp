@@ -84,6 +84,12 @@ public:
     std::size_t queued() const { return out_.size() + in_flight_; }
     bool congested() const { return queued() > kHighWater; }
 
+    // Stop reading what the filter writes while a filter after it in some
+    // session's chain is behind; reading starts again when every pause has
+    // been resumed.
+    void pause_reading();
+    void resume_reading();
+
     // Counts the filter as failed (protocol violation, timeout, exit): tells
     // the sessions and the host, closes the socket. Once only.
     void fail(const std::string& why);
@@ -95,6 +101,7 @@ public:
 
 private:
     enum class State { Handshake, Ready, Failed, Closed };
+    void start_reading();
     void on_read(ssize_t n, const uv_buf_t* buf);
     void take_line(std::string_view line);
     void write_more();
@@ -110,6 +117,8 @@ private:
     std::string in_;
     std::string out_;
     std::size_t in_flight_ = 0;
+    bool drain_wanted_ = false;
+    int pauses_ = 0;  // went over kHighWater: tell the clients when below kLowWater
     std::map<std::uint64_t, ConnectionClient*> clients_;
 };
 

@@ -3,6 +3,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include "util/log.hpp"
 
 namespace postern::filterhost {
@@ -48,6 +50,7 @@ SessionChain::SessionChain(uv_loop_t* loop, std::uint64_t session, std::vector<M
 
 SessionChain::~SessionChain() {
     *alive_ = false;
+    resume_upstream(true);
     for (auto& m : members_)
         if (m.conn) m.conn->detach(session_);
     uv_close(reinterpret_cast<uv_handle_t*>(timer_), [](uv_handle_t* h) {
@@ -269,7 +272,16 @@ void SessionChain::on_dataline(Connection& c, const filter::FilterDataline& d) {
         return violation(c, "filter-dataline for a stream not sent");
     const bool end = filter::is_data_end(d.line);
     if (end && timer_member_ == *idx) disarm_timer();
-    if (position + 1 < data_path_.size()) return send_data(position + 1, d.line);
+    if (position + 1 < data_path_.size()) {
+        send_data(position + 1, d.line);
+        // The next filter is behind: hold this one's output until it catches up.
+        const Member& next = members_[data_path_[position + 1]];
+        if (next.conn && next.conn->congested() && std::find(paused_.begin(), paused_.end(), *idx) == paused_.end()) {
+            c.pause_reading();
+            paused_.push_back(*idx);
+        }
+        return;
+    }
     if (!end) return events_.data_output(d.line);
     data_open_ = false;
     events_.data_output_end();
@@ -282,7 +294,24 @@ bool SessionChain::congested() const {
 }
 
 void SessionChain::on_writable(Connection&) {
+    resume_upstream(false);
     if (!congested()) events_.filters_writable();
+}
+
+// Resumes the members paused for a downstream that is no longer behind (all: every one).
+void SessionChain::resume_upstream(bool all) {
+    for (std::size_t i = 0; i < paused_.size();) {
+        const std::size_t idx = paused_[i];
+        std::size_t pos = 0;
+        while (pos < data_path_.size() && data_path_[pos] != idx) ++pos;
+        const Member* next = pos + 1 < data_path_.size() ? &members_[data_path_[pos + 1]] : nullptr;
+        if (all || !next || !next->conn || !next->conn->congested()) {
+            if (members_[idx].conn) members_[idx].conn->resume_reading();
+            paused_.erase(paused_.begin() + static_cast<std::ptrdiff_t>(i));
+        } else {
+            ++i;
+        }
+    }
 }
 
 // ---- failures and timeouts ----
@@ -315,6 +344,7 @@ void SessionChain::violation(Connection& c, const std::string& what) { c.fail("p
 void SessionChain::on_failed(Connection& c, const std::string& why) {
     auto idx = member_of(c);
     if (!idx) return;
+    resume_upstream(true);
     Member& m = members_[*idx];
     m.conn = nullptr;  // the connection is closing; never touch it again
     const bool in_data = data_open_ && !data_path_.empty();

@@ -144,6 +144,9 @@ private:
     std::optional<Walk> walk_;
     // The data stream: the members it passes, in order; where "." has got to.
     std::vector<std::size_t> data_path_;
+    // Members whose reading this session paused: the next one on the data path was behind.
+    std::vector<std::size_t> paused_;
+    void resume_upstream(bool all);
     bool data_open_ = false;
     bool data_refused_ = false;
     uv_timer_t* timer_ = nullptr;

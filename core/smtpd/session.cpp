@@ -201,7 +201,7 @@ const std::string& SmtpSession::hostname() const {
 void SmtpSession::shutdown(bool unavailable) {
     if (state_ == State::Closing) return;
     if (!unavailable) reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
-    else if (state_ == State::Mail || state_ == State::Data)
+    else if (state_ == State::Mail || state_ == State::Data || !tx_.msgid.empty())
         reply(451, "4.3.0 " + hostname() + " Mail system unavailable, transaction aborted; try again later");
     else reply(421, "4.3.0 " + hostname() + " Mail system unavailable, closing connection");
     close_after_flush();
@@ -212,8 +212,10 @@ void SmtpSession::shutdown(bool unavailable) {
 
 void SmtpSession::update_reading() {
     if (state_ == State::Closing) return;
+    // While a filter is behind with the message, the client waits.
     bool want = in_.size() < kMaxBufferedInput &&
-                uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_)) < kMaxPendingOutput;
+                uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_)) < kMaxPendingOutput &&
+                !(stream_ && chain_ && chain_->congested());
     auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
     if (want && !uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
         uv_read_start(
@@ -456,6 +458,7 @@ void SmtpSession::cmd_helo(const smtp::Command& c, bool extended) {
         return;
     }
     // A new greeting is a reset (RFC 5321 4.1.4).
+    filter_rollback();
     tx_ = {};
     helo_ = std::string(c.args);
     esmtp_ = extended;
@@ -549,7 +552,8 @@ void SmtpSession::cmd_mail(const smtp::Command& c) {
 void SmtpSession::mail_accepted(std::string sender, smtp::DsnMail dsn) {
     tx_ = {};
     tx_.msgid = queue::new_message_id();
-    tx_.junk = junk_;
+    tx_.junk = junk_ || junk_next_;
+    junk_next_ = false;
     tx_.sender = std::move(sender);
     tx_.dsn = std::move(dsn);
     state_ = State::Mail;

@@ -52,7 +52,7 @@ private:
     };
     struct Transaction {
         std::string msgid;  // given when MAIL is accepted (filters see it from tx-begin on)
-        bool junk = false;  // a filter said junk: X-Spam: yes
+        bool junk = false;  // a filter said junk: X-Spam: Yes
         std::string sender;
         smtp::DsnMail dsn;
         std::vector<Recipient> rcpts;
@@ -105,16 +105,23 @@ private:
     bool open_filters();
     void filter_connect(std::function<void()> then);
     bool filter_gate(const smtp::Command& c, std::string_view line);
-    void filter_verdict(filter::Phase phase, std::string line, filterhost::Verdict v);
+    void filter_verdict(filter::Phase phase, std::string line, const std::string& param, filterhost::Verdict v);
     template <typename E>
     void filter_report(E&& event) {
         if (chain_) chain_->report(std::forward<E>(event));
     }
     void filter_tx_result(bool rcpt, int code, const std::string& address);
     void filter_rollback();
-    void filter_stream(std::string body);
-    void filter_stream_more();
     void filter_commit();
+    // The message through the data-line filters, streamed as it arrives
+    // (session_data.cpp); without data-line filters, handed on whole.
+    void stream_begin();
+    void stream_lines();
+    void stream_line(std::string_view line);
+    void stream_headers();
+    void stream_send(std::string_view line);
+    void stream_end(const smtp::DataReader& reader);
+    void unstreamed(std::string body);
     // filterhost::SessionEvents
     void filter_failed(const std::string& filter, const std::string& why) override;
     void data_output(std::string_view line) override;
@@ -143,12 +150,15 @@ private:
     std::string id_;  // session id for logs (16 hex digits, as filters see it)
     std::uint64_t sid_ = 0;
     std::unique_ptr<filterhost::SessionChain> chain_;  // the listener's filters; null = none
-    bool junk_ = false;                                // a filter said junk before MAIL
+    bool junk_ = false;                                // a filter said junk before MAIL: every message of the session
+    bool junk_next_ = false;                           // a filter said junk at mail-from: the transaction it opens
     // The message on its way through the filters' data lines.
     struct FilterStream {
-        std::string in;  // Received: and the message, LF line ends, unstuffed
-        std::size_t pos = 0;
+        bool in_headers = true;  // the header section is held until its end (loop count, masquerade)
+        std::string headers;
         bool sent_end = false;
+        int refusal_code = 0;  // the message fails the session's checks: refused once the filters are done
+        std::string refusal;
         std::string out;  // what the last filter gave back, unstuffed
     };
     std::optional<FilterStream> stream_;

@@ -48,6 +48,22 @@ void masquerade_from(std::string& message, const std::string& sender) {
     }
 }
 
+// Received: headers in the header section (up to the first empty line).
+int count_received(std::string_view message) {
+    int received = 0;
+    for (size_t pos = 0; pos < message.size();) {
+        size_t nl = message.find('\n', pos);
+        std::string_view line = message.substr(pos, (nl == std::string::npos ? message.size() : nl) - pos);
+        if (line.empty()) break;
+        if (line.size() >= 9 && table::lowercase(line.substr(0, 9)) == "received:") ++received;
+        if (nl == std::string::npos) break;
+        pos = nl + 1;
+    }
+    return received;
+}
+
+constexpr const char* kLoopText = "5.4.6 Routing loop detected: too many Received headers";
+
 }  // namespace
 
 void SmtpSession::cmd_data(const smtp::Command& c) {
@@ -66,21 +82,25 @@ void SmtpSession::cmd_data(const smtp::Command& c) {
     data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
     state_ = State::Data;
     reply(354, "End data with <CR><LF>.<CR><LF>");
-    if (chain_)
+    if (chain_) {
         filter_report(
             filter::TxData{static_cast<std::uint32_t>(std::stoul(tx_.msgid, nullptr, 16)), filter::TxResult::Ok});
+        if (chain_->data_filtered()) stream_begin();
+    }
 }
 
 void SmtpSession::feed_data() {
     size_t used = data_->feed(in_);
     in_.erase(0, used);
-    if (data_->done()) finish_data();
+    if (stream_ && !stream_->sent_end) stream_lines();
+    if (state_ == State::Data && data_->done()) finish_data();
 }
 
 void SmtpSession::finish_data() {
     smtp::DataReader reader = std::move(*data_);
     data_.reset();
     state_ = State::Ready;
+    if (stream_) return stream_end(reader);
     auto refuse = [&](int code, std::string text) {
         log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
         if (chain_) filter_rollback();
@@ -100,22 +120,12 @@ void SmtpSession::finish_data() {
         return;
     }
     std::string& body = reader.message();
-    // Count Received: headers in the header section (up to the first empty line).
-    int received = 0;
-    for (size_t pos = 0; pos < body.size();) {
-        size_t nl = body.find('\n', pos);
-        std::string_view line(body.data() + pos, (nl == std::string::npos ? body.size() : nl) - pos);
-        if (line.empty()) break;
-        if (line.size() >= 9 && table::lowercase(line.substr(0, 9)) == "received:") ++received;
-        if (nl == std::string::npos) break;
-        pos = nl + 1;
-    }
-    if (received >= kMaxReceived) {
-        refuse(554, "5.4.6 Routing loop detected: too many Received headers");
+    if (count_received(body) >= kMaxReceived) {
+        refuse(554, kLoopText);
         return;
     }
     if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(body, tx_.sender);
-    if (chain_) return filter_stream(std::move(body));
+    if (chain_) return unstreamed(std::move(body));
     commit_message(std::move(body));
 }
 
@@ -140,7 +150,7 @@ void SmtpSession::commit_message(std::string body, bool has_received) {
     if (has_received) {
         msg.data = std::move(body);
     } else {
-        if (tx_.junk) msg.data = "X-Spam: yes\n";
+        if (tx_.junk) msg.data = "X-Spam: Yes\n";
         msg.data += received_header(msg.msgid);
         msg.data += body;
     }
@@ -206,6 +216,105 @@ void SmtpSession::commit_message(std::string body, bool has_received) {
             self->update_reading();
         });
     });
+}
+
+// ---- the message through the data-line filters ----
+//
+// The filters get what OpenSMTPD gives them: X-Spam (if junked), our
+// Received:, then the message as the client sends it, dot-stuffed, then
+// ".". Lines go out as they arrive; while a filter is behind, the client is
+// not read (update_reading asks the chain). The header section is held
+// until its end, for the loop count and `masquerade`. What the last filter
+// gives back is the message stored.
+
+void SmtpSession::stream_begin() {
+    stream_.emplace();
+    chain_->data_begin();
+    if (tx_.junk) stream_send("X-Spam: Yes");
+    std::string received = received_header(tx_.msgid);
+    for (size_t pos = 0; chain_ && pos < received.size();) {
+        size_t nl = received.find('\n', pos);
+        stream_send(std::string_view(received).substr(pos, nl - pos));
+        pos = nl + 1;
+    }
+}
+
+// Takes the complete lines the reader holds so far.
+void SmtpSession::stream_lines() {
+    std::string& m = data_->message();
+    const size_t last = m.rfind('\n');
+    if (last == std::string::npos) return;
+    for (size_t pos = 0; pos <= last;) {
+        size_t nl = m.find('\n', pos);
+        stream_line(std::string_view(m).substr(pos, nl - pos));
+        if (!stream_) return;  // a filter failed the session
+        pos = nl + 1;
+    }
+    m.erase(0, last + 1);
+}
+
+void SmtpSession::stream_line(std::string_view line) {
+    FilterStream& st = *stream_;
+    if (!st.in_headers) return stream_send(line);
+    if (!line.empty()) {
+        st.headers.append(line);
+        st.headers += '\n';
+        return;
+    }
+    stream_headers();
+    if (stream_) stream_send(line);
+}
+
+void SmtpSession::stream_headers() {
+    FilterStream& st = *stream_;
+    st.in_headers = false;
+    if (count_received(st.headers) >= kMaxReceived && !st.refusal_code) {
+        st.refusal_code = 554;
+        st.refusal = kLoopText;
+    }
+    if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(st.headers, tx_.sender);
+    std::string headers = std::move(st.headers);
+    for (size_t pos = 0; stream_ && pos < headers.size();) {
+        size_t nl = headers.find('\n', pos);
+        stream_send(std::string_view(headers).substr(pos, nl - pos));
+        pos = nl + 1;
+    }
+}
+
+void SmtpSession::stream_send(std::string_view line) {
+    if (chain_) chain_->data_line(filter::dot_stuff(line));
+}
+
+// The client's "." has come: the session's own checks, then the filters' ".".
+void SmtpSession::stream_end(const smtp::DataReader& reader) {
+    if (stream_->in_headers) stream_headers();
+    if (!stream_) return;
+    FilterStream& st = *stream_;
+    if (!st.refusal_code) {
+        if (reader.bare_newline()) {
+            st.refusal_code = 550;
+            st.refusal = "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)";
+        } else if (reader.too_big()) {
+            st.refusal_code = 552;
+            st.refusal = "5.3.4 Message too big for system";
+        } else if (reader.line_too_long()) {
+            st.refusal_code = 550;
+            st.refusal = "5.6.0 Message refused: text line longer than 65536 octets";
+        }
+    }
+    busy_ = true;
+    st.sent_end = true;
+    chain_->data_line(filter::kDataEnd);  // the filters answer with the message, then "."
+}
+
+// No data-line filter: the message goes to the commit phase whole.
+void SmtpSession::unstreamed(std::string body) {
+    stream_.emplace();
+    stream_->sent_end = true;
+    if (tx_.junk) stream_->out = "X-Spam: Yes\n";
+    stream_->out += received_header(tx_.msgid);
+    stream_->out += body;
+    filter_commit();
 }
 
 }  // namespace postern::smtpd

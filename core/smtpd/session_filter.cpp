@@ -119,12 +119,12 @@ bool SmtpSession::filter_gate(const smtp::Command& c, std::string_view line) {
     }
     if (!phase || !chain_->wants(*phase)) return false;
     busy_ = true;
-    chain_->request(*phase, std::move(param),
-                    [weak = weak_from_this(), p = *phase, l = std::string(line)](filterhost::Verdict v) {
+    chain_->request(*phase, param,
+                    [weak = weak_from_this(), p = *phase, l = std::string(line), param](filterhost::Verdict v) {
                         auto self = weak.lock();
                         if (!self || self->state_ == State::Closing) return;
                         self->busy_ = false;
-                        self->filter_verdict(p, l, std::move(v));
+                        self->filter_verdict(p, l, param, std::move(v));
                         if (self->state_ != State::Closing) self->error_limit_reached();
                         self->process();
                         self->flush();
@@ -134,7 +134,8 @@ bool SmtpSession::filter_gate(const smtp::Command& c, std::string_view line) {
 }
 
 // What the filters decided about one command line.
-void SmtpSession::filter_verdict(filter::Phase phase, std::string line, filterhost::Verdict v) {
+void SmtpSession::filter_verdict(filter::Phase phase, std::string line, const std::string& param,
+                                 filterhost::Verdict v) {
     using K = filterhost::Verdict::Kind;
     switch (v.kind) {
     case K::Reject:
@@ -145,12 +146,14 @@ void SmtpSession::filter_verdict(filter::Phase phase, std::string line, filterho
                       .kv("result", std::to_string(v.code) + " " + v.text));
         reply(v.code, v.text);
         if (phase == filter::Phase::MailFrom || phase == filter::Phase::RcptTo)
-            filter_tx_result(phase == filter::Phase::RcptTo, v.code, "");
+            filter_tx_result(phase == filter::Phase::RcptTo, v.code, param);
         if (v.kind == K::Disconnect) close_after_flush();
         return;
     case K::Junk:
-        if (state_ == State::Fresh || state_ == State::Ready) junk_ = true;
-        tx_.junk = true;
+        // Before MAIL: the whole session; at MAIL: the transaction it opens; later: this one.
+        if (phase == filter::Phase::MailFrom) junk_next_ = true;
+        else if (tx_.msgid.empty()) junk_ = true;
+        else tx_.junk = true;
         break;
     case K::Rewrite: {
         // The value replaces the command's argument and is checked as the
@@ -170,7 +173,6 @@ void SmtpSession::filter_verdict(filter::Phase phase, std::string line, filterho
     }
     case K::Proceed: break;
     }
-    if (phase == filter::Phase::Data && v.kind == K::Junk) tx_.junk = true;
     dispatch(smtp::parse_command(line));
 }
 
@@ -191,51 +193,9 @@ void SmtpSession::filter_rollback() {
     filter_report(filter::TxReset{id});
 }
 
-// ---- the message through the data-line filters ----
+// ---- what the data-line filters give back ----
 
-// `body` has passed the session's own checks. The filters get what OpenSMTPD
-// gives them: X-Spam (if junked), our Received:, then the message, dot-
-// stuffed, then ".". It is sent as fast as the filters take it (back-
-// pressure: filters_writable); what the last one gives back is the message.
-void SmtpSession::filter_stream(std::string body) {
-    FilterStream st;
-    if (tx_.junk) st.in = "X-Spam: yes\n";
-    st.in += received_header(tx_.msgid);
-    st.in += body;
-    body.clear();
-    if (!chain_->data_filtered()) {
-        st.out = std::move(st.in);
-        stream_ = std::move(st);
-        return filter_commit();
-    }
-    stream_ = std::move(st);
-    busy_ = true;
-    chain_->data_begin();
-    filter_stream_more();
-}
-
-void SmtpSession::filter_stream_more() {
-    if (!stream_ || !chain_) return;
-    FilterStream& st = *stream_;
-    while (!st.sent_end && !chain_->congested()) {
-        if (st.pos >= st.in.size()) {
-            st.sent_end = true;
-            st.in.clear();
-            st.in.shrink_to_fit();
-            chain_->data_line(filter::kDataEnd);  // may complete the stream at once
-            return;
-        }
-        std::size_t nl = st.in.find('\n', st.pos);
-        if (nl == std::string::npos) nl = st.in.size();
-        chain_->data_line(filter::dot_stuff(std::string_view(st.in).substr(st.pos, nl - st.pos)));
-        st.pos = nl + 1;
-        if (!stream_ || !chain_) return;  // the chain failed the session
-    }
-}
-
-void SmtpSession::filters_writable() {
-    if (stream_ && !stream_->sent_end) filter_stream_more();
-}
+void SmtpSession::filters_writable() { update_reading(); }
 
 void SmtpSession::data_output(std::string_view line) {
     if (!stream_) return;
@@ -245,19 +205,22 @@ void SmtpSession::data_output(std::string_view line) {
 
 void SmtpSession::data_output_end() {
     if (!stream_) return;
-    if (chain_ && chain_->data_refused()) {
-        stream_.reset();
-        busy_ = false;
-        log::info(log::Line(id_ + " smtp message-refused").kv("result", "550 5.6.0 line too long for the filters"));
-        filter_rollback();
-        tx_ = {};
-        reply(550, "5.6.0 Message refused: a text line too long for the mail filters");
-        process();
-        flush();
-        update_reading();
-        return;
+    if (chain_ && chain_->data_refused() && !stream_->refusal_code) {
+        stream_->refusal_code = 550;
+        stream_->refusal = "5.6.0 Message refused: a text line too long for the mail filters";
     }
-    filter_commit();
+    if (!stream_->refusal_code) return filter_commit();
+    const int code = stream_->refusal_code;
+    const std::string text = stream_->refusal;
+    stream_.reset();
+    busy_ = false;
+    log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
+    filter_rollback();
+    tx_ = {};
+    reply(code, text);
+    process();
+    flush();
+    update_reading();
 }
 
 // The commit phase, then the queue.

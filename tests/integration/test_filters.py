@@ -6,7 +6,7 @@ that speaks OpenSMTPD's filter protocol, run by a real posternd.
   back and a committed transaction); the record, with times, ids, ports and
   dates normalised, must equal filters/golden_session.txt line by line.
 - Decisions: reject (with an enhanced status code added), rewrite, junk
-  (X-Spam: yes), headers added through data lines, a chain of two filters.
+  (X-Spam: Yes), headers added through data lines, a chain of two filters.
 - Failures: a filter that dies in its handshake, dies mid-session, hangs,
   writes garbage, or sends its own report| line costs a temporary failure
   for the session it serves, the daemon stays up, the filter is restarted,
@@ -157,7 +157,7 @@ class Decisions(unittest.TestCase):
         with Daemon(LOCAL, name="filter-rewrite", prepare=prepare, before_listen=head, listen_options='filter "rw"') as d:
             send(d.port, rcpt="bob@localhost")
             msg = read_bytes(d.wait_files(d.path("mail", "carol"), 1)[0])
-            self.assertTrue(msg.split(b"\n")[2:3] == [b"X-Spam: yes"] or b"\nX-Spam: yes\n" in msg, msg[:300])
+            self.assertTrue(msg.split(b"\n")[2:3] == [b"X-Spam: Yes"] or b"\nX-Spam: Yes\n" in msg, msg[:300])
             self.assertFalse(os.path.exists(d.path("mail", "bob")))
 
     def test_reject_keeps_the_filters_code(self):
@@ -178,6 +178,49 @@ class Decisions(unittest.TestCase):
             self.assertRegex(msg, rb"X-Two: 2\nX-One: 1\nReceived: ")
             # The second filter read the first one's header.
             self.assertTrue(any(l.endswith("|X-One: 1") for l in records(d, "two")))
+
+
+def serving_child(daemon):
+    """The daemon's unprivileged child (the process that holds sessions)."""
+    from postern import children_of
+    kids = [k for k in children_of(daemon.pid) if open(f"/proc/{k}/comm").read().strip() == "posternd"]
+    return kids[0] if kids else daemon.pid
+
+
+def peak_rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+class Streaming(unittest.TestCase):
+    def test_35_mb_through_a_chain_of_two(self):
+        """A message near the 35 MB limit through two data-line filters: it
+        arrives whole and intact, and the serving process's peak RSS grows by
+        well under twice its size (the message is not held once per stage)."""
+        quiet = '"/usr/bin/python3 ' + FILTER + ' /dev/null --phases data-line --events link-connect --header '
+        head = (f'filter "one" proc-exec {quiet}\'X-One: 1\'"\n' + f'filter "two" proc-exec {quiet}\'X-Two: 2\'"\n' +
+                'filter "both" chain { "one", "two" }\n')
+        line = b"0123456789" * 99 + b"\r\n"  # 992 bytes a line
+        count = (34 * 1024 * 1024) // len(line)
+        body = b"Subject: big\r\n\r\n" + line * count
+        with Daemon(LOCAL, name="filter-big", prepare=prepare, before_listen=head,
+                    listen_options='filter "both"') as d:
+            child = serving_child(d)
+            before = peak_rss_kib(child)
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=120) as s:
+                s.ehlo("client.example.test")
+                s.sendmail("alice@example.test", ["bob@localhost"], body)
+            path = d.wait_files(d.path("mail", "bob"), 1, timeout=60)[0]
+            grown_mib = (peak_rss_kib(child) - before) / 1024
+            size_mib = len(body) / (1024 * 1024)
+            msg = read_bytes(path)
+            self.assertRegex(msg[:400], rb"X-Two: 2\nX-One: 1\nReceived: ")
+            self.assertEqual(msg.count(b"0123456789" * 99 + b"\n"), count)
+            sys.stderr.write(f"35 MB chain: message {size_mib:.1f} MiB, serving process peak RSS grew {grown_mib:.1f} MiB\n")
+            self.assertLess(grown_mib, 1.6 * size_mib)
 
 
 class Builtin(unittest.TestCase):
@@ -204,7 +247,7 @@ class Builtin(unittest.TestCase):
                 self.assertEqual(s.rcpt("bob@localhost")[0], 250)
                 self.assertEqual(s.data(b"Subject: builtin\r\n\r\nhi\r\n")[0], 250)
             msg = read_bytes(d.wait_files(d.path("mail", "bob"), 1)[0])
-            self.assertIn(b"\nX-Spam: yes\n", msg)
+            self.assertIn(b"\nX-Spam: Yes\n", msg)
             # The report decision went on to the process filter, which heard of it.
             recs = records(d, "proc")
             self.assertTrue(any(l.endswith("|filter-report|" + l.split("|")[5] + "|builtin|note|carol seen")
