@@ -3,6 +3,7 @@
 // events, and the message's way through the filters' data lines; see
 // session.hpp and filterhost/session_chain.hpp.
 #include "queue/envelope.hpp"
+#include "rules/builtin_filter.hpp"
 #include "smtpd/session.hpp"
 #include "util/log.hpp"
 
@@ -273,51 +274,24 @@ rules::Subject SmtpSession::subject() const {
     return s;
 }
 
-// A built-in filter's condition is a `match` criterion under another name:
-// the rules test it, on a worker (a table may block), with the phase's
-// parameter as the address it is about.
+// A built-in filter's condition is a `match` criterion under another name
+// (rules/builtin_filter.hpp), tested on a worker: a table may block.
 void SmtpSession::builtin_match(const config::BuiltinFilter& f, const std::string& param,
                                 std::function<void(Match)> done) {
-    using K = config::FilterCondition::Kind;
-    using C = config::Criterion::Kind;
-    const config::FilterCondition& cond = f.condition;
-    auto criterion = std::make_shared<config::Criterion>();
-    criterion->regex = cond.regex;
-    criterion->table = cond.table;
-    auto s = std::make_shared<rules::Subject>(subject());
-    switch (cond.kind) {
-    case K::Fcrdns:
-    case K::Rdns: criterion->kind = C::FromRdns; break;
-    case K::Src: criterion->kind = C::FromSrc; break;
-    case K::Helo:
-        criterion->kind = C::Helo;
-        if (f.phase == filter::Phase::Helo || f.phase == filter::Phase::Ehlo) s->helo = param;
-        break;
-    case K::Auth: criterion->kind = C::Auth; break;
-    case K::MailFrom:
-        criterion->kind = C::MailFrom;
-        if (f.phase == filter::Phase::MailFrom) s->sender = param;
-        break;
-    case K::RcptTo:
-        criterion->kind = C::RcptTo;
-        s->rcpt = param;
-        break;
-    }
     // The reverse name must be known for rdns conditions, as for the rules.
-    when_rdns_known([this, criterion, s, negated = cond.negated, done = std::move(done)] {
-        s->rdns = rdns_;
+    when_rdns_known([this, &f, param, done = std::move(done)] {
         auto result = std::make_shared<rules::Ruleset::Verdict>(rules::Ruleset::Verdict::No);
         event::run_blocking(
             server_.loop(),
-            [criterion, s, result, rules = server_.ctx().rules] {
+            [&f, param, result, s = subject(), rules = server_.ctx().rules] {
                 std::string error;
-                *result = rules->test(*criterion, *s, &error);
+                *result = rules::test_builtin(*rules, f, s, param, &error);
             },
-            [weak = weak_from_this(), result, negated, done] {
+            [weak = weak_from_this(), result, done] {
                 auto self = weak.lock();
                 if (!self || self->state_ == State::Closing) return;
                 if (*result == rules::Ruleset::Verdict::TempFail) return done(Match::TempFail);
-                done((*result == rules::Ruleset::Verdict::Yes) != negated ? Match::Yes : Match::No);
+                done(*result == rules::Ruleset::Verdict::Yes ? Match::Yes : Match::No);
             });
     });
 }
