@@ -90,7 +90,9 @@ void Host::started(Slot& s, util::Fd io, pid_t pid, const std::string& error) {
     };
     ev.failed = [this, slot](Connection&, const std::string& why) { failed(*slot, why); };
     // The old connection, if any, failed earlier and is closed: replace it.
-    s.conn = std::make_unique<Connection>(loop_, *s.proc, s.index, handshake_, std::move(io), pid, std::move(ev));
+    filter::Handshake hs = handshake_;
+    hs.version = s.proc->version;  // announced per filter (0.7 adds config|protocol|0.7)
+    s.conn = std::make_unique<Connection>(loop_, *s.proc, s.index, hs, std::move(io), pid, std::move(ev));
 }
 
 void Host::failed(Slot& s, const std::string& why) {

@@ -223,6 +223,37 @@ class Streaming(unittest.TestCase):
             self.assertLess(grown_mib, 1.6 * size_mib)
 
 
+class Setup(unittest.TestCase):
+    def test_check_finds_what_start_up_would(self):
+        """posternd -n: a command found nowhere, a user that does not exist."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            conf = os.path.join(tmp, "smtpd.conf")
+            with open(conf, "w") as f:
+                f.write('filter "dkim" proc-exec "filter-nonexistent -d example.org"\n'
+                        'proc "p" "/bin/cat" user "no-such-user-here"\n'
+                        'filter "q" proc "p"\n'
+                        'listen on 127.0.0.1 port 2 filter "dkim"\n' +
+                        LOCAL.replace("@DIR@", tmp))
+            r = subprocess.run([os.path.join(BUILD_DIR, "posternd"), "-n", "-f", conf], capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f'{conf}:1:1: proc dkim: no executable "filter-nonexistent" in /usr/libexec/opensmtpd, ',
+                          r.stderr)
+            self.assertIn(f'{conf}:2:1: proc p: no user "no-such-user-here"', r.stderr)
+
+    def test_protocol_0_7(self):
+        head = proc_exec("new", "--phases", "mail-from", "--events", "tx-mail", extra="protocol 0.7")
+        with Daemon(LOCAL, name="filter-07", prepare=prepare, before_listen=head, listen_options='filter "new"') as d:
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+            lines = records(d, "new")
+            self.assertIn("config|protocol|0.7", lines)
+            self.assertTrue(any(re.match(r"filter\|0\.7\|[0-9.]+\|smtp-in\|mail-from\|", l) for l in lines), lines)
+            self.assertTrue(any(re.match(r"report\|0\.7\|[0-9.]+\|smtp-in\|tx-mail\|[0-9a-f]{16}\|[0-9a-f]{8}\|ok\|"
+                                         r"alice@example\.test$", l) for l in lines), lines)
+
+
 class Builtin(unittest.TestCase):
     """Built-in filters: evaluated by the daemon, at their place in a chain."""
 
