@@ -434,7 +434,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         server.stop(unavailable);
         filters.stop();
         if (filter_procs) filter_procs->stop_all();
-        if (auto* client = dynamic_cast<filterhost::StarterClient*>(starter.get())) client->close();
+        starter->close();
         control.close();
         scheduler.close();
         for (auto* h : {&sig.term, &sig.intr, &sig.hup}) uv_close(reinterpret_cast<uv_handle_t*>(h), nullptr);

@@ -541,4 +541,6 @@ bool Registrations::wants(Phase p) const { return phases_.test(static_cast<std::
 
 bool Registrations::empty() const { return smtp_in_.none() && smtp_out_.none() && phases_.none(); }
 
+std::string hex16(std::uint64_t id) { return hex(id, 16); }
+
 }  // namespace postern::filter

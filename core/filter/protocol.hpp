@@ -96,6 +96,9 @@ std::optional<Subsystem> subsystem_from_name(std::string_view name);
 std::optional<Event> event_from_name(std::string_view name);
 std::optional<Phase> phase_from_name(std::string_view name);
 
+// A session id or token as the protocol writes it: 16 lowercase hex digits.
+std::string hex16(std::uint64_t id);
+
 // SECONDS.MICROSECONDS, written with six fraction digits.
 struct Timestamp {
     std::uint64_t seconds = 0;

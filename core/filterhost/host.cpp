@@ -102,7 +102,7 @@ void Host::failed(Slot& s, const std::string& why) {
     log::error(log::Line("filter failed; restarting it")
                    .kv("filter", s.proc->name)
                    .kv("error", why)
-                   .kv("restart_in", std::to_string(s.backoff / 1000.0).substr(0, 4) + "s"));
+                   .kv("restart_in", std::to_string(s.backoff / 1000) + "s"));
     if (s.pid > 0) starter_.stop(s.index, s.pid);
     s.pid = -1;
     uv_timer_start(

@@ -357,11 +357,7 @@ void SessionChain::on_failed(Connection& c, const std::string& why) {
     }
     log::warn(log::Line("filter failed; session goes on unfiltered by it (on-failure pass)")
                   .kv("filter", m.name)
-                  .kv("session", [&] {
-                      char buf[17];
-                      std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(session_));
-                      return std::string(buf);
-                  }()));
+                  .kv("session", filter::hex16(session_)));
     if (timer_member_ == *idx) disarm_timer();
     if (walk_ && walk_->waiting && walk_->member == *idx) {
         walk_->waiting = false;

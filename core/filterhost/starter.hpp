@@ -34,6 +34,8 @@ public:
     // Answers are given in the order of the requests, on the loop.
     virtual void start(std::size_t proc, Started done) = 0;
     virtual void stop(std::size_t proc, pid_t pid) = 0;
+    // The daemon stops: no more requests; those waiting are answered with an error.
+    virtual void close() {}
 };
 
 class LocalStarter final : public Starter {
@@ -56,7 +58,7 @@ public:
     ~StarterClient() override;
     void start(std::size_t proc, Started done) override;
     void stop(std::size_t proc, pid_t pid) override;
-    void close();
+    void close() override;
 
 private:
     void on_readable();

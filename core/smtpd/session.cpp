@@ -37,6 +37,13 @@ bool is_loopback(const sockaddr_storage& ss) {
     return false;
 }
 
+// A command line as the filters' protocol-client event shows it: an AUTH
+// initial response is a secret, so it is replaced, as OpenSMTPD does.
+std::string client_line(const smtp::Command& c, std::string_view line) {
+    if (c.verb != smtp::Verb::Auth || c.args.find(' ') == std::string_view::npos) return std::string(line);
+    return std::string(c.name) + " " + std::string(c.args.substr(0, c.args.find(' '))) + " ********";
+}
+
 std::string ip_text(const sockaddr_storage& ss) {
     char buf[INET6_ADDRSTRLEN] = "";
     if (ss.ss_family == AF_INET)
@@ -398,12 +405,7 @@ void SmtpSession::handle_line(std::string_view line) {
         log::debug(log::Line(id_ + " smtp command")
                        .kv("line", c.verb == smtp::Verb::Auth ? std::string(c.name) + " ..." : std::string(line)));
     if (chain_) {
-        if (chain_->wants(filter::Event::ProtocolClient))
-            filter_report(
-                filter::ProtocolClient{c.verb == smtp::Verb::Auth && c.args.find(' ') != std::string_view::npos
-                                           ? std::string(line.substr(0, line.find(' ') + 1)) +
-                                                 std::string(c.args.substr(0, c.args.find(' '))) + " ********"
-                                           : std::string(line)});
+        if (chain_->wants(filter::Event::ProtocolClient)) filter_report(filter::ProtocolClient{client_line(c, line)});
         if (filter_gate(c, line)) return;
     }
     dispatch(c);
