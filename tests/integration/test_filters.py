@@ -242,6 +242,50 @@ class Setup(unittest.TestCase):
                           r.stderr)
             self.assertIn(f'{conf}:2:1: proc p: no user "no-such-user-here"', r.stderr)
 
+    def test_the_process(self):
+        """`proc` and `filter NAME proc`: started once, as the configured user,
+        in a session of its own, with only stdin, stdout and stderr open (and
+        the record file it opens itself), stdin and stdout one socket."""
+        head = (f'proc "p" "/usr/bin/python3 {FILTER} @DIR@/p.rec --phases mail-from" user "nobody"\n'
+                'filter "f" proc "p"\n')
+        with Daemon(LOCAL, name="filter-process", prepare=prepare, before_listen=head, listen_options='filter "f"') as d:
+            send(d.port)
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 2))
+            pids = re.findall(r"filter started filter=p pid=(\d+)", d.log())
+            self.assertEqual(len(pids), 1, d.log())  # once, not per session
+            pid = pids[0]
+            with open(f"/proc/{pid}/status") as f:
+                uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
+            import pwd
+            self.assertEqual(int(uid), pwd.getpwnam("nobody").pw_uid)
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+            self.assertEqual(stat[3], pid)  # session id: its own
+            fds = {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+            self.assertEqual(fds[0], fds[1])
+            self.assertTrue(fds[0].startswith("socket:"), fds)
+            self.assertTrue(fds[2].startswith("pipe:"), fds)
+            others = {n: t for n, t in fds.items() if n > 2 and t != d.path("p.rec")}
+            self.assertEqual(others, {})
+
+    def test_line_too_long_for_filters(self):
+        head = proc_exec("f", "--phases", "data-line")
+        with Daemon(LOCAL, name="filter-longline", prepare=prepare, before_listen=head,
+                    listen_options='filter "f"') as d:
+            with smtplib.SMTP("127.0.0.1", d.port, timeout=20) as s:
+                s.ehlo("client.example.test")
+                s.mail("alice@example.test")
+                s.rcpt("bob@localhost")
+                code, text = s.data(b"Subject: long\r\n\r\n" + b"x" * 65500 + b"\r\n")
+                self.assertEqual(code, 550, text)
+                self.assertIn(b"5.6.0", text)
+                # The session and the filter go on.
+                self.assertEqual(s.rset()[0], 250)
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+            self.assertNotIn("filter failed", d.log())
+
     def test_protocol_0_7(self):
         head = proc_exec("new", "--phases", "mail-from", "--events", "tx-mail", extra="protocol 0.7")
         with Daemon(LOCAL, name="filter-07", prepare=prepare, before_listen=head, listen_options='filter "new"') as d:
@@ -302,6 +346,7 @@ class Failures(unittest.TestCase):
             code, text = attempt(d.port)
             self.assertEqual(code, 421, text)
             self.assertIn(b"4.3.0", text)
+            self.assertTrue(d.wait_log(r'filter stderr filter=bad line="record_filter: dying in the handshake'), d.log())
             # Restarted with backoff, again and again, and the daemon lives.
             self.assertTrue(d.wait_log(r"filter failed; restarting it", count=2, timeout=15), d.log())
             self.assertTrue(d.running())

@@ -60,6 +60,7 @@ def main():
         if line == "config|ready":
             break
     if a.die_handshake:
+        sys.stderr.write("record_filter: dying in the handshake, as asked\n")
         sys.exit(3)
     for e in (a.events.split(",") if a.events else EVENTS):
         send("register|report|smtp-in|" + e)
