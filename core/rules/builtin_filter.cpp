@@ -34,7 +34,10 @@ Subject builtin_subject(const config::BuiltinFilter& f, Subject s, const std::st
 
 Ruleset::Verdict test_builtin(const Ruleset& rules, const config::BuiltinFilter& f, const Subject& s,
                               const std::string& param, std::string* error) {
-    const Ruleset::Verdict v = rules.test(builtin_criterion(f.condition), builtin_subject(f, s, param), error);
+    // fcrdns alone is not a match criterion: the session knows the answer.
+    const Ruleset::Verdict v = f.condition.kind == config::FilterCondition::Kind::Fcrdns
+                                   ? (s.fcrdns && !s.rdns.empty() ? Ruleset::Verdict::Yes : Ruleset::Verdict::No)
+                                   : rules.test(builtin_criterion(f.condition), builtin_subject(f, s, param), error);
     if (v == Ruleset::Verdict::TempFail) return v;
     return (v == Ruleset::Verdict::Yes) != f.condition.negated ? Ruleset::Verdict::Yes : Ruleset::Verdict::No;
 }

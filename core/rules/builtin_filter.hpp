@@ -2,8 +2,8 @@
 // NAME phase PHASE match [!] CONDITION DECISION`), tested the way the rules
 // test the `match` criterion of the same name.
 //
-// fcrdns and rdns are `from rdns` (the daemon's reverse name is the one the
-// rules see; it is not forward-confirmed), src is `from src`, helo, auth,
+// fcrdns holds when the client's PTR name resolves back to its address
+// (Subject::fcrdns), rdns is `from rdns`, src is `from src`, helo, auth,
 // mail-from and rcpt-to their `match` namesakes. The phase's parameter is
 // what a condition about it looks at: the HELO name at helo/ehlo, the sender
 // at mail-from, the recipient at rcpt-to (the session has not taken them

@@ -18,7 +18,8 @@ struct Subject {
     bool from_socket = false;  // local enqueue (sendmail)
     bool from_local = false;   // loopback or one of this host's addresses
     std::string client_ip;     // "" for the socket
-    std::string rdns;          // the client's verified PTR name; "" when it has none
+    std::string rdns;          // the client's PTR name; "" when it has none
+    bool fcrdns = false;       // ... and it resolves back to the client's address
     std::string helo;          // the HELO/EHLO name as given; "" before one
     std::string sender;        // "user@domain", "" for <>
     std::string rcpt;          // "user@domain"

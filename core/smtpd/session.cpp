@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 
 #include <algorithm>
+#include <cstring>
 #include <random>
 
 #include "rules/recipient.hpp"
@@ -116,8 +117,9 @@ void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
         std::unique_ptr<Lookup> owned(static_cast<Lookup*>(req->data));
         auto self = owned->session.lock();
         if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
-        if (status == 0 && host) self->rdns_ = host;
-        self->rdns_resolved();
+        if (status != 0 || !host) return self->rdns_resolved();
+        self->rdns_ = host;
+        self->confirm_rdns();
     };
     if (uv_getnameinfo(server_.loop(), &lookup->req, finish, reinterpret_cast<const sockaddr*>(&peer), NI_NAMEREQD) !=
         0) {
@@ -133,6 +135,36 @@ void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
             self->rdns_resolved();
         },
         kRdnsTimeoutMs, 0);
+}
+
+// Forward-confirmed reverse DNS: the PTR name must resolve back to the
+// client's address (filters' link-connect, the built-in fcrdns condition).
+// Bounded by the same timer as the reverse lookup.
+void SmtpSession::confirm_rdns() {
+    struct Lookup {
+        uv_getaddrinfo_t req{};
+        std::weak_ptr<SmtpSession> session;
+    };
+    auto lookup = std::make_unique<Lookup>();
+    lookup->req.data = lookup.get();
+    lookup->session = weak_from_this();
+    auto finish = [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
+        std::unique_ptr<Lookup> owned(static_cast<Lookup*>(req->data));
+        std::unique_ptr<addrinfo, decltype(&uv_freeaddrinfo)> results(res, uv_freeaddrinfo);
+        auto self = owned->session.lock();
+        if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
+        for (addrinfo* a = status == 0 ? res : nullptr; a; a = a->ai_next) {
+            sockaddr_storage ss{};
+            std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof ss));
+            if (ip_text(ss) == self->client_ip_) self->fcrdns_ = true;
+        }
+        self->rdns_resolved();
+    };
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    if (uv_getaddrinfo(server_.loop(), &lookup->req, finish, rdns_.c_str(), nullptr, &hints) != 0)
+        return rdns_resolved();
+    (void)lookup.release();  // reclaimed in `finish`
 }
 
 void SmtpSession::rdns_resolved() {

@@ -135,6 +135,7 @@ private:
     void lookup_rdns(const sockaddr_storage& peer);
     void when_rdns_known(std::function<void()> fn);
     void rdns_resolved();
+    void confirm_rdns();
     std::string received_header(const std::string& msgid) const;
     const std::string& hostname() const;
 
@@ -168,6 +169,7 @@ private:
     std::string local_name_;  // from `hostnames <t>`, "" if none
     bool client_local_ = false;
     std::string rdns_;         // the client's reverse DNS name, "" if none
+    bool fcrdns_ = false;      // ... and that name resolves back to the client's address
     bool rdns_known_ = false;  // the lookup answered or timed out
     std::vector<std::function<void()>> rdns_waiters_;
     std::string helo_;

@@ -41,7 +41,7 @@ void SmtpSession::filter_connect(std::function<void()> then) {
     when_rdns_known([this, then = std::move(then)] {
         if (state_ == State::Closing || !chain_) return;
         const std::string rdns = rdns_.empty() ? "<unknown>" : rdns_;
-        filter_report(filter::LinkConnect{rdns, rdns_.empty() ? filter::FcrdnsResult::Fail : filter::FcrdnsResult::Pass,
+        filter_report(filter::LinkConnect{rdns, fcrdns_ ? filter::FcrdnsResult::Pass : filter::FcrdnsResult::Fail,
                                           address_text(client_ip_, client_port_),
                                           address_text(local_ip_, local_port_)});
         if (!chain_->wants(filter::Phase::Connect)) {
@@ -266,6 +266,7 @@ rules::Subject SmtpSession::subject() const {
     s.from_local = client_local_;
     s.client_ip = client_ip_;
     s.rdns = rdns_;
+    s.fcrdns = fcrdns_;
     s.helo = helo_;
     s.sender = tx_.sender;
     s.tag = listener_.tag;
