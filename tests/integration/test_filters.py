@@ -328,6 +328,22 @@ class Builtin(unittest.TestCase):
             self.assertTrue(any(l.endswith("|filter-report|" + l.split("|")[5] + "|builtin|note|carol seen")
                                 for l in recs if l.count("|") > 5), recs)
 
+    def test_junk_goes_to_the_junk_folder(self):
+        """junk is what `maildir junk` sorts by."""
+        config = 'action "local" maildir "@DIR@/mail/%{rcpt.user}" junk user root\nmatch from any for any action "local"\n'
+        head = 'filter "spam" phase mail-from match mail-from { "spammer@example.test" } junk\n'
+        with Daemon(config, name="filter-junk", prepare=prepare, before_listen=head,
+                    listen_options='filter "spam"') as d:
+            send(d.port, sender="spammer@example.test")
+            send(d.port, sender="alice@example.test")
+            junk = d.wait_files(d.path("mail", "bob", ".Junk"), 1)
+            inbox = d.wait_files(d.path("mail", "bob"), 1)
+            self.assertEqual(len(junk), 1)
+            self.assertEqual(len(inbox), 1)
+            self.assertIn(b"\nX-Spam: Yes\n", read_bytes(junk[0]))
+            self.assertIn(b"Return-Path: <spammer@example.test>", read_bytes(junk[0]))
+            self.assertNotIn(b"X-Spam", read_bytes(inbox[0]))
+
     def test_connect_phase_disconnect(self):
         head = 'filter "closed" phase connect match src { "127.0.0.0/8" } disconnect "421 4.7.0 not from here"\n'
         with Daemon(LOCAL, name="filter-connect", prepare=prepare, before_listen=head,
