@@ -21,7 +21,15 @@
 #   POSTERN_MAX_SESSIONS=N adds `smtp limit max-sessions N` (postern's
 #   default is 1000 simultaneous sessions; the 1001st gets 421 at once),
 #   POSTERN_AUDIT=FILE appends audit-postern.py's verdict on the previous run
-#   in WORKDIR to FILE before wiping it.
+#   in WORKDIR to FILE before wiping it,
+#   POSTERN_FILTER_CMD=CMD puts the listener behind one filter process:
+#   `filter "f" proc-exec "CMD"` before the listen line and `filter "f"` on it
+#   (CMD must not hold a double quote; it runs as _postern, so its binary and
+#   any file it reads must be reachable by that user; filters.sh uses this),
+#   POSTERN_FILTER=LINES adds configuration lines of one's own before the
+#   listen line instead (e.g. a proc with `user`, or a chain) and
+#   POSTERN_FILTER_NAME=NAME (default f) is then the filter put on the listener.
+#   Unset, the configuration is the one without filters, as before.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 BENCH=${BENCH:-/work/shared/bench}
@@ -55,12 +63,20 @@ rm -rf "$WORKDIR"/spool "$WORKDIR"/posternd.pid
 fresh_maildir "$WORKDIR"
 no_dns_resolv_conf "$WORKDIR"
 
+FILTER_DECL=${POSTERN_FILTER:-} LISTEN_FILTER=
+if [ -n "${POSTERN_FILTER_CMD:-}" ]; then
+    case $POSTERN_FILTER_CMD in *'"'*) die "POSTERN_FILTER_CMD must not hold a double quote" ;; esac
+    FILTER_DECL="filter \"${POSTERN_FILTER_NAME:-f}\" proc-exec \"$POSTERN_FILTER_CMD\""
+fi
+[ -n "$FILTER_DECL" ] && LISTEN_FILTER=" filter \"${POSTERN_FILTER_NAME:-f}\""
+
 cat >"$WORKDIR"/smtpd.conf <<CONF
 queue path "$WORKDIR/spool"
 pidfile "$WORKDIR/posternd.pid"
 control socket "$WORKDIR/run/control.sock"
 ${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
-}listen on 127.0.0.1 port $PORT hostname bench.localdomain
+}${FILTER_DECL:+$FILTER_DECL
+}listen on 127.0.0.1 port $PORT hostname bench.localdomain$LISTEN_FILTER
 action "local" maildir "$WORKDIR/Maildir" user $BENCH_USER
 match from any for domain "bench.test" action "local"
 CONF
