@@ -106,6 +106,7 @@ void SessionChain::step(std::size_t from) {
         Member& m = members_[i];
         if (m.builtin) {
             if (m.builtin->phase != w.phase) continue;
+            disarm_timer();  // the process filter before it has answered
             w.member = i;
             w.waiting = true;
             auto alive = alive_;
@@ -323,8 +324,9 @@ void SessionChain::arm_timer(std::size_t member) {
         [](uv_timer_t* t) {
             auto* self = static_cast<SessionChain*>(t->data);
             Member& m = self->members_[self->timer_member_];
-            if (m.conn)
-                m.conn->fail("no answer within " + std::to_string(m.timeout_ms / 1000) + "s (its proc's timeout)");
+            const std::string within = m.timeout_ms % 1000 == 0 ? std::to_string(m.timeout_ms / 1000) + "s"
+                                                                : std::to_string(m.timeout_ms) + "ms";
+            if (m.conn) m.conn->fail("no answer within " + within + " (its proc's timeout)");
         },
         members_[member].timeout_ms, 0);
 }
@@ -347,7 +349,8 @@ void SessionChain::on_failed(Connection& c, const std::string& why) {
     resume_upstream(true);
     Member& m = members_[*idx];
     m.conn = nullptr;  // the connection is closing; never touch it again
-    const bool in_data = data_open_ && !data_path_.empty();
+    // A message streaming through the failed filter is incomplete, whatever on-failure says.
+    const bool in_data = data_open_ && std::find(data_path_.begin(), data_path_.end(), *idx) != data_path_.end();
     if (!m.fail_open || in_data) {
         disarm_timer();
         walk_.reset();
