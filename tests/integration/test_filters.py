@@ -14,7 +14,9 @@ that speaks OpenSMTPD's filter protocol, run by a real posternd.
 """
 
 import os
+import pwd
 import re
+import shutil
 import smtplib
 import subprocess
 import sys
@@ -257,7 +259,6 @@ class Setup(unittest.TestCase):
             pid = pids[0]
             with open(f"/proc/{pid}/status") as f:
                 uid = re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1)
-            import pwd
             self.assertEqual(int(uid), pwd.getpwnam("nobody").pw_uid)
             with open(f"/proc/{pid}/stat") as f:
                 stat = f.read().rsplit(")", 1)[1].split()
@@ -268,6 +269,38 @@ class Setup(unittest.TestCase):
             self.assertTrue(fds[2].startswith("pipe:"), fds)
             others = {n: t for n, t in fds.items() if n > 2 and t != d.path("p.rec")}
             self.assertEqual(others, {})
+
+    def test_chroot(self):
+        """`chroot DIR`: the filter runs inside DIR (a shell filter with only
+        /bin/sh and its libraries there), as the unprivileged user."""
+        def prep(folder):
+            prepare(folder)
+            root = os.path.join(folder, "jail")
+            os.makedirs(os.path.join(root, "bin"))
+            os.makedirs(os.path.join(root, "out"))
+            os.chmod(os.path.join(root, "out"), 0o777)
+            sh = os.path.realpath("/bin/sh")
+            shutil.copy2(sh, os.path.join(root, "bin", "sh"))
+            libs = re.findall(r"(/\S+\.so[.\d]*)", subprocess.run(["ldd", sh], capture_output=True, text=True).stdout)
+            for lib in libs:
+                dest = root + lib
+                os.makedirs(os.path.dirname(dest), exist_ok=True)
+                shutil.copy2(lib, dest)
+            with open(os.path.join(root, "filter.sh"), "w") as f:
+                f.write('while read -r line; do [ "$line" = "config|ready" ] && break; done\n'
+                        'echo "register|filter|smtp-in|mail-from"\necho "register|ready"\n'
+                        'while IFS="|" read -r kind v ts sub phase sid token rest; do\n'
+                        '  [ -e /filter.sh ] && echo "$rest" >> /out/seen\n'
+                        '  echo "filter-result|$sid|$token|proceed"\ndone\n')
+
+        head = 'filter "jailed" proc-exec "/bin/sh /filter.sh" chroot "@DIR@/jail"\n'
+        with Daemon(LOCAL, name="filter-chroot", prepare=prep, before_listen=head,
+                    listen_options='filter "jailed"') as d:
+            send(d.port)
+            self.assertTrue(d.wait_files(d.path("mail", "bob"), 1))
+            with open(d.path("jail", "out", "seen")) as f:
+                self.assertEqual(f.read(), "alice@example.test\n")
+            self.assertEqual(os.stat(d.path("jail", "out", "seen")).st_uid, pwd.getpwnam("_postern").pw_uid)
 
     def test_line_too_long_for_filters(self):
         head = proc_exec("f", "--phases", "data-line")
