@@ -368,6 +368,7 @@ std::string_view describe(ParseError e) {
     case ParseError::BadTimestamp: return "bad timestamp (SECONDS.MICROSECONDS expected)";
     case ParseError::UnknownDecision: return "unknown decision";
     case ParseError::BadReplyCode: return "reply must start with a 4xx or 5xx code and a space";
+    case ParseError::BadVersion: return "unsupported protocol version (0.5 or later expected)";
     }
     return "unknown error";
 }
@@ -394,6 +395,100 @@ ParseResult parse_filter_line(std::string_view line) {
     if (kind == "filter-dataline") return parse_dataline(f);
     if (kind == "report") return parse_origin_report(f);
     return ParseError::UnknownLine;
+}
+
+namespace {
+
+// "0.N", N >= 5: the layouts this code speaks (0.5 put the session before
+// the token in answers). Go filters compare versions as strings; we read N.
+std::optional<int> parse_version(std::string_view v) {
+    if (v.size() < 3 || v.substr(0, 2) != "0.") return std::nullopt;
+    auto minor = parse_digits(v.substr(2), 4);
+    if (!minor || *minor < 5) return std::nullopt;
+    return static_cast<int>(*minor);
+}
+
+DaemonParseResult parse_config(Fields& f) {
+    std::string_view key, value;
+    if (!f.next(&key)) return ParseError::MissingField;
+    ConfigLine c{std::string(key), {}};
+    if (f.rest(&value)) c.value = std::string(value);
+    else if (!c.ready()) return ParseError::MissingField;
+    return DaemonLine{std::move(c)};
+}
+
+// VERSION|TIMESTAMP|SUBSYSTEM|NAME, the head of reports and requests.
+struct Head {
+    int minor = 0;
+    Timestamp time;
+    Subsystem subsystem = Subsystem::SmtpIn;
+    std::string_view name;
+};
+
+std::optional<ParseError> parse_head(Fields& f, Head* h) {
+    std::string_view v, ts, sub;
+    if (!f.next(&v) || !f.next(&ts) || !f.next(&sub) || !f.next(&h->name)) return ParseError::MissingField;
+    auto minor = parse_version(v);
+    if (!minor) return ParseError::BadVersion;
+    auto t = parse_timestamp(ts);
+    if (!t) return ParseError::BadTimestamp;
+    auto s = subsystem_from_name(sub);
+    if (!s) return ParseError::UnknownSubsystem;
+    h->minor = *minor;
+    h->time = *t;
+    h->subsystem = *s;
+    return std::nullopt;
+}
+
+DaemonParseResult parse_report(Fields& f) {
+    Head h;
+    if (auto e = parse_head(f, &h)) return *e;
+    auto event = event_from_name(h.name);
+    if (!event) return ParseError::UnknownEvent;
+    std::string_view sid, params;
+    if (!f.next(&sid)) return ParseError::MissingField;
+    auto id = parse_id(sid);
+    if (!id) return ParseError::BadSession;
+    DaemonReport r{h.minor, h.time, h.subsystem, *event, *id, {}};
+    if (f.rest(&params)) r.params = std::string(params);
+    return DaemonLine{std::move(r)};
+}
+
+DaemonParseResult parse_request(Fields& f) {
+    Head h;
+    if (auto e = parse_head(f, &h)) return *e;
+    if (h.subsystem != Subsystem::SmtpIn) return ParseError::FilterNotSmtpIn;
+    auto phase = phase_from_name(h.name);
+    if (!phase) return ParseError::UnknownPhase;
+    DaemonRequest r{h.minor, h.time, *phase, 0, 0, {}};
+    if (auto e = parse_ids(f, &r.session, &r.token)) return *e;
+    std::string_view param;
+    if (!f.rest(&param)) return ParseError::MissingField;  // parameterless phases still end with '|'
+    r.param = std::string(param);
+    return DaemonLine{std::move(r)};
+}
+
+}  // namespace
+
+DaemonParseResult parse_daemon_line(std::string_view line) {
+    if (line.size() > kMaxLine) return ParseError::TooLong;
+    if (has_control(line)) return ParseError::ControlByte;
+    Fields f(line);
+    std::string_view kind;
+    f.next(&kind);
+    if (kind == "config") return parse_config(f);
+    if (kind == "report") return parse_report(f);
+    if (kind == "filter") return parse_request(f);
+    return ParseError::UnknownLine;
+}
+
+std::vector<std::string_view> split_params(std::string_view params, std::size_t count) {
+    std::vector<std::string_view> out;
+    Fields f(params);
+    std::string_view field;
+    while (out.size() + 1 < count && f.next(&field)) out.push_back(field);
+    if (f.rest(&field)) out.push_back(field);
+    return out;
 }
 
 std::optional<std::string> encode_filter_line(const FilterLine& line, EncodeError* err) {

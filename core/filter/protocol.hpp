@@ -183,6 +183,7 @@ enum class ParseError {
     BadTimestamp,      // not SECONDS[.FRACTION] with 1-19 and 1-6 digits
     UnknownDecision,   // not proceed / junk / reject / disconnect / rewrite / report
     BadReplyCode,      // reject / disconnect text not "4xx " or "5xx "
+    BadVersion,        // a daemon line's version is not 0.N with N >= 5 (older layouts are not spoken)
 };
 std::string_view describe(ParseError e);
 
@@ -346,6 +347,44 @@ constexpr bool is_data_end(std::string_view line) { return line == kDataEnd; }
 std::string dot_stuff(std::string_view line);
 // A stream line (not the end) -> the message line: one leading '.' removed.
 std::string_view dot_unstuff(std::string_view line);
+
+// ---------------------------------------------------------------------------
+// Lines the daemon writes, as a filter reads them (filters/lib, tests): the
+// mirror of the encoders above, for filters written with postern's library.
+
+// config|KEY|VALUE, and config|ready (key "ready", no value).
+struct ConfigLine {
+    std::string key;
+    std::string value;
+    bool ready() const { return key == "ready"; }
+};
+// report|VERSION|TIMESTAMP|SUBSYSTEM|EVENT|SESSION[|params]; the params are
+// left whole (their layout depends on the event and the version).
+struct DaemonReport {
+    int minor = 6;  // VERSION is 0.minor
+    Timestamp time;
+    Subsystem subsystem = Subsystem::SmtpIn;
+    Event event = Event::LinkConnect;
+    std::uint64_t session = 0;
+    std::string params;
+};
+// filter|VERSION|TIMESTAMP|smtp-in|PHASE|SESSION|TOKEN|param
+struct DaemonRequest {
+    int minor = 6;
+    Timestamp time;
+    Phase phase = Phase::Connect;
+    std::uint64_t session = 0;
+    std::uint64_t token = 0;
+    std::string param;  // connect: rdns|src; data-line: the line, still dot-stuffed
+};
+using DaemonLine = std::variant<ConfigLine, DaemonReport, DaemonRequest>;
+using DaemonParseResult = std::variant<DaemonLine, ParseError>;
+// `line` without its '\n'. Versions 0.5 and later (the session|token answer
+// order); a major other than 0 or an older minor is BadVersion.
+DaemonParseResult parse_daemon_line(std::string_view line);
+
+// Splits report parameters on '|', the last one taking the rest ('|' and all).
+std::vector<std::string_view> split_params(std::string_view params, std::size_t count);
 
 // ---------------------------------------------------------------------------
 // What a filter registered: which report events (per subsystem) and which

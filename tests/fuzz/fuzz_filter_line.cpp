@@ -8,6 +8,7 @@
 // line go out and come back unchanged, or are refused for the reasons the
 // protocol gives (a control byte, the length).
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
@@ -83,6 +84,27 @@ void check_data_line(std::string_view in) {
 
 }  // namespace
 
+// The same bytes read as a line the daemon wrote (the filter library's
+// side): refused by name, or parsed into fields that are pieces of the line.
+void check_daemon_line(std::string_view in) {
+    DaemonParseResult parsed = parse_daemon_line(in);
+    if (const auto* e = std::get_if<ParseError>(&parsed)) {
+        check(!describe(*e).empty());
+        return;
+    }
+    check(in.size() <= kMaxLine && !has_control(in));
+    const DaemonLine& line = std::get<DaemonLine>(parsed);
+    if (const auto* r = std::get_if<DaemonReport>(&line)) {
+        check(r->minor >= 5 && in.find(r->params) != std::string_view::npos);
+        for (std::size_t n = 0; n < 6; ++n) {
+            auto parts = split_params(r->params, n);
+            check(parts.size() <= std::max<std::size_t>(n, 1));
+        }
+    } else if (const auto* q = std::get_if<DaemonRequest>(&line)) {
+        check(q->minor >= 5 && in.size() >= q->param.size() && in.substr(in.size() - q->param.size()) == q->param);
+    }
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::string_view in(reinterpret_cast<const char*>(data), size);
     ParseResult parsed = parse_filter_line(in);
@@ -94,5 +116,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     check_registrations(in, parsed);
     check_data_line(in);
+    check_daemon_line(in);
     return 0;
 }
