@@ -26,7 +26,10 @@ import unittest
 from postern import BUILD_DIR, Daemon, free_port, make_self_signed_pki, read_bytes, run_tests, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-FILTER = os.path.join(HERE, "filters", "record_filter.py")
+SOURCE_FILTER = os.path.join(HERE, "filters", "record_filter.py")
+# The filter runs as _postern, which may not reach the checkout (a clone in
+# a 0700 home): each daemon's folder gets its own copy (prepare()).
+FILTER = "@DIR@/record_filter.py"
 GOLDEN = os.path.join(HERE, "filters", "golden_session.txt")
 POSTERNCTL = os.path.join(BUILD_DIR, "posternctl")
 
@@ -41,6 +44,8 @@ def proc_exec(name, *args, extra=""):
 
 def prepare(folder):
     os.makedirs(os.path.join(folder, "mail"), exist_ok=True)
+    shutil.copy(SOURCE_FILTER, os.path.join(folder, "record_filter.py"))
+    os.chmod(os.path.join(folder, "record_filter.py"), 0o755)
     # The filter runs as _postern: it must be able to write its record here.
     os.chmod(folder, 0o777)
 
