@@ -65,12 +65,10 @@ Result<PrivateKey, KeyError> parse_pem(std::string_view contents, const std::str
 // A bare base64 Ed25519 key: 32 bytes of seed, or 64 of seed + public key.
 std::optional<Result<PrivateKey, KeyError>> parse_raw_ed25519(std::string_view contents, const std::string& path) {
     std::optional<std::string> raw = base64_decode(contents);
-    if (!raw || (raw->size() != 32 && raw->size() != 64)) {
-        if (raw) OPENSSL_cleanse(raw->data(), raw->size());
-        return std::nullopt;
-    }
+    if (!raw) return std::nullopt;
     SecretText secret;
     secret.text = std::move(*raw);
+    if (secret.text.size() != 32 && secret.text.size() != 64) return std::nullopt;
     const auto* seed = reinterpret_cast<const unsigned char*>(secret.text.data());
     PkeyPtr pkey(EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, nullptr, seed, 32));
     openssl_errors();
