@@ -16,13 +16,19 @@ bool is_wsp(char c) { return c == ' ' || c == '\t'; }
 
 // Appends `text` with every WSP run made one SP. Leading WSP becomes one SP
 // unless `trim_front`; trailing WSP is always dropped (both relaxed forms
-// drop it). CR and LF are skipped, which unfolds a folded header value: the
-// WSP that follows the CRLF of a fold is then part of a run like any other.
-void append_compressed(std::string& out, std::string_view text, bool trim_front) {
+// drop it). With `unfold`, each CRLF is skipped, which unfolds a folded
+// header value: the WSP after the CRLF of a fold is then part of a run like
+// any other. A lone CR or LF is no line end here (a body line never holds
+// a CRLF) and stays, as dkimpy keeps it.
+void append_compressed(std::string& out, std::string_view text, bool trim_front, bool unfold) {
     bool space = false;
     bool any = false;
-    for (char c : text) {
-        if (c == '\r' || c == '\n') continue;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (unfold && c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') {
+            ++i;
+            continue;
+        }
         if (is_wsp(c)) {
             space = true;
             continue;
@@ -57,7 +63,7 @@ std::string canon_header(Canon c, std::string_view name, std::string_view value)
         for (char ch : name)
             if (!is_wsp(ch)) out += util::to_lower(ch);
         out += ':';
-        append_compressed(out, value, true);
+        append_compressed(out, value, true, true);
     }
     out += "\r\n";
     return out;
@@ -94,7 +100,7 @@ void BodyHasher::line(std::string_view text) {
     if (finished_) return;
     if (canon_ == Canon::Relaxed) {
         scratch_.clear();
-        append_compressed(scratch_, text, false);
+        append_compressed(scratch_, text, false, false);
         text = scratch_;
     }
     // An empty line may be one of the trailing ones both forms drop: count

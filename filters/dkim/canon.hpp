@@ -41,8 +41,9 @@ std::optional<Canon> canon_from_name(std::string_view name);
 // the message has them: the value keeps its leading space and its folding
 // (CRLF followed by SP or HTAB before each continuation line).
 //   simple   name + ":" + value + CRLF, byte for byte.
-//   relaxed  the name lowercased and stripped of WSP; the value unfolded,
-//            WSP runs made one SP, WSP at both ends removed.
+//   relaxed  the name lowercased and stripped of WSP; the value unfolded
+//            (every CRLF removed), WSP runs made one SP, WSP at both ends
+//            removed.
 std::string canon_header(Canon c, std::string_view name, std::string_view value);
 
 // A finished body hash: which canonicalization made it (the c= tag's second

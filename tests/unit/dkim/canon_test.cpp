@@ -83,6 +83,15 @@ TEST_CASE("canon: trailing empty lines are dropped, inner ones kept", "[dkim][ca
     CHECK(hash_lines(Canon::Relaxed, {"a", "  ", "b", " "}).base64 == b64sha("a\r\n\r\nb\r\n"));
 }
 
+TEST_CASE("canon: a lone CR or LF is kept, in headers and bodies", "[dkim][canon]") {
+    // Not line ends (the only CRLFs in a value are folds): kept, as dkimpy
+    // keeps them (checked with its canonicalization module), so that the
+    // hashes agree.
+    CHECK(canon_header(Canon::Relaxed, "X", " a\rb\nc \r\n d") == "x:a\rb\nc d\r\n");
+    CHECK(hash_lines(Canon::Relaxed, {"a\rb \r"}).base64 == b64sha("a\rb \r\r\n"));
+    CHECK(hash_lines(Canon::Simple, {"a\rb"}).base64 == b64sha("a\rb\r\n"));
+}
+
 TEST_CASE("canon: WSP at line ends and inside lines", "[dkim][canon]") {
     std::vector<std::string> body = {"a  b\t\tc \t", "\t lead", "end   "};
     CHECK(hash_lines(Canon::Relaxed, body).base64 == b64sha("a b c\r\n lead\r\nend\r\n"));
