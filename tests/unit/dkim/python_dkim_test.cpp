@@ -3,7 +3,7 @@
 // DNS answered from the records key_record() makes. RSA 2048 and Ed25519
 // under every canonicalization pair, both at once, a message with folded
 // fields, odd white space, a '|' and a leading dot, an empty body; tampered
-// copies must fail.
+// copies must fail. And the other way: what dkimpy signs, we verify.
 
 #include <utility>  // before Boost: 1.74's asio uses std::exchange without including it
 
@@ -18,6 +18,7 @@
 
 #include "dkim/record.hpp"
 #include "dkim/signer.hpp"
+#include "dkim/verify.hpp"
 #include "support.hpp"
 
 using namespace postern::dkim;
@@ -50,22 +51,26 @@ assert results[0] == dkim.verify(msg, dnsfunc=dnsfunc)
 print(' '.join(str(r) for r in results))
 )";
 
+// Signs argv[2] with the key in argv[1] (PEM RSA, or a base64 Ed25519 seed)
+// as d=example.org s=py, canonicalization argv[3] ("relaxed/simple"...);
+// prints the DKIM-Signature field and the message.
+constexpr std::string_view kSignScript = R"(import sys
+import dkim
+key = open(sys.argv[1], 'rb').read()
+msg = open(sys.argv[2], 'rb').read()
+header, body = sys.argv[3].encode().split(b'/')
+alg = b'ed25519-sha256' if not key.startswith(b'-----') else b'rsa-sha256'
+sig = dkim.sign(msg, b'py', b'example.org', key, canonicalize=(header, body), signature_algorithm=alg)
+sys.stdout.buffer.write(sig + msg)
+)";
+
 using Dns = std::map<std::string, std::string>;
 
-// Runs the script on `message`; its output line, or the failure.
-std::string python_verify(const std::string& message, const Dns& dns) {
-    TempDir dir;
-    std::string json = "{";
-    for (const auto& [name, txt] : dns) json += (json.size() > 1 ? ", \"" : "\"") + name + "\": \"" + txt + "\"";
-    json += "}";
-    std::string script = dir.write("verify.py", kScript);
-    std::string msg = dir.write("message.eml", message);
-    std::string records = dir.write("dns.json", json);
-
+// Runs /usr/bin/python3 with `args`; its standard output, or the failure.
+std::string run_python(const std::vector<std::string>& args) {
     boost::asio::io_context io;
     std::future<std::string> out, err;
-    bp::child c(bp::exe = kPython, bp::args = std::vector<std::string>{script, msg, records}, bp::std_in.close(),
-                bp::std_out > out, bp::std_err > err, io);
+    bp::child c(bp::exe = kPython, bp::args = args, bp::std_in.close(), bp::std_out > out, bp::std_err > err, io);
     io.run_for(std::chrono::seconds(30));
     // Boost 1.74's child::wait_for sleeps out its whole timeout: poll instead.
     for (int i = 0; i < 3000 && c.running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -76,8 +81,26 @@ std::string python_verify(const std::string& message, const Dns& dns) {
     std::string text = out.get();
     INFO("python3 stderr: " << err.get());
     REQUIRE(c.exit_code() == 0);
+    return text;
+}
+
+// Verifies `message` with dkimpy; its output line.
+std::string python_verify(const std::string& message, const Dns& dns) {
+    TempDir dir;
+    std::string json = "{";
+    for (const auto& [name, txt] : dns) json += (json.size() > 1 ? ", \"" : "\"") + name + "\": \"" + txt + "\"";
+    json += "}";
+    std::string text = run_python(
+        {dir.write("verify.py", kScript), dir.write("message.eml", message), dir.write("dns.json", json)});
     while (!text.empty() && text.back() == '\n') text.pop_back();
     return text;
+}
+
+// `message` signed by dkimpy with `key_text`.
+std::string python_sign(const std::string& message, const std::string& key_text, std::string_view canon) {
+    TempDir dir;
+    return run_python({dir.write("sign.py", kSignScript), dir.write("key", key_text), dir.write("message.eml", message),
+                       std::string(canon)});
 }
 
 std::string sign_message(std::string_view message, const PrivateKey& key, Canon hc, Canon bc,
@@ -162,4 +185,31 @@ TEST_CASE("python3-dkim verifies dual signatures, and not with the wrong key", "
     Dns swapped = {{"ed._domainkey.example.org", key_record(make_ed25519().get())},
                    {"rsa._domainkey.example.org", key_record(rsa2048().pkey.get())}};
     CHECK(python_verify(both, swapped) == "True False");
+}
+
+TEST_CASE("we verify what python3-dkim signs", "[dkim][python]") {
+    // dkimpy reads an Ed25519 key as its base64 seed.
+    std::string seed(32, '\0');
+    std::size_t len = seed.size();
+    REQUIRE(EVP_PKEY_get_raw_private_key(ed25519().pkey.get(), reinterpret_cast<unsigned char*>(seed.data()), &len) ==
+            1);
+    const std::vector<std::pair<const PrivateKey*, std::string>> keys = {
+        {&rsa2048(), pem_traditional(rsa2048().pkey.get())}, {&ed25519(), base64_encode(seed)}};
+    for (const auto& [key, text] : keys) {
+        for (std::string_view canon : {"relaxed/relaxed", "simple/simple", "relaxed/simple", "simple/relaxed"}) {
+            for (const std::string& message : {std::string(joe_message()), odd_message()}) {
+                std::string signed_text = python_sign(message, text, canon);
+                INFO(signed_text);
+                Message m = split_message(signed_text);
+                MessageVerifier v(m.fields);
+                REQUIRE(v.key_names() == std::vector<std::string>{"py._domainkey.example.org"});
+                for (const std::string& l : m.body) v.body_line(l);
+                std::string record = key_record(key->pkey.get());
+                auto verdicts = v.finish([&](std::string_view) { return KeyAnswer{KeyAnswer::Status::Found, record}; });
+                REQUIRE(verdicts.size() == 1);
+                CHECK(verdicts[0].outcome == Outcome::Pass);
+                CHECK(verdicts[0].reason == "");
+            }
+        }
+    }
 }
