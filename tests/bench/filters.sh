@@ -14,7 +14,13 @@
 #             protocol alone;
 #   dkimsign  Debian's filter-dkimsign -d bench.test -s sel -k KEY (RSA 2048,
 #             generated once into KEYDIR): data-line and commit, holds the
-#             message until "." and signs it.
+#             message until "." and signs it;
+#   dkimsign-ed25519  the same with -a ed25519-sha256 and an Ed25519 key;
+#   dkim-rsa, dkim-ed25519  postern's own filter-dkim (build-bench/filter-dkim)
+#             with the same RSA key, or the Ed25519 key (relaxed/relaxed);
+#             it signs by the From domain, so the key is the table's "*"
+#             default (smtp-source's From is @client.test; filter-dkimsign
+#             signs whatever the From).
 # The filter runs as the daemon's filter user (postern: _postern; OpenSMTPD:
 # opensmtpd), so the key is made readable by exactly those two (owner
 # _postern, group opensmtpd, mode 0440).
@@ -51,7 +57,7 @@
 # Needs root, the harness's setup.sh done (smtp-source in /opt/postfix,
 # benchuser, the backlog shim), the users _postern and opensmtpd, the package
 # opensmtpd-filter-dkimsign, openssl, and the build-bench targets posternd
-# postern-local table_file delivery_maildir delivery_mbox bench_filter_proceed.
+# postern-local table_file delivery_maildir delivery_mbox bench_filter_proceed filter-dkim.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 export BENCH=${BENCH:-/work/shared/bench}
@@ -66,6 +72,7 @@ OSMTPD_USER=${OSMTPD_USER:-opensmtpd}
 KEYDIR=${KEYDIR:-/tmp/bench-filters-key} KEY=
 PROCEED=$POSTERN_BUILD/tests/bench/bench_filter_proceed
 DKIMSIGN=${DKIMSIGN:-/usr/libexec/opensmtpd/filter-dkimsign}
+OWN_DKIM=$POSTERN_BUILD/filter-dkim
 RES=$HERE/results
 OUT=${OUT:-$RES/raw-filters.jsonl}
 case $OUT in /*) ;; *) OUT=$HERE/$OUT ;; esac
@@ -79,7 +86,7 @@ mkdir -p "$(dirname "$OUT")"
 [ -s "$OUT" ] && [ "${APPEND:-0}" != 1 ] && die "$OUT exists: move it away or set APPEND=1"
 [ -x "$PF_SBIN"/smtp-source ] || die "$PF_SBIN/smtp-source missing (run $BENCH/setup.sh)"
 [ -f "$BENCH_DIR"/.build/listen-backlog.so ] || die "backlog shim missing (run $BENCH/setup.sh)"
-for f in posternd postern-local plugins/delivery-maildir.so tests/bench/bench_filter_proceed; do
+for f in posternd postern-local plugins/delivery-maildir.so tests/bench/bench_filter_proceed filter-dkim; do
     [ -e "$POSTERN_BUILD/$f" ] || die "$POSTERN_BUILD/$f missing: build posternd postern-local table_file delivery_maildir delivery_mbox bench_filter_proceed"
 done
 [ -x "$DKIMSIGN" ] || die "$DKIMSIGN missing (package opensmtpd-filter-dkimsign)"
@@ -97,7 +104,12 @@ if [ ! -s "$KEY" ]; then
         sed 's/^/v=DKIM1; k=rsa; p=/' >"$KEYDIR"/sel.txt   # the TXT record sel._domainkey.bench.test
     mv "$KEY.tmp" "$KEY"
 fi
-chown _postern:"$(id -gn "$OSMTPD_USER")" "$KEY"; chmod 440 "$KEY"
+ED_KEY=$KEYDIR/ed.key
+if [ ! -s "$ED_KEY" ]; then
+    openssl genpkey -algorithm ed25519 -out "$ED_KEY.tmp" 2>/dev/null || die "openssl genpkey failed"
+    mv "$ED_KEY.tmp" "$ED_KEY"
+fi
+chown _postern:"$(id -gn "$OSMTPD_USER")" "$KEY" "$ED_KEY"; chmod 440 "$KEY" "$ED_KEY"
 
 # filter_cmd FILTER: the proc-exec command of a configuration.
 filter_cmd() {
@@ -105,7 +117,10 @@ filter_cmd() {
     none) echo "" ;;
     proceed) echo "$PROCEED" ;;
     dkimsign) echo "$DKIMSIGN -d bench.test -s sel -k $KEY" ;;
-    *) die "unknown filter $1 (none, proceed, dkimsign)" ;;
+    dkimsign-ed25519) echo "$DKIMSIGN -a ed25519-sha256 -d bench.test -s ed -k $ED_KEY" ;;
+    dkim-rsa) echo "$OWN_DKIM -d '*' -s sel -k $KEY" ;;
+    dkim-ed25519) echo "$OWN_DKIM -d '*' -s ed -k $ED_KEY" ;;
+    *) die "unknown filter $1 (none, proceed, dkimsign, dkimsign-ed25519, dkim-rsa, dkim-ed25519)" ;;
     esac
 }
 
@@ -118,10 +133,11 @@ done
 
 # Every filter must be runnable, and the key readable, by both filter users.
 for u in _postern "$OSMTPD_USER"; do
-    for f in "$PROCEED" "$DKIMSIGN"; do
+    for f in "$PROCEED" "$DKIMSIGN" "$OWN_DKIM"; do
         runuser -u "$u" -- test -x "$f" || die "$u cannot run $f (folders on the way must be searchable)"
     done
     runuser -u "$u" -- test -r "$KEY" || die "$u cannot read $KEY"
+    runuser -u "$u" -- test -r "$ED_KEY" || die "$u cannot read $ED_KEY"
 done
 
 # wait_banner PORT SECONDS: until a session gets its 220 greeting (then QUIT).
