@@ -1,19 +1,27 @@
-// filter-dkim: DKIM signing for postern and OpenSMTPD (filter protocol on
-// stdin/stdout). See docs/filter-dkim.8.
+// filter-dkim: DKIM signing, or verifying, for postern and OpenSMTPD
+// (filter protocol on stdin/stdout). See docs/filter-dkim.8.
 //
 //   filter-dkim [-c CANON] [-h HEADERS] [-x SECONDS] -t KEYTABLE
 //   filter-dkim [-c CANON] [-h HEADERS] [-x SECONDS] -d DOMAIN -s SELECTOR -k KEYFILE [-d ... -s ... -k ...]
+//   filter-dkim -V [-a AUTHSERV-ID] [-r IP[:PORT]]
 //
-// Every key is loaded before the filter registers: a key that cannot be
-// used stops it at start-up with the file and the reason, exit status 1.
+// Signing: every key is loaded before the filter registers: a key that
+// cannot be used stops it at start-up with the file and the reason, exit
+// status 1. Verifying (-V) needs no key: each message gets an
+// Authentication-Results field, the keys looked up in the DNS (the system's
+// resolvers, or the one -r names).
 #include <unistd.h>
+
+#include <uv.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <string_view>
 
+#include "dkim/dns.hpp"
 #include "dkim/sign_filter.hpp"
+#include "dkim/verify_filter.hpp"
 #include "filter.hpp"
 
 namespace {
@@ -25,7 +33,8 @@ using namespace postern;
                  "filter-dkim: %s\n"
                  "usage: filter-dkim [-c header/body] [-h field:field...] [-x seconds] -t keytable\n"
                  "       filter-dkim [-c header/body] [-h field:field...] [-x seconds] "
-                 "-d domain -s selector -k keyfile [-d ... -s ... -k ...]\n",
+                 "-d domain -s selector -k keyfile [-d ... -s ... -k ...]\n"
+                 "       filter-dkim -V [-a authserv-id] [-r ip[:port]]\n",
                  why);
     std::exit(2);
 }
@@ -47,13 +56,19 @@ struct Args {
     std::string canon = "relaxed/relaxed";
     std::string headers;
     std::string expire;
+    bool signing = false;  // any signing option given
+    // Verifying.
+    bool verify = false;  // -V
+    std::string authserv_id;
+    std::string resolver;
 };
 
 Args parse_args(int argc, char** argv) {
     Args a;
     std::string domain, selector;
     int c;
-    while ((c = getopt(argc, argv, "c:d:h:k:s:t:x:")) != -1) {
+    while ((c = getopt(argc, argv, "a:c:d:h:k:r:s:t:Vx:")) != -1) {
+        a.signing = a.signing || std::string_view("cdhkstx").find(static_cast<char>(c)) != std::string_view::npos;
         switch (c) {
         case 'c': a.canon = optarg; break;
         case 'd': domain = optarg; break;
@@ -65,10 +80,20 @@ Args parse_args(int argc, char** argv) {
         case 'h': a.headers = optarg; break;
         case 't': a.table = optarg; break;
         case 'x': a.expire = optarg; break;
+        case 'V': a.verify = true; break;
+        case 'a': a.authserv_id = optarg; break;
+        case 'r': a.resolver = optarg; break;
         default: usage("unknown option");
         }
     }
     if (optind != argc) usage("unexpected argument");
+    if (a.verify) {
+        if (a.signing) usage("-V verifies: the signing options -c -d -h -k -s -t -x do not go with it");
+        if (!a.authserv_id.empty() && !dkim::is_authserv_id(a.authserv_id))
+            usage("-a: a host name (no spaces, quotes or ;()<>@,:/[]?=)");
+        return a;
+    }
+    if (!a.authserv_id.empty() || !a.resolver.empty()) usage("-a and -r go with -V");
     if (a.table.empty() == a.triples.empty()) usage("give either -t keytable or -d/-s/-k");
     return a;
 }
@@ -98,9 +123,29 @@ dkim::SignConfig config_of(const Args& a) {
     return cfg;
 }
 
+int verify(const Args& a) {
+    uv_loop_t* loop = uv_default_loop();
+    dkim::TxtResolver::Options o;
+    o.servers = a.resolver;
+    auto resolver = dkim::TxtResolver::create(loop, o);
+    if (!resolver) {
+        std::fprintf(stderr, "filter-dkim: %s\n", resolver.error().text.c_str());
+        return 1;
+    }
+    int status = 0;
+    {
+        dkim::VerifyFilter filter(std::move(resolver).value(), {a.authserv_id, {}});
+        status = filterlib::run(filter, loop, {"filter-dkim", 0, 1});
+    }
+    uv_run(loop, UV_RUN_NOWAIT);  // let the resolver's closed handles go
+    return status;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    dkim::SignFilter filter(config_of(parse_args(argc, argv)));
+    Args args = parse_args(argc, argv);
+    if (args.verify) return verify(args);
+    dkim::SignFilter filter(config_of(args));
     return filterlib::run(filter, nullptr, {"filter-dkim", 0, 1});
 }
