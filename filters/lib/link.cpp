@@ -1,6 +1,7 @@
 // filters/lib/link.cpp — see link.hpp and filter.hpp.
 #include "link.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -60,6 +61,15 @@ Link::~Link() { finish(); }
 
 bool Link::start() {
     auto open = [this](int fd) -> Pipe* {
+        // libuv polls the descriptor with epoll, which refuses regular files
+        // and /dev/null: say so rather than abort in libuv.
+        struct stat st {};
+        if (fstat(fd, &st) != 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))) {
+            std::fprintf(stderr, "%s: descriptor %d is not a pipe or socket (run me from posternd or smtpd)\n",
+                         options_.name.c_str(), fd);
+            if (fd != options_.in_fd && fd >= 0) ::close(fd);
+            return nullptr;
+        }
         auto* p = new Pipe{};  // NOLINT(cppcoreguidelines-owning-memory): freed by finish()'s close callback
         p->owner = this;
         p->handle.data = p;

@@ -2,6 +2,7 @@
 // end of a socketpair, the test playing the daemon on the other: the lines
 // it writes, the sessions it keeps, the answers in the right layout, data
 // lines unstuffed for the filter and stuffed back, and how it ends.
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -200,5 +201,18 @@ TEST_CASE("filterlib: a line it cannot read ends it with status 1") {
         close(d.fd[0]);
         d.fd[0] = -1;
         uv_loop_close(&r.loop);
+    }
+}
+
+TEST_CASE("filterlib: a regular file or /dev/null as input is refused with status 1, not an abort") {
+    for (const char* path : {"/dev/null", "/etc/hostname"}) {
+        int fd = open(path, O_RDONLY);
+        REQUIRE(fd >= 0);
+        TestFilter f;
+        uv_loop_t loop{};
+        uv_loop_init(&loop);
+        CHECK(run(f, &loop, {"test-filter", fd, fd}) == 1);
+        uv_loop_close(&loop);
+        close(fd);
     }
 }
