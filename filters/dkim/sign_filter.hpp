@@ -2,8 +2,9 @@
 // filter library (filters/lib): every message that passes is held until its
 // end (a signature goes on top, and covers the whole body), then written
 // back with one DKIM-Signature per key the key table gives for its From
-// domain. A message with no key for its domain, or one that cannot be
-// signed (no From), goes on unsigned; the reason is on stderr.
+// domain. A message with no key for its domain goes on unsigned, silently
+// (that is what the key table says); one that cannot be signed (no From, a
+// crypto failure) goes on unsigned with the reason on stderr.
 //
 // Depends on: dkim (signer, key_table, headers, canon), filters/lib.
 #pragma once

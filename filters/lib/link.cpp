@@ -60,13 +60,13 @@ Link::Link(uv_loop_t* loop, Filter& filter, RunOptions options)
 Link::~Link() { finish(); }
 
 bool Link::start() {
-    auto open = [this](int fd) -> Pipe* {
+    auto open = [this](int fd, int named) -> Pipe* {
         // libuv polls the descriptor with epoll, which refuses regular files
         // and /dev/null: say so rather than abort in libuv.
         struct stat st {};
         if (fstat(fd, &st) != 0 || !(S_ISSOCK(st.st_mode) || S_ISFIFO(st.st_mode))) {
             std::fprintf(stderr, "%s: descriptor %d is not a pipe or socket (run me from posternd or smtpd)\n",
-                         options_.name.c_str(), fd);
+                         options_.name.c_str(), named);
             if (fd != options_.in_fd && fd >= 0) ::close(fd);
             return nullptr;
         }
@@ -75,7 +75,7 @@ bool Link::start() {
         p->handle.data = p;
         uv_pipe_init(loop_, &p->handle, 0);
         if (uv_pipe_open(&p->handle, fd) != 0) {
-            std::fprintf(stderr, "%s: descriptor %d is not a pipe or socket\n", options_.name.c_str(), fd);
+            std::fprintf(stderr, "%s: descriptor %d is not a pipe or socket\n", options_.name.c_str(), named);
             uv_close(reinterpret_cast<uv_handle_t*>(&p->handle),
                      [](uv_handle_t* h) { delete static_cast<Pipe*>(h->data); });  // NOLINT
             return nullptr;
@@ -84,8 +84,8 @@ bool Link::start() {
     };
     // stdin and stdout are usually one socket: libuv must not see one
     // descriptor in two handles, so the output gets a duplicate.
-    in_ = open(options_.in_fd);
-    out_ = in_ ? open(dup(options_.out_fd)) : nullptr;
+    in_ = open(options_.in_fd, options_.in_fd);
+    out_ = in_ ? open(dup(options_.out_fd), options_.out_fd) : nullptr;
     if (!in_ || !out_) {
         status_ = 1;
         finish();
