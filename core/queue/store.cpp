@@ -240,7 +240,8 @@ public:
         w.alive = true;  // from here on a failure must delete the folder
         std::size_t first_item = items_.size();
         Fd folder = open_dir(incoming_, m.msgid);
-        bool written = folder && write_file(folder.get(), index, m.msgid, kMessageFile, m.data);
+        bool written = folder &&
+                       write_file(folder.get(), index, m.msgid, kMessageFile, m.data, m.file ? m.file->get() : -1);
         for (std::size_t i = 0; written && i < m.envelopes.size(); ++i)
             written = write_file(folder.get(), index, m.msgid, m.envelopes[i].id, encode(m.envelopes[i]));
         if (!written) {
@@ -314,14 +315,14 @@ private:
     }
 
     bool write_file(int folder, std::size_t index, const std::string& msgid, const std::string& name,
-                    std::string_view data) {
+                    std::string_view data, int from = -1) {
         std::string path = msgid + "/" + name;
         Fd fd(::openat(folder, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode));
         if (!fd) {
             last_error_ = sys_error("incoming/" + path, "create");
             return false;
         }
-        if (!write_all(fd.get(), data)) {
+        if (!write_all(fd.get(), data) || (from >= 0 && !copy_from(from, fd.get()))) {
             last_error_ = sys_error("incoming/" + path, "write");
             return false;
         }
@@ -334,6 +335,29 @@ private:
         }
         items_.push_back({index, std::move(path), keep(std::move(fd)), {}});
         return true;
+    }
+
+    // The whole of `from` (read from its start) after what `to` holds: in
+    // the kernel when it can (copy_file_range), by read and write if not.
+    static bool copy_from(int from, int to) {
+        loff_t in = 0;
+        for (;;) {
+            ssize_t n = ::copy_file_range(from, &in, to, nullptr, 1 << 30, 0);
+            if (n > 0) continue;
+            if (n == 0) return true;
+            if (errno == EINTR) continue;
+            if (errno != EXDEV && errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) return false;
+            break;
+        }
+        char buf[64 * 1024];
+        for (;;) {
+            ssize_t n = ::pread(from, buf, sizeof buf, in);
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0) return false;
+            if (n == 0) return true;
+            if (!write_all(to, std::string_view(buf, static_cast<std::size_t>(n)))) return false;
+            in += n;
+        }
     }
 
     Fd keep(Fd fd) {

@@ -17,12 +17,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "queue/envelope.hpp"
+#include "util/fd.hpp"
 
 namespace postern::queue {
 
@@ -38,6 +40,10 @@ public:
         std::string msgid;
         std::string data;                 // the message, LF line ends
         std::vector<Envelope> envelopes;  // at least one
+        // For a large message, what follows `data`: the contents of this
+        // file from its start (a session's temporary file,
+        // smtpd/message_buffer.hpp), copied into the message's own file.
+        std::shared_ptr<const util::Fd> file;
     };
     // Commit several messages with one round of fsyncs. On return every
     // message is either durable in queue/ or absent; ok[i] says which.

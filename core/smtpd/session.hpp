@@ -23,6 +23,7 @@
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/dsn_params.hpp"
+#include "smtpd/message_buffer.hpp"
 #include "smtpd/server.hpp"
 #include "tls/connection.hpp"
 
@@ -96,8 +97,10 @@ private:
     void cmd_rset(const smtp::Command& c);
     void feed_data();
     void finish_data();
-    // `has_received`: the message already starts with our Received: (it went through the filters)
-    void commit_message(std::string message, bool has_received = false);
+    // `has_received`: the message already starts with our Received: (it went
+    // through the filters); `file`: the rest of it, after `message`.
+    void commit_message(std::string message, bool has_received = false, std::shared_ptr<const util::Fd> file = nullptr,
+                        std::uint64_t file_size = 0);
 
     void dispatch(const smtp::Command& c);
 
@@ -113,6 +116,7 @@ private:
     void filter_tx_result(bool rcpt, int code, const std::string& address);
     void filter_rollback();
     void filter_commit();
+    void commit_buffer(std::shared_ptr<MessageBuffer> out);
     // The message through the data-line filters, streamed as it arrives
     // (session_data.cpp); without data-line filters, handed on whole.
     void stream_begin();
@@ -160,8 +164,10 @@ private:
         bool sent_end = false;
         int refusal_code = 0;  // the message fails the session's checks: refused once the filters are done
         std::string refusal;
-        std::string out;  // what the last filter gave back, unstuffed
+        // What the last filter gave back, unstuffed: in memory, in a file when large.
+        std::shared_ptr<MessageBuffer> out;
     };
+    FilterStream new_stream();
     std::optional<FilterStream> stream_;
     int client_port_ = 0, local_port_ = 0;
     std::string client_ip_;

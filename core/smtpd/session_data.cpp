@@ -143,10 +143,12 @@ std::string SmtpSession::received_header(const std::string& msgid) const {
     return h;
 }
 
-void SmtpSession::commit_message(std::string body, bool has_received) {
+void SmtpSession::commit_message(std::string body, bool has_received, std::shared_ptr<const util::Fd> file,
+                                 std::uint64_t file_size) {
     const SmtpContext& ctx = server_.ctx();
     queue::Store::Message msg;
     msg.msgid = tx_.msgid.empty() ? queue::new_message_id() : tx_.msgid;
+    msg.file = std::move(file);
     if (has_received) {
         msg.data = std::move(body);
     } else {
@@ -171,7 +173,7 @@ void SmtpSession::commit_message(std::string body, bool has_received) {
             msg.envelopes.push_back(std::move(e));
         }
     }
-    size_t size = msg.data.size();
+    size_t size = msg.data.size() + file_size;
     std::string msgid = msg.msgid;
     auto envelopes = msg.envelopes;  // for ctx.queued once durable
     tx_ = {};
@@ -227,8 +229,14 @@ void SmtpSession::commit_message(std::string body, bool has_received) {
 // until its end, for the loop count and `masquerade`. What the last filter
 // gives back is the message stored.
 
+SmtpSession::FilterStream SmtpSession::new_stream() {
+    FilterStream st;
+    st.out = std::make_shared<MessageBuffer>(server_.loop(), server_.ctx().store->dir() + "/incoming");
+    return st;
+}
+
 void SmtpSession::stream_begin() {
-    stream_.emplace();
+    stream_.emplace(new_stream());
     chain_->data_begin();
     if (tx_.junk) stream_send("X-Spam: Yes");
     std::string received = received_header(tx_.msgid);
@@ -309,11 +317,11 @@ void SmtpSession::stream_end(const smtp::DataReader& reader) {
 
 // No data-line filter: the message goes to the commit phase whole.
 void SmtpSession::unstreamed(std::string body) {
-    stream_.emplace();
+    stream_.emplace(new_stream());
     stream_->sent_end = true;
-    if (tx_.junk) stream_->out = "X-Spam: Yes\n";
-    stream_->out += received_header(tx_.msgid);
-    stream_->out += body;
+    if (tx_.junk) stream_->out->append("X-Spam: Yes\n");
+    stream_->out->append(received_header(tx_.msgid));
+    stream_->out->append(body);
     filter_commit();
 }
 

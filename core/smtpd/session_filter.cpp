@@ -200,8 +200,8 @@ void SmtpSession::filters_writable() { update_reading(); }
 
 void SmtpSession::data_output(std::string_view line) {
     if (!stream_) return;
-    stream_->out += filter::dot_unstuff(line);
-    stream_->out += '\n';
+    stream_->out->append(filter::dot_unstuff(line));
+    stream_->out->append("\n");
 }
 
 void SmtpSession::data_output_end() {
@@ -227,7 +227,7 @@ void SmtpSession::data_output_end() {
 // The commit phase, then the queue.
 void SmtpSession::filter_commit() {
     auto done = [this](filterhost::Verdict v) {
-        std::string out = std::move(stream_->out);
+        std::shared_ptr<MessageBuffer> out = std::move(stream_->out);
         stream_.reset();
         busy_ = false;
         using K = filterhost::Verdict::Kind;
@@ -240,7 +240,7 @@ void SmtpSession::filter_commit() {
             reply(v.code, v.text);
             if (v.kind == K::Disconnect) close_after_flush();
         } else {
-            commit_message(std::move(out), true);
+            return commit_buffer(std::move(out));
         }
         process();
         flush();
@@ -249,6 +249,24 @@ void SmtpSession::filter_commit() {
     busy_ = true;
     if (!chain_->wants(filter::Phase::Commit)) return done({});
     chain_->request(filter::Phase::Commit, "", done);
+}
+
+// The filtered message to the queue, once its file (if large) is written.
+void SmtpSession::commit_buffer(std::shared_ptr<MessageBuffer> out) {
+    busy_ = true;
+    out->finish([weak = weak_from_this(), out](bool ok, const std::string& error) {
+        auto self = weak.lock();
+        if (!self || self->state_ == State::Closing) return;
+        if (ok) return self->commit_message(out->take_data(), true, out->file(), out->in_file() ? out->size() : 0);
+        log::error(log::Line(self->id_ + " queue commit-failed").kv("error", "cannot write the message: " + error));
+        self->busy_ = false;
+        self->filter_rollback();
+        self->tx_ = {};
+        self->reply(451, "4.3.0 Temporary queue failure, try again later");
+        self->process();
+        self->flush();
+        self->update_reading();
+    });
 }
 
 // ---- filterhost::SessionEvents ----

@@ -45,7 +45,7 @@ Store::Message numbered(unsigned n) {
     e.msgid = msgid;
     e.id = std::string(msgid) + "00000001";
     e.rcpt = "user" + std::to_string(n) + "@example.org";
-    return Store::Message{msgid, "message " + std::to_string(n) + "\n", {e}};
+    return Store::Message{msgid, "message " + std::to_string(n) + "\n", {e}, nullptr};
 }
 
 }  // namespace

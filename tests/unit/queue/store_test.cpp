@@ -54,7 +54,7 @@ Envelope envelope(const std::string& msgid, const std::string& tail, const std::
 }
 
 Store::Message message(const std::string& msgid, int recipients, std::string data) {
-    Store::Message m{msgid, std::move(data), {}};
+    Store::Message m{msgid, std::move(data), {}, nullptr};
     for (int i = 0; i < recipients; ++i) {
         char tail[9];
         std::snprintf(tail, sizeof tail, "%08x", i + 1);
@@ -352,4 +352,25 @@ TEST_CASE("unused_message_id returns a fresh id", "[store]") {
     CHECK(id.size() == 8);
     CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
     CHECK_FALSE(fs::exists(tmp.path() + "/spool/queue/" + id));
+}
+
+TEST_CASE("store: a message whose rest is in a file is committed whole, the file read from its start") {
+    TempDir dir;
+    Store store(dir.path());
+    std::string error;
+    REQUIRE(store.open(&error));
+    // An unlinked temporary file in incoming/, as a session's MessageBuffer makes it.
+    int fd = ::open((dir.path() + "/incoming").c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    auto file = std::make_shared<postern::util::Fd>(fd);
+    std::string rest;
+    for (int i = 0; i < 20000; ++i) rest += "line " + std::to_string(i) + " of a large message\n";
+    REQUIRE(::write(fd, rest.data(), rest.size()) == static_cast<ssize_t>(rest.size()));  // its offset is now the end
+    Store::Message m = message("0000abcd", 1, "Received: by test\n");
+    m.file = file;
+    std::vector<bool> ok;
+    store.commit({&m}, ok, &error);
+    REQUIRE(ok == std::vector<bool>{true});
+    CHECK(read_file(store.message_path("0000abcd")) == "Received: by test\n" + rest);
+    CHECK(entries(dir.path() + "/incoming").empty());
 }
