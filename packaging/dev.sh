@@ -24,7 +24,8 @@ packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
           libyaml-cpp-dev libboost-dev catch2 libcrypt-dev libc-ares-dev libcurl4-openssl-dev python3 swaks libnet-ssleay-perl openssl
           dnsmasq-base opensmtpd
           opensmtpd-filter-dkimsign opensmtpd-filter-rspamd opensmtpd-filter-senderscore rspamd
-          python3-dkim python3-nacl)
+          python3-dkim python3-nacl
+          libdb5.3-dev db5.3-util sqlite3 opensmtpd-extras dovecot-lmtpd)
 
 install_packages() {
     local missing=()

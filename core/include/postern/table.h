@@ -50,6 +50,24 @@
 extern "C" {
 #endif
 
+/* Lookup services: what the core asks a table for (OpenSMTPD's K_* values,
+ * so a proc table program's numbers pass through unchanged). A backend whose
+ * answer depends on the service (sqlite's query_* statements, a table
+ * program) implements lookup_service and fetch; one that holds plain
+ * key -> value entries (file, db) needs neither. */
+#define POSTERN_SERVICE_ALIAS 0x001u       /* key: local part, address, "@domain", "@"; value: alias list */
+#define POSTERN_SERVICE_DOMAIN 0x002u      /* key: domain; found = matches */
+#define POSTERN_SERVICE_CREDENTIALS 0x004u /* key: user name or relay label; value: "user:hash" or "user:password" */
+#define POSTERN_SERVICE_NETADDR 0x008u     /* key: IP address text; found = matches */
+#define POSTERN_SERVICE_USERINFO 0x010u    /* key: user name; value: "uid:gid:/home" */
+#define POSTERN_SERVICE_SOURCE 0x020u      /* fetch: a source IP address */
+#define POSTERN_SERVICE_MAILADDR 0x040u    /* key: address; found = matches */
+#define POSTERN_SERVICE_ADDRNAME 0x080u    /* key: local IP address; value: host name */
+#define POSTERN_SERVICE_MAILADDRMAP 0x100u /* key: user name; value: comma list of address patterns */
+#define POSTERN_SERVICE_RELAYHOST 0x200u   /* key: domain (or fetch); value: relay URL */
+#define POSTERN_SERVICE_STRING 0x400u      /* key: a string; found = matches */
+#define POSTERN_SERVICE_ALL 0x7ffu
+
 /* Table flags reported by `open` and `reload`. */
 #define POSTERN_TABLE_ITERABLE 0x1u /* iterate() lists every entry (iterate must not be NULL) */
 #define POSTERN_TABLE_LIST 0x2u     /* entries have keys only (a list) */
@@ -104,7 +122,30 @@ struct postern_table_plugin {
      * daemon exits. */
     void (*close)(void* handle);
 
-    /* Members added later in ABI 1 go here; check struct_size (abi.h). */
+    /* --- added in ABI 1 after its first release (tables with queries) --- */
+
+    /* Lookup of `key` for one POSTERN_SERVICE_* `service`. Same contract as
+     * lookup: cb once with the value and POSTERN_OK, POSTERN_NOTFOUND, or
+     * POSTERN_TEMPFAIL with a reason. For the services answered by a match
+     * (domain, netaddr, mailaddr, string) the key is the subject being
+     * tested and found means it matches; the backend does its own matching
+     * (usually an exact SQL WHERE). May be NULL: the core then calls lookup,
+     * whatever the service. */
+    int (*lookup_service)(void* handle, uint32_t service, const char* key, postern_table_value_cb cb, void* ctx,
+                          char* err, size_t errlen);
+
+    /* The next value of a rotating service (POSTERN_SERVICE_SOURCE or
+     * RELAYHOST: `relay src <t>`, `relay host <t>`): cb once and POSTERN_OK,
+     * POSTERN_NOTFOUND when there is none, or POSTERN_TEMPFAIL. May be NULL:
+     * the core then takes the values by iterate, or refuses the table for
+     * that use when it cannot be listed. */
+    int (*fetch)(void* handle, uint32_t service, postern_table_value_cb cb, void* ctx, char* err, size_t errlen);
+
+    /* The POSTERN_SERVICE_* mask this handle can answer (what its config
+     * file has queries for), so that `posternd -n` refuses a table used
+     * for a service it lacks. May be NULL: every service. */
+    uint32_t (*services)(void* handle);
+};
 };
 
 /* The struct as ABI 1 first had it: a plugin's struct_size may not be less. */
