@@ -145,7 +145,8 @@ struct postern_table_plugin {
      * file has queries for), so that `posternd -n` refuses a table used
      * for a service it lacks. May be NULL: every service. */
     uint32_t (*services)(void* handle);
-};
+
+    /* Members added later in ABI 1 go here; check struct_size (abi.h). */
 };
 
 /* The struct as ABI 1 first had it: a plugin's struct_size may not be less. */
