@@ -84,7 +84,7 @@ Check check_credentials(table::Table* table, std::string_view user, std::string_
     }
     if (user.empty()) return Check::Bad;
     std::string value, lookup_error;
-    switch (table->lookup(table::lowercase(user), &value, &lookup_error)) {
+    switch (table->lookup(table::Service::Credentials, table::lowercase(user), &value, &lookup_error)) {
     case table::Result::TempFail:
         if (error) *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
         return Check::TempFail;

@@ -34,7 +34,7 @@ Check sender_allowed(table::Table* table, std::string_view user, std::string_vie
     if (mail_from.size() >= 2 && mail_from.front() == '<' && mail_from.back() == '>')
         mail_from = mail_from.substr(1, mail_from.size() - 2);
     std::string value, lookup_error;
-    switch (table->lookup(table::lowercase(user), &value, &lookup_error)) {
+    switch (table->lookup(table::Service::Mailaddrmap, table::lowercase(user), &value, &lookup_error)) {
     case table::Result::TempFail:
         if (error) *error = "table " + table->name() + ": " + (lookup_error.empty() ? "lookup failed" : lookup_error);
         return Check::TempFail;

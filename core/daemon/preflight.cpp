@@ -142,6 +142,49 @@ void check_tables(const config::Config& cfg, const std::string& dir, table::Regi
     for (auto& e : errors) out.formatted(std::move(e));
 }
 
+// A table whose backend asks one query per service (sqlite, a table
+// program) must have one for each use the configuration makes of it.
+void check_table_uses(const config::Config& cfg, const table::Registry& tables, Problems& out) {
+    auto need = [&](const std::string& name, table::Service service, const config::Location& where,
+                    const std::string& use) {
+        const table::Table* t = name.empty() ? nullptr : tables.find(name);
+        if (t && !t->supports(service))
+            out.at(where, "table " + name + " cannot answer " + table::service_name(service) + " lookups (its " +
+                              "backend has no query for them), which " + use + " needs; add one to its " +
+                              "configuration or use another table");
+    };
+    for (const auto& l : cfg.listeners) {
+        need(l.auth_table, table::Service::Credentials, l.where, "auth <" + l.auth_table + ">");
+        need(l.senders_table, table::Service::Mailaddrmap, l.where, "senders <" + l.senders_table + ">");
+        need(l.hostnames_table, table::Service::Addrname, l.where, "hostnames <" + l.hostnames_table + ">");
+    }
+    for (const auto& a : cfg.actions) {
+        need(a.alias_table, table::Service::Alias, a.where, "alias <" + a.alias_table + ">");
+        need(a.virtual_table, table::Service::Alias, a.where, "virtual <" + a.virtual_table + ">");
+        need(a.userbase_table, table::Service::Userinfo, a.where, "userbase <" + a.userbase_table + ">");
+        const config::Relay& r = a.relay;
+        need(r.domain_table, table::Service::Relayhost, a.where, "domain <" + r.domain_table + ">");
+        need(r.helo_src_table, table::Service::Addrname, a.where, "helo-src <" + r.helo_src_table + ">");
+        need(r.src_table, table::Service::Source, a.where, "src <" + r.src_table + ">");
+        need(r.auth_table, table::Service::Credentials, a.where, "auth <" + r.auth_table + ">");
+    }
+    using Kind = config::Criterion::Kind;
+    for (const auto& rule : cfg.rules)
+        for (const auto& c : rule.criteria) {
+            if (c.table.empty() || c.regex) continue;
+            switch (c.kind) {
+            case Kind::FromSrc: need(c.table, table::Service::Netaddr, c.where, "from src"); break;
+            case Kind::FromRdns:
+            case Kind::Helo:
+            case Kind::ForDomain: need(c.table, table::Service::Domain, c.where, "this match"); break;
+            case Kind::ForRcptTo:
+            case Kind::RcptTo:
+            case Kind::MailFrom: need(c.table, table::Service::Mailaddr, c.where, "this match"); break;
+            default: break;
+            }
+        }
+}
+
 // ---- listeners ----
 
 struct Interface {
@@ -354,6 +397,7 @@ std::vector<std::string> preflight(const config::Config& cfg, const PreflightPat
     check_folder("queue path", paths.spool, paths.spool, out);
     check_folder("control socket", paths.control, fs::path(paths.control).parent_path(), out);
     check_tables(cfg, paths.plugins, tables, out);
+    check_table_uses(cfg, tables, out);
     for (const auto& l : cfg.listeners) check_listener(l, out);
     check_actions(cfg, paths.plugins, out);
     return out.take();

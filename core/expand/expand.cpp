@@ -110,7 +110,7 @@ bool Expander::lookup(const std::string& key, std::string* value, bool* found) {
         return expansion_problem("expansion of " + recipient_ + " needs more than " + std::to_string(kMaxLookups) +
                                  " lookups");
     std::string why;
-    switch (table()->lookup(key, value, &why)) {
+    switch (table()->lookup(table::Service::Alias, key, value, &why)) {
     case table::Result::Found: *found = true; return true;
     case table::Result::NotFound: *found = false; return true;
     case table::Result::TempFail: break;

@@ -77,7 +77,7 @@ Status lookup_user(table::Table* userbase, std::string_view name, UserInfo* out,
     std::string key = table::lowercase(name);
     if (!userbase) return lookup_system(key, out, error);
     std::string value, why;
-    switch (userbase->lookup(key, &value, &why)) {
+    switch (userbase->lookup(table::Service::Userinfo, key, &value, &why)) {
     case table::Result::NotFound: return Status::NotFound;
     case table::Result::TempFail:
         *error = "userbase <" + userbase->name() + ">: " + (why.empty() ? "lookup failed" : why);

@@ -80,7 +80,8 @@ std::string RelayRouter::batch_key(const config::Action& action, const queue::En
     std::string domain = domain_of(e.dest);
     std::string value, error;
     table::Table* t = r.domain_table.empty() ? nullptr : tables_.find(r.domain_table);
-    if (t && t->lookup(domain, &value, &error) == table::Result::Found) return action.name + "\nhost " + value;
+    if (t && t->lookup(table::Service::Relayhost, domain, &value, &error) == table::Result::Found)
+        return action.name + "\nhost " + value;
     return action.name + "\nmx " + domain;
 }
 
@@ -168,7 +169,8 @@ bool RelayRouter::smarthosts(const config::Relay& r, const queue::Envelope& e, s
     if (!r.domain_table.empty()) {
         table::Table* t = tables_.find(r.domain_table);
         std::string value;
-        auto res = t ? t->lookup(domain_of(e.dest), &value, &error) : table::Result::TempFail;
+        auto res = t ? t->lookup(table::Service::Relayhost, domain_of(e.dest), &value, &error)
+                     : table::Result::TempFail;
         if (res == table::Result::TempFail) return *why = "relay: table " + r.domain_table + ": " + error, false;
         if (res == table::Result::Found) {
             std::string bad;
@@ -190,7 +192,7 @@ bool RelayRouter::credentials(const config::Relay& r, const std::vector<relay::R
         // Hosts of a failover list may share one account: one token per label.
         if (u.label.empty() || out->secret.find("auth@" + u.label + "=") != std::string::npos) continue;
         std::string value, error;
-        auto res = t ? t->lookup(u.label, &value, &error) : table::Result::TempFail;
+        auto res = t ? t->lookup(table::Service::Credentials, u.label, &value, &error) : table::Result::TempFail;
         if (res == table::Result::TempFail) return *why = "relay: table " + r.auth_table + ": " + error, false;
         size_t colon = value.find(':');
         if (res == table::Result::NotFound || colon == std::string::npos || colon == 0)
@@ -210,7 +212,10 @@ std::string RelayRouter::source_address(const config::Relay& r, std::string* why
     std::vector<std::string> list;
     std::string error;
     table::Table* t = tables_.find(r.src_table);
-    if (t)
+    if (t && !t->iterable()) {  // a table with queries hands out its addresses in turn
+        std::string value;
+        if (t->fetch(table::Service::Source, &value, &error) == table::Result::Found && !value.empty()) return value;
+    } else if (t)
         t->for_each(
             [&](std::string_view key, std::string_view) {
                 list.emplace_back(key);
@@ -238,7 +243,8 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
     if (!src.empty() && !r.helo_src_table.empty()) {
         std::string value, error;
         table::Table* t = tables_.find(r.helo_src_table);
-        if (t && t->lookup(src, &value, &error) == table::Result::Found && !value.empty()) helo = value;
+        if (t && t->lookup(table::Service::Addrname, src, &value, &error) == table::Result::Found && !value.empty())
+            helo = value;
     }
     // Values from the config and tables become option words: one word each.
     auto one_word = [](const std::string& v) { return v.find_first_of(" \t\r\n") == std::string::npos; };

@@ -209,8 +209,9 @@ void SmtpSession::greet_by_address() {
         server_.loop(),
         [table, name, ip = local_ip_] {
             std::string value, error;
-            if (table && (table->lookup(ip, &value, &error) == table::Result::Found ||
-                          table->lookup("[" + ip + "]", &value, &error) == table::Result::Found))
+            if (table &&
+                (table->lookup(table::Service::Addrname, ip, &value, &error) == table::Result::Found ||
+                 table->lookup(table::Service::Addrname, "[" + ip + "]", &value, &error) == table::Result::Found))
                 *name = value;
         },
         [weak = weak_from_this(), name] {

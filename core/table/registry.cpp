@@ -11,6 +11,23 @@
 namespace postern::table {
 namespace {
 
+uint32_t c_service(Service service) {
+    switch (service) {
+    case Service::String: return POSTERN_SERVICE_STRING;
+    case Service::Domain: return POSTERN_SERVICE_DOMAIN;
+    case Service::Netaddr: return POSTERN_SERVICE_NETADDR;
+    case Service::Mailaddr: return POSTERN_SERVICE_MAILADDR;
+    case Service::Alias: return POSTERN_SERVICE_ALIAS;
+    case Service::Credentials: return POSTERN_SERVICE_CREDENTIALS;
+    case Service::Userinfo: return POSTERN_SERVICE_USERINFO;
+    case Service::Source: return POSTERN_SERVICE_SOURCE;
+    case Service::Addrname: return POSTERN_SERVICE_ADDRNAME;
+    case Service::Mailaddrmap: return POSTERN_SERVICE_MAILADDRMAP;
+    case Service::Relayhost: return POSTERN_SERVICE_RELAYHOST;
+    }
+    return 0;
+}
+
 // "" when the flags a table reported fit its plugin, else why not: a table
 // that says it can be listed must have an iterate (table.h).
 std::string check_flags(const util::TablePlugin& plugin, uint32_t flags) {
@@ -27,14 +44,31 @@ public:
         : Table(std::move(name)), plugin_(std::move(plugin)), handle_(handle), flags_(flags) {}
     ~PluginTable() override { (*plugin_)->close(handle_); }
 
-    Result lookup(std::string_view key, std::string* value, std::string* error) override {
+    Result lookup(Service service, std::string_view key, std::string* value, std::string* error) override {
         std::shared_lock lock(mutex_);
         char err[256] = "";
         std::string k = lowercase(key);
-        int rc = (*plugin_)->lookup(
-            handle_, k.c_str(), [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; }, value, err,
-            sizeof err);
+        auto keep = [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; };
+        auto by_service = util::lookup_service_of(*plugin_);
+        int rc = by_service ? by_service(handle_, c_service(service), k.c_str(), keep, value, err, sizeof err)
+                            : (*plugin_)->lookup(handle_, k.c_str(), keep, value, err, sizeof err);
         return convert(rc, err, error);
+    }
+
+    Result fetch(Service service, std::string* value, std::string* error) override {
+        std::shared_lock lock(mutex_);
+        auto fetch = util::fetch_of(*plugin_);
+        if (!fetch) return Result::NotFound;
+        char err[256] = "";
+        int rc = fetch(
+            handle_, c_service(service), [](void* ctx, const char* v) { *static_cast<std::string*>(ctx) = v; }, value,
+            err, sizeof err);
+        return convert(rc, err, error);
+    }
+
+    bool supports(Service service) const override {
+        auto services = util::services_of(*plugin_);
+        return !services || (services(handle_) & c_service(service));
     }
 
     Result for_each(const std::function<bool(std::string_view, std::string_view)>& fn, std::string* error) override {

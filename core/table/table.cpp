@@ -12,6 +12,23 @@ namespace postern::table {
 
 std::string lowercase(std::string_view s) { return util::lowercase(s); }
 
+const char* service_name(Service service) {
+    switch (service) {
+    case Service::String: return "string";
+    case Service::Domain: return "domain";
+    case Service::Netaddr: return "netaddr";
+    case Service::Mailaddr: return "mailaddr";
+    case Service::Alias: return "alias";
+    case Service::Credentials: return "credentials";
+    case Service::Userinfo: return "userinfo";
+    case Service::Source: return "source";
+    case Service::Addrname: return "addrname";
+    case Service::Mailaddrmap: return "mailaddrmap";
+    case Service::Relayhost: return "relayhost";
+    }
+    return "?";
+}
+
 namespace {
 
 using util::iequals;
@@ -111,15 +128,16 @@ bool entry_matches(Service service, std::string_view entry, std::string_view sub
     case Service::Domain: return domain_matches(entry, subject);
     case Service::Netaddr: return netaddr_matches(entry, subject);
     case Service::Mailaddr: return mailaddr_matches(entry, subject);
+    default: return iequals(entry, subject);  // value services look keys up exactly
     }
-    return false;
 }
 
 Result Table::match(Service service, std::string_view subject, std::string* error) {
     if (!iterable()) {
-        // A backend that cannot list its entries answers exact keys only.
+        // A backend that cannot list its entries answers exact keys only
+        // (one with a query per service does its own matching).
         std::string value;
-        return lookup(lowercase(subject), &value, error);
+        return lookup(service, lowercase(subject), &value, error);
     }
     bool found = false;
     Result r = for_each(
@@ -143,7 +161,7 @@ public:
             if (map_.emplace(key, is_map ? v : key).second) order_.push_back(key);
         }
     }
-    Result lookup(std::string_view key, std::string* value, std::string*) override {
+    Result lookup(Service, std::string_view key, std::string* value, std::string*) override {
         auto it = map_.find(lowercase(key));
         if (it == map_.end()) return Result::NotFound;
         *value = it->second;

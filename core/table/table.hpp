@@ -18,25 +18,45 @@ namespace postern::table {
 
 enum class Result { Found, NotFound, TempFail };
 
-// How a subject is compared with a table's entries.
+// What a table is asked for: OpenSMTPD's lookup services. The first four
+// are answered by a match (how a subject is compared with the entries);
+// the others by the value found under a key. A backend with one query per
+// service (sqlite, a table program) is told which; file and db tables hold
+// one map and answer every service from it.
 enum class Service {
-    String,    // exact, case-insensitive (tags, user names)
-    Domain,    // hostname; entries may hold '*' wildcards ("*.example.org")
-    Netaddr,   // IP address; entries are addresses or CIDR masks ("10.0.0.0/8", "[::1]")
-    Mailaddr,  // address; entries "user", "@domain", "user@domain", "@"
+    String,       // exact, case-insensitive (tags, user names)
+    Domain,       // hostname; entries may hold '*' wildcards ("*.example.org")
+    Netaddr,      // IP address; entries are addresses or CIDR masks ("10.0.0.0/8", "[::1]")
+    Mailaddr,     // address; entries "user", "@domain", "user@domain", "@"
+    Alias,        // alias and virtual tables: key -> alias list
+    Credentials,  // user -> "user:hash" (listener auth), label -> "user:password" (relay auth)
+    Userinfo,     // user -> "uid:gid:/home"
+    Source,       // relay src: addresses to bind
+    Addrname,     // local address -> host name
+    Mailaddrmap,  // user -> address patterns they may send as
+    Relayhost,    // domain -> relay URL
 };
+
+// The name OpenSMTPD gives the service ("userinfo"), for messages.
+const char* service_name(Service service);
 
 class Table {
 public:
     virtual ~Table() = default;
     const std::string& name() const { return name_; }
 
-    // Exact lookup of a key (lowercased first). For lists the value is the key.
-    virtual Result lookup(std::string_view key, std::string* value, std::string* error) = 0;
+    // Exact lookup of a key (lowercased first) for `service`. For lists the
+    // value is the key.
+    virtual Result lookup(Service service, std::string_view key, std::string* value, std::string* error) = 0;
+    // Can this table answer `service`? (A sqlite table without query_userinfo cannot be a userbase.)
+    virtual bool supports(Service) const { return true; }
     // Calls `fn` for every entry; false if the backend cannot list its entries.
     virtual Result for_each(const std::function<bool(std::string_view key, std::string_view value)>& fn,
                             std::string* error) = 0;
     virtual bool iterable() const = 0;
+    // The next value of a rotating service (relay src) from a table that
+    // cannot be listed; NotFound from one that has no such query.
+    virtual Result fetch(Service, std::string*, std::string*) { return Result::NotFound; }
     // Re-read the backing store (posternctl update table).
     virtual bool reload(std::string* error) = 0;
 

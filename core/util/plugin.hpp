@@ -64,6 +64,21 @@ inline decltype(postern_delivery_plugin::deliver_many) deliver_many_of(const Del
     return p->deliver_many;
 }
 
+// The table plugin's members added within ABI 1 after close, or nullptr when
+// it has none (NULL, or an older, shorter struct).
+inline decltype(postern_table_plugin::lookup_service) lookup_service_of(const TablePlugin& p) {
+    if (!POSTERN_HAS_MEMBER(&p.api(), postern_table_plugin, lookup_service)) return nullptr;
+    return p->lookup_service;
+}
+inline decltype(postern_table_plugin::fetch) fetch_of(const TablePlugin& p) {
+    if (!POSTERN_HAS_MEMBER(&p.api(), postern_table_plugin, fetch)) return nullptr;
+    return p->fetch;
+}
+inline decltype(postern_table_plugin::services) services_of(const TablePlugin& p) {
+    if (!POSTERN_HAS_MEMBER(&p.api(), postern_table_plugin, services)) return nullptr;
+    return p->services;
+}
+
 // Load DIR/table-NAME.so or DIR/delivery-NAME.so and check it fits this
 // postern: the entry symbol exists and returns a struct with our ABI version,
 // a struct_size of at least POSTERN_*_PLUGIN_MIN_SIZE (a shorter struct of

@@ -34,7 +34,7 @@ std::string make_hash(const char* prefix, unsigned long cost, const std::string&
 class BrokenTable final : public table::Table {
 public:
     BrokenTable() : Table("creds") {}
-    table::Result lookup(std::string_view, std::string*, std::string* error) override {
+    table::Result lookup(table::Service, std::string_view, std::string*, std::string* error) override {
         *error = "database is locked";
         return table::Result::TempFail;
     }

@@ -14,7 +14,7 @@ namespace {
 class BrokenTable final : public table::Table {
 public:
     BrokenTable() : Table("senders") {}
-    table::Result lookup(std::string_view, std::string*, std::string* error) override {
+    table::Result lookup(table::Service, std::string_view, std::string*, std::string* error) override {
         *error = "connection refused";
         return table::Result::TempFail;
     }

@@ -40,12 +40,13 @@ class FailingTable final : public table::Table {
 public:
     FailingTable(std::string key, Entries entries)
         : Table("failing"), key_(std::move(key)), inner_(map("inner", std::move(entries))) {}
-    table::Result lookup(std::string_view key, std::string* value, std::string* error) override {
+    table::Result lookup(table::Service service, std::string_view key, std::string* value,
+                         std::string* error) override {
         if (key_.empty() || key == key_) {
             *error = "backend unreachable";
             return table::Result::TempFail;
         }
-        return inner_->lookup(key, value, error);
+        return inner_->lookup(service, key, value, error);
     }
     table::Result for_each(const std::function<bool(std::string_view, std::string_view)>&,
                            std::string* error) override {

@@ -53,15 +53,15 @@ TEST_CASE("mailaddr patterns: user, @domain, user@domain, @") {
 TEST_CASE("inline tables: lists and maps, keys case-insensitive") {
     auto list = make_inline_table("t", {{"Example.org", ""}, {"*.example.net", ""}}, false);
     std::string value, error;
-    CHECK(list->lookup("EXAMPLE.ORG", &value, &error) == Result::Found);
+    CHECK(list->lookup(Service::Domain, "EXAMPLE.ORG", &value, &error) == Result::Found);
     CHECK(value == "example.org");
-    CHECK(list->lookup("example.com", &value, &error) == Result::NotFound);
+    CHECK(list->lookup(Service::Domain, "example.com", &value, &error) == Result::NotFound);
     CHECK(list->match(Service::Domain, "mx.example.net", &error) == Result::Found);
     CHECK(list->match(Service::Domain, "example.com", &error) == Result::NotFound);
 
     auto map = make_inline_table("m", {{"Root", "gilles"}, {"abuse", "gilles, bob"}}, true);
-    CHECK(map->lookup("root", &value, &error) == Result::Found);
+    CHECK(map->lookup(Service::Alias, "root", &value, &error) == Result::Found);
     CHECK(value == "gilles");
-    CHECK(map->lookup("abuse", &value, &error) == Result::Found);
+    CHECK(map->lookup(Service::Alias, "abuse", &value, &error) == Result::Found);
     CHECK(value == "gilles, bob");
 }
