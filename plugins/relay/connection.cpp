@@ -14,10 +14,12 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 
 namespace postern::relay_plugin {
@@ -194,6 +196,30 @@ std::unique_ptr<Connection> Connection::open(const std::string& host, const std:
     *error = last_addr.empty() ? host + ": " + last
                                : host + " [" + last_addr + "]: connect to port " + std::to_string(port) + ": " + last;
     return nullptr;
+}
+
+// A UNIX socket connects at once or fails at once (EAGAIN: its backlog is
+// full); the same bounded wait covers the rare in-progress case.
+std::unique_ptr<Connection> Connection::open_unix(const std::string& path, int timeout_seconds, std::string* error) {
+    Address a;
+    auto* sun = reinterpret_cast<sockaddr_un*>(&a.sa);
+    if (path.empty() || path.size() >= sizeof sun->sun_path) {
+        *error = path + ": socket path too long";
+        return nullptr;
+    }
+    sun->sun_family = AF_UNIX;
+    std::memcpy(sun->sun_path, path.data(), path.size());
+    a.len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+    long long deadline = now_ms() + std::min(timeout_seconds, kConnectTimeout) * 1000LL;
+    std::string why;
+    util::Fd fd = connect_one(a, "", deadline, &why);
+    if (!fd) {
+        *error = path + ": connect: " + why;
+        return nullptr;
+    }
+    auto c = std::make_unique<Connection>(Key{}, std::move(fd), path, "");
+    c->set_timeout(timeout_seconds);
+    return c;
 }
 
 bool Connection::wait(short events, long long deadline, std::string* error) {

@@ -1,6 +1,7 @@
 // plugins/relay/connection.hpp — one outbound SMTP connection of the relay
-// plugin: a TCP socket to one address of the relay host, optionally wrapped in
-// TLS, that sends bytes and reads whole replies.
+// plugin: a TCP socket to one address of the relay host (or, for the lmtp
+// action, a UNIX socket), optionally wrapped in TLS, that sends bytes and
+// reads whole replies.
 //
 // The plugin runs in postern-local, a process of its own, so the socket may
 // block the caller; still every wait is a poll() bounded by the timeout given
@@ -53,7 +54,11 @@ public:
     static std::unique_ptr<Connection> open(const std::string& host, const std::vector<Address>& addresses,
                                             const std::string& src, int timeout_seconds, std::string* error);
 
-    // "mx.example.org [192.0.2.1]": the prefix of every error text.
+    // A UNIX stream socket (the lmtp action's "/path"): the path is both
+    // the host and the label, and the address is "".
+    static std::unique_ptr<Connection> open_unix(const std::string& path, int timeout_seconds, std::string* error);
+
+    // "mx.example.org [192.0.2.1]" (a socket: its path): the prefix of every error text.
     const std::string& label() const { return label_; }
     // The host as the route named it, and the address connected to.
     const std::string& host() const { return host_; }
@@ -73,7 +78,7 @@ public:
     // Only open() makes one (the key is private): a Connection is always connected.
     struct Key {};
     Connection(Key, util::Fd fd, std::string host, std::string address)
-        : fd_(std::move(fd)), label_(host + " [" + address + "]"), host_(std::move(host)),
+        : fd_(std::move(fd)), label_(address.empty() ? host : host + " [" + address + "]"), host_(std::move(host)),
           address_(std::move(address)) {}
 
 private:

@@ -53,6 +53,10 @@ struct Settings {
     std::string ciphers;                      // "" = OpenSSL's default
     int min_version = 0, max_version = 0;     // 0 = TLS 1.2 .. the newest
     int timeout = 300;
+    // Set by the plugin, never by an option word: the lmtp action
+    // (plugins/lmtp) shares this client with other values.
+    std::string tag = "relay";      // what every result text starts with: "relay: HOST [ADDRESS]: ..."
+    bool opportunistic_tls = true;  // smtp:// and lmtp://: STARTTLS whenever the server offers it
 };
 
 // Fill *out from the path and the option words; on failure *error says why,

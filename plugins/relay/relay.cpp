@@ -34,7 +34,8 @@
 // A bad URL or bad options are a site configuration error: temporary
 // ("relay: config error: ..."), so that mail waits while it is fixed.
 //
-// Depends on: session.hpp, resolver.hpp, mx.hpp, postern/support/{relay_url,delivery_guard}.hpp.
+// Depends on: session.hpp, delivery_io.hpp (the SMTP client library shared
+// with plugins/lmtp), resolver.hpp, mx.hpp, postern/support/{relay_url,delivery_guard}.hpp.
 #include <postern/delivery.h>
 
 #include <arpa/inet.h>
@@ -55,6 +56,7 @@
 #include <random>
 #include <string>
 
+#include "delivery_io.hpp"
 #include "mx.hpp"
 #include "options.hpp"
 #include "postern/support/delivery_guard.hpp"
@@ -66,13 +68,14 @@ namespace {
 
 using postern::relay_plugin::Address;
 using postern::relay_plugin::Failure;
+using postern::relay_plugin::put_result;
+using postern::relay_plugin::read_message;
 using postern::relay_plugin::Resolver;
 using postern::relay_plugin::Session;
 using postern::relay_plugin::Settings;
 using postern::util::SigpipeGuard;
 namespace relay = postern::relay;
 
-constexpr size_t kMaxMessage = size_t{1} << 30;  // what we agree to hold in memory
 // After this long, the agent starts no new transaction: the rest of its batch
 // waits for the queue's next attempt. A transaction under way is never cut
 // (the daemon kills an agent only after an hour): cutting one after the
@@ -115,26 +118,6 @@ struct Cache {
 Cache& cache() {
     static Cache c;
     return c;
-}
-
-bool read_message(int fd, std::string* out, Failure* f) {
-    struct stat st {};
-    if (::fstat(fd, &st) == 0 && st.st_size > 0) out->reserve(static_cast<size_t>(st.st_size));
-    char buf[65536];
-    for (;;) {
-        ssize_t n = ::read(fd, buf, sizeof buf);
-        if (n == 0) return true;
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            *f = {POSTERN_TEMPFAIL, std::string("relay: cannot read the message: ") + std::strerror(errno)};
-            return false;
-        }
-        if (out->size() + static_cast<size_t>(n) > kMaxMessage) {
-            *f = {POSTERN_PERMFAIL, "relay: message too large"};
-            return false;
-        }
-        out->append(buf, static_cast<size_t>(n));
-    }
 }
 
 // A request's optional strings may be null.
@@ -281,27 +264,13 @@ Session::Result send(const Settings& s, std::string_view sender, std::string_vie
     return r;
 }
 
-// One result: the text always, the typed fields only when the caller's
-// struct has them (an agent built before them passes a shorter one).
-void put(postern_delivery_result* res, const Failure& f) {
-    res->status = f.status;
-    std::snprintf(res->text, sizeof res->text, "%s", f.reason.c_str());
-    if (!POSTERN_HAS_MEMBER(res, struct postern_delivery_result, flags)) return;
-    std::snprintf(res->enhanced, sizeof res->enhanced, "%s", f.enhanced.c_str());
-    std::snprintf(res->remote_host, sizeof res->remote_host, "%s", f.host.c_str());
-    std::snprintf(res->remote_addr, sizeof res->remote_addr, "%s", f.addr.c_str());
-    res->remote_code = f.code;
-    std::snprintf(res->remote_reply, sizeof res->remote_reply, "%s", f.reply.c_str());
-    res->flags = f.dsn_handed_on ? POSTERN_RESULT_DSN_HANDED_ON : 0;
-}
-
 // reqs[0..n) share message, sender, path, options and mail_params.
 void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     SigpipeGuard guard;
     Cache& c = cache();
     const postern_delivery_request& first = *reqs[0];
     auto answer_all = [&](const Failure& f) {
-        for (size_t i = 0; i < n; ++i) put(results[i], f);
+        for (size_t i = 0; i < n; ++i) put_result(results[i], f);
     };
     std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
     if (c.key != key) {
@@ -315,7 +284,7 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
         return answer_all({POSTERN_TEMPFAIL, "relay: config error: " + error});
     std::string message;
     Failure f{POSTERN_TEMPFAIL, "relay: unexpected error"};
-    if (!read_message(first.message_fd, &message, &f)) return answer_all(f);
+    if (!read_message(first.message_fd, "relay", &message, &f)) return answer_all(f);
     Recipients rcpts;
     // A core older than the DSN members passes none: no DSN parameters.
     auto params = [](const postern_delivery_request* r, bool mail) {
@@ -326,7 +295,7 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
     send(s, text(first.sender), params(&first, true), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
-        put(results[i], rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome);
+        put_result(results[i], rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome);
     }
 }
 

@@ -47,7 +47,8 @@ bool has_8bit(std::string_view text) {
 }  // namespace
 
 Failure Session::fail(int status, const std::string& why, std::string_view enhanced) const {
-    Failure f(status, "relay: " + conn_->label() + ": " + (enhanced.empty() ? "" : std::string(enhanced) + " ") + why);
+    Failure f(status,
+              tag_ + ": " + conn_->label() + ": " + (enhanced.empty() ? "" : std::string(enhanced) + " ") + why);
     f.enhanced = enhanced;
     f.host = conn_->host();
     f.addr = conn_->address();
@@ -56,7 +57,7 @@ Failure Session::fail(int status, const std::string& why, std::string_view enhan
 
 Failure Session::replied(int status, const relay::Reply& r, const std::string& after_label) const {
     // A peer's long reply is cut in the text, which is for the log.
-    Failure f(status, "relay: " + conn_->label() + after_label + ": " + reply_text(r).substr(0, 512));
+    Failure f(status, tag_ + ": " + conn_->label() + after_label + ": " + reply_text(r).substr(0, 512));
     f.host = conn_->host();
     f.addr = conn_->address();
     f.code = r.code;
@@ -92,10 +93,15 @@ std::unique_ptr<Session> Session::open(const Settings& s, const relay::RelayUrl&
     auto conn = addresses ? Connection::open(target.host, *addresses, s.src, s.timeout, &error)
                           : Connection::open(target.host, target.port, s.src, s.timeout, &error);
     if (!conn) {
-        *f = {POSTERN_TEMPFAIL, "relay: " + error};
+        *f = {POSTERN_TEMPFAIL, s.tag + ": " + error};
         return nullptr;
     }
-    auto session = std::make_unique<Session>(Key{}, std::move(conn), target);
+    return start(s, std::move(conn), target, f);
+}
+
+std::unique_ptr<Session> Session::start(const Settings& s, std::unique_ptr<Connection> conn,
+                                        const relay::RelayUrl& target, Failure* f) {
+    auto session = std::make_unique<Session>(Key{}, std::move(conn), target, s.tag);
     if (!session->greet(s, f)) return nullptr;
     return session;
 }
@@ -118,7 +124,7 @@ bool Session::greet(const Settings& s, Failure* f) {
         return false;
     }
     bool want_tls = url_.scheme == Scheme::SmtpTls ||
-                    ((url_.scheme == Scheme::Smtp || url_.scheme == Scheme::Lmtp) && offered);
+                    ((url_.scheme == Scheme::Smtp || url_.scheme == Scheme::Lmtp) && offered && s.opportunistic_tls);
     // Opportunistic TLS (plain smtp://) only encrypts: there is no name to trust.
     if (want_tls && !starttls(s, url_.scheme == Scheme::SmtpTls && s.verify, f)) return false;
     return !s.auth.count(url_.label) || authenticate(s, f);
@@ -255,7 +261,7 @@ std::vector<Session::Recipient*> Session::sendable(std::vector<Recipient>* rcpts
         rc.outcome = {POSTERN_TEMPFAIL, ""};  // "" = not decided yet
         rc.accepted = false;
         if (!valid_address(rc.dest) || rc.dest.empty())
-            rc.outcome = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
+            rc.outcome = {POSTERN_PERMFAIL, tag_ + ": invalid envelope address"};
         else if (has_8bit(rc.dest) && !ext_.count("SMTPUTF8"))
             rc.outcome = fail(POSTERN_PERMFAIL, "the server does not offer SMTPUTF8 for a non-ASCII address", "5.6.7");
         else out.push_back(&rc);
@@ -267,11 +273,11 @@ Session::Result Session::transaction(std::string_view sender, std::string_view m
                                      std::vector<Recipient>* rcpts, Failure* f) {
     std::vector<Recipient*> to = sendable(rcpts);
     if (to.empty()) {
-        *f = {POSTERN_PERMFAIL, "relay: no recipient this server can take"};
+        *f = {POSTERN_PERMFAIL, tag_ + ": no recipient this server can take"};
         return Result::Failed;
     }
     if (!valid_address(sender)) {
-        *f = {POSTERN_PERMFAIL, "relay: invalid envelope address"};
+        *f = {POSTERN_PERMFAIL, tag_ + ": invalid envelope address"};
         return Result::Failed;
     }
     std::string mail = "MAIL FROM:<" + std::string(sender) + ">";

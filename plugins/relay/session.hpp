@@ -11,6 +11,7 @@
 // permanent; a failure to connect, a timeout, a closed connection or a reply
 // that does not parse is temporary. Every failure text is
 //   "relay: HOST [ADDRESS]: <the remote reply or the local reason>"
+// ("lmtp: ..." for the lmtp action: Settings::tag)
 // for the log; what a bounce quotes travels beside it, typed: the server
 // (host and address), its reply code and text, the enhanced status code.
 //
@@ -50,6 +51,10 @@ public:
     // addresses) and get ready for a transaction; nullptr with *f filled on failure.
     static std::unique_ptr<Session> open(const Settings& s, const relay::RelayUrl& target,
                                          const std::vector<Address>* addresses, Failure* f);
+    // The same over a connection already made (the lmtp action's UNIX
+    // socket): greeting, LHLO/EHLO, STARTTLS, AUTH as `target` says.
+    static std::unique_ptr<Session> start(const Settings& s, std::unique_ptr<Connection> conn,
+                                          const relay::RelayUrl& target, Failure* f);
 
     // Broken: the connection is unusable now, before the message went out (safe
     // to try again elsewhere); Lost: unusable after the message was sent, so
@@ -81,7 +86,8 @@ public:
     void quit();
 
     struct Key {};  // only open() makes one
-    Session(Key, std::unique_ptr<Connection> c, relay::RelayUrl url) : conn_(std::move(c)), url_(std::move(url)) {}
+    Session(Key, std::unique_ptr<Connection> c, relay::RelayUrl url, std::string tag)
+        : conn_(std::move(c)), url_(std::move(url)), tag_(std::move(tag)) {}
 
 private:
     // Send `line` (CRLF added) and read the reply. Broken on an I/O failure.
@@ -105,6 +111,7 @@ private:
 
     std::unique_ptr<Connection> conn_;
     relay::RelayUrl url_;
+    std::string tag_;  // Settings::tag: "relay"
     std::map<std::string, std::string> ext_;
 };
 

@@ -1,0 +1,245 @@
+// plugins/lmtp/lmtp.cpp — delivery-lmtp.so, the `lmtp` action: hands a
+// message to a local LMTP server (RFC 2033), such as Dovecot's lmtp, which
+// files it into the recipients' mailboxes.
+//
+//   action "local" lmtp "/run/dovecot/lmtp" [rcpt-to]
+//   action "local" lmtp "127.0.0.1:24" [rcpt-to]
+//
+// Runs inside postern-local as the recipient's user (target.hpp says what
+// request.path and request.options hold). The dialogue is the relay's
+// SMTP/LMTP client (plugins/relay: session.hpp), with the scheme lmtp:
+// LHLO, MAIL, a RCPT per recipient, DATA, then one reply per accepted
+// recipient after the message, so that each recipient gets its own result:
+// 2xx delivered, 4xx temporary, 5xx permanent, with the server's code,
+// reply and enhanced code as typed fields.
+//
+// The LMTP recipient: the local user name (request.user), or with rcpt-to
+// the address after expansion (request.dest), as OpenSMTPD's mail.lmtp -u
+// and -r. Recipients of one message that come to the same LMTP address
+// (several addresses of one user) are sent once, and share the result.
+//
+// No TLS: the grammar has no way to ask for it (OpenSMTPD's mail.lmtp never
+// starts it either), and a STARTTLS the server offers is not taken up. No
+// DSN parameters are passed on: the LMTP server is the last stop, and the
+// daemon sends any success report itself.
+//
+// Connection reuse: the agent calls deliver_many once per message of its
+// batch, in one process; the connection is kept between calls with the same
+// path and options (RSET between messages; a kept connection found dead at
+// RSET is replaced once) and closed with QUIT at the end of the process.
+//
+// Time: every connect, write and reply wait is bounded (target.hpp: 120 s
+// each by default; connecting at most 30 s). The daemon kills the agent
+// after 10 minutes, so after 5 the agent starts no new transaction, and once
+// the server could not be reached or stopped answering, the batch's other
+// messages fail at once with that reason instead of waiting through the same
+// timeouts again: they wait in the queue for the next attempt.
+//
+// Depends on: plugins/relay's client (session.hpp, connection.hpp,
+// delivery_io.hpp), target.hpp, postern/support/sigpipe_guard.hpp.
+#include <postern/delivery.h>
+
+#include <openssl/ssl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "connection.hpp"
+#include "delivery_io.hpp"
+#include "postern/support/sigpipe_guard.hpp"
+#include "session.hpp"
+#include "target.hpp"
+
+namespace {
+
+using postern::lmtp_plugin::Target;
+using postern::relay_plugin::Connection;
+using postern::relay_plugin::Failure;
+using postern::relay_plugin::Session;
+using postern::relay_plugin::Settings;
+using postern::util::SigpipeGuard;
+
+constexpr const char* kTag = "lmtp";
+constexpr auto kBatchBudget = std::chrono::minutes(5);
+
+// The kept connection and the destination it belongs to. OpenSSL (used by
+// the shared client even without TLS) is initialised before this object is
+// complete, so its exit cleanup runs after our destructor's QUIT.
+struct Cache {
+    Cache() { OPENSSL_init_ssl(0, nullptr); }
+    ~Cache() { close(); }
+    void close() {
+        if (session) {
+            SigpipeGuard guard;
+            session->quit();
+            session.reset();
+        }
+        key.clear();
+        unreachable.reset();
+    }
+    std::string key;
+    // Why the server could not be reached or stopped answering.
+    std::optional<Failure> unreachable;
+    std::unique_ptr<Session> session;
+};
+
+Cache& cache() {
+    static Cache c;
+    return c;
+}
+
+std::string_view text(const char* s) { return s ? s : ""; }
+
+std::string local_host_name() {
+    char buf[256] = "";
+    if (::gethostname(buf, sizeof buf - 1) != 0 || !*buf) return "localhost";
+    return buf;
+}
+
+Settings settings_for(const Target& t) {
+    Settings s;
+    s.tag = kTag;
+    s.opportunistic_tls = false;
+    s.timeout = t.timeout;
+    s.helo = local_host_name();
+    return s;
+}
+
+std::unique_ptr<Session> open_session(const Target& t, const Settings& s, Failure* f) {
+    if (!t.unix_socket) return Session::open(s, t.url, nullptr, f);
+    std::string error;
+    auto conn = Connection::open_unix(t.socket_path, t.timeout, &error);
+    if (!conn) {
+        *f = {POSTERN_TEMPFAIL, std::string(kTag) + ": " + error};
+        return nullptr;
+    }
+    return Session::start(s, std::move(conn), t.url, f);
+}
+
+using Recipients = std::vector<Session::Recipient>;
+
+// One transaction on the kept connection, else (it was found dead at RSET)
+// on a fresh one. *f holds the failure of the recipients without an outcome
+// of their own.
+void send(const Target& t, std::string_view sender, const std::string& message, Recipients* rcpts, Failure* f) {
+    using Result = Session::Result;
+    static const auto started = std::chrono::steady_clock::now();
+    Cache& c = cache();
+    if (std::chrono::steady_clock::now() - started > kBatchBudget) {
+        *f = {POSTERN_TEMPFAIL,
+              std::string(kTag) + ": this agent's time is up; the message waits for the next attempt"};
+        return;
+    }
+    const Settings s = settings_for(t);
+    if (c.session) {
+        Result r = c.session->reset(f);
+        if (r == Result::Ok) {
+            r = c.session->transaction(sender, message, "", rcpts, f);
+            if (r == Result::Ok || r == Result::Failed) return;
+            c.session.reset();  // dead: no QUIT to send
+            if (r == Result::Lost) return;
+        }
+        c.session.reset();
+    }
+    if (c.unreachable) {
+        *f = *c.unreachable;
+        return;
+    }
+    c.session = open_session(t, s, f);
+    if (!c.session) {
+        c.unreachable = *f;
+        return;
+    }
+    Result r = c.session->transaction(sender, message, "", rcpts, f);
+    if (r == Result::Broken || r == Result::Lost) {
+        c.session.reset();
+        c.unreachable = *f;
+    }
+}
+
+// reqs[0..n) share the message, sender, path and options.
+void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
+    using postern::relay_plugin::put_result;
+    SigpipeGuard guard;
+    Cache& c = cache();
+    const postern_delivery_request& first = *reqs[0];
+    auto answer_all = [&](const Failure& f) {
+        for (size_t i = 0; i < n; ++i) put_result(results[i], f);
+    };
+    std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
+    if (c.key != key) {
+        c.close();
+        c.key = key;
+    }
+    Target t;
+    std::string error;
+    // A site configuration error: the mail waits while it is fixed.
+    if (!postern::lmtp_plugin::parse_target(text(first.path), text(first.options), &t, &error))
+        return answer_all({POSTERN_TEMPFAIL, std::string(kTag) + ": config error: " + error});
+    std::string message;
+    Failure f{POSTERN_TEMPFAIL, std::string(kTag) + ": unexpected error"};
+    if (!postern::relay_plugin::read_message(first.message_fd, kTag, &message, &f)) return answer_all(f);
+
+    // One RCPT per distinct LMTP recipient; slot[i] is request i's.
+    std::vector<std::string> addresses;
+    std::map<std::string, size_t> index;
+    std::vector<size_t> slot(n);
+    for (size_t i = 0; i < n; ++i) {
+        std::string a(text(t.rcpt_to ? reqs[i]->dest : reqs[i]->user));
+        auto [it, added] = index.emplace(a, addresses.size());
+        if (added) addresses.push_back(a);
+        slot[i] = it->second;
+    }
+    Recipients rcpts;
+    for (const auto& a : addresses) rcpts.push_back({a, "", {}});
+    send(t, text(first.sender), message, &rcpts, &f);
+    for (size_t i = 0; i < n; ++i) {
+        const Failure& own = rcpts[slot[i]].outcome;
+        put_result(results[i], own.reason.empty() ? f : own);
+    }
+}
+
+// No exception may cross the C ABI: any becomes a temporary failure of all.
+void deliver_many(const postern_delivery_request* const* reqs, size_t n,
+                  postern_delivery_result* const* results) noexcept {
+    if (n == 0) return;
+    for (size_t i = 0; i < n; ++i) {
+        results[i]->status = POSTERN_TEMPFAIL;
+        std::snprintf(results[i]->text, sizeof results[i]->text, "%s", "lmtp: unexpected error");
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
+            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
+            return;
+    try {
+        run(reqs, n, results);
+    } catch (const std::exception& e) {
+        for (size_t i = 0; i < n; ++i) std::snprintf(results[i]->text, sizeof results[i]->text, "lmtp: %s", e.what());
+    } catch (...) {
+    }
+}
+
+// One recipient: the same path; a success's text (server and reply) goes into err too.
+int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
+    if (!req) return POSTERN_TEMPFAIL;
+    postern_delivery_result r{};
+    r.struct_size = sizeof r;
+    postern_delivery_result* out = &r;
+    deliver_many(&req, 1, &out);
+    if (err && errlen) std::snprintf(err, errlen, "%s", r.text);
+    return r.status;
+}
+
+const struct postern_delivery_plugin plugin = {
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "lmtp", deliver, deliver_many,
+};
+
+}  // namespace
+
+extern "C" POSTERN_EXPORT const struct postern_delivery_plugin* postern_delivery_plugin(void) { return &plugin; }
