@@ -3,6 +3,8 @@
 // A template is read once into pieces (literal text, the home folder, a
 // specifier), then the pieces are filled. check_format() stops after the
 // reading, so `posternd -n` and a delivery agree on what a good template is.
+// A command's pieces are also read as /bin/sh would read them (ShellQuoting),
+// to know how to quote a parameter reference where each specifier stands.
 #include "delivery/format.hpp"
 
 #include <algorithm>
@@ -104,6 +106,114 @@ std::optional<long> slice_number(std::string_view s) {
     return s[0] == '-' ? -v : v;
 }
 
+// Where /bin/sh stands after reading some text of a command: which quotes
+// are open, inside $(...) and `...` too (each opens a quoting of its own),
+// and whether a backslash escapes the next byte. Enough to quote a parameter
+// reference so that the shell reads it as one word of the value. Should it
+// misjudge an exotic construct (a here-document, ${x:-"..."}), the value
+// would at worst be split into words or kept as a literal "${N}": a
+// parameter's value is never parsed as shell syntax, whatever the quoting.
+class ShellQuoting {
+public:
+    void feed(std::string_view text) {
+        for (char c : text) feed(c);
+    }
+
+    // A reference to parameter n, as this place in the text needs it.
+    std::string reference(std::size_t n) {
+        std::string ref = "${" + std::to_string(n) + "}";
+        prev_ = 'x';  // a word goes on: no comment, no "$(" after it
+        word_start_ = false;
+        switch (top().quote) {
+        case Quote::None: return comment_ ? ref : "\"" + ref + "\"";
+        case Quote::Double: return ref;
+        case Quote::Single: return "'\"" + ref + "\"'";
+        }
+        return ref;
+    }
+
+    // The next byte would be taken literally by a backslash (outside single
+    // quotes): a reference put there would lose its quoting.
+    bool escaped() const { return escape_ && !comment_; }
+
+private:
+    enum class Quote { None, Single, Double };
+    struct Level {
+        char closer;  // '\0' the command itself, ')' a $(...), '`' a `...`
+        Quote quote = Quote::None;
+        int parens = 0;  // '(' open inside a $(...)
+    };
+    std::vector<Level> levels_{Level{'\0'}};
+    bool escape_ = false, comment_ = false, word_start_ = true;
+    char prev_ = ' ';
+
+    Level& top() { return levels_.back(); }
+
+    void feed(char c) {
+        char prev = prev_;
+        prev_ = c;
+        if (comment_) {
+            comment_ = c != '\n';
+            word_start_ = true;
+            return;
+        }
+        if (escape_) {
+            escape_ = false;
+            word_start_ = false;
+            prev_ = '\0';  // "\$(" opens nothing
+            return;
+        }
+        Level& l = top();
+        if (l.quote == Quote::Single) {
+            if (c == '\'') l.quote = Quote::None;
+            return;
+        }
+        if (c == '\\') {
+            escape_ = true;
+            return;
+        }
+        if (c == '`') {
+            if (l.closer == '`' && l.quote == Quote::None) levels_.pop_back();
+            else levels_.push_back(Level{'`'});
+            return;
+        }
+        if (c == '(' && prev == '$') {
+            levels_.push_back(Level{')'});
+            word_start_ = true;
+            return;
+        }
+        if (l.quote == Quote::Double) {
+            if (c == '"') l.quote = Quote::None;
+            return;
+        }
+        bool starts_word = word_start_;
+        word_start_ = c == ' ' || c == '\t' || c == '\n' || c == ';' || c == '&' || c == '|' || c == '(' || c == ')' ||
+                      c == '<' || c == '>';
+        if (c == '\'') l.quote = Quote::Single;
+        else if (c == '"') l.quote = Quote::Double;
+        else if (c == '#' && starts_word) comment_ = true;
+        else if (c == '(' && l.closer == ')') ++l.parens;
+        else if (c == ')' && l.closer == ')' && l.parens-- == 0) levels_.pop_back();
+    }
+};
+
+// The command-only template errors: a specifier a backslash would escape.
+std::optional<FormatError> shell_check(const std::vector<Piece>& pieces) {
+    ShellQuoting q;
+    std::size_t n = 0;
+    for (const Piece& p : pieces) {
+        if (p.kind == Piece::Kind::Text) {
+            q.feed(p.text);
+            continue;
+        }
+        if (q.escaped())
+            return template_error(p.spec.offset, "expected no backslash right before " + quoted(p.spec.text) +
+                                                     " in a command: it would escape the quoting of the value");
+        q.reference(++n);
+    }
+    return std::nullopt;
+}
+
 // Reads one template into pieces. Offsets in errors are bytes of `tmpl`.
 class Reader {
 public:
@@ -134,7 +244,8 @@ public:
             text_start = i;
         }
         flush(i);
-        return std::nullopt;
+        if (use_ == FormatUse::Path) return std::nullopt;
+        return shell_check(*out);
     }
 
 private:
@@ -171,6 +282,9 @@ private:
         if (auto e = lookup(name, pos, s)) return e;
         body.remove_prefix(name.size());
         pos += name.size();
+        if (s->name == Name::Mda && !body.empty())
+            return template_error(pos, "expected '}' after '%{mda', found " + quoted(body) +
+                                           ": the wrapped command takes no slice or modifier");
 
         if (!body.empty() && body[0] == '[') {
             std::size_t rb = body.find(']');
@@ -235,6 +349,10 @@ private:
                 return template_error(pos, "expected a modifier (lowercase, uppercase, strip or raw) in " +
                                                quoted(s->text) + ", found " +
                                                (m.empty() ? std::string("nothing") : quoted(m)));
+            // The values of a command go to /bin/sh as parameters, which it
+            // never parses; but a command may hand them to another shell
+            // (su -c "...", ssh, eval) that would. Sanitised, they are inert
+            // there too: `raw` stays a path's modifier.
             if (s->raw && use_ != FormatUse::Path)
                 return template_error(pos, "'raw' cannot be used in an mda command: envelope values reach "
                                            "/bin/sh only sanitised (the command finds them unchanged in "
@@ -318,6 +436,22 @@ std::string sanitise_raw_path(std::string_view value) {
 
 bool trusted(Name name) { return name == Name::UserDirectory || name == Name::Mda; }
 
+// What `raw` leaves of a value: the path rule in a path, the value itself as
+// a command's parameter (where the reader refuses it today: see modifiers()),
+// nothing (the full sanitising) spliced into a command's text.
+enum class Raw { Path, Param, Ignored };
+
+// One specifier's value: modifiers, slice, then sanitising.
+std::optional<FormatError> spec_value(const Spec& s, const FormatValues& values, Raw raw, std::string* out) {
+    std::string v = raw_value(s.name, values);
+    apply_modifiers(v, s, values.subaddr_delim);
+    if (auto e = apply_slice(v, s)) return e;
+    if (trusted(s.name) || (s.raw && raw == Raw::Param)) *out = std::move(v);
+    else if (s.raw && raw == Raw::Path) *out = sanitise_raw_path(v);
+    else *out = sanitise_value(v);
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::string sanitise_value(std::string_view value) {
@@ -348,17 +482,68 @@ FormatResult expand_format(std::string_view tmpl, const FormatValues& values, Fo
             // "~/x" with home "/" is "/x", not "//x".
             if (!out.empty() && out.back() == '/' && tmpl.size() > 1) out.pop_back();
         } else {
-            const Spec& s = p.spec;
-            std::string v = raw_value(s.name, values);
-            apply_modifiers(v, s, values.subaddr_delim);
-            if (auto e = apply_slice(v, s)) return {std::nullopt, std::move(*e)};
-            if (trusted(s.name)) out += v;
-            else out += s.raw ? sanitise_raw_path(v) : sanitise_value(v);
+            std::string v;
+            Raw raw = use == FormatUse::Path ? Raw::Path : Raw::Ignored;
+            if (auto e = spec_value(p.spec, values, raw, &v)) return {std::nullopt, std::move(*e)};
+            out += v;
         }
         if (out.size() > kMaxExpansion)
             return {std::nullopt,
                     value_error(offset, "the expansion is longer than " + std::to_string(kMaxExpansion) + " bytes")};
     }
+    return {std::move(out), {}};
+}
+
+CommandResult expand_command(std::string_view tmpl, const FormatValues& values) {
+    std::vector<Piece> pieces;
+    if (auto e = Reader(tmpl, FormatUse::Command).run(&pieces)) return {std::nullopt, std::move(*e)};
+    ShellCommand cmd;
+    ShellQuoting q;
+    std::size_t size = 0;
+    for (const Piece& p : pieces) {
+        if (p.kind == Piece::Kind::Text) {
+            cmd.script += p.text;
+            q.feed(p.text);
+        } else {
+            std::string v;
+            if (p.kind == Piece::Kind::Home) v = values.home;
+            else if (auto e = spec_value(p.spec, values, Raw::Param, &v)) return {std::nullopt, std::move(*e)};
+            cmd.params.push_back(std::move(v));
+            cmd.script += q.reference(cmd.params.size());
+            size += cmd.params.back().size() + 1;
+        }
+        if (cmd.script.size() + size > kMaxExpansion)
+            return {std::nullopt,
+                    value_error(p.kind == Piece::Kind::Spec ? p.spec.offset : 0,
+                                "the expansion is longer than " + std::to_string(kMaxExpansion) + " bytes")};
+    }
+    return {std::move(cmd), {}};
+}
+
+FormatResult wrap_command(std::string_view wrapper, std::string_view command) {
+    std::vector<Piece> outer, inner;
+    if (auto e = Reader(wrapper, FormatUse::Wrapper).run(&outer)) return {std::nullopt, std::move(*e)};
+    if (auto e = Reader(command, FormatUse::Command).run(&inner)) return {std::nullopt, std::move(*e)};
+    // Each piece written back as a template that reads as that piece alone,
+    // wherever it lands: '%' doubled, the home folder by its name.
+    auto write = [](const std::vector<Piece>& pieces, std::string* out, const auto& on_mda) {
+        for (const Piece& p : pieces) {
+            if (p.kind == Piece::Kind::Home) {
+                *out += "%{user.directory}";
+            } else if (p.kind == Piece::Kind::Spec) {
+                if (p.spec.name == Name::Mda) on_mda(out);
+                else *out += p.spec.text;
+            } else {
+                for (char c : p.text) *out += c == '%' ? std::string_view("%%") : std::string_view(&c, 1);
+            }
+        }
+    };
+    std::string out;
+    auto none = [](std::string*) {};
+    write(outer, &out, [&](std::string* o) { write(inner, o, none); });
+    // The two are good alone; together a backslash at the end of the
+    // wrapper's text may escape a value of the command's.
+    if (auto e = check_format(out, FormatUse::Command)) return {std::nullopt, std::move(*e)};
     return {std::move(out), {}};
 }
 

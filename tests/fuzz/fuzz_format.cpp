@@ -13,7 +13,12 @@
 //    the template;
 //  - each envelope value, put alone into a path by fixed probe templates
 //    (with and without raw, strip, slices), has only the characters the
-//    sanitiser allows and no leading '.'.
+//    sanitiser allows and no leading '.';
+//  - a command's script never holds envelope text: expand_command() gives
+//    the same script for these values as for empty ones, and fails on its
+//    template exactly when check_format() does;
+//  - wrap_command() of a good wrapper around a good command is a good
+//    command template.
 
 #include <cstdint>
 #include <cstdlib>
@@ -62,6 +67,35 @@ void check_expansion(std::string_view tmpl, const FormatValues& v, FormatUse use
     } else {
         check(!checked);
     }
+}
+
+void check_command(std::string_view tmpl, const FormatValues& v) {
+    CommandResult c = expand_command(tmpl, v);
+    auto checked = check_format(tmpl, FormatUse::Command);
+    if (!c) {
+        check(c.error.offset <= tmpl.size() && !c.error.text.empty());
+        if (c.error.kind == FormatError::Kind::Template)
+            check(checked && checked->text == c.error.text && checked->offset == c.error.offset);
+        else check(!checked);
+        return;
+    }
+    check(!checked);
+    // (Empty values fill any slice; only %{mbox.from}, MAILER-DAEMON for the
+    // null sender, can make the blank expansion the longer one.)
+    CommandResult blank = expand_command(tmpl, FormatValues{});
+    if (!blank) {
+        check(blank.error.kind == FormatError::Kind::Value);
+        return;
+    }
+    check(blank.command->script == c.command->script);
+    check(blank.command->params.size() == c.command->params.size());
+}
+
+void check_wrapper(std::string_view wrapper) {
+    static constexpr std::string_view kCommand = "/usr/bin/procmail -f %{sender} -a '%{rcpt.user:strip}'";
+    FormatResult w = wrap_command(wrapper, kCommand);
+    if (!check_format(wrapper, FormatUse::Wrapper) && w) check(!check_format(*w.text, FormatUse::Command));
+    if (!w) check(w.error.kind == FormatError::Kind::Template && !w.error.text.empty());
 }
 
 // Each envelope value alone in a path: the prefix is ours, the rest is the
@@ -115,6 +149,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (use == FormatUse::Wrapper) v.mda = "/usr/bin/procmail -f -";
 
     check_expansion(fields[0], v, use);
+    if (use == FormatUse::Command) check_command(fields[0], v);
+    if (use == FormatUse::Wrapper) check_wrapper(fields[0]);
     check_probes(v);
     std::string s = sanitise_value(fields[2]);
     check(s.size() == fields[2].size());

@@ -1,6 +1,14 @@
 // Format templates (delivery/format.cpp): every specifier, modifier and slice
-// form of smtpd.conf(5), sanitising, ~, and each way a template can fail.
+// form of smtpd.conf(5), sanitising, ~, and each way a template can fail;
+// commands with their values as shell parameters (run by the real /bin/sh),
+// and mda wrappers.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <filesystem>
+#include <string>
+#include <vector>
 
 #include "delivery/format.hpp"
 
@@ -79,6 +87,10 @@ TEST_CASE("format: %{mda} only in a wrapper") {
     CHECK(expand("/usr/bin/sudo -u x %{mda}", v, FormatUse::Wrapper) == "/usr/bin/sudo -u x /usr/bin/procmail -f -");
     CHECK(failure("/x/%{mda}", v).text == "%{mda} is only available in an mda wrapper's command");
     CHECK(failure("/x %{mda}", v, FormatUse::Command).offset == 5);
+    FormatError e = failure("x %{mda:lowercase}", v, FormatUse::Wrapper);
+    CHECK(e.offset == 7);
+    CHECK(e.text == "expected '}' after '%{mda', found ':lowercase': the wrapped command takes no slice or modifier");
+    CHECK(failure("x %{mda[0]}", v, FormatUse::Wrapper).offset == 7);
 }
 
 TEST_CASE("format: modifiers and chains") {
@@ -207,6 +219,9 @@ TEST_CASE("format: raw never reaches the shell") {
         CHECK(e.offset == 40);
         CHECK(e.text.rfind("'raw' cannot be used in an mda command", 0) == 0);
     }
+    CommandResult c = expand_command("/usr/bin/procmail -f %{sender:raw}", values());
+    REQUIRE_FALSE(c);
+    CHECK(c.error.offset == 30);
 }
 
 TEST_CASE("format: ~ and %%") {
@@ -290,6 +305,7 @@ TEST_CASE("format: check_format accepts every good template") {
     CHECK_FALSE(check_format("sudo %{mda}", FormatUse::Wrapper));
     CHECK(check_format("sudo %{mda}", FormatUse::Command));
     CHECK(check_format("%{rcpt:raw}", FormatUse::Command));
+    CHECK_FALSE(check_format("echo '\\%{rcpt}' \\\\%{rcpt} \\ %{rcpt}", FormatUse::Command));
 }
 
 TEST_CASE("format: an over-long expansion fails for good") {
@@ -307,4 +323,196 @@ TEST_CASE("format: an over-long expansion fails for good") {
     const std::string home(5000, 'h');
     h.home = home;
     CHECK(failure("~/x", h).offset == 0);
+}
+
+namespace {
+
+ShellCommand command(std::string_view tmpl, const FormatValues& v = values()) {
+    CommandResult r = expand_command(tmpl, v);
+    INFO(tmpl << ": " << r.error.text);
+    REQUIRE(r);
+    return *r.command;
+}
+
+// What /bin/sh -c SCRIPT sh PARAMS... writes on its stdout, run in `cwd`.
+std::string run_sh(const ShellCommand& c, const std::string& cwd) {
+    int p[2];
+    REQUIRE(::pipe(p) == 0);
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        ::dup2(p[1], 1);
+        ::close(p[0]);
+        ::close(p[1]);
+        if (::chdir(cwd.c_str()) != 0) ::_exit(126);
+        std::vector<std::string> args = {"sh", "-c", c.script, "sh"};
+        args.insert(args.end(), c.params.begin(), c.params.end());
+        std::vector<char*> argv;
+        for (auto& a : args) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        ::execv("/bin/sh", argv.data());
+        ::_exit(127);
+    }
+    ::close(p[1]);
+    std::string out;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(p[0], buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+    ::close(p[0]);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    CHECK(WIFEXITED(status));
+    return out;
+}
+
+struct TempDir {
+    std::string path;
+    TempDir() {
+        char t[] = "/tmp/format-test-XXXXXX";
+        REQUIRE(::mkdtemp(t) != nullptr);
+        path = t;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("format: a command's values go as parameters, never into its text") {
+    ShellCommand c = command("/usr/bin/procmail -f %{sender} -a %{rcpt.user:lowercase|strip}");
+    CHECK(c.script == "/usr/bin/procmail -f \"${1}\" -a \"${2}\"");
+    CHECK(c.params == std::vector<std::string>{"Alice@Example.com", "bob"});
+    // Every name, the home folder and %% too.
+    c = command("~/bin/x %{sender.user} %{sender.domain} %{rcpt} %{rcpt.domain} %{dest} %{dest.user} "
+                "%{dest.domain} %{user.username} %{user.directory} %{mbox.from} 100%% %{rcpt.domain[-3:]}");
+    CHECK(c.script == "\"${1}\"/bin/x \"${2}\" \"${3}\" \"${4}\" \"${5}\" \"${6}\" \"${7}\" \"${8}\" \"${9}\" "
+                      "\"${10}\" \"${11}\" 100% \"${12}\"");
+    CHECK(c.params == std::vector<std::string>{"/home/bob", "Alice", "Example.com", "Bob+Lists@Example.org",
+                                               "Example.org", "bob@example.org", "bob", "example.org", "bob",
+                                               "/home/bob", "Alice@Example.com", "org"});
+    // Sanitised, as in a path; the home folder is the admin's.
+    FormatValues v = values();
+    v.sender = "o'brien/x@example.org";
+    v.home = "/home/o'brien";
+    c = command("deliver %{sender} %{user.directory}", v);
+    CHECK(c.params == std::vector<std::string>{"o:brien:x@example.org", "/home/o'brien"});
+    CHECK(command("no values at all").script == "no values at all");
+    CHECK(command("no values at all").params.empty());
+}
+
+TEST_CASE("format: a parameter reference is quoted for where it stands") {
+    struct Case {
+        const char* tmpl;
+        const char* script;
+    };
+    const Case cases[] = {
+        {"a %{dest} b", "a \"${1}\" b"},
+        {"a \"x %{dest} y\" b", "a \"x ${1} y\" b"},
+        {"a 'x %{dest} y' b", "a 'x '\"${1}\"' y' b"},
+        {"a x%{dest}y", "a x\"${1}\"y"},
+        {"a $(echo %{dest}) \"$(echo %{dest})\" '$(%{dest})'",
+         "a $(echo \"${1}\") \"$(echo \"${2}\")\" '$('\"${3}\"')'"},
+        {"a `echo %{dest}` \"`echo %{dest}`\"", "a `echo \"${1}\"` \"`echo \"${2}\"`\""},
+        {"a $( (echo %{dest}) ) %{dest}", "a $( (echo \"${1}\") ) \"${2}\""},
+        {"a \\\"%{dest} \\'%{dest}", "a \\\"\"${1}\" \\'\"${2}\""},
+        {"a \"\\\"%{dest}\" '\\'%{dest}", "a \"\\\"${1}\" '\\'\"${2}\""},
+        {"a #%{dest}\nb %{dest}", "a #${1}\nb \"${2}\""},
+        {"a#%{dest}", "a#\"${1}\""},
+    };
+    for (const Case& c : cases) {
+        INFO(c.tmpl);
+        CHECK(command(c.tmpl).script == c.script);
+    }
+}
+
+TEST_CASE("format: a specifier a backslash would escape is a template error") {
+    for (FormatUse use : {FormatUse::Command, FormatUse::Wrapper}) {
+        for (const char* t : {"echo \\%{dest}", "echo \"\\%{dest}\"", "echo $(x \\%{dest})"}) {
+            INFO(t);
+            auto e = check_format(t, use);
+            REQUIRE(e);
+            CHECK(e->text == "expected no backslash right before '%{dest}' in a command: it would escape the quoting "
+                             "of the value");
+            CHECK(e->offset == std::string_view(t).find('%'));
+            CommandResult r = expand_command(t, values());
+            CHECK_FALSE(r);
+        }
+    }
+    CHECK_FALSE(check_format("echo '\\%{dest}' \\\\%{dest}", FormatUse::Command));
+    CHECK_FALSE(check_format("/m/\\%{dest}", FormatUse::Path));  // a path has no shell
+}
+
+TEST_CASE("format: /bin/sh gets every value intact and runs none of them") {
+    TempDir dir;
+    // The home folder is the one value not sanitised: it carries the shell
+    // syntax here, in every quoting; the sender is sanitised as always.
+    const std::string hostile = "x$(touch p1)`touch p2`;touch p3|touch p4&&touch p5'\"\\ $HOME ${IFS} *";
+    const std::string sender = hostile + "@example.org";
+    FormatValues v = values();
+    v.sender = sender;
+    v.home = hostile;
+    ShellCommand c = command(
+        "printf '[%s]\\n' %{user.directory} \"%{user.directory}\" '%{user.directory}' "
+        "\"$(printf %s %{user.directory})\" `printf %s %{user.directory}`x %{sender} # %{user.directory}",
+        v);
+    std::string out = run_sh(c, dir.path);
+    // The backquoted one is split into words (an unquoted substitution), still never run.
+    std::string split;
+    for (const char* w : {"x$(touch", "p1)`touch", "p2`;touch", "p3|touch", "p4&&touch", "p5'\"\\", "$HOME", "${IFS}"})
+        split += "[" + std::string(w) + "]\n";
+    split += "[*x]\n";
+    const std::string h = "[" + hostile + "]\n";
+    CHECK(out == h + h + h + h + split + "[" + sanitise_value(sender) + "]\n");
+    // A leading ~ is the home folder, a parameter too.
+    c = command("~/bin/x", v);
+    CHECK(c.script == "\"${1}\"/bin/x");
+    CHECK(c.params == std::vector<std::string>{hostile});
+    for (const char* p : {"p1", "p2", "p3", "p4", "p5"}) {
+        INFO(p);
+        CHECK_FALSE(std::filesystem::exists(dir.path + "/" + p));
+    }
+}
+
+TEST_CASE("format: a command template and its expansion are bounded") {
+    FormatValues v = values();
+    const std::string rcpt = std::string(3000, 'a') + "@example.org";
+    v.rcpt = rcpt;
+    CHECK(command("x %{rcpt.user}", v).params[0].size() == 3000);
+    CommandResult r = expand_command("x %{rcpt.user} %{rcpt.user}", v);
+    REQUIRE_FALSE(r);
+    CHECK(r.error.kind == FormatError::Kind::Value);
+    CHECK(r.error.offset == 15);
+    CHECK(r.error.text == "the expansion is longer than 4095 bytes");
+    v.rcpt = "a@b";
+    r = expand_command("x %{rcpt.user[5]}", v);
+    REQUIRE_FALSE(r);
+    CHECK(r.error.kind == FormatError::Kind::Value);
+    r = expand_command("x %{nosuch}", v);
+    REQUIRE_FALSE(r);
+    CHECK(r.error.kind == FormatError::Kind::Template);
+    CHECK(r.error.offset == 4);
+}
+
+TEST_CASE("format: wrap_command puts the command where %{mda} stands") {
+    auto wrap = [](std::string_view w, std::string_view c) {
+        FormatResult r = wrap_command(w, c);
+        INFO(w << " / " << c << ": " << r.error.text);
+        REQUIRE(r);
+        return *r.text;
+    };
+    CHECK(wrap("/usr/bin/env X=1 %{mda}", "procmail -f %{sender}") == "/usr/bin/env X=1 procmail -f %{sender}");
+    CHECK(wrap("log %{rcpt}; %{mda}; %{mda}", "a %{dest:strip}") == "log %{rcpt}; a %{dest:strip}; a %{dest:strip}");
+    // Each piece keeps its meaning: %% stays one '%', a lone '%' is doubled so
+    // that no '{' after it can make a specifier, ~ is the home folder by name.
+    CHECK(wrap("%{mda}{x} 100%%", "c 50%") == "c 50%%{x} 100%%");
+    CHECK(wrap("~/w %{mda}", "~/bin/c %{dest}") == "%{user.directory}/w %{user.directory}/bin/c %{dest}");
+    CHECK(wrap("no mda here", "c") == "no mda here");
+    ShellCommand c = command(wrap("timeout 60 %{mda} || exit 75", "procmail -f %{sender} -a '%{rcpt}'"));
+    CHECK(c.script == "timeout 60 procmail -f \"${1}\" -a ''\"${2}\"'' || exit 75");
+    CHECK(c.params == std::vector<std::string>{"Alice@Example.com", "Bob+Lists@Example.org"});
+
+    FormatResult r = wrap_command("w %{nosuch}", "c");
+    REQUIRE_FALSE(r);
+    CHECK(r.error.offset == 4);
+    r = wrap_command("w %{mda}", "c %{mda}");
+    REQUIRE_FALSE(r);
+    CHECK(r.error.text == "%{mda} is only available in an mda wrapper's command");
 }
