@@ -7,7 +7,9 @@ from Berkeley DB maps through table-db.so.
 - a `-t set` map of domains matched by `for domain <t>`;
 - a map rebuilt by makemap while the daemon runs is used for the next
   recipient without any reload (the file is replaced by rename);
-- an unknown alias is refused at RCPT.
+- an unknown alias is refused at RCPT;
+- `posternctl update table` on a map replaced by a text file says why and
+  keeps the old map in use.
 """
 
 import os
@@ -137,6 +139,17 @@ class DbTables(unittest.TestCase):
         makemap(self.ALIASES_TOOL, "-t", "aliases", self.d.path("aliases"))
         self.send(["helpdesk@localhost"], "after the rebuild")
         self.assertEqual(self.subjects(self.files(self.d.path("mail", "root"), 1)), ["after the rebuild"])
+
+    def test_update_table_reports_a_broken_map_and_keeps_the_old(self):
+        postern.posternctl(self.d, "update", "table", "aliases")
+        # A text file where the map was: the update says why, the old map serves.
+        os.rename(self.d.path("aliases"), self.d.path("aliases.db"))
+        r = subprocess.run([os.path.join(postern.BUILD_DIR, "posternctl"), "-s", self.d.path("run", "control.sock"),
+                            "update", "table", "aliases"], capture_output=True, text=True, timeout=20)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn(self.d.path("aliases.db") + ": unexpected file type or format", r.stderr)
+        self.send(["postmaster@localhost"], "old map")
+        self.assertEqual(self.subjects(self.files(self.d.path("mail", "root"), 1)), ["old map"])
 
 
 class DbTablesOtherWayRound(DbTables):
