@@ -61,8 +61,9 @@ bool find_account(const std::string& user, Account* out) {
     return true;
 }
 
-// maildir, mbox (alias `/file` lines) and mda (`mda` actions and alias
-// `|command` lines) take templates, each kind for its use (delivery/kind.hpp).
+// maildir and mbox (alias `/file` lines) take path templates, filled here;
+// mda (`mda` actions and alias `|command` lines) takes a command template,
+// filled by the plugin as shell parameters (command_template).
 FormatResult expand_item_path(const Job& job, const Item& item, const std::string& home, char delim, FormatUse use) {
     FormatValues v;
     v.sender = item.sender;
@@ -83,6 +84,21 @@ Result format_failure(const std::string& method, const std::string& tmpl, const 
     return Result{value ? Result::Status::PermFail : Result::Status::TempFail,
                   "cannot expand the " + what + " \"" + tmpl + "\" at byte " + std::to_string(e.offset) + ": " +
                       e.text};
+}
+
+// An mda item's command as the agent gets it: still a template (the plugin
+// fills it as the recipient, each value a shell parameter: plugins/mda),
+// inside the action's wrapper if it has one.
+FormatResult command_template(const Job& job, const Item& item) {
+    if (job.wrapper.empty()) return {item.path, {}};
+    return wrap_command(job.wrapper, item.path);
+}
+
+// The agent's options: the job's, and for a command the sub-address
+// delimiter its %{...:strip} needs.
+std::string agent_options(const Job& job, Kind kind, char delim) {
+    if (kind != Kind::Command || delim == '+') return job.options;
+    return job.options + (job.options.empty() ? "" : " ") + "subaddr-delim=" + std::string(1, delim);
 }
 
 }  // namespace
@@ -277,9 +293,17 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     auto run = std::make_unique<AgentRun>();
     run->results.resize(job.items.size());
     std::vector<util::Fd> messages;
-    std::vector<std::string> args = {
-        options_.agent, "--plugin-dir", options_.plugin_dir, "--method",  job.method, "--user",
-        job.user,       "--home",       acct.home,           "--options", job.options};
+    std::vector<std::string> args = {options_.agent,
+                                     "--plugin-dir",
+                                     options_.plugin_dir,
+                                     "--method",
+                                     job.method,
+                                     "--user",
+                                     job.user,
+                                     "--home",
+                                     acct.home,
+                                     "--options",
+                                     agent_options(job, kind.kind, options_.subaddr_delim)};
     for (size_t i = 0; i < job.items.size(); ++i) {
         const Item& item = job.items[i];
         std::string why;
@@ -291,6 +315,13 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         std::string path = item.path;
         if (job.method == method::kMbox && item.path.empty()) {
             path = options_.mbox_dir + "/" + sanitise_value(job.user);
+        } else if (kind.kind == Kind::Command) {
+            FormatResult r = command_template(job, item);
+            if (!r) {
+                run->results[i] = format_failure(job.method, job.wrapper.empty() ? item.path : job.wrapper, r.error);
+                continue;
+            }
+            path = std::move(*r.text);
         } else if (!item.path.empty() && kind.path_use) {
             // A template that cannot be filled fails this delivery with the
             // reason; it never becomes a guessed path.

@@ -49,6 +49,10 @@ struct Job {
     std::string user;     // local user to deliver as
     std::string account;  // "uid:gid:home" from expansion; "" = look `user` up in the system
     std::string options;  // "junk", ...
+    // `mda wrapper NAME "COMMAND"`'s command, for an action with `wrapper
+    // NAME`: each mda item's command is run inside it (delivery/format.hpp
+    // wrap_command); "" = none. Other methods ignore it.
+    std::string wrapper;
     // More option words the agent must not show in its argv (relay
     // credentials): written to a pipe the agent reads (--secret-fd).
     std::string secret;

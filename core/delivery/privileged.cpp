@@ -11,10 +11,10 @@
 namespace postern::delivery {
 namespace {
 
-// Requests: "deliver", id, method, user, account, options, secret, then per
+// Requests: "deliver", id, method, user, account, options, secret, wrapper, then per
 // item: sender, rcpt, dest, path, msgid, mail params, rcpt params; or "auth",
 // id, user, password.
-enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
+enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kWrapper, kHeadFields };
 enum { kSender, kRcpt, kDest, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
 // A batch is at most 32 deliveries (delivery/kind.hpp); the reply to the
 // largest request must fit one frame, whatever each result holds.
@@ -103,7 +103,7 @@ void PrivClient::launch(const Job& job, Done done) {
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr});
     std::vector<std::string> fields = {"deliver",   std::to_string(id), job.method, job.user,
-                                       job.account, job.options,        job.secret};
+                                       job.account, job.options,        job.secret, job.wrapper};
     for (const auto& item : job.items)
         fields.insert(fields.end(),
                       {item.sender, item.rcpt, item.dest, item.path, item.msgid, item.mail_params, item.rcpt_params});
@@ -189,6 +189,7 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
     job.account = f[kAccount];
     job.options = f[kOptions];
     job.secret = f[kSecret];
+    job.wrapper = f[kWrapper];
     queue::Store store(spool_dir_);
     for (size_t i = 0; i < n; ++i) {
         const std::string* item = &f[kHeadFields + i * kItemFields];

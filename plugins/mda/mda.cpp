@@ -1,11 +1,17 @@
 // plugins/mda/mda.cpp — delivery-mda.so, the `mda "COMMAND"` action (and the
 // `|command` lines of alias tables, which the daemon turns into this method).
 //
-// Runs inside postern-local as the recipient. request.path is the command line
-// chosen by the daemon from the admin's config or alias table, never from the
-// envelope. It runs as `/bin/sh -c COMMAND`: the admin wrote it, so shell syntax
-// is theirs to use. Envelope values never enter the command string; the command
-// sees them only as environment variables, the complete environment being
+// Runs inside postern-local as the recipient. request.path is the command
+// template chosen by the daemon from the admin's config or alias table
+// (wrapped in its `mda wrapper` already, delivery/launcher.cpp), never from
+// the envelope. The plugin fills it here, for this request's values
+// (delivery/format.hpp, compiled in), and runs
+//     /bin/sh -c SCRIPT sh VALUE1 VALUE2 ...
+// where SCRIPT is the admin's text with each %{...} replaced by a quoted
+// "${N}" and VALUEn are the (sanitised) values: shell syntax written by the
+// admin (pipes, redirections, ;) works, and no envelope value is ever parsed
+// by the shell (the CVE-2020-7247 class). The command also finds the values
+// unchanged in its environment, the complete environment being
 //     PATH=/usr/bin:/bin  SHELL=/bin/sh  HOME  USER  LOGNAME
 //     SENDER  RECIPIENT (dest)  ORIGINAL_RECIPIENT (rcpt)
 //     LOCAL  DOMAIN (parts of dest)  EXTENSION (the +tag of rcpt, "" if none)
@@ -13,14 +19,22 @@
 //     Return-Path: <sender>
 //     Delivered-To: dest
 //     <message as spooled>
-// its standard output is discarded, and the last line of its standard error
-// (at most 512 bytes) becomes the failure text. It runs in HOME when that is a
-// folder the user can enter, else in "/".
+// its standard output is discarded, and the first line of its standard error
+// (at most 512 bytes; blank lines skipped) becomes the failure text. It runs
+// in HOME when that is a folder the user can enter, else in "/".
 //
-// Result: exit 0 delivered; 71 (EX_OSERR) or 75 (EX_TEMPFAIL) temporary; any
-// other exit permanent, "mda: command exited N: <stderr line>"; killed by a
-// signal temporary. A command that exits without reading all of its input is
-// judged by its exit status alone (EPIPE is expected, not an error).
+// Result, with the enhanced status code of Postfix's sysexits table (the
+// bounce quotes it): exit 0 delivered; 71 EX_OSERR and 75 EX_TEMPFAIL
+// temporary (4.3.0); any other exit permanent, "mda: command exited N:
+// <stderr line>", 64 EX_USAGE 5.3.0, 65 EX_DATAERR 5.6.0, 66 EX_NOINPUT 5.3.0,
+// 67 EX_NOUSER 5.1.1, 68 EX_NOHOST 5.1.2, 69 EX_UNAVAILABLE 5.3.0, 70
+// EX_SOFTWARE 5.3.0, 72 EX_OSFILE 5.3.0, 73 EX_CANTCREAT 5.2.0, 74 EX_IOERR
+// 5.3.0, 76 EX_PROTOCOL 5.5.0, 77 EX_NOPERM 5.7.0, 78 EX_CONFIG 5.3.5, others
+// 5.3.0; killed by a signal temporary (4.3.0). A command that exits without
+// reading all of its input is judged by its exit status alone (EPIPE is
+// expected, not an error). A template that cannot be filled: wrong (a site
+// configuration mistake) temporary 4.3.5, not for these values permanent
+// 5.3.0.
 //
 // Time limit: 540 s (9 minutes), under the daemon's 10-minute limit for the
 // whole agent, so that it is this plugin that ends the command and reports it.
@@ -29,8 +43,10 @@
 // with SIGKILL and the result is temporary. Every child is reaped on every
 // path: no zombie is left behind.
 //
-// Options: "timeout=N" as above; any other word is a temporary failure (a site
-// configuration mistake, fixable without bouncing mail).
+// Options: "timeout=N" as above; "subaddr-delim=C" (the launcher's, from
+// `smtp sub-addr-delim`; '+' without it) for %{...:strip}; any other word is
+// a temporary failure (a site configuration mistake, fixable without
+// bouncing mail).
 #include <postern/delivery.h>
 
 #include <fcntl.h>
@@ -53,13 +69,15 @@
 #include <string_view>
 #include <vector>
 
+#include "delivery/format.hpp"
 #include "postern/support/address.hpp"
-#include "postern/support/delivery_guard.hpp"
 #include "postern/support/fd.hpp"
 #include "postern/support/sigpipe_guard.hpp"
 
 namespace {
 
+using postern::delivery::FormatError;
+using postern::delivery::ShellCommand;
 using postern::util::Fd;
 using postern::util::SigpipeGuard;
 using Clock = std::chrono::steady_clock;
@@ -67,20 +85,70 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kChunk = 65536;
 constexpr int kMaxTimeoutSeconds = 540;
 constexpr size_t kErrLineMax = 512;  // bytes of the stderr line kept for the reason
-constexpr size_t kErrKeep = 8192;    // stderr tail held while the command runs
-constexpr int kExitOsErr = 71;       // EX_OSERR
-constexpr int kExitTempFail = 75;    // EX_TEMPFAIL
+constexpr size_t kErrKeep = 8192;    // stderr head held while the command runs
 constexpr int kTickMs = 50;          // exit polling when pidfd_open is unavailable
 constexpr int kDrainReads = 64;      // bounded reads of stderr after the exit
 
-using Failure = postern::util::DeliveryFailure;
+// What became of one delivery: a POSTERN_* status, the reason, and the
+// RFC 3463 code the daemon puts in a report ("" = the class's default).
+struct Failure {
+    int status = POSTERN_TEMPFAIL;
+    std::string reason;
+    std::string enhanced;
+};
+
+constexpr const char* kSiteError = "4.3.5";  // the site's configuration is wrong: fixable, so the mail waits
 
 Failure sys_failure(const std::string& what, int err) {
-    return {POSTERN_TEMPFAIL, "mda: " + what + ": " + std::strerror(err)};
+    return {POSTERN_TEMPFAIL, "mda: " + what + ": " + std::strerror(err), "4.3.0"};
 }
 
-bool parse_options(std::string_view options, int* timeout, Failure* f) {
-    *timeout = kMaxTimeoutSeconds;
+// A command's exit status as Postfix reads sendmail's sysexits (its
+// sys_exits table): temporary or not, and the enhanced status code.
+struct ExitMeaning {
+    int code;
+    bool temporary;
+    const char* enhanced;
+};
+constexpr ExitMeaning kSysExits[] = {
+    {64, false, "5.3.0"},  // EX_USAGE
+    {65, false, "5.6.0"},  // EX_DATAERR
+    {66, false, "5.3.0"},  // EX_NOINPUT
+    {67, false, "5.1.1"},  // EX_NOUSER
+    {68, false, "5.1.2"},  // EX_NOHOST
+    {69, false, "5.3.0"},  // EX_UNAVAILABLE
+    {70, false, "5.3.0"},  // EX_SOFTWARE
+    {71, true, "4.3.0"},   // EX_OSERR
+    {72, false, "5.3.0"},  // EX_OSFILE
+    {73, false, "5.2.0"},  // EX_CANTCREAT
+    {74, false, "5.3.0"},  // EX_IOERR
+    {75, true, "4.3.0"},   // EX_TEMPFAIL
+    {76, false, "5.5.0"},  // EX_PROTOCOL
+    {77, false, "5.7.0"},  // EX_NOPERM
+    {78, false, "5.3.5"},  // EX_CONFIG
+};
+
+ExitMeaning exit_meaning(int code) {
+    for (const ExitMeaning& m : kSysExits)
+        if (m.code == code) return m;
+    return {code, false, "5.3.0"};  // any other failure: permanent, as OpenSMTPD and Postfix have it
+}
+
+struct Options {
+    int timeout = kMaxTimeoutSeconds;
+    char subaddr_delim = '+';
+};
+
+// "subaddr-delim=C": one printable character, not a space nor '@', as the
+// config allows for `smtp sub-addr-delim`.
+bool parse_delim(std::string_view value, char* out) {
+    if (value.size() != 1 || value[0] <= ' ' || value[0] > '~' || value[0] == '@') return false;
+    *out = value[0];
+    return true;
+}
+
+bool parse_options(std::string_view options, Options* o, Failure* f) {
+    int* timeout = &o->timeout;
     while (!options.empty()) {
         size_t sp = options.find(' ');
         std::string_view word = options.substr(0, sp);
@@ -94,11 +162,20 @@ bool parse_options(std::string_view options, int* timeout, Failure* f) {
                 *timeout = n;
                 continue;
             }
-            *f = {POSTERN_TEMPFAIL, "mda: option \"" + std::string(word) + "\": expected timeout=N with N from 1 to " +
-                                        std::to_string(kMaxTimeoutSeconds)};
+            *f = {POSTERN_TEMPFAIL,
+                  "mda: option \"" + std::string(word) + "\": expected timeout=N with N from 1 to " +
+                      std::to_string(kMaxTimeoutSeconds),
+                  kSiteError};
             return false;
         }
-        *f = {POSTERN_TEMPFAIL, "mda: unknown option \"" + std::string(word) + "\""};
+        if (word.starts_with("subaddr-delim=")) {
+            if (parse_delim(word.substr(14), &o->subaddr_delim)) continue;
+            *f = {POSTERN_TEMPFAIL,
+                  "mda: option \"" + std::string(word) + "\": expected subaddr-delim=C with one printable character",
+                  kSiteError};
+            return false;
+        }
+        *f = {POSTERN_TEMPFAIL, "mda: unknown option \"" + std::string(word) + "\"", kSiteError};
         return false;
     }
     return true;
@@ -150,8 +227,8 @@ public:
     Child(const Child&) = delete;
     Child& operator=(const Child&) = delete;
 
-    // Start `sh -c command` with the given fds as stdin and stderr.
-    int spawn(const std::string& command, std::vector<std::string>& env, const std::string& cwd, int in, int err);
+    // Start `sh -c script sh params...` with the given fds as stdin and stderr.
+    int spawn(const ShellCommand& command, std::vector<std::string>& env, const std::string& cwd, int in, int err);
 
     // SIGKILL to every process of the command's group (the leader is not yet
     // reaped, so its pid still names this group and cannot have been reused).
@@ -182,7 +259,7 @@ private:
     Fd pidfd_;
 };
 
-int Child::spawn(const std::string& command, std::vector<std::string>& env, const std::string& cwd, int in, int err) {
+int Child::spawn(const ShellCommand& command, std::vector<std::string>& env, const std::string& cwd, int in, int err) {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     if (int rc = posix_spawn_file_actions_init(&fa); rc != 0) return rc;
@@ -209,14 +286,18 @@ int Child::spawn(const std::string& command, std::vector<std::string>& env, cons
     posix_spawnattr_setsigdefault(&attr, &defaults);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
 
-    std::string sh = "sh", dash_c = "-c", cmd = command;
-    char* argv[] = {sh.data(), dash_c.data(), cmd.data(), nullptr};
+    // The values are sh's positional parameters ($0 is "sh"): never parsed.
+    std::vector<std::string> args = {"sh", "-c", command.script, "sh"};
+    args.insert(args.end(), command.params.begin(), command.params.end());
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
     std::vector<char*> envp;
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
 
     pid_t pid = -1;
-    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, envp.data());
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv.data(), envp.data());
     posix_spawnattr_destroy(&attr);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) return rc;
@@ -227,17 +308,19 @@ int Child::spawn(const std::string& command, std::vector<std::string>& env, cons
     return 0;
 }
 
-// The last line the command wrote to stderr, from a bounded tail.
-class StderrTail {
+// The first line the command wrote to stderr, from a bounded head: the
+// first thing a failing program says is its reason (Postfix's pipe(8) and
+// local(8) quote it too); what follows is often usage text or a trace.
+class StderrHead {
 public:
     void append(std::string_view data) {
-        tail_.append(data);
-        if (tail_.size() > kErrKeep) tail_.erase(0, tail_.size() - kErrKeep);
+        if (head_.size() < kErrKeep) head_.append(data.substr(0, kErrKeep - head_.size()));
     }
-    std::string last_line() const {
-        std::string_view t = tail_;
-        while (!t.empty() && (t.back() == '\n' || t.back() == '\r')) t.remove_suffix(1);
-        if (size_t nl = t.rfind('\n'); nl != std::string_view::npos) t.remove_prefix(nl + 1);
+    std::string first_line() const {
+        std::string_view t = head_;
+        while (!t.empty() && (t.front() == '\n' || t.front() == '\r')) t.remove_prefix(1);
+        t = t.substr(0, t.find('\n'));
+        while (!t.empty() && t.back() == '\r') t.remove_suffix(1);
         std::string line(t.substr(0, kErrLineMax));
         for (char& c : line)  // the reason must stay one printable line
             if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
@@ -245,7 +328,7 @@ public:
     }
 
 private:
-    std::string tail_;
+    std::string head_;
 };
 
 // The parent's side of the command's stdin and stderr.
@@ -256,7 +339,7 @@ struct Streams {
     std::string pending;  // bytes read but not yet written
     size_t off = 0;
     bool message_eof = false;
-    StderrTail tail;
+    StderrHead head;
 };
 
 bool set_nonblocking(int fd) {
@@ -299,7 +382,7 @@ bool read_err(Streams& s) {
     char buf[4096];
     ssize_t n = ::read(s.err.get(), buf, sizeof buf);
     if (n > 0) {
-        s.tail.append(std::string_view(buf, static_cast<size_t>(n)));
+        s.head.append(std::string_view(buf, static_cast<size_t>(n)));
         return true;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return false;
@@ -339,24 +422,50 @@ End pump(Child& child, Streams& s, Clock::time_point deadline, int* wstatus, Fai
 
 Failure exit_result(int wstatus, const std::string& line) {
     if (WIFSIGNALED(wstatus))
-        return {POSTERN_TEMPFAIL, "mda: command killed by signal " + std::to_string(WTERMSIG(wstatus))};
+        return {POSTERN_TEMPFAIL, "mda: command killed by signal " + std::to_string(WTERMSIG(wstatus)), "4.3.0"};
     int code = WIFEXITED(wstatus) ? WEXITSTATUS(wstatus) : -1;
-    if (code == 0) return {POSTERN_OK, ""};
+    if (code == 0) return {POSTERN_OK, "", ""};
     std::string reason = "mda: command exited " + std::to_string(code) + (line.empty() ? "" : ": " + line);
-    bool temporary = code == kExitOsErr || code == kExitTempFail;
-    return {temporary ? POSTERN_TEMPFAIL : POSTERN_PERMFAIL, reason};
+    ExitMeaning m = exit_meaning(code);
+    return {m.temporary ? POSTERN_TEMPFAIL : POSTERN_PERMFAIL, reason, m.enhanced};
+}
+
+// The command for this request: the template filled with its values. A
+// wrong template waits for the config's fix; values it cannot take bounce.
+bool prepare(const postern_delivery_request& req, char delim, ShellCommand* out, Failure* f) {
+    auto s = [](const char* p) { return std::string_view(p ? p : ""); };
+    postern::delivery::FormatValues v;
+    v.sender = s(req.sender);
+    v.rcpt = s(req.rcpt);
+    v.dest = s(req.dest);
+    v.user = s(req.user);
+    v.home = s(req.home);
+    v.subaddr_delim = delim;
+    auto r = postern::delivery::expand_command(s(req.path), v);
+    if (r) {
+        *out = std::move(*r.command);
+        return true;
+    }
+    bool value = r.error.kind == FormatError::Kind::Value;
+    *f = {value ? POSTERN_PERMFAIL : POSTERN_TEMPFAIL,
+          "mda: cannot expand the command \"" + std::string(s(req.path)) + "\" at byte " +
+              std::to_string(r.error.offset) + ": " + r.error.text,
+          value ? "5.3.0" : kSiteError};
+    return false;
 }
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\n") == std::string_view::npos; }
 
 bool run(const postern_delivery_request& req, Failure* f) {
-    std::string command = req.path ? req.path : "";
-    if (blank(command)) {
-        *f = {POSTERN_PERMFAIL, "mda: no command given"};
+    if (blank(req.path ? req.path : "")) {
+        *f = {POSTERN_PERMFAIL, "mda: no command given", "5.3.5"};
         return false;
     }
-    int timeout = 0;
-    if (!parse_options(req.options ? req.options : "", &timeout, f)) return false;
+    Options options;
+    if (!parse_options(req.options ? req.options : "", &options, f)) return false;
+    const int timeout = options.timeout;
+    ShellCommand command;
+    if (!prepare(req, options.subaddr_delim, &command, f)) return false;
 
     int in_fds[2], err_fds[2];
     if (::pipe2(in_fds, O_CLOEXEC) != 0) {
@@ -399,7 +508,8 @@ bool run(const postern_delivery_request& req, Failure* f) {
         child.kill_group();
         child.wait_blocking();
         if (end == End::TimedOut)
-            *f = {POSTERN_TEMPFAIL, "mda: command timed out after " + std::to_string(timeout) + " s and was killed"};
+            *f = {POSTERN_TEMPFAIL, "mda: command timed out after " + std::to_string(timeout) + " s and was killed",
+                  "4.3.0"};
         return false;
     }
     s.in.reset();
@@ -407,16 +517,48 @@ bool run(const postern_delivery_request& req, Failure* f) {
     // background child still holding stderr is not waited for.
     for (int i = 0; i < kDrainReads && s.err && read_err(s); ++i) {
     }
-    *f = exit_result(wstatus, s.tail.last_line());
+    *f = exit_result(wstatus, s.head.first_line());
     return f->status == POSTERN_OK;
 }
 
+// One delivery, at the C ABI's edge: a bad request or an exception (none may
+// cross it) is a temporary failure.
+Failure deliver_one(const postern_delivery_request* req) noexcept {
+    Failure f{POSTERN_TEMPFAIL, "mda: unexpected error", "4.3.0"};
+    try {
+        if (!req || req->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE) f.reason = "mda: request struct too small";
+        else if (run(*req, &f)) f = {POSTERN_OK, "", ""};
+    } catch (const std::exception& e) {  // bad_alloc
+        f = {POSTERN_TEMPFAIL, std::string("mda: ") + e.what(), "4.3.0"};
+    } catch (...) {
+    }
+    return f;
+}
+
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    return postern::util::guarded_deliver("mda", req, err, errlen, run);
+    Failure f = deliver_one(req);
+    if (err && errlen) std::snprintf(err, errlen, "%s", f.reason.c_str());
+    return f.status;
+}
+
+// One by one (the daemon gives an mda job one delivery anyway); through
+// here, the agent passes on the enhanced status code, which `deliver` has no
+// room for.
+void deliver_many(const postern_delivery_request* const* reqs, size_t n,
+                  postern_delivery_result* const* results) noexcept {
+    for (size_t i = 0; i < n; ++i) {
+        postern_delivery_result* res = results[i];
+        if (!POSTERN_HAS_MEMBER(res, struct postern_delivery_result, text)) continue;
+        Failure f = deliver_one(reqs[i]);
+        res->status = f.status;
+        std::snprintf(res->text, sizeof res->text, "%s", f.reason.c_str());
+        if (POSTERN_HAS_MEMBER(res, struct postern_delivery_result, enhanced))
+            std::snprintf(res->enhanced, sizeof res->enhanced, "%s", f.enhanced.c_str());
+    }
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "mda", deliver, nullptr,  // one recipient at a time
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "mda", deliver, deliver_many,
 };
 
 }  // namespace

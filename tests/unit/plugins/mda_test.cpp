@@ -1,8 +1,10 @@
 // tests/unit/plugins/mda_test.cpp — delivery-mda.so, loaded as postern-local
 // loads it (and once through postern-local itself): what the command reads on
-// stdin, its exact environment and working folder, exit codes and the stderr
-// line, commands that stop reading, the time limit killing a whole process
-// group, hostile envelope values staying data, and no child left unreaped.
+// stdin, its exact environment and working folder, exit codes with their
+// enhanced status codes and the first stderr line, commands that stop
+// reading, the time limit killing a whole process group, %{...} filled in as
+// shell parameters, hostile envelope values staying data, and no child left
+// unreaped.
 #include <signal.h>
 #include <spawn.h>
 
@@ -90,6 +92,17 @@ std::vector<pid_t> read_pids(const std::string& path) {
     return pids;
 }
 
+// An envelope value as a %{...} gives it (delivery/format.hpp): every byte but
+// letters, digits and @ . _ + - = becomes ':', and so does a leading '.'.
+std::string inert(std::string v) {
+    for (char& c : v)
+        if (!std::isalnum(static_cast<unsigned char>(c)) &&
+            std::string_view("@._+-=").find(c) == std::string_view::npos)
+            c = ':';
+    if (!v.empty() && v[0] == '.') v[0] = ':';
+    return v;
+}
+
 }  // namespace
 
 TEST_CASE("mda: the command reads exactly the two header lines and the message") {
@@ -164,7 +177,7 @@ TEST_CASE("mda: the command sees exactly the documented environment") {
     check_no_children();
 }
 
-TEST_CASE("mda: exit codes map to results with the last stderr line") {
+TEST_CASE("mda: exit codes map to results with the first stderr line") {
     test::TempDir dir;
     struct Case {
         std::string command;
@@ -173,12 +186,13 @@ TEST_CASE("mda: exit codes map to results with the last stderr line") {
     };
     const Case cases[] = {
         {"echo noise >&2; exit 0", POSTERN_OK, ""},
-        {"echo first >&2; echo 'disk full' >&2; exit 75", POSTERN_TEMPFAIL, "mda: command exited 75: disk full"},
+        {"echo 'disk full' >&2; echo 'usage: x' >&2; exit 75", POSTERN_TEMPFAIL, "mda: command exited 75: disk full"},
         {"echo 'cannot fork' >&2; exit 71", POSTERN_TEMPFAIL, "mda: command exited 71: cannot fork"},
-        {"printf 'one\\nno such mailbox\\n\\n\\n' >&2; exit 1", POSTERN_PERMFAIL,
+        {"printf '\\n\\r\\nno such mailbox\\nmore\\n\\n' >&2; exit 1", POSTERN_PERMFAIL,
          "mda: command exited 1: no such mailbox"},
         {"exit 1", POSTERN_PERMFAIL, "mda: command exited 1"},
-        {"printf 'tab\\there\\r\\n' >&2; exit 67", POSTERN_PERMFAIL, "mda: command exited 67: tab here"},
+        {"printf 'tab\\there\\r\\nsecond\\n' >&2; exit 67", POSTERN_PERMFAIL, "mda: command exited 67: tab here"},
+        {"printf 'no newline' >&2; exit 2", POSTERN_PERMFAIL, "mda: command exited 2: no newline"},
         {"/nonexistent/deliver", POSTERN_PERMFAIL, "mda: command exited 127: sh: 1: /nonexistent/deliver: not found"},
         {"kill -TERM $$", POSTERN_TEMPFAIL, "mda: command killed by signal 15"},
         {"kill -KILL $$", POSTERN_TEMPFAIL, "mda: command killed by signal 9"},
@@ -190,9 +204,69 @@ TEST_CASE("mda: exit codes map to results with the last stderr line") {
         CHECK(out.error == c.error);
     }
     // A long line is cut to 512 bytes.
-    auto out = deliver(dir, with_command("head -c 3000 /dev/zero | tr '\\0' y >&2; exit 2"));
+    auto out = deliver(dir, with_command("head -c 3000 /dev/zero | tr '\\0' y >&2; echo >&2; echo z >&2; exit 2"));
     CHECK(out.status == POSTERN_PERMFAIL);
     CHECK(out.error == "mda: command exited 2: " + std::string(512, 'y'));
+    // A command that writes much more than the head kept is drained, not blocked.
+    out = deliver(dir, with_command("echo first >&2; head -c 1000000 /dev/zero >&2; exit 3"));
+    CHECK(out.status == POSTERN_PERMFAIL);
+    CHECK(out.error == "mda: command exited 3: first");
+    check_no_children();
+}
+
+TEST_CASE("mda: each exit status gets Postfix's sysexits meaning and enhanced code") {
+    test::TempDir dir;
+    struct Case {
+        int code;
+        int status;
+        const char* enhanced;
+    };
+    const Case cases[] = {
+        {0, POSTERN_OK, ""},
+        {1, POSTERN_PERMFAIL, "5.3.0"},
+        {2, POSTERN_PERMFAIL, "5.3.0"},
+        {63, POSTERN_PERMFAIL, "5.3.0"},
+        {64, POSTERN_PERMFAIL, "5.3.0"},  // EX_USAGE
+        {65, POSTERN_PERMFAIL, "5.6.0"},  // EX_DATAERR
+        {66, POSTERN_PERMFAIL, "5.3.0"},  // EX_NOINPUT
+        {67, POSTERN_PERMFAIL, "5.1.1"},  // EX_NOUSER
+        {68, POSTERN_PERMFAIL, "5.1.2"},  // EX_NOHOST
+        {69, POSTERN_PERMFAIL, "5.3.0"},  // EX_UNAVAILABLE
+        {70, POSTERN_PERMFAIL, "5.3.0"},  // EX_SOFTWARE
+        {71, POSTERN_TEMPFAIL, "4.3.0"},  // EX_OSERR
+        {72, POSTERN_PERMFAIL, "5.3.0"},  // EX_OSFILE
+        {73, POSTERN_PERMFAIL, "5.2.0"},  // EX_CANTCREAT
+        {74, POSTERN_PERMFAIL, "5.3.0"},  // EX_IOERR
+        {75, POSTERN_TEMPFAIL, "4.3.0"},  // EX_TEMPFAIL
+        {76, POSTERN_PERMFAIL, "5.5.0"},  // EX_PROTOCOL
+        {77, POSTERN_PERMFAIL, "5.7.0"},  // EX_NOPERM
+        {78, POSTERN_PERMFAIL, "5.3.5"},  // EX_CONFIG
+        {79, POSTERN_PERMFAIL, "5.3.0"},
+        {126, POSTERN_PERMFAIL, "5.3.0"},
+        {255, POSTERN_PERMFAIL, "5.3.0"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.code);
+        auto fd = test::message_fd(dir, kMessage);
+        auto res = test::deliver_typed(mda(), with_command("echo why >&2; exit " + std::to_string(c.code)), fd.get());
+        CHECK(res.status == c.status);
+        CHECK(std::string(res.enhanced) == c.enhanced);
+        CHECK(std::string(res.text) == (c.code == 0 ? "" : "mda: command exited " + std::to_string(c.code) + ": why"));
+        // deliver gives the same status and text, without the code.
+        auto plain = deliver(dir, with_command("echo why >&2; exit " + std::to_string(c.code)));
+        CHECK(plain.status == c.status);
+        CHECK(plain.error == std::string(res.text));
+    }
+    auto fd = test::message_fd(dir, kMessage);
+    auto res = test::deliver_typed(mda(), with_command("kill -KILL $$"), fd.get());
+    CHECK(res.status == POSTERN_TEMPFAIL);
+    CHECK(std::string(res.enhanced) == "4.3.0");
+    // A caller built before the typed fields gets status and text only.
+    fd = test::message_fd(dir, kMessage);
+    res = test::deliver_typed(mda(), with_command("exit 67"), fd.get(), POSTERN_DELIVERY_RESULT_MIN_SIZE);
+    CHECK(res.status == POSTERN_PERMFAIL);
+    CHECK(std::string(res.text) == "mda: command exited 67");
+    CHECK(std::string(res.enhanced).empty());
     check_no_children();
 }
 
@@ -286,6 +360,73 @@ TEST_CASE("mda: hostile envelope values reach the command only as data") {
     check_no_children();
 }
 
+TEST_CASE("mda: %{...} in the command reach it as shell parameters, never as shell text") {
+    test::TempDir dir;
+    // CVE-2020-7247's shape, and every quoting the admin may put around a value.
+    const std::string sender = "\"$(touch " + dir / "p1" + ")`touch " + dir / "p2" + "`;touch " + dir / "p3" +
+                               "\"@x.org";
+    const std::string home = dir / "o'brien $(touch p4) \"x\"";
+    std::filesystem::create_directory(home);
+    auto r = with_command("printf '[%s]\\n' %{sender} \"%{sender}\" '%{sender}' %{user.directory} "
+                          "\"$(printf %s %{sender.user})\" > '" +
+                          dir / "args" + "'; cat > \"%{user.directory}/out-%{sender.user}\"");
+    r.sender = sender;
+    r.home = home;
+    auto out = deliver(dir, r);
+    INFO(out.error);
+    REQUIRE(out.status == POSTERN_OK);
+    const std::string s = inert(sender);
+    const std::string u = inert(sender.substr(0, sender.rfind('@')));
+    CHECK(test::read_file(dir / "args") == "[" + s + "]\n[" + s + "]\n[" + s + "]\n[" + home + "]\n[" + u + "]\n");
+    CHECK(test::read_file(home + "/out-" + u) ==
+          "Return-Path: <" + sender + ">\nDelivered-To: bob@example.com\n" + kMessage);
+    for (const char* p : {"p1", "p2", "p3", "p4"}) {
+        INFO(p);
+        CHECK_FALSE(std::filesystem::exists(dir / p));
+        CHECK_FALSE(std::filesystem::exists(home + "/" + p));
+    }
+    // ~ at the start is the home folder; strip follows subaddr-delim.
+    r = with_command("printf '%s\\n' %{rcpt.user:strip} > ~/strip");
+    r.home = dir.path();
+    r.rcpt = "bob-x+y@example.com";
+    REQUIRE(deliver(dir, r).status == POSTERN_OK);
+    CHECK(test::read_file(dir / "strip") == "bob-x\n");
+    r.options = "subaddr-delim=-";
+    REQUIRE(deliver(dir, r).status == POSTERN_OK);
+    CHECK(test::read_file(dir / "strip") == "bob\n");
+    check_no_children();
+}
+
+TEST_CASE("mda: a template that cannot be filled runs nothing") {
+    test::TempDir dir;
+    auto run_typed = [&](const test::Request& r) {
+        auto fd = test::message_fd(dir, kMessage);
+        return test::deliver_typed(mda(), r, fd.get());
+    };
+    const std::string ran = "touch '" + dir / "ran" + "'; ";
+    // The config's mistake: the mail waits for the fix.
+    auto res = run_typed(with_command(ran + "x %{nosuch}"));
+    CHECK(res.status == POSTERN_TEMPFAIL);
+    CHECK(std::string(res.enhanced) == "4.3.5");
+    CHECK(std::string(res.text).rfind("mda: cannot expand the command \"" + ran + "x %{nosuch}\" at byte " +
+                                          std::to_string(ran.size() + 4) + ": expected a format name",
+                                      0) == 0);
+    res = run_typed(with_command(ran + "x \\%{dest}"));
+    CHECK(res.status == POSTERN_TEMPFAIL);
+    CHECK(std::string(res.text).find("it would escape the quoting of the value") != std::string::npos);
+    // This envelope's values cannot fill it: it bounces.
+    auto r = with_command(ran + "x %{rcpt.user[10]}");
+    res = run_typed(r);
+    CHECK(res.status == POSTERN_PERMFAIL);
+    CHECK(std::string(res.enhanced) == "5.3.0");
+    CHECK(std::string(res.text) == "mda: cannot expand the command \"" + ran + "x %{rcpt.user[10]}\" at byte " +
+                                       std::to_string(ran.size() + 2) +
+                                       ": the slice [10] starts outside the value (the value of %{rcpt.user[10]} "
+                                       "is 3 bytes long)");
+    CHECK_FALSE(std::filesystem::exists(dir / "ran"));
+    check_no_children();
+}
+
 TEST_CASE("mda: refusals without running anything") {
     test::TempDir dir;
     auto out = deliver(dir, with_command(""));
@@ -306,6 +447,13 @@ TEST_CASE("mda: refusals without running anything") {
     out = deliver(dir, r);
     CHECK(out.status == POSTERN_TEMPFAIL);
     CHECK(out.error == "mda: unknown option \"junk\"");
+    for (const char* bad : {"subaddr-delim=", "subaddr-delim=@", "subaddr-delim=\x01", "subaddr-delim=++"}) {
+        r.options = bad;
+        out = deliver(dir, r);
+        CHECK(out.status == POSTERN_TEMPFAIL);
+        CHECK(out.error ==
+              "mda: option \"" + std::string(bad) + "\": expected subaddr-delim=C with one printable character");
+    }
     CHECK_FALSE(std::filesystem::exists(dir / "ran"));
 
     r.options = "timeout=540";
