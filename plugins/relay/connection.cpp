@@ -217,7 +217,7 @@ std::unique_ptr<Connection> Connection::open_unix(const std::string& path, int t
         *error = path + ": connect: " + why;
         return nullptr;
     }
-    auto c = std::make_unique<Connection>(Key{}, std::move(fd), path, "");
+    auto c = std::make_unique<Connection>(Key{}, std::move(fd), "", "", path);
     c->set_timeout(timeout_seconds);
     return c;
 }

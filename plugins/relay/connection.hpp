@@ -54,8 +54,9 @@ public:
     static std::unique_ptr<Connection> open(const std::string& host, const std::vector<Address>& addresses,
                                             const std::string& src, int timeout_seconds, std::string* error);
 
-    // A UNIX stream socket (the lmtp action's "/path"): the path is both
-    // the host and the label, and the address is "".
+    // A UNIX stream socket (the lmtp action's "/path"): the path is the
+    // label; host and address are "" (a result names no server by them: a
+    // report's Remote-MTA is a host name).
     static std::unique_ptr<Connection> open_unix(const std::string& path, int timeout_seconds, std::string* error);
 
     // "mx.example.org [192.0.2.1]" (a socket: its path): the prefix of every error text.
@@ -77,9 +78,10 @@ public:
 
     // Only open() makes one (the key is private): a Connection is always connected.
     struct Key {};
-    Connection(Key, util::Fd fd, std::string host, std::string address)
-        : fd_(std::move(fd)), label_(address.empty() ? host : host + " [" + address + "]"), host_(std::move(host)),
-          address_(std::move(address)) {}
+    // `label` "" = "HOST [ADDRESS]".
+    Connection(Key, util::Fd fd, std::string host, std::string address, std::string label = "")
+        : fd_(std::move(fd)), label_(label.empty() ? host + " [" + address + "]" : std::move(label)),
+          host_(std::move(host)), address_(std::move(address)) {}
 
 private:
     // Wait until the socket is ready for `events`, at most until the deadline.
