@@ -453,11 +453,9 @@ Translator::Result Translator::translate_rule(const Line& line, const NameTaken&
         }
         if (!read_rule_option(r, opt, rule)) return {};
     }
-    if (!reject && !rule.clause) {
-        r.fail(head.where, "an 'accept' rule without 'deliver to' or 'relay' (mail goes only where aliases and "
-                           ".forward files send it: the 'expand-only' method) is not supported yet");
-        return {};
-    }
+    // An accept rule without a delivery sends mail only where aliases and
+    // .forward files say (6.0's A_NONE): the method expand-only.
+    if (!reject && !rule.clause) rule.method.push_back(made(head, "expand-only"));
     Result result;
     bool changed = false;
     const std::vector<Line> alternatives = source_lines(rule, head, changed);
@@ -477,7 +475,8 @@ Translator::Result Translator::translate_rule(const Line& line, const NameTaken&
         auto it = actions_.find(key);
         if (it == actions_.end()) {
             it = actions_.emplace(key, action_name(delivery.front().text, taken)).first;
-            Line action{made(*rule.clause, "action"), made(*rule.clause, it->second, Token::Kind::String)};
+            const Token& at = rule.clause ? *rule.clause : head;
+            Line action{made(at, "action"), made(at, it->second, Token::Kind::String)};
             append(action, delivery);
             result.lines.push_back(std::move(action));
         }

@@ -131,7 +131,6 @@ inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "
 inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
-inline constexpr std::string_view kUnsupportedActionMethods[] = {"forward-only", "expand-only"};
 inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
 inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};  // smtp-out filters
 

@@ -56,12 +56,13 @@ bool Parser::parse_action(Cursor& c) {
 }
 
 bool Parser::parse_action_options(Cursor& c, Action& a) {
-    const std::string what = "an action method (mbox, maildir, mda, lmtp or relay) after action name " + quote(a.name);
+    const std::string what =
+        "an action method (mbox, maildir, mda, lmtp, forward-only, expand-only or relay) after action name " +
+        quote(a.name);
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& method = *c.peek();
-    if (grammar::listed(grammar::kUnsupportedActionMethods, method.text))
-        return fail(method.where, quote(method.text) + " is not supported yet");
-    static constexpr std::string_view kMethods[] = {"mbox", "maildir", "mda", "lmtp", "relay"};
+    static constexpr std::string_view kMethods[] = {"mbox",         "maildir",     "mda",  "lmtp",
+                                                    "forward-only", "expand-only", "relay"};
     if (!grammar::listed(kMethods, method.text)) return expected(c, what);
     a.method = c.take().text;
     if (a.method == "relay") return parse_relay_options(c, a);
@@ -105,7 +106,8 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
                 error_at(opt.where,
                          quote(w) + " cannot be used together with " + (w == "alias" ? "'virtual'" : "'alias'"));
         } else if (w == "user") {
-            if (a.method == "mbox") return fail(opt.where, "'user' cannot be used with 'mbox'");
+            if (a.method == "mbox" || a.method == "forward-only" || a.method == "expand-only")
+                return fail(opt.where, "'user' cannot be used with " + quote(a.method));
             if (!parse_value(c, "a user name after 'user'", a.user)) return false;
         } else {  // ttl
             std::chrono::seconds ttl{};

@@ -28,6 +28,7 @@
 
 #include "control/server.hpp"
 #include "daemon/control_handler.hpp"
+#include "daemon/forward_channel.hpp"
 #include "daemon/preflight.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
@@ -319,6 +320,8 @@ struct Prepared {
     // parent that starts them (split daemon).
     std::vector<filterhost::ProcSpec> filter_specs;
     util::Fd filter_channel;
+    // Users' ~/.forward: read through the parent (split daemon), else here.
+    util::Fd forward_channel;
 };
 
 // SIGHUP: read every table again, as `posternctl update table` does for one.
@@ -371,6 +374,13 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 
     smtpd::SmtpContext ctx{&cfg,    &rules, &tables,        &store,  &committer,
                            nullptr, &post,  paths.hostname, nullptr, prep.tls_contexts};
+    std::unique_ptr<ForwardClient> forward_client;
+    expand::ForwardReader read_forward = [](const expand::UserInfo& u) { return expand::read_forward(u.uid, u.home); };
+    if (prep.forward_channel) {
+        forward_client = std::make_unique<ForwardClient>(std::move(prep.forward_channel));
+        read_forward = [c = forward_client.get()](const expand::UserInfo& u) { return c->read(u); };
+    }
+    ctx.forward = &read_forward;
     ctx.queued = [&scheduler](const std::vector<queue::Envelope>& e) { scheduler.enqueue(e); };
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
@@ -490,13 +500,14 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 // there is nothing left to wait for: the parent ends at once (agents still
 // running finish on their own; their mail is still queued and is retried).
 int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths,
-              std::vector<filterhost::ProcSpec> filter_specs, util::Fd filter_channel) {
+              std::vector<filterhost::ProcSpec> filter_specs, util::Fd filter_channel, util::Fd forward_channel) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     delivery::SpawnLauncher launcher(&loop, spawn_options(cfg, paths, true));
     // Filters run as their configured user: root starts them for the child.
     filterhost::Processes filter_procs(&loop, std::move(filter_specs));
     filterhost::StarterServer filter_server(&loop, std::move(filter_channel), filter_procs);
+    ForwardServer forward_server(&loop, std::move(forward_channel));
     delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
 
     // Pass stop and reload requests on to the child.
@@ -640,10 +651,11 @@ int run(const Options& o) {
         prep.filter_specs = std::move(filter_specs);
         return serve(cfg, paths, std::move(prep));
     }
-    util::Fd filter_parent, filter_child;
+    util::Fd filter_parent, filter_child, forward_parent, forward_child;
     std::string channel_error;
-    if (!filterhost::starter_channel(&filter_parent, &filter_child, &channel_error)) {
-        log::error(log::Line("cannot make the filter channel").kv("error", channel_error));
+    if (!filterhost::starter_channel(&filter_parent, &filter_child, &channel_error) ||
+        !forward_channel(&forward_parent, &forward_child, &channel_error)) {
+        log::error(log::Line("cannot make the filter or .forward channel").kv("error", channel_error));
         return 1;
     }
 
@@ -660,6 +672,7 @@ int run(const Options& o) {
     if (child == 0) {
         close(sp[0]);
         filter_parent.reset();
+        forward_parent.reset();
         // The spool may lie below folders _postern cannot pass (a checkout
         // under a 0700 home): enter it as root and work from there. The
         // channel's end, not PR_SET_PDEATHSIG (cleared by the uid change),
@@ -672,14 +685,17 @@ int run(const Options& o) {
         prep.store_dir = ".";
         prep.priv_fd = sp[1];
         prep.filter_channel = std::move(filter_child);
+        prep.forward_channel = std::move(forward_child);
         std::_Exit(serve(cfg, paths, std::move(prep)));
     }
     close(sp[1]);
     filter_child.reset();
+    forward_child.reset();
     smtpd::close_listeners(prep.sockets);
     prep.control.reset();
     PidFile pid_file(paths.pid_file);
-    return supervise(child, sp[0], cfg, paths, std::move(filter_specs), std::move(filter_parent));
+    return supervise(child, sp[0], cfg, paths, std::move(filter_specs), std::move(filter_parent),
+                     std::move(forward_parent));
 }
 
 }  // namespace postern::daemon

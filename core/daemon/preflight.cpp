@@ -347,6 +347,7 @@ std::string delivery_problem(const std::string& method, const std::string& dir) 
 void check_actions(const config::Config& cfg, const std::string& dir, Problems& out) {
     std::map<std::string, std::string, std::less<>> problem;  // method -> message ("" = loads)
     for (const auto& a : cfg.actions) {
+        if (a.method == "forward-only" || a.method == "expand-only") continue;  // only expansion: no plugin
         auto it = problem.find(a.method);
         if (it == problem.end()) it = problem.emplace(a.method, delivery_problem(a.method, dir)).first;
         if (!it->second.empty()) out.at(a.where, "action " + q(a.name) + ": " + it->second);

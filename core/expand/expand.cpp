@@ -65,6 +65,9 @@ private:
     bool expand_include(const std::string& path, const Origin& from);
 
     bool add_user(std::string_view name, std::string_view ext, bool is_recipient);
+    bool deliver_user(const UserInfo& info, std::string_view ext);
+    bool follow_forward(const UserInfo& info, std::string_view ext, bool* handled);
+    bool expand_forward_element(const Element& e, const UserInfo& info, std::string_view ext);
     bool add_local(Kind kind, const std::string& value, std::string_view key, std::string_view ext);
     bool add(Destination d);
     bool first_time(Kind kind, const std::string& value) { return seen_.emplace(kind, value).second; }
@@ -266,9 +269,79 @@ bool Expander::add_user(std::string_view name, std::string_view ext, bool is_rec
     case Status::TempFail: return temp_fail(why);
     case Status::Permanent: return expansion_problem(why);
     }
-    Destination d{Kind::User, user, info, info, std::string(ext)};
+    bool handled = false;
+    if (!follow_forward(info, ext, &handled)) return false;
+    if (handled) return true;
+    if (req_.forward_only)
+        return temp_fail("user " + quoted(user) + " has no .forward, and the action is forward-only");
+    if (req_.expand_only)
+        return expansion_problem("user " + quoted(user) + " has no .forward, and the action is expand-only");
+    return deliver_user(info, ext);
+}
+
+bool Expander::deliver_user(const UserInfo& info, std::string_view ext) {
+    Destination d{Kind::User, info.name, info, info, std::string(ext)};
     if (!req_.as_user.empty() && !as_user_account(&d.run_as)) return false;
     return add(std::move(d));
+}
+
+// The user's .forward, when there is one that lists something: its entries
+// replace the user (*handled). Ignored files are logged and count as none.
+bool Expander::follow_forward(const UserInfo& info, std::string_view ext, bool* handled) {
+    *handled = false;
+    if (!req_.forward || !req_.as_user.empty()) return true;
+    ForwardFile f = req_.forward(info);
+    switch (f.status) {
+    case ForwardFile::Status::Absent: return true;
+    case ForwardFile::Status::Ignored: res_.warnings.push_back(f.why); return true;
+    case ForwardFile::Status::TempFail: return temp_fail(f.why);
+    case ForwardFile::Status::Found: break;
+    }
+    const std::size_t before = res_.dests.size();
+    for (const auto& line : include_lines(f.text)) {
+        std::vector<std::string> items;
+        std::string why;
+        if (!split_alias_list(line, &items, &why))
+            return expansion_problem(".forward of " + quoted(info.name) + ": " + why);
+        for (const auto& item : items)
+            if (!expand_forward_element(classify_element(item, req_.subaddr_delim), info, ext)) return false;
+    }
+    // A .forward whose every line was skipped leaves the user's own delivery.
+    *handled = res_.dests.size() > before;
+    return true;
+}
+
+bool Expander::expand_forward_element(const Element& e, const UserInfo& info, std::string_view ext) {
+    const std::string source = ".forward of " + quoted(info.name);
+    const bool runs_something = e.kind == Element::Kind::File || e.kind == Element::Kind::Command;
+    if (req_.forward_only && (runs_something || e.kind == Element::Kind::Error))
+        return temp_fail(source + ": only addresses may be forwarded by a forward-only action");
+    switch (e.kind) {
+    case Element::Kind::Invalid: return expansion_problem(source + ": " + e.value);
+    case Element::Kind::Error:
+        return fail(e.code < 500 ? Status::TempFail : Status::Permanent, e.code, e.value, "error: line in " + source);
+    case Element::Kind::Include: res_.warnings.push_back(source + ": :include:" + e.value + " skipped"); return true;
+    case Element::Kind::File:
+    case Element::Kind::Command:
+        if (info.uid == 0) {
+            res_.warnings.push_back(source + ": " + e.value + " skipped (root's .forward runs no files or commands)");
+            return true;
+        }
+        if (!first_time(e.kind == Element::Kind::File ? Kind::File : Kind::Command, e.value)) return true;
+        return add({e.kind == Element::Kind::File ? Kind::File : Kind::Command, e.value, info, info, std::string(ext)});
+    case Element::Kind::Address:
+        if (!first_time(Kind::Address, table::lowercase(e.value))) return true;
+        return add({Kind::Address, e.value, {}, {}, std::string(ext)});
+    case Element::Kind::User: break;
+    }
+    std::string_view base = split_tag(e.value, req_.subaddr_delim).first;
+    if (table::lowercase(base) == info.name) {  // sameuser: the user keeps a copy
+        if (req_.forward_only || req_.expand_only)
+            return temp_fail(source + " names the user, but the action delivers nothing itself");
+        return deliver_user(info, ext);
+    }
+    if (table() && !req_.virtual_) return expand_name(table::lowercase(e.value), 1, ext, false);
+    return add_user(e.value, ext, false);
 }
 
 bool Expander::add_local(Kind kind, const std::string& value, std::string_view key, std::string_view ext) {

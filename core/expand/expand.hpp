@@ -35,6 +35,18 @@
 // - The `+tag` of the recipient, lowercased like every key and user name,
 //   becomes Destination::extension; a user element with a tag of its own
 //   (`bob+lists`) carries that tag instead.
+// - ~/.forward (Request::forward): a user reached by expansion whose
+//   .forward lists anything is replaced by its entries, as if it were their
+//   alias entry; their own name there (sameuser) delivers to them. Its
+//   `:include:` lines are skipped; `|command` and `/file` lines run as the
+//   user, and never in root's .forward (skipped with a warning, since root's
+//   commands would run as the default user). Not read when the action has
+//   `user NAME` (one account delivers for everyone).
+// - forward-only and expand-only actions deliver nothing themselves: a user
+//   without a .forward is a temporary failure under forward-only (the user
+//   may be about to write one) and a permanent one under expand-only; under
+//   forward-only, files, commands and error: lines are temporary failures
+//   too, as in OpenSMTPD: only addresses may come out.
 #pragma once
 
 #include <sys/types.h>
@@ -44,6 +56,7 @@
 #include <vector>
 
 #include "expand/alias_list.hpp"
+#include "expand/forward.hpp"
 #include "expand/userbase.hpp"
 #include "table/table.hpp"
 
@@ -66,6 +79,9 @@ struct Request {
     std::string as_user;                  // action `user NAME`: every local delivery runs as this user
     std::string default_user = "nobody";  // files/commands with no other owner (system user)
     char subaddr_delim = '+';
+    ForwardReader forward;      // how to read a user's ~/.forward; empty = never
+    bool forward_only = false;  // action forward-only
+    bool expand_only = false;   // action expand-only
     int max_depth = 10;
 };
 

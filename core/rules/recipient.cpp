@@ -52,7 +52,8 @@ queue::Envelope new_envelope(const config::Config& config, const PlannedDelivery
 }
 
 Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
-                             const rules::Subject& subject, const std::string& local, int depth) {
+                             const rules::Subject& subject, const std::string& local, int depth,
+                             const expand::ForwardReader* forward) {
     const std::string& rcpt = subject.rcpt;
     if (!config.srs_key.empty() && rules.is_local_domain(subject.rcpt_domain)) {
         // A bounce to an address `relay srs` made: back to the original sender,
@@ -67,7 +68,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
             next.rcpt = original;
             auto at = original.rfind('@');
             next.rcpt_domain = at == std::string::npos ? "" : original.substr(at + 1);
-            return resolve_recipient(config, rules, tables, next, original.substr(0, at), depth - 1);
+            return resolve_recipient(config, rules, tables, next, original.substr(0, at), depth - 1, forward);
         }
         if (r != relay::SrsResult::NotSrs)
             return refuse(550, "5.7.1 <" + rcpt + ">: Invalid SRS address",
@@ -97,10 +98,14 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
     req.as_user = action.user;
     req.subaddr_delim = config.sub_addr_delim;
     req.max_depth = depth;
+    if (forward) req.forward = *forward;
+    req.forward_only = action.method == "forward-only";
+    req.expand_only = action.method == "expand-only";
     expand::Result ex = expand::expand(req);
     if (ex.status != expand::Status::Ok) return refuse(ex.code, ex.error, ex.log);
 
     Resolution out;
+    out.warnings = std::move(ex.warnings);
     for (const auto& dest : ex.dests) {
         if (dest.kind == expand::Destination::Kind::Address) {
             // An alias to an address: matched again as mail this host sends itself.
@@ -114,7 +119,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
             next.rcpt_domain = at == std::string::npos ? "" : dest.value.substr(at + 1);
             Resolution inner = resolve_recipient(config, rules, tables, next,
                                                  at == std::string::npos ? dest.value : dest.value.substr(0, at),
-                                                 depth - 1);
+                                                 depth - 1, forward);
             if (!inner.accepted()) {
                 // The client asked for `rcpt`: its alias target's trouble is reported against it.
                 if (inner.code / 100 == 4)
@@ -124,6 +129,7 @@ Resolution resolve_recipient(const config::Config& config, const rules::Ruleset&
                                   (inner.log.empty() ? "" : " (" + inner.log + ")"));
             }
             for (auto& del : inner.deliveries) out.deliveries.push_back(std::move(del));
+            for (auto& w : inner.warnings) out.warnings.push_back(std::move(w));
             continue;
         }
         PlannedDelivery del;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "expand/forward.hpp"
 #include "queue/envelope.hpp"
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
@@ -37,6 +38,7 @@ struct Resolution {
     std::string text;  // the refusal's text after the code ("5.1.1 <a@b>: ...")
     std::string log;   // details for the log, never for the client
     std::vector<PlannedDelivery> deliveries;
+    std::vector<std::string> warnings;  // what expansion skipped (an unsafe .forward), for the log
     bool accepted() const { return code / 100 == 2; }
 };
 
@@ -47,7 +49,9 @@ queue::Envelope new_envelope(const config::Config& config, const PlannedDelivery
 
 // `subject` describes the session and the recipient (rcpt, rcpt_domain set);
 // `local` is the recipient's local part as sent.
+// `forward` reads users' ~/.forward (nullptr: never).
 Resolution resolve_recipient(const config::Config& config, const rules::Ruleset& rules, table::Registry& tables,
-                             const rules::Subject& subject, const std::string& local, int depth = 10);
+                             const rules::Subject& subject, const std::string& local, int depth = 10,
+                             const expand::ForwardReader* forward = nullptr);
 
 }  // namespace postern::rules

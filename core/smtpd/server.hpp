@@ -14,6 +14,7 @@
 #include "auth/credentials.hpp"
 #include "config/config.hpp"
 #include "event/loop_work.hpp"
+#include "expand/forward.hpp"
 #include "filterhost/host.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
@@ -50,6 +51,8 @@ struct SmtpContext {
     const std::map<const config::Listener*, std::unique_ptr<tls::ServerContext>>* tls = nullptr;
     // The filter host: the chains of filtered listeners; nullptr = no filters.
     filterhost::Host* filters = nullptr;
+    // Reads users' ~/.forward during expansion (on worker threads); nullptr = never.
+    const expand::ForwardReader* forward = nullptr;
 };
 
 class SmtpServer {

@@ -654,8 +654,9 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
         const SmtpContext& ctx = server_.ctx();
         event::run_blocking(
             server_.loop(),
-            [work, config = ctx.config, rules = ctx.rules, tables = ctx.tables] {
-                work->resolution = rules::resolve_recipient(*config, *rules, *tables, work->subject, work->local);
+            [work, config = ctx.config, rules = ctx.rules, tables = ctx.tables, forward = ctx.forward] {
+                work->resolution = rules::resolve_recipient(*config, *rules, *tables, work->subject, work->local, 10,
+                                                            forward);
             },
             [weak = weak_from_this(), work, dsn] {
                 auto self = weak.lock();
@@ -671,6 +672,8 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
 }
 
 void SmtpSession::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, rules::Resolution r) {
+    for (const auto& w : r.warnings)
+        log::warn(log::Line(id_ + " smtp expand-warning").kv("rcpt", rcpt).kv("detail", w));
     if (!r.accepted()) {
         log::info(log::Line(id_ + " smtp failed-rcpt")
                       .kv("rcpt", rcpt)

@@ -94,8 +94,17 @@ TEST_CASE("errors: action") {
     CHECK(errors_of("table a { x = y }\naction d mbox ttl 4d alias <a>\n" + kMatch) ==
           Errors{"test.conf:2:22: 'alias' must come before 'ttl'"});
     CHECK(errors_of("action d mbox ttl 4d ttl 5d\n" + kMatch) == Errors{"test.conf:1:22: 'ttl' is given twice"});
+    // forward-only and expand-only deliver nothing themselves: no account to run as.
+    CHECK(errors_of("action d forward-only user bob\n" + kMatch) ==
+          Errors{"test.conf:1:23: 'user' cannot be used with 'forward-only'"});
+    CHECK(errors_of("action d expand-only user bob\n" + kMatch) ==
+          Errors{"test.conf:1:22: 'user' cannot be used with 'expand-only'"});
+    CHECK(errors_of("action d forward-only alias <a>\n" + kMatch) ==
+          Errors{"test.conf:1:30: unknown table 'a': declare it with 'table a ...' before this line"});
     CHECK(errors_of("action d deliver\n" + kMatch) ==
-          Errors{"test.conf:1:10: expected an action method (mbox, maildir, mda, lmtp or relay) after action name 'd', "
+          Errors{"test.conf:1:10: expected an action method (mbox, maildir, mda, lmtp, forward-only, expand-only or "
+                 "relay) after "
+                 "action name 'd', "
                  "found "
                  "'deliver'"});
     // Without a name nothing can be remembered, so the rule using it is reported too.
@@ -264,9 +273,6 @@ TEST_CASE("errors: directives of later issues are refused by name") {
           Errors{"test.conf:1:7: 'queue encryption' is not supported yet"});
     CHECK(errors_of("listen on lo port 25 proxy-v2\n" + kRule) ==
           Errors{"test.conf:1:22: 'proxy-v2' is not supported yet"});
-    for (const char* method : {"forward-only", "expand-only"})
-        CHECK(errors_of("action d " + std::string(method) + "\n" + kMatch) ==
-              Errors{"test.conf:1:10: '" + std::string(method) + "' is not supported yet"});
     CHECK(errors_of("action d mbox wrapper w\n" + kMatch) == Errors{"test.conf:1:15: 'wrapper' is not supported yet"});
     CHECK(errors_of("action d mda \"/usr/bin/procmail\" wrapper w\n" + kMatch) ==
           Errors{"test.conf:1:34: 'wrapper' is not supported yet"});

@@ -399,16 +399,25 @@ TEST_CASE("legacy: global spellings of things not read yet are refused as their 
                  "'max-message-size', found '35X'"});
 }
 
+TEST_CASE("legacy: an accept rule without a delivery clause is the expand-only method") {
+    // Aliases and .forward files alone decide where the mail goes (6.0's A_NONE).
+    auto r = parse(kDecls + "accept from any for domain example.org alias <a>\n");
+    CHECK(r.errors.empty());
+    CHECK(formatted(r.warnings) ==
+          Errors{warning(8, {"action \"expand-only\" expand-only alias <a>",
+                             "match from any for domain example.org action \"expand-only\""})});
+    REQUIRE(r.config);
+    REQUIRE(r.config->actions.size() == 1);
+    CHECK(r.config->actions[0].method == "expand-only");
+    CHECK(r.config->actions[0].alias_table == "a");
+}
+
 TEST_CASE("legacy: refusals with exact errors") {
     const std::string p = "test.conf:8:";
     auto errors = [&](const std::string& old_line) { return errors_of(kDecls + old_line + "\n"); };
-    // No delivery clause: aliases and .forward alone decide (expand-only).
-    CHECK(errors("accept from any for any") ==
-          Errors{p + "1: an 'accept' rule without 'deliver to' or 'relay' (mail goes only where aliases and .forward "
-                     "files send it: the 'expand-only' method) is not supported yet"});
-    // forward-only translates, and its current method is refused.
+    // forward-only translates to the current method, and parses.
     auto fwd = parse(kDecls + "accept for local alias <a> forward-only\n");
-    CHECK(formatted(fwd.errors) == Errors{p + "28: 'forward-only' is not supported yet"});
+    CHECK(fwd.errors.empty());
     CHECK(formatted(fwd.warnings) == Errors{warning(8, {"action \"forward-only\" forward-only alias <a>", kNote,
                                                         "match for local action \"forward-only\"",
                                                         "match auth from any for local action \"forward-only\""})});
