@@ -12,7 +12,7 @@ DATA.json:
   "log":       a file to which each request is appended (one line each)
   "marker":    a file: the "crash-once" key crashes only while it is absent
 
-Keys that misbehave, whatever the service:
+Keys that misbehave, whatever the service (or addresses with that local part):
   crash       exit(3) without answering
   crash-once  as crash, once: creates the marker file first
   hang        never answer
@@ -42,6 +42,7 @@ def log(text):
 
 def misbehave(key):
     """Acts on a misbehaving key; returns the garbage/twice marker or None."""
+    key = key.split("@")[0]
     if key == "crash":
         os._exit(3)
     if key == "crash-once" and not os.path.exists(data["marker"]):
