@@ -172,6 +172,10 @@ class ProcTables(unittest.TestCase):
         files = self.d.wait_files(self.d.path("outbound"), 1)
         self.assertEqual(len(files), 1, self.d.log())
         self.assertIn("with ESMTPSA", postern.read_bytes(files[0]).decode())
+        # The credentials lookup started table-passwd in the unprivileged process too.
+        postern_uid = pwd.getpwnam("_postern").pw_uid
+        programs = [p for p in self.table_programs() if any(b"passwd" in a for a in p[3])]
+        self.assertEqual([p[1] for p in programs], [postern_uid], programs)
 
     def test_a_program_that_crashes_mid_lookup(self):
         with self.d.client() as c:
