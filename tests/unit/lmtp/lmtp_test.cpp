@@ -156,7 +156,7 @@ TEST_CASE("lmtp: a 550 after the message permfails that recipient alone") {
     server.stop();
 }
 
-TEST_CASE("lmtp: a 550 at RCPT permfails that recipient; the message goes to the other, one reply after it") {
+TEST_CASE("lmtp: a 550 at RCPT permfails that recipient, the other gets the message and one reply after it") {
     test::TempDir dir;
     Script s;
     s.rcpt["bob"] = "550 5.1.1 <bob> User doesn't exist: bob\r\n";
