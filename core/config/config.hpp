@@ -164,6 +164,7 @@ struct Action {
     std::string virtual_table;   // `virtual <t>`, "" if none
     std::string userbase_table;  // `userbase <t>`, "" = system users (getpwnam)
     std::string user;            // `user NAME`, "" if none
+    std::string wrapper;         // `wrapper NAME`: an `mda wrapper` name, "" if none
     Relay relay;                 // method "relay" only
     std::optional<std::chrono::seconds> ttl;
     Location where;
@@ -267,6 +268,9 @@ struct Config {
     std::vector<Filter> filters;    // declaration order, names unique (anonymous chains included)
     std::vector<Action> actions;    // declaration order
     std::vector<Rule> rules;        // first match wins
+    // mda wrapper NAME "COMMAND": commands of local deliveries run inside
+    // COMMAND, where %{mda} stands for them (name -> command as written).
+    std::map<std::string, std::string, std::less<>> mda_wrappers;
 
     // smtp ...
     std::size_t max_message_size = 35u * 1024 * 1024;  // smtp max-message-size

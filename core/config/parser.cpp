@@ -96,6 +96,10 @@ void Parser::parse_line(const Line& line) {
         parse_mta(c);
         return;
     }
+    if (w == "mda") {
+        parse_mda_wrapper(c);
+        return;
+    }
     if (w == "srs") {
         parse_srs(c);
         return;

@@ -122,7 +122,7 @@ inline constexpr std::string_view kKeywords[] = {
 
 // Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
-inline constexpr std::string_view kUnsupportedDirectives[] = {"admd", "mda", "scheduler"};
+inline constexpr std::string_view kUnsupportedDirectives[] = {"admd", "scheduler"};
 
 // `queue ...` sub-directives not read yet.
 inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "encryption"};
@@ -131,7 +131,6 @@ inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "
 inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
-inline constexpr std::string_view kUnsupportedActionOptions[] = {"wrapper"};
 inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};  // smtp-out filters
 
 // `match ...` options, and `from ...` sources, not read yet.

@@ -69,12 +69,11 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
     if (a.method == "mda" && !parse_mda_command(c, a)) return false;
     if (a.method == "lmtp" && !parse_lmtp_destination(c, a)) return false;
 
-    static constexpr std::string_view kOptions[] = {"alias", "virtual", "userbase", "user", "ttl"};
+    static constexpr std::string_view kOptions[] = {"alias", "virtual", "userbase", "user", "wrapper", "ttl"};
     if (a.method == "maildir") {
         // maildir [PATH] [junk]: a quoted word is always a path, a bare one unless it is an option.
         if (c.value() && (c.peek()->kind == Token::Kind::String ||
-                          (!c.word("junk") && !grammar::listed(kOptions, c.peek()->text) &&
-                           !grammar::listed(grammar::kUnsupportedActionOptions, c.peek()->text)))) {
+                          (!c.word("junk") && !grammar::listed(kOptions, c.peek()->text) && !c.word("wrapper")))) {
             const Token& path = c.take();
             if (auto e = template_error(path, delivery::FormatUse::Path)) return fail(e->where, e->message);
             a.path = path.text;
@@ -89,11 +88,9 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
     bool after_ttl = false;
     while (!c.done()) {
         const Token& opt = *c.peek();
-        const std::string what_opt = "an action option (alias, virtual, userbase, user, ttl)";
+        const std::string what_opt = "an action option (alias, virtual, userbase, user, wrapper, ttl)";
         if (opt.kind != Token::Kind::Word) return expected(c, what_opt);
         const std::string& w = opt.text;
-        if (grammar::listed(grammar::kUnsupportedActionOptions, w))
-            return fail(opt.where, quote(w) + " is not supported yet");
         if (!grammar::listed(kOptions, w)) return expected(c, what_opt);
         if (!seen.insert(w).second) return fail(opt.where, quote(w) + " is given twice");
         if (after_ttl) return fail(opt.where, quote(w) + " must come before 'ttl'");
@@ -109,6 +106,15 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
             if (a.method == "mbox" || a.method == "forward-only" || a.method == "expand-only")
                 return fail(opt.where, "'user' cannot be used with " + quote(a.method));
             if (!parse_value(c, "a user name after 'user'", a.user)) return false;
+        } else if (w == "wrapper") {
+            if (a.method == "forward-only" || a.method == "expand-only")
+                return fail(opt.where, "'wrapper' cannot be used with " + quote(a.method));
+            if (!c.value()) return expected(c, "an mda wrapper name after 'wrapper'");
+            const Token& name = c.take();
+            if (cfg_.mda_wrappers.find(name.text) == cfg_.mda_wrappers.end())
+                return fail(name.where, "no mda wrapper named " + quote(name.text) +
+                                            ": declare it first with mda wrapper " + quote(name.text) + " \"COMMAND\"");
+            a.wrapper = name.text;
         } else {  // ttl
             std::chrono::seconds ttl{};
             if (!parse_delay_value(c, "'ttl'", ttl)) return false;
@@ -117,6 +123,27 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
         }
     }
     return true;
+}
+
+// mda wrapper NAME "COMMAND": a command that runs every command of the
+// actions naming it, where %{mda} stands for that command.
+bool Parser::parse_mda_wrapper(Cursor& c) {
+    c.take();
+    if (!c.word("wrapper")) return expected(c, "'wrapper' after 'mda'");
+    c.take();
+    if (!c.value()) return expected(c, "a wrapper name after 'mda wrapper'");
+    const Token& name = c.take();
+    if (cfg_.mda_wrappers.count(name.text))
+        return fail(name.where, "mda wrapper " + quote(name.text) + " is declared twice");
+    if (!c.value())
+        return expected(c, "a command after the wrapper name, quoted as in mda wrapper " + quote(name.text) +
+                               " \"/usr/bin/env -i %{mda}\"");
+    const Token& command = c.take();
+    if (command.text.find_first_not_of(" \t") == std::string::npos)
+        return fail(command.where, "the wrapper's command is empty");
+    if (auto e = template_error(command, delivery::FormatUse::Wrapper)) return fail(e->where, e->message);
+    cfg_.mda_wrappers.emplace(name.text, command.text);
+    return end_of_line(c, "the wrapper's command");
 }
 
 // mda "COMMAND": the command line, run later by /bin/sh -c as the recipient.

@@ -258,6 +258,7 @@ private:
     bool parse_action(Cursor& c);
     bool parse_action_options(Cursor& c, Action& a);
     bool parse_mda_command(Cursor& c, Action& a);
+    bool parse_mda_wrapper(Cursor& c);
     bool parse_lmtp_destination(Cursor& c, Action& a);
     bool parse_relay_options(Cursor& c, Action& a);
     bool parse_relay_option(Cursor& c, const Token& opt, Relay& r);

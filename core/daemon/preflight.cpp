@@ -32,11 +32,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Backends and methods that later releases add as plugins: their absence is
-// "not supported yet", not an installation mistake. Once a plugin is there it
-// is used like any other, so nothing here needs to change when one lands.
-constexpr std::string_view kLaterBackends[] = {"db", "sqlite", "postgres", "redis", "ldap"};
-constexpr std::string_view kLaterMethods[] = {delivery::method::kLmtp};
+// OpenSMTPD's table programs (opensmtpd-extras): `NAME:/conf` runs
+// /usr/libexec/opensmtpd/table-NAME through table-proc.so when no plugin of
+// that name exists (table/registry.cpp).
+constexpr std::string_view kTablePrograms[] = {"ldap", "mysql", "passwd", "postgres", "redis", "socketmap"};
 
 bool listed(const auto& list, std::string_view s) {
     return std::find(std::begin(list), std::end(list), s) != std::end(list);
@@ -97,15 +96,10 @@ const char* kReinstall = "reinstall postern's plugins, or set 'plugin path' to t
 // Why table-BACKEND.so is missing, and what to use instead.
 std::string missing_backend(const config::TableDecl& t, const std::string& dir) {
     const std::string file = plugin_file(dir, "table", t.backend);
-    if (listed(kLaterBackends, t.backend)) {
-        std::string msg = "table backend " + q(t.backend) + " is not supported yet (no plugin " +
-                          fs::path(file).filename().string() + " in " + dir + "); use a file: table";
-        // makemap(8) builds NAME.db from the text file NAME, which file: reads as it is.
-        if (t.backend == "db" && t.source.size() > 3 && t.source.ends_with(".db"))
-            msg += ", e.g. table " + t.name + " file:" + t.source.substr(0, t.source.size() - 3) +
-                   " (the text file makemap made " + t.source + " from)";
-        return msg;
-    }
+    if (listed(kTablePrograms, t.backend))
+        return "no table backend " + q(t.backend) + " (no plugin " + fs::path(file).filename().string() + " in " + dir +
+               ", and no program " + table::kOpensmtpdTableDir + "table-" + t.backend +
+               "); install opensmtpd-extras, which has it, or name a table program with proc:";
     return "no table backend " + q(t.backend) + " (no plugin " + fs::path(file).filename().string() + " in " + dir +
            "; installed: " + join(installed(dir, "table")) +
            "); use an installed backend, or set 'plugin path' "
@@ -334,10 +328,6 @@ std::string delivery_problem(const std::string& method, const std::string& dir) 
     const std::string file = plugin_file(dir, "delivery", method);
     if (!absent(file)) return err + "; " + kReinstall;
     const std::string name = fs::path(file).filename().string();
-    if (listed(kLaterMethods, method))
-        return "delivery method " + q(method) + " is not supported yet (no plugin " + name + " in " + dir +
-               "); deliver with maildir, mbox or mda until it is, as with Dovecot's "
-               "mda \"/usr/lib/dovecot/dovecot-lda -f \\\"$SENDER\\\" -a \\\"$RECIPIENT\\\"\"";
     return "no plugin " + name + " in " + dir + " for delivery method " + q(method) +
            "; install postern's plugins there, or set 'plugin path' to the folder that has them";
 }

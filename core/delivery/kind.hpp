@@ -30,7 +30,7 @@ inline constexpr std::string_view kRelay = "relay";
 enum class Kind {
     Local,    // into a mailbox on this host: maildir, mbox
     Command,  // a command run as the recipient: mda
-    Lmtp,     // handed to an LMTP server (delivered like Local until it has its own agent)
+    Lmtp,     // handed to an LMTP server by the lmtp plugin
     Relay,    // to another mail server over SMTP
 };
 

@@ -298,7 +298,10 @@ delivery::Job Scheduler::make_job(const std::vector<std::string>& ids, const con
     job.method = first.method.empty() ? action.method : first.method;
     job.user = first.user;
     job.account = first.account;
-    job.options = action.junk ? "junk" : "";
+    // Options only the action's own method reads; a command from an alias
+    // runs through mda, which takes none of them.
+    if (job.method == action.method) job.options = action.junk ? "junk" : action.lmtp_rcpt_to ? "rcpt-to" : "";
+    if (!action.wrapper.empty()) job.wrapper = config_.mda_wrappers.at(action.wrapper);
     if (route) {
         job.options = route->options;
         job.secret = route->secret;

@@ -131,6 +131,18 @@ private:
     std::shared_mutex mutex_;
 };
 
+// The plugin and config string that serve `decl`: its own, or the proc
+// backend running OpenSMTPD's table-NAME program when postern has no plugin
+// NAME and the program is installed (its argv[0] is the table's name).
+std::pair<std::string, std::string> backend_of(const config::TableDecl& decl, const std::string& plugin_dir) {
+    const std::string program = std::string(kOpensmtpdTableDir) + "table-" + decl.backend;
+    if (!util::valid_plugin_name(decl.backend) || decl.backend == "proc" ||
+        ::access((plugin_dir + "/table-" + decl.backend + ".so").c_str(), F_OK) == 0 ||
+        ::access(program.c_str(), X_OK) != 0)
+        return {decl.backend, decl.source};
+    return {"proc", program + " name=" + decl.name + (decl.source.empty() ? "" : " " + decl.source)};
+}
+
 }  // namespace
 
 // Until the daemon says otherwise this host is known only by its loopback
@@ -194,14 +206,15 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
             tables_[decl.name] = make_inline_table(decl.name, std::move(entries), false);
             continue;
         }
-        auto& plugin = plugins_[decl.backend];
+        auto [backend, source] = backend_of(decl, plugin_dir);
+        auto& plugin = plugins_[backend];
         if (!plugin) {
             std::string err;
-            auto loaded = util::load_table_plugin(plugin_dir, decl.backend, &err);
+            auto loaded = util::load_table_plugin(plugin_dir, backend, &err);
             if (!loaded) {
                 errors->push_back(
                     config::format({decl.where, "table " + decl.name + ": " + words(decl, Failure::Plugin, err)}));
-                plugins_.erase(decl.backend);
+                plugins_.erase(backend);
                 ok = false;
                 continue;
             }
@@ -210,7 +223,7 @@ bool Registry::open(const config::Config& config, const std::string& plugin_dir,
         void* handle = nullptr;
         uint32_t flags = 0;
         char err[512] = "";
-        if ((*plugin)->open(decl.source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
+        if ((*plugin)->open(source.c_str(), &handle, &flags, err, sizeof err) != POSTERN_OK) {
             errors->push_back(
                 config::format({decl.where, "table " + decl.name + ": " + words(decl, Failure::Open, err)}));
             ok = false;

@@ -25,6 +25,11 @@
 
 namespace postern::table {
 
+// Where OpenSMTPD's table programs live: `table t NAME:CONF` with no plugin
+// table-NAME.so runs DIR/table-NAME CONF through the proc backend, as
+// OpenSMTPD does (Debian's opensmtpd-extras installs them there).
+inline constexpr const char* kOpensmtpdTableDir = "/usr/libexec/opensmtpd/";
+
 class Registry {
 public:
     Registry();   // built-in tables hold their loopback-only defaults

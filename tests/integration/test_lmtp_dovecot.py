@@ -277,11 +277,8 @@ class LmtpToDovecot(unittest.TestCase):
         maildir, files = self.delivered(d, "bob")
         self.check_dovecot_wrote(maildir, files[0], "alice@lmtp.test", "bare")
 
-    # The daemon does not pass the action's rcpt-to to the plugin yet
-    # (core/scheduler/scheduler.cpp sets the job's options to "junk" or ""),
-    # so the LMTP recipient is the account, vmail, which Dovecot refuses.
-    # Remove the decorator once it does: an unexpected success fails the run.
-    @unittest.expectedFailure
+    # With rcpt-to the LMTP recipient is the address; the three share the
+    # account vmail, so they go in one transaction.
     def test_rcpt_to_sends_the_address_in_one_transaction(self):
         d = self.daemon(f'"{self.dovecot.socket_path}"', "lmtp-rcpt-to")
         self.send(d, "alice@lmtp.test", ["dave@rcpt.test", "erin@rcpt.test", "frank@rcpt.test"], "rcpt-to")
@@ -291,9 +288,13 @@ class LmtpToDovecot(unittest.TestCase):
             self.assertEqual(os.stat(files[0]).st_uid, UIDS["vmail"])
         found = d.wait_log(r"^.*frank@rcpt\.test.*User doesn't exist: frank@rcpt\.test.*$", timeout=20)
         self.assertTrue(found, d.log())
-        # One connection, one transaction for the three (they share the account vmail).
+        # One LMTP session for the three (Dovecot names it; frank's bounce to
+        # alice comes later, in a session of its own).
         log = self.dovecot.log()
-        self.assertEqual(len(re.findall(r"lmtp\(\d+\): Info: Connect from local", log)), 1, log)
+        sessions = re.findall(r"lmtp\((?:dave|erin)@rcpt\.test\)<\d+><([^>:]+)[^>]*>: Info: "
+                              r"msgid=<rcpt-to@client\.example>: saved mail", log)
+        self.assertEqual(len(sessions), 2, log)
+        self.assertEqual(len(set(sessions)), 1, log)
 
 
 def decode_frames(data):

@@ -86,6 +86,20 @@ TEST_CASE("errors: listen") {
           Errors{"test.conf:1:22: expected a host name after 'hostname', found end of line"});
 }
 
+TEST_CASE("errors: mda wrapper") {
+    const std::string w = "mda wrapper w \"/usr/bin/env -i %{mda}\"\n";
+    CHECK(errors_of(w + "action d mda \"/usr/bin/procmail\" wrapper w\n" + kMatch).empty());
+    CHECK(errors_of("action d mbox wrapper w\n" + kMatch) ==
+          Errors{"test.conf:1:23: no mda wrapper named 'w': declare it first with mda wrapper 'w' \"COMMAND\""});
+    CHECK(errors_of(w + w + "action d mbox\n" + kMatch) == Errors{"test.conf:2:13: mda wrapper 'w' is declared twice"});
+    CHECK(errors_of("mda limit 3\naction d mbox\n" + kMatch) ==
+          Errors{"test.conf:1:5: expected 'wrapper' after 'mda', found 'limit'"});
+    CHECK(errors_of("mda wrapper w\naction d mbox\n" + kMatch).size() == 1);
+    CHECK(errors_of("mda wrapper w \"%{nosuch}\"\naction d mbox\n" + kMatch).size() == 1);
+    CHECK(errors_of(w + "action d forward-only wrapper w\n" + kMatch) ==
+          Errors{"test.conf:2:23: 'wrapper' cannot be used with 'forward-only'"});
+}
+
 TEST_CASE("errors: action") {
     CHECK(errors_of("action d mbox\naction d maildir\n" + kMatch) ==
           Errors{"test.conf:2:8: action 'd' is declared twice (first at test.conf:1:1)"});
@@ -113,8 +127,10 @@ TEST_CASE("errors: action") {
                  "test.conf:2:24: unknown action 'd': declare it with 'action d ...' before this line"});
     CHECK(errors_of("action d mbox user bob\n" + kMatch) ==
           Errors{"test.conf:1:15: 'user' cannot be used with 'mbox'"});
-    CHECK(errors_of("action d maildir junk frob\n" + kMatch) ==
-          Errors{"test.conf:1:23: expected an action option (alias, virtual, userbase, user, ttl), found 'frob'"});
+    CHECK(
+        errors_of("action d maildir junk frob\n" + kMatch) ==
+        Errors{
+            "test.conf:1:23: expected an action option (alias, virtual, userbase, user, wrapper, ttl), found 'frob'"});
     CHECK(
         errors_of("action d mbox ttl 4\n" + kMatch) ==
         Errors{"test.conf:1:19: expected a delay (a number followed by s, m, h or d, e.g. 4d) after 'ttl', found '4'"});
@@ -212,10 +228,13 @@ TEST_CASE("errors: mda needs one non-empty command") {
     CHECK(errors_of("action d mda \"\"\n" + kMatch) == Errors{"test.conf:1:14: the 'mda' command is empty"});
     CHECK(errors_of("action d mda \" \t \"\n" + kMatch) == Errors{"test.conf:1:14: the 'mda' command is empty"});
     // Options as for maildir, in the same order rules.
-    CHECK(errors_of("action d mda \"x\" junk\n" + kMatch) ==
-          Errors{"test.conf:1:18: expected an action option (alias, virtual, userbase, user, ttl), found 'junk'"});
+    CHECK(
+        errors_of("action d mda \"x\" junk\n" + kMatch) ==
+        Errors{
+            "test.conf:1:18: expected an action option (alias, virtual, userbase, user, wrapper, ttl), found 'junk'"});
     CHECK(errors_of("action d mda \"x\" \"y\"\n" + kMatch) ==
-          Errors{"test.conf:1:18: expected an action option (alias, virtual, userbase, user, ttl), found \"y\""});
+          Errors{
+              "test.conf:1:18: expected an action option (alias, virtual, userbase, user, wrapper, ttl), found \"y\""});
     CHECK(errors_of("table t { a = b }\naction d mda \"x\" ttl 4d alias <t>\n" + kMatch) ==
           Errors{"test.conf:2:25: 'alias' must come before 'ttl'"});
     CHECK(errors_of("action d mda \"x\" user a user b\n" + kMatch) == Errors{"test.conf:1:25: 'user' is given twice"});
@@ -264,7 +283,7 @@ TEST_CASE("errors: format templates in maildir paths and mda commands") {
 }
 
 TEST_CASE("errors: directives of later issues are refused by name") {
-    for (const char* word : {"admd", "mda", "scheduler"})
+    for (const char* word : {"admd", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
     CHECK(errors_of("queue compression\n" + kRule) ==
@@ -273,12 +292,6 @@ TEST_CASE("errors: directives of later issues are refused by name") {
           Errors{"test.conf:1:7: 'queue encryption' is not supported yet"});
     CHECK(errors_of("listen on lo port 25 proxy-v2\n" + kRule) ==
           Errors{"test.conf:1:22: 'proxy-v2' is not supported yet"});
-    CHECK(errors_of("action d mbox wrapper w\n" + kMatch) == Errors{"test.conf:1:15: 'wrapper' is not supported yet"});
-    CHECK(errors_of("action d mda \"/usr/bin/procmail\" wrapper w\n" + kMatch) ==
-          Errors{"test.conf:1:34: 'wrapper' is not supported yet"});
-    CHECK(errors_of("mda wrapper w \"/usr/bin/sudo %{mda}\"\n" + kMatch) ==
-          Errors{"test.conf:1:1: 'mda' is not supported yet", "test.conf:2:24: unknown action 'd': declare it "
-                                                              "with 'action d ...' before this line"});
     CHECK(errors_of(kPrelude + "match tls action d\n") == Errors{"test.conf:3:7: 'tls' is not supported yet"});
     CHECK(errors_of(kPrelude + "match from mail-from a@b action d\n") ==
           Errors{"test.conf:3:12: 'from mail-from' is not supported yet"});

@@ -74,8 +74,10 @@ TEST_CASE("lmtp: a destination that is neither a socket nor HOST:PORT is refused
           Errors{"test.conf:1:15: " + what + "'lmtp://h:24'"});
     CHECK(errors_of("table a { x = y }\naction r lmtp alias <a>\nmatch for any action r\n") ==
           Errors{"test.conf:2:15: " + what + "'alias'"});
-    CHECK(errors_of("action r lmtp \"/s\" rcpt-to junk\nmatch for any action r\n") ==
-          Errors{"test.conf:1:28: expected an action option (alias, virtual, userbase, user, ttl), found 'junk'"});
+    CHECK(
+        errors_of("action r lmtp \"/s\" rcpt-to junk\nmatch for any action r\n") ==
+        Errors{
+            "test.conf:1:28: expected an action option (alias, virtual, userbase, user, wrapper, ttl), found 'junk'"});
 }
 
 TEST_CASE("relay: every option of one relay read into the model") {
