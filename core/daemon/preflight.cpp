@@ -131,7 +131,9 @@ void check_tables(const config::Config& cfg, const std::string& dir, table::Regi
     tables.open(cfg, dir, &errors, [&](const config::TableDecl& t, table::Registry::Failure f, const std::string& err) {
         if (f == table::Registry::Failure::Plugin)
             return absent(plugin_file(dir, "table", t.backend)) ? missing_backend(t, dir) : err + "; " + kReinstall;
-        return (err.empty() ? "cannot open " + t.source : err) + "; " + table_hint(t.source);
+        // A proc table's source is the program and its words: the program is the file.
+        const std::string file = t.backend == "proc" ? t.source.substr(0, t.source.find(' ')) : t.source;
+        return (err.empty() ? "cannot open " + t.source : err) + "; " + table_hint(file);
     });
     for (auto& e : errors) out.formatted(std::move(e));
 }
