@@ -1,10 +1,11 @@
 """The lmtp action against Debian's real Dovecot LMTP server.
 
 Dovecot 2.3 (dovecot-core, dovecot-lmtpd) runs in the foreground with a
-config written into the test's folder (see docs/guide-lmtp-dovecot.md for the
-same set-up on a real host): LMTP on 127.0.0.1 and on a UNIX socket (mode
-0666, so that postern's delivery agent, running as the recipient, may
-connect), users in a passwd-file, mail in TMP/vmail/%n/Maildir. posternd
+config written into the test's folder (dovecot.py, shared with
+test_seeds.py; see docs/guide-lmtp-dovecot.md for the same set-up on a real
+host): LMTP on 127.0.0.1 and on a UNIX socket (mode 0666, so that postern's
+delivery agent, running as the recipient, may connect), users in a
+passwd-file, mail in TMP/vmail/%n/Maildir. posternd
 delivers with `action "d" lmtp "127.0.0.1:PORT"` and with the socket path;
 mail sent with smtplib must come out of Dovecot's side: the maildir file
 carries the Received: line Dovecot writes ("with LMTP") and the folder its
@@ -23,134 +24,31 @@ import email.policy
 import os
 import re
 import shutil
-import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dovecot  # noqa: E402
 import postern  # noqa: E402
-
-DOVECOT = "/usr/sbin/dovecot"
-START_TIMEOUT = 30.0
 
 # uid:gid of each mailbox owner, on both sides (Dovecot's passwd-file and
 # postern's userbase); accounts that exist nowhere else on the host.
 UIDS = {"alice": 4101, "bob": 4102, "carol": 4103, "vmail": 4104}
 
-DOVECOT_CONF = """\
-# Minimal Dovecot for LMTP only, everything inside {dir}.
-protocols = lmtp
-ssl = no
-base_dir = {dir}/run
-state_dir = {dir}/state
-log_path = {dir}/dovecot.log
-info_log_path = {dir}/dovecot.log
-mail_location = maildir:{dir}/vmail/%n/Maildir
-first_valid_uid = 1000
-passdb {{
-  driver = passwd-file
-  args = {dir}/users
-}}
-userdb {{
-  driver = passwd-file
-  args = {dir}/users
-}}
-service anvil {{
-  chroot =
-}}
-service stats {{
-  chroot =
-}}
-service lmtp {{
-  inet_listener lmtp {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  unix_listener lmtp {{
-    mode = 0666
-  }}
-}}
-"""
+# Dovecot's users: alice and bob by name; dave and erin by address, all in
+# the account vmail (carol and frank exist only on postern's side).
+DOVECOT_USERS = ([(n, UIDS[n], UIDS[n]) for n in ("alice", "bob")] +
+                 [(f"{n}@rcpt.test", UIDS["vmail"], UIDS["vmail"]) for n in ("dave", "erin")])
+WHY_NOT = dovecot.missing()
 
 
-class Dovecot:
-    """Dovecot's master in the foreground, in a folder of its own."""
-
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="lmtp-dovecot-")
-        os.chmod(self.dir, 0o755)
-        self.port = postern.free_port()
-        self.proc = None
-
-    @property
-    def socket_path(self):
-        return os.path.join(self.dir, "run", "lmtp")
-
-    def maildir(self, name):
-        return os.path.join(self.dir, "vmail", name, "Maildir")
-
-    def log(self):
-        try:
-            with open(os.path.join(self.dir, "dovecot.log"), errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
-
-    def start(self):
-        vmail = os.path.join(self.dir, "vmail")
-        os.mkdir(vmail)
-        os.chmod(vmail, 0o1777)  # Dovecot creates each user's folder as that user
-        # name:password:uid:gid::home:: (the password is never used: LMTP only).
-        users = [f"{n}:{{PLAIN}}unused:{UIDS[n]}:{UIDS[n]}::{vmail}/{n}::" for n in ("alice", "bob")]
-        users += [f"{n}@rcpt.test:{{PLAIN}}unused:{UIDS['vmail']}:{UIDS['vmail']}::{vmail}/{n}::"
-                  for n in ("dave", "erin")]
-        with open(os.path.join(self.dir, "users"), "w") as f:
-            f.write("\n".join(users) + "\n")
-        conf = os.path.join(self.dir, "dovecot.conf")
-        with open(conf, "w") as f:
-            f.write(DOVECOT_CONF.format(dir=self.dir, port=self.port))
-        self.proc = subprocess.Popen([DOVECOT, "-F", "-c", conf], stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                     start_new_session=True)
-        if not postern.wait_until(self.ready, START_TIMEOUT):
-            self.stop()
-            raise RuntimeError(f"dovecot did not start within {START_TIMEOUT}s:\n{self.log()}")
-
-    def ready(self):
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"dovecot exited with {self.proc.returncode}:\n{self.log()}")
-        if not os.path.exists(self.socket_path):
-            return False
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1.0) as s:
-                s.settimeout(2.0)
-                return s.recv(512).startswith(b"220 ")
-        except OSError:
-            return False
-
-    def stop(self):
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)  # the group we made for it
-                self.proc.wait(timeout=15)
-        self.proc = None
-
-    def cleanup(self, keep):
-        self.stop()
-        if keep:
-            sys.stderr.write(f"[dovecot] kept {self.dir}; log:\n{self.log()}\n")
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+def start_dovecot(test):
+    d = dovecot.Dovecot(DOVECOT_USERS)
+    test.addCleanup(lambda: d.cleanup(keep=bool(os.environ.get("POSTERN_KEEP_TMP"))))
+    return d.start()
 
 
 def write(path, text):
@@ -181,14 +79,10 @@ def parse(path):
         return email.message_from_binary_file(f, policy=email.policy.default)
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root: Dovecot and deliveries as other uids")
-@unittest.skipUnless(os.path.exists(DOVECOT) and os.path.exists("/usr/lib/dovecot/lmtp"),
-                     "needs Debian's dovecot-core and dovecot-lmtpd")
+@unittest.skipIf(WHY_NOT, WHY_NOT)
 class LmtpToDovecot(unittest.TestCase):
     def setUp(self):
-        self.dovecot = Dovecot()
-        self.addCleanup(lambda: self.dovecot.cleanup(keep=bool(os.environ.get("POSTERN_KEEP_TMP"))))
-        self.dovecot.start()
+        self.dovecot = start_dovecot(self)
 
     def daemon(self, destination, name):
         d = postern.Daemon(config(destination), name=name, prepare=prepare)
@@ -316,9 +210,7 @@ def decode_frames(data):
     return frames
 
 
-@unittest.skipUnless(os.geteuid() == 0, "needs root: Dovecot and the agent as another uid")
-@unittest.skipUnless(os.path.exists(DOVECOT) and os.path.exists("/usr/lib/dovecot/lmtp"),
-                     "needs Debian's dovecot-core and dovecot-lmtpd")
+@unittest.skipIf(WHY_NOT, WHY_NOT)
 class AgentToDovecot(unittest.TestCase):
     """The delivery agent as the daemon starts it for one account's batch,
     given rcpt-to directly: two messages, the first to three recipients that
@@ -326,9 +218,7 @@ class AgentToDovecot(unittest.TestCase):
     one transaction per message (RSET between them), a reply per recipient."""
 
     def setUp(self):
-        self.dovecot = Dovecot()
-        self.addCleanup(lambda: self.dovecot.cleanup(keep=bool(os.environ.get("POSTERN_KEEP_TMP"))))
-        self.dovecot.start()
+        self.dovecot = start_dovecot(self)
         self.dir = tempfile.mkdtemp(prefix="lmtp-agent-")
         os.chmod(self.dir, 0o755)
         self.addCleanup(shutil.rmtree, self.dir, True)
