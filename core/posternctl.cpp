@@ -1,6 +1,7 @@
 // posternctl — control a running posternd, and make password hashes.
 //
 // posternctl [-s SOCKET | -f CONFIG] [--json] COMMAND...
+// makemap ..., newaliases ... (posternctl under those names)
 //
 // Every command but `encrypt` is sent as one request over the daemon's control
 // socket (protocol in control/protocol.hpp); the reply is printed as text, or
@@ -13,9 +14,13 @@
 //
 // `encrypt` runs here, without the daemon or any configuration: it prints
 // crypt(3) SHA-512 ($6$) hashes, the format OpenSMTPD's `smtpctl encrypt`
-// writes on Debian, for credentials tables. Exit status: 0 done, 1 failed
-// (daemon down, permission, an error reply, a broken configuration), 2 bad
-// usage. See docs/posternctl.8.
+// writes on Debian, for credentials tables. `makemap` runs here too: it is
+// postern-makemap(8), the same code (tables/db, library postern_makemap);
+// and posternctl run under the name makemap or newaliases (a link, as
+// OpenSMTPD installs smtpctl) is that program, its options and all.
+// Exit status: 0 done, 1 failed (daemon down, permission, an error reply, a
+// broken configuration), 2 bad usage; `table lookup` answers as grep does:
+// 0 found, 1 not found, 2 anything else. See docs/posternctl.8.
 #include <crypt.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -34,6 +39,7 @@
 
 #include "config/config.hpp"
 #include "control/protocol.hpp"
+#include "makemap.hpp"
 #include "util/fd.hpp"
 
 #ifndef POSTERN_DEFAULT_CONFIG
@@ -71,6 +77,10 @@ int usage(FILE* to, int status) {
     for (auto line : postern::control::usage_lines())
         std::fprintf(to, "  %.*s\n", static_cast<int>(line.size()), line.data());
     std::fprintf(to, "  encrypt [STRING]\n");
+    std::fprintf(to, "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE\n");
+    std::string services;
+    for (auto s : postern::control::service_names()) services += (services.empty() ? "" : ", ") + std::string(s);
+    std::fprintf(to, "(SERVICE: %s)\n", services.c_str());
     return status;
 }
 
@@ -172,9 +182,10 @@ std::string json_object(const std::vector<const postern::control::Record*>& reco
 
 // ---- printing a reply ----
 
-enum class Shape { List, KeyEquals, KeyColon, Text, Action };
+enum class Shape { List, KeyEquals, KeyColon, Text, Action, Lookup };
 
 Shape shape_of(const std::vector<std::string>& w) {
+    if (w[0] == "table") return Shape::Lookup;
     if (w[0] != "show") return Shape::Action;
     if (w[1] == "queue") return Shape::List;
     if (w[1] == "envelope") return Shape::KeyColon;
@@ -217,6 +228,7 @@ std::string render_text(const std::vector<std::string>& words, const Reply& repl
                 if (k == "text") out += v;
         break;
     case Shape::Action: out = text_value(confirmation(words, reply)) + "\n"; break;
+    case Shape::Lookup: break;  // print_lookup's
     }
     return out;
 }
@@ -237,6 +249,49 @@ std::string render_json(const std::vector<std::string>& words, const Reply& repl
     }
     default: return json_object(all) + "\n";
     }
+}
+
+// ---- table lookup ----
+
+// Exit statuses of `table lookup`, as grep's: a script tests for the entry
+// with `if posternctl table lookup ...`, and 1 means only "not there".
+constexpr int kFound = 0, kNotFound = 1, kLookupFailed = 2;
+
+const std::string* field(const postern::control::Record& rec, std::string_view key) {
+    for (const auto& [k, v] : rec)
+        if (k == key) return &v;
+    return nullptr;
+}
+
+// The one line that says what the table answered.
+std::string found_line(const postern::control::Record& rec) {
+    if (const auto* hidden = field(rec, "hidden"); hidden && *hidden == "yes") return "found (value hidden)";
+    if (const auto* value = field(rec, "value")) return "found: " + text_value(*value);
+    if (const auto* entry = field(rec, "entry")) return "found (matches " + text_value(*entry) + ")";
+    return "found";
+}
+
+int print_lookup(const Options& o, const Reply& reply) {
+    const std::string* result = reply.records.size() == 1 ? field(reply.records[0], "result") : nullptr;
+    if (!result || (*result != "found" && *result != "not-found" && *result != "tempfail")) {
+        fail("garbled reply from posternd: expected one record with a result");
+        return kLookupFailed;
+    }
+    const auto& rec = reply.records[0];
+    int status = *result == "found" ? kFound : *result == "not-found" ? kNotFound : kLookupFailed;
+    if (o.json) {
+        std::string out = json_object({&rec}) + "\n";
+        std::fwrite(out.data(), 1, out.size(), stdout);
+    } else if (status == kFound) {
+        std::printf("%s\n", found_line(rec).c_str());
+    } else if (status == kNotFound) {
+        std::printf("not found\n");
+    }
+    if (status == kLookupFailed) {
+        const auto* why = field(rec, "error");
+        fail("temporary failure: " + text_value(why ? *why : "no reason given"));
+    }
+    return status;
 }
 
 // ---- talking to the daemon ----
@@ -448,25 +503,45 @@ int flush_stdout() {
     return 0;
 }
 
+// `posternctl makemap ARGS...` is `postern-makemap ARGS...`, its messages
+// headed "posternctl makemap:". posternctl's options say where the daemon
+// is, which makemap never asks: given with it, they are a mistake to point
+// out (a `-f` meant for newaliases, say), not to ignore.
+int run_makemap(const Options& o) {
+    if (!o.socket.empty() || !o.config.empty() || o.json) {
+        fail("makemap takes none of posternctl's options (-s, -f, --json); give its own after the word makemap");
+        return usage(stderr, 2);
+    }
+    std::vector<std::string> args = o.words;
+    args[0] = "posternctl makemap";
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    return postern::makemap::main(static_cast<int>(args.size()), argv.data());
+}
+
 int run(const Options& o) {
     if (o.words.empty()) return usage(stderr, 2);
     if (o.words[0] == "encrypt") {
         if (o.words.size() > 2) return usage(stderr, 2);
         return o.words.size() == 2 ? encrypt_one(o.words[1]) : encrypt_stdin();
     }
+    if (o.words[0] == "makemap") return run_makemap(o);
+    const bool lookup = shape_of(o.words) == Shape::Lookup;
     Request req{o.words};
     if (auto why = postern::control::validate_request(req); !why.empty()) {
         fail(why);
         return usage(stderr, 2);
     }
     Socket socket = control_socket(o);
-    if (socket.path.empty()) return 1;
+    if (socket.path.empty()) return lookup ? kLookupFailed : 1;
     Reply reply;
-    if (int rc = exchange(socket, req, &reply); rc != 0) return rc;
+    if (int rc = exchange(socket, req, &reply); rc != 0) return lookup ? kLookupFailed : rc;
     if (!reply.ok) {
         fail(text_value(reply.error));
-        return 1;
+        return lookup ? kLookupFailed : 1;
     }
+    if (lookup) return print_lookup(o, reply);
     std::string out = o.json ? render_json(o.words, reply) : render_text(o.words, reply);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
@@ -474,7 +549,18 @@ int run(const Options& o) {
 
 }  // namespace
 
+// The name posternctl was run under, as OpenSMTPD's smtpctl is makemap and
+// newaliases by its name: those command lines are makemap's alone, so they
+// go to it before posternctl's own options could take -t, -o or -f.
+bool runs_as_makemap(int argc, char** argv) {
+    if (argc < 1 || !argv[0]) return false;
+    std::string_view name = argv[0];
+    if (size_t slash = name.rfind('/'); slash != std::string_view::npos) name.remove_prefix(slash + 1);
+    return name == "makemap" || name == "newaliases";
+}
+
 int main(int argc, char** argv) {
+    if (runs_as_makemap(argc, argv)) return postern::makemap::main(argc, argv);
     Options o;
     if (int rc = parse_args(argc, argv, &o); rc >= 0) return rc;
     int rc = run(o);

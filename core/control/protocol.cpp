@@ -109,7 +109,15 @@ bool decode_record(std::string_view in, Record* rec, size_t index, std::string* 
 const std::vector<std::string_view> kForms = {
     "show queue",          "show stats",        "show status",       "show message ID",
     "show envelope EVPID", "schedule ID|all",   "remove ID|all",     "pause mta|mda|smtp",
-    "resume mta|mda|smtp", "log verbose|brief", "update table NAME",
+    "resume mta|mda|smtp", "log verbose|brief", "update table NAME", "table lookup NAME SERVICE KEY",
+};
+
+// OpenSMTPD's lookup services, as table::service_name() spells them. The
+// protocol keeps its own copy so that posternctl need not link the tables;
+// tests/unit/control checks that the two agree.
+const std::vector<std::string_view> kServices = {
+    "alias",  "credentials", "domain",      "netaddr",  "userinfo",  "source",
+    "string", "mailaddr",    "mailaddrmap", "addrname", "relayhost",
 };
 
 std::vector<std::string_view> split(std::string_view s, char sep) {
@@ -138,6 +146,10 @@ bool placeholder_matches(std::string_view kind, std::string_view word) {
     if (kind == "NAME")
         return !word.empty() && word.size() <= 255 &&
                std::all_of(word.begin(), word.end(), [](char c) { return c > ' ' && c < 0x7f; });
+    if (kind == "SERVICE") return std::find(kServices.begin(), kServices.end(), word) != kServices.end();
+    // Any key a table could hold: not empty, no NUL (the table C ABI takes C
+    // strings), within the size of a key in a map file.
+    if (kind == "KEY") return !word.empty() && word.size() <= kMaxKey && word.find('\0') == std::string_view::npos;
     return false;
 }
 
@@ -159,6 +171,12 @@ std::string describe_bad(std::string_view token, std::string_view word) {
     if (token == "ID") return "invalid id " + w + ": expected a message id (8 hex digits) or an envelope id (16)";
     if (token == "EVPID") return "invalid envelope id " + w + ": expected 16 hex digits";
     if (token == "NAME") return "invalid table name " + w;
+    if (token == "SERVICE") {
+        std::string all;
+        for (auto s : kServices) all += (all.empty() ? "" : ", ") + std::string(s);
+        return "invalid service " + w + ": expected one of " + all;
+    }
+    if (token == "KEY") return "invalid key " + w + ": expected 1 to " + std::to_string(kMaxKey) + " bytes, no NUL";
     return "invalid argument " + w;
 }
 
@@ -278,6 +296,8 @@ std::string validate_request(const Request& req) {
 }
 
 const std::vector<std::string_view>& usage_lines() { return kForms; }
+
+const std::vector<std::string_view>& service_names() { return kServices; }
 
 std::string printable(std::string_view word) {
     std::string out;

@@ -37,6 +37,16 @@
 //   log verbose|brief, update table NAME
 //                               no records needed; an optional record with
 //                               key "message" is shown as the confirmation
+//   table lookup NAME SERVICE KEY
+//                               one record: table, service, key, how
+//                               (lookup|match|fetch), result
+//                               (found|not-found|tempfail), then value when
+//                               found (value services), entry when a match
+//                               service found the subject (the entry it
+//                               matched, when the table can be listed),
+//                               hidden = "yes" instead of the value for
+//                               credentials, error when tempfail. SERVICE
+//                               is one of service_names().
 // ID is a message id (8 lowercase hex digits) or an envelope id (16).
 #pragma once
 
@@ -52,6 +62,7 @@ inline constexpr std::string_view kVersion = "postern-control/1";
 inline constexpr size_t kMaxRequest = 64 * 1024;       // whole request frame
 inline constexpr size_t kMaxReply = 64 * 1024 * 1024;  // whole reply frame
 inline constexpr size_t kMaxWords = 32;
+inline constexpr size_t kMaxKey = 1024;  // a `table lookup` KEY
 
 struct Request {
     std::vector<std::string> words;
@@ -88,6 +99,9 @@ std::string validate_request(const Request& req);
 
 // The command forms, one per line, for usage messages ("schedule ID|all").
 const std::vector<std::string_view>& usage_lines();
+
+// The SERVICE words of `table lookup`: OpenSMTPD's lookup services.
+const std::vector<std::string_view>& service_names();
 
 // A word made safe for an error message: printable ASCII, at most 64 bytes.
 std::string printable(std::string_view word);

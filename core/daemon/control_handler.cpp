@@ -4,6 +4,8 @@
 #include <unistd.h>
 
 #include <memory>
+#include <optional>
+#include <string_view>
 
 #include "delivery/kind.hpp"
 #include "util/fd.hpp"
@@ -61,6 +63,74 @@ bool valid_id(const std::string& id) {
     return true;
 }
 
+std::optional<table::Service> service_named(std::string_view name) {
+    using table::Service;
+    for (Service s :
+         {Service::String, Service::Domain, Service::Netaddr, Service::Mailaddr, Service::Alias, Service::Credentials,
+          Service::Userinfo, Service::Source, Service::Addrname, Service::Mailaddrmap, Service::Relayhost})
+        if (name == table::service_name(s)) return s;
+    return std::nullopt;
+}
+
+// The services a rule answers by comparing a subject with every entry
+// (Table::match); the others look a key up and have a value.
+bool is_match_service(table::Service s) {
+    using table::Service;
+    return s == Service::String || s == Service::Domain || s == Service::Netaddr || s == Service::Mailaddr;
+}
+
+// The first entry of an iterable table that `subject` matches, for the
+// answer to show which wildcard or mask was hit; "" when the backend cannot
+// list its entries (it matched an exact key). Table::match has decided.
+std::string matching_entry(table::Table& t, table::Service service, std::string_view subject) {
+    std::string entry, ignored;
+    if (!t.iterable()) return entry;
+    t.for_each(
+        [&](std::string_view key, std::string_view) {
+            if (table::entry_matches(service, key, subject)) entry = key;
+            return entry.empty();
+        },
+        &ignored);
+    return entry;
+}
+
+// What `table lookup` answers, done the way the daemon's own code asks that
+// service: a match for the match services; the next address of a table that
+// hands them out (relay src) for source; an exact lookup otherwise. Runs on
+// a worker thread: any of these may block on the backend.
+control::Record lookup_record(table::Table& t, table::Service service, const std::string& key) {
+    std::string value, err;
+    const char* how = "lookup";
+    table::Result r;
+    if (is_match_service(service)) {
+        how = "match";
+        r = t.match(service, key, &err);
+        if (r == table::Result::Found) value = matching_entry(t, service, key);  // shown as "entry"
+    } else if (service == table::Service::Source && !t.iterable()) {
+        how = "fetch";  // the key plays no part: the table gives its next address
+        r = t.fetch(service, &value, &err);
+    } else {
+        r = t.lookup(service, key, &value, &err);
+    }
+    control::Record rec{{"table", t.name()}, {"service", table::service_name(service)}, {"key", key}, {"how", how}};
+    switch (r) {
+    case table::Result::Found:
+        rec.emplace_back("result", "found");
+        // Password hashes (listener auth) and relay passwords never leave the
+        // daemon: whoever debugs a set-up learns that the entry exists.
+        if (service == table::Service::Credentials) rec.emplace_back("hidden", "yes");
+        else if (!is_match_service(service)) rec.emplace_back("value", value);
+        else if (!value.empty()) rec.emplace_back("entry", value);  // the entry the subject matched
+        break;
+    case table::Result::NotFound: rec.emplace_back("result", "not-found"); break;
+    case table::Result::TempFail:
+        rec.emplace_back("result", "tempfail");
+        rec.emplace_back("error", err.empty() ? "table " + t.name() + ": temporary failure" : err);
+        break;
+    }
+    return rec;
+}
+
 }  // namespace
 
 ControlHandler::ControlHandler(uv_loop_t* loop, smtpd::SmtpServer& server, scheduler::Scheduler& scheduler,
@@ -98,6 +168,7 @@ void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::fu
         return done(one({{"log", w[1]}}));
     }
     if (w.size() == 3 && w[0] == "update" && w[1] == "table") return update_table(w[2], std::move(done));
+    if (w.size() == 5 && w[0] == "table" && w[1] == "lookup") return table_lookup(w[2], w[3], w[4], std::move(done));
     done(error("unknown command '" + joined + "'"));
 }
 
@@ -187,6 +258,25 @@ void ControlHandler::update_table(const std::string& name, std::function<void(co
                 log::Line("control update-table").kv("table", name).kv("result", result->ok ? "ok" : result->error));
             done(std::move(*result));
         });
+}
+
+void ControlHandler::table_lookup(const std::string& name, const std::string& service_word, const std::string& key,
+                                  std::function<void(control::Reply)> done) {
+    if (!tables_.find(name)) return done(error("no table named '" + name + "'"));
+    auto service = service_named(service_word);
+    if (!service) return done(error("unknown service '" + service_word + "'"));
+    auto result = std::make_shared<control::Reply>();
+    event::run_blocking(
+        loop_,
+        [this, name, service = *service, key, result] {
+            table::Table* t = tables_.find(name);
+            if (!t) *result = error("no table named '" + name + "'");
+            else if (!t->supports(service))
+                *result = error("table " + name + " does not answer the " + table::service_name(service) +
+                                " service (its backend has no query for it)");
+            else *result = one(lookup_record(*t, service, key));
+        },
+        [result, done = std::move(done)] { done(std::move(*result)); });
 }
 
 }  // namespace postern::daemon

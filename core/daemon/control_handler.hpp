@@ -31,6 +31,8 @@ private:
     control::Reply pause_resume(const std::string& what, bool pause);
     void show_message(const std::string& id, std::function<void(control::Reply)> done);
     void update_table(const std::string& name, std::function<void(control::Reply)> done);
+    void table_lookup(const std::string& name, const std::string& service, const std::string& key,
+                      std::function<void(control::Reply)> done);
 
     uv_loop_t* loop_;
     smtpd::SmtpServer& server_;

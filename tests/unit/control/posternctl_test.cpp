@@ -139,6 +139,51 @@ TEST_CASE("posternctl actions print a short confirmation") {
     CHECK(s.handler.calls == 7);
 }
 
+TEST_CASE("posternctl table lookup prints one line and exits 0 found, 1 not found, 2 otherwise") {
+    TestServer s;
+    auto lookup = [&](std::string service, std::string key) {
+        return ctl({"-s", s.path(), "table", "lookup", "t", service, key});
+    };
+    Run r = lookup("userinfo", "bob");
+    CHECK((r.status == 0 && r.out == "found: 1001:1001:/home/bob\n" && r.err == ""));
+    r = lookup("alias", "hostile");  // a value cannot break the line or reach the terminal raw
+    CHECK((r.status == 0 && r.out == "found: a\\nb\\x1b[31m\\xff\n"));
+    r = lookup("credentials", "bob");
+    CHECK((r.status == 0 && r.out == "found (value hidden)\n"));
+    r = lookup("domain", "a.example.org");
+    CHECK((r.status == 0 && r.out == "found (matches *.example.org)\n"));
+    r = lookup("netaddr", "10.0.0.1");
+    CHECK((r.status == 0 && r.out == "found\n"));
+    r = lookup("userinfo", "missing");
+    CHECK((r.status == 1 && r.out == "not found\n" && r.err == ""));
+    r = lookup("alias", "down");
+    CHECK((r.status == 2 && r.out == ""));
+    CHECK(r.err == "posternctl: temporary failure: table t: timed out\\nretry\n");
+    r = lookup("alias", "garbled");
+    CHECK((r.status == 2 && r.out == ""));
+    CHECK(r.err == "posternctl: garbled reply from posternd: expected one record with a result\n");
+
+    r = ctl({"-s", s.path(), "--json", "table", "lookup", "t", "userinfo", "missing"});
+    CHECK(r.status == 1);
+    CHECK(r.out == "{\"table\":\"t\",\"service\":\"userinfo\",\"key\":\"missing\",\"how\":\"lookup\","
+                   "\"result\":\"not-found\"}\n");
+    r = ctl({"-s", s.path(), "--json", "table", "lookup", "t", "alias", "down"});
+    CHECK(r.status == 2);
+    CHECK(r.out.find("\"result\":\"tempfail\",\"error\":\"table t: timed out\\nretry\"}") != std::string::npos);
+
+    // Not even sent: exit 2 with the reason and the usage.
+    int before = s.handler.calls;
+    r = lookup("aliases", "x");
+    CHECK(r.status == 2);
+    CHECK(lines_of(r.err)[0] ==
+          "posternctl: invalid service 'aliases': expected one of alias, credentials, domain, netaddr, userinfo, "
+          "source, string, mailaddr, mailaddrmap, addrname, relayhost");
+    CHECK(s.handler.calls == before);
+    // No daemon: 2 too, so that 1 only ever means "not in the table".
+    r = ctl({"-s", s.dir() + "/nope.sock", "table", "lookup", "t", "alias", "x"});
+    CHECK(r.status == 2);
+}
+
 TEST_CASE("posternctl prints an error reply on one line and exits 1") {
     TestServer s;
     Run r = ctl({"-s", s.path(), "remove", "0123456789abcdef"});
@@ -165,7 +210,7 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(r.status == 2);
     CHECK(r.out == "");
     auto lines = lines_of(r.err);
-    REQUIRE(lines.size() == 21);
+    REQUIRE(lines.size() == 24);
     CHECK(lines[0] == "posternctl: unknown command: frobnicate");
     CHECK(lines[1] == usage_line);
     CHECK(lines[2] == "options:");
@@ -173,7 +218,12 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(lines[4] == "  -f CONFIG   the control socket named in this configuration file");
     CHECK(lines[8] == "commands:");
     CHECK(lines[9] == "  show queue");
-    CHECK(lines[20] == "  encrypt [STRING]");
+    CHECK(lines[20] == "  table lookup NAME SERVICE KEY");
+    CHECK(lines[21] == "  encrypt [STRING]");
+    CHECK(lines[22] == "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE");
+    CHECK(lines[23] ==
+          "(SERVICE: alias, credentials, domain, netaddr, userinfo, source, string, mailaddr, mailaddrmap, "
+          "addrname, relayhost)");
 
     r = ctl({"schedule", "xyz"});
     CHECK(r.status == 2);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "control/protocol.hpp"
+#include "table/table.hpp"
 
 using namespace postern::control;
 using namespace std::string_literals;
@@ -163,6 +164,11 @@ TEST_CASE("every documented command form is valid") {
         {"log", "brief"},
         {"update", "table", "aliases"},
         {"update", "table", "my-table_2.db"},
+        {"table", "lookup", "aliases", "alias", "root"},
+        {"table", "lookup", "users", "userinfo", "bob"},
+        {"table", "lookup", "d", "domain", "a.example.org"},
+        {"table", "lookup", "t", "mailaddr", "a b@c"},  // a key is any bytes but NUL
+        {"table", "lookup", "t", "relayhost", std::string(1024, 'k')},
     };
     for (const auto& w : good) {
         INFO(w[0] << " " << w[1]);
@@ -189,6 +195,28 @@ TEST_CASE("bad commands and arguments are refused with exact reasons") {
     CHECK(validate_request({{"update", "table", ""}}) == "invalid table name ''");
     CHECK(validate_request({{"update", "table", std::string(256, 'a')}}) ==
           "invalid table name '" + std::string(64, 'a') + "...'");
+    CHECK(validate_request({{"table", "lookup", "t", "aliases", "x"}}) ==
+          "invalid service 'aliases': expected one of alias, credentials, domain, netaddr, userinfo, source, "
+          "string, mailaddr, mailaddrmap, addrname, relayhost");
+    CHECK(validate_request({{"table", "lookup", "t", "alias", ""}}) ==
+          "invalid key '': expected 1 to 1024 bytes, no NUL");
+    CHECK(validate_request({{"table", "lookup", "t", "alias", "a\0b"s}}) ==
+          "invalid key 'a?b': expected 1 to 1024 bytes, no NUL");
+    CHECK(validate_request({{"table", "lookup", "t", "alias", std::string(1025, 'k')}}) ==
+          "invalid key '" + std::string(64, 'k') + "...': expected 1 to 1024 bytes, no NUL");
+    CHECK(validate_request({{"table", "lookup", "t b", "alias", "x"}}) == "invalid table name 't b'");
+    CHECK(validate_request({{"table", "lookup", "t", "alias"}}) == "unknown command: table lookup t alias");
+    CHECK(validate_request({{"table", "find", "t", "alias", "x"}}) == "unknown command: table find t alias x");
+}
+
+TEST_CASE("the service words are the tables' own names for their services") {
+    using postern::table::Service;
+    std::vector<std::string_view> names;
+    for (Service s :
+         {Service::Alias, Service::Credentials, Service::Domain, Service::Netaddr, Service::Userinfo, Service::Source,
+          Service::String, Service::Mailaddr, Service::Mailaddrmap, Service::Addrname, Service::Relayhost})
+        names.emplace_back(postern::table::service_name(s));
+    CHECK(service_names() == names);
 }
 
 TEST_CASE("printable keeps error messages on one safe line") {
@@ -199,7 +227,7 @@ TEST_CASE("printable keeps error messages on one safe line") {
 
 TEST_CASE("usage lists every command form") {
     const auto& lines = usage_lines();
-    REQUIRE(lines.size() == 11);
+    REQUIRE(lines.size() == 12);
     CHECK(lines.front() == "show queue");
-    CHECK(lines.back() == "update table NAME");
+    CHECK(lines.back() == "table lookup NAME SERVICE KEY");
 }

@@ -49,6 +49,22 @@ inline std::vector<Record> queue_table() {
     };
 }
 
+// What the test daemon's tables answer to `table lookup t SERVICE KEY`: the
+// KEY picks the answer. "hostile" has a value with a newline, an escape
+// sequence and an invalid UTF-8 byte.
+inline Record lookup_answer(const std::string& service, const std::string& key) {
+    Record r{{"table", "t"}, {"service", service}, {"key", key}, {"how", "lookup"}};
+    if (key == "missing") r.emplace_back("result", "not-found");
+    else if (key == "down") r.insert(r.end(), {{"result", "tempfail"}, {"error", "table t: timed out\nretry"}});
+    else if (key == "garbled") r.emplace_back("result", "perhaps");
+    else if (service == "credentials") r.insert(r.end(), {{"result", "found"}, {"hidden", "yes"}});
+    else if (service == "domain") r.insert(r.end(), {{"result", "found"}, {"entry", "*.example.org"}});
+    else if (service == "netaddr") r.emplace_back("result", "found");
+    else if (key == "hostile") r.insert(r.end(), {{"result", "found"}, {"value", "a\nb\x1b[31m\xff"}});
+    else r.insert(r.end(), {{"result", "found"}, {"value", "1001:1001:/home/bob"}});
+    return r;
+}
+
 // Answers on the loop thread. `show stats` answers 20 ms later (a deferred
 // done); `update table slow` never answers until the server is shut down.
 class TestHandler : public Handler {
@@ -76,6 +92,8 @@ public:
         } else if (w[0] == "remove") {
             r.ok = false;
             r.error = "no such envelope: " + w[1] + "\nsecond line";
+        } else if (w.size() == 5 && w[0] == "table" && w[1] == "lookup") {
+            r.records = {lookup_answer(w[3], w[4])};
         } else if (w == std::vector<std::string>{"update", "table", "slow"}) {
             parked_.push_back(std::move(done));
             return;
