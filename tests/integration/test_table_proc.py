@@ -1,6 +1,8 @@
 """proc tables with the real daemon: OpenSMTPD's table programs run unchanged
 through table-proc.so (issue 13).
 
+- OpenSMTPD's short form `table users passwd:FILE` runs Debian's
+  table-passwd with the table's name as argv[0];
 - Debian's opensmtpd-extras table-sqlite answers `for domain <t>` (check
   domain) and `virtual <t>` (lookup alias); table-passwd answers `userbase
   <t>` (userinfo) and `auth <t>` (credentials) on an smtps listener: real
@@ -85,7 +87,8 @@ CONFIG = ('pki mail.test cert "@DIR@/server.crt"\n'
           'pki mail.test key "@DIR@/server.key"\n'
           f'table vusers "proc:{LIBEXEC}/table-sqlite name=vusers @DIR@/sqlite.conf"\n'
           f'table vdomains "proc:{LIBEXEC}/table-sqlite @DIR@/sqlite.conf"\n'
-          f'table users "proc:{LIBEXEC}/table-passwd @DIR@/passwd"\n'
+          # OpenSMTPD's own short form: /usr/libexec/opensmtpd/table-passwd, argv[0] "users".
+          'table users passwd:@DIR@/passwd\n'
           'table flaky "proc:@DIR@/table-test.py @DIR@/flaky.json"\n'
           'listen on 127.0.0.1 port {smtps} smtps hostname mail.test auth <users>\n'
           'action "virt" maildir "@DIR@/vmail/%{{user.username}}" virtual <vusers> userbase <users>\n'
@@ -176,6 +179,8 @@ class ProcTables(unittest.TestCase):
         postern_uid = pwd.getpwnam("_postern").pw_uid
         programs = [p for p in self.table_programs() if any(b"passwd" in a for a in p[3])]
         self.assertEqual([p[1] for p in programs], [postern_uid], programs)
+        # `passwd:FILE` ran OpenSMTPD's program with the table's name, as OpenSMTPD does.
+        self.assertEqual(programs[0][3], [b"users", self.d.path("passwd").encode(), b""])
 
     def test_a_program_that_crashes_mid_lookup(self):
         with self.d.client() as c:
