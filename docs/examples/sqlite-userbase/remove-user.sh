@@ -1,0 +1,1 @@
+sqlite3 /var/lib/postern/mail.sqlite "DELETE FROM users WHERE address = 'dave@example.org'; DELETE FROM aliases WHERE destination = 'dave@example.org'; DELETE FROM senders WHERE login = 'dave@example.org'"
