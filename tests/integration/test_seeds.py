@@ -52,12 +52,15 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dovecot  # noqa: E402
 import postern  # noqa: E402
 
 SEEDS = os.path.join(postern.SOURCE_DIR, "tests", "config", "seeds")
 POSTERNCTL = os.path.join(postern.BUILD_DIR, "posternctl")
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 SWAKS = shutil.which("swaks")
+OUR_MAKEMAP = os.path.join(postern.BUILD_DIR, "postern-makemap")
+DEBIAN_MAKEMAP = "/usr/sbin/makemap"   # OpenSMTPD's, from Debian's opensmtpd package
 
 SERVER_IP = "192.0.2.1"
 OUTSIDER_IP = "192.0.2.2"   # also far.test's MX
@@ -130,7 +133,8 @@ def netns_missing():
         return f"ip netns add failed: {r.stderr.strip()}"
     run(["ip", "netns", "del", probe])
     remove_stale_namespaces()
-    for tool, path in (("swaks", SWAKS), ("dnsmasq", DNSMASQ), ("openssl", shutil.which("openssl"))):
+    for tool, path in (("swaks", SWAKS), ("dnsmasq", DNSMASQ), ("openssl", shutil.which("openssl")),
+                       ("Debian's opensmtpd makemap", DEBIAN_MAKEMAP), ("postern-makemap", OUR_MAKEMAP)):
         if not path or not os.access(path, os.X_OK):
             return f"needs {tool}"
     return None
@@ -278,9 +282,30 @@ def substituted(seed, table):
     return text
 
 
-def describe_table(seed, table):
+def describe_table(seed, table, added=()):
     rows = "\n".join(f"    {old!r:48} -> {new!r}" for old, new in table)
-    return f"{seed}, substituted:\n{rows}"
+    lines = "".join(f"\n    {line}" for line in added)
+    return f"{seed}, substituted:\n{rows}" + (f"\nadded at the top:{lines}" if added else "")
+
+
+def makemap(tool, *args):
+    """Builds a .db map with tool (OUR_MAKEMAP or DEBIAN_MAKEMAP), as root."""
+    r = run([tool, *args])
+    if r.returncode != 0:
+        raise RuntimeError(f"{tool} {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
+
+
+def write(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def mail_spool(folder):
+    """The daemon's mbox folder as Debian's /var/mail: root:mail 2775, no mailbox yet."""
+    spool = os.path.join(folder, "mbox")
+    os.chown(spool, 0, grp.getgrnam("mail").gr_gid)
+    os.chmod(spool, 0o2775)
 
 
 class SystemUser:
@@ -334,13 +359,16 @@ WHY_NOT = netns_missing()
 
 @unittest.skipIf(WHY_NOT, WHY_NOT)
 class SeedCase(unittest.TestCase):
-    """setUpClass makes the lab and users, writes the files the seed names and
-    starts the seed's daemon in the server namespace. Subclasses set SEED,
-    TABLE (substitutions, may use @IF@ for the server interface and @DIR@),
+    """setUpClass makes the lab and users, starts the services the seed talks
+    to, writes the files the seed names and starts the seed's daemon in the
+    server namespace. Subclasses set SEED, TABLE (substitutions, may use @IF@
+    for the server interface, @DIR@ and the placeholders() of the class),
+    ADDED (lines put before the seed's own, for a seed with no `listen`),
     PROBE (where the daemon answers once ready) and prepare_files()."""
 
     SEED = None
     TABLE = ()
+    ADDED = ()
     PROBE = (SERVER_IP, 25)
     TAG = "x"   # short: it goes into interface names
 
@@ -353,35 +381,53 @@ class SeedCase(unittest.TestCase):
         cls.d = None
         try:
             cls.lab = Lab(cls.TAG).__enter__()
-            cls.table = [(old, new.replace("@IF@", cls.lab.server_if)) for old, new in cls.TABLE]
             cls.make_users()
-            text = substituted(cls.SEED, cls.table)
+            cls.start_services()
+            cls.table = [(old, cls.fill(new)) for old, new in cls.TABLE]
+            cls.added = [cls.fill(line) for line in cls.ADDED]
+            text = "".join(line + "\n" for line in cls.added) + substituted(cls.SEED, cls.table)
             cls.d = NetnsDaemon(cls.lab.server_ns, cls.PROBE, text, name=f"seed-{cls.SEED[:3]}",
                                 prepare=cls.prepare_files)
             cls.d.__enter__()
         except BaseException:
-            sys.stderr.write(describe_table(cls.SEED, getattr(cls, "table", cls.TABLE)) + "\n")
+            sys.stderr.write(describe_table(cls.SEED, getattr(cls, "table", cls.TABLE), cls.ADDED) + "\n")
             cls.tearDownClass()
             raise
 
     @classmethod
     def tearDownClass(cls):
-        try:
+        # Each step runs even when the one before failed.
+        with contextlib.ExitStack() as stack:
+            stack.callback(shutil.rmtree, cls.folder, ignore_errors=True)
+            for u in cls.users:
+                stack.callback(u.remove)
+            if cls.lab:
+                stack.callback(cls.lab.__exit__, None, None, None)
+            stack.callback(cls.stop_services)
             if cls.d:
-                cls.d.__exit__(None, None, None)
-                cls.d = None
-        finally:
-            try:
-                if cls.lab:
-                    cls.lab.__exit__(None, None, None)
-                    cls.lab = None
-            finally:
-                for u in cls.users:
-                    u.remove()
-                shutil.rmtree(cls.folder, ignore_errors=True)
+                stack.callback(cls.d.__exit__, None, None, None)
+        cls.d = cls.lab = None
+
+    @classmethod
+    def fill(cls, text):
+        for name, value in {"@IF@": cls.lab.server_if, **cls.placeholders()}.items():
+            text = text.replace(name, value)
+        return text
+
+    @classmethod
+    def placeholders(cls):
+        return {}
 
     @classmethod
     def make_users(cls):
+        pass
+
+    @classmethod
+    def start_services(cls):
+        pass
+
+    @classmethod
+    def stop_services(cls):
         pass
 
     @classmethod
@@ -402,7 +448,7 @@ class SeedCase(unittest.TestCase):
         with contextlib.suppress(OSError):
             with open(self.d.conf_path) as f:
                 conf = f.read()
-        return (f"\n{describe_table(self.SEED, self.table)}\nconfig:\n{conf}\n"
+        return (f"\n{describe_table(self.SEED, self.table, self.added)}\nconfig:\n{conf}\n"
                 f"server log (last 40 lines):\n" + "\n".join(self.d.log().splitlines()[-40:]) +
                 "\nMX log (last 15 lines):\n" + "\n".join(self.lab.mx.log().splitlines()[-15:]))
 
@@ -555,15 +601,18 @@ class Seed000OutgoingRelay(SeedCase):
         self.assert_relayed(tag, user="ops")
 
 
-# ---- 002: receive for example.com, submission with auth (lmtp as maildir) ----
+# ---- 002: receive for example.com over LMTP, submission with auth ----
 
+@unittest.skipIf(dovecot.missing(), dovecot.missing())
 class Seed002Submission(SeedCase):
     """002_lmtp_submission.conf ("Running you own mail server I"): mail for
-    example.com from anyone goes to the virtual users' mailboxes (the
-    article's LMTP socket to Cyrus swapped for maildir, as issue 9 says:
-    delivered as the user the virtual table names, "cyrus" there), and
-    submitters authenticated on 587 (tls-require, a credentials table of
-    `smtpctl encrypt` hashes) send anywhere; port 25 relays for no one."""
+    example.com from anyone goes over LMTP to the mail store (Cyrus in the
+    article; here a real Dovecot on a UNIX socket in the test's folder,
+    reachable from the server namespace since it is a path), with rcpt-to:
+    the store is given the address, and the delivery agent runs as the user
+    the virtual table names ("cyrus" there). Submitters authenticated on 587
+    (tls-require, a credentials table of `smtpctl encrypt` hashes) send
+    anywhere; port 25 relays for no one."""
 
     SEED = "002_lmtp_submission.conf"
     TAG = "b"
@@ -573,14 +622,36 @@ class Seed002Submission(SeedCase):
         ('"/etc/ssl/certs/example_com.crt"', '"@DIR@/example_com.crt"'),
         ('"/etc/ssl/private/example_com.key"', '"@DIR@/example_com.key"'),
         ("if0", "@IF@"),
-        # issue 9: "002 with its lmtp line swapped for maildir"
-        ('lmtp "/var/run/lmtp" rcpt-to', "maildir"),
+        ('"/var/run/lmtp"', '"@LMTP@"'),
     )
     PASSWORD = "john-Pass-7"
+    ADDRESSES = ("john.doe@example.com", "info@example.com")
+    dovecot = None
 
     @classmethod
     def make_users(cls):
         cls.cyrus = cls.user()
+
+    @classmethod
+    def start_services(cls):
+        # Dovecot knows the two addresses (rcpt-to), both stored as cyrus.
+        pw = pwd.getpwnam(cls.cyrus.name)
+        cls.dovecot = dovecot.Dovecot([(a, pw.pw_uid, pw.pw_gid) for a in cls.ADDRESSES],
+                                      folder=os.path.join(cls.folder, "dovecot"), tcp=False)
+        cls.dovecot.start()
+
+    @classmethod
+    def stop_services(cls):
+        if cls.dovecot:
+            cls.dovecot.stop()
+
+    @classmethod
+    def placeholders(cls):
+        return {"@LMTP@": cls.dovecot.socket_path}
+
+    def context(self):
+        return super().context() + "\nDovecot log (last 15 lines):\n" + "\n".join(
+            self.dovecot.log().splitlines()[-15:])
 
     @classmethod
     def prepare_files(cls, folder):
@@ -591,20 +662,30 @@ class Seed002Submission(SeedCase):
         with open(os.path.join(folder, "submitters"), "w") as f:
             f.write(f"john.doe@example.com {encrypt(cls.PASSWORD)}\ninfo@example.com {encrypt('info-Pass-3')}\n")
 
-    def test_receives_for_example_com_from_anyone(self):
-        tags = {rcpt: token() for rcpt in ("john.doe@example.com", "info@example.com")}
+    def test_receives_for_example_com_from_anyone_over_lmtp(self):
+        tags = {rcpt: token() for rcpt in self.ADDRESSES}
         with self.smtp(25, starttls=True) as s:
             for rcpt, tag in tags.items():
                 self.assertEqual(s.sendmail("friend@client.test", [rcpt], self.message("hi", tag)), {},
                                  self.context())
-        maildir = os.path.join(self.cyrus.home, "Maildir")
-        files = self.d.wait_files(maildir, 2, timeout=DELIVERY_TIMEOUT)
-        self.assertEqual(len(files), 2, self.context())
-        got = b"".join(postern.read_bytes(p) for p in files)
-        for tag in tags.values():
-            self.assertIn(f"body {tag}".encode(), got)
         owner = pwd.getpwnam(self.cyrus.name).pw_uid
-        self.assertTrue(all(os.stat(p).st_uid == owner for p in files), "delivered as the virtual user")
+        sock = re.escape(self.dovecot.socket_path)
+        for rcpt, tag in tags.items():
+            # In Dovecot's maildir for that address, written by Dovecot.
+            found = [p for p in self.d.wait_files(self.dovecot.maildir(rcpt), 1, timeout=DELIVERY_TIMEOUT)
+                     if f"body {tag}".encode() in postern.read_bytes(p)]
+            self.assertEqual(len(found), 1, f"{rcpt} in Dovecot's maildir" + self.context())
+            data = postern.read_bytes(found[0])
+            self.assertRegex(data, rb"^Return-Path: <friend@client\.test>\r?\nDelivered-To: " +
+                             re.escape(rcpt).encode() + rb"\r?\nReceived: from \S+\r?\n\s+by \S+ with LMTP")
+            self.assertIn(b"with ESMTPS", data)  # postern's own Received: line, under Dovecot's
+            self.assertEqual(os.stat(found[0]).st_uid, owner, "stored as the virtual user")
+            # rcpt-to: Dovecot was given the address, and said so.
+            self.assertEqual(len(self.d.wait_log(
+                rf"^.* mda delivery evpid=\S+ from=friend@client\.test to={re.escape(rcpt)} "
+                rf'user={self.cyrus.name} delay=\S+ result=Ok stat="lmtp: {sock}: 250 2\.0\.0 '
+                rf'<{re.escape(rcpt)}> \S+ Saved"$', timeout=DELIVERY_TIMEOUT)), 1, self.context())
+        self.assertFalse(os.path.exists(os.path.join(self.cyrus.home, "Maildir")))
 
     def test_unknown_example_com_user_refused(self):
         with self.smtp(25) as s:
