@@ -716,22 +716,21 @@ class Seed002Submission(SeedCase):
             self.assertEqual(s.mail("john.doe@example.com")[0], 530)
 
 
-# ---- 003: "my first config" (db: table as file:) ----
+# ---- 003: "my first config" ----
 
 class Seed003FirstConfig(SeedCase):
     """003_first_config.conf (Colorado BSD Users Group, "my first config"):
     listens on loopback only; local mail (aliases) to mbox, and the host's
-    own mail relayed anywhere. The `db:` aliases table as a `file:` table;
-    the mbox folder is a root:mail 2775 folder made here, as Debian's
-    /var/mail, holding no mailbox yet."""
+    own mail relayed anywhere. The aliases map is built from text by
+    postern-makemap (`makemap -t aliases`); the mbox folder is a root:mail
+    2775 folder made here, as Debian's /var/mail, holding no mailbox yet."""
 
     SEED = "003_first_config.conf"
     TAG = "c"
     PROBE = ("127.0.0.1", 25)
     TABLE = (
         ("lo0", "lo"),
-        # issue 9: "003's first config with its db: table as a file: table"
-        ("db:/etc/mail/aliases.db", "file:@DIR@/aliases"),
+        ("db:/etc/mail/aliases.db", "db:@DIR@/aliases.db"),
     )
 
     @classmethod
@@ -740,11 +739,9 @@ class Seed003FirstConfig(SeedCase):
 
     @classmethod
     def prepare_files(cls, folder):
-        with open(os.path.join(folder, "aliases"), "w") as f:
-            f.write(f"root: {cls.alice.name}\npostmaster: {cls.alice.name}\n")
-        spool = os.path.join(folder, "mbox")
-        os.chown(spool, 0, grp.getgrnam("mail").gr_gid)
-        os.chmod(spool, 0o2775)
+        write(os.path.join(folder, "aliases"), f"root: {cls.alice.name}\npostmaster: {cls.alice.name}\n")
+        makemap(OUR_MAKEMAP, "-t", "aliases", os.path.join(folder, "aliases"))
+        mail_spool(folder)
 
     def local(self):
         return self.smtp(25, source=None, server="127.0.0.1", ns=self.lab.server_ns)
@@ -777,13 +774,14 @@ class Seed003FirstConfig(SeedCase):
             self.smtp(25).close()
 
 
-# ---- 004: ehouse.io, without its queue lines (db: table as file:) ----
+# ---- 004: ehouse.io, without its queue lines ----
 
 class Seed004Ehouse(SeedCase):
     """004_ehouse.conf ("Basic SMTP Email Server"), without its queue lines:
-    mail for ehouse.io from anyone, with aliases, to the users' ~/Maildir;
-    system users authenticated (587 tls-require auth, or 25 auth-optional
-    after STARTTLS) and the host itself relay anywhere; no one else."""
+    mail for ehouse.io from anyone, with aliases (a map built by Debian's
+    OpenSMTPD makemap), to the users' ~/Maildir; system users authenticated
+    (587 tls-require auth, or 25 auth-optional after STARTTLS) and the host
+    itself relay anywhere; no one else."""
 
     SEED = "004_ehouse.conf"
     TAG = "d"
@@ -794,8 +792,7 @@ class Seed004Ehouse(SeedCase):
         ("queue compression\n", ""),
         ("queue encryption key YourKeyHere\n", ""),
         ("egress", "@IF@"),
-        # No db: backend yet (issue 9 §4): the aliases as a file: table.
-        ("db:/etc/mail/aliases.db", "file:@DIR@/aliases"),
+        ("db:/etc/mail/aliases.db", "db:@DIR@/aliases.db"),
     )
     PASSWORD = "ethan-Pass-5"
 
@@ -807,8 +804,8 @@ class Seed004Ehouse(SeedCase):
     def prepare_files(cls, folder):
         postern.make_self_signed_pki(os.path.join(folder, "mail.crt"), os.path.join(folder, "mail.key"),
                                      "ehouse.io")
-        with open(os.path.join(folder, "aliases"), "w") as f:
-            f.write(f"postmaster: {cls.ethan.name}\nethan: {cls.ethan.name}\n")
+        write(os.path.join(folder, "aliases"), f"postmaster: {cls.ethan.name}\nethan: {cls.ethan.name}\n")
+        makemap(DEBIAN_MAKEMAP, "-t", "aliases", os.path.join(folder, "aliases"))
 
     def test_receives_for_ehouse_io_with_aliases(self):
         tags = {f"{self.ethan.name}@ehouse.io": token(), "postmaster@ehouse.io": token(), "ethan@ehouse.io": token()}
