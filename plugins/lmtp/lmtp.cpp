@@ -205,35 +205,13 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
     }
 }
 
-// No exception may cross the C ABI: any becomes a temporary failure of all.
 void deliver_many(const postern_delivery_request* const* reqs, size_t n,
                   postern_delivery_result* const* results) noexcept {
-    if (n == 0) return;
-    for (size_t i = 0; i < n; ++i) {
-        results[i]->status = POSTERN_TEMPFAIL;
-        std::snprintf(results[i]->text, sizeof results[i]->text, "%s", "lmtp: unexpected error");
-    }
-    for (size_t i = 0; i < n; ++i)
-        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
-            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
-            return;
-    try {
-        run(reqs, n, results);
-    } catch (const std::exception& e) {
-        for (size_t i = 0; i < n; ++i) std::snprintf(results[i]->text, sizeof results[i]->text, "lmtp: %s", e.what());
-    } catch (...) {
-    }
+    postern::relay_plugin::guarded_deliver_many("lmtp", run, reqs, n, results);
 }
 
-// One recipient: the same path; a success's text (server and reply) goes into err too.
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
-    if (!req) return POSTERN_TEMPFAIL;
-    postern_delivery_result r{};
-    r.struct_size = sizeof r;
-    postern_delivery_result* out = &r;
-    deliver_many(&req, 1, &out);
-    if (err && errlen) std::snprintf(err, errlen, "%s", r.text);
-    return r.status;
+    return postern::relay_plugin::deliver_one(deliver_many, req, err, errlen);
 }
 
 const struct postern_delivery_plugin plugin = {

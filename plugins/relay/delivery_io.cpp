@@ -46,4 +46,35 @@ void put_result(postern_delivery_result* res, const Failure& f) {
     res->flags = f.dsn_handed_on ? POSTERN_RESULT_DSN_HANDED_ON : 0;
 }
 
+void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
+                          postern_delivery_result* const* results) noexcept {
+    const std::string who(tag);
+    for (size_t i = 0; i < n; ++i) {
+        results[i]->status = POSTERN_TEMPFAIL;
+        std::snprintf(results[i]->text, sizeof results[i]->text, "%s: unexpected error", who.c_str());
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
+            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
+            return;
+    try {
+        run(reqs, n, results);
+    } catch (const std::exception& e) {
+        for (size_t i = 0; i < n; ++i)
+            std::snprintf(results[i]->text, sizeof results[i]->text, "%s: %s", who.c_str(), e.what());
+    } catch (...) {
+    }
+}
+
+int deliver_one(void (*deliver_many)(const postern_delivery_request* const*, size_t, postern_delivery_result* const*),
+                const postern_delivery_request* req, char* err, size_t errlen) noexcept {
+    if (!req) return POSTERN_TEMPFAIL;
+    postern_delivery_result r{};
+    r.struct_size = sizeof r;
+    postern_delivery_result* out = &r;
+    deliver_many(&req, 1, &out);
+    if (err && errlen) std::snprintf(err, errlen, "%s", r.text);
+    return r.status;
+}
+
 }  // namespace postern::relay_plugin

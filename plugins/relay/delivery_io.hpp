@@ -21,4 +21,20 @@ bool read_message(int fd, std::string_view tag, std::string* out, Failure* f);
 // struct has them (an agent built before them passes a shorter one).
 void put_result(postern_delivery_result* res, const Failure& f);
 
+// The plugin's work for one message's recipients (deliver_many's shape).
+using RunMany = void (*)(const postern_delivery_request* const* reqs, size_t n,
+                         postern_delivery_result* const* results);
+
+// deliver_many at the C ABI's edge: every result starts as a temporary
+// failure ("TAG: unexpected error"), structs too short to use are left so,
+// and no exception crosses: one becomes every result's text.
+void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
+                          postern_delivery_result* const* results) noexcept;
+
+// deliver for one recipient through the same path; a success's text (the
+// server and its reply) goes into err too. The typed fields only come
+// through deliver_many, which postern-local uses.
+int deliver_one(void (*deliver_many)(const postern_delivery_request* const*, size_t, postern_delivery_result* const*),
+                const postern_delivery_request* req, char* err, size_t errlen) noexcept;
+
 }  // namespace postern::relay_plugin
