@@ -31,8 +31,12 @@
 
 #include "dbfile.hpp"
 #include "postern/support/ascii.hpp"
+#include "postern/support/table_guard.hpp"
 
 namespace {
+
+using postern::util::guarded_table;
+using postern::util::set_error;
 
 using postern::dbmap::FileId;
 using postern::dbmap::Reader;
@@ -51,10 +55,6 @@ struct Table {
     bool list = false;             // the kind last reported to the core
     std::optional<FileId> failed;  // a replacement that did not open, not retried
 };
-
-void set_error(char* err, size_t errlen, const std::string& msg) {
-    if (err && errlen) std::snprintf(err, errlen, "%s", msg.c_str());
-}
 
 // Opens `path` and walks it once: to learn its kind, and so that a file whose
 // pages are corrupt is refused here rather than failing lookups later.
@@ -93,23 +93,8 @@ std::shared_ptr<Open> fresh(Table& t) {
     return t.current;
 }
 
-// No exception may cross the C ABI: every entry point funnels through this.
-template <typename F>
-int guarded(char* err, size_t errlen, F&& f) noexcept {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        set_error(err, errlen, "table-db: out of memory");
-    } catch (const std::exception& e) {
-        set_error(err, errlen, std::string("table-db: ") + e.what());
-    } catch (...) {
-        set_error(err, errlen, "table-db: unexpected error");
-    }
-    return POSTERN_TEMPFAIL;
-}
-
 int table_open(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-db", err, errlen, [&] {
         if (!config || !*config) {
             set_error(err, errlen, "table-db: no file given");
             return static_cast<int>(POSTERN_PERMFAIL);
@@ -130,7 +115,7 @@ int table_open(const char* config, void** handle, uint32_t* flags, char* err, si
 }
 
 int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-db", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         std::string error;
         auto o = open_file(t->path, &error);
@@ -148,7 +133,7 @@ int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
 }
 
 int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-db", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         auto o = fresh(*t);
         bool list;
@@ -174,7 +159,7 @@ int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void*
 }
 
 int table_iterate(void* handle, postern_table_entry_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-db", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         auto o = fresh(*t);
         bool list;

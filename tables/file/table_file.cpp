@@ -36,8 +36,12 @@
 
 #include "postern/support/ascii.hpp"
 #include "postern/support/fd.hpp"
+#include "postern/support/table_guard.hpp"
 
 namespace {
+
+using postern::util::guarded_table;
+using postern::util::set_error;
 
 struct Content {
     bool list = false;
@@ -51,10 +55,6 @@ struct Table {
     mutable std::shared_mutex lock;
     std::shared_ptr<const Content> content;
 };
-
-void set_error(char* err, size_t errlen, const std::string& msg) {
-    if (err && errlen) std::snprintf(err, errlen, "%s", msg.c_str());
-}
 
 using postern::util::lowercase;
 
@@ -184,23 +184,8 @@ std::shared_ptr<const Content> snapshot(const Table& t) {
     return t.content;
 }
 
-// No exception may cross the C ABI: every entry point funnels through this.
-template <typename F>
-int guarded(char* err, size_t errlen, F&& f) noexcept {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        set_error(err, errlen, "table-file: out of memory");
-    } catch (const std::exception& e) {
-        set_error(err, errlen, std::string("table-file: ") + e.what());
-    } catch (...) {
-        set_error(err, errlen, "table-file: unexpected error");
-    }
-    return POSTERN_TEMPFAIL;
-}
-
 int table_open(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-file", err, errlen, [&] {
         if (!config || !*config) {
             set_error(err, errlen, "table-file: no file given");
             return static_cast<int>(POSTERN_PERMFAIL);
@@ -221,7 +206,7 @@ int table_open(const char* config, void** handle, uint32_t* flags, char* err, si
 }
 
 int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-file", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         int status = POSTERN_OK;
         std::string error;
@@ -238,7 +223,7 @@ int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
 }
 
 int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-file", err, errlen, [&] {
         auto content = snapshot(*static_cast<Table*>(handle));
         auto it = content->index.find(lowercase(key ? key : ""));
         if (it == content->index.end()) return static_cast<int>(POSTERN_NOTFOUND);
@@ -249,7 +234,7 @@ int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void*
 }
 
 int table_iterate(void* handle, postern_table_entry_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-file", err, errlen, [&] {
         auto content = snapshot(*static_cast<Table*>(handle));
         for (const auto& [k, v] : content->entries) cb(ctx, k.c_str(), content->list ? nullptr : v.c_str());
         return static_cast<int>(POSTERN_OK);

@@ -16,6 +16,7 @@
 // OpenSMTPD does; fetch() asks `fetch`; services() is what a line-protocol
 // program registered (every service until it has run, and always for imsg
 // programs, which register nothing).
+#include <postern/support/table_guard.hpp>
 #include <postern/table.h>
 
 #include <sys/stat.h>
@@ -33,27 +34,11 @@
 
 namespace {
 
+using postern::util::guarded_table;
+using postern::util::set_error;
+
 using postern::proctable::Op;
 using postern::proctable::Program;
-
-void set_error(char* err, size_t errlen, const std::string& msg) {
-    if (err && errlen) std::snprintf(err, errlen, "%s", msg.c_str());
-}
-
-// No exception may cross the C ABI: every entry point funnels through this.
-template <typename F>
-int guarded(char* err, size_t errlen, F&& f) noexcept {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        set_error(err, errlen, "table-proc: out of memory");
-    } catch (const std::exception& e) {
-        set_error(err, errlen, std::string("table-proc: ") + e.what());
-    } catch (...) {
-        set_error(err, errlen, "table-proc: unexpected error");
-    }
-    return POSTERN_TEMPFAIL;
-}
 
 // "" when `path` is an executable regular file, else why not.
 std::string check_program(const std::string& path) {
@@ -71,7 +56,7 @@ int answer(const postern::proctable::Outcome& o, postern_table_value_cb cb, void
 }
 
 int table_open(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-proc", err, errlen, [&] {
         auto parsed = postern::proctable::parse_config(config ? config : "");
         if (auto* why = std::get_if<std::string>(&parsed)) {
             set_error(err, errlen, "table-proc: " + *why);
@@ -89,7 +74,7 @@ int table_open(const char* config, void** handle, uint32_t* flags, char* err, si
 }
 
 int table_reload(void* handle, uint32_t*, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-proc", err, errlen, [&] {
         auto o = static_cast<Program*>(handle)->update();
         if (o.status != POSTERN_TEMPFAIL) return static_cast<int>(POSTERN_OK);
         set_error(err, errlen, o.text);
@@ -99,7 +84,7 @@ int table_reload(void* handle, uint32_t*, char* err, size_t errlen) {
 
 int table_lookup_service(void* handle, uint32_t service, const char* key, postern_table_value_cb cb, void* ctx,
                          char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-proc", err, errlen, [&] {
         Op op = postern::proctable::is_match_service(service) ? Op::Check : Op::Lookup;
         return answer(static_cast<Program*>(handle)->request(op, service, key ? key : ""), cb, ctx, err, errlen);
     });
@@ -110,7 +95,7 @@ int table_lookup(void* handle, const char* key, postern_table_value_cb cb, void*
 }
 
 int table_fetch(void* handle, uint32_t service, postern_table_value_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-proc", err, errlen, [&] {
         return answer(static_cast<Program*>(handle)->request(Op::Fetch, service), cb, ctx, err, errlen);
     });
 }

@@ -16,6 +16,7 @@
 // Threads: one connection per handle, every use under the handle's mutex
 // (SQLite runs one statement per connection at a time anyway). open starts
 // no thread and leaves no transaction open, so the handle survives the fork.
+#include <postern/support/table_guard.hpp>
 #include <postern/table.h>
 
 #include <cstdio>
@@ -29,6 +30,9 @@
 
 namespace {
 
+using postern::util::guarded_table;
+using postern::util::set_error;
+
 using postern::sqlite::Config;
 using postern::sqlite::Database;
 
@@ -37,25 +41,6 @@ struct Table {
     std::mutex lock;
     std::unique_ptr<Database> db;
 };
-
-void set_error(char* err, size_t errlen, const std::string& msg) {
-    if (err && errlen) (void)std::snprintf(err, errlen, "%s", msg.c_str());
-}
-
-// No exception may cross the C ABI: every entry point funnels through this.
-template <typename F>
-int guarded(char* err, size_t errlen, F&& f) noexcept {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        set_error(err, errlen, "table-sqlite: out of memory");
-    } catch (const std::exception& e) {
-        set_error(err, errlen, std::string("table-sqlite: ") + e.what());
-    } catch (...) {
-        set_error(err, errlen, "table-sqlite: unexpected error");
-    }
-    return POSTERN_TEMPFAIL;
-}
 
 std::unique_ptr<Database> load(const std::string& path, int* status, std::string* error) {
     Config config;
@@ -68,7 +53,7 @@ std::unique_ptr<Database> load(const std::string& path, int* status, std::string
 }
 
 int table_open(const char* config, void** handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-sqlite", err, errlen, [&] {
         if (!config || !*config) {
             set_error(err, errlen, "table-sqlite: no config file given (sqlite:/path/to/sqlite.conf)");
             return static_cast<int>(POSTERN_PERMFAIL);
@@ -89,7 +74,7 @@ int table_open(const char* config, void** handle, uint32_t* flags, char* err, si
 }
 
 int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-sqlite", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         int status = POSTERN_PERMFAIL;
         std::string error;
@@ -108,7 +93,7 @@ int table_reload(void* handle, uint32_t* flags, char* err, size_t errlen) {
 // The daemon names the service of every lookup on a table that has
 // lookup_service; a plain lookup could only guess which query to run.
 int table_lookup(void* handle, const char*, postern_table_value_cb, void*, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-sqlite", err, errlen, [&] {
         set_error(err, errlen, static_cast<Table*>(handle)->path + ": sqlite tables answer lookups for a service only");
         return static_cast<int>(POSTERN_TEMPFAIL);
     });
@@ -116,7 +101,7 @@ int table_lookup(void* handle, const char*, postern_table_value_cb, void*, char*
 
 int table_lookup_service(void* handle, uint32_t service, const char* key, postern_table_value_cb cb, void* ctx,
                          char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-sqlite", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         std::string value, error;
         int rc;
@@ -131,7 +116,7 @@ int table_lookup_service(void* handle, uint32_t service, const char* key, poster
 }
 
 int table_fetch(void* handle, uint32_t service, postern_table_value_cb cb, void* ctx, char* err, size_t errlen) {
-    return guarded(err, errlen, [&] {
+    return guarded_table("table-sqlite", err, errlen, [&] {
         auto* t = static_cast<Table*>(handle);
         if (service != POSTERN_SERVICE_SOURCE) {
             set_error(err, errlen, t->path + ": sqlite tables fetch sources only (fetch_source)");
