@@ -601,6 +601,134 @@ class Seed000OutgoingRelay(SeedCase):
         self.assert_relayed(tag, user="ops")
 
 
+# ---- 001: aliases and virtual users, assembled from the article's snippets ----
+
+class Seed001Assembled(SeedCase):
+    """001_assembled.conf (ADMIN 29/2015, its snippets put together): local
+    mail, through the aliases table, to the users' mbox; mail for
+    example.org from anyone through the virtual users table to the mbox of
+    the user it ends at (Listing 2's chain max.muster@ <- max@ <- mm@; its
+    catch-all and its forward to another domain left out, so that an unknown
+    address is refused). Both maps are built from text as the article says,
+    `makemap -t aliases`: aliases by Debian's makemap, virtusers by
+    postern-makemap. The seed has no `listen`: one on the server interface
+    is added."""
+
+    SEED = "001_assembled.conf"
+    TAG = "e"
+    ADDED = ("listen on @IF@",)
+    TABLE = (
+        ("db:/etc/aliases.db", "db:@DIR@/aliases.db"),
+        ("db:/etc/virtusers.db", "db:@DIR@/virtusers.db"),
+    )
+
+    @classmethod
+    def make_users(cls):
+        cls.admin = cls.user()
+        cls.max = cls.user()
+
+    @classmethod
+    def prepare_files(cls, folder):
+        write(os.path.join(folder, "aliases"), f"postmaster: {cls.admin.name}\nroot: {cls.admin.name}\n")
+        write(os.path.join(folder, "virtusers"),
+              f"max.muster@example.org   {cls.max.name}\n"
+              "max@example.org          max.muster@example.org\n"
+              "mm@example.org           max@example.org\n")
+        makemap(DEBIAN_MAKEMAP, "-t", "aliases", os.path.join(folder, "aliases"))
+        makemap(OUR_MAKEMAP, "-t", "aliases", os.path.join(folder, "virtusers"))
+        mail_spool(folder)
+
+    def assert_mbox(self, user, tags):
+        mbox = os.path.join(self.d.mbox_dir, user.name)
+        ok = postern.wait_until(lambda: os.path.exists(mbox) and
+                                all(f"body {t}".encode() in postern.read_bytes(mbox) for t in tags),
+                                DELIVERY_TIMEOUT)
+        self.assertTrue(ok, f"{len(tags)} messages in {mbox}" + self.context())
+        self.assertEqual(os.stat(mbox).st_uid, pwd.getpwnam(user.name).pw_uid)
+        return postern.read_bytes(mbox)
+
+    def test_local_mail_through_aliases_to_mbox(self):
+        # `accept for local`: the server's own address, as a local program would.
+        tags = {rcpt: token() for rcpt in ("postmaster@localhost", "root@localhost")}
+        with self.smtp(25, source=None, ns=self.lab.server_ns) as s:
+            for rcpt, tag in tags.items():
+                self.assertEqual(s.sendmail("cron@localhost", [rcpt], self.message("local", tag)), {},
+                                 self.context())
+        self.assert_mbox(self.admin, tags.values())
+
+    def test_virtual_users_of_example_org_to_mbox(self):
+        tags = {rcpt: token() for rcpt in ("max.muster@example.org", "max@example.org", "mm@example.org")}
+        with self.smtp(25) as s:
+            for rcpt, tag in tags.items():
+                self.assertEqual(s.sendmail("friend@client.test", [rcpt], self.message("virtual", tag)), {},
+                                 self.context())
+        data = self.assert_mbox(self.max, tags.values())
+        self.assertEqual(data.count(b"\nFrom friend@client.test "), 2, data)  # three messages, mbox-separated
+        self.assertTrue(data.startswith(b"From friend@client.test "), data[:80])
+
+    def test_unknown_user_local_alias_and_relay_refused_from_outside(self):
+        with self.smtp(25) as s:
+            self.assertEqual(s.mail("friend@client.test")[0], 250)
+            for rcpt, want in (("nobody@example.org", b"5.1.1 "),       # not in virtusers
+                               ("postmaster@localhost", b"5.7.1 "),     # aliases are for local mail
+                               (f"someone@{FAR}", b"5.7.1 ")):         # no relaying
+                code, text = s.rcpt(rcpt)
+                self.assertEqual((code, text[:6]), (550, want), f"{rcpt}: {code} {text!r}" + self.context())
+
+
+class Seed001WildcardDomains(SeedCase):
+    """001_wildcard_domains.conf (ADMIN 29/2015, Listing 3's text): the same
+    accounts in many domains. The domains table (a plain text list, as
+    written) holds example.org, example.net, example.com and `*.example.*`
+    (the article's max@*.example.*); the users map (`makemap -t aliases
+    users`, Debian's makemap) sends max to a local user; delivery to mbox.
+    The article's moritz line (to moritz@example.com, itself in the domains)
+    is left out. The seed has no `listen`: one on the server interface is
+    added."""
+
+    SEED = "001_wildcard_domains.conf"
+    TAG = "f"
+    ADDED = ("listen on @IF@",)
+    TABLE = (
+        ("db:/etc/users.db", "db:@DIR@/users.db"),
+        ("'/etc/domains'", "'@DIR@/domains'"),
+    )
+
+    @classmethod
+    def make_users(cls):
+        cls.max = cls.user()
+
+    @classmethod
+    def prepare_files(cls, folder):
+        write(os.path.join(folder, "users"), f"max     {cls.max.name}\n")
+        write(os.path.join(folder, "domains"), "example.org\nexample.net\nexample.com\n*.example.*\n")
+        makemap(DEBIAN_MAKEMAP, "-t", "aliases", os.path.join(folder, "users"))
+        mail_spool(folder)
+
+    def test_max_in_every_domain_and_subdomain_to_one_mbox(self):
+        tags = {rcpt: token() for rcpt in ("max@example.org", "max@example.net", "max@mail.example.com")}
+        with self.smtp(25) as s:
+            for rcpt, tag in tags.items():
+                self.assertEqual(s.sendmail("friend@client.test", [rcpt], self.message("wild", tag)), {},
+                                 self.context())
+        mbox = os.path.join(self.d.mbox_dir, self.max.name)
+        ok = postern.wait_until(lambda: os.path.exists(mbox) and
+                                all(f"body {t}".encode() in postern.read_bytes(mbox) for t in tags.values()),
+                                DELIVERY_TIMEOUT)
+        self.assertTrue(ok, f"three messages in {mbox}" + self.context())
+        self.assertEqual(os.stat(mbox).st_uid, pwd.getpwnam(self.max.name).pw_uid)
+        self.assertEqual(sorted(os.listdir(self.d.mbox_dir)), [self.max.name])
+
+    def test_other_domains_and_unknown_users_refused(self):
+        with self.smtp(25) as s:
+            self.assertEqual(s.mail("friend@client.test")[0], 250)
+            for rcpt, want in (("max@example.invalid", b"5.7.1 "),           # not in the domains
+                               ("max@example.org.evil.test", b"5.7.1 "),     # nor matched by *.example.*
+                               ("nobody@example.net", b"5.1.1 ")):           # not in users
+                code, text = s.rcpt(rcpt)
+                self.assertEqual((code, text[:6]), (550, want), f"{rcpt}: {code} {text!r}" + self.context())
+
+
 # ---- 002: receive for example.com over LMTP, submission with auth ----
 
 @unittest.skipIf(dovecot.missing(), dovecot.missing())
