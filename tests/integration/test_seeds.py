@@ -902,6 +902,64 @@ class Seed003FirstConfig(SeedCase):
             self.smtp(25).close()
 
 
+# ---- 003: "not not not": everyone but the baddies, expand-only ----
+
+class Seed003Baddies(SeedCase):
+    """003_baddies.conf (Colorado BSD Users Group, "Not not not"): mail for
+    example.org from any address but those of the <baddies> map (a `makemap
+    -t set` list, postern-makemap, holding 192.0.2.3). The rule has no
+    delivery clause, so before 6.4 (and here, as expand-only) mail goes only
+    where aliases and ~/.forward send it: a user whose .forward names a file
+    gets it there, one without a .forward is refused (550 5.2.4). The seed
+    has no `listen`: one on the server interface is added."""
+
+    SEED = "003_baddies.conf"
+    TAG = "g"
+    ADDED = ("listen on @IF@",)
+    TABLE = (
+        ("db:/etc/mail/bad_ips.db", "db:@DIR@/bad_ips.db"),
+    )
+
+    @classmethod
+    def make_users(cls):
+        cls.fwd = cls.user()
+        cls.plain = cls.user()
+        cls.saved = os.path.join(cls.fwd.home, "saved")
+        forward = os.path.join(cls.fwd.home, ".forward")
+        write(forward, f"# keep it in a file\n{cls.saved}\n")
+        pw = pwd.getpwnam(cls.fwd.name)
+        os.chown(forward, pw.pw_uid, pw.pw_gid)
+
+    @classmethod
+    def prepare_files(cls, folder):
+        write(os.path.join(folder, "bad_ips"), f"{INCOMING_IP}\n")
+        makemap(OUR_MAKEMAP, "-t", "set", os.path.join(folder, "bad_ips"))
+
+    def test_a_listed_address_is_refused(self):
+        with self.smtp(25, source=INCOMING_IP) as s:
+            self.assertEqual(s.mail("bad@client.test")[0], 250)
+            code, text = s.rcpt(f"{self.fwd.name}@example.org")
+            self.assertEqual((code, text[:6]), (550, b"5.7.1 "), f"{code} {text!r}" + self.context())
+
+    def test_others_go_where_dot_forward_says(self):
+        tag = token()
+        with self.smtp(25) as s:
+            self.assertEqual(s.sendmail("friend@client.test", [f"{self.fwd.name}@example.org"],
+                                        self.message("fwd", tag)), {}, self.context())
+        ok = postern.wait_until(lambda: os.path.exists(self.saved) and
+                                f"body {tag}".encode() in postern.read_bytes(self.saved), DELIVERY_TIMEOUT)
+        self.assertTrue(ok, f"message in {self.saved}" + self.context())
+        self.assertTrue(postern.read_bytes(self.saved).startswith(b"From friend@client.test "))
+        self.assertEqual(os.stat(self.saved).st_uid, pwd.getpwnam(self.fwd.name).pw_uid)
+        self.assertEqual(os.listdir(self.d.mbox_dir), [], "nothing delivered to an mbox")
+
+    def test_a_user_without_dot_forward_is_refused(self):
+        with self.smtp(25) as s:
+            self.assertEqual(s.mail("friend@client.test")[0], 250)
+            code, text = s.rcpt(f"{self.plain.name}@example.org")
+            self.assertEqual((code, text[:6]), (550, b"5.2.4 "), f"{code} {text!r}" + self.context())
+
+
 # ---- 004: ehouse.io, without its queue lines ----
 
 class Seed004Ehouse(SeedCase):
