@@ -3,12 +3,31 @@
 tests/config/seeds/ holds the smtpd.conf files of the articles our users
 learned from (the articles are in ../shared/seeds/). Each test class here
 takes one of them as it is and substitutes only paths, addresses and
-interface names, through an explicit table printed with every failure (plus
-the swaps issue 9 names: 002's `lmtp` action as `maildir`, `db:` tables as
-`file:` tables, 004 without its queue lines). Lines added at the top put the
-daemon's own state (queue, pidfile, control socket, mbox folder) in the
-test's folder. Then it does what the article says the server is for and
-checks the bytes where they land, and the refusals.
+interface names, through an explicit table printed with every failure:
+
+  - file paths (tables, certificates and keys, the LMTP socket) become files
+    in the daemon's folder (@DIR@) or, for 002's `lmtp "/var/run/lmtp"`, the
+    UNIX socket of a real Dovecot LMTP server started for the class in the
+    test's folder (dovecot.py; a path socket is reachable from the server
+    namespace);
+  - `db:` tables stay `db:` tables: the test writes their text and builds the
+    .db map with build/postern-makemap or Debian's OpenSMTPD makemap
+    (/usr/sbin/makemap), both used, as the articles say (`makemap -t
+    aliases`, `-t set`);
+  - interface names (eth0, if0, egress, lo0) become the namespace's, and the
+    placeholder <INCOMING-IP-OR-NETWORK> an address;
+  - 004 loses its two queue lines (queue encryption is not supported yet);
+    nothing else is swapped.
+
+Seeds with no `listen` line (001_assembled, 001_wildcard_domains,
+003_baddies) get `listen on SERVER_IF` added at the top, shown with the
+table. Lines the harness adds before the seed's put the daemon's own state
+(queue, pidfile, control socket, mbox folder) in the test's folder. Then each
+class does what the article says the server is for and checks the bytes where
+they land, and the refusals. Not run here: 001_listing1 and
+003_macro_listen (refused as printed, by OpenSMTPD too), 003_prism (queue
+encryption, not supported yet) and the fragments 003_reject_order and
+004_pki_queue; test_config_check.py checks every seed with -n.
 
 The network is two namespaces made per class, joined by a veth pair, so that
 clients come from addresses that are not the server's own (an authenticated
@@ -21,15 +40,17 @@ issue 9 §3) and the ports are the articles' own (25, 587):
                      far.test MX 10 mx.far.test A 192.0.2.2
   client namespace   CLIENT_IF 192.0.2.2/24 (an outsider, and far.test's MX:
                      a second posternd on port 25 delivering to a maildir)
-                     and 192.0.2.3/24 (seed 000's "incoming" host)
+                     and 192.0.2.3/24 (seed 000's "incoming" host, and
+                     the one address in 003's <baddies>)
 
 Clients are swaks (run with `ip netns exec`) and smtplib, whose socket is
 made inside the namespace (setns(2) for this thread for the moment of the
 connect). Namespaces are named after the test's PID and deleted, and every
 process this file starts is stopped by its PID, in finally blocks.
 
-Needs root, `ip netns`, swaks, dnsmasq and openssl; skips with the reason
-when one is missing.
+Needs root, `ip netns`, swaks, dnsmasq, openssl and both makemaps (seed 002
+also Debian's dovecot-core and dovecot-lmtpd); skips with the reason when one
+is missing.
 """
 
 import contextlib
@@ -64,7 +85,7 @@ DEBIAN_MAKEMAP = "/usr/sbin/makemap"   # OpenSMTPD's, from Debian's opensmtpd pa
 
 SERVER_IP = "192.0.2.1"
 OUTSIDER_IP = "192.0.2.2"   # also far.test's MX
-INCOMING_IP = "192.0.2.3"   # seed 000's <INCOMING-IP-OR-NETWORK>
+INCOMING_IP = "192.0.2.3"   # seed 000's <INCOMING-IP-OR-NETWORK>; in 003's <baddies>
 FAR = "far.test"            # a domain elsewhere: relayed by MX to the client namespace
 
 CMD_TIMEOUT = 30            # seconds any command this file runs may take
