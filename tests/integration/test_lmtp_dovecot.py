@@ -113,10 +113,18 @@ class LmtpToDovecot(unittest.TestCase):
                          r"^from \S+\s+by \S+ with LMTP\s+id \S+")
         self.assertIn("with ESMTP", received[1])  # postern's, from the smtplib session
         # Files only Dovecot makes, next to the message.
-        for f in ("dovecot-uidlist", "dovecot.index.log"):
-            self.assertTrue(os.path.exists(os.path.join(maildir, f)), os.listdir(maildir))
-        with open(os.path.join(maildir, "dovecot-uidlist")) as f:
-            self.assertIn(os.path.basename(path).split(":")[0], f.read())
+        # Dovecot may update them a moment after the message file appears.
+        uidlist = os.path.join(maildir, "dovecot-uidlist")
+        name = os.path.basename(path).split(":")[0]
+
+        def listed():
+            try:
+                with open(uidlist) as f:
+                    return name in f.read()
+            except OSError:
+                return False
+        self.assertTrue(postern.wait_until(listed, 10), os.listdir(maildir))
+        self.assertTrue(os.path.exists(os.path.join(maildir, "dovecot.index.log")), os.listdir(maildir))
 
     def run_unknown_user(self, d, via):
         """alice and bob get the message through Dovecot; carol, unknown to

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "../common/files.hpp"
 #include "postern/table.h"
 #include "util/plugin.hpp"
 
@@ -28,41 +29,13 @@ inline const std::string kMakemap = POSTERN_BUILD_DIR "/postern-makemap";
 inline const std::string kDebianMakemap = "/usr/sbin/makemap";
 inline const std::string kDbDump = "/usr/bin/db5.3_dump";
 
-class TempDir {
+// A fresh folder under /tmp (common/files.hpp), and whole-file I/O.
+class TempDir : public postern_test::TempDir {
 public:
-    TempDir() {
-        std::string tmpl = "/tmp/postern-db-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+    TempDir() : postern_test::TempDir("db") {}
 };
-
-inline void write_file(const std::string& path, const std::string& content) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    REQUIRE(out);
-    out << content;
-    out.close();
-    REQUIRE(out);
-}
-
-inline std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE(in);
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return buf.str();
-}
+using postern_test::read_file;
+using postern_test::write_file;
 
 inline bool exists(const std::string& path) {
     struct stat st {};

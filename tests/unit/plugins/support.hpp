@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "../common/files.hpp"
 #include "util/fd.hpp"
 #include "util/frame.hpp"
 #include "util/plugin.hpp"
@@ -30,42 +31,13 @@ namespace test {
 inline const std::string kPluginDir = POSTERN_BUILD_DIR "/plugins";
 inline const std::string kTestPluginDir = POSTERN_TEST_PLUGIN_DIR;
 
-// A fresh folder under /tmp, removed with everything in it.
-class TempDir {
+// A fresh folder under /tmp (common/files.hpp), and whole-file I/O.
+class TempDir : public postern_test::TempDir {
 public:
-    TempDir() {
-        std::string tmpl = "/tmp/postern-plugins-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const std::string& path() const { return path_; }
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+    TempDir() : postern_test::TempDir("plugins") {}
 };
-
-inline void write_file(const std::string& path, const std::string& content) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    REQUIRE(out);
-    out << content;
-    out.close();
-    REQUIRE(out);
-}
-
-inline std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE(in);
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    return buf.str();
-}
+using postern_test::read_file;
+using postern_test::write_file;
 
 // Names in a folder, sorted; empty when the folder does not exist.
 inline std::vector<std::string> list_dir(const std::string& dir) {

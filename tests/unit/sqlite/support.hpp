@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "../common/files.hpp"
 #include "util/plugin.hpp"
 
 namespace sqlt {
@@ -27,38 +28,13 @@ inline const postern::util::TablePlugin& plugin() {
     return loaded;
 }
 
-class TempDir {
+// A fresh folder under /tmp (common/files.hpp), and whole-file I/O.
+class TempDir : public postern_test::TempDir {
 public:
-    TempDir() {
-        std::string tmpl = "/tmp/postern-sqlite-XXXXXX";
-        REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-        path_ = tmpl;
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    std::string operator/(const std::string& name) const { return path_ + "/" + name; }
-
-private:
-    std::string path_;
+    TempDir() : postern_test::TempDir("sqlite") {}
 };
-
-inline void write_file(const std::string& path, const std::string& content) {
-    std::ofstream out(path, std::ios::binary | std::ios::trunc);
-    REQUIRE(out);
-    out << content;
-    out.close();
-    REQUIRE(out);
-}
-
-inline std::string read_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    REQUIRE(in);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-}
+using postern_test::read_file;
+using postern_test::write_file;
 
 // A read-write connection of the test's own (the writer the table reads).
 class Db {
