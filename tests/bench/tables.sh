@@ -3,7 +3,7 @@
 # test.
 #
 # Two parts, each repeated REPS times (interleaved: lookups, then delivery
-# with sqlite, then with file, then the next repetition):
+# with sqlite, then file, then db tables, then the next repetition):
 #
 # lookup    bench_table_lookup (table_lookup.cpp, built in POSTERN_BUILD)
 #           loads each table plugin through the C ABI and runs LOOKUPS
@@ -27,9 +27,12 @@
 #               table vusers <t>   table ubase <t>
 #               action "v" maildir "W/Maildir" virtual <vusers> userbase <ubase>
 #               match from any for domain "bench.test" action "v"
-#           where <t> is sqlite:DATA/sqlite.conf (both tables over
-#           mail.sqlite: virtuals, users) or the same ENTRIES entries as
-#           file: tables (DATA/virtuals, DATA/users). smtp-source -N -s C -m N
+#           where <t> is, in turn (DELIVERY_TABLES), sqlite:DATA/sqlite.conf
+#           (both tables over mail.sqlite: virtuals, users), the same ENTRIES
+#           entries as file: tables (DATA/virtuals, DATA/users), and as db:
+#           maps (postern-makemap of those two files; a control: lookups
+#           slower than file's, but nothing held in the daemon's memory).
+#           smtp-source -N -s C -m N
 #           -l S -t u@bench.test sends to 1u@bench.test, 2u@..., Nu@ (one
 #           connection per message, each message one recipient, each
 #           recipient once); key iu@bench.test maps to user vuP with P a
@@ -44,7 +47,8 @@
 #
 # Environment (defaults): REPS=3 ENTRIES=100000 LOOKUPS=200000
 #   PROC_LOOKUPS=50000 THREADS=1,2 N=5000 C=20 S=1024 TIMEOUT=300
-#   PARTS="lookup delivery" PORT=31225 DATA=/tmp/bench-tables-data
+#   PARTS="lookup delivery" DELIVERY_TABLES="sqlite file db" PORT=31225
+#   DATA=/tmp/bench-tables-data
 #   POSTERN_BUILD=<this tree>/build-bench if it has posternd, else build
 #   NAME=tables (results/NAME-raw.jsonl, NAME-run.log, NAME-loadavg.log,
 #   NAME-audit.jsonl, NAME-summary.md; refuses to append to an existing raw
@@ -66,7 +70,7 @@ if [ -z "${POSTERN_BUILD:-}" ]; then
 fi
 REPS=${REPS:-3} ENTRIES=${ENTRIES:-100000} LOOKUPS=${LOOKUPS:-200000} PROC_LOOKUPS=${PROC_LOOKUPS:-50000}
 THREADS=${THREADS:-1,2} N=${N:-5000} C=${C:-20} S=${S:-1024} TIMEOUT=${TIMEOUT:-300}
-PARTS=${PARTS:-lookup delivery} PORT=${PORT:-31225} DATA=${DATA:-/tmp/bench-tables-data}
+PARTS=${PARTS:-lookup delivery} DELIVERY_TABLES=${DELIVERY_TABLES:-sqlite file db} PORT=${PORT:-31225} DATA=${DATA:-/tmp/bench-tables-data}
 NAME=${NAME:-tables}
 LIBEXEC=/usr/libexec/opensmtpd
 RES=$HERE/results
@@ -131,6 +135,7 @@ write("sqlite.conf", [f"dbpath {db}\n",
                       "query_userinfo SELECT uid, gid, home FROM users WHERE name=?\n"])
 PY
     "$POSTERN_BUILD"/postern-makemap -o "$DATA"/virtuals.db "$DATA"/virtuals || return 1
+    "$POSTERN_BUILD"/postern-makemap -o "$DATA"/users.db "$DATA"/users || return 1
     chmod 755 "$DATA"
     find "$DATA" -maxdepth 1 -type f -exec chmod 644 {} +
 }
@@ -193,6 +198,7 @@ start_server() {
     case $table in
     sqlite) vusers="sqlite:$DATA/sqlite.conf" ubase="sqlite:$DATA/sqlite.conf" ;;
     file) vusers="file:$DATA/virtuals" ubase="file:$DATA/users" ;;
+    db) vusers="db:$DATA/virtuals.db" ubase="db:$DATA/users.db" ;;
     *) die "unknown table $table" ;;
     esac
     mkdir -p "$W"
@@ -324,7 +330,8 @@ PY
         "git $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null)$(git -C "$HERE" diff --quiet HEAD 2>/dev/null || echo ' + working tree')"
     echo "# opensmtpd-extras $(dpkg-query -W -f='${Version}' opensmtpd-extras 2>/dev/null)," \
         "sqlite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)')"
-    echo "# REPS=$REPS ENTRIES=$ENTRIES LOOKUPS=$LOOKUPS PROC_LOOKUPS=$PROC_LOOKUPS THREADS=$THREADS N=$N C=$C S=$S PARTS=\"$PARTS\""
+    echo "# REPS=$REPS ENTRIES=$ENTRIES LOOKUPS=$LOOKUPS PROC_LOOKUPS=$PROC_LOOKUPS THREADS=$THREADS N=$N C=$C S=$S" \
+        "PARTS=\"$PARTS\" DELIVERY_TABLES=\"$DELIVERY_TABLES\""
     echo "# disk: $(disk_rate /tmp) file-write+fsync/s (one thread, /tmp)"
     echo "# uptime before: $(uptime)"
     for _ in $(seq 240); do echo "$(date +%T) $(cat /proc/loadavg)"; sleep 15; done >>"$LOADLOG" 2>&1 &
@@ -335,7 +342,7 @@ PY
     echo "# data: $ENTRIES entries in $DATA, made in $((EPOCHSECONDS - t)) s"
     for rep in $(seq "$REPS"); do
         case " $PARTS " in *" lookup "*) lookups "$rep" ;; esac
-        case " $PARTS " in *" delivery "*) delivery_one "$rep" sqlite; delivery_one "$rep" file ;; esac
+        case " $PARTS " in *" delivery "*) for t in $DELIVERY_TABLES; do delivery_one "$rep" "$t"; done ;; esac
     done
     echo "# disk after: $(disk_rate /tmp) file-write+fsync/s"
     echo "# uptime after: $(uptime)"
