@@ -300,6 +300,12 @@ struct Config {
     static constexpr std::size_t kMaxBounceWarnIntervals = 4;
     std::vector<std::chrono::seconds> bounce_warn_interval{std::chrono::hours(4)};
 
+    // metrics listen on ADDRESS [port N] (postern extension): the Prometheus
+    // endpoint, off when metrics_address is "".
+    std::string metrics_address;  // an IP address literal
+    int metrics_port = 9154;
+    Location metrics_where;
+
     // Paths (postern extensions; empty = the installed default).
     std::string queue_path;      // queue path "DIR"
     std::string control_socket;  // control socket "PATH"

@@ -20,6 +20,8 @@
 // Parser of parser_impl.hpp.
 #include "config/parser_impl.hpp"
 
+#include <arpa/inet.h>
+
 namespace postern::config {
 namespace detail {
 
@@ -98,6 +100,10 @@ void Parser::parse_line(const Line& line) {
     }
     if (w == "mda") {
         parse_mda_wrapper(c);
+        return;
+    }
+    if (w == "metrics") {
+        parse_metrics(c);
         return;
     }
     if (w == "srs") {
@@ -517,6 +523,36 @@ bool Parser::parse_queue(Cursor& c) {
         return parse_path_value(c, "'queue path'", cfg_.queue_path) && end_of_line(c, "the path");
     }
     return expected(c, what);
+}
+
+// metrics listen on ADDRESS [port N]: an address literal (or localhost),
+// since the endpoint answers anyone who reaches it: naming it is deliberate.
+bool Parser::parse_metrics(Cursor& c) {
+    const Location at = c.take().where;
+    if (!c.word("listen")) return expected(c, "'listen on' after 'metrics'");
+    c.take();
+    if (!c.word("on")) return expected(c, "'on' after 'metrics listen'");
+    c.take();
+    if (!cfg_.metrics_address.empty())
+        return fail(at, "metrics is given twice (first at " + where_text(cfg_.metrics_where) + ")");
+    const std::string what = "an IP address or localhost after 'metrics listen on'";
+    if (!c.value()) return expected(c, what);
+    const Token& address = *c.peek();
+    unsigned char buf[16];
+    std::string a = address.text == "localhost" ? "127.0.0.1" : address.text;
+    if (!a.empty() && a.front() == '[' && a.back() == ']') a = a.substr(1, a.size() - 2);
+    if (inet_pton(AF_INET, a.c_str(), buf) != 1 && inet_pton(AF_INET6, a.c_str(), buf) != 1) return expected(c, what);
+    c.take();
+    int port = 9154;
+    if (c.word("port")) {
+        c.take();
+        if (!parse_port(c, port)) return false;
+    }
+    if (!end_of_line(c, "the metrics address and port")) return false;
+    cfg_.metrics_address = a;
+    cfg_.metrics_port = port;
+    cfg_.metrics_where = at;
+    return true;
 }
 
 // bounce warn-interval DELAY[, DELAY...]: the first line replaces the default,

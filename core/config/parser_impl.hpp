@@ -291,6 +291,7 @@ private:
     bool parse_mta(Cursor& c);
     bool parse_srs(Cursor& c);
     bool parse_bounce(Cursor& c);
+    bool parse_metrics(Cursor& c);
     bool parse_path_value(Cursor& c, const std::string& after, std::string& out);
     bool parse_value(Cursor& c, const std::string& what, std::string& out);
     bool parse_delay_value(Cursor& c, const std::string& after, std::chrono::seconds& out);

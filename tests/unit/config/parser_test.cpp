@@ -606,3 +606,23 @@ TEST_CASE("globals: bounce warn-interval") {
           std::vector<s>{s(3600), s(4 * 3600), s(86400)});
     CHECK(ok("d1 = 2h\nbounce warn-interval $d1\n" + kRule).bounce_warn_interval == std::vector<s>{s(7200)});
 }
+
+TEST_CASE("globals: metrics listen on") {
+    CHECK(ok(kRule).metrics_address.empty());  // off by default
+    auto c = ok("metrics listen on 127.0.0.1\n" + kRule);
+    CHECK(c.metrics_address == "127.0.0.1");
+    CHECK(c.metrics_port == 9154);
+    c = ok("metrics listen on localhost port 9200\n" + kRule);
+    CHECK(c.metrics_address == "127.0.0.1");
+    CHECK(c.metrics_port == 9200);
+    CHECK(ok("metrics listen on [::1] port 9200\n" + kRule).metrics_address == "::1");
+    CHECK(errors_of("metrics listen on eth0\n" + kRule) ==
+          std::vector<std::string>{
+              "test.conf:1:19: expected an IP address or localhost after 'metrics listen on', found 'eth0'"});
+    CHECK(errors_of("metrics on 127.0.0.1\n" + kRule) ==
+          std::vector<std::string>{"test.conf:1:9: expected 'listen on' after 'metrics', found 'on'"});
+    CHECK(errors_of("metrics listen on 127.0.0.1 port 0\n" + kRule) ==
+          std::vector<std::string>{"test.conf:1:34: port 0 is out of range (1-65535)"});
+    CHECK(errors_of("metrics listen on 127.0.0.1\nmetrics listen on ::1\n" + kRule) ==
+          std::vector<std::string>{"test.conf:2:1: metrics is given twice (first at test.conf:1:1)"});
+}
