@@ -59,6 +59,11 @@ std::vector<std::uint64_t> Histogram::buckets() const {
     return out;
 }
 
+Registry& process() {
+    static Registry registry;
+    return registry;
+}
+
 std::vector<double> latency_bounds() {
     return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600};
 }

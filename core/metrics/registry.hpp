@@ -100,6 +100,12 @@ private:
     std::map<std::string, Family, std::less<>> families_;
 };
 
+// The registry of this process: every part of the daemon counts into it, the
+// metrics server renders it. One per process, as a Prometheus client's
+// default registry, so that counting needs no plumbing through every
+// constructor; tests make registries of their own.
+Registry& process();
+
 // The label value as the text format writes it (\\, \", \n escaped).
 std::string escape_label(std::string_view value);
 

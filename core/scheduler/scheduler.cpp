@@ -1,6 +1,8 @@
 // The scheduler; see scheduler.hpp.
 #include "scheduler/scheduler.hpp"
 
+#include "metrics/registry.hpp"
+
 #include <ctime>
 #include <memory>
 
@@ -124,6 +126,7 @@ void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
         entry.envelope = e;
         auto [it, fresh] = entries_.emplace(e.id, std::move(entry));
         if (!fresh) continue;  // already known: never deliver one envelope twice
+        queued(e);
         if (e.next_try > now) wait_until(e.id, e.next_try);
         else make_ready(e.id, it->second);
     }
@@ -327,7 +330,12 @@ void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, d
     bool local = delivery::info(kind).pool == delivery::Pool::Local;
     ++running_;
     if (local) ++running_local_;
-    launcher_.launch(job, [this, ids, local, key](std::vector<delivery::Result> results) {
+    auto& took = metrics::process().histogram("postern_delivery_agent_seconds",
+                                              "How long one delivery agent run took, by kind (local or relay)",
+                                              {{"kind", local ? "local" : "relay"}});
+    launcher_.launch(job, [this, ids, local, key, &took,
+                           started = std::chrono::steady_clock::now()](std::vector<delivery::Result> results) {
+        took.observe(std::chrono::steady_clock::now() - started);
         --running_;
         if (local) --running_local_;
         else release_relay(key);
@@ -359,6 +367,14 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
                          : status == delivery::Result::Status::TempFail ? "TempFail"
                                                                         : "PermFail";
     const bool relayed = delivery::kind_of(delivery_method(config_, e)) == delivery::Kind::Relay;
+    metrics::process()
+        .counter("postern_deliveries_total", "Delivery attempts, by action and result (Ok, TempFail, PermFail)",
+                 {{"action", e.action}, {"result", result}})
+        .inc();
+    if (status == delivery::Result::Status::Ok)
+        metrics::process()
+            .histogram("postern_queue_wait_seconds", "From a message's acceptance to its delivery, per recipient")
+            .observe(static_cast<double>(now - e.ctime));
     log::info(log::Line(relayed ? "mta delivery" : "mda delivery")
                   .kv("evpid", e.id)
                   .kv("from", e.sender)
@@ -408,6 +424,7 @@ void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const 
     auto it = entries_.find(id);
     Outcome o{std::move(it->second.envelope), std::move(status), r, relayed};
     entries_.erase(it);
+    unqueued(o.envelope);
     auto& pending = reports_[o.envelope.msgid];
     (kind == bounce::Kind::Failed ? pending.failed : pending.delivered).push_back(std::move(o));
 }
@@ -464,6 +481,29 @@ void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r)
     });
 }
 
+namespace {
+
+void set_queue_gauges(std::size_t envelopes, const std::multiset<std::int64_t>& ctimes) {
+    metrics::process()
+        .gauge("postern_queue_envelopes", "Envelopes in the queue (one per recipient)")
+        .set(static_cast<std::int64_t>(envelopes));
+    metrics::process()
+        .age_gauge("postern_queue_oldest_envelope_age_seconds", "Age of the oldest envelope in the queue")
+        .set(ctimes.empty() ? 0 : *ctimes.begin());
+}
+
+}  // namespace
+
+void Scheduler::queued(const queue::Envelope& e) {
+    ctimes_.insert(e.ctime);
+    set_queue_gauges(entries_.size(), ctimes_);
+}
+
+void Scheduler::unqueued(const queue::Envelope& e) {
+    if (auto it = ctimes_.find(e.ctime); it != ctimes_.end()) ctimes_.erase(it);
+    set_queue_gauges(entries_.size(), ctimes_);
+}
+
 void Scheduler::wait_until(const std::string& id, std::int64_t when) {
     entries_.at(id).state = State::Waiting;
     waiting_.emplace(when, id);
@@ -474,6 +514,7 @@ void Scheduler::erase(const std::string& id, const char* why) {
     auto it = entries_.find(id);
     queue::Envelope e = std::move(it->second.envelope);
     entries_.erase(it);
+    unqueued(e);
     if (why) {
         ++stats_.removed;
         log::info(log::Line("queue remove").kv("evpid", e.id).kv("from", e.sender).kv("to", e.dest).kv("stat", why));

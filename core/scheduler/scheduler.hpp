@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,9 @@ private:
     std::vector<std::string> select(std::string_view which) const;
     void arm_timer();
     void on_timer();
+    // The queue's size and oldest message for the metrics, after each change.
+    void queued(const queue::Envelope& e);
+    void unqueued(const queue::Envelope& e);
 
     uv_loop_t* loop_;
     const config::Config& config_;
@@ -124,6 +128,7 @@ private:
     uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
     Stats stats_;
     std::map<std::string, Entry> entries_;              // every queued envelope, by id
+    std::multiset<std::int64_t> ctimes_;                // their creation times: the oldest first
     std::deque<std::string> ready_;                     // ids; stale ids are skipped
     std::multimap<std::int64_t, std::string> waiting_;  // by next attempt; stale ids are skipped
     // Final outcomes of a message waiting for its other envelopes, so that

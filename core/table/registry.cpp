@@ -1,6 +1,8 @@
 // Opening tables, and the adapter from the table plugin C ABI; see registry.hpp.
 #include "table/registry.hpp"
 
+#include "metrics/registry.hpp"
+
 #include <unistd.h>
 
 #include <cerrno>
@@ -41,7 +43,13 @@ std::string check_flags(const util::TablePlugin& plugin, uint32_t flags) {
 class PluginTable final : public Table {
 public:
     PluginTable(std::string name, std::shared_ptr<util::TablePlugin> plugin, void* handle, uint32_t flags)
-        : Table(std::move(name)), plugin_(std::move(plugin)), handle_(handle), flags_(flags) {}
+        : Table(std::move(name)), plugin_(std::move(plugin)), handle_(handle), flags_(flags),
+          lookups_(metrics::process().counter("postern_table_lookups_total",
+                                              "Lookups asked of a table backend (plugin tables)",
+                                              {{"table", this->name()}})),
+          errors_(metrics::process().counter("postern_table_lookup_errors_total",
+                                             "Lookups a table backend could not answer (temporary failures)",
+                                             {{"table", this->name()}})) {}
     ~PluginTable() override { (*plugin_)->close(handle_); }
 
     Result lookup(Service service, std::string_view key, std::string* value, std::string* error) override {
@@ -52,7 +60,7 @@ public:
         auto by_service = util::lookup_service_of(*plugin_);
         int rc = by_service ? by_service(handle_, c_service(service), k.c_str(), keep, value, err, sizeof err)
                             : (*plugin_)->lookup(handle_, k.c_str(), keep, value, err, sizeof err);
-        return convert(rc, err, error);
+        return counted(convert(rc, err, error));
     }
 
     Result fetch(Service service, std::string* value, std::string* error) override {
@@ -115,6 +123,12 @@ public:
     }
 
 private:
+    Result counted(Result r) {
+        lookups_.inc();
+        if (r == Result::TempFail) errors_.inc();
+        return r;
+    }
+
     Result convert(int rc, const char* err, std::string* error) const {
         switch (rc) {
         case POSTERN_OK: return Result::Found;
@@ -129,6 +143,8 @@ private:
     void* handle_;
     uint32_t flags_;
     std::shared_mutex mutex_;
+    metrics::Counter& lookups_;
+    metrics::Counter& errors_;
 };
 
 // The plugin and config string that serve `decl`: its own, or the proc
