@@ -5,7 +5,7 @@
 //
 // Every command but `encrypt` is sent as one request over the daemon's control
 // socket (protocol in control/protocol.hpp); the reply is printed as text, or
-// as JSON with --json. The socket is, first found: -s; the `control socket`
+// as JSON with --json (control/output.hpp). The socket is, first found: -s; the `control socket`
 // of the configuration given with -f; $POSTERN_CONTROL; the `control socket`
 // of the installed configuration (POSTERN_DEFAULT_CONFIG), when that file
 // exists; /run/postern/control.sock. The configuration is read with the
@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "control/output.hpp"
 #include "control/protocol.hpp"
 #include "makemap.hpp"
 #include "util/fd.hpp"
@@ -48,8 +49,12 @@
 
 namespace {
 
+using postern::control::field;
 using postern::control::Reply;
 using postern::control::Request;
+using postern::control::Shape;
+using postern::control::shape_of;
+using postern::control::text_value;
 
 constexpr const char* kDefaultSocket = "/run/postern/control.sock";  // as the daemon's default
 constexpr const char* kDefaultConfig = POSTERN_DEFAULT_CONFIG;       // what the installed unit runs with
@@ -86,182 +91,11 @@ int usage(FILE* to, int status) {
 
 void fail(const std::string& text) { std::fprintf(stderr, "posternctl: %s\n", text.c_str()); }
 
-// ---- escaping for output ----
-
-// Length of the valid UTF-8 sequence at s[i], or 0 if the bytes there are not
-// one (stray continuation, overlong form, surrogate, beyond U+10FFFF, cut off).
-size_t utf8_length(std::string_view s, size_t i) {
-    auto at = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-    auto cont = [&](size_t k, unsigned lo = 0x80, unsigned hi = 0xbf) {
-        return k < s.size() && at(k) >= lo && at(k) <= hi;
-    };
-    unsigned c = at(i);
-    if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) return cont(i + 1) ? 2 : 0;
-    if (c >= 0xe0 && c <= 0xef) {
-        unsigned lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
-        return cont(i + 1, lo, hi) && cont(i + 2) ? 3 : 0;
-    }
-    if (c >= 0xf0 && c <= 0xf4) {
-        unsigned lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
-        return cont(i + 1, lo, hi) && cont(i + 2) && cont(i + 3) ? 4 : 0;
-    }
-    return 0;
-}
-
-std::string hex_escape(const char* prefix, unsigned char c) {
-    static constexpr char kHex[] = "0123456789abcdef";
-    return std::string(prefix) + kHex[c >> 4] + kHex[c & 0xf];
-}
-
-// A JSON string literal. Bytes that are not valid UTF-8 become \u00XX (the
-// Latin-1 reading of the byte): the document stays valid, and rare.
-std::string json_string(std::string_view s) {
-    std::string out = "\"";
-    for (size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        switch (c) {
-        case '"': out += "\\\""; continue;
-        case '\\': out += "\\\\"; continue;
-        case '\b': out += "\\b"; continue;
-        case '\f': out += "\\f"; continue;
-        case '\n': out += "\\n"; continue;
-        case '\r': out += "\\r"; continue;
-        case '\t': out += "\\t"; continue;
-        default: break;
-        }
-        size_t n = utf8_length(s, i);
-        if (c < 0x20 || c == 0x7f || n == 0) {
-            out += hex_escape("\\u00", c);
-        } else {
-            out.append(s.substr(i, n));
-            i += n - 1;
-        }
-    }
-    return out + "\"";
-}
-
-// A value on a text line: control bytes, backslashes and invalid UTF-8 are
-// written as escapes so that a value can neither break the line nor send
-// terminal control sequences; `separator` (the queue's '|') is escaped too.
-std::string text_value(std::string_view s, char separator = '\0') {
-    std::string out;
-    for (size_t i = 0; i < s.size(); ++i) {
-        unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c == '\\') {
-            out += "\\\\";
-        } else if (c == '\n') {
-            out += "\\n";
-        } else if (c == '\r') {
-            out += "\\r";
-        } else if (c == '\t') {
-            out += "\\t";
-        } else if (c < 0x20 || c == 0x7f || (separator && c == static_cast<unsigned char>(separator))) {
-            out += hex_escape("\\x", c);
-        } else if (size_t n = utf8_length(s, i); n == 0) {
-            out += hex_escape("\\x", c);
-        } else {
-            out.append(s.substr(i, n));
-            i += n - 1;
-        }
-    }
-    return out;
-}
-
-std::string json_object(const std::vector<const postern::control::Record*>& records) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto* r : records)
-        for (const auto& [k, v] : *r) {
-            if (!first) out += ",";
-            first = false;
-            out += json_string(k) + ":" + json_string(v);
-        }
-    return out + "}";
-}
-
-// ---- printing a reply ----
-
-enum class Shape { List, KeyEquals, KeyColon, Text, Action, Lookup };
-
-Shape shape_of(const std::vector<std::string>& w) {
-    if (w[0] == "table") return Shape::Lookup;
-    if (w[0] != "show") return Shape::Action;
-    if (w[1] == "queue") return Shape::List;
-    if (w[1] == "envelope") return Shape::KeyColon;
-    if (w[1] == "message") return Shape::Text;
-    return Shape::KeyEquals;
-}
-
-std::string confirmation(const std::vector<std::string>& w, const Reply& reply) {
-    for (const auto& r : reply.records)
-        for (const auto& [k, v] : r)
-            if (k == "message") return v;
-    if (w[0] == "schedule") return "scheduled " + w[1];
-    if (w[0] == "remove") return "removed " + w[1];
-    if (w[0] == "pause") return w[1] + " paused";
-    if (w[0] == "resume") return w[1] + " resumed";
-    if (w[0] == "log") return w[1] == "verbose" ? "verbose logging on" : "verbose logging off";
-    if (w[0] == "update") return "table " + w[2] + " updated";
-    return "done";
-}
-
-std::string render_text(const std::vector<std::string>& words, const Reply& reply) {
-    std::string out;
-    switch (shape_of(words)) {
-    case Shape::List:
-        for (const auto& r : reply.records) {
-            for (size_t i = 0; i < r.size(); ++i) out += (i ? "|" : "") + text_value(r[i].second, '|');
-            out += "\n";
-        }
-        break;
-    case Shape::KeyEquals:
-    case Shape::KeyColon: {
-        const char* sep = shape_of(words) == Shape::KeyEquals ? "=" : ": ";
-        for (const auto& r : reply.records)
-            for (const auto& [k, v] : r) out += text_value(k) + sep + text_value(v) + "\n";
-        break;
-    }
-    case Shape::Text:  // the message file as it is, like smtpctl
-        for (const auto& r : reply.records)
-            for (const auto& [k, v] : r)
-                if (k == "text") out += v;
-        break;
-    case Shape::Action: out = text_value(confirmation(words, reply)) + "\n"; break;
-    case Shape::Lookup: break;  // print_lookup's
-    }
-    return out;
-}
-
-std::string render_json(const std::vector<std::string>& words, const Reply& reply) {
-    std::vector<const postern::control::Record*> all;
-    for (const auto& r : reply.records) all.push_back(&r);
-    switch (shape_of(words)) {
-    case Shape::List: {
-        if (all.empty()) return "[]\n";
-        std::string out = "[\n";
-        for (size_t i = 0; i < all.size(); ++i) out += json_object({all[i]}) + (i + 1 < all.size() ? ",\n" : "\n");
-        return out + "]\n";
-    }
-    case Shape::Action: {
-        postern::control::Record r{{"message", confirmation(words, reply)}};
-        return json_object({&r}) + "\n";
-    }
-    default: return json_object(all) + "\n";
-    }
-}
-
 // ---- table lookup ----
 
 // Exit statuses of `table lookup`, as grep's: a script tests for the entry
 // with `if posternctl table lookup ...`, and 1 means only "not there".
 constexpr int kFound = 0, kNotFound = 1, kLookupFailed = 2;
-
-const std::string* field(const postern::control::Record& rec, std::string_view key) {
-    for (const auto& [k, v] : rec)
-        if (k == key) return &v;
-    return nullptr;
-}
 
 // The one line that says what the table answered.
 std::string found_line(const postern::control::Record& rec) {
@@ -280,7 +114,7 @@ int print_lookup(const Options& o, const Reply& reply) {
     const auto& rec = reply.records[0];
     int status = *result == "found" ? kFound : *result == "not-found" ? kNotFound : kLookupFailed;
     if (o.json) {
-        std::string out = json_object({&rec}) + "\n";
+        std::string out = postern::control::record_json(rec);
         std::fwrite(out.data(), 1, out.size(), stdout);
     } else if (status == kFound) {
         std::printf("%s\n", found_line(rec).c_str());
@@ -542,7 +376,8 @@ int run(const Options& o) {
         return lookup ? kLookupFailed : 1;
     }
     if (lookup) return print_lookup(o, reply);
-    std::string out = o.json ? render_json(o.words, reply) : render_text(o.words, reply);
+    std::string out = o.json ? postern::control::render_json(o.words, reply)
+                             : postern::control::render_text(o.words, reply);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }

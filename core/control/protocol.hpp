@@ -30,7 +30,23 @@
 //                               state, ctime, expire, last-try, next-try,
 //                               attempts, last-error (posternctl(8))
 //   show stats                  one record of counters (uptime first)
-//   show status                 one record: mda, mta, smtp = running|paused
+//   show status                 records: first the daemon's: version,
+//                               uptime (seconds), mda, mta, smtp
+//                               (running|paused), queue.messages,
+//                               queue.envelopes, queue.oldest-age (seconds
+//                               since the oldest message was received, ""
+//                               when the queue is empty); then one per
+//                               listener, first key "listener" (the address
+//                               as written, "socket" for the local socket):
+//                               port ("" for the socket), tls, tls-require,
+//                               smtps, auth, auth-optional (yes|no), filter
+//                               (as configured, "" = none), then a "member"
+//                               key per filter of its chain, in order; then
+//                               one per filter those chains use, first key
+//                               "filter" (its name): kind (proc|builtin),
+//                               state (starting|running|restarting|down),
+//                               pid ("" = none), restart-in-ms (the backoff
+//                               left while restarting, else "")
 //   show message ID             one record with key "text": the message file
 //   show envelope EVPID         one record: the envelope's fields
 //   schedule ID|all, remove ID|all, pause mta|mda|smtp, resume mta|mda|smtp,

@@ -3,11 +3,16 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string_view>
+#include <vector>
 
 #include "delivery/kind.hpp"
+#include "filterhost/host.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 
@@ -53,6 +58,56 @@ control::Record envelope_record(const scheduler::Scheduler::Entry& entry) {
             {"next-try", std::to_string(e.next_try)},
             {"attempts", std::to_string(e.retry)},
             {"last-error", e.errorline}};
+}
+
+const char* yes_no(bool b) { return b ? "yes" : "no"; }
+
+// The project's version (CMake's), as the filter handshake gives it without
+// its "postern-" head.
+std::string version() {
+    std::string v = filterhost::smtpd_version();
+    constexpr std::string_view kHead = "postern-";
+    return v.compare(0, kHead.size(), kHead) == 0 ? v.substr(kHead.size()) : v;
+}
+
+control::Record listener_record(const config::Listener& l, const std::vector<std::string>& chain) {
+    control::Record rec{{"listener", l.socket ? "socket" : l.on},
+                        {"port", l.socket ? "" : std::to_string(l.port)},
+                        {"tls", yes_no(l.tls)},
+                        {"tls-require", yes_no(l.tls_require)},
+                        {"smtps", yes_no(l.smtps)},
+                        {"auth", yes_no(l.auth)},
+                        {"auth-optional", yes_no(l.auth_optional)},
+                        {"filter", l.filter}};
+    for (const auto& name : chain) rec.emplace_back("member", name);
+    return rec;
+}
+
+const char* state_name(filterhost::Host::ProcStatus::State s) {
+    using State = filterhost::Host::ProcStatus::State;
+    switch (s) {
+    case State::Starting: return "starting";
+    case State::Running: return "running";
+    case State::Restarting: return "restarting";
+    case State::Down: return "down";
+    }
+    return "?";
+}
+
+// A built-in filter runs inside the daemon: it is running whenever the
+// daemon answers. A process filter is as the filter host last saw it.
+control::Record filter_record(const config::Config& cfg, const filterhost::Host* host, const std::string& name) {
+    const config::Filter* f = cfg.find_filter(name);
+    if (f && f->kind == config::Filter::Kind::Builtin)
+        return {{"filter", name}, {"kind", "builtin"}, {"state", "running"}, {"pid", ""}, {"restart-in-ms", ""}};
+    filterhost::Host::ProcStatus st;
+    if (f && host) st = host->proc_status(f->proc);
+    using State = filterhost::Host::ProcStatus::State;
+    return {{"filter", name},
+            {"kind", "proc"},
+            {"state", state_name(st.state)},
+            {"pid", st.pid > 0 ? std::to_string(st.pid) : ""},
+            {"restart-in-ms", st.state == State::Restarting ? std::to_string(st.restart_in_ms) : ""}};
 }
 
 bool valid_id(const std::string& id) {
@@ -202,11 +257,45 @@ control::Reply ControlHandler::show_stats() const {
                 {"scheduler.envelope.removed", std::to_string(s.removed)}});
 }
 
+// The overview of `show status`: the daemon's record, one per listener, one
+// per filter the listeners use (protocol.hpp). All of it is in memory: it is
+// gathered on the loop, without blocking.
 control::Reply ControlHandler::show_status() const {
     using delivery::Pool, delivery::pool_name;
-    return one({{std::string(pool_name(Pool::Local)), scheduler_.paused(Pool::Local) ? "paused" : "running"},
-                {std::string(pool_name(Pool::Relay)), scheduler_.paused(Pool::Relay) ? "paused" : "running"},
-                {"smtp", server_.paused() ? "paused" : "running"}});
+    control::Reply r;
+    control::Record daemon{{"version", version()},
+                           {"uptime", std::to_string(std::time(nullptr) - started_)},
+                           {std::string(pool_name(Pool::Local)), scheduler_.paused(Pool::Local) ? "paused" : "running"},
+                           {std::string(pool_name(Pool::Relay)), scheduler_.paused(Pool::Relay) ? "paused" : "running"},
+                           {"smtp", server_.paused() ? "paused" : "running"}};
+    append_queue_status(daemon);
+    r.records.push_back(std::move(daemon));
+    const config::Config* cfg = server_.ctx().config;
+    const filterhost::Host* host = server_.ctx().filters;
+    if (!cfg) return r;
+    std::vector<std::string> used;  // the filters of every listener, each once, in order
+    for (const auto& l : cfg->listeners) {
+        std::vector<std::string> chain = host ? host->chain_names(l) : std::vector<std::string>{};
+        r.records.push_back(listener_record(l, chain));
+        for (auto& name : chain)
+            if (std::find(used.begin(), used.end(), name) == used.end()) used.push_back(std::move(name));
+    }
+    for (const auto& name : used) r.records.push_back(filter_record(*cfg, host, name));
+    return r;
+}
+
+void ControlHandler::append_queue_status(control::Record& rec) const {
+    std::set<std::string_view> messages;
+    std::optional<std::int64_t> oldest;
+    for (const auto& [id, entry] : scheduler_.entries()) {
+        messages.insert(entry.envelope.msgid);
+        if (!oldest || entry.envelope.ctime < *oldest) oldest = entry.envelope.ctime;
+    }
+    // A clock set back must not give a negative age.
+    std::int64_t age = oldest ? std::max<std::int64_t>(0, std::time(nullptr) - *oldest) : 0;
+    rec.insert(rec.end(), {{"queue.messages", std::to_string(messages.size())},
+                           {"queue.envelopes", std::to_string(scheduler_.entries().size())},
+                           {"queue.oldest-age", oldest ? std::to_string(age) : ""}});
 }
 
 control::Reply ControlHandler::pause_resume(const std::string& what, bool pause) {

@@ -28,6 +28,7 @@ private:
     control::Reply show_envelope(const std::string& id) const;
     control::Reply show_stats() const;
     control::Reply show_status() const;
+    void append_queue_status(control::Record& rec) const;
     control::Reply pause_resume(const std::string& what, bool pause);
     void show_message(const std::string& id, std::function<void(control::Reply)> done);
     void update_table(const std::string& name, std::function<void(control::Reply)> done);

@@ -157,6 +157,34 @@ std::unique_ptr<SessionChain> Host::open(const config::Listener& l, std::uint64_
     return std::make_unique<SessionChain>(loop_, session, std::move(members), events);
 }
 
+Host::ProcStatus Host::proc_status(const std::string& proc_name) const {
+    ProcStatus st;
+    if (stopped_) return st;
+    for (const auto& s : slots_) {
+        if (s->proc->name != proc_name) continue;
+        // A failed filter waits on its timer for the backoff, then starts again.
+        if (uv_is_active(reinterpret_cast<const uv_handle_t*>(s->timer))) {
+            st.state = ProcStatus::State::Restarting;
+            st.restart_in_ms = uv_timer_get_due_in(s->timer);
+        } else if (s->conn && s->conn->ready()) {
+            st.state = ProcStatus::State::Running;
+            st.pid = s->pid;
+        } else if (s->starting || s->conn) {
+            st.state = ProcStatus::State::Starting;  // being started, or in its handshake
+            st.pid = s->pid;
+        }
+        break;
+    }
+    return st;
+}
+
+std::vector<std::string> Host::chain_names(const config::Listener& l) const {
+    std::vector<std::string> names;
+    if (auto it = chains_.find(&l); it != chains_.end())
+        for (const auto& m : it->second) names.push_back(m.name);
+    return names;
+}
+
 void Host::stop() {
     if (stopped_) return;
     stopped_ = true;

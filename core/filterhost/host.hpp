@@ -54,6 +54,21 @@ public:
     std::unique_ptr<SessionChain> open(const config::Listener& l, std::uint64_t session, SessionEvents& events,
                                        std::string* why);
 
+    // What `posternctl show status` reports of a filter process (read-only;
+    // the handler of the control socket asks on the loop).
+    struct ProcStatus {
+        enum class State { Starting, Running, Restarting, Down };
+        State state = State::Down;
+        pid_t pid = -1;                   // the process, while Starting or Running
+        std::uint64_t restart_in_ms = 0;  // while Restarting: the backoff left
+    };
+    // The state of the proc named `proc_name` (a Config::procs name); Down
+    // for one no listener uses (never started) and after stop().
+    ProcStatus proc_status(const std::string& proc_name) const;
+    // The names of the filters in listener `l`'s chain, in order; empty when
+    // it is not filtered.
+    std::vector<std::string> chain_names(const config::Listener& l) const;
+
 private:
     struct Slot {
         Host* host = nullptr;

@@ -203,7 +203,8 @@ class ConfigFile(unittest.TestCase):
         self.assertEqual([j[0][k] for k in QUEUE_KEYS], fields)
         # -f is explicit: it wins over POSTERN_CONTROL.
         r = run_ctl("-f", self.d.conf_path, "show", "status", env_socket=self.d.path("nothere.sock"))
-        self.assertEqual((r.returncode, r.stdout), (0, "mda=paused\nmta=running\nsmtp=running\n"), r.stderr)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("\nmda: paused\nmta: running\nsmtp: running\nqueue: 1 message, 1 envelope, oldest ", r.stdout)
 
     def test_broken_config_is_reported_with_its_place(self):
         broken = self.d.path("broken.conf")

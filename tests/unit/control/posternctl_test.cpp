@@ -94,14 +94,24 @@ TEST_CASE("posternctl --json show queue prints an array of objects") {
     TestServer s;
     Run r = ctl({"--json", "-s", s.path(), "show", "queue"});
     CHECK(r.status == 0);
+    CHECK(r.err == "");
+    // Keys in the daemon's order; a control byte escaped, valid UTF-8 kept,
+    // the invalid byte 0xff read as Latin-1 (U+00FF, written as UTF-8).
     CHECK(
         r.out ==
-        "[\n"
-        "{\"id\":\"0123456789abcdef\",\"sender\":\"alice@example.org\",\"rcpt\":\"bob@example.net\","
-        "\"next-try\":\"2026-11-02 10:00:00\",\"attempts\":\"0\",\"last-error\":\"\"},\n"
+        "[{\"id\":\"0123456789abcdef\",\"sender\":\"alice@example.org\",\"rcpt\":\"bob@example.net\","
+        "\"next-try\":\"2026-11-02 10:00:00\",\"attempts\":\"0\",\"last-error\":\"\"},"
         "{\"id\":\"89abcdef01234567\",\"sender\":\"evil|x\\n\\u0000@example.org\",\"rcpt\":\"caf\xc3\xa9@example.net\","
-        "\"next-try\":\"pending\",\"attempts\":\"3\",\"last-error\":\"421 \\\"busy\\\"\\t\\\\ \\u00ff\"}\n"
-        "]\n");
+        "\"next-try\":\"pending\",\"attempts\":\"3\",\"last-error\":\"421 \\\"busy\\\"\\t\\\\ \xc3\xbf\"}]\n");
+}
+
+TEST_CASE("posternctl --json show queue prints [] for an empty queue") {
+    TestServer s;
+    s.handler.empty_queue = true;
+    Run r = ctl({"--json", "-s", s.path(), "show", "queue"});
+    CHECK((r.status == 0 && r.out == "[]\n" && r.err == ""));
+    r = ctl({"-s", s.path(), "show", "queue"});
+    CHECK((r.status == 0 && r.out == "" && r.err == ""));
 }
 
 TEST_CASE("posternctl show stats prints key=value lines, or one JSON object") {
@@ -112,6 +122,25 @@ TEST_CASE("posternctl show stats prints key=value lines, or one JSON object") {
     r = ctl({"-s", s.path(), "--json", "show", "stats"});
     CHECK(r.status == 0);
     CHECK(r.out == "{\"uptime\":\"12\",\"smtp.session\":\"3\",\"scheduler.envelope\":\"2\"}\n");
+}
+
+TEST_CASE("posternctl show status prints the overview, or one JSON object") {
+    TestServer s;
+    Run r = ctl({"-s", s.path(), "show", "status"});
+    CHECK(r.status == 0);
+    CHECK(r.err == "");
+    CHECK(
+        r.out ==
+        "version: 0.1.0\nuptime: 1h 0m 0s\nmda: running\nmta: paused\nsmtp: running\n"
+        "queue: 0 messages, 0 envelopes\nlistener ::1 port 465: smtps auth-optional; filters f\nfilter f: starting\n");
+    r = ctl({"-s", s.path(), "--json", "show", "status"});
+    CHECK(r.status == 0);
+    CHECK(r.out == R"({"version":"0.1.0","uptime":3600,"mda":"running","mta":"paused","smtp":"running",)"
+                   R"("queue":{"messages":0,"envelopes":0,"oldest-age":null},)"
+                   R"("listeners":[{"address":"::1","port":465,"tls":false,"tls-require":false,"smtps":true,)"
+                   R"("auth":false,"auth-optional":true,"filter":"f","filters":["f"]}],)"
+                   R"("filters":[{"name":"f","kind":"proc","state":"starting","pid":null,"restart-in-ms":null}]})"
+                   "\n");
 }
 
 TEST_CASE("posternctl show message prints the message as it is, show envelope key: value lines") {

@@ -72,6 +72,7 @@ public:
     uv_loop_t* loop = nullptr;
     std::atomic<int> calls{0};
     std::atomic<long> last_uid{-1};
+    std::atomic<bool> empty_queue{false};  // show queue answers no records
 
     void handle(const Request& req, uid_t peer_uid, std::function<void(Reply)> done) override {
         ++calls;
@@ -79,10 +80,30 @@ public:
         const auto& w = req.words;
         Reply r;
         if (w == std::vector<std::string>{"show", "queue"}) {
-            r.records = queue_table();
+            if (!empty_queue) r.records = queue_table();
         } else if (w == std::vector<std::string>{"show", "stats"}) {
             r.records = {{{"uptime", "12"}, {"smtp.session", "3"}, {"scheduler.envelope", "2"}}};
             return later(std::move(r), std::move(done));
+        } else if (w == std::vector<std::string>{"show", "status"}) {
+            r.records = {
+                {{"version", "0.1.0"},
+                 {"uptime", "3600"},
+                 {"mda", "running"},
+                 {"mta", "paused"},
+                 {"smtp", "running"},
+                 {"queue.messages", "0"},
+                 {"queue.envelopes", "0"},
+                 {"queue.oldest-age", ""}},
+                {{"listener", "::1"},
+                 {"port", "465"},
+                 {"tls", "no"},
+                 {"tls-require", "no"},
+                 {"smtps", "yes"},
+                 {"auth", "no"},
+                 {"auth-optional", "yes"},
+                 {"filter", "f"},
+                 {"member", "f"}},
+                {{"filter", "f"}, {"kind", "proc"}, {"state", "starting"}, {"pid", ""}, {"restart-in-ms", ""}}};
         } else if (w[0] == "show" && w[1] == "message") {
             r.records = {{{"text", "Subject: hi\r\n\r\nbody\r\n"}}};
         } else if (w[0] == "show" && w[1] == "envelope") {
