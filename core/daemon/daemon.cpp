@@ -42,6 +42,7 @@
 #include "scheduler/relay_route.hpp"
 #include "scheduler/scheduler.hpp"
 #include "smtpd/listen.hpp"
+#include "smtpd/local_socket.hpp"
 #include "smtpd/server.hpp"
 #include "table/registry.hpp"
 #include "tls/check.hpp"
@@ -60,6 +61,7 @@ constexpr const char* kDefaultControl = "/run/postern/control.sock";
 
 struct Paths {
     std::string spool, plugins, mbox, pid_file, control, hostname;
+    std::string local_socket;  // `listen on socket`: next to the control socket
 };
 
 std::string current_user() {
@@ -80,6 +82,7 @@ Paths resolve_paths(const config::Config& cfg) {
     p.mbox = cfg.mbox_path.empty() ? kDefaultMbox : cfg.mbox_path;
     p.pid_file = cfg.pid_file;
     p.control = cfg.control_socket.empty() ? kDefaultControl : cfg.control_socket;
+    p.local_socket = smtpd::local_socket_path(p.control);
     p.hostname = cfg.hostname.empty() ? system_hostname() : cfg.hostname;
     return p;
 }
@@ -191,12 +194,13 @@ private:
     std::string path_;
 };
 
-// The control socket file, removed when the daemon ends if it is still the
-// one we bound (a newer daemon may have replaced it). The serving process
-// may not be allowed to remove it (a root folder), so the starter does.
-class ControlSocketFile {
+// A socket file (the control socket, the local enqueue socket), removed
+// when the daemon ends if it is still the one we bound (a newer daemon may
+// have replaced it). The serving process may not be allowed to remove it (a
+// root folder), so the starter does.
+class SocketFile {
 public:
-    explicit ControlSocketFile(std::string path) : path_(std::move(path)) {
+    explicit SocketFile(std::string path) : path_(std::move(path)) {
         struct stat st {};
         if (lstat(path_.c_str(), &st) == 0) {
             dev_ = st.st_dev;
@@ -205,13 +209,13 @@ public:
             path_.clear();
         }
     }
-    ~ControlSocketFile() {
+    ~SocketFile() {
         struct stat st {};
         if (!path_.empty() && lstat(path_.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
             unlink(path_.c_str());
     }
-    ControlSocketFile(const ControlSocketFile&) = delete;
-    ControlSocketFile& operator=(const ControlSocketFile&) = delete;
+    SocketFile(const SocketFile&) = delete;
+    SocketFile& operator=(const SocketFile&) = delete;
 
 private:
     std::string path_;
@@ -374,6 +378,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
 
     smtpd::SmtpContext ctx{&cfg,    &rules, &tables,        &store,  &committer,
                            nullptr, &post,  paths.hostname, nullptr, prep.tls_contexts};
+    ctx.local_socket = paths.local_socket;
     std::unique_ptr<ForwardClient> forward_client;
     expand::ForwardReader read_forward = [](const expand::UserInfo& u) { return expand::read_forward(u.uid, u.home); };
     if (prep.forward_channel) {
@@ -642,7 +647,15 @@ int run(const Options& o) {
     if (!prepare_control_dir(paths.control, unpriv.pw_gid) ||
         !bind_control(paths.control, unpriv.pw_uid, unpriv.pw_gid, &prep.control))
         return 1;
-    ControlSocketFile control_file(paths.control);
+    SocketFile control_file(paths.control);
+    // The local enqueue socket, in the control socket's folder made above.
+    std::string local_error;
+    if (!smtpd::open_local_socket(cfg, paths.local_socket, &prep.sockets, &local_error)) {
+        log::error(log::Line("cannot open the local socket").kv("path", paths.local_socket).kv("error", local_error));
+        smtpd::close_listeners(prep.sockets);
+        return 1;
+    }
+    SocketFile local_file(paths.local_socket);
     if (!o.foreground) daemonize();
 
     if (!root) {

@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,6 +15,7 @@
 #include <memory>
 
 #include "util/fd.hpp"
+#include "util/log.hpp"
 
 namespace postern::smtpd {
 namespace {
@@ -91,7 +94,89 @@ bool bind_one(const std::string& ip, int port, int* fd_out, std::string* error) 
     return true;
 }
 
+std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
+
+// A socket file left by a daemon that died is in the way of bind(); one that
+// still answers belongs to a running daemon and is left alone.
+bool remove_stale_socket(const std::string& path, const sockaddr_un& sun, std::string* error) {
+    struct stat st {};
+    if (lstat(path.c_str(), &st) != 0) {
+        if (errno == ENOENT) return true;
+        *error = errno_text(path);
+        return false;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        *error = path + " exists and is not a socket";
+        return false;
+    }
+    util::Fd probe(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe && connect(probe.get(), reinterpret_cast<const sockaddr*>(&sun), sizeof sun) == 0) {
+        *error = "another posternd is already listening on " + path;
+        return false;
+    }
+    if (unlink(path.c_str()) != 0 && errno != ENOENT) {
+        *error = errno_text("remove stale socket " + path);
+        return false;
+    }
+    return true;
+}
+
+// Others need search permission on the socket's folder to reach it. The
+// control socket's folder is made 0750 for the control socket alone; that
+// socket keeps its own 0660 mode, so opening the folder's search bit (not
+// its listing) gives nobody the control socket.
+void open_folder_to_all(const std::string& path) {
+    size_t slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    struct stat st {};
+    if (stat(dir.c_str(), &st) != 0 || (st.st_mode & S_IXOTH)) return;
+    if (chmod(dir.c_str(), (st.st_mode & 07777) | S_IXOTH) != 0)
+        log::warn(log::Line("local socket folder closed to other users; only its owner and group can submit")
+                      .kv("path", dir)
+                      .kv("error", strerror(errno)));
+}
+
 }  // namespace
+
+bool open_local_socket(const config::Config& config, const std::string& path, std::vector<ListenSocket>* out,
+                       std::string* error) {
+    const config::Listener* listener = nullptr;
+    for (const auto& l : config.listeners)
+        if (l.socket) listener = &l;
+    if (!listener) return true;
+    sockaddr_un sun{};
+    if (path.empty() || path.size() >= sizeof sun.sun_path) {
+        *error = "local socket path too long (max " + std::to_string(sizeof sun.sun_path - 1) + " bytes): " + path;
+        return false;
+    }
+    sun.sun_family = AF_UNIX;
+    std::memcpy(sun.sun_path, path.data(), path.size());
+    if (!remove_stale_socket(path, sun, error)) return false;
+    util::Fd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+        *error = errno_text("socket");
+        return false;
+    }
+    // bind() creates the file with the umask applied: chmod afterwards sets
+    // the mode whatever the umask was.
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&sun), sizeof sun) != 0) {
+        *error = errno_text("bind " + path);
+        return false;
+    }
+    if (chmod(path.c_str(), 0666) != 0 || listen(fd.get(), 511) != 0) {
+        *error = errno_text(path);
+        unlink(path.c_str());
+        return false;
+    }
+    open_folder_to_all(path);
+    ListenSocket s;
+    s.listener = listener;
+    s.address = "unix:" + path;
+    s.local = true;
+    s.fd = fd.release();
+    out->push_back(s);
+    return true;
+}
 
 std::vector<std::string> resolve_listen_target(const config::Listener& l, std::string* error) {
     std::vector<std::string> out;
@@ -123,7 +208,7 @@ std::vector<std::string> resolve_listen_target(const config::Listener& l, std::s
 bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out, std::vector<std::string>* errors) {
     size_t before = errors->size();
     for (const auto& l : config.listeners) {
-        if (l.socket) continue;  // local enqueue: see posternd(8), not supported yet
+        if (l.socket) continue;  // a UNIX socket: open_local_socket
         std::string err;
         auto addrs = resolve_listen_target(l, &err);
         if (addrs.empty()) {

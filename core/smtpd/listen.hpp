@@ -16,9 +16,21 @@ namespace postern::smtpd {
 // an interface name ("lo", "eth0") or a host name.
 std::vector<std::string> resolve_listen_target(const config::Listener& l, std::string* error);
 
-// Bind and listen on every address of every listener; on failure close what
-// was opened and return false with one message per problem.
+// Bind and listen on every address of every network listener; on failure
+// close what was opened and return false with one message per problem.
+// `listen on socket` is not among them: see open_local_socket.
 bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out, std::vector<std::string>* errors);
+
+// The local enqueue socket of the `listen on socket` line (there always is
+// one: the parser implies it), a UNIX stream socket at `path`
+// (local_socket.hpp) with mode 0666: every user of this host may submit, as
+// with OpenSMTPD's smtpd.sock; the session learns who from the socket's peer
+// credentials and the rules decide what they may do. A stale socket file
+// left by a daemon that died is replaced; a live one is an error. Its folder
+// must let everyone through (search permission for others): one that does
+// not is given it, the only bit changed.
+bool open_local_socket(const config::Config& config, const std::string& path, std::vector<ListenSocket>* out,
+                       std::string* error);
 
 void close_listeners(std::vector<ListenSocket>& sockets);
 

@@ -15,13 +15,19 @@ bool SmtpServer::start(const std::vector<ListenSocket>& sockets, std::string* er
         auto l = std::make_unique<Listening>();
         l->server = this;
         l->listener = s.listener;
-        uv_tcp_init(loop_, &l->tcp);
-        l->tcp.data = l.get();
-        int rc = uv_tcp_open(&l->tcp, s.fd);
-        if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t*>(&l->tcp), 511, &SmtpServer::on_connection);
+        int rc;
+        if (s.local) {
+            uv_pipe_init(loop_, &l->handle.pipe, 0);
+            rc = uv_pipe_open(&l->handle.pipe, s.fd);
+        } else {
+            uv_tcp_init(loop_, &l->handle.tcp);
+            rc = uv_tcp_open(&l->handle.tcp, s.fd);
+        }
+        l->as_handle()->data = l.get();
+        if (rc == 0) rc = uv_listen(l->as_stream(), 511, &SmtpServer::on_connection);
         if (rc != 0) {
             *error = "listen on " + s.address + ": " + uv_strerror(rc);
-            uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+            uv_close(l->as_handle(), nullptr);
             listening_.push_back(std::move(l));  // freed with the server, after the close
             return false;
         }
@@ -51,8 +57,7 @@ void SmtpServer::session_closed(SmtpSession* s) { sessions_.erase(s); }
 
 void SmtpServer::stop(bool unavailable) {
     for (auto& l : listening_)
-        if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->tcp)))
-            uv_close(reinterpret_cast<uv_handle_t*>(&l->tcp), nullptr);
+        if (!uv_is_closing(l->as_handle())) uv_close(l->as_handle(), nullptr);
     std::vector<std::shared_ptr<SmtpSession>> live;
     for (auto& [raw, s] : sessions_) live.push_back(s);
     for (auto& s : live) s->shutdown(unavailable);

@@ -28,7 +28,8 @@ class SmtpSession;
 // One bound socket and the `listen on` line it came from.
 struct ListenSocket {
     int fd = -1;          // bound and listening, opened before privileges were dropped
-    std::string address;  // for logs
+    std::string address;  // for logs; "unix:PATH" for the local socket
+    bool local = false;   // the UNIX socket of `listen on socket`
     const config::Listener* listener = nullptr;
 };
 
@@ -53,6 +54,9 @@ struct SmtpContext {
     filterhost::Host* filters = nullptr;
     // Reads users' ~/.forward during expansion (on worker threads); nullptr = never.
     const expand::ForwardReader* forward = nullptr;
+    // The local enqueue socket's path (filters see "unix:PATH" as both ends
+    // of its sessions, as OpenSMTPD shows them); "" when there is none.
+    std::string local_socket{};
 };
 
 class SmtpServer {
@@ -81,7 +85,14 @@ public:
 
 private:
     struct Listening {
-        uv_tcp_t tcp{};
+        // A TCP listener, or the local socket's pipe: one of the two is
+        // initialised, and both begin as a uv_stream_t.
+        union {
+            uv_tcp_t tcp;
+            uv_pipe_t pipe;
+        } handle{};
+        uv_handle_t* as_handle() { return reinterpret_cast<uv_handle_t*>(&handle); }
+        uv_stream_t* as_stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
         SmtpServer* server = nullptr;
         const config::Listener* listener = nullptr;
     };

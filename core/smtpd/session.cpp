@@ -2,6 +2,8 @@
 #include "smtpd/session.hpp"
 
 #include <arpa/inet.h>
+#include <pwd.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -76,28 +78,59 @@ SmtpSession::SmtpSession(SmtpServer& server, const config::Listener& listener)
 SmtpSession::~SmtpSession() = default;
 
 bool SmtpSession::accept(uv_stream_t* listening) {
-    uv_tcp_init(server_.loop(), &tcp_);
+    if (listener_.socket) uv_pipe_init(server_.loop(), &conn_.pipe, 0);
+    else uv_tcp_init(server_.loop(), &conn_.tcp);
     uv_timer_init(server_.loop(), &timer_);
     uv_timer_init(server_.loop(), &rdns_timer_);
     uv_timer_init(server_.loop(), &delay_timer_);
-    tcp_.data = timer_.data = rdns_timer_.data = delay_timer_.data = this;
-    if (uv_accept(listening, reinterpret_cast<uv_stream_t*>(&tcp_)) != 0) {
+    conn_handle()->data = timer_.data = rdns_timer_.data = delay_timer_.data = this;
+    if (uv_accept(listening, conn()) != 0) {
         close();
         return false;
     }
-    uv_tcp_nodelay(&tcp_, 1);
+    if (listener_.socket) accept_local();
+    else accept_tcp();
+    return true;
+}
+
+void SmtpSession::accept_tcp() {
+    uv_tcp_nodelay(&conn_.tcp, 1);
     sockaddr_storage peer{}, self{};
     int len = sizeof peer;
-    uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&peer), &len);
+    uv_tcp_getpeername(&conn_.tcp, reinterpret_cast<sockaddr*>(&peer), &len);
     len = sizeof self;
-    uv_tcp_getsockname(&tcp_, reinterpret_cast<sockaddr*>(&self), &len);
+    uv_tcp_getsockname(&conn_.tcp, reinterpret_cast<sockaddr*>(&self), &len);
     client_ip_ = ip_text(peer);
     local_ip_ = ip_text(self);
     client_port_ = port_of(peer);
     local_port_ = port_of(self);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
     lookup_rdns(peer);
-    return true;
+}
+
+// The local socket: no address to look up. The kernel recorded the
+// connecting process's uid at connect(), which the client cannot forge;
+// that is the submitter the Received: header and the log name. Its name
+// comes from the passwd database (a uid without an entry goes by its number).
+// As in OpenSMTPD, the session's address is "local" and its client's
+// name is the server's own.
+void SmtpSession::accept_local() {
+    client_ip_ = "local";
+    local_ip_ = "local";
+    client_local_ = true;
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    uv_os_fd_t fd = -1;
+    if (uv_fileno(conn_handle(), &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        local_uid_ = static_cast<long>(cred.uid);
+        std::vector<char> buf(16384);
+        passwd pw{}, *found = nullptr;
+        if (getpwuid_r(cred.uid, &pw, buf.data(), buf.size(), &found) == 0 && found) local_user_ = found->pw_name;
+        else local_user_ = std::to_string(cred.uid);
+    }
+    rdns_ = hostname();
+    fcrdns_ = true;
+    rdns_known_ = true;
 }
 
 // The reverse DNS name runs alongside the greeting; what needs it (rules,
@@ -181,7 +214,10 @@ void SmtpSession::when_rdns_known(std::function<void()> fn) {
 }
 
 void SmtpSession::start(Refusal refusal) {
-    log::info(log::Line(id_ + " smtp connected").kv("address", client_ip_));
+    log::Line connected(id_ + " smtp connected");
+    connected.kv("address", client_ip_);
+    if (listener_.socket) connected.kv("user", local_user_).kv("uid", static_cast<long long>(local_uid_));
+    log::info(connected);
     const std::string& host = hostname();
     if (refusal != Refusal::None) {
         reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
@@ -253,11 +289,10 @@ void SmtpSession::shutdown(bool unavailable) {
 void SmtpSession::update_reading() {
     if (state_ == State::Closing) return;
     // While a filter is behind with the message, the client waits.
-    bool want = in_.size() < kMaxBufferedInput &&
-                uv_stream_get_write_queue_size(reinterpret_cast<uv_stream_t*>(&tcp_)) < kMaxPendingOutput &&
+    bool want = in_.size() < kMaxBufferedInput && uv_stream_get_write_queue_size(conn()) < kMaxPendingOutput &&
                 !(stream_ && chain_ && chain_->congested());
-    auto* stream = reinterpret_cast<uv_stream_t*>(&tcp_);
-    if (want && !uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+    auto* stream = conn();
+    if (want && !uv_is_active(conn_handle())) {
         uv_read_start(
             stream,
             [](uv_handle_t* h, size_t, uv_buf_t* b) {
@@ -265,7 +300,7 @@ void SmtpSession::update_reading() {
                 *b = uv_buf_init(s->server_.read_buffer(), static_cast<unsigned>(s->server_.read_buffer_size()));
             },
             [](uv_stream_t* st, ssize_t n, const uv_buf_t* b) { static_cast<SmtpSession*>(st->data)->on_read(n, b); });
-    } else if (!want && uv_is_active(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+    } else if (!want && uv_is_active(conn_handle())) {
         uv_read_stop(stream);
     }
 }
@@ -351,7 +386,7 @@ void SmtpSession::flush() {
     } else {
         wire.swap(out_);
     }
-    if (wire.empty() || uv_is_closing(reinterpret_cast<uv_handle_t*>(&tcp_))) {
+    if (wire.empty() || uv_is_closing(conn_handle())) {
         if (close_when_flushed_ && writes_pending_ == 0) close();
         return;
     }
@@ -360,7 +395,7 @@ void SmtpSession::flush() {
     w->session = this;
     w->req.data = w.get();
     uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
-    int rc = uv_write(&w->req, reinterpret_cast<uv_stream_t*>(&tcp_), &b, 1, [](uv_write_t* req, int status) {
+    int rc = uv_write(&w->req, conn(), &b, 1, [](uv_write_t* req, int status) {
         std::unique_ptr<WriteReq> done(static_cast<WriteReq*>(req->data));
         SmtpSession* s = done->session;
         --s->writes_pending_;
@@ -385,7 +420,7 @@ void SmtpSession::close_after_flush() {
 
 void SmtpSession::close() {
     if (open_handles_ < 0) return;
-    auto* tcp = reinterpret_cast<uv_handle_t*>(&tcp_);
+    auto* tcp = conn_handle();
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
     if (uv_is_closing(tcp)) return;
     if (chain_) {
@@ -636,21 +671,16 @@ void SmtpSession::cmd_rcpt(const smtp::Command& c) {
         rules::Resolution resolution;
     };
     auto work = std::make_shared<Work>();
-    work->subject.from_local = client_local_;
-    work->subject.client_ip = client_ip_;
-    work->subject.sender = tx_.sender;
+    work->subject = subject();
     work->subject.rcpt = path->mailbox.str();
     work->subject.rcpt_domain = path->mailbox.domain;
-    work->subject.tag = listener_.tag;
-    work->subject.helo = helo_;
-    work->subject.authenticated = authenticated_;
-    work->subject.auth_user = auth_user_;
     work->local = path->mailbox.local;
 
     busy_ = true;
     // Rules may look at the client's name: wait for the reverse lookup first.
     when_rdns_known([this, work, dsn] {
         work->subject.rdns = rdns_;
+        work->subject.fcrdns = fcrdns_;
         const SmtpContext& ctx = server_.ctx();
         event::run_blocking(
             server_.loop(),

@@ -145,7 +145,20 @@ private:
 
     SmtpServer& server_;
     const config::Listener& listener_;
-    uv_tcp_t tcp_{};
+    // The client's connection: TCP, or a pipe on the local socket. One of
+    // the two is initialised; both begin as a uv_stream_t.
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } conn_{};
+    uv_stream_t* conn() { return reinterpret_cast<uv_stream_t*>(&conn_); }
+    uv_handle_t* conn_handle() { return reinterpret_cast<uv_handle_t*>(&conn_); }
+    void accept_tcp();
+    void accept_local();
+    // The local socket's client, from its peer credentials (SO_PEERCRED):
+    // who submits. -1 and "" on TCP.
+    long local_uid_ = -1;
+    std::string local_user_;
     uv_timer_t timer_{};
     uv_timer_t rdns_timer_{};
     uv_timer_t delay_timer_{};

@@ -131,8 +131,13 @@ void SmtpSession::finish_data() {
 
 std::string SmtpSession::received_header(const std::string& msgid) const {
     std::string h = "Received: ";
-    if (!listener_.mask_src)
+    if (listener_.mask_src) {
+    } else if (listener_.socket) {
+        // No address to show: who submitted, from the socket's credentials.
+        h += "from " + helo_ + " (local user " + local_user_ + ", uid " + std::to_string(local_uid_) + ")\n\t";
+    } else {
         h += "from " + helo_ + " (" + (rdns_.empty() ? "" : rdns_ + " ") + "[" + client_ip_ + "])\n\t";
+    }
     // RFC 3848: ESMTP, then S for TLS and A for an authenticated client.
     std::string with = std::string(esmtp_ ? "ESMTP" : "SMTP") + (tls_active_ ? "S" : "") + (authenticated_ ? "A" : "");
     h += "by " + hostname() + " (postern) with " + with + " id " + msgid;

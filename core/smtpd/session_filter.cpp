@@ -41,9 +41,11 @@ void SmtpSession::filter_connect(std::function<void()> then) {
     when_rdns_known([this, then = std::move(then)] {
         if (state_ == State::Closing || !chain_) return;
         const std::string rdns = rdns_.empty() ? "<unknown>" : rdns_;
+        // The local socket's ends are its path, as OpenSMTPD shows them.
+        const std::string unix_path = "unix:" + server_.ctx().local_socket;
         filter_report(filter::LinkConnect{rdns, fcrdns_ ? filter::FcrdnsResult::Pass : filter::FcrdnsResult::Fail,
-                                          address_text(client_ip_, client_port_),
-                                          address_text(local_ip_, local_port_)});
+                                          listener_.socket ? unix_path : address_text(client_ip_, client_port_),
+                                          listener_.socket ? unix_path : address_text(local_ip_, local_port_)});
         if (!chain_->wants(filter::Phase::Connect)) {
             busy_ = false;
             return then();
@@ -281,15 +283,17 @@ void SmtpSession::filter_failed(const std::string& filter, const std::string& wh
 // What the rules would see of this session now.
 rules::Subject SmtpSession::subject() const {
     rules::Subject s;
+    s.from_socket = listener_.socket;
     s.from_local = client_local_;
-    s.client_ip = client_ip_;
+    s.client_ip = listener_.socket ? "" : client_ip_;
     s.rdns = rdns_;
     s.fcrdns = fcrdns_;
     s.helo = helo_;
     s.sender = tx_.sender;
     s.tag = listener_.tag;
     s.authenticated = authenticated_;
-    s.auth_user = auth_user_;
+    // The local socket counts as authenticated (ruleset.hpp), as its user.
+    s.auth_user = authenticated_ ? auth_user_ : local_user_;
     return s;
 }
 
