@@ -123,6 +123,7 @@ Json listener_json(const Record& rec, Str str) {
         if (k == "member") members.push_back(str(v));
     return Json{{"address", text_of(rec, "listener", str)},
                 {"port", number(rec, "port")},
+                {"path", text_or_null(rec, "path", str)},
                 {"tls", flag(rec, "tls")},
                 {"tls-require", flag(rec, "tls-require")},
                 {"smtps", flag(rec, "smtps")},
@@ -184,6 +185,7 @@ std::string text_of(const Json& j) { return j.is_string() ? text_value(j.get<std
 std::string listener_line(const Json& l) {
     std::string out = "listener " + text_of(l["address"]);
     if (l["port"].is_number()) out += " port " + std::to_string(l["port"].get<std::uint64_t>());
+    if (l["path"].is_string()) out += " " + text_of(l["path"]);
     std::string flags;
     for (const char* f : {"tls", "tls-require", "smtps", "auth", "auth-optional"}) {
         if (!l[f].get<bool>()) continue;

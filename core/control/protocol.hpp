@@ -38,7 +38,8 @@
 //                               when the queue is empty); then one per
 //                               listener, first key "listener" (the address
 //                               as written, "socket" for the local socket):
-//                               port ("" for the socket), tls, tls-require,
+//                               port ("" for the socket), path (the
+//                               socket's path, "" for others), tls, tls-require,
 //                               smtps, auth, auth-optional (yes|no), filter
 //                               (as configured, "" = none), then a "member"
 //                               key per filter of its chain, in order; then

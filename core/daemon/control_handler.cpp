@@ -70,9 +70,12 @@ std::string version() {
     return v.compare(0, kHead.size(), kHead) == 0 ? v.substr(kHead.size()) : v;
 }
 
-control::Record listener_record(const config::Listener& l, const std::vector<std::string>& chain) {
+// `local_socket`: the path `listen on socket` serves.
+control::Record listener_record(const config::Listener& l, const std::vector<std::string>& chain,
+                                const std::string& local_socket) {
     control::Record rec{{"listener", l.socket ? "socket" : l.on},
                         {"port", l.socket ? "" : std::to_string(l.port)},
+                        {"path", l.socket ? local_socket : ""},
                         {"tls", yes_no(l.tls)},
                         {"tls-require", yes_no(l.tls_require)},
                         {"smtps", yes_no(l.smtps)},
@@ -276,7 +279,7 @@ control::Reply ControlHandler::show_status() const {
     std::vector<std::string> used;  // the filters of every listener, each once, in order
     for (const auto& l : cfg->listeners) {
         std::vector<std::string> chain = host ? host->chain_names(l) : std::vector<std::string>{};
-        r.records.push_back(listener_record(l, chain));
+        r.records.push_back(listener_record(l, chain, server_.ctx().local_socket));
         for (auto& name : chain)
             if (std::find(used.begin(), used.end(), name) == used.end()) used.push_back(std::move(name));
     }

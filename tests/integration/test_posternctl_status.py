@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import stat
 import smtplib
 import subprocess
 import sys
@@ -23,7 +24,7 @@ import test_filters as tf  # noqa: E402  (its filter helpers; a module, so its t
 
 POSTERNCTL = os.path.join(postern.BUILD_DIR, "posternctl")
 
-LISTENER_KEYS = ["address", "port", "tls", "tls-require", "smtps", "auth", "auth-optional", "filter", "filters"]
+LISTENER_KEYS = ["address", "port", "path", "tls", "tls-require", "smtps", "auth", "auth-optional", "filter", "filters"]
 FILTER_KEYS = ["name", "kind", "state", "pid", "restart-in-ms"]
 STATUS_KEYS = ["version", "uptime", "mda", "mta", "smtp", "queue", "listeners", "filters"]
 
@@ -96,14 +97,17 @@ class ShowStatus(unittest.TestCase):
             self.assertEqual(list(l.keys()), LISTENER_KEYS)
         by_port = {l["port"]: l for l in s["listeners"]}
         self.assertEqual(by_port[self.port2],
-                         {"address": "127.0.0.1", "port": self.port2, "tls": True, "tls-require": False,
+                         {"address": "127.0.0.1", "port": self.port2, "path": None, "tls": True, "tls-require": False,
                           "smtps": False, "auth": False, "auth-optional": True, "filter": "both",
                           "filters": ["rec", "nospam"]})
         self.assertEqual(by_port[self.d.port],
-                         {"address": "127.0.0.1", "port": self.d.port, "tls": False, "tls-require": False,
+                         {"address": "127.0.0.1", "port": self.d.port, "path": None, "tls": False, "tls-require": False,
                           "smtps": False, "auth": False, "auth-optional": False, "filter": "rec",
                           "filters": ["rec"]})
-        self.assertEqual([l["address"] for l in s["listeners"] if l["port"] is None], ["socket"])
+        local = [l for l in s["listeners"] if l["port"] is None]
+        self.assertEqual([(l["address"], l["filters"]) for l in local], [("socket", [])])
+        self.assertTrue(stat.S_ISSOCK(os.stat(local[0]["path"]).st_mode), local)
+        self.assertEqual(os.path.dirname(local[0]["path"]), self.d.path("run"))
         self.assertEqual(len(s["listeners"]), 3, s["listeners"])
 
         # Each filter once, in the order the listeners name them.
@@ -127,7 +131,7 @@ class ShowStatus(unittest.TestCase):
                                r"queue: 0 messages, 0 envelopes\n")
         self.assertIn(f"\nlistener 127.0.0.1 port {self.d.port}: filters rec\n", text)
         self.assertIn(f"\nlistener 127.0.0.1 port {self.port2}: tls auth-optional; filters rec, nospam\n", text)
-        self.assertIn("\nlistener socket\n", text)
+        self.assertIn(f"\nlistener socket {local[0]['path']}\n", text)
         self.assertIn(f"\nfilter rec: running (pid {old_pid})\n", text)
         self.assertIn("\nfilter nospam: running (built-in)\n", text)
 

@@ -29,6 +29,7 @@ Reply status_reply() {
          {"queue.oldest-age", "65"}},
         {{"listener", "127.0.0.1"},
          {"port", "2525"},
+         {"path", ""},
          {"tls", "yes"},
          {"tls-require", "yes"},
          {"smtps", "no"},
@@ -39,6 +40,7 @@ Reply status_reply() {
          {"member", "rdns"}},
         {{"listener", "socket"},
          {"port", ""},
+         {"path", "/run/postern/submit.sock"},
          {"tls", "no"},
          {"tls-require", "no"},
          {"smtps", "no"},
@@ -55,17 +57,18 @@ Reply status_reply() {
 }  // namespace
 
 TEST_CASE("show status in JSON: every documented key, typed, in order") {
-    CHECK(render_json(W{"show", "status"}, status_reply()) ==
-          R"({"version":"0.1.0","uptime":93784,"mda":"paused","mta":"running","smtp":"running",)"
-          R"("queue":{"messages":1,"envelopes":2,"oldest-age":65},)"
-          R"("listeners":[{"address":"127.0.0.1","port":2525,"tls":true,"tls-require":true,"smtps":false,)"
-          R"("auth":true,"auth-optional":false,"filter":"both","filters":["one","rdns"]},)"
-          R"({"address":"socket","port":null,"tls":false,"tls-require":false,"smtps":false,"auth":false,)"
-          R"("auth-optional":false,"filter":null,"filters":[]}],)"
-          R"("filters":[{"name":"one","kind":"proc","state":"running","pid":4242,"restart-in-ms":null},)"
-          R"({"name":"rdns","kind":"builtin","state":"running","pid":null,"restart-in-ms":null},)"
-          R"({"name":"two","kind":"proc","state":"restarting","pid":null,"restart-in-ms":1500}]})"
-          "\n");
+    CHECK(
+        render_json(W{"show", "status"}, status_reply()) ==
+        R"({"version":"0.1.0","uptime":93784,"mda":"paused","mta":"running","smtp":"running",)"
+        R"("queue":{"messages":1,"envelopes":2,"oldest-age":65},)"
+        R"("listeners":[{"address":"127.0.0.1","port":2525,"path":null,"tls":true,"tls-require":true,"smtps":false,)"
+        R"("auth":true,"auth-optional":false,"filter":"both","filters":["one","rdns"]},)"
+        R"({"address":"socket","port":null,"path":"/run/postern/submit.sock","tls":false,"tls-require":false,"smtps":false,"auth":false,)"
+        R"("auth-optional":false,"filter":null,"filters":[]}],)"
+        R"("filters":[{"name":"one","kind":"proc","state":"running","pid":4242,"restart-in-ms":null},)"
+        R"({"name":"rdns","kind":"builtin","state":"running","pid":null,"restart-in-ms":null},)"
+        R"({"name":"two","kind":"proc","state":"restarting","pid":null,"restart-in-ms":1500}]})"
+        "\n");
 }
 
 TEST_CASE("show status in text: one line per fact, for people") {
@@ -77,7 +80,7 @@ TEST_CASE("show status in text: one line per fact, for people") {
           "smtp: running\n"
           "queue: 1 message, 2 envelopes, oldest 1m 5s\n"
           "listener 127.0.0.1 port 2525: tls-require auth; filters one, rdns\n"
-          "listener socket\n"
+          "listener socket /run/postern/submit.sock\n"
           "filter one: running (pid 4242)\n"
           "filter rdns: running (built-in)\n"
           "filter two: restarting in 1.5s\n");
@@ -105,7 +108,7 @@ TEST_CASE("show status escapes hostile names in text and keeps them in JSON") {
     Reply r = status_reply();
     r.records[1][0].second = "lo\n\x1b[31m";
     r.records[3][0].second = "f\xff";
-    r.records[1][8].second = "f\xff";
+    r.records[1][9].second = "f\xff";
     std::string text = render_text(W{"show", "status"}, r);
     CHECK(text.find("listener lo\\n\\x1b[31m port 2525: tls-require auth; filters f\\xff, rdns\n") !=
           std::string::npos);

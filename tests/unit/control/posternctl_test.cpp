@@ -135,12 +135,13 @@ TEST_CASE("posternctl show status prints the overview, or one JSON object") {
         "queue: 0 messages, 0 envelopes\nlistener ::1 port 465: smtps auth-optional; filters f\nfilter f: starting\n");
     r = ctl({"-s", s.path(), "--json", "show", "status"});
     CHECK(r.status == 0);
-    CHECK(r.out == R"({"version":"0.1.0","uptime":3600,"mda":"running","mta":"paused","smtp":"running",)"
-                   R"("queue":{"messages":0,"envelopes":0,"oldest-age":null},)"
-                   R"("listeners":[{"address":"::1","port":465,"tls":false,"tls-require":false,"smtps":true,)"
-                   R"("auth":false,"auth-optional":true,"filter":"f","filters":["f"]}],)"
-                   R"("filters":[{"name":"f","kind":"proc","state":"starting","pid":null,"restart-in-ms":null}]})"
-                   "\n");
+    CHECK(r.out ==
+          R"({"version":"0.1.0","uptime":3600,"mda":"running","mta":"paused","smtp":"running",)"
+          R"("queue":{"messages":0,"envelopes":0,"oldest-age":null},)"
+          R"("listeners":[{"address":"::1","port":465,"path":null,"tls":false,"tls-require":false,"smtps":true,)"
+          R"("auth":false,"auth-optional":true,"filter":"f","filters":["f"]}],)"
+          R"("filters":[{"name":"f","kind":"proc","state":"starting","pid":null,"restart-in-ms":null}]})"
+          "\n");
 }
 
 TEST_CASE("posternctl show message prints the message as it is, show envelope key: value lines") {

@@ -96,6 +96,7 @@ public:
                  {"queue.oldest-age", ""}},
                 {{"listener", "::1"},
                  {"port", "465"},
+                 {"path", ""},
                  {"tls", "no"},
                  {"tls-require", "no"},
                  {"smtps", "yes"},
