@@ -3,7 +3,6 @@
 
 #include <charconv>
 #include <cstdint>
-#include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace postern::control {
@@ -205,10 +204,9 @@ std::string filter_line(const Json& f) {
     std::string out = "filter " + text_of(f["name"]) + ": " + text_of(f["state"]);
     if (f["kind"] == "builtin") out += " (built-in)";
     if (f["pid"].is_number()) out += " (pid " + std::to_string(f["pid"].get<std::uint64_t>()) + ")";
-    if (f["restart-in-ms"].is_number()) {
-        char in[32];
-        std::snprintf(in, sizeof in, " in %.1fs", static_cast<double>(f["restart-in-ms"].get<std::uint64_t>()) / 1000);
-        out += in;
+    if (f["restart-in-ms"].is_number()) {  // in tenths of a second, cut down: "0.9s" is under a second
+        auto ms = f["restart-in-ms"].get<std::uint64_t>();
+        out += " in " + std::to_string(ms / 1000) + "." + std::to_string(ms % 1000 / 100) + "s";
     }
     return out + "\n";
 }
