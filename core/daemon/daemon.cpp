@@ -36,6 +36,7 @@
 #include "filterhost/host.hpp"
 #include "filterhost/processes.hpp"
 #include "filterhost/starter.hpp"
+#include "metrics/http_server.hpp"
 #include "queue/store.hpp"
 #include "rules/ruleset.hpp"
 #include "scheduler/bouncer.hpp"
@@ -359,6 +360,18 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     }
     table::Registry& tables = *prep.tables;
     rules::Ruleset rules(cfg, tables, localnames(cfg, paths));
+
+    // Its thread starts here, after the fork, in the unprivileged process.
+    metrics::HttpServer metrics_server(metrics::process());
+    if (!cfg.metrics_address.empty()) {
+        if (!metrics_server.start(cfg.metrics_address, static_cast<unsigned>(cfg.metrics_port), &err)) {
+            log::error(log::Line("cannot serve metrics").kv("error", err));
+            return 1;
+        }
+        log::info(log::Line("metrics listening")
+                      .kv("address", cfg.metrics_address)
+                      .kv("port", static_cast<long long>(cfg.metrics_port)));
+    }
 
     event::LoopPost post(&loop);
     event::SerialWorker worker;

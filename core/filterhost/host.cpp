@@ -1,6 +1,8 @@
 // filterhost/host.cpp — see host.hpp.
 #include "filterhost/host.hpp"
 
+#include "metrics/registry.hpp"
+
 #include <algorithm>
 
 #include "util/log.hpp"
@@ -99,6 +101,10 @@ void Host::failed(Slot& s, const std::string& why) {
     if (stopped_) return;
     if (s.up_since && uv_now(loop_) - s.up_since >= kStableMs) s.backoff = kFirstBackoffMs;
     s.up_since = 0;
+    metrics::process()
+        .counter("postern_filter_failures_total", "Filter processes that failed (died, hung, spoke garbage)",
+                 {{"filter", s.proc->name}})
+        .inc();
     log::error(log::Line("filter failed; restarting it")
                    .kv("filter", s.proc->name)
                    .kv("error", why)

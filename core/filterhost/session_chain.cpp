@@ -1,6 +1,8 @@
 // filterhost/session_chain.cpp — see session_chain.hpp.
 #include "filterhost/session_chain.hpp"
 
+#include "metrics/registry.hpp"
+
 #include <time.h>
 
 #include <algorithm>
@@ -136,6 +138,9 @@ void SessionChain::step(std::size_t from) {
         }
         w.member = i;
         w.waiting = true;
+        metrics::process()
+            .counter("postern_filter_requests_total", "Filter phase requests sent, by filter", {{"filter", m.name}})
+            .inc();
         m.conn->send(*line);
         arm_timer(i);
         return;

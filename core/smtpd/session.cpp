@@ -1,6 +1,8 @@
 // One inbound SMTP session; see session.hpp.
 #include "smtpd/session.hpp"
 
+#include "smtpd/meters.hpp"
+
 #include <arpa/inet.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -73,9 +75,11 @@ struct WriteReq {
 }  // namespace
 
 SmtpSession::SmtpSession(SmtpServer& server, const config::Listener& listener)
-    : server_(server), listener_(listener), id_(new_session_id()), sid_(std::stoull(id_, nullptr, 16)) {}
+    : server_(server), listener_(listener), id_(new_session_id()), sid_(std::stoull(id_, nullptr, 16)) {
+    meters::session_opened();
+}
 
-SmtpSession::~SmtpSession() = default;
+SmtpSession::~SmtpSession() { meters::session_closed(); }
 
 bool SmtpSession::accept(uv_stream_t* listening) {
     if (listener_.socket) uv_pipe_init(server_.loop(), &conn_.pipe, 0);
@@ -222,8 +226,9 @@ void SmtpSession::start(Refusal refusal) {
     if (refusal != Refusal::None) {
         reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
                                             : "4.3.2 " + host + " Service paused, try again later");
-        log::info(log::Line(id_ + " smtp disconnected")
-                      .kv("reason", refusal == Refusal::Busy ? "too-many-sessions" : "paused"));
+        const char* reason = refusal == Refusal::Busy ? "too-many-sessions" : "paused";
+        meters::session_refused(reason);
+        log::info(log::Line(id_ + " smtp disconnected").kv("reason", reason));
         close_after_flush();
         flush();
         return;
@@ -705,6 +710,7 @@ void SmtpSession::rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& ds
     for (const auto& w : r.warnings)
         log::warn(log::Line(id_ + " smtp expand-warning").kv("rcpt", rcpt).kv("detail", w));
     if (!r.accepted()) {
+        meters::recipient_refused(r.code);
         log::info(log::Line(id_ + " smtp failed-rcpt")
                       .kv("rcpt", rcpt)
                       .kv("result", std::to_string(r.code) + " " + r.text)

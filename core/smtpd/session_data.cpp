@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "queue/envelope.hpp"
+#include "smtpd/meters.hpp"
 #include "smtpd/session.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
@@ -102,6 +103,7 @@ void SmtpSession::finish_data() {
     state_ = State::Ready;
     if (stream_) return stream_end(reader);
     auto refuse = [&](int code, std::string text) {
+        meters::message_refused(code);
         log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
         if (chain_) filter_rollback();
         tx_ = {};
@@ -207,6 +209,8 @@ void SmtpSession::commit_message(std::string body, bool has_received, std::share
             self->busy_ = false;
             if (ok) self->reply(250, "2.0.0 " + msgid + " Message accepted for delivery");
             else self->reply(451, "4.3.0 Temporary queue failure, try again later");
+            if (ok) meters::message_accepted();
+            else meters::message_refused(451);
             if (self->chain_) {
                 const auto id = static_cast<std::uint32_t>(std::stoul(msgid, nullptr, 16));
                 if (ok) {

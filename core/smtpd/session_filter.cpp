@@ -4,6 +4,7 @@
 // session.hpp and filterhost/session_chain.hpp.
 #include "queue/envelope.hpp"
 #include "rules/builtin_filter.hpp"
+#include "smtpd/meters.hpp"
 #include "smtpd/session.hpp"
 #include "util/log.hpp"
 
@@ -28,6 +29,7 @@ bool SmtpSession::open_filters() {
     std::string why;
     chain_ = host->open(listener_, sid_, *this, &why);
     if (chain_) return true;
+    meters::session_refused("filter-unavailable");
     log::warn(log::Line(id_ + " smtp disconnected").kv("reason", "filter-unavailable").kv("error", why));
     reply(421, "4.3.0 " + hostname() + " Mail filter unavailable, try again later");
     close_after_flush();
@@ -217,6 +219,7 @@ void SmtpSession::data_output_end() {
     const std::string text = stream_->refusal;
     stream_.reset();
     busy_ = false;
+    meters::message_refused(code);
     log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
     filter_rollback();
     tx_ = {};
@@ -234,6 +237,7 @@ void SmtpSession::filter_commit() {
         busy_ = false;
         using K = filterhost::Verdict::Kind;
         if (v.kind == K::Reject || v.kind == K::Disconnect) {
+            meters::message_refused(v.code);
             log::info(log::Line(id_ + " smtp message-refused")
                           .kv("filter", v.filter)
                           .kv("result", std::to_string(v.code) + " " + v.text));

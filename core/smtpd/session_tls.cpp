@@ -9,6 +9,7 @@
 // line in clear is thrown away (the CVE-2011-0411 class of command
 // injection), and the session forgets its EHLO, so the client must greet
 // again over TLS.
+#include "smtpd/meters.hpp"
 #include "smtpd/session.hpp"
 #include "util/log.hpp"
 
@@ -68,6 +69,7 @@ bool SmtpSession::tls_input(std::string_view ciphertext) {
     }
     if (!tls_active_ && tls_->handshake_done()) {
         tls_active_ = true;
+        meters::tls_established(tls_->version());
         filter_report(filter::LinkTls{tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits())});
         log::info(log::Line(id_ + " smtp tls")
                       .kv("ciphers", tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits()))
