@@ -69,8 +69,17 @@ static uint32_t services(void* handle) { return ((struct state*)handle)->service
 static void close_table(void* handle) { free(handle); }
 
 static const struct postern_table_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(struct postern_table_plugin), "services", open_table, NULL, lookup, NULL, close_table,
-    lookup_service,      fetch,                               services,
+    POSTERN_ABI_VERSION,
+    sizeof(struct postern_table_plugin),
+    "services",
+    open_table,
+    NULL,
+    lookup,
+    NULL,
+    close_table,
+    lookup_service,
+    fetch,
+    services,
 };
 
 POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) { return &plugin; }
