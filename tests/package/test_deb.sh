@@ -12,8 +12,9 @@
 #      port 25 on the loopback address is the root's own;
 #   5. mail over SMTP to root@localhost and postmaster@localhost (an alias in
 #      /etc/aliases) lands in /var/mail/root, mail to an ordinary user in
-#      /var/mail/USER; with /usr/sbin/sendmail in the package, mail sent by
-#      an ordinary user and cron's way (sendmail -FCronDaemon ... root) too;
+#      /var/mail/USER; mail sent with /usr/sbin/sendmail by an ordinary user
+#      and cron's way (sendmail -FCronDaemon ... root) lands in
+#      /var/mail/root; newaliases runs, mailq lists a queued message;
 #   6. with local delivery paused and a message queued, upgrade to a rebuilt
 #      package (version +test1): the edited conffile and the queued message
 #      survive, the restarted daemon delivers it;
@@ -184,7 +185,8 @@ inroot sh -c "cd /debs && DEBIAN_FRONTEND=noninteractive apt-get -q -y install .
     >>"$tmp/apt.log" 2>&1 || { tail -30 "$tmp/apt.log"; fail "apt-get install of the filters and the SDK"; }
 
 step "what the package installed"
-for f in /usr/sbin/posternd /usr/sbin/posternctl /usr/sbin/postern-makemap /usr/bin/newaliases /usr/bin/mailq \
+for f in /usr/sbin/posternd /usr/sbin/posternctl /usr/sbin/postern-makemap /usr/sbin/postern-sendmail \
+         /usr/sbin/sendmail /usr/lib/sendmail /usr/bin/mailq /usr/bin/newaliases \
          /usr/libexec/postern/postern-local /usr/libexec/postern/filter-dkim /usr/libexec/postern/filter-rspamd \
          /usr/include/postern; do
     [ -e "$root$f" ] || fail "$f is missing"
@@ -278,18 +280,15 @@ expect_mail root "smtp-to-postmaster"
 expect_mail alice "smtp-to-alice"
 [ "$(inroot stat -c %U /var/mail/alice)" = alice ] || fail "/var/mail/alice is not alice's"
 
-if [ -x "$root/usr/sbin/sendmail" ]; then
-    step "mail from an ordinary user and from cron (sendmail)"
-    inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PATH=/usr/bin:/bin HOME=/home/alice \
-        sh -c 'printf "Subject: sendmail-from-alice\n\nhello\n" | /usr/sbin/sendmail root' || fail "sendmail as alice"
-    inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PATH=/usr/bin:/bin HOME=/home/alice \
-        sh -c 'printf "Subject: cron-output\n\njob output\n" | /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root' ||
-        fail "sendmail as cron calls it"
-    expect_mail root "sendmail-from-alice"
-    expect_mail root "cron-output"
-else
-    echo "test_deb: NOT TESTED: the package has no /usr/sbin/sendmail yet (mail by an ordinary user and cron's)"
-fi
+step "mail from an ordinary user and from cron (sendmail)"
+inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PATH=/usr/bin:/bin HOME=/home/alice \
+    sh -c 'printf "Subject: sendmail-from-alice\n\nhello\n" | /usr/sbin/sendmail root' || fail "sendmail as alice"
+inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PATH=/usr/bin:/bin HOME=/home/alice \
+    sh -c 'printf "Subject: cron-output\n\njob output\n" | /usr/sbin/sendmail -FCronDaemon -i -B8BITMIME -oem root' ||
+    fail "sendmail as cron calls it"
+expect_mail root "sendmail-from-alice"
+expect_mail root "cron-output"
+inroot newaliases || fail "newaliases (as a package script runs it after editing /etc/aliases)"
 
 # ---- 6. upgrade with mail queued ----
 
@@ -299,6 +298,7 @@ inroot posternctl pause mda >/dev/null || fail "posternctl pause mda"
 smtp root@localhost "queued-over-upgrade"
 wait_for 10 sh -c "chroot '$root' posternctl show queue | grep -q ." || fail "nothing queued while mda is paused"
 queued=$(inroot posternctl show queue | cut -d'|' -f1)
+inroot mailq | grep -q "$queued" || fail "mailq does not list envelope $queued"
 ! in_mbox root "queued-over-upgrade" || fail "delivered while mda was paused"
 
 wait "$rebuild_pid" || { tail -30 "$tmp/rebuild.log"; rebuild_pid=""; fail "the rebuild of $new_version failed"; }
