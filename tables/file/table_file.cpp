@@ -246,8 +246,17 @@ void table_close(void* handle) {
 }
 
 const struct postern_table_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_table_plugin), "file", table_open, table_reload, table_lookup, table_iterate,
+    POSTERN_ABI_VERSION,
+    sizeof(postern_table_plugin),
+    "file",
+    table_open,
+    table_reload,
+    table_lookup,
+    table_iterate,
     table_close,
+    nullptr,  // lookup_service: one map answers every service
+    nullptr,  // fetch: source and relayhost values come by iterate
+    nullptr,  // services: every service
 };
 
 }  // namespace

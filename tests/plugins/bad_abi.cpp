@@ -5,7 +5,7 @@
 
 namespace {
 const struct postern_table_plugin plugin = {
-    7u, sizeof(postern_table_plugin), "badabi", nullptr, nullptr, nullptr, nullptr, nullptr,
+    7u, sizeof(postern_table_plugin), "badabi", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
 };
 }  // namespace
 

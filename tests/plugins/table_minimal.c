@@ -32,7 +32,17 @@ static int lookup(void* handle, const char* key, postern_table_value_cb cb, void
 static void close_table(void* handle) { free(handle); }
 
 static const struct postern_table_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(struct postern_table_plugin), "minimal", open_table, NULL, lookup, NULL, close_table,
+    POSTERN_ABI_VERSION,
+    sizeof(struct postern_table_plugin),
+    "minimal",
+    open_table,
+    NULL,
+    lookup,
+    NULL,
+    close_table,
+    NULL,
+    NULL,
+    NULL, /* lookup_service, fetch, services */
 };
 
 POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) { return &plugin; }

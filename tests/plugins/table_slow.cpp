@@ -79,8 +79,17 @@ int table_iterate(void* handle, postern_table_entry_cb cb, void* ctx, char*, siz
 void table_close(void* handle) { std::unique_ptr<Table> owned(static_cast<Table*>(handle)); }
 
 const struct postern_table_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_table_plugin), "slow", table_open, table_reload, table_lookup, table_iterate,
+    POSTERN_ABI_VERSION,
+    sizeof(postern_table_plugin),
+    "slow",
+    table_open,
+    table_reload,
+    table_lookup,
+    table_iterate,
     table_close,
+    nullptr,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace

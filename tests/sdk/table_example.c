@@ -77,6 +77,9 @@ static const struct postern_table_plugin plugin = {
     table_lookup,
     NULL, /* iterate: not listable */
     table_close,
+    NULL, /* lookup_service: one answer per key, whatever the service asked */
+    NULL, /* fetch: nothing rotates */
+    NULL, /* services: every service */
 };
 
 POSTERN_EXPORT const struct postern_table_plugin* postern_table_plugin(void) { return &plugin; }
