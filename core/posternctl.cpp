@@ -373,6 +373,10 @@ int run(const Options& o) {
     if (int rc = exchange(socket, req, &reply); rc != 0) return lookup ? kLookupFailed : rc;
     if (!reply.ok) {
         fail(text_value(reply.error));
+        // `reload` lists every problem of the configuration it refused.
+        for (const auto& rec : reply.records)
+            for (const auto& [key, value] : rec)
+                if (key == "error") fail(text_value(value));
         return lookup ? kLookupFailed : 1;
     }
     if (lookup) return print_lookup(o, reply);

@@ -107,9 +107,19 @@ bool decode_record(std::string_view in, Record* rec, size_t index, std::string* 
 // ---- command forms ----
 
 const std::vector<std::string_view> kForms = {
-    "show queue",          "show stats",        "show status",       "show message ID",
-    "show envelope EVPID", "schedule ID|all",   "remove ID|all",     "pause mta|mda|smtp",
-    "resume mta|mda|smtp", "log verbose|brief", "update table NAME", "table lookup NAME SERVICE KEY",
+    "show queue",
+    "show stats",
+    "show status",
+    "show message ID",
+    "show envelope EVPID",
+    "schedule ID|all",
+    "remove ID|all",
+    "pause mta|mda|smtp",
+    "resume mta|mda|smtp",
+    "log verbose|brief",
+    "update table NAME",
+    "table lookup NAME SERVICE KEY",
+    "reload",
 };
 
 // OpenSMTPD's lookup services, as table::service_name() spells them. The

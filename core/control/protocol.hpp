@@ -64,6 +64,12 @@
 //                               hidden = "yes" instead of the value for
 //                               credentials, error when tempfail. SERVICE
 //                               is one of service_names().
+//   reload                      the daemon reads its configuration again
+//                               (posternd(8)); ok with one record, key
+//                               "message": "configuration reloaded"; or
+//                               error "configuration not reloaded; the
+//                               running one stays", then one record per
+//                               problem, key "error": "FILE:LINE:COL: ..."
 // ID is a message id (8 lowercase hex digits) or an envelope id (16).
 #pragma once
 

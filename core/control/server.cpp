@@ -273,7 +273,7 @@ bool Server::listen(const std::string& path, std::string* error) {
     return bind_socket(path, &fd, error) && listen_on(std::move(fd), path, error);
 }
 
-bool Server::listen_on(util::Fd fd, const std::string& path, std::string* error) {
+bool Server::listen_on(util::Fd fd, const std::string& path, std::string* error, bool keep_file) {
     auto l = std::make_shared<Listener>();
     l->self = l;
     l->server = this;
@@ -292,7 +292,7 @@ bool Server::listen_on(util::Fd fd, const std::string& path, std::string* error)
     // A daemon that dropped root may not even see it (a 0700 folder): then
     // whoever bound it removes it.
     struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0) {
+    if (!keep_file && ::lstat(path.c_str(), &st) == 0) {
         l->bound = true;
         l->dev = st.st_dev;
         l->ino = st.st_ino;
@@ -346,10 +346,14 @@ size_t Server::connection_count() const {
     return n;
 }
 
-void Server::close() {
+void Server::stop_listening() {
     for (auto& w : listeners_)
         if (auto l = w.lock()) l->close();
     listeners_.clear();
+}
+
+void Server::close() {
+    stop_listening();
     for (auto& w : connections_)
         if (auto c = w.lock()) c->close();
     connections_.clear();

@@ -63,9 +63,14 @@ public:
     // False with *error on failure.
     bool listen(const std::string& path, std::string* error);
     // Start accepting on a socket bind_socket() made (a root daemon binds it
-    // before dropping privileges, since its folder may be root's).
-    bool listen_on(util::Fd fd, const std::string& path, std::string* error);
+    // before dropping privileges, since its folder may be root's). With
+    // `keep_file`, close() leaves the socket file to whoever bound it: a
+    // daemon that reloads hands the same socket to each process that serves
+    // in turn, and one that ends must not take the file from the next.
+    bool listen_on(util::Fd fd, const std::string& path, std::string* error, bool keep_file = false);
 
+    // Stop accepting; the connections under way get their answers.
+    void stop_listening();
     // Stop accepting, drop every connection, remove the socket file we made.
     void close();
 

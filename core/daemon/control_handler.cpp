@@ -227,6 +227,7 @@ void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::fu
     }
     if (w.size() == 3 && w[0] == "update" && w[1] == "table") return update_table(w[2], std::move(done));
     if (w.size() == 5 && w[0] == "table" && w[1] == "lookup") return table_lookup(w[2], w[3], w[4], std::move(done));
+    if (is({"reload"})) return reload(std::move(done));
     done(error("unknown command '" + joined + "'"));
 }
 
@@ -350,6 +351,20 @@ void ControlHandler::update_table(const std::string& name, std::function<void(co
                 log::Line("control update-table").kv("table", name).kv("result", result->ok ? "ok" : result->error));
             done(std::move(*result));
         });
+}
+
+// The answer comes once the parent has checked the new configuration and,
+// when it is valid, started the process that serves with it.
+void ControlHandler::reload(std::function<void(control::Reply)> done) {
+    if (!reload_)
+        return done(error("this posternd was not started as root and cannot reload its configuration; "
+                          "restart it (SIGHUP reloads its tables)"));
+    reload_([done = std::move(done)](bool ok, std::vector<std::string> errors) {
+        if (ok) return done(one({{"message", "configuration reloaded"}}));
+        control::Reply r = error("configuration not reloaded; the running one stays");
+        for (auto& e : errors) r.records.push_back({{"error", std::move(e)}});
+        done(std::move(r));
+    });
 }
 
 void ControlHandler::table_lookup(const std::string& name, const std::string& service_word, const std::string& key,

@@ -6,6 +6,9 @@
 #pragma once
 
 #include <ctime>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "control/server.hpp"
 #include "event/loop_work.hpp"
@@ -23,6 +26,12 @@ public:
 
     void handle(const control::Request& req, uid_t peer_uid, std::function<void(control::Reply)> done) override;
 
+    // `reload`: asks whoever can reload (the root parent) and gets the
+    // outcome: done(true, {}) or done(false, every problem). Unset: a daemon
+    // that cannot reload says so.
+    using ReloadDone = std::function<void(bool ok, std::vector<std::string> errors)>;
+    void set_reload(std::function<void(ReloadDone)> fn) { reload_ = std::move(fn); }
+
 private:
     control::Reply show_queue() const;
     control::Reply show_envelope(const std::string& id) const;
@@ -32,6 +41,7 @@ private:
     control::Reply pause_resume(const std::string& what, bool pause);
     void show_message(const std::string& id, std::function<void(control::Reply)> done);
     void update_table(const std::string& name, std::function<void(control::Reply)> done);
+    void reload(std::function<void(control::Reply)> done);
     void table_lookup(const std::string& name, const std::string& service, const std::string& key,
                       std::function<void(control::Reply)> done);
 
@@ -41,6 +51,7 @@ private:
     queue::Store& store_;
     table::Registry& tables_;
     std::time_t started_ = std::time(nullptr);
+    std::function<void(ReloadDone)> reload_;
 };
 
 }  // namespace postern::daemon

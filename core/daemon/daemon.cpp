@@ -8,28 +8,36 @@
 // another user, posternd runs as one process with that user's rights.
 #include "daemon/daemon.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <syslog.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <memory>
 
 #include "control/server.hpp"
 #include "daemon/control_handler.hpp"
 #include "daemon/forward_channel.hpp"
 #include "daemon/preflight.hpp"
+#include "daemon/spool_lock.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
 #include "event/loop_work.hpp"
@@ -310,6 +318,26 @@ delivery::SpawnOptions spawn_options(const config::Config& cfg, const Paths& pat
 
 // How long a stopping daemon waits for the agents under way to report.
 constexpr uint64_t kDrainMs = 30 * 1000;
+// How long a process replaced by a reload lets its sessions go on.
+constexpr uint64_t kSessionDrainMs = 5 * 60 * 1000;
+
+// Stop accepting on the listening sockets handed to the SMTP server, and
+// only that: the sessions go on. A reloaded process accepts on the same
+// sockets (shared with it), so they must not be shut down, only closed
+// here. The server's handles are found by their descriptors; its own stop()
+// later skips handles already closing.
+void stop_accepting(uv_loop_t* loop, std::vector<int>& fds) {
+    uv_walk(
+        loop,
+        [](uv_handle_t* h, void* arg) {
+            const auto& fds = *static_cast<std::vector<int>*>(arg);
+            if ((h->type != UV_TCP && h->type != UV_NAMED_PIPE) || uv_is_closing(h)) return;
+            uv_os_fd_t fd;
+            if (uv_fileno(h, &fd) != 0 || std::find(fds.begin(), fds.end(), fd) == fds.end()) return;
+            uv_close(h, nullptr);
+        },
+        &fds);
+}
 
 // What serve() gets ready-made from run(): things that need root (or the
 // start-up user's view of the file system) are opened before privileges go.
@@ -327,6 +355,7 @@ struct Prepared {
     util::Fd filter_channel;
     // Users' ~/.forward: read through the parent (split daemon), else here.
     util::Fd forward_channel;
+    bool after_reload = false;  // started by a reload while the old process drains
 };
 
 // SIGHUP: read every table again, as `posternctl update table` does for one.
@@ -351,10 +380,20 @@ void reload_tables(uv_loop_t* loop, table::Registry& tables, const config::Confi
 int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     uv_loop_t loop;
     uv_loop_init(&loop);
+    // Destroyed last: the lock is given up once everything this process
+    // wrote to the spool is written (spool_lock.hpp).
+    SpoolLock spool_lock(&loop);
+    // The listeners' descriptors, to stop accepting on them when draining.
+    std::vector<int> listener_fds;
+    for (const auto& ls : prep.sockets) listener_fds.push_back(ls.fd);
 
     queue::Store store(prep.store_dir);
     std::string err;
-    if (!store.open(&err)) {
+    // Store::open() also clears incoming/ of messages a crash left half
+    // written. A process started by a reload must not: the process it
+    // replaces may be writing there (its sessions finish), and the folders
+    // exist already.
+    if (!prep.after_reload && !store.open(&err)) {
         log::error(log::Line("cannot open the queue").kv("path", paths.spool).kv("error", err));
         return 1;
     }
@@ -399,7 +438,19 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         read_forward = [c = forward_client.get()](const expand::UserInfo& u) { return c->read(u); };
     }
     ctx.forward = &read_forward;
-    ctx.queued = [&scheduler](const std::vector<queue::Envelope>& e) { scheduler.enqueue(e); };
+    // Until this process holds the spool lock, the queue is not loaded and
+    // nothing is delivered: what sessions queue meanwhile waits here, and
+    // is handed over with the loaded queue (enqueue() skips envelopes it
+    // knows, so one found both ways is queued once).
+    struct QueueState {
+        bool loaded = false, closed = false;
+        std::vector<queue::Envelope> early;
+    } qstate;
+    ctx.queued = [&scheduler, &qstate](const std::vector<queue::Envelope>& e) {
+        if (qstate.closed) return;  // stopping or draining: in the spool for the next process
+        if (!qstate.loaded) qstate.early.insert(qstate.early.end(), e.begin(), e.end());
+        else scheduler.enqueue(e);
+    };
     if (priv) {
         ctx.system_auth = [priv](const std::string& user, const std::string& password, auto done) {
             priv->check_system_account(user, password, std::move(done));
@@ -425,33 +476,45 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     ctx.filters = &filters;
     smtpd::SmtpServer server(&loop, ctx);
     ControlHandler control_handler(&loop, server, scheduler, store, tables);
+    if (priv)
+        control_handler.set_reload([priv](ControlHandler::ReloadDone done) { priv->request_reload(std::move(done)); });
     control::Server control(&loop, control_handler);
-    if (!control.listen_on(std::move(prep.control), paths.control, &err)) {
+    // The socket file is the starter's (run()): a reload hands the same
+    // socket to the next process, which must find the file still there.
+    if (!control.listen_on(std::move(prep.control), paths.control, &err, true)) {
         log::error(log::Line("cannot open the control socket").kv("path", paths.control).kv("error", err));
         return 1;
     }
 
-    std::vector<std::string> corrupt;
-    auto queued = store.load_all(&corrupt);
-    for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
-    if (!queued.empty()) log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(queued.size())));
-    scheduler.enqueue(queued);
-
+    auto load_queue = [&] {
+        std::vector<std::string> corrupt;
+        auto queued = store.load_all(&corrupt);
+        for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
+        if (!queued.empty())
+            log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(queued.size())));
+        qstate.loaded = true;
+        scheduler.enqueue(queued);
+        scheduler.enqueue(qstate.early);
+        qstate.early.clear();
+    };
     struct Signals {
         uv_signal_t term{}, intr{}, hup{};
-        uv_timer_t drain{};
+        uv_timer_t drain{}, sessions{};
         std::function<void(bool unavailable)> stop;
-        std::function<void()> reload, drain_check;
+        std::function<void()> reload, drain_check, begin_drain, sessions_check;
     } sig;
     int status = 0;
-    bool stopping = false;
-    uint64_t stop_started = 0;
-    // Deliveries under way report before the end (for up to kDrainMs), so
-    // that mail already delivered is not tried again after a restart.
+    bool stopping = false, draining = false;
+    uint64_t stop_started = 0, drain_started = 0;
+    // Deliveries under way report before the end (for up to kDrainMs), and
+    // the spool forgets what they delivered, so that mail already delivered
+    // is not tried again by the next process.
     sig.drain_check = [&] {
         bool can_report = !priv || !priv->broken();
-        if (can_report && scheduler.running() > 0 && uv_now(&loop) - stop_started < kDrainMs) return;
+        bool busy = scheduler.running() > 0 || scheduler.removals_pending();
+        if (can_report && busy && uv_now(&loop) - stop_started < kDrainMs) return;
         uv_close(reinterpret_cast<uv_handle_t*>(&sig.drain), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t*>(&sig.sessions), nullptr);
         post.close();
         if (priv) priv->close();
     };
@@ -459,6 +522,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         if (stopping) return;
         stopping = true;
         if (!unavailable) log::info("posternd stopping");
+        qstate.closed = true;
+        spool_lock.cancel();
         server.stop(unavailable);
         filters.stop();
         if (filter_procs) filter_procs->stop_all();
@@ -473,7 +538,63 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         uv_timer_start(
             &sig.drain, [](uv_timer_t* t) { static_cast<Signals*>(t->data)->drain_check(); }, 0, 100);
     };
-    sig.reload = [&] { reload_tables(&loop, tables, cfg); };
+    // A split daemon's parent reloads (it alone can open what a config
+    // needs); a HUP that reaches this process too (sent to the group) is
+    // the parent's to act on.
+    sig.reload = [&] {
+        if (!priv) reload_tables(&loop, tables, cfg);
+    };
+    // Replaced by a reloaded process: stop accepting (that process accepts
+    // on the same sockets), let the sessions under way end under this
+    // configuration (for up to kSessionDrainMs), start no more deliveries,
+    // then stop as on SIGTERM, which waits for those under way.
+    sig.sessions_check = [&] {
+        if (stopping) return;
+        if (server.session_count() > 0 && uv_now(&loop) - drain_started < kSessionDrainMs) return;
+        if (server.session_count() > 0)
+            log::warn(log::Line("posternd drain: sessions still open are closed")
+                          .kv("sessions", static_cast<long long>(server.session_count())));
+        sig.stop(false);
+    };
+    sig.begin_drain = [&] {
+        if (stopping || draining) return;
+        draining = true;
+        log::info(log::Line("posternd draining: a reloaded process takes new connections")
+                      .kv("sessions", static_cast<long long>(server.session_count())));
+        stop_accepting(&loop, listener_fds);
+        control.stop_listening();
+        qstate.closed = true;
+        spool_lock.cancel();
+        scheduler.close();
+        drain_started = uv_now(&loop);
+        uv_timer_start(
+            &sig.sessions, [](uv_timer_t* t) { static_cast<Signals*>(t->data)->sessions_check(); }, 0, 100);
+    };
+    if (priv) priv->on_drain([&] { sig.begin_drain(); });
+    // Started by a reload: the processes replaced may still commit mail to
+    // the spool (their sessions finish) or deliver from it; the parent says
+    // when they have all ended. The lock then guards against anything else.
+    bool lock_failed = false;
+    auto take_queue = [&] {
+        if (spool_lock.acquire(prep.store_dir, load_queue, &err)) return;
+        log::error(log::Line("cannot lock the queue").kv("path", paths.spool).kv("error", err));
+        lock_failed = true;
+    };
+    if (priv && prep.after_reload) {
+        log::info("queue waits until the replaced process has ended");
+        priv->on_queue_free([&] {
+            if (stopping || draining) return;
+            take_queue();
+            if (lock_failed) {
+                status = 1;
+                sig.stop(true);
+            }
+        });
+    } else {
+        take_queue();
+        if (lock_failed) return 1;
+    }
+
     // Without the parent nothing can be delivered: stop saying 250 at once
     // and end, so that a supervisor starts a whole daemon again.
     if (priv)
@@ -489,6 +610,8 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     }
     uv_timer_init(&loop, &sig.drain);
     sig.drain.data = &sig;
+    uv_timer_init(&loop, &sig.sessions);
+    sig.sessions.data = &sig;
     auto on_stop = [](uv_signal_t* s, int) { static_cast<Signals*>(s->data)->stop(false); };
     uv_signal_start(&sig.term, on_stop, SIGTERM);
     uv_signal_start(&sig.intr, on_stop, SIGINT);
@@ -499,7 +622,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     // The listeners open once every filter they use is ready (or has failed
     // its first start: its sessions are then refused until it is back).
     filters.start([&] {
-        if (stopping) return;
+        if (stopping || draining) return;
         if (!server.start(prep.sockets, &err)) {
             log::error(err);
             status = 1;
@@ -513,55 +636,441 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     return status;
 }
 
-// The privileged side: start delivery agents on request until the child
-// ends. Its results can only go to the child, so once the child is gone
-// there is nothing left to wait for: the parent ends at once (agents still
-// running finish on their own; their mail is still queued and is retried).
-int supervise(pid_t child, int fd, const config::Config& cfg, const Paths& paths,
-              std::vector<filterhost::ProcSpec> filter_specs, util::Fd filter_channel, util::Fd forward_channel) {
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    delivery::SpawnLauncher launcher(&loop, spawn_options(cfg, paths, true));
-    // Filters run as their configured user: root starts them for the child.
-    filterhost::Processes filter_procs(&loop, std::move(filter_specs));
-    filterhost::StarterServer filter_server(&loop, std::move(filter_channel), filter_procs);
-    ForwardServer forward_server(&loop, std::move(forward_channel));
-    delivery::PrivServer server(&loop, fd, paths.spool, launcher, [&loop] { uv_stop(&loop); });
+// ---- the root parent ----
 
-    // Pass stop and reload requests on to the child.
-    struct Relay {
-        pid_t child;
-        bool stop_asked = false;
-    } relay{child};
-    uv_signal_t term, intr, hup;
-    for (auto [s, signo] : {std::pair{&term, SIGTERM}, {&intr, SIGINT}, {&hup, SIGHUP}}) {
-        uv_signal_init(&loop, s);
-        s->data = &relay;
-        uv_signal_start(
-            s,
-            [](uv_signal_t* h, int n) {
-                auto* r = static_cast<Relay*>(h->data);
-                if (n != SIGHUP) r->stop_asked = true;
-                kill(r->child, n);
+// What one configuration needs opened as root before a process can serve
+// with it. On the heap and never moved: the TLS contexts are keyed by the
+// addresses of the config's listeners.
+struct Loaded {
+    config::ParseResult pr;
+    Paths paths;
+    table::Registry tables;
+    TlsContexts tls;
+    scheduler::RelayPkis relay_pkis;
+    std::vector<filterhost::ProcSpec> filter_specs;
+    std::vector<smtpd::ListenSocket> sockets;  // the network listeners and the local socket
+    const config::Config& cfg() const { return *pr.config; }
+    ~Loaded() { smtpd::close_listeners(sockets); }
+};
+
+// The host checks of start-up and -n (preflight, filters, pki files).
+// `tls_problems` are warnings at start-up when the contexts load anyway.
+void check_host(const Options& o, bool root, Loaded& l, std::vector<std::string>* host_problems,
+                std::vector<std::string>* tls_problems) {
+    const config::Config& cfg = l.cfg();
+    *tls_problems = check_tls_files(cfg);
+    l.paths = resolve_paths(cfg);
+    // -n and start-up run the same host checks, so -n passes only what starts.
+    // The tables they open are the ones the daemon serves with: read once,
+    // as root, before privileges are dropped (a credentials file may be
+    // root's alone).
+    l.tables.set_local_identity(server_names(cfg, l.paths), smtpd::local_addresses());
+    *host_problems = preflight(
+        cfg,
+        {o.config_file.empty() ? "<embedded default>" : o.config_file, l.paths.plugins, l.paths.spool, l.paths.control},
+        l.tables);
+    l.filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root, host_problems);
+}
+
+// Bind a TCP listener (as smtpd/listen.cpp does at start-up).
+bool bind_tcp(const std::string& ip, int port, int* out, std::string* error) {
+    bool v6 = ip.find(':') != std::string::npos;
+    util::Fd fd(socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    int on = 1;
+    if (fd) setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    if (v6) {
+        if (fd) setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(static_cast<uint16_t>(port));
+        inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr);
+        len = sizeof *sin6;
+    } else {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(static_cast<uint16_t>(port));
+        inet_pton(AF_INET, ip.c_str(), &sin->sin_addr);
+        len = sizeof *sin;
+    }
+    if (!fd || bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 511) != 0) {
+        *error = strerror(errno);
+        return false;
+    }
+    *out = fd.release();
+    return true;
+}
+
+// The listeners of a reloaded configuration. An address the running one
+// also listens on keeps its socket (a copy of it): connections that arrive
+// during the switch wait in its queue for whichever process accepts, and
+// none is refused. Others are bound anew; those only the old one had close
+// with it.
+bool reopen_listeners(const config::Config& cfg, const std::string& local_path,
+                      const std::vector<smtpd::ListenSocket>& old, std::vector<smtpd::ListenSocket>* out,
+                      std::vector<std::string>* errors) {
+    size_t before = errors->size();
+    auto reuse = [&](const std::string& address, bool local) {
+        for (const auto& s : old)
+            if (s.address == address && s.local == local) return fcntl(s.fd, F_DUPFD_CLOEXEC, 3);
+        return -1;
+    };
+    for (const auto& l : cfg.listeners) {
+        smtpd::ListenSocket s;
+        s.listener = &l;
+        if (l.socket) {
+            s.address = "unix:" + local_path;
+            s.local = true;
+            s.fd = reuse(s.address, true);
+            if (s.fd >= 0) {
+                out->push_back(s);
+                continue;
+            }
+            std::string err;
+            if (!smtpd::open_local_socket(cfg, local_path, out, &err))
+                errors->push_back(config::format({l.where, "listen on socket: " + err}));
+            continue;
+        }
+        std::string err;
+        auto addrs = smtpd::resolve_listen_target(l, &err);
+        if (addrs.empty()) errors->push_back(config::format({l.where, "listen on " + l.on + ": " + err}));
+        for (const auto& ip : addrs) {
+            s.address = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(l.port);
+            s.fd = reuse(s.address, false);
+            if (s.fd < 0 && !bind_tcp(ip, l.port, &s.fd, &err)) {
+                errors->push_back(config::format({l.where, "listen on " + s.address + ": " + err}));
+                continue;
+            }
+            out->push_back(s);
+        }
+    }
+    return errors->size() == before;
+}
+
+// The descriptors open now, each with the file it stands for.
+std::map<int, std::pair<dev_t, ino_t>> open_descriptors() {
+    std::map<int, std::pair<dev_t, ino_t>> out;
+    std::error_code ec;
+    std::vector<int> fds;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd", ec)) {
+        int fd = std::atoi(e.path().filename().c_str());
+        if (fd > 2) fds.push_back(fd);
+    }
+    for (int fd : fds) {
+        struct stat st {};
+        if (fstat(fd, &st) == 0) out[fd] = {st.st_dev, st.st_ino};
+    }
+    return out;
+}
+
+// One serving child and what the parent runs for it.
+struct Child {
+    std::unique_ptr<Loaded> loaded;
+    pid_t pid = -1;
+    std::unique_ptr<delivery::SpawnLauncher> launcher;
+    std::unique_ptr<filterhost::Processes> filter_procs;
+    std::unique_ptr<filterhost::StarterServer> filter_server;
+    std::unique_ptr<ForwardServer> forward_server;
+    std::unique_ptr<delivery::PrivServer> priv;
+    bool drain_sent = false;
+    bool queue_free_sent = false;  // told that the children before it have ended
+    bool lost = false;             // its channel closed: it has ended or is ending
+    uint64_t lost_at = 0;
+    bool reaped = false;
+    int status = 0;
+};
+
+// How often the parent looks for replaced children that have ended.
+constexpr uint64_t kTidyMs = 100;
+
+class Supervisor {
+public:
+    Supervisor(const Options& o, const passwd& unpriv, util::Fd control)
+        : options_(o), unpriv_(unpriv), control_(std::move(control)) {
+        uv_loop_init(&loop_);
+    }
+    // The loop is not closed: handles of agents still running stay open
+    // until the process ends, as they did in a single-child daemon.
+    ~Supervisor() = default;
+    Supervisor(const Supervisor&) = delete;
+    Supervisor& operator=(const Supervisor&) = delete;
+
+    // Start the first child with `first`, serve until it ends; the exit status.
+    int run(std::unique_ptr<Loaded> first);
+
+private:
+    struct Outcome {
+        bool ok = false;
+        std::vector<std::string> errors;
+    };
+    bool start_child(Child& c, const std::map<int, std::pair<dev_t, ino_t>>* inherited, std::string* error);
+    [[noreturn]] void child_main(Child& c, int channel, util::Fd filter_end, util::Fd forward_end,
+                                 const std::map<int, std::pair<dev_t, ino_t>>* inherited);
+    Outcome reload(const char* why);
+    void drain_old();
+    void lost(Child* c);
+    void tidy();
+    void signal(int signo);
+
+    const Options& options_;
+    passwd unpriv_;
+    util::Fd control_;
+    uv_loop_t loop_{};
+    uv_signal_t term_{}, intr_{}, hup_{};
+    uv_timer_t tidy_timer_{};
+    std::unique_ptr<Child> current_;
+    std::vector<std::unique_ptr<Child>> old_;  // replaced by a reload, draining or gone
+    bool stop_asked_ = false;
+};
+
+// In the new child, right after fork(). A child forked by a reload comes
+// from a parent whose loop runs: libuv's signal handlers would pass this
+// process's signals to that loop (the parent's signal pipe), so they are
+// undone here; and what the parent held before the reload (the old
+// process's channels and listeners, tables and files of the old
+// configuration) is closed, so that a listener the new configuration drops
+// really closes. A descriptor whose file changed since (reused by what the
+// reload opened, or by libuv after the fork) is kept.
+[[noreturn]] void Supervisor::child_main(Child& c, int channel, util::Fd filter_end, util::Fd forward_end,
+                                         const std::map<int, std::pair<dev_t, ino_t>>* inherited) {
+    // Its own copy of the control socket, taken before the parent's goes.
+    util::Fd control(fcntl(control_.get(), F_DUPFD_CLOEXEC, 3));
+    if (inherited) {
+        uv_walk(
+            &loop_,
+            [](uv_handle_t* h, void*) {
+                if (h->type == UV_SIGNAL) uv_signal_stop(reinterpret_cast<uv_signal_t*>(h));
             },
-            signo);
+            nullptr);
+        uv_signal_stop(&loop_.child_watcher);  // internal: uv_walk skips it
+        closelog();
+        for (const auto& [fd, id] : *inherited) {
+            struct stat st {};
+            if (fstat(fd, &st) == 0 && st.st_dev == id.first && st.st_ino == id.second) close(fd);
+        }
+    }
+    const Paths& paths = c.loaded->paths;
+    // The spool may lie below folders _postern cannot pass (a checkout
+    // under a 0700 home): enter it as root and work from there. The
+    // channel's end, not PR_SET_PDEATHSIG (cleared by the uid change),
+    // tells the child that the parent is gone.
+    if (chdir(paths.spool.c_str()) != 0) {
+        log::error(log::Line("cannot enter the spool").kv("path", paths.spool).kv("error", strerror(errno)));
+        std::_Exit(1);
+    }
+    if (!drop_privileges(unpriv_)) std::_Exit(1);
+    Prepared prep;
+    prep.store_dir = ".";
+    prep.priv_fd = channel;
+    prep.filter_channel = std::move(filter_end);
+    prep.forward_channel = std::move(forward_end);
+    prep.sockets = c.loaded->sockets;
+    c.loaded->sockets.clear();  // the serving process owns them now
+    prep.control = std::move(control);
+    prep.tables = &c.loaded->tables;
+    prep.tls_contexts = &c.loaded->tls;
+    prep.relay_pkis = &c.loaded->relay_pkis;
+    prep.after_reload = inherited != nullptr;
+    std::_Exit(serve(c.loaded->cfg(), paths, std::move(prep)));
+}
+
+bool Supervisor::start_child(Child& c, const std::map<int, std::pair<dev_t, ino_t>>* inherited, std::string* error) {
+    util::Fd filter_parent, filter_child, forward_parent, forward_child;
+    if (!filterhost::starter_channel(&filter_parent, &filter_child, error) ||
+        !forward_channel(&forward_parent, &forward_child, error))
+        return false;
+    int sp[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
+        *error = std::string("socketpair: ") + strerror(errno);
+        return false;
+    }
+    // Stop and reload signals wait until the child has its own handlers
+    // (serve() lets them through); the parent's mask is restored.
+    sigset_t held, before;
+    sigemptyset(&held);
+    for (int n : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&held, n);
+    sigprocmask(SIG_BLOCK, &held, &before);
+    c.pid = fork();
+    if (c.pid == 0) {
+        close(sp[0]);
+        filter_parent.reset();
+        forward_parent.reset();
+        child_main(c, sp[1], std::move(filter_child), std::move(forward_child), inherited);
+    }
+    sigprocmask(SIG_SETMASK, &before, nullptr);
+    close(sp[1]);
+    if (c.pid < 0) {
+        *error = std::string("fork: ") + strerror(errno);
+        close(sp[0]);
+        return false;
+    }
+    const Loaded& l = *c.loaded;
+    c.launcher = std::make_unique<delivery::SpawnLauncher>(&loop_, spawn_options(l.cfg(), l.paths, true));
+    // Filters run as their configured user: root starts them for the child.
+    c.filter_procs = std::make_unique<filterhost::Processes>(&loop_, l.filter_specs);
+    c.filter_server = std::make_unique<filterhost::StarterServer>(&loop_, std::move(filter_parent), *c.filter_procs);
+    c.forward_server = std::make_unique<ForwardServer>(&loop_, std::move(forward_parent));
+    Child* cp = &c;
+    c.priv = std::make_unique<delivery::PrivServer>(&loop_, sp[0], l.paths.spool, *c.launcher,
+                                                    [this, cp] { lost(cp); });
+    c.priv->on_reload([this](delivery::PrivServer::ReloadReply answer) {
+        Outcome r = reload("posternctl");
+        answer(r.ok, r.errors);
+        drain_old();  // after the answer: the asking process gets it before it drains
+    });
+    return true;
+}
+
+// Read and check the configuration again, as start-up does, and start a
+// child that serves with it; the running child stays when anything fails.
+Supervisor::Outcome Supervisor::reload(const char* why) {
+    log::info(log::Line("posternd reloading the configuration").kv("by", why));
+    Outcome out;
+    auto inherited = open_descriptors();
+    auto next = std::make_unique<Child>();
+    next->loaded = std::make_unique<Loaded>();
+    Loaded& l = *next->loaded;
+    l.pr = load_config(options_);
+    for (const auto& w : l.pr.warnings) log::warn(config::format({w.where, "warning: " + w.message}));
+    for (const auto& e : l.pr.errors) out.errors.push_back(config::format(e));
+    const Loaded& now = *current_->loaded;
+    if (out.errors.empty()) {
+        std::vector<std::string> tls_problems;
+        check_host(options_, true, l, &out.errors, &tls_problems);
+        // What the daemon's processes share from start to end.
+        std::string name = options_.config_file.empty() ? "<embedded default>" : options_.config_file;
+        auto fixed = [&](const char* what, const std::string& was, const std::string& is) {
+            if (was != is)
+                out.errors.push_back(name + ": " + what + " changed from " + was + " to " + is +
+                                     "; it cannot change on reload: restart posternd");
+        };
+        fixed("queue path", now.paths.spool, l.paths.spool);
+        fixed("control socket", now.paths.control, l.paths.control);
+        fixed("pidfile", now.paths.pid_file, l.paths.pid_file);
+        for (const auto& p : tls_problems) log::warn(p);
+        if (out.errors.empty() && load_tls(l.cfg(), &l.tls, &out.errors))
+            scheduler::load_relay_pkis(l.cfg(), &l.relay_pkis, &out.errors);
+        if (out.errors.empty()) reopen_listeners(l.cfg(), l.paths.local_socket, now.sockets, &l.sockets, &out.errors);
+    }
+    std::string err;
+    if (out.errors.empty() && !start_child(*next, &inherited, &err))
+        out.errors.push_back("cannot start the serving process: " + err);
+    if (!out.errors.empty()) {
+        log::error(log::Line("reload refused; the running configuration stays")
+                       .kv("problems", static_cast<long long>(out.errors.size())));
+        for (const auto& e : out.errors) log::error("reload refused: " + e);
+        return out;
+    }
+    log::info(log::Line("configuration reloaded").kv("pid", static_cast<long long>(next->pid)));
+    // The old child's listeners close with it; the parent keeps only the
+    // new ones, for the next reload.
+    smtpd::close_listeners(current_->loaded->sockets);
+    old_.push_back(std::move(current_));
+    current_ = std::move(next);
+    out.ok = true;
+    return out;
+}
+
+void Supervisor::drain_old() {
+    for (auto& c : old_)
+        if (!c->drain_sent && !c->lost) {
+            c->drain_sent = true;
+            c->priv->drain();
+        }
+}
+
+// A child's channel closed. The current child ending ends the daemon (a
+// supervisor starts a whole one again); a replaced one has drained.
+void Supervisor::lost(Child* c) {
+    c->lost = true;
+    c->lost_at = uv_now(&loop_);
+    c->filter_server.reset();
+    c->forward_server.reset();
+    if (c == current_.get()) uv_stop(&loop_);
+}
+
+// Reap replaced children and, once the filters they had have had their time
+// to end, stop those that did not (filterhost::kKillGraceMs). Once every
+// replaced child has ended, the current one may load the queue.
+void Supervisor::tidy() {
+    bool all_ended = true;
+    for (auto& c : old_) {
+        if (!c->reaped && waitpid(c->pid, &c->status, WNOHANG) == c->pid) {
+            c->reaped = true;
+            log::info(log::Line("replaced process ended").kv("pid", static_cast<long long>(c->pid)));
+        }
+        if (c->lost && c->loaded && uv_now(&loop_) - c->lost_at > filterhost::kKillGraceMs + 1000) {
+            c->filter_procs->stop_all();
+            c->loaded.reset();  // its tables; the launcher and channel stay for agents still running
+        }
+        all_ended = all_ended && c->reaped;
+    }
+    if (all_ended && !current_->queue_free_sent) {
+        current_->queue_free_sent = true;
+        current_->priv->queue_free();
+    }
+}
+
+void Supervisor::signal(int signo) {
+    if (signo == SIGHUP) {
+        reload("SIGHUP");
+        drain_old();
+        return;
+    }
+    stop_asked_ = true;
+    for (auto& c : old_)
+        if (!c->reaped) kill(c->pid, signo);
+    kill(current_->pid, signo);
+}
+
+int Supervisor::run(std::unique_ptr<Loaded> first) {
+    current_ = std::make_unique<Child>();
+    current_->loaded = std::move(first);
+    current_->queue_free_sent = true;  // nobody before it: it loads the queue at once
+    std::string err;
+    if (!start_child(*current_, nullptr, &err)) {
+        log::error(log::Line("cannot start the serving process").kv("error", err));
+        return 1;
+    }
+    for (auto [s, signo] : {std::pair{&term_, SIGTERM}, {&intr_, SIGINT}, {&hup_, SIGHUP}}) {
+        uv_signal_init(&loop_, s);
+        s->data = this;
+        uv_signal_start(
+            s, [](uv_signal_t* h, int n) { static_cast<Supervisor*>(h->data)->signal(n); }, signo);
         uv_unref(reinterpret_cast<uv_handle_t*>(s));
     }
+    uv_timer_init(&loop_, &tidy_timer_);
+    tidy_timer_.data = this;
+    uv_timer_start(
+        &tidy_timer_, [](uv_timer_t* t) { static_cast<Supervisor*>(t->data)->tidy(); }, kTidyMs, kTidyMs);
+    uv_unref(reinterpret_cast<uv_handle_t*>(&tidy_timer_));
     hold_stop_signals(false);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    filter_procs.stop_all();
+    uv_run(&loop_, UV_RUN_DEFAULT);
 
-    // The channel is closed: the child has ended or is ending (it garbled
-    // the channel: make sure).
+    // The current child's channel is closed: it has ended or is ending (it
+    // garbled the channel: make sure). Replaced children still draining end
+    // with the daemon.
     int status = 0;
+    pid_t child = current_->pid;
+    current_->filter_procs->stop_all();
     if (waitpid(child, &status, WNOHANG) == 0) {
         kill(child, SIGTERM);
         while (waitpid(child, &status, 0) < 0 && errno == EINTR) {
         }
     }
+    for (auto& c : old_) {
+        if (c->loaded) c->filter_procs->stop_all();
+        if (c->reaped) continue;
+        if (!stop_asked_) kill(c->pid, SIGTERM);
+        while (waitpid(c->pid, &c->status, 0) < 0 && errno == EINTR) {
+        }
+    }
+    for (auto* s : {&term_, &intr_, &hup_}) uv_close(reinterpret_cast<uv_handle_t*>(s), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&tidy_timer_), nullptr);
     // A child that ends on its own, even cleanly, is a daemon that stopped
     // serving: exit non-zero so that a supervisor starts it again.
-    if (relay.stop_asked && WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
+    if (stop_asked_ && WIFEXITED(status) && WEXITSTATUS(status) == 0) return 0;
     log::error(log::Line("posternd stopping: the unprivileged process is gone")
                    .kv("exit", WIFEXITED(status) ? WEXITSTATUS(status) : -1)
                    .kv("signal", WIFSIGNALED(status) ? WTERMSIG(status) : 0));
@@ -586,27 +1095,19 @@ void raise_descriptor_limit() {
 int run(const Options& o) {
     if (!o.check_only) hold_stop_signals(true);
     log::init(o.log_stderr || o.check_only, o.verbose);
-    config::ParseResult pr = load_config(o);
-    for (const auto& w : pr.warnings) std::cerr << config::format({w.where, "warning: " + w.message}) << "\n";
-    if (!pr.errors.empty()) {
-        for (const auto& e : pr.errors) std::cerr << config::format(e) << "\n";
+    auto loaded = std::make_unique<Loaded>();
+    Loaded& l = *loaded;
+    l.pr = load_config(o);
+    for (const auto& w : l.pr.warnings) std::cerr << config::format({w.where, "warning: " + w.message}) << "\n";
+    if (!l.pr.errors.empty()) {
+        for (const auto& e : l.pr.errors) std::cerr << config::format(e) << "\n";
         return 1;
     }
-    const config::Config& cfg = *pr.config;
-    std::vector<std::string> tls_problems = check_tls_files(cfg);
-    Paths paths = resolve_paths(cfg);
-    // -n and start-up run the same host checks, so -n passes only what starts.
-    // The tables they open are the ones the daemon serves with: read once,
-    // as root, before privileges are dropped (a credentials file may be
-    // root's alone).
-    table::Registry tables;
-    tables.set_local_identity(server_names(cfg, paths), smtpd::local_addresses());
-    std::vector<std::string> host_problems = preflight(
-        cfg, {o.config_file.empty() ? "<embedded default>" : o.config_file, paths.plugins, paths.spool, paths.control},
-        tables);
+    const config::Config& cfg = l.cfg();
     const bool root = geteuid() == 0;
-    std::vector<filterhost::ProcSpec> filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root,
-                                                                            &host_problems);
+    std::vector<std::string> host_problems, tls_problems;
+    check_host(o, root, l, &host_problems, &tls_problems);
+    const Paths& paths = l.paths;
     for (const auto& p : host_problems) std::cerr << p << "\n";
     if (o.check_only) {
         for (const auto& p : tls_problems) std::cerr << p << "\n";
@@ -616,10 +1117,9 @@ int run(const Options& o) {
     }
     if (!host_problems.empty()) return 1;
     for (const auto& p : tls_problems) log::warn(p);
-    TlsContexts tls_contexts;
     std::vector<std::string> tls_errors;
-    scheduler::RelayPkis relay_pkis;  // read as root, like the listeners' keys
-    if (!load_tls(cfg, &tls_contexts, &tls_errors) || !scheduler::load_relay_pkis(cfg, &relay_pkis, &tls_errors)) {
+    // Read as root, like the listeners' keys.
+    if (!load_tls(cfg, &l.tls, &tls_errors) || !scheduler::load_relay_pkis(cfg, &l.relay_pkis, &tls_errors)) {
         for (const auto& e : tls_errors) std::cerr << e << "\n";
         return 1;
     }
@@ -628,15 +1128,11 @@ int run(const Options& o) {
 
     // Everything else that may need root is opened here, before the split:
     // the listeners and the control socket (its folder may be root's).
-    Prepared prep;
     std::vector<std::string> errors;
-    if (!smtpd::open_listeners(cfg, &prep.sockets, &errors)) {
+    if (!smtpd::open_listeners(cfg, &l.sockets, &errors)) {
         for (const auto& e : errors) std::cerr << e << "\n";
         return 1;
     }
-    prep.tables = &tables;
-    prep.tls_contexts = &tls_contexts;
-    prep.relay_pkis = &relay_pkis;
 
     struct passwd unpriv {};
     std::string unpriv_name;
@@ -657,15 +1153,15 @@ int run(const Options& o) {
         unpriv.pw_uid = geteuid();
         unpriv.pw_gid = getegid();
     }
+    util::Fd control;
     if (!prepare_control_dir(paths.control, unpriv.pw_gid) ||
-        !bind_control(paths.control, unpriv.pw_uid, unpriv.pw_gid, &prep.control))
+        !bind_control(paths.control, unpriv.pw_uid, unpriv.pw_gid, &control))
         return 1;
     SocketFile control_file(paths.control);
     // The local enqueue socket, in the control socket's folder made above.
     std::string local_error;
-    if (!smtpd::open_local_socket(cfg, paths.local_socket, &prep.sockets, &local_error)) {
+    if (!smtpd::open_local_socket(cfg, paths.local_socket, &l.sockets, &local_error)) {
         log::error(log::Line("cannot open the local socket").kv("path", paths.local_socket).kv("error", local_error));
-        smtpd::close_listeners(prep.sockets);
         return 1;
     }
     SocketFile local_file(paths.local_socket);
@@ -673,55 +1169,20 @@ int run(const Options& o) {
 
     if (!root) {
         PidFile pid_file(paths.pid_file);
+        Prepared prep;
         prep.store_dir = paths.spool;
-        prep.filter_specs = std::move(filter_specs);
+        prep.filter_specs = std::move(l.filter_specs);
+        prep.sockets = std::move(l.sockets);
+        l.sockets.clear();
+        prep.control = std::move(control);
+        prep.tables = &l.tables;
+        prep.tls_contexts = &l.tls;
+        prep.relay_pkis = &l.relay_pkis;
         return serve(cfg, paths, std::move(prep));
     }
-    util::Fd filter_parent, filter_child, forward_parent, forward_child;
-    std::string channel_error;
-    if (!filterhost::starter_channel(&filter_parent, &filter_child, &channel_error) ||
-        !forward_channel(&forward_parent, &forward_child, &channel_error)) {
-        log::error(log::Line("cannot make the filter or .forward channel").kv("error", channel_error));
-        return 1;
-    }
-
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {
-        log::error(log::Line("socketpair failed").kv("error", strerror(errno)));
-        return 1;
-    }
-    pid_t child = fork();
-    if (child < 0) {
-        log::error(log::Line("fork failed").kv("error", strerror(errno)));
-        return 1;
-    }
-    if (child == 0) {
-        close(sp[0]);
-        filter_parent.reset();
-        forward_parent.reset();
-        // The spool may lie below folders _postern cannot pass (a checkout
-        // under a 0700 home): enter it as root and work from there. The
-        // channel's end, not PR_SET_PDEATHSIG (cleared by the uid change),
-        // tells the child that the parent is gone.
-        if (chdir(paths.spool.c_str()) != 0) {
-            log::error(log::Line("cannot enter the spool").kv("path", paths.spool).kv("error", strerror(errno)));
-            std::_Exit(1);
-        }
-        if (!drop_privileges(unpriv)) std::_Exit(1);
-        prep.store_dir = ".";
-        prep.priv_fd = sp[1];
-        prep.filter_channel = std::move(filter_child);
-        prep.forward_channel = std::move(forward_child);
-        std::_Exit(serve(cfg, paths, std::move(prep)));
-    }
-    close(sp[1]);
-    filter_child.reset();
-    forward_child.reset();
-    smtpd::close_listeners(prep.sockets);
-    prep.control.reset();
     PidFile pid_file(paths.pid_file);
-    return supervise(child, sp[0], cfg, paths, std::move(filter_specs), std::move(filter_parent),
-                     std::move(forward_parent));
+    Supervisor supervisor(o, unpriv, std::move(control));
+    return supervisor.run(std::move(loaded));
 }
 
 }  // namespace postern::daemon

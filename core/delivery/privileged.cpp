@@ -2,6 +2,8 @@
 #include "delivery/privileged.hpp"
 
 #include <algorithm>
+#include <cstddef>
+#include <iterator>
 #include <memory>
 
 #include "queue/store.hpp"
@@ -77,9 +79,14 @@ void FrameChannel::open(uv_loop_t* loop, int fd) {
         });
 }
 
-void FrameChannel::send(const std::vector<std::string>& fields) { write_frame(&pipe_, util::encode_frame(fields)); }
+// An answer that comes after the other side went away (an agent that
+// outlived a child being replaced) has nobody to go to.
+void FrameChannel::send(const std::vector<std::string>& fields) {
+    if (!closed_) write_frame(&pipe_, util::encode_frame(fields));
+}
 
 void FrameChannel::close_channel() {
+    closed_ = true;
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&pipe_)))
         uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), nullptr);
 }
@@ -101,7 +108,7 @@ void PrivClient::launch(const Job& job, Done done) {
         return;
     }
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr});
+    pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr, nullptr});
     std::vector<std::string> fields = {"deliver",   std::to_string(id), job.method, job.user,
                                        job.account, job.options,        job.secret, job.wrapper};
     for (const auto& item : job.items)
@@ -113,20 +120,42 @@ void PrivClient::launch(const Job& job, Done done) {
 void PrivClient::check_system_account(const std::string& user, const std::string& password, AuthDone done) {
     if (broken_) return done(auth::Check::TempFail, "privileged parent unavailable");
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{0, nullptr, std::move(done)});
+    pending_.emplace(id, Pending{0, nullptr, std::move(done), nullptr});
     send({"auth", std::to_string(id), user, password});
 }
 
+void PrivClient::request_reload(ReloadDone done) {
+    if (broken_) return done(false, {"the privileged process is gone"});
+    unsigned long id = next_id_++;
+    pending_.emplace(id, Pending{0, nullptr, nullptr, std::move(done)});
+    send({"reload", std::to_string(id)});
+}
+
 // Reply: id, then per item the result's fields (delivery/result.hpp); a
-// password check: id, status word, text.
+// password check: id, status word, text; a reload: id, "ok" or "error",
+// then the problems. Or the parent's own "drain".
 void PrivClient::on_frame(const std::vector<std::string>& f) {
     if (f.empty()) return fail_all("malformed reply from the privileged parent");
+    if (f.size() == 1 && f[0] == "drain") {
+        if (auto fn = std::move(drain_)) fn();
+        return;
+    }
+    if (f.size() == 1 && f[0] == "queue-free") {
+        if (auto fn = std::move(queue_free_)) fn();
+        return;
+    }
     auto it = pending_.find(std::strtoul(f[0].c_str(), nullptr, 10));
     if (it == pending_.end()) return;
-    if (!it->second.auth_done && (f.size() - 1) % kResultFields != 0)
+    if (!it->second.auth_done && !it->second.reload_done && (f.size() - 1) % kResultFields != 0)
         return fail_all("malformed reply from the privileged parent");
     Pending p = std::move(it->second);
     pending_.erase(it);
+    if (p.reload_done) {
+        bool ok = f.size() >= 2 && f[1] == "ok";
+        std::vector<std::string> errors(f.begin() + std::min<std::ptrdiff_t>(2, std::ssize(f)), f.end());
+        if (!ok && errors.empty()) errors.push_back("malformed reply from the privileged parent");
+        return p.reload_done(ok, std::move(errors));
+    }
     if (p.auth_done) {
         auth::Check c = f.size() == 3 && f[1] == "ok"     ? auth::Check::Ok
                         : f.size() == 3 && f[1] == "perm" ? auth::Check::Bad
@@ -151,6 +180,7 @@ void PrivClient::fail_all(const std::string& why) {
     pending_.clear();
     for (auto& [id, p] : pending) {
         if (p.auth_done) p.auth_done(auth::Check::TempFail, why);
+        else if (p.reload_done) p.reload_done(false, {why});
         else p.done(std::vector<Result>(p.items, Result{Result::Status::TempFail, why}));
     }
 }
@@ -174,6 +204,15 @@ void PrivServer::on_lost(bool garbled) {
 
 void PrivServer::on_frame(const std::vector<std::string>& f) {
     if (f.size() == 4 && f[kKind] == "auth") return check_password(f[1], f[2], f[3]);
+    if (f.size() == 2 && f[kKind] == "reload") {
+        auto answer = [this, id = f[1]](bool ok, const std::vector<std::string>& errors) {
+            std::vector<std::string> fields = {id, ok ? "ok" : "error"};
+            fields.insert(fields.end(), errors.begin(), errors.end());
+            send(fields);
+        };
+        if (!reload_) return answer(false, {"this process cannot reload"});
+        return reload_(answer);
+    }
     if (f.size() < kHeadFields || f[kKind] != "deliver") return;  // cannot even answer it
     const std::string& id = f[kId];
     size_t n = (f.size() - kHeadFields) / kItemFields;
@@ -201,6 +240,10 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
     }
     launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
 }
+
+void PrivServer::drain() { send({"drain"}); }
+
+void PrivServer::queue_free() { send({"queue-free"}); }
 
 void PrivServer::reply(const std::string& id, const std::vector<Result>& results) {
     std::vector<std::string> fields = {id};

@@ -8,6 +8,15 @@
 // own spool folder and a validated id, and looks the user up itself. The
 // parent also checks system account passwords for `auth` listeners without a
 // credentials table (the shadow database is root's).
+//
+// Reload (posternd(8)): the child passes `posternctl reload` on as a "reload"
+// request; the parent, which alone can open what a config needs as root,
+// checks the new configuration, starts a new child with it and answers "ok"
+// or "error" with every problem. A child being replaced gets a "drain" frame:
+// it stops accepting, lets its sessions and deliveries finish, and ends.
+// The new child loads the queue only after a "queue-free" frame, sent once
+// every child it replaced has ended: until then they may still commit mail
+// to the spool, or deliver what is in it.
 #pragma once
 
 #include <uv.h>
@@ -33,6 +42,7 @@ protected:
     void open(uv_loop_t* loop, int fd);  // start reading
     void send(const std::vector<std::string>& fields);
     void close_channel();
+    bool channel_closed() const { return closed_; }
 
     virtual void on_frame(const std::vector<std::string>& fields) = 0;
     // The other side went away (`garbled`: it sent bytes that are no frame).
@@ -43,6 +53,7 @@ protected:
 private:
     std::string inbuf_;
     char buf_[4096];
+    bool closed_ = false;
 };
 
 // In the unprivileged process: a Launcher that asks the parent.
@@ -56,6 +67,15 @@ public:
     // Called once if the parent goes away: nothing can be delivered any more.
     void on_parent_lost(std::function<void(const std::string& why)> fn) { parent_lost_ = std::move(fn); }
     bool broken() const { return broken_; }
+    // Ask the parent to reload the configuration: `done` gets whether it
+    // did and, when not, every problem found.
+    using ReloadDone = std::function<void(bool ok, std::vector<std::string> errors)>;
+    void request_reload(ReloadDone done);
+    // Called when the parent asks this process to drain (a newer one serves).
+    void on_drain(std::function<void()> fn) { drain_ = std::move(fn); }
+    // Called when the parent says that every process this one replaced
+    // has ended: the spool is this one's to load.
+    void on_queue_free(std::function<void()> fn) { queue_free_ = std::move(fn); }
     void close();
 
 private:
@@ -66,12 +86,14 @@ private:
     unsigned long next_id_ = 1;
     struct Pending {
         size_t items = 0;
-        Done done;           // a delivery
-        AuthDone auth_done;  // or a password check
+        Done done;               // a delivery
+        AuthDone auth_done;      // or a password check
+        ReloadDone reload_done;  // or a reload
     };
     std::map<unsigned long, Pending> pending_;
     bool broken_ = false;
     std::function<void(const std::string&)> parent_lost_;
+    std::function<void()> drain_, queue_free_;
 };
 
 // In the privileged parent: serve requests until the child closes the channel.
@@ -80,6 +102,15 @@ public:
     // `lost` is called once when the unprivileged side closes the channel or
     // garbles it.
     PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher, std::function<void()> lost);
+    // Serves the child's reload requests: `handler` does the reload and
+    // calls its argument once with the outcome (without a handler, a
+    // request is answered with an error).
+    using ReloadReply = std::function<void(bool ok, const std::vector<std::string>& errors)>;
+    void on_reload(std::function<void(ReloadReply)> handler) { reload_ = std::move(handler); }
+    // Tell the child to drain and end (a newer child serves now).
+    void drain();
+    // Tell a child started by a reload that the children before it have ended.
+    void queue_free();
 
 private:
     void on_frame(const std::vector<std::string>& fields) override;
@@ -91,6 +122,7 @@ private:
     std::string spool_dir_;
     SpawnLauncher& launcher_;
     std::function<void()> lost_;
+    std::function<void(ReloadReply)> reload_;
 };
 
 }  // namespace postern::delivery

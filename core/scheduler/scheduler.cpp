@@ -63,6 +63,7 @@ Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store
 Scheduler::~Scheduler() = default;
 
 void Scheduler::close() {
+    if (closed_) return;  // a draining process closes it early, then stops
     closed_ = true;
     // Routings not started are dropped: their envelopes stay in the spool
     // and are tried at the next start. Those under way post to a closed loop.

@@ -70,6 +70,10 @@ public:
     bool paused(delivery::Pool pool) const { return pool == delivery::Pool::Local ? paused_local_ : paused_relay_; }
     const Stats& stats() const { return stats_; }
     size_t running() const { return running_; }
+    // Spool deletions of finished envelopes not written yet: a process that
+    // ends before they are would leave delivered mail for the next one to
+    // deliver again.
+    bool removals_pending() const { return removing_ || !removals_.empty(); }
 
 private:
     void pump();
