@@ -342,7 +342,7 @@ class ConnectionReuse(RelayCase):
         sink = SmtpSink()
         d = self.start(sink, name="peers-pause")
         ctl(d, "pause", "mta")
-        self.assertIn("mta=paused", ctl(d, "show", "status"))
+        self.assertIn("mta: paused", ctl(d, "show", "status"))
         send(d.port, "held@remote.test", "held")
         send(d.port, "alice@localhost", "local mail still flows")
         self.assertEqual(len(d.wait_files(d.path("mail", "alice"), 1)), 1, d.log())
