@@ -15,6 +15,10 @@
 #      /var/mail/USER; mail sent with /usr/sbin/sendmail by an ordinary user
 #      and cron's way (sendmail -FCronDaemon ... root) lands in
 #      /var/mail/root; newaliases runs, mailq lists a queued message;
+#      `echo hi | mail -s ... root` (bsd-mailx) from an ordinary user lands too;
+#      a SIGHUP (the unit's ExecReload) after an alias was added serves it; a
+#      broken configuration is refused by `posternctl reload` and by SIGHUP
+#      while the running one keeps serving;
 #   6. with local delivery paused and a message queued, upgrade to a rebuilt
 #      package (version +test1): the edited conffile and the queued message
 #      survive, the restarted daemon delivers it;
@@ -295,6 +299,32 @@ inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PAT
 expect_mail root "sendmail-from-alice"
 expect_mail root "cron-output"
 inroot newaliases || fail "newaliases (as a package script runs it after editing /etc/aliases)"
+
+step "mail(1) from an ordinary user (bsd-mailx, which calls /usr/sbin/sendmail)"
+inroot sh -c "DEBIAN_FRONTEND=noninteractive apt-get -q -y install bsd-mailx" >>"$tmp/apt.log" 2>&1 ||
+    { tail -20 "$tmp/apt.log"; fail "apt-get install bsd-mailx"; }
+inns chroot "$root" setpriv --reuid=alice --regid=alice --init-groups env -i PATH=/usr/bin:/bin HOME=/home/alice \
+    sh -c 'echo hi | mail -s mailx-from-alice root' || fail "mail -s ... root as alice"
+expect_mail root "mailx-from-alice"
+
+step "reload (ExecReload) with a changed configuration, then with a broken one"
+# posternd -F logs to syslog, which the root has not: results are checked by what the daemon does.
+cp "$root/etc/postern/smtpd.conf" "$tmp/smtpd.conf.orig"
+echo "reloadtest: root" >>"$root/etc/aliases"
+kill -HUP "$daemon"
+wait_for 20 smtp reloadtest@localhost "after-reload" 2>/dev/null || fail "the new alias is not served after SIGHUP"
+expect_mail root "after-reload"
+echo "this is no directive" >>"$root/etc/postern/smtpd.conf"
+# -s: posternctl cannot read the socket path from the broken file itself.
+r=$(inroot posternctl -s /run/postern/control.sock reload 2>&1) && fail "posternctl reload accepted a broken configuration: $r"
+grep -q "not reloaded" <<<"$r" || fail "posternctl reload: $r"
+kill -HUP "$daemon"
+sleep 1
+kill -0 "$daemon" 2>/dev/null || fail "posternd died on SIGHUP with a broken configuration"
+smtp reloadtest@localhost "after-refused-reload" || fail "the running configuration did not stay"
+expect_mail root "after-refused-reload"
+cp "$tmp/smtpd.conf.orig" "$root/etc/postern/smtpd.conf"
+echo "ok: reloaded, and a broken configuration refused while the running one serves"
 
 # ---- 6. upgrade with mail queued ----
 
