@@ -206,17 +206,22 @@ int smtp_session(const Options& o) {
     }
 }
 
-// The recipients: the command line's, and with -t the header's.
+// The recipients: the command line's, and with -t the header's (a resent
+// message's Resent-To:, Resent-Cc: and Resent-Bcc:, message.hpp).
 int collect_recipients(const Options& o, Message& m, std::vector<std::string>* rcpts) {
     std::string error;
     for (const auto& r : o.recipients)
         if (!parse_address_list(r, rcpts, &error)) return fail(error), kDataErr;
     if (o.extract) {
-        for (const char* name : {"To", "Cc", "Bcc"})
-            for (const auto& value : field_values(m, name))
-                if (!parse_address_list(value, rcpts, &error)) return fail(name + std::string(": ") + error), kDataErr;
-        remove_fields(m, "Bcc");
-        if (rcpts->empty()) return fail("no recipient addresses found in the message's To:, Cc: or Bcc:"), kDataErr;
+        bool resent = false;
+        for (const auto& f : recipient_fields(m, &resent))
+            if (!parse_address_list(f.value, rcpts, &error)) return fail(f.name + ": " + error), kDataErr;
+        remove_blind_copies(m);
+        if (rcpts->empty())
+            return fail(resent ? "no recipient addresses found in the message's most recent Resent-To:, Resent-Cc: "
+                                 "or Resent-Bcc: (it has Resent- fields: it is being resent)"
+                               : "no recipient addresses found in the message's To:, Cc: or Bcc:"),
+                   kDataErr;
     }
     if (rcpts->empty()) return usage("no recipients given (name them, or use -t)");
     // A recipient named twice (To: and Bcc:, say) gets one copy.

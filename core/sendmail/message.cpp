@@ -1,6 +1,7 @@
 // sendmail/message.cpp — see message.hpp.
 #include "sendmail/message.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
@@ -28,6 +29,10 @@ bool is_field_start(std::string_view line) {
     for (size_t i = 0; i < colon; ++i)
         if (line[i] < 33 || line[i] > 126) return false;
     return true;
+}
+
+bool istarts_with(std::string_view s, std::string_view prefix) {
+    return s.size() >= prefix.size() && iequal(s.substr(0, prefix.size()), prefix);
 }
 
 bool is_continuation(std::string_view line) { return !line.empty() && (line[0] == ' ' || line[0] == '\t'); }
@@ -151,6 +156,39 @@ std::vector<std::string> field_values(const Message& m, std::string_view name) {
 
 void remove_fields(Message& m, std::string_view name) {
     std::erase_if(m.fields, [&](const std::string& f) { return iequal(trim(field_name(f)), name); });
+}
+
+std::vector<RecipientField> recipient_fields(const Message& m, bool* resent) {
+    *resent = std::any_of(m.fields.begin(), m.fields.end(),
+                          [](const std::string& f) { return istarts_with(trim(field_name(f)), "Resent-"); });
+    std::vector<std::string_view> kinds = {"To", "Cc", "Bcc"};
+    // The fields to read: all of them, or the most recent resent block.
+    Message block;
+    if (*resent) {
+        kinds = {"Resent-To", "Resent-Cc", "Resent-Bcc"};
+        std::vector<std::string> seen;  // the block's field names so far
+        for (const auto& f : m.fields) {
+            std::string name = trim(field_name(f));
+            if (!istarts_with(name, "Resent-")) {
+                if (!seen.empty() && (iequal(name, "Received") || iequal(name, "Return-Path"))) break;
+                continue;  // before the block, or a field out of place inside it
+            }
+            if (std::any_of(seen.begin(), seen.end(), [&](const std::string& s) { return iequal(s, name); }))
+                break;  // the block before it
+            seen.push_back(name);
+            block.fields.push_back(f);
+        }
+    }
+    std::vector<RecipientField> out;
+    for (std::string_view kind : kinds)
+        for (auto& value : field_values(*resent ? block : m, kind))
+            out.push_back({std::string(kind), std::move(value)});
+    return out;
+}
+
+void remove_blind_copies(Message& m) {
+    remove_fields(m, "Bcc");
+    remove_fields(m, "Resent-Bcc");
 }
 
 bool parse_address_list(std::string_view list, std::vector<std::string>* out, std::string* error) {

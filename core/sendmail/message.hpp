@@ -5,7 +5,9 @@
 // What sendmail programs do, and what this one does: a line "." alone ends
 // the input unless -i/-oi is given (Sendmail, Postfix); a first line
 // "From " (an mbox separator) is dropped; with -t the recipients come from
-// To:, Cc: and Bcc:, and Bcc: is removed; From:, Date: and Message-ID: are
+// To:, Cc: and Bcc: (of a resent message, from its most recent Resent-To:,
+// Resent-Cc: and Resent-Bcc:), and the Bcc: fields are removed (Resent-Bcc:
+// too); From:, Date: and Message-ID: are
 // added when the message has none (OpenSMTPD's enqueuer adds From: and
 // Date:, and its daemon Message-ID: on the local socket).
 #pragma once
@@ -43,6 +45,24 @@ std::string_view field_name(std::string_view field);
 // The unfolded values of every field called `name` (case-insensitive).
 std::vector<std::string> field_values(const Message& m, std::string_view name);
 void remove_fields(Message& m, std::string_view name);
+
+// A field -t reads recipients from: its name ("To", "Resent-Cc", as this
+// program names them) and its unfolded value.
+struct RecipientField {
+    std::string name;
+    std::string value;
+};
+// The fields that name the recipients. A message with a Resent-* field was
+// resent (RFC 5322 section 3.6.6), and goes to the Resent-To:, Resent-Cc:
+// and Resent-Bcc: of the most recent resent block, as Sendmail and Postfix
+// send it; its To:, Cc: and Bcc: name the first sending's recipients. Each
+// resending puts its block on top, so the most recent block is the first,
+// and it ends where a field of it comes again (the next, older, block) or
+// at a trace field (Received: or Return-Path:, which come before each
+// block). Any other message: To:, Cc: and Bcc:. `resent` says which.
+std::vector<RecipientField> recipient_fields(const Message& m, bool* resent);
+// Removes Bcc: and Resent-Bcc:, whose recipients are blind copies.
+void remove_blind_copies(Message& m);
 
 // The addresses of an RFC 5322 address list ("A <a@x>, b@y (Bob), team:
 // c@z;"), without display names, comments or group names; a route

@@ -8,7 +8,8 @@ fall through to `from local` and land in tcp/USER, so which rule matched is
 visible on disk.
 
 postern-sendmail runs as root and as an ordinary user made for the test
-(useradd; run through setpriv, no setuid bit anywhere): its options (-t, -f,
+(useradd; run through setpriv, no setuid bit anywhere): its options (-t with
+To:/Cc:/Bcc: and with a resent message's Resent-To:/-Cc:/-Bcc:, -f,
 -F, -i, -bs, -bp, -bi), the Received: header and log naming the submitting
 user from the socket's peer credentials, and its exit codes (67 for refused
 recipients, 75 when the daemon cannot be reached, 64/65 for usage and
@@ -140,6 +141,31 @@ class Sendmail(unittest.TestCase):
             self.assertIn("From: The Boss <boss@example.org>\n", msg)
             self.assertIn("Return-Path: <boss@example.org>", msg)
             self.assertIn("To: Root <root@localhost>\n", msg)
+
+    def test_extract_resent_recipients(self):
+        # Resent by boss: the newest block (on top) names the recipients;
+        # the older block's Resent-To: and the first sending's To: (both
+        # unknown users here: refused with 67 if they were read) are not.
+        text = (f"Resent-From: boss@example.org\nResent-Date: Mon, 07 Dec 2026 10:00:00 +0000\n"
+                f"Resent-To: Someone <{USER}@localhost>\nResent-Bcc: root@localhost\n"
+                "Received: from old.example by mx.example; Mon, 07 Dec 2026 09:00:00 +0000\n"
+                "Resent-From: first@example.org\nResent-To: no-such-older@localhost\n"
+                "From: alice@example.org\nTo: no-such-first@localhost\nSubject: resent\n\nbody\n")
+        r = self.sendmail("-t", stdin=text)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        for user in (USER, "root"):
+            msg = self.wait_msg("md", user, "resent")
+            self.assertNotIn("Resent-Bcc", msg)
+            self.assertIn(f"\nResent-To: Someone <{USER}@localhost>\n", msg)
+            self.assertIn("\nResent-To: no-such-older@localhost\nFrom: alice@example.org\n"
+                          "To: no-such-first@localhost\n", msg)
+        self.assertNotIn("no-such", "".join(re.findall(r"smtp envelope .*", self.d.log())))
+        # A resent message whose newest block names nobody is not sent to its To:.
+        r = self.sendmail("-t", stdin="Resent-From: boss@example.org\nTo: root@localhost\nSubject: r2\n\nx\n")
+        self.assertEqual(r.returncode, 65)
+        self.assertEqual(r.stderr, "postern-sendmail: no recipient addresses found in the message's most recent "
+                                   "Resent-To:, Resent-Cc: or Resent-Bcc: (it has Resent- fields: it is being "
+                                   "resent)\n")
 
     def test_dot_line_ends_input_unless_i(self):
         r = self.sendmail("-oi", "root", stdin="Subject: dots\n\nbefore\n.\n..two\nafter\n")

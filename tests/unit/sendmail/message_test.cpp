@@ -1,6 +1,7 @@
 // tests/unit/sendmail/message_test.cpp — the message postern-sendmail
 // reads: where input ends (".", -i), the header section, address lists as
-// -t reads them, Bcc: removal and the fields added when missing.
+// -t reads them, the fields -t reads (a resent message's Resent-*), Bcc:
+// removal and the fields added when missing.
 #include <catch2/catch.hpp>
 
 #include <cstdio>
@@ -68,6 +69,51 @@ TEST_CASE("Bcc: is removed whatever its case, continuation lines with it") {
     Message m = split({"To: a", "BCC: secret,", " other", "Subject: s", "", "x"});
     remove_fields(m, "Bcc");
     CHECK(join(m) == Lines{"To: a", "Subject: s", "", "x"});
+}
+
+std::vector<std::string> recipient_names(const Message& m, bool expect_resent) {
+    bool resent = !expect_resent;
+    std::vector<std::string> out;
+    for (const auto& f : recipient_fields(m, &resent)) out.push_back(f.name + "=" + f.value);
+    CHECK(resent == expect_resent);
+    return out;
+}
+
+TEST_CASE("-t reads To:, Cc: and Bcc: of a message that was not resent, by kind") {
+    Message m = split({"Bcc: d", "to: a,", " b", "Subject: s", "CC: c", "Resent: not a resent field", "", "x"});
+    CHECK(recipient_names(m, false) == Lines{"To=a,  b", "Cc=c", "Bcc=d"});
+}
+
+TEST_CASE("-t reads the most recent resent block of a resent message") {
+    // Two resendings: the newer block on top; the first sending's To:/Cc: below.
+    Message m = split({"Received: from x by y", "Resent-From: carol@x", "Resent-Date: Mon, 7 Dec 2026 10:00:00 +0000",
+                       "Resent-To: dave@x,", "\tGroup: erin@x;", "RESENT-BCC: frank@x", "Resent-cc: gina@x",
+                       "Received: from z by y", "Resent-From: bob@x", "Resent-To: old@x", "From: alice@x",
+                       "To: first@x", "Cc: second@x", "Bcc: third@x", "", "body"});
+    CHECK(recipient_names(m, true) ==
+          Lines{"Resent-To=dave@x, \tGroup: erin@x;", "Resent-Cc=gina@x", "Resent-Bcc=frank@x"});
+}
+
+TEST_CASE("the most recent block ends where one of its fields comes again, without a trace field between") {
+    Message m = split({"Resent-From: b@x", "Resent-To: new@x", "Resent-Date: now", "Resent-From: a@x",
+                       "Resent-To: old@x", "Resent-Date: then", "To: first@x", "", "x"});
+    CHECK(recipient_names(m, true) == Lines{"Resent-To=new@x"});
+}
+
+TEST_CASE("a field out of place inside the block does not end it; fields above it are not read") {
+    Message m = split({"To: not-this@x", "Resent-From: b@x", "X-Mailer: m", "Resent-To: new@x", "", "x"});
+    CHECK(recipient_names(m, true) == Lines{"Resent-To=new@x"});
+}
+
+TEST_CASE("a resent message whose newest block names no recipient has none: To: is the first sending's") {
+    Message m = split({"Resent-From: b@x", "Resent-Date: now", "To: first@x", "", "x"});
+    CHECK(recipient_names(m, true).empty());
+}
+
+TEST_CASE("Bcc: and Resent-Bcc: are removed; Resent-To: and Resent-Cc: stay") {
+    Message m = split({"Resent-To: a", "Resent-Bcc: b,", " c", "resent-cc: d", "bcc: e", "To: f", "", "x"});
+    remove_blind_copies(m);
+    CHECK(join(m) == Lines{"Resent-To: a", "resent-cc: d", "To: f", "", "x"});
 }
 
 TEST_CASE("address lists: display names, comments, quotes, groups, routes") {
