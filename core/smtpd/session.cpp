@@ -6,8 +6,10 @@
 #include <arpa/inet.h>
 #include <pwd.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <random>
 
@@ -114,10 +116,9 @@ void SmtpSession::accept_tcp() {
 
 // The local socket: no address to look up. The kernel recorded the
 // connecting process's uid at connect(), which the client cannot forge;
-// that is the submitter the Received: header and the log name. Its name
-// comes from the passwd database (a uid without an entry goes by its number).
-// As in OpenSMTPD, the session's address is "local" and its client's
-// name is the server's own.
+// that is the submitter the Received: header and the log name (its name is
+// looked up when the session starts: lookup_local_user). As in OpenSMTPD,
+// the session's address is "local" and its client's name is the server's own.
 void SmtpSession::accept_local() {
     client_ip_ = "local";
     local_ip_ = "local";
@@ -125,16 +126,40 @@ void SmtpSession::accept_local() {
     ucred cred{};
     socklen_t len = sizeof cred;
     uv_os_fd_t fd = -1;
-    if (uv_fileno(conn_handle(), &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    if (uv_fileno(conn_handle(), &fd) == 0 && getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
         local_uid_ = static_cast<long>(cred.uid);
-        std::vector<char> buf(16384);
-        passwd pw{}, *found = nullptr;
-        if (getpwuid_r(cred.uid, &pw, buf.data(), buf.size(), &found) == 0 && found) local_user_ = found->pw_name;
-        else local_user_ = std::to_string(cred.uid);
-    }
     rdns_ = hostname();
     fcrdns_ = true;
     rdns_known_ = true;
+}
+
+// The submitter's name, from the passwd database (a uid without an entry
+// goes by its number), then `then`. The lookup runs on the worker pool: NSS
+// may ask LDAP or sssd, which can take seconds, and the loop serves every
+// other session meanwhile. The session waits for it before it says anything
+// (the log's "connected" line and the rules name the user); the idle timer
+// bounds the wait, and a session that ends meanwhile (the daemon stopping)
+// drops the answer.
+void SmtpSession::lookup_local_user(std::function<void()> then) {
+    auto name = std::make_shared<std::string>();
+    reset_idle_timer();
+    event::run_blocking(
+        server_.loop(),
+        [name, uid = static_cast<uid_t>(local_uid_)] {
+            long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+            std::vector<char> buf(size > 0 ? static_cast<size_t>(size) : 16384);
+            passwd pw{}, *found = nullptr;
+            int rc;
+            while ((rc = getpwuid_r(uid, &pw, buf.data(), buf.size(), &found)) == ERANGE && buf.size() < (1u << 20))
+                buf.resize(buf.size() * 2);
+            *name = rc == 0 && found ? found->pw_name : std::to_string(uid);
+        },
+        [weak = weak_from_this(), name, then = std::move(then)] {
+            auto self = weak.lock();
+            if (!self || self->state_ == State::Closing) return;
+            self->local_user_ = *name;
+            then();
+        });
 }
 
 // The reverse DNS name runs alongside the greeting; what needs it (rules,
@@ -218,6 +243,11 @@ void SmtpSession::when_rdns_known(std::function<void()> fn) {
 }
 
 void SmtpSession::start(Refusal refusal) {
+    if (listener_.socket && local_uid_ >= 0) return lookup_local_user([this, refusal] { begin(refusal); });
+    begin(refusal);
+}
+
+void SmtpSession::begin(Refusal refusal) {
     log::Line connected(id_ + " smtp connected");
     connected.kv("address", client_ip_);
     if (listener_.socket) connected.kv("user", local_user_).kv("uid", static_cast<long long>(local_uid_));

@@ -155,6 +155,8 @@ private:
     uv_handle_t* conn_handle() { return reinterpret_cast<uv_handle_t*>(&conn_); }
     void accept_tcp();
     void accept_local();
+    void lookup_local_user(std::function<void()> then);
+    void begin(Refusal refusal);  // start(), once the local user's name is known
     // The local socket's client, from its peer credentials (SO_PEERCRED):
     // who submits. -1 and "" on TCP.
     long local_uid_ = -1;

@@ -241,6 +241,36 @@ class Sendmail(unittest.TestCase):
         self.assertIn(f"Return-Path: <{USER}@{self.host}>", msg)
         self.assertRegex(self.d.log(), rf"smtp connected address=local user={USER} uid={uid}\n")
 
+    def test_uid_without_a_name_goes_by_its_number(self):
+        uid = 54321
+        while True:  # a uid the passwd database does not know
+            try:
+                pwd.getpwuid(uid)
+                uid += 1
+            except KeyError:
+                break
+        dialogue = ("EHLO nameless.test\r\nMAIL FROM:<me@example.org>\r\nRCPT TO:<root>\r\nDATA\r\n"
+                    "Subject: nameless\r\n\r\nx\r\n.\r\nQUIT\r\n")
+        r = subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--", SENDMAIL, "-C",
+                            self.d.conf_path, "-bs"], input=dialogue, capture_output=True, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        msg = self.wait_msg("md", "root", "nameless")
+        self.assertIn(f"Received: from nameless.test (local user {uid}, uid {uid})\n", msg)
+        self.assertRegex(self.d.log(), rf"smtp connected address=local user={uid} uid={uid}\n")
+
+    def test_sessions_that_leave_before_the_greeting(self):
+        # The user's name is looked up off the event loop before the
+        # greeting; sessions gone meanwhile must leave the daemon serving.
+        import socket as sock
+        for _ in range(40):
+            c = sock.socket(sock.AF_UNIX, sock.SOCK_STREAM)
+            c.connect(self.socket)
+            c.close()
+        r = self.sendmail("root", stdin="Subject: after leavers\n\nx\n", as_user=True)
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        msg = self.wait_msg("md", "root", "after leavers")
+        self.assertIn(f"(local user {USER}, uid {self.user.pw_uid})", msg)
+
     def test_ordinary_user_cannot_forge_the_received_line(self):
         # -f sets the envelope sender (as with every sendmail), but the
         # Received: line names the uid the kernel saw connect.
