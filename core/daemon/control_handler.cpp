@@ -311,7 +311,27 @@ control::Reply ControlHandler::pause_resume(const std::string& what, bool pause)
         return error("expected mda, mta or smtp, got '" + what + "'");
     }
     log::info(log::Line(pause ? "control paused" : "control resumed").kv("what", what));
+    if (paused_changed_) paused_changed_(paused_names());
     return one({{what, pause ? "paused" : "running"}});
+}
+
+std::vector<std::string> ControlHandler::paused_names() const {
+    using delivery::Pool, delivery::pool_name;
+    std::vector<std::string> names;
+    for (Pool p : {Pool::Local, Pool::Relay})
+        if (scheduler_.paused(p)) names.emplace_back(pool_name(p));
+    if (server_.paused()) names.emplace_back("smtp");
+    return names;
+}
+
+void ControlHandler::restore_paused(const std::vector<std::string>& names) {
+    for (const auto& what : names) {
+        if (auto pool = delivery::pool_named(what)) scheduler_.pause(*pool);
+        else if (what == "smtp") server_.pause();
+        else continue;
+        log::info(log::Line("paused as before the reload").kv("what", what));
+    }
+    if (paused_changed_ && !names.empty()) paused_changed_(paused_names());
 }
 
 void ControlHandler::show_message(const std::string& id, std::function<void(control::Reply)> done) {
@@ -356,9 +376,7 @@ void ControlHandler::update_table(const std::string& name, std::function<void(co
 // The answer comes once the parent has checked the new configuration and,
 // when it is valid, started the process that serves with it.
 void ControlHandler::reload(std::function<void(control::Reply)> done) {
-    if (!reload_)
-        return done(error("this posternd was not started as root and cannot reload its configuration; "
-                          "restart it (SIGHUP reloads its tables)"));
+    if (!reload_) return done(error("this process cannot reload the configuration; restart posternd"));
     reload_([done = std::move(done)](bool ok, std::vector<std::string> errors) {
         if (ok) return done(one({{"message", "configuration reloaded"}}));
         control::Reply r = error("configuration not reloaded; the running one stays");

@@ -32,6 +32,14 @@ public:
     using ReloadDone = std::function<void(bool ok, std::vector<std::string> errors)>;
     void set_reload(std::function<void(ReloadDone)> fn) { reload_ = std::move(fn); }
 
+    // Called with what is paused ("mda", "mta", "smtp") each time a pause
+    // or resume changes it: the parent keeps it for a reloaded process.
+    void on_paused(std::function<void(const std::vector<std::string>&)> fn) { paused_changed_ = std::move(fn); }
+    // Pause what a process replaced by a reload had paused.
+    void restore_paused(const std::vector<std::string>& names);
+    // The daemon's start, for the uptime (a reload does not reset it).
+    void set_started(std::time_t t) { started_ = t; }
+
 private:
     control::Reply show_queue() const;
     control::Reply show_envelope(const std::string& id) const;
@@ -39,6 +47,7 @@ private:
     control::Reply show_status() const;
     void append_queue_status(control::Record& rec) const;
     control::Reply pause_resume(const std::string& what, bool pause);
+    std::vector<std::string> paused_names() const;
     void show_message(const std::string& id, std::function<void(control::Reply)> done);
     void update_table(const std::string& name, std::function<void(control::Reply)> done);
     void reload(std::function<void(control::Reply)> done);
@@ -52,6 +61,7 @@ private:
     table::Registry& tables_;
     std::time_t started_ = std::time(nullptr);
     std::function<void(ReloadDone)> reload_;
+    std::function<void(const std::vector<std::string>&)> paused_changed_;
 };
 
 }  // namespace postern::daemon

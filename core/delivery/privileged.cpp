@@ -131,6 +131,13 @@ void PrivClient::request_reload(ReloadDone done) {
     send({"reload", std::to_string(id)});
 }
 
+void PrivClient::report_paused(const std::vector<std::string>& names) {
+    if (broken_) return;
+    std::vector<std::string> fields = {"paused"};
+    fields.insert(fields.end(), names.begin(), names.end());
+    send(fields);
+}
+
 // Reply: id, then per item the result's fields (delivery/result.hpp); a
 // password check: id, status word, text; a reload: id, "ok" or "error",
 // then the problems. Or the parent's own "drain".
@@ -212,6 +219,10 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
         };
         if (!reload_) return answer(false, {"this process cannot reload"});
         return reload_(answer);
+    }
+    if (!f.empty() && f[kKind] == "paused") {
+        if (paused_) paused_(std::vector<std::string>(f.begin() + 1, f.end()));
+        return;
     }
     if (f.size() < kHeadFields || f[kKind] != "deliver") return;  // cannot even answer it
     const std::string& id = f[kId];

@@ -76,6 +76,9 @@ public:
     // Called when the parent says that every process this one replaced
     // has ended: the spool is this one's to load.
     void on_queue_free(std::function<void()> fn) { queue_free_ = std::move(fn); }
+    // Tell the parent what is paused now (posternctl pause: "mda", "mta",
+    // "smtp"), so that a process started by a reload pauses the same.
+    void report_paused(const std::vector<std::string>& names);
     void close();
 
 private:
@@ -111,6 +114,8 @@ public:
     void drain();
     // Tell a child started by a reload that the children before it have ended.
     void queue_free();
+    // Called with what the child has paused each time that changes.
+    void on_paused(std::function<void(std::vector<std::string>)> fn) { paused_ = std::move(fn); }
 
 private:
     void on_frame(const std::vector<std::string>& fields) override;
@@ -123,6 +128,7 @@ private:
     SpawnLauncher& launcher_;
     std::function<void()> lost_;
     std::function<void(ReloadReply)> reload_;
+    std::function<void(std::vector<std::string>)> paused_;
 };
 
 }  // namespace postern::delivery

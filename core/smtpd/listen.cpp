@@ -60,40 +60,6 @@ std::vector<std::string> interface_addresses(const std::string& name) {
     return out;
 }
 
-bool bind_one(const std::string& ip, int port, int* fd_out, std::string* error) {
-    int family = AF_INET;
-    is_ip(ip, &family);
-    util::Fd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-    if (!fd) {
-        *error = std::string("socket: ") + strerror(errno);
-        return false;
-    }
-    int on = 1;
-    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (family == AF_INET) {
-        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(static_cast<uint16_t>(port));
-        inet_pton(AF_INET, ip.c_str(), &sin->sin_addr);
-        len = sizeof *sin;
-    } else {
-        setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
-        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
-        sin6->sin6_family = AF_INET6;
-        sin6->sin6_port = htons(static_cast<uint16_t>(port));
-        inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr);
-        len = sizeof *sin6;
-    }
-    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 511) != 0) {
-        *error = strerror(errno);
-        return false;
-    }
-    *fd_out = fd.release();
-    return true;
-}
-
 std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
 
 // A socket file left by a daemon that died is in the way of bind(); one that
@@ -137,6 +103,40 @@ void open_folder_to_all(const std::string& path) {
 }
 
 }  // namespace
+
+bool bind_tcp(const std::string& ip, int port, int* fd_out, std::string* error) {
+    int family = AF_INET;
+    is_ip(ip, &family);
+    util::Fd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) {
+        *error = std::string("socket: ") + strerror(errno);
+        return false;
+    }
+    int on = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_storage ss{};
+    socklen_t len;
+    if (family == AF_INET) {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&ss);
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(static_cast<uint16_t>(port));
+        inet_pton(AF_INET, ip.c_str(), &sin->sin_addr);
+        len = sizeof *sin;
+    } else {
+        setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&ss);
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(static_cast<uint16_t>(port));
+        inet_pton(AF_INET6, ip.c_str(), &sin6->sin6_addr);
+        len = sizeof *sin6;
+    }
+    if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 511) != 0) {
+        *error = strerror(errno);
+        return false;
+    }
+    *fd_out = fd.release();
+    return true;
+}
 
 bool open_local_socket(const config::Config& config, const std::string& path, std::vector<ListenSocket>* out,
                        std::string* error) {
@@ -219,7 +219,7 @@ bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out
             ListenSocket s;
             s.listener = &l;
             s.address = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(l.port);
-            if (!bind_one(ip, l.port, &s.fd, &err)) {
+            if (!bind_tcp(ip, l.port, &s.fd, &err)) {
                 errors->push_back(config::format({l.where, "listen on " + s.address + ": " + err}));
                 continue;
             }

@@ -32,6 +32,10 @@ bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out
 bool open_local_socket(const config::Config& config, const std::string& path, std::vector<ListenSocket>* out,
                        std::string* error);
 
+// Bind and listen on one TCP address (an IP literal) and port; the
+// descriptor in `fd`, or false with the reason in `error`.
+bool bind_tcp(const std::string& ip, int port, int* fd, std::string* error);
+
 void close_listeners(std::vector<ListenSocket>& sockets);
 
 // Every address of this host, as text ("127.0.0.1", "::1", ...).

@@ -55,9 +55,13 @@ void SmtpServer::on_connection(uv_stream_t* stream, int status) {
 
 void SmtpServer::session_closed(SmtpSession* s) { sessions_.erase(s); }
 
-void SmtpServer::stop(bool unavailable) {
+void SmtpServer::stop_accepting() {
     for (auto& l : listening_)
         if (!uv_is_closing(l->as_handle())) uv_close(l->as_handle(), nullptr);
+}
+
+void SmtpServer::stop(bool unavailable) {
+    stop_accepting();
     std::vector<std::shared_ptr<SmtpSession>> live;
     for (auto& [raw, s] : sessions_) live.push_back(s);
     for (auto& s : live) s->shutdown(unavailable);

@@ -68,6 +68,10 @@ public:
     bool start(const std::vector<ListenSocket>& sockets, std::string* error);
     // Stop accepting and close every session (see SmtpSession::shutdown).
     void stop(bool unavailable = false);
+    // Stop accepting, and only that: the sessions go on. The listening
+    // sockets are closed, not shut down: a process started by a reload may
+    // accept on copies of them.
+    void stop_accepting();
 
     uv_loop_t* loop() const { return loop_; }
     const SmtpContext& ctx() const { return ctx_; }

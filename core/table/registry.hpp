@@ -57,7 +57,7 @@ public:
               const Explain& explain = nullptr);
 
     Table* find(std::string_view name) const;
-    // SIGHUP and posternctl update table NAME; keeps the old content on failure.
+    // posternctl update table NAME; keeps the old content on failure.
     bool reload(std::string_view name, std::string* error);
 
 private:

@@ -114,6 +114,13 @@ class Install(unittest.TestCase):
                 self.assertEqual(os.path.basename(argv[0]), "posternd")
                 self.assertTrue(os.path.isfile(self.staged(self.config_of(argv))),
                                 f"{key} reads {self.config_of(argv)}, which was not installed:\n{self.install_log}")
+        # systemctl reload asks the daemon with the installed posternctl,
+        # about the same configuration, and fails when it is refused.
+        reload = shlex.split(dict(self.service())["ExecReload"].lstrip("-@:+!"))
+        self.assertEqual((os.path.basename(reload[0]), reload[-1]), ("posternctl", "reload"), reload)
+        self.assertTrue(os.access(self.staged(reload[0]), os.X_OK), f"{reload[0]}:\n{self.install_log}")
+        start = shlex.split(dict(self.commands())["ExecStart"].lstrip("-@:+!"))
+        self.assertEqual(self.config_of(reload), self.config_of(start))
         pre = dict(self.commands())["ExecStartPre"]
         self.assertIn(" -n ", f" {pre} ")  # a check, not a second daemon
         if dict(self.service()).get("Type", "simple") == "simple":
@@ -188,7 +195,7 @@ class Install(unittest.TestCase):
         # installed; that they exist under DESTDIR is checked above.
         r = subprocess.run([tool, "verify", "--man=no", self.unit_path()], capture_output=True, text=True,
                            timeout=60)
-        missing = re.compile(r"Command \S+/posternd is not executable: No such file or directory$")
+        missing = re.compile(r"Command \S+/postern(d|ctl) is not executable: No such file or directory$")
         other = [line for line in (r.stdout + r.stderr).splitlines() if line.strip() and not missing.search(line)]
         self.assertEqual(other, [], f"systemd-analyze verify:\n{r.stdout}{r.stderr}")
 

@@ -124,7 +124,15 @@ class Reload(unittest.TestCase):
             # The new listener answers, the removed one is closed.
             self.assertTrue(postern.wait_until(lambda: banner(port3), 10), d.log())
             self.assertTrue(postern.wait_until(lambda: refused(port2), 10), d.log())
-            # The queued message goes where the new action says.
+            # The pause carries over to the new process: the message waits
+            # until delivery is resumed, then goes where the new action says.
+            status = ctl(d, "show", "status")
+            self.assertRegex(status.stdout, r"(?m)^mda: paused$", status.stdout + d.log())
+            self.assertRegex(status.stdout, r"(?m)^smtp: running$", status.stdout)
+            self.assertIn("paused as before the reload what=mda", d.log())
+            time.sleep(1)
+            self.assertEqual(postern.maildir_new(d.path("mail2")), [], d.log())
+            self.assertEqual(ctl(d, "resume", "mda").returncode, 0, d.log())
             files = d.wait_files(d.path("mail2"), 1, timeout=20)
             self.assertEqual(len(files), 1, d.log())
             self.assertIn(b"Subject: queued before", postern.read_bytes(files[0]))
@@ -234,6 +242,74 @@ class Reload(unittest.TestCase):
             self.assertEqual(sorted(set(acked) - set(ids)), [], "acknowledged but not delivered")
             self.assertEqual(len(ids), len(acked))
 
+
+
+USER = f"prld{os.getpid() % 100000}"
+
+
+def ensure_user():
+    import pwd
+    try:
+        return pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                        USER], check=True, timeout=30)
+        return pwd.getpwnam(USER)
+
+
+class AsUser(postern.Daemon):
+    """posternd started by an ordinary user: its folder is that user's."""
+
+    def __init__(self, config_text, user):
+        super().__init__(config_text, name="reload-user", prepare=self._hand_over)
+        self.user = user
+
+    def _hand_over(self, folder):
+        write_aliases(folder, "")
+        for root, dirs, files in os.walk(folder):
+            for name in [root] + [os.path.join(root, n) for n in dirs + files]:
+                os.chown(name, self.user.pw_uid, self.user.pw_gid)
+
+    def _spawn(self):
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups",
+                 postern.POSTERND, "-d", "-f", self.conf_path],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir, start_new_session=True)
+        self.session = self.proc.pid
+        self._wait_ready()
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: to start the daemon as another user")
+class ReloadNotRoot(unittest.TestCase):
+    """A daemon started by an ordinary user reloads its whole configuration
+    too: its parent runs with that user's rights, and so does the child."""
+
+    def test_sighup_and_posternctl_reload_serve_a_changed_configuration(self):
+        user = ensure_user()
+        with AsUser(config(), user) as d:
+            # The daemon's processes are all the user's.
+            procs = [d.pid] + postern.children_of(d.pid)
+            self.assertTrue(all(os.stat(f"/proc/{p}").st_uid == user.pw_uid for p in procs), procs)
+            self.assertEqual(send(d.port, "root@localhost", "before"), {})
+            self.assertEqual(len(d.wait_files(d.path("mail"), 1, timeout=20)), 1, d.log())
+
+            rewrite(d, config(mail="mail2"))
+            os.kill(d.pid, signal.SIGHUP)
+            self.assertTrue(postern.wait_until(lambda: "configuration reloaded" in d.log(), 20), d.log())
+            self.assertEqual(send(d.port, "root@localhost", "after sighup"), {})
+            files = d.wait_files(d.path("mail2"), 1, timeout=20)
+            self.assertEqual(len(files), 1, d.log())
+            self.assertIn(b"Subject: after sighup", postern.read_bytes(files[0]))
+            self.assertNotIn("table reloaded", d.log())
+
+            rewrite(d, config(mail="mail3"))
+            r = ctl(d, "reload")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr + d.log())
+            self.assertEqual(send(d.port, "root@localhost", "after posternctl"), {})
+            self.assertEqual(len(d.wait_files(d.path("mail3"), 1, timeout=20)), 1, d.log())
+            self.assertEqual(len(postern.maildir_new(d.path("mail"))), 1)
+            self.assertEqual(len(postern.maildir_new(d.path("mail2"))), 1)
 
 if __name__ == "__main__":
     postern.run_tests()
