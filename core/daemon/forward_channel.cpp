@@ -59,17 +59,6 @@ expand::ForwardFile read_as(uid_t uid, gid_t gid, const std::string& home) {
 
 }  // namespace
 
-bool forward_channel(util::Fd* parent, util::Fd* child, std::string* error) {
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
-        *error = std::string("socketpair: ") + std::strerror(errno);
-        return false;
-    }
-    parent->reset(sp[0]);
-    child->reset(sp[1]);
-    return true;
-}
-
 // ---- the child's side ----
 
 expand::ForwardFile ForwardClient::read(const expand::UserInfo& user) {
@@ -106,30 +95,17 @@ expand::ForwardFile ForwardClient::read(const expand::UserInfo& user) {
 
 // ---- the parent's side ----
 
-ForwardServer::ForwardServer(uv_loop_t* loop, util::Fd channel) : fd_(std::move(channel)) {
-    uv_poll_init(loop, &poll_, fd_.get());
-    poll_.data = this;
-    uv_poll_start(&poll_, UV_READABLE | UV_DISCONNECT,
-                  [](uv_poll_t* p, int, int) { static_cast<ForwardServer*>(p->data)->on_readable(); });
-    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_));
-    open_ = true;
-}
-
-ForwardServer::~ForwardServer() { close(); }
-
-void ForwardServer::close() {
-    if (!open_) return;
-    open_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-}
+ForwardServer::ForwardServer(uv_loop_t* loop, util::Fd channel)
+    : channel_(
+          loop, std::move(channel), [this] { on_readable(); }, false) {}
 
 void ForwardServer::on_readable() {
     std::vector<char> buf(8192);
-    while (open_) {
-        ssize_t n = recv(fd_.get(), buf.data(), buf.size(), MSG_DONTWAIT);
+    while (channel_.open()) {
+        ssize_t n = recv(channel_.fd(), buf.data(), buf.size(), MSG_DONTWAIT);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-        if (n <= 0) return close();  // the child is gone
+        if (n <= 0) return channel_.close();  // the child is gone
         auto f = fields(std::string_view(buf.data(), static_cast<std::size_t>(n)), 4);
         uid_t uid = 0;
         gid_t gid = 0;
@@ -142,8 +118,8 @@ void ForwardServer::on_readable() {
         reply += std::to_string(static_cast<int>(answer.status));
         reply.push_back('\0');
         reply += answer.status == expand::ForwardFile::Status::Found ? answer.text : answer.why;
-        if (send(fd_.get(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
-            return close();
+        if (send(channel_.fd(), reply.data(), reply.size(), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+            return channel_.close();
     }
 }
 

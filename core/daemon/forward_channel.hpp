@@ -12,6 +12,7 @@
 // Request:  "ID\0UID\0GID\0HOME"        Reply: "ID\0STATUS\0TEXT-OR-REASON"
 // STATUS is the digit of expand::ForwardFile::Status. The parent trusts
 // nothing in a request but its shape; what it reads is what that uid could.
+// The channel is made with event::seqpacket_pair.
 #pragma once
 
 #include <uv.h>
@@ -20,13 +21,11 @@
 #include <mutex>
 #include <string>
 
+#include "event/poll_channel.hpp"
 #include "expand/forward.hpp"
 #include "util/fd.hpp"
 
 namespace postern::daemon {
-
-// Makes the channel's socketpair: [0] for the parent, [1] for the child.
-bool forward_channel(util::Fd* parent, util::Fd* child, std::string* error);
 
 // In the unprivileged process; read() blocks, so call it from worker
 // threads only (expansion runs there). One request at a time.
@@ -45,17 +44,13 @@ private:
 class ForwardServer {
 public:
     ForwardServer(uv_loop_t* loop, util::Fd channel);
-    ~ForwardServer();
     ForwardServer(const ForwardServer&) = delete;
     ForwardServer& operator=(const ForwardServer&) = delete;
 
 private:
     void on_readable();
-    void close();
 
-    util::Fd fd_;
-    uv_poll_t poll_{};
-    bool open_ = false;
+    event::PollChannel channel_;
 };
 
 }  // namespace postern::daemon

@@ -22,6 +22,7 @@
 #include "daemon/signals.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/privileged.hpp"
+#include "event/poll_channel.hpp"
 #include "filterhost/processes.hpp"
 #include "filterhost/starter.hpp"
 #include "smtpd/listen.hpp"
@@ -225,8 +226,8 @@ private:
 
 bool Supervisor::start_child(Child& c, const Descriptors* inherited, std::string* error) {
     util::Fd filter_parent, filter_child, forward_parent, forward_child;
-    if (!filterhost::starter_channel(&filter_parent, &filter_child, error) ||
-        !forward_channel(&forward_parent, &forward_child, error))
+    if (!event::seqpacket_pair(&filter_parent, &filter_child, error) ||
+        !event::seqpacket_pair(&forward_parent, &forward_child, error))
         return false;
     int sp[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) != 0) {

@@ -78,12 +78,6 @@ std::pair<std::string_view, std::string_view> split(std::string_view s) {
     return {s.substr(0, sp), s.substr(sp + 1)};
 }
 
-void poll_start(uv_loop_t* loop, uv_poll_t* poll, int fd, void* data, uv_poll_cb cb) {
-    uv_poll_init(loop, poll, fd);
-    poll->data = data;
-    uv_poll_start(poll, UV_READABLE | UV_DISCONNECT, cb);
-}
-
 }  // namespace
 
 void LocalStarter::start(std::size_t proc, Started done) {
@@ -93,37 +87,22 @@ void LocalStarter::start(std::size_t proc, Started done) {
     done(std::move(io), pid, error);
 }
 
-bool starter_channel(util::Fd* parent, util::Fd* child, std::string* error) {
-    int sp[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) != 0) {
-        *error = std::string("socketpair: ") + strerror(errno);
-        return false;
-    }
-    parent->reset(sp[0]);
-    child->reset(sp[1]);
-    return true;
-}
-
 // ---- the child's side ----
 
-StarterClient::StarterClient(uv_loop_t* loop, util::Fd channel) : fd_(std::move(channel)) {
-    poll_start(loop, &poll_, fd_.get(), this,
-               [](uv_poll_t* p, int, int) { static_cast<StarterClient*>(p->data)->on_readable(); });
-    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_));
-    open_ = true;
-}
+StarterClient::StarterClient(uv_loop_t* loop, util::Fd channel)
+    : channel_(
+          loop, std::move(channel), [this] { on_readable(); }, false) {}
 
 StarterClient::~StarterClient() { close(); }
 
 void StarterClient::close() {
-    if (!open_) return;
-    open_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+    if (!channel_.open()) return;
+    channel_.close();
     fail_all("the daemon is stopping");
 }
 
 void StarterClient::start(std::size_t proc, Started done) {
-    if (!open_ || !send_message(fd_.get(), "start " + std::to_string(proc))) {
+    if (!channel_.open() || !send_message(channel_.fd(), "start " + std::to_string(proc))) {
         done({}, -1, "the privileged process is gone");
         return;
     }
@@ -131,7 +110,7 @@ void StarterClient::start(std::size_t proc, Started done) {
 }
 
 void StarterClient::stop(std::size_t proc, pid_t pid) {
-    if (open_) send_message(fd_.get(), "stop " + std::to_string(proc) + " " + std::to_string(pid));
+    if (channel_.open()) send_message(channel_.fd(), "stop " + std::to_string(proc) + " " + std::to_string(pid));
 }
 
 void StarterClient::fail_all(const std::string& why) {
@@ -140,16 +119,15 @@ void StarterClient::fail_all(const std::string& why) {
 }
 
 void StarterClient::on_readable() {
-    while (open_) {
+    while (channel_.open()) {
         std::string text;
         util::Fd passed;
         bool again = false;
-        if (!receive_message(fd_.get(), &text, &passed, &again)) {
+        if (!receive_message(channel_.fd(), &text, &passed, &again)) {
             if (again) return;
             // The parent is gone: the delivery channel says so to the daemon;
             // here, no filter can be started any more.
-            open_ = false;
-            uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
+            channel_.close();
             fail_all("the privileged process is gone");
             return;
         }
@@ -166,30 +144,19 @@ void StarterClient::on_readable() {
 // ---- the parent's side ----
 
 StarterServer::StarterServer(uv_loop_t* loop, util::Fd channel, Processes& procs)
-    : fd_(std::move(channel)), procs_(procs) {
-    poll_start(loop, &poll_, fd_.get(), this,
-               [](uv_poll_t* p, int, int) { static_cast<StarterServer*>(p->data)->on_readable(); });
-    uv_unref(reinterpret_cast<uv_handle_t*>(&poll_));
-    open_ = true;
-}
-
-StarterServer::~StarterServer() { close(); }
-
-void StarterServer::close() {
-    if (!open_) return;
-    open_ = false;
-    uv_close(reinterpret_cast<uv_handle_t*>(&poll_), nullptr);
-}
+    : channel_(
+          loop, std::move(channel), [this] { on_readable(); }, false),
+      procs_(procs) {}
 
 // The child is not trusted: a request names a proc of the parent's own
 // config by index, and a stop names the pid the parent itself started.
 void StarterServer::on_readable() {
-    while (open_) {
+    while (channel_.open()) {
         std::string text;
         util::Fd passed;
         bool again = false;
-        if (!receive_message(fd_.get(), &text, &passed, &again)) {
-            if (!again) close();
+        if (!receive_message(channel_.fd(), &text, &passed, &again)) {
+            if (!again) channel_.close();
             return;
         }
         auto [word, rest] = split(text);
@@ -199,8 +166,8 @@ void StarterServer::on_readable() {
             std::string error = "no such filter process";
             util::Fd io;
             if (number(rest, &index) && index < procs_.size()) io = procs_.start(index, &pid, &error);
-            if (io) send_message(fd_.get(), "started " + std::to_string(pid), io.get());
-            else send_message(fd_.get(), "failed " + error.substr(0, kMaxMessage - 16));
+            if (io) send_message(channel_.fd(), "started " + std::to_string(pid), io.get());
+            else send_message(channel_.fd(), "failed " + error.substr(0, kMaxMessage - 16));
             continue;
         }
         auto [index_text, pid_text] = split(rest);

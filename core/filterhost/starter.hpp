@@ -20,6 +20,7 @@
 #include <functional>
 #include <string>
 
+#include "event/poll_channel.hpp"
 #include "filterhost/processes.hpp"
 #include "util/fd.hpp"
 
@@ -48,9 +49,6 @@ private:
     Processes& procs_;
 };
 
-// Makes the channel's socketpair: [0] for the parent, [1] for the child.
-bool starter_channel(util::Fd* parent, util::Fd* child, std::string* error);
-
 // In the unprivileged process.
 class StarterClient final : public Starter {
 public:
@@ -64,9 +62,7 @@ private:
     void on_readable();
     void fail_all(const std::string& why);
 
-    util::Fd fd_;
-    uv_poll_t poll_{};
-    bool open_ = false;
+    event::PollChannel channel_;
     std::deque<Started> pending_;
 };
 
@@ -74,17 +70,13 @@ private:
 class StarterServer {
 public:
     StarterServer(uv_loop_t* loop, util::Fd channel, Processes& procs);
-    ~StarterServer();
     StarterServer(const StarterServer&) = delete;
     StarterServer& operator=(const StarterServer&) = delete;
 
 private:
     void on_readable();
-    void close();
 
-    util::Fd fd_;
-    uv_poll_t poll_{};
-    bool open_ = false;
+    event::PollChannel channel_;
     Processes& procs_;
 };
 
