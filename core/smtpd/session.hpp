@@ -141,6 +141,8 @@ private:
     void rdns_resolved();
     void confirm_rdns();
     std::string received_header(const std::string& msgid) const;
+    bool submission() const;
+    void complete_header(std::string& text);
     const std::string& hostname() const;
 
     SmtpServer& server_;

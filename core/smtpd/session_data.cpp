@@ -6,6 +6,7 @@
 #include "queue/envelope.hpp"
 #include "smtpd/meters.hpp"
 #include "smtpd/session.hpp"
+#include "smtpd/session_submission.hpp"
 #include "table/table.hpp"
 #include "util/log.hpp"
 
@@ -14,14 +15,6 @@ namespace {
 
 constexpr size_t kMaxDataLine = 65536;  // longer text lines refuse the message
 constexpr int kMaxReceived = 100;       // loop detection
-
-std::string rfc5322_date(std::time_t t) {
-    std::tm tm{};
-    localtime_r(&t, &tm);
-    char buf[64];
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    return buf;
-}
 
 // `senders <t> masquerade`: the From: header shows the address the user
 // was allowed to send as. The display name stays; the address is replaced;
@@ -127,8 +120,26 @@ void SmtpSession::finish_data() {
         return;
     }
     if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(body, tx_.sender);
+    if (submission()) complete_header(body);
     if (chain_) return unstreamed(std::move(body));
     commit_message(std::move(body));
+}
+
+// The session acts as a submission server (MSA) on the local socket: it
+// may complete its messages (session_submission.hpp). A TCP session may be
+// relaying, and leaves the message as it came.
+bool SmtpSession::submission() const { return listener_.socket; }
+
+// `text`: the message, or its lines before the empty line (the filters'
+// stream holds them until then), with the fields this server adds when
+// missing, before any filter sees the message.
+void SmtpSession::complete_header(std::string& text) {
+    AddedFields fields{rfc5322_date(std::time(nullptr)), new_message_id_value(tx_.msgid, hostname())};
+    std::vector<std::string_view> added = add_missing_fields(text, fields);
+    if (added.empty() || !log::verbose()) return;
+    std::string names;
+    for (auto name : added) names += (names.empty() ? "" : ",") + std::string(name);
+    log::debug(log::Line(id_ + " smtp added-fields").kv("msgid", tx_.msgid).kv("fields", names));
 }
 
 std::string SmtpSession::received_header(const std::string& msgid) const {
@@ -290,6 +301,7 @@ void SmtpSession::stream_headers() {
         st.refusal = kLoopText;
     }
     if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(st.headers, tx_.sender);
+    if (submission()) complete_header(st.headers);
     std::string headers = std::move(st.headers);
     for (size_t pos = 0; stream_ && pos < headers.size();) {
         size_t nl = headers.find('\n', pos);

@@ -126,6 +126,8 @@ class Sendmail(unittest.TestCase):
         self.assertIn(f"From: root <root@{self.host}>\n", msg)  # root's GECOS name is "root"
         self.assertRegex(msg, r"\nDate: [A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} ")
         self.assertRegex(msg, r"\nMessage-ID: <\d{14}\.\d+\.[0-9a-f]{8}@" + re.escape(self.host) + ">\n")
+        # The daemon adds none of its own to a message that has them.
+        self.assertEqual((msg.count("\nDate: "), msg.count("\nMessage-ID: ")), (1, 1))
         self.assertIn("Received: from localhost (local user root, uid 0)\n", msg)
         self.assertIn("X-Filtered: yes\n", msg)  # the socket listener's filter saw it
         self.assertIn(f"Return-Path: <root@{self.host}>", msg)
@@ -186,7 +188,12 @@ class Sendmail(unittest.TestCase):
         self.assertEqual(codes, ["220", "250", "250", "250", "354", "250", "221"], r.stdout)
         msg = self.wait_msg("md", "root", "bs")
         self.assertIn("Received: from client.test (local user root, uid 0)\n", msg)
-        self.assertNotIn("Message-ID", msg)  # -bs passes the message as it is
+        # -bs passes the message as it is; the daemon adds what it lacks, as
+        # to every message on its socket (test_submission_fields.py).
+        self.assertEqual(msg.count("\nMessage-ID: "), 1)
+        self.assertRegex(msg, r"\nSubject: bs\nDate: [^\n]+\nMessage-ID: <[0-9a-f]{16}\.[0-9a-f]{8}@" +
+                         re.escape(self.host) + ">\n\nvia -bs\n$")
+        self.assertEqual(msg.count("\nDate: "), 1)
 
     def test_refused_recipient_is_67(self):
         r = self.sendmail("no-such-user-here", stdin="Subject: x\n\nx\n")
