@@ -69,14 +69,14 @@ std::string rfc5322_date(std::time_t t) {
     std::tm tm{};
     localtime_r(&t, &tm);
     char buf[64];
-    std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
-    return buf;
+    size_t n = std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &tm);
+    return std::string(buf, n);
 }
 
 std::string new_message_id_value(std::string_view msgid, std::string_view host) {
     static std::mt19937_64 rng{std::random_device{}()};  // the loop's thread only
     char random[17];
-    std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(rng()));
+    (void)std::snprintf(random, sizeof random, "%016llx", static_cast<unsigned long long>(rng()));
     return "<" + std::string(random) + "." + std::string(msgid) + "@" + std::string(host) + ">";
 }
 
