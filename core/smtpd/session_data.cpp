@@ -125,10 +125,11 @@ void SmtpSession::finish_data() {
     commit_message(std::move(body));
 }
 
-// The session acts as a submission server (MSA) on the local socket: it
-// may complete its messages (session_submission.hpp). A TCP session may be
-// relaying, and leaves the message as it came.
-bool SmtpSession::submission() const { return listener_.socket; }
+// The session acts as a submission server (MSA) on the local socket and
+// for an authenticated client: it may complete their messages
+// (session_submission.hpp). Any other session may be relaying, and leaves
+// the message as it came.
+bool SmtpSession::submission() const { return listener_.socket || authenticated_; }
 
 // `text`: the message, or its lines before the empty line (the filters'
 // stream holds them until then), with the fields this server adds when

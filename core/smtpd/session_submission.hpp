@@ -6,9 +6,9 @@
 // user's program left incomplete: sections 8.2 and 8.3 name a missing Date:
 // and Message-ID:. A relay must leave the message alone beyond its
 // Received: (RFC 5321 section 6.4), so the session adds them only where it
-// is sure to act as an MSA: on the local socket (SmtpSession::submission()
-// in session_data.cpp). OpenSMTPD adds the same two on its local socket
-// (and on loopback and port 587 listeners).
+// is sure to act as an MSA: on the local socket and for an authenticated
+// client (SmtpSession::submission() in session_data.cpp). OpenSMTPD adds
+// the same two on its local socket, loopback and port 587 listeners.
 //
 // The fields go at the end of the header section, before the message's
 // filters see it, so that a DKIM signer can sign them (OpenSMTPD adds them

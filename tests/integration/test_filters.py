@@ -104,6 +104,7 @@ class Golden(unittest.TestCase):
                 line = line.replace(real, alias)
             line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:<PORT>", line)
             line = re.sub(r"[A-Z][a-z]{2}, \d{2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}", "<DATE>", line)
+            line = re.sub(r"Message-ID: <[0-9a-f]{16}\.", "Message-ID: <<RANDOM>.", line)
             line = re.sub(r"(tx-commit\|<SID>\|<MSGID>)\|\d+", r"\1|<SIZE>", line)
             line = re.sub(r"TLSv1\.3:[A-Z0-9_]+:\d+", "<TLS>", line)
             out.append(line)

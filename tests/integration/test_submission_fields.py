@@ -1,9 +1,9 @@
 """Date: and Message-ID: added to submitted messages (issue 14).
 
 The daemon acts as a submission server (RFC 6409 section 8) on the local
-socket: a message without a Date: or a Message-ID: gets one, at the end of
-its header section, before its filters see it. A TCP session may be
-relaying: its messages are stored as they came, authenticated or not.
+socket and for authenticated clients: a message without a Date: or a
+Message-ID: gets one, at the end of its header section, before its filters
+see it. Any other session relays, and its messages are stored as they came.
 
 One daemon: the local socket with postern's filter-dkim on it (so the test
 sees the filter sign the added fields, checked by Debian's python3-dkim), a
@@ -190,15 +190,15 @@ class SubmissionFields(unittest.TestCase):
         self.assertEqual(fields(data, "Date"), [])
         self.assertEqual(fields(data, "Message-ID"), [])
 
-    def test_authenticated_tcp_session_is_unchanged(self):
+    def test_authenticated_submission_gets_them(self):
         s = self.smtp_tls()
         s.login("bob", "bobpass")
         msg = BARE.replace("@SUBJECT@", "submitted")
-        self.send_smtplib(s, msg, "submitted")
+        msgid = self.send_smtplib(s, msg, "submitted")
         data = self.delivered("submitted")
-        self.assertTrue(data.endswith(lf(msg)), data)
-        self.assertEqual(fields(data, "Date"), [])
-        self.assertEqual(fields(data, "Message-ID"), [])
+        date, mid = self.check_added(data, msgid, "mail.test")
+        self.assertTrue(data.endswith(f"\nSubject: submitted\nDate: {date}\nMessage-ID: {mid}\n\n"
+                                      "first line\n.a dot\nlast line\n".encode()), data)
 
     def test_same_listener_without_auth_is_unchanged(self):
         msg = BARE.replace("@SUBJECT@", "not submitted")
