@@ -50,19 +50,23 @@
 # Smoke run:  REPS=1 N=200 OUT=results/raw-filters-smoke.jsonl ./filters.sh
 # Refuses to append to an existing OUT unless APPEND=1. Next to OUT (BASE is
 # OUT's name without raw- and .jsonl) it writes run-BASE.log (this output,
-# uptime and a disk fsync rate before, uptime after), loadavg-BASE.log
+# uptime and the disk's flush rate in /tmp (bench_disk_flush) before and
+# after), loadavg-BASE.log
 # (/proc/loadavg every 15 s), audit-BASE.jsonl (postern runs) and
 # summary-BASE.md; the server.log of a run that lost mail is kept as
 # server-BASE-SERVER-FILTER-repR.log.
 # Needs root, the harness's setup.sh done (smtp-source in /opt/postfix,
-# benchuser, the backlog shim), the users _postern and opensmtpd, the package
-# opensmtpd-filter-dkimsign, openssl, and the build-bench targets posternd
-# postern-local table_file delivery_maildir delivery_mbox bench_filter_proceed filter-dkim.
+# benchuser; the harness is ../shared/bench beside this checkout or BENCH=...,
+# see bench-lib.sh; without the harness's backlog shim, one is compiled from
+# its source into SHIM_DIR, default /tmp/bench-filters-shim), the users
+# _postern and opensmtpd, the package opensmtpd-filter-dkimsign, openssl, and
+# the targets posternd postern-local table_file delivery_maildir delivery_mbox
+# bench_filter_proceed filter-dkim bench_disk_flush in POSTERN_BUILD
+# (build-bench if it has posternd, else build).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-export BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
-export POSTERN_BUILD=${POSTERN_BUILD:-$(cd "$HERE"/../.. && pwd)/build-bench}
+source "$HERE"/bench-lib.sh
+export POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 REPS=${REPS:-3} N=${N:-2000} C=${C:-20} S=${S:-1024}
 export LAT_N=${LAT_N:-100} TIMEOUT=${TIMEOUT:-600}
 CONFIGS=${CONFIGS:-postern:none postern:proceed postern:dkimsign opensmtpd:none opensmtpd:proceed opensmtpd:dkimsign}
@@ -85,7 +89,9 @@ AUDIT=$(dirname "$OUT")/audit-$base.jsonl
 mkdir -p "$(dirname "$OUT")"
 [ -s "$OUT" ] && [ "${APPEND:-0}" != 1 ] && die "$OUT exists: move it away or set APPEND=1"
 [ -x "$PF_SBIN"/smtp-source ] || die "$PF_SBIN/smtp-source missing (run $BENCH/setup.sh)"
-[ -f "$BENCH_DIR"/.build/listen-backlog.so ] || die "backlog shim missing (run $BENCH/setup.sh)"
+OSMTPD_BACKLOG_SHIM=$(backlog_shim "${SHIM_DIR:-/tmp/bench-filters-shim}") || die "cannot build the backlog shim"
+export OSMTPD_BACKLOG_SHIM
+need_disk_flush
 for f in posternd postern-local plugins/delivery-maildir.so tests/bench/bench_filter_proceed filter-dkim; do
     [ -e "$POSTERN_BUILD/$f" ] || die "$POSTERN_BUILD/$f missing: build posternd postern-local table_file delivery_maildir delivery_mbox bench_filter_proceed"
 done
@@ -180,22 +186,6 @@ print(files, signed)
 PY
 }
 
-# disk_rate DIR: file-write+fsync per second from one thread (200 files), as
-# recorded beside the side-by-side run in the harness's README.
-disk_rate() {
-    python3 - "$1" <<'PY'
-import os, sys, tempfile, time
-d = tempfile.mkdtemp(dir=sys.argv[1])
-t = time.monotonic()
-for i in range(200):
-    with open(f"{d}/{i}", "wb") as f:
-        f.write(b"x" * 1024); f.flush(); os.fsync(f.fileno())
-print(f"{200 / (time.monotonic() - t):.0f}")
-for i in range(200): os.unlink(f"{d}/{i}")
-os.rmdir(d)
-PY
-}
-
 # run_one REP SERVER FILTER: one measured run, appended to OUT.
 run_one() {
     local rep=$1 srv=$2 filt=$3 start port cmd
@@ -255,7 +245,7 @@ print("   check: {maildir_new} files in Maildir/new for {expected} accepted, {dk
     echo "# opensmtpd: $(smtpd -h 2>&1 | sed -n 's/^version: //p'), OSMTPD_BACKLOG=$OSMTPD_BACKLOG;" \
         "filter-dkimsign $(dpkg-query -W -f='${Version}' opensmtpd-filter-dkimsign 2>/dev/null)"
     echo "# REPS=$REPS N=$N C=$C S=$S LAT_N=$LAT_N CONFIGS=\"$CONFIGS\" KEY=$KEY"
-    echo "# disk: $(disk_rate /tmp) file-write+fsync/s (one thread, /tmp)"
+    echo "# $(disk_flush /tmp)"
     echo "# uptime before: $(uptime)"
     for _ in $(seq 960); do echo "$(date +%T) $(cat /proc/loadavg)"; sleep 15; done >>"$LOADLOG" 2>&1 &
     sampler=$!
@@ -264,6 +254,7 @@ print("   check: {maildir_new} files in Maildir/new for {expected} accepted, {dk
         for cfg in $CONFIGS; do run_one "$rep" "${cfg%%:*}" "${cfg#*:}"; done
     done
     echo "# uptime after: $(uptime)"
+    echo "# after: $(disk_flush /tmp)"
     echo "checks: $(grep -c '"count_ok": true' "$OUT") of $(wc -l <"$OUT") runs delivered every message" \
         "(postern audits: $(grep -c '"ok": true' "$AUDIT") ok of $(wc -l <"$AUDIT"))"
 } 2>&1 | tee -a "$LOG"

@@ -32,13 +32,15 @@
 #   relay-concurrency-SET-timeline-N.tsv (every sample); the server log is
 #   kept as relay-concurrency-SET-server-N.log when a run's audit fails.
 # Needs root (port 25), dnsmasq, smtp-sink in /opt/postfix, the user
-# _postern, and posternd postern-local posternctl plugins/delivery-relay.so in
-# POSTERN_BUILD. Depends on /work/shared/bench/lib/common.sh (PF_SBIN,
-# LD_LIBRARY_PATH, wait_port, no_dns_resolv_conf) and relay-concurrency.py.
+# _postern, and posternd postern-local posternctl plugins/delivery-relay.so
+# tests/bench/bench_disk_flush in POSTERN_BUILD. Depends on the shared
+# harness's lib/common.sh (PF_SBIN, LD_LIBRARY_PATH, wait_port,
+# no_dns_resolv_conf; ../shared/bench beside this checkout or BENCH=..., see
+# bench-lib.sh) and relay-concurrency.py. The output starts and ends with the
+# disk's flush rate in /tmp.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
+source "$HERE"/bench-lib.sh
 POSTERN_BUILD=${POSTERN_BUILD:-$(cd "$HERE"/../.. && pwd)/build}
 SET=${SET:-final} NS=${NS:-1000 1500} DELAY=${DELAY:-60} CONNS=${CONNS:-4} TIMEOUT=${TIMEOUT:-300}
 DNSMASQ=${DNSMASQ:-/usr/sbin/dnsmasq}
@@ -55,6 +57,7 @@ done
 [ -x "$PF_SBIN"/smtp-sink ] || die "smtp-sink missing in $PF_SBIN"
 [ -x "$DNSMASQ" ] || die "$DNSMASQ missing (Debian's dnsmasq-base)"
 getent passwd _postern >/dev/null || die "user _postern missing"
+need_disk_flush
 # Port 25 of 127.0.0.1 must be ours: refuse if anything listens there or on
 # the wildcard (other tests may hold 25 on other loopback addresses: fine).
 busy=$(ss -Hltn '( sport = :25 )' | awk '$4 ~ /^(127\.0\.0\.1|0\.0\.0\.0|\*|\[::\]):25$/')
@@ -194,8 +197,10 @@ run_one() {
     echo "# posternd: $POSTERN_BUILD/posternd (built $(date -r "$POSTERN_BUILD"/posternd -Is)," \
         "relay plugin built $(date -r "$POSTERN_BUILD"/plugins/delivery-relay.so -Is))"
     echo "# SET=$SET NS=\"$NS\" DELAY=$DELAY CONNS=$CONNS TIMEOUT=$TIMEOUT; ulimit -n $(ulimit -n)"
+    echo "# $(disk_flush /tmp)"
     echo "# uptime before: $(uptime)"
     trap on_exit EXIT                     # also when a start fails (die)
     for n in $NS; do run_one "$n"; done
     echo "# uptime after: $(uptime)"
+    echo "# after: $(disk_flush /tmp)"
 } 2>&1 | tee -a "$LOG"

@@ -31,21 +31,22 @@
 #
 # Environment (defaults): SET=final (results/relay-SET-*), REPS=3 N=2000
 #   CS="20 100" SIZE=1024 SHARE=10 CASES="accept defer" TIMEOUT=600
-#   RETRY_WAIT=20 POSTERN_BUILD=<this tree>/build-bench
+#   RETRY_WAIT=20 POSTERN_BUILD=<this tree>/build-bench if it has posternd, else build
 # Smoke run:  SET=smoke REPS=1 N=200 CS=20 ./relay.sh
 # Writes results/relay-SET-raw.jsonl (refuses to append unless APPEND=1),
 #   relay-SET-audit.jsonl (relay-audit.py, one verdict per run),
-#   relay-SET-run.log (this script's output, uptime before/after each run),
+#   relay-SET-run.log (this script's output, uptime before/after each run,
+#   the disk's flush rate in /tmp (bench_disk_flush) before and after),
 #   relay-SET-loadavg.log (/proc/loadavg every 15 s), relay-SET-summary.md
 #   (relay-summarize.py), and relay-SET-server-*.log for any failed audit.
 # Needs root, smtp-source/smtp-sink in /opt/postfix, the user _postern, and
-# the build-bench targets posternd postern-local posternctl delivery_relay.
-# Depends on /work/shared/bench (lib/common.sh, procstat.py, delivered.py).
+# the targets posternd postern-local posternctl delivery_relay bench_disk_flush.
+# Depends on the shared harness, ../shared/bench beside this checkout or
+# BENCH=... (lib/common.sh, procstat.py, delivered.py; see bench-lib.sh).
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-export BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
-POSTERN_BUILD=${POSTERN_BUILD:-$(cd "$HERE"/../.. && pwd)/build-bench}
+source "$HERE"/bench-lib.sh
+POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 SET=${SET:-final} REPS=${REPS:-3} N=${N:-2000} CS=${CS:-20 100} SIZE=${SIZE:-1024}
 SHARE=${SHARE:-10} CASES=${CASES:-accept defer} TIMEOUT=${TIMEOUT:-600} RETRY_WAIT=${RETRY_WAIT:-20}
 W=/tmp/bench-relay-$SET                      # WORKDIR of the current run
@@ -61,6 +62,7 @@ for f in posternd postern-local posternctl plugins/delivery-relay.so; do
 done
 [ -x "$PF_SBIN"/smtp-source ] && [ -x "$PF_SBIN"/smtp-sink ] || die "smtp-source/smtp-sink missing in $PF_SBIN"
 getent passwd _postern >/dev/null || die "user _postern missing"
+need_disk_flush
 mkdir -p "$RES"
 [ -s "$OUT" ] && [ "${APPEND:-0}" != 1 ] && die "$OUT exists: move it away or set APPEND=1"
 ulimit -n "$(ulimit -Hn)"
@@ -250,6 +252,7 @@ PY
     echo "# posternd: $POSTERN_BUILD/posternd (built $(date -r "$POSTERN_BUILD"/posternd -Is)," \
         "relay plugin built $(date -r "$POSTERN_BUILD"/plugins/delivery-relay.so -Is)), git $(git -C "$HERE" rev-parse --short HEAD 2>/dev/null)"
     echo "# SET=$SET REPS=$REPS N=$N CS=\"$CS\" SIZE=$SIZE SHARE=$SHARE CASES=\"$CASES\" RETRY_WAIT=$RETRY_WAIT"
+    echo "# $(disk_flush /tmp)"
     echo "# uptime before: $(uptime)"
     for _ in $(seq 960); do echo "$(date +%T) $(cat /proc/loadavg)"; sleep 15; done >>"$LOADLOG" 2>&1 &
     sampler=$!
@@ -259,6 +262,7 @@ PY
     done
     kill "$sampler"
     echo "# uptime after: $(uptime)"
+    echo "# after: $(disk_flush /tmp)"
     bad=$(grep -c '"ok": false' "$AUDIT")
     echo "audit: $(wc -l <"$AUDIT") runs checked, $bad failed ($AUDIT)"
 } 2>&1 | tee -a "$LOG"

@@ -1,10 +1,11 @@
 #!/bin/bash
 # start-opensmtpd-filter.sh PORT WORKDIR
 # OpenSMTPD 6.8 as the shared harness's start-opensmtpd.sh starts it
-# (/work/shared/bench: same configuration, own mount namespace with
-# WORKDIR/var-spool as /var/spool, a private /run and the no-DNS resolv.conf,
-# smtp-sink on PORT+1 for other domains, OSMTPD_BACKLOG through its
-# listen-backlog shim), with one filter process on the listener when
+# (../shared/bench beside this checkout, or BENCH=...: same configuration,
+# own mount namespace with WORKDIR/var-spool as /var/spool, a private /run and
+# the no-DNS resolv.conf, smtp-sink on PORT+1 for other domains,
+# OSMTPD_BACKLOG through its listen-backlog shim, or the shim at
+# OSMTPD_BACKLOG_SHIM if set), with one filter process on the listener when
 # OSMTPD_FILTER_CMD is set:
 #     filter "f" proc-exec "OSMTPD_FILTER_CMD"
 #     listen on 127.0.0.1 port PORT hostname bench.localdomain filter "f"
@@ -20,8 +21,7 @@
 # Prints the smtpd parent's PID and writes it to WORKDIR/server.pid; stop it
 # with the harness's stop.sh WORKDIR.
 set -euo pipefail
-BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
+source "$(cd "$(dirname "$0")" && pwd)"/bench-lib.sh
 [ $# -eq 2 ] || die "usage: $0 PORT WORKDIR"
 PORT=$1; SINK_PORT=$((PORT + 1))
 mkdir -p "$2"; WORKDIR=$(cd "$2" && pwd)
@@ -58,7 +58,7 @@ smtpd -n -f "$WORKDIR"/smtpd.conf >/dev/null 2>&1 || {
 
 ulimit -n "$(ulimit -Hn)"                     # room for many sessions
 if [ -n "${OSMTPD_BACKLOG:-}" ]; then
-    export LD_PRELOAD=$BENCH_DIR/.build/listen-backlog.so LISTEN_BACKLOG_MIN=$OSMTPD_BACKLOG
+    export LD_PRELOAD=${OSMTPD_BACKLOG_SHIM:-$BENCH_DIR/.build/listen-backlog.so} LISTEN_BACKLOG_MIN=$OSMTPD_BACKLOG
     [ -f "$LD_PRELOAD" ] || die "$LD_PRELOAD missing: run setup.sh"
 fi
 unshare --mount --propagation private -- bash -c '

@@ -1,22 +1,29 @@
 #!/bin/bash
 # start-postern.sh PORT WORKDIR
 # postern on 127.0.0.1:PORT for the shared benchmark harness
-# (/work/shared/bench, see its README "Measuring a new MTA"): mail for
-# bench.test goes to the maildir WORKDIR/Maildir as the user $BENCH_USER.
+# (../shared/bench beside this checkout, or BENCH=...; see its README
+# "Measuring a new MTA"): mail for bench.test goes to the maildir
+# WORKDIR/Maildir as the user $BENCH_USER.
 # Prints the PID of the root posternd (the parent that starts delivery agents;
 # its child serves SMTP as _postern) and writes it to WORKDIR/server.pid.
 #
 # Differences from start-opensmtpd.sh, and why:
-# - No relay action and no smtp-sink: postern cannot relay yet, so only the
-#   bench.test rows and the idle-connection rows can be measured. Mail for any
-#   other domain is refused at RCPT.
+# - By default no relay action and no smtp-sink (as run.sh, filters.sh and
+#   the runs recorded with them had it): mail for any other domain is refused
+#   at RCPT. POSTERN_RELAY=1 completes the harness's contract: every other
+#   domain is relayed (`action "relay" relay host smtp://127.0.0.1:PORT+1`,
+#   `match from any for any action "relay"`) to the harness's smtp-sink,
+#   started on PORT+1 with its start_sink as the anchors' start scripts do
+#   (side-by-side.sh uses this).
 # - postern's queue and pid file are set in the config (`queue path`,
 #   `pidfile`), so nothing compiled-in has to be bind-mounted: the queue is
 #   WORKDIR/spool, wiped here at every start.
 # - It still runs in its own mount namespace with the no-DNS resolv.conf
 #   (lib/common.sh), like the anchors: posternd makes no DNS query for this
 #   config, and if a later version does, it stays on the loopback.
-# Environment: POSTERN_BUILD (default: this tree's build-bench folder),
+# Environment: POSTERN_BUILD (default: this tree's build-bench folder if it
+#   has posternd, else build),
+#   POSTERN_RELAY=1 relays other domains to an smtp-sink on PORT+1 (above),
 #   POSTERN_VERBOSE=1 adds -v (more log lines; not for measuring),
 #   POSTERN_MAX_SESSIONS=N adds `smtp limit max-sessions N` (postern's
 #   default is 1000 simultaneous sessions; the 1001st gets 421 at once),
@@ -32,15 +39,18 @@
 #   Unset, the configuration is the one without filters, as before.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
+source "$HERE"/bench-lib.sh
 [ $# -eq 2 ] || die "usage: $0 PORT WORKDIR"
-PORT=$1
-POSTERN_BUILD=${POSTERN_BUILD:-$(cd "$HERE"/../.. && pwd)/build-bench}
+PORT=$1 SINK_PORT=$(($1 + 1)) RELAY=${POSTERN_RELAY:-0}
+POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 POSTERND=$POSTERN_BUILD/posternd
 [ -x "$POSTERND" ] || die "$POSTERND missing: build the targets posternd postern-local table_file delivery_maildir delivery_mbox"
 [ -x "$POSTERN_BUILD"/postern-local ] || die "$POSTERN_BUILD/postern-local missing"
 [ -f "$POSTERN_BUILD"/plugins/delivery-maildir.so ] || die "$POSTERN_BUILD/plugins/delivery-maildir.so missing"
+if [ "$RELAY" = 1 ]; then
+    [ -f "$POSTERN_BUILD"/plugins/delivery-relay.so ] || die "$POSTERN_BUILD/plugins/delivery-relay.so missing"
+    port_free "$SINK_PORT" || die "port $SINK_PORT (the sink's) is already in use"
+fi
 getent passwd _postern >/dev/null || die "user _postern missing"
 getent passwd "$BENCH_USER" >/dev/null || die "user $BENCH_USER missing"
 mkdir -p "$2"; WORKDIR=$(cd "$2" && pwd)
@@ -59,7 +69,7 @@ if [ -n "${POSTERN_AUDIT:-}" ] && [ -f "$WORKDIR"/server.log ]; then
     esac
 fi
 chmod 755 "$WORKDIR"                          # _postern must reach WORKDIR/spool
-rm -rf "$WORKDIR"/spool "$WORKDIR"/posternd.pid
+rm -rf "$WORKDIR"/spool "$WORKDIR"/posternd.pid "$WORKDIR"/sink.out "$WORKDIR"/sink.log
 fresh_maildir "$WORKDIR"
 no_dns_resolv_conf "$WORKDIR"
 
@@ -80,7 +90,12 @@ ${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
 action "local" maildir "$WORKDIR/Maildir" user $BENCH_USER
 match from any for domain "bench.test" action "local"
 CONF
+if [ "$RELAY" = 1 ]; then
+    printf '%s\n' "action \"relay\" relay host smtp://127.0.0.1:$SINK_PORT" \
+        'match from any for any action "relay"' >>"$WORKDIR"/smtpd.conf
+fi
 "$POSTERND" -n -f "$WORKDIR"/smtpd.conf >/dev/null || die "posternd rejects $WORKDIR/smtpd.conf"
+if [ "$RELAY" = 1 ]; then start_sink "$SINK_PORT" "$WORKDIR"; fi
 
 ulimit -n "$(ulimit -Hn)"                     # room for many sessions
 VFLAG=; [ "${POSTERN_VERBOSE:-0}" = 1 ] && VFLAG=-v
@@ -89,5 +104,5 @@ unshare --mount --propagation private -- bash -c '
     exec "$2" -d $3 -f "$1"/smtpd.conf' _ "$WORKDIR" "$POSTERND" "$VFLAG" \
     >"$WORKDIR"/server.log 2>&1 </dev/null &
 echo $! >"$WORKDIR"/server.pid                # unshare and bash exec: this is posternd
-wait_port "$PORT" 15 || die "posternd did not come up on port $PORT (see $WORKDIR/server.log)"
+wait_port "$PORT" 15 || { "$BENCH"/stop.sh "$WORKDIR"; die "posternd did not come up on port $PORT (see $WORKDIR/server.log)"; }
 cat "$WORKDIR"/server.pid

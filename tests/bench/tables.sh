@@ -55,19 +55,15 @@
 #   file unless APPEND=1).
 # Smoke run: REPS=1 N=300 LOOKUPS=20000 PROC_LOOKUPS=2000 NAME=tables-smoke ./tables.sh
 # Needs root, the harness's setup.sh done (smtp-source in /opt/postfix,
-# benchuser), the user _postern, Debian's opensmtpd-extras (table-sqlite,
-# table-passwd), python3 with sqlite3, and the targets posternd postern-local
-# postern-makemap table_file table_db table_sqlite table_proc delivery_maildir
-# bench_table_lookup.
+# benchuser; the harness is ../shared/bench beside this checkout or BENCH=...,
+# see bench-lib.sh), the user _postern, Debian's opensmtpd-extras
+# (table-sqlite, table-passwd), python3 with sqlite3, and the targets posternd
+# postern-local postern-makemap table_file table_db table_sqlite table_proc
+# delivery_maildir bench_table_lookup bench_disk_flush.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-export BENCH=${BENCH:-/work/shared/bench}
-source "$BENCH"/lib/common.sh
-TREE=$(cd "$HERE"/../.. && pwd)
-if [ -z "${POSTERN_BUILD:-}" ]; then
-    POSTERN_BUILD=$TREE/build-bench
-    [ -x "$POSTERN_BUILD"/posternd ] || POSTERN_BUILD=$TREE/build
-fi
+source "$HERE"/bench-lib.sh
+POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 REPS=${REPS:-3} ENTRIES=${ENTRIES:-100000} LOOKUPS=${LOOKUPS:-200000} PROC_LOOKUPS=${PROC_LOOKUPS:-50000}
 THREADS=${THREADS:-1,2} N=${N:-5000} C=${C:-20} S=${S:-1024} TIMEOUT=${TIMEOUT:-300}
 PARTS=${PARTS:-lookup delivery} DELIVERY_TABLES=${DELIVERY_TABLES:-sqlite file db} PORT=${PORT:-31225} DATA=${DATA:-/tmp/bench-tables-data}
@@ -91,6 +87,7 @@ done
 for p in table-sqlite table-passwd; do [ -x "$LIBEXEC/$p" ] || die "$LIBEXEC/$p missing (opensmtpd-extras)"; done
 for u in _postern "$BENCH_USER"; do getent passwd "$u" >/dev/null || die "user $u missing"; done
 port_free "$PORT" || die "port $PORT is busy"
+need_disk_flush
 ulimit -n "$(ulimit -Hn)"
 
 # make_data: the ENTRIES-entry tables in DATA, every format from one list so
@@ -138,22 +135,6 @@ PY
     "$POSTERN_BUILD"/postern-makemap -o "$DATA"/users.db "$DATA"/users || return 1
     chmod 755 "$DATA"
     find "$DATA" -maxdepth 1 -type f -exec chmod 644 {} +
-}
-
-# disk_rate DIR: file-write+fsync per second from one thread (200 files), as
-# filters.sh records it beside its runs.
-disk_rate() {
-    python3 - "$1" <<'PY'
-import os, sys, tempfile, time
-d = tempfile.mkdtemp(dir=sys.argv[1])
-t = time.monotonic()
-for i in range(200):
-    with open(f"{d}/{i}", "wb") as f:
-        f.write(b"x" * 1024); f.flush(); os.fsync(f.fileno())
-print(f"{200 / (time.monotonic() - t):.0f}")
-for i in range(200): os.unlink(f"{d}/{i}")
-os.rmdir(d)
-PY
 }
 
 # emit KIND REP LOAD0 JSON: JSON plus kind, rep, date and load averages, to OUT.
@@ -332,7 +313,7 @@ PY
         "sqlite $(python3 -c 'import sqlite3; print(sqlite3.sqlite_version)')"
     echo "# REPS=$REPS ENTRIES=$ENTRIES LOOKUPS=$LOOKUPS PROC_LOOKUPS=$PROC_LOOKUPS THREADS=$THREADS N=$N C=$C S=$S" \
         "PARTS=\"$PARTS\" DELIVERY_TABLES=\"$DELIVERY_TABLES\""
-    echo "# disk: $(disk_rate /tmp) file-write+fsync/s (one thread, /tmp)"
+    echo "# $(disk_flush /tmp)"
     echo "# uptime before: $(uptime)"
     for _ in $(seq 240); do echo "$(date +%T) $(cat /proc/loadavg)"; sleep 15; done >>"$LOADLOG" 2>&1 &
     sampler=$!
@@ -344,7 +325,7 @@ PY
         case " $PARTS " in *" lookup "*) lookups "$rep" ;; esac
         case " $PARTS " in *" delivery "*) for t in $DELIVERY_TABLES; do delivery_one "$rep" "$t"; done ;; esac
     done
-    echo "# disk after: $(disk_rate /tmp) file-write+fsync/s"
+    echo "# after: $(disk_flush /tmp)"
     echo "# uptime after: $(uptime)"
     echo "checks: $(grep -c '"errors": 0' "$OUT") lookup rows without error," \
         "$(grep -c '"ok": true' "$AUDIT") of $(wc -l <"$AUDIT") delivery audits ok"
