@@ -259,4 +259,5 @@ print("   check: {maildir_new} files in Maildir/new for {expected} accepted, {dk
         "(postern audits: $(grep -c '"ok": true' "$AUDIT") ok of $(wc -l <"$AUDIT"))"
 } 2>&1 | tee -a "$LOG"
 
+case $OSMTPD_BACKLOG_SHIM in "${SHIM_DIR:-/tmp/bench-filters-shim}"/*) rm -rf "${SHIM_DIR:-/tmp/bench-filters-shim}" ;; esac
 python3 "$HERE"/filters-summarize.py "$OUT" | tee "$(dirname "$OUT")/summary-$base.md"
