@@ -43,6 +43,9 @@
 #   PORT_POSTERN=31225 PORT_POSTFIX=31125 PORT_OSMTPD=31025 (sinks on +1)
 #   POSTERN_BUILD=<this tree>/build-bench if it has posternd, else build
 #   KEEP=0 (1: leave the work folders /tmp/bench-sbs-SERVER after the run)
+#   SKIP="" (POINT:SERVER pairs not to run, e.g. "relay-20:opensmtpd-bl128
+#   relay-100:opensmtpd-bl128": OpenSMTPD relays ~16 msg/s whatever C is,
+#   so these two take more than half of a full run)
 # Smoke run (about 3 minutes):
 #   SET=smoke REPS=1 N=200 LAT_N=50 LAT1_N=50 ./side-by-side.sh
 # Writes results/side-by-side-SET-raw.jsonl (one line per run, plus "env"
@@ -63,7 +66,7 @@ source "$HERE"/bench-lib.sh
 POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 export POSTERN_BUILD
 SET=${SET:-final} REPS=${REPS:-3} N=${N:-2000} S=${S:-1024} LAT_N=${LAT_N:-200} LAT1_N=${LAT1_N:-500}
-TIMEOUT=${TIMEOUT:-600} KEEP=${KEEP:-0}
+TIMEOUT=${TIMEOUT:-600} KEEP=${KEEP:-0} SKIP=${SKIP:-}
 SERVERS=${SERVERS:-postern postfix opensmtpd-bl128}
 POINTS=${POINTS:-maildir-20 maildir-100 relay-20 relay-100 commit-1}
 PORT_POSTERN=${PORT_POSTERN:-31225} PORT_POSTFIX=${PORT_POSTFIX:-31125} PORT_OSMTPD=${PORT_OSMTPD:-31025}
@@ -253,7 +256,7 @@ t_start=$EPOCHSECONDS
 {
     echo "# $(date -Is) $(uname -srm), nproc $(nproc); side-by-side.sh SET=$SET REPS=$REPS N=$N S=$S" \
         "LAT_N=$LAT_N LAT1_N=$LAT1_N"
-    echo "# SERVERS=\"$SERVERS\" POINTS=\"$POINTS\""
+    echo "# SERVERS=\"$SERVERS\" POINTS=\"$POINTS\" SKIP=\"$SKIP\""
     echo "# posternd: $POSTERN_BUILD/posternd (built $(date -r "$POSTERN_BUILD"/posternd -Is)), git" \
         "$(git -C "$HERE" rev-parse --short HEAD 2>/dev/null)$(git -C "$HERE" diff --quiet HEAD 2>/dev/null ||
             echo ' + working tree')"
@@ -264,7 +267,10 @@ t_start=$EPOCHSECONDS
     trap 'kill $sampler 2>/dev/null; for s in $SERVERS; do "$BENCH"/stop.sh /tmp/bench-sbs-$s; done' EXIT
     for rep in $(seq "$REPS"); do
         for point in $POINTS; do
-            for srv in $SERVERS; do run_one "$rep" "$point" "$srv"; done
+            for srv in $SERVERS; do
+                case " $SKIP " in *" $point:$srv "*) continue ;; esac
+                run_one "$rep" "$point" "$srv"
+            done
         done
     done
     kill "$sampler" 2>/dev/null
