@@ -43,6 +43,7 @@
 #   PORT_POSTERN=31225 PORT_POSTFIX=31125 PORT_OSMTPD=31025 (sinks on +1)
 #   POSTERN_BUILD=<this tree>/build-bench if it has posternd, else build
 #   KEEP=0 (1: leave the work folders /tmp/bench-sbs-SERVER after the run)
+#   SETTLE_S=60 (longest wait for postern's spool to empty before the stop)
 #   SKIP="" (POINT:SERVER pairs not to run, e.g. "relay-20:opensmtpd-bl128
 #   relay-100:opensmtpd-bl128": OpenSMTPD relays ~16 msg/s whatever C is,
 #   so these two take more than half of a full run)
@@ -66,7 +67,7 @@ source "$HERE"/bench-lib.sh
 POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 export POSTERN_BUILD
 SET=${SET:-final} REPS=${REPS:-3} N=${N:-2000} S=${S:-1024} LAT_N=${LAT_N:-200} LAT1_N=${LAT1_N:-500}
-TIMEOUT=${TIMEOUT:-600} KEEP=${KEEP:-0} SKIP=${SKIP:-}
+TIMEOUT=${TIMEOUT:-600} KEEP=${KEEP:-0} SKIP=${SKIP:-} SETTLE_S=${SETTLE_S:-60}
 SERVERS=${SERVERS:-postern postfix opensmtpd-bl128}
 POINTS=${POINTS:-maildir-20 maildir-100 relay-20 relay-100 commit-1}
 PORT_POSTERN=${PORT_POSTERN:-31225} PORT_POSTFIX=${PORT_POSTFIX:-31125} PORT_OSMTPD=${PORT_OSMTPD:-31025}
@@ -157,14 +158,25 @@ print("RESULT " + json.dumps({"tag": srv, "target": f"127.0.0.1:{port}", "mode":
 PY
 }
 
-# settle SERVER W: give postern up to 10 s to remove the last delivered
-# envelopes from its spool (delivery is counted before the removal).
+# settle SERVER W: give postern up to SETTLE_S seconds to empty its spool
+# before it is stopped. A message counts as delivered when its file is in
+# Maildir/new (or the sink has it); the agent's result, and the envelope's
+# removal, come after the agent's fsyncs, which can take seconds when the
+# shared disk is busy (once, 15 s here). Says how long it waited if more
+# than 1 s; the audit then finds what is still queued.
 settle() {
     [ "$1" = postern ] || return 0
-    for _ in $(seq 100); do
-        [ -z "$(find "$2"/spool -mindepth 2 -type f -print -quit 2>/dev/null)" ] && return 0
+    local t0=$EPOCHREALTIME i
+    for ((i = 0; i <= SETTLE_S * 10; i++)); do
+        [ -z "$(find "$2"/spool -mindepth 2 -type f -print -quit 2>/dev/null)" ] && break
         sleep 0.1
     done
+    local waited; waited=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
+    if [ "$i" -gt $((SETTLE_S * 10)) ]; then
+        echo "   postern's spool still holds envelopes after ${waited} s"
+    elif [ "$i" -gt 10 ]; then
+        echo "   waited $waited s for postern's spool to empty"
+    fi
 }
 
 # run_one REP POINT SERVER: one measured run, appended to OUT (and AUDIT).
