@@ -5,8 +5,9 @@
 //                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]
 //                 [--delivery ...]
 //
-// The daemon starts one agent per batch of local deliveries that share an
-// action and an account. A daemon running as root starts it as root with
+// The daemon starts an agent for a batch of local deliveries that share an
+// action and an account, and may give it more such batches later (see
+// below). A daemon running as root starts it as root with
 // --as: the agent loads its plugin while it can still read any folder (the
 // binaries may sit in a checkout under a 0700 home), creates missing
 // mailboxes (the PATH of a --delivery followed by --create-mbox, a mailbox
@@ -17,27 +18,40 @@
 // agent loads delivery-NAME.so once and calls its `deliver` for each (or,
 // for the recipients of one message side by side, its `deliver_many` once,
 // when the plugin has one: the relay sends them in one transaction), so a
-// busy queue pays for one process start per batch, not per message, and a
+// busy queue pays for one process start per agent, not per message, and a
 // plugin that crashes costs the batch's attempts, never the daemon.
 // --secret-fd names a pipe holding more option words (relay credentials),
 // which must not appear in argv where any user can read them.
 //
-// --result-fd names the pipe the results go to: one frame (util/frame.hpp)
-// per delivery, as soon as it is known, holding its index and its result's
-// fields (delivery/result.hpp: status, text, enhanced code, remote server
-// and reply, whether the DSN request was handed on). The agent's stdout is
-// pointed at its stderr before the plugin loads, and the result pipe is
-// closed on exec: nothing a plugin or a command it runs prints can pass for
-// a result. Exit status 0 when every delivery was tried; 75 (EX_TEMPFAIL)
+// --result-fd names the descriptor the results go to: one frame
+// (util/frame.hpp) per delivery, as soon as it is known, holding its index
+// in its batch and its result's fields (delivery/result.hpp: status, text,
+// enhanced code, remote server and reply, whether the DSN request was
+// handed on). The agent's stdout is pointed at its stderr before the plugin
+// loads, and the result descriptor is closed on exec: nothing a plugin or a
+// command it runs prints can pass for a result.
+//
+// More batches: once every delivery of the batch in its argv has its
+// result, the agent waits on the result descriptor for the next batch. When
+// the daemon keeps agents, that descriptor is a SOCK_SEQPACKET socket and
+// each batch comes on it as one packet with its messages' descriptors
+// (delivery/agent_channel.hpp); the agent is no longer root by then, so the
+// daemon sends no batch with a mailbox to create. The daemon closing the
+// socket ends the agent (exit 0). On any other kind of descriptor (a pipe,
+// a file, a stream socket) the agent exits after its first batch.
+//
+// Exit status 0 when every delivery was tried; 75 (EX_TEMPFAIL)
 // with one line on stderr when none could be (the plugin cannot be loaded: a
-// site configuration error, so the mail waits in the queue); 1 with the
-// usage on stderr for bad arguments. A delivery without its result (the
+// site configuration error, so the mail waits in the queue), or a result
+// could not be reported, or a batch from the daemon made no sense; 1 with
+// the usage on stderr for bad arguments. A delivery without its result (the
 // agent died) counts as a temporary failure.
 //
 // Depends on: util/plugin (the loader), util/frame, delivery/result (compiled
-// in), the delivery ABI in postern/delivery.h.
+// in), delivery/agent_channel.hpp, the delivery ABI in postern/delivery.h.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +65,7 @@
 #include <string_view>
 #include <vector>
 
+#include "delivery/agent_channel.hpp"
 #include "delivery/result.hpp"
 #include "postern/delivery.h"
 #include "util/fd.hpp"
@@ -234,6 +249,7 @@ bool read_secret(int fd, std::string* out) {
 }
 
 using postern::delivery::Result;
+using postern::util::Fd;
 
 // A string from one of a plugin's fixed buffers: up to its NUL or its end,
 // line breaks made spaces.
@@ -380,6 +396,106 @@ bool root_steps(const Args& a, std::string* error) {
     return postern::util::become(a.as->first, a.as->second, {}, error);
 }
 
+// Delivers a.deliveries and reports each result. A plugin with deliver_many
+// takes the recipients of one message together, and only deliver_many gives
+// typed results: it is used for one recipient too. False when a result
+// cannot be reported: with nobody left to read them, delivering on would
+// only deliver twice.
+bool deliver_batch(const postern::util::DeliveryPlugin& plugin, const Args& a) {
+    auto many = postern::util::deliver_many_of(plugin);
+    const auto& all = a.deliveries;
+    for (size_t i = 0; i < all.size();) {
+        size_t n = 1;
+        while (many && i + n < all.size() && same_message(all[i], all[i + n])) ++n;
+        std::vector<Result> out = many ? deliver_together(plugin, many, a, i, n)
+                                       : std::vector<Result>{deliver_one(plugin, a, all[i])};
+        // Each result as soon as it is known: a crash later loses none.
+        for (size_t k = 0; k < n; ++k)
+            if (!send_result(a.result_fd, i + k, out[k])) {
+                std::fprintf(stderr, "postern-local: cannot report a result: %s\n", std::strerror(errno));
+                return false;
+            }
+        i += n;
+    }
+    return true;
+}
+
+// Whether the daemon may send more batches on the result descriptor: only
+// its channel does, a SOCK_SEQPACKET socket (delivery/agent_channel.hpp).
+// On a pipe, a file or a stream socket the agent serves one batch.
+bool takes_more_batches(int fd) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    return ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_SEQPACKET;
+}
+
+enum class Next { Batch, End, Bad };
+
+// The next batch on the channel (delivery/agent_channel.hpp): its
+// deliveries in *out, their messages owned by *messages. End when the
+// daemon has closed it.
+Next next_batch(int fd, std::vector<Delivery>* out, std::vector<Fd>* messages, std::string* why) {
+    namespace channel = postern::delivery::channel;
+    // Made once: the agent reads one batch at a time, in its only thread.
+    static std::vector<char> buf(channel::kMaxPacket + 1);
+    static std::vector<char> control(CMSG_SPACE(sizeof(int) * channel::kMaxItems));
+    iovec iov{buf.data(), buf.size()};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    ssize_t n;
+    do {
+        n = ::recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n == 0) return Next::End;
+    if (n < 0) {
+        *why = std::string("cannot read the next batch: ") + std::strerror(errno);
+        return Next::Bad;
+    }
+    messages->clear();
+    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t k = 0; k < count; ++k) {
+            int got = -1;
+            std::memcpy(&got, CMSG_DATA(c) + k * sizeof(int), sizeof got);
+            messages->emplace_back(got);
+        }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+        *why = "a batch too large to read";
+        return Next::Bad;
+    }
+    std::vector<channel::Item> items;
+    if (!channel::decode_batch(std::string(buf.data(), static_cast<size_t>(n)), messages->size(), &items, why))
+        return Next::Bad;
+    out->clear();
+    for (size_t k = 0; k < items.size(); ++k) {
+        auto& i = items[k];
+        out->push_back({(*messages)[k].get(), std::move(i.sender), std::move(i.rcpt), std::move(i.dest),
+                        std::move(i.path), std::move(i.msgid), std::move(i.mail_params), std::move(i.rcpt_params),
+                        false});
+    }
+    return Next::Batch;
+}
+
+// Batch after batch, as the daemon sends them, until it closes the channel.
+// The plugin stays loaded: its state carries over (postern/delivery.h).
+int serve(const postern::util::DeliveryPlugin& plugin, Args& args) {
+    for (;;) {
+        std::vector<Fd> messages;
+        std::string why;
+        switch (next_batch(args.result_fd, &args.deliveries, &messages, &why)) {
+        case Next::End: return kExitOk;
+        case Next::Bad: std::fprintf(stderr, "postern-local: %s\n", why.c_str()); return kExitTempFail;
+        case Next::Batch: break;
+        }
+        if (!deliver_batch(plugin, args)) return kExitTempFail;
+    }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -423,24 +539,9 @@ int main(int argc, char** argv) {
         return kExitTempFail;
     }
 
-    auto many = postern::util::deliver_many_of(*plugin);
-    const auto& all = args->deliveries;
-    for (size_t i = 0; i < all.size();) {
-        // A plugin with deliver_many takes the recipients of one message
-        // together, and only deliver_many gives typed results: it is used
-        // for one recipient too.
-        size_t n = 1;
-        while (many && i + n < all.size() && same_message(all[i], all[i + n])) ++n;
-        std::vector<Result> out = many ? deliver_together(*plugin, many, *args, i, n)
-                                       : std::vector<Result>{deliver_one(*plugin, *args, all[i])};
-        // Each result as soon as it is known: a crash later loses none. With
-        // nobody left to read them, delivering on would only deliver twice.
-        for (size_t k = 0; k < n; ++k)
-            if (!send_result(args->result_fd, i + k, out[k])) {
-                std::fprintf(stderr, "postern-local: cannot report a result: %s\n", std::strerror(errno));
-                return kExitTempFail;
-            }
-        i += n;
-    }
-    return kExitOk;
+    if (!deliver_batch(*plugin, *args)) return kExitTempFail;
+    if (!takes_more_batches(args->result_fd)) return kExitOk;
+    // The first batch's messages are done with: no later call sees them.
+    for (const auto& d : args->deliveries) ::close(d.fd);
+    return serve(*plugin, *args);
 }

@@ -1,4 +1,4 @@
-// SpawnLauncher and path expansion; see launcher.hpp.
+// SpawnLauncher: a Job made a batch for an agent; see launcher.hpp.
 #include "delivery/launcher.hpp"
 
 #include <fcntl.h>
@@ -13,8 +13,12 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <variant>
 #include <vector>
 
+#include "delivery/agent_pool.hpp"
+#include "delivery/agent_run.hpp"
+#include "delivery/batch.hpp"
 #include "delivery/format.hpp"
 #include "delivery/kind.hpp"
 #include "util/fd.hpp"
@@ -22,9 +26,6 @@
 
 namespace postern::delivery {
 namespace {
-
-constexpr int kAgentTempFail = 75;        // EX_TEMPFAIL, as sendmail's MDAs
-constexpr size_t kMaxSecret = 60 * 1024;  // under a pipe's 64 KiB buffer: the write never blocks (a pki chain fits)
 
 struct Account {
     uid_t uid;
@@ -117,19 +118,6 @@ std::string default_agent_path() {
 
 namespace {
 
-// How long the pipes of an agent that has exited may stay open.
-constexpr uint64_t kPipeGraceMs = 5000;
-
-// The agent's last words become the reason of every delivery it did not
-// report: one short line, so that the reply to the other process fits its
-// frame whatever the agent wrote.
-std::string one_line(std::string text) {
-    if (text.size() > 512) text.resize(512);
-    for (char& c : text)
-        if (c == '\r' || c == '\0' || c == '\n') c = ' ';
-    return text;
-}
-
 // The message an agent reads. A root parent opens it in a spool that
 // belongs to the unprivileged user: a link planted there (to /etc/shadow,
 // say) must not be followed, nor a file of someone else's be read, so the
@@ -160,316 +148,123 @@ util::Fd open_message(const std::string& spool, const std::string& path, std::st
     return fd;
 }
 
-// One running agent; owns its libuv handles and frees itself when all are closed.
-struct AgentRun {
-    uv_process_t process{};
-    uv_pipe_t out_pipe{}, err_pipe{};  // the agent's result pipe (--result-fd, not its stdout) and its stderr
-    uv_timer_t timer{};
-    int open_handles = 0;
-    int open_pipes = 2;
-    bool exited = false, timed_out = false, garbled = false, finished = false;
-    int64_t exit_status = 0;
-    int term_signal = 0;
-    std::string out, err;  // what came on each pipe
-    char buf[4096];
-    std::vector<std::optional<Result>> results;  // preset for items that never reached the agent
-    Done done;
+// Whether one agent may serve several batches of a method. Not relay nor
+// lmtp: their plugins keep state for one batch in the process, the time
+// budget that stops new transactions (counted from the process's start) and
+// the "server unreachable" that fails the rest of the batch at once
+// (plugins/relay/relay.cpp, plugins/lmtp/lmtp.cpp); in an agent that lives
+// on, both would carry over into later batches. Their agent starts per batch.
+bool agent_may_live(Kind kind) { return kind == Kind::Local || kind == Kind::Command; }
 
-    void close_one(uv_handle_t* h) {
-        ++open_handles;
-        uv_close(h, [](uv_handle_t* handle) {
-            auto* self = static_cast<AgentRun*>(handle->data);
-            if (--self->open_handles == 0)
-                std::unique_ptr<AgentRun> reclaim(self);  // owned by the callbacks since launch
-        });
-    }
-
-    // Why the deliveries without a result failed.
-    std::string agent_failure() {
-        while (!err.empty() && (err.back() == '\n' || err.back() == '\r')) err.pop_back();
-        if (auto nl = err.rfind('\n'); nl != std::string::npos) err = err.substr(nl + 1);
-        if (timed_out) return "delivery agent timed out";
-        if (term_signal != 0) return "delivery agent killed by signal " + std::to_string(term_signal);
-        if (garbled) return "delivery agent sent garbled results";
-        if (!err.empty()) return one_line(err);
-        return "delivery agent exited " + std::to_string(exit_status) + " without a result";
-    }
-
-    // The agent's frames: a delivery's index, then its result's fields
-    // (delivery/result.hpp). The agent runs as the recipient: a field it may
-    // not send fails that delivery (temporarily: it may have been made), and
-    // bytes that are no such frame, or a second result for one delivery, end
-    // the reading. postern-local itself never sends either.
-    void parse_results() {
-        std::vector<std::string> f;
-        bool bad = false;
-        while (util::decode_frame(out, &f, &bad)) {
-            unsigned long index = 0;
-            if (f.size() != 1 + kResultFields || f[0].empty() || f[0].size() > 6 ||
-                f[0].find_first_not_of("0123456789") != std::string::npos ||
-                (index = std::stoul(f[0])) >= results.size() || results[index]) {
-                garbled = true;
-                return;
-            }
-            Result r;
-            std::string why;
-            if (!parse_result(&f[1], &r, &why))
-                r = {Result::Status::TempFail, "delivery agent sent an invalid result (" + why + ")"};
-            results[index] = std::move(r);
-        }
-        garbled = bad;
-    }
-
-    void maybe_finish() {
-        if (finished || !exited || open_pipes > 0) return;
-        finished = true;
-        parse_results();
-        std::vector<Result> final;
-        // A plugin that reported nothing for a delivery (the agent died, or a
-        // site error stopped it) leaves that mail queued: temporary failure.
-        std::string why;
-        for (auto& r : results) {
-            if (!r) {
-                if (why.empty()) why = agent_failure();
-                r = Result{Result::Status::TempFail, why};
-            }
-            final.push_back(std::move(*r));
-        }
-        Done d = std::move(done);
-        close_one(reinterpret_cast<uv_handle_t*>(&process));
-        close_one(reinterpret_cast<uv_handle_t*>(&out_pipe));
-        close_one(reinterpret_cast<uv_handle_t*>(&err_pipe));
-        close_one(reinterpret_cast<uv_handle_t*>(&timer));
-        d(std::move(final));
-    }
-
-    void start_reading(uv_pipe_t* pipe) {
-        pipe->data = this;
-        uv_read_start(
-            reinterpret_cast<uv_stream_t*>(pipe),
-            [](uv_handle_t* h, size_t, uv_buf_t* b) {
-                auto* self = static_cast<AgentRun*>(h->data);
-                *b = uv_buf_init(self->buf, sizeof self->buf);
-            },
-            [](uv_stream_t* s, ssize_t n, const uv_buf_t* b) {
-                auto* self = static_cast<AgentRun*>(s->data);
-                std::string& sink = s == reinterpret_cast<uv_stream_t*>(&self->out_pipe) ? self->out : self->err;
-                if (n > 0) {
-                    if (sink.size() < (1u << 20)) sink.append(b->base, static_cast<size_t>(n));
-                    return;
-                }
-                if (n < 0) {
-                    uv_read_stop(s);
-                    --self->open_pipes;
-                    self->maybe_finish();
-                }
-            });
-    }
+// A Job made ready for an agent: the account resolved, each message open,
+// each path expanded. A delivery that cannot go to the agent gets its
+// result here, in `preset`; the others are the batch's items, in order.
+struct Prepared {
+    Batch batch;
+    std::vector<std::optional<Result>> preset;
 };
+
+// The account comes from expansion (a userbase may hold accounts the system
+// does not know). Root is only ever taken from the system's own user
+// database, never from a request. "" when it is good, else why not.
+std::string resolve_account(const Job& job, Account* acct) {
+    if (job.account.empty()) return find_account(job.user, acct) ? "" : "unknown user " + job.user;
+    Account sys;
+    if (!parse_account(job.account, acct)) return "malformed account '" + job.account + "' for " + job.user;
+    if ((acct->uid == 0 || acct->gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct->uid))
+        return "refusing to deliver as uid/gid 0 for " + job.user;
+    return "";
+}
+
+// The path an item's agent gets, or its failure.
+std::variant<std::string, Result> item_path(const SpawnOptions& options, const Job& job, const Item& item,
+                                            const Account& acct, const KindInfo& kind) {
+    if (job.method == method::kMbox && item.path.empty()) return options.mbox_dir + "/" + sanitise_value(job.user);
+    if (kind.kind == Kind::Command) {
+        FormatResult r = command_template(job, item);
+        if (!r) return format_failure(job.method, job.wrapper.empty() ? item.path : job.wrapper, r.error);
+        return std::move(*r.text);
+    }
+    if (item.path.empty() || !kind.path_use) return item.path;
+    // A template that cannot be filled fails this delivery with the reason;
+    // it never becomes a guessed path.
+    FormatResult r = expand_item_path(job, item, acct.home, options.subaddr_delim, *kind.path_use);
+    if (!r) return format_failure(job.method, item.path, r.error);
+    return std::move(*r.text);
+}
+
+Prepared prepare(const SpawnOptions& options, const Job& job, const Account& acct) {
+    const KindInfo kind = info(job.method);
+    Prepared p;
+    Batch& b = p.batch;
+    b.method = job.method;
+    b.user = job.user;
+    b.home = acct.home;
+    b.options = agent_options(job, kind.kind, options.subaddr_delim);
+    b.secret = job.secret;
+    b.wrapper = job.wrapper;
+    if (options.switch_user) b.as = std::make_pair(acct.uid, acct.gid);
+    b.time_limit = kind.timeout;
+    for (const Item& item : job.items) {
+        std::string why;
+        util::Fd fd = open_message(options.spool_dir, item.message_path, &why);
+        if (!fd) {
+            p.preset.emplace_back(Result{Result::Status::TempFail, why});
+            continue;
+        }
+        auto path = item_path(options, job, item, acct, kind);
+        if (auto* failed = std::get_if<Result>(&path)) {
+            p.preset.emplace_back(std::move(*failed));
+            continue;
+        }
+        // A default mailbox is made by the agent while it is still root (see
+        // postern-local.cpp); only those, whose path we built ourselves.
+        bool create = options.switch_user && job.method == method::kMbox && item.path.empty();
+        b.items.push_back({std::move(fd),
+                           {item.sender, item.rcpt, item.dest, std::get<std::string>(std::move(path)), item.msgid,
+                            item.mail_params, item.rcpt_params},
+                           create});
+        p.preset.emplace_back(std::nullopt);
+    }
+    return p;
+}
+
+// The batch's results in the job's order: the agent's for the items it
+// got, the preset ones for the others.
+std::vector<Result> merge(std::vector<std::optional<Result>> preset, std::vector<Result> got) {
+    std::vector<Result> out;
+    size_t k = 0;
+    for (auto& r : preset) {
+        if (r) out.push_back(std::move(*r));
+        else if (k < got.size()) out.push_back(std::move(got[k++]));
+        else out.emplace_back(Result::Status::TempFail, "no result");
+    }
+    return out;
+}
 
 }  // namespace
 
-SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options) : loop_(loop), options_(std::move(options)) {}
+SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options)
+    : loop_(loop), options_(std::move(options)), pool_(std::make_unique<AgentPool>(loop_, options_)) {}
+
+SpawnLauncher::~SpawnLauncher() = default;
 
 void SpawnLauncher::launch(const Job& job, Done done) {
-    auto fail_all = [&](Result::Status status, const std::string& why) {
-        done(std::vector<Result>(job.items.size(), Result{status, why}));
-    };
-    // The account comes from expansion (a userbase may hold accounts the
-    // system does not know). Root is only ever taken from the system's own
-    // user database, never from a request.
     Account acct;
-    if (!job.account.empty()) {
-        Account sys;
-        if (!parse_account(job.account, &acct))
-            return fail_all(Result::Status::PermFail, "malformed account '" + job.account + "' for " + job.user);
-        if ((acct.uid == 0 || acct.gid == 0) && !(find_account(job.user, &sys) && sys.uid == acct.uid))
-            return fail_all(Result::Status::PermFail, "refusing to deliver as uid/gid 0 for " + job.user);
-    } else if (!find_account(job.user, &acct)) {
-        return fail_all(Result::Status::PermFail, "unknown user " + job.user);
-    }
-
-    const KindInfo kind = info(job.method);
-    auto run = std::make_unique<AgentRun>();
-    run->results.resize(job.items.size());
-    std::vector<util::Fd> messages;
-    std::vector<std::string> args = {options_.agent,
-                                     "--plugin-dir",
-                                     options_.plugin_dir,
-                                     "--method",
-                                     job.method,
-                                     "--user",
-                                     job.user,
-                                     "--home",
-                                     acct.home,
-                                     "--options",
-                                     agent_options(job, kind.kind, options_.subaddr_delim)};
-    for (size_t i = 0; i < job.items.size(); ++i) {
-        const Item& item = job.items[i];
-        std::string why;
-        util::Fd fd = open_message(options_.spool_dir, item.message_path, &why);
-        if (!fd) {
-            run->results[i] = Result{Result::Status::TempFail, why};
-            continue;
-        }
-        std::string path = item.path;
-        if (job.method == method::kMbox && item.path.empty()) {
-            path = options_.mbox_dir + "/" + sanitise_value(job.user);
-        } else if (kind.kind == Kind::Command) {
-            FormatResult r = command_template(job, item);
-            if (!r) {
-                run->results[i] = format_failure(job.method, job.wrapper.empty() ? item.path : job.wrapper, r.error);
-                continue;
-            }
-            path = std::move(*r.text);
-        } else if (!item.path.empty() && kind.path_use) {
-            // A template that cannot be filled fails this delivery with the
-            // reason; it never becomes a guessed path.
-            FormatResult r = expand_item_path(job, item, acct.home, options_.subaddr_delim, *kind.path_use);
-            if (!r) {
-                run->results[i] = format_failure(job.method, item.path, r.error);
-                continue;
-            }
-            path = std::move(*r.text);
-        }
-        args.insert(args.end(), {"--delivery", std::to_string(3 + messages.size()), item.sender, item.rcpt, item.dest,
-                                 path, item.msgid});
-        if (!item.mail_params.empty() || !item.rcpt_params.empty())
-            args.insert(args.end(), {"--dsn", item.mail_params, item.rcpt_params});
-        // A default mailbox is made by the agent while it is still root (see
-        // postern-local.cpp); only those, whose path we built ourselves.
-        if (options_.switch_user && job.method == method::kMbox && item.path.empty()) args.push_back("--create-mbox");
-        messages.push_back(std::move(fd));
-    }
-    if (options_.switch_user)
-        args.insert(args.end(), {"--as", std::to_string(acct.uid) + ":" + std::to_string(acct.gid)});
-    if (messages.empty()) {
-        std::vector<Result> final;
-        for (auto& r : run->results) final.push_back(std::move(*r));
-        return done(std::move(final));
-    }
-    // Secrets travel in a pipe, whose contents no other user can see (argv
-    // is public in /proc); the agent reads it before any delivery.
-    util::Fd secret;
-    if (!job.secret.empty()) {
-        int p[2];
-        // Non-blocking: a pipe shrunk by the kernel's per-user limit must fail
-        // this job, not block the event loop; F_SETPIPE_SZ asks for room first.
-        if (job.secret.size() > kMaxSecret || ::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0)
-            return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
-        secret = util::Fd(p[0]);
-        util::Fd writer(p[1]);
-        ::fcntl(writer.get(), F_SETPIPE_SZ, static_cast<int>(kMaxSecret));
-        if (!util::write_all(writer.get(), job.secret))
-            return fail_all(Result::Status::TempFail, "cannot pass credentials to the agent");
-        args.insert(args.end(), {"--secret-fd", std::to_string(3 + messages.size())});
-    }
-    // Results come on a pipe of their own, after the messages and the secret:
-    // the agent's stdout is no channel (a plugin may print anything there).
-    const size_t result_fd = 3 + messages.size() + (secret ? 1 : 0);
-    args.insert(args.end(), {"--result-fd", std::to_string(result_fd)});
-    // Results for the items the agent gets arrive by their index among those.
-    std::vector<size_t> agent_index;
-    for (size_t i = 0; i < run->results.size(); ++i)
-        if (!run->results[i]) agent_index.push_back(i);
-
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> envs = {"PATH=/usr/bin:/bin", "HOME=" + acct.home, "USER=" + job.user,
-                                     "LOGNAME=" + job.user, "SHELL=/bin/sh"};
-    std::vector<char*> envp;
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    // The agent sees its own deliveries only; map its answers back afterwards.
-    std::vector<std::optional<Result>> preset = std::move(run->results);
-    run->results.assign(messages.size(), std::nullopt);
-    run->done = [preset = std::move(preset), agent_index, done = std::move(done)](std::vector<Result> got) mutable {
-        for (size_t k = 0; k < agent_index.size() && k < got.size(); ++k) preset[agent_index[k]] = std::move(got[k]);
-        std::vector<Result> final;
-        for (auto& r : preset) final.push_back(r ? std::move(*r) : Result{Result::Status::TempFail, "no result"});
-        done(std::move(final));
+    if (std::string why = resolve_account(job, &acct); !why.empty())
+        return done(std::vector<Result>(job.items.size(), Result{Result::Status::PermFail, why}));
+    Prepared p = prepare(options_, job, acct);
+    if (p.batch.items.empty()) return done(merge(std::move(p.preset), {}));
+    BatchDone merged = [preset = std::move(p.preset), done = std::move(done)](std::vector<Result> got) mutable {
+        done(merge(std::move(preset), std::move(got)));
     };
-    uv_pipe_init(loop_, &run->out_pipe, 0);
-    uv_pipe_init(loop_, &run->err_pipe, 0);
-    uv_timer_init(loop_, &run->timer);
-    run->process.data = run->out_pipe.data = run->err_pipe.data = run->timer.data = run.get();
-
-    std::vector<uv_stdio_container_t> stdio(result_fd + 1);
-    stdio[0].flags = UV_IGNORE;
-    stdio[1].flags = UV_IGNORE;  // the agent points it at its stderr
-    stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(&run->err_pipe);
-    for (size_t k = 0; k < messages.size(); ++k) {
-        stdio[3 + k].flags = UV_INHERIT_FD;
-        stdio[3 + k].data.fd = messages[k].get();
-    }
-    if (secret) {
-        stdio[3 + messages.size()].flags = UV_INHERIT_FD;
-        stdio[3 + messages.size()].data.fd = secret.get();
-    }
-    stdio[result_fd].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
-    stdio[result_fd].data.stream = reinterpret_cast<uv_stream_t*>(&run->out_pipe);
-
-    uv_process_options_t opts{};
-    opts.file = options_.agent.c_str();
-    opts.args = argv.data();
-    opts.env = envp.data();
-    opts.cwd = "/";
-    opts.stdio = stdio.data();
-    opts.stdio_count = static_cast<int>(stdio.size());
-    // A root daemon starts the agent as root and the agent drops to the
-    // account itself (--as) once its plugin is loaded: the binaries and
-    // plugins may sit where only root can reach them.
-    // A session of its own: a stop signal sent to the daemon's process group
-    // (Ctrl-C, kill -TERM -PGID) must not cut a delivery short, which the
-    // daemon waits for before it ends.
-    opts.flags = UV_PROCESS_DETACHED;
-    opts.exit_cb = [](uv_process_t* p, int64_t status, int sig) {
-        auto* self = static_cast<AgentRun*>(p->data);
-        self->exited = true;
-        self->exit_status = status;
-        self->term_signal = sig;
-        // The pipes normally end with the agent; a process it left behind
-        // (an mda command's daemon) may hold them open: wait a little, then
-        // take what came and stop waiting, or the batch would never end.
-        uv_timer_start(
-            &self->timer,
-            [](uv_timer_t* t) {
-                auto* run = static_cast<AgentRun*>(t->data);
-                for (auto* pipe : {&run->out_pipe, &run->err_pipe}) uv_read_stop(reinterpret_cast<uv_stream_t*>(pipe));
-                run->open_pipes = 0;
-                run->maybe_finish();
-            },
-            kPipeGraceMs, 0);
-        self->maybe_finish();
-    };
-
-    int rc = uv_spawn(loop_, &run->process, &opts);
-    if (rc != 0) {
-        Done d = std::move(run->done);
-        AgentRun* raw = run.release();
-        // libuv initialised the process handle even though spawning failed.
-        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->process));
-        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->out_pipe));
-        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->err_pipe));
-        raw->close_one(reinterpret_cast<uv_handle_t*>(&raw->timer));
-        std::string why = std::string("cannot start delivery agent ") + options_.agent + ": " + uv_strerror(rc);
-        d(std::vector<Result>(messages.size(), Result{Result::Status::TempFail, why}));
-        return;
-    }
-    AgentRun* raw = run.release();  // freed by the last close callback
-    uv_timer_start(
-        &raw->timer,
-        [](uv_timer_t* t) {
-            auto* self = static_cast<AgentRun*>(t->data);
-            self->timed_out = true;
-            uv_process_kill(&self->process, SIGKILL);
-        },
-        static_cast<uint64_t>(kind.timeout.count()), 0);
-    raw->start_reading(&raw->out_pipe);
-    raw->start_reading(&raw->err_pipe);
+    bool lives = options_.keep_agents && agent_may_live(kind_of(job.method)) && !p.batch.needs_root();
+    if (lives) pool_->run(std::move(p.batch), std::move(merged));
+    else run_once(loop_, options_, std::move(p.batch), std::move(merged));
 }
+
+void SpawnLauncher::retire() { pool_->retire(); }
+
+std::size_t SpawnLauncher::living_agents() const { return pool_->agents(); }
 
 }  // namespace postern::delivery

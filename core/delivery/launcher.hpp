@@ -1,24 +1,34 @@
-// Local delivery: starting the delivery agent for a batch of envelopes.
+// Local delivery: starting delivery agents for batches of envelopes.
 //
-// The daemon never delivers in its own process. For each Job it starts
-// `postern-local` (see postern-local.cpp), which loads the action's plugin,
-// with each message on a descriptor of its own (3, 4, ...). A root daemon
-// starts it as root and it becomes the recipient's uid/gid itself (--as)
-// once the plugin is loaded. The agent reports one
-// Result per delivery (delivery/result.hpp) in frames on a pipe of its own
-// (--result-fd), never on its stdout, which it points at its stderr before
-// the plugin loads: nothing a plugin prints can pass for a result. The
-// agent runs as the recipient, so every field it reports is checked. A
-// delivery without a result (the agent crashed, timed out or could not load
-// its plugin) is a temporary failure: mail is never lost because an agent died.
+// The daemon never delivers in its own process. For each Job it opens each
+// message, expands each path and gives the batch to `postern-local` (see
+// postern-local.cpp), which loads the action's plugin, with each message on
+// a descriptor of its own. A root daemon starts the agent as root and it
+// becomes the recipient's uid/gid itself (--as) once the plugin is loaded.
+// The agent reports one Result per delivery (delivery/result.hpp) in frames
+// on a descriptor of its own (--result-fd), never on its stdout, which it
+// points at its stderr before the plugin loads: nothing a plugin prints can
+// pass for a result. The agent runs as the recipient, so every field it
+// reports is checked (agent_results.hpp). A delivery without a result (the
+// agent crashed, timed out or could not load its plugin) is a temporary
+// failure: mail is never lost because an agent died.
 //
-// Two launchers: SpawnLauncher starts agents itself (used by an unprivileged
-// daemon, and by the privileged parent of a root daemon); PrivClient asks the
-// privileged parent to do it (used by the unprivileged SMTP process).
+// Agents live on (agent_pool.hpp): one serves batch after batch of one
+// identity (method, user, account, options, wrapper, secret), so that a
+// busy queue does not pay a process start per batch. Some batches still get
+// an agent of their own that ends with them (agent_run.hpp): those of the
+// methods whose plugins keep per-batch state in the process (relay, lmtp;
+// see launcher.cpp), those whose agent must stay root (a mailbox to make),
+// and all of them with `keep_agents` off.
+//
+// Two launchers: SpawnLauncher starts agents itself (used by the parent
+// process of the daemon, root or not); PrivClient asks that parent to do
+// it (used by the serving process).
 #pragma once
 
 #include <uv.h>
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
@@ -77,16 +87,32 @@ struct SpawnOptions {
     // Set in a root parent: messages are opened only beneath this folder,
     // without following links (the spool belongs to the unprivileged user).
     std::string spool_dir;
+    // Agents serve many batches each (agent_pool.hpp); false: a process per batch.
+    bool keep_agents = true;
 };
+
+class AgentPool;
 
 class SpawnLauncher final : public Launcher {
 public:
     SpawnLauncher(uv_loop_t* loop, SpawnOptions options);
+    // The agents kept end: idle ones at once, busy ones after their batch,
+    // whose results nobody takes any more.
+    ~SpawnLauncher() override;
+    SpawnLauncher(const SpawnLauncher&) = delete;
+    SpawnLauncher& operator=(const SpawnLauncher&) = delete;
+
     void launch(const Job& job, Done done) override;
+    // No more jobs will come (the serving process drains or has gone): the
+    // agents kept end as soon as they are idle.
+    void retire();
+    // Agents alive now that serve many batches (tests).
+    std::size_t living_agents() const;
 
 private:
     uv_loop_t* loop_;
     SpawnOptions options_;
+    std::unique_ptr<AgentPool> pool_;
 };
 
 // The agent beside the running executable (build tree) or the installed one.

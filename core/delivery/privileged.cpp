@@ -206,6 +206,7 @@ PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLaun
 void PrivServer::on_lost(bool garbled) {
     if (garbled) log::error("privileged parent: garbled request from the unprivileged process; closing the channel");
     close_channel();
+    launcher_.retire();  // its agents serve nobody now
     if (auto fn = std::move(lost_)) fn();
 }
 
@@ -252,7 +253,11 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
     launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
 }
 
-void PrivServer::drain() { send({"drain"}); }
+// A draining child starts no more deliveries: its agents end once idle.
+void PrivServer::drain() {
+    send({"drain"});
+    launcher_.retire();
+}
 
 void PrivServer::queue_free() { send({"queue-free"}); }
 

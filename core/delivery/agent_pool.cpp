@@ -1,0 +1,47 @@
+// The pool of living agents; see agent_pool.hpp.
+#include "delivery/agent_pool.hpp"
+
+#include <algorithm>
+
+namespace postern::delivery {
+
+void AgentPool::run(Batch batch, BatchDone done) {
+    const std::string identity = batch.identity();
+    for (std::size_t k = 0; k < agents_.size(); ++k) {
+        LivingAgent& a = *agents_[k];
+        // give() may end an agent whose channel failed, never remove it here.
+        if (a.idle() && a.identity() == identity && a.give(batch, done)) return;
+    }
+    LivingAgent::Hooks hooks{[this](LivingAgent& a) { became_idle(a); }, [this](LivingAgent& a) { ended(a); }};
+    agents_.push_back(std::make_unique<LivingAgent>(loop_, options_, identity, std::move(hooks)));
+    agents_.back()->start(std::move(batch), std::move(done));  // may end (and remove) it at once
+}
+
+void AgentPool::retire() {
+    retired_ = true;
+    for (auto& a : agents_)
+        if (a->idle()) a->end();
+}
+
+std::size_t AgentPool::idle_agents() const {
+    return static_cast<std::size_t>(
+        std::count_if(agents_.begin(), agents_.end(), [](const auto& a) { return a->idle(); }));
+}
+
+void AgentPool::became_idle(LivingAgent& agent) {
+    if (retired_) return agent.end();
+    while (idle_agents() > kMaxIdleAgents) {
+        auto oldest = std::min_element(agents_.begin(), agents_.end(), [](const auto& a, const auto& b) {
+            if (a->idle() != b->idle()) return a->idle();
+            return a->idle_since() < b->idle_since();
+        });
+        (*oldest)->end();
+    }
+}
+
+void AgentPool::ended(LivingAgent& agent) {
+    auto it = std::find_if(agents_.begin(), agents_.end(), [&](const auto& a) { return a.get() == &agent; });
+    if (it != agents_.end()) agents_.erase(it);
+}
+
+}  // namespace postern::delivery
