@@ -10,15 +10,23 @@
  *
  * NAME is the action method as the config names it (`action "a" maildir`).
  *
- * The process. Delivery plugins never run inside the daemon. For each batch
- * of deliveries that share an action and an account (up to a few dozen), the
- * daemon starts the delivery agent `postern-local`, which loads the plugin
- * once and then, in one thread and in the batch's order, calls `deliver`
- * once per delivery, or `deliver_many` once for the recipients of one
- * message when the plugin offers it. A plugin may keep state across the
- * calls of one process (a connection, a cache); after the batch the agent
- * unloads the plugin (its destructors run) and exits. A plugin that crashes costs its
- * batch a temporary failure, never the daemon.
+ * The process. Delivery plugins never run inside the daemon. The daemon
+ * hands batches of deliveries that share an action and an account (up to a
+ * few dozen each) to the delivery agent `postern-local`, which loads the
+ * plugin once and then, in one thread and in each batch's order, calls
+ * `deliver` once per delivery, or `deliver_many` once for the recipients of
+ * one message when the plugin offers it. One agent process serves batch
+ * after batch, one at a time, all for the same action and account (plugin,
+ * user, options); it ends a few seconds after its last batch, or when the
+ * daemon stops or reloads, and then unloads the plugin (its destructors
+ * run). A plugin may keep state across calls, and so across batches (a
+ * connection, a cache), but no state that belongs to a batch: no call of
+ * this ABI marks where a batch begins or ends, so a time budget or a
+ * "server unreachable" meant for the batch under way would carry over into
+ * the next ones. (postern's own relay and lmtp plugins keep such state; the
+ * daemon starts a process per batch for those two actions.) A plugin that
+ * crashes costs the batch under way a temporary failure, never the daemon;
+ * the next batch gets a new process.
  *
  * What the plugin can count on in that process:
  *  - Privileges: when the daemon runs as root, the agent loads the plugin
@@ -34,10 +42,11 @@
  *    written there can pass for a result.
  *  - SIGPIPE is ignored and no signal is blocked: a write to a closed pipe
  *    or socket fails with EPIPE.
- *  - Time: the daemon kills the agent (SIGKILL) 10 minutes after it started
- *    (60 for the relay action), whatever it is doing; the deliveries that had
- *    no result yet fail temporarily. Bound every wait of your own well below
- *    that (network timeouts of a few minutes at most).
+ *  - Time: the daemon kills the agent (SIGKILL) when a batch has taken 10
+ *    minutes (60 for the relay action), counted from the moment the batch
+ *    was handed to it, whatever it is doing; the deliveries of that batch
+ *    that had no result yet fail temporarily. Bound every wait of your own
+ *    well below that (network timeouts of a few minutes at most).
  */
 #ifndef POSTERN_DELIVERY_H
 #define POSTERN_DELIVERY_H
@@ -58,7 +67,8 @@ struct postern_delivery_request {
      * A read-only descriptor of a regular file, opened for this delivery
      * alone (its own file offset) and at offset 0 when the call starts. The
      * plugin may read, seek, pread, fstat, mmap and dup it; it must not close
-     * it: the agent owns it (it is closed when the agent exits). */
+     * it: the agent owns it (it is closed once its batch is done, and a
+     * later batch may get the same descriptor number for another message). */
     int message_fd;
     const char* sender;  /* envelope sender, "" for the null sender <> */
     const char* rcpt;    /* recipient as given in RCPT TO */
