@@ -11,6 +11,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <variant>
@@ -242,6 +243,40 @@ std::vector<Result> merge(std::vector<std::optional<Result>> preset, std::vector
     return out;
 }
 
+// Whether the mailboxes a batch would make all exist, as regular files,
+// looked at on libuv's threads (the mbox folder may be on NFS): then(batch,
+// answer) on the loop. A batch's mailboxes are its user's one default
+// mailbox; a batch that names several is answered "no".
+void look_for_mailboxes(uv_loop_t* loop, Batch batch, std::function<void(Batch, bool)> then) {
+    struct Look {
+        uv_fs_t req{};
+        Batch batch;
+        std::function<void(Batch, bool)> then;
+    };
+    std::string path;
+    for (const auto& item : batch.items) {
+        if (!item.create_mbox) continue;
+        if (!path.empty() && item.fields.path != path) return then(std::move(batch), false);
+        path = item.fields.path;
+    }
+    auto look = std::make_unique<Look>();
+    look->req.data = look.get();
+    look->batch = std::move(batch);
+    look->then = std::move(then);
+    int rc = uv_fs_lstat(loop, &look->req, path.c_str(), [](uv_fs_t* req) {
+        std::unique_ptr<Look> done(static_cast<Look*>(req->data));
+        bool there = req->result == 0 && S_ISREG(req->statbuf.st_mode);
+        uv_fs_req_cleanup(req);
+        done->then(std::move(done->batch), there);
+    });
+    if (rc == 0) {
+        (void)look.release();  // reclaimed in the callback
+        return;
+    }
+    uv_fs_req_cleanup(&look->req);
+    look->then(std::move(look->batch), false);
+}
+
 }  // namespace
 
 SpawnLauncher::SpawnLauncher(uv_loop_t* loop, SpawnOptions options)
@@ -258,9 +293,27 @@ void SpawnLauncher::launch(const Job& job, Done done) {
     BatchDone merged = [preset = std::move(p.preset), done = std::move(done)](std::vector<Result> got) mutable {
         done(merge(std::move(preset), std::move(got)));
     };
-    bool lives = options_.keep_agents && agent_may_live(kind_of(job.method)) && !p.batch.needs_root();
-    if (lives) pool_->run(std::move(p.batch), std::move(merged));
-    else run_once(loop_, options_, std::move(p.batch), std::move(merged));
+    dispatch(std::move(p.batch), std::move(merged));
+}
+
+// A batch with a default mailbox to make (mbox, as root) needs an agent
+// that is still root, which only a new one is; but the mailbox is made
+// once, and its later batches find it there: with every one of its
+// mailboxes there, the batch needs no root and goes to the pool. (One that
+// a mail reader removes just after the look fails its delivery
+// temporarily, as it would in a new agent once root was gone; the retry
+// makes it.)
+void SpawnLauncher::dispatch(Batch batch, BatchDone done) {
+    if (!options_.keep_agents || !agent_may_live(kind_of(batch.method)))
+        return run_once(loop_, options_, std::move(batch), std::move(done));
+    if (!batch.needs_root()) return pool_->run(std::move(batch), std::move(done));
+    auto then = [this, alive = std::weak_ptr<char>(alive_), done = std::move(done)](Batch b, bool there) mutable {
+        if (alive.expired()) return;  // the launcher has gone: nobody takes the results
+        if (!there) return run_once(loop_, options_, std::move(b), std::move(done));
+        for (auto& item : b.items) item.create_mbox = false;
+        pool_->run(std::move(b), std::move(done));
+    };
+    look_for_mailboxes(loop_, std::move(batch), std::move(then));
 }
 
 void SpawnLauncher::retire() { pool_->retire(); }

@@ -18,8 +18,8 @@
 // busy queue does not pay a process start per batch. Some batches still get
 // an agent of their own that ends with them (agent_run.hpp): those of the
 // methods whose plugins keep per-batch state in the process (relay, lmtp;
-// see launcher.cpp), those whose agent must stay root (a mailbox to make),
-// and all of them with `keep_agents` off.
+// see launcher.cpp), those whose agent must be root (a mailbox to make that
+// is not there yet), and all of them with `keep_agents` off.
 //
 // Two launchers: SpawnLauncher starts agents itself (used by the parent
 // process of the daemon, root or not); PrivClient asks that parent to do
@@ -92,6 +92,7 @@ struct SpawnOptions {
 };
 
 class AgentPool;
+struct Batch;
 
 class SpawnLauncher final : public Launcher {
 public:
@@ -110,9 +111,13 @@ public:
     std::size_t living_agents() const;
 
 private:
+    void dispatch(Batch batch, std::function<void(std::vector<Result>)> done);
+
     uv_loop_t* loop_;
     SpawnOptions options_;
     std::unique_ptr<AgentPool> pool_;
+    // Expires with the launcher: a look at the disk that ends after it finds no launcher.
+    std::shared_ptr<char> alive_ = std::make_shared<char>();
 };
 
 // The agent beside the running executable (build tree) or the installed one.

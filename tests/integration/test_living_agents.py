@@ -12,6 +12,7 @@ stopping the daemon leaves no agent behind (agents run in sessions of their
 own, so the harness's clean-up would not catch one).
 """
 
+import grp
 import os
 import pwd
 import re
@@ -29,6 +30,8 @@ USERS = [f"ptla{os.getpid() % 10000}", f"ptlb{os.getpid() % 10000}"]
 
 MAILDIR = ('action "l" maildir "@DIR@/mail/%{user.username}" user root\n'
            'match from local for local action "l"\n')
+MBOX = ('action "m" mbox\n'
+        'match from local for local action "m"\n')
 PER_USER = ('action "l" maildir "@DIR@/mail/%{user.username}"\n'
             'match from local for local action "l"\n')
 # Waits (and says the agent's pid) while @DIR@/slow exists; then writes the
@@ -138,6 +141,45 @@ class LivingAgents(unittest.TestCase):
         finally:
             for name in USERS:
                 subprocess.run(["userdel", name], capture_output=True)
+
+    def test_mbox_a_missing_mailbox_is_made_by_a_new_agent_as_root_and_then_agents_live(self):
+        user = USERS[0]
+        subprocess.run(["userdel", user], capture_output=True)
+        subprocess.run(["useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", user],
+                       check=True, capture_output=True)
+        mail_gid = grp.getgrnam("mail").gr_gid
+
+        def prepare(folder):  # as Debian's /var/mail: root:mail 2775, no mailbox for the user
+            os.chown(os.path.join(folder, "mbox"), 0, mail_gid)
+            os.chmod(os.path.join(folder, "mbox"), 0o2775)
+
+        try:
+            with postern.Daemon(MBOX, name="agents-mbox", prepare=prepare) as d:
+                mbox = os.path.join(d.mbox_dir, user)
+                uid = pwd.getpwnam(user).pw_uid
+
+                def deliver(subject, n):
+                    self.assertEqual(send(d, f"{user}@localhost", subject), {})
+                    self.assertTrue(d.wait_log(rf"mda delivery .*to={user}@localhost .*result=Ok", count=n), d.log())
+                    st = os.stat(mbox)
+                    self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (uid, mail_gid, 0o600))
+
+                # Made by an agent of its own (root, then the user), which ends.
+                deliver("first", 1)
+                self.assertTrue(postern.wait_until(lambda: agents_of(d) == [], 3), agents_of(d))
+                # The mailbox is there: the next batch's agent lives on, as the user.
+                deliver("second", 2)
+                living = agents_of(d)
+                self.assertEqual([uid_of(p) for p in living], [uid])
+                # A mail reader removed it: made again, by a new agent, not the living one.
+                os.unlink(mbox)
+                deliver("third", 3)
+                data = postern.read_bytes(mbox).decode()
+                self.assertIn("Subject: third", data)
+                self.assertNotIn("Subject: second", data)
+                self.assertEqual(agents_of(d), living)
+        finally:
+            subprocess.run(["userdel", user], capture_output=True)
 
     def test_an_agent_killed_mid_batch_fails_it_temporarily_and_a_new_one_delivers_the_retry(self):
         with postern.Daemon(SLOW_MDA, name="agents-kill") as d:
