@@ -420,6 +420,27 @@ bool deliver_batch(const postern::util::DeliveryPlugin& plugin, const Args& a) {
     return true;
 }
 
+// The first batch's envelopes are in argv, which any user may read in /proc
+// for as long as the agent lives, and one that serves more batches lives
+// seconds, not milliseconds: once parsed (into copies), the addresses,
+// paths and DSN parameters are overwritten in place with NULs.
+void hide_envelopes(int argc, char** argv) {
+    auto wipe = [](char* s) { std::memset(s, 0, std::strlen(s)); };
+    for (int i = 1; i < argc; ++i) {
+        std::string_view opt = argv[i];
+        if (opt == "--delivery" && i + 6 < argc) {
+            for (int k = 2; k <= 5; ++k) wipe(argv[i + k]);  // SENDER RCPT DEST PATH (not FD, MSGID)
+            i += 6;
+        } else if (opt == "--dsn" && i + 2 < argc) {
+            wipe(argv[i + 1]);
+            wipe(argv[i + 2]);
+            i += 2;
+        } else if (opt != "--create-mbox") {
+            ++i;  // every other option has one value: skipped as parse() does
+        }
+    }
+}
+
 // Whether the daemon may send more batches on the result descriptor: only
 // its channel does, a SOCK_SEQPACKET socket (delivery/agent_channel.hpp).
 // On a pipe, a file or a stream socket the agent serves one batch.
@@ -513,6 +534,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
         return kExitUsage;
     }
+    hide_envelopes(argc, argv);
     // The result pipe is ours alone: closed on exec, so no command a plugin
     // starts (mda) inherits it; and stdout becomes stderr before the plugin
     // is loaded, so whatever it prints goes to the log, never among results.

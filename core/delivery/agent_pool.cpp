@@ -29,7 +29,7 @@ std::size_t AgentPool::idle_agents() const {
 }
 
 void AgentPool::became_idle(LivingAgent& agent) {
-    if (retired_) return agent.end();
+    if (retired_ || agent.batches() >= kMaxAgentBatches) return agent.end();
     while (idle_agents() > kMaxIdleAgents) {
         auto oldest = std::min_element(agents_.begin(), agents_.end(), [](const auto& a, const auto& b) {
             if (a->idle() != b->idle()) return a->idle();

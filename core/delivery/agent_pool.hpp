@@ -9,7 +9,8 @@
 // run at once). An agent runs as its recipient: a batch for user B never
 // reaches user A's agent. Each agent is a LivingAgent (living_agent.hpp):
 // it ends after kAgentIdleTime without a batch, when more than
-// kMaxIdleAgents are idle (the longest idle first), when the launcher
+// kMaxIdleAgents are idle (the longest idle first), after kMaxAgentBatches
+// batches, when the launcher
 // retires (its serving process drains or has gone: a reload replaced it, or
 // the daemon stops), and when it fails (it is killed and its batch's
 // unreported deliveries fail temporarily; the next batch gets a new agent).
@@ -30,6 +31,12 @@ namespace postern::delivery {
 // As many as the scheduler runs local batches at once (kMaxLocalRuns in
 // scheduler.cpp): a steady flow to one account keeps every agent it needs.
 inline constexpr std::size_t kMaxIdleAgents = 32;
+
+// Batches one agent serves at most, then it ends once idle: whatever a
+// plugin leaks (memory, descriptors) over a long life stays bounded, as
+// Postfix's max_use bounds its processes'. One start per thousand batches
+// costs nothing worth measuring.
+inline constexpr unsigned long kMaxAgentBatches = 1000;
 
 class AgentPool {
 public:

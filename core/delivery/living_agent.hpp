@@ -74,6 +74,7 @@ public:
     uint64_t idle_since() const { return idle_since_; }
     const std::string& identity() const { return identity_; }
     long pid() const { return pid_; }
+    unsigned long batches() const { return batches_; }  // given to it so far
 
 private:
     enum class State { Busy, Idle, Ending };

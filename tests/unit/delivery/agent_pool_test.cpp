@@ -20,6 +20,7 @@
 
 #include "../common/files.hpp"
 #include "delivery/agent_channel.hpp"
+#include "delivery/agent_pool.hpp"
 #include "delivery/launcher.hpp"
 #include "delivery/living_agent.hpp"
 
@@ -307,6 +308,40 @@ TEST_CASE("agents: an agent that garbles its channel in a later batch is killed 
     CHECK(pool.launcher().living_agents() == 0);
     auto third = pool.deliver(job_of(dir, 1));
     CHECK(third[0].text == "fine");  // from a new agent's first batch
+}
+
+TEST_CASE("agents: an agent ends after kMaxAgentBatches batches and the next batch gets a new one") {
+    postern_test::TempDir dir("agents");
+    Pool pool(whoami_options());
+    Job job = job_of(dir, 1);
+    long pid = who(pool.deliver(job)[0]).pid;
+    for (unsigned long k = 2; k <= kMaxAgentBatches; ++k) {
+        Who w = who(pool.deliver(job)[0]);
+        REQUIRE(w.pid == pid);
+        REQUIRE(w.call == k);
+    }
+    // Ended at once, not after its idle time.
+    CHECK(pool.run_until([&] { return pool.launcher().living_agents() == 0; }, kAgentIdleTime / 2));
+    Who next = who(pool.deliver(job)[0]);
+    CHECK(next.pid != pid);
+    CHECK(next.call == 1);
+}
+
+TEST_CASE("agents: a living agent's command line shows no envelope of its first batch") {
+    postern_test::TempDir dir("agents");
+    Pool pool(whoami_options());
+    Job job = job_of(dir, 1);
+    job.items[0].sender = "hidden-sender@example.org";
+    job.items[0].rcpt = job.items[0].dest = "hidden-rcpt@example.com";
+    job.items[0].mail_params = "ENVID=hidden-envid";
+    job.items[0].path = dir / "hidden-path";
+    long pid = who(pool.deliver(job)[0]).pid;
+    std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
+    CHECK(cmdline.find("--method") != std::string::npos);
+    CHECK(cmdline.find("whoami") != std::string::npos);
+    CHECK(cmdline.find("0123abcd") != std::string::npos);  // the queue id stays
+    for (const char* hidden : {"hidden-sender", "hidden-rcpt", "hidden-envid", "hidden-path"})
+        CHECK(cmdline.find(hidden) == std::string::npos);
 }
 
 TEST_CASE("agent channel: a batch round-trips and a packet that is no batch of its descriptors is refused") {
