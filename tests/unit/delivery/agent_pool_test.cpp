@@ -3,6 +3,7 @@
 // plugin, which says which process delivered ("pid P uid U call C"), and a
 // fake agent for what postern-local never does (garbling its channel).
 // Also the channel's batch codec (delivery/agent_channel.hpp).
+#include <fcntl.h>
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -342,6 +343,65 @@ TEST_CASE("agents: a living agent's command line shows no envelope of its first 
     CHECK(cmdline.find("0123abcd") != std::string::npos);  // the queue id stays
     for (const char* hidden : {"hidden-sender", "hidden-rcpt", "hidden-envid", "hidden-path"})
         CHECK(cmdline.find(hidden) == std::string::npos);
+}
+
+namespace {
+
+// A batch made by hand for an AgentPool, with its own time limit.
+Batch whoami_batch(const postern_test::TempDir& dir, std::chrono::milliseconds limit, const std::string& path = "") {
+    write_file(dir / "message", "Subject: x\n\nbody\n");
+    const passwd* pw = ::getpwuid(::geteuid());
+    REQUIRE(pw);
+    Batch b;
+    b.method = "whoami";
+    b.user = pw->pw_name;
+    b.home = pw->pw_dir;
+    b.time_limit = limit;
+    postern::util::Fd fd(::open((dir / "message").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(fd);
+    b.items.push_back({std::move(fd), {"a@example.org", "b@example.com", "b@example.com", path, "0123abcd", "", ""}});
+    return b;
+}
+
+}  // namespace
+
+TEST_CASE("agents: the time limit is per batch and an agent that overruns it is killed") {
+    postern_test::TempDir dir("agents");
+    uv_loop_t loop;
+    REQUIRE(uv_loop_init(&loop) == 0);
+    SpawnOptions options = whoami_options();
+    {
+        AgentPool pool(&loop, options);
+        auto run = [&](Batch b) {
+            std::optional<std::vector<Result>> got;
+            pool.run(std::move(b), [&](std::vector<Result> r) { got = std::move(r); });
+            auto end = Clock::now() + 30s;
+            while (!got && Clock::now() < end) uv_run(&loop, UV_RUN_ONCE);
+            REQUIRE(got);
+            return *got;
+        };
+        // Two fast batches 1.5 s apart, each well within its 1 s: the agent
+        // has lived longer than the limit, no batch has taken it.
+        long pid = who(run(whoami_batch(dir, 1s))[0]).pid;
+        uv_timer_t pause;
+        uv_timer_init(&loop, &pause);
+        uv_timer_start(
+            &pause, [](uv_timer_t*) {}, 1500, 0);
+        uv_run(&loop, UV_RUN_ONCE);
+        uv_close(reinterpret_cast<uv_handle_t*>(&pause), nullptr);
+        CHECK(who(run(whoami_batch(dir, 1s))[0]).pid == pid);
+
+        // A batch that takes longer than its limit: killed, failed temporarily.
+        auto start = Clock::now();
+        auto got = run(whoami_batch(dir, 1s, "wait:" + dir / "pid"));
+        CHECK(Clock::now() - start < 10s);
+        CHECK(got[0].status == Result::Status::TempFail);
+        CHECK(got[0].text == "delivery agent timed out");
+        CHECK(pool.agents() == 0);
+        CHECK_FALSE(alive(pid));
+    }
+    while (uv_loop_alive(&loop)) uv_run(&loop, UV_RUN_NOWAIT);
+    CHECK(uv_loop_close(&loop) == 0);
 }
 
 TEST_CASE("agent channel: a batch round-trips and a packet that is no batch of its descriptors is refused") {
