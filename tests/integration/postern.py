@@ -136,6 +136,20 @@ def read_bytes(path):
         return f.read()
 
 
+def copy_build(tree):
+    """posternd, its agent, posternctl and the plugins, copied into `tree`
+    laid out as a build tree (a CMakeCache.txt beside posternd marks one), for
+    a daemon that must run from somewhere else than BUILD_DIR: below a 0700
+    folder, or as a user who cannot enter the checkout."""
+    os.makedirs(os.path.join(tree, "plugins"), exist_ok=True)
+    for name in ("posternd", "postern-local", "posternctl"):
+        shutil.copy2(os.path.join(BUILD_DIR, name), tree)
+    open(os.path.join(tree, "CMakeCache.txt"), "w").close()
+    for name in os.listdir(os.path.join(BUILD_DIR, "plugins")):
+        if name.endswith(".so"):
+            shutil.copy2(os.path.join(BUILD_DIR, "plugins", name), os.path.join(tree, "plugins"))
+
+
 class Daemon:
     """A posternd started for one test; see the module comment."""
 

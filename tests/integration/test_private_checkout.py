@@ -10,7 +10,6 @@ plugin is loaded. A local message to a real user and a relayed one must
 arrive.
 """
 
-import glob
 import os
 import pwd
 import shutil
@@ -52,15 +51,6 @@ class PrivateTree(postern.Daemon):
         self._wait_ready()
 
 
-def copy_build(tree):
-    for name in ("posternd", "postern-local", "posternctl"):
-        shutil.copy2(os.path.join(postern.BUILD_DIR, name), tree)
-    open(os.path.join(tree, "CMakeCache.txt"), "w").close()
-    os.mkdir(os.path.join(tree, "plugins"))
-    for so in glob.glob(os.path.join(postern.BUILD_DIR, "plugins", "*.so")):
-        shutil.copy2(so, os.path.join(tree, "plugins"))
-
-
 @unittest.skipUnless(os.geteuid() == 0, "needs root: the daemon drops to _postern and delivers as a user")
 class PrivateCheckout(unittest.TestCase):
     def setUp(self):
@@ -78,7 +68,7 @@ class PrivateCheckout(unittest.TestCase):
         pw = pwd.getpwnam(USER)
         os.mkdir(os.path.join(self.home, USER), 0o700)
         os.chown(os.path.join(self.home, USER), pw.pw_uid, pw.pw_gid)
-        copy_build(self.tree)
+        postern.copy_build(self.tree)
 
     def test_local_and_relayed_mail_arrive(self):
         with SmtpSink() as sink:

@@ -258,7 +258,9 @@ def ensure_user():
 
 
 class AsUser(postern.Daemon):
-    """posternd started by an ordinary user: its folder is that user's."""
+    """posternd started by an ordinary user: its folder is that user's, and
+    it runs from a copy of the build there (the user may not be able to
+    enter the checkout: one under /root)."""
 
     def __init__(self, config_text, user):
         super().__init__(config_text, name="reload-user", prepare=self._hand_over)
@@ -266,6 +268,7 @@ class AsUser(postern.Daemon):
 
     def _hand_over(self, folder):
         write_aliases(folder, "")
+        postern.copy_build(os.path.join(folder, "bin"))
         for root, dirs, files in os.walk(folder):
             for name in [root] + [os.path.join(root, n) for n in dirs + files]:
                 os.chown(name, self.user.pw_uid, self.user.pw_gid)
@@ -274,7 +277,7 @@ class AsUser(postern.Daemon):
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 ["setpriv", f"--reuid={self.user.pw_uid}", f"--regid={self.user.pw_gid}", "--clear-groups",
-                 postern.POSTERND, "-d", "-f", self.conf_path],
+                 self.path("bin", "posternd"), "-d", "-f", self.conf_path],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=self.dir, start_new_session=True)
         self.session = self.proc.pid
         self._wait_ready()
