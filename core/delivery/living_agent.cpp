@@ -164,10 +164,11 @@ bool LivingAgent::give(Batch& batch, BatchDone& done) {
         return false;
     }
     ++batches_;
-    log::debug(log::Line("delivery agent batch")
-                   .kv("pid", pid_)
-                   .kv("batch", static_cast<long long>(batches_))
-                   .kv("deliveries", static_cast<long long>(batch.items.size())));
+    if (log::verbose())  // once per batch: not even the line is made without -v
+        log::debug(log::Line("delivery agent batch")
+                       .kv("pid", pid_)
+                       .kv("batch", static_cast<long long>(batches_))
+                       .kv("deliveries", static_cast<long long>(batch.items.size())));
     begin_batch(batch.items.size(), std::move(done), batch.time_limit);
     return true;
 }
