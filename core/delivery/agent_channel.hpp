@@ -3,8 +3,10 @@
 //
 // An agent is started with its first batch in its argv and a result
 // descriptor (--result-fd). When the launcher keeps agents (agent_pool.hpp),
-// that descriptor is the agent's end of a SOCK_SEQPACKET socketpair, and on
-// it the parent sends each later batch as one packet: one frame
+// that descriptor is the agent's end of a SOCK_SEQPACKET socketpair (the
+// only kind on which an agent waits for more: on a pipe or a stream socket
+// it serves its first batch and exits), and on it the parent sends each
+// later batch as one packet: one frame
 // (util/frame.hpp) "batch", then kItemFields fields per delivery, with the
 // delivery's message descriptors, opened by the parent exactly as for the
 // first batch, in the same packet (SCM_RIGHTS), one per delivery in order.
