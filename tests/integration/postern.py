@@ -136,6 +136,20 @@ def read_bytes(path):
         return f.read()
 
 
+def system_user(name, comment=None):
+    """The passwd entry of `name`, a user without a home made for the tests
+    (useradd) if this host has none."""
+    import pwd
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        cmd = ["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin"]
+        if comment:
+            cmd += ["--comment", comment]
+        subprocess.run(cmd + [name], check=True, timeout=30)
+        return pwd.getpwnam(name)
+
+
 def copy_build(tree):
     """posternd, its agent, posternctl and the plugins, copied into `tree`
     laid out as a build tree (a CMakeCache.txt beside posternd marks one), for

@@ -24,7 +24,7 @@ import subprocess
 import time
 import unittest
 
-from postern import BUILD_DIR, Daemon, maildir_new, run_tests, wait_until
+from postern import BUILD_DIR, Daemon, maildir_new, run_tests, system_user, wait_until
 
 SENDMAIL = os.path.join(BUILD_DIR, "postern-sendmail")
 USER = "pstslowpw"
@@ -52,21 +52,12 @@ int getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, struct passw
 """
 
 
-def ensure_user():
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                        USER], check=True, timeout=30)
-        return pwd.getpwnam(USER)
-
-
 class LocalUserLookup(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         if not shutil.which("cc"):
             raise unittest.SkipTest("no C compiler (cc) to build the slow getpwuid_r library")
-        cls.user = ensure_user()
+        cls.user = system_user(USER)
 
         def prepare(folder):
             src = os.path.join(folder, "slowpw.c")

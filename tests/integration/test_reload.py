@@ -247,16 +247,6 @@ class Reload(unittest.TestCase):
 USER = f"prld{os.getpid() % 100000}"
 
 
-def ensure_user():
-    import pwd
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                        USER], check=True, timeout=30)
-        return pwd.getpwnam(USER)
-
-
 class AsUser(postern.Daemon):
     """posternd started by an ordinary user: its folder is that user's, and
     it runs from a copy of the build there (the user may not be able to
@@ -289,7 +279,7 @@ class ReloadNotRoot(unittest.TestCase):
     too: its parent runs with that user's rights, and so does the child."""
 
     def test_sighup_and_posternctl_reload_serve_a_changed_configuration(self):
-        user = ensure_user()
+        user = postern.system_user(USER)
         with AsUser(config(), user) as d:
             # The daemon's processes are all the user's.
             procs = [d.pid] + postern.children_of(d.pid)

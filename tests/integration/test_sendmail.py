@@ -24,7 +24,7 @@ import smtplib
 import subprocess
 import unittest
 
-from postern import BUILD_DIR, Daemon, maildir_new, posternctl, run_tests, wait_until
+from postern import BUILD_DIR, Daemon, maildir_new, posternctl, run_tests, system_user, wait_until
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SENDMAIL = os.path.join(BUILD_DIR, "postern-sendmail")
@@ -50,19 +50,10 @@ def prepare(folder):
         os.chmod(os.path.join(folder, sub), 0o1777)
 
 
-def ensure_user():
-    try:
-        return pwd.getpwnam(USER)
-    except KeyError:
-        subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                        "--comment", "Test Sender,,,", USER], check=True, timeout=30)
-        return pwd.getpwnam(USER)
-
-
 class Sendmail(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.user = ensure_user()
+        cls.user = system_user(USER, comment="Test Sender,,,")
         cls.d = Daemon(CONFIG, name="sendmail", prepare=prepare, before_listen=HEAD)
         cls.d.__enter__()
         cls.host = cls.d.hostname
