@@ -6,8 +6,8 @@
 #
 # The sourcing script defines step (prints a step line) and fail (prints its
 # reason and exits non-zero) before calling these, and owns the clean-up:
-# pkg_debootstrap_pid holds the PID of a debootstrap still running, for its
-# trap to end.
+# pkg_debootstrap_pid and pkg_build_pid hold the PIDs of a debootstrap and
+# a package build still running, for its trap to end.
 #
 # POSTERN_DEB_MIRROR        mirror for debootstrap (default: the bookworm
 #                           mirror of /etc/apt/sources.list*)
@@ -18,6 +18,7 @@
 #                           folder DIR (with its src/) instead of building
 
 pkg_debootstrap_pid=""
+pkg_build_pid=""
 
 # The bookworm mirror apt uses on this machine.
 pkg_mirror() {
@@ -84,9 +85,16 @@ pkg_packages() {
         cp -a "$POSTERN_DEB_PREBUILT"/. "$out"/
     else
         step "build the packages (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS)"
-        if ! POSTERN_DEB_OUT=$out timeout 900 "$tree/packaging/deb.sh" >"$log" 2>&1; then
+        # In the background, so that the caller's trap can end it (timeout
+        # passes the signal on to the whole build) when the test is stopped.
+        POSTERN_DEB_OUT=$out timeout 900 "$tree/packaging/deb.sh" >"$log" 2>&1 &
+        pkg_build_pid=$!
+        local rc=0
+        wait "$pkg_build_pid" || rc=$?
+        pkg_build_pid=""
+        if [ $rc -ne 0 ]; then
             tail -40 "$log"
-            fail "the package build failed (log above)"
+            fail "the package build failed (exit $rc; log above)"
         fi
     fi
     # shellcheck disable=SC2034  # for the sourcing script
@@ -112,7 +120,8 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     fail() { echo "lib.sh: FAIL: $*" >&2; exit 1; }
     unset POSTERN_DEB_PREBUILT
     pkg_tmp=$(mktemp -d /tmp/postern-debbuild.XXXXXX)
-    trap 'rm -rf "$pkg_tmp"' EXIT
+    trap '[ -z "$pkg_build_pid" ] || kill "$pkg_build_pid" 2>/dev/null; wait; rm -rf "$pkg_tmp"' EXIT
+    trap 'exit 130' INT TERM
     pkg_export "$(cd "$(dirname "$0")/../.." && pwd)" "$pkg_tmp/tree"
     pkg_packages "$pkg_tmp/tree" "$2" "$pkg_tmp/build.log"
     echo "lib.sh: packages $pkg_version in $2"
