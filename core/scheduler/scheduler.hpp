@@ -96,6 +96,7 @@ private:
                            const RelayRoute* route) const;
     void fail_all(const std::vector<std::string>& ids, const std::string& why);
     void release_relay(const std::string& key);
+    void release_route(const std::string& key);
     void launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
     void finish(const std::string& id, const delivery::Result& r);
     void flush_removals();
@@ -123,8 +124,9 @@ private:
     RelayRouter& router_;
     unsigned running_ = 0;        // agent runs, local and relay (a stop waits for these)
     unsigned running_local_ = 0;  // of which local
-    // Relay batches being routed or delivered, in all and per route.
+    // Relay batches being routed or delivered.
     unsigned running_relay_ = 0;
+    // Runs per route (local ones too), for their limits (eligible()).
     std::map<std::string, unsigned> running_per_route_;
     bool closed_ = false;
     bool paused_local_ = false, paused_relay_ = false;
