@@ -45,6 +45,8 @@ start=$SECONDS
 step() { printf '\n== [%3ds] %s\n' $((SECONDS - start)) "$*"; }
 fail() { echo "test_deb: FAIL: $*" >&2; exit 1; }
 skip() { echo "test_deb: SKIP: $*"; exit 0; }
+# shellcheck source=tests/package/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 [ "$(id -u)" -eq 0 ] || skip "needs root (dpkg-buildpackage's build dependencies, debootstrap, chroot)"
 
@@ -60,11 +62,12 @@ cleanup() {
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && sleep 1
     # Any process left running inside the root is this test's own (a daemon
     # whose start failed half way): ended by PID before the root goes.
-    for pid in $(ls /proc | grep -E '^[0-9]+$'); do
-        [ "$(readlink "/proc/$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "$pid" 2>/dev/null
+    for pid in /proc/[0-9]*; do
+        [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
     done
     [ -n "$holder" ] && kill "$holder" 2>/dev/null
-    [ -n "${debootstrap_pid:-}" ] && kill "$debootstrap_pid" 2>/dev/null
+    [ -n "$pkg_debootstrap_pid" ] && kill "$pkg_debootstrap_pid" 2>/dev/null
+    [ -n "$pkg_build_pid" ] && kill "$pkg_build_pid" 2>/dev/null
     [ -n "${rebuild_pid:-}" ] && kill "$rebuild_pid" 2>/dev/null
     wait 2>/dev/null || true
     # Nothing of the host may be mounted under the folder about to be removed.
@@ -78,23 +81,11 @@ cleanup() {
     else
         rm -rf "$tmp"
     fi
-    printf 'test_deb: %s after %d s\n' "$([ $rc -eq 0 ] && echo done || echo failed)" $((SECONDS - start))
+    printf 'test_deb: %s after %d s\n' "$([ $rc -eq 0 ] && echo 'done' || echo failed)" $((SECONDS - start))
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# The bookworm mirror apt uses on this machine.
-mirror() {
-    if [ -n "${POSTERN_DEB_MIRROR:-}" ]; then echo "$POSTERN_DEB_MIRROR"; return; fi
-    local m
-    m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-        awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) while (i <= NF && $i !~ /\]$/) i++; if ($2 ~ /^\[/) i++;
-                           if ($(i + 1) == "bookworm") { print $i; exit } }')
-    [ -n "$m" ] || m=$(awk '/^URIs:/ { u = $2 } /^Suites:/ && / bookworm( |$)/ && u { print u; exit }' \
-                           /etc/apt/sources.list.d/*.sources 2>/dev/null)
-    echo "${m:-http://deb.debian.org/debian}"
-}
 
 wait_for() {  # SECONDS COMMAND...: true once COMMAND is, false after SECONDS
     local deadline=$((SECONDS + $1))
@@ -112,35 +103,13 @@ apt_root() { inroot env DEBIAN_FRONTEND=noninteractive apt-get -q -y -o Dpkg::Us
 # ---- 1. the export and the build; debootstrap meanwhile ----
 
 step "export HEAD of $top"
-mkdir -p "$tmp/tree" "$out"
-git -C "$top" archive HEAD | tar -x -C "$tmp/tree"
-
-debootstrap_ok=0
-if ! command -v debootstrap >/dev/null; then
-    DEBIAN_FRONTEND=noninteractive timeout 120 apt-get install -y -q --no-install-recommends debootstrap >/dev/null 2>&1 || true
+pkg_export "$top" "$tmp/tree"
+if pkg_debootstrap_start "$root" "$tmp/debootstrap.log"; then
+    step "debootstrap --variant=minbase bookworm from $(pkg_mirror) (in the background)"
 fi
-if command -v debootstrap >/dev/null; then
-    step "debootstrap --variant=minbase bookworm from $(mirror) (in the background)"
-    timeout 300 debootstrap --variant=minbase bookworm "$root" "$(mirror)" >"$tmp/debootstrap.log" 2>&1 &
-    debootstrap_pid=$!
-fi
-
-export DEB_BUILD_OPTIONS="${POSTERN_DEB_BUILD_OPTIONS:-nocheck noopt noddebs}"
-if [ -n "${POSTERN_DEB_PREBUILT:-}" ]; then
-    # For work on this test: the output folder of an earlier deb.sh run.
-    step "packages of $POSTERN_DEB_PREBUILT (not built)"
-    cp -a "$POSTERN_DEB_PREBUILT"/. "$out"/
-else
-    step "build the packages (DEB_BUILD_OPTIONS=$DEB_BUILD_OPTIONS)"
-    if ! POSTERN_DEB_OUT=$out timeout 900 "$tmp/tree/packaging/deb.sh" >"$tmp/build.log" 2>&1; then
-        tail -40 "$tmp/build.log"
-        fail "the package build failed (log above)"
-    fi
-fi
-version=$(dpkg-parsechangelog -l "$out/src/debian/changelog" -S Version)
-ls "$out"/postern_"$version"_*.deb "$out"/postern-filter-dkim_"$version"_*.deb \
-   "$out"/postern-filter-rspamd_"$version"_*.deb "$out"/postern-dev_"$version"_*.deb >/dev/null ||
-    fail "not every package was built: $(ls "$out")"
+pkg_packages "$tmp/tree" "$out" "$tmp/build.log"
+version=$pkg_version
+pkg_check_built "$out" "$version" postern postern-filter-dkim postern-filter-rspamd postern-dev
 
 # The upgrade's package: the same tree with a new changelog entry, built in
 # the background (the compiled objects are reused: -nc) while the root is
@@ -168,14 +137,12 @@ fi
 
 # ---- 3. the fresh root ----
 
-[ -n "${debootstrap_pid:-}" ] || skip "debootstrap is not installed and could not be installed; the packages built, lintian ran"
+[ -n "$pkg_debootstrap_pid" ] || skip "debootstrap is not installed and could not be installed; the packages built, lintian ran"
 step "wait for debootstrap"
-if ! wait "$debootstrap_pid"; then
-    debootstrap_pid=""
+if ! pkg_debootstrap_wait; then
     tail -5 "$tmp/debootstrap.log"
     skip "debootstrap cannot run here (log above); the packages built, lintian ran"
 fi
-debootstrap_pid=""
 
 mount -t proc proc "$root/proc"
 # What a Debian 12 system has and debootstrap does not make: localhost.
