@@ -16,7 +16,8 @@
 #      and cron's way (sendmail -FCronDaemon ... root) lands in
 #      /var/mail/root; newaliases runs, mailq lists a queued message;
 #      `echo hi | mail -s ... root` (bsd-mailx) from an ordinary user lands too;
-#      a SIGHUP (the unit's ExecReload) after an alias was added serves it; a
+#      a SIGHUP after an alias was added serves it; `posternctl reload` (the
+#      unit's ExecReload) of a configuration with metrics serves /metrics; a
 #      broken configuration is refused by `posternctl reload` and by SIGHUP
 #      while the running one keeps serving;
 #   6. with local delivery paused and a message queued, upgrade to a rebuilt
@@ -186,7 +187,7 @@ if command -v systemd-analyze >/dev/null; then
     # verified with this machine's, where only its commands are missing.
     unit=$root/lib/systemd/system/posternd.service
     r=$(systemd-analyze verify --man=no "$unit" 2>&1 |
-        grep -v 'Command /usr/sbin/posternd is not executable: No such file or directory$' || true)
+        grep -Ev 'Command /usr/sbin/postern(d|ctl) is not executable: No such file or directory$' || true)
     [ -z "$r" ] || fail "systemd-analyze verify $unit: $r"
     echo "ok: systemd-analyze verify"
 fi
@@ -281,6 +282,17 @@ echo "reloadtest: root" >>"$root/etc/aliases"
 kill -HUP "$daemon"
 wait_for 20 smtp reloadtest@localhost "after-reload" 2>/dev/null || fail "the new alias is not served after SIGHUP"
 expect_mail root "after-reload"
+# Metrics, switched on and reloaded as the unit's ExecReload does it.
+echo "metrics listen on 127.0.0.1 port 9154" >>"$root/etc/postern/smtpd.conf"
+r=$(inroot posternctl -f /etc/postern/smtpd.conf reload 2>&1) || fail "posternctl reload with metrics: $r"
+wait_for 20 smtp root@localhost "with-metrics" 2>/dev/null || fail "no mail served after the reload with metrics"
+expect_mail root "with-metrics"
+wait_for 20 sh -c "nsenter --net=/proc/$holder/ns/net curl -sf http://127.0.0.1:9154/metrics >'$tmp/metrics.txt'" ||
+    fail "no /metrics on 127.0.0.1:9154 after the reload"
+for family in postern_sessions_total postern_messages_accepted_total postern_deliveries_total postern_queue_envelopes; do
+    grep -q "^$family" "$tmp/metrics.txt" || fail "/metrics has no $family: $(head -c 300 "$tmp/metrics.txt")"
+done
+echo "ok: /metrics scrapes after metrics were switched on by a reload"
 echo "this is no directive" >>"$root/etc/postern/smtpd.conf"
 # -s: posternctl cannot read the socket path from the broken file itself.
 r=$(inroot posternctl -s /run/postern/control.sock reload 2>&1) && fail "posternctl reload accepted a broken configuration: $r"
