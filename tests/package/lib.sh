@@ -1,13 +1,13 @@
 # shellcheck shell=bash
 # tests/package/lib.sh — the steps that the package tests share, sourced by
-# test_systemd.sh (and meant for test_deb.sh): the export of HEAD, the
+# test_systemd.sh and test_deb.sh: the export of HEAD, the
 # package build (or an earlier build's packages), and the bookworm root made
 # by debootstrap from the mirror apt uses here.
 #
 # The sourcing script defines step (prints a step line) and fail (prints its
 # reason and exits non-zero) before calling these, and owns the clean-up:
 # pkg_debootstrap_pid and pkg_build_pid hold the PIDs of a debootstrap and
-# a package build still running, for its trap to end.
+# a package build still running, which its trap ends with pkg_release.
 #
 # POSTERN_DEB_MIRROR        mirror for debootstrap (default: the bookworm
 #                           mirror of /etc/apt/sources.list*)
@@ -108,6 +108,31 @@ pkg_check_built() {
     for p in "$@"; do
         compgen -G "$out/${p}_${version}_*.deb" >/dev/null || fail "$p $version was not built: $(ls "$out")"
     done
+}
+
+# pkg_release NAME TMP ROOT: the end of a test's clean-up. Ends the build
+# and debootstrap still running, and any process left inside ROOT (the
+# test's own: a daemon or package script), each by PID; unmounts ROOT/proc;
+# removes TMP (kept with POSTERN_DEB_KEEP=1, or if anything is still mounted
+# below it).
+pkg_release() {
+    local name=$1 tmp=$2 root=$3 pid
+    [ -n "$pkg_debootstrap_pid" ] && kill "$pkg_debootstrap_pid" 2>/dev/null
+    [ -n "$pkg_build_pid" ] && kill "$pkg_build_pid" 2>/dev/null
+    for pid in /proc/[0-9]*; do
+        [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
+    done
+    wait 2>/dev/null
+    if mountpoint -q "$root/proc" 2>/dev/null; then
+        umount "$root/proc" 2>/dev/null || umount -l "$root/proc"
+    fi
+    if grep -q " $tmp/" /proc/mounts; then
+        echo "$name: $tmp still has mounts; not removed" >&2
+    elif [ "${POSTERN_DEB_KEEP:-0}" = 1 ]; then
+        echo "$name: kept $tmp"
+    else
+        rm -rf "$tmp"
+    fi
 }
 
 # Run rather than sourced, `bash tests/package/lib.sh build OUT` builds the

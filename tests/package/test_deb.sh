@@ -58,30 +58,12 @@ holder=""  # the process holding the network namespace
 daemon=""  # posternd's PID
 
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e  # every step of the cleanup runs, whatever fails before it
     [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && sleep 1
-    # Any process left running inside the root is this test's own (a daemon
-    # whose start failed half way): ended by PID before the root goes.
-    for pid in /proc/[0-9]*; do
-        [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
-    done
     [ -n "$holder" ] && kill "$holder" 2>/dev/null
-    [ -n "$pkg_debootstrap_pid" ] && kill "$pkg_debootstrap_pid" 2>/dev/null
-    [ -n "$pkg_build_pid" ] && kill "$pkg_build_pid" 2>/dev/null
     [ -n "${rebuild_pid:-}" ] && kill "$rebuild_pid" 2>/dev/null
-    wait 2>/dev/null || true
-    # Nothing of the host may be mounted under the folder about to be removed.
-    if mountpoint -q "$root/proc" 2>/dev/null; then
-        umount "$root/proc" 2>/dev/null || umount -l "$root/proc"
-    fi
-    if grep -q " $tmp/" /proc/mounts; then
-        echo "test_deb: $tmp still has mounts; not removed" >&2
-    elif [ "${POSTERN_DEB_KEEP:-0}" = 1 ]; then
-        echo "test_deb: kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    pkg_release test_deb "$tmp" "$root"
     printf 'test_deb: %s after %d s\n' "$([ $rc -eq 0 ] && echo 'done' || echo failed)" $((SECONDS - start))
     exit $rc
 }

@@ -78,27 +78,10 @@ out=$tmp/out
 qemu_pid=""
 
 cleanup() {
-    local rc=$? pid
+    local rc=$?
     set +e  # every step of the cleanup runs, whatever fails before it
     [ -n "$qemu_pid" ] && kill -KILL "$qemu_pid" 2>/dev/null
-    [ -n "$pkg_debootstrap_pid" ] && kill "$pkg_debootstrap_pid" 2>/dev/null
-    [ -n "$pkg_build_pid" ] && kill "$pkg_build_pid" 2>/dev/null
-    # Any process left running inside the root is this test's own (a
-    # package script's): ended by PID before the root goes.
-    for pid in /proc/[0-9]*; do
-        [ "$(readlink "$pid/root" 2>/dev/null)" = "$root" ] && kill -KILL "${pid#/proc/}" 2>/dev/null
-    done
-    wait 2>/dev/null || true
-    if mountpoint -q "$root/proc" 2>/dev/null; then
-        umount "$root/proc" 2>/dev/null || umount -l "$root/proc"
-    fi
-    if grep -q " $tmp/" /proc/mounts; then
-        echo "test_systemd: $tmp still has mounts; not removed" >&2
-    elif [ "${POSTERN_DEB_KEEP:-0}" = 1 ]; then
-        echo "test_systemd: kept $tmp"
-    else
-        rm -rf "$tmp"
-    fi
+    pkg_release test_systemd "$tmp" "$root"
     printf 'test_systemd: %s after %d s\n' "$([ $rc -eq 0 ] && echo 'done' || echo failed)" $((SECONDS - start))
     exit $rc
 }
