@@ -15,10 +15,13 @@
 // root:mail 2775, so a user cannot), and then becomes UID:GID for good
 // before it reads a single message or envelope field. Each --delivery names an inherited file
 // descriptor holding one spooled message and that message's envelope. The
-// agent loads delivery-NAME.so once and calls its `deliver` for each (or,
-// for the recipients of one message side by side, its `deliver_many` once,
-// when the plugin has one: the relay sends them in one transaction), so a
-// busy queue pays for one process start per agent, not per message, and a
+// agent loads delivery-NAME.so once and hands it each batch: whole, to its
+// `deliver_batch`, when the plugin has one (a maildir flushes the batch's
+// files together; a relay keeps its time budget and what it found
+// unreachable for that batch alone); else its `deliver` for each delivery
+// (or, for the recipients of one message side by side, its `deliver_many`
+// once, when the plugin has one: the relay sends them in one transaction).
+// A busy queue pays for one process start per agent, not per message, and a
 // plugin that crashes costs the batch's attempts, never the daemon.
 // --secret-fd names a pipe holding more option words (relay credentials),
 // which must not appear in argv where any user can read them.
@@ -57,15 +60,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "delivery/agent_channel.hpp"
+#include "delivery/kind.hpp"
 #include "delivery/result.hpp"
 #include "postern/delivery.h"
 #include "util/fd.hpp"
@@ -396,12 +402,117 @@ bool root_steps(const Args& a, std::string* error) {
     return postern::util::become(a.as->first, a.as->second, {}, error);
 }
 
-// Delivers a.deliveries and reports each result. A plugin with deliver_many
-// takes the recipients of one message together, and only deliver_many gives
-// typed results: it is used for one recipient too. False when a result
-// cannot be reported: with nobody left to read them, delivering on would
-// only deliver twice.
+// The plugin's deliver_batch, or nullptr when it has none (NULL, or an
+// older, shorter struct without the member).
+decltype(postern_delivery_plugin::deliver_batch) deliver_batch_of(const postern::util::DeliveryPlugin& p) {
+    if (!POSTERN_HAS_MEMBER(&p.api(), postern_delivery_plugin, deliver_batch)) return nullptr;
+    return p->deliver_batch;
+}
+
+// A deliver_batch call's results and their reporting: each result goes to
+// the daemon as soon as the plugin says it is final (report(), from any of
+// its threads, one at a time under the lock), the rest when the call
+// returns. report() finds the call through the batch's `agent`, and takes
+// only a batch that is the call's own.
+struct BatchCall {
+    postern_delivery_batch abi{};
+    std::mutex lock;
+    const postern::util::DeliveryPlugin& plugin;
+    int fd;
+    std::vector<size_t> index;  // the batch's index of the call's k-th delivery
+    std::vector<postern_delivery_result> results;
+    std::vector<bool> sent;
+    bool failed = false;  // a result could not be sent
+    int error = 0;        // errno of that failure
+
+    BatchCall(const postern::util::DeliveryPlugin& p, int result_fd) : plugin(p), fd(result_fd) {}
+
+    void send(size_t k);
+    static void report(const postern_delivery_batch* batch, size_t k) noexcept;
+};
+
+// Sends the call's k-th result once; the caller holds the lock.
+void BatchCall::send(size_t k) {
+    if (k >= sent.size() || sent[k]) return;
+    sent[k] = true;
+    const postern_delivery_result& r = results[k];
+    if (!failed && !send_result(fd, index[k], checked(plugin, r.status, field(r.text, sizeof r.text), &r))) {
+        failed = true;
+        error = errno;
+    }
+}
+
+void BatchCall::report(const postern_delivery_batch* batch, size_t k) noexcept {
+    if (!batch) return;
+    auto* call = static_cast<BatchCall*>(batch->agent);
+    if (!call || &call->abi != batch) return;
+    try {
+        std::lock_guard<std::mutex> hold(call->lock);
+        call->send(k);
+    } catch (...) {  // nothing may cross the C ABI back into the plugin
+        call->failed = true;
+    }
+}
+
+// How long the daemon gives a batch of this method (delivery/kind.hpp,
+// the rule the daemon's timer follows).
+uint64_t time_limit_ms(const std::string& method) {
+    return static_cast<uint64_t>(postern::delivery::info(method).timeout.count());
+}
+
+// The whole batch through deliver_batch. A delivery whose message is not
+// there fails at once and is not passed on.
+bool deliver_whole(const postern::util::DeliveryPlugin& plugin, decltype(postern_delivery_plugin::deliver_batch) batch,
+                   const Args& a) {
+    BatchCall call(plugin, a.result_fd);
+    std::vector<postern_delivery_request> reqs;
+    for (size_t i = 0; i < a.deliveries.size(); ++i) {
+        const Delivery& d = a.deliveries[i];
+        if (!has_message(d)) {
+            Result missing{Result::Status::TempFail, "no message on descriptor " + std::to_string(d.fd)};
+            if (!send_result(a.result_fd, i, missing)) return false;
+            continue;
+        }
+        call.index.push_back(i);
+        reqs.push_back(request_for(a, d));
+    }
+    const size_t n = reqs.size();
+    if (n == 0) return true;
+    // Zeroed, the status no POSTERN_* one (as deliver_together's).
+    call.results.resize(n);
+    call.sent.assign(n, false);
+    std::vector<const postern_delivery_request*> req_ptrs;
+    std::vector<postern_delivery_result*> result_ptrs;
+    for (size_t k = 0; k < n; ++k) {
+        call.results[k].struct_size = sizeof call.results[k];
+        call.results[k].status = kNoStatus;
+        req_ptrs.push_back(&reqs[k]);
+        result_ptrs.push_back(&call.results[k]);
+    }
+    call.abi.struct_size = sizeof call.abi;
+    call.abi.time_limit_ms = time_limit_ms(a.method);
+    call.abi.report = &BatchCall::report;
+    call.abi.agent = &call;
+    batch(&call.abi, req_ptrs.data(), n, result_ptrs.data());
+    // Whatever the plugin did not report; its threads are done (delivery.h).
+    std::lock_guard<std::mutex> hold(call.lock);
+    for (size_t k = 0; k < n; ++k) call.send(k);
+    if (call.failed) errno = call.error;
+    return !call.failed;
+}
+
+// Delivers a.deliveries and reports each result. A plugin with
+// deliver_batch gets the batch whole. Else one with deliver_many takes the
+// recipients of one message together, and only deliver_many gives typed
+// results: it is used for one recipient too. False when a result cannot be
+// reported: with nobody left to read them, delivering on would only deliver
+// twice.
 bool deliver_batch(const postern::util::DeliveryPlugin& plugin, const Args& a) {
+    if (auto whole = deliver_batch_of(plugin)) {
+        if (deliver_whole(plugin, whole, a)) return true;
+        std::fprintf(stderr, "postern-local: cannot report a result: %s\n", std::strerror(errno));
+        return false;
+    }
     auto many = postern::util::deliver_many_of(plugin);
     const auto& all = a.deliveries;
     for (size_t i = 0; i < all.size();) {

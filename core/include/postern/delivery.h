@@ -13,20 +13,24 @@
  * The process. Delivery plugins never run inside the daemon. The daemon
  * hands batches of deliveries that share an action and an account (up to a
  * few dozen each) to the delivery agent `postern-local`, which loads the
- * plugin once and then, in one thread and in each batch's order, calls
- * `deliver` once per delivery, or `deliver_many` once for the recipients of
- * one message when the plugin offers it. One agent process serves batch
- * after batch, one at a time, all for the same action and account (plugin,
- * user, options); it ends a few seconds after its last batch, or when the
- * daemon stops or reloads, and then unloads the plugin (its destructors
- * run). A plugin may keep state across calls, and so across batches (a
- * connection, a cache), but no state that belongs to a batch: no call of
- * this ABI marks where a batch begins or ends, so a time budget or a
- * "server unreachable" meant for the batch under way would carry over into
- * the next ones. (postern's own relay and lmtp plugins keep such state; the
- * daemon starts a process per batch for those two actions.) A plugin that
- * crashes costs the batch under way a temporary failure, never the daemon;
- * the next batch gets a new process.
+ * plugin once and then, in one thread, hands each batch to it:
+ *  - to `deliver_batch`, once for the whole batch, when the plugin offers
+ *    it;
+ *  - else in the batch's order, to `deliver` once per delivery, or to
+ *    `deliver_many` once for the recipients of one message when the plugin
+ *    offers it.
+ * One agent process serves batch after batch, one at a time, all for the
+ * same action and account (plugin, user, options); it ends a few seconds
+ * after its last batch, or when the daemon stops or reloads, and then
+ * unloads the plugin (its destructors run). A plugin may keep state across
+ * calls, and so across batches (a connection, a cache). State that belongs
+ * to one batch (a time budget, a "server unreachable" that fails the rest
+ * of the batch at once) belongs in one deliver_batch call: deliver and
+ * deliver_many are not told where a batch begins or ends, so such state
+ * kept between their calls would carry over into the next batches. A plugin
+ * that crashes costs the batch under way a temporary failure (its results
+ * already reported stand), never the daemon; the next batch gets a new
+ * process.
  *
  * What the plugin can count on in that process:
  *  - Privileges: when the daemon runs as root, the agent loads the plugin
@@ -46,7 +50,12 @@
  *    minutes (60 for the relay action), counted from the moment the batch
  *    was handed to it, whatever it is doing; the deliveries of that batch
  *    that had no result yet fail temporarily. Bound every wait of your own
- *    well below that (network timeouts of a few minutes at most).
+ *    well below that (network timeouts of a few minutes at most);
+ *    deliver_batch is told the limit (postern_delivery_batch).
+ *  - Threads: the agent calls the plugin from one thread. Within a
+ *    deliver_batch call the plugin may work on the batch's deliveries in
+ *    threads of its own, which must all be done with the requests and
+ *    results before the call returns.
  */
 #ifndef POSTERN_DELIVERY_H
 #define POSTERN_DELIVERY_H
@@ -121,6 +130,43 @@ struct postern_delivery_result {
 /* The result as ABI 1 first had it: every agent passes at least this much. */
 #define POSTERN_DELIVERY_RESULT_MIN_SIZE POSTERN_END_OF(struct postern_delivery_result, text)
 
+/* A member added to struct postern_delivery_plugin after deliver_many
+ * starts as NULL in C++ (14 and later), so that a C++ plugin whose
+ * positional initialiser stops before it ({ABI, size, name, deliver,
+ * deliver_many}) still compiles without a -Wmissing-field-initializers
+ * warning. In C, such an initialiser leaves it zero all the same; name the
+ * members (designated initialisers) to keep the compiler quiet. */
+#if defined(__cplusplus) && __cplusplus >= 201402L
+#define POSTERN_LATER_MEMBER = nullptr
+#else
+#define POSTERN_LATER_MEMBER
+#endif
+
+/* A batch as deliver_batch sees it: what the agent knows of the batch as a
+ * whole, and how to report a result before the call returns. Filled by the
+ * agent, valid for the duration of the call only. Added in ABI 1 with
+ * deliver_batch; it grows as the other structs do (abi.h): check
+ * POSTERN_HAS_MEMBER before reading a member added after `agent`. */
+struct postern_delivery_batch {
+    uint32_t struct_size; /* sizeof(struct postern_delivery_batch) as the agent was built */
+    /* How long the daemon lets this batch take, in milliseconds, counted
+     * from the moment it handed the batch to the agent (a moment before
+     * this call): then it kills the agent. 0 = not known. A plugin that
+     * stops starting new work well before it (a relay: no new transaction
+     * after a fraction of it) never has a transaction cut. */
+    uint64_t time_limit_ms;
+    /* Says that results[index] is final: the agent sends it to the daemon
+     * at once, so that a crash later in the batch cannot lose it (a lost
+     * result is a delivery tried again, which for a relay means the message
+     * goes twice). Optional to call: every result not reported when
+     * deliver_batch returns is sent then. Call it with this call's `batch`,
+     * at most once per index, from any thread (the agent serialises the
+     * calls), after setting the result; then touch that result no more. An
+     * index out of range, or reported twice, is ignored. Never NULL. */
+    void (*report)(const struct postern_delivery_batch* batch, size_t index);
+    void* agent; /* the agent's own, for report; the plugin leaves it alone */
+};
+
 struct postern_delivery_plugin {
     uint32_t abi_version; /* POSTERN_ABI_VERSION */
     uint32_t struct_size; /* sizeof(struct postern_delivery_plugin) as the plugin was built */
@@ -134,7 +180,7 @@ struct postern_delivery_plugin {
      * later; POSTERN_PERMFAIL: the daemon bounces it; with either, a
      * one-line reason in err. Any other value counts as POSTERN_TEMPFAIL.
      * err holds errlen >= POSTERN_ERRLEN_MIN bytes, "" on entry.
-     * Called from the agent's only thread, once per delivery, in order; it
+     * Called from the agent's thread, once per delivery, in order; it
      * may keep state across calls (see the top of this file). */
     int (*deliver)(const struct postern_delivery_request* req, char* err, size_t errlen);
 
@@ -154,11 +200,40 @@ struct postern_delivery_plugin {
     void (*deliver_many)(const struct postern_delivery_request* const* reqs, size_t n,
                          struct postern_delivery_result* const* results);
 
+    /* Added in ABI 1 after deliver_many; optional: NULL (or a struct_size
+     * without it) = not offered, and the agent calls deliver_many or
+     * deliver as above; an older agent, which does not know it, does so
+     * too, so a plugin that offers it keeps a working deliver.
+     * Deliver a whole batch in one call: *reqs[0..n), n >= 1, in the
+     * batch's order, each a delivery as deliver would get it (its own
+     * message_fd). The recipients of one message are usually next to each
+     * other; deliveries with the same msgid, sender, path, options and
+     * mail_params are the same message and may go together, as through
+     * deliver_many. For each i the plugin sets results[i]->status and text,
+     * and the typed fields it knows, exactly as deliver_many does (the
+     * agent prepares every result first; one left alone is a temporary
+     * failure, never a delivery), in whatever order it learns them, and may
+     * hand each to batch->report as soon as it is final. Deliveries are
+     * independent: one failing must not fail the others unless the same
+     * cause applies to them (a server that cannot be reached).
+     * What the call may do that deliver cannot: scope state to the batch
+     * (a time budget counted from the call's start, a destination found
+     * unreachable), work on the deliveries at once (threads of its own,
+     * several connections; all done before it returns), and make them
+     * durable together (a maildir: the files written, then flushed in one
+     * round). POSTERN_OK still means what it means for deliver: durable at
+     * its destination, or accepted by the next server, before the result
+     * is reported or the call returns. */
+    void (*deliver_batch)(const struct postern_delivery_batch* batch,
+                          const struct postern_delivery_request* const* reqs, size_t n,
+                          struct postern_delivery_result* const* results) POSTERN_LATER_MEMBER;
+
     /* Members added later in ABI 1 go here; check struct_size (abi.h). */
 };
 
 /* The struct as ABI 1 first had it: a plugin's struct_size may not be less
- * (deliver_many came later: a plugin built before it stops at deliver). */
+ * (deliver_many and deliver_batch came later: a plugin built before them
+ * stops at deliver). */
 #define POSTERN_DELIVERY_PLUGIN_MIN_SIZE POSTERN_END_OF(struct postern_delivery_plugin, deliver)
 
 typedef const struct postern_delivery_plugin* (*postern_delivery_plugin_fn)(void);

@@ -285,3 +285,62 @@ TEST_CASE("postern-local --as: root makes a missing mailbox for the user and tou
     REQUIRE(::stat(kept.c_str(), &st) == 0);
     CHECK(st.st_uid == 0);
 }
+
+namespace {
+
+// Result lines sorted: a plugin's threads report in any order.
+std::string sorted_lines(const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) lines.push_back(line + "\n");
+    std::sort(lines.begin(), lines.end());
+    std::string out;
+    for (const auto& l : lines) out += l;
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("postern-local: deliver_batch gets the whole batch in one call, each result reported from its thread") {
+    test::TempDir dir;
+    auto run = run_agent(dir,
+                         head("batch") + delivery(3, dir / "a", "m1") + delivery(4, dir / "tempfail", "m2") +
+                             delivery(5, dir / "twice", "m3") + delivery(6, dir / "b", "m4"),
+                         {"one\n", "two\n", "three\n", "four\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(run.err.empty());
+    // One call of 4 (never deliver's "batch: deliver"), the method's time
+    // limit (a local action's 10 minutes), one result each: the second
+    // report of "twice" and a report out of range are ignored.
+    CHECK(sorted_lines(run.out) == "0 ok batch: 1 of a call of 4, limit 600000 ms\n"
+                                   "1 temp batch: tempfail requested\n"
+                                   "2 ok batch: 3 of a call of 4, limit 600000 ms\n"
+                                   "3 ok batch: 4 of a call of 4, limit 600000 ms\n");
+}
+
+TEST_CASE(
+    "postern-local: a deliver_batch result left unset fails temporarily, and a missing message is not passed on") {
+    test::TempDir dir;
+    auto run = run_agent(dir,
+                         head("batch") + delivery(3, dir / "a", "m1") + delivery(9, dir / "b", "m2") +
+                             delivery(4, dir / "silent", "m3"),
+                         {"one\n", "three\n"});
+    CHECK(run.exit_code == 0);
+    CHECK(sorted_lines(run.out) == "0 ok batch: 1 of a call of 2, limit 600000 ms\n"
+                                   "1 temp no message on descriptor 9\n"
+                                   "2 temp " +
+                                       test::kTestPluginDir + "/delivery-batch.so: no result for this delivery\n");
+}
+
+TEST_CASE("postern-local: what deliver_batch reported before the process died stands") {
+    test::TempDir dir;
+    auto run = run_agent(dir,
+                         head("batch") + delivery(3, dir / "a", "m1") + delivery(4, dir / "exit", "m2") +
+                             delivery(5, dir / "b", "m3"),
+                         {"one\n", "two\n", "three\n"});
+    CHECK(run.exit_code == 70);
+    // Sent as reported, before the call returned: the daemon keeps them and
+    // retries only the delivery without a result.
+    CHECK(sorted_lines(run.out) == "0 ok batch: 1 of a call of 3, limit 600000 ms\n"
+                                   "2 ok batch: 3 of a call of 3, limit 600000 ms\n");
+}
