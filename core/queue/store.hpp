@@ -1,39 +1,62 @@
 // The spool on disk, and its group commit.
 //
-//   DIR/incoming/<msgid>/          a message being committed (never visible to the scheduler)
-//   DIR/queue/<msgid>/message      committed message (LF line ends)
-//   DIR/queue/<msgid>/<evpid>      committed envelopes, one per recipient
+//   DIR/messages/<msgid>       a message (LF line ends), one file each
+//   DIR/journal/<seq>          the envelopes: append-only segments of records
+//                              (journal.hpp), replayed in name order
+//   DIR/incoming/              sessions' temporary files (smtpd/message_buffer)
 //
-// A message is committed by writing its folder under incoming/, fsyncing every
-// file and the folder, renaming it into queue/ and fsyncing queue/. Only then
-// is the client told 250. Messages that concurrent sessions commit at the same
-// moment share one round of fsyncs (group commit, see Committer).
+// A batch of messages is committed in one round of flushes: each message's
+// file is written, the batch's envelopes are appended to the journal as one
+// write, then the message files, the journal and messages/ are synced side
+// by side. Only then is the client told 250. An envelope record names its
+// message's size: after a crash, a record whose message file is missing or
+// shorter (a commit cut short, never acknowledged) is dropped, and a message
+// file no live envelope names is deleted. Rewriting an envelope (a retry)
+// appends it whole again; removing it appends a removal record, and the
+// message file goes with its last envelope.
+//
+// Journal segments: one process appends to its own, the newest; a segment
+// whose envelopes are all removed is deleted, oldest first (a removal record
+// must not go before the record it cancels); when more than a few segments
+// exist, each new one carries over the live envelopes of the oldest, which
+// is then deleted, so the journal stays near the size of the queue.
+//
+// Only the process that holds the scheduler's lock loads the queue
+// (load_all), rewrites and removes envelopes and deletes files; a process
+// started by a reload commits new messages into its own segment before that.
 //
 // Every Store method blocks on disk I/O: call it from a worker thread, never
-// from the event loop.
+// from the event loop. Methods may be called from several threads at once.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "queue/envelope.hpp"
+#include "queue/journal_writer.hpp"
+#include "queue/sync_pool.hpp"
 #include "util/fd.hpp"
 
 namespace postern::queue {
 
 class Store {
 public:
-    explicit Store(std::string dir);
+    // `segment_bytes`: how big a journal segment grows before the next one
+    // starts (tests make it small).
+    explicit Store(std::string dir, std::uint64_t segment_bytes = JournalWriter::kDefaultSegmentBytes);
+    ~Store();  // a process that emptied its queue leaves no journal behind
 
-    // Create the folders (mode 0700) and clear leftovers of interrupted commits
-    // in incoming/ (they were never acknowledged). False with `error` on failure.
+    // Create the folders (mode 0700) and clear incoming/ of sessions'
+    // leftovers. False with `error` on failure.
     bool open(std::string* error);
 
     struct Message {
@@ -45,8 +68,8 @@ public:
         // smtpd/message_buffer.hpp), copied into the message's own file.
         std::shared_ptr<const util::Fd> file;
     };
-    // Commit several messages with one round of fsyncs. On return every
-    // message is either durable in queue/ or absent; ok[i] says which.
+    // Commit several messages with one round of flushes. On return every
+    // message is either durable or absent; ok[i] says which.
     void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::string* error);
     // The same, with the reason of each failure: errors[i] is "" when ok[i].
     void commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::vector<std::string>& errors);
@@ -54,17 +77,19 @@ public:
     // Not synchronized: read it when no commit is running.
     std::uint64_t commit_calls() const { return commit_calls_; }
 
-    // Every envelope in queue/ (start-up). Corrupt files are skipped and named in `errors`.
+    // Every envelope in the spool (start-up, by the lock holder): replays
+    // the journal, brings a spool of the earlier layout (queue/<msgid>/)
+    // over, deletes what a crash left half made. What cannot be read is
+    // skipped and named in `errors`.
     std::vector<Envelope> load_all(std::vector<std::string>* errors);
 
-    // Rewrite an envelope atomically (temp file, fsync, rename, fsync folder).
+    // Rewrite a queued envelope, durably. Refuses one that is not queued:
+    // bringing back a removed envelope would deliver twice.
     bool update(const Envelope& e, std::string* error);
-    // Delete an envelope after its delivery is final; the message folder goes
-    // with its last envelope. Durable (folder fsynced) on return.
-    bool remove(const Envelope& e, std::string* error);
-    // The same for many envelopes with one round of fsyncs: each message
-    // folder synced once, queue/ once. False when any failed; `errors` names each.
+    // Delete envelopes whose delivery is final, durably; a message's file
+    // goes with its last envelope. False when any failed; `errors` names each.
     bool remove(const std::vector<Envelope>& envelopes, std::vector<std::string>* errors);
+    bool remove(const Envelope& e, std::string* error);
 
     // Open the committed message read-only; -1 with `error` on failure.
     int open_message(const std::string& msgid, std::string* error) const;
@@ -76,8 +101,36 @@ public:
     const std::string& dir() const { return dir_; }
 
 private:
+    struct MessageInfo {
+        std::uint64_t size = 0;  // bytes in its file
+        std::uint32_t live = 0;  // envelopes queued
+    };
+    struct SegmentInfo {
+        std::uint32_t live = 0;  // envelopes whose latest record is here
+    };
+
+    bool ready(std::string* error);
+    bool append_locked(const std::string& records, JournalPosition& at, std::string* error);
+    void add_locked(std::uint64_t evpid, std::uint32_t msgid, std::uint64_t size, std::uint64_t seq);
+    bool remove_locked(std::uint64_t evpid, std::uint32_t msgid, bool* message_gone);
+    void after_rotation_locked();
+    void carry_over_locked(std::uint64_t seq);
+    void delete_dead_segments_locked();
+    void withdraw(const Message& m, std::string* error);
+    void migrate_legacy(std::vector<std::string>& errors);
+
     std::string dir_;
     std::uint64_t commit_calls_ = 0;
+    std::mutex commit_mutex_;  // commits one at a time; load_all waits for none under way
+    std::mutex mutex_;         // the index and the journal's appends
+    JournalWriter journal_;
+    util::Fd messages_fd_;
+    std::unique_ptr<SyncPool> pool_;
+    bool loaded_ = false;                                      // this process holds the lock and has read the journal
+    std::unordered_map<std::uint64_t, std::uint64_t> where_;   // envelope id -> segment of its latest record
+    std::unordered_map<std::uint32_t, MessageInfo> messages_;  // message id -> its file and live envelopes
+    std::map<std::uint64_t, SegmentInfo> segments_;            // segments this process knows, by name
+    bool carrying_ = false;                                    // carry_over under way
 };
 
 // A thread that commits what concurrent sessions hand it, in batches: while

@@ -199,7 +199,8 @@ class Daemon:
 
     @property
     def queue_dir(self):
-        return os.path.join(self.spool, "queue")
+        """The spool's messages/ folder: a file per queued message."""
+        return os.path.join(self.spool, "messages")
 
     @property
     def mbox_dir(self):
@@ -394,7 +395,7 @@ class Daemon:
         return [os.path.join(maildir, "new", f) for f in maildir_new(maildir)]
 
     def queue_entries(self):
-        """Every file below the spool's queue/ folder, relative to it."""
+        """Every file below the spool's messages/ folder (the queued messages), relative to it."""
         out = []
         for root, _dirs, files in os.walk(self.queue_dir):
             for f in files:

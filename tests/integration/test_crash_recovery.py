@@ -4,7 +4,7 @@ The action delivers as user nobody into DIR/blocked/Maildir, where DIR/blocked
 is root's with mode 0755: nobody cannot write there, so the delivery fails
 temporarily and the envelope stays queued. The daemon (root parent and
 unprivileged child) is then killed with SIGKILL; the message and its envelope
-must be on disk in the spool's queue/. Once the folder is handed to nobody
+must be on disk in the spool (messages/ and journal/). Once the folder is handed to nobody
 and the daemon restarted with the same config, the message is delivered
 exactly once.
 """
@@ -57,11 +57,13 @@ class CrashRecovery(unittest.TestCase):
 
             # The acknowledged message and its envelope are in the queue.
             entries = d.queue_entries()
-            self.assertIn(f"{msgid}/message", entries)
-            envelopes = [e for e in entries if e.startswith(msgid + "/") and e not in (f"{msgid}/message",)
-                         and not e.endswith("/")]
-            self.assertEqual(len(envelopes), 1, entries)
-            stored = postern.read_bytes(os.path.join(d.queue_dir, msgid, "message")).decode("utf-8", "replace")
+            self.assertIn(msgid, entries)
+            journal = d.path("spool", "journal")
+            records = b"".join(postern.read_bytes(os.path.join(journal, f)) for f in sorted(os.listdir(journal)))
+            # Its record as committed, then as rewritten after the failed attempt.
+            self.assertEqual(records.count(f"\nmsgid: {msgid}\n".encode()), 2, records)
+            self.assertIn(b"\nretry: 1\n", records)
+            stored = postern.read_bytes(os.path.join(d.queue_dir, msgid)).decode("utf-8", "replace")
             self.assertIn("this message must not be lost", stored)
 
             # Let nobody write, restart with the same config: delivered once.
@@ -101,7 +103,7 @@ class CrashDuringDelivery(unittest.TestCase):
             time.sleep(1)
             d.kill9()
             self.assertEqual(os.listdir(d.path("files")), [])
-            self.assertTrue(any(e.endswith("/message") for e in d.queue_entries()), d.queue_entries())
+            self.assertEqual(len(d.queue_entries()), 1, d.queue_entries())
             d.restart()
             self.assertTrue(d.wait_log(r"queue loaded envelopes=1\b"), d.log())
             self.assertTrue(postern.wait_until(lambda: os.listdir(d.path("files")), 15), d.log())

@@ -214,7 +214,7 @@ class SpoolTrust(unittest.TestCase):
                 with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
                     self.assertEqual(s.sendmail("a@localhost", ["someone@localhost"], "Subject: x\r\n\r\nx\r\n"), {})
                 self.assertTrue(d.wait_log(r"mda delivery .*result=TempFail"), d.log())
-                [message] = [os.path.join(d.queue_dir, e) for e in d.queue_entries() if e.endswith("/message")]
+                [message] = [os.path.join(d.queue_dir, e) for e in d.queue_entries()]
                 os.remove(message)
                 (os.symlink if kind == "symlink" else os.link)(secret, message)
                 nobody = pwd.getpwnam("nobody")

@@ -1,5 +1,6 @@
-// Unit tests for the spool (queue/store.cpp) in a scratch folder under /tmp:
-// commit, start-up scan, corrupt files, update, remove, failure isolation.
+// Unit tests for the spool (queue/store*.cpp) in a scratch folder under /tmp:
+// commit, start-up replay, what a crash leaves, update, remove, failure
+// isolation, journal segments, the earlier layout brought over.
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
@@ -10,6 +11,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <string>
 
 #include "queue/store.hpp"
@@ -91,26 +93,40 @@ std::string read_fd(int fd) {
     return out;
 }
 
-Store open_store(const TempDir& tmp) {
-    Store store(tmp.path() + "/spool");
+std::unique_ptr<Store> open_store(const TempDir& tmp, std::uint64_t segment_bytes = 8 << 20) {
+    auto store = std::make_unique<Store>(tmp.path() + "/spool", segment_bytes);
     std::string error;
-    REQUIRE(store.open(&error));
+    REQUIRE(store->open(&error));
     CHECK(error.empty());
     return store;
+}
+
+bool commit_one(Store& store, const Store::Message& m) {
+    std::vector<bool> ok;
+    std::string error;
+    store.commit({&m}, ok, &error);
+    INFO(error);
+    return ok == std::vector<bool>{true};
+}
+
+std::string hex8(unsigned n) {
+    char out[9];
+    std::snprintf(out, sizeof out, "%08x", n);
+    return out;
 }
 
 }  // namespace
 
 TEST_CASE("open creates the spool folders with mode 0700", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
-    for (const char* sub : {"", "/incoming", "/queue"}) {
+    auto store = open_store(tmp);
+    for (const char* sub : {"", "/incoming", "/messages", "/journal"}) {
         struct stat st;
         REQUIRE(::stat((tmp.path() + "/spool" + sub).c_str(), &st) == 0);
         CHECK((st.st_mode & 07777) == 0700);
     }
     std::string error;
-    CHECK(store.open(&error));  // again: existing folders are fine
+    CHECK(store->open(&error));  // again: existing folders are fine
 }
 
 TEST_CASE("open fails on a spool path that is a file", "[store]") {
@@ -122,55 +138,53 @@ TEST_CASE("open fails on a spool path that is a file", "[store]") {
     CHECK(error == tmp.path() + "/spool: not a folder");
 }
 
-TEST_CASE("a committed batch is found whole by load_all", "[store]") {
+TEST_CASE("a committed batch is found whole after a restart", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
     std::vector<Store::Message> msgs;
     msgs.push_back(message("00000001", 1, "Subject: one\n\nbody\n"));
     msgs.push_back(message("00000002", 3, "binary \0\r\n\xff bytes\n"s));
     msgs.push_back(message("0000000a", 2, std::string(300000, 'z')));
     msgs.push_back(message("ffffffff", 1, ""));
-    std::vector<const Store::Message*> batch;
-    for (const auto& m : msgs) batch.push_back(&m);
+    {
+        auto store = open_store(tmp);
+        std::vector<const Store::Message*> batch;
+        for (const auto& m : msgs) batch.push_back(&m);
+        std::vector<bool> ok;
+        std::string error;
+        store->commit(batch, ok, &error);
+        CHECK(ok == std::vector<bool>{true, true, true, true});
+        CHECK(error.empty());
+        CHECK(store->commit_calls() == 1);
+    }
+    const std::string spool = tmp.path() + "/spool";
+    CHECK(entries(spool + "/incoming").empty());
+    CHECK(entries(spool + "/messages") == std::vector<std::string>{"00000001", "00000002", "0000000a", "ffffffff"});
+    CHECK(entries(spool + "/journal") == std::vector<std::string>{"0000000000000001"});  // one segment, one append
+    CHECK(read_file(spool + "/journal/0000000000000001").starts_with("postern-journal 1\nE "));
 
-    std::vector<bool> ok;
-    std::string error;
-    store.commit(batch, ok, &error);
-    CHECK(ok == std::vector<bool>{true, true, true, true});
-    CHECK(error.empty());
-    CHECK(store.commit_calls() == 1);
-    CHECK(entries(tmp.path() + "/spool/incoming").empty());
-    CHECK(entries(tmp.path() + "/spool/queue") ==
-          std::vector<std::string>{"00000001", "00000002", "0000000a", "ffffffff"});
-    CHECK(entries(tmp.path() + "/spool/queue/00000002") ==
-          std::vector<std::string>{"0000000200000001", "0000000200000002", "0000000200000003", "message"});
-    struct stat st;
-    REQUIRE(::stat((tmp.path() + "/spool/queue/00000002").c_str(), &st) == 0);
-    CHECK((st.st_mode & 07777) == 0700);
-
+    auto store = open_store(tmp);  // the next process
     std::vector<std::string> errors;
-    auto loaded = store.load_all(&errors);
+    auto loaded = store->load_all(&errors);
     CHECK(errors.empty());
     REQUIRE(loaded.size() == 7);
     std::size_t k = 0;
     for (const auto& m : msgs)
         for (const auto& e : m.envelopes) CHECK(same(loaded[k++], e));
-
     for (const auto& m : msgs) {
         std::string why;
-        int fd = store.open_message(m.msgid, &why);
+        int fd = store->open_message(m.msgid, &why);
         REQUIRE(fd >= 0);
         CHECK(read_fd(fd) == m.data);
-        CHECK(store.message_path(m.msgid) == tmp.path() + "/spool/queue/" + m.msgid + "/message");
+        CHECK(store->message_path(m.msgid) == spool + "/messages/" + m.msgid);
     }
 }
 
 TEST_CASE("one failing message does not hurt the rest of the batch", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
+    auto store = open_store(tmp);
     auto good1 = message("11111111", 1, "one\n");
     auto twice = message("22222222", 2, "two\n");
-    twice.envelopes[1].id = twice.envelopes[0].id;  // second create of the same file fails
+    twice.envelopes[1].id = twice.envelopes[0].id;
     auto stranger = message("33333333", 1, "three\n");
     stranger.envelopes[0].msgid = "44444444";
     stranger.envelopes[0].id = "4444444400000001";
@@ -180,178 +194,301 @@ TEST_CASE("one failing message does not hurt the rest of the batch", "[store]") 
 
     std::vector<bool> ok;
     std::vector<std::string> errors;
-    store.commit(batch, ok, errors);
+    store->commit(batch, ok, errors);
     CHECK(ok == std::vector<bool>{true, false, false, true, false});
     CHECK(errors[0].empty());
-    CHECK(errors[1] == "incoming/22222222/2222222200000001: create: File exists");
+    CHECK(errors[1] == "envelope 2222222200000001 given twice");
     CHECK(errors[2] == "envelope 4444444400000001 does not belong to message 33333333");
     CHECK(errors[3].empty());
     CHECK(errors[4] == "bad message id '../x'");
-    CHECK(entries(tmp.path() + "/spool/incoming").empty());
-    CHECK(entries(tmp.path() + "/spool/queue") == std::vector<std::string>{"11111111", "55555555"});
+    CHECK(entries(tmp.path() + "/spool/messages") == std::vector<std::string>{"11111111", "55555555"});
 
     std::string joined;
-    store.commit(batch, ok, &joined);  // the ids are taken now: the good ones fail too
+    store->commit(batch, ok, &joined);  // the ids are taken now: the good ones fail too
     CHECK(ok == std::vector<bool>{false, false, false, false, false});
-    CHECK(joined.find("incoming/11111111: rename to queue/: File exists") != std::string::npos);
-    CHECK(entries(tmp.path() + "/spool/incoming").empty());
-    CHECK(read_file(store.message_path("11111111")) == "one\n");
+    CHECK(joined.find(tmp.path() + "/spool/messages/11111111: create: File exists") != std::string::npos);
+    CHECK(read_file(store->message_path("11111111")) == "one\n");
+    CHECK(store->load_all(nullptr).size() == 2);
 }
 
-TEST_CASE("open clears leftovers of interrupted commits", "[store]") {
+TEST_CASE("open clears sessions' leftovers in incoming/", "[store]") {
     TempDir tmp;
-    { Store first = open_store(tmp); }
+    { auto first = open_store(tmp); }
     const std::string spool = tmp.path() + "/spool";
     fs::create_directory(spool + "/incoming/deadbeef");
     write_file(spool + "/incoming/deadbeef/message", "half");
-    write_file(spool + "/incoming/deadbeef/deadbeef00000001", "version: 1\n");
     write_file(spool + "/incoming/stray", "x");
-    fs::create_directory(spool + "/queue/cafebabe");
-    write_file(spool + "/queue/cafebabe/message", "kept");
-
-    Store store = open_store(tmp);
+    auto store = open_store(tmp);
     CHECK(entries(spool + "/incoming").empty());
-    CHECK(entries(spool + "/queue") == std::vector<std::string>{"cafebabe"});
-    CHECK(read_file(spool + "/queue/cafebabe/message") == "kept");
 }
 
-TEST_CASE("load_all reports and skips what it cannot read", "[store]") {
+TEST_CASE("load_all drops what a crash left half made, and says so", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
-    auto m = message("0badf00d", 2, "data\n");
-    std::vector<bool> ok;
-    store.commit({&m}, ok, static_cast<std::string*>(nullptr));
-    REQUIRE(ok == std::vector<bool>{true});
-    const std::string q = tmp.path() + "/spool/queue";
-    write_file(q + "/0badf00d/0badf00d00000002", "garbage\n");
-    write_file(q + "/0badf00d/0badf00d00000001.tmp", "half written");  // ignored
-    auto moved = envelope("0badf00d", "00000003", "x@example.org");
-    write_file(q + "/0badf00d/0badf00d00000009", encode(moved));  // name and id differ
-    fs::create_directory(q + "/12345678");                        // envelopes, no message
-    write_file(q + "/12345678/1234567800000001", encode(envelope("12345678", "00000001", "y@e.org")));
-    fs::create_directory(q + "/not-an-id");
-    fs::create_directory(q + "/87654321");  // message, no envelopes
-    write_file(q + "/87654321/message", "orphan");
+    const std::string spool = tmp.path() + "/spool";
+    auto kept = message("0badf00d", 2, "data\n");
+    auto short_file = message("5407f11e", 1, "the whole message\n");
+    auto no_file = message("00f11e00", 1, "gone\n");
+    {
+        auto store = open_store(tmp);
+        REQUIRE(commit_one(*store, kept));
+        REQUIRE(commit_one(*store, short_file));
+        REQUIRE(commit_one(*store, no_file));
+    }
+    // A commit cut short: the records reached the disk, a message file did
+    // not (or not whole); a file whose records never made it; a write cut
+    // short at the end of the segment; a file that is not ours.
+    write_file(spool + "/messages/5407f11e", "the whole");
+    fs::remove(spool + "/messages/00f11e00");
+    write_file(spool + "/messages/0123abcd", "orphan");
+    write_file(spool + "/messages/README", "mine");
+    std::string segment = spool + "/journal/0000000000000001";
+    std::string text = read_file(segment);
+    write_file(segment, text + "E 400 01234567 5\nversion: 1\nid: ");
 
+    auto store = open_store(tmp);
     std::vector<std::string> errors;
-    auto loaded = store.load_all(&errors);
-    REQUIRE(loaded.size() == 1);
-    CHECK(same(loaded[0], m.envelopes[0]));
+    auto loaded = store->load_all(&errors);
+    REQUIRE(loaded.size() == 2);
+    CHECK(same(loaded[0], kept.envelopes[0]));
+    CHECK(same(loaded[1], kept.envelopes[1]));
+    std::sort(errors.begin(), errors.end());
     CHECK(errors == std::vector<std::string>{
-                        q + "/0badf00d/0badf00d00000002: line 1: expected 'version: 1'",
-                        q + "/0badf00d/0badf00d00000009: envelope id 0badf00d00000003 does not match its file name",
-                        q + "/12345678: envelopes without a message file, skipped",
-                        q + "/87654321: message without envelopes, left alone",
-                        q + "/not-an-id: not a message id, skipped",
+                        segment + ": offset " + std::to_string(text.size()) +
+                            ": record cut short (a write cut short when its process stopped); the rest ignored",
+                        spool + "/messages/00f11e00: missing or not 5 bytes long (a commit cut short, never "
+                                "acknowledged): its envelopes are dropped",
+                        spool + "/messages/5407f11e: missing or not 18 bytes long (a commit cut short, never "
+                                "acknowledged): its envelopes are dropped",
+                        spool + "/messages/README: not a message of ours, left alone",
                     });
-    // Reported, never deleted: the administrator decides.
-    CHECK(fs::exists(q + "/12345678/1234567800000001"));
-    CHECK(fs::exists(q + "/0badf00d/0badf00d00000002"));
-    CHECK(fs::exists(q + "/87654321/message"));
+    CHECK(entries(spool + "/messages") == std::vector<std::string>{"0badf00d", "README"});
+}
+
+TEST_CASE("a damaged record is skipped, the rest of its segment read", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    auto first = message("10000000", 1, "one\n");
+    auto second = message("20000000", 1, "two\n");
+    auto third = message("30000000", 1, "three\n");
+    {
+        auto store = open_store(tmp);
+        REQUIRE(commit_one(*store, first));
+        REQUIRE(commit_one(*store, second));
+        REQUIRE(commit_one(*store, third));
+    }
+    std::string segment = spool + "/journal/0000000000000001";
+    std::string text = read_file(segment);
+    std::size_t at = text.find("rcpt: r0@example.org", text.find("id: 2000000000000001"));
+    REQUIRE(at != std::string::npos);
+    text[at + 6] = 'X';  // the second record's payload no longer matches its CRC
+    write_file(segment, text);
+    auto store = open_store(tmp);
+    std::vector<std::string> errors;
+    auto loaded = store->load_all(&errors);
+    REQUIRE(loaded.size() == 2);
+    CHECK(loaded[0].id == "1000000000000001");
+    CHECK(loaded[1].id == "3000000000000001");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find(segment + ": offset ") == 0);
+    CHECK(errors[0].ends_with(": CRC mismatch, record skipped"));
+    CHECK_FALSE(fs::exists(spool + "/messages/20000000"));  // no record names it now
 }
 
 TEST_CASE("a batch larger than the descriptor budget commits whole", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
+    auto store = open_store(tmp);
     std::vector<Store::Message> msgs;
-    for (unsigned n = 0; n < 300; ++n) {
-        char msgid[9];
-        std::snprintf(msgid, sizeof msgid, "%08x", n * 7919u);
-        msgs.push_back(message(msgid, 2, "message " + std::to_string(n) + "\n"));
-    }
+    for (unsigned n = 0; n < 300; ++n)
+        msgs.push_back(message(hex8(n * 7919u), 2, "message " + std::to_string(n) + "\n"));
     std::vector<const Store::Message*> batch;
     for (const auto& m : msgs) batch.push_back(&m);
     std::vector<bool> ok;
     std::vector<std::string> errors;
     std::size_t fds_before = entries("/proc/self/fd").size();
-    store.commit(batch, ok, errors);                       // 900 files and folders to sync
-    CHECK(entries("/proc/self/fd").size() == fds_before);  // nothing leaked
+    store->commit(batch, ok, errors);  // 300 files to sync
     CHECK(std::count(ok.begin(), ok.end(), true) == 300);
-    CHECK(store.load_all(nullptr).size() == 600);
-    CHECK(read_file(store.message_path(msgs[299].msgid)) == "message 299\n");
-    CHECK(entries(tmp.path() + "/spool/incoming").empty());
+    // The journal's segment and folder stay open; nothing else.
+    CHECK(entries("/proc/self/fd").size() <= fds_before + 3);
+    CHECK(store->load_all(nullptr).size() == 600);
+    CHECK(read_file(store->message_path(msgs[299].msgid)) == "message 299\n");
 }
 
-TEST_CASE("update rewrites an envelope atomically", "[store]") {
+TEST_CASE("update rewrites an envelope; the latest record wins", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
     auto m = message("abcdef01", 2, "data\n");
-    std::vector<bool> ok;
-    store.commit({&m}, ok, static_cast<std::string*>(nullptr));
-    REQUIRE(ok[0]);
-
     Envelope e = m.envelopes[1];
     e.retry = 3;
     e.last_try = 1700000400;
     e.next_try = 1700003600;
     e.errorline = "421 4.4.2 timeout\r\nfake: line";
-    std::string error;
-    REQUIRE(store.update(e, &error));
-    CHECK(error.empty());
-    auto loaded = store.load_all(nullptr);
+    {
+        auto store = open_store(tmp);
+        REQUIRE(commit_one(*store, m));
+        std::string error;
+        REQUIRE(store->update(e, &error));
+        CHECK(error.empty());
+
+        Envelope gone = envelope("abcdef01", "0000000f", "z@example.org");
+        CHECK_FALSE(store->update(gone, &error));
+        CHECK(error == "envelope abcdef010000000f is not queued");
+        Envelope bad = e;
+        bad.id = "abcdef01/../../x";
+        CHECK_FALSE(store->update(bad, &error));
+        CHECK(error == "bad envelope id 'abcdef01/../../x' / msgid 'abcdef01'");
+    }
+    auto store = open_store(tmp);
+    auto loaded = store->load_all(nullptr);
     REQUIRE(loaded.size() == 2);
     CHECK(same(loaded[0], m.envelopes[0]));
     CHECK(same(loaded[1], e));
-    CHECK(entries(tmp.path() + "/spool/queue/abcdef01") ==
-          std::vector<std::string>{"abcdef0100000001", "abcdef0100000002", "message"});
-
-    Envelope gone = envelope("abcdef01", "0000000f", "z@example.org");
-    CHECK_FALSE(store.update(gone, &error));
-    CHECK(error == tmp.path() + "/spool/queue/abcdef01/abcdef010000000f: stat: No such file or directory");
-    Envelope bad = e;
-    bad.id = "abcdef01/../../x";
-    CHECK_FALSE(store.update(bad, &error));
-    CHECK(error == "bad envelope id 'abcdef01/../../x' / msgid 'abcdef01'");
 }
 
-TEST_CASE("remove deletes the folder with its last envelope", "[store]") {
+TEST_CASE("remove deletes the message file with its last envelope", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
+    const std::string spool = tmp.path() + "/spool";
     auto m = message("feedface", 3, "data\n");
     auto other = message("00c0ffee", 1, "other\n");
-    std::vector<bool> ok;
-    store.commit({&m, &other}, ok, static_cast<std::string*>(nullptr));
-    REQUIRE(ok == std::vector<bool>{true, true});
-    const std::string folder = tmp.path() + "/spool/queue/feedface";
-    write_file(folder + "/feedface00000001.tmp", "stale temp");
+    {
+        auto store = open_store(tmp);
+        std::vector<bool> ok;
+        store->commit({&m, &other}, ok, static_cast<std::string*>(nullptr));
+        REQUIRE(ok == std::vector<bool>{true, true});
+        REQUIRE(store->load_all(nullptr).size() == 4);
+        std::string error;
+        REQUIRE(store->remove(m.envelopes[0], &error));
+        REQUIRE(store->remove(m.envelopes[2], &error));
+        CHECK(fs::exists(spool + "/messages/feedface"));
+        REQUIRE(store->remove(m.envelopes[1], &error));
+        CHECK_FALSE(fs::exists(spool + "/messages/feedface"));
+        CHECK(entries(spool + "/messages") == std::vector<std::string>{"00c0ffee"});
 
-    std::string error;
-    REQUIRE(store.remove(m.envelopes[0], &error));
-    CHECK(entries(folder) ==
-          std::vector<std::string>{"feedface00000001.tmp", "feedface00000002", "feedface00000003", "message"});
-    REQUIRE(store.remove(m.envelopes[2], &error));
-    CHECK(fs::exists(folder + "/message"));
-    REQUIRE(store.remove(m.envelopes[1], &error));
-    CHECK_FALSE(fs::exists(folder));
-    CHECK(entries(tmp.path() + "/spool/queue") == std::vector<std::string>{"00c0ffee"});
-    auto loaded = store.load_all(nullptr);
+        CHECK_FALSE(store->remove(m.envelopes[1], &error));  // removed twice
+        CHECK(error == "envelope feedface00000002 is not queued");
+        CHECK_FALSE(store->remove(envelope("00c0ffee", "00000002", "q@e.org"), &error));
+        CHECK(error == "envelope 00c0ffee00000002 is not queued");
+        CHECK(fs::exists(spool + "/messages/00c0ffee"));
+    }
+    auto store = open_store(tmp);
+    auto loaded = store->load_all(nullptr);
     REQUIRE(loaded.size() == 1);
     CHECK(same(loaded[0], other.envelopes[0]));
+}
 
-    CHECK_FALSE(store.remove(m.envelopes[1], &error));
-    CHECK(error == folder + ": open: No such file or directory");
-    CHECK_FALSE(store.remove(envelope("00c0ffee", "00000002", "q@e.org"), &error));
-    CHECK(error == tmp.path() + "/spool/queue/00c0ffee/00c0ffee00000002: unlink: No such file or directory");
-    CHECK(fs::exists(tmp.path() + "/spool/queue/00c0ffee/message"));
+TEST_CASE("a process that empties its queue leaves no journal behind", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    auto m = message("0000beef", 2, "data\n");
+    {
+        auto store = open_store(tmp);
+        REQUIRE(commit_one(*store, m));
+        REQUIRE(store->load_all(nullptr).size() == 2);
+        std::vector<std::string> errors;
+        REQUIRE(store->remove(m.envelopes, &errors));
+        CHECK_FALSE(entries(spool + "/journal").empty());
+    }
+    CHECK(entries(spool + "/journal").empty());
+    CHECK(entries(spool + "/messages").empty());
+}
+
+TEST_CASE("journal segments: the dead go, the oldest's live envelopes are carried over", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    // 2 KiB segments: a few envelopes each.
+    auto keeper = message("0000000f", 1, "stays queued\n");
+    Envelope kept_version = keeper.envelopes[0];
+    {
+        auto store = open_store(tmp, 2048);
+        REQUIRE(store->load_all(nullptr).empty());
+        REQUIRE(commit_one(*store, keeper));
+        for (unsigned n = 1; n <= 200; ++n) {
+            auto m = message(hex8(0x100 + n), 1, "message\n");
+            REQUIRE(commit_one(*store, m));
+            std::vector<std::string> errors;
+            REQUIRE(store->remove(m.envelopes, &errors));
+            if (n == 100) {
+                kept_version.retry = 7;
+                REQUIRE(store->update(kept_version, nullptr));
+            }
+            // The journal stays a few segments long, whatever went through it.
+            REQUIRE(entries(spool + "/journal").size() <= 6);
+        }
+        CHECK(entries(spool + "/messages") == std::vector<std::string>{"0000000f"});
+    }
+    auto store = open_store(tmp, 2048);
+    std::vector<std::string> errors;
+    auto loaded = store->load_all(&errors);
+    CHECK(errors.empty());
+    REQUIRE(loaded.size() == 1);
+    CHECK(same(loaded[0], kept_version));
+    CHECK(entries(spool + "/journal").size() <= 6);
+    CHECK_FALSE(fs::exists(spool + "/journal/0000000000000001"));  // carried over, then deleted
+}
+
+TEST_CASE("segments of a process that has not loaded the queue are left alone", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    auto old_mail = message("000001d0", 1, "old\n");
+    auto new_mail = message("0000ae00", 1, "new\n");
+    auto holder = open_store(tmp);
+    REQUIRE(commit_one(*holder, old_mail));
+    REQUIRE(holder->load_all(nullptr).size() == 1);
+    {
+        // A reload's successor commits before it holds the lock.
+        auto successor = open_store(tmp);
+        REQUIRE(commit_one(*successor, new_mail));
+    }
+    std::vector<std::string> errors;
+    REQUIRE(holder->remove(old_mail.envelopes, &errors));
+    holder.reset();  // its queue is empty: its segments go, up to the successor's
+    CHECK(entries(spool + "/journal") == std::vector<std::string>{"0000000000000002", "0000000000000003"});
+    auto next = open_store(tmp);
+    auto loaded = next->load_all(nullptr);
+    REQUIRE(loaded.size() == 1);
+    CHECK(same(loaded[0], new_mail.envelopes[0]));
+}
+
+TEST_CASE("a spool of the earlier layout is brought over", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    { auto first = open_store(tmp); }
+    auto m = message("12345678", 2, "from before\n");
+    fs::create_directories(spool + "/queue/12345678");
+    write_file(spool + "/queue/12345678/message", m.data);
+    for (const auto& e : m.envelopes) write_file(spool + "/queue/12345678/" + e.id, encode(e));
+    fs::create_directories(spool + "/queue/87654321");  // a message without envelopes
+    write_file(spool + "/queue/87654321/message", "orphan");
+    {
+        auto store = open_store(tmp);
+        std::vector<std::string> errors;
+        auto loaded = store->load_all(&errors);
+        REQUIRE(loaded.size() == 2);
+        CHECK(same(loaded[0], m.envelopes[0]));
+        CHECK(same(loaded[1], m.envelopes[1]));
+        CHECK(errors == std::vector<std::string>{spool + "/queue/87654321: message without envelopes, left alone"});
+        CHECK(entries(spool + "/queue") == std::vector<std::string>{"87654321"});
+        CHECK(read_file(store->message_path("12345678")) == "from before\n");
+    }
+    auto store = open_store(tmp);
+    CHECK(store->load_all(nullptr).size() == 2);
 }
 
 TEST_CASE("open_message refuses a bad or unknown id", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
+    auto store = open_store(tmp);
     std::string error;
-    CHECK(store.open_message("../../etc", &error) == -1);
+    CHECK(store->open_message("../../etc", &error) == -1);
     CHECK(error == "bad message id '../../etc'");
-    CHECK(store.open_message("01234567", &error) == -1);
-    CHECK(error == tmp.path() + "/spool/queue/01234567/message: open: No such file or directory");
+    CHECK(store->open_message("01234567", &error) == -1);
+    CHECK(error == tmp.path() + "/spool/messages/01234567: open: No such file or directory");
 }
 
 TEST_CASE("unused_message_id returns a fresh id", "[store]") {
     TempDir tmp;
-    Store store = open_store(tmp);
-    std::string id = store.unused_message_id();
+    auto store = open_store(tmp);
+    std::string id = store->unused_message_id();
     CHECK(id.size() == 8);
     CHECK(id.find_first_not_of("0123456789abcdef") == std::string::npos);
-    CHECK_FALSE(fs::exists(tmp.path() + "/spool/queue/" + id));
+    CHECK_FALSE(fs::exists(store->message_path(id)));
 }
 
 TEST_CASE("store: a message whose rest is in a file is committed whole, the file read from its start") {
@@ -368,9 +505,7 @@ TEST_CASE("store: a message whose rest is in a file is committed whole, the file
     REQUIRE(::write(fd, rest.data(), rest.size()) == static_cast<ssize_t>(rest.size()));  // its offset is now the end
     Store::Message m = message("0000abcd", 1, "Received: by test\n");
     m.file = file;
-    std::vector<bool> ok;
-    store.commit({&m}, ok, &error);
-    REQUIRE(ok == std::vector<bool>{true});
+    REQUIRE(commit_one(store, m));
     CHECK(read_file(store.message_path("0000abcd")) == "Received: by test\n" + rest);
     CHECK(entries(dir.path() + "/incoming").empty());
 }

@@ -1,0 +1,204 @@
+// queue/store_load.cpp — reading the spool back at start-up (layout in
+// store.hpp): the journal replayed in segment order, each envelope checked
+// against its message file, what a crash left half made deleted, and a
+// spool of the earlier layout (queue/<msgid>/{message,<evpid>}) brought over.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "queue/journal.hpp"
+#include "queue/store.hpp"
+#include "queue/store_files.hpp"
+
+namespace postern::queue {
+namespace {
+
+using files::hex_value;
+using files::is_lower_hex;
+using files::sys_error;
+using util::Fd;
+
+// An envelope file of the earlier layout is a few hundred bytes.
+constexpr std::size_t kMaxEnvelopeFile = 1 << 20;
+// A journal segment is read whole; ours stay near their size limit (a few MiB).
+constexpr std::size_t kMaxSegmentFile = std::size_t{1} << 34;
+
+struct Replayed {
+    Envelope envelope;
+    std::uint64_t size = 0;  // its message file's
+    std::uint64_t seq = 0;   // the segment of its latest record
+};
+
+// Applies one segment's records to `live`.
+void replay(const std::string& name, std::uint64_t seq, std::string_view text,
+            std::unordered_map<std::uint64_t, Replayed>& live, std::vector<std::string>& errors) {
+    journal::Reader reader(text);
+    for (journal::Record r; reader.next(r);) {
+        if (r.op == journal::Op::Removed) {
+            if (is_lower_hex(r.payload, 16)) live.erase(hex_value(r.payload));
+            else errors.push_back(name + ": removal of a bad envelope id, ignored");
+            continue;
+        }
+        std::string why;
+        auto e = decode(r.payload, &why);
+        if (!e || !is_lower_hex(e->id, 16) || !is_lower_hex(e->msgid, 8) || e->id.compare(0, 8, e->msgid) != 0) {
+            errors.push_back(name + ": " + (e ? "bad envelope id '" + e->id + "'" : why) + ", skipped");
+            continue;
+        }
+        std::uint64_t evpid = hex_value(e->id);
+        live[evpid] = Replayed{std::move(*e), r.size, seq};
+    }
+    for (const auto& damaged : reader.damaged()) errors.push_back(name + ": " + damaged + ", record skipped");
+    if (reader.error().empty()) return;
+    errors.push_back(name + ": " + reader.error() +
+                     (reader.cut_short() ? " (a write cut short when its process stopped); the rest ignored"
+                                         : "; the rest of the segment ignored"));
+}
+
+}  // namespace
+
+std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
+    std::vector<std::string> scratch;
+    std::vector<std::string>& errors = errors_out ? *errors_out : scratch;
+    std::vector<Envelope> out;
+    std::lock_guard serial(commit_mutex_);  // no commit under way: its file would look orphaned
+    std::string why;
+    if (!ready(&why)) {
+        errors.push_back(why);
+        return out;
+    }
+    migrate_legacy(errors);
+    std::lock_guard lock(mutex_);
+    std::vector<std::uint64_t> seqs;
+    if (!journal_.list(seqs, &why)) {
+        errors.push_back(why);
+        return out;
+    }
+    std::unordered_map<std::uint64_t, Replayed> live;
+    for (std::uint64_t seq : seqs) {
+        const std::string name = journal_.dir() + "/" + JournalWriter::name(seq);
+        std::string text;
+        int err = 0;
+        if (!files::read_file(journal_.dirfd(), JournalWriter::name(seq), kMaxSegmentFile, text, err)) {
+            errors.push_back(sys_error(name, "read", err));
+            continue;
+        }
+        replay(name, seq, text, live, errors);
+    }
+    // Each message file must be there, whole.
+    std::unordered_map<std::uint32_t, bool> whole;
+    for (auto it = live.begin(); it != live.end();) {
+        const Replayed& r = it->second;
+        std::uint32_t msgid = static_cast<std::uint32_t>(hex_value(r.envelope.msgid));
+        auto [w, fresh] = whole.try_emplace(msgid, false);
+        struct stat st;
+        if (fresh)
+            w->second = ::fstatat(messages_fd_.get(), r.envelope.msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                        S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == r.size;
+        if (w->second) {
+            ++it;
+            continue;
+        }
+        if (fresh)
+            errors.push_back(dir_ + "/messages/" + r.envelope.msgid + ": missing or not " + std::to_string(r.size) +
+                             " bytes long (a commit cut short, never acknowledged): its envelopes are dropped");
+        it = live.erase(it);
+    }
+    // Files no envelope names: commits cut short, removals cut short.
+    std::vector<std::string> names;
+    if (files::list_dir(messages_fd_.get(), names)) {
+        for (const auto& name : names) {
+            bool ours = is_lower_hex(name, 8);
+            if (ours && whole[static_cast<std::uint32_t>(hex_value(name))]) continue;
+            if (!ours) {
+                errors.push_back(dir_ + "/messages/" + name + ": not a message of ours, left alone");
+                continue;
+            }
+            if (::unlinkat(messages_fd_.get(), name.c_str(), 0) != 0)
+                errors.push_back(sys_error(dir_ + "/messages/" + name, "unlink"));
+        }
+    }
+    where_.clear();
+    messages_.clear();
+    segments_.clear();
+    for (std::uint64_t seq : seqs) segments_[seq];
+    if (journal_.current()) segments_[journal_.current()];
+    out.reserve(live.size());
+    for (auto& [evpid, r] : live) {
+        add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), r.size, r.seq);
+        out.push_back(std::move(r.envelope));
+    }
+    std::sort(out.begin(), out.end(), [](const Envelope& a, const Envelope& b) { return a.id < b.id; });
+    // From here on this process rewrites and removes envelopes: in a segment
+    // after every one it has read.
+    loaded_ = true;
+    journal_.close_current();
+    delete_dead_segments_locked();
+    return out;
+}
+
+// queue/<msgid>/message and queue/<msgid>/<evpid> (postern before the
+// journal): each message's envelopes are appended to the journal and its file
+// linked into messages/, durably, before the folder is deleted; a migration
+// cut short is done again from the start (the link and the records exist
+// already: it just deletes the folder).
+void Store::migrate_legacy(std::vector<std::string>& errors) {
+    const std::string queue_path = dir_ + "/queue";
+    Fd queue = files::open_dir(AT_FDCWD, queue_path);
+    std::vector<std::string> folders;
+    if (!queue || !files::list_dir(queue.get(), folders) || folders.empty()) return;
+    std::sort(folders.begin(), folders.end());
+    std::lock_guard lock(mutex_);
+    for (const auto& msgid : folders) {
+        const std::string folder_path = queue_path + "/" + msgid;
+        Fd folder = files::open_dir(queue.get(), msgid);
+        std::vector<std::string> names;
+        if (!is_lower_hex(msgid, 8) || !folder || !files::list_dir(folder.get(), names)) {
+            errors.push_back(folder_path + ": not a message folder, left alone");
+            continue;
+        }
+        std::string records;
+        struct stat st;
+        bool has_message = ::fstatat(folder.get(), "message", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
+        for (const auto& name : names) {
+            if (name == "message" || name.ends_with(".tmp")) continue;
+            std::string text, why;
+            int err = 0;
+            if (!files::read_file(folder.get(), name, kMaxEnvelopeFile, text, err)) {
+                errors.push_back(sys_error(folder_path + "/" + name, "read", err));
+                continue;
+            }
+            auto e = decode(text, &why);
+            if (!e || e->id != name || e->msgid != msgid) {
+                errors.push_back(folder_path + "/" + name + ": " + (e ? "id does not match its file name" : why));
+                continue;
+            }
+            journal::append(records, journal::Op::Envelope, static_cast<std::uint64_t>(st.st_size), encode(*e));
+        }
+        if (!has_message || records.empty()) {
+            errors.push_back(folder_path + (has_message ? ": message without envelopes" : ": no message file") +
+                             ", left alone");
+            continue;
+        }
+        if (::linkat(folder.get(), "message", messages_fd_.get(), msgid.c_str(), 0) != 0 && errno != EEXIST) {
+            errors.push_back(sys_error(folder_path + "/message", "link into messages/"));
+            continue;
+        }
+        JournalPosition at;
+        std::string why;
+        if (!append_locked(records, at, &why) || !journal_.sync(at, &why) || !files::fsync_fd(messages_fd_.get())) {
+            errors.push_back(folder_path + ": " + (why.empty() ? "cannot bring over" : why));
+            continue;
+        }
+        folder.reset();
+        if (!files::remove_folder(queue.get(), msgid, &why)) errors.push_back(queue_path + "/" + why);
+    }
+    files::fsync_fd(queue.get());
+}
+
+}  // namespace postern::queue
