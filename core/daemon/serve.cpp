@@ -3,6 +3,7 @@
 
 #include <uv.h>
 
+#include <algorithm>
 #include <csignal>
 #include <functional>
 #include <memory>
@@ -116,16 +117,38 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         return 1;
     }
 
-    auto load_queue = [&] {
-        std::vector<std::string> corrupt;
-        auto queued = store.load_all(&corrupt);
-        for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
-        if (!queued.empty())
-            log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(queued.size())));
+    // The queue is read on the worker thread and handed to the scheduler a
+    // slice per loop turn: with a million envelopes queued, the listeners
+    // accept all along instead of waiting for the whole of it.
+    struct Loaded {
+        std::vector<queue::Envelope> envelopes;
+        std::size_t next = 0;
+    };
+    std::function<void(std::shared_ptr<Loaded>)> hand_over = [&](std::shared_ptr<Loaded> q) {
+        if (qstate.closed) return;
+        constexpr std::size_t kSlice = 5000;
+        std::size_t end = std::min(q->envelopes.size(), q->next + kSlice);
+        scheduler.enqueue({q->envelopes.begin() + static_cast<std::ptrdiff_t>(q->next),
+                           q->envelopes.begin() + static_cast<std::ptrdiff_t>(end)});
+        q->next = end;
+        if (end < q->envelopes.size()) {
+            post.post([&hand_over, q] { hand_over(q); });
+            return;
+        }
+        if (!q->envelopes.empty())
+            log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(q->envelopes.size())));
         qstate.loaded = true;
-        scheduler.enqueue(queued);
         scheduler.enqueue(qstate.early);
         qstate.early.clear();
+    };
+    auto load_queue = [&] {
+        worker.submit([&] {
+            auto q = std::make_shared<Loaded>();
+            std::vector<std::string> corrupt;
+            q->envelopes = store.load_all(&corrupt);
+            for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
+            post.post([&hand_over, q] { hand_over(q); });
+        });
     };
     struct Signals {
         uv_signal_t term{}, intr{}, hup{};
