@@ -9,6 +9,13 @@
 // into tmp/<unique name>, fsynced, linked into new/ and new/ fsynced: a
 // reader never sees a partial file in new/, and POSTERN_OK means durable.
 //
+// A batch (deliver_batch) goes the same way in rounds, so that N messages
+// cost about one round of flushes, not N: every message is written into
+// tmp/, the files are fsynced together on a few threads (flusher.hpp),
+// linked into new/, and each new/ is fsynced once. Each delivery keeps its
+// own result: one that fails takes no other with it, and one reported
+// delivered is durable.
+//
 // Options: "junk" — a message whose header says `X-Spam: yes` goes to the
 // `.Junk` sub-maildir instead (the Maildir++ layout Dovecot and others read).
 //
@@ -24,6 +31,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -31,7 +39,9 @@
 #include <exception>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "flusher.hpp"
 #include "postern/support/ascii.hpp"
 #include "postern/support/delivery_guard.hpp"
 #include "postern/support/fd.hpp"
@@ -156,7 +166,7 @@ std::string unique_name() {
     return buf + host_part();
 }
 
-// Write prefix + head + rest of fd into the open tmp file, then fsync it.
+// Write prefix + head + rest of fd into the open tmp file (not flushed yet).
 bool write_message(int out, int in, std::string_view prefix, std::string_view head, bool eof, const std::string& tmp,
                    Failure* f) {
     if (!write_all(out, prefix) || !write_all(out, head)) {
@@ -177,10 +187,6 @@ bool write_message(int out, int in, std::string_view prefix, std::string_view he
             return false;
         }
     }
-    if (::fsync(out) != 0) {
-        *f = sys_failure("fsync " + tmp, errno);
-        return false;
-    }
     return true;
 }
 
@@ -200,10 +206,32 @@ bool create_tmp(const std::string& dir, std::string* name, Fd* fd, Failure* f) {
     return false;
 }
 
+// One message on its way into a maildir: written into tmp/NAME, then
+// flushed, then linked into new/ (as *published), then new/ flushed.
+struct Pending {
+    std::string dir;  // the maildir (or its .Junk)
+    std::string name;
+    Fd fd;                  // tmp/NAME, open until it is flushed
+    std::string published;  // its path in new/, once linked
+    bool failed = false;
+    Failure failure;
+
+    std::string tmp() const { return dir + "/tmp/" + name; }
+    // Fails it, and takes back whatever of it is on disk.
+    void fail(Failure f) {
+        failed = true;
+        failure = std::move(f);
+        fd.reset();
+        ::unlink(tmp().c_str());
+        if (!published.empty()) ::unlink(published.c_str());  // not durable: withdrawn rather than delivered twice
+    }
+};
+
 // link() rather than rename(): it never replaces an existing file in new/.
-bool publish(const std::string& dir, const std::string& name, Failure* f) {
-    std::string from = dir + "/tmp/" + name;
-    std::string to = dir + "/new/" + name;
+// The tmp/ name goes once linked; new/ is flushed by the caller.
+bool link_into_new(Pending* p, Failure* f) {
+    std::string from = p->tmp();
+    std::string to = p->dir + "/new/" + p->name;
     for (int i = 0; ::link(from.c_str(), to.c_str()) != 0; ++i) {
         // File systems without hard links: rename, whose unique name makes
         // replacing another message practically impossible.
@@ -213,31 +241,45 @@ bool publish(const std::string& dir, const std::string& name, Failure* f) {
             *f = sys_failure("link " + from + " to " + to, errno);
             return false;
         }
-        to = dir + "/new/" + unique_name();
+        to = p->dir + "/new/" + unique_name();
     }
     ::unlink(from.c_str());
-    if (!fsync_dir(dir + "/new")) {
-        *f = sys_failure("fsync " + dir + "/new", errno);
-        ::unlink(to.c_str());  // not durable: withdraw it rather than deliver twice
-        return false;
-    }
+    p->published = to;
     return true;
 }
 
-bool deliver_into(const std::string& dir, int in, std::string_view prefix, std::string_view head, bool eof,
-                  Failure* f) {
-    std::string name;
-    Fd out;
-    if (!create_tmp(dir, &name, &out, f)) return false;
-    std::string tmp = dir + "/tmp/" + name;
-    bool ok = write_message(out.get(), in, prefix, head, eof, tmp, f);
-    if (ok && out.close() != 0) {
-        *f = sys_failure("close " + tmp, errno);
-        ok = false;
+// Closes each written file once flushed; a file that cannot be flushed or
+// closed fails its message.
+void flush_files(std::vector<Pending*>& batch) {
+    std::vector<int> fds;
+    for (Pending* p : batch) fds.push_back(p->fd.get());
+    std::vector<int> errors = postern::maildir_plugin::fsync_all(fds);
+    for (size_t k = 0; k < batch.size(); ++k) {
+        Pending* p = batch[k];
+        if (errors[k] != 0) p->fail(sys_failure("fsync " + p->tmp(), errors[k]));
+        else if (p->fd.close() != 0) p->fail(sys_failure("close " + p->tmp(), errno));
     }
-    ok = ok && publish(dir, name, f);
-    if (!ok) ::unlink(tmp.c_str());
-    return ok;
+}
+
+// Links every flushed file into its new/, then flushes each new/ once: a
+// message is durable, and reported delivered, only after that.
+void publish_all(std::vector<Pending*>& batch) {
+    std::vector<std::string> dirs;
+    for (Pending* p : batch) {
+        if (p->failed) continue;
+        Failure f;
+        if (!link_into_new(p, &f)) {
+            p->fail(std::move(f));
+            continue;
+        }
+        if (std::find(dirs.begin(), dirs.end(), p->dir) == dirs.end()) dirs.push_back(p->dir);
+    }
+    for (const std::string& dir : dirs) {
+        if (fsync_dir(dir + "/new")) continue;
+        Failure f = sys_failure("fsync " + dir + "/new", errno);
+        for (Pending* p : batch)
+            if (!p->failed && p->dir == dir) p->fail(f);
+    }
 }
 
 bool parse_options(std::string_view options, bool* junk, Failure* f) {
@@ -264,7 +306,19 @@ std::string maildir_path(const postern_delivery_request& req) {
     return {};
 }
 
-bool run(const postern_delivery_request& req, Failure* f) {
+// The folders of one call that exist already: a batch to one maildir makes
+// sure of them once, not once per message.
+using Made = std::vector<std::string>;
+
+bool ensure_maildir(const std::string& dir, Made* made, Failure* f) {
+    if (std::find(made->begin(), made->end(), dir) != made->end()) return true;
+    if (!make_maildir(dir, f)) return false;
+    made->push_back(dir);
+    return true;
+}
+
+// A request up to its file written in tmp/ (not flushed): *p filled.
+bool write_tmp(const postern_delivery_request& req, Made* made, Pending* p, Failure* f) {
     std::string dir = maildir_path(req);
     while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
     if (dir.empty() || dir.front() != '/') {
@@ -277,22 +331,97 @@ bool run(const postern_delivery_request& req, Failure* f) {
     std::string head;
     bool eof = false;
     if (!read_header(req.message_fd, &head, &eof, f)) return false;
-    if (!make_maildir(dir, f)) return false;
+    if (!ensure_maildir(dir, made, f)) return false;
     if (junk && is_spam(head)) {
         dir += "/.Junk";
-        if (!make_maildir(dir, f)) return false;
+        if (!ensure_maildir(dir, made, f)) return false;
     }
     std::string sender = req.sender ? req.sender : "";
     std::string prefix = "Return-Path: <" + sender + ">\nDelivered-To: " + std::string(req.dest ? req.dest : "") + "\n";
-    return deliver_into(dir, req.message_fd, prefix, head, eof, f);
+    p->dir = dir;
+    if (!create_tmp(dir, &p->name, &p->fd, f)) return false;
+    if (write_message(p->fd.get(), req.message_fd, prefix, head, eof, p->tmp(), f)) return true;
+    p->fail(*f);
+    return false;
+}
+
+// One delivery, the way a batch of one goes.
+bool run(const postern_delivery_request& req, Failure* f) {
+    Made made;
+    Pending p;
+    if (!write_tmp(req, &made, &p, f)) return false;
+    std::vector<Pending*> one = {&p};
+    flush_files(one);
+    publish_all(one);
+    if (p.failed) *f = p.failure;
+    return !p.failed;
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
     return postern::util::guarded_deliver("maildir", req, err, errlen, run);
 }
 
+void put(postern_delivery_result* res, int status, const std::string& text) {
+    res->status = status;
+    std::snprintf(res->text, sizeof res->text, "%s", text.c_str());
+}
+
+// The batch: every message written into tmp/, the files flushed together,
+// linked into new/, each new/ flushed once. Each delivery has its own
+// result; one that fails (a full disk, a quota, a folder it may not write)
+// takes no other with it. Reported as each is final: at once for a
+// failure before the flush, after its new/ is flushed for the others.
+void run_batch(const postern_delivery_batch* batch, const postern_delivery_request* const* reqs, size_t n,
+               postern_delivery_result* const* results) {
+    Made made;
+    std::vector<Pending> pending(n);
+    std::vector<Pending*> written;  // those whose file is in tmp/, in order
+    std::vector<bool> is_written(n, false);
+    auto report = [&](size_t i) {
+        if (batch && batch->report) batch->report(batch, i);
+    };
+    for (size_t i = 0; i < n; ++i) {
+        Failure f{POSTERN_TEMPFAIL, "maildir: unexpected error"};
+        if (!reqs[i] || reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE)
+            f.reason = "maildir: request struct too small";
+        else if (write_tmp(*reqs[i], &made, &pending[i], &f)) {
+            written.push_back(&pending[i]);
+            is_written[i] = true;
+            continue;
+        }
+        put(results[i], f.status, f.reason);
+        report(i);
+    }
+    flush_files(written);
+    publish_all(written);
+    for (size_t i = 0; i < n; ++i) {
+        const Pending& p = pending[i];
+        if (!is_written[i]) continue;
+        if (p.failed) put(results[i], p.failure.status, p.failure.reason);
+        else put(results[i], POSTERN_OK, "");
+        report(i);
+    }
+}
+
+// No exception crosses the C ABI: one (memory exhausted) leaves the results
+// not set yet as the agent prepared them, temporary failures, and their
+// files where they were: in tmp/ a file is never a delivery (maildir
+// readers clear tmp/ of old files).
+void deliver_batch(const postern_delivery_batch* batch, const postern_delivery_request* const* reqs, size_t n,
+                   postern_delivery_result* const* results) noexcept {
+    try {
+        run_batch(batch, reqs, n, results);
+    } catch (...) {
+    }
+}
+
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "maildir", deliver, nullptr,  // one recipient at a time
+    POSTERN_ABI_VERSION,
+    sizeof(postern_delivery_plugin),
+    "maildir",
+    deliver,
+    nullptr,  // one recipient at a time, or
+    deliver_batch,
 };
 
 }  // namespace
