@@ -29,6 +29,9 @@
 #   default is 1000 simultaneous sessions; the 1001st gets 421 at once),
 #   POSTERN_AUDIT=FILE appends audit-postern.py's verdict on the previous run
 #   in WORKDIR to FILE before wiping it,
+#   POSTERN_QUEUE_FILL="MESSAGES RECIPIENTS" starts with that many messages
+#   already queued (bench_queue_fill, all waiting for a retry a day away;
+#   big-queue.sh uses this), instead of an empty queue,
 #   POSTERN_FILTER_CMD=CMD puts the listener behind one filter process:
 #   `filter "f" proc-exec "CMD"` before the listen line and `filter "f"` on it
 #   (CMD must not hold a double quote; it runs as _postern, so its binary and
@@ -72,6 +75,12 @@ chmod 755 "$WORKDIR"                          # _postern must reach WORKDIR/spoo
 rm -rf "$WORKDIR"/spool "$WORKDIR"/posternd.pid "$WORKDIR"/sink.out "$WORKDIR"/sink.log
 fresh_maildir "$WORKDIR"
 no_dns_resolv_conf "$WORKDIR"
+if [ -n "${POSTERN_QUEUE_FILL:-}" ]; then
+    # shellcheck disable=SC2086  # MESSAGES RECIPIENTS, split on purpose
+    "$POSTERN_BUILD"/tests/bench/bench_queue_fill "$WORKDIR"/spool $POSTERN_QUEUE_FILL local "$BENCH_USER" >&2 ||
+        die "bench_queue_fill failed"
+    chown -R _postern: "$WORKDIR"/spool
+fi
 
 FILTER_DECL=${POSTERN_FILTER:-} LISTEN_FILTER=
 if [ -n "${POSTERN_FILTER_CMD:-}" ]; then
