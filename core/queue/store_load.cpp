@@ -128,12 +128,17 @@ std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
     segments_.clear();
     for (std::uint64_t seq : seqs) segments_[seq];
     if (journal_.current()) segments_[journal_.current()];
-    out.reserve(live.size());
-    for (auto& [evpid, r] : live) {
-        add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), r.size, r.seq);
-        out.push_back(std::move(r.envelope));
+    // In id order (the hex ids compare as their numbers), without moving
+    // the envelopes around to sort them.
+    std::vector<std::pair<std::uint64_t, Replayed*>> order;
+    order.reserve(live.size());
+    for (auto& [evpid, r] : live) order.emplace_back(evpid, &r);
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    out.reserve(order.size());
+    for (auto& [evpid, r] : order) {
+        add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), r->size, r->seq);
+        out.push_back(std::move(r->envelope));
     }
-    std::sort(out.begin(), out.end(), [](const Envelope& a, const Envelope& b) { return a.id < b.id; });
     // From here on this process rewrites and removes envelopes: in a segment
     // after every one it has read.
     loaded_ = true;

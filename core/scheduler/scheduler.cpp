@@ -120,16 +120,16 @@ void Scheduler::keyed(const std::string& lookup, const std::string& key) {
     pump();
 }
 
-void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
+void Scheduler::enqueue(std::vector<queue::Envelope> envelopes) {
     std::int64_t now = std::time(nullptr);
-    for (const auto& e : envelopes) {
-        Entry entry;
-        entry.envelope = e;
-        auto [it, fresh] = entries_.emplace(e.id, std::move(entry));
+    for (auto& e : envelopes) {
+        auto [it, fresh] = entries_.try_emplace(e.id);
         if (!fresh) continue;  // already known: never deliver one envelope twice
-        queued(e);
-        if (e.next_try > now) wait_until(e.id, e.next_try);
-        else make_ready(e.id, it->second);
+        it->second.envelope = std::move(e);
+        const queue::Envelope& queued_envelope = it->second.envelope;
+        queued(queued_envelope);
+        if (queued_envelope.next_try > now) wait_until(it->first, queued_envelope.next_try);
+        else make_ready(it->first, it->second);
     }
     pump();
     arm_timer();
@@ -479,7 +479,7 @@ void Scheduler::flush_reports(const std::string& msgid) {
             }
             queued.insert(queued.end(), fresh.begin(), fresh.end());
         }
-        if (!queued.empty()) post_.post([this, queued = std::move(queued)] { enqueue(queued); });
+        if (!queued.empty()) post_.post([this, queued = std::move(queued)]() mutable { enqueue(std::move(queued)); });
     });
 }
 
@@ -496,7 +496,7 @@ void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r)
         std::string log;
         bouncer_.report(bounce::Kind::Delayed, {o}, &fresh, &log);
         log::info(log::Line("queue delay-notice").kv("evpid", o.envelope.id).kv("result", log));
-        if (!fresh.empty()) post_.post([this, fresh = std::move(fresh)] { enqueue(fresh); });
+        if (!fresh.empty()) post_.post([this, fresh = std::move(fresh)]() mutable { enqueue(std::move(fresh)); });
     });
 }
 

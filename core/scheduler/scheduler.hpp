@@ -57,7 +57,7 @@ public:
               event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router);
     ~Scheduler();
 
-    void enqueue(const std::vector<queue::Envelope>& envelopes);
+    void enqueue(std::vector<queue::Envelope> envelopes);
     void close();  // stop the timer; deliveries under way finish on their own
 
     // Administration (posternctl). `which` is "all", a message id or an envelope id.
