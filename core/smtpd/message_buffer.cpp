@@ -11,8 +11,10 @@
 
 namespace postern::smtpd {
 namespace {
-// Below this, appended bytes wait for more before a write is started.
-constexpr std::size_t kWriteChunk = 256 * 1024;
+// Below this, appended bytes wait for more before a write is started (a
+// client that sends a few bytes at a time does not cost a write each);
+// while a write is in flight, what comes waits for it.
+constexpr std::size_t kWriteChunk = 16 * 1024;
 }  // namespace
 
 // The file's writes, in order, one in flight. Shared with the request in
@@ -41,11 +43,34 @@ MessageBuffer::~MessageBuffer() {
     }
 }
 
+std::uint64_t MessageBuffer::backlog() const {
+    if (!file_ || writer_->failed) return 0;
+    return memory_.size() + (writer_->busy ? writer_->writing.size() : 0);
+}
+
 void MessageBuffer::append(std::string_view bytes) {
-    memory_.append(bytes);
     size_ += bytes.size();
+    if (writer_ && writer_->failed) return;  // finish() fails the message: nothing more is worth holding
+    memory_.append(bytes);
     if (!file_ && memory_.size() > threshold_) spill();
     if (file_ && memory_.size() >= kWriteChunk) write_more();
+}
+
+void MessageBuffer::take(std::string& bytes) {
+    if (bytes.empty()) return;
+    if (!file_ && memory_.size() + bytes.size() > threshold_) {
+        spill();
+        if (file_) write_more();  // what memory holds goes first, and memory_ is free
+    }
+    if (!memory_.empty() || !file_ || writer_->failed) {
+        append(bytes);
+        bytes.clear();
+        return;
+    }
+    size_ += bytes.size();
+    memory_.swap(bytes);
+    bytes.clear();
+    if (memory_.size() >= kWriteChunk) write_more();
 }
 
 // Moves to a file: what memory holds becomes the first write.
@@ -86,6 +111,7 @@ void MessageBuffer::write_more() {
         if (n < 0 || static_cast<std::size_t>(n) > w->writing.size()) {
             w->failed = true;
             w->error = n < 0 ? uv_strerror(static_cast<int>(n)) : "short write";
+            if (w->owner) std::string().swap(w->owner->memory_);
         } else {
             w->offset += n;
             // A short write: the rest goes first next time.
@@ -95,18 +121,20 @@ void MessageBuffer::write_more() {
         w->writing.clear();
         if (!w->owner) return;
         MessageBuffer& b = *w->owner;
-        if (!w->failed && (b.memory_.size() >= kWriteChunk || (w->done && !b.memory_.empty()))) return b.write_more();
-        if (w->done && (w->failed || b.memory_.empty())) {
+        if (!w->failed && (b.memory_.size() >= kWriteChunk || (w->done && !b.memory_.empty()))) b.write_more();
+        if (w->done && !w->busy && (w->failed || b.memory_.empty())) {
             auto done = std::move(w->done);
             w->done = nullptr;
-            done(!w->failed, w->error);
+            return done(!w->failed, w->error);  // may drop the buffer
         }
+        if (b.on_written_) b.on_written_();
     });
     if (rc != 0) {
         w.busy = false;
         w.self.reset();
         w.failed = true;
         w.error = uv_strerror(rc);
+        std::string().swap(w.writing);
     }
 }
 

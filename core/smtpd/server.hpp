@@ -110,7 +110,11 @@ private:
     unsigned long long sessions_total_ = 0;
     // One read buffer for every session: libuv hands it back in the read
     // callback that follows the allocation, and sessions copy out at once.
-    std::vector<char> read_buffer_ = std::vector<char>(64 * 1024);
+    // A message comes in reads of at most this, and a session receiving
+    // one holds about three reads' worth while the disk takes its file
+    // (session.cpp's kMaxWriteBacklog): 32 KiB keeps 100 of them near
+    // 10 MiB, for a few more reads per large message than 64 KiB.
+    std::vector<char> read_buffer_ = std::vector<char>(32 * 1024);
 };
 
 }  // namespace postern::smtpd

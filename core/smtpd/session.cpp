@@ -21,6 +21,15 @@ namespace {
 constexpr size_t kMaxCommandLine = 2048;  // as Postfix's line_length_limit
 constexpr size_t kMaxBufferedInput = 256 * 1024;
 constexpr size_t kMaxPendingOutput = 256 * 1024;
+// While more of the message than this waits for the disk, the client is
+// not read: what a session holds stays bounded whatever the message's size
+// (one write in flight, one read waiting for it; one read is at most the
+// server's read buffer, 32 KiB).
+constexpr std::uint64_t kMaxWriteBacklog = 32 * 1024;
+// An idle session keeps no input buffer larger than this (a message's
+// pipelined tail may have grown it): thousands of idle sessions would
+// otherwise each hold what their largest read left.
+constexpr size_t kKeptInputCapacity = 1024;
 constexpr unsigned kMaxErrors = 20;              // as Postfix's smtpd_hard_error_limit
 constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
 
@@ -152,7 +161,8 @@ void SmtpSession::update_reading() {
     if (state_ == State::Closing) return;
     // While a filter is behind with the message, the client waits.
     bool want = in_.size() < kMaxBufferedInput && uv_stream_get_write_queue_size(conn()) < kMaxPendingOutput &&
-                !(stream_ && chain_ && chain_->congested());
+                !(stream_ && stream_->to_filters && chain_ && chain_->congested()) &&
+                !(stream_ && stream_->out && stream_->out->backlog() > kMaxWriteBacklog);
     auto* stream = conn();
     if (want && !uv_is_active(conn_handle())) {
         uv_read_start(
@@ -179,20 +189,28 @@ void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (nread == 0 || state_ == State::Closing) return;
     reset_idle_timer();
     auto keep = shared_from_this();  // a command may close the session under us
+    std::string_view bytes(buf->base, static_cast<size_t>(nread));
     if (tls_) {
-        if (!tls_input(std::string_view(buf->base, static_cast<size_t>(nread)))) return;
+        if (!tls_input(bytes)) return;
+    } else if (state_ == State::Data && !busy_ && in_.empty()) {
+        // The message goes from the read buffer to the reader, not through in_.
+        bytes.remove_prefix(data_->feed(bytes));
+        in_.append(bytes);  // what follows its end
+        data_fed();
     } else {
-        in_.append(buf->base, static_cast<size_t>(nread));
+        in_.append(bytes);
     }
     process();
     flush();
+    if (in_.empty() && in_.capacity() > kKeptInputCapacity) std::string().swap(in_);
     update_reading();
 }
 
 void SmtpSession::process() {
     while (!busy_ && state_ != State::Closing) {
         if (state_ == State::Data) {
-            feed_data();
+            in_.erase(0, data_->feed(in_));  // before data_fed(), which may come back here
+            data_fed();
             if (state_ == State::Data) return;  // needs more bytes
             continue;
         }

@@ -95,12 +95,13 @@ private:
     void after(uint64_t ms, std::function<void()> fn);
     void cmd_data(const smtp::Command& c);
     void cmd_rset(const smtp::Command& c);
-    void feed_data();
+    // After data_ has been fed: what it holds goes on, and the message ends
+    // if its "." has come.
+    void data_fed();
     void finish_data();
-    // `has_received`: the message already starts with our Received: (it went
-    // through the filters); `file`: the rest of it, after `message`.
-    void commit_message(std::string message, bool has_received = false, std::shared_ptr<const util::Fd> file = nullptr,
-                        std::uint64_t file_size = 0);
+    // `message`: the message from its first line (our Received: included);
+    // `file`: the rest of it, after `message`.
+    void commit_message(std::string message, std::shared_ptr<util::Fd> file, std::uint64_t file_size);
 
     void dispatch(const smtp::Command& c);
 
@@ -117,15 +118,20 @@ private:
     void filter_rollback();
     void filter_commit();
     void commit_buffer(std::shared_ptr<MessageBuffer> out);
-    // The message through the data-line filters, streamed as it arrives
-    // (session_data.cpp); without data-line filters, handed on whole.
-    void stream_begin();
+    // The message streamed as it arrives (session_data.cpp): through the
+    // data-line filters, or, without them, straight into the buffer the
+    // queue commits from.
+    void stream_begin(bool to_filters);
     void stream_lines();
     void stream_line(std::string_view line);
     void stream_headers();
     void stream_send(std::string_view line);
     void stream_end(const smtp::DataReader& reader);
-    void unstreamed(std::string body);
+    // The message is complete (the filters' "." has come, or the client's
+    // without filters): refused, or on to the commit phase. `resume`: go on
+    // with the client's input after a refusal (not when called from within
+    // process()).
+    void stream_output_end(bool resume);
     // filterhost::SessionEvents
     void filter_failed(const std::string& filter, const std::string& why) override;
     void data_output(std::string_view line) override;
@@ -174,14 +180,19 @@ private:
     std::unique_ptr<filterhost::SessionChain> chain_;  // the listener's filters; null = none
     bool junk_ = false;                                // a filter said junk before MAIL: every message of the session
     bool junk_next_ = false;                           // a filter said junk at mail-from: the transaction it opens
-    // The message on its way through the filters' data lines.
+    // The message on its way in: through the filters' data lines, or
+    // straight into `out`.
     struct FilterStream {
-        bool in_headers = true;  // the header section is held until its end (loop count, masquerade)
+        bool to_filters = false;  // the listener has data-line filters
+        bool in_headers = true;   // the header section is held until its end (loop count, masquerade)
         std::string headers;
         bool sent_end = false;
         int refusal_code = 0;  // the message fails the session's checks: refused once the filters are done
         std::string refusal;
-        // What the last filter gave back, unstuffed: in memory, in a file when large.
+        // The message to store (what the last filter gave back, unstuffed,
+        // or what the client sent): in memory, in a file when large. Null
+        // once the message is known to be refused (too big, a line too
+        // long) and what still comes is dropped.
         std::shared_ptr<MessageBuffer> out;
     };
     FilterStream new_stream();

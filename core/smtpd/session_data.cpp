@@ -1,6 +1,13 @@
 // The DATA phase of a session: reading the message, refusing what must be
 // refused (smuggling attempts, too big, routing loops), and committing it to
 // the queue before the 250; see session.hpp.
+//
+// The message is never held whole: it goes on as it arrives, to the
+// data-line filters or, without them, into a MessageBuffer (a temporary
+// file in the spool beyond 64 KiB), from which the queue commits it. Only
+// its header section is held until its end, for the checks and additions
+// that read it (loop count, masquerade, Date:/Message-ID:), and at most
+// kMaxHeldHeader of it.
 #include <ctime>
 
 #include "queue/envelope.hpp"
@@ -15,6 +22,11 @@ namespace {
 
 constexpr size_t kMaxDataLine = 65536;  // longer text lines refuse the message
 constexpr int kMaxReceived = 100;       // loop detection
+// A header section longer than this goes on unread from there: the loop
+// count, masquerade and the added fields see its first 256 KiB (Postfix
+// keeps 100 KiB of it, header_size_limit), and a client cannot make the
+// session hold a message in memory by sending it without an empty line.
+constexpr size_t kMaxHeldHeader = 256 * 1024;
 
 // `senders <t> masquerade`: the From: header shows the address the user
 // was allowed to send as. The display name stays; the address is replaced;
@@ -76,16 +88,13 @@ void SmtpSession::cmd_data(const smtp::Command& c) {
     data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
     state_ = State::Data;
     reply(354, "End data with <CR><LF>.<CR><LF>");
-    if (chain_) {
+    if (chain_)
         filter_report(
             filter::TxData{static_cast<std::uint32_t>(std::stoul(tx_.msgid, nullptr, 16)), filter::TxResult::Ok});
-        if (chain_->data_filtered()) stream_begin();
-    }
+    stream_begin(chain_ && chain_->data_filtered());
 }
 
-void SmtpSession::feed_data() {
-    size_t used = data_->feed(in_);
-    in_.erase(0, used);
+void SmtpSession::data_fed() {
     if (stream_ && !stream_->sent_end) stream_lines();
     if (state_ == State::Data && data_->done()) finish_data();
 }
@@ -94,35 +103,7 @@ void SmtpSession::finish_data() {
     smtp::DataReader reader = std::move(*data_);
     data_.reset();
     state_ = State::Ready;
-    if (stream_) return stream_end(reader);
-    auto refuse = [&](int code, std::string text) {
-        meters::message_refused(code);
-        log::info(log::Line(id_ + " smtp message-refused").kv("result", std::to_string(code) + " " + text));
-        if (chain_) filter_rollback();
-        tx_ = {};
-        reply(code, text);
-    };
-    if (reader.bare_newline()) {
-        refuse(550, "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)");
-        return;
-    }
-    if (reader.too_big()) {
-        refuse(552, "5.3.4 Message too big for system");
-        return;
-    }
-    if (reader.line_too_long()) {
-        refuse(550, "5.6.0 Message refused: text line longer than 65536 octets");
-        return;
-    }
-    std::string& body = reader.message();
-    if (count_received(body) >= kMaxReceived) {
-        refuse(554, kLoopText);
-        return;
-    }
-    if (listener_.masquerade && authenticated_ && !tx_.sender.empty()) masquerade_from(body, tx_.sender);
-    if (submission()) complete_header(body);
-    if (chain_) return unstreamed(std::move(body));
-    commit_message(std::move(body));
+    if (stream_) stream_end(reader);
 }
 
 // The session acts as a submission server (MSA) on the local socket and
@@ -162,19 +143,12 @@ std::string SmtpSession::received_header(const std::string& msgid) const {
     return h;
 }
 
-void SmtpSession::commit_message(std::string body, bool has_received, std::shared_ptr<const util::Fd> file,
-                                 std::uint64_t file_size) {
+void SmtpSession::commit_message(std::string message, std::shared_ptr<util::Fd> file, std::uint64_t file_size) {
     const SmtpContext& ctx = server_.ctx();
     queue::Store::Message msg;
     msg.msgid = tx_.msgid.empty() ? queue::new_message_id() : tx_.msgid;
-    msg.file = std::move(file);
-    if (has_received) {
-        msg.data = std::move(body);
-    } else {
-        if (tx_.junk) msg.data = "X-Spam: Yes\n";
-        msg.data += received_header(msg.msgid);
-        msg.data += body;
-    }
+    msg.file = file;
+    msg.data = std::move(message);
     std::int64_t now = std::time(nullptr);
     for (const auto& r : tx_.rcpts) {
         for (const auto& d : r.deliveries) {
@@ -201,8 +175,14 @@ void SmtpSession::commit_message(std::string body, bool has_received, std::share
     event::LoopPost* post = ctx.post;
     const auto* queued = &ctx.queued;
     std::string sid = id_;
-    ctx.committer->submit(std::move(msg), [post, queued, weak = weak_from_this(), msgid, size, sid,
+    ctx.committer->submit(std::move(msg), [post, queued, weak = weak_from_this(), msgid, size, sid, file,
                                            envelopes = std::move(envelopes)](bool ok, const std::string& error) {
+        // The store is done with the temporary file (copied, or the commit
+        // failed), but the committer may keep its batch, and so this
+        // descriptor and the unlinked file's blocks, until its next batch:
+        // close it now. Here, on the committer's thread, which is the one
+        // that drops the batch.
+        if (file) file->reset();
         post->post([=] {
             if (ok) {
                 log::info(log::Line(sid + " smtp message")
@@ -241,57 +221,85 @@ void SmtpSession::commit_message(std::string body, bool has_received, std::share
     });
 }
 
-// ---- the message through the data-line filters ----
+// ---- the message as it arrives ----
 //
-// The filters get what OpenSMTPD gives them: X-Spam (if junked), our
-// Received:, then the message as the client sends it, dot-stuffed, then
-// ".". Lines go out as they arrive; while a filter is behind, the client is
-// not read (update_reading asks the chain). The header section is held
-// until its end, for the loop count and `masquerade`. What the last filter
-// gives back is the message stored.
+// What is stored, or what the data-line filters get (what OpenSMTPD gives
+// them): X-Spam (if junked), our Received:, then the message as the client
+// sends it (to the filters dot-stuffed, then "."). It goes on as it
+// arrives; while a filter is behind, or the disk is behind with the
+// message's file, the client is not read (update_reading). The header
+// section is held until its end (an empty line, or a line that is not a
+// field), for the loop count and `masquerade`. Through the filters, what
+// the last one gives back is the message stored.
 
 SmtpSession::FilterStream SmtpSession::new_stream() {
     FilterStream st;
     st.out = std::make_shared<MessageBuffer>(server_.loop(), server_.ctx().store->dir() + "/incoming");
+    // A write done may let the session read its client again.
+    st.out->on_written([weak = weak_from_this()] {
+        if (auto self = weak.lock()) self->update_reading();
+    });
     return st;
 }
 
-void SmtpSession::stream_begin() {
+void SmtpSession::stream_begin(bool to_filters) {
     stream_.emplace(new_stream());
-    chain_->data_begin();
+    stream_->to_filters = to_filters;
+    if (to_filters) chain_->data_begin();
     if (tx_.junk) stream_send("X-Spam: Yes");
     std::string received = received_header(tx_.msgid);
-    for (size_t pos = 0; chain_ && pos < received.size();) {
+    for (size_t pos = 0; stream_ && pos < received.size();) {
         size_t nl = received.find('\n', pos);
         stream_send(std::string_view(received).substr(pos, nl - pos));
         pos = nl + 1;
     }
 }
 
-// Takes the complete lines the reader holds so far.
+// Takes what the reader holds so far: complete lines to the filters, or,
+// without filters, lines while in the header section and then everything.
 void SmtpSession::stream_lines() {
     std::string& m = data_->message();
-    const size_t last = m.rfind('\n');
-    if (last == std::string::npos) return;
-    for (size_t pos = 0; pos <= last;) {
+    size_t pos = 0;
+    while (stream_ && (stream_->to_filters || stream_->in_headers)) {
         size_t nl = m.find('\n', pos);
+        if (nl == std::string::npos) break;
         stream_line(std::string_view(m).substr(pos, nl - pos));
-        if (!stream_) return;  // a filter failed the session
         pos = nl + 1;
     }
-    m.erase(0, last + 1);
+    if (!stream_) return;  // a filter failed the session
+    FilterStream& st = *stream_;
+    if (!st.to_filters && !st.in_headers) {
+        m.erase(0, pos);
+        if (st.out) st.out->take(m);  // the rest as it is, lines or not
+        else m.clear();               // to be refused: dropped
+        pos = 0;
+    }
+    m.erase(0, pos);
+    if (!st.to_filters && st.out && (data_->too_big() || data_->line_too_long())) {
+        // It will be refused at its end: nothing more of it is held or written.
+        st.out.reset();
+        st.in_headers = false;
+        std::string().swap(st.headers);
+        std::string().swap(m);
+    }
 }
 
 void SmtpSession::stream_line(std::string_view line) {
     FilterStream& st = *stream_;
     if (!st.in_headers) return stream_send(line);
-    if (!line.empty()) {
-        st.headers.append(line);
-        st.headers += '\n';
+    if (line.empty()) {
+        stream_headers();
+        if (stream_) stream_send(line);
         return;
     }
-    stream_headers();
-    if (stream_) stream_send(line);
+    const bool first = st.headers.empty();
+    st.headers.append(line);
+    st.headers += '\n';
+    // A line that is no field (nor a field's continuation) ends the header
+    // section: it is the body's first line, and it goes with the section so
+    // that add_missing_fields puts its empty line before it.
+    const bool continuation = line[0] == ' ' || line[0] == '\t';
+    if ((continuation ? first : !starts_field(line)) || st.headers.size() > kMaxHeldHeader) stream_headers();
 }
 
 void SmtpSession::stream_headers() {
@@ -312,39 +320,35 @@ void SmtpSession::stream_headers() {
 }
 
 void SmtpSession::stream_send(std::string_view line) {
-    if (chain_) chain_->data_line(filter::dot_stuff(line));
+    FilterStream& st = *stream_;
+    if (st.to_filters) {
+        if (chain_) chain_->data_line(filter::dot_stuff(line));
+    } else if (st.out) {
+        st.out->append(line);
+        st.out->append("\n");
+    }
 }
 
-// The client's "." has come: the session's own checks, then the filters' ".".
+// The client's "." has come: the session's own checks (what the reader
+// found before the loop count), then the filters' ".", or the message's end.
 void SmtpSession::stream_end(const smtp::DataReader& reader) {
     if (stream_->in_headers) stream_headers();
     if (!stream_) return;
     FilterStream& st = *stream_;
-    if (!st.refusal_code) {
-        if (reader.bare_newline()) {
-            st.refusal_code = 550;
-            st.refusal = "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)";
-        } else if (reader.too_big()) {
-            st.refusal_code = 552;
-            st.refusal = "5.3.4 Message too big for system";
-        } else if (reader.line_too_long()) {
-            st.refusal_code = 550;
-            st.refusal = "5.6.0 Message refused: text line longer than 65536 octets";
-        }
+    if (reader.bare_newline()) {
+        st.refusal_code = 550;
+        st.refusal = "5.6.0 Message refused: bare CR or LF in message text (RFC 5321 section 2.3.8)";
+    } else if (reader.too_big()) {
+        st.refusal_code = 552;
+        st.refusal = "5.3.4 Message too big for system";
+    } else if (reader.line_too_long()) {
+        st.refusal_code = 550;
+        st.refusal = "5.6.0 Message refused: text line longer than 65536 octets";
     }
     busy_ = true;
     st.sent_end = true;
-    chain_->data_line(filter::kDataEnd);  // the filters answer with the message, then "."
-}
-
-// No data-line filter: the message goes to the commit phase whole.
-void SmtpSession::unstreamed(std::string body) {
-    stream_.emplace(new_stream());
-    stream_->sent_end = true;
-    if (tx_.junk) stream_->out->append("X-Spam: Yes\n");
-    stream_->out->append(received_header(tx_.msgid));
-    stream_->out->append(body);
-    filter_commit();
+    if (st.to_filters) return chain_->data_line(filter::kDataEnd);  // the filters answer with the message, then "."
+    stream_output_end(false);
 }
 
 }  // namespace postern::smtpd

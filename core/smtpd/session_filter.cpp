@@ -214,6 +214,10 @@ void SmtpSession::data_output_end() {
         stream_->refusal_code = 550;
         stream_->refusal = "5.6.0 Message refused: a text line too long for the mail filters";
     }
+    stream_output_end(true);
+}
+
+void SmtpSession::stream_output_end(bool resume) {
     if (!stream_->refusal_code) return filter_commit();
     const int code = stream_->refusal_code;
     const std::string text = stream_->refusal;
@@ -224,12 +228,13 @@ void SmtpSession::data_output_end() {
     filter_rollback();
     tx_ = {};
     reply(code, text);
+    if (!resume) return;
     process();
     flush();
     update_reading();
 }
 
-// The commit phase, then the queue.
+// The commit phase (with filters that want it), then the queue.
 void SmtpSession::filter_commit() {
     auto done = [this](filterhost::Verdict v) {
         std::shared_ptr<MessageBuffer> out = std::move(stream_->out);
@@ -253,7 +258,7 @@ void SmtpSession::filter_commit() {
         update_reading();
     };
     busy_ = true;
-    if (!chain_->wants(filter::Phase::Commit)) return done({});
+    if (!chain_ || !chain_->wants(filter::Phase::Commit)) return done({});
     chain_->request(filter::Phase::Commit, "", done);
 }
 
@@ -263,7 +268,10 @@ void SmtpSession::commit_buffer(std::shared_ptr<MessageBuffer> out) {
     out->finish([weak = weak_from_this(), out](bool ok, const std::string& error) {
         auto self = weak.lock();
         if (!self || self->state_ == State::Closing) return;
-        if (ok) return self->commit_message(out->take_data(), true, out->file(), out->in_file() ? out->size() : 0);
+        if (ok) {
+            const std::uint64_t file_size = out->in_file() ? out->size() : 0;
+            return self->commit_message(out->take_data(), out->take_file(), file_size);
+        }
         log::error(log::Line(self->id_ + " queue commit-failed").kv("error", "cannot write the message: " + error));
         self->busy_ = false;
         self->filter_rollback();

@@ -65,6 +65,8 @@ std::vector<std::string_view> add_missing_fields(std::string& message, const Add
     return added;
 }
 
+bool starts_field(std::string_view line) { return !field_name(line).empty(); }
+
 std::string rfc5322_date(std::time_t t) {
     std::tm tm{};
     localtime_r(&t, &tm);

@@ -41,6 +41,11 @@ struct AddedFields {
 // Returns the names of the fields added, in order.
 std::vector<std::string_view> add_missing_fields(std::string& message, const AddedFields& fields);
 
+// True when `line` starts a header field: a name of printable characters
+// other than ':', then ':' (spaces before it allowed, as the obsolete
+// syntax does), the rule add_missing_fields reads the header section by.
+bool starts_field(std::string_view line);
+
 // RFC 5322 date-time in local time, for Date: and Received:.
 std::string rfc5322_date(std::time_t t);
 

@@ -94,3 +94,14 @@ TEST_CASE("message ids: the queue's id and the host in the form, never twice the
     }
     CHECK(seen.size() == 1000);
 }
+
+TEST_CASE("starts_field: what the session reads as the header section's lines") {
+    CHECK(starts_field("Subject: x"));
+    CHECK(starts_field("X-Empty:"));
+    CHECK(starts_field("Date : obsolete spacing"));
+    CHECK_FALSE(starts_field("no colon here"));
+    CHECK_FALSE(starts_field(": no name"));
+    CHECK_FALSE(starts_field("two words: not a name"));
+    CHECK_FALSE(starts_field(" continued: line"));
+    CHECK_FALSE(starts_field(""));
+}
