@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -60,54 +61,87 @@ void replay(const std::string& name, std::uint64_t seq, std::string_view text,
                                          : "; the rest of the segment ignored"));
 }
 
-}  // namespace
-
-std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
-    std::vector<std::string> scratch;
-    std::vector<std::string>& errors = errors_out ? *errors_out : scratch;
-    std::vector<Envelope> out;
-    std::lock_guard serial(commit_mutex_);  // no commit under way: its file would look orphaned
-    std::string why;
-    if (!ready(&why)) {
-        errors.push_back(why);
-        return out;
-    }
-    migrate_legacy(errors);
-    std::lock_guard lock(mutex_);
-    std::vector<std::uint64_t> seqs;
-    if (!journal_.list(seqs, &why)) {
-        errors.push_back(why);
-        return out;
-    }
-    std::unordered_map<std::uint64_t, Replayed> live;
+// Reads segments `seqs` in order into `live`.
+void replay_segments(const JournalWriter& journal, const std::vector<std::uint64_t>& seqs,
+                     std::unordered_map<std::uint64_t, Replayed>& live, std::vector<std::string>& errors) {
     for (std::uint64_t seq : seqs) {
-        const std::string name = journal_.dir() + "/" + JournalWriter::name(seq);
+        const std::string name = journal.dir() + "/" + JournalWriter::name(seq);
         std::string text;
         int err = 0;
-        if (!files::read_file(journal_.dirfd(), JournalWriter::name(seq), kMaxSegmentFile, text, err)) {
+        if (!files::read_file(journal.dirfd(), JournalWriter::name(seq), kMaxSegmentFile, text, err)) {
             errors.push_back(sys_error(name, "read", err));
             continue;
         }
         replay(name, seq, text, live, errors);
     }
-    // Each message file must be there, whole.
-    std::unordered_map<std::uint32_t, bool> whole;
+}
+
+// Drops the envelopes whose message file is missing or not of the size
+// their record gives; `whole` remembers each message's verdict.
+void check_files(int messages_fd, const std::string& messages_path, std::unordered_map<std::uint64_t, Replayed>& live,
+                 std::unordered_map<std::uint32_t, bool>& whole, std::vector<std::string>& errors) {
     for (auto it = live.begin(); it != live.end();) {
         const Replayed& r = it->second;
-        std::uint32_t msgid = static_cast<std::uint32_t>(hex_value(r.envelope.msgid));
-        auto [w, fresh] = whole.try_emplace(msgid, false);
+        auto [w, fresh] = whole.try_emplace(static_cast<std::uint32_t>(it->first >> 32), false);
         struct stat st;
         if (fresh)
-            w->second = ::fstatat(messages_fd_.get(), r.envelope.msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            w->second = ::fstatat(messages_fd, r.envelope.msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                         S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == r.size;
         if (w->second) {
             ++it;
             continue;
         }
         if (fresh)
-            errors.push_back(dir_ + "/messages/" + r.envelope.msgid + ": missing or not " + std::to_string(r.size) +
+            errors.push_back(messages_path + "/" + r.envelope.msgid + ": missing or not " + std::to_string(r.size) +
                              " bytes long (a commit cut short, never acknowledged): its envelopes are dropped");
         it = live.erase(it);
+    }
+}
+
+}  // namespace
+
+std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
+    std::vector<std::string> scratch;
+    std::vector<std::string>& errors = errors_out ? *errors_out : scratch;
+    std::vector<Envelope> out;
+    std::string why;
+    if (!ready(&why)) {
+        errors.push_back(why);
+        return out;
+    }
+    {
+        std::lock_guard serial(commit_mutex_);
+        migrate_legacy(errors);
+    }
+    const std::string messages_path = dir_ + "/messages";
+    // 1. The segments there are now, read while sessions go on committing:
+    // their commits go to a new segment meanwhile.
+    std::vector<std::uint64_t> seqs;
+    {
+        std::lock_guard lock(mutex_);
+        journal_.close_current();
+        if (!journal_.list(seqs, &why)) {
+            errors.push_back(why);
+            return out;
+        }
+    }
+    std::unordered_map<std::uint64_t, Replayed> live;
+    std::unordered_map<std::uint32_t, bool> whole;
+    replay_segments(journal_, seqs, live, errors);
+    check_files(messages_fd_.get(), messages_path, live, whole, errors);
+    // 2. With commits held (a file being committed would look orphaned):
+    // what they committed meanwhile, the orphans, the index.
+    std::lock_guard serial(commit_mutex_);
+    std::lock_guard lock(mutex_);
+    std::vector<std::uint64_t> all;
+    if (journal_.list(all, &why)) {
+        std::vector<std::uint64_t> newer;
+        std::set_difference(all.begin(), all.end(), seqs.begin(), seqs.end(), std::back_inserter(newer));
+        replay_segments(journal_, newer, live, errors);
+        check_files(messages_fd_.get(), messages_path, live, whole, errors);
+        seqs = std::move(all);
+    } else {
+        errors.push_back(why);
     }
     // Files no envelope names: commits cut short, removals cut short.
     std::vector<std::string> names;
@@ -116,11 +150,11 @@ std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
             bool ours = is_lower_hex(name, 8);
             if (ours && whole[static_cast<std::uint32_t>(hex_value(name))]) continue;
             if (!ours) {
-                errors.push_back(dir_ + "/messages/" + name + ": not a message of ours, left alone");
+                errors.push_back(messages_path + "/" + name + ": not a message of ours, left alone");
                 continue;
             }
             if (::unlinkat(messages_fd_.get(), name.c_str(), 0) != 0)
-                errors.push_back(sys_error(dir_ + "/messages/" + name, "unlink"));
+                errors.push_back(sys_error(messages_path + "/" + name, "unlink"));
         }
     }
     where_.clear();

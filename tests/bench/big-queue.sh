@@ -6,6 +6,7 @@
 #
 #   tests/bench/big-queue.sh            MESSAGES=100000 RECIPIENTS=10 (1,000,000 envelopes)
 #   MESSAGES=10000 tests/bench/big-queue.sh     (a smaller queue, for a quick look)
+#   SETTLE=35: seconds between the empty queue's start and its measurement
 #
 # Each phase: start-postern.sh (with POSTERN_QUEUE_FILL for the full queue,
 # whose envelopes all wait for a retry a day away, so none is delivered),
@@ -51,7 +52,10 @@ wait_loaded() { # seconds to wait; prints the time it was seen
 disk_flush /tmp
 echo "== empty queue"
 "$HERE"/start-postern.sh "$PORT" "$W" >/dev/null
-sleep 1
+# start-postern.sh has just deleted the previous run's files: on an ext4
+# without a journal (this machine's), creating files costs more for about
+# 30 s after many were deleted (the allocator skips recently freed inodes).
+sleep "${SETTLE:-35}"
 empty_mem=$(memory)
 empty_rate=$(accept_rate)
 "$BENCH"/stop.sh "$W" >/dev/null
