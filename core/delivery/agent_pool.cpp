@@ -7,10 +7,15 @@ namespace postern::delivery {
 
 void AgentPool::run(Batch batch, BatchDone done) {
     const std::string identity = batch.identity();
-    for (std::size_t k = 0; k < agents_.size(); ++k) {
-        LivingAgent& a = *agents_[k];
-        // give() may end an agent whose channel failed, never remove it here.
-        if (a.idle() && a.identity() == identity && a.give(batch, done)) return;
+    // First an idle agent whose last batch went the same way (a relay's
+    // connection to that route may still be open in it), then any idle one.
+    for (bool same_route : {true, false}) {
+        for (std::size_t k = 0; k < agents_.size(); ++k) {
+            LivingAgent& a = *agents_[k];
+            if (!a.idle() || a.identity() != identity || (same_route && a.last_route() != route_of(batch))) continue;
+            // give() may end an agent whose channel failed, never remove it here.
+            if (a.give(batch, done)) return;
+        }
     }
     LivingAgent::Hooks hooks{[this](LivingAgent& a) { became_idle(a); }, [this](LivingAgent& a) { ended(a); }};
     agents_.push_back(std::make_unique<LivingAgent>(loop_, options_, identity, std::move(hooks)));

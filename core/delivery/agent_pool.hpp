@@ -4,9 +4,11 @@
 // relocations, libc's set-up, page faults) cost more CPU than a maildir
 // batch's writes.
 //
-// A batch goes to an idle agent of exactly its identity, or, when every
-// such agent is busy, to a new one (the scheduler bounds how many batches
-// run at once). An agent runs as its recipient: a batch for user B never
+// A batch goes to an idle agent of exactly its identity, preferably one
+// whose last batch went to the same route (a relay agent keeps its
+// connection to it open a few seconds: plugins/relay/scache.hpp), or, when
+// every such agent is busy, to a new one (the scheduler bounds how many
+// batches run at once). An agent runs as its recipient: a batch for user B never
 // reaches user A's agent. Each agent is a LivingAgent (living_agent.hpp):
 // it ends after kAgentIdleTime without a batch, when more than
 // kMaxIdleAgents are idle (the longest idle first), after kMaxAgentBatches

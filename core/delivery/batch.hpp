@@ -58,6 +58,14 @@ struct Batch {
     }
 };
 
+// Where a batch goes, as far as an agent's kept connections go: the path of
+// its first delivery (a relay's route; the scheduler batches one route's
+// deliveries together). "" for an empty batch.
+inline const std::string& route_of(const Batch& batch) {
+    static const std::string none;
+    return batch.items.empty() ? none : batch.items.front().fields.path;
+}
+
 // One result per item of the batch, in its order.
 using BatchDone = std::function<void(std::vector<Result>)>;
 

@@ -62,9 +62,9 @@ constexpr Kind kind_of(std::string_view m) {
 
 // Local runs go 32 to a batch: a busy queue pays one process start per batch.
 // Commands go one by one, since each may take minutes. A relay agent stops
-// starting new transactions after 10 minutes (plugins/relay/relay.cpp); its
-// hour only ends one stuck in a single transaction, whose timeouts (5
-// minutes a reply) may add up past that.
+// starting new transactions once a batch has taken 10 minutes
+// (plugins/relay/relay.cpp); its hour only ends one stuck in a single
+// transaction, whose timeouts (5 minutes a reply) may add up past that.
 constexpr KindInfo info(Kind k) {
     using std::chrono::minutes;
     switch (k) {

@@ -149,13 +149,13 @@ util::Fd open_message(const std::string& spool, const std::string& path, std::st
     return fd;
 }
 
-// Whether one agent may serve several batches of a method. Not relay nor
-// lmtp: their plugins keep state for one batch in the process, the time
-// budget that stops new transactions (counted from the process's start) and
-// the "server unreachable" that fails the rest of the batch at once
-// (plugins/relay/relay.cpp, plugins/lmtp/lmtp.cpp); in an agent that lives
-// on, both would carry over into later batches. Their agent starts per batch.
-bool agent_may_live(Kind kind) { return kind == Kind::Local || kind == Kind::Command; }
+// Whether one agent may serve several batches of a method: all of them.
+// The relay and lmtp plugins keep what belongs to one batch (a time budget,
+// a server found unreachable) in their deliver_batch call, and only their
+// connections across batches (postern/delivery.h).
+bool agent_may_live(Kind kind) {
+    return kind == Kind::Local || kind == Kind::Command || kind == Kind::Relay || kind == Kind::Lmtp;
+}
 
 // A Job made ready for an agent: the account resolved, each message open,
 // each path expanded. A delivery that cannot go to the agent gets its

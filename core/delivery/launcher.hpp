@@ -15,11 +15,11 @@
 //
 // Agents live on (agent_pool.hpp): one serves batch after batch of one
 // identity (method, user, account, options, wrapper, secret), so that a
-// busy queue does not pay a process start per batch. Some batches still get
-// an agent of their own that ends with them (agent_run.hpp): those of the
-// methods whose plugins keep per-batch state in the process (relay, lmtp;
-// see launcher.cpp), those whose agent must be root (a mailbox to make that
-// is not there yet), and all of them with `keep_agents` off.
+// busy queue does not pay a process start per batch, and a relay keeps its
+// connections open between batches. Some batches still get an agent of
+// their own that ends with them (agent_run.hpp): those whose agent must be
+// root (a mailbox to make that is not there yet), and all of them with
+// `keep_agents` off.
 //
 // Two launchers: SpawnLauncher starts agents itself (used by the parent
 // process of the daemon, root or not); PrivClient asks that parent to do

@@ -89,6 +89,7 @@ void LivingAgent::start(Batch batch, BatchDone done) {
                    .kv("user", batch.user)
                    .kv("deliveries", static_cast<long long>(batch.items.size())));
     batches_ = 1;
+    last_route_ = route_of(batch);
     begin_batch(batch.items.size(), std::move(done), batch.time_limit);
     read_err();
     if (poll_.open(this, [&](uv_poll_t* p) { return uv_poll_init(loop_, p, channel_.get()); }) != 0) {
@@ -164,6 +165,7 @@ bool LivingAgent::give(Batch& batch, BatchDone& done) {
         return false;
     }
     ++batches_;
+    last_route_ = route_of(batch);
     if (log::verbose())  // once per batch: not even the line is made without -v
         log::debug(log::Line("delivery agent batch")
                        .kv("pid", pid_)

@@ -73,6 +73,9 @@ public:
     bool idle() const { return state_ == State::Idle; }
     uint64_t idle_since() const { return idle_since_; }
     const std::string& identity() const { return identity_; }
+    // The path of its last batch's first delivery: for a relay, the route
+    // whose connection the agent may still hold open (agent_pool.hpp).
+    const std::string& last_route() const { return last_route_; }
     long pid() const { return pid_; }
     unsigned long batches() const { return batches_; }  // given to it so far
 
@@ -99,6 +102,7 @@ private:
     uv_loop_t* loop_;
     const SpawnOptions& options_;
     std::string identity_;
+    std::string last_route_;
     Hooks hooks_;
     State state_ = State::Busy;
     util::Fd channel_;

@@ -23,17 +23,20 @@
 // DSN parameters are passed on: the LMTP server is the last stop, and the
 // daemon sends any success report itself.
 //
-// Connection reuse: the agent calls deliver_many once per message of its
-// batch, in one process; the connection is kept between calls with the same
-// path and options (RSET between messages; a kept connection found dead at
-// RSET is replaced once) and closed with QUIT at the end of the process.
+// Batches and connection reuse: the agent hands the plugin each batch whole
+// (deliver_batch) and lives on for the next ones. The connection is used
+// for every message of a batch with the same path and options (RSET between
+// messages; one found dead at RSET is replaced once), and kept open after
+// the batch a few seconds for the next (plugins/relay/scache.hpp); QUIT when
+// it is closed.
 //
 // Time: every connect, write and reply wait is bounded (target.hpp: 120 s
 // each by default; connecting at most 30 s). The daemon kills the agent
-// after 10 minutes, so after 5 the agent starts no new transaction, and once
-// the server could not be reached or stopped answering, the batch's other
-// messages fail at once with that reason instead of waiting through the same
-// timeouts again: they wait in the queue for the next attempt.
+// when a batch has taken 10 minutes, so after 5 (counted from the batch's
+// start) the agent starts no new transaction, and once the server could not
+// be reached or stopped answering, the batch's other messages fail at once
+// with that reason instead of waiting through the same timeouts again: they
+// wait in the queue for the next attempt. Both are the batch's alone.
 //
 // Depends on: plugins/relay's client (session.hpp, connection.hpp,
 // delivery_io.hpp), target.hpp, postern/support/sigpipe_guard.hpp.
@@ -42,6 +45,7 @@
 #include <openssl/ssl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -53,46 +57,67 @@
 #include "connection.hpp"
 #include "delivery_io.hpp"
 #include "postern/support/sigpipe_guard.hpp"
+#include "scache.hpp"
 #include "session.hpp"
 #include "target.hpp"
 
 namespace {
 
 using postern::lmtp_plugin::Target;
+using postern::relay_plugin::Clock;
 using postern::relay_plugin::Connection;
 using postern::relay_plugin::Failure;
+using postern::relay_plugin::Link;
 using postern::relay_plugin::Session;
+using postern::relay_plugin::SessionCache;
 using postern::relay_plugin::Settings;
 using postern::util::SigpipeGuard;
 
 constexpr const char* kTag = "lmtp";
 constexpr auto kBatchBudget = std::chrono::minutes(5);
 
-// The kept connection and the destination it belongs to. OpenSSL (used by
-// the shared client even without TLS) is initialised before this object is
-// complete, so its exit cleanup runs after our destructor's QUIT.
-struct Cache {
-    Cache() { OPENSSL_init_ssl(0, nullptr); }
-    ~Cache() { close(); }
-    void close() {
-        if (session) {
-            SigpipeGuard guard;
-            session->quit();
-            session.reset();
-        }
-        key.clear();
-        unreachable.reset();
-    }
-    std::string key;
-    // Why the server could not be reached or stopped answering.
-    std::optional<Failure> unreachable;
-    std::unique_ptr<Session> session;
+// The connections kept between batches (plugins/relay/scache.hpp). OpenSSL
+// (used by the shared client even without TLS) is initialised before this
+// object is complete, so its exit cleanup runs after our destructor's QUITs.
+struct Kept {
+    Kept() { OPENSSL_init_ssl(0, nullptr); }
+    SessionCache sessions;
 };
 
-Cache& cache() {
-    static Cache c;
-    return c;
+SessionCache& kept() {
+    static Kept k;
+    return k.sessions;
 }
+
+// What one batch keeps for itself: when it started, and per destination
+// (path and options) the connection in use and why the server could not be
+// reached or stopped answering. The connections still good go back to the
+// cache at its end.
+class Batch {
+public:
+    explicit Batch(const postern_delivery_batch* abi) {
+        if (abi && abi->time_limit_ms > 0)
+            budget_ = std::min<Clock::duration>(budget_, std::chrono::milliseconds(abi->time_limit_ms / 2));
+    }
+    ~Batch() {
+        for (auto& [key, d] : dests_) kept().put(key, std::move(d.link));
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    struct Dest {
+        Link link;
+        bool link_taken = false;
+        std::optional<Failure> unreachable;
+    };
+    Dest& dest(const std::string& key) { return dests_[key]; }
+    bool time_is_up() const { return Clock::now() - started_ > budget_; }
+
+private:
+    Clock::time_point started_ = Clock::now();
+    Clock::duration budget_ = kBatchBudget;
+    std::map<std::string, Dest> dests_;
+};
 
 std::string_view text(const char* s) { return s ? s : ""; }
 
@@ -124,59 +149,64 @@ std::unique_ptr<Session> open_session(const Target& t, const Settings& s, Failur
 
 using Recipients = std::vector<Session::Recipient>;
 
-// One transaction on the kept connection, else (it was found dead at RSET)
-// on a fresh one. *f holds the failure of the recipients without an outcome
-// of their own.
-void send(const Target& t, std::string_view sender, const std::string& message, Recipients* rcpts, Failure* f) {
+// One transaction on the connection (this batch's, or one kept from an
+// earlier batch), else (it was found dead at RSET) on a fresh one. *f holds
+// the failure of the recipients without an outcome of their own.
+void send(const Target& t, Batch& batch, const std::string& key, std::string_view sender, const std::string& message,
+          Recipients* rcpts, Failure* f) {
     using Result = Session::Result;
-    static const auto started = std::chrono::steady_clock::now();
-    Cache& c = cache();
-    if (std::chrono::steady_clock::now() - started > kBatchBudget) {
+    if (batch.time_is_up()) {
         *f = {POSTERN_TEMPFAIL,
-              std::string(kTag) + ": this agent's time is up; the message waits for the next attempt"};
+              std::string(kTag) + ": this batch's time is up; the message waits for the next attempt"};
         return;
     }
     const Settings s = settings_for(t);
-    if (c.session) {
-        Result r = c.session->reset(f);
+    Batch::Dest& d = batch.dest(key);
+    if (!d.link_taken) {
+        d.link = kept().take(key);
+        d.link_taken = true;
+    }
+    if (d.link && d.link.spent(Clock::now())) {
+        kept().put(key, std::move(d.link));  // closes it
+        d.link = Link{};
+    }
+    if (d.link) {
+        Result r = d.link.session->reset(f);
         if (r == Result::Ok) {
-            r = c.session->transaction(sender, message, "", rcpts, f);
+            ++d.link.transactions;
+            r = d.link.session->transaction(sender, message, "", rcpts, f);
             if (r == Result::Ok || r == Result::Failed) return;
-            c.session.reset();  // dead: no QUIT to send
+            d.link.session.reset();  // dead: no QUIT to send
             if (r == Result::Lost) return;
         }
-        c.session.reset();
+        d.link.session.reset();
     }
-    if (c.unreachable) {
-        *f = *c.unreachable;
+    if (d.unreachable) {
+        *f = *d.unreachable;
         return;
     }
-    c.session = open_session(t, s, f);
-    if (!c.session) {
-        c.unreachable = *f;
+    d.link = Link{};
+    d.link.session = open_session(t, s, f);
+    if (!d.link) {
+        d.unreachable = *f;
         return;
     }
-    Result r = c.session->transaction(sender, message, "", rcpts, f);
+    ++d.link.transactions;
+    Result r = d.link.session->transaction(sender, message, "", rcpts, f);
     if (r == Result::Broken || r == Result::Lost) {
-        c.session.reset();
-        c.unreachable = *f;
+        d.link.session.reset();
+        d.unreachable = *f;
     }
 }
 
 // reqs[0..n) share the message, sender, path and options.
-void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
+void run(Batch& batch, const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     using postern::relay_plugin::put_result;
-    SigpipeGuard guard;
-    Cache& c = cache();
     const postern_delivery_request& first = *reqs[0];
     auto answer_all = [&](const Failure& f) {
         for (size_t i = 0; i < n; ++i) put_result(results[i], f);
     };
     std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
-    if (c.key != key) {
-        c.close();
-        c.key = key;
-    }
     Target t;
     std::string error;
     // A site configuration error: the mail waits while it is fixed.
@@ -198,16 +228,45 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
     }
     Recipients rcpts;
     for (const auto& a : addresses) rcpts.push_back({a, "", {}});
-    send(t, text(first.sender), message, &rcpts, &f);
+    send(t, batch, key, text(first.sender), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         const Failure& own = rcpts[slot[i]].outcome;
         put_result(results[i], own.reason.empty() ? f : own);
     }
 }
 
+// A whole batch: message after message, each result reported as soon as it is known.
+void run_batch(const postern_delivery_batch* abi, const postern_delivery_request* const* reqs, size_t n,
+               postern_delivery_result* const* results, postern::relay_plugin::Reporter& reporter) {
+    SigpipeGuard guard;
+    Batch batch(abi);
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        while (i + k < n && postern::relay_plugin::same_message(*reqs[i], *reqs[i + k])) ++k;
+        run(batch, reqs + i, k, results + i);
+        for (size_t j = i; j < i + k; ++j) reporter.report(j);
+        i += k;
+    }
+}
+
+void deliver_batch(const postern_delivery_batch* batch, const postern_delivery_request* const* reqs, size_t n,
+                   postern_delivery_result* const* results) noexcept {
+    postern::relay_plugin::guarded_deliver_batch(kTag, run_batch, batch, reqs, n, results);
+}
+
+// An agent without deliver_batch (or a direct call of deliver): each call is
+// a batch of its own, and as before deliver_batch, one connection is kept,
+// the last route's; a call for another route closes it with QUIT.
+void run_many(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
+    SigpipeGuard guard;
+    kept().keep_only(std::string(text(reqs[0]->path)) + '\n' + std::string(text(reqs[0]->options)));
+    Batch batch(nullptr);
+    run(batch, reqs, n, results);
+}
+
 void deliver_many(const postern_delivery_request* const* reqs, size_t n,
                   postern_delivery_result* const* results) noexcept {
-    postern::relay_plugin::guarded_deliver_many("lmtp", run, reqs, n, results);
+    postern::relay_plugin::guarded_deliver_many("lmtp", run_many, reqs, n, results);
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
@@ -215,7 +274,7 @@ int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexc
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "lmtp", deliver, deliver_many,
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "lmtp", deliver, deliver_many, deliver_batch,
 };
 
 }  // namespace

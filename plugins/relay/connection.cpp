@@ -239,6 +239,15 @@ bool Connection::wait(short events, long long deadline, std::string* error) {
     }
 }
 
+bool Connection::quiet() const {
+    if (!inbuf_.empty() || (ssl_ && SSL_pending(ssl_.get()) > 0)) return false;
+    pollfd p{fd_.get(), static_cast<short>(POLLIN | POLLRDHUP), 0};
+    int n;
+    while ((n = ::poll(&p, 1, 0)) < 0 && errno == EINTR) {
+    }
+    return n == 0;
+}
+
 std::string Connection::tls_description() const {
     if (!ssl_) return "";
     return std::string(SSL_get_version(ssl_.get())) + " " + SSL_get_cipher_name(ssl_.get());

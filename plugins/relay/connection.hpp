@@ -75,6 +75,10 @@ public:
     bool read_reply(relay::Reply* reply, std::string* error);
     // Bytes received but not yet parsed: after a 220 to STARTTLS there must be none.
     bool has_pending_input() const { return !inbuf_.empty(); }
+    // Whether a connection kept idle may still serve: nothing came from the
+    // server meanwhile (a server that closes an idle connection says 421,
+    // or just closes it). Looks without waiting.
+    bool quiet() const;
 
     // Only open() makes one (the key is private): a Connection is always connected.
     struct Key {};

@@ -7,6 +7,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <optional>
 
 namespace postern::relay_plugin {
 
@@ -62,6 +64,43 @@ void guarded_deliver_many(std::string_view tag, RunMany run, const postern_deliv
     } catch (const std::exception& e) {
         for (size_t i = 0; i < n; ++i)
             std::snprintf(results[i]->text, sizeof results[i]->text, "%s: %s", who.c_str(), e.what());
+    } catch (...) {
+    }
+}
+
+namespace {
+std::string_view text(const char* s) { return s ? s : ""; }
+}  // namespace
+
+bool same_message(const postern_delivery_request& a, const postern_delivery_request& b) {
+    auto mail_params = [](const postern_delivery_request& r) {
+        return POSTERN_HAS_MEMBER(&r, struct postern_delivery_request, mail_params) ? text(r.mail_params)
+                                                                                    : std::string_view();
+    };
+    return text(a.msgid) == text(b.msgid) && text(a.sender) == text(b.sender) && text(a.path) == text(b.path) &&
+           text(a.options) == text(b.options) && mail_params(a) == mail_params(b);
+}
+
+void guarded_deliver_batch(std::string_view tag, RunBatch run, const postern_delivery_batch* batch,
+                           const postern_delivery_request* const* reqs, size_t n,
+                           postern_delivery_result* const* results) noexcept {
+    const std::string who(tag);
+    for (size_t i = 0; i < n; ++i) {
+        results[i]->status = POSTERN_TEMPFAIL;
+        std::snprintf(results[i]->text, sizeof results[i]->text, "%s: unexpected error", who.c_str());
+    }
+    for (size_t i = 0; i < n; ++i)
+        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
+            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
+            return;
+    std::optional<Reporter> reporter;
+    try {
+        reporter.emplace(batch, n);
+        run(batch, reqs, n, results, *reporter);
+    } catch (const std::exception& e) {
+        for (size_t i = 0; i < n; ++i)
+            if (reporter && !reporter->reported(i))
+                std::snprintf(results[i]->text, sizeof results[i]->text, "%s: %s", who.c_str(), e.what());
     } catch (...) {
     }
 }

@@ -8,6 +8,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "session.hpp"
 
@@ -30,6 +31,38 @@ using RunMany = void (*)(const postern_delivery_request* const* reqs, size_t n,
 // and no exception crosses: one becomes every result's text.
 void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
                           postern_delivery_result* const* results) noexcept;
+
+// Whether reqs a and b are the same message, to go in one transaction:
+// the same msgid, sender, path, options and DSN parameters of MAIL.
+bool same_message(const postern_delivery_request& a, const postern_delivery_request& b);
+
+// The results of a deliver_batch call, each handed to the agent once
+// (postern_delivery_batch::report) as soon as it is final.
+class Reporter {
+public:
+    Reporter(const postern_delivery_batch* batch, size_t n) : batch_(batch), done_(n, false) {}
+    void report(size_t i) {
+        if (i >= done_.size() || done_[i]) return;
+        done_[i] = true;
+        if (batch_ && batch_->report) batch_->report(batch_, i);
+    }
+    bool reported(size_t i) const { return i < done_.size() && done_[i]; }
+
+private:
+    const postern_delivery_batch* batch_;
+    std::vector<bool> done_;
+};
+
+// The plugin's work for a whole batch (deliver_batch's shape).
+using RunBatch = void (*)(const postern_delivery_batch* batch, const postern_delivery_request* const* reqs, size_t n,
+                          postern_delivery_result* const* results, Reporter& reporter);
+
+// deliver_batch at the C ABI's edge, as guarded_deliver_many: every result
+// starts as a temporary failure, and an exception becomes the text of the
+// results not reported yet.
+void guarded_deliver_batch(std::string_view tag, RunBatch run, const postern_delivery_batch* batch,
+                           const postern_delivery_request* const* reqs, size_t n,
+                           postern_delivery_result* const* results) noexcept;
 
 // deliver for one recipient through the same path; a success's text (the
 // server and its reply) goes into err too. The typed fields only come

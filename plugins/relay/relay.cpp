@@ -23,11 +23,20 @@
 // smtp+tls:// and smtps:// check the certificate chain and the host name
 // (sent as SNI) unless tls=no-verify.
 //
-// Connection reuse: postern-local calls deliver() for each message of a batch
-// in one process, so the last connection is kept open between calls with the
-// same path and options (RSET between messages; a kept connection found dead
-// at RSET or MAIL is replaced once). A call for another path or other options
-// closes it with QUIT, as does the end of the process.
+// Batches: postern-local hands the plugin each batch whole (deliver_batch),
+// in an agent that lives on and serves batch after batch. What belongs to a
+// batch lives in that call: its time budget (no new transaction after 10
+// minutes, or half the daemon's limit) and, per route, the MX lookup and
+// "cannot be reached", which fails the batch's other messages for that
+// route at once. An agent without deliver_batch calls deliver_many, each
+// call then a batch of its own.
+//
+// Connection reuse (scache.hpp): a connection is used for every message of
+// a batch to its route (path and options), RSET between messages, and kept
+// open after the batch for the next one to the same route, a few seconds at
+// most; a kept connection found dead at RSET is replaced once, before the
+// message goes. It is closed after a 421, an error, 1000 messages, 5
+// minutes, or when the agent ends.
 //
 // Results: see session.hpp. A success's text names the host, its address,
 // the TLS version and cipher and the server's reply, for the daemon's log.
@@ -51,6 +60,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <map>
 #include <memory>
 #include <optional>
 #include <random>
@@ -62,63 +72,85 @@
 #include "postern/support/delivery_guard.hpp"
 #include "postern/support/sigpipe_guard.hpp"
 #include "resolver.hpp"
+#include "scache.hpp"
 #include "session.hpp"
 
 namespace {
 
 using postern::relay_plugin::Address;
+using postern::relay_plugin::Clock;
 using postern::relay_plugin::Failure;
+using postern::relay_plugin::Link;
 using postern::relay_plugin::put_result;
 using postern::relay_plugin::read_message;
 using postern::relay_plugin::Resolver;
 using postern::relay_plugin::Session;
+using postern::relay_plugin::SessionCache;
 using postern::relay_plugin::Settings;
 using postern::util::SigpipeGuard;
 namespace relay = postern::relay;
 
-// After this long, the agent starts no new transaction: the rest of its batch
-// waits for the queue's next attempt. A transaction under way is never cut
-// (the daemon kills an agent only after an hour): cutting one after the
-// message went out could deliver it twice.
+// After this long in one batch, the agent starts no new transaction: the
+// rest of the batch waits for the queue's next attempt. A transaction under
+// way is never cut (the daemon kills an agent only after an hour): cutting
+// one after the message went out could deliver it twice.
 constexpr auto kBatchBudget = std::chrono::minutes(10);
 
 // The hosts to try, in order, for one path: the smarthosts as written, or
-// the exchangers of a domain with their addresses (looked up once per path).
+// the exchangers of a domain with their addresses.
 struct Target {
     relay::RelayUrl url;
     std::vector<Address> addresses;  // MX routing; empty = look the host up when connecting
 };
 
-// The one kept connection and the route it belongs to. OpenSSL is
+// The connections kept between batches (scache.hpp). OpenSSL is
 // initialised before this object is complete, so its own exit cleanup is
-// registered first and runs after our destructor's QUIT.
-struct Cache {
-    Cache() { OPENSSL_init_ssl(0, nullptr); }
-    ~Cache() { close(); }
-    void close() {
-        if (session) {
-            SigpipeGuard guard;
-            session->quit();
-            session.reset();
-        }
-        key.clear();
-        targets.clear();
-        routed = false;
-        unreachable.reset();
-    }
-    std::string key;
-    bool routed = false;
-    // Why no target could be reached: the batch's other messages fail with
-    // it at once instead of waiting through the same timeouts again.
-    std::optional<Failure> unreachable;
-    std::vector<Target> targets;
-    std::unique_ptr<Session> session;
+// registered first and runs after our destructor's QUITs.
+struct Kept {
+    Kept() { OPENSSL_init_ssl(0, nullptr); }
+    SessionCache sessions;
 };
 
-Cache& cache() {
-    static Cache c;
-    return c;
+SessionCache& kept() {
+    static Kept k;
+    return k.sessions;
 }
+
+// What one batch keeps for itself and forgets when it ends: when it
+// started, and for each route (path and options) where it goes (the MX
+// lookup, made once per batch and never kept longer than one), why it could
+// not be reached (the batch's other messages fail with it at once instead
+// of waiting through the same timeouts again), and the connection in use.
+// At its end, the connections still good go back to the cache.
+class Batch {
+public:
+    explicit Batch(const postern_delivery_batch* abi) {
+        // A daemon that gives the batch less time than our budget gets its
+        // half: the last transaction started has the other half to end.
+        if (abi && abi->time_limit_ms > 0)
+            budget_ = std::min<Clock::duration>(budget_, std::chrono::milliseconds(abi->time_limit_ms / 2));
+    }
+    ~Batch() {
+        for (auto& [key, route] : routes_) kept().put(key, std::move(route.link));
+    }
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+
+    struct Route {
+        bool routed = false;
+        std::vector<Target> targets;
+        std::optional<Failure> unreachable;
+        Link link;
+        bool link_taken = false;  // the cache was asked once
+    };
+    Route& route(const std::string& key) { return routes_[key]; }
+    bool time_is_up() const { return Clock::now() - started_ > budget_; }
+
+private:
+    Clock::time_point started_ = Clock::now();
+    Clock::duration budget_ = kBatchBudget;
+    std::map<std::string, Route> routes_;
+};
 
 // A request's optional strings may be null.
 std::string_view text(const char* s) { return s ? s : ""; }
@@ -211,72 +243,80 @@ bool route_mx(const Settings& s, std::vector<Target>* out, Failure* f) {
 
 // A new connection: each target in turn until one is ready for a
 // transaction (failover); the last failure when none is.
-bool connect(const Settings& s, Cache& c, Failure* f) {
-    for (const Target& t : c.targets) {
-        c.session = Session::open(s, t.url, t.addresses.empty() ? nullptr : &t.addresses, f);
-        if (c.session) return true;
+bool connect(const Settings& s, Batch::Route& r, Failure* f) {
+    for (const Target& t : r.targets) {
+        r.link = Link{};
+        r.link.session = Session::open(s, t.url, t.addresses.empty() ? nullptr : &t.addresses, f);
+        if (r.link) return true;
     }
     return false;
 }
 
 using Recipients = std::vector<Session::Recipient>;
 
-// One attempt on the kept connection, then (if it was found dead before the
-// message went out) one on a fresh one. A connection lost after the message
-// was sent is not retried here: the queue's next attempt decides, as for any
-// temporary failure. Returns the transaction's result; *f holds the failure
-// of the recipients without an outcome of their own.
-Session::Result send(const Settings& s, std::string_view sender, std::string_view mail_params,
-                     const std::string& message, Recipients* rcpts, Failure* f) {
-    using Result = Session::Result;
-    static const auto started = std::chrono::steady_clock::now();
-    if (std::chrono::steady_clock::now() - started > kBatchBudget) {
-        *f = {POSTERN_TEMPFAIL, "relay: this agent's time is up; the message waits for the next attempt"};
-        return Result::Failed;
-    }
-    Cache& c = cache();
-    if (c.session) {
-        // Any trouble at RSET (closed, timed out, refused) means a fresh connection.
-        Result r = c.session->reset(f);
-        if (r == Result::Ok) {
-            r = c.session->transaction(sender, message, mail_params, rcpts, f);
-            if (r == Result::Ok || r == Result::Failed) return r;
-            c.session.reset();  // dead: no QUIT to send
-            if (r == Result::Lost) return r;
-        }
-        c.session.reset();
-    }
-    if (c.unreachable) {
-        *f = *c.unreachable;
-        return Result::Failed;
-    }
-    if (!c.routed) {
-        if (!s.mx_domain.empty()) {
-            if (!route_mx(s, &c.targets, f)) return c.unreachable = *f, Result::Failed;
-        } else {
-            for (const auto& u : s.hosts) c.targets.push_back({u, {}});
-        }
-        c.routed = true;
-    }
-    if (!connect(s, c, f)) return c.unreachable = *f, Result::Failed;
-    Result r = c.session->transaction(sender, message, mail_params, rcpts, f);
-    if (r == Result::Broken || r == Result::Lost) c.session.reset();
+// One transaction on the link, counted; a link that broke is dropped.
+Session::Result transact(Link& link, std::string_view sender, std::string_view mail_params, const std::string& message,
+                         Recipients* rcpts, Failure* f) {
+    ++link.transactions;
+    Session::Result r = link.session->transaction(sender, message, mail_params, rcpts, f);
+    if (r == Session::Result::Broken || r == Session::Result::Lost) link.session.reset();  // dead: no QUIT to send
     return r;
 }
 
+// One attempt on the route's connection (this batch's, or one kept from an
+// earlier batch), then (if it was found dead before the message went out)
+// one on a fresh one. A connection lost after the message was sent is not
+// retried here: the queue's next attempt decides, as for any temporary
+// failure. Returns the transaction's result; *f holds the failure of the
+// recipients without an outcome of their own.
+Session::Result send(const Settings& s, Batch& batch, const std::string& key, std::string_view sender,
+                     std::string_view mail_params, const std::string& message, Recipients* rcpts, Failure* f) {
+    using Result = Session::Result;
+    if (batch.time_is_up()) {
+        *f = {POSTERN_TEMPFAIL, "relay: this batch's time is up; the message waits for the next attempt"};
+        return Result::Failed;
+    }
+    Batch::Route& r = batch.route(key);
+    if (!r.link_taken) {
+        r.link = kept().take(key);
+        r.link_taken = true;
+    }
+    if (r.link && r.link.spent(Clock::now())) {
+        kept().put(key, std::move(r.link));  // closes it
+        r.link = Link{};
+    }
+    if (r.link) {
+        // Any trouble at RSET (closed, timed out, refused, 421) means a fresh connection.
+        Result res = r.link.session->reset(f);
+        if (res == Result::Ok) {
+            res = transact(r.link, sender, mail_params, message, rcpts, f);
+            if (res != Result::Broken) return res;  // Ok, Failed, or Lost: the message may be there
+        }
+        r.link.session.reset();
+    }
+    if (r.unreachable) {
+        *f = *r.unreachable;
+        return Result::Failed;
+    }
+    if (!r.routed) {
+        if (!s.mx_domain.empty()) {
+            if (!route_mx(s, &r.targets, f)) return r.unreachable = *f, Result::Failed;
+        } else {
+            for (const auto& u : s.hosts) r.targets.push_back({u, {}});
+        }
+        r.routed = true;
+    }
+    if (!connect(s, r, f)) return r.unreachable = *f, Result::Failed;
+    return transact(r.link, sender, mail_params, message, rcpts, f);
+}
+
 // reqs[0..n) share message, sender, path, options and mail_params.
-void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
-    SigpipeGuard guard;
-    Cache& c = cache();
+void run(Batch& batch, const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     const postern_delivery_request& first = *reqs[0];
     auto answer_all = [&](const Failure& f) {
         for (size_t i = 0; i < n; ++i) put_result(results[i], f);
     };
     std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
-    if (c.key != key) {
-        c.close();
-        c.key = key;
-    }
     Settings s;
     std::string error;
     // A site configuration error: the mail waits while it is fixed.
@@ -292,16 +332,46 @@ void run(const postern_delivery_request* const* reqs, size_t n, postern_delivery
         return text(mail ? r->mail_params : r->rcpt_params);
     };
     for (size_t i = 0; i < n; ++i) rcpts.push_back({text(reqs[i]->dest), params(reqs[i], false), {}});
-    send(s, text(first.sender), params(&first, true), message, &rcpts, &f);
+    send(s, batch, key, text(first.sender), params(&first, true), message, &rcpts, &f);
     for (size_t i = 0; i < n; ++i) {
         // An outcome of its own (a RCPT refusal, the reply to the message), or the transaction's failure.
         put_result(results[i], rcpts[i].outcome.reason.empty() ? f : rcpts[i].outcome);
     }
 }
 
+// A whole batch: message after message (the recipients of each in one
+// transaction), each result reported as soon as it is known.
+void run_batch(const postern_delivery_batch* abi, const postern_delivery_request* const* reqs, size_t n,
+               postern_delivery_result* const* results, postern::relay_plugin::Reporter& reporter) {
+    SigpipeGuard guard;
+    Batch batch(abi);
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        while (i + k < n && postern::relay_plugin::same_message(*reqs[i], *reqs[i + k])) ++k;
+        run(batch, reqs + i, k, results + i);
+        for (size_t j = i; j < i + k; ++j) reporter.report(j);
+        i += k;
+    }
+}
+
+void deliver_batch(const postern_delivery_batch* batch, const postern_delivery_request* const* reqs, size_t n,
+                   postern_delivery_result* const* results) noexcept {
+    postern::relay_plugin::guarded_deliver_batch("relay", run_batch, batch, reqs, n, results);
+}
+
+// An agent without deliver_batch (or a direct call of deliver): each call is
+// a batch of its own, and as before deliver_batch, one connection is kept,
+// the last route's; a call for another route closes it with QUIT.
+void run_many(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
+    SigpipeGuard guard;
+    kept().keep_only(std::string(text(reqs[0]->path)) + '\n' + std::string(text(reqs[0]->options)));
+    Batch batch(nullptr);
+    run(batch, reqs, n, results);
+}
+
 void deliver_many(const postern_delivery_request* const* reqs, size_t n,
                   postern_delivery_result* const* results) noexcept {
-    postern::relay_plugin::guarded_deliver_many("relay", run, reqs, n, results);
+    postern::relay_plugin::guarded_deliver_many("relay", run_many, reqs, n, results);
 }
 
 int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexcept {
@@ -309,7 +379,7 @@ int deliver(const postern_delivery_request* req, char* err, size_t errlen) noexc
 }
 
 const struct postern_delivery_plugin plugin = {
-    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "relay", deliver, deliver_many,
+    POSTERN_ABI_VERSION, sizeof(postern_delivery_plugin), "relay", deliver, deliver_many, deliver_batch,
 };
 
 }  // namespace

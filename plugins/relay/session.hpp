@@ -84,6 +84,9 @@ public:
                        std::vector<Recipient>* rcpts, Failure* f);
     // QUIT, waiting briefly for the 221, for a polite close.
     void quit();
+    // Whether a connection kept idle between batches still looks usable
+    // (Connection::quiet); RSET then tells for sure.
+    bool quiet() const { return conn_->quiet(); }
 
     struct Key {};  // only open() makes one
     Session(Key, std::unique_ptr<Connection> c, relay::RelayUrl url, std::string tag)

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <regex>
 #include <set>
 #include <thread>
@@ -258,15 +259,20 @@ TEST_CASE("agents: a launcher that goes away takes its idle agents with it") {
     CHECK(uv_loop_close(&loop) == 0);
 }
 
-TEST_CASE("agents: relay keeps an agent per batch and so does a launcher that keeps none") {
+TEST_CASE("agents: relay agents live on too, and a launcher that keeps none starts one per batch") {
     postern_test::TempDir dir("agents");
     SpawnOptions relay = whoami_options();
     relay.plugin_dir = POSTERN_BUILD_DIR "/plugins";
     Pool relays(relay);
-    // Nothing listens on port 1: a quick temporary failure, from an agent that then ends.
-    auto got = relays.deliver(job_of(dir, 1, "timeout=5", "relay", "smtp://127.0.0.1:1"));
-    CHECK(got[0].status == Result::Status::TempFail);
-    CHECK(relays.launcher().living_agents() == 0);
+    // Nothing listens on port 1: a quick temporary failure each time, from
+    // one agent that lives on (its deliver_batch forgets the failure with
+    // the batch: the second batch tries again and fails the same way).
+    for (int i = 0; i < 2; ++i) {
+        auto got = relays.deliver(job_of(dir, 1, "timeout=5", "relay", "smtp://127.0.0.1:1"));
+        CHECK(got[0].status == Result::Status::TempFail);
+        CHECK(got[0].text == "relay: 127.0.0.1 [127.0.0.1]: connect to port 1: Connection refused");
+        CHECK(relays.launcher().living_agents() == 1);
+    }
 
     SpawnOptions once = whoami_options();
     once.keep_agents = false;
@@ -275,6 +281,27 @@ TEST_CASE("agents: relay keeps an agent per batch and so does a launcher that ke
     long b = who(pool.deliver(job_of(dir, 1))[0]).pid;
     CHECK(a != b);
     CHECK(pool.launcher().living_agents() == 0);
+}
+
+TEST_CASE("agents: a batch goes to the idle agent whose last batch went the same way") {
+    postern_test::TempDir dir("agents");
+    Pool pool(whoami_options());
+    // Two batches at once: two agents, one per route.
+    std::optional<std::vector<Result>> one, two;
+    pool.launcher().launch(job_of(dir, 1, "", "whoami", dir / "route-1"), [&](std::vector<Result> r) { one = r; });
+    pool.launcher().launch(job_of(dir, 1, "", "whoami", dir / "route-2"), [&](std::vector<Result> r) { two = r; });
+    REQUIRE(pool.run_until([&] { return one && two; }, 30s));
+    long agent1 = who((*one)[0]).pid, agent2 = who((*two)[0]).pid;
+    REQUIRE(agent1 != agent2);
+    REQUIRE(pool.launcher().living_agents() == 2);
+    // Whichever is first among the idle ones, each route finds its own agent.
+    for (int i = 0; i < 2; ++i) {
+        CHECK(who(pool.deliver(job_of(dir, 1, "", "whoami", dir / "route-2"))[0]).pid == agent2);
+        CHECK(who(pool.deliver(job_of(dir, 1, "", "whoami", dir / "route-1"))[0]).pid == agent1);
+    }
+    // A route no agent has served takes any idle one.
+    long other = who(pool.deliver(job_of(dir, 1, "", "whoami", dir / "route-3"))[0]).pid;
+    CHECK((other == agent1 || other == agent2));
 }
 
 TEST_CASE("agents: an agent that garbles its channel in a later batch is killed and the next gets a new agent") {

@@ -1,0 +1,76 @@
+// plugins/relay/scache.cpp — see scache.hpp.
+#include "scache.hpp"
+
+#include <algorithm>
+
+#include "postern/support/sigpipe_guard.hpp"
+
+namespace postern::relay_plugin {
+
+void SessionCache::close(Link& link) {
+    if (!link.session) return;
+    util::SigpipeGuard guard;
+    link.session->quit();
+    link.session.reset();
+}
+
+Link SessionCache::take(const std::string& route) {
+    sweep();
+    auto it = kept_.find(route);
+    if (it == kept_.end()) return {};
+    Link link = std::move(it->second);
+    kept_.erase(it);
+    if (!link.session->quiet()) link.session.reset();  // a 421 or a close came meanwhile: nothing to say
+    return link;
+}
+
+void SessionCache::put(const std::string& route, Link link) {
+    if (!link.session) return;
+    const auto now = Clock::now();
+    if (link.spent(now)) return close(link);
+    link.idle_since = now;
+    auto it = kept_.find(route);
+    if (it != kept_.end()) {
+        close(it->second);
+        it->second = std::move(link);
+    } else {
+        kept_.emplace(route, std::move(link));
+    }
+    while (kept_.size() > kMaxKept) {
+        auto oldest = std::min_element(kept_.begin(), kept_.end(), [](const auto& a, const auto& b) {
+            return a.second.idle_since < b.second.idle_since;
+        });
+        close(oldest->second);
+        kept_.erase(oldest);
+    }
+}
+
+void SessionCache::sweep() {
+    const auto now = Clock::now();
+    for (auto it = kept_.begin(); it != kept_.end();) {
+        if (now - it->second.idle_since < kIdleLimit && !it->second.spent(now)) {
+            ++it;
+            continue;
+        }
+        close(it->second);
+        it = kept_.erase(it);
+    }
+}
+
+void SessionCache::keep_only(const std::string& route) {
+    for (auto it = kept_.begin(); it != kept_.end();) {
+        if (it->first == route) {
+            ++it;
+            continue;
+        }
+        close(it->second);
+        it = kept_.erase(it);
+    }
+}
+
+void SessionCache::clear() {
+    for (auto& [route, link] : kept_) close(link);
+    kept_.clear();
+}
+
+}  // namespace postern::relay_plugin

@@ -1,0 +1,77 @@
+// plugins/relay/scache.hpp — outbound connections kept between batches, as
+// Postfix's scache keeps them: a connection left idle after a batch stays
+// open a few seconds, and the next batch for the same route (the same path
+// and options: destination, TLS, credentials) takes it up again with RSET
+// instead of a new TCP connection, greeting, EHLO, STARTTLS and AUTH.
+//
+// The delivery agent that holds the cache lives on between batches
+// (postern/delivery.h), one batch at a time, so the cache is the process's
+// own and needs no lock. A kept connection is closed (QUIT):
+//  - when it has been idle longer than kIdleLimit, or open longer than
+//    kAgeLimit, or has carried kMaxTransactions messages (what a server
+//    tolerates on one connection stays bounded);
+//  - when more than kMaxKept are idle (the longest idle first);
+//  - when the cache goes (the plugin unloaded: the agent ends).
+// One that something came on while it was idle (a 421, or the server
+// closed it) is dropped without a word, and so is one found dead at RSET
+// by the caller. The caller closes one that failed or got a 421.
+//
+// Depends on: session.hpp.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "session.hpp"
+
+namespace postern::relay_plugin {
+
+using Clock = std::chrono::steady_clock;
+
+inline constexpr auto kIdleLimit = std::chrono::seconds(5);
+inline constexpr auto kAgeLimit = std::chrono::seconds(300);
+inline constexpr unsigned kMaxTransactions = 1000;
+inline constexpr std::size_t kMaxKept = 8;
+
+// A connection and what it has served.
+struct Link {
+    std::unique_ptr<Session> session;
+    Clock::time_point opened = Clock::now();
+    Clock::time_point idle_since = Clock::now();
+    unsigned transactions = 0;
+
+    explicit operator bool() const { return session != nullptr; }
+    // Worn out: to be closed rather than kept.
+    bool spent(Clock::time_point now) const { return transactions >= kMaxTransactions || now - opened >= kAgeLimit; }
+};
+
+class SessionCache {
+public:
+    SessionCache() = default;
+    ~SessionCache() { clear(); }
+    SessionCache(const SessionCache&) = delete;
+    SessionCache& operator=(const SessionCache&) = delete;
+
+    // The kept connection of `route`, if one is usable; empty otherwise.
+    Link take(const std::string& route);
+    // Keeps `link` for `route` (closing one kept for it already), unless
+    // it is spent; idle from now.
+    void put(const std::string& route, Link link);
+    // Closes the kept connections that are past their limits.
+    void sweep();
+    // Closes every kept connection.
+    void clear();
+    // Closes every kept connection but that of `route`: an agent that does
+    // not hand whole batches keeps one connection, its last route's.
+    void keep_only(const std::string& route);
+    std::size_t size() const { return kept_.size(); }
+
+private:
+    static void close(Link& link);
+    std::map<std::string, Link> kept_;
+};
+
+}  // namespace postern::relay_plugin
