@@ -85,6 +85,9 @@ private:
 
 std::vector<int> fsync_all(const std::vector<int>& fds) {
     std::vector<int> errors(fds.size(), 0);
+    // Nothing to flush (every message of the batch failed before): no round,
+    // and no helper count computed from an empty batch.
+    if (fds.empty()) return errors;
     if (fds.size() == 1) {
         errors[0] = ::fsync(fds[0]) == 0 ? 0 : errno;
         return errors;

@@ -47,6 +47,20 @@ class CrashRecovery(unittest.TestCase):
 
             self.assertTrue(d.wait_log(r"mda delivery .*to=someone@localhost .*result=TempFail"), d.log())
             self.assertEqual(postern.maildir_new(maildir), [])
+            # The agent whose whole batch failed before any flush lives on
+            # with its few threads (it once started helper threads without end).
+            agents = 0
+            for p in postern.descendants_of(d.pid):
+                try:
+                    with open(f"/proc/{p}/status") as f:
+                        status = f.read()
+                except OSError:
+                    continue
+                if re.search(r"^Name:\s+postern-local$", status, re.M):
+                    threads = int(re.search(r"^Threads:\s+(\d+)", status, re.M).group(1))
+                    self.assertLess(threads, 16, f"agent {p} has {threads} threads")
+                    agents += 1
+            self.assertGreater(agents, 0, "no living agent to look at")
 
             parent = d.pid
             family = [parent] + postern.descendants_of(parent)
