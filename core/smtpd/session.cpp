@@ -26,10 +26,6 @@ constexpr size_t kMaxPendingOutput = 256 * 1024;
 // (one write in flight, one read waiting for it; one read is at most the
 // server's read buffer, 32 KiB).
 constexpr std::uint64_t kMaxWriteBacklog = 32 * 1024;
-// An idle session keeps no input buffer larger than this (a message's
-// pipelined tail may have grown it): thousands of idle sessions would
-// otherwise each hold what their largest read left.
-constexpr size_t kKeptInputCapacity = 1024;
 constexpr unsigned kMaxErrors = 20;              // as Postfix's smtpd_hard_error_limit
 constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
 
@@ -66,9 +62,7 @@ bool SmtpSession::accept(uv_stream_t* listening) {
     if (listener_.socket) uv_pipe_init(server_.loop(), &conn_.pipe, 0);
     else uv_tcp_init(server_.loop(), &conn_.tcp);
     uv_timer_init(server_.loop(), &timer_);
-    uv_timer_init(server_.loop(), &rdns_timer_);
-    uv_timer_init(server_.loop(), &delay_timer_);
-    conn_handle()->data = timer_.data = rdns_timer_.data = delay_timer_.data = this;
+    conn_handle()->data = timer_.data = this;
     if (uv_accept(listening, conn()) != 0) {
         close();
         return false;
@@ -202,7 +196,9 @@ void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
     }
     process();
     flush();
-    if (in_.empty() && in_.capacity() > kKeptInputCapacity) std::string().swap(in_);
+    // An idle session holds no input buffer: what the read needed goes back
+    // now (one allocation per read is cheap beside the read itself).
+    if (in_.empty() && in_.capacity() > std::string().capacity()) std::string().swap(in_);
     update_reading();
 }
 
@@ -309,7 +305,7 @@ void SmtpSession::close() {
         chain_.reset();  // no filter line reaches a closing session
     }
     state_ = State::Closing;
-    open_handles_ = 4;
+    open_handles_ = 2;
     auto on_closed = [](uv_handle_t* h) {
         auto* s = static_cast<SmtpSession*>(h->data);
         if (--s->open_handles_ == 0) {
@@ -319,22 +315,51 @@ void SmtpSession::close() {
     };
     uv_close(tcp, on_closed);
     uv_close(timer, on_closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&rdns_timer_), on_closed);
-    uv_close(reinterpret_cast<uv_handle_t*>(&delay_timer_), on_closed);
 }
 
 void SmtpSession::reset_idle_timer() {
+    idle_due_ = uv_now(server_.loop()) + kIdleTimeoutMs;
+    arm_timer();
+}
+
+void SmtpSession::arm_timer() {
+    if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) return;
+    std::uint64_t due = 0;
+    for (std::uint64_t d : {idle_due_, rdns_due_, delay_due_})
+        if (d && (!due || d < due)) due = d;
+    if (!due) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    const std::uint64_t now = uv_now(server_.loop());
     uv_timer_start(
-        &timer_,
-        [](uv_timer_t* t) {
-            auto* s = static_cast<SmtpSession*>(t->data);
-            log::info(log::Line(s->id_ + " smtp disconnected").kv("reason", "timeout"));
-            s->filter_report(filter::Timeout{});
-            s->reply(421, "4.4.2 " + s->hostname() + " Timeout exceeded, closing connection");
-            s->close_after_flush();
-            s->flush();
-        },
-        kIdleTimeoutMs, 0);
+        &timer_, [](uv_timer_t* t) { static_cast<SmtpSession*>(t->data)->on_timer(); }, due > now ? due - now : 0, 0);
+}
+
+// Whatever is due: the reverse lookup gives up, a delayed step runs, the
+// idle client is told goodbye. Each may close the session, whose handles
+// then close after this returns.
+void SmtpSession::on_timer() {
+    const std::uint64_t now = uv_now(server_.loop());
+    if (rdns_due_ && rdns_due_ <= now) {
+        rdns_due_ = 0;
+        log::info(log::Line(id_ + " smtp rdns-timeout").kv("address", client_ip_));
+        rdns_resolved();
+    }
+    if (delay_due_ && delay_due_ <= now && state_ != State::Closing) {
+        delay_due_ = 0;
+        auto fn = std::move(delayed_);
+        fn();
+    }
+    if (idle_due_ && idle_due_ <= now && state_ != State::Closing) {
+        idle_due_ = 0;
+        log::info(log::Line(id_ + " smtp disconnected").kv("reason", "timeout"));
+        filter_report(filter::Timeout{});
+        reply(421, "4.4.2 " + hostname() + " Timeout exceeded, closing connection");
+        close_after_flush();
+        flush();
+    }
+    arm_timer();
 }
 
 bool SmtpSession::error_limit_reached() {

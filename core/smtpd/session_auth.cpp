@@ -163,14 +163,8 @@ void SmtpSession::check_sender(std::string sender, smtp::DsnMail dsn) {
 
 void SmtpSession::after(uint64_t ms, std::function<void()> fn) {
     delayed_ = std::move(fn);
-    uv_timer_start(
-        &delay_timer_,
-        [](uv_timer_t* t) {
-            auto* self = static_cast<SmtpSession*>(t->data);  // closing the session stops the timer
-            auto fn = std::move(self->delayed_);
-            fn();
-        },
-        ms, 0);
+    delay_due_ = uv_now(server_.loop()) + std::max<uint64_t>(ms, 1);  // closing the session drops it
+    arm_timer();
 }
 
 }  // namespace postern::smtpd

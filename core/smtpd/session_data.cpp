@@ -85,7 +85,7 @@ void SmtpSession::cmd_data(const smtp::Command& c) {
         reply(503, "5.5.1 Bad sequence of commands: no valid recipients");
         return;
     }
-    data_.emplace(server_.ctx().config->max_message_size, kMaxDataLine);
+    data_ = std::make_unique<smtp::DataReader>(server_.ctx().config->max_message_size, kMaxDataLine);
     state_ = State::Data;
     reply(354, "End data with <CR><LF>.<CR><LF>");
     if (chain_)
@@ -243,7 +243,7 @@ SmtpSession::FilterStream SmtpSession::new_stream() {
 }
 
 void SmtpSession::stream_begin(bool to_filters) {
-    stream_.emplace(new_stream());
+    stream_ = std::make_unique<FilterStream>(new_stream());
     stream_->to_filters = to_filters;
     if (to_filters) chain_->data_begin();
     if (tx_.junk) stream_send("X-Spam: Yes");

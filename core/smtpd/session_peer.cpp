@@ -138,15 +138,9 @@ void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
         rdns_known_ = true;
         return;
     }
-    (void)lookup.release();  // reclaimed in `finish`
-    uv_timer_start(
-        &rdns_timer_,
-        [](uv_timer_t* t) {
-            auto* self = static_cast<SmtpSession*>(t->data);
-            log::info(log::Line(self->id_ + " smtp rdns-timeout").kv("address", self->client_ip_));
-            self->rdns_resolved();
-        },
-        kRdnsTimeoutMs, 0);
+    (void)lookup.release();                               // reclaimed in `finish`
+    rdns_due_ = uv_now(server_.loop()) + kRdnsTimeoutMs;  // on_timer gives up then
+    arm_timer();
 }
 
 // Forward-confirmed reverse DNS: the PTR name must resolve back to the
@@ -182,7 +176,7 @@ void SmtpSession::confirm_rdns() {
 void SmtpSession::rdns_resolved() {
     if (rdns_known_) return;
     rdns_known_ = true;
-    uv_timer_stop(&rdns_timer_);
+    rdns_due_ = 0;  // the timer, if it wakes for it, finds nothing due
     auto waiters = std::move(rdns_waiters_);
     for (auto& fn : waiters) fn();
 }
