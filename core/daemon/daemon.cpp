@@ -175,11 +175,30 @@ void daemonize() {
 
 // Each relay agent holds two pipes in the parent and each session a socket
 // in the child: 1000 of each do not fit the usual soft limit of 1024
-// descriptors, so take what the hard limit allows (at most 65536).
-void raise_descriptor_limit() {
+// descriptors. Want 65536, or max-sessions and 1024 more for the rest
+// (the serving process keeps about that much aside: smtpd/server.cpp).
+// The soft limit goes up to the hard one; a daemon started as root (with
+// CAP_SYS_RESOURCE) raises the hard limit too when it is below that, up to
+// the kernel's fs.nr_open, rather than leave max-sessions out of reach. The
+// children inherit the limits. Where the limit stays short, the serving
+// process logs how many sessions it holds.
+void raise_descriptor_limit(unsigned max_sessions) {
     rlimit r{};
     if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
-    rlim_t want = r.rlim_max == RLIM_INFINITY ? 65536 : std::min<rlim_t>(r.rlim_max, 65536);
+    rlim_t want = std::max<rlim_t>(65536, rlim_t{max_sessions} + 1024);
+    if (std::ifstream nr_open("/proc/sys/fs/nr_open"); nr_open) {
+        rlim_t kernel_max = 0;
+        if (nr_open >> kernel_max && kernel_max > 0) want = std::min(want, kernel_max);
+    }
+    if (r.rlim_max != RLIM_INFINITY && r.rlim_max < want && rlim_t{max_sessions} + 1024 > r.rlim_max) {
+        rlimit raised{want, want};
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) return;
+        log::warn(log::Line("cannot raise the descriptor hard limit")
+                      .kv("limit", static_cast<long long>(r.rlim_max))
+                      .kv("wanted", static_cast<long long>(want))
+                      .kv("error", strerror(errno)));
+    }
+    if (r.rlim_max != RLIM_INFINITY) want = std::min(want, r.rlim_max);
     if (r.rlim_cur >= want) return;
     r.rlim_cur = want;
     if (setrlimit(RLIMIT_NOFILE, &r) != 0)
@@ -218,7 +237,7 @@ int run(const Options& o) {
         return 1;
     }
     if (!make_state_dirs(o, paths)) return 1;
-    raise_descriptor_limit();
+    raise_descriptor_limit(cfg.max_sessions);
 
     // Everything else that may need root is opened here, before the split:
     // the listeners and the control socket (its folder may be root's).

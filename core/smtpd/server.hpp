@@ -108,6 +108,8 @@ private:
     std::unordered_map<SmtpSession*, std::shared_ptr<SmtpSession>> sessions_;
     bool paused_ = false;
     unsigned long long sessions_total_ = 0;
+    // max-sessions, or fewer when the descriptor limit holds fewer (start()).
+    std::size_t max_sessions_ = 0;
     // One read buffer for every session: libuv hands it back in the read
     // callback that follows the allocation, and sessions copy out at once.
     // A message comes in reads of at most this, and a session receiving
