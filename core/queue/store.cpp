@@ -201,7 +201,12 @@ void Store::delete_dead_segments_locked() {
 }
 
 // Re-appends the envelopes whose latest record is in segment `seq` (the
-// oldest), makes them durable, then deletes that segment.
+// oldest), makes them durable, then deletes that segment. Carried records fill
+// the new segment, and the records that started it go to the next one
+// (JournalWriter::append starts it without coming back here): so a carry-over
+// happens once per segment of new records, and a large queue that stays is
+// rewritten at most once for each time new records fill a segment, never in
+// a burst after a restart.
 void Store::carry_over_locked(std::uint64_t seq) {
     std::vector<std::uint64_t> existing;
     std::string text, error;

@@ -509,3 +509,25 @@ TEST_CASE("store: a message whose rest is in a file is committed whole, the file
     CHECK(read_file(store.message_path("0000abcd")) == "Received: by test\n" + rest);
     CHECK(entries(dir.path() + "/incoming").empty());
 }
+
+TEST_CASE("a large queue that stays is carried over no faster than new records come", "[store]") {
+    TempDir tmp;
+    const std::string spool = tmp.path() + "/spool";
+    {
+        auto first = open_store(tmp, 2048);  // about four envelopes a segment
+        for (unsigned n = 1; n <= 40; ++n) REQUIRE(commit_one(*first, message(hex8(n), 1, "stays\n")));
+    }
+    std::vector<std::string> before = entries(spool + "/journal");
+    REQUIRE(before.size() >= 8);
+    auto store = open_store(tmp, 2048);
+    REQUIRE(store->load_all(nullptr).size() == 40);
+    for (unsigned n = 1; n <= 4; ++n) REQUIRE(commit_one(*store, message(hex8(0x1000 + n), 1, "new\n")));
+    // Four new records are less than a segment: one old segment carried over
+    // (when the first of them started a segment), not one per commit.
+    std::vector<std::string> after = entries(spool + "/journal");
+    std::size_t gone = 0;
+    for (const auto& name : before) gone += std::find(after.begin(), after.end(), name) == after.end();
+    CHECK(gone == 1);
+    auto next = open_store(tmp, 2048);
+    CHECK(next->load_all(nullptr).size() == 44);
+}
