@@ -25,8 +25,9 @@
 //
 // Batches and connection reuse: the agent hands the plugin each batch whole
 // (deliver_batch) and lives on for the next ones. The connection is used
-// for every message of a batch with the same path and options (RSET between
-// messages; one found dead at RSET is replaced once), and kept open after
+// for every message of a batch with the same path and options (RSET only
+// after a transaction that did not end cleanly, and before taking up a kept
+// one; one found dead at RSET is replaced once), and kept open after
 // the batch a few seconds for the next (plugins/relay/scache.hpp); QUIT when
 // it is closed.
 //
@@ -171,10 +172,11 @@ void send(const Target& t, Batch& batch, const std::string& key, std::string_vie
         d.link = Link{};
     }
     if (d.link) {
-        Result r = d.link.session->reset(f);
+        Result r = d.link.needs_rset ? d.link.session->reset(f) : Result::Ok;
         if (r == Result::Ok) {
             ++d.link.transactions;
             r = d.link.session->transaction(sender, message, "", rcpts, f);
+            d.link.needs_rset = r != Result::Ok;
             if (r == Result::Ok || r == Result::Failed) return;
             d.link.session.reset();  // dead: no QUIT to send
             if (r == Result::Lost) return;
@@ -193,6 +195,7 @@ void send(const Target& t, Batch& batch, const std::string& key, std::string_vie
     }
     ++d.link.transactions;
     Result r = d.link.session->transaction(sender, message, "", rcpts, f);
+    d.link.needs_rset = r != Result::Ok;
     if (r == Result::Broken || r == Result::Lost) {
         d.link.session.reset();
         d.unreachable = *f;

@@ -32,10 +32,11 @@
 // call then a batch of its own.
 //
 // Connection reuse (scache.hpp): a connection is used for every message of
-// a batch to its route (path and options), RSET between messages, and kept
-// open after the batch for the next one to the same route, a few seconds at
-// most; a kept connection found dead at RSET is replaced once, before the
-// message goes. It is closed after a 421, an error, 1000 messages, 5
+// a batch to its route (path and options), one transaction after another
+// (RSET only after one that did not end cleanly), and kept open after the
+// batch for the next one to the same route, a few seconds at most, then
+// taken up with RSET; one found dead at RSET or MAIL is replaced once,
+// before the message goes. It is closed after a 421, an error, 1000 messages, 5
 // minutes, or when the agent ends.
 //
 // Results: see session.hpp. A success's text names the host, its address,
@@ -260,6 +261,7 @@ Session::Result transact(Link& link, std::string_view sender, std::string_view m
     ++link.transactions;
     Session::Result r = link.session->transaction(sender, message, mail_params, rcpts, f);
     if (r == Session::Result::Broken || r == Session::Result::Lost) link.session.reset();  // dead: no QUIT to send
+    link.needs_rset = r != Session::Result::Ok;
     return r;
 }
 
@@ -287,7 +289,7 @@ Session::Result send(const Settings& s, Batch& batch, const std::string& key, st
     }
     if (r.link) {
         // Any trouble at RSET (closed, timed out, refused, 421) means a fresh connection.
-        Result res = r.link.session->reset(f);
+        Result res = r.link.needs_rset ? r.link.session->reset(f) : Result::Ok;
         if (res == Result::Ok) {
             res = transact(r.link, sender, mail_params, message, rcpts, f);
             if (res != Result::Broken) return res;  // Ok, Failed, or Lost: the message may be there

@@ -29,6 +29,7 @@ void SessionCache::put(const std::string& route, Link link) {
     const auto now = Clock::now();
     if (link.spent(now)) return close(link);
     link.idle_since = now;
+    link.needs_rset = true;
     auto it = kept_.find(route);
     if (it != kept_.end()) {
         close(it->second);

@@ -3,6 +3,8 @@
 // open a few seconds, and the next batch for the same route (the same path
 // and options: destination, TLS, credentials) takes it up again with RSET
 // instead of a new TCP connection, greeting, EHLO, STARTTLS and AUTH.
+// Within a batch, messages follow one another on the connection without
+// RSET when the one before ended cleanly.
 //
 // The delivery agent that holds the cache lives on between batches
 // (postern/delivery.h), one batch at a time, so the cache is the process's
@@ -42,6 +44,11 @@ struct Link {
     Clock::time_point opened = Clock::now();
     Clock::time_point idle_since = Clock::now();
     unsigned transactions = 0;
+    // RSET before the next transaction: after one that did not end cleanly,
+    // and before the first on a connection kept idle (whose answer says it
+    // is still alive). Within a batch, a transaction that ran to its end
+    // leaves the server ready for the next MAIL (RFC 5321 4.1.4): no RSET.
+    bool needs_rset = false;
 
     explicit operator bool() const { return session != nullptr; }
     // Worn out: to be closed rather than kept.
@@ -58,7 +65,7 @@ public:
     // The kept connection of `route`, if one is usable; empty otherwise.
     Link take(const std::string& route);
     // Keeps `link` for `route` (closing one kept for it already), unless
-    // it is spent; idle from now.
+    // it is spent; idle from now, to be checked with RSET when taken.
     void put(const std::string& route, Link link);
     // Closes the kept connections that are past their limits.
     void sweep();
