@@ -428,7 +428,7 @@ struct BatchCall {
     BatchCall(const postern::util::DeliveryPlugin& p, int result_fd) : plugin(p), fd(result_fd) {}
 
     void send(size_t k);
-    static void report(const postern_delivery_batch* batch, size_t k) noexcept;
+    static int report(const postern_delivery_batch* batch, size_t k) noexcept;
 };
 
 // Sends the call's k-th result once; the caller holds the lock.
@@ -442,15 +442,19 @@ void BatchCall::send(size_t k) {
     }
 }
 
-void BatchCall::report(const postern_delivery_batch* batch, size_t k) noexcept {
-    if (!batch) return;
+// POSTERN_TEMPFAIL once a result could not be sent: the plugin is to
+// start no more deliveries, which nobody would hear of.
+int BatchCall::report(const postern_delivery_batch* batch, size_t k) noexcept {
+    if (!batch) return POSTERN_TEMPFAIL;
     auto* call = static_cast<BatchCall*>(batch->agent);
-    if (!call || &call->abi != batch) return;
+    if (!call || &call->abi != batch) return POSTERN_TEMPFAIL;
     try {
         std::lock_guard<std::mutex> hold(call->lock);
         call->send(k);
+        return call->failed ? POSTERN_TEMPFAIL : POSTERN_OK;
     } catch (...) {  // nothing may cross the C ABI back into the plugin
         call->failed = true;
+        return POSTERN_TEMPFAIL;
     }
 }
 

@@ -377,8 +377,11 @@ void run_batch(const postern_delivery_batch* batch, const postern_delivery_reque
     std::vector<Pending> pending(n);
     std::vector<Pending*> written;  // those whose file is in tmp/, in order
     std::vector<bool> is_written(n, false);
+    // Whether results still reach the daemon: once they do not, nothing
+    // more is published (it would be delivered again on the next attempt).
+    bool heard = true;
     auto report = [&](size_t i) {
-        if (batch && batch->report) batch->report(batch, i);
+        if (batch && batch->report && batch->report(batch, i) != POSTERN_OK) heard = false;
     };
     for (size_t i = 0; i < n; ++i) {
         Failure f{POSTERN_TEMPFAIL, "maildir: unexpected error"};
@@ -391,6 +394,10 @@ void run_batch(const postern_delivery_batch* batch, const postern_delivery_reque
         }
         put(results[i], f.status, f.reason);
         report(i);
+    }
+    if (!heard) {
+        for (Pending* p : written) p->fail({POSTERN_TEMPFAIL, "maildir: not delivered: the agent cannot report"});
+        return;
     }
     flush_files(written);
     publish_all(written);

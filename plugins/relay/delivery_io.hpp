@@ -41,16 +41,21 @@ bool same_message(const postern_delivery_request& a, const postern_delivery_requ
 class Reporter {
 public:
     Reporter(const postern_delivery_batch* batch, size_t n) : batch_(batch), done_(n, false) {}
-    void report(size_t i) {
-        if (i >= done_.size() || done_[i]) return;
-        done_[i] = true;
-        if (batch_ && batch_->report) batch_->report(batch_, i);
+    // False once the agent says results no longer reach the daemon: then
+    // no new delivery may start (postern/delivery.h).
+    bool report(size_t i) {
+        if (i < done_.size() && !done_[i]) {
+            done_[i] = true;
+            if (batch_ && batch_->report && batch_->report(batch_, i) != POSTERN_OK) heard_ = false;
+        }
+        return heard_;
     }
     bool reported(size_t i) const { return i < done_.size() && done_[i]; }
 
 private:
     const postern_delivery_batch* batch_;
     std::vector<bool> done_;
+    bool heard_ = true;
 };
 
 // The plugin's work for a whole batch (deliver_batch's shape).

@@ -132,7 +132,10 @@ public:
             budget_ = std::min<Clock::duration>(budget_, std::chrono::milliseconds(abi->time_limit_ms / 2));
     }
     ~Batch() {
-        for (auto& [key, route] : routes_) kept().put(key, std::move(route.link));
+        try {
+            for (auto& [key, route] : routes_) kept().put(key, std::move(route.link));
+        } catch (...) {  // memory exhausted: the connections close as they go
+        }
     }
     Batch(const Batch&) = delete;
     Batch& operator=(const Batch&) = delete;
@@ -342,7 +345,8 @@ void run(Batch& batch, const postern_delivery_request* const* reqs, size_t n, po
 }
 
 // A whole batch: message after message (the recipients of each in one
-// transaction), each result reported as soon as it is known.
+// transaction), each result reported as soon as it is known; none more once
+// the agent cannot report any more.
 void run_batch(const postern_delivery_batch* abi, const postern_delivery_request* const* reqs, size_t n,
                postern_delivery_result* const* results, postern::relay_plugin::Reporter& reporter) {
     SigpipeGuard guard;
@@ -351,7 +355,9 @@ void run_batch(const postern_delivery_batch* abi, const postern_delivery_request
         size_t k = 1;
         while (i + k < n && postern::relay_plugin::same_message(*reqs[i], *reqs[i + k])) ++k;
         run(batch, reqs + i, k, results + i);
-        for (size_t j = i; j < i + k; ++j) reporter.report(j);
+        bool heard = true;
+        for (size_t j = i; j < i + k; ++j) heard = reporter.report(j) && heard;
+        if (!heard) return;  // the daemon no longer hears of what is sent: send no more
         i += k;
     }
 }

@@ -7,10 +7,14 @@
 
 namespace postern::relay_plugin {
 
-void SessionCache::close(Link& link) {
+// Runs from destructors too: nothing may escape (a QUIT is a courtesy).
+void SessionCache::close(Link& link) noexcept {
     if (!link.session) return;
-    util::SigpipeGuard guard;
-    link.session->quit();
+    try {
+        util::SigpipeGuard guard;
+        link.session->quit();
+    } catch (...) {
+    }
     link.session.reset();
 }
 

@@ -77,7 +77,7 @@ public:
     std::size_t size() const { return kept_.size(); }
 
 private:
-    static void close(Link& link);
+    static void close(Link& link) noexcept;
     std::map<std::string, Link> kept_;
 };
 

@@ -162,8 +162,12 @@ struct postern_delivery_batch {
      * deliver_batch returns is sent then. Call it with this call's `batch`,
      * at most once per index, from any thread (the agent serialises the
      * calls), after setting the result; then touch that result no more. An
-     * index out of range, or reported twice, is ignored. Never NULL. */
-    void (*report)(const struct postern_delivery_batch* batch, size_t index);
+     * index out of range, or reported twice, is ignored. Never NULL.
+     * Returns POSTERN_OK, or POSTERN_TEMPFAIL when results can no longer
+     * reach the daemon (it has gone): a delivery made from then on would
+     * be made again, so start no new one (and publish nothing not yet
+     * published), leave the rest of the results as they are and return. */
+    int (*report)(const struct postern_delivery_batch* batch, size_t index);
     void* agent; /* the agent's own, for report; the plugin leaves it alone */
 };
 

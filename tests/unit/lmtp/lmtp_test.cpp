@@ -95,7 +95,7 @@ std::vector<postern_delivery_result> whole_batch(const test::TempDir& dir, const
     REQUIRE(POSTERN_HAS_MEMBER(&lmtp().api(), postern_delivery_plugin, deliver_batch));
     postern_delivery_batch abi{};
     abi.struct_size = sizeof abi;
-    abi.report = [](const postern_delivery_batch*, size_t) {};
+    abi.report = [](const postern_delivery_batch*, size_t) { return int{POSTERN_OK}; };
     lmtp()->deliver_batch(&abi, req_ptrs.data(), req_ptrs.size(), result_ptrs.data());
     return results;
 }

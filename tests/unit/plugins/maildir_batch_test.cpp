@@ -25,11 +25,13 @@ struct BatchOutcome {
 struct Reports {
     postern_delivery_batch abi{};
     std::vector<int>* counts;
+    bool heard = true;  // what report() answers: false as an agent whose daemon has gone
 };
 
-void count_report(const postern_delivery_batch* b, size_t i) {
+int count_report(const postern_delivery_batch* b, size_t i) {
     auto* r = static_cast<Reports*>(b->agent);
     if (i < r->counts->size()) ++(*r->counts)[i];
+    return r->heard ? POSTERN_OK : POSTERN_TEMPFAIL;
 }
 
 // Each message on a descriptor of its own, as the agent passes them.
@@ -40,7 +42,8 @@ std::vector<postern::util::Fd> message_fds(const test::TempDir& dir, const std::
 }
 
 // Runs `requests` (each with its message) through deliver_batch in one call.
-BatchOutcome deliver_batch(const std::vector<test::Request>& requests, const std::vector<postern::util::Fd>& fds) {
+BatchOutcome deliver_batch(const std::vector<test::Request>& requests, const std::vector<postern::util::Fd>& fds,
+                           bool heard = true) {
     auto batch = maildir()->deliver_batch;
     REQUIRE(POSTERN_HAS_MEMBER(&maildir().api(), postern_delivery_plugin, deliver_batch));
     REQUIRE(batch);
@@ -63,6 +66,7 @@ BatchOutcome deliver_batch(const std::vector<test::Request>& requests, const std
     reports.abi.report = count_report;
     reports.abi.agent = &reports;
     reports.counts = &out.reports;
+    reports.heard = heard;
     batch(&reports.abi, req_ptrs.data(), req_ptrs.size(), res_ptrs.data());
     return out;
 }
@@ -180,4 +184,19 @@ TEST_CASE("maildir batch: a delivery that fails fails alone, with its own reason
     CHECK(contents(md) == std::multiset<std::string>{h + small, h + small, h + small});
     CHECK(test::list_dir(md + "/tmp").empty());  // the failed one's file was taken back
     CHECK(test::list_dir(locked).empty());
+}
+
+TEST_CASE("maildir batch: once results no longer reach the daemon, nothing more is published") {
+    test::TempDir dir;
+    test::Request bad, good;
+    bad.path = "relative/Maildir";  // fails at once, and its report is refused
+    good.path = dir / "Maildir";
+    auto out = deliver_batch({bad, good, good}, message_fds(dir, {"a\n", "b\n", "c\n"}), false);
+    CHECK(out.results[0].status == POSTERN_TEMPFAIL);
+    CHECK(out.reports[0] == 1);
+    // The others were written, then taken back: a delivery nobody hears of
+    // would be made again on the next attempt.
+    for (size_t i = 1; i < 3; ++i) CHECK(out.reports[i] == 0);
+    CHECK(test::list_dir(dir / "Maildir/new").empty());
+    CHECK(test::list_dir(dir / "Maildir/tmp").empty());
 }

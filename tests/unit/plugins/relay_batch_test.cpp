@@ -12,17 +12,20 @@ namespace {
 struct Reports {
     postern_delivery_batch abi{};
     std::vector<int> counts;
+    bool heard = true;  // what report() answers: false as an agent whose daemon has gone
 };
 
-void count_report(const postern_delivery_batch* b, size_t i) {
+int count_report(const postern_delivery_batch* b, size_t i) {
     auto* r = static_cast<Reports*>(b->agent);
     if (i < r->counts.size()) ++r->counts[i];
+    return r->heard ? POSTERN_OK : POSTERN_TEMPFAIL;
 }
 
 // n messages (each its own msgid) to bob at `url`, in one deliver_batch
-// call with the given time limit; each result, checked reported once.
+// call with the given time limit; each result, checked reported once
+// (`heard`: the agent can still report, else only the first is).
 std::vector<postern_delivery_result> batch(const test::TempDir& dir, const std::string& url, size_t n,
-                                           uint64_t time_limit_ms = 0) {
+                                           uint64_t time_limit_ms = 0, bool heard = true) {
     REQUIRE(POSTERN_HAS_MEMBER(&relay().api(), postern_delivery_plugin, deliver_batch));
     std::vector<Fd> fds;
     std::vector<test::Request> reqs(n);
@@ -49,8 +52,9 @@ std::vector<postern_delivery_result> batch(const test::TempDir& dir, const std::
     reports.abi.time_limit_ms = time_limit_ms;
     reports.abi.report = count_report;
     reports.abi.agent = &reports;
+    reports.heard = heard;
     relay()->deliver_batch(&reports.abi, req_ptrs.data(), n, res_ptrs.data());
-    for (size_t i = 0; i < n; ++i) CHECK(reports.counts[i] == 1);
+    for (size_t i = 0; i < n; ++i) CHECK(reports.counts[i] == (heard || i == 0 ? 1 : 0));
     return results;
 }
 
@@ -99,6 +103,17 @@ TEST_CASE("relay batch: the time budget is the batch's own") {
     }
     // The next batch has its own.
     for (const auto& r : batch(dir, server.url(), 1, 600000)) CHECK(r.status == POSTERN_OK);
+    flush(dir);
+    server.stop();
+    REQUIRE(server.transcripts().size() == 1);
+    CHECK(server.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "QUIT\r\n");
+}
+
+TEST_CASE("relay batch: once results no longer reach the daemon, no more messages are sent") {
+    test::TempDir dir;
+    FakeServer server({});
+    auto results = batch(dir, server.url(), 3, 0, false);
+    CHECK(results[0].status == POSTERN_OK);
     flush(dir);
     server.stop();
     REQUIRE(server.transcripts().size() == 1);
