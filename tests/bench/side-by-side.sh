@@ -168,7 +168,9 @@ settle() {
     [ "$1" = postern ] || return 0
     local t0=$EPOCHREALTIME i
     for ((i = 0; i <= SETTLE_S * 10; i++)); do
-        [ -z "$(find "$2"/spool -mindepth 2 -type f -print -quit 2>/dev/null)" ] && break
+        # A queued message is a file in messages/ until its last envelope's
+        # removal is durable (the journal's segments stay until the stop).
+        [ -z "$(find "$2"/spool/messages -type f -print -quit 2>/dev/null)" ] && break
         sleep 0.1
     done
     local waited; waited=$(awk "BEGIN { printf \"%.1f\", $EPOCHREALTIME - $t0 }")
