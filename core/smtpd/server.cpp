@@ -1,10 +1,13 @@
 // Accepting connections; see server.hpp.
 #include "smtpd/server.hpp"
 
+#include <fcntl.h>
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 #include "smtpd/session.hpp"
 #include "util/log.hpp"
@@ -46,49 +49,108 @@ bool SmtpServer::start(const std::vector<ListenSocket>& sockets, std::string* er
         auto l = std::make_unique<Listening>();
         l->server = this;
         l->listener = s.listener;
-        int rc;
-        if (s.local) {
-            uv_pipe_init(loop_, &l->handle.pipe, 0);
-            rc = uv_pipe_open(&l->handle.pipe, s.fd);
-        } else {
-            uv_tcp_init(loop_, &l->handle.tcp);
-            rc = uv_tcp_open(&l->handle.tcp, s.fd);
-        }
-        l->as_handle()->data = l.get();
-        if (rc == 0) rc = uv_listen(l->as_stream(), 511, &SmtpServer::on_connection);
-        if (rc != 0) {
-            *error = "listen on " + s.address + ": " + uv_strerror(rc);
-            uv_close(l->as_handle(), nullptr);
-            listening_.push_back(std::move(l));  // freed with the server, after the close
-            return false;
-        }
+        l->local = s.local;
+        l->address = s.address;
+        l->spare = util::Fd(fcntl(s.fd, F_DUPFD_CLOEXEC, 0));  // none: libuv's own EMFILE handling only
+        bool ok = open(*l, s.fd, false, error);
+        listening_.push_back(std::move(l));  // freed with the server, after its handle's close
+        if (!ok) return false;
         log::info(log::Line("smtp listening").kv("address", s.address));
-        listening_.push_back(std::move(l));
     }
     return true;
+}
+
+// The listener's handle on `fd`, accepting. `own`: close `fd` if the
+// handle cannot take it (once it has, closing the handle closes it).
+bool SmtpServer::open(Listening& l, int fd, bool own, std::string* error) {
+    int rc;
+    if (l.local) {
+        uv_pipe_init(loop_, &l.handle.pipe, 0);
+        rc = uv_pipe_open(&l.handle.pipe, fd);
+    } else {
+        uv_tcp_init(loop_, &l.handle.tcp);
+        rc = uv_tcp_open(&l.handle.tcp, fd);
+    }
+    l.as_handle()->data = &l;
+    if (rc != 0 && own) ::close(fd);
+    if (rc == 0) rc = uv_listen(l.as_stream(), 511, &SmtpServer::on_connection);
+    if (rc == 0) return true;
+    *error = "listen on " + l.address + ": " + uv_strerror(rc);
+    uv_close(l.as_handle(), nullptr);
+    return false;
 }
 
 void SmtpServer::on_connection(uv_stream_t* stream, int status) {
     auto* l = static_cast<Listening*>(stream->data);
     SmtpServer* self = l->server;
-    if (status < 0) {
-        log::warn(log::Line("smtp accept-failed").kv("error", uv_strerror(status)));
-        return;
-    }
+    if (status < 0) return self->accept_failed(*l, status);
+    // Decided before the accept: a session to be refused looks nothing up.
+    const auto refusal = self->paused_                                   ? SmtpSession::Refusal::Paused
+                         : self->sessions_.size() >= self->max_sessions_ ? SmtpSession::Refusal::Busy
+                                                                         : SmtpSession::Refusal::None;
     auto session = std::make_shared<SmtpSession>(*self, *l->listener);
     self->sessions_.emplace(session.get(), session);
-    if (!session->accept(stream)) return;  // closes itself, then leaves sessions_
+    if (!session->accept(stream, refusal)) return;  // closes itself, then leaves sessions_
     ++self->sessions_total_;
-    session->start(self->paused_                                  ? SmtpSession::Refusal::Paused
-                   : self->sessions_.size() > self->max_sessions_ ? SmtpSession::Refusal::Busy
-                                                                  : SmtpSession::Refusal::None);
+    session->start(refusal);
+}
+
+// Logged once a second at most: a client that keeps connecting must not
+// fill the disk with the same line. Out of descriptors, the listener rests
+// (Listening::spare).
+void SmtpServer::accept_failed(Listening& l, int status) {
+    ++accept_failures_;
+    const std::uint64_t now = uv_now(loop_);
+    const bool out_of_descriptors = status == UV_EMFILE || status == UV_ENFILE;
+    if (accept_logged_at_ == 0 || now - accept_logged_at_ >= 1000) {
+        log::warn(log::Line("smtp accept-failed")
+                      .kv("error", uv_strerror(status))
+                      .kv("count", static_cast<long long>(accept_failures_))
+                      .kv("address", l.address)
+                      .kv("action", out_of_descriptors && l.spare ? "pause 1 s" : "none"));
+        accept_logged_at_ = now;
+        accept_failures_ = 0;
+    }
+    if (!out_of_descriptors || !l.spare || l.stopped || uv_is_closing(l.as_handle())) return;
+    uv_close(l.as_handle(), [](uv_handle_t* h) {
+        auto* l = static_cast<Listening*>(h->data);
+        if (l->stopped) return;
+        if (!l->resume_open) {
+            uv_timer_init(l->server->loop_, &l->resume);
+            l->resume.data = l;
+            l->resume_open = true;
+        }
+        uv_timer_start(&l->resume, on_resume, 1000, 0);
+    });
+}
+
+void SmtpServer::reopen(Listening& l) {
+    if (l.stopped) return;
+    const int fd = fcntl(l.spare.get(), F_DUPFD_CLOEXEC, 0);
+    std::string error = fd < 0 ? std::string("dup: ") + std::strerror(errno) : "";
+    if (fd >= 0 && open(l, fd, true, &error)) {
+        log::info(log::Line("smtp accepting-again").kv("address", l.address));
+        return;
+    }
+    log::warn(log::Line("smtp accept-paused").kv("address", l.address).kv("error", error));
+    uv_timer_start(&l.resume, on_resume, 1000, 0);  // the handle, if opened, is closed by then
+}
+
+void SmtpServer::on_resume(uv_timer_t* t) {
+    auto* l = static_cast<Listening*>(t->data);
+    l->server->reopen(*l);
 }
 
 void SmtpServer::session_closed(SmtpSession* s) { sessions_.erase(s); }
 
 void SmtpServer::stop_accepting() {
-    for (auto& l : listening_)
+    for (auto& l : listening_) {
+        l->stopped = true;
         if (!uv_is_closing(l->as_handle())) uv_close(l->as_handle(), nullptr);
+        if (l->resume_open && !uv_is_closing(reinterpret_cast<uv_handle_t*>(&l->resume)))
+            uv_close(reinterpret_cast<uv_handle_t*>(&l->resume), nullptr);
+        l->spare.reset();
+    }
 }
 
 void SmtpServer::stop(bool unavailable) {

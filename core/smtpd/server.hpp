@@ -20,6 +20,7 @@
 #include "rules/ruleset.hpp"
 #include "table/registry.hpp"
 #include "tls/context.hpp"
+#include "util/fd.hpp"
 
 namespace postern::smtpd {
 
@@ -99,8 +100,24 @@ private:
         uv_stream_t* as_stream() { return reinterpret_cast<uv_stream_t*>(&handle); }
         SmtpServer* server = nullptr;
         const config::Listener* listener = nullptr;
+        bool local = false;
+        std::string address;
+        // Another descriptor of the same socket. Out of descriptors, the
+        // handle is closed for a second and opened again on a copy of this
+        // one (reopen()): libuv would otherwise retry accept() in a loop
+        // that never returns to the event loop, so that nothing could close
+        // and free a descriptor. The socket stays bound meanwhile, and what
+        // connects waits in its backlog.
+        util::Fd spare;
+        uv_timer_t resume{};
+        bool resume_open = false;  // `resume` is initialised
+        bool stopped = false;      // stop_accepting(): for good
     };
     static void on_connection(uv_stream_t* stream, int status);
+    bool open(Listening& l, int fd, bool own, std::string* error);
+    void accept_failed(Listening& l, int status);
+    void reopen(Listening& l);
+    static void on_resume(uv_timer_t* t);
 
     uv_loop_t* loop_;
     SmtpContext ctx_;
@@ -110,6 +127,9 @@ private:
     unsigned long long sessions_total_ = 0;
     // max-sessions, or fewer when the descriptor limit holds fewer (start()).
     std::size_t max_sessions_ = 0;
+    // accept() failures: logged at most once a second, with their count.
+    std::uint64_t accept_logged_at_ = 0;
+    unsigned long accept_failures_ = 0;
     // One read buffer for every session: libuv hands it back in the read
     // callback that follows the allocation, and sessions copy out at once.
     // A message comes in reads of at most this, and a session receiving

@@ -58,7 +58,7 @@ SmtpSession::SmtpSession(SmtpServer& server, const config::Listener& listener)
 
 SmtpSession::~SmtpSession() { meters::session_closed(); }
 
-bool SmtpSession::accept(uv_stream_t* listening) {
+bool SmtpSession::accept(uv_stream_t* listening, Refusal refusal) {
     if (listener_.socket) uv_pipe_init(server_.loop(), &conn_.pipe, 0);
     else uv_tcp_init(server_.loop(), &conn_.tcp);
     uv_timer_init(server_.loop(), &timer_);
@@ -68,12 +68,13 @@ bool SmtpSession::accept(uv_stream_t* listening) {
         return false;
     }
     if (listener_.socket) accept_local();
-    else accept_tcp();
+    else accept_tcp(refusal == Refusal::None);
     return true;
 }
 
 void SmtpSession::start(Refusal refusal) {
-    if (listener_.socket && local_uid_ >= 0) return lookup_local_user([this, refusal] { begin(refusal); });
+    if (refusal == Refusal::None && listener_.socket && local_uid_ >= 0)
+        return lookup_local_user([this, refusal] { begin(refusal); });
     begin(refusal);
 }
 
@@ -89,8 +90,15 @@ void SmtpSession::begin(Refusal refusal) {
         const char* reason = refusal == Refusal::Busy ? "too-many-sessions" : "paused";
         meters::session_refused(reason);
         log::info(log::Line(id_ + " smtp disconnected").kv("reason", reason));
-        close_after_flush();
-        flush();
+        // The reply goes out now (a fresh socket takes a line) and the
+        // descriptor is closed now, not after the write's callback: libuv
+        // accepts every pending connection in one go, and while clients
+        // keep coming, refused sessions waiting for callbacks would hold
+        // descriptors until none is left.
+        uv_buf_t b = uv_buf_init(out_.data(), static_cast<unsigned>(out_.size()));
+        (void)uv_try_write(conn(), &b, 1);
+        out_.clear();
+        close();
         return;
     }
     if (!open_filters()) return;

@@ -34,9 +34,10 @@ public:
     SmtpSession(SmtpServer& server, const config::Listener& listener);
     ~SmtpSession();
 
-    // Accept from `listening`; false if accept failed (the session is then closed).
-    bool accept(uv_stream_t* listening);
     enum class Refusal { None, Busy, Paused };
+    // Accept from `listening`; false if accept failed (the session is then
+    // closed). A session to be refused looks nothing up.
+    bool accept(uv_stream_t* listening, Refusal refusal);
     void start(Refusal refusal);
     // Say goodbye and close: the daemon is stopping (421 4.3.2), or a part
     // of it is gone and no mail may be acknowledged (`unavailable`: 451
@@ -165,7 +166,7 @@ private:
     } conn_{};
     uv_stream_t* conn() { return reinterpret_cast<uv_stream_t*>(&conn_); }
     uv_handle_t* conn_handle() { return reinterpret_cast<uv_handle_t*>(&conn_); }
-    void accept_tcp();
+    void accept_tcp(bool look_up);
     void accept_local();
     void lookup_local_user(std::function<void()> then);
     void begin(Refusal refusal);  // start(), once the local user's name is known

@@ -49,7 +49,7 @@ bool same_ip(const sockaddr_storage& a, const sockaddr_storage& b) { return ip_t
 
 }  // namespace
 
-void SmtpSession::accept_tcp() {
+void SmtpSession::accept_tcp(bool look_up) {
     uv_tcp_nodelay(&conn_.tcp, 1);
     sockaddr_storage peer{}, self{};
     int len = sizeof peer;
@@ -61,7 +61,8 @@ void SmtpSession::accept_tcp() {
     client_port_ = port_of(peer);
     local_port_ = port_of(self);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
-    lookup_rdns(peer);
+    if (look_up) lookup_rdns(peer);
+    else rdns_known_ = true;
 }
 
 // The local socket: no address to look up. The kernel recorded the
