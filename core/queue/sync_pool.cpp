@@ -35,7 +35,8 @@ void SyncPool::run(std::size_t n, const std::function<void(std::size_t)>& task) 
         next_ = 0;
         ++generation_;
     }
-    wake_.notify_all();
+    // As many helpers as there are tasks besides the caller's first.
+    for (std::size_t i = 1; i < n && i <= threads_.size(); ++i) wake_.notify_one();
     drain();
     std::unique_lock lock(mutex_);
     done_.wait(lock, [this] { return busy_ == 0; });
