@@ -10,6 +10,11 @@
 #         (memory.py idle: PSS per session, sessions ready)
 # Prints the disk's flush rate and uptime before and after, one summary line
 # per run; raw lines go to OUT (JSON lines), the log beside it.
+# SERVER=postfix or SERVER=opensmtpd-bl128 runs the idle test on an anchor
+# instead, started by the harness's start script (OpenSMTPD with its listen
+# backlog raised to 128, as side-by-side.sh does; Postfix with its default
+# process limit of 100 unless PF_PROCESS_LIMIT is set); `big` and the audit
+# are postern's only.
 #
 # Environment (defaults in brackets): PORT [31245], WORKDIR
 # [/tmp/bench-memory], RUNS ["big idle"], CLIENTS [100], SIZE_MIB [10],
@@ -30,11 +35,17 @@ CLIENTS=${CLIENTS:-100} SIZE_MIB=${SIZE_MIB:-10}
 IDLE=${IDLE:-1000 10000 50000} HOLD=${HOLD:-5}
 MAX_SESSIONS=${MAX_SESSIONS:-60000}
 NOFILE=${NOFILE:-}
+SERVER=${SERVER:-postern}
 OUT=${OUT:-$HERE/results/memory-$(date +%Y-%m-%d).jsonl}
 LOG=${OUT%.jsonl}.log
 export POSTERN_BUILD=${POSTERN_BUILD:-$(default_postern_build)}
 [ "$(id -u)" = 0 ] || die "run as root (the daemon binds, drops to _postern and delivers as $BENCH_USER)"
 [ -e "$OUT" ] && die "$OUT exists; move it away"
+case $SERVER in
+postern) ;;
+postfix | opensmtpd-bl128) [ "$RUNS" = idle ] || die "SERVER=$SERVER: only RUNS=idle" ;;
+*) die "unknown SERVER $SERVER (postern, postfix, opensmtpd-bl128)" ;;
+esac
 mkdir -p "$(dirname "$OUT")"
 if [ -n "$NOFILE" ]; then ulimit -Hn "$NOFILE" && ulimit -Sn "$NOFILE" || die "cannot raise the descriptor limit to $NOFILE"; fi
 
@@ -55,10 +66,18 @@ trap stop_server EXIT
 # audit; the JSON lines go to OUT with the run's name.
 one_run() {
     local name=$1 mode=$2; shift 2
-    server_pid=$(POSTERN_MAX_SESSIONS=$MAX_SESSIONS "$HERE"/start-postern.sh "$PORT" "$WORKDIR")
+    case $SERVER in
+    postern) server_pid=$(POSTERN_MAX_SESSIONS=$MAX_SESSIONS "$HERE"/start-postern.sh "$PORT" "$WORKDIR") ;;
+    postfix) server_pid=$("$BENCH"/start-postfix.sh "$PORT" "$WORKDIR" | tail -1) ;;
+    opensmtpd-bl128)
+        local shim
+        shim=$(backlog_shim "$WORKDIR.shim") || die "cannot build the listen-backlog shim"
+        server_pid=$(env -u OSMTPD_BACKLOG LD_PRELOAD="$shim" LISTEN_BACKLOG_MIN=128 \
+            "$BENCH"/start-opensmtpd.sh "$PORT" "$WORKDIR" | tail -1) ;;
+    esac
     local limits
     limits=$(grep 'open files' /proc/"$server_pid"/limits | awk '{print $4 "/" $5}')
-    say "## $name: posternd $server_pid (descriptors soft/hard at start: $limits), $(git -C "$TOP" rev-parse --short HEAD)"
+    say "## $name: $SERVER $server_pid (descriptors soft/hard at start: $limits), $(git -C "$TOP" rev-parse --short HEAD)"
     local rc=0 out
     out=$(timeout 900 python3 "$HERE"/memory.py "$mode" 127.0.0.1 "$PORT" "$WORKDIR" "$@" 2>&1) || rc=$?
     # The child's limit, as it ended up (the root may have raised its own).
@@ -67,18 +86,20 @@ one_run() {
     [ -n "$child" ] && say "   child $child descriptors soft/hard: $(grep 'open files' /proc/"$child"/limits | awk '{print $4 "/" $5}')"
     echo "$out" | grep -v '^RESULT ' | tee -a "$LOG"
     stop_server
-    local audit
-    audit=$(python3 "$HERE"/audit-postern.py "$WORKDIR" "$name")
+    local audit='{"ok": true, "accepted": 0, "delivered_ok": 0, "maildir_new": 0, "spool_files": 0, "other_lines": "not audited (anchor)"}'
+    [ "$SERVER" = postern ] && audit=$(python3 "$HERE"/audit-postern.py "$WORKDIR" "$name")
     say "   audit: $(echo "$audit" | python3 -c 'import json,sys; r=json.load(sys.stdin); print("ok" if r["ok"] else "FAILED", "accepted", r["accepted"], "delivered", r["delivered_ok"], "maildir", r["maildir_new"], "spool", r["spool_files"], "other", r["other_lines"])')"
     local res
     res=$(echo "$out" | sed -n 's/^RESULT //p' | tail -1)
-    python3 - "$name" "$rc" "${res:-null}" "$audit" >>"$OUT" <<'PY'
+    python3 - "$SERVER" "$name" "$rc" "${res:-null}" "$audit" >>"$OUT" <<'PY'
 import json, sys
-name, rc, res, audit = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4])
-print(json.dumps({"run": name, "rc": rc, "result": res, "audit": audit}))
+server, name, rc, res, audit = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), json.loads(sys.argv[5])
+print(json.dumps({"server": server, "run": name, "rc": rc, "result": res, "audit": audit}))
 PY
-    if [ "$rc" != 0 ] || ! echo "$audit" | grep -q '"ok": true'; then
-        cp "$WORKDIR"/server.log "${OUT%.jsonl}-$name.server.log"
+    # A failed audit keeps postern's log (up to 20 MB of it: a run of many
+    # refused sessions logs two lines each).
+    if [ "$SERVER" = postern ] && ! echo "$audit" | grep -q '"ok": true'; then
+        head -c 20000000 "$WORKDIR"/server.log >"${OUT%.jsonl}-$name.server.log"
         say "   kept the server log as ${OUT%.jsonl}-$name.server.log"
     fi
 }
@@ -93,4 +114,4 @@ for run in $RUNS; do
     esac
 done
 env_line after
-rm -rf "$WORKDIR"
+rm -rf "$WORKDIR" "$WORKDIR.shim"
