@@ -115,6 +115,20 @@ class LargeMessage(unittest.TestCase):
         self.assertIsNotNone(m, data[:400])
         self.assertEqual(data[m.end():], message.replace(b"\r\n", b"\n"))
 
+    def test_a_header_section_longer_than_what_is_held(self):
+        """300 KiB of header fields (the session holds 256 KiB of them),
+        then a body: the message arrives as sent."""
+        fields = b"".join(b"X-Field-%05d: %s\r\n" % (i, b"v" * 50) for i in range(300 * 1024 // 70))
+        message = b"Subject: many fields\r\n" + fields + b"\r\n" + body_lines(200 * 1024, seed=2)
+        with smtplib.SMTP("127.0.0.1", self.d.port, timeout=60) as s:
+            s.ehlo("client.example")
+            s.sendmail("sender@example.org", ["alice@localhost"], message)
+        [path] = self.d.wait_files(self.d.path("mail", "alice"), 1, timeout=30)
+        data = postern.read_bytes(path)
+        m = RECEIVED_RX.match(data)
+        self.assertIsNotNone(m, data[:400])
+        self.assertEqual(data[m.end():], message.replace(b"\r\n", b"\n"))
+
     def test_a_loop_is_found_in_a_large_message(self):
         """100 Received: fields before a 2 MiB body: refused as a loop, the
         session goes on, and the refused message left no file open."""
