@@ -62,6 +62,9 @@ void Committer::run() {
         store_.commit(messages, ok, errors);
         for (std::size_t i = 0; i < batch.size(); ++i)
             if (batch[i].second) batch[i].second(ok[i], errors[i]);
+        // Not kept until the next batch: its messages and their temporary
+        // files (a hundred 10 MB messages pin a gigabyte of deleted files).
+        batch.clear();
     }
 }
 
