@@ -96,7 +96,10 @@ SessionCache& kept() {
 // cache at its end.
 class Batch {
 public:
-    explicit Batch(const postern_delivery_batch* abi) {
+    // An agent holds the connections of the batch under way only: those
+    // kept for other routes are closed now (scache.hpp).
+    Batch(const postern_delivery_batch* abi, const postern_delivery_request* const* reqs, size_t n) {
+        kept().keep_only(postern::relay_plugin::route_keys(reqs, n));
         if (abi && abi->time_limit_ms > 0)
             budget_ = std::min<Clock::duration>(budget_, std::chrono::milliseconds(abi->time_limit_ms / 2));
     }
@@ -212,7 +215,7 @@ void run(Batch& batch, const postern_delivery_request* const* reqs, size_t n, po
     auto answer_all = [&](const Failure& f) {
         for (size_t i = 0; i < n; ++i) put_result(results[i], f);
     };
-    std::string key = std::string(text(first.path)) + '\n' + std::string(text(first.options));
+    std::string key = postern::relay_plugin::route_key(first);
     Target t;
     std::string error;
     // A site configuration error: the mail waits while it is fixed.
@@ -246,7 +249,7 @@ void run(Batch& batch, const postern_delivery_request* const* reqs, size_t n, po
 void run_batch(const postern_delivery_batch* abi, const postern_delivery_request* const* reqs, size_t n,
                postern_delivery_result* const* results, postern::relay_plugin::Reporter& reporter) {
     SigpipeGuard guard;
-    Batch batch(abi);
+    Batch batch(abi, reqs, n);
     for (size_t i = 0; i < n;) {
         size_t k = 1;
         while (i + k < n && postern::relay_plugin::same_message(*reqs[i], *reqs[i + k])) ++k;
@@ -268,8 +271,7 @@ void deliver_batch(const postern_delivery_batch* batch, const postern_delivery_r
 // the last route's; a call for another route closes it with QUIT.
 void run_many(const postern_delivery_request* const* reqs, size_t n, postern_delivery_result* const* results) {
     SigpipeGuard guard;
-    kept().keep_only(std::string(text(reqs[0]->path)) + '\n' + std::string(text(reqs[0]->options)));
-    Batch batch(nullptr);
+    Batch batch(nullptr, reqs, n);
     run(batch, reqs, n, results);
 }
 

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -71,6 +72,19 @@ void guarded_deliver_many(std::string_view tag, RunMany run, const postern_deliv
 namespace {
 std::string_view text(const char* s) { return s ? s : ""; }
 }  // namespace
+
+std::string route_key(const postern_delivery_request& r) {
+    return std::string(text(r.path)) + '\n' + std::string(text(r.options));
+}
+
+std::vector<std::string> route_keys(const postern_delivery_request* const* reqs, size_t n) {
+    std::vector<std::string> keys;
+    for (size_t i = 0; i < n; ++i) {
+        std::string k = route_key(*reqs[i]);
+        if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(std::move(k));
+    }
+    return keys;
+}
 
 bool same_message(const postern_delivery_request& a, const postern_delivery_request& b) {
     auto mail_params = [](const postern_delivery_request& r) {

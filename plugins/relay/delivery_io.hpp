@@ -32,6 +32,12 @@ using RunMany = void (*)(const postern_delivery_request* const* reqs, size_t n,
 void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
                           postern_delivery_result* const* results) noexcept;
 
+// The route a kept connection belongs to (scache.hpp): the request's path
+// and options (destination, TLS, credentials).
+std::string route_key(const postern_delivery_request& r);
+// The distinct routes of reqs[0..n), in order.
+std::vector<std::string> route_keys(const postern_delivery_request* const* reqs, size_t n);
+
 // Whether reqs a and b are the same message, to go in one transaction:
 // the same msgid, sender, path, options and DSN parameters of MAIL.
 bool same_message(const postern_delivery_request& a, const postern_delivery_request& b);

@@ -62,9 +62,9 @@ void SessionCache::sweep() {
     }
 }
 
-void SessionCache::keep_only(const std::string& route) {
+void SessionCache::keep_only(const std::vector<std::string>& routes) {
     for (auto it = kept_.begin(); it != kept_.end();) {
-        if (it->first == route) {
+        if (std::find(routes.begin(), routes.end(), it->first) != routes.end()) {
             ++it;
             continue;
         }

@@ -12,6 +12,12 @@
 //  - when it has been idle longer than kIdleLimit, or open longer than
 //    kAgeLimit, or has carried kMaxTransactions messages (what a server
 //    tolerates on one connection stays bounded);
+//  - when a batch for other routes starts: an agent holds the connections
+//    of its batch under way, or of its last one, only. The daemon gives a
+//    route's next batch to the idle agent whose last batch went there
+//    (delivery/agent_pool.hpp), so the connections open to a destination
+//    stay within its limit (max-conn-per-relay, max-conn-per-domain), idle
+//    ones included;
 //  - when more than kMaxKept are idle (the longest idle first);
 //  - when the cache goes (the plugin unloaded: the agent ends).
 // One that something came on while it was idle (a 421, or the server
@@ -26,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "session.hpp"
 
@@ -71,9 +78,9 @@ public:
     void sweep();
     // Closes every kept connection.
     void clear();
-    // Closes every kept connection but that of `route`: an agent that does
-    // not hand whole batches keeps one connection, its last route's.
-    void keep_only(const std::string& route);
+    // Closes every kept connection but those of `routes` (the routes of
+    // the batch that starts).
+    void keep_only(const std::vector<std::string>& routes);
     std::size_t size() const { return kept_.size(); }
 
 private:

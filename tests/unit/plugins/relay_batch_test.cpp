@@ -119,3 +119,19 @@ TEST_CASE("relay batch: once results no longer reach the daemon, no more message
     REQUIRE(server.transcripts().size() == 1);
     CHECK(server.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "QUIT\r\n");
 }
+
+TEST_CASE("relay batch: an agent holds the connections of its batch under way, or its last, only") {
+    test::TempDir dir;
+    FakeServer a({}), b({});
+    for (const auto& r : batch(dir, a.url(), 1)) CHECK(r.status == POSTERN_OK);
+    // A batch for another route: as it starts, a's connection is closed with
+    // QUIT (the connections open to a destination stay within its limit).
+    for (const auto& r : batch(dir, b.url(), 1)) CHECK(r.status == POSTERN_OK);
+    a.stop();
+    REQUIRE(a.transcripts().size() == 1);
+    CHECK(a.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "QUIT\r\n");
+    flush(dir);
+    b.stop();
+    REQUIRE(b.transcripts().size() == 1);
+    CHECK(b.transcripts()[0] == "EHLO client.test\r\n" + transaction() + "QUIT\r\n");
+}
