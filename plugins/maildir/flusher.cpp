@@ -39,6 +39,8 @@ public:
     // Runs the round to its end; one round at a time (the agent calls the
     // plugin from one thread).
     void run(Round& round, std::size_t helpers) {
+        // Never more than the pool's size, whatever the caller computed.
+        helpers = std::min(helpers, kFlushThreads - 1);
         std::unique_lock<std::mutex> hold(lock_);
         while (threads_.size() < helpers) threads_.emplace_back([this] { help(); });
         round_ = &round;

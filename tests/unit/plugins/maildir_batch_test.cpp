@@ -200,3 +200,32 @@ TEST_CASE("maildir batch: once results no longer reach the daemon, nothing more 
     CHECK(test::list_dir(dir / "Maildir/new").empty());
     CHECK(test::list_dir(dir / "Maildir/tmp").empty());
 }
+
+namespace {
+
+// Threads of this process now, and the most the plugin's flush adds
+// (plugins/maildir/flusher.hpp: up to 4 at once, the caller's among them).
+size_t threads() { return test::list_dir("/proc/self/task").size(); }
+constexpr size_t kPoolThreads = 3;
+
+}  // namespace
+
+TEST_CASE("maildir batch: the flush uses a few threads that live on, however the batch went") {
+    test::TempDir dir;
+    size_t before = threads();
+    test::Request bad, good;
+    bad.path = "relative/Maildir";
+    good.path = dir / "Maildir";
+    // Every message failing before the flush: nothing to flush, no thread.
+    auto out = deliver_batch({bad, bad, bad}, message_fds(dir, {"a\n", "b\n", "c\n"}));
+    for (const auto& r : out.results) CHECK(r.status == POSTERN_TEMPFAIL);
+    CHECK(threads() <= before + kPoolThreads);
+    // Big batches, again and again: the same few threads.
+    for (int round = 0; round < 3; ++round) {
+        std::vector<test::Request> reqs(40, good);
+        std::vector<std::string> messages(40, "Subject: x\n\ny\n");
+        for (const auto& r : deliver_batch(reqs, message_fds(dir, messages)).results) CHECK(r.status == POSTERN_OK);
+        CHECK(threads() <= before + kPoolThreads);
+    }
+    CHECK(test::list_dir(dir / "Maildir/new").size() == 120);
+}
