@@ -16,8 +16,9 @@ there. This compares:
   maildir  files in Maildir/new (and stray files left in Maildir/tmp)
   sink     messages the harness's smtp-sink counted (mesg= in WORKDIR/sink.out,
            present when start-postern.sh ran with POSTERN_RELAY=1)
-  spool    files still under WORKDIR/spool (envelopes left in the queue; the
-           daemon's scheduler.lock at its top does not count)
+  spool    files still under WORKDIR/spool (messages left in the queue; the
+           daemon's scheduler.lock at its top and the journal's segments
+           do not count)
 
 Every delivery is either a maildir file or a message the sink counted, so
 maildir + sink must equal the Ok lines. It also histograms every log line
@@ -35,9 +36,13 @@ def files_under(path):
 
 
 def spool_left(path):
-    """Files under the spool except the daemon's lock files at its top."""
+    """Files under the spool except the daemon's lock files at its top and
+    the journal's segments: a queued envelope always has its message file in
+    messages/, and a running daemon keeps its current segment."""
     left = []
-    for d, _, fs in os.walk(path):
+    for d, dirs, fs in os.walk(path):
+        if d == path and "journal" in dirs:
+            dirs.remove("journal")
         left += [os.path.join(d, f) for f in fs if not (d == path and f.endswith(".lock"))]
     return left
 
