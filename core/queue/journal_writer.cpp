@@ -132,6 +132,13 @@ bool JournalWriter::sync(const JournalPosition& at, std::string* error) {
     return true;
 }
 
+bool JournalWriter::read(std::uint64_t seq, std::string& text, int& err) const {
+    // Read whole; ours stay near their size limit (a few MiB), and this
+    // bound only keeps a stray huge file from being taken in.
+    constexpr std::size_t kMaxSegmentFile = std::size_t{1} << 34;
+    return files::read_file(dirfd_.get(), name(seq), kMaxSegmentFile, text, err);
+}
+
 bool JournalWriter::remove(std::uint64_t seq, std::string* error) {
     std::string file = name(seq);
     if (::unlinkat(dirfd_.get(), file.c_str(), 0) != 0 && errno != ENOENT) {

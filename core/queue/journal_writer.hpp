@@ -61,10 +61,11 @@ public:
 
     // Every segment name in the folder, in order. False with `error`.
     bool list(std::vector<std::uint64_t>& seqs, std::string* error) const;
+    // A whole segment's bytes. False with `err` (an errno value).
+    bool read(std::uint64_t seq, std::string& text, int& err) const;
     // Deletes a segment and makes its removal durable before returning.
     bool remove(std::uint64_t seq, std::string* error);
     const std::string& dir() const { return dir_; }
-    int dirfd() const { return dirfd_.get(); }
 
     static std::string name(std::uint64_t seq);
 

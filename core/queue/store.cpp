@@ -71,6 +71,17 @@ bool check_message(const Store::Message& m, std::string& error) {
     return true;
 }
 
+// The errors of a call, one line: "" when there is none.
+std::string joined(const std::vector<std::string>& errors) {
+    std::string out;
+    for (const auto& e : errors) {
+        if (e.empty()) continue;
+        if (!out.empty()) out += "; ";
+        out += e;
+    }
+    return out;
+}
+
 std::uint32_t msgid_key(const std::string& msgid) { return static_cast<std::uint32_t>(hex_value(msgid)); }
 
 // One message of a batch on its way through the commit.
@@ -212,7 +223,7 @@ void Store::carry_over_locked(std::uint64_t seq) {
     std::string text, error;
     int err = 0;
     if (!journal_.list(existing, &error) || existing.empty() || existing.front() != seq) return;
-    if (!files::read_file(journal_.dirfd(), JournalWriter::name(seq), 1ull << 34, text, err)) return;
+    if (!journal_.read(seq, text, err)) return;
     struct Latest {
         std::string_view payload;
         std::uint64_t size;
@@ -246,13 +257,7 @@ void Store::carry_over_locked(std::uint64_t seq) {
 void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::string* error) {
     std::vector<std::string> errors;
     commit(batch, ok, errors);
-    if (!error) return;
-    error->clear();
-    for (const auto& e : errors) {
-        if (e.empty()) continue;
-        if (!error->empty()) *error += "; ";
-        *error += e;
-    }
+    if (error) *error = joined(errors);
 }
 
 void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& ok, std::vector<std::string>& errors) {
@@ -445,10 +450,7 @@ bool Store::remove(const std::vector<Envelope>& envelopes, std::vector<std::stri
 bool Store::remove(const Envelope& e, std::string* error) {
     std::vector<std::string> errors;
     if (remove({e}, &errors)) return true;
-    if (error) {
-        error->clear();
-        for (const auto& why : errors) *error += (error->empty() ? "" : "; ") + why;
-    }
+    if (error) *error = joined(errors);
     return false;
 }
 

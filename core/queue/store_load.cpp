@@ -26,8 +26,6 @@ using util::Fd;
 
 // An envelope file of the earlier layout is a few hundred bytes.
 constexpr std::size_t kMaxEnvelopeFile = 1 << 20;
-// A journal segment is read whole; ours stay near their size limit (a few MiB).
-constexpr std::size_t kMaxSegmentFile = std::size_t{1} << 34;
 
 struct Replayed {
     Envelope envelope;
@@ -68,7 +66,7 @@ void replay_segments(const JournalWriter& journal, const std::vector<std::uint64
         const std::string name = journal.dir() + "/" + JournalWriter::name(seq);
         std::string text;
         int err = 0;
-        if (!files::read_file(journal.dirfd(), JournalWriter::name(seq), kMaxSegmentFile, text, err)) {
+        if (!journal.read(seq, text, err)) {
             errors.push_back(sys_error(name, "read", err));
             continue;
         }

@@ -43,7 +43,6 @@
 // delivery_io.hpp), target.hpp, postern/support/sigpipe_guard.hpp.
 #include <postern/delivery.h>
 
-#include <openssl/ssl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -77,18 +76,8 @@ using postern::util::SigpipeGuard;
 constexpr const char* kTag = "lmtp";
 constexpr auto kBatchBudget = std::chrono::minutes(5);
 
-// The connections kept between batches (plugins/relay/scache.hpp). OpenSSL
-// (used by the shared client even without TLS) is initialised before this
-// object is complete, so its exit cleanup runs after our destructor's QUITs.
-struct Kept {
-    Kept() { OPENSSL_init_ssl(0, nullptr); }
-    SessionCache sessions;
-};
-
-SessionCache& kept() {
-    static Kept k;
-    return k.sessions;
-}
+// The connections kept between batches (plugins/relay/scache.hpp).
+SessionCache& kept() { return postern::relay_plugin::kept_sessions(); }
 
 // What one batch keeps for itself: when it started, and per destination
 // (path and options) the connection in use and why the server could not be

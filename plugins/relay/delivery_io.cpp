@@ -49,9 +49,12 @@ void put_result(postern_delivery_result* res, const Failure& f) {
     res->flags = f.dsn_handed_on ? POSTERN_RESULT_DSN_HANDED_ON : 0;
 }
 
-void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
-                          postern_delivery_result* const* results) noexcept {
-    const std::string who(tag);
+namespace {
+
+// Every result a temporary failure until the plugin says otherwise; false
+// when a request or result is too old a struct for the fields we use.
+bool prepare_results(const std::string& who, const postern_delivery_request* const* reqs, size_t n,
+                     postern_delivery_result* const* results) {
     for (size_t i = 0; i < n; ++i) {
         results[i]->status = POSTERN_TEMPFAIL;
         std::snprintf(results[i]->text, sizeof results[i]->text, "%s: unexpected error", who.c_str());
@@ -59,7 +62,16 @@ void guarded_deliver_many(std::string_view tag, RunMany run, const postern_deliv
     for (size_t i = 0; i < n; ++i)
         if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
             !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
-            return;
+            return false;
+    return true;
+}
+
+}  // namespace
+
+void guarded_deliver_many(std::string_view tag, RunMany run, const postern_delivery_request* const* reqs, size_t n,
+                          postern_delivery_result* const* results) noexcept {
+    const std::string who(tag);
+    if (!prepare_results(who, reqs, n, results)) return;
     try {
         run(reqs, n, results);
     } catch (const std::exception& e) {
@@ -99,14 +111,7 @@ void guarded_deliver_batch(std::string_view tag, RunBatch run, const postern_del
                            const postern_delivery_request* const* reqs, size_t n,
                            postern_delivery_result* const* results) noexcept {
     const std::string who(tag);
-    for (size_t i = 0; i < n; ++i) {
-        results[i]->status = POSTERN_TEMPFAIL;
-        std::snprintf(results[i]->text, sizeof results[i]->text, "%s: unexpected error", who.c_str());
-    }
-    for (size_t i = 0; i < n; ++i)
-        if (reqs[i]->struct_size < POSTERN_DELIVERY_REQUEST_MIN_SIZE ||
-            !POSTERN_HAS_MEMBER(results[i], struct postern_delivery_result, text))
-            return;
+    if (!prepare_results(who, reqs, n, results)) return;
     std::optional<Reporter> reporter;
     try {
         reporter.emplace(batch, n);

@@ -50,7 +50,6 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
-#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,18 +103,8 @@ struct Target {
     std::vector<Address> addresses;  // MX routing; empty = look the host up when connecting
 };
 
-// The connections kept between batches (scache.hpp). OpenSSL is
-// initialised before this object is complete, so its own exit cleanup is
-// registered first and runs after our destructor's QUITs.
-struct Kept {
-    Kept() { OPENSSL_init_ssl(0, nullptr); }
-    SessionCache sessions;
-};
-
-SessionCache& kept() {
-    static Kept k;
-    return k.sessions;
-}
+// The connections kept between batches (scache.hpp).
+SessionCache& kept() { return postern::relay_plugin::kept_sessions(); }
 
 // What one batch keeps for itself and forgets when it ends: when it
 // started, and for each route (path and options) where it goes (the MX

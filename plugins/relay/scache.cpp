@@ -1,6 +1,8 @@
 // plugins/relay/scache.cpp — see scache.hpp.
 #include "scache.hpp"
 
+#include <openssl/ssl.h>
+
 #include <algorithm>
 
 #include "postern/support/sigpipe_guard.hpp"
@@ -76,6 +78,15 @@ void SessionCache::keep_only(const std::vector<std::string>& routes) {
 void SessionCache::clear() {
     for (auto& [route, link] : kept_) close(link);
     kept_.clear();
+}
+
+SessionCache& kept_sessions() {
+    struct Kept {
+        Kept() { OPENSSL_init_ssl(0, nullptr); }
+        SessionCache sessions;
+    };
+    static Kept kept;
+    return kept.sessions;
 }
 
 }  // namespace postern::relay_plugin

@@ -88,4 +88,9 @@ private:
     std::map<std::string, Link> kept_;
 };
 
+// The process's cache, shared by the relay and lmtp plugins' batches. OpenSSL
+// is initialised before it is complete, so OpenSSL's exit cleanup runs after
+// the cache's destructor has sent its QUITs.
+SessionCache& kept_sessions();
+
 }  // namespace postern::relay_plugin
