@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <set>
 #include <string_view>
 #include <vector>
 
@@ -42,8 +41,7 @@ const char* state_name(scheduler::Scheduler::State s) {
     return "?";
 }
 
-control::Record envelope_record(const scheduler::Scheduler::Entry& entry) {
-    const queue::Envelope& e = entry.envelope;
+control::Record envelope_record(const queue::Envelope& e, scheduler::Scheduler::State state) {
     return {{"id", e.id},
             {"msgid", e.msgid},
             {"sender", e.sender},
@@ -51,7 +49,7 @@ control::Record envelope_record(const scheduler::Scheduler::Entry& entry) {
             {"dest", e.dest},
             {"action", e.action},
             {"user", e.user},
-            {"state", state_name(entry.state)},
+            {"state", state_name(state)},
             {"ctime", std::to_string(e.ctime)},
             {"expire", std::to_string(e.expire)},
             {"last-try", std::to_string(e.last_try)},
@@ -233,15 +231,17 @@ void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::fu
 
 control::Reply ControlHandler::show_queue() const {
     control::Reply r;
-    for (const auto& [id, entry] : scheduler_.entries()) r.records.push_back(envelope_record(entry));
+    scheduler_.for_each([&r](const queue::Envelope& e, scheduler::Scheduler::State state) {
+        r.records.push_back(envelope_record(e, state));
+    });
     return r;
 }
 
 control::Reply ControlHandler::show_envelope(const std::string& id) const {
-    auto it = scheduler_.entries().find(id);
-    if (it == scheduler_.entries().end()) return error("no envelope " + id + " in the queue");
-    control::Record rec = envelope_record(it->second);
-    const queue::Envelope& e = it->second.envelope;
+    auto found = scheduler_.find(id);
+    if (!found) return error("no envelope " + id + " in the queue");
+    const auto& [e, state] = *found;
+    control::Record rec = envelope_record(e, state);
     rec.insert(rec.end(), {{"helo", e.helo}, {"client", e.client}, {"hostname", e.hostname}, {"tag", e.tag}});
     return one(std::move(rec));
 }
@@ -252,7 +252,7 @@ control::Reply ControlHandler::show_stats() const {
     return one({{"uptime", std::to_string(up)},
                 {"smtp.session", std::to_string(server_.session_count())},
                 {"smtp.session.total", std::to_string(server_.sessions_total())},
-                {"scheduler.envelope", std::to_string(scheduler_.entries().size())},
+                {"scheduler.envelope", std::to_string(scheduler_.size())},
                 {"scheduler.envelope.inflight", std::to_string(scheduler_.running())},
                 {"scheduler.delivery.ok", std::to_string(s.delivered)},
                 {"scheduler.delivery.tempfail", std::to_string(s.tempfail)},
@@ -289,16 +289,11 @@ control::Reply ControlHandler::show_status() const {
 }
 
 void ControlHandler::append_queue_status(control::Record& rec) const {
-    std::set<std::string_view> messages;
-    std::optional<std::int64_t> oldest;
-    for (const auto& [id, entry] : scheduler_.entries()) {
-        messages.insert(entry.envelope.msgid);
-        if (!oldest || entry.envelope.ctime < *oldest) oldest = entry.envelope.ctime;
-    }
+    std::optional<std::int64_t> oldest = scheduler_.oldest_ctime();
     // A clock set back must not give a negative age.
     std::int64_t age = oldest ? std::max<std::int64_t>(0, std::time(nullptr) - *oldest) : 0;
-    rec.insert(rec.end(), {{"queue.messages", std::to_string(messages.size())},
-                           {"queue.envelopes", std::to_string(scheduler_.entries().size())},
+    rec.insert(rec.end(), {{"queue.messages", std::to_string(scheduler_.message_count())},
+                           {"queue.envelopes", std::to_string(scheduler_.size())},
                            {"queue.oldest-age", oldest ? std::to_string(age) : ""}});
 }
 

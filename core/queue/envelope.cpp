@@ -15,6 +15,7 @@
 // spool file we do not fully understand must not be delivered on a guess.
 #include "queue/envelope.hpp"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -236,7 +237,80 @@ bool check_ids(const Envelope& e, std::size_t id_line, std::size_t msgid_line, s
     return true;
 }
 
+void put_varint(std::string& out, std::uint64_t v) {
+    while (v >= 0x80) {
+        out += static_cast<char>(v | 0x80);
+        v >>= 7;
+    }
+    out += static_cast<char>(v);
+}
+
+// 0 when `in` ends inside a number (never, for what pack() wrote).
+std::uint64_t get_varint(std::string_view& in) {
+    std::uint64_t v = 0;
+    for (unsigned shift = 0; !in.empty() && shift < 64; shift += 7) {
+        auto byte = static_cast<unsigned char>(in.front());
+        in.remove_prefix(1);
+        v |= static_cast<std::uint64_t>(byte & 0x7f) << shift;
+        if (!(byte & 0x80)) return v;
+    }
+    return 0;
+}
+
+// Times can be negative in principle: zigzag keeps small magnitudes short.
+std::uint64_t zigzag(std::int64_t v) {
+    return (static_cast<std::uint64_t>(v) << 1) ^ static_cast<std::uint64_t>(v >> 63);
+}
+std::int64_t unzigzag(std::uint64_t v) { return static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1); }
+
+std::string hex16(std::uint64_t value) {
+    static constexpr char kLower[] = "0123456789abcdef";
+    std::string out(16, '0');
+    for (int i = 15; i >= 0; --i, value >>= 4) out[static_cast<std::size_t>(i)] = kLower[value & 0xf];
+    return out;
+}
+
+// The first two fields, id and msgid, are not packed: the key gives them.
+constexpr std::size_t kFirstPacked = 2;
+
 }  // namespace
+
+std::string pack(const Envelope& e) {
+    std::string out;
+    for (std::size_t i = kFirstPacked; i < kFields.size(); ++i) {
+        const Field& f = kFields[i];
+        if (f.text) {
+            const std::string& text = e.*(f.text);
+            put_varint(out, text.size());
+            out += text;
+        } else if (f.number) {
+            put_varint(out, zigzag(e.*(f.number)));
+        } else {
+            put_varint(out, e.*(f.count));
+        }
+    }
+    out.shrink_to_fit();  // held for as long as the envelope is queued
+    return out;
+}
+
+Envelope unpack(std::uint64_t id, std::string_view in) {
+    Envelope e;
+    e.id = hex16(id);
+    e.msgid = e.id.substr(0, 8);
+    for (std::size_t i = kFirstPacked; i < kFields.size(); ++i) {
+        const Field& f = kFields[i];
+        if (f.text) {
+            std::size_t n = std::min<std::uint64_t>(get_varint(in), in.size());
+            e.*(f.text) = in.substr(0, n);
+            in.remove_prefix(n);
+        } else if (f.number) {
+            e.*(f.number) = unzigzag(get_varint(in));
+        } else {
+            e.*(f.count) = static_cast<std::uint32_t>(get_varint(in));
+        }
+    }
+    return e;
+}
 
 std::string encode(const Envelope& e) {
     std::string out;

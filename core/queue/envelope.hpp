@@ -55,6 +55,15 @@ std::string encode(const Envelope& e);
 // bad escapes and malformed numbers; `error` says which and where.
 std::optional<Envelope> decode(std::string_view text, std::string* error);
 
+// The compact form the scheduler holds while an envelope is queued: every
+// field but the two ids (its key gives them), numbers as varints, strings
+// prefixed by their length: a few hundred bytes, where an Envelope takes
+// about 700 before its strings' own allocations. Memory only, never stored:
+// unpack() reads only what pack() wrote.
+std::string pack(const Envelope& e);
+// `id`: the envelope id's 16 hex digits as a number.
+Envelope unpack(std::uint64_t id, std::string_view packed);
+
 // Fresh random ids (from the OS random source).
 std::string new_message_id();                         // 8 hex digits
 std::string new_envelope_id(std::string_view msgid);  // msgid + 8 hex digits

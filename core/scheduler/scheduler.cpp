@@ -3,6 +3,7 @@
 
 #include "metrics/registry.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <memory>
 
@@ -32,6 +33,25 @@ std::string delivery_method(const config::Config& config, const queue::Envelope&
 delivery::Kind kind_of(const config::Config& config, const queue::Envelope& e) {
     return delivery::kind_of(delivery_method(config, e));
 }
+
+bool is_lower_hex(std::string_view s, std::size_t len) {
+    return s.size() == len &&
+           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+std::uint64_t hex_value(std::string_view s) {
+    std::uint64_t v = 0;
+    for (char c : s) v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
+    return v;
+}
+
+// The ids of a message's envelopes: [first, last].
+std::pair<Scheduler::Id, Scheduler::Id> message_range(std::uint32_t msgid) {
+    Scheduler::Id first = Scheduler::Id{msgid} << 32;
+    return {first, first | 0xffffffffu};
+}
+
+std::uint32_t msgid_of(Scheduler::Id id) { return static_cast<std::uint32_t>(id >> 32); }
 
 }  // namespace
 
@@ -76,27 +96,26 @@ void Scheduler::close() {
 // table: that lookup goes to a routing thread, and envelopes waiting for the
 // same lookup (the recipients of one domain) share it, then become ready
 // together, so that they still go out in one batch.
-void Scheduler::make_ready(const std::string& id, Entry& entry) {
-    entry.kind = kind_of(config_, entry.envelope);
-    const config::Action* action = config_.find_action(entry.envelope.action);
-    std::string lookup = entry.kind == delivery::Kind::Relay && action
-                             ? RelayRouter::key_lookup(*action, entry.envelope)
-                             : std::string();
+void Scheduler::make_ready(Id id, Entry& entry, const queue::Envelope& e) {
+    entry.kind = kind_of(config_, e);
+    const config::Action* action = config_.find_action(e.action);
+    std::string lookup = entry.kind == delivery::Kind::Relay && action ? RelayRouter::key_lookup(*action, e)
+                                                                       : std::string();
     if (lookup.empty()) {
-        entry.route = route_key(entry.envelope);
+        entry.route = route_key(e);
         return set_ready(id, entry);
     }
     entry.state = State::Routing;
     auto [waiting, first] = keying_.try_emplace(lookup);
     waiting->second.push_back(id);
     if (!first) return;
-    routing_.submit([this, action, e = entry.envelope, lookup] {
+    routing_.submit([this, action, e, lookup] {
         std::string key = "relay\n" + router_.batch_key(*action, e);
         post_.post([this, lookup, key = std::move(key)] { keyed(lookup, key); });
     });
 }
 
-void Scheduler::set_ready(const std::string& id, Entry& entry) {
+void Scheduler::set_ready(Id id, Entry& entry) {
     entry.state = State::Ready;
     entry.ready_at = uv_now(loop_);
     ready_.push_back(id);
@@ -107,7 +126,7 @@ void Scheduler::set_ready(const std::string& id, Entry& entry) {
 void Scheduler::keyed(const std::string& lookup, const std::string& key) {
     auto waiting = keying_.extract(lookup);
     if (closed_ || waiting.empty()) return;
-    for (const auto& id : waiting.mapped()) {
+    for (Id id : waiting.mapped()) {
         auto it = entries_.find(id);
         if (it == entries_.end() || it->second.state != State::Routing) continue;
         if (it->second.removed) {
@@ -122,14 +141,18 @@ void Scheduler::keyed(const std::string& lookup, const std::string& key) {
 
 void Scheduler::enqueue(std::vector<queue::Envelope> envelopes) {
     std::int64_t now = std::time(nullptr);
-    for (auto& e : envelopes) {
-        auto [it, fresh] = entries_.try_emplace(e.id);
+    for (const auto& e : envelopes) {
+        // The spool checked the ids: one that is not its 16 hex digits never gets here.
+        if (!is_lower_hex(e.id, 16)) {
+            log::error(log::Line("queue bad-envelope-id").kv("evpid", e.id));
+            continue;
+        }
+        auto [it, fresh] = entries_.try_emplace(hex_value(e.id));
         if (!fresh) continue;  // already known: never deliver one envelope twice
-        it->second.envelope = std::move(e);
-        const queue::Envelope& queued_envelope = it->second.envelope;
-        queued(queued_envelope);
-        if (queued_envelope.next_try > now) wait_until(it->first, queued_envelope.next_try);
-        else make_ready(it->first, it->second);
+        it->second.packed = queue::pack(e);
+        queued(e.ctime);
+        if (e.next_try > now) wait_until(it->first, it->second, e.next_try);
+        else make_ready(it->first, it->second, e);
     }
     pump();
     arm_timer();
@@ -202,11 +225,11 @@ bool Scheduler::lingers(const Entry& e, const std::string& key, size_t ready_for
 // The first ready envelope that may start now (its kind not paused, its
 // route under its limit and not lingering), with others of the same route
 // up to its kind's batch limit.
-std::vector<std::string> Scheduler::take_batch() {
+Scheduler::Ids Scheduler::take_batch() {
     // Envelopes whose route cannot start now (paused, at its limit) do not
     // use up the lookahead, so that they cannot starve the others; the scan
     // itself stays bounded.
-    std::vector<std::pair<std::string, std::string>> seen;  // (id, route key) in queue order
+    std::vector<std::pair<Id, std::string>> seen;  // (id, route key) in queue order
     std::map<std::string, size_t> per_key;
     size_t scanned = 0;
     for (auto it = ready_.begin(); it != ready_.end() && seen.size() < kLookahead && scanned < kScanLimit; ++scanned) {
@@ -234,7 +257,7 @@ std::vector<std::string> Scheduler::take_batch() {
             break;
         }
     }
-    std::vector<std::string> batch;
+    Ids batch;
     if (!key) return batch;
     for (const auto& [id, k] : seen) {
         Entry& en = entries_.at(id);
@@ -246,11 +269,12 @@ std::vector<std::string> Scheduler::take_batch() {
     return batch;
 }
 
-void Scheduler::start(const std::vector<std::string>& ids) {
+void Scheduler::start(const Ids& ids) {
     const Entry& head = entries_.at(ids.front());
-    const config::Action* action = config_.find_action(head.envelope.action);
+    queue::Envelope first = envelope(ids.front());
+    const config::Action* action = config_.find_action(first.action);
     // The config changed under a queued envelope: keep it, an admin can fix the config.
-    if (!action) return fail_all(ids, "no action named " + head.envelope.action + " in the config");
+    if (!action) return fail_all(ids, "no action named " + first.action + " in the config");
     if (head.kind != delivery::Kind::Relay) return launch(ids, make_job(ids, *action, nullptr), head.kind, head.route);
     // A relay batch's route may read tables: a routing thread works it out.
     // The batch counts against its route's limit from now on, so that no
@@ -260,10 +284,10 @@ void Scheduler::start(const std::vector<std::string>& ids) {
     if (!RelayRouter::route_reads_tables(*action)) {  // quick: no queue behind a slow table
         RelayRoute route;
         std::string why;
-        bool ok = router_.route(*action, head.envelope, &route, &why);
+        bool ok = router_.route(*action, first, &route, &why);
         return use_route(ids, *action, head.route, ok ? &route : nullptr, why);
     }
-    routing_.submit([this, ids, action, first = head.envelope, key = head.route] {
+    routing_.submit([this, ids, action, first = std::move(first), key = head.route] {
         auto route = std::make_shared<RelayRoute>();
         std::string why;
         bool ok = router_.route(*action, first, route.get(), &why);
@@ -275,15 +299,15 @@ void Scheduler::start(const std::vector<std::string>& ids) {
 
 // On the loop: a relay batch's route from a routing thread (null when it
 // cannot be had now).
-void Scheduler::routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
-                       const RelayRoute* route, const std::string& why) {
+void Scheduler::routed(const Ids& ids, const config::Action& action, const std::string& key, const RelayRoute* route,
+                       const std::string& why) {
     if (closed_) return;  // the batch stays in the spool, tried at the next start
     use_route(ids, action, key, route, why);
     pump();
 }
 
-void Scheduler::use_route(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
-                          const RelayRoute* route, const std::string& why) {
+void Scheduler::use_route(const Ids& ids, const config::Action& action, const std::string& key, const RelayRoute* route,
+                          const std::string& why) {
     if (!route) {
         release_relay(key);
         fail_all(ids, why);
@@ -294,16 +318,15 @@ void Scheduler::use_route(const std::vector<std::string>& ids, const config::Act
 }
 
 // The batch waits for a later attempt.
-void Scheduler::fail_all(const std::vector<std::string>& ids, const std::string& why) {
+void Scheduler::fail_all(const Ids& ids, const std::string& why) {
     delivery::Result r{delivery::Result::Status::TempFail, why};
-    for (const auto& id : ids) finish(id, r);
+    for (Id id : ids) finish(id, r);
 }
 
 // One agent run's work: relayed with `route`, else delivered by the action's
 // (or the envelope's) method.
-delivery::Job Scheduler::make_job(const std::vector<std::string>& ids, const config::Action& action,
-                                  const RelayRoute* route) const {
-    const queue::Envelope& first = entries_.at(ids.front()).envelope;
+delivery::Job Scheduler::make_job(const Ids& ids, const config::Action& action, const RelayRoute* route) const {
+    const queue::Envelope first = envelope(ids.front());
     delivery::Job job;
     // An expansion may have turned the recipient into a file or a command.
     job.method = first.method.empty() ? action.method : first.method;
@@ -317,8 +340,8 @@ delivery::Job Scheduler::make_job(const std::vector<std::string>& ids, const con
         job.options = route->options;
         job.secret = route->secret;
     }
-    for (const auto& id : ids) {
-        const queue::Envelope& e = entries_.at(id).envelope;
+    for (Id id : ids) {
+        const queue::Envelope e = envelope(id);
         std::string path = route ? route->path : e.method.empty() ? action.path : e.path;
         std::string sender = route ? router_.wire_sender(action.relay, e) : e.sender;
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
@@ -337,8 +360,7 @@ void Scheduler::release_route(const std::string& key) {
 }
 
 // A relay batch was counted against its route when it started (start()).
-void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind,
-                       const std::string& key) {
+void Scheduler::launch(const Ids& ids, delivery::Job job, delivery::Kind kind, const std::string& key) {
     bool local = delivery::info(kind).pool == delivery::Pool::Local;
     ++running_;
     if (local) {
@@ -366,13 +388,13 @@ void Scheduler::launch(const std::vector<std::string>& ids, delivery::Job job, d
     });
 }
 
-void Scheduler::finish(const std::string& id, const delivery::Result& r) {
+void Scheduler::finish(Id id, const delivery::Result& r) {
     Entry& entry = entries_.at(id);
-    queue::Envelope& e = entry.envelope;
     if (entry.removed) {
         erase(id, "Removed by administrator");
         return;
     }
+    queue::Envelope e = queue::unpack(id, entry.packed);
     std::int64_t now = std::time(nullptr);
     auto status = r.status;
     std::string stat = r.text + (r.dsn_handed_on ? " (DSN handed on)" : "");
@@ -409,55 +431,59 @@ void Scheduler::finish(const std::string& id, const delivery::Result& r) {
         e.next_try = next_attempt(e.ctime, e.retry, now);
         e.errorline = r.text;
         warn_if_due(e, r);
-        worker_.submit([this, e] {
+        entry.packed = queue::pack(e);
+        wait_until(id, entry, e.next_try);
+        worker_.submit([this, e = std::move(e)] {
             std::string err;
             if (!store_.update(e, &err))
                 log::error(log::Line("queue update-failed").kv("evpid", e.id).kv("error", err));
         });
-        wait_until(id, e.next_try);
         arm_timer();
         return;
     }
-    std::string msgid = e.msgid;
     if (status == delivery::Result::Status::Ok) {
         ++stats_.delivered;
         // Relayed to a server that took the DSN request over: it reports, not us.
-        if (!r.dsn_handed_on && Bouncer::wanted(e, bounce::Kind::Delivered))
-            hold_for_report(id, bounce::Kind::Delivered, r, "2.0.0", relayed);
-        else erase(id, nullptr);
+        if (!r.dsn_handed_on && Bouncer::wanted(e, bounce::Kind::Delivered)) {
+            entries_.erase(id);
+            hold_for_report(std::move(e), bounce::Kind::Delivered, r, "2.0.0", relayed);
+        } else {
+            erase(id, nullptr);
+        }
     } else {
         ++stats_.permfail;
         // An expired envelope's report gives the reason it expired, not its last reply.
         std::string code = expired ? "5.4.7" : r.enhanced.empty() ? "5.0.0" : r.enhanced;
-        if (Bouncer::wanted(e, bounce::Kind::Failed))
-            hold_for_report(id, bounce::Kind::Failed, expired ? delivery::Result{status, stat} : r, code);
-        else erase(id, nullptr);
+        if (Bouncer::wanted(e, bounce::Kind::Failed)) {
+            entries_.erase(id);
+            hold_for_report(std::move(e), bounce::Kind::Failed, expired ? delivery::Result{status, stat} : r, code);
+        } else {
+            erase(id, nullptr);
+        }
     }
-    flush_reports(msgid);
+    flush_reports(msgid_of(id));
 }
 
-// A final outcome that needs a report: the envelope leaves the schedule now,
-// and the spool once its report is queued.
-void Scheduler::hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status,
+// A final outcome that needs a report: the envelope has left the schedule
+// (the caller erased its entry), and leaves the spool once its report is queued.
+void Scheduler::hold_for_report(queue::Envelope e, bounce::Kind kind, const delivery::Result& r, std::string status,
                                 bool relayed) {
-    auto it = entries_.find(id);
-    Outcome o{std::move(it->second.envelope), std::move(status), r, relayed};
-    entries_.erase(it);
-    unqueued(o.envelope);
-    auto& pending = reports_[o.envelope.msgid];
-    (kind == bounce::Kind::Failed ? pending.failed : pending.delivered).push_back(std::move(o));
+    unqueued(e.ctime);
+    auto& pending = reports_[msgid_of(hex_value(e.id))];
+    (kind == bounce::Kind::Failed ? pending.failed : pending.delivered)
+        .push_back(Outcome{std::move(e), std::move(status), r, relayed});
 }
 
-bool Scheduler::settled(const std::string& msgid) const {
-    for (auto it = entries_.lower_bound(msgid); it != entries_.end() && it->first.compare(0, msgid.size(), msgid) == 0;
-         ++it)
+bool Scheduler::settled(std::uint32_t msgid) const {
+    auto [first, last] = message_range(msgid);
+    for (auto it = entries_.lower_bound(first); it != entries_.end() && it->first <= last; ++it)
         if (it->second.state != State::Waiting) return false;
     return true;
 }
 
 // Once no envelope of the message is ready or running, one report per kind
 // covers every final outcome collected so far.
-void Scheduler::flush_reports(const std::string& msgid) {
+void Scheduler::flush_reports(std::uint32_t msgid) {
     auto it = reports_.find(msgid);
     if (it == reports_.end() || !settled(msgid)) return;
     PendingReports pending = std::move(it->second);
@@ -484,13 +510,12 @@ void Scheduler::flush_reports(const std::string& msgid) {
 }
 
 // `bounce warn-interval`: tell the sender once per interval that the message is late.
-void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r) {
+void Scheduler::warn_if_due(queue::Envelope& e, const delivery::Result& r) {
     const auto& intervals = config_.bounce_warn_interval;
     if (e.warnings >= intervals.size() || !Bouncer::wanted(e, bounce::Kind::Delayed)) return;
     if (std::time(nullptr) - e.ctime < intervals[e.warnings].count()) return;
-    Entry& entry = entries_.at(e.id);
-    ++entry.envelope.warnings;
-    Outcome o{entry.envelope, r.enhanced.empty() ? "4.0.0" : r.enhanced, r};
+    ++e.warnings;
+    Outcome o{e, r.enhanced.empty() ? "4.0.0" : r.enhanced, r};
     worker_.submit([this, o = std::move(o)] {
         std::vector<queue::Envelope> fresh;
         std::string log;
@@ -502,38 +527,40 @@ void Scheduler::warn_if_due(const queue::Envelope& e, const delivery::Result& r)
 
 namespace {
 
-void set_queue_gauges(std::size_t envelopes, const std::multiset<std::int64_t>& ctimes) {
+void set_queue_gauges(std::size_t envelopes, const std::map<std::int64_t, std::uint32_t>& ctimes) {
     metrics::process()
         .gauge("postern_queue_envelopes", "Envelopes in the queue (one per recipient)")
         .set(static_cast<std::int64_t>(envelopes));
     metrics::process()
         .age_gauge("postern_queue_oldest_envelope_age_seconds", "Age of the oldest envelope in the queue")
-        .set(ctimes.empty() ? 0 : *ctimes.begin());
+        .set(ctimes.empty() ? 0 : ctimes.begin()->first);
 }
 
 }  // namespace
 
-void Scheduler::queued(const queue::Envelope& e) {
-    ctimes_.insert(e.ctime);
+void Scheduler::queued(std::int64_t ctime) {
+    ++ctimes_[ctime];
     set_queue_gauges(entries_.size(), ctimes_);
 }
 
-void Scheduler::unqueued(const queue::Envelope& e) {
-    if (auto it = ctimes_.find(e.ctime); it != ctimes_.end()) ctimes_.erase(it);
+void Scheduler::unqueued(std::int64_t ctime) {
+    if (auto it = ctimes_.find(ctime); it != ctimes_.end() && --it->second == 0) ctimes_.erase(it);
     set_queue_gauges(entries_.size(), ctimes_);
 }
 
-void Scheduler::wait_until(const std::string& id, std::int64_t when) {
-    entries_.at(id).state = State::Waiting;
+void Scheduler::wait_until(Id id, Entry& entry, std::int64_t when) {
+    entry.state = State::Waiting;
+    entry.next_try = when;
+    entry.route = std::string();  // worked out again when it is next ready
     waiting_.emplace(when, id);
 }
 
 // Forget an envelope whose fate is settled and delete it from the spool.
-void Scheduler::erase(const std::string& id, const char* why) {
+void Scheduler::erase(Id id, const char* why) {
     auto it = entries_.find(id);
-    queue::Envelope e = std::move(it->second.envelope);
+    queue::Envelope e = queue::unpack(id, it->second.packed);
     entries_.erase(it);
-    unqueued(e);
+    unqueued(e.ctime);
     if (why) {
         ++stats_.removed;
         log::info(log::Line("queue remove").kv("evpid", e.id).kv("from", e.sender).kv("to", e.dest).kv("stat", why));
@@ -559,20 +586,33 @@ void Scheduler::flush_removals() {
     removals_.clear();
 }
 
-std::vector<std::string> Scheduler::select(std::string_view which) const {
-    std::vector<std::string> ids;
-    for (const auto& [id, entry] : entries_)
-        if (which == "all" || id == which || entry.envelope.msgid == which) ids.push_back(id);
+// "all", a message's 8 hex digits or an envelope's 16.
+Scheduler::Ids Scheduler::select(std::string_view which) const {
+    Ids ids;
+    auto it = entries_.begin(), end = entries_.end();
+    if (is_lower_hex(which, 16)) {
+        it = entries_.find(hex_value(which));
+        if (it != end) end = std::next(it);
+    } else if (is_lower_hex(which, 8)) {
+        auto [first, last] = message_range(static_cast<std::uint32_t>(hex_value(which)));
+        it = entries_.lower_bound(first);
+        end = entries_.upper_bound(last);
+    } else if (which != "all") {
+        return ids;
+    }
+    for (; it != end; ++it) ids.push_back(it->first);
     return ids;
 }
 
 size_t Scheduler::schedule(std::string_view which) {
     size_t n = 0;
-    for (const auto& id : select(which)) {
+    for (Id id : select(which)) {
         Entry& entry = entries_.at(id);
         if (entry.state != State::Waiting) continue;
-        entry.envelope.next_try = 0;
-        make_ready(id, entry);
+        queue::Envelope e = queue::unpack(id, entry.packed);
+        e.next_try = 0;
+        entry.packed = queue::pack(e);
+        make_ready(id, entry, e);
         ++n;
     }
     pump();
@@ -581,7 +621,7 @@ size_t Scheduler::schedule(std::string_view which) {
 
 size_t Scheduler::remove(std::string_view which) {
     auto ids = select(which);
-    for (const auto& id : ids) {
+    for (Id id : ids) {
         Entry& entry = entries_.at(id);
         // Settled when its routing or delivery returns.
         if (entry.state == State::Running || entry.state == State::Routing) entry.removed = true;
@@ -597,10 +637,37 @@ void Scheduler::resume(delivery::Pool pool) {
     pump();
 }
 
+size_t Scheduler::message_count() const {
+    size_t n = 0;
+    std::optional<std::uint32_t> last;
+    for (const auto& item : entries_) {
+        std::uint32_t msgid = msgid_of(item.first);
+        if (last != msgid) ++n;
+        last = msgid;
+    }
+    return n;
+}
+
+std::optional<std::int64_t> Scheduler::oldest_ctime() const {
+    if (ctimes_.empty()) return std::nullopt;
+    return ctimes_.begin()->first;
+}
+
+void Scheduler::for_each(const std::function<void(const queue::Envelope&, State)>& visit) const {
+    for (const auto& [id, entry] : entries_) visit(queue::unpack(id, entry.packed), entry.state);
+}
+
+std::optional<std::pair<queue::Envelope, Scheduler::State>> Scheduler::find(std::string_view id) const {
+    if (!is_lower_hex(id, 16)) return std::nullopt;
+    auto it = entries_.find(hex_value(id));
+    if (it == entries_.end()) return std::nullopt;
+    return std::pair{queue::unpack(it->first, it->second.packed), it->second.state};
+}
+
 void Scheduler::arm_timer() {
     if (closed_ || waiting_.empty()) return;
     std::int64_t now = std::time(nullptr);
-    std::int64_t wait = waiting_.begin()->first - now;
+    std::int64_t wait = waiting_.top().first - now;
     uv_timer_start(
         &timer_, [](uv_timer_t* t) { static_cast<Scheduler*>(t->data)->on_timer(); },
         static_cast<uint64_t>(wait > 0 ? wait : 0) * 1000, 0);
@@ -608,13 +675,13 @@ void Scheduler::arm_timer() {
 
 void Scheduler::on_timer() {
     std::int64_t now = std::time(nullptr);
-    while (!waiting_.empty() && waiting_.begin()->first <= now) {
-        auto [when, id] = std::move(*waiting_.begin());
-        waiting_.erase(waiting_.begin());
+    while (!waiting_.empty() && waiting_.top().first <= now) {
+        auto [when, id] = waiting_.top();
+        waiting_.pop();
         auto it = entries_.find(id);
-        bool stale = it == entries_.end() || it->second.state != State::Waiting || it->second.envelope.next_try != when;
+        bool stale = it == entries_.end() || it->second.state != State::Waiting || it->second.next_try != when;
         if (stale) continue;
-        make_ready(id, it->second);
+        make_ready(id, it->second, queue::unpack(id, it->second.packed));
     }
     pump();
     arm_timer();

@@ -17,8 +17,10 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
-#include <set>
+#include <optional>
+#include <queue>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,16 +41,11 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
 
 class Scheduler {
 public:
+    // An envelope id's 16 hex digits as a number: the message id is its
+    // high 32 bits, so a message's envelopes sit together in id order.
+    using Id = std::uint64_t;
     // Routing: a relay envelope whose batch key a routing thread works out.
     enum class State { Ready, Waiting, Running, Routing };
-    struct Entry {
-        queue::Envelope envelope;
-        State state = State::Ready;
-        bool removed = false;                         // removed by the admin while it was routed or delivered
-        std::uint64_t ready_at = 0;                   // loop time (ms) it last became ready
-        delivery::Kind kind = delivery::Kind::Local;  // of its method, set when it became ready
-        std::string route;                            // route_key(), worked out when it became ready
-    };
     struct Stats {
         std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
     };
@@ -61,7 +58,12 @@ public:
     void close();  // stop the timer; deliveries under way finish on their own
 
     // Administration (posternctl). `which` is "all", a message id or an envelope id.
-    const std::map<std::string, Entry>& entries() const { return entries_; }
+    size_t size() const { return entries_.size(); }  // envelopes queued
+    size_t message_count() const;
+    std::optional<std::int64_t> oldest_ctime() const;
+    // Every queued envelope in id order, each unpacked in turn.
+    void for_each(const std::function<void(const queue::Envelope&, State)>& visit) const;
+    std::optional<std::pair<queue::Envelope, State>> find(std::string_view id) const;
     size_t schedule(std::string_view which);  // try now; returns how many envelopes
     size_t remove(std::string_view which);    // delete without delivery or bounce
     // Local delivery and relaying pause apart (posternctl's "mda" and "mta").
@@ -76,43 +78,57 @@ public:
     bool removals_pending() const { return removing_ || !removals_.empty(); }
 
 private:
+    // What is held per queued envelope: with a million queued, this is
+    // the scheduler's memory (issue 15: at most 1 KiB an envelope). The
+    // envelope itself is kept packed and unpacked when it is worked on.
+    struct Entry {
+        std::string packed;          // queue::pack()
+        std::string route;           // route_key(), while it is ready or under way
+        std::int64_t next_try = 0;   // the attempt its waiting_ item is for
+        std::uint64_t ready_at = 0;  // loop time (ms) it last became ready
+        State state = State::Ready;
+        bool removed = false;                         // removed by the admin while it was routed or delivered
+        delivery::Kind kind = delivery::Kind::Local;  // of its method, set when it became ready
+    };
+    using Ids = std::vector<Id>;
+
+    queue::Envelope envelope(Id id) const { return queue::unpack(id, entries_.at(id).packed); }
     void pump();
-    std::vector<std::string> take_batch();
-    void start(const std::vector<std::string>& ids);
+    Ids take_batch();
+    void start(const Ids& ids);
     // Where an envelope's delivery goes: batches share a key; a route's
     // running agents are counted against its limit.
     std::string route_key(const queue::Envelope& e) const;
     bool eligible(delivery::Kind kind, const std::string& key) const;
     bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
-    void make_ready(const std::string& id, Entry& entry);
-    void set_ready(const std::string& id, Entry& entry);
+    void make_ready(Id id, Entry& entry, const queue::Envelope& e);
+    void set_ready(Id id, Entry& entry);
     void keyed(const std::string& lookup, const std::string& key);
-    void routed(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
-                const RelayRoute* route, const std::string& why);
+    void routed(const Ids& ids, const config::Action& action, const std::string& key, const RelayRoute* route,
+                const std::string& why);
 
-    void use_route(const std::vector<std::string>& ids, const config::Action& action, const std::string& key,
-                   const RelayRoute* route, const std::string& why);
-    delivery::Job make_job(const std::vector<std::string>& ids, const config::Action& action,
-                           const RelayRoute* route) const;
-    void fail_all(const std::vector<std::string>& ids, const std::string& why);
+    void use_route(const Ids& ids, const config::Action& action, const std::string& key, const RelayRoute* route,
+                   const std::string& why);
+    delivery::Job make_job(const Ids& ids, const config::Action& action, const RelayRoute* route) const;
+    void fail_all(const Ids& ids, const std::string& why);
     void release_relay(const std::string& key);
     void release_route(const std::string& key);
-    void launch(const std::vector<std::string>& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
-    void finish(const std::string& id, const delivery::Result& r);
+    void launch(const Ids& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
+    void finish(Id id, const delivery::Result& r);
     void flush_removals();
-    void wait_until(const std::string& id, std::int64_t when);
-    void erase(const std::string& id, const char* why);
-    void hold_for_report(const std::string& id, bounce::Kind kind, const delivery::Result& r, std::string status,
+    void wait_until(Id id, Entry& entry, std::int64_t when);
+    void erase(Id id, const char* why);
+    void hold_for_report(queue::Envelope e, bounce::Kind kind, const delivery::Result& r, std::string status,
                          bool relayed = false);
-    void warn_if_due(const queue::Envelope& e, const delivery::Result& r);
-    void flush_reports(const std::string& msgid);
-    bool settled(const std::string& msgid) const;  // no envelope of it ready or running
-    std::vector<std::string> select(std::string_view which) const;
+    void warn_if_due(queue::Envelope& e, const delivery::Result& r);
+    void flush_reports(std::uint32_t msgid);
+    bool settled(std::uint32_t msgid) const;  // no envelope of it ready or running
+    Ids select(std::string_view which) const;
     void arm_timer();
     void on_timer();
     // The queue's size and oldest message for the metrics, after each change.
-    void queued(const queue::Envelope& e);
-    void unqueued(const queue::Envelope& e);
+    void queued(std::int64_t ctime);
+    void unqueued(std::int64_t ctime);
 
     uv_loop_t* loop_;
     const config::Config& config_;
@@ -133,22 +149,24 @@ private:
     uv_timer_t timer_{};
     uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
     Stats stats_;
-    std::map<std::string, Entry> entries_;              // every queued envelope, by id
-    std::multiset<std::int64_t> ctimes_;                // their creation times: the oldest first
-    std::deque<std::string> ready_;                     // ids; stale ids are skipped
-    std::multimap<std::int64_t, std::string> waiting_;  // by next attempt; stale ids are skipped
+    std::map<Id, Entry> entries_;                   // every queued envelope, by id
+    std::map<std::int64_t, std::uint32_t> ctimes_;  // how many were created each second: the oldest first
+    std::deque<Id> ready_;                          // stale ids are skipped
+    // (next attempt, id), the soonest on top; stale items are skipped.
+    using Wait = std::pair<std::int64_t, Id>;
+    std::priority_queue<Wait, std::vector<Wait>, std::greater<>> waiting_;
     // Final outcomes of a message waiting for its other envelopes, so that
     // one report covers them all; by message id.
     struct PendingReports {
         std::vector<Outcome> failed, delivered;
     };
-    std::map<std::string, PendingReports> reports_;
+    std::map<std::uint32_t, PendingReports> reports_;
     // Envelopes delivered or given up, to delete from the spool together.
     std::vector<queue::Envelope> removals_;
     bool removing_ = false;  // a removal batch is with the worker
     // Relay envelopes in State::Routing, by the table lookup their batch key
     // waits for (RelayRouter::key_lookup): one lookup serves them all.
-    std::map<std::string, std::vector<std::string>> keying_;
+    std::map<std::string, Ids> keying_;
     // Last: destroyed first, so that no routing task outlives what it uses.
     event::WorkerPool routing_;
 };

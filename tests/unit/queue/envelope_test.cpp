@@ -268,3 +268,27 @@ TEST_CASE("the fuzz seeds are what their names say", "[envelope]") {
     CHECK(refusal(load("bad_number")) == "line 17: bad number '-1' for 'retry'");
     CHECK(refusal(load("bad_id")) == "line 2: id 'ffffffff89ef4567' does not start with msgid '0123abcd'");
 }
+
+TEST_CASE("pack and unpack keep every field, the ids from the key", "[envelope]") {
+    Envelope e = sample();
+    e.sender = "evil\r\nid: ffffffffffffffff\r\n";
+    e.dest = "nul\0inside\0"s;
+    e.hostname = std::string(70000, 'x');  // a length that takes three varint bytes
+    e.ctime = INT64_MIN;
+    e.expire = INT64_MAX;
+    e.next_try = -5;
+    std::string packed = pack(e);
+    Envelope back = unpack(0x0123abcd89ef4567u, packed);
+    require_same(back, e);
+    CHECK(encode(back) == encode(e));
+}
+
+TEST_CASE("a packed envelope is much smaller than its text", "[envelope]") {
+    Envelope e = sample();
+    std::string packed = pack(e);
+    // Each string costs its bytes and one length byte; the ids are not packed.
+    CHECK(packed.size() < encode(e).size() / 2);
+    CHECK(packed.find("0123abcd") == std::string::npos);
+    CHECK(unpack(0xffffffff00000001u, packed).id == "ffffffff00000001");
+    CHECK(unpack(0xffffffff00000001u, packed).msgid == "ffffffff");
+}
