@@ -24,6 +24,8 @@ struct Location {
     std::string file;
     int line = 0;    // 1-based
     int column = 0;  // 1-based, in bytes
+
+    bool operator==(const Location&) const = default;
 };
 
 // One "file:line:col: message" problem found while reading a config.
@@ -57,6 +59,8 @@ struct TableDecl {
     std::vector<std::pair<std::string, std::string>> entries;
     bool is_map = false;  // inline tables: `{ k = v }` rather than `{ a, b }`
     Location where;
+
+    bool operator==(const TableDecl&) const = default;
 };
 
 // `pki NAME cert "FILE"`, `pki NAME key "FILE"`, `pki NAME dhe ...`: the
@@ -68,6 +72,8 @@ struct Pki {
     std::string key;           // private key file (PEM)
     std::string dhe = "none";  // "none", "auto" or "legacy"
     Location where;            // the first line naming it
+
+    bool operator==(const Pki&) const = default;
 };
 
 // `ca NAME cert "FILE"`: CA certificates that client certificates are verified against.
@@ -75,6 +81,8 @@ struct Ca {
     std::string name;  // a host name or "*", lowercased
     std::string cert;  // CA bundle file (PEM)
     Location where;
+
+    bool operator==(const Ca&) const = default;
 };
 
 // `listen on ...`
@@ -116,6 +124,8 @@ struct Listener {
     // parser adds, named "<anon:LINE:COL>"); "" = none.
     std::string filter;
     Location where;
+
+    bool operator==(const Listener&) const = default;
 };
 
 // A relay URL, `[SCHEME://][LABEL@]HOST[:PORT]`: one parser for the config
@@ -149,6 +159,8 @@ struct Relay {
     bool srs = false;             // `srs`: Sender Rewriting Scheme
     std::string ciphers;          // OpenSSL cipher list; "" = default
     std::string protocols;        // libtls-style protocol list; "" = default
+
+    bool operator==(const Relay&) const = default;
 };
 
 // `action NAME METHOD ...`
@@ -168,6 +180,8 @@ struct Action {
     Relay relay;                 // method "relay" only
     std::optional<std::chrono::seconds> ttl;
     Location where;
+
+    bool operator==(const Action&) const = default;
 };
 
 // A filter process: `proc NAME "COMMAND" [options]`, or the process of
@@ -185,6 +199,8 @@ struct FilterProc {
     std::chrono::milliseconds timeout{60'000};        // `timeout D`: longest wait for one answer (or the handshake)
     bool fail_open = false;                           // `on-failure pass` (default `on-failure tempfail`)
     Location where;
+
+    bool operator==(const FilterProc&) const = default;
 };
 
 // The one condition of a built-in filter (`filter NAME phase PHASE match
@@ -195,6 +211,8 @@ struct FilterCondition {
     bool negated = false;
     bool regex = false;
     std::string table;  // "" for `fcrdns`, `rdns` and `auth` alone
+
+    bool operator==(const FilterCondition&) const = default;
 };
 
 struct BuiltinFilter {
@@ -205,6 +223,8 @@ struct BuiltinFilter {
     // Reject / Disconnect: the reply ("550 5.7.1 text", 4xx or 5xx);
     // Rewrite: the new value; Report: the text.
     std::string value;
+
+    bool operator==(const BuiltinFilter&) const = default;
 };
 
 // `filter NAME ...`: a process filter, a chain, or a built-in filter.
@@ -216,6 +236,8 @@ struct Filter {
     std::vector<std::string> chain;  // Chain: Proc or Builtin filter names, in order, none repeated
     BuiltinFilter builtin;           // Builtin
     Location where;
+
+    bool operator==(const Filter&) const = default;
 };
 
 // One condition of a `match` line.
@@ -248,6 +270,8 @@ struct Criterion {
     std::string value;  // a literal value (quoted or bare), "" when table is set
     std::string table;  // a declared or anonymous table name, "" when value is set
     Location where;
+
+    bool operator==(const Criterion&) const = default;
 };
 
 // `match ... action NAME` or `match ... reject`.
@@ -256,6 +280,8 @@ struct Rule {
     bool reject = false;
     std::string action;  // when !reject
     Location where;
+
+    bool operator==(const Rule&) const = default;
 };
 
 struct Config {
@@ -312,6 +338,10 @@ struct Config {
     std::string pid_file;        // pidfile "PATH"
     std::string plugin_path;     // plugin path "DIR"
     std::string mbox_path;       // mbox path "DIR"  (default /var/mail)
+
+    // Two models are equal when every member is, locations included:
+    // config/printer.hpp round-trips a model, tests compare the results.
+    bool operator==(const Config&) const = default;
 
     const TableDecl* find_table(std::string_view name) const;
     const Action* find_action(std::string_view name) const;

@@ -19,6 +19,7 @@
 // parser_match.cpp and parser_filter.cpp hold the rest, all around the
 // Parser of parser_impl.hpp.
 #include "config/parser_impl.hpp"
+#include "config/yaml_reader.hpp"
 
 #include <arpa/inet.h>
 
@@ -662,6 +663,7 @@ ParseResult parse_text(std::string_view text, const std::string& name, const Mac
 }
 
 ParseResult parse_file(const std::string& path, const Macros& overrides) {
+    if (is_yaml_name(path)) return read_yaml_file(path, overrides);  // the same model in YAML
     std::string why;
     auto text = read_whole_file(path, why);
     if (!text) {

@@ -208,6 +208,9 @@ public:
     }
 
     void run();
+    // One logical line made elsewhere (the YAML reader's), read as if lexed
+    // from a file: its tokens carry the locations to report.
+    void read_line(const Line& line) { parse_line(line); }
     ParseResult finish(const std::string& main_file);
 
 private:
