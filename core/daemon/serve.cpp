@@ -122,35 +122,36 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     // slice per loop turn: with a million envelopes queued, the listeners
     // accept all along instead of waiting for the whole of it.
     struct Loaded {
-        std::vector<queue::Envelope> envelopes;
+        std::vector<queue::Packed> envelopes;
         std::size_t next = 0;
     };
     std::function<void(std::shared_ptr<Loaded>)> hand_over = [&](std::shared_ptr<Loaded> q) {
         if (qstate.closed) return;
         constexpr std::size_t kSlice = 5000;
         std::size_t end = std::min(q->envelopes.size(), q->next + kSlice);
-        scheduler.enqueue({std::make_move_iterator(q->envelopes.begin() + static_cast<std::ptrdiff_t>(q->next)),
-                           std::make_move_iterator(q->envelopes.begin() + static_cast<std::ptrdiff_t>(end))});
+        scheduler.enqueue(std::vector<queue::Packed>{
+            std::make_move_iterator(q->envelopes.begin() + static_cast<std::ptrdiff_t>(q->next)),
+            std::make_move_iterator(q->envelopes.begin() + static_cast<std::ptrdiff_t>(end))});
         q->next = end;
         if (end < q->envelopes.size()) {
             post.post([&hand_over, q] { hand_over(q); });
             return;
         }
-        if (!q->envelopes.empty())
-            log::info(log::Line("queue loaded").kv("envelopes", static_cast<long long>(q->envelopes.size())));
+        const auto count = static_cast<long long>(q->envelopes.size());
         q->envelopes = {};
         // What reading the queue took in passing (a million envelopes: a
-        // gigabyte) goes back to the system, not just to malloc.
+        // few hundred megabytes) goes back to the system, not just to malloc.
         ::malloc_trim(0);
+        if (count) log::info(log::Line("queue loaded").kv("envelopes", count));
         qstate.loaded = true;
-        scheduler.enqueue(std::move(qstate.early));
+        scheduler.enqueue(qstate.early);
         qstate.early.clear();
     };
     auto load_queue = [&] {
         worker.submit([&] {
             auto q = std::make_shared<Loaded>();
             std::vector<std::string> corrupt;
-            q->envelopes = store.load_all(&corrupt);
+            q->envelopes = store.load_packed(&corrupt);
             for (const auto& c : corrupt) log::warn(log::Line("queue corrupt-envelope").kv("error", c));
             post.post([&hand_over, q] { hand_over(q); });
         });

@@ -63,6 +63,11 @@ std::optional<Envelope> decode(std::string_view text, std::string* error);
 std::string pack(const Envelope& e);
 // `id`: the envelope id's 16 hex digits as a number.
 Envelope unpack(std::uint64_t id, std::string_view packed);
+// A packed envelope with its id, as the spool hands a loaded queue over.
+struct Packed {
+    std::uint64_t id = 0;
+    std::string bytes;
+};
 
 // Fresh random ids (from the OS random source).
 std::string new_message_id();                         // 8 hex digits

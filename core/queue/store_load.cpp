@@ -28,7 +28,7 @@ using util::Fd;
 constexpr std::size_t kMaxEnvelopeFile = 1 << 20;
 
 struct Replayed {
-    Envelope envelope;
+    std::string packed;      // pack(envelope)
     std::uint64_t size = 0;  // its message file's
     std::uint64_t seq = 0;   // the segment of its latest record
 };
@@ -49,8 +49,7 @@ void replay(const std::string& name, std::uint64_t seq, std::string_view text,
             errors.push_back(name + ": " + (e ? "bad envelope id '" + e->id + "'" : why) + ", skipped");
             continue;
         }
-        std::uint64_t evpid = hex_value(e->id);
-        live[evpid] = Replayed{std::move(*e), r.size, seq};
+        live[hex_value(e->id)] = Replayed{pack(*e), r.size, seq};
     }
     for (const auto& damaged : reader.damaged()) errors.push_back(name + ": " + damaged + ", record skipped");
     if (reader.error().empty()) return;
@@ -81,16 +80,17 @@ void check_files(int messages_fd, const std::string& messages_path, std::unorder
     for (auto it = live.begin(); it != live.end();) {
         const Replayed& r = it->second;
         auto [w, fresh] = whole.try_emplace(static_cast<std::uint32_t>(it->first >> 32), false);
+        const std::string msgid = files::hex_text(it->first >> 32, 8);
         struct stat st;
         if (fresh)
-            w->second = ::fstatat(messages_fd, r.envelope.msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                        S_ISREG(st.st_mode) && static_cast<std::uint64_t>(st.st_size) == r.size;
+            w->second = ::fstatat(messages_fd, msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                        static_cast<std::uint64_t>(st.st_size) == r.size;
         if (w->second) {
             ++it;
             continue;
         }
         if (fresh)
-            errors.push_back(messages_path + "/" + r.envelope.msgid + ": missing or not " + std::to_string(r.size) +
+            errors.push_back(messages_path + "/" + msgid + ": missing or not " + std::to_string(r.size) +
                              " bytes long (a commit cut short, never acknowledged): its envelopes are dropped");
         it = live.erase(it);
     }
@@ -98,10 +98,16 @@ void check_files(int messages_fd, const std::string& messages_path, std::unorder
 
 }  // namespace
 
-std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
+std::vector<Envelope> Store::load_all(std::vector<std::string>* errors) {
+    std::vector<Envelope> out;
+    for (const auto& p : load_packed(errors)) out.push_back(unpack(p.id, p.bytes));
+    return out;
+}
+
+std::vector<Packed> Store::load_packed(std::vector<std::string>* errors_out) {
     std::vector<std::string> scratch;
     std::vector<std::string>& errors = errors_out ? *errors_out : scratch;
-    std::vector<Envelope> out;
+    std::vector<Packed> out;
     std::string why;
     if (!ready(&why)) {
         errors.push_back(why);
@@ -169,7 +175,7 @@ std::vector<Envelope> Store::load_all(std::vector<std::string>* errors_out) {
     out.reserve(order.size());
     for (auto& [evpid, r] : order) {
         add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), r->size, r->seq);
-        out.push_back(std::move(r->envelope));
+        out.push_back(Packed{evpid, std::move(r->packed)});
     }
     // From here on this process rewrites and removes envelopes: in a segment
     // after every one it has read.

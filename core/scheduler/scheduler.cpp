@@ -139,23 +139,34 @@ void Scheduler::keyed(const std::string& lookup, const std::string& key) {
     pump();
 }
 
-void Scheduler::enqueue(std::vector<queue::Envelope> envelopes) {
+void Scheduler::enqueue(const std::vector<queue::Envelope>& envelopes) {
     std::int64_t now = std::time(nullptr);
     for (const auto& e : envelopes) {
         // The spool checked the ids: one that is not its 16 hex digits never gets here.
-        if (!is_lower_hex(e.id, 16)) {
-            log::error(log::Line("queue bad-envelope-id").kv("evpid", e.id));
-            continue;
-        }
-        auto [it, fresh] = entries_.try_emplace(hex_value(e.id));
-        if (!fresh) continue;  // already known: never deliver one envelope twice
-        it->second.packed = queue::pack(e);
-        queued(e.ctime);
-        if (e.next_try > now) wait_until(it->first, it->second, e.next_try);
-        else make_ready(it->first, it->second, e);
+        if (!is_lower_hex(e.id, 16)) log::error(log::Line("queue bad-envelope-id").kv("evpid", e.id));
+        else add(hex_value(e.id), queue::pack(e), e, now);
     }
     pump();
     arm_timer();
+}
+
+void Scheduler::enqueue(std::vector<queue::Packed> loaded) {
+    std::int64_t now = std::time(nullptr);
+    for (auto& p : loaded) {
+        queue::Envelope e = queue::unpack(p.id, p.bytes);
+        add(p.id, std::move(p.bytes), e, now);
+    }
+    pump();
+    arm_timer();
+}
+
+void Scheduler::add(Id id, std::string packed, const queue::Envelope& e, std::int64_t now) {
+    auto [it, fresh] = entries_.try_emplace(id);
+    if (!fresh) return;  // already known: never deliver one envelope twice
+    it->second.packed = std::move(packed);
+    queued(e.ctime);
+    if (e.next_try > now) wait_until(id, it->second, e.next_try);
+    else make_ready(id, it->second, e);
 }
 
 // Deliveries that share a plugin and an account (and, relayed, a

@@ -54,8 +54,9 @@ public:
               event::SerialWorker& worker, event::LoopPost& post, Bouncer& bouncer, RelayRouter& router);
     ~Scheduler();
 
-    void enqueue(std::vector<queue::Envelope> envelopes);
-    void close();  // stop the timer; deliveries under way finish on their own
+    void enqueue(const std::vector<queue::Envelope>& envelopes);
+    void enqueue(std::vector<queue::Packed> loaded);  // as the spool loads them
+    void close();                                     // stop the timer; deliveries under way finish on their own
 
     // Administration (posternctl). `which` is "all", a message id or an envelope id.
     size_t size() const { return entries_.size(); }  // envelopes queued
@@ -93,6 +94,7 @@ private:
     using Ids = std::vector<Id>;
 
     queue::Envelope envelope(Id id) const { return queue::unpack(id, entries_.at(id).packed); }
+    void add(Id id, std::string packed, const queue::Envelope& e, std::int64_t now);
     void pump();
     Ids take_batch();
     void start(const Ids& ids);

@@ -13,7 +13,8 @@
 # then smtp-source sends N=2000 new 1-KiB messages at C=20, one connection
 # each, to the maildir. Printed: the disk's flush rate, the fill, the time
 # from posternd's start to "queue loaded", the accept rates, and the serving
-# process's RSS and PSS (smaps_rollup) empty and loaded, per envelope.
+# process's RSS and PSS (smaps_rollup) empty and loaded, per envelope, and
+# its peak RSS (VmHWM) while it loaded.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 source "$HERE"/bench-lib.sh
@@ -32,6 +33,9 @@ started_at() { # PID
 child_pid() { pgrep -P "$(cat "$W"/server.pid)" -x posternd | head -1; }
 memory() { # "RSS_KB PSS_KB" of the serving process
     awk '/^Rss:/ {r=$2} /^Pss:/ {p=$2} END {print r, p}' /proc/"$(child_pid)"/smaps_rollup
+}
+peak() { # the serving process's highest RSS so far (VmHWM), KiB
+    awk '/^VmHWM:/ {print $2}' /proc/"$(child_pid)"/status
 }
 accept_rate() { # sends N messages; prints messages per second
     local t0 t1
@@ -70,10 +74,11 @@ started=$(started_at "$(cat "$W"/server.pid)")
 loading_rate=$(accept_rate)
 t_loaded=$(wait_loaded 600) || die "the queue did not load in 600 s (see $W/server.log)"
 loaded_mem=$(memory)
+loaded_peak=$(peak)
 loaded_rate=$(accept_rate)
 envelopes=$((MESSAGES * RECIPIENTS))
 grep -o "queue loaded envelopes=[0-9]*" "$W"/server.log
-python3 - "$t0" "$t_up" "$t_loaded" "$started" "$envelopes" "$empty_mem" "$loaded_mem" "$empty_rate" "$loading_rate" "$loaded_rate" <<'PY'
+python3 - "$t0" "$t_up" "$t_loaded" "$started" "$envelopes" "$empty_mem" "$loaded_mem" "$empty_rate" "$loading_rate" "$loaded_rate" "$loaded_peak" <<'PY'
 import sys
 t0, up, loaded, started = (float(x) for x in sys.argv[1:5])
 n = int(sys.argv[5])
@@ -83,6 +88,7 @@ empty, loading, full = (int(x) for x in sys.argv[8:11])
 print(f"   listening {up - started:.1f} s after posternd started; queue loaded {loaded - started:.1f} s after")
 print(f"   serving process loaded: RSS {lr / 1024:.0f} MiB, PSS {lp / 1024:.0f} MiB; "
       f"per envelope {(lr - er) * 1024 / n:.0f} B RSS, {(lp - ep) * 1024 / n:.0f} B PSS")
+print(f"   peak RSS while loading {int(sys.argv[11]) / 1024:.0f} MiB ({(int(sys.argv[11]) - er) * 1024 / n:.0f} B per envelope)")
 print(f"   accepted while loading {loading} msgs/s ({loading / empty:.0%} of empty), "
       f"loaded {full} msgs/s ({full / empty:.0%} of empty)")
 PY
