@@ -30,6 +30,8 @@ using Node = YAML::Node;
 // file name a node many times over ("billion laughs").
 constexpr std::size_t kMaxTokens = 1'000'000;
 
+constexpr std::string_view kTop = "the configuration";
+
 // Thrown, and caught in Reader::read, when a document passes kMaxTokens.
 struct TooLarge {};
 
@@ -77,6 +79,7 @@ public:
 
 private:
     void read_document(const Node& root);
+    void refuse_merge_keys(const Node& n);
     Location at(const Node& n) const {
         const YAML::Mark m = n.Mark();
         if (m.is_null()) return Location{file_, 1, 1};
@@ -179,6 +182,8 @@ std::optional<Fields> Reader::fields(const Node& n, const std::string& what,
                         std::to_string(p.column) + ")");
             continue;
         }
+        // x-NAME at the top: a place for YAML anchors, as in docker-compose files.
+        if (what == kTop && key.starts_with("x-")) continue;
         if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
             fail(k, "unknown key " + quote(key) + " in " + what + "; expected " + one_of(allowed));
             continue;
@@ -317,9 +322,27 @@ void Reader::read(const Node& root) {
     }
 }
 
+// yaml-cpp 0.7 reads `<<: *anchor` as a key like any other: say so, rather
+// than report the keys it would have merged as missing.
+void Reader::refuse_merge_keys(const Node& n) {
+    if (++tokens_ > kMaxTokens) throw TooLarge{};
+    if (n.IsSequence())
+        for (const Node& e : n) refuse_merge_keys(e);
+    if (!n.IsMap()) return;
+    for (auto it = n.begin(); it != n.end(); ++it) {
+        if (it->first.IsScalar() && it->first.Scalar() == "<<" && it->first.Tag() == "?")
+            fail(it->first, "merge keys ('<<') are not supported: write the keys out, or anchor a whole mapping "
+                            "and name it with an alias");
+        refuse_merge_keys(it->second);
+    }
+}
+
 void Reader::read_document(const Node& root) {
     if (!root.IsDefined() || root.IsNull()) return;  // the parser says a match is missing
-    auto top = fields(root, "the configuration",
+    refuse_merge_keys(root);
+    tokens_ = 0;
+    if (!errors.empty()) return;
+    auto top = fields(root, std::string(kTop),
                       {"hostname",     "queue", "control-socket", "pidfile", "plugin-path", "mbox-path", "smtp",
                        "mta",          "srs",   "bounce",         "metrics", "tables",      "pki",       "ca",
                        "mda-wrappers", "procs", "filters",        "actions", "listeners",   "matches"});

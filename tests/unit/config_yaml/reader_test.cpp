@@ -188,3 +188,18 @@ TEST_CASE("yaml reader: files: chosen by the extension, unreadable named") {
     REQUIRE(r.errors.size() == 1);
     CHECK(format(r.errors[0]) == "/nonexistent/postern.yaml:0:0: cannot read config file: No such file or directory");
 }
+
+TEST_CASE("yaml reader: anchors, x- keys to hold them, and merge keys refused") {
+    auto r = read_yaml_text("x-maildir: &maildir {method: maildir, path: \"/var/mail/%{rcpt.user}\"}\n"
+                            "actions:\n  a: *maildir\n  b: *maildir\n"
+                            "matches:\n  - {for: any, action: a}\n  - {action: b}\n",
+                            "test.yaml");
+    REQUIRE(r.errors.empty());
+    REQUIRE(r.config->actions.size() == 2);
+    CHECK(r.config->actions[1].name == "b");
+    CHECK(r.config->actions[1].path == "/var/mail/%{rcpt.user}");
+    CHECK(errors_of("x-common: &c {method: mbox}\nactions:\n  local:\n    <<: *c\n    user: x\n") ==
+          Lines{"test.yaml:4:5: merge keys ('<<') are not supported: write the keys out, or anchor a whole mapping "
+                "and name it with an alias"});
+    CHECK(errors_of("listeners:\n  - listen-on: lo\n    x-note: only at the top\n" + kRule).size() == 1);
+}
