@@ -274,6 +274,26 @@ void SmtpSession::flush() {
         if (close_when_flushed_ && writes_pending_ == 0) close();
         return;
     }
+    // Replies are short and the socket's buffer nearly always takes them at
+    // once: written now, they cost one write(2). A uv_write costs a request
+    // on the heap, a callback on the next loop turn and, once the write
+    // queue drains, an epoll_ctl that libuv makes whatever the events:
+    // seven a message at one reply per command (issue 15). What the socket
+    // does not take goes the queued way, after what it took. uv_try_write
+    // refuses while earlier writes are queued, so the order holds.
+    if (writes_pending_ == 0) {
+        uv_buf_t now = uv_buf_init(wire.data(), static_cast<unsigned>(wire.size()));
+        int n = uv_try_write(conn(), &now, 1);
+        if (n > 0) wire.erase(0, static_cast<size_t>(n));
+        else if (n != UV_EAGAIN && n != UV_ENOSYS) {
+            close();
+            return;
+        }
+        if (wire.empty()) {
+            if (close_when_flushed_) close();
+            return;
+        }
+    }
     auto w = std::make_unique<WriteReq>();
     w->data.swap(wire);
     w->session = this;
@@ -325,9 +345,15 @@ void SmtpSession::close() {
     uv_close(timer, on_closed);
 }
 
+// Every read pushes the idle deadline back. The timer is not moved for it
+// while it is armed: it then wakes no later than the new deadline (the
+// deadlines only grow, or go), and on_timer arms it again for what is
+// really due. A timer moved on each read cost a heap removal and insertion
+// per command (issue 15); now a session's timer is armed about twice.
 void SmtpSession::reset_idle_timer() {
+    const bool armed = idle_due_ != 0 && uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_));
     idle_due_ = uv_now(server_.loop()) + kIdleTimeoutMs;
-    arm_timer();
+    if (!armed) arm_timer();
 }
 
 void SmtpSession::arm_timer() {
@@ -352,6 +378,7 @@ void SmtpSession::on_timer() {
     if (rdns_due_ && rdns_due_ <= now) {
         rdns_due_ = 0;
         log::info(log::Line(id_ + " smtp rdns-timeout").kv("address", client_ip_));
+        take_rdns();
         rdns_resolved();
     }
     if (delay_due_ && delay_due_ <= now && state_ != State::Closing) {

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -148,9 +149,9 @@ private:
 
     bool error_limit_reached();
     void lookup_rdns(const sockaddr_storage& peer);
+    void take_rdns();
     void when_rdns_known(std::function<void()> fn);
     void rdns_resolved();
-    void confirm_rdns();
     std::string received_header(const std::string& msgid) const;
     bool submission() const;
     void complete_header(std::string& text);
@@ -213,6 +214,13 @@ private:
     std::string rdns_;         // the client's reverse DNS name, "" if none
     bool fcrdns_ = false;      // ... and that name resolves back to the client's address
     bool rdns_known_ = false;  // the lookup answered or timed out
+    // The lookup under way, shared with its job on the worker pool.
+    struct RdnsLookup {
+        std::mutex mutex;
+        std::string name;     // the PTR name, "" if none (yet)
+        bool fcrdns = false;  // ... and it resolved back to the client
+    };
+    std::shared_ptr<RdnsLookup> rdns_lookup_;
     std::vector<std::function<void()>> rdns_waiters_;
     std::string helo_;
     bool esmtp_ = false;

@@ -3,6 +3,7 @@
 // Part of SmtpSession (session.hpp), in a file of its own as TLS, AUTH and
 // DATA are.
 #include <arpa/inet.h>
+#include <netdb.h>
 #include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include "event/loop_work.hpp"
 #include "smtpd/session.hpp"
@@ -116,62 +118,67 @@ void SmtpSession::lookup_local_user(std::function<void()> then) {
 // The reverse DNS name runs alongside the greeting; what needs it (rules,
 // the Received: header) waits for it, at most kRdnsTimeoutMs: a resolver that
 // does not answer must not hold sessions up longer than that.
+//
+// Forward-confirmed reverse DNS: the PTR name must resolve back to the
+// client's address (filters' link-connect, the built-in fcrdns condition).
+// Both lookups run in one job on the worker pool, one after the other: a
+// round trip to the pool costs 26-55 us of CPU on a 2-core VM (futex wakes,
+// the eventfd, a context switch each way), as much as the lookups of a
+// loopback client themselves (issue 15, tests/bench/cpu-split.sh). No
+// service name is asked for: getnameinfo() would read /etc/services for it,
+// 50 us of CPU per connection here. The job writes the PTR name into
+// `RdnsLookup` as soon as it has it, so that a forward lookup that times out
+// leaves the session with the name and no confirmation, as when the two
+// lookups answered separately.
 void SmtpSession::lookup_rdns(const sockaddr_storage& peer) {
-    struct Lookup {
-        uv_getnameinfo_t req{};
-        std::weak_ptr<SmtpSession> session;
-    };
-    auto lookup = std::make_unique<Lookup>();
-    lookup->req.data = lookup.get();
-    // weak_from_this() is not ready before the server's shared_ptr exists; the
-    // server creates the session through make_shared first, so it is here.
-    lookup->session = weak_from_this();
-    auto finish = [](uv_getnameinfo_t* req, int status, const char* host, const char*) {
-        std::unique_ptr<Lookup> owned(static_cast<Lookup*>(req->data));
-        auto self = owned->session.lock();
-        if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
-        if (status != 0 || !host) return self->rdns_resolved();
-        self->rdns_ = host;
-        self->confirm_rdns();
-    };
-    if (uv_getnameinfo(server_.loop(), &lookup->req, finish, reinterpret_cast<const sockaddr*>(&peer), NI_NAMEREQD) !=
-        0) {
-        rdns_known_ = true;
-        return;
-    }
-    (void)lookup.release();                               // reclaimed in `finish`
+    auto lookup = std::make_shared<RdnsLookup>();
+    rdns_lookup_ = lookup;
+    event::run_blocking(
+        server_.loop(),
+        [lookup, peer, client = client_ip_] {
+            char host[NI_MAXHOST];
+            socklen_t len = peer.ss_family == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+            if (getnameinfo(reinterpret_cast<const sockaddr*>(&peer), len, host, sizeof host, nullptr, 0,
+                            NI_NAMEREQD) != 0)
+                return;
+            {
+                std::lock_guard lock(lookup->mutex);
+                lookup->name = host;
+            }
+            addrinfo hints{};
+            hints.ai_socktype = SOCK_STREAM;
+            addrinfo* res = nullptr;
+            if (getaddrinfo(host, nullptr, &hints, &res) != 0) return;
+            std::unique_ptr<addrinfo, decltype(&freeaddrinfo)> results(res, freeaddrinfo);
+            bool confirmed = false;
+            for (addrinfo* a = res; a; a = a->ai_next) {
+                sockaddr_storage ss{};
+                std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof ss));
+                if (ip_text(ss) == client) confirmed = true;
+            }
+            std::lock_guard lock(lookup->mutex);
+            lookup->fcrdns = confirmed;
+        },
+        [weak = weak_from_this(), lookup] {
+            auto self = weak.lock();
+            if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
+            self->take_rdns();
+            self->rdns_resolved();
+        });
     rdns_due_ = uv_now(server_.loop()) + kRdnsTimeoutMs;  // on_timer gives up then
     arm_timer();
 }
 
-// Forward-confirmed reverse DNS: the PTR name must resolve back to the
-// client's address (filters' link-connect, the built-in fcrdns condition).
-// Bounded by the same timer as the reverse lookup.
-void SmtpSession::confirm_rdns() {
-    struct Lookup {
-        uv_getaddrinfo_t req{};
-        std::weak_ptr<SmtpSession> session;
-    };
-    auto lookup = std::make_unique<Lookup>();
-    lookup->req.data = lookup.get();
-    lookup->session = weak_from_this();
-    auto finish = [](uv_getaddrinfo_t* req, int status, addrinfo* res) {
-        std::unique_ptr<Lookup> owned(static_cast<Lookup*>(req->data));
-        std::unique_ptr<addrinfo, decltype(&uv_freeaddrinfo)> results(res, uv_freeaddrinfo);
-        auto self = owned->session.lock();
-        if (!self || self->rdns_known_ || self->state_ == State::Closing) return;
-        for (addrinfo* a = status == 0 ? res : nullptr; a; a = a->ai_next) {
-            sockaddr_storage ss{};
-            std::memcpy(&ss, a->ai_addr, std::min<size_t>(a->ai_addrlen, sizeof ss));
-            if (ip_text(ss) == self->client_ip_) self->fcrdns_ = true;
-        }
-        self->rdns_resolved();
-    };
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    if (uv_getaddrinfo(server_.loop(), &lookup->req, finish, rdns_.c_str(), nullptr, &hints) != 0)
-        return rdns_resolved();
-    (void)lookup.release();  // reclaimed in `finish`
+// What the lookup found so far: all of it once its job is done, the PTR
+// name alone (unconfirmed) when the forward lookup has not answered in time.
+void SmtpSession::take_rdns() {
+    if (!rdns_lookup_) return;
+    {
+        std::lock_guard lock(rdns_lookup_->mutex);
+        rdns_ = rdns_lookup_->name;
+        fcrdns_ = rdns_lookup_->fcrdns;
+    }
+    rdns_lookup_.reset();
 }
 
 void SmtpSession::rdns_resolved() {
