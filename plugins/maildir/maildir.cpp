@@ -67,19 +67,28 @@ bool fsync_dir(const std::string& dir) {
     return fd && ::fsync(fd.get()) == 0;
 }
 
-// mkdir -p with mode 0700. Each folder we create is made durable by fsyncing
-// its parent, so new/ cannot vanish in a crash after we reported success.
+// A folder just made is made durable by fsyncing its parent.
+bool made_durable(const std::string& dir, Failure* f) {
+    size_t slash = dir.rfind('/');
+    std::string parent = slash == 0 ? "/" : dir.substr(0, slash);
+    if (fsync_dir(parent)) return true;
+    *f = sys_failure("fsync " + parent, errno);
+    return false;
+}
+
+// mkdir -p with mode 0700. Each folder we create is made durable, so new/
+// cannot vanish in a crash after we reported success. The folder itself is
+// tried first: it nearly always exists, and then one mkdir() says so
+// instead of one per level of its path (a living agent makes sure of its
+// maildir once per batch, and batches are small at low load).
 bool make_dirs(const std::string& path, Failure* f) {
+    if (::mkdir(path.c_str(), 0700) == 0) return made_durable(path, f);
+    if (errno == EEXIST) return true;
     for (size_t pos = 1; pos <= path.size(); ++pos) {
         if (pos != path.size() && path[pos] != '/') continue;
         std::string dir = path.substr(0, pos);
         if (::mkdir(dir.c_str(), 0700) == 0) {
-            size_t slash = dir.rfind('/');
-            std::string parent = slash == 0 ? "/" : dir.substr(0, slash);
-            if (!fsync_dir(parent)) {
-                *f = sys_failure("fsync " + parent, errno);
-                return false;
-            }
+            if (!made_durable(dir, f)) return false;
         } else if (errno != EEXIST) {
             *f = sys_failure("mkdir " + dir, errno);
             return false;
@@ -139,7 +148,7 @@ bool is_spam(std::string_view head) {
 }
 
 // Host name with the two characters maildir readers treat specially escaped.
-std::string host_part() {
+std::string escaped_host_name() {
     char host[256] = "localhost";
     if (::gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "localhost");
     std::string out;
@@ -149,6 +158,12 @@ std::string host_part() {
         else out += *p;
     }
     return out;
+}
+
+// The same, asked once per process: a living agent names many files.
+const std::string& host_part() {
+    static const std::string part = escaped_host_name();
+    return part;
 }
 
 // time.MusecPpidQcounterRrandom.host: unique across concurrent agents (pid,

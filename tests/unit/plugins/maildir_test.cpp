@@ -63,6 +63,30 @@ TEST_CASE("maildir: null sender, default folder and unique names") {
     CHECK(test::list_dir(dir / "Maildir/tmp").empty());
 }
 
+// The folders are made sure of by trying the maildir's own first (it is
+// nearly always there), and the host name is asked once per process: a
+// maildir whose parts vanish between two deliveries of one living agent is
+// made again, and every name still ends with this host's name.
+TEST_CASE("maildir: folders removed between deliveries are made again; names end with the host name") {
+    test::TempDir dir;
+    test::Request r;
+    r.path = dir / "box/Maildir";
+    REQUIRE(deliver(dir, r, kMessage).status == POSTERN_OK);
+    std::filesystem::remove_all(dir / "box");
+    REQUIRE(deliver(dir, r, kMessage).status == POSTERN_OK);
+    CHECK(test::list_dir(r.path) == std::vector<std::string>{"cur", "new", "tmp"});
+    std::filesystem::remove_all(r.path + "/new");
+    REQUIRE(deliver(dir, r, kMessage).status == POSTERN_OK);
+    auto names = test::list_dir(r.path + "/new");
+    REQUIRE(names.size() == 1);
+    CHECK(mode_of(r.path + "/new") == 0700);
+    char host[256] = "";
+    REQUIRE(::gethostname(host, sizeof host - 1) == 0);
+    std::string escaped;  // as maildir readers want '/' and ':'
+    for (const char* c = host; *c; ++c) escaped += *c == '/' ? "\\057" : *c == ':' ? "\\072" : std::string(1, *c);
+    CHECK(names[0].ends_with("." + escaped));
+}
+
 TEST_CASE("maildir: a large message and one without a body arrive intact") {
     test::TempDir dir;
     test::Request r;
