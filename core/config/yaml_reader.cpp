@@ -15,6 +15,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <initializer_list>
 #include <optional>
 
@@ -102,6 +103,7 @@ private:
 
     Token token(Token::Kind kind, std::string text, const Node& n) {
         if (++tokens_ > kMaxTokens) throw TooLarge{};
+        check_text(text, n);
         Token t;
         t.kind = kind;
         t.length = static_cast<int>(text.size());
@@ -118,6 +120,7 @@ private:
 
     std::optional<Fields> fields(const Node& n, const std::string& what,
                                  std::initializer_list<std::string_view> allowed);
+    void check_text(std::string_view text, const Node& n);
     bool scalar(const Node& n, const std::string& what);
     std::optional<bool> boolean(const Node& n, const std::string& what);
     static bool is_bool(const Node& n);
@@ -161,6 +164,22 @@ private:
     std::string file_;
     std::size_t tokens_ = 0;
 };
+
+// What the smtpd.conf lexer refuses in a quoted string, refused here too:
+// YAML's escapes ("\n") would otherwise carry a line break into a banner,
+// a header or a command line.
+void Reader::check_text(std::string_view text, const Node& n) {
+    for (char ch : text) {
+        const auto c = static_cast<unsigned char>(ch);
+        if ((c < 0x20 && c != '\t') || c == 0x7f) {
+            char byte[8];
+            std::snprintf(byte, sizeof byte, "0x%02x", c);
+            fail(n, "unexpected control character (byte " + std::string(byte) + ") in a value");
+            return;
+        }
+    }
+    if (text.size() > kMaxTokenLength) fail(n, "value is longer than " + std::to_string(kMaxTokenLength) + " bytes");
+}
 
 std::optional<Fields> Reader::fields(const Node& n, const std::string& what,
                                      std::initializer_list<std::string_view> allowed) {

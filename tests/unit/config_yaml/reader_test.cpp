@@ -203,3 +203,14 @@ TEST_CASE("yaml reader: anchors, x- keys to hold them, and merge keys refused") 
                 "and name it with an alias"});
     CHECK(errors_of("listeners:\n  - listen-on: lo\n    x-note: only at the top\n" + kRule).size() == 1);
 }
+
+TEST_CASE("yaml reader: what the smtpd.conf lexer refuses in a string, the YAML reader refuses too") {
+    CHECK(errors_of("hostname: \"mx.example.org\\r\\nX-Injected: yes\"\n" + kRule) ==
+          Lines{"test.yaml:1:11: unexpected control character (byte 0x0d) in a value"});
+    CHECK(errors_of("tables:\n  t: [\"a\\u0000b\"]\n" + kRule).size() == 1);
+    CHECK(errors_of("hostname: " + std::string(8193, 'a') + "\n" + kRule) ==
+          Lines{"test.yaml:1:11: value is longer than 8192 bytes"});
+    auto r = read_yaml_text("hostname: \"a\\tb\"\n" + kRule, "test.yaml");  // a tab is fine, as in smtpd.conf
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->hostname == "a\tb");
+}
