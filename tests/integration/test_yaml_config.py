@@ -2,8 +2,8 @@
 
 YamlDelivery: posternd started on a postern.yaml (chosen by its extension)
 receives a message over SMTP and delivers it to the maildir the YAML names;
-a broken postern.yaml is refused by -n and at start-up with FILE:LINE:COL
-pointing into the YAML.
+a broken postern.yaml is refused by -n, at start-up and by a reload with
+FILE:LINE:COL pointing into the YAML; a reload reads the changed YAML.
 
 Conversion: `posternd -n -P yaml` on an smtpd.conf that uses a macro, an
 include and a pre-6.4 rule prints YAML that `posternd -n` accepts as it is,
@@ -110,6 +110,31 @@ class YamlDelivery(unittest.TestCase):
             rc, out, err = posternd("-d", "-f", path)
             self.assertEqual(rc, 1, err)
             self.assertIn(f"{path}:18:13: unknown action 'lcoal'", err)
+
+    @unittest.skipUnless(os.geteuid() == 0, "needs root: the reload is done by the root parent")
+    def test_reload_reads_the_yaml_again(self):
+        with YamlDaemon(YAML, name="yaml-reload") as d:
+            def send(subject):
+                with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.example", timeout=10) as s:
+                    return s.sendmail("bob@example.net", ["alice@localhost"], f"Subject: {subject}\r\n\r\nx\r\n")
+
+            # A broken file is refused at its line and column; the running configuration stays.
+            d.yaml_text = YAML.replace("    user: root\n", "    user: root\n    wrapper: nope\n")
+            d._write_config()
+            r = subprocess.run([os.path.join(postern.BUILD_DIR, "posternctl"), "-s", d.path("run", "control.sock"),
+                                "reload"], capture_output=True, text=True, timeout=20)
+            self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+            self.assertIn(f"{d.conf_path}:15:14: no mda wrapper named 'nope'", r.stderr)
+            self.assertEqual(send("before"), {})
+            self.assertEqual(len(d.wait_files(d.path("mail", "alice"), 1)), 1, d.log())
+            # A good one takes effect: the maildir moves.
+            d.yaml_text = YAML.replace("/mail/%{rcpt.user}", "/mail2/%{rcpt.user}")
+            d._write_config()
+            self.assertIn("configuration reloaded", postern.posternctl(d, "reload"))
+            self.assertEqual(send("after"), {})
+            files = d.wait_files(d.path("mail2", "alice"), 1, timeout=20)
+            self.assertEqual(len(files), 1, d.log())
+            self.assertIn(b"Subject: after", postern.read_bytes(files[0]))
 
 
 CONF = """\
