@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <regex>
 
 #include "filter/protocol.hpp"
 
@@ -352,9 +353,13 @@ bool plain_ok(std::string_view s) {
     if (s.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/_.@+=,:-") !=
         std::string_view::npos)
         return false;
-    if (s.find(": ") != std::string_view::npos || s.find(",") != std::string_view::npos) return false;
-    // Number-like ("0.6", "010", "1e3", "12:30"): quoted.
-    return s.find_first_not_of("0123456789._:+-eE") != std::string_view::npos || !(first >= '0' && first <= '9');
+    if (s.find(",") != std::string_view::npos) return false;
+    // What YAML 1.1 (PyYAML, so Ansible and Salt) or 1.2 would read as a
+    // number or a date: "0.6", "010", "0x1f", "1e3", "12:30", ".5", "2026-12-07".
+    static const std::regex kNumberLike(
+        "[-+]?(0b[01_]+|0o?[0-7_]+|0x[0-9a-fA-F_]+|[0-9][0-9_]*(:[0-5]?[0-9])*(\\.[0-9_]*)?([eE][-+]?[0-9]+)?|"
+        "\\.[0-9_]+([eE][-+]?[0-9]+)?|\\.(inf|Inf|INF|nan|NaN|NAN))|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}.*");
+    return !std::regex_match(s.begin(), s.end(), kNumberLike);
 }
 
 class YamlPrinter {
@@ -739,7 +744,8 @@ void YamlPrinter::listeners() {
 void YamlPrinter::listener(const Listener& l) {
     out_ << YAML::BeginMap;
     if (l.socket) out_ << YAML::Key << "listen-on" << YAML::Value << "socket";
-    else kv("listen-on", l.on);
+    else if (l.on == "socket") out_ << YAML::Key << "listen-on" << YAML::Value << YAML::DoubleQuoted << l.on;
+    else kv("listen-on", l.on);  // a quoted "socket" is an interface of that name
     if (!l.socket) out_ << YAML::Key << "port" << YAML::Value << l.port;
     if (l.family != Listener::Family::Any) kv("family", l.family == Listener::Family::Inet4 ? "inet4" : "inet6");
     kv_if("hostname", l.hostname);
