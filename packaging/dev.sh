@@ -21,7 +21,7 @@ top=$(pwd)
 build="${POSTERN_BUILD:-$top/build}"
 
 packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
-          libyaml-cpp-dev libboost-dev nlohmann-json3-dev catch2 libcrypt-dev libc-ares-dev libcurl4-openssl-dev python3 swaks libnet-ssleay-perl openssl
+          libyaml-cpp-dev libzstd-dev libboost-dev nlohmann-json3-dev catch2 libcrypt-dev libc-ares-dev libcurl4-openssl-dev python3 swaks libnet-ssleay-perl openssl
           dnsmasq-base opensmtpd
           opensmtpd-filter-dkimsign opensmtpd-filter-rspamd opensmtpd-filter-senderscore rspamd
           python3-dkim python3-nacl
