@@ -90,6 +90,24 @@ std::pair<std::string_view, std::string_view> criterion_words(Criterion::Kind k)
     return {"from", "local"};
 }
 
+// Whether a criterion's value is written: always for those that need one
+// (an empty value, `for domain ""`, is one), else when it has one (`from
+// rdns` alone means a verified name).
+bool printed_value(const Criterion& cr) {
+    using K = Criterion::Kind;
+    switch (cr.kind) {
+    case K::FromAny:
+    case K::FromLocal:
+    case K::FromSocket:
+    case K::ForAny:
+    case K::ForLocal: return false;
+    case K::FromRdns:
+    case K::FromAuth:
+    case K::Auth: return !cr.value.empty() || !cr.table.empty();
+    default: return true;
+    }
+}
+
 // ---- smtpd.conf ---------------------------------------------------------------
 
 // "value" with the quote escaped, as the lexer reads it back. (A backslash
@@ -328,7 +346,7 @@ std::string ConfPrinter::rule(const Rule& r) const {
         auto [kw, sub] = criterion_words(cr.kind);
         s += std::string(" ") + (cr.negated ? "!" : "") + std::string(kw);
         if (!sub.empty()) s += " " + std::string(sub);
-        if (!cr.value.empty() || !cr.table.empty()) s += " " + value(cr.value, cr.table, cr.regex);
+        if (printed_value(cr)) s += " " + value(cr.value, cr.table, cr.regex);
     }
     return s + (r.reject ? " reject" : " action " + q(r.action));
 }
@@ -815,15 +833,14 @@ void YamlPrinter::matches() {
 
 void YamlPrinter::criterion(const Criterion& cr) {
     auto [kw, sub] = criterion_words(cr.kind);
-    const bool has_value = !cr.value.empty() || !cr.table.empty();
+    const bool has_value = printed_value(cr);
     key(std::string(kw).c_str());
     if (sub.empty()) {  // auth, helo, mail-from, rcpt-to, tag
         if (has_value) value_field(cr.value, cr.table, cr.regex);
         else out_ << true;
         return;
     }
-    if (!has_value && cr.kind != Criterion::Kind::FromSrc && cr.kind != Criterion::Kind::ForDomain &&
-        cr.kind != Criterion::Kind::ForRcptTo) {
+    if (!has_value) {
         str(sub);
         return;
     }
