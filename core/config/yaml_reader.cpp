@@ -31,6 +31,10 @@ using Node = YAML::Node;
 // file name a node many times over ("billion laughs").
 constexpr std::size_t kMaxTokens = 1'000'000;
 
+// The deepest a document nests is 6 levels (filters, a name, match, a
+// condition, map, an entry); an alias may be used inside its own anchor.
+constexpr int kMaxDepth = 32;
+
 constexpr std::string_view kTop = "the configuration";
 
 // Thrown, and caught in Reader::read, when a document passes kMaxTokens.
@@ -80,7 +84,7 @@ public:
 
 private:
     void read_document(const Node& root);
-    void refuse_merge_keys(const Node& n);
+    bool refuse_merge_keys(const Node& n, int depth);
     Location at(const Node& n) const {
         const YAML::Mark m = n.Mark();
         if (m.is_null()) return Location{file_, 1, 1};
@@ -342,23 +346,30 @@ void Reader::read(const Node& root) {
 }
 
 // yaml-cpp 0.7 reads `<<: *anchor` as a key like any other: say so, rather
-// than report the keys it would have merged as missing.
-void Reader::refuse_merge_keys(const Node& n) {
+// than report the keys it would have merged as missing. The walk also
+// bounds the nesting: yaml-cpp accepts an alias inside its own anchor
+// (`&a [*a]`), a structure without end.
+bool Reader::refuse_merge_keys(const Node& n, int depth) {
     if (++tokens_ > kMaxTokens) throw TooLarge{};
+    if (depth > kMaxDepth)
+        return fail(n, "nested more than " + std::to_string(kMaxDepth) +
+                           " levels deep (is an alias inside its own anchor?)");
     if (n.IsSequence())
-        for (const Node& e : n) refuse_merge_keys(e);
-    if (!n.IsMap()) return;
+        for (const Node& e : n)
+            if (!refuse_merge_keys(e, depth + 1)) return false;
+    if (!n.IsMap()) return true;
     for (auto it = n.begin(); it != n.end(); ++it) {
         if (it->first.IsScalar() && it->first.Scalar() == "<<" && it->first.Tag() == "?")
             fail(it->first, "merge keys ('<<') are not supported: write the keys out, or anchor a whole mapping "
                             "and name it with an alias");
-        refuse_merge_keys(it->second);
+        if (!refuse_merge_keys(it->first, depth + 1) || !refuse_merge_keys(it->second, depth + 1)) return false;
     }
+    return true;
 }
 
 void Reader::read_document(const Node& root) {
     if (!root.IsDefined() || root.IsNull()) return;  // the parser says a match is missing
-    refuse_merge_keys(root);
+    refuse_merge_keys(root, 0);
     tokens_ = 0;
     if (!errors.empty()) return;
     auto top = fields(root, std::string(kTop),

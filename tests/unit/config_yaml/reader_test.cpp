@@ -202,6 +202,10 @@ TEST_CASE("yaml reader: anchors, x- keys to hold them, and merge keys refused") 
           Lines{"test.yaml:4:5: merge keys ('<<') are not supported: write the keys out, or anchor a whole mapping "
                 "and name it with an alias"});
     CHECK(errors_of("listeners:\n  - listen-on: lo\n    x-note: only at the top\n" + kRule).size() == 1);
+    // yaml-cpp accepts an alias inside its own anchor: a structure without end.
+    CHECK(errors_of("x-a: &a [*a]\nmatches: *a\n") ==
+          Lines{"test.yaml:1:6: nested more than 32 levels deep (is an alias inside its own anchor?)"});
+    CHECK(errors_of("x-a: &a {k: *a}\nmatches: [*a]\n").size() == 1);
 }
 
 TEST_CASE("yaml reader: what the smtpd.conf lexer refuses in a string, the YAML reader refuses too") {
