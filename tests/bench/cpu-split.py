@@ -146,7 +146,7 @@ def table(raw):
     med = lambda xs: f"{statistics.median(xs):.3f}"
     spread = lambda xs: f"{min(xs):.3f}-{max(xs):.3f}"
     for title, fmt in (("median", med), ("min-max", spread)):
-        print(f"ms CPU per message, user / system = total ({title} of {len(ok)} runs)\n")
+        print(f"ms CPU per message, user / system = total ({title} of {len({r['rep'] for r in ok})} repetitions)\n")
         print(f"| process | {head} |")
         print("| --- |" + " --: |" * len(cols))
         for key, name in ROWS:

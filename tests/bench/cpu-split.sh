@@ -16,6 +16,11 @@
 #   tmpfs  WORKDIR on a tmpfs this script mounts on TMPFS_DIR and unmounts
 #          when it ends: what is left once the disk and its file system are
 #          out of the way
+#   ext4j  WORKDIR on an ext4 file system WITH a journal (mkfs.ext4's
+#          default), made in a file EXT4J_IMG on DISK_DIR and loop-mounted on
+#          EXT4J_DIR, removed when the script ends: the same disk with the
+#          file system a server would usually have (the loop device's own
+#          kernel threads are not in the server's tree)
 # Every run gets a fresh server (start-postern.sh, POSTERN_BUILD=the build's
 # folder), is audited (audit-postern.py: each 250 delivered exactly once,
 # nothing left in the spool) and stopped by PID (the harness's stop.sh).
@@ -29,8 +34,9 @@
 #
 # Environment (defaults):
 #   SET=DATE REPS=3 N=3000 C=20 S=1024 TIMEOUT=600 SETTLE_S=60 WAIT_S=1
-#   SETUPS="disk tmpfs" DISK_DIR=/tmp TMPFS_DIR=/tmp/bench-cpu-split-tmpfs
-#   TMPFS_SIZE=1g PORT=31235
+#   SETUPS="disk tmpfs" (ext4j may be added) DISK_DIR=/tmp
+#   TMPFS_DIR=/tmp/bench-cpu-split-tmpfs TMPFS_SIZE=1g PORT=31235
+#   EXT4J_DIR=/tmp/bench-cpu-split-ext4j EXT4J_IMG=DISK_DIR/bench-cpu-split-ext4j.img EXT4J_SIZE=1G
 #   BUILDS="postern=<POSTERN_BUILD, or this tree's build-bench, else build>"
 #     several as "before=/path/build after=/path/build"
 #   PERF=0 PERF_DIR=/tmp/bench-cpu-split-perf PERF_FREQ=2000
@@ -60,11 +66,13 @@ SET=${SET:-$(date +%Y-%m-%d)} REPS=${REPS:-3} N=${N:-3000} C=${C:-20} S=${S:-102
 TIMEOUT=${TIMEOUT:-600} SETTLE_S=${SETTLE_S:-60} WAIT_S=${WAIT_S:-1}
 SETUPS=${SETUPS:-disk tmpfs} DISK_DIR=${DISK_DIR:-/tmp} TMPFS_DIR=${TMPFS_DIR:-/tmp/bench-cpu-split-tmpfs}
 TMPFS_SIZE=${TMPFS_SIZE:-1g} PORT=${PORT:-31235}
+EXT4J_DIR=${EXT4J_DIR:-/tmp/bench-cpu-split-ext4j} EXT4J_IMG=${EXT4J_IMG:-$DISK_DIR/bench-cpu-split-ext4j.img}
+EXT4J_SIZE=${EXT4J_SIZE:-1G}
 BUILDS=${BUILDS:-postern=${POSTERN_BUILD:-$(default_postern_build)}}
 PERF=${PERF:-0} PERF_DIR=${PERF_DIR:-/tmp/bench-cpu-split-perf} PERF_FREQ=${PERF_FREQ:-2000}
 RES=$HERE/results PREFIX=$HERE/results/cpu-split-$SET
 OUT=$PREFIX-raw.jsonl LOG=$PREFIX-run.log SUMMARY=$PREFIX-summary.md
-MOUNTED=0
+MOUNTED=0 MOUNTED_EXT4J=0
 
 build_dir() { echo "${1#*=}"; }
 build_name() { echo "${1%%=*}"; }
@@ -80,7 +88,7 @@ checks() {
                 "table_file delivery_maildir delivery_mbox bench_disk_flush"
         done
     done
-    for f in $SETUPS; do case $f in disk | tmpfs) ;; *) die "unknown setup $f (disk, tmpfs)" ;; esac; done
+    for f in $SETUPS; do case $f in disk | tmpfs | ext4j) ;; *) die "unknown setup $f (disk, tmpfs, ext4j)" ;; esac; done
     [ "$PERF" = 1 ] && ! command -v perf >/dev/null && die "perf missing (apt-get install linux-perf)"
     port_free "$PORT" || die "port $PORT is busy: set PORT"
     mkdir -p "$RES"
@@ -96,13 +104,31 @@ mount_tmpfs() {
     MOUNTED=1
 }
 
+mount_ext4j() {
+    case " $SETUPS " in *" ext4j "*) ;; *) return 0 ;; esac
+    mountpoint -q "$EXT4J_DIR" && die "$EXT4J_DIR is already a mount point"
+    [ -e "$EXT4J_IMG" ] && die "$EXT4J_IMG exists: remove it or set EXT4J_IMG"
+    truncate -s "$EXT4J_SIZE" "$EXT4J_IMG" && mkfs.ext4 -q -F "$EXT4J_IMG" && mkdir -p "$EXT4J_DIR" &&
+        mount -o loop "$EXT4J_IMG" "$EXT4J_DIR" && chmod 755 "$EXT4J_DIR" ||
+        { rm -f "$EXT4J_IMG"; die "cannot make and mount an ext4 with a journal on $EXT4J_DIR"; }
+    MOUNTED_EXT4J=1
+}
+
 cleanup() {
     "$BENCH"/stop.sh "$DISK_DIR"/bench-cpu-split
     [ "$MOUNTED" = 1 ] && { "$BENCH"/stop.sh "$TMPFS_DIR"/bench-cpu-split; umount "$TMPFS_DIR" && rmdir "$TMPFS_DIR"; }
+    [ "$MOUNTED_EXT4J" = 1 ] && { "$BENCH"/stop.sh "$EXT4J_DIR"/bench-cpu-split; umount "$EXT4J_DIR" &&
+        rmdir "$EXT4J_DIR" && rm -f "$EXT4J_IMG"; }
     rm -rf "$DISK_DIR"/bench-cpu-split "$DISK_DIR"/bench-cpu-split.last
 }
 
-workdir_of() { if [ "$1" = tmpfs ]; then echo "$TMPFS_DIR"/bench-cpu-split; else echo "$DISK_DIR"/bench-cpu-split; fi; }
+workdir_of() {
+    case $1 in
+    tmpfs) echo "$TMPFS_DIR"/bench-cpu-split ;;
+    ext4j) echo "$EXT4J_DIR"/bench-cpu-split ;;
+    *) echo "$DISK_DIR"/bench-cpu-split ;;
+    esac
+}
 
 # settle W: wait (at most SETTLE_S) until the spool's messages/ is empty:
 # the deliveries are reported and their envelopes removed.
@@ -213,7 +239,7 @@ perf_report() {
 
 env_line() {
     local d disk=""
-    for d in "$DISK_DIR" $([ "$MOUNTED" = 1 ] && echo "$TMPFS_DIR"); do
+    for d in "$DISK_DIR" $([ "$MOUNTED" = 1 ] && echo "$TMPFS_DIR") $([ "$MOUNTED_EXT4J" = 1 ] && echo "$EXT4J_DIR"); do
         disk+="$(DISK_FLUSH=$(build_dir "${BUILDS%% *}")/tests/bench/bench_disk_flush disk_flush "$d"); "
     done
     echo "# $1: $disk"
@@ -227,6 +253,7 @@ checks
 export CPU_SPLIT_PY=$HERE/cpu-split.py
 trap cleanup EXIT
 mount_tmpfs
+mount_ext4j
 {
     echo "# $(date -Is) $(uname -srm), nproc $(nproc); cpu-split.sh SET=$SET REPS=$REPS N=$N C=$C S=$S"
     echo "# SETUPS=\"$SETUPS\" BUILDS=\"$BUILDS\""
