@@ -209,6 +209,7 @@ Prepared prepare(const SpawnOptions& options, const Job& job, const Account& acc
     for (const Item& item : job.items) {
         std::string why;
         util::Fd fd = open_message(options.spool_dir, item.message_path, &why);
+        if (fd && !(fd = queue::open_plain(std::move(fd), options.at_rest, &why))) why = item.message_path + ": " + why;
         if (!fd) {
             p.preset.emplace_back(Result{Result::Status::TempFail, why});
             continue;

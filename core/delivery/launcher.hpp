@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "delivery/result.hpp"
+#include "queue/message_codec.hpp"
 
 namespace postern::delivery {
 
@@ -89,6 +90,9 @@ struct SpawnOptions {
     std::string spool_dir;
     // Agents serve many batches each (agent_pool.hpp); false: a process per batch.
     bool keep_agents = true;
+    // How the spool's messages are kept (`queue compression`/`encryption`):
+    // an agent gets each message decoded (queue/message_codec.hpp).
+    queue::AtRest at_rest{};
 };
 
 class AgentPool;

@@ -2,6 +2,8 @@
 // message_codec.hpp.
 #include "queue/message_codec.hpp"
 
+#include "queue/store_files.hpp"
+
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -102,8 +104,12 @@ bool MessageWriter::fail(std::string why) {
 }
 
 bool MessageWriter::out(const unsigned char* p, std::size_t n) {
-    auto& buf = impl_->buf;
     written_ += n;
+    if (!framed_) {  // a plain file: as it comes, no copy
+        if (!write_all(fd_, p, n)) return fail(std::string("write: ") + std::strerror(errno));
+        return true;
+    }
+    auto& buf = impl_->buf;
     if (buf.size() + n > kChunk) {
         if (!write_all(fd_, buf.data(), buf.size())) return fail(std::string("write: ") + std::strerror(errno));
         buf.clear();
@@ -176,6 +182,15 @@ bool MessageWriter::write(std::string_view bytes) {
 }
 
 bool MessageWriter::copy_from(int fd) {
+    if (failed_) return false;
+    if (started_ && !framed_) {  // in the kernel (copy_file_range), as the spool did before framing
+        struct stat st {};
+        if (::fstat(fd, &st) != 0 || !files::copy_from(fd, fd_))
+            return fail(std::string("copy: ") + std::strerror(errno));
+        given_ += static_cast<std::uint64_t>(st.st_size);
+        written_ += static_cast<std::uint64_t>(st.st_size);
+        return true;
+    }
     if (::lseek(fd, 0, SEEK_SET) < 0) return fail(std::string("lseek: ") + std::strerror(errno));
     std::string chunk(kChunk, '\0');
     for (;;) {

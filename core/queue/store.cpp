@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <unordered_set>
 
 #include "queue/journal.hpp"
@@ -285,14 +286,16 @@ void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& 
             w.error = sys_error(path, "create");
             continue;
         }
-        if (!util::write_all(fd.get(), m.data) || (m.file && !files::copy_from(m.file->get(), fd.get()))) {
-            w.error = sys_error(path, "write");
+        struct stat tail {};
+        if (m.file && ::fstat(m.file->get(), &tail) != 0) tail.st_size = -1;
+        MessageWriter out(fd.get(), at_rest_, m.data.size() + static_cast<std::uint64_t>(tail.st_size));
+        if (tail.st_size < 0 || !out.write(m.data) || (m.file && !out.copy_from(m.file->get())) || !out.finish()) {
+            w.error = path + ": write: " + (out.error().empty() ? std::strerror(errno) : out.error());
             ::unlinkat(messages_fd_.get(), m.msgid.c_str(), 0);
             continue;
         }
         ::sync_file_range(fd.get(), 0, 0, SYNC_FILE_RANGE_WRITE);
-        struct stat st;
-        w.size = ::fstat(fd.get(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : m.data.size();
+        w.size = out.file_size();
         if (held < kMaxHeldFds) {
             w.fd = std::move(fd);
             ++held;
@@ -462,9 +465,12 @@ int Store::open_message(const std::string& msgid, std::string* error) const {
         return -1;
     }
     const std::string path = message_path(msgid);
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0 && error) *error = sys_error(path, "open");
-    return fd;
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    std::string why;
+    if (!fd) why = sys_error(path, "open");
+    else if (!(fd = open_plain(std::move(fd), at_rest_, &why))) why = path + ": " + why;
+    if (!fd && error) *error = why;
+    return fd.release();
 }
 
 std::string Store::message_path(const std::string& msgid) const { return dir_ + "/messages/" + msgid; }

@@ -43,6 +43,7 @@
 
 #include "queue/envelope.hpp"
 #include "queue/journal_writer.hpp"
+#include "queue/message_codec.hpp"
 #include "queue/sync_pool.hpp"
 #include "util/fd.hpp"
 
@@ -94,7 +95,8 @@ public:
     bool remove(const std::vector<Envelope>& envelopes, std::vector<std::string>* errors);
     bool remove(const Envelope& e, std::string* error);
 
-    // Open the committed message read-only; -1 with `error` on failure.
+    // The committed message's own bytes (decoded if it is compressed or
+    // encrypted: open_plain()); -1 with `error` on failure.
     int open_message(const std::string& msgid, std::string* error) const;
     std::string message_path(const std::string& msgid) const;
 
@@ -102,6 +104,9 @@ public:
     std::string unused_message_id() const;
 
     const std::string& dir() const { return dir_; }
+    // How new message files are written and every one is read back
+    // (message_codec.hpp); set before the first commit.
+    void set_at_rest(AtRest how) { at_rest_ = std::move(how); }
 
 private:
     struct MessageInfo {
@@ -123,6 +128,7 @@ private:
     void migrate_legacy(std::vector<std::string>& errors);
 
     std::string dir_;
+    AtRest at_rest_;
     std::uint64_t commit_calls_ = 0;
     std::mutex commit_mutex_;  // commits one at a time; load_all waits for none under way
     std::mutex mutex_;         // the index and the journal's appends
