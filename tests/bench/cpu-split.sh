@@ -41,6 +41,10 @@
 #     several as "before=/path/build after=/path/build"
 #   PERF=0 PERF_DIR=/tmp/bench-cpu-split-perf PERF_FREQ=2000
 #   APPEND=0 (1: add to an existing raw file)
+#   MICRO=0 (1: at the end, compile cpu-split.cpp with c++ and libuv into a
+#     temporary folder and print its three probes of the machine into the
+#     run log: CPU a file creation costs in each setup's folder, a round
+#     trip to libuv's worker pool, the name-service calls a session makes)
 # WAIT_S: seconds between the server's start and the load. start-postern.sh
 # has just deleted the previous run's files; on this ext4 without a journal
 # the inode allocator passes over inodes freed in the last 30 s, so the first
@@ -69,7 +73,7 @@ TMPFS_SIZE=${TMPFS_SIZE:-1g} PORT=${PORT:-31235}
 EXT4J_DIR=${EXT4J_DIR:-/tmp/bench-cpu-split-ext4j} EXT4J_IMG=${EXT4J_IMG:-$DISK_DIR/bench-cpu-split-ext4j.img}
 EXT4J_SIZE=${EXT4J_SIZE:-1G}
 BUILDS=${BUILDS:-postern=${POSTERN_BUILD:-$(default_postern_build)}}
-PERF=${PERF:-0} PERF_DIR=${PERF_DIR:-/tmp/bench-cpu-split-perf} PERF_FREQ=${PERF_FREQ:-2000}
+MICRO=${MICRO:-0} PERF=${PERF:-0} PERF_DIR=${PERF_DIR:-/tmp/bench-cpu-split-perf} PERF_FREQ=${PERF_FREQ:-2000}
 RES=$HERE/results PREFIX=$HERE/results/cpu-split-$SET
 OUT=$PREFIX-raw.jsonl LOG=$PREFIX-run.log SUMMARY=$PREFIX-summary.md
 MOUNTED=0 MOUNTED_EXT4J=0
@@ -237,6 +241,22 @@ perf_report() {
     echo "   profile: $txt"
 }
 
+# micro: cpu-split.cpp's probes (MICRO=1), compiled into a temporary folder.
+micro() {
+    local dir d
+    dir=$(mktemp -d) || return
+    if c++ -std=c++20 -O2 -o "$dir"/cpu-split-micro "$HERE"/cpu-split.cpp -luv 2>"$dir"/cc.err; then
+        "$dir"/cpu-split-micro nss "$BENCH_USER" rcpt
+        "$dir"/cpu-split-micro handoff
+        for d in "$DISK_DIR" $([ "$MOUNTED" = 1 ] && echo "$TMPFS_DIR") $([ "$MOUNTED_EXT4J" = 1 ] && echo "$EXT4J_DIR"); do
+            "$dir"/cpu-split-micro files "$d" 3000 4
+        done
+    else
+        echo "micro: cpu-split.cpp does not compile: $(head -c 300 "$dir"/cc.err)"
+    fi
+    rm -rf "$dir"
+}
+
 env_line() {
     local d disk=""
     for d in "$DISK_DIR" $([ "$MOUNTED" = 1 ] && echo "$TMPFS_DIR") $([ "$MOUNTED_EXT4J" = 1 ] && echo "$EXT4J_DIR"); do
@@ -277,6 +297,9 @@ mount_ext4j
             done
         done
     fi
+    # Last: its files probe deletes 12,000 files, which would slow the
+    # next file creations on the disk for half a minute.
+    [ "$MICRO" = 1 ] && micro
     env_line after
 } 2>&1 | tee -a "$LOG"
 python3 "$HERE"/cpu-split.py table "$OUT" | tee "$SUMMARY"
