@@ -122,9 +122,10 @@ void SmtpSession::lookup_local_user(std::function<void()> then) {
 // Forward-confirmed reverse DNS: the PTR name must resolve back to the
 // client's address (filters' link-connect, the built-in fcrdns condition).
 // Both lookups run in one job on the worker pool, one after the other: a
-// round trip to the pool costs 26-55 us of CPU on a 2-core VM (futex wakes,
-// the eventfd, a context switch each way), as much as the lookups of a
-// loopback client themselves (issue 15, tests/bench/cpu-split.sh). No
+// round trip to the pool costs 13-55 us of CPU one at a time on a 2-core
+// VM (futex wakes, the eventfd, a context switch each way; cpu-split.cpp's
+// handoff probe), more than the lookups of a loopback client themselves
+// (issue 15, tests/bench/cpu-split.sh). No
 // service name is asked for: getnameinfo() would read /etc/services for it,
 // 50 us of CPU per connection here. The job writes the PTR name into
 // `RdnsLookup` as soon as it has it, so that a forward lookup that times out
