@@ -320,6 +320,10 @@ struct Config {
 
     // queue ...
     std::chrono::seconds queue_ttl{4 * 24 * 3600};  // queue ttl
+    bool queue_compression = false;                 // queue compression
+    bool queue_encryption = false;                  // queue encryption [KEY]
+    std::string queue_encryption_key;               // KEY (32 characters); "" = the key file's (daemon/at_rest.hpp)
+    Location queue_encryption_where;
 
     // bounce warn-interval D[, D...]: when to warn the sender that a message is
     // still undelivered; 1 to kMaxBounceWarnIntervals delays, in the order given.

@@ -510,11 +510,19 @@ bool Parser::parse_srs(Cursor& c) {
 
 bool Parser::parse_queue(Cursor& c) {
     c.take();
-    const std::string what = "ttl or path after 'queue'";
+    const std::string what = "ttl, path, compression or encryption after 'queue'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& sub = *c.peek();
-    if (grammar::listed(grammar::kUnsupportedQueueOptions, sub.text))
-        return fail(sub.where, "'queue " + sub.text + "' is not supported yet");
+    if (sub.text == "compression") {
+        c.take();
+        cfg_.queue_compression = true;
+        return end_of_line(c, "'queue compression'");
+    }
+    if (sub.text == "encryption") {
+        cfg_.queue_encryption_where = sub.where;
+        c.take();
+        return parse_queue_key(c);
+    }
     if (sub.text == "ttl") {
         c.take();
         return parse_delay_value(c, "'queue ttl'", cfg_.queue_ttl) && end_of_line(c, "the delay");
@@ -524,6 +532,29 @@ bool Parser::parse_queue(Cursor& c) {
         return parse_path_value(c, "'queue path'", cfg_.queue_path) && end_of_line(c, "the path");
     }
     return expected(c, what);
+}
+
+// queue encryption [[key] KEY]: KEY as OpenSMTPD takes it, 32 characters
+// (what `openssl rand -hex 16` prints), used as the AES-256 key; without it,
+// the key file is read at start-up (daemon/at_rest.hpp). "key" is the
+// spelling before 6.4.
+bool Parser::parse_queue_key(Cursor& c) {
+    cfg_.queue_encryption = true;
+    if (c.word("key")) {
+        if (c.peek(1)) warnings_.push_back(Diagnostic{c.where(), "'key' before the key is the pre-6.4 spelling"});
+        c.take();
+    }
+    if (c.done()) return true;
+    const Token& k = *c.peek();
+    if (k.text == "stdin" || k.text == "-")
+        return fail(k.where, "postern does not read the queue key from standard input (a daemon has none): leave the "
+                             "key out to read it from the key file, or write it here");
+    if (!parse_value(c, "the key after 'queue encryption'", cfg_.queue_encryption_key)) return false;
+    if (cfg_.queue_encryption_key.size() != 32)
+        return fail(k.where, "the queue encryption key must be 32 characters, as 'openssl rand -hex 16' prints; this "
+                             "one has " +
+                                 std::to_string(cfg_.queue_encryption_key.size()));
+    return end_of_line(c, "the key");
 }
 
 // metrics listen on ADDRESS [port N]: an address literal (or localhost),

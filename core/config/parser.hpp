@@ -124,9 +124,6 @@ inline constexpr std::string_view kKeywords[] = {
 // ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
 inline constexpr std::string_view kUnsupportedDirectives[] = {"admd", "scheduler"};
 
-// `queue ...` sub-directives not read yet.
-inline constexpr std::string_view kUnsupportedQueueOptions[] = {"compression", "encryption"};
-
 // `listen on ...` options not read yet.
 inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
 

@@ -291,6 +291,7 @@ private:
     std::optional<std::string> parse_listen_filter(Cursor& c);
     bool parse_smtp(Cursor& c);
     bool parse_queue(Cursor& c);
+    bool parse_queue_key(Cursor& c);
     bool parse_mta(Cursor& c);
     bool parse_srs(Cursor& c);
     bool parse_bounce(Cursor& c);

@@ -190,6 +190,10 @@ void ConfPrinter::globals() {
     if (c_.plugin_path != d.plugin_path) g.push_back("plugin path " + q(c_.plugin_path));
     if (c_.mbox_path != d.mbox_path) g.push_back("mbox path " + q(c_.mbox_path));
     if (c_.queue_ttl != d.queue_ttl) g.push_back("queue ttl " + delay(c_.queue_ttl));
+    if (c_.queue_compression) g.push_back("queue compression");
+    if (c_.queue_encryption)
+        g.push_back(c_.queue_encryption_key.empty() ? "queue encryption"
+                                                    : "queue encryption " + q(c_.queue_encryption_key));
     if (c_.max_message_size != d.max_message_size) g.push_back("smtp max-message-size " + size(c_.max_message_size));
     if (c_.max_mails != d.max_mails) g.push_back("smtp limit max-mails " + std::to_string(c_.max_mails));
     if (c_.max_rcpt != d.max_rcpt) g.push_back("smtp limit max-rcpt " + std::to_string(c_.max_rcpt));
@@ -452,11 +456,14 @@ void YamlPrinter::globals() {
     kv_if("pidfile", c_.pid_file);
     kv_if("plugin-path", c_.plugin_path);
     kv_if("mbox-path", c_.mbox_path);
-    if (!c_.queue_path.empty() || c_.queue_ttl != d.queue_ttl) {
+    if (!c_.queue_path.empty() || c_.queue_ttl != d.queue_ttl || c_.queue_compression || c_.queue_encryption) {
         key("queue");
         out_ << YAML::BeginMap;
         kv_if("path", c_.queue_path);
         if (c_.queue_ttl != d.queue_ttl) kv("ttl", delay(c_.queue_ttl));
+        flag("compression", c_.queue_compression);
+        if (c_.queue_encryption && !c_.queue_encryption_key.empty()) kv("encryption", c_.queue_encryption_key);
+        else flag("encryption", c_.queue_encryption);
         out_ << YAML::EndMap;
     }
     if (c_.max_message_size != d.max_message_size || c_.max_mails != d.max_mails || c_.max_rcpt != d.max_rcpt ||

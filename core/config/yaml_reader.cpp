@@ -423,10 +423,26 @@ void Reader::globals(const Fields& top) {
 }
 
 void Reader::queue(const Field& f) {
-    auto fs = fields(f.v, "'queue'", {"path", "ttl"});
+    auto fs = fields(f.v, "'queue'", {"path", "ttl", "compression", "encryption"});
     if (!fs) return;
     setting(fs->get("path"), {"queue", "path"});
     setting(fs->get("ttl"), {"queue", "ttl"});
+    if (const Field* c = fs->get("compression")) {
+        Line line{word("queue", c->k)};
+        flag(*fs, "compression", "'queue'", line);
+        if (line.size() > 1) emit(std::move(line));
+    }
+    // encryption: true (the key from the key file) or the key itself.
+    if (const Field* e = fs->get("encryption")) {
+        Line line{word("queue", e->k)};
+        if (!is_bool(e->v)) {
+            line.push_back(word("encryption", e->k));
+            if (value(*e, line)) emit(std::move(line));
+        } else {
+            flag(*fs, "encryption", "'queue' (or the key)", line);
+            if (line.size() > 1) emit(std::move(line));
+        }
+    }
 }
 
 void Reader::smtp(const Field& f) {

@@ -7,6 +7,7 @@
 #include <climits>
 #include <filesystem>
 
+#include "daemon/at_rest.hpp"
 #include "daemon/preflight.hpp"
 #include "smtpd/listen.hpp"
 #include "smtpd/local_socket.hpp"
@@ -114,6 +115,7 @@ void check_host(const Options& o, bool root, Loaded& l, std::vector<std::string>
         {o.config_file.empty() ? "<embedded default>" : o.config_file, l.paths.plugins, l.paths.spool, l.paths.control},
         l.tables);
     l.filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root, host_problems);
+    if (std::string why = load_at_rest(cfg, o.config_file, &l.at_rest); !why.empty()) host_problems->push_back(why);
 }
 
 }  // namespace postern::daemon

@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
 #include "filterhost/processes.hpp"
+#include "queue/message_codec.hpp"
 #include "scheduler/relay_route.hpp"
 #include "smtpd/server.hpp"
 #include "table/registry.hpp"
@@ -37,6 +38,7 @@ struct Loaded {
     scheduler::RelayPkis relay_pkis;
     std::vector<filterhost::ProcSpec> filter_specs;
     std::vector<smtpd::ListenSocket> sockets;  // the network listeners and the local socket
+    queue::AtRest at_rest;                     // `queue compression`, `queue encryption`'s key
     const config::Config& cfg() const { return *pr.config; }
     Loaded() = default;
     Loaded(const Loaded&) = delete;
@@ -49,7 +51,8 @@ config::ParseResult load_config(const Options& o);
 
 // The host checks of start-up and -n (preflight, filters, pki files):
 // `host_problems` stop the daemon; `tls_problems` are warnings at start-up
-// when the contexts load anyway. Fills in l.paths, l.tables, l.filter_specs.
+// when the contexts load anyway. Fills in l.paths, l.tables, l.filter_specs,
+// l.at_rest (the queue key file is read here, as root).
 void check_host(const Options& o, bool root, Loaded& l, std::vector<std::string>* host_problems,
                 std::vector<std::string>* tls_problems);
 

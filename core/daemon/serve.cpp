@@ -44,6 +44,7 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
     SpoolLock spool_lock(&loop);
 
     queue::Store store(prep.store_dir);
+    store.set_at_rest(prep.at_rest);
     std::string err;
     // Store::open() also clears incoming/ of messages a crash left half
     // written. A process started by a reload must not: the process it

@@ -24,6 +24,7 @@ struct Prepared {
     table::Registry* tables = nullptr;
     const TlsContexts* tls_contexts = nullptr;
     const scheduler::RelayPkis* relay_pkis = nullptr;
+    queue::AtRest at_rest;            // how message files are written and read (configuration.hpp)
     util::Fd filter_channel;          // to the parent, which starts the filters
     util::Fd forward_channel;         // to the parent, which reads users' ~/.forward
     bool after_reload = false;        // started by a reload while the old process drains

@@ -218,6 +218,7 @@ private:
     prep.tables = &c.loaded->tables;
     prep.tls_contexts = &c.loaded->tls;
     prep.relay_pkis = &c.loaded->relay_pkis;
+    prep.at_rest = c.loaded->at_rest;
     prep.after_reload = inherited != nullptr;
     prep.paused = c.paused;
     prep.started = started_;
@@ -258,9 +259,11 @@ bool Supervisor::start_child(Child& c, const Descriptors* inherited, std::string
     const config::Config& cfg = l.cfg();
     // As root, each agent becomes its recipient and opens its message only
     // beneath the spool, which belongs to the unprivileged user.
-    c.launcher = std::make_unique<delivery::SpawnLauncher>(
-        &loop_, delivery::SpawnOptions{delivery::default_agent_path(), l.paths.plugins, l.paths.mbox, root_,
-                                       cfg.sub_addr_delim, root_ ? l.paths.spool : std::string()});
+    delivery::SpawnOptions spawn{
+        delivery::default_agent_path(),       l.paths.plugins, l.paths.mbox, root_, cfg.sub_addr_delim,
+        root_ ? l.paths.spool : std::string()};
+    spawn.at_rest = l.at_rest;
+    c.launcher = std::make_unique<delivery::SpawnLauncher>(&loop_, std::move(spawn));
     // Filters run as their configured user: the parent starts them for the child.
     c.filter_procs = std::make_unique<filterhost::Processes>(&loop_, l.filter_specs);
     c.filter_server = std::make_unique<filterhost::StarterServer>(&loop_, std::move(filter_parent), *c.filter_procs);

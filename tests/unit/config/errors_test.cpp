@@ -286,10 +286,6 @@ TEST_CASE("errors: directives of later issues are refused by name") {
     for (const char* word : {"admd", "scheduler"})
         CHECK(errors_of(std::string(word) + " x y\n" + kRule) ==
               Errors{"test.conf:1:1: '" + std::string(word) + "' is not supported yet"});
-    CHECK(errors_of("queue compression\n" + kRule) ==
-          Errors{"test.conf:1:7: 'queue compression' is not supported yet"});
-    CHECK(errors_of("queue encryption key k\n" + kRule) ==
-          Errors{"test.conf:1:7: 'queue encryption' is not supported yet"});
     CHECK(errors_of("listen on lo port 25 proxy-v2\n" + kRule) ==
           Errors{"test.conf:1:22: 'proxy-v2' is not supported yet"});
     CHECK(errors_of(kPrelude + "match tls action d\n") == Errors{"test.conf:3:7: 'tls' is not supported yet"});
@@ -455,4 +451,32 @@ TEST_CASE("errors: bounce warn-interval") {
     // The pre-6.4 spelling is read as the current one, and refused alike.
     CHECK(errors_of("bounce-warn 1h 2h\n" + kRule) ==
           Errors{"test.conf:1:16: expected end of line after the delay (separate delays with ','), found '2h'"});
+}
+
+TEST_CASE("errors: queue compression and encryption, and their refusals") {
+    auto r = parse("queue compression\nqueue encryption 0123456789abcdef0123456789abcdef\n" + kRule);
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->queue_compression);
+    CHECK(r.config->queue_encryption);
+    CHECK(r.config->queue_encryption_key == "0123456789abcdef0123456789abcdef");
+    // Before 6.4: `key` before the key; without one, the key file's.
+    r = parse("queue encryption key \"0123456789abcdef0123456789abcdef\"\n" + kRule);
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->queue_encryption_key == "0123456789abcdef0123456789abcdef");
+    r = parse("queue encryption\n" + kRule);
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->queue_encryption);
+    CHECK(r.config->queue_encryption_key.empty());
+    CHECK_FALSE(r.config->queue_compression);
+
+    CHECK(errors_of("queue encryption key YourKeyHere\n" + kRule) ==
+          Errors{"test.conf:1:22: the queue encryption key must be 32 characters, as 'openssl rand -hex 16' prints; "
+                 "this one has 11"});
+    CHECK(errors_of("queue encryption stdin\n" + kRule) ==
+          Errors{"test.conf:1:18: postern does not read the queue key from standard input (a daemon has none): leave "
+                 "the key out to read it from the key file, or write it here"});
+    CHECK(errors_of("queue compression gzip\n" + kRule) ==
+          Errors{"test.conf:1:19: expected end of line after 'queue compression', found 'gzip'"});
+    CHECK(errors_of("queue encryption 0123456789abcdef0123456789abcdef x\n" + kRule) ==
+          Errors{"test.conf:1:51: expected end of line after the key, found 'x'"});
 }

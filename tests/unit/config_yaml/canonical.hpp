@@ -63,6 +63,7 @@ inline Config canonical(Config c) {
     // Only whether a relay asked for srs, and whether metrics are on, count.
     c.srs_where = c.srs_where.file.empty() ? Location{} : Location{"set", 0, 0};
     c.metrics_where = {};
+    c.queue_encryption_where = {};
     return c;
 }
 

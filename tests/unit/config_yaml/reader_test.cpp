@@ -82,8 +82,8 @@ TEST_CASE("yaml reader: shape errors, each at its node") {
     CHECK(errors_of("actions:\n  local: {method: mbox, path: /x}\n") ==
           Lines{"test.yaml:2:25: unknown key 'path' in action 'local' (method mbox); expected method, alias, "
                 "virtual, userbase, user, wrapper or ttl"});
-    CHECK(errors_of("queue: {compression: true}\n") ==
-          Lines{"test.yaml:1:9: unknown key 'compression' in 'queue'; expected path or ttl"});
+    CHECK(errors_of("queue: {compresion: true}\n") ==
+          Lines{"test.yaml:1:9: unknown key 'compresion' in 'queue'; expected path, ttl, compression or encryption"});
     CHECK(errors_of("hostname: a\nhostname: b\n") ==
           Lines{"test.yaml:2:1: key 'hostname' is given twice in the configuration (first at 1:1)"});
 }
@@ -217,4 +217,20 @@ TEST_CASE("yaml reader: what the smtpd.conf lexer refuses in a string, the YAML 
     auto r = read_yaml_text("hostname: \"a\\tb\"\n" + kRule, "test.yaml");  // a tab is fine, as in smtpd.conf
     REQUIRE(r.errors.empty());
     CHECK(r.config->hostname == "a\tb");
+}
+
+TEST_CASE("yaml reader: queue compression and encryption, with or without the key") {
+    auto r = read_yaml_text("queue: {compression: true, encryption: true}\n" + kRule, "test.yaml");
+    REQUIRE(r.errors.empty());
+    CHECK(r.config->queue_compression);
+    CHECK(r.config->queue_encryption);
+    CHECK(r.config->queue_encryption_key.empty());
+    r = read_yaml_text("queue: {compression: false, encryption: 0123456789abcdef0123456789abcdef}\n" + kRule,
+                       "test.yaml");
+    REQUIRE(r.errors.empty());
+    CHECK_FALSE(r.config->queue_compression);
+    CHECK(r.config->queue_encryption_key == "0123456789abcdef0123456789abcdef");
+    CHECK(errors_of("queue: {encryption: tooshort}\n" + kRule) ==
+          Lines{"test.yaml:1:21: the queue encryption key must be 32 characters, as 'openssl rand -hex 16' prints; "
+                "this one has 8"});
 }
