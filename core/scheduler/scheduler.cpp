@@ -3,10 +3,10 @@
 
 #include "metrics/registry.hpp"
 
-#include <algorithm>
 #include <ctime>
 #include <memory>
 
+#include "queue/store_files.hpp"
 #include "util/log.hpp"
 
 namespace postern::scheduler {
@@ -34,16 +34,8 @@ delivery::Kind kind_of(const config::Config& config, const queue::Envelope& e) {
     return delivery::kind_of(delivery_method(config, e));
 }
 
-bool is_lower_hex(std::string_view s, std::size_t len) {
-    return s.size() == len &&
-           std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-std::uint64_t hex_value(std::string_view s) {
-    std::uint64_t v = 0;
-    for (char c : s) v = v << 4 | static_cast<std::uint64_t>(c <= '9' ? c - '0' : c - 'a' + 10);
-    return v;
-}
+using queue::files::hex_value;
+using queue::files::is_lower_hex;
 
 // The ids of a message's envelopes: [first, last].
 std::pair<Scheduler::Id, Scheduler::Id> message_range(std::uint32_t msgid) {
