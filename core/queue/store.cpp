@@ -473,6 +473,12 @@ int Store::open_message(const std::string& msgid, std::string* error) const {
     return fd.release();
 }
 
+bool Store::message_id_free(std::string_view msgid) {
+    if (!is_lower_hex(msgid, 8)) return false;
+    std::unique_lock lock(mutex_, std::try_to_lock);
+    return !lock.owns_lock() || !messages_.count(static_cast<std::uint32_t>(hex_value(msgid)));
+}
+
 std::string Store::message_path(const std::string& msgid) const { return dir_ + "/messages/" + msgid; }
 
 std::string Store::unused_message_id() const {

@@ -102,6 +102,11 @@ public:
 
     // A message id not in use in the spool.
     std::string unused_message_id() const;
+    // False when a queued message has this id (8 hex digits), as far as the
+    // index tells without waiting for a commit under way: it knows every
+    // message once the queue is loaded. For the event loop: no I/O. A clash
+    // it misses is refused by commit() (create: File exists), never merged.
+    bool message_id_free(std::string_view msgid);
 
     const std::string& dir() const { return dir_; }
     // How new message files are written and every one is read back

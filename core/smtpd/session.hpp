@@ -85,6 +85,7 @@ private:
     void cmd_rcpt(const smtp::Command& c);
     void rcpt_resolved(const std::string& rcpt, const smtp::DsnRcpt& dsn, rules::Resolution r);
     void mail_accepted(std::string sender, smtp::DsnMail dsn);
+    std::string fresh_message_id() const;
 
     // TLS (session_tls.cpp)
     bool start_tls();

@@ -585,3 +585,21 @@ TEST_CASE("a plain message that starts like a framed file is kept framed and rea
     std::string why;
     CHECK(read_fd(store->open_message("00000003", &why)) == data);
 }
+
+TEST_CASE("message_id_free: a queued message's id is taken until its last envelope goes", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp);
+    std::vector<std::string> errors;
+    store->load_all(&errors);  // this process holds the queue: its index is whole
+    CHECK(store->message_id_free("0000abcd"));
+    Store::Message m = message("0000abcd", 2, "Subject: x\n\nbody\n");
+    REQUIRE(commit_one(*store, m));
+    CHECK_FALSE(store->message_id_free("0000abcd"));
+    CHECK(store->message_id_free("0000abce"));
+    CHECK_FALSE(store->message_id_free("not-hex!"));
+    std::string why;
+    REQUIRE(store->remove(m.envelopes[0], &why));
+    CHECK_FALSE(store->message_id_free("0000abcd"));
+    REQUIRE(store->remove(m.envelopes[1], &why));
+    CHECK(store->message_id_free("0000abcd"));
+}
