@@ -10,6 +10,8 @@
 #include <limits>
 #include <vector>
 
+#include "expand/passwd_cache.hpp"
+
 namespace postern::expand {
 namespace {
 
@@ -51,6 +53,12 @@ Status lookup_system(const std::string& name, UserInfo* out, std::string* error)
     }
 }
 
+// One per process: the daemon's workers share what they learn.
+Status lookup_system_cached(const std::string& name, UserInfo* out, std::string* error) {
+    static PasswdCache cache(lookup_system);
+    return cache.get(name, out, error);
+}
+
 }  // namespace
 
 bool parse_userinfo(std::string_view name, std::string_view value, UserInfo* out, std::string* error) {
@@ -75,7 +83,7 @@ bool parse_userinfo(std::string_view name, std::string_view value, UserInfo* out
 Status lookup_user(table::Table* userbase, std::string_view name, UserInfo* out, std::string* error) {
     if (name.empty() || name.find('\0') != std::string_view::npos) return Status::NotFound;
     std::string key = table::lowercase(name);
-    if (!userbase) return lookup_system(key, out, error);
+    if (!userbase) return lookup_system_cached(key, out, error);
     std::string value, why;
     switch (userbase->lookup(table::Service::Userinfo, key, &value, &why)) {
     case table::Result::NotFound: return Status::NotFound;
