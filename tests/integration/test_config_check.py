@@ -131,6 +131,12 @@ class ConfigCheck(unittest.TestCase):
         # `listen on inet4` names no interface; OpenSMTPD refuses it as well.
         "001_listing1.conf": "after 'listen on', found 'inet4'",
         "003_macro_listen.conf": "'tls' needs a pki",
+        # `deliver to maildmda`: the slides merged the maildir/mda choice.
+        "003_prism.conf": "found 'maildmda'",
+        # `queue encryption key YourKeyHere`: the article says to paste the
+        # output of `openssl rand -hex 16` over the placeholder.
+        "004_ehouse.conf": "the queue encryption key must be 32 characters",
+        "004_pki_queue.conf": "the queue encryption key must be 32 characters",
     }
     # Seeds that parse; -n then checks their certificate files, which exist
     # only on the article author's machine: they pass with test certificates
