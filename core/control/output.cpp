@@ -230,7 +230,7 @@ std::string status_text(const Reply& reply) {
 Shape shape_of(const std::vector<std::string>& w) {
     if (w[0] == "table") return Shape::Lookup;
     if (w[0] != "show") return Shape::Action;
-    if (w[1] == "queue") return Shape::List;
+    if (w[1] == "queue" || w[1] == "quarantine") return Shape::List;
     if (w[1] == "envelope") return Shape::KeyColon;
     if (w[1] == "message") return Shape::Text;
     if (w[1] == "status") return Shape::Status;

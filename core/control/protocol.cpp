@@ -112,6 +112,7 @@ const std::vector<std::string_view> kForms = {
     "show status",
     "show message ID",
     "show envelope EVPID",
+    "show quarantine",
     "schedule ID|all",
     "remove ID|all",
     "pause mta|mda|smtp",

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "queue/store.hpp"
 #include "util/fd.hpp"
 
 namespace postern::daemon {
@@ -59,7 +60,8 @@ std::string key_file_path(const std::string& config_file) {
     return (dir / "queue.key").string();
 }
 
-std::string load_at_rest(const config::Config& cfg, const std::string& config_file, queue::AtRest* out) {
+std::string load_at_rest(const config::Config& cfg, const std::string& config_file, const std::string& spool,
+                         queue::AtRest* out) {
     out->compress = cfg.queue_compression;
     out->key.reset();
     if (!cfg.queue_encryption) return "";
@@ -69,6 +71,7 @@ std::string load_at_rest(const config::Config& cfg, const std::string& config_fi
     if (key.size() != kKeyLength) return config::format({cfg.queue_encryption_where, why});
     out->key.emplace();
     std::memcpy(out->key->data(), key.data(), kKeyLength);
+    if (!queue::key_opens(spool, *out, &why)) return config::format({cfg.queue_encryption_where, why});
     return "";
 }
 

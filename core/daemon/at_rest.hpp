@@ -20,8 +20,10 @@
 namespace postern::daemon {
 
 // "" when `out` is set; else why not, as "FILE:LINE:COL: ..." at the
-// `queue encryption` line. `config_file`: the -f file ("" = embedded).
-std::string load_at_rest(const config::Config& cfg, const std::string& config_file, queue::AtRest* out);
+// `queue encryption` line. `config_file`: the -f file ("" = embedded). The
+// key must open the queue's key-check file if there is one (Store::check_key).
+std::string load_at_rest(const config::Config& cfg, const std::string& config_file, const std::string& spool,
+                         queue::AtRest* out);
 
 // Where the key file is looked for (the first that applies).
 std::string key_file_path(const std::string& config_file);

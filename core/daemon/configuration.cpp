@@ -115,7 +115,8 @@ void check_host(const Options& o, bool root, Loaded& l, std::vector<std::string>
         {o.config_file.empty() ? "<embedded default>" : o.config_file, l.paths.plugins, l.paths.spool, l.paths.control},
         l.tables);
     l.filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root, host_problems);
-    if (std::string why = load_at_rest(cfg, o.config_file, &l.at_rest); !why.empty()) host_problems->push_back(why);
+    if (std::string why = load_at_rest(cfg, o.config_file, l.paths.spool, &l.at_rest); !why.empty())
+        host_problems->push_back(why);
 }
 
 }  // namespace postern::daemon

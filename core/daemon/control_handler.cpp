@@ -211,6 +211,7 @@ void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::fu
     if (is({"show", "status"})) return done(show_status());
     if (w.size() == 3 && w[0] == "show" && w[1] == "envelope") return done(show_envelope(w[2]));
     if (w.size() == 3 && w[0] == "show" && w[1] == "message") return show_message(w[2], std::move(done));
+    if (is({"show", "quarantine"})) return show_quarantine(std::move(done));
     if (w.size() == 2 && (w[0] == "schedule" || w[0] == "remove")) {
         if (!valid_id(w[1])) return done(error("expected an envelope id, a message id or 'all', got '" + w[1] + "'"));
         size_t n = w[0] == "schedule" ? scheduler_.schedule(w[1]) : scheduler_.remove(w[1]);
@@ -258,7 +259,8 @@ control::Reply ControlHandler::show_stats() const {
                 {"scheduler.delivery.tempfail", std::to_string(s.tempfail)},
                 {"scheduler.delivery.permfail", std::to_string(s.permfail)},
                 {"scheduler.envelope.expired", std::to_string(s.expired)},
-                {"scheduler.envelope.removed", std::to_string(s.removed)}});
+                {"scheduler.envelope.removed", std::to_string(s.removed)},
+                {"scheduler.envelope.quarantined", std::to_string(s.quarantined)}});
 }
 
 // The overview of `show status`: the daemon's record, one per listener, one
@@ -347,6 +349,21 @@ void ControlHandler::show_message(const std::string& id, std::function<void(cont
             ssize_t n;
             while ((n = ::read(fd.get(), buf, sizeof buf)) > 0) text.append(buf, static_cast<size_t>(n));
             *result = one({{"text", std::move(text)}});
+        },
+        [result, done = std::move(done)] { done(std::move(*result)); });
+}
+
+// The messages set aside (Store::quarantine), read on a worker thread.
+void ControlHandler::show_quarantine(std::function<void(control::Reply)> done) {
+    auto result = std::make_shared<control::Reply>();
+    event::run_blocking(
+        loop_,
+        [this, result] {
+            std::string err;
+            for (const auto& q : store_.quarantined(&err))
+                result->records.push_back(
+                    {{"msgid", q.msgid}, {"envelopes", std::to_string(q.envelopes)}, {"size", std::to_string(q.size)}});
+            if (!err.empty()) *result = error(err);
         },
         [result, done = std::move(done)] { done(std::move(*result)); });
 }

@@ -209,9 +209,14 @@ Prepared prepare(const SpawnOptions& options, const Job& job, const Account& acc
     for (const Item& item : job.items) {
         std::string why;
         util::Fd fd = open_message(options.spool_dir, item.message_path, &why);
-        if (fd && !(fd = queue::open_plain(std::move(fd), options.at_rest, &why))) why = item.message_path + ": " + why;
         if (!fd) {
             p.preset.emplace_back(Result{Result::Status::TempFail, why});
+            continue;
+        }
+        if (!(fd = queue::open_plain(std::move(fd), options.at_rest, &why))) {
+            Result unreadable{Result::Status::TempFail, item.message_path + ": " + why};
+            unreadable.unreadable = true;
+            p.preset.emplace_back(std::move(unreadable));
             continue;
         }
         auto path = item_path(options, job, item, acct, kind);
@@ -238,7 +243,8 @@ std::vector<Result> merge(std::vector<std::optional<Result>> preset, std::vector
     size_t k = 0;
     for (auto& r : preset) {
         if (r) out.push_back(std::move(*r));
-        else if (k < got.size()) out.push_back(std::move(got[k++]));
+        else if (k < got.size())
+            out.push_back(std::move(got[k++])), out.back().unreadable = false;  // not an agent's to say
         else out.emplace_back(Result::Status::TempFail, "no result");
     }
     return out;

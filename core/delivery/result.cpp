@@ -61,12 +61,14 @@ std::string check_result(const Result& r) {
     if (!one_line(r.remote.reply, kMaxRemoteReply) || (r.remote.code == 0 && !r.remote.reply.empty()))
         return "remote reply";
     if (r.dsn_handed_on && r.status != Result::Status::Ok) return "flags";
+    if (r.unreadable && r.status != Result::Status::TempFail) return "flags";
     return "";
 }
 
 void append_result_fields(const Result& r, std::vector<std::string>* out) {
-    out->insert(out->end(), {status_word(r.status), r.text, r.enhanced, r.remote.host, r.remote.addr,
-                             std::to_string(r.remote.code), r.remote.reply, r.dsn_handed_on ? "1" : "0"});
+    out->insert(out->end(),
+                {status_word(r.status), r.text, r.enhanced, r.remote.host, r.remote.addr, std::to_string(r.remote.code),
+                 r.remote.reply, std::to_string((r.dsn_handed_on ? 1 : 0) | (r.unreadable ? 2 : 0))});
 }
 
 bool parse_result(const std::string* f, Result* out, std::string* why) {
@@ -77,11 +79,12 @@ bool parse_result(const std::string* f, Result* out, std::string* why) {
     else if (f[0] == "perm") r.status = Result::Status::PermFail;
     else return *why = "status", false;
     if (!parse_number(f[5], 3, &code)) return *why = "remote reply code", false;
-    if (!parse_number(f[7], 1, &flags) || flags > 1) return *why = "flags", false;
+    if (!parse_number(f[7], 1, &flags) || flags > 3) return *why = "flags", false;
     r.text = f[1];
     r.enhanced = f[2];
     r.remote = {f[3], f[4], static_cast<int>(code), f[6]};
-    r.dsn_handed_on = flags == 1;
+    r.dsn_handed_on = flags & 1;
+    r.unreadable = flags & 2;
     *why = check_result(r);
     if (!why->empty()) return false;
     *out = std::move(r);

@@ -39,6 +39,10 @@ struct Result {
         std::string reply;  // its reply after the code, lines joined with " ": "5.1.1 <b@example.com>: unknown"
     } remote;
     bool dsn_handed_on = false;  // the next server took the DSN request over: it reports, not us (Ok only)
+    // The spooled message cannot be decoded (damaged, cut, or written with
+    // another queue key): it is set aside, not tried again (TempFail only).
+    // Only the launcher says so, never an agent.
+    bool unreadable = false;
 };
 
 // Bounds of the fields as they travel (the agent's come from the plugin's
@@ -50,7 +54,7 @@ inline constexpr std::size_t kMaxRemoteReply = 1023;
 
 // The wire form: kResultFields fields, status word ("ok", "temp", "perm"),
 // text, enhanced, remote host, remote address, remote code (decimal, "0" =
-// none), remote reply, flags (decimal; 1 = DSN handed on).
+// none), remote reply, flags (decimal; 1 = DSN handed on, 2 = unreadable).
 inline constexpr std::size_t kResultFields = 8;
 void append_result_fields(const Result& r, std::vector<std::string>* out);
 // Reads fields[0 .. kResultFields) from a peer that is not trusted; false

@@ -126,7 +126,7 @@ bool Store::open(std::string* error) {
             return false;
         }
     }
-    return ready(error);
+    return ready(error) && check_key(error);
 }
 
 // The descriptors every operation needs, opened once (a process started by

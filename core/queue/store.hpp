@@ -4,6 +4,8 @@
 //   DIR/journal/<seq>          the envelopes: append-only segments of records
 //                              (journal.hpp), replayed in name order
 //   DIR/incoming/              sessions' temporary files (smtpd/message_buffer)
+//   DIR/quarantine/            messages set aside, unreadable (store_quarantine.cpp)
+//   DIR/key-check              with `queue encryption`: a file sealed with the key
 //
 // A batch of messages is committed in one round of flushes: each message's
 // file is written, the batch's envelopes are appended to the journal as one
@@ -95,6 +97,22 @@ public:
     bool remove(const std::vector<Envelope>& envelopes, std::vector<std::string>* errors);
     bool remove(const Envelope& e, std::string* error);
 
+    // Sets an envelope whose message cannot be decoded (damaged, cut, or
+    // written with another key) aside, durably, then takes it out of the
+    // queue: quarantine/<msgid> (the message file, linked there) and
+    // quarantine/<msgid>.envelopes (its envelope records, in the journal's
+    // format). Nothing there is deleted by postern.
+    bool quarantine(const Envelope& e, std::string* error);
+    struct Quarantined {
+        std::string msgid;
+        std::size_t envelopes = 0;
+        std::uint64_t size = 0;  // bytes of its message file
+    };
+    std::vector<Quarantined> quarantined(std::string* error) const;
+    // With a queue key: the first start writes key-check, a small file
+    // sealed with it; later starts check that the key opens it (key_opens).
+    bool check_key(std::string* error);
+
     // The committed message's own bytes (decoded if it is compressed or
     // encrypted: open_plain()); -1 with `error` on failure.
     int open_message(const std::string& msgid, std::string* error) const;
@@ -146,6 +164,11 @@ private:
     std::map<std::uint64_t, SegmentInfo> segments_;            // segments this process knows, by name
     bool carrying_ = false;                                    // carry_over under way
 };
+
+// False (with the reason and what to do) when `spool`/key-check exists and
+// `how`'s key does not open it: the queue was written with another key. For
+// posternd -n and the parent's start-up checks.
+bool key_opens(const std::string& spool, const AtRest& how, std::string* error);
 
 // A thread that commits what concurrent sessions hand it, in batches: while
 // one batch is being synced, new messages pile up and go together next round.

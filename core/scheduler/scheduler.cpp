@@ -397,6 +397,7 @@ void Scheduler::finish(Id id, const delivery::Result& r) {
         erase(id, "Removed by administrator");
         return;
     }
+    if (r.unreadable) return set_aside(id, r);
     queue::Envelope e = queue::unpack(id, entry.packed);
     std::int64_t now = std::time(nullptr);
     auto status = r.status;
@@ -464,6 +465,25 @@ void Scheduler::finish(Id id, const delivery::Result& r) {
             erase(id, nullptr);
         }
     }
+    flush_reports(msgid_of(id));
+}
+
+// A message the spool cannot decode (damaged, or written with another key):
+// out of the schedule and into quarantine/ (Store::quarantine), with a line
+// in the log; never delivered garbled, never retried, never deleted.
+void Scheduler::set_aside(Id id, const delivery::Result& r) {
+    auto it = entries_.find(id);
+    queue::Envelope e = queue::unpack(id, it->second.packed);
+    entries_.erase(it);
+    unqueued(e.ctime);
+    ++stats_.quarantined;
+    log::warn(
+        log::Line("queue quarantine").kv("evpid", e.id).kv("from", e.sender).kv("to", e.dest).kv("reason", r.text));
+    worker_.submit([this, e = std::move(e)] {
+        std::string err;
+        if (!store_.quarantine(e, &err))  // still queued: set aside at its next attempt, after a restart
+            log::error(log::Line("queue quarantine-failed").kv("evpid", e.id).kv("error", err));
+    });
     flush_reports(msgid_of(id));
 }
 

@@ -47,7 +47,7 @@ public:
     // Routing: a relay envelope whose batch key a routing thread works out.
     enum class State { Ready, Waiting, Running, Routing };
     struct Stats {
-        std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0;
+        std::uint64_t delivered = 0, tempfail = 0, permfail = 0, expired = 0, removed = 0, quarantined = 0;
     };
 
     Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store& store, delivery::Launcher& launcher,
@@ -117,6 +117,7 @@ private:
     void release_route(const std::string& key);
     void launch(const Ids& ids, delivery::Job job, delivery::Kind kind, const std::string& key);
     void finish(Id id, const delivery::Result& r);
+    void set_aside(Id id, const delivery::Result& r);
     void flush_removals();
     void wait_until(Id id, Entry& entry, std::int64_t when);
     void erase(Id id, const char* why);

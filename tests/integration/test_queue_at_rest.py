@@ -4,8 +4,10 @@ byte of its text readable there), and once delivery resumes it lands in the
 maildir exactly as a plain queue delivers it. Without a key in the
 configuration the key comes from queue.key beside it; a key file that others
 can read, or a key of the wrong length, stops `posternd -n` with the reason.
-A daemon restarted with another key delivers nothing garbled: the message
-stays queued and the log says why.
+A daemon restarted with another key is refused at start (-n says so too)
+with the message still queued; a message whose file was changed in the spool
+is set aside in quarantine/, never delivered, and `posternctl show
+quarantine` lists it.
 """
 import os
 import smtplib
@@ -83,17 +85,43 @@ class QueueAtRest(unittest.TestCase):
         self.assertNotIn(b"secret plans", spooled)
         self.check_delivered(d)
 
-    def test_another_key_after_a_restart_delivers_nothing_garbled(self):
+    def test_another_key_after_a_restart_is_refused_at_start(self):
         d = self.start(f"queue encryption {KEY}\n")
         self.deliver_held(d)
+        self.assertTrue(os.path.exists(os.path.join(d.spool, "key-check")))
         d.stop()
         d.config_text = f"queue encryption {'f' * 32}\n" + ACTIONS
         d._write_config()
-        d.restart()
+        r = subprocess.run([postern.POSTERND, "-n", "-f", d.conf_path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        # The harness's own lines come first: `queue encryption` is line 7.
+        self.assertIn(f"{d.conf_path}:7:7: the queue key does not open {d.spool}/key-check", r.stderr)
+        self.assertIn("the queue was written with another key", r.stderr)
+        with self.assertRaises(RuntimeError):
+            d.restart()
+        self.assertIn("the queue was written with another key", d.log())
+        self.assertEqual(len(queued_files(d)), 1)  # nothing lost, nothing delivered
+
+    def test_a_damaged_message_is_set_aside_never_delivered(self):
+        d = self.start(f"queue compression\nqueue encryption {KEY}\n")
+        spooled = self.deliver_held(d)
+        path = queued_files(d)[0]
+        msgid = os.path.basename(path)
+        damaged = bytearray(spooled)
+        damaged[len(damaged) // 2] ^= 1
+        with open(path, "r+b") as f:
+            f.write(damaged)
         postern.posternctl(d, "resume", "mda")
-        self.assertTrue(d.wait_log(r"result=TempFail stat=.*does not decrypt with this key"), d.log())
-        self.assertFalse(os.path.exists(d.path("mail", "bob", "new")) and os.listdir(d.path("mail", "bob", "new")))
-        self.assertEqual(len(queued_files(d)), 1)
+        self.assertTrue(d.wait_log(r"queue quarantine evpid=" + msgid + r"\w+ .*reason=.*does not decrypt"), d.log())
+        quarantine = os.path.join(d.spool, "quarantine")
+        self.assertTrue(postern.wait_until(lambda: os.path.exists(os.path.join(quarantine, msgid + ".envelopes")), 10),
+                        d.log())
+        self.assertEqual(postern.read_bytes(os.path.join(quarantine, msgid)), bytes(damaged))
+        self.assertTrue(d.wait_queue_empty(), d.queue_entries())
+        self.assertEqual(postern.posternctl(d, "show", "quarantine"), f"{msgid}|1|{len(damaged)}\n")
+        self.assertIn("scheduler.envelope.quarantined=1", postern.posternctl(d, "show", "stats"))
+        new = d.path("mail", "bob", "new")
+        self.assertFalse(os.path.isdir(new) and os.listdir(new))
 
 
 class KeyRefusals(unittest.TestCase):

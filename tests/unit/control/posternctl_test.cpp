@@ -240,7 +240,7 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(r.status == 2);
     CHECK(r.out == "");
     auto lines = lines_of(r.err);
-    REQUIRE(lines.size() == 25);
+    REQUIRE(lines.size() == 26);
     CHECK(lines[0] == "posternctl: unknown command: frobnicate");
     CHECK(lines[1] == usage_line);
     CHECK(lines[2] == "options:");
@@ -248,11 +248,12 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(lines[4] == "  -f CONFIG   the control socket named in this configuration file");
     CHECK(lines[8] == "commands:");
     CHECK(lines[9] == "  show queue");
-    CHECK(lines[20] == "  table lookup NAME SERVICE KEY");
-    CHECK(lines[21] == "  reload");
-    CHECK(lines[22] == "  encrypt [STRING]");
-    CHECK(lines[23] == "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE");
-    CHECK(lines[24] ==
+    CHECK(lines[14] == "  show quarantine");
+    CHECK(lines[21] == "  table lookup NAME SERVICE KEY");
+    CHECK(lines[22] == "  reload");
+    CHECK(lines[23] == "  encrypt [STRING]");
+    CHECK(lines[24] == "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE");
+    CHECK(lines[25] ==
           "(SERVICE: alias, credentials, domain, netaddr, userinfo, source, string, mailaddr, mailaddrmap, "
           "addrname, relayhost)");
 

@@ -228,8 +228,9 @@ TEST_CASE("printable keeps error messages on one safe line") {
 
 TEST_CASE("usage lists every command form") {
     const auto& lines = usage_lines();
-    REQUIRE(lines.size() == 13);
+    REQUIRE(lines.size() == 14);
     CHECK(lines.front() == "show queue");
-    CHECK(lines[11] == "table lookup NAME SERVICE KEY");
+    CHECK(lines[5] == "show quarantine");
+    CHECK(lines[12] == "table lookup NAME SERVICE KEY");
     CHECK(lines.back() == "reload");
 }

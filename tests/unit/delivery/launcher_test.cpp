@@ -82,8 +82,9 @@ TEST_CASE("results: the wire form round-trips and refuses what an agent may not 
         {5, "-1", "remote reply code"},
         {5, "199", "remote reply code"},
         {6, "a\rb", "remote reply"},
-        {7, "2", "flags"},
+        {7, "2", "flags"},  // unreadable, for a permanent failure
         {7, "1", "flags"},  // the DSN handed on, for a failure
+        {7, "4", "flags"},
     };
     for (const auto& b : bad) {
         INFO(b.field << " " << b.value);
@@ -92,6 +93,15 @@ TEST_CASE("results: the wire form round-trips and refuses what an agent may not 
         CHECK_FALSE(parse_result(g.data(), &back, &why));
         CHECK(why == b.why);
     }
+    // A message the launcher could not decode: a temporary failure, flagged.
+    Result unreadable{Result::Status::TempFail, "spool/messages/0000abcd: does not decrypt with this key"};
+    unreadable.unreadable = true;
+    std::vector<std::string> uf;
+    append_result_fields(unreadable, &uf);
+    CHECK(uf[7] == "2");
+    REQUIRE(parse_result(uf.data(), &back, &why));
+    CHECK(back.unreadable);
+    CHECK_FALSE(back.dsn_handed_on);
     auto no_code = f;
     no_code[5] = "0";  // a reply without its code
     CHECK_FALSE(parse_result(no_code.data(), &back, &why));

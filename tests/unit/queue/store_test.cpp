@@ -603,3 +603,66 @@ TEST_CASE("message_id_free: a queued message's id is taken until its last envelo
     REQUIRE(store->remove(m.envelopes[1], &why));
     CHECK(store->message_id_free("0000abcd"));
 }
+
+TEST_CASE("quarantine sets a message and its envelopes aside, out of the queue, and lists them", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp);
+    std::vector<std::string> errors;
+    store->load_all(&errors);
+    Store::Message m = message("0000beef", 2, "Subject: damaged\n\nbody\n");
+    REQUIRE(commit_one(*store, m));
+    std::string why;
+    REQUIRE(store->quarantine(m.envelopes[0], &why));
+    const std::string spool = tmp.path() + "/spool";
+    CHECK(read_file(spool + "/quarantine/0000beef") == m.data);
+    CHECK(read_file(spool + "/messages/0000beef") == m.data);  // its other envelope is still queued
+    REQUIRE(store->quarantine(m.envelopes[1], &why));
+    CHECK(entries(spool + "/messages").empty());
+    CHECK(entries(spool + "/quarantine") == std::vector<std::string>{"0000beef", "0000beef.envelopes"});
+    auto listed = store->quarantined(&why);
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].msgid == "0000beef");
+    CHECK(listed[0].envelopes == 2);
+    CHECK(listed[0].size == m.data.size());
+    // The envelopes kept are whole journal records: they can be read back.
+    std::string text = read_file(spool + "/quarantine/0000beef.envelopes");
+    CHECK(text.starts_with("postern-journal 1\nE "));
+    CHECK(text.find("r1@example.org") != std::string::npos);
+    // Gone from the queue for the next process, and not deleted by it.
+    auto next = open_store(tmp);
+    CHECK(next->load_all(&errors).empty());
+    CHECK(entries(spool + "/quarantine").size() == 2);
+}
+
+TEST_CASE("with a queue key, the first start writes key-check and a later start with another key is refused",
+          "[store]") {
+    TempDir tmp;
+    AtRest one, other;
+    one.key.emplace();
+    one.key->fill(1);
+    other.key.emplace();
+    other.key->fill(2);
+    {
+        Store store(tmp.path() + "/spool");
+        store.set_at_rest(one);
+        std::string error;
+        REQUIRE(store.open(&error));
+    }
+    const std::string check = tmp.path() + "/spool/key-check";
+    CHECK(read_file(check).starts_with(kFrameMagic));
+    std::string why;
+    CHECK(key_opens(tmp.path() + "/spool", one, &why));
+    CHECK_FALSE(key_opens(tmp.path() + "/spool", other, &why));
+    CHECK(why.starts_with("the queue key does not open " + check +
+                          " (does not decrypt with this key (a wrong key, or the file was changed)): the queue was "
+                          "written with another key."));
+    Store again(tmp.path() + "/spool");
+    again.set_at_rest(other);
+    std::string error;
+    CHECK_FALSE(again.open(&error));
+    CHECK(error == why);
+    // Without encryption the file is not looked at; no file, no check.
+    Store plain(tmp.path() + "/spool");
+    CHECK(plain.open(&error));
+    CHECK(key_opens(tmp.path() + "/nowhere", other, &why));
+}
