@@ -263,6 +263,11 @@ struct Criterion {
         Auth,
         // `from auth [...]`: the same test, as the rule's source (any address).
         FromAuth,
+        // `from mail-from [regex] ADDR|<t>`: the envelope sender, as the
+        // rule's source (any address); `mail-from` without implying it.
+        FromMailFrom,
+        // `tls`: the session is under TLS (STARTTLS done, or smtps). No value.
+        Tls,
     };
     Kind kind;
     bool negated = false;
@@ -311,6 +316,26 @@ struct Config {
     int mta_family = 0;        // mta limit inet4|inet6: 4 or 6; 0 = both
     unsigned mta_max_conn_per_domain = 10;  // mta limit max-conn-per-domain: MX-routed, per recipient domain
     unsigned mta_max_conn_per_relay = 10;   // mta limit max-conn-per-relay: per smarthost (list)
+    // mta limit for domain D max-conn-per-domain N: D's own limit (lowercased
+    // domain -> N), instead of mta_max_conn_per_domain, when D is MX-routed.
+    std::map<std::string, unsigned, std::less<>> mta_max_conn_for_domain;
+    // mta limit session-mail-max N: messages one outbound connection carries
+    // before it is closed (plugins/relay/scache.hpp); postern's default.
+    static constexpr unsigned kDefaultSessionMailMax = 1000;
+    unsigned mta_session_mail_max = kDefaultSessionMailMax;
+    // mta limit session-keepalive N: seconds an idle outbound connection is
+    // kept for the next batch to the same destination.
+    static constexpr unsigned kDefaultSessionKeepalive = 5;
+    unsigned mta_session_keepalive = kDefaultSessionKeepalive;
+
+    // admd "authserv-id": the name filters are given as config|admd (the
+    // authserv-id of their Authentication-Results); "" = the server's name.
+    std::string admd;
+
+    // scheduler limit max-evp-batch-size N: at most N envelopes in one
+    // delivery agent run (each kind's own limit, delivery/kind.hpp, still
+    // applies); 0 = no limit but those.
+    unsigned scheduler_max_evp_batch = 0;
 
     // srs key SECRET / srs key backup SECRET / srs ttl DELAY
     std::string srs_key;

@@ -146,8 +146,12 @@ void Parser::parse_line(const Line& line) {
         parse_value(c, "a server name after 'hostname'", cfg_.hostname) && end_of_line(c, "the name");
         return;
     }
-    if (grammar::listed(grammar::kUnsupportedDirectives, w)) {
-        error_at(first.where, quote(w) + " is not supported yet");
+    if (w == "admd") {
+        parse_admd(c);
+        return;
+    }
+    if (w == "scheduler") {
+        parse_scheduler(c);
         return;
     }
     if (legacy::is_legacy_directive(w)) {
@@ -452,12 +456,12 @@ bool Parser::parse_smtp(Cursor& c) {
     return expected(c, what);
 }
 
-// mta resolver "ADDR[:PORT][,ADDR[:PORT]...]" (postern): the DNS servers MX
-// routing asks instead of /etc/resolv.conf's; mta limit inet4|inet6 |
-// max-conn-per-domain N | max-conn-per-relay N.
+// mta resolver "ADDR[:PORT][,...]" (postern): the DNS servers MX routing
+// asks instead of /etc/resolv.conf's; mta max-deferred N; mta limit [for
+// domain D] {inet4|inet6|KEY N}... (parse_mta_limit).
 bool Parser::parse_mta(Cursor& c) {
     c.take();
-    const std::string what = "resolver or limit after 'mta'";
+    const std::string what = "resolver, limit or max-deferred after 'mta'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& sub = c.take();
     if (sub.text == "resolver") {
@@ -470,21 +474,182 @@ bool Parser::parse_mta(Cursor& c) {
         cfg_.mta_resolver = v.text;
         return end_of_line(c, "the server list");
     }
-    if (sub.text == "limit") {
-        if (c.word("inet4") || c.word("inet6")) {
-            cfg_.mta_family = c.take().text == "inet4" ? 4 : 6;
-            return end_of_line(c, "'" + std::string(cfg_.mta_family == 4 ? "inet4" : "inet6") + "'");
-        }
-        if (c.word("max-conn-per-domain") || c.word("max-conn-per-relay")) {
-            const std::string key = c.take().text;
-            unsigned& out = key == "max-conn-per-domain" ? cfg_.mta_max_conn_per_domain : cfg_.mta_max_conn_per_relay;
-            return parse_limit_number(c, quote(key), out) && end_of_line(c, "the number");
-        }
-        if (!c.done()) return fail(c.peek()->where, "'mta limit " + c.peek()->text + "' is not supported yet");
-        return expected(c, "inet4, inet6, max-conn-per-domain or max-conn-per-relay after 'mta limit'");
+    if (sub.text == "limit") return parse_mta_limit(c);
+    if (sub.text == "max-deferred") {
+        unsigned n = 0;
+        if (!parse_limit_number(c, "'mta max-deferred'", n) || !end_of_line(c, "the number")) return false;
+        warnings_.push_back(Diagnostic{
+            sub.where, "'mta max-deferred' has no effect in postern: OpenSMTPD caps the envelopes it holds in memory "
+                       "for a host that fails temporarily; postern keeps deferred envelopes in the queue only, each "
+                       "retried on its own schedule"});
+        return true;
     }
-    if (sub.text == "max-deferred") return fail(sub.where, "'mta max-deferred' is not supported yet");
     return fail(sub.where, "unknown 'mta' option " + quote(sub.text) + "; expected " + what);
+}
+
+namespace {
+
+// OpenSMTPD's `mta limit` keys that postern reads but does not act on, and
+// what it does instead (the warning's second half).
+struct InertMtaLimit {
+    std::string_view key;
+    std::string_view instead;
+};
+constexpr std::string_view kPerDestination =
+    "postern limits connections per smarthost (max-conn-per-relay) and per recipient domain (max-conn-per-domain)";
+constexpr std::string_view kNoPacing =
+    "postern does not space out connections; each destination's connections at once are bounded by "
+    "max-conn-per-relay and max-conn-per-domain";
+constexpr std::string_view kTasks =
+    "they pace OpenSMTPD's internal task queue; postern hands a destination's envelopes to one delivery agent run "
+    "at a time, 32 at most (see scheduler limit max-evp-batch-size)";
+constexpr InertMtaLimit kInertMtaLimits[] = {
+    {"max-conn-per-host", kPerDestination},
+    {"max-conn-per-route", kPerDestination},
+    {"max-conn-per-source", kPerDestination},
+    {"max-conn-per-connector", kPerDestination},
+    {"conn-delay-host", kNoPacing},
+    {"conn-delay-route", kNoPacing},
+    {"conn-delay-source", kNoPacing},
+    {"conn-delay-connector", kNoPacing},
+    {"conn-delay-relay", kNoPacing},
+    {"conn-delay-domain", kNoPacing},
+    {"reconn-delay-route", kNoPacing},
+    {"session-transaction-delay", "postern starts the next transaction on a connection at once"},
+    {"max-failures-per-session",
+     "postern keeps a connection across refused transactions (with RSET) until session-mail-max, a 421 or an error"},
+    {"task-hiwat", kTasks},
+    {"task-lowat", kTasks},
+    {"task-release", kTasks},
+};
+
+const InertMtaLimit* inert_mta_limit(std::string_view key) {
+    for (const InertMtaLimit& l : kInertMtaLimits)
+        if (l.key == key) return &l;
+    return nullptr;
+}
+
+constexpr unsigned kMaxSessionKeepalive = 300;  // plugins/relay/scache.hpp: a kept connection's age limit
+
+}  // namespace
+
+// mta limit [for domain D] {inet4|inet6|KEY N}...: the keys postern acts on
+// set the config; the others (kInertMtaLimits) are read with a warning. With
+// `for domain D`, only max-conn-per-domain acts (D's own limit).
+bool Parser::parse_mta_limit(Cursor& c) {
+    std::string domain;
+    if (c.word("for")) {
+        c.take();
+        if (!c.word("domain")) return expected(c, "'domain' after 'mta limit for'");
+        c.take();
+        if (!c.value() || (c.peek()->kind == Token::Kind::Word && is_keyword(c.peek()->text)) || c.peek()->text.empty())
+            return expected(c, "a domain after 'mta limit for domain'");
+        domain = lowercase(c.take().text);
+    }
+    const std::string what = "inet4, inet6 or a limit (max-conn-per-domain, max-conn-per-relay, session-mail-max, "
+                             "session-keepalive, ...) after 'mta limit'";
+    if (c.done()) return expected(c, what);
+    const std::string for_domain = domain.empty() ? "" : " for domain " + domain;
+    while (!c.done()) {
+        if (c.peek()->kind != Token::Kind::Word) return expected(c, what);
+        const Token& k = c.take();
+        if (k.text == "inet4" || k.text == "inet6") {
+            if (!domain.empty())
+                warnings_.push_back(Diagnostic{k.where, "'mta limit for domain ... " + k.text +
+                                                            "' has no effect in postern: the address family is "
+                                                            "chosen for every destination ('mta limit " +
+                                                            k.text + "')"});
+            else cfg_.mta_family = k.text == "inet4" ? 4 : 6;
+            continue;
+        }
+        const InertMtaLimit* inert = inert_mta_limit(k.text);
+        const bool acts = k.text == "max-conn-per-domain" || k.text == "max-conn-per-relay" ||
+                          k.text == "session-mail-max" || k.text == "session-keepalive";
+        if (!inert && !acts) return fail(k.where, "unknown 'mta limit' key " + quote(k.text) + "; expected " + what);
+        unsigned n = 0;
+        const std::string after = quote(k.text);
+        if (inert || k.text == "session-keepalive") {
+            // Delays and these counts may be 0 in OpenSMTPD.
+            if (c.done() || c.peek()->kind != Token::Kind::Number) return expected(c, "a number after " + after);
+            const Token& v = c.take();
+            auto num = to_number(v.text);
+            const std::uint64_t max = k.text == "session-keepalive" ? kMaxSessionKeepalive : kMaxLimit;
+            if (!num || *num > max)
+                return fail(v.where, after + " " + v.text + " is out of range (0-" + std::to_string(max) + ")");
+            n = static_cast<unsigned>(*num);
+        } else if (!parse_limit_number(c, after, n)) {
+            return false;
+        }
+        if (inert) {
+            warnings_.push_back(Diagnostic{k.where, "'mta limit" + for_domain + " " + k.text +
+                                                        "' has no effect in postern: " + std::string(inert->instead)});
+            continue;
+        }
+        if (!domain.empty() && k.text != "max-conn-per-domain") {
+            warnings_.push_back(Diagnostic{k.where, "'mta limit for domain ... " + k.text +
+                                                        "' has no effect in postern: only max-conn-per-domain is "
+                                                        "set per domain; write 'mta limit " +
+                                                        k.text + " N' to set it for every destination"});
+            continue;
+        }
+        if (k.text == "max-conn-per-domain" && !domain.empty()) cfg_.mta_max_conn_for_domain[domain] = n;
+        else if (k.text == "max-conn-per-domain") cfg_.mta_max_conn_per_domain = n;
+        else if (k.text == "max-conn-per-relay") cfg_.mta_max_conn_per_relay = n;
+        else if (k.text == "session-mail-max") cfg_.mta_session_mail_max = n;
+        else cfg_.mta_session_keepalive = n;
+    }
+    return true;
+}
+
+// admd "authserv-id": what filters are told as config|admd. One word of
+// printable characters: filters write it into Authentication-Results.
+bool Parser::parse_admd(Cursor& c) {
+    const Token& kw = c.take();
+    if (!cfg_.admd.empty()) return fail(kw.where, "'admd' is given twice");
+    const std::string what = "an authserv-id after 'admd', as in admd \"mx.example.org\"";
+    if (!c.value() || c.peek()->text.empty()) return expected(c, what);
+    const Token& v = *c.peek();
+    for (char ch : v.text)
+        if (ch <= ' ' || ch > '~' || ch == ';')
+            return fail(v.where, "invalid authserv-id " + describe(v) +
+                                     ": expected one word of printable characters, without ';'");
+    if (v.text.size() > 255) return fail(v.where, "the authserv-id is longer than 255 characters");
+    cfg_.admd = c.take().text;
+    return end_of_line(c, "the authserv-id");
+}
+
+// scheduler limit KEY N...: max-evp-batch-size caps one delivery agent
+// run's batch; the other keys tune OpenSMTPD's scheduler process, which
+// postern does not have (a warning says what it does instead).
+bool Parser::parse_scheduler(Cursor& c) {
+    c.take();
+    if (!c.word("limit")) return expected(c, "'limit' after 'scheduler'");
+    c.take();
+    const std::string what = "max-inflight, max-evp-batch-size, max-msg-batch-size or max-schedule";
+    if (c.done()) return expected(c, what + " after 'scheduler limit'");
+    while (!c.done()) {
+        const Token& k = *c.peek();
+        if (!k.is_word("max-inflight") && !k.is_word("max-evp-batch-size") && !k.is_word("max-msg-batch-size") &&
+            !k.is_word("max-schedule"))
+            return expected(c, what);
+        c.take();
+        unsigned n = 0;
+        if (!parse_limit_number(c, quote(k.text), n)) return false;
+        if (k.text == "max-evp-batch-size") {
+            cfg_.scheduler_max_evp_batch = n;
+            continue;
+        }
+        std::string instead;
+        if (k.text == "max-inflight")
+            instead = "postern bounds deliveries under way by agent runs (32 local and 1000 relay runs at once, "
+                      "'mta limit max-conn-per-relay' and 'max-conn-per-domain' per destination), not by envelopes";
+        else if (k.text == "max-msg-batch-size")
+            instead = "postern's scheduler works on envelopes, not on batches of messages";
+        else instead = "postern's scheduler starts every delivery that is due and under its limits at once";
+        warnings_.push_back(
+            Diagnostic{k.where, "'scheduler limit " + k.text + "' has no effect in postern: " + instead});
+    }
+    return true;
 }
 
 // srs key SECRET | srs key backup SECRET | srs ttl DELAY (whole days).

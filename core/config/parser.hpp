@@ -120,19 +120,11 @@ inline constexpr std::string_view kKeywords[] = {
     "wrapper",
 };
 
-// Top-level directives of OpenSMTPD 6.4+ that postern does not read yet
-// ("mda" is `mda wrapper NAME "COMMAND"`; the `mda` action method is read).
-inline constexpr std::string_view kUnsupportedDirectives[] = {"admd", "scheduler"};
-
 // `listen on ...` options not read yet.
 inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
 
 // `action NAME METHOD`: methods, and method options, not read yet.
 inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};  // smtp-out filters
-
-// `match ...` options, and `from ...` sources, not read yet.
-inline constexpr std::string_view kUnsupportedMatchOptions[] = {"tls"};
-inline constexpr std::string_view kUnsupportedFromSources[] = {"mail-from"};
 
 template <std::size_t N>
 bool listed(const std::string_view (&list)[N], std::string_view word) {

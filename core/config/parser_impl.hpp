@@ -293,6 +293,9 @@ private:
     bool parse_queue(Cursor& c);
     bool parse_queue_key(Cursor& c);
     bool parse_mta(Cursor& c);
+    bool parse_mta_limit(Cursor& c);
+    bool parse_admd(Cursor& c);
+    bool parse_scheduler(Cursor& c);
     bool parse_srs(Cursor& c);
     bool parse_bounce(Cursor& c);
     bool parse_metrics(Cursor& c);

@@ -1,5 +1,5 @@
 // match: the criteria of a rule (from, for, mail-from, rcpt-to, helo, auth,
-// tag), their values and tables, and the implied defaults.
+// tag, tls), their values and tables, and the implied defaults.
 #include "config/parser_impl.hpp"
 
 namespace postern::config::detail {
@@ -14,7 +14,7 @@ bool Parser::parse_match(Cursor& c) {
     bool ended = false;
     const std::size_t errors_before = errors_.size();
     const std::string what =
-        "a match option (from, for, auth, helo, mail-from, rcpt-to, tag), 'action NAME' or 'reject'";
+        "a match option (from, for, auth, helo, mail-from, rcpt-to, tag, tls), 'action NAME' or 'reject'";
     while (!c.done()) {
         bool negated = false;
         Location neg_at;
@@ -43,12 +43,11 @@ bool Parser::parse_match(Cursor& c) {
             ended = true;
             break;
         }
-        if (grammar::listed(grammar::kUnsupportedMatchOptions, w))
-            return fail(opt.where, quote(w) + " is not supported yet");
         Criterion cr{};
         cr.negated = negated;
         cr.where = negated ? neg_at : opt.where;
-        if (w != "from" && w != "for" && w != "auth" && w != "helo" && w != "mail-from" && w != "rcpt-to" && w != "tag")
+        if (w != "from" && w != "for" && w != "auth" && w != "helo" && w != "mail-from" && w != "rcpt-to" &&
+            w != "tag" && w != "tls")
             return expected(c, what);
         if (!seen.insert(w).second) return fail(opt.where, quote(w) + " may appear only once in a match rule");
         c.take();
@@ -59,6 +58,10 @@ bool Parser::parse_match(Cursor& c) {
         } else if (w == "for") {
             ok = parse_for(c, cr);
             have_for = true;
+        } else if (w == "tls") {
+            // The session is under TLS; OpenSMTPD 7.x documents this, though
+            // its ruleset answers every such rule with a temporary failure.
+            cr.kind = Criterion::Kind::Tls;
         } else if (w == "auth") {
             cr.kind = Criterion::Kind::Auth;
             ok = parse_optional_criterion_value(c, cr, "'auth'");
@@ -81,21 +84,21 @@ bool Parser::parse_match(Cursor& c) {
 }
 
 bool Parser::parse_from(Cursor& c, Criterion& cr) {
-    const std::string what = "any, local, socket, src, rdns or auth after 'from'";
+    const std::string what = "any, local, socket, src, rdns, auth or mail-from after 'from'";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& t = *c.peek();
-    if (grammar::listed(grammar::kUnsupportedFromSources, t.text))
-        return fail(t.where, "'from " + t.text + "' is not supported yet");
     if (t.text == "any") cr.kind = Criterion::Kind::FromAny;
     else if (t.text == "local") cr.kind = Criterion::Kind::FromLocal;
     else if (t.text == "socket") cr.kind = Criterion::Kind::FromSocket;
     else if (t.text == "src") cr.kind = Criterion::Kind::FromSrc;
     else if (t.text == "rdns") cr.kind = Criterion::Kind::FromRdns;
     else if (t.text == "auth") cr.kind = Criterion::Kind::FromAuth;
+    else if (t.text == "mail-from") cr.kind = Criterion::Kind::FromMailFrom;
     else return expected(c, what);
     c.take();
     if (cr.kind == Criterion::Kind::FromRdns) return parse_optional_criterion_value(c, cr, "'rdns'");
     if (cr.kind == Criterion::Kind::FromAuth) return parse_optional_criterion_value(c, cr, "'auth'");
+    if (cr.kind == Criterion::Kind::FromMailFrom) return parse_criterion_value(c, cr, "'mail-from'");
     return cr.kind != Criterion::Kind::FromSrc || parse_criterion_value(c, cr, "'src'");
 }
 

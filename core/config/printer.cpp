@@ -77,6 +77,8 @@ std::pair<std::string_view, std::string_view> criterion_words(Criterion::Kind k)
     case K::FromSrc: return {"from", "src"};
     case K::FromRdns: return {"from", "rdns"};
     case K::FromAuth: return {"from", "auth"};
+    case K::FromMailFrom: return {"from", "mail-from"};
+    case K::Tls: return {"tls", ""};
     case K::ForAny: return {"for", "any"};
     case K::ForLocal: return {"for", "local"};
     case K::ForDomain: return {"for", "domain"};
@@ -100,7 +102,8 @@ bool printed_value(const Criterion& cr) {
     case K::FromLocal:
     case K::FromSocket:
     case K::ForAny:
-    case K::ForLocal: return false;
+    case K::ForLocal:
+    case K::Tls: return false;
     case K::FromRdns:
     case K::FromAuth:
     case K::Auth: return !cr.value.empty() || !cr.table.empty();
@@ -208,6 +211,15 @@ void ConfPrinter::globals() {
         g.push_back("mta limit max-conn-per-domain " + std::to_string(c_.mta_max_conn_per_domain));
     if (c_.mta_max_conn_per_relay != d.mta_max_conn_per_relay)
         g.push_back("mta limit max-conn-per-relay " + std::to_string(c_.mta_max_conn_per_relay));
+    for (const auto& [domain, n] : c_.mta_max_conn_for_domain)
+        g.push_back("mta limit for domain " + q(domain) + " max-conn-per-domain " + std::to_string(n));
+    if (c_.mta_session_mail_max != d.mta_session_mail_max)
+        g.push_back("mta limit session-mail-max " + std::to_string(c_.mta_session_mail_max));
+    if (c_.mta_session_keepalive != d.mta_session_keepalive)
+        g.push_back("mta limit session-keepalive " + std::to_string(c_.mta_session_keepalive));
+    if (!c_.admd.empty()) g.push_back("admd " + q(c_.admd));
+    if (c_.scheduler_max_evp_batch != d.scheduler_max_evp_batch)
+        g.push_back("scheduler limit max-evp-batch-size " + std::to_string(c_.scheduler_max_evp_batch));
     if (c_.srs_key != d.srs_key) g.push_back("srs key " + q(c_.srs_key));
     if (c_.srs_backup_key != d.srs_backup_key) g.push_back("srs key backup " + q(c_.srs_backup_key));
     if (c_.srs_ttl != d.srs_ttl) g.push_back("srs ttl " + delay(c_.srs_ttl));
@@ -479,7 +491,8 @@ void YamlPrinter::globals() {
         out_ << YAML::EndMap;
     }
     if (!c_.mta_resolver.empty() || c_.mta_family != 0 || c_.mta_max_conn_per_domain != d.mta_max_conn_per_domain ||
-        c_.mta_max_conn_per_relay != d.mta_max_conn_per_relay) {
+        c_.mta_max_conn_per_relay != d.mta_max_conn_per_relay || !c_.mta_max_conn_for_domain.empty() ||
+        c_.mta_session_mail_max != d.mta_session_mail_max || c_.mta_session_keepalive != d.mta_session_keepalive) {
         key("mta");
         out_ << YAML::BeginMap;
         kv_if("resolver", c_.mta_resolver);
@@ -488,6 +501,26 @@ void YamlPrinter::globals() {
             out_ << YAML::Key << "max-conn-per-domain" << YAML::Value << c_.mta_max_conn_per_domain;
         if (c_.mta_max_conn_per_relay != d.mta_max_conn_per_relay)
             out_ << YAML::Key << "max-conn-per-relay" << YAML::Value << c_.mta_max_conn_per_relay;
+        if (!c_.mta_max_conn_for_domain.empty()) {
+            key("max-conn-for-domain");
+            out_ << YAML::BeginMap;
+            for (const auto& [domain, n] : c_.mta_max_conn_for_domain) {
+                key(domain.c_str());
+                out_ << n;
+            }
+            out_ << YAML::EndMap;
+        }
+        if (c_.mta_session_mail_max != d.mta_session_mail_max)
+            out_ << YAML::Key << "session-mail-max" << YAML::Value << c_.mta_session_mail_max;
+        if (c_.mta_session_keepalive != d.mta_session_keepalive)
+            out_ << YAML::Key << "session-keepalive" << YAML::Value << c_.mta_session_keepalive;
+        out_ << YAML::EndMap;
+    }
+    kv_if("admd", c_.admd);
+    if (c_.scheduler_max_evp_batch != d.scheduler_max_evp_batch) {
+        key("scheduler");
+        out_ << YAML::BeginMap;
+        out_ << YAML::Key << "max-evp-batch-size" << YAML::Value << c_.scheduler_max_evp_batch;
         out_ << YAML::EndMap;
     }
     if (!c_.srs_key.empty() || !c_.srs_backup_key.empty() || c_.srs_ttl != d.srs_ttl) {

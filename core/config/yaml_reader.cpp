@@ -375,7 +375,8 @@ void Reader::read_document(const Node& root) {
     auto top = fields(root, std::string(kTop),
                       {"hostname",     "queue", "control-socket", "pidfile", "plugin-path", "mbox-path", "smtp",
                        "mta",          "srs",   "bounce",         "metrics", "tables",      "pki",       "ca",
-                       "mda-wrappers", "procs", "filters",        "actions", "listeners",   "matches"});
+                       "mda-wrappers", "procs", "filters",        "actions", "listeners",   "matches",   "admd",
+                       "scheduler"});
     if (!top) return;
     globals(*top);
     named(top->get("tables"), "'tables'", [this](const Field& f) { table(f); });
@@ -420,6 +421,11 @@ void Reader::globals(const Fields& top) {
     if (const Field* f = top.get("srs")) srs(*f);
     if (const Field* f = top.get("bounce")) bounce(*f);
     if (const Field* f = top.get("metrics")) metrics(*f);
+    setting(top.get("admd"), {"admd"});
+    if (const Field* f = top.get("scheduler")) {
+        auto fs = fields(f->v, "'scheduler'", {"max-evp-batch-size"});
+        if (fs) setting(fs->get("max-evp-batch-size"), {"scheduler", "limit", "max-evp-batch-size"});
+    }
 }
 
 void Reader::queue(const Field& f) {
@@ -459,7 +465,9 @@ void Reader::smtp(const Field& f) {
 }
 
 void Reader::mta(const Field& f) {
-    auto fs = fields(f.v, "'mta'", {"resolver", "family", "max-conn-per-domain", "max-conn-per-relay"});
+    auto fs = fields(f.v, "'mta'",
+                     {"resolver", "family", "max-conn-per-domain", "max-conn-per-relay", "max-conn-for-domain",
+                      "session-mail-max", "session-keepalive"});
     if (!fs) return;
     setting(fs->get("resolver"), {"mta", "resolver"});
     if (const Field* fam = fs->get("family")) {
@@ -469,6 +477,29 @@ void Reader::mta(const Field& f) {
     }
     setting(fs->get("max-conn-per-domain"), {"mta", "limit", "max-conn-per-domain"});
     setting(fs->get("max-conn-per-relay"), {"mta", "limit", "max-conn-per-relay"});
+    // max-conn-for-domain: {DOMAIN: N, ...}, each `mta limit for domain D max-conn-per-domain N`.
+    if (const Field* per = fs->get("max-conn-for-domain")) {
+        if (!per->v.IsMap()) {
+            expected(per->v, "a mapping of domain: number for 'max-conn-for-domain'");
+            return;
+        }
+        for (auto it = per->v.begin(); it != per->v.end(); ++it) {
+            if (!it->first.IsScalar()) {
+                expected(it->first, "a domain in 'max-conn-for-domain'");
+                continue;
+            }
+            const Field d{it->first.Scalar(), it->first, it->second};
+            Line line{word("mta", d.k),
+                      word("limit", d.k),
+                      word("for", d.k),
+                      word("domain", d.k),
+                      token(Token::Kind::String, d.key, d.k),
+                      word("max-conn-per-domain", d.k)};
+            if (value(d, line)) emit(std::move(line));
+        }
+    }
+    setting(fs->get("session-mail-max"), {"mta", "limit", "session-mail-max"});
+    setting(fs->get("session-keepalive"), {"mta", "limit", "session-keepalive"});
 }
 
 void Reader::srs(const Field& f) {
@@ -916,7 +947,7 @@ void Reader::listener_auth(const Fields& fs, Line& line) {
 
 void Reader::match(const Node& n) {
     auto fs = fields(n, "a match",
-                     {"from", "for", "auth", "helo", "mail-from", "rcpt-to", "tag", "not", "action", "reject"});
+                     {"from", "for", "auth", "helo", "mail-from", "rcpt-to", "tag", "tls", "not", "action", "reject"});
     if (!fs) return;
     const Field* action = fs->get("action");
     const Field* reject = fs->get("reject");
@@ -937,7 +968,7 @@ void Reader::match(const Node& n) {
             criterion(f, line);
             continue;
         }
-        auto negated = fields(f.v, "'not'", {"from", "for", "auth", "helo", "mail-from", "rcpt-to", "tag"});
+        auto negated = fields(f.v, "'not'", {"from", "for", "auth", "helo", "mail-from", "rcpt-to", "tag", "tls"});
         if (!negated) continue;
         for (const Field& g : negated->list) {
             line.push_back(punct("!", g.k));
@@ -955,9 +986,15 @@ void Reader::match(const Node& n) {
 
 bool Reader::criterion(const Field& f, Line& line) {
     if (f.key == "from")
-        return source_or_target(f, {"any", "local", "socket", "rdns", "auth"}, {"src", "rdns", "auth"}, line);
+        return source_or_target(f, {"any", "local", "socket", "rdns", "auth"}, {"src", "rdns", "auth", "mail-from"},
+                                line);
     if (f.key == "for") return source_or_target(f, {"any", "local"}, {"domain", "rcpt-to"}, line);
     line.push_back(word(f.key, f.k));
+    if (f.key == "tls") {  // tls: true
+        if (is_bool(f.v) && *boolean(f.v, "'tls'")) return true;
+        line.pop_back();
+        return expected(f.v, "true for 'tls' (for sessions in clear, write not: {tls: true})");
+    }
     if (f.key == "auth" && is_bool(f.v)) {
         if (*boolean(f.v, "'auth'")) return true;
         line.pop_back();
@@ -985,7 +1022,7 @@ bool Reader::source_or_target(const Field& f, std::initializer_list<std::string_
     if (fs->list.size() != 1) return fail(f.v, quote(f.key) + " needs one of " + one_of(with_value));
     const Field& e = fs->list.front();
     line.push_back(word(e.key, e.k));
-    if (e.key != "src" && e.key != "domain" && e.key != "rcpt-to" && is_bool(e.v)) {
+    if (e.key != "src" && e.key != "domain" && e.key != "rcpt-to" && e.key != "mail-from" && is_bool(e.v)) {
         if (*boolean(e.v, quote(e.key))) return true;
         return expected(e.v, "true or a value for " + quote(e.key));
     }

@@ -18,7 +18,9 @@ std::string smtpd_version() { return std::string("postern-") + POSTERN_VERSION; 
 Host::Host(uv_loop_t* loop, const config::Config& cfg, Starter& starter, std::string admd)
     : loop_(loop), cfg_(cfg), starter_(starter) {
     handshake_.smtpd_version = smtpd_version();
-    handshake_.admd = std::move(admd);
+    // `admd "authserv-id"` names what filters write into Authentication-Results;
+    // without it, the server's name (`admd`), as in OpenSMTPD.
+    handshake_.admd = cfg.admd.empty() ? std::move(admd) : cfg.admd;
     handshake_.smtp_in = true;
     // The chains of the listeners, and a slot for each proc they use.
     for (const auto& l : cfg_.listeners) {

@@ -36,7 +36,8 @@ inline constexpr std::uint64_t kStableMs = 60'000;
 
 class Host {
 public:
-    // `smtpd_version` and `admd` go to the filters in the handshake.
+    // `smtpd_version` and `admd` go to the filters in the handshake; the
+    // config's `admd` directive, when given, wins over this `admd`.
     Host(uv_loop_t* loop, const config::Config& cfg, Starter& starter, std::string admd);
     ~Host();
     Host(const Host&) = delete;

@@ -102,7 +102,9 @@ Ruleset::Verdict Ruleset::test(const Criterion& c, const Subject& s, std::string
     case Kind::ForDomain: return test_value(c, table::Service::Domain, s.rcpt_domain, error);
     case Kind::ForRcptTo:
     case Kind::RcptTo: return test_value(c, table::Service::Mailaddr, s.rcpt, error);
-    case Kind::MailFrom: return test_value(c, table::Service::Mailaddr, s.sender, error);
+    case Kind::MailFrom:
+    case Kind::FromMailFrom: return test_value(c, table::Service::Mailaddr, s.sender, error);
+    case Kind::Tls: return s.tls ? Verdict::Yes : Verdict::No;
     case Kind::Tag: return test_value(c, table::Service::String, s.tag, error);
     }
     return Verdict::No;

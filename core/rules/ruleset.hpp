@@ -25,6 +25,7 @@ struct Subject {
     std::string rcpt;          // "user@domain"
     std::string rcpt_domain;   // lowercased
     std::string tag;           // listener tag
+    bool tls = false;          // the session is under TLS (STARTTLS done, or smtps)
     // The session authenticated (SMTP AUTH), as auth_user. The local socket
     // counts as authenticated whatever this says, as in OpenSMTPD; its
     // auth_user is the local user's name when the daemon knows it.

@@ -303,6 +303,7 @@ rules::Subject SmtpSession::subject() const {
     s.helo = helo_;
     s.sender = tx_.sender;
     s.tag = listener_.tag;
+    s.tls = tls_active_;  // `match tls`
     s.authenticated = authenticated_;
     // The local socket counts as authenticated (ruleset.hpp), as its user.
     s.auth_user = authenticated_ ? auth_user_ : local_user_;

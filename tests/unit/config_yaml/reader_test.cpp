@@ -74,7 +74,7 @@ TEST_CASE("yaml reader: shape errors, each at its node") {
     CHECK(errors_of("listenrs: []\n") ==
           Lines{"test.yaml:1:1: unknown key 'listenrs' in the configuration; expected hostname, queue, "
                 "control-socket, pidfile, plugin-path, mbox-path, smtp, mta, srs, bounce, metrics, tables, pki, ca, "
-                "mda-wrappers, procs, filters, actions, listeners or matches"});
+                "mda-wrappers, procs, filters, actions, listeners, matches, admd or scheduler"});
     CHECK(errors_of("listeners:\n  - listen-on: lo\n    prot: 25\n" + kRule) ==
           Lines{"test.yaml:3:5: unknown key 'prot' in a listener; expected listen-on, port, family, hostname, "
                 "hostnames, tag, mask-src, tls, tls-require, smtps, verify, pki, ca, ciphers, protocols, auth, "
@@ -116,7 +116,7 @@ TEST_CASE("yaml reader: missing and conflicting fields") {
           Lines{"test.yaml:4:6: 'reject' cannot be used together with 'action'"});
     CHECK(errors_of(
               "actions:\n  local: {method: mbox}\nmatches:\n  - {from: {src: 1.2.3.4, rdns: x}, action: local}\n") ==
-          Lines{"test.yaml:4:12: 'from' needs one of src, rdns or auth"});
+          Lines{"test.yaml:4:12: 'from' needs one of src, rdns, auth or mail-from"});
     CHECK(errors_of("actions:\n  local: {method: mbox}\nmatches:\n"
                     "  - {for: {domain: {table: a, value: b}}, action: local}\n") ==
           Lines{"test.yaml:4:31: 'value' cannot be used together with 'table' in 'domain'"});
