@@ -119,6 +119,9 @@ struct Listener {
     bool received_auth = false;   // `received-auth`: add the user to Received:
     std::string hostnames_table;  // `hostnames <t>`: banner name by local address
     bool no_dsn = false;          // `no-dsn`: DSN not advertised
+    // `proxy-v2`: each connection starts with a PROXY protocol header (v2,
+    // or v1) from a proxy in front; the client is the one it names.
+    bool proxy_v2 = false;
     // `filter NAME` or `filter { a, b }`: the Config::filters entry that
     // filters this listener's sessions (for `{ ... }` an anonymous chain the
     // parser adds, named "<anon:LINE:COL>"); "" = none.

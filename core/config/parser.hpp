@@ -120,9 +120,6 @@ inline constexpr std::string_view kKeywords[] = {
     "wrapper",
 };
 
-// `listen on ...` options not read yet.
-inline constexpr std::string_view kUnsupportedListenOptions[] = {"proxy-v2"};
-
 // `action NAME METHOD`: methods, and method options, not read yet.
 inline constexpr std::string_view kUnsupportedRelayOptions[] = {"filter"};  // smtp-out filters
 

@@ -163,7 +163,7 @@ inline bool valid_protocols(std::string_view s, std::string& bad) {
 constexpr std::string_view kListenOptions[] = {
     "port", "inet4",         "inet6",   "hostname",   "hostnames",     "tag",    "mask-src", "mask-source",
     "tls",  "tls-require",   "smtps",   "verify",     "pki",           "ca",     "ciphers",  "protocols",
-    "auth", "auth-optional", "senders", "masquerade", "received-auth", "no-dsn", "filter",
+    "auth", "auth-optional", "senders", "masquerade", "received-auth", "no-dsn", "filter",   "proxy-v2",
 };
 constexpr std::string_view kSocketListenOptions[] = {"tag", "mask-src", "mask-source", "no-dsn", "filter"};
 constexpr std::size_t kMaxListenerPkis = 32;  // OpenSMTPD 7.x's limit

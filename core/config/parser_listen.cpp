@@ -96,9 +96,7 @@ bool Parser::parse_listen(Cursor& c) {
     const std::string what = "an address, interface, hostname or 'socket' after 'listen on'";
     if (!c.value()) return expected(c, what);
     const Token& on = *c.peek();
-    if (on.kind == Token::Kind::Word &&
-        (grammar::listed(kListenOptions, on.text) || grammar::listed(grammar::kUnsupportedListenOptions, on.text)))
-        return expected(c, what);
+    if (on.kind == Token::Kind::Word && grammar::listed(kListenOptions, on.text)) return expected(c, what);
     c.take();
     if (on.is_word("socket")) {
         l.socket = true;
@@ -126,12 +124,10 @@ bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
         l.socket ? "a 'listen on socket' option (tag, mask-src, no-dsn, filter)"
                  : "a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, tls, tls-require, "
                    "smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, no-dsn, "
-                   "filter)";
+                   "proxy-v2, filter)";
     if (c.done() || c.peek()->kind != Token::Kind::Word) return expected(c, what);
     const Token& opt = *c.peek();
     std::string w = opt.text;
-    if (grammar::listed(grammar::kUnsupportedListenOptions, w))
-        return fail(opt.where, quote(w) + " is not supported yet");
     if (w == "verify")
         return fail(opt.where, "'verify' must follow 'tls-require' or 'smtps', as in 'tls-require verify'");
     if (w == "masquerade") return fail(opt.where, "'masquerade' must follow 'senders <table>'");
@@ -161,6 +157,7 @@ bool Parser::parse_listen_option(Cursor& c, Listener& l, ListenScratch& s) {
     if (w == "mask-src") l.mask_src = true;
     if (w == "received-auth") l.received_auth = true;
     if (w == "no-dsn") l.no_dsn = true;
+    if (w == "proxy-v2") l.proxy_v2 = true;
     if (w == "hostname") return parse_value(c, "a host name after 'hostname'", l.hostname);
     if (w == "filter") {
         auto name = parse_listen_filter(c);

@@ -343,6 +343,7 @@ std::string ConfPrinter::listener(const Listener& l) const {
     if (!l.senders_table.empty()) s += " senders " + table_arg(l.senders_table) + (l.masquerade ? " masquerade" : "");
     if (l.received_auth) s += " received-auth";
     if (l.no_dsn) s += " no-dsn";
+    if (l.proxy_v2) s += " proxy-v2";
     if (!l.filter.empty()) {
         const Filter* f = c_.find_filter(l.filter);
         if (f && is_anonymous(f->name)) {
@@ -837,6 +838,7 @@ void YamlPrinter::listener(const Listener& l) {
     flag("masquerade", l.masquerade);
     flag("received-auth", l.received_auth);
     flag("no-dsn", l.no_dsn);
+    flag("proxy-v2", l.proxy_v2);
     if (!l.filter.empty()) {
         const Filter* f = c_.find_filter(l.filter);
         key("filter");

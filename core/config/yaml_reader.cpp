@@ -856,7 +856,7 @@ void Reader::listener(const Node& n) {
                      {"listen-on",  "port",          "family",      "hostname", "hostnames",     "tag",
                       "mask-src",   "tls",           "tls-require", "smtps",    "verify",        "pki",
                       "ca",         "ciphers",       "protocols",   "auth",     "auth-optional", "senders",
-                      "masquerade", "received-auth", "no-dsn",      "filter"});
+                      "masquerade", "received-auth", "no-dsn",      "proxy-v2", "filter"});
     if (!fs) return;
     const Field* on = fs->get("listen-on");
     if (!on) {
@@ -885,6 +885,7 @@ void Reader::listener(const Node& n) {
     listener_auth(*fs, line);
     flag(*fs, "received-auth", "a listener", line);
     flag(*fs, "no-dsn", "a listener", line);
+    flag(*fs, "proxy-v2", "a listener", line);
     if (const Field* e = fs->get("filter")) {
         line.push_back(word("filter", e->k));
         if (e->v.IsSequence()) inline_list(e->v, line);

@@ -23,6 +23,7 @@
 
 #include "delivery/kind.hpp"
 #include "delivery/launcher.hpp"
+#include "smtpd/interfaces.hpp"
 #include "smtpd/listen.hpp"
 #include "util/fd.hpp"
 #include "util/plugin.hpp"
@@ -228,21 +229,6 @@ std::string usable_addresses(const std::vector<Interface>& all) {
     return join(addrs);
 }
 
-// The interface the IPv4 default route leaves through, "" if none.
-std::string default_route_interface() {
-    std::ifstream routes("/proc/net/route");
-    std::string line;
-    std::getline(routes, line);  // the header
-    while (std::getline(routes, line)) {
-        std::string iface, dest, gateway, flags, refcnt, use, metric, mask;
-        std::istringstream in(line);
-        if (in >> iface >> dest >> gateway >> flags >> refcnt >> use >> metric >> mask && dest == "00000000" &&
-            mask == "00000000")
-            return iface;
-    }
-    return {};
-}
-
 // Why `listen on NAME` stands for no address here, and what to write instead.
 std::string unknown_target(const config::Listener& l) {
     const auto all = interfaces();
@@ -256,17 +242,8 @@ std::string unknown_target(const config::Listener& l) {
                "name an interface that has one (here: " +
                usable_interfaces(all) + ")";
     }
-    // The seeds' BSD names: what a reader copying them must write on Linux.
-    if (l.on == "egress") {
-        std::string via = default_route_interface();
-        return "no interface or group 'egress' on this host ('egress' is OpenBSD's group of the interfaces of the "
-               "default route; Linux has no such group); name the interface instead" +
-               (via.empty() ? " (here: " + usable_interfaces(all) + ")"
-                            : ": here the default route goes out through " + via);
-    }
-    if (l.on == "lo0")
-        return "no interface 'lo0' on this host (the loopback interface's name on the BSDs); on Linux it is "
-               "'lo': listen on lo, or on localhost";
+    // Interface groups and the BSDs' names: what a reader copying a seed must write on Linux.
+    if (std::string hint = smtpd::interface_name_hint(l); !hint.empty()) return hint;
     return "no interface, address or host name " + q(l.on) +
            " on this host; name an interface (here: " + usable_interfaces(all) +
            "), an address of this host or a host name that resolves to one";

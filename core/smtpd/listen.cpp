@@ -14,6 +14,7 @@
 #include <cstring>
 #include <memory>
 
+#include "smtpd/interfaces.hpp"
 #include "util/fd.hpp"
 #include "util/log.hpp"
 
@@ -40,24 +41,6 @@ std::string ip_of(const sockaddr* sa) {
     else if (sa->sa_family == AF_INET6)
         inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
     return buf;
-}
-
-// Addresses of the interface called `name` (empty when there is none).
-std::vector<std::string> interface_addresses(const std::string& name) {
-    std::vector<std::string> out;
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return out;
-    std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> guard(list, freeifaddrs);
-    for (ifaddrs* i = list; i; i = i->ifa_next) {
-        if (!i->ifa_addr || name != i->ifa_name) continue;
-        if (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6) continue;
-        // Link-local IPv6 addresses need a scope to bind; skip them.
-        if (i->ifa_addr->sa_family == AF_INET6 &&
-            IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr))
-            continue;
-        out.push_back(ip_of(i->ifa_addr));
-    }
-    return out;
 }
 
 std::string errno_text(const std::string& what) { return what + ": " + strerror(errno); }
@@ -190,8 +173,11 @@ std::vector<std::string> resolve_listen_target(const config::Listener& l, std::s
     } else if (l.on == "localhost") {
         add("127.0.0.1");
         add("::1");
-    } else if (auto addrs = interface_addresses(l.on); !addrs.empty()) {
+    } else if (auto addrs = interface_target_addresses(l); !addrs.empty()) {
         for (auto& a : addrs) add(a);
+    } else if (std::string hint = interface_name_hint(l); !hint.empty()) {
+        *error = hint;  // a group, or a BSD name: no host name lookup, which would only time out
+        return out;
     } else {
         addrinfo hints{}, *res = nullptr;
         hints.ai_socktype = SOCK_STREAM;

@@ -13,7 +13,8 @@
 namespace postern::smtpd {
 
 // The addresses a `listen on` target stands for: an IP literal, "localhost",
-// an interface name ("lo", "eth0") or a host name.
+// an interface name ("lo", "eth0"), an interface group ("egress", "all":
+// interfaces.hpp) or a host name; with none, `error` says why.
 std::vector<std::string> resolve_listen_target(const config::Listener& l, std::string* error);
 
 // Bind and listen on every address of every network listener; on failure

@@ -296,11 +296,12 @@ class StartupChecks(unittest.TestCase):
                                         "interface's name on the BSDs); on Linux it is 'lo': listen on lo, "
                                         "or on localhost")
 
-    def test_interface_egress(self):
-        path = self.config(f"listen on egress port {self.port}")
-        self.assert_refused(path, 1, 1, "listen on egress: no interface or group 'egress' on this host ('egress' "
-                                        "is OpenBSD's group of the interfaces of the default route; Linux has "
-                                        "no such group); name the interface instead", prefix_only=True)
+    def test_interface_vio0(self):
+        # An OpenBSD driver's name; `egress` itself: test_listen_egress.py.
+        path = self.config(f"listen on vio0 port {self.port}")
+        self.assert_refused(path, 1, 1, "listen on vio0: no interface 'vio0' on this host ('vio' is a BSD network "
+                                        "driver; Linux names interfaces otherwise, such as eth0 or enp1s0)",
+                            prefix_only=True)
 
     def test_address_of_another_host(self):
         path = self.config(f"listen on 198.51.100.7 port {self.port}")

@@ -72,7 +72,7 @@ TEST_CASE("errors: listen") {
     CHECK(errors_of("listen on lo frob\n" + kRule) ==
           Errors{"test.conf:1:14: expected a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, "
                  "tls, tls-require, smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, "
-                 "no-dsn, filter), found 'frob'"});
+                 "no-dsn, proxy-v2, filter), found 'frob'"});
     CHECK(errors_of("listen on lo port 25 port 26\n" + kRule) == Errors{"test.conf:1:22: 'port' is given twice"});
     CHECK(errors_of("listen on lo inet4 inet6\n" + kRule) ==
           Errors{"test.conf:1:20: 'inet6' conflicts with an earlier address family"});
@@ -274,11 +274,6 @@ TEST_CASE("errors: format templates in maildir paths and mda commands") {
                     "action r maildir \"/srv/%{rcpt:raw}\"\n" +
                     kMatch)
               .empty());
-}
-
-TEST_CASE("errors: directives of later issues are refused by name") {
-    CHECK(errors_of("listen on lo port 25 proxy-v2\n" + kRule) ==
-          Errors{"test.conf:1:22: 'proxy-v2' is not supported yet"});
 }
 
 TEST_CASE("errors: a refused pre-6.4 rule still counts as a rule") {

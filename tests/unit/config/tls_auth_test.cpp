@@ -322,7 +322,7 @@ TEST_CASE("errors: unknown and duplicate listen options") {
     CHECK(errors_of(p + "listen on lo tls pki mx auth creds\n" + kRule) ==
           Errors{"test.conf:4:30: expected a listen option (port, inet4, inet6, hostname, hostnames, tag, mask-src, "
                  "tls, tls-require, smtps, pki, ca, ciphers, protocols, auth, auth-optional, senders, received-auth, "
-                 "no-dsn, filter), found 'creds'"});
+                 "no-dsn, proxy-v2, filter), found 'creds'"});
     CHECK(errors_of(p + "listen on lo tls pki mx senders\n" + kRule) ==
           Errors{"test.conf:4:32: expected a table <name> or { ... } after 'senders', found end of line"});
     CHECK(errors_of("table l { a, b }\n" + p + "listen on lo tls pki mx auth <l>\n" + kRule) ==

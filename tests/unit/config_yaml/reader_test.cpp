@@ -78,7 +78,7 @@ TEST_CASE("yaml reader: shape errors, each at its node") {
     CHECK(errors_of("listeners:\n  - listen-on: lo\n    prot: 25\n" + kRule) ==
           Lines{"test.yaml:3:5: unknown key 'prot' in a listener; expected listen-on, port, family, hostname, "
                 "hostnames, tag, mask-src, tls, tls-require, smtps, verify, pki, ca, ciphers, protocols, auth, "
-                "auth-optional, senders, masquerade, received-auth, no-dsn or filter"});
+                "auth-optional, senders, masquerade, received-auth, no-dsn, proxy-v2 or filter"});
     CHECK(errors_of("actions:\n  local: {method: mbox, path: /x}\n") ==
           Lines{"test.yaml:2:25: unknown key 'path' in action 'local' (method mbox); expected method, alias, "
                 "virtual, userbase, user, wrapper or ttl"});
