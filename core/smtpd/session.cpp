@@ -73,6 +73,7 @@ bool SmtpSession::accept(uv_stream_t* listening, Refusal refusal) {
 }
 
 void SmtpSession::start(Refusal refusal) {
+    if (refusal == Refusal::None && listener_.proxy_v2) return await_proxy_header();
     if (refusal == Refusal::None && listener_.socket && local_uid_ >= 0)
         return lookup_local_user([this, refusal] { begin(refusal); });
     begin(refusal);
@@ -135,6 +136,19 @@ void SmtpSession::greet_by_address() {
 void SmtpSession::greet() {
     reply(220, hostname() + " ESMTP postern");
     filter_report(filter::LinkGreeting{hostname()});
+    // What came after a PROXY header in the same read: the client's first
+    // command, or with smtps its TLS hello, served now as if read now.
+    if (!in_.empty()) {
+        auto keep = shared_from_this();
+        std::string early;
+        early.swap(in_);
+        if (tls_) {
+            if (!tls_input(early)) return;
+        } else {
+            in_ = std::move(early);
+        }
+        process();
+    }
     flush();
     update_reading();
     reset_idle_timer();
@@ -180,6 +194,12 @@ void SmtpSession::update_reading() {
 }
 
 void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
+    if (nread < 0 && proxy_pending_) {
+        proxy_refused(nread != UV_EOF ? std::string("io-error: ") + uv_strerror(static_cast<int>(nread))
+                      : in_.empty()   ? "connection closed before a PROXY header"
+                                      : "connection closed within the PROXY header");
+        return;
+    }
     if (nread < 0) {
         log::info(log::Line(id_ + " smtp disconnected")
                       .kv("reason", nread == UV_EOF
@@ -192,6 +212,11 @@ void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
     reset_idle_timer();
     auto keep = shared_from_this();  // a command may close the session under us
     std::string_view bytes(buf->base, static_cast<size_t>(nread));
+    if (proxy_pending_) {
+        in_.append(bytes);
+        proxy_input();
+        return;
+    }
     if (tls_) {
         if (!tls_input(bytes)) return;
     } else if (state_ == State::Data && !busy_ && in_.empty()) {
@@ -385,6 +410,10 @@ void SmtpSession::on_timer() {
         delay_due_ = 0;
         auto fn = std::move(delayed_);
         fn();
+    }
+    if (idle_due_ && idle_due_ <= now && state_ != State::Closing && proxy_pending_) {
+        idle_due_ = 0;
+        proxy_refused("no PROXY header in time");  // nothing said before it, not even goodbye
     }
     if (idle_due_ && idle_due_ <= now && state_ != State::Closing) {
         idle_due_ = 0;

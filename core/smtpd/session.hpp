@@ -24,6 +24,7 @@
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/dsn_params.hpp"
+#include "smtp/proxy_header.hpp"
 #include "smtpd/message_buffer.hpp"
 #include "smtpd/server.hpp"
 #include "tls/connection.hpp"
@@ -170,6 +171,14 @@ private:
     uv_handle_t* conn_handle() { return reinterpret_cast<uv_handle_t*>(&conn_); }
     void accept_tcp(bool look_up);
     void accept_local();
+    // `listen on ... proxy-v2` (session_peer.cpp): the PROXY header is read
+    // before anything else is said, and the client is the one it names.
+    void await_proxy_header();
+    void proxy_input();
+    void proxy_refused(const std::string& reason);
+    void take_proxied_peer(const smtp::proxy::Header& h);
+    bool proxy_pending_ = false;  // the header has not been read yet
+    bool proxy_look_up_ = false;  // look the client's name up once the header names it
     void lookup_local_user(std::function<void()> then);
     void begin(Refusal refusal);  // start(), once the local user's name is known
     // The local socket's client, from its peer credentials (SO_PEERCRED):

@@ -63,7 +63,74 @@ void SmtpSession::accept_tcp(bool look_up) {
     client_port_ = port_of(peer);
     local_port_ = port_of(self);
     client_local_ = is_loopback(peer) || same_ip(peer, self);
-    if (look_up) lookup_rdns(peer);
+    // Behind a proxy the socket's peer is the proxy: the name to look up
+    // is the client's, once the PROXY header has named it.
+    if (look_up && listener_.proxy_v2) proxy_look_up_ = true;
+    else if (look_up) lookup_rdns(peer);
+    else rdns_known_ = true;
+}
+
+// `listen on ... proxy-v2`: the connection comes from a proxy (HAProxy, a
+// load balancer) that first says, in a PROXY protocol header, which client
+// it relays. Until that header is read the session says nothing, not even
+// its banner: the proxy expects to speak first, and a client that reached
+// the port directly must not get an SMTP dialogue in which it is taken for
+// the proxy. Reading is bounded (smtp/proxy_header.hpp: 4 KiB at most) and
+// timed by the idle timer; anything else closes the connection with a log
+// line. Sessions refused for load (421) are answered at once, header or
+// not: a refusal holds no descriptor for longer than it must.
+void SmtpSession::await_proxy_header() {
+    proxy_pending_ = true;
+    reset_idle_timer();
+    update_reading();
+}
+
+void SmtpSession::proxy_input() {
+    const smtp::proxy::Result r = smtp::proxy::parse(in_);
+    if (r.status == smtp::proxy::Status::NeedMore) return;
+    if (r.status == smtp::proxy::Status::Error) return proxy_refused(r.reason);
+    proxy_pending_ = false;
+    uv_read_stop(conn());  // until the banner: what follows the header waits in in_, or in the socket
+    in_.erase(0, r.header.length);
+    log::Line proxied(id_ + " smtp proxied");
+    proxied.kv("proxy", client_ip_).kv("version", r.header.version);
+    take_proxied_peer(r.header);
+    proxied.kv("address", client_ip_).kv("port", client_port_);
+    log::info(proxied);
+    begin(Refusal::None);
+}
+
+void SmtpSession::proxy_refused(const std::string& reason) {
+    proxy_pending_ = false;
+    log::info(log::Line(id_ + " smtp proxy-refused").kv("proxy", client_ip_).kv("error", reason));
+    in_.clear();
+    close();
+}
+
+// The client the header names; LOCAL (the proxy's own health check) and
+// UNKNOWN/UNSPEC keep the socket's addresses, as the specification says.
+void SmtpSession::take_proxied_peer(const smtp::proxy::Header& h) {
+    sockaddr_storage peer{};
+    if (h.family == smtp::proxy::Family::Unspec) {
+        int len = sizeof peer;
+        uv_tcp_getpeername(&conn_.tcp, reinterpret_cast<sockaddr*>(&peer), &len);
+    } else {
+        auto* sin = reinterpret_cast<sockaddr_in*>(&peer);
+        auto* sin6 = reinterpret_cast<sockaddr_in6*>(&peer);
+        if (h.family == smtp::proxy::Family::Inet4) {
+            sin->sin_family = AF_INET;
+            inet_pton(AF_INET, h.src_ip.c_str(), &sin->sin_addr);
+        } else {
+            sin6->sin6_family = AF_INET6;
+            inet_pton(AF_INET6, h.src_ip.c_str(), &sin6->sin6_addr);
+        }
+        client_ip_ = h.src_ip;
+        client_port_ = h.src_port;
+        local_ip_ = h.dst_ip;
+        local_port_ = h.dst_port;
+        client_local_ = is_loopback(peer) || client_ip_ == local_ip_;
+    }
+    if (proxy_look_up_) lookup_rdns(peer);
     else rdns_known_ = true;
 }
 
