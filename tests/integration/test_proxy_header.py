@@ -12,6 +12,7 @@ listener without the option treats a header as the bad command it is.
 import os
 import re
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -60,12 +61,92 @@ class ProxiedClient(postern.RawClient):
         self.banner = self.reply()
 
 
+class TlsAfterHeader:
+    """An implicit-TLS client whose ClientHello goes in the same write as the
+    PROXY header (as a proxy forwarding at once would send it), over a
+    memory BIO so that the two are one sendall."""
+
+    def __init__(self, port, header):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=postern.IO_TIMEOUT)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="mail.test")
+        self.buf = b""
+        try:
+            self.tls.do_handshake()
+        except ssl.SSLWantReadError:
+            pass
+        self.sock.sendall(header + self.outgoing.read())
+        self._until(lambda: self._try(self.tls.do_handshake))
+
+    def _try(self, step):
+        try:
+            step()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+
+    def _pump(self):
+        out = self.outgoing.read()
+        if out:
+            self.sock.sendall(out)
+        data = self.sock.recv(65536)
+        if not data:
+            raise ConnectionError("closed by the server")
+        self.incoming.write(data)
+
+    def _until(self, done):
+        for _ in range(1000):
+            if done():
+                out = self.outgoing.read()
+                if out:
+                    self.sock.sendall(out)
+                return
+            self._pump()
+        raise AssertionError("TLS exchange did not finish")
+
+    def line(self):
+        def got():
+            try:
+                self.buf += self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+            return b"\n" in self.buf
+        self._until(got)
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().rstrip("\r")
+
+    def reply(self):
+        while True:
+            line = self.line()
+            if line[3:4] == " ":
+                return line
+
+    def cmd(self, text):
+        self.tls.write(text.encode() + b"\r\n")
+        self.sock.sendall(self.outgoing.read())
+        return self.reply()
+
+    def close(self):
+        self.sock.close()
+
+
 class ProxyHeader(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.plain_port = postern.free_port()
-        cls.d = ProxiedDaemon(CONFIG + f"listen on 127.0.0.1 port {cls.plain_port}\n", name="proxy",
-                              listen_options="proxy-v2").__enter__()
+        cls.plain_port, cls.smtps_port = postern.free_port(), postern.free_port()
+
+        def pki(folder):
+            postern.make_self_signed_pki(os.path.join(folder, "server.crt"), os.path.join(folder, "server.key"),
+                                         "mail.test")
+
+        cls.d = ProxiedDaemon(CONFIG + f"listen on 127.0.0.1 port {cls.plain_port}\n"
+                              'pki mail.test cert "@DIR@/server.crt"\n'
+                              'pki mail.test key "@DIR@/server.key"\n'
+                              f"listen on 127.0.0.1 port {cls.smtps_port} smtps pki mail.test proxy-v2\n",
+                              name="proxy", listen_options="proxy-v2", prepare=pki).__enter__()
 
     @classmethod
     def tearDownClass(cls):
@@ -166,6 +247,21 @@ class ProxyHeader(unittest.TestCase):
             self.send_mail(c, "proxy local")
         _, where = self.received_from(self.delivered("direct", "proxy local"))
         self.assertTrue(where.endswith("[127.0.0.1]"), where)
+
+    def test_smtps_after_the_header_with_the_tls_hello_in_the_same_write(self):
+        c = TlsAfterHeader(self.smtps_port, v2_inet4("192.0.2.10", "198.51.100.1", 40003, 465))
+        try:
+            self.assertRegex(c.reply(), r"^220 \S+ ESMTP postern$")
+            self.assertTrue(c.cmd("EHLO tls.example").startswith("250 "))
+            self.assertEqual(c.cmd("MAIL FROM:<sender@example.org>"), "250 2.1.0 Ok")
+            self.assertEqual(c.cmd("RCPT TO:<alice@localhost>"), "250 2.1.5 Destination address valid: Recipient ok")
+            self.assertTrue(c.cmd("DATA").startswith("354 "))
+            self.assertTrue(c.cmd("Subject: proxied tls\r\n\r\nbody\r\n.").startswith("250 "))
+        finally:
+            c.close()
+        helo, where = self.received_from(self.delivered("proxied", "proxied tls"))
+        self.assertEqual(helo, "tls.example")
+        self.assertTrue(where.endswith("[192.0.2.10]"), where)
 
     # ---- no header, or a bad one ----
 
