@@ -65,7 +65,7 @@ TEST_CASE("interfaces: no IPv4 default route") {
               .empty());
 }
 
-TEST_CASE("interfaces: IPv4 default routes that are down or reject do not count; two interfaces both do") {
+TEST_CASE("interfaces: IPv4 default routes that are down or reject do not count, two interfaces both do") {
     const std::string text = std::string(kRouteHeader) +
                              "eth0\t00000000\t010200C0\t0002\t0\t0\t0\t00000000\t0\t0\t0\n"     // not up
                              "eth1\t00000000\t00000000\t0201\t0\t0\t0\t00000000\t0\t0\t0\n"     // reject
