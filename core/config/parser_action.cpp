@@ -129,7 +129,8 @@ bool Parser::parse_action_options(Cursor& c, Action& a) {
 // actions naming it, where %{mda} stands for that command.
 bool Parser::parse_mda_wrapper(Cursor& c) {
     c.take();
-    if (!c.word("wrapper")) return expected(c, "'wrapper' after 'mda'");
+    if (c.word("limit")) return parse_mda_limit(c);
+    if (!c.word("wrapper")) return expected(c, "'wrapper' or 'limit' after 'mda'");
     c.take();
     if (!c.value()) return expected(c, "a wrapper name after 'mda wrapper'");
     const Token& name = c.take();
@@ -144,6 +145,32 @@ bool Parser::parse_mda_wrapper(Cursor& c) {
     if (auto e = template_error(command, delivery::FormatUse::Wrapper)) return fail(e->where, e->message);
     cfg_.mda_wrappers.emplace(name.text, command.text);
     return end_of_line(c, "the wrapper's command");
+}
+
+// mda limit KEY N...: OpenSMTPD's local delivery limits (undocumented in
+// smtpd.conf(5), read by its parser). postern's own bounds are fixed
+// (scheduler.cpp: 32 local agent runs at once, 4 for one mailbox), so each
+// key is read with a warning that says so.
+bool Parser::parse_mda_limit(Cursor& c) {
+    c.take();
+    const std::string what = "max-session, max-session-per-user, task-hiwat, task-lowat or task-release";
+    if (c.done()) return expected(c, what + " after 'mda limit'");
+    while (!c.done()) {
+        const Token& k = *c.peek();
+        std::string instead;
+        if (k.is_word("max-session"))
+            instead = "postern runs at most 32 local delivery agents at once, each delivering up to 32 messages";
+        else if (k.is_word("max-session-per-user"))
+            instead = "postern runs at most 4 local delivery agents at once for one action and recipient account";
+        else if (k.is_word("task-hiwat") || k.is_word("task-lowat") || k.is_word("task-release"))
+            instead = "they pace OpenSMTPD's internal task queue, which postern does not have";
+        else return expected(c, what);
+        c.take();
+        unsigned n = 0;
+        if (!parse_limit_number(c, quote(k.text), n)) return false;
+        warnings_.push_back(Diagnostic{k.where, "'mda limit " + k.text + "' has no effect in postern: " + instead});
+    }
+    return true;
 }
 
 // mda "COMMAND": the command line, run later by /bin/sh -c as the recipient.
@@ -178,11 +205,33 @@ bool Parser::parse_lmtp_destination(Cursor& c, Action& a) {
     return true;
 }
 
+// relay ... filter NAME | filter { a, b }: OpenSMTPD sends the report events
+// of outgoing sessions to these filters (smtp-out, undocumented). postern's
+// filters see incoming sessions only: the names are checked, then the option
+// is dropped with a warning.
+bool Parser::parse_relay_filter(Cursor& c, const Token& opt) {
+    if (c.punct("{")) {
+        std::vector<std::string> members;
+        if (!parse_chain_members(c, members)) return false;
+    } else {
+        const Location at = c.where();
+        std::string name;
+        if (!parse_name_value(c, "a filter name or { ... } after 'filter'", name)) return false;
+        if (!cfg_.find_filter(name) && !broken_filters_.count(name))
+            return fail(at, "filter " + quote(name) + " is not declared: declare it with 'filter " + name +
+                                " ...' before this line");
+    }
+    warnings_.push_back(Diagnostic{opt.where, "'filter' on a relay action has no effect in postern: OpenSMTPD sends "
+                                              "the report events of outgoing sessions to it; postern logs each relay "
+                                              "attempt instead ('mta delivery' lines with the host, TLS and reply)"});
+    return true;
+}
+
 // relay [OPTION ...] [ttl DELAY]: each option at most once, in any order.
 bool Parser::parse_relay_options(Cursor& c, Action& a) {
-    static constexpr std::string_view kRelayOptions[] = {"host",      "domain", "backup",  "helo",      "helo-src",
-                                                         "src",       "auth",   "tls",     "pki",       "ca",
-                                                         "mail-from", "srs",    "ciphers", "protocols", "ttl"};
+    static constexpr std::string_view kRelayOptions[] = {"host",    "domain",    "backup", "helo",  "helo-src",  "src",
+                                                         "auth",    "tls",       "pki",    "ca",    "mail-from", "srs",
+                                                         "ciphers", "protocols", "ttl",    "filter"};
     static constexpr std::string_view kLocalOptions[] = {"alias", "virtual", "userbase", "user", "wrapper"};
     const std::string what = "a relay option (host, domain, backup, helo, helo-src, src, auth, tls, pki, ca, "
                              "mail-from, srs, ciphers, protocols, ttl)";
@@ -191,8 +240,6 @@ bool Parser::parse_relay_options(Cursor& c, Action& a) {
         const Token& opt = *c.peek();
         if (opt.kind != Token::Kind::Word) return expected(c, what);
         const std::string& w = opt.text;
-        if (grammar::listed(grammar::kUnsupportedRelayOptions, w))
-            return fail(opt.where, quote(w) + " is not supported yet");
         if (grammar::listed(kLocalOptions, w))
             return fail(opt.where, quote(w) + " is an option of local delivery and cannot be used with 'relay'");
         if (!grammar::listed(kRelayOptions, w)) return expected(c, what);
@@ -200,7 +247,9 @@ bool Parser::parse_relay_options(Cursor& c, Action& a) {
         if (seen.count("ttl")) return fail(opt.where, quote(w) + " must come before 'ttl'");
         seen.emplace(w, opt.where);
         c.take();
-        if (w == "ttl") {
+        if (w == "filter") {
+            if (!parse_relay_filter(c, opt)) return false;
+        } else if (w == "ttl") {
             std::chrono::seconds ttl{};
             if (!parse_delay_value(c, "'ttl'", ttl)) return false;
             a.ttl = ttl;

@@ -262,9 +262,11 @@ private:
     bool parse_action_options(Cursor& c, Action& a);
     bool parse_mda_command(Cursor& c, Action& a);
     bool parse_mda_wrapper(Cursor& c);
+    bool parse_mda_limit(Cursor& c);
     bool parse_lmtp_destination(Cursor& c, Action& a);
     bool parse_relay_options(Cursor& c, Action& a);
     bool parse_relay_option(Cursor& c, const Token& opt, Relay& r);
+    bool parse_relay_filter(Cursor& c, const Token& opt);
     void check_relay(const Relay& r, const std::map<std::string, Location, std::less<>>& seen);
     void parse_legacy(const Line& line);
     bool parse_match(Cursor& c);

@@ -276,6 +276,12 @@ bool RelayRouter::route(const config::Action& action, const queue::Envelope& e, 
         if (config_.mta_family == 4) o += " family=inet4";
         if (config_.mta_family == 6) o += " family=inet6";
     }
+    // `mta limit session-mail-max` and `session-keepalive`, when not
+    // postern's defaults (so that a default route's options stay as they were).
+    if (config_.mta_session_mail_max != config::Config::kDefaultSessionMailMax)
+        o += " session-mail-max=" + std::to_string(config_.mta_session_mail_max);
+    if (config_.mta_session_keepalive != config::Config::kDefaultSessionKeepalive)
+        o += " keepalive=" + std::to_string(config_.mta_session_keepalive);
     return true;
 }
 

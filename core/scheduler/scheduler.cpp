@@ -3,6 +3,7 @@
 
 #include "metrics/registry.hpp"
 
+#include <algorithm>
 #include <ctime>
 #include <memory>
 
@@ -193,8 +194,16 @@ bool Scheduler::eligible(delivery::Kind kind, const std::string& key) const {
     auto it = running_per_route_.find(key);
     unsigned on_route = it == running_per_route_.end() ? 0 : it->second;
     if (pool == delivery::Pool::Local) return running_local_ < kMaxLocalRuns && on_route < kMaxLocalRunsPerRoute;
-    unsigned limit = RelayRouter::is_mx_key(key) ? config_.mta_max_conn_per_domain : config_.mta_max_conn_per_relay;
-    return running_relay_ < kMaxRelayRuns && on_route < limit;
+    return running_relay_ < kMaxRelayRuns && on_route < relay_limit(key);
+}
+
+// `mta limit max-conn-per-relay` for a smarthost; for a domain routed by MX,
+// its own `mta limit for domain D max-conn-per-domain`, else the global one.
+unsigned Scheduler::relay_limit(const std::string& key) const {
+    if (!RelayRouter::is_mx_key(key)) return config_.mta_max_conn_per_relay;
+    const std::string_view domain = std::string_view(key).substr(key.rfind("\nmx ") + 4);
+    auto it = config_.mta_max_conn_for_domain.find(table::lowercase(domain));
+    return it != config_.mta_max_conn_for_domain.end() ? it->second : config_.mta_max_conn_per_domain;
 }
 
 void Scheduler::pump() {
@@ -257,6 +266,8 @@ Scheduler::Ids Scheduler::take_batch() {
         if (!lingers(en, k, per_key[k])) {
             key = &k;
             limit = delivery::info(en.kind).batch_limit;
+            // `scheduler limit max-evp-batch-size N`: smaller batches still.
+            if (config_.scheduler_max_evp_batch > 0) limit = std::min<size_t>(limit, config_.scheduler_max_evp_batch);
             break;
         }
     }

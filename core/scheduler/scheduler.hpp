@@ -102,6 +102,7 @@ private:
     // running agents are counted against its limit.
     std::string route_key(const queue::Envelope& e) const;
     bool eligible(delivery::Kind kind, const std::string& key) const;
+    unsigned relay_limit(const std::string& key) const;  // connections at once for a relay route
     bool lingers(const Entry& e, const std::string& key, size_t ready_for_key);
     void make_ready(Id id, Entry& entry, const queue::Envelope& e);
     void set_ready(Id id, Entry& entry);

@@ -85,6 +85,10 @@ bool apply(std::string_view key, std::string_view value, Settings* s, std::strin
     } else if (key.substr(0, 5) == "auth@" && key.size() > 5) {
         if (!plain(value)) return bad("invalid auth token");
         s->auth[std::string(key.substr(5))] = value;
+    } else if (key == "session-mail-max") {
+        if (!set_int(value, 1, 1'000'000, &s->mail_max)) return bad("session-mail-max= must be 1 to 1000000");
+    } else if (key == "keepalive") {
+        if (!set_int(value, 0, 300, &s->keepalive)) return bad("keepalive= must be 0 to 300 seconds");
     } else if (key == "timeout") {
         if (!set_int(value, 1, kMaxTimeout, &s->timeout))
             return bad("timeout= must be 1 to " + std::to_string(kMaxTimeout) + " seconds");

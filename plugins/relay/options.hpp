@@ -19,6 +19,10 @@
 //   ciphers=LIST            OpenSSL cipher list for TLS 1.2 (`relay ciphers`)
 //   tls-versions=MIN:MAX    OpenSSL protocol version numbers (`relay protocols`)
 //   timeout=SECONDS         per connect, command and reply, 1..3600 (default 300)
+//   session-mail-max=N      messages one connection carries, 1..1000000
+//                           (`mta limit session-mail-max`; default 1000)
+//   keepalive=SECONDS       how long a connection is kept idle for the next
+//                           batch, 0..300 (`mta limit session-keepalive`; default 5)
 //   cert=BASE64 key=BASE64  a client certificate chain and its key, PEM in
 //                           base64 (`relay pki`); private descriptor only
 //   auth@LABEL=TOKEN        AUTH PLAIN token (base64 of "\0user\0password") for
@@ -53,6 +57,8 @@ struct Settings {
     std::string ciphers;                      // "" = OpenSSL's default
     int min_version = 0, max_version = 0;     // 0 = TLS 1.2 .. the newest
     int timeout = 300;
+    int mail_max = 1000;  // scache.hpp's kMaxTransactions
+    int keepalive = 5;    // scache.hpp's kIdleLimit, in seconds
     // Set by the plugin, never by an option word: the lmtp action
     // (plugins/lmtp) shares this client with other values.
     std::string tag = "relay";      // what every result text starts with: "relay: HOST [ADDRESS]: ..."

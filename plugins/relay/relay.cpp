@@ -36,8 +36,8 @@
 // (RSET only after one that did not end cleanly), and kept open after the
 // batch for the next one to the same route, a few seconds at most, then
 // taken up with RSET; one found dead at RSET or MAIL is replaced once,
-// before the message goes. It is closed after a 421, an error, 1000 messages, 5
-// minutes, or when the agent ends.
+// before the message goes. It is closed after a 421, an error, 1000 messages
+// (`mta limit session-mail-max`), 5 minutes, or when the agent ends.
 //
 // Results: see session.hpp. A success's text names the host, its address,
 // the TLS version and cipher and the server's reply, for the daemon's log.
@@ -243,6 +243,8 @@ bool connect(const Settings& s, Batch::Route& r, Failure* f) {
     for (const Target& t : r.targets) {
         r.link = Link{};
         r.link.session = Session::open(s, t.url, t.addresses.empty() ? nullptr : &t.addresses, f);
+        r.link.max_transactions = static_cast<unsigned>(s.mail_max);
+        r.link.idle_limit = std::chrono::seconds(s.keepalive);
         if (r.link) return true;
     }
     return false;

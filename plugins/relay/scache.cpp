@@ -55,7 +55,7 @@ void SessionCache::put(const std::string& route, Link link) {
 void SessionCache::sweep() {
     const auto now = Clock::now();
     for (auto it = kept_.begin(); it != kept_.end();) {
-        if (now - it->second.idle_since < kIdleLimit && !it->second.spent(now)) {
+        if (now - it->second.idle_since < it->second.idle_limit && !it->second.spent(now)) {
             ++it;
             continue;
         }

@@ -9,9 +9,11 @@
 // The delivery agent that holds the cache lives on between batches
 // (postern/delivery.h), one batch at a time, so the cache is the process's
 // own and needs no lock. A kept connection is closed (QUIT):
-//  - when it has been idle longer than kIdleLimit, or open longer than
-//    kAgeLimit, or has carried kMaxTransactions messages (what a server
-//    tolerates on one connection stays bounded);
+//  - when it has been idle longer than its idle limit (kIdleLimit, or
+//    `mta limit session-keepalive`), or open longer than kAgeLimit, or has
+//    carried its most messages (kMaxTransactions, or `mta limit
+//    session-mail-max`): what a server tolerates on one connection stays
+//    bounded;
 //  - when a batch for other routes starts: an agent holds the connections
 //    of its batch under way, or of its last one, only. The daemon gives a
 //    route's next batch to the idle agent whose last batch went there
@@ -51,6 +53,9 @@ struct Link {
     Clock::time_point opened = Clock::now();
     Clock::time_point idle_since = Clock::now();
     unsigned transactions = 0;
+    // Its limits, from the route's options (options.hpp) when it was opened.
+    unsigned max_transactions = kMaxTransactions;
+    Clock::duration idle_limit = kIdleLimit;
     // RSET before the next transaction: after one that did not end cleanly,
     // and before the first on a connection kept idle (whose answer says it
     // is still alive). Within a batch, a transaction that ran to its end
@@ -59,7 +64,7 @@ struct Link {
 
     explicit operator bool() const { return session != nullptr; }
     // Worn out: to be closed rather than kept.
-    bool spent(Clock::time_point now) const { return transactions >= kMaxTransactions || now - opened >= kAgeLimit; }
+    bool spent(Clock::time_point now) const { return transactions >= max_transactions || now - opened >= kAgeLimit; }
 };
 
 class SessionCache {

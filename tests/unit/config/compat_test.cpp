@@ -93,7 +93,7 @@ TEST_CASE("compat: mta limit keys postern acts on") {
     CHECK(ok("mta limit session-keepalive 0\n" + kRule).mta_session_keepalive == 0);
 }
 
-TEST_CASE("compat: mta limit keys postern reads and does not act on, each with its warning") {
+TEST_CASE("compat: mta limit keys postern reads and does not act on each give a warning") {
     const std::string per_destination =
         "' has no effect in postern: postern limits connections per smarthost (max-conn-per-relay) and per "
         "recipient domain (max-conn-per-domain)";
@@ -225,4 +225,36 @@ TEST_CASE("compat: the pre-6.4 spellings are read as the current lines") {
     REQUIRE(w.size() == 4);
     CHECK(w[1].starts_with("test.conf:1:17: 'scheduler limit max-inflight' has no effect in postern"));
     CHECK(w[3].starts_with("test.conf:2:1: 'mta max-deferred' has no effect in postern"));
+}
+
+TEST_CASE("compat: mda limit is read with a warning per key") {
+    CHECK(warnings_of("mda limit max-session 50 max-session-per-user 7\nmda limit task-hiwat 50\n" + kRule) ==
+          Lines{"test.conf:1:11: 'mda limit max-session' has no effect in postern: postern runs at most 32 local "
+                "delivery agents at once, each delivering up to 32 messages",
+                "test.conf:1:26: 'mda limit max-session-per-user' has no effect in postern: postern runs at most 4 "
+                "local delivery agents at once for one action and recipient account",
+                "test.conf:2:11: 'mda limit task-hiwat' has no effect in postern: they pace OpenSMTPD's internal task "
+                "queue, which postern does not have"});
+    CHECK(errors_of("mda limit\n" + kRule) ==
+          Lines{"test.conf:1:10: expected max-session, max-session-per-user, task-hiwat, task-lowat or task-release "
+                "after 'mda limit', found end of line"});
+    CHECK(errors_of("mda limit max-session 0\n" + kRule) ==
+          Lines{"test.conf:1:23: 'max-session' 0 is out of range (1-1000000)"});
+}
+
+TEST_CASE("compat: relay filter (smtp-out report events) is read with a warning") {
+    const std::string procs = "proc p \"filter-p\"\nfilter fp proc p\n";
+    const std::string w = "' on a relay action has no effect in postern: OpenSMTPD sends the report events of "
+                          "outgoing sessions to it; postern logs each relay attempt instead ('mta delivery' lines with "
+                          "the host, TLS and reply)";
+    auto r = parse(procs + "action r relay host smtp://mx.test filter fp\nmatch for any action r\n");
+    REQUIRE(r.config);
+    CHECK(formatted(r.warnings) == Lines{"test.conf:3:36: 'filter" + w});
+    CHECK(r.config->filters.size() == 1);  // no chain made for it
+    r = parse(procs + "action r relay filter { fp } ttl 1d\nmatch for any action r\n");
+    REQUIRE(r.config);
+    CHECK(formatted(r.warnings) == Lines{"test.conf:3:16: 'filter" + w});
+    CHECK(r.config->filters.size() == 1);
+    CHECK(errors_of(procs + "action r relay filter\nmatch for any action r\n") ==
+          Lines{"test.conf:3:22: expected a filter name or { ... } after 'filter', found end of line"});
 }

@@ -92,8 +92,8 @@ TEST_CASE("errors: mda wrapper") {
     CHECK(errors_of("action d mbox wrapper w\n" + kMatch) ==
           Errors{"test.conf:1:23: no mda wrapper named 'w': declare it first with mda wrapper 'w' \"COMMAND\""});
     CHECK(errors_of(w + w + "action d mbox\n" + kMatch) == Errors{"test.conf:2:13: mda wrapper 'w' is declared twice"});
-    CHECK(errors_of("mda limit 3\naction d mbox\n" + kMatch) ==
-          Errors{"test.conf:1:5: expected 'wrapper' after 'mda', found 'limit'"});
+    CHECK(errors_of("mda frob 3\naction d mbox\n" + kMatch) ==
+          Errors{"test.conf:1:5: expected 'wrapper' or 'limit' after 'mda', found 'frob'"});
     CHECK(errors_of("mda wrapper w\naction d mbox\n" + kMatch).size() == 1);
     CHECK(errors_of("mda wrapper w \"%{nosuch}\"\naction d mbox\n" + kMatch).size() == 1);
     CHECK(errors_of(w + "action d forward-only wrapper w\n" + kMatch) ==

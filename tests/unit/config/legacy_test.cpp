@@ -247,7 +247,7 @@ TEST_CASE("legacy: reject") {
     check_criterion(r.config.rules[0].criteria.at(0), Kind::FromSrc, true, "", "src");
 }
 
-TEST_CASE("legacy: identical delivery clauses share one action; others get their own, named apart") {
+TEST_CASE("legacy: identical delivery clauses share one action, others get their own named apart") {
     Read r = read(kDecls + "action mbox maildir\n"  // a name the translation must not reuse
                            "accept from local for any relay\n"
                            "accept from source <src> for any relay\n"

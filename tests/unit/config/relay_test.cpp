@@ -52,7 +52,7 @@ TEST_CASE("lmtp: a socket path, rcpt-to and the local options") {
     CHECK(a.ttl->count() == 2 * 86400);
 }
 
-TEST_CASE("lmtp: HOST:PORT, bare or quoted, IPv6 in brackets; without rcpt-to") {
+TEST_CASE("lmtp: HOST:PORT bare or quoted and IPv6 in brackets, without rcpt-to") {
     Action a = only_action("action r lmtp localhost:24\nmatch for any action r\n");
     CHECK(a.path == "localhost:24");
     CHECK_FALSE(a.lmtp_rcpt_to);
@@ -247,7 +247,8 @@ TEST_CASE("relay: broken relay lines are refused with exact errors") {
           Errors{p + "16: 'alias' is an option of local delivery and cannot be used with 'relay'"});
     CHECK(relay_errors("user bob") ==
           Errors{p + "16: 'user' is an option of local delivery and cannot be used with 'relay'"});
-    CHECK(relay_errors("filter f") == Errors{p + "16: 'filter' is not supported yet"});
+    CHECK(relay_errors("filter f") ==
+          Errors{p + "23: filter 'f' is not declared: declare it with 'filter f ...' before this line"});
     CHECK(relay_errors("srs") == Errors{p + "16: 'srs' needs a key: add 'srs key SECRET'"});
     CHECK(errors_of("srs key s3cret\n" + kDecls + "action r relay srs\nmatch for any action r\n").empty());
     CHECK(relay_errors("helo a helo b") == Errors{p + "23: 'helo' is given twice"});
