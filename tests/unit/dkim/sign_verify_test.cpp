@@ -159,7 +159,7 @@ TEST_CASE("sign: the field's tags and layout", "[dkim][sign]") {
     CHECK(ed[0].find("a=ed25519-sha256;") != std::string::npos);
 }
 
-TEST_CASE("sign: every instance of a listed field is signed; options change the list", "[dkim][sign]") {
+TEST_CASE("sign: every instance of a listed field is signed, options change the list", "[dkim][sign]") {
     std::string text = crlf(
         "Received: from a\nTo: a@example.net\nFrom: Joe <joe@example.org>\nTo: b@example.net\nX-Other: 1\n"
         "\nbody\n");

@@ -190,7 +190,7 @@ TEST_CASE("expand: commands, quoted commands and the action's user") {
     CHECK(describe(expand::expand(req)) == Strings{"cmd:/usr/local/bin/notify(as 65534)"});
 }
 
-TEST_CASE("expand: the action's user runs user deliveries; unknown, it is a temporary failure") {
+TEST_CASE("expand: the action's user runs user deliveries, unknown, it is a temporary failure") {
     Fixture f(Entries{{"team", "bob, alice"}});
     auto req = f.request("team");
     req.as_user = "vmail";

@@ -60,13 +60,14 @@ TEST_CASE("forward: a user's .forward replaces them with its entries, read with 
     CHECK(f.asked == Strings{"bob:1001:/home/bob"});
 }
 
-TEST_CASE("forward: the user's own name keeps a copy (sameuser); other users are followed, with their .forward") {
+TEST_CASE("forward: the user's own name keeps a copy (sameuser), other users are followed, with their .forward") {
     Fixture f;
     f.file("bob", "\\bob, alice\n");
     f.file("alice", "alice@remote.example\n");
     auto r = f.run("bob+list");
     REQUIRE(r.status == Status::Ok);
-    CHECK(describe(r) == Strings{"user:bob+list(1001)", "addr:alice@remote.example"});
+    // The tag travels with the expansion, as through an alias (alias_test: root+cron).
+    CHECK(describe(r) == Strings{"user:bob+list(1001)", "addr:alice@remote.example+list"});
 }
 
 TEST_CASE("forward: no file, an empty one, or one whose lines are all skipped delivers to the user") {
@@ -78,7 +79,7 @@ TEST_CASE("forward: no file, an empty one, or one whose lines are all skipped de
     CHECK(r.warnings == Strings{".forward of 'bob': :include:/etc/lists/x skipped"});
 }
 
-TEST_CASE("forward: an ignored (unsafe) file is logged and the user gets the mail; a failed read waits") {
+TEST_CASE("forward: an ignored (unsafe) file is logged and the user gets the mail, a failed read waits") {
     Fixture f;
     ForwardFile unsafe;
     unsafe.status = ForwardFile::Status::Ignored;
@@ -123,7 +124,7 @@ TEST_CASE("forward: an error: line ends the expansion with its code") {
     CHECK(r.error == "5.1.1 bob has left");
 }
 
-TEST_CASE("forward-only: only addresses may come out; a user without .forward waits") {
+TEST_CASE("forward-only: only addresses may come out, a user without .forward waits") {
     Fixture f;
     auto r = f.run("bob", true);
     CHECK(r.status == Status::TempFail);
@@ -140,7 +141,7 @@ TEST_CASE("forward-only: only addresses may come out; a user without .forward wa
     CHECK(r.dests.empty());
 }
 
-TEST_CASE("expand-only: a user without .forward is refused for good; its entries are delivered") {
+TEST_CASE("expand-only: a user without .forward is refused for good, its entries are delivered") {
     Fixture f;
     auto r = f.run("bob", false, true);
     CHECK(r.status == Status::Permanent);

@@ -49,7 +49,7 @@ TEST_CASE("passwd cache: an answer is kept for its time, then asked again") {
     CHECK(f.calls["bob"] == 2);
 }
 
-TEST_CASE("passwd cache: not found is kept too; a failure never is") {
+TEST_CASE("passwd cache: not found is kept too, a failure never is") {
     Fake f;
     PasswdCache c = f.cache();
     UserInfo info;

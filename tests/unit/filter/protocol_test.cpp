@@ -269,7 +269,7 @@ TEST_CASE("report events the transcript does not show, laid out as section 4 say
           "report|0.6|5.000007|smtp-in|link-disconnect|0000000000000001");
 }
 
-TEST_CASE("versions: 0.7 says 0.7 and puts link-auth's result first; tx-mail/tx-rcpt are the same in both") {
+TEST_CASE("versions: 0.7 says 0.7 and puts link-auth's result first, tx-mail/tx-rcpt are the same in both") {
     CHECK(report(Version::V0_6, LinkAuth{"alice", AuthResult::Pass}) ==
           fill("report|0.6|<TS>|smtp-in|link-auth|<ID1>|alice|pass"));
     CHECK(report(Version::V0_7, LinkAuth{"alice", AuthResult::Pass}) ==

@@ -113,7 +113,7 @@ TEST_CASE("a table struct shorter than ABI 1's first one is refused, naming both
               " bytes, this postern needs at least " + std::to_string(POSTERN_TABLE_PLUGIN_MIN_SIZE));
 }
 
-TEST_CASE("a table may leave reload and iterate NULL; open, lookup and close are required") {
+TEST_CASE("a table may leave reload and iterate NULL, open, lookup and close are required") {
     std::string error;
     auto p = load_table_plugin(test::kTestPluginDir, "minimal", &error);
     INFO(error);

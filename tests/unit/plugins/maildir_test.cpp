@@ -67,7 +67,7 @@ TEST_CASE("maildir: null sender, default folder and unique names") {
 // nearly always there), and the host name is asked once per process: a
 // maildir whose parts vanish between two deliveries of one living agent is
 // made again, and every name still ends with this host's name.
-TEST_CASE("maildir: folders removed between deliveries are made again; names end with the host name") {
+TEST_CASE("maildir: folders removed between deliveries are made again, names end with the host name") {
     test::TempDir dir;
     test::Request r;
     r.path = dir / "box/Maildir";

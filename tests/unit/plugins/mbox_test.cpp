@@ -112,7 +112,7 @@ TEST_CASE("mbox: a held fcntl lock makes the delivery wait, then succeed") {
     CHECK(::access((r.path + ".lock").c_str(), F_OK) != 0);
 }
 
-TEST_CASE("mbox: a dotlock held by another agent is waited for; a stale one removed") {
+TEST_CASE("mbox: a dotlock held by another agent is waited for, a stale one removed") {
     test::TempDir dir;
     test::Request r;
     r.path = dir / "bob";

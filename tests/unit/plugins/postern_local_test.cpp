@@ -180,7 +180,7 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
     }
 }
 
-TEST_CASE("postern-local: results go to --result-fd only; a plugin printing a result on stdout forges nothing") {
+TEST_CASE("postern-local: results go to --result-fd only, a plugin printing a result on stdout forges nothing") {
     test::TempDir dir;
     auto run = run_agent(
         dir,

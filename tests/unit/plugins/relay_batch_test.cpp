@@ -60,7 +60,7 @@ std::vector<postern_delivery_result> batch(const test::TempDir& dir, const std::
 
 }  // namespace
 
-TEST_CASE("relay batch: messages follow one another on one connection; the next batch takes it up after RSET") {
+TEST_CASE("relay batch: messages follow one another on one connection, the next batch takes it up after RSET") {
     test::TempDir dir;
     FakeServer server({});
     for (const auto& r : batch(dir, server.url(), 3)) {

@@ -59,7 +59,7 @@ TEST_CASE("relay: a non-ASCII address goes only to a server offering SMTPUTF8") 
     server.stop();
 }
 
-TEST_CASE("relay: deliver_many sends one transaction; a recipient the server cannot take fails alone") {
+TEST_CASE("relay: deliver_many sends one transaction, a recipient the server cannot take fails alone") {
     test::TempDir dir;
     FakeServer server({});  // no SMTPUTF8
     auto fd = test::message_fd(dir, kMessage);

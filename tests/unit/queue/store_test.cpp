@@ -313,7 +313,7 @@ TEST_CASE("a batch larger than the descriptor budget commits whole", "[store]") 
     CHECK(read_file(store->message_path(msgs[299].msgid)) == "message 299\n");
 }
 
-TEST_CASE("update rewrites an envelope; the latest record wins", "[store]") {
+TEST_CASE("update rewrites an envelope, the latest record wins", "[store]") {
     TempDir tmp;
     auto m = message("abcdef01", 2, "data\n");
     Envelope e = m.envelopes[1];

@@ -291,7 +291,7 @@ TEST_CASE("client: a message held in a file is sent byte for byte") {
     CHECK(c == 'l');
 }
 
-TEST_CASE("client: a cancelled scan is never reported; the others go on") {
+TEST_CASE("client: a cancelled scan is never reported, the others go on") {
     HttpServer server([](const HttpRequest&) { return HttpAnswer{200, data_file("clean.json"), 200ms}; });
     Loop l;
     bool cancelled_called = false;
@@ -342,7 +342,7 @@ TEST_CASE("client: done may start the next scan") {
     CHECK(seen == std::vector<Action>(3, Action::Reject));
 }
 
-TEST_CASE("client: only http and https; no proxy from the environment") {
+TEST_CASE("client: only http and https, no proxy from the environment") {
     Loop l;
     std::optional<ScanResult> ftp;
     {

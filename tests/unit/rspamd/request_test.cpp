@@ -114,7 +114,7 @@ TEST_CASE("request: a small message stays in memory and reads back whole") {
     CHECK(read_all(BodyReader()) == "");
 }
 
-TEST_CASE("request: a large message moves to an unlinked file; readers are independent") {
+TEST_CASE("request: a large message moves to an unlinked file, readers are independent") {
     TempDir dir;
     MessageBuffer::Options o;
     o.spill_threshold = 1000;

@@ -13,7 +13,7 @@
 
 using namespace postern::sendmail;
 
-TEST_CASE("exit codes: 4xx is EX_TEMPFAIL at every step; 5xx depends on the step") {
+TEST_CASE("exit codes: 4xx is EX_TEMPFAIL at every step, 5xx depends on the step") {
     for (Step s : {Step::Greeting, Step::Ehlo, Step::Mail, Step::Rcpt, Step::Data, Step::EndOfData})
         CHECK(exit_for(s, 421) == kTempFail);
     CHECK(exit_for(Step::Greeting, 554) == kUnavailable);
@@ -180,7 +180,7 @@ TEST_CASE("a recipient refused for now: nobody gets it, EX_TEMPFAIL") {
     CHECK(s.got == std::vector<std::string>{"MAIL FROM:<me>", "RCPT TO:<a>", "RCPT TO:<b>", "RSET", "QUIT"});
 }
 
-TEST_CASE("the message refused after its data is EX_DATAERR; a sender refused too") {
+TEST_CASE("the message refused after its data is EX_DATAERR, a sender refused too") {
     Script s{ok_all, "550 5.6.0 bare LF"};
     CHECK(dialogue(s, env("me", {"a"}), {"x"}) == kDataErr);
     Script sender{[](const std::string& l) { return l.rfind("MAIL", 0) == 0 ? "553 5.1.7 bad sender" : ok_all(l); }};
@@ -188,7 +188,7 @@ TEST_CASE("the message refused after its data is EX_DATAERR; a sender refused to
     CHECK(sender.got == std::vector<std::string>{"MAIL FROM:<me>", "QUIT"});
 }
 
-TEST_CASE("a reply that is not SMTP is EX_PROTOCOL; multi-line replies are read whole") {
+TEST_CASE("a reply that is not SMTP is EX_PROTOCOL, multi-line replies are read whole") {
     Script s{[](const std::string& l) { return l.rfind("MAIL", 0) == 0 ? "hello there" : ok_all(l); }};
     CHECK(dialogue(s, env("me", {"a"}), {"x"}) == kProtocol);
     Script multi{[](const std::string& l) { return l.rfind("RCPT", 0) == 0 ? "250-one\r\n250 two" : ok_all(l); }};

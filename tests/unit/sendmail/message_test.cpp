@@ -41,7 +41,7 @@ using Lines = std::vector<std::string>;
 
 }  // namespace
 
-TEST_CASE("a line . ends the input, unless -i; CRLF and LF both end lines") {
+TEST_CASE("a line . ends the input, unless -i, CRLF and LF both end lines") {
     CHECK(read("a\r\n.\r\nb\n", false) == Lines{"a"});
     CHECK(read("a\n.\nb\n", true) == Lines{"a", ".", "b"});
     CHECK(read("a\n..\nb", false) == Lines{"a", "..", "b"});  // only a lone dot ends it
@@ -56,7 +56,7 @@ TEST_CASE("the header section: fields, continuations, where it ends") {
     CHECK(join(m) == Lines{"Subject: hi", "To: a,", "\tb", "", "body", "To: not a field"});
 }
 
-TEST_CASE("a message without a blank line after its fields gets one; a leading From line goes") {
+TEST_CASE("a message without a blank line after its fields gets one, a leading From line goes") {
     Message m = split({"From alice Mon Dec  7 10:00:00 2026", "Subject: x", "no colon here", "more"});
     CHECK(m.fields == Lines{"Subject: x"});
     CHECK(join(m) == Lines{"Subject: x", "", "no colon here", "more"});
@@ -100,7 +100,7 @@ TEST_CASE("the most recent block ends where one of its fields comes again, witho
     CHECK(recipient_names(m, true) == Lines{"Resent-To=new@x"});
 }
 
-TEST_CASE("a field out of place inside the block does not end it; fields above it are not read") {
+TEST_CASE("a field out of place inside the block does not end it, fields above it are not read") {
     Message m = split({"To: not-this@x", "Resent-From: b@x", "X-Mailer: m", "Resent-To: new@x", "", "x"});
     CHECK(recipient_names(m, true) == Lines{"Resent-To=new@x"});
 }
@@ -110,7 +110,7 @@ TEST_CASE("a resent message whose newest block names no recipient has none: To: 
     CHECK(recipient_names(m, true).empty());
 }
 
-TEST_CASE("Bcc: and Resent-Bcc: are removed; Resent-To: and Resent-Cc: stay") {
+TEST_CASE("Bcc: and Resent-Bcc: are removed, Resent-To: and Resent-Cc: stay") {
     Message m = split({"Resent-To: a", "Resent-Bcc: b,", " c", "resent-cc: d", "bcc: e", "To: f", "", "x"});
     remove_blind_copies(m);
     CHECK(join(m) == Lines{"Resent-To: a", "resent-cc: d", "To: f", "", "x"});
