@@ -46,14 +46,7 @@ std::string header_bytes(unsigned char flags, std::uint64_t size) {
 }
 
 bool write_all(int fd, const unsigned char* p, std::size_t n) {
-    while (n > 0) {
-        ssize_t w = ::write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return false;
-        p += w;
-        n -= static_cast<std::size_t>(w);
-    }
-    return true;
+    return util::write_all(fd, {reinterpret_cast<const char*>(p), n});
 }
 
 bool read_all(int fd, unsigned char* p, std::size_t n) {
