@@ -163,6 +163,7 @@ const std::string& SmtpSession::hostname() const {
 
 void SmtpSession::shutdown(bool unavailable) {
     if (state_ == State::Closing) return;
+    if (proxy_pending_) return close();  // nothing is said before the PROXY header, goodbye included
     if (!unavailable) reply(421, "4.3.2 " + hostname() + " Service shutting down, closing connection");
     else if (state_ == State::Mail || state_ == State::Data || !tx_.msgid.empty())
         reply(451, "4.3.0 " + hostname() + " Mail system unavailable, transaction aborted; try again later");

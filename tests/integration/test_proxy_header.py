@@ -9,6 +9,7 @@ or truncated header closes the connection with a log line and no reply. A
 listener without the option treats a header as the bad command it is.
 """
 
+import contextlib
 import os
 import re
 import socket
@@ -298,6 +299,25 @@ class ProxyHeader(unittest.TestCase):
         with postern.RawClient(self.plain_port) as c:
             c.send(v2_inet4("192.0.2.7", "198.51.100.1", 40000, 25))
             self.assertIn(b"221 ", c.pending(2.0))
+
+
+class ProxyHeaderShutdown(unittest.TestCase):
+    def test_a_session_waiting_for_its_header_is_closed_unanswered_when_the_daemon_stops(self):
+        d = ProxiedDaemon(CONFIG, name="proxy-stop", listen_options="proxy-v2").__enter__()
+        try:
+            s = socket.create_connection(("127.0.0.1", d.port), timeout=postern.IO_TIMEOUT)
+            s.sendall(b"PROXY TCP4 192.0.2.7")  # a header begun, not finished
+            time.sleep(0.3)  # the daemon has read the partial header: nothing logs that
+            d.stop()
+            s.settimeout(10)
+            got = b""
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := s.recv(65536):
+                    got += chunk
+            s.close()
+            self.assertEqual(got, b"", "the server spoke before the PROXY header")
+        finally:
+            d.__exit__(*sys.exc_info())
 
 
 if __name__ == "__main__":
