@@ -36,6 +36,8 @@
 #   `filter "f" proc-exec "CMD"` before the listen line and `filter "f"` on it
 #   (CMD must not hold a double quote; it runs as _postern, so its binary and
 #   any file it reads must be reachable by that user; filters.sh uses this),
+#   POSTERN_CONF=LINES adds global configuration lines (at-rest.sh: queue
+#   compression, queue encryption),
 #   POSTERN_FILTER=LINES adds configuration lines of one's own before the
 #   listen line instead (e.g. a proc with `user`, or a chain) and
 #   POSTERN_FILTER_NAME=NAME (default f) is then the filter put on the listener.
@@ -93,7 +95,8 @@ cat >"$WORKDIR"/smtpd.conf <<CONF
 queue path "$WORKDIR/spool"
 pidfile "$WORKDIR/posternd.pid"
 control socket "$WORKDIR/run/control.sock"
-${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
+${POSTERN_CONF:+$POSTERN_CONF
+}${POSTERN_MAX_SESSIONS:+smtp limit max-sessions $POSTERN_MAX_SESSIONS
 }${FILTER_DECL:+$FILTER_DECL
 }listen on 127.0.0.1 port $PORT hostname bench.localdomain$LISTEN_FILTER
 action "local" maildir "$WORKDIR/Maildir" user $BENCH_USER
