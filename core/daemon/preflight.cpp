@@ -2,7 +2,6 @@
 #include "daemon/preflight.hpp"
 
 #include <arpa/inet.h>
-#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <pwd.h>
 #include <sys/socket.h>
@@ -184,36 +183,8 @@ void check_table_uses(const config::Config& cfg, const table::Registry& tables, 
 
 // ---- listeners ----
 
-struct Interface {
-    std::string name;
-    std::vector<std::string> addresses;  // those a listener can bind (no link-local IPv6)
-};
-
-std::string ip_text(const sockaddr* sa) {
-    char buf[INET6_ADDRSTRLEN] = "";
-    if (sa->sa_family == AF_INET)
-        inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
-    else inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
-    return buf;
-}
-
-// Every interface of this host (addresses or not), in the kernel's order.
-std::vector<Interface> interfaces() {
-    std::vector<Interface> out;
-    ifaddrs* list = nullptr;
-    if (getifaddrs(&list) != 0) return out;
-    std::unique_ptr<ifaddrs, decltype(&freeifaddrs)> guard(list, freeifaddrs);
-    for (ifaddrs* i = list; i; i = i->ifa_next) {
-        auto it = std::find_if(out.begin(), out.end(), [&](const Interface& f) { return f.name == i->ifa_name; });
-        if (it == out.end()) it = out.insert(out.end(), Interface{i->ifa_name, {}});
-        if (!i->ifa_addr || (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6)) continue;
-        if (i->ifa_addr->sa_family == AF_INET6 &&
-            IN6_IS_ADDR_LINKLOCAL(&reinterpret_cast<sockaddr_in6*>(i->ifa_addr)->sin6_addr))
-            continue;
-        it->addresses.push_back(ip_text(i->ifa_addr));
-    }
-    return out;
-}
+using smtpd::Interface;
+using smtpd::interfaces;  // every interface of this host, in the kernel's order
 
 // The names of the interfaces a listener could use ("lo, eth0").
 std::string usable_interfaces(const std::vector<Interface>& all) {
