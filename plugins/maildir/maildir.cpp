@@ -16,6 +16,10 @@
 // own result: one that fails takes no other with it, and one reported
 // delivered is durable.
 //
+// An agent killed mid-write (the daemon crashed or timed it out) leaves its
+// file in tmp/; the next batch to that maildir removes the files our agents
+// left there whose process has ended (clear_abandoned).
+//
 // Options: "junk" — a message whose header says `X-Spam: yes` goes to the
 // `.Junk` sub-maildir instead (the Maildir++ layout Dovecot and others read).
 //
@@ -25,6 +29,7 @@
 // never fit.
 #include <postern/delivery.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -33,10 +38,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -321,13 +329,46 @@ std::string maildir_path(const postern_delivery_request& req) {
     return {};
 }
 
+// Whether `name` is a file of ours in tmp/ (unique_name's form, this host)
+// whose agent is gone: then *pid is that agent's.
+bool ours_abandoned(const char* name, long* pid) {
+    long long sec = 0;
+    long usec = 0;
+    unsigned counter = 0, rnd = 0;
+    int end = 0;
+    if (!std::isdigit(static_cast<unsigned char>(name[0])) ||
+        std::sscanf(name, "%lld.M%6ldP%ldQ%uR%8x.%n", &sec, &usec, pid, &counter, &rnd, &end) != 5 || end == 0)
+        return false;
+    if (std::string_view(name + end) != host_part() || *pid <= 0 || *pid == ::getpid()) return false;
+    // ESRCH only: EPERM is a living process of another user's.
+    return ::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH;
+}
+
+// tmp/ cleared of the files our agents left there when they were killed
+// mid-write (the daemon crashed or timed them out): the message was not
+// reported delivered, so it is delivered again, and the half-written copy
+// must not stay (maildir readers only clear tmp/ of files days old). Only
+// files named by this host's agents whose process has ended: another
+// agent's file in progress, or another program's, is never touched. (A PID
+// taken since by another process keeps its file until that ends.)
+void clear_abandoned(const std::string& dir) {
+    std::string tmp = dir + "/tmp";
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(tmp.c_str()), ::closedir);
+    if (!d) return;
+    while (dirent* e = ::readdir(d.get())) {
+        long pid = 0;
+        if (e->d_name[0] != '.' && ours_abandoned(e->d_name, &pid)) ::unlinkat(::dirfd(d.get()), e->d_name, 0);
+    }
+}
+
 // The folders of one call that exist already: a batch to one maildir makes
-// sure of them once, not once per message.
+// sure of them once, not once per message (and clears its tmp/ once).
 using Made = std::vector<std::string>;
 
 bool ensure_maildir(const std::string& dir, Made* made, Failure* f) {
     if (std::find(made->begin(), made->end(), dir) != made->end()) return true;
     if (!make_maildir(dir, f)) return false;
+    clear_abandoned(dir);
     made->push_back(dir);
     return true;
 }

@@ -188,3 +188,38 @@ TEST_CASE("maildir: bad requests are refused with a reason") {
     CHECK(out.status == POSTERN_TEMPFAIL);
     CHECK(out.error == "maildir: mkdir " + file + "/Maildir: Not a directory");
 }
+
+// An agent killed mid-write leaves its file in tmp/: the next delivery to
+// the maildir removes the files named by this host's agents whose process
+// has ended, and nothing else (a living agent's file in progress, a file of
+// another program's, one of another host's).
+TEST_CASE("maildir: tmp files of agents that have ended are removed, no others") {
+    test::TempDir dir;
+    test::Request r;
+    r.path = dir / "Maildir";
+    REQUIRE(deliver(dir, r, kMessage).status == POSTERN_OK);  // makes the folders
+    auto names = test::list_dir(r.path + "/new");
+    REQUIRE(names.size() == 1);
+    const std::string host = names[0].substr(names[0].find('.', names[0].find('R')) + 1);
+
+    pid_t gone = ::fork();  // a PID that has ended, as a killed agent's
+    REQUIRE(gone >= 0);
+    if (gone == 0) ::_exit(0);
+    REQUIRE(::waitpid(gone, nullptr, 0) == gone);
+    auto name = [&](long pid, const std::string& h) {
+        return "1796692493.M471902P" + std::to_string(pid) + "Q7R80ae2d88." + h;
+    };
+    const std::string abandoned = name(gone, host);
+    const std::string living = name(::getppid(), host);  // a process that runs
+    const std::string other_host = name(gone, host + "x");
+    const std::string foreign = "1796692493.M471902P" + std::to_string(gone) + "." + host;  // another MDA's form
+    for (const auto& n : {abandoned, living, other_host, foreign}) test::write_file(r.path + "/tmp/" + n, "half");
+
+    REQUIRE(deliver(dir, r, kMessage).status == POSTERN_OK);
+    auto left = test::list_dir(r.path + "/tmp");
+    std::sort(left.begin(), left.end());
+    std::vector<std::string> want = {living, other_host, foreign};
+    std::sort(want.begin(), want.end());
+    CHECK(left == want);
+    CHECK(test::list_dir(r.path + "/new").size() == 2);
+}
