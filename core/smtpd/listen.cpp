@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <memory>
+#include <thread>
 
 #include "smtpd/interfaces.hpp"
 #include "util/fd.hpp"
@@ -85,9 +87,29 @@ void open_folder_to_all(const std::string& path) {
                       .kv("error", strerror(errno)));
 }
 
+// bind_tcp, tried again while the address is in use, for kBindRetryMs: a
+// restart right after a crash may find the port still held while the
+// dead daemon's processes are torn down, and must not fail for it (the
+// listeners are closed on exec, so no agent or filter of its keeps them).
+// Another program on the port still fails the start, later.
+bool bind_retrying(const std::string& ip, int port, const std::string& address, int* fd, std::string* error) {
+    using Clock = std::chrono::steady_clock;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(kBindRetryMs);
+    for (bool told = false;; told = true) {
+        int err = 0;
+        if (bind_tcp(ip, port, fd, error, &err)) return true;
+        if (err != EADDRINUSE || Clock::now() >= deadline) return false;
+        if (!told)
+            log::warn(log::Line("listen address in use; trying again")
+                          .kv("address", address)
+                          .kv("for_ms", static_cast<long long>(kBindRetryMs)));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+}
+
 }  // namespace
 
-bool bind_tcp(const std::string& ip, int port, int* fd_out, std::string* error) {
+bool bind_tcp(const std::string& ip, int port, int* fd_out, std::string* error, int* error_number) {
     int family = AF_INET;
     is_ip(ip, &family);
     util::Fd fd(socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -114,6 +136,7 @@ bool bind_tcp(const std::string& ip, int port, int* fd_out, std::string* error) 
         len = sizeof *sin6;
     }
     if (bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(fd.get(), 511) != 0) {
+        if (error_number) *error_number = errno;
         *error = strerror(errno);
         return false;
     }
@@ -205,7 +228,7 @@ bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out
             ListenSocket s;
             s.listener = &l;
             s.address = (ip.find(':') != std::string::npos ? "[" + ip + "]" : ip) + ":" + std::to_string(l.port);
-            if (!bind_tcp(ip, l.port, &s.fd, &err)) {
+            if (!bind_retrying(ip, l.port, s.address, &s.fd, &err)) {
                 errors->push_back(config::format({l.where, "listen on " + s.address + ": " + err}));
                 continue;
             }

@@ -19,7 +19,10 @@ std::vector<std::string> resolve_listen_target(const config::Listener& l, std::s
 
 // Bind and listen on every address of every network listener; on failure
 // close what was opened and return false with one message per problem.
-// `listen on socket` is not among them: see open_local_socket.
+// `listen on socket` is not among them: see open_local_socket. An address
+// in use is tried again for up to kBindRetryMs (a daemon killed a moment ago
+// may not have been torn down yet) before it counts as a problem.
+inline constexpr int kBindRetryMs = 5000;
 bool open_listeners(const config::Config& config, std::vector<ListenSocket>* out, std::vector<std::string>* errors);
 
 // The local enqueue socket of the `listen on socket` line (there always is
@@ -34,8 +37,9 @@ bool open_local_socket(const config::Config& config, const std::string& path, st
                        std::string* error);
 
 // Bind and listen on one TCP address (an IP literal) and port; the
-// descriptor in `fd`, or false with the reason in `error`.
-bool bind_tcp(const std::string& ip, int port, int* fd, std::string* error);
+// descriptor in `fd`, or false with the reason in `error` (and its errno in
+// `error_number`, when given).
+bool bind_tcp(const std::string& ip, int port, int* fd, std::string* error, int* error_number = nullptr);
 
 void close_listeners(std::vector<ListenSocket>& sockets);
 
