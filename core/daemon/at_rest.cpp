@@ -47,6 +47,32 @@ std::string read_key_file(const std::string& path, std::string* why) {
     return key;
 }
 
+void set_key(const std::string& key, queue::AtRest* out) {
+    out->key.emplace();
+    std::memcpy(out->key->data(), key.data(), kKeyLength);
+}
+
+// `queue encryption` switched off with mail written under it still queued
+// (the spool's key-check says so): the key file's key opens that mail, and
+// nothing new is encrypted.
+std::string read_only_key(const std::string& config_file, const std::string& spool, queue::AtRest* out) {
+    const std::string check = spool + "/key-check";
+    if (::access(check.c_str(), F_OK) != 0) return "";
+    const std::string path = key_file_path(config_file);
+    const std::string where = config_file.empty() ? std::string("postern") : config_file;
+    std::string why;
+    if (::access(path.c_str(), F_OK) != 0)
+        return where + ": the queue may hold mail written with `queue encryption` (" + check +
+               " exists): to read it with encryption off, put the key it was written with in " + path +
+               " (mode 0600), or set `queue encryption` again; once no such mail is left, delete " + check;
+    std::string key = read_key_file(path, &why);
+    if (key.empty()) return where + ": " + why;
+    set_key(key, out);
+    out->key_reads_only = true;
+    if (!queue::key_opens(spool, *out, &why)) return where + ": " + why;
+    return "";
+}
+
 }  // namespace
 
 std::string key_file_path(const std::string& config_file) {
@@ -64,13 +90,13 @@ std::string load_at_rest(const config::Config& cfg, const std::string& config_fi
                          queue::AtRest* out) {
     out->compress = cfg.queue_compression;
     out->key.reset();
-    if (!cfg.queue_encryption) return "";
+    out->key_reads_only = false;
+    if (!cfg.queue_encryption) return read_only_key(config_file, spool, out);
     std::string why;
     std::string key = cfg.queue_encryption_key.empty() ? read_key_file(key_file_path(config_file), &why)
                                                        : cfg.queue_encryption_key;
     if (key.size() != kKeyLength) return config::format({cfg.queue_encryption_where, why});
-    out->key.emplace();
-    std::memcpy(out->key->data(), key.data(), kKeyLength);
+    set_key(key, out);
     if (!queue::key_opens(spool, *out, &why)) return config::format({cfg.queue_encryption_where, why});
     return "";
 }

@@ -22,6 +22,10 @@ namespace postern::daemon {
 // "" when `out` is set; else why not, as "FILE:LINE:COL: ..." at the
 // `queue encryption` line. `config_file`: the -f file ("" = embedded). The
 // key must open the queue's key-check file if there is one (Store::check_key).
+// Without `queue encryption` but with a key-check in the spool (mail written
+// encrypted may still be queued), the key file's key is set to read it only
+// (AtRest::key_reads_only), and its absence is an error: the queue could
+// not be read.
 std::string load_at_rest(const config::Config& cfg, const std::string& config_file, const std::string& spool,
                          queue::AtRest* out);
 

@@ -63,6 +63,26 @@ std::uint32_t crc32c(std::string_view data, std::uint32_t crc) {
     return ~crc;
 }
 
+std::string_view envelope_id(const Record& record) {
+    std::string_view id;
+    switch (record.op) {
+    case Op::Removed: id = record.payload; break;
+    case Op::Sealed: id = record.payload.substr(0, 16); break;
+    case Op::Envelope: {
+        // encode() starts "version: 1\nid: <16 hex>\n".
+        std::size_t at = record.payload.find("\nid: ");
+        if (at != std::string_view::npos) id = record.payload.substr(at + 5, 16);
+        break;
+    }
+    }
+    bool hex = id.size() == 16 && id.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+    return hex ? id : std::string_view();
+}
+
+std::string sealed_aad(std::string_view id, std::uint64_t size) {
+    return "S " + std::string(id) + " " + std::to_string(size);
+}
+
 void append(std::string& out, Op op, std::uint64_t size, std::string_view payload) {
     char digits[24];
     auto [end, ec] = std::to_chars(digits, digits + sizeof digits, size);
@@ -104,7 +124,8 @@ bool Reader::next(Record& record) {
         std::string_view op = take_word(line), length = take_word(line), crc_text = take_word(line), size = line;
         std::uint64_t payload_size = 0, message_size = 0;
         std::uint32_t crc = 0;
-        if (op.size() != 1 || (op[0] != static_cast<char>(Op::Envelope) && op[0] != static_cast<char>(Op::Removed)))
+        if (op.size() != 1 || (op[0] != static_cast<char>(Op::Envelope) && op[0] != static_cast<char>(Op::Sealed) &&
+                               op[0] != static_cast<char>(Op::Removed)))
             return fail("unknown record type");
         if (!parse_number(length, payload_size) || payload_size > kMaxPayload || !parse_hex32(crc_text, crc) ||
             !parse_number(size, message_size))

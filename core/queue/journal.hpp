@@ -6,7 +6,10 @@
 //     OP LENGTH CRC SIZE LF PAYLOAD LF
 //
 // OP is `E` (an envelope, whole: added or rewritten; PAYLOAD is its encode()
-// text, SIZE the size of its message file) or `R` (an envelope removed;
+// text, SIZE the size of its message file), `S` (the same, sealed with the
+// queue key: PAYLOAD is the envelope's id, 16 hex digits, in clear, then
+// seal() of its encode() text, authenticated with `S ID SIZE` so that it
+// cannot be moved to another envelope or size) or `R` (an envelope removed;
 // PAYLOAD is its id, SIZE 0). LENGTH is PAYLOAD's length in bytes, CRC the
 // CRC-32C of `OP SIZE LF PAYLOAD` in 8 lowercase hex digits. The payload is
 // delimited by its length, so no byte in it can forge a record, and the CRC
@@ -25,13 +28,21 @@ inline constexpr std::string_view kMagic = "postern-journal 1\n";
 // No record of ours is bigger: an envelope is a few hundred bytes.
 inline constexpr std::size_t kMaxPayload = 1 << 20;
 
-enum class Op : char { Envelope = 'E', Removed = 'R' };
+enum class Op : char { Envelope = 'E', Sealed = 'S', Removed = 'R' };
 
 struct Record {
     Op op = Op::Envelope;
     std::uint64_t size = 0;    // the message file's size (Envelope records)
-    std::string_view payload;  // encode(envelope), or the removed envelope's id
+    std::string_view payload;  // encode(envelope), ID + seal(encode(envelope)), or the removed envelope's id
+
+    bool is_envelope() const { return op != Op::Removed; }
 };
+
+// The id of the envelope a record is about (16 hex digits), read without
+// decoding or unsealing it; "" when the payload names none.
+std::string_view envelope_id(const Record& record);
+// What a sealed record of envelope `id` authenticates besides its payload.
+std::string sealed_aad(std::string_view id, std::uint64_t size);
 
 // Appends one record to `out`.
 void append(std::string& out, Op op, std::uint64_t size, std::string_view payload);

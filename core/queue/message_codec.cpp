@@ -119,12 +119,12 @@ bool MessageWriter::out(const unsigned char* p, std::size_t n) {
 // frame would), then writes the header and sets the transforms up.
 bool MessageWriter::start() {
     started_ = true;
-    framed_ = how_.compress || how_.key || std::string_view(head_).starts_with(kFrameMagic);
+    framed_ = how_.compress || how_.encrypts() || std::string_view(head_).starts_with(kFrameMagic);
     if (framed_) {
-        unsigned char flags = (how_.compress ? kCompressed : 0) | (how_.key ? kEncrypted : 0);
+        unsigned char flags = (how_.compress ? kCompressed : 0) | (how_.encrypts() ? kEncrypted : 0);
         std::string header = header_bytes(flags, plain_size_);
         if (!out(reinterpret_cast<const unsigned char*>(header.data()), header.size())) return false;
-        if (how_.key) {
+        if (how_.encrypts()) {
             unsigned char nonce[kNonce];
             if (RAND_bytes(nonce, kNonce) != 1) return fail("no random bytes for the nonce");
             impl_->cipher = new_cipher(true, *how_.key, nonce, header);
@@ -365,6 +365,41 @@ util::Fd open_plain(util::Fd fd, const AtRest& how, std::string* why) {
     if (::lseek(plain.get(), 0, SEEK_SET) < 0)
         return (*why = std::string("lseek: ") + std::strerror(errno)), util::Fd();
     return plain;
+}
+
+std::string seal(const std::array<unsigned char, 32>& key, std::string_view aad, std::string_view plain) {
+    std::string out(kNonce + plain.size() + kTag, '\0');
+    auto* p = reinterpret_cast<unsigned char*>(out.data());
+    int n = 0, tail = 0;
+    Cipher c;
+    if (RAND_bytes(p, kNonce) != 1 || !(c = new_cipher(true, key, p, aad)) ||
+        EVP_EncryptUpdate(c.get(), p + kNonce, &n, reinterpret_cast<const unsigned char*>(plain.data()),
+                          static_cast<int>(plain.size())) != 1 ||
+        EVP_EncryptFinal_ex(c.get(), p + kNonce + n, &tail) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_GET_TAG, kTag, p + kNonce + plain.size()) != 1)
+        return "";  // the library failed (no entropy): the caller refuses the write
+    return out;
+}
+
+bool unseal(const std::array<unsigned char, 32>& key, std::string_view aad, std::string_view sealed, std::string& plain,
+            std::string* why) {
+    if (sealed.size() < kNonce + kTag) return (*why = "cut short"), false;
+    const auto* p = reinterpret_cast<const unsigned char*>(sealed.data());
+    const std::size_t size = sealed.size() - kNonce - kTag;
+    plain.assign(size, '\0');
+    unsigned char tag[kTag];
+    std::memcpy(tag, p + kNonce + size, kTag);
+    int n = 0, tail = 0;
+    Cipher c = new_cipher(false, key, p, aad);
+    if (!c) return (*why = "cannot set AES-256-GCM up"), false;
+    if (EVP_DecryptUpdate(c.get(), reinterpret_cast<unsigned char*>(plain.data()), &n, p + kNonce,
+                          static_cast<int>(size)) != 1 ||
+        EVP_CIPHER_CTX_ctrl(c.get(), EVP_CTRL_GCM_SET_TAG, kTag, tag) != 1 ||
+        EVP_DecryptFinal_ex(c.get(), reinterpret_cast<unsigned char*>(plain.data()) + n, &tail) != 1) {
+        plain.clear();
+        return (*why = "does not decrypt (another key, or changed)"), false;
+    }
+    return true;
 }
 
 }  // namespace postern::queue

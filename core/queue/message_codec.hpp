@@ -31,6 +31,11 @@ namespace postern::queue {
 struct AtRest {
     bool compress = false;
     std::optional<std::array<unsigned char, 32>> key;  // AES-256-GCM
+    // Encryption switched off with encrypted mail still queued: the key
+    // opens what was written with it, and what is written now is plain.
+    bool key_reads_only = false;
+
+    bool encrypts() const { return key && !key_reads_only; }
 };
 
 inline constexpr std::string_view kFrameMagic{"\0postern", 8};
@@ -80,5 +85,14 @@ private:
 // and decompressed, once the tag and the size were checked. An invalid Fd
 // with `why` for a damaged or cut file, a wrong or missing key.
 util::Fd open_plain(util::Fd fd, const AtRest& how, std::string* why);
+
+// A small record sealed whole (the journal's envelope records): a fresh
+// random 12-byte nonce, the AES-256-GCM ciphertext of `plain`, the 16-byte
+// tag; `aad` is authenticated with it, not stored.
+std::string seal(const std::array<unsigned char, 32>& key, std::string_view aad, std::string_view plain);
+// What seal() sealed; false with `why` when the tag does not match (another
+// key, another `aad`, a changed byte) or it is cut short.
+bool unseal(const std::array<unsigned char, 32>& key, std::string_view aad, std::string_view sealed, std::string& plain,
+            std::string* why);
 
 }  // namespace postern::queue

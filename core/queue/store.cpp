@@ -18,6 +18,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "queue/envelope_records.hpp"
 #include "queue/journal.hpp"
 #include "queue/store_files.hpp"
 
@@ -225,30 +226,26 @@ void Store::carry_over_locked(std::uint64_t seq) {
     int err = 0;
     if (!journal_.list(existing, &error) || existing.empty() || existing.front() != seq) return;
     if (!journal_.read(seq, text, err)) return;
-    struct Latest {
-        std::string_view payload;
-        std::uint64_t size;
-    };
-    std::unordered_map<std::uint64_t, Latest> latest;
+    // Records are carried as they are, sealed or not: a sealed one is
+    // authenticated with its id and size, not with where it lies.
+    std::unordered_map<std::uint64_t, journal::Record> latest;
     journal::Reader reader(text);
     for (journal::Record r; reader.next(r);) {
-        if (r.op != journal::Op::Envelope || r.payload.size() < 40) continue;
-        // encode() starts "version: 1\nid: <16 hex>\n": the id without a full decode.
-        std::size_t at = r.payload.find("\nid: ");
-        if (at == std::string_view::npos || !is_lower_hex(r.payload.substr(at + 5, 16), 16)) continue;
-        std::uint64_t evpid = hex_value(r.payload.substr(at + 5, 16));
+        std::string_view id = journal::envelope_id(r);
+        if (!r.is_envelope() || id.empty()) continue;
+        std::uint64_t evpid = hex_value(id);
         auto w = where_.find(evpid);
-        if (w != where_.end() && w->second == seq) latest[evpid] = {r.payload, r.size};
+        if (w != where_.end() && w->second == seq) latest[evpid] = r;
     }
     std::string records;
-    for (const auto& [evpid, l] : latest) journal::append(records, journal::Op::Envelope, l.size, l.payload);
+    for (const auto& [evpid, r] : latest) journal::append(records, r.op, r.size, r.payload);
     carrying_ = true;
     JournalPosition at;
     bool appended = records.empty() || append_locked(records, at, &error);
     carrying_ = false;
     if (!appended) return;
-    for (const auto& [evpid, l] : latest)
-        add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), l.size, at.segment->seq);
+    for (const auto& [evpid, r] : latest)
+        add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), r.size, at.segment->seq);
     if (!records.empty() && !journal_.sync(at, &error)) return;
     if (journal_.remove(seq, &error)) segments_.erase(seq);
 }
@@ -304,10 +301,17 @@ void Store::commit(const std::vector<const Message*>& batch, std::vector<bool>& 
     }
     // 2. The batch's envelopes, in one append.
     std::string records;
-    for (std::size_t i = 0; i < batch.size(); ++i)
-        if (files[i].alive)
-            for (const Envelope& e : batch[i]->envelopes)
-                journal::append(records, journal::Op::Envelope, files[i].size, encode(e));
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!files[i].alive) continue;
+        std::string mine;
+        for (const Envelope& e : batch[i]->envelopes)
+            if (!append_envelope(mine, files[i].size, e, at_rest_)) {
+                files[i] = Written{{}, 0, false, "cannot seal its envelope (the random number generator failed)"};
+                ::unlinkat(messages_fd_.get(), batch[i]->msgid.c_str(), 0);
+                break;
+            }
+        if (files[i].alive) records += mine;
+    }
     JournalPosition at;
     if (!records.empty()) {
         std::lock_guard lock(mutex_);
@@ -401,7 +405,8 @@ bool Store::update(const Envelope& e, std::string* error) {
         }
         const std::uint64_t size = info->second.size;
         std::string record;
-        journal::append(record, journal::Op::Envelope, size, encode(e));
+        if (!append_envelope(record, size, e, at_rest_))
+            return (*error = "envelope " + e.id + ": cannot seal it (the random number generator failed)"), false;
         if (!append_locked(record, at, error)) return false;
         // A carry-over in append_locked may have moved it: still queued.
         add_locked(evpid, msgid, size, at.segment->seq);

@@ -4,7 +4,8 @@
 //   DIR/journal/<seq>          the envelopes: append-only segments of records
 //                              (journal.hpp), replayed in name order
 //   DIR/incoming/              sessions' temporary files (smtpd/message_buffer)
-//   DIR/quarantine/            messages set aside, unreadable (store_quarantine.cpp)
+//   DIR/quarantine/            messages and envelopes set aside, unreadable
+//                              (store_quarantine.cpp)
 //   DIR/key-check              with `queue encryption`: a file sealed with the key
 //
 // A batch of messages is committed in one round of flushes: each message's
@@ -44,6 +45,7 @@
 #include <vector>
 
 #include "queue/envelope.hpp"
+#include "queue/journal.hpp"
 #include "queue/journal_writer.hpp"
 #include "queue/message_codec.hpp"
 #include "queue/sync_pool.hpp"
@@ -109,6 +111,16 @@ public:
         std::uint64_t size = 0;  // bytes of its message file
     };
     std::vector<Quarantined> quarantined(std::string* error) const;
+    // A sealed envelope record that does not open (changed, or sealed with
+    // another key), found by load_packed(): set aside as it is, its id being
+    // in clear, and taken out of the journal.
+    struct Unreadable {
+        journal::Op op = journal::Op::Sealed;
+        std::uint64_t size = 0;
+        std::string payload;
+        std::uint64_t seq = 0;  // the segment it is in
+        std::string why;
+    };
     // With a queue key: the first start writes key-check, a small file
     // sealed with it; later starts check that the key opens it (key_opens).
     bool check_key(std::string* error);
@@ -148,6 +160,8 @@ private:
     void carry_over_locked(std::uint64_t seq);
     void delete_dead_segments_locked();
     void withdraw(const Message& m, std::string* error);
+    bool set_aside_locked(std::uint64_t evpid, const Unreadable& record, std::string* error);
+    util::Fd open_quarantine(std::string* error);
     void migrate_legacy(std::vector<std::string>& errors);
 
     std::string dir_;

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "queue/envelope_records.hpp"
 #include "queue/journal.hpp"
 #include "queue/store.hpp"
 #include "queue/store_files.hpp"
@@ -33,23 +34,42 @@ struct Replayed {
     std::uint64_t seq = 0;   // the segment of its latest record
 };
 
-// Applies one segment's records to `live`.
-void replay(const std::string& name, std::uint64_t seq, std::string_view text,
-            std::unordered_map<std::uint64_t, Replayed>& live, std::vector<std::string>& errors) {
+// What a replay found: the envelopes, and the sealed records that do not
+// open (changed, or sealed with another key), by envelope id.
+struct Replay {
+    std::unordered_map<std::uint64_t, Replayed> live;
+    std::unordered_map<std::uint64_t, Store::Unreadable> unreadable;
+};
+
+// Applies one segment's records to `out`.
+void replay(const std::string& name, std::uint64_t seq, std::string_view text, const AtRest& how, Replay& out,
+            std::vector<std::string>& errors) {
     journal::Reader reader(text);
     for (journal::Record r; reader.next(r);) {
+        const std::string_view id = journal::envelope_id(r);
         if (r.op == journal::Op::Removed) {
-            if (is_lower_hex(r.payload, 16)) live.erase(hex_value(r.payload));
-            else errors.push_back(name + ": removal of a bad envelope id, ignored");
+            if (!id.empty()) {
+                out.live.erase(hex_value(id));
+                out.unreadable.erase(hex_value(id));
+            } else {
+                errors.push_back(name + ": removal of a bad envelope id, ignored");
+            }
             continue;
         }
         std::string why;
-        auto e = decode(r.payload, &why);
+        auto e = read_envelope(r, how, &why);
+        if (!e && r.op == journal::Op::Sealed && !id.empty()) {
+            // Its id is known: it is set aside, not dropped (load_packed).
+            out.live.erase(hex_value(id));
+            out.unreadable[hex_value(id)] = {r.op, r.size, std::string(r.payload), seq, why};
+            continue;
+        }
         if (!e || !is_lower_hex(e->id, 16) || !is_lower_hex(e->msgid, 8) || e->id.compare(0, 8, e->msgid) != 0) {
             errors.push_back(name + ": " + (e ? "bad envelope id '" + e->id + "'" : why) + ", skipped");
             continue;
         }
-        live[hex_value(e->id)] = Replayed{pack(*e), r.size, seq};
+        out.unreadable.erase(hex_value(e->id));
+        out.live[hex_value(e->id)] = Replayed{pack(*e), r.size, seq};
     }
     for (const auto& damaged : reader.damaged()) errors.push_back(name + ": " + damaged + ", record skipped");
     if (reader.error().empty()) return;
@@ -59,8 +79,8 @@ void replay(const std::string& name, std::uint64_t seq, std::string_view text,
 }
 
 // Reads segments `seqs` in order into `live`.
-void replay_segments(const JournalWriter& journal, const std::vector<std::uint64_t>& seqs,
-                     std::unordered_map<std::uint64_t, Replayed>& live, std::vector<std::string>& errors) {
+void replay_segments(const JournalWriter& journal, const std::vector<std::uint64_t>& seqs, const AtRest& how,
+                     Replay& out, std::vector<std::string>& errors) {
     for (std::uint64_t seq : seqs) {
         const std::string name = journal.dir() + "/" + JournalWriter::name(seq);
         std::string text;
@@ -69,7 +89,7 @@ void replay_segments(const JournalWriter& journal, const std::vector<std::uint64
             errors.push_back(sys_error(name, "read", err));
             continue;
         }
-        replay(name, seq, text, live, errors);
+        replay(name, seq, text, how, out, errors);
     }
 }
 
@@ -129,9 +149,10 @@ std::vector<Packed> Store::load_packed(std::vector<std::string>* errors_out) {
             return out;
         }
     }
-    std::unordered_map<std::uint64_t, Replayed> live;
+    Replay replayed;
+    auto& live = replayed.live;
     std::unordered_map<std::uint32_t, bool> whole;
-    replay_segments(journal_, seqs, live, errors);
+    replay_segments(journal_, seqs, at_rest_, replayed, errors);
     check_files(messages_fd_.get(), messages_path, live, whole, errors);
     // 2. With commits held (a file being committed would look orphaned):
     // what they committed meanwhile, the orphans, the index.
@@ -141,11 +162,34 @@ std::vector<Packed> Store::load_packed(std::vector<std::string>* errors_out) {
     if (journal_.list(all, &why)) {
         std::vector<std::uint64_t> newer;
         std::set_difference(all.begin(), all.end(), seqs.begin(), seqs.end(), std::back_inserter(newer));
-        replay_segments(journal_, newer, live, errors);
+        replay_segments(journal_, newer, at_rest_, replayed, errors);
         check_files(messages_fd_.get(), messages_path, live, whole, errors);
         seqs = std::move(all);
     } else {
         errors.push_back(why);
+    }
+    // Set aside before the orphans go: an unreadable envelope's message may
+    // have no other envelope.
+    std::vector<std::pair<std::uint64_t, Unreadable*>> unreadable;
+    for (auto& [evpid, u] : replayed.unreadable) unreadable.emplace_back(evpid, &u);
+    std::sort(unreadable.begin(), unreadable.end());
+    std::vector<std::uint64_t> set_aside;
+    std::vector<std::pair<std::uint64_t, Unreadable*>> held;
+    for (auto& [evpid, u] : unreadable) {
+        const std::string where = journal_.dir() + "/" + JournalWriter::name(u->seq) + ": envelope " +
+                                  files::hex_text(evpid, 16) + ": " + u->why;
+        if (!at_rest_.key) {
+            errors.push_back(where + ": left in the journal until `queue encryption` has its key again");
+        } else if (set_aside_locked(evpid, *u, &why)) {
+            set_aside.push_back(evpid);
+            errors.push_back(where + ": set aside in " + dir_ + "/quarantine/");
+            continue;
+        } else {
+            errors.push_back(where + ": cannot set it aside (" + why + "); left in the journal");
+        }
+        // Held as it is: its record and its message stay for the next start.
+        held.emplace_back(evpid, u);
+        whole[static_cast<std::uint32_t>(evpid >> 32)] = true;
     }
     // Files no envelope names: commits cut short, removals cut short.
     std::vector<std::string> names;
@@ -181,6 +225,17 @@ std::vector<Packed> Store::load_packed(std::vector<std::string>* errors_out) {
     // after every one it has read.
     loaded_ = true;
     journal_.close_current();
+    // What was set aside, out of the journal, so that the next start does
+    // not set it aside again; one that could not be is held where it is.
+    std::string removals;
+    for (std::uint64_t evpid : set_aside)
+        journal::append(removals, journal::Op::Removed, 0, files::hex_text(evpid, 16));
+    JournalPosition at;
+    if (!removals.empty() && (!append_locked(removals, at, &why) || !journal_.sync(at, &why)))
+        errors.push_back(journal_.dir() + ": " + why);
+    // Held ones count in the index (never handed to the scheduler): their
+    // segment, their message file and their message id are kept.
+    for (auto& [evpid, u] : held) add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), u->size, u->seq);
     delete_dead_segments_locked();
     return out;
 }
@@ -221,7 +276,10 @@ void Store::migrate_legacy(std::vector<std::string>& errors) {
                 errors.push_back(folder_path + "/" + name + ": " + (e ? "id does not match its file name" : why));
                 continue;
             }
-            journal::append(records, journal::Op::Envelope, static_cast<std::uint64_t>(st.st_size), encode(*e));
+            if (!append_envelope(records, static_cast<std::uint64_t>(st.st_size), *e, at_rest_)) {
+                errors.push_back(folder_path + "/" + name + ": cannot seal it (the random number generator failed)");
+                continue;
+            }
         }
         if (!has_message || records.empty()) {
             errors.push_back(folder_path + (has_message ? ": message without envelopes" : ": no message file") +

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "queue/envelope_records.hpp"
 #include "queue/journal.hpp"
 #include "queue/store.hpp"
 #include "queue/store_files.hpp"
@@ -38,15 +39,23 @@ bool append_durably(int dirfd, const std::string& name, const std::string& recor
 
 }  // namespace
 
+// quarantine/, made if need be.
+Fd Store::open_quarantine(std::string* error) {
+    const std::string qpath = dir_ + "/quarantine";
+    if (!files::make_folder(qpath, error)) return Fd();
+    Fd q = files::open_dir(AT_FDCWD, qpath);
+    if (!q) *error = sys_error(qpath, "open");
+    return q;
+}
+
 bool Store::quarantine(const Envelope& e, std::string* error) {
     std::string scratch;
     if (!error) error = &scratch;
     if (!ready(error)) return false;
     if (!is_lower_hex(e.msgid, 8)) return (*error = "bad message id '" + e.msgid + "'"), false;
     const std::string qpath = dir_ + "/quarantine";
-    if (!files::make_folder(qpath, error)) return false;
-    Fd q = files::open_dir(AT_FDCWD, qpath);
-    if (!q) return (*error = sys_error(qpath, "open")), false;
+    Fd q = open_quarantine(error);
+    if (!q) return false;
     // The message first: its envelopes are worth nothing without it.
     if (::linkat(messages_fd_.get(), e.msgid.c_str(), q.get(), e.msgid.c_str(), 0) != 0 && errno != EEXIST)
         return (*error = sys_error(message_path(e.msgid), "link into quarantine/")), false;
@@ -54,13 +63,29 @@ bool Store::quarantine(const Envelope& e, std::string* error) {
     if (::fstatat(q.get(), e.msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0)
         return (*error = sys_error(qpath + "/" + e.msgid, "stat")), false;
     std::string records;
-    journal::append(records, journal::Op::Envelope, static_cast<std::uint64_t>(st.st_size), encode(e));
+    if (!append_envelope(records, static_cast<std::uint64_t>(st.st_size), e, at_rest_))
+        return (*error = "envelope " + e.id + ": cannot seal it (the random number generator failed)"), false;
     const std::string name = e.msgid + std::string(kEnvelopesSuffix);
     if (!append_durably(q.get(), name, records, qpath + "/" + name, error)) return false;
     if (!files::fsync_fd(q.get())) return (*error = sys_error(qpath, "fsync")), false;
     // Only now out of the queue: a crash before this point leaves it queued
     // (and set aside again at its next attempt), never lost.
     return remove(e, error);
+}
+
+bool Store::set_aside_locked(std::uint64_t evpid, const Unreadable& record, std::string* error) {
+    const std::string msgid = files::hex_text(evpid >> 32, 8), qpath = dir_ + "/quarantine";
+    Fd q = open_quarantine(error);
+    if (!q) return false;
+    // Its message, when it is there (a commit cut short leaves none).
+    if (::linkat(messages_fd_.get(), msgid.c_str(), q.get(), msgid.c_str(), 0) != 0 && errno != EEXIST &&
+        errno != ENOENT)
+        return (*error = sys_error(message_path(msgid), "link into quarantine/")), false;
+    std::string records;
+    journal::append(records, record.op, record.size, record.payload);
+    const std::string name = msgid + std::string(kEnvelopesSuffix);
+    if (!append_durably(q.get(), name, records, qpath + "/" + name, error)) return false;
+    return files::fsync_fd(q.get()) || ((*error = sys_error(qpath, "fsync")), false);
 }
 
 std::vector<Store::Quarantined> Store::quarantined(std::string* error) const {
@@ -86,7 +111,7 @@ std::vector<Store::Quarantined> Store::quarantined(std::string* error) const {
         int err = 0;
         if (files::read_file(q.get(), name, journal::kMaxPayload * 16, text, err)) {
             journal::Reader reader(text);
-            for (journal::Record r; reader.next(r);) item.envelopes += r.op == journal::Op::Envelope;
+            for (journal::Record r; reader.next(r);) item.envelopes += r.is_envelope();
         }
         struct stat st {};
         if (::fstatat(q.get(), msgid.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)

@@ -6,7 +6,7 @@ temporarily and the envelope stays queued. The daemon (root parent and
 unprivileged child) is then killed with SIGKILL; the message and its envelope
 must be on disk in the spool (messages/ and journal/). Once the folder is handed to nobody
 and the daemon restarted with the same config, the message is delivered
-exactly once.
+exactly once. The same again with `queue compression` and `queue encryption`.
 """
 
 import os
@@ -28,9 +28,11 @@ BODY = "Subject: survive\r\n\r\nthis message must not be lost\r\n"
 
 @unittest.skipUnless(os.geteuid() == 0, "needs root: delivery as user nobody")
 class CrashRecovery(unittest.TestCase):
+    HEAD = ""  # queue options before the actions
+
     def test_acknowledged_message_survives_kill9(self):
         nobody = pwd.getpwnam("nobody")
-        with postern.Daemon(CONFIG, name="crash") as d:
+        with postern.Daemon(self.HEAD + CONFIG, name="crash") as d:
             blocked = d.path("blocked")
             os.mkdir(blocked)
             os.chown(blocked, 0, 0)
@@ -74,11 +76,17 @@ class CrashRecovery(unittest.TestCase):
             self.assertIn(msgid, entries)
             journal = d.path("spool", "journal")
             records = b"".join(postern.read_bytes(os.path.join(journal, f)) for f in sorted(os.listdir(journal)))
-            # Its record as committed, then as rewritten after the failed attempt.
-            self.assertEqual(records.count(f"\nmsgid: {msgid}\n".encode()), 2, records)
-            self.assertIn(b"\nretry: 1\n", records)
-            stored = postern.read_bytes(os.path.join(d.queue_dir, msgid)).decode("utf-8", "replace")
-            self.assertIn("this message must not be lost", stored)
+            stored = postern.read_bytes(os.path.join(d.queue_dir, msgid))
+            if self.HEAD:
+                # Its record as committed, then as rewritten: sealed, ids in clear.
+                self.assertEqual(len(re.findall(rb"\nS \d+ [0-9a-f]{8} \d+\n" + msgid.encode(), records)), 2, records)
+                self.assertNotIn(b"keeper@example.org", records)
+                self.assertNotIn(b"must not be lost", stored)
+            else:
+                # Its record as committed, then as rewritten after the failed attempt.
+                self.assertEqual(records.count(f"\nmsgid: {msgid}\n".encode()), 2, records)
+                self.assertIn(b"\nretry: 1\n", records)
+                self.assertIn(b"this message must not be lost", stored)
 
             # Let nobody write, restart with the same config: delivered once.
             os.chown(blocked, nobody.pw_uid, nobody.pw_gid)
@@ -97,6 +105,11 @@ class CrashRecovery(unittest.TestCase):
             self.assertEqual(len(postern.maildir_new(maildir)), 1, "delivered more than once")
             self.assertTrue(d.wait_queue_empty(5), d.queue_entries())
             self.assertEqual(len(re.findall(r"mda delivery .*result=Ok", d.log())), 1, d.log())
+
+
+class CrashRecoveryEncrypted(CrashRecovery):
+    """The same with the queue compressed and encrypted (messages and envelopes)."""
+    HEAD = "queue compression\nqueue encryption 00112233445566778899aabbccddeeff\n"
 
 
 SLOW = ('action "slow" mda "sleep 3; cat > @DIR@/files/out-$$"\n'

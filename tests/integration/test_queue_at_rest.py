@@ -7,9 +7,14 @@ can read, or a key of the wrong length, stops `posternd -n` with the reason.
 A daemon restarted with another key is refused at start (-n says so too)
 with the message still queued; a message whose file was changed in the spool
 is set aside in quarantine/, never delivered, and `posternctl show
-quarantine` lists it.
+quarantine` lists it. Envelopes are sealed in the journal too: one whose
+record was changed (its CRC made good again) is set aside at start-up, once,
+and the rest of the queue goes on. Either option can be switched on or off
+with mail queued; encryption switched off needs the key in queue.key to read
+what was written under it.
 """
 import os
+import re
 import smtplib
 import subprocess
 import sys
@@ -122,6 +127,126 @@ class QueueAtRest(unittest.TestCase):
         self.assertIn("scheduler.envelope.quarantined=1", postern.posternctl(d, "show", "stats"))
         new = d.path("mail", "bob", "new")
         self.assertFalse(os.path.isdir(new) and os.listdir(new))
+
+
+    def journal(self, d):
+        folder = os.path.join(d.spool, "journal")
+        return b"".join(postern.read_bytes(os.path.join(folder, f)) for f in sorted(os.listdir(folder)))
+
+    def test_envelopes_are_sealed_in_the_journal(self):
+        d = self.start(f"queue encryption {KEY}\n")
+        self.deliver_held(d)
+        records = self.journal(d)
+        self.assertRegex(records, rb"^postern-journal 1\nS \d+ [0-9a-f]{8} \d+\n[0-9a-f]{16}")
+        for clear in (b"alice@example.org", b"bob@localhost", b"127.0.0.1", b"sender:"):
+            self.assertNotIn(clear, records)
+        self.check_delivered(d)
+
+    def test_a_changed_envelope_record_is_set_aside_at_start_the_rest_delivered(self):
+        d = self.start(f"queue encryption {KEY}\n")
+        self.deliver_held(d)
+        msgid = os.path.basename(queued_files(d)[0])
+        size = os.path.getsize(queued_files(d)[0])
+        d.stop()
+        # Someone who can write the spool but lacks the key changes a byte of
+        # the sealed envelope and makes its CRC good again.
+        folder = os.path.join(d.spool, "journal")
+        for name in os.listdir(folder):
+            path = os.path.join(folder, name)
+            records = parse_journal(postern.read_bytes(path))
+            with open(path, "wb") as f:
+                f.write(b"postern-journal 1\n")
+                for op, rsize, payload in records:
+                    if op == b"S" and payload.startswith(msgid.encode()):
+                        payload = payload[:30] + bytes([payload[30] ^ 1]) + payload[31:]
+                    f.write(journal_record(op, rsize, payload))
+        d.restart()
+        self.assertTrue(d.wait_log(r"queue corrupt-envelope error=.*envelope " + msgid +
+                                   r"\w{8}: does not decrypt .*: set aside in \S*quarantine/"), d.log())
+        self.assertEqual(postern.posternctl(d, "show", "quarantine"), f"{msgid}|1|{size}\n")
+        self.assertEqual(d.queue_entries(), [])
+        # The queue is not blocked: the next message goes through.
+        send(d)
+        files = d.wait_files(d.path("mail", "bob"), 1)
+        self.assertEqual(len(files), 1, d.log())
+        self.assertNotIn(msgid, os.path.basename(files[0]))
+        # Set aside once: the next start does not find it again (once a
+        # message sent after it is delivered, the queue was read).
+        d.restart()
+        send(d)
+        self.assertEqual(len(d.wait_files(d.path("mail", "bob"), 2)), 2, d.log())
+        self.assertEqual(postern.posternctl(d, "show", "quarantine"), f"{msgid}|1|{size}\n")
+        self.assertEqual(len(re.findall(r"set aside in ", d.log())), 1, d.log())
+
+    def test_switching_either_option_on_and_off_with_mail_queued(self):
+        d = self.start("")
+        self.deliver_held(d)  # written plain
+        d.stop()
+        d.config_text = f"queue compression\nqueue encryption {KEY}\n" + ACTIONS
+        d._write_config()
+        d.restart()
+        # The plain message is read with both options on.
+        files = d.wait_files(d.path("mail", "bob"), 1)
+        self.assertEqual(len(files), 1, d.log())
+        self.deliver_held(d)  # written compressed and encrypted
+        d.stop()
+        # Both off, the key gone: the queue cannot be read, and start-up says what to do.
+        d.config_text = ACTIONS
+        d._write_config()
+        r = subprocess.run([postern.POSTERND, "-n", "-f", d.conf_path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        key_file = os.path.join(os.path.dirname(d.conf_path), "queue.key")
+        self.assertIn(f"{d.conf_path}: the queue may hold mail written with `queue encryption` ({d.spool}/key-check "
+                      f"exists): to read it with encryption off, put the key it was written with in {key_file}",
+                      r.stderr)
+        with self.assertRaises(RuntimeError):
+            d.restart()
+        self.assertEqual(len(queued_files(d)), 1)
+        # With the key in queue.key it is read, and what is new is written plain.
+        with open(key_file, "w") as f:
+            f.write(KEY + "\n")
+        os.chmod(key_file, 0o600)
+        d.restart()
+        files = d.wait_files(d.path("mail", "bob"), 2)
+        self.assertEqual(len(files), 2, d.log())
+        for path in files:
+            self.assertTrue(postern.read_bytes(path).decode().endswith(postern.lf_message(SECRET)))
+        spooled = self.deliver_held(d)
+        self.assertTrue(spooled.startswith(b"Received: "), spooled[:40])
+        self.assertIn(b"alice@example.org", self.journal(d))
+        self.check_delivered_count(d, 3)
+
+    def check_delivered_count(self, d, n):
+        postern.posternctl(d, "resume", "mda")
+        self.assertEqual(len(d.wait_files(d.path("mail", "bob"), n)), n, d.log())
+        self.assertTrue(d.wait_queue_empty(), d.queue_entries())
+
+
+def crc32c(data, crc=0):
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc ^= b
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
+def parse_journal(data):
+    """The (op, size, payload) records of one segment (format: core/queue/journal.hpp)."""
+    assert data.startswith(b"postern-journal 1\n")
+    pos, out = len(b"postern-journal 1\n"), []
+    while pos < len(data):
+        eol = data.index(b"\n", pos)
+        op, length, _crc, size = data[pos:eol].split(b" ")
+        payload = data[eol + 1:eol + 1 + int(length)]
+        out.append((op, int(size), payload))
+        pos = eol + 1 + int(length) + 1
+    return out
+
+
+def journal_record(op, size, payload):
+    crc = crc32c(op + b" " + str(size).encode() + b"\n" + payload)
+    return op + b" %d %08x %d\n" % (len(payload), crc, size) + payload + b"\n"
 
 
 class KeyRefusals(unittest.TestCase):

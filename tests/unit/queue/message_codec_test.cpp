@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <array>
 #include <random>
 #include <string>
 
@@ -169,4 +170,29 @@ TEST_CASE("the decoded message cannot be changed by its reader", "[codec]") {
     REQUIRE(plain);
     CHECK(::write(plain.get(), "x", 1) < 0);
     CHECK(::ftruncate(plain.get(), 0) < 0);
+}
+
+TEST_CASE("seal and unseal: a fresh nonce each time, the tag and the authenticated data checked", "[codec]") {
+    std::array<unsigned char, 32> key{}, other{};
+    key.fill(3);
+    other.fill(4);
+    const std::string text = "version: 1\nid: 0123456789abcdef\nsender: a@example.org\n";
+    std::string a = seal(key, "S 0123456789abcdef 10", text), b = seal(key, "S 0123456789abcdef 10", text);
+    REQUIRE(a.size() == text.size() + 28);
+    CHECK(a != b);  // nonces differ
+    CHECK(a.find("example.org") == std::string::npos);
+    std::string plain, why;
+    CHECK(unseal(key, "S 0123456789abcdef 10", a, plain, &why));
+    CHECK(plain == text);
+    CHECK_FALSE(unseal(other, "S 0123456789abcdef 10", a, plain, &why));
+    CHECK(plain.empty());
+    CHECK(why == "does not decrypt (another key, or changed)");
+    CHECK_FALSE(unseal(key, "S 0123456789abcdef 11", a, plain, &why));
+    std::string changed = a;
+    changed[20] ^= 0x40;
+    CHECK_FALSE(unseal(key, "S 0123456789abcdef 10", changed, plain, &why));
+    CHECK_FALSE(unseal(key, "S 0123456789abcdef 10", a.substr(0, 27), plain, &why));
+    CHECK(why == "cut short");
+    CHECK(unseal(key, "x", seal(key, "x", ""), plain, &why));
+    CHECK(plain.empty());
 }

@@ -11,9 +11,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "queue/journal.hpp"
 #include "queue/store.hpp"
 
 using namespace postern::queue;
@@ -665,4 +667,207 @@ TEST_CASE("with a queue key, the first start writes key-check and a later start 
     Store plain(tmp.path() + "/spool");
     CHECK(plain.open(&error));
     CHECK(key_opens(tmp.path() + "/nowhere", other, &why));
+}
+
+namespace {
+
+AtRest with_key(unsigned char fill) {
+    AtRest how;
+    how.key.emplace();
+    how.key->fill(fill);
+    return how;
+}
+
+// Every journal segment's bytes, one after the other.
+std::string journal_text(const TempDir& tmp) {
+    std::string all;
+    for (const auto& name : entries(tmp.path() + "/spool/journal"))
+        all += read_file(tmp.path() + "/spool/journal/" + name);
+    return all;
+}
+
+// Rewrites every segment with `change` applied to each record, each CRC made
+// good again: what someone who can write the spool but lacks the key can do.
+void rewrite_journal(const TempDir& tmp, const std::function<void(journal::Record&, std::string&)>& change) {
+    for (const auto& name : entries(tmp.path() + "/spool/journal")) {
+        const std::string path = tmp.path() + "/spool/journal/" + name;
+        const std::string text = read_file(path);
+        std::string out(journal::kMagic);
+        journal::Reader reader(text);
+        for (journal::Record r; reader.next(r);) {
+            std::string payload(r.payload);
+            change(r, payload);
+            journal::append(out, r.op, r.size, payload);
+        }
+        write_file(path, out);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("with a queue key the journal's envelopes are sealed, and read back whole with it", "[store]") {
+    TempDir tmp;
+    Store::Message m = message("0000c0de", 2, "Subject: x\n\nbody\n");
+    {
+        auto store = open_store(tmp);
+        store->set_at_rest(with_key(7));
+        REQUIRE(commit_one(*store, m));
+    }
+    const std::string text = journal_text(tmp);
+    CHECK(text.find("\nS ") != std::string::npos);
+    CHECK(text.find("\nE ") == std::string::npos);
+    CHECK(text.find("example.org") == std::string::npos);       // no address in clear
+    CHECK(text.find("0000c0de00000001") != std::string::npos);  // the ids are
+    auto store = open_store(tmp);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    auto loaded = store->load_all(&errors);
+    CHECK(errors.empty());
+    REQUIRE(loaded.size() == 2);
+    CHECK(same(loaded[0], m.envelopes[0]));
+    CHECK(same(loaded[1], m.envelopes[1]));
+    // A rewrite is sealed too, and wins.
+    Envelope retried = loaded[1];
+    retried.retry = 3;
+    retried.errorline = "451 try later";
+    std::string why;
+    REQUIRE(store->update(retried, &why));
+    auto next = open_store(tmp);
+    next->set_at_rest(with_key(7));
+    auto again = next->load_all(&errors);
+    REQUIRE(again.size() == 2);
+    CHECK(same(again[1], retried));
+    CHECK(journal_text(tmp).find("451 try later") == std::string::npos);
+}
+
+TEST_CASE("a sealed envelope changed on disk is set aside at start-up, once, and the rest loaded", "[store]") {
+    TempDir tmp;
+    Store::Message good = message("00000aaa", 1, "Subject: good\n\nbody\n");
+    Store::Message bad = message("00000bbb", 1, "Subject: bad\n\nbody\n");
+    {
+        auto store = open_store(tmp);
+        store->set_at_rest(with_key(7));
+        REQUIRE(commit_one(*store, good));
+        REQUIRE(commit_one(*store, bad));
+    }
+    SECTION("a byte of its sealed text") {
+        rewrite_journal(tmp, [](journal::Record& r, std::string& payload) {
+            if (journal::envelope_id(r) == "00000bbb00000001") payload[30] ^= 1;
+        });
+    }
+    SECTION("its size, to pass another file off as its message") {
+        rewrite_journal(tmp, [](journal::Record& r, std::string&) {
+            if (journal::envelope_id(r) == "00000bbb00000001") r.size += 1;
+        });
+    }
+    SECTION("another envelope's sealed text under its id") {
+        std::string stolen;
+        rewrite_journal(tmp, [&](journal::Record& r, std::string& payload) {
+            if (journal::envelope_id(r) == "00000aaa00000001") stolen = payload.substr(16);
+            else payload = "00000bbb00000001" + stolen;
+        });
+    }
+    const std::string spool = tmp.path() + "/spool";
+    auto store = open_store(tmp);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    auto loaded = store->load_all(&errors);
+    REQUIRE(loaded.size() == 1);
+    CHECK(loaded[0].id == "00000aaa00000001");
+    REQUIRE(errors.size() == 1);
+    CHECK(errors[0].find("envelope 00000bbb00000001: ") != std::string::npos);
+    CHECK(errors[0].ends_with(": set aside in " + spool + "/quarantine/"));
+    CHECK(entries(spool + "/quarantine") == std::vector<std::string>{"00000bbb", "00000bbb.envelopes"});
+    std::string why;
+    postern::util::Fd set_aside(::open((spool + "/quarantine/00000bbb").c_str(), O_RDONLY | O_CLOEXEC));
+    postern::util::Fd plain = open_plain(std::move(set_aside), with_key(7), &why);
+    REQUIRE(plain);
+    CHECK(read_fd(plain.release()) == bad.data);
+    CHECK(entries(spool + "/messages") == std::vector<std::string>{"00000aaa"});
+    auto listed = store->quarantined(&why);
+    REQUIRE(listed.size() == 1);
+    CHECK(listed[0].envelopes == 1);
+    // Out of the journal: the next start does not set it aside again.
+    auto next = open_store(tmp);
+    next->set_at_rest(with_key(7));
+    errors.clear();
+    CHECK(next->load_all(&errors).size() == 1);
+    CHECK(errors.empty());
+    CHECK(next->quarantined(&why).at(0).envelopes == 1);
+}
+
+TEST_CASE("without the key, sealed envelopes are left in the journal, never set aside", "[store]") {
+    TempDir tmp;
+    {
+        auto store = open_store(tmp);
+        store->set_at_rest(with_key(7));
+        REQUIRE(commit_one(*store, message("00000ccc", 2, "Subject: x\n\nbody\n")));
+    }
+    const std::string spool = tmp.path() + "/spool";
+    {
+        Store store(spool);
+        std::string error;
+        REQUIRE(store.open(&error));
+        std::vector<std::string> errors;
+        CHECK(store.load_all(&errors).empty());
+        REQUIRE(errors.size() == 2);
+        CHECK(errors[0].ends_with(": left in the journal until `queue encryption` has its key again"));
+        CHECK_FALSE(fs::exists(spool + "/quarantine"));
+        CHECK(entries(spool + "/messages") == std::vector<std::string>{"00000ccc"});  // kept for them
+        CHECK_FALSE(store.message_id_free("00000ccc"));
+    }
+    auto store = open_store(tmp);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    CHECK(store->load_all(&errors).size() == 2);
+    CHECK(errors.empty());
+}
+
+TEST_CASE("encryption switched off: old sealed envelopes read with the key, new ones written plain", "[store]") {
+    TempDir tmp;
+    Store::Message old_one = message("00000ddd", 1, "Subject: old\n\nbody\n");
+    Store::Message new_one = message("00000eee", 1, "Subject: new\n\nbody\n");
+    {
+        auto store = open_store(tmp);
+        store->set_at_rest(with_key(7));
+        REQUIRE(commit_one(*store, old_one));
+    }
+    AtRest reading = with_key(7);
+    reading.key_reads_only = true;
+    auto store = open_store(tmp);
+    store->set_at_rest(reading);
+    std::vector<std::string> errors;
+    CHECK(store->load_all(&errors).size() == 1);
+    REQUIRE(commit_one(*store, new_one));
+    CHECK(read_file(tmp.path() + "/spool/messages/00000eee") == new_one.data);
+    CHECK(journal_text(tmp).find("r0@example.org") != std::string::npos);  // the new envelope, plain
+    std::string why;
+    CHECK(read_fd(store->open_message("00000ddd", &why)) == old_one.data);
+    auto next = open_store(tmp);
+    next->set_at_rest(reading);
+    CHECK(next->load_all(&errors).size() == 2);
+    CHECK(errors.empty());
+}
+
+TEST_CASE("sealed envelopes are carried over to new segments as they are", "[store]") {
+    TempDir tmp;
+    std::vector<Store::Message> batch;
+    for (unsigned i = 1; i <= 60; ++i) batch.push_back(message(hex8(0x100 + i), 1, "Subject: x\n\nbody\n"));
+    {
+        auto store = open_store(tmp, 2048);
+        store->set_at_rest(with_key(7));
+        std::vector<std::string> errors;
+        store->load_all(&errors);
+        for (const auto& m : batch) REQUIRE(commit_one(*store, m));
+        std::string why;
+        for (std::size_t i = 0; i < batch.size(); i += 2) REQUIRE(store->remove(batch[i].envelopes[0], &why));
+        for (unsigned i = 1; i <= 60; ++i)
+            REQUIRE(commit_one(*store, message(hex8(0x200 + i), 1, "Subject: y\n\nb\n")));
+    }
+    CHECK(journal_text(tmp).find("\nE ") == std::string::npos);
+    auto store = open_store(tmp, 2048);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    CHECK(store->load_all(&errors).size() == 90);
+    CHECK(errors.empty());
 }
