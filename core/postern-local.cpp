@@ -1,20 +1,20 @@
 // postern-local — the local delivery agent.
 //
 //   postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]
-//                 [--as UID:GID] [--secret-fd FD] --result-fd FD
-//                 --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]
-//                 [--delivery ...]
+//                 [--as UID:GID] --batch-fd FD [--secret-fd FD] --result-fd FD
 //
 // The daemon starts an agent for a batch of local deliveries that share an
 // action and an account, and may give it more such batches later (see
 // below). A daemon running as root starts it as root with
 // --as: the agent loads its plugin while it can still read any folder (the
 // binaries may sit in a checkout under a 0700 home), creates missing
-// mailboxes (the PATH of a --delivery followed by --create-mbox, a mailbox
+// mailboxes (the PATH of a delivery marked so, a mailbox
 // in the mbox folder: Debian's /var/mail is
 // root:mail 2775, so a user cannot), and then becomes UID:GID for good
-// before it reads a single message or envelope field. Each --delivery names an inherited file
-// descriptor holding one spooled message and that message's envelope. The
+// before it reads a single message. --batch-fd names an inherited descriptor
+// holding the batch (delivery/agent_batch.hpp): for each delivery, the
+// inherited descriptor holding its spooled message, and its envelope. The
+// envelopes are never in argv, which any local user reads in /proc. The
 // agent loads delivery-NAME.so once and hands it each batch: whole, to its
 // `deliver_batch`, when the plugin has one (a maildir flushes the batch's
 // files together; a relay keeps its time budget and what it found
@@ -34,7 +34,7 @@
 // loads, and the result descriptor is closed on exec: nothing a plugin or a
 // command it runs prints can pass for a result.
 //
-// More batches: once every delivery of the batch in its argv has its
+// More batches: once every delivery of its first batch has its
 // result, the agent waits on the result descriptor for the next batch. When
 // the daemon keeps agents, that descriptor is a SOCK_SEQPACKET socket and
 // each batch comes on it as one packet with its messages' descriptors
@@ -51,7 +51,8 @@
 // agent died) counts as a temporary failure.
 //
 // Depends on: util/plugin (the loader), util/frame, delivery/result (compiled
-// in), delivery/agent_channel.hpp, the delivery ABI in postern/delivery.h.
+// in), delivery/agent_channel.hpp and agent_batch.hpp, the delivery ABI in
+// postern/delivery.h.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -70,6 +71,7 @@
 #include <string_view>
 #include <vector>
 
+#include "delivery/agent_batch.hpp"
 #include "delivery/agent_channel.hpp"
 #include "delivery/kind.hpp"
 #include "delivery/result.hpp"
@@ -85,11 +87,8 @@ constexpr int kExitOk = 0;
 constexpr int kExitUsage = 1;
 constexpr int kExitTempFail = 75;
 
-constexpr const char* kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID] [--secret-fd FD] --result-fd FD\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
-    "                     [--delivery ...]\n";
+constexpr const char* kUsage = "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+                               "                     [--as UID:GID] --batch-fd FD [--secret-fd FD] --result-fd FD\n";
 
 struct Delivery {
     int fd = -1;
@@ -100,6 +99,7 @@ struct Delivery {
 
 struct Args {
     std::string plugin_dir, method, user, home, options;
+    int batch_fd = -1;                          // the first batch's envelopes, kept out of argv
     int secret_fd = -1;                         // more option words, kept out of argv
     int result_fd = -1;                         // where the results go
     std::optional<std::pair<uid_t, gid_t>> as;  // --as: who to become after loading the plugin
@@ -154,12 +154,11 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
         else if (opt == "--user") ok = single("user", &a.user, &a.has_user, i);
         else if (opt == "--home") ok = single("home", &a.home, &a.has_home, i);
         else if (opt == "--options") ok = single("options", &a.options, &has_options, i);
-        else if (opt == "--create-mbox") {
-            if (a.deliveries.empty()) {
-                *error = "option --create-mbox must follow a --delivery";
-                return std::nullopt;
-            }
-            ok = a.deliveries.back().create_mbox = true;
+        else if (opt == "--batch-fd") {
+            std::string text;
+            bool seen = a.batch_fd >= 0;
+            ok = single("batch-fd", &text, &seen, i) && parse_fd(text, &a.batch_fd);
+            if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --batch-fd";
         } else if (opt == "--as") {
             std::string text;
             std::pair<uid_t, gid_t> ids;
@@ -176,33 +175,6 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
             bool seen = a.result_fd >= 0;
             ok = single("result-fd", &text, &seen, i) && parse_fd(text, &a.result_fd);
             if (!ok && error->empty()) *error = "bad file descriptor \"" + text + "\" for --result-fd";
-        } else if (opt == "--dsn") {
-            if (a.deliveries.empty() || i + 2 >= argc) {
-                *error = "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery";
-                return std::nullopt;
-            }
-            a.deliveries.back().mail_params = argv[i + 1];
-            a.deliveries.back().rcpt_params = argv[i + 2];
-            i += 2;
-            ok = true;
-        } else if (opt == "--delivery") {
-            if (i + 6 >= argc) {
-                *error = "option --delivery needs FD SENDER RCPT DEST PATH MSGID";
-                return std::nullopt;
-            }
-            Delivery d;
-            if (!parse_fd(argv[i + 1], &d.fd)) {
-                *error = "bad file descriptor \"" + std::string(argv[i + 1]) + "\" for --delivery";
-                return std::nullopt;
-            }
-            d.sender = argv[i + 2];
-            d.rcpt = argv[i + 3];
-            d.dest = argv[i + 4];
-            d.path = argv[i + 5];
-            d.msgid = argv[i + 6];
-            a.deliveries.push_back(std::move(d));
-            i += 6;
-            ok = true;
         } else {
             *error = "unknown argument \"" + std::string(opt) + "\"";
             return std::nullopt;
@@ -212,24 +184,15 @@ std::optional<Args> parse(int argc, char** argv, std::string* error) {
     const char* missing = !a.has_method     ? "--method"
                           : !a.has_user     ? "--user"
                           : !a.has_home     ? "--home"
+                          : a.batch_fd < 0  ? "--batch-fd"
                           : a.result_fd < 0 ? "--result-fd"
                                             : nullptr;
     if (missing) {
         *error = std::string("missing option ") + missing;
         return std::nullopt;
     }
-    if (a.deliveries.empty()) {
-        *error = "no --delivery given";
-        return std::nullopt;
-    }
-    for (const auto& d : a.deliveries)
-        if (d.fd == a.result_fd || a.secret_fd == a.result_fd) {
-            *error = "--result-fd " + std::to_string(a.result_fd) + " is also a message's or the secret's";
-            return std::nullopt;
-        }
-    if (!a.as &&
-        std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
-        *error = "--create-mbox needs --as";
+    if (a.batch_fd == a.result_fd || a.secret_fd == a.result_fd || a.secret_fd == a.batch_fd) {
+        *error = "--batch-fd, --secret-fd and --result-fd must be three descriptors";
         return std::nullopt;
     }
     return a;
@@ -252,6 +215,49 @@ bool read_secret(int fd, std::string* out) {
     }
     ::close(fd);
     return false;
+}
+
+// The first batch (delivery/agent_batch.hpp): read whole, bounded, then the
+// descriptor is closed. Its message descriptors must not be the agent's own.
+bool read_batch(Args& a, std::string* error) {
+    namespace first_batch = postern::delivery::first_batch;
+    std::string bytes;
+    char buf[16384];
+    for (;;) {
+        ssize_t n = ::read(a.batch_fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            *error = "cannot read the batch on descriptor " + std::to_string(a.batch_fd) + ": " + std::strerror(errno);
+            ::close(a.batch_fd);
+            return false;
+        }
+        if (n == 0) break;
+        bytes.append(buf, static_cast<size_t>(n));
+        if (bytes.size() > first_batch::kMaxBytes) break;  // decode() says so
+    }
+    ::close(a.batch_fd);
+    std::vector<first_batch::Item> items;
+    std::string why;
+    if (!first_batch::decode(std::move(bytes), &items, &why)) {
+        *error = why + " on descriptor " + std::to_string(a.batch_fd);
+        return false;
+    }
+    a.deliveries.clear();
+    for (auto& i : items) {
+        if (i.fd == a.batch_fd || i.fd == a.secret_fd || i.fd == a.result_fd) {
+            *error = "message descriptor " + std::to_string(i.fd) + " is also --batch-fd, --secret-fd or --result-fd";
+            return false;
+        }
+        auto& f = i.fields;
+        a.deliveries.push_back({i.fd, std::move(f.sender), std::move(f.rcpt), std::move(f.dest), std::move(f.path),
+                                std::move(f.msgid), std::move(f.mail_params), std::move(f.rcpt_params), i.create_mbox});
+    }
+    if (!a.as &&
+        std::any_of(a.deliveries.begin(), a.deliveries.end(), [](const Delivery& d) { return d.create_mbox; })) {
+        *error = "a mailbox to create needs --as";
+        return false;
+    }
+    return true;
 }
 
 using postern::delivery::Result;
@@ -535,27 +541,6 @@ bool deliver_batch(const postern::util::DeliveryPlugin& plugin, const Args& a) {
     return true;
 }
 
-// The first batch's envelopes are in argv, which any user may read in /proc
-// for as long as the agent lives, and one that serves more batches lives
-// seconds, not milliseconds: once parsed (into copies), the addresses,
-// paths and DSN parameters are overwritten in place with NULs.
-void hide_envelopes(int argc, char** argv) {
-    auto wipe = [](char* s) { std::memset(s, 0, std::strlen(s)); };
-    for (int i = 1; i < argc; ++i) {
-        std::string_view opt = argv[i];
-        if (opt == "--delivery" && i + 6 < argc) {
-            for (int k = 2; k <= 5; ++k) wipe(argv[i + k]);  // SENDER RCPT DEST PATH (not FD, MSGID)
-            i += 6;
-        } else if (opt == "--dsn" && i + 2 < argc) {
-            wipe(argv[i + 1]);
-            wipe(argv[i + 2]);
-            i += 2;
-        } else if (opt != "--create-mbox") {
-            ++i;  // every other option has one value: skipped as parse() does
-        }
-    }
-}
-
 // Whether the daemon may send more batches on the result descriptor: only
 // its channel does, a SOCK_SEQPACKET socket (delivery/agent_channel.hpp).
 // On a pipe, a file or a stream socket the agent serves one batch.
@@ -649,7 +634,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
         return kExitUsage;
     }
-    hide_envelopes(argc, argv);
+    if (!read_batch(*args, &error)) {
+        std::fprintf(stderr, "postern-local: %s\n%s", error.c_str(), kUsage);
+        return kExitUsage;
+    }
     // The result pipe is ours alone: closed on exec, so no command a plugin
     // starts (mda) inherits it; and stdout becomes stderr before the plugin
     // is loaded, so whatever it prints goes to the log, never among results.

@@ -1,7 +1,7 @@
 // delivery/agent_channel.hpp — how a delivery agent that lives on gets its
 // next batch (the pool's side: agent_pool.hpp; the agent's: postern-local.cpp).
 //
-// An agent is started with its first batch in its argv and a result
+// An agent is started with its first batch on a descriptor (agent_batch.hpp) and a result
 // descriptor (--result-fd). When the launcher keeps agents (agent_pool.hpp),
 // that descriptor is the agent's end of a SOCK_SEQPACKET socketpair (the
 // only kind on which an agent waits for more: on a pipe or a stream socket
@@ -18,7 +18,7 @@
 //
 // A packet is bounded by the socket's send buffer (net.core.wmem_default,
 // 208 KiB on Linux by default): a batch that does not fit kMaxPacket goes
-// to a new agent, in its argv, instead.
+// to a new agent, as its first batch, instead.
 //
 // Header-only and pure (no I/O): postern-local compiles it in with util/frame.
 #pragma once
@@ -32,8 +32,7 @@
 
 namespace postern::delivery::channel {
 
-// One delivery's envelope as the agent gets it (postern-local's --delivery,
-// without the descriptor).
+// One delivery's envelope as the agent gets it (without the descriptor).
 struct Item {
     std::string sender, rcpt, dest, path, msgid;
     std::string mail_params, rcpt_params;  // DSN parameters for a relay, "" = none

@@ -2,9 +2,12 @@
 #include "delivery/agent_spawn.hpp"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include <vector>
+
+#include "delivery/agent_batch.hpp"
 
 namespace postern::delivery {
 namespace {
@@ -12,27 +15,40 @@ namespace {
 // Under a pipe's 64 KiB buffer: the write never blocks (a pki chain fits).
 constexpr size_t kMaxSecret = 60 * 1024;
 
-// Descriptors the agent inherits: the messages from 3 on, then the secret,
-// then the result descriptor.
-int secret_fd_number(const Batch& batch) { return static_cast<int>(3 + batch.items.size()); }
+// Descriptors the agent inherits: the messages from 3 on, then the batch,
+// then the secret, then the result descriptor.
+int batch_fd_number(const Batch& batch) { return static_cast<int>(3 + batch.items.size()); }
+int secret_fd_number(const Batch& batch) { return batch_fd_number(batch) + 1; }
 int result_fd_number(const Batch& batch, bool secret) { return secret_fd_number(batch) + (secret ? 1 : 0); }
 
+// Nothing of the envelope: argv is public in /proc (agent_batch.hpp).
 std::vector<std::string> agent_args(const SpawnOptions& options, const Batch& batch, bool secret) {
     std::vector<std::string> args = {options.agent, "--plugin-dir", options.plugin_dir, "--method",
                                      batch.method,  "--user",       batch.user,         "--home",
                                      batch.home,    "--options",    batch.options};
-    for (size_t k = 0; k < batch.items.size(); ++k) {
-        const channel::Item& i = batch.items[k].fields;
-        args.insert(args.end(), {"--delivery", std::to_string(3 + k), i.sender, i.rcpt, i.dest, i.path, i.msgid});
-        if (!i.mail_params.empty() || !i.rcpt_params.empty())
-            args.insert(args.end(), {"--dsn", i.mail_params, i.rcpt_params});
-        if (batch.items[k].create_mbox) args.push_back("--create-mbox");
-    }
     if (batch.as)
         args.insert(args.end(), {"--as", std::to_string(batch.as->first) + ":" + std::to_string(batch.as->second)});
+    args.insert(args.end(), {"--batch-fd", std::to_string(batch_fd_number(batch))});
     if (secret) args.insert(args.end(), {"--secret-fd", std::to_string(secret_fd_number(batch))});
     args.insert(args.end(), {"--result-fd", std::to_string(result_fd_number(batch, secret))});
     return args;
+}
+
+// The batch's envelopes in a sealed memory file, read from its start: no
+// pipe buffer to fill, so writing it never blocks the loop, whatever its size.
+util::Fd batch_file(const Batch& batch, std::string* why) {
+    std::vector<first_batch::Item> items;
+    for (size_t k = 0; k < batch.items.size(); ++k)
+        items.push_back({static_cast<int>(3 + k), batch.items[k].create_mbox, batch.items[k].fields});
+    std::string bytes = first_batch::encode(items);
+    util::Fd fd(::memfd_create("postern-batch", MFD_CLOEXEC | MFD_ALLOW_SEALING));
+    if (bytes.size() > first_batch::kMaxBytes || !fd || !util::write_all(fd.get(), bytes) ||
+        ::lseek(fd.get(), 0, SEEK_SET) != 0 ||
+        ::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) != 0) {
+        *why = "cannot pass the batch to the agent";
+        return {};
+    }
+    return fd;
 }
 
 // Exactly what a plugin may count on (postern/delivery.h): nothing from the daemon's own.
@@ -78,6 +94,10 @@ bool secret_pipe(const Batch& batch, util::Fd* out, std::string* why) {
 
 int spawn_agent(uv_loop_t* loop, const SpawnOptions& options, const Batch& batch, const util::Fd& secret,
                 uv_stdio_container_t result, const AgentHandles& handles, std::string* why) {
+    // Without its batch the agent cannot start; uv_spawn still runs (the
+    // caller closes the handles it initialises) and refuses the descriptor -1.
+    std::string no_batch;
+    util::Fd envelopes = batch_file(batch, &no_batch);
     std::vector<std::string> args = agent_args(options, batch, secret.valid());
     std::vector<std::string> env = agent_env(batch);
     std::vector<char*> argv = pointers(args), envp = pointers(env);
@@ -88,6 +108,7 @@ int spawn_agent(uv_loop_t* loop, const SpawnOptions& options, const Batch& batch
     stdio[2].flags = static_cast<uv_stdio_flags>(UV_CREATE_PIPE | UV_WRITABLE_PIPE);
     stdio[2].data.stream = reinterpret_cast<uv_stream_t*>(handles.err);
     for (size_t k = 0; k < batch.items.size(); ++k) stdio[3 + k] = inherit(batch.items[k].message.get());
+    stdio[static_cast<size_t>(batch_fd_number(batch))] = inherit(envelopes.get());
     if (secret) stdio[static_cast<size_t>(secret_fd_number(batch))] = inherit(secret.get());
     stdio.back() = result;
 
@@ -101,7 +122,8 @@ int spawn_agent(uv_loop_t* loop, const SpawnOptions& options, const Batch& batch
     opts.flags = UV_PROCESS_DETACHED;
     opts.exit_cb = handles.on_exit;
     int rc = uv_spawn(loop, handles.process, &opts);
-    if (rc != 0) *why = "cannot start delivery agent " + options.agent + ": " + uv_strerror(rc);
+    if (rc != 0)
+        *why = !no_batch.empty() ? no_batch : "cannot start delivery agent " + options.agent + ": " + uv_strerror(rc);
     return rc;
 }
 

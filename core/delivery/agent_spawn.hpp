@@ -1,10 +1,11 @@
 // delivery/agent_spawn.hpp — starting postern-local for a batch: its
 // command line, environment and descriptors, and uv_spawn.
 //
-// The agent gets its first (or only) batch in its argv (postern-local.cpp),
-// each message on a descriptor of its own (3, 4, ...), the secret option
-// words on a pipe after them (--secret-fd: argv is public in /proc), and its
-// result descriptor last (--result-fd): a pipe libuv makes for an agent run
+// The agent gets each message of its first (or only) batch on a descriptor
+// of its own (3, 4, ...), the batch's envelopes in a sealed memory file
+// after them (--batch-fd, delivery/agent_batch.hpp), the secret option words
+// on a pipe after that (--secret-fd): argv is public in /proc, so it holds
+// no address, path or command; and its result descriptor last (--result-fd): a pipe libuv makes for an agent run
 // once (agent_run.hpp), the agent's end of its channel for one that lives
 // on (agent_pool.hpp). Its stdin and stdout are closed (it points stdout at
 // its stderr), its stderr is a pipe the caller reads.

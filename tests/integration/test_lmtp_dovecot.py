@@ -199,6 +199,12 @@ class LmtpToDovecot(unittest.TestCase):
         self.assertEqual(len(set(sessions)), 1, log)
 
 
+def encode_frame(fields):
+    """util/frame.hpp: a netstring of netstrings (ASCII fields here)."""
+    inner = "".join(f"{len(f.encode())}:{f}," for f in fields)
+    return f"{len(inner.encode())}:{inner},"
+
+
 def decode_frames(data):
     """util/frame.hpp: each frame a netstring of netstrings."""
     def netstring(buf, at):
@@ -250,11 +256,16 @@ class AgentToDovecot(unittest.TestCase):
                 "--plugin-dir", os.path.join(postern.BUILD_DIR, "plugins"), "--method", "lmtp",
                 "--user", "vmail", "--home", "/nonexistent", "--options", "rcpt-to",
                 "--as", f"{UIDS['vmail']}:{UIDS['vmail']}", "--result-fd", str(wr)]
+        # The envelopes go on --batch-fd (core/delivery/agent_batch.hpp), never in argv.
+        fields = ["first-batch"]
         for fd, (msgid, _, dest) in zip(fds, deliveries):
-            args += ["--delivery", str(fd), "alice@lmtp.test", dest, dest, sock, msgid]
-        proc = subprocess.run(args, pass_fds=fds + [wr], stdin=subprocess.DEVNULL, capture_output=True,
+            fields += [str(fd), "0", "alice@lmtp.test", dest, dest, sock, msgid, "", ""]
+        batch = self.message("batch", encode_frame(fields))
+        args += ["--batch-fd", str(batch)]
+        proc = subprocess.run(args, pass_fds=fds + [wr, batch], stdin=subprocess.DEVNULL, capture_output=True,
                               timeout=60)
         os.close(wr)
+        os.close(batch)
         for fd in fds:
             os.close(fd)
         with os.fdopen(rd, "rb") as f:

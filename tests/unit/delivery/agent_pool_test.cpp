@@ -367,8 +367,8 @@ TEST_CASE("agents: a living agent's command line shows no envelope of its first 
     std::string cmdline = read_file("/proc/" + std::to_string(pid) + "/cmdline");
     CHECK(cmdline.find("--method") != std::string::npos);
     CHECK(cmdline.find("whoami") != std::string::npos);
-    CHECK(cmdline.find("0123abcd") != std::string::npos);  // the queue id stays
-    for (const char* hidden : {"hidden-sender", "hidden-rcpt", "hidden-envid", "hidden-path"})
+    CHECK(cmdline.find("--batch-fd") != std::string::npos);  // where the envelopes are (agent_batch.hpp)
+    for (const char* hidden : {"hidden-sender", "hidden-rcpt", "hidden-envid", "hidden-path", "0123abcd"})
         CHECK(cmdline.find(hidden) == std::string::npos);
 }
 

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "delivery/agent_batch.hpp"
 #include "support.hpp"
 
 extern char** environ;
@@ -484,15 +485,15 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
                                          "b",
                                          "--home",
                                          dir.path(),
-                                         "--delivery",
-                                         "3",
-                                         "a@example.org",
-                                         "b+x@example.com",
-                                         "b@example.com",
-                                         command,
-                                         "m1",
+                                         "--batch-fd",
+                                         "5",
                                          "--result-fd",
                                          "4"};
+        // The envelope on --batch-fd (delivery/agent_batch.hpp), not in argv.
+        postern::delivery::first_batch::Item item;
+        item.fd = 3;
+        item.fields = {"a@example.org", "b+x@example.com", "b@example.com", command, "m1", "", ""};
+        test::write_file(dir / "batch", postern::delivery::first_batch::encode({item}));
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -503,6 +504,8 @@ TEST_CASE("mda: through postern-local, with the message on descriptor 3") {
         posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 3, in.c_str(), O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&fa, 4, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        std::string batch = dir / "batch";
+        posix_spawn_file_actions_addopen(&fa, 5, batch.c_str(), O_RDONLY, 0);
         pid_t pid = -1;
         int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);

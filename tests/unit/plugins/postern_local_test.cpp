@@ -1,9 +1,13 @@
 // tests/unit/plugins/postern_local_test.cpp — the delivery agent run as the
 // daemon runs it: a subprocess with each message on an inherited descriptor
-// (3, 4, ...) and its results on another (--result-fd). Checks the results,
-// the exit status, stdout and stderr, and what reached the plugin.
+// (3, 4, ...), the envelopes on another (--batch-fd) and its results on
+// another (--result-fd). Checks the results, the exit status, stdout and
+// stderr, and what reached the plugin.
 #include <spawn.h>
 
+#include <optional>
+
+#include "delivery/agent_batch.hpp"
 #include "support.hpp"
 
 extern char** environ;
@@ -12,6 +16,7 @@ namespace {
 
 const std::string kAgent = POSTERN_BUILD_DIR "/postern-local";
 constexpr int kResultFd = 20;
+constexpr int kBatchFd = 19;
 
 struct Run {
     int exit_code = -1;
@@ -20,12 +25,49 @@ struct Run {
     std::string stdout_, err;
 };
 
+// The tests write a batch as the daemon once put it in argv: "--delivery
+// FD SENDER RCPT DEST PATH MSGID", "--dsn MAIL RCPT" and "--create-mbox"
+// after it. Those words become the batch on --batch-fd (agent_batch.hpp);
+// the other words stay. "" when there is none.
+std::string take_batch(std::vector<std::string>* args) {
+    namespace first_batch = postern::delivery::first_batch;
+    std::vector<first_batch::Item> items;
+    std::vector<std::string> rest;
+    const auto& a = *args;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (a[i] == "--delivery" && i + 6 < a.size()) {
+            first_batch::Item item;
+            item.fd = std::stoi(a[i + 1]);
+            item.fields = {a[i + 2], a[i + 3], a[i + 4], a[i + 5], a[i + 6], "", ""};
+            items.push_back(std::move(item));
+            i += 6;
+        } else if (a[i] == "--dsn" && !items.empty() && i + 2 < a.size()) {
+            items.back().fields.mail_params = a[i + 1];
+            items.back().fields.rcpt_params = a[i + 2];
+            i += 2;
+        } else if (a[i] == "--create-mbox" && !items.empty()) {
+            items.back().create_mbox = true;
+        } else {
+            rest.push_back(a[i]);
+        }
+    }
+    *args = std::move(rest);
+    return items.empty() ? "" : first_batch::encode(items);
+}
+
 // posix_spawn the agent with `messages` on descriptors 3.., its results on
 // kResultFd (`--result-fd` first on its command line, unless told not to),
-// stdout and stderr captured.
+// its batch on kBatchFd (the --delivery words, or `raw_batch`), stdout and
+// stderr captured.
 Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std::vector<std::string>& messages = {},
-              bool result_fd = true) {
-    std::string out = dir / "stdout", err = dir / "stderr", results = dir / "results";
+              bool result_fd = true, std::optional<std::string> raw_batch = std::nullopt) {
+    std::string out = dir / "stdout", err = dir / "stderr", results = dir / "results", batch = dir / "batch";
+    std::string encoded = take_batch(&args);
+    if (raw_batch) encoded = *raw_batch;
+    if (!encoded.empty()) {
+        test::write_file(batch, encoded);
+        args.insert(args.end(), {"--batch-fd", std::to_string(kBatchFd)});
+    }
     if (result_fd) args.insert(args.begin(), {"--result-fd", std::to_string(kResultFd)});
     args.insert(args.begin(), kAgent);
     std::vector<char*> argv;
@@ -38,6 +80,7 @@ Run run_agent(const test::TempDir& dir, std::vector<std::string> args, const std
     posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_addopen(&actions, kResultFd, results.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (!encoded.empty()) posix_spawn_file_actions_addopen(&actions, kBatchFd, batch.c_str(), O_RDONLY, 0);
     for (size_t i = 0; i < messages.size(); ++i) {
         std::string in = dir / ("message" + std::to_string(i));
         test::write_file(in, messages[i]);
@@ -68,11 +111,8 @@ std::vector<std::string> operator+(std::vector<std::string> a, const std::vector
     return a;
 }
 
-const std::string kUsage =
-    "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
-    "                     [--as UID:GID] [--secret-fd FD] --result-fd FD\n"
-    "                     --delivery FD SENDER RCPT DEST PATH MSGID [--dsn MAIL RCPT] [--create-mbox]\n"
-    "                     [--delivery ...]\n";
+const std::string kUsage = "usage: postern-local [--plugin-dir DIR] --method NAME --user U --home H [--options O]\n"
+                           "                     [--as UID:GID] --batch-fd FD [--secret-fd FD] --result-fd FD\n";
 
 }  // namespace
 
@@ -149,34 +189,61 @@ TEST_CASE("postern-local: bad arguments exit 1 with the usage") {
          "unknown argument \"--frobnicate\""},
         {head() + delivery(3, "/x") + std::vector<std::string>{"positional"}, "unknown argument \"positional\""},
         {head() + std::vector<std::string>{"--user", "eve"} + delivery(3, "/x"), "option --user given twice"},
-        {head() + std::vector<std::string>{"--delivery", "3", "a", "b"},
-         "option --delivery needs FD SENDER RCPT DEST PATH MSGID"},
-        {head() + delivery(2, "/x"), "bad file descriptor \"2\" for --delivery"},
-        {head() + std::vector<std::string>{"--delivery", "x3", "", "r", "d", "/p", "m"},
-         "bad file descriptor \"x3\" for --delivery"},
-        {head(), "no --delivery given"},
+        {head() + std::vector<std::string>{"--batch-fd", "2"}, "bad file descriptor \"2\" for --batch-fd"},
+        {head() + std::vector<std::string>{"--batch-fd", "x3"}, "bad file descriptor \"x3\" for --batch-fd"},
+        {head() + std::vector<std::string>{"--batch-fd", "5"} + delivery(3, "/x"), "option --batch-fd given twice"},
+        {head(), "missing option --batch-fd"},
         {{"--user", "u", "--home", "/h"}, "missing option --method"},
         {{"--method", "status", "--home", "/h"}, "missing option --user"},
         {{"--method", "status", "--user", "u", "--plugin-dir"}, "option --plugin-dir needs a value"},
-        {head() + std::vector<std::string>{"--dsn", "RET=FULL", ""} + delivery(3, "/x"),
-         "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
-        {head() + delivery(3, "/x") + std::vector<std::string>{"--dsn", "RET=FULL"},
-         "option --dsn needs MAILPARAMS RCPTPARAMS after a --delivery"},
         {head() + std::vector<std::string>{"--secret-fd", "1"} + delivery(3, "/x"),
          "bad file descriptor \"1\" for --secret-fd"},
         {head() + std::vector<std::string>{"--as", "nobody"} + delivery(3, "/x"), "bad --as \"nobody\" (want UID:GID)"},
         {head() + std::vector<std::string>{"--as", "1:"} + delivery(3, "/x"), "bad --as \"1:\" (want UID:GID)"},
         {head() + std::vector<std::string>{"--as", "1:1", "--as", "2:2"} + delivery(3, "/x"),
          "option --as given twice"},
-        {head() + std::vector<std::string>{"--create-mbox"} + delivery(3, "/x"),
-         "option --create-mbox must follow a --delivery"},
-        {head() + delivery(3, "/x") + std::vector<std::string>{"--create-mbox"}, "--create-mbox needs --as"},
+        {head() + delivery(3, "/x") + std::vector<std::string>{"--create-mbox"}, "a mailbox to create needs --as"},
+        {head() + delivery(19, "/x"), "message descriptor 19 is also --batch-fd, --secret-fd or --result-fd"},
     };
     for (const auto& c : cases) {
         INFO(c.reason);
         auto run = run_agent(dir, c.args);
         CHECK(run.exit_code == 1);
         CHECK(run.err == "postern-local: " + c.reason + "\n" + kUsage);
+    }
+}
+
+TEST_CASE("postern-local: a batch that is no batch exits 1 with the usage, delivering nothing") {
+    test::TempDir dir;
+    namespace first_batch = postern::delivery::first_batch;
+    auto item = [](const std::string& fd, const std::string& flag) {
+        return std::vector<std::string>{fd, flag, "", "b@example.com", "b@example.com", "/nowhere", "m", "", ""};
+    };
+    auto frame = [](std::vector<std::string> fields) { return postern::util::encode_frame(fields); };
+    struct Case {
+        std::string bytes, reason;
+    };
+    std::vector<std::string> two = {"first-batch"};
+    for (auto f : {item("3", "0"), item("3", "0")}) two.insert(two.end(), f.begin(), f.end());
+    const Case cases[] = {
+        {"garbage", "malformed batch on descriptor 19"},
+        {frame({"batch"}), "malformed batch on descriptor 19"},
+        {frame({"first-batch"}), "batch of 0 deliveries (want 1 to 128) on descriptor 19"},
+        {frame({"first-batch", "3", "0", "", "b", "b", "/x"}), "malformed batch on descriptor 19"},
+        {frame({"first-batch", "03", "0", "", "b", "b", "/x", "m", "", ""}),
+         "bad message descriptor \"03\" in delivery 0 on descriptor 19"},
+        {frame({"first-batch", "3", "yes", "", "b", "b", "/x", "m", "", ""}),
+         "bad mailbox flag \"yes\" in delivery 0 on descriptor 19"},
+        {frame(two), "bad message descriptor \"3\" in delivery 1 on descriptor 19"},
+        {frame({"first-batch", "3", "0", "", "b", "b", "/x", "m", "", ""}) + "x", "malformed batch on descriptor 19"},
+        {std::string(first_batch::kMaxBytes + 1, '9'), "batch longer than 1048576 bytes on descriptor 19"},
+    };
+    for (const auto& c : cases) {
+        INFO(c.reason);
+        auto run = run_agent(dir, head(), {"one\n"}, true, c.bytes);
+        CHECK(run.exit_code == 1);
+        CHECK(run.err == "postern-local: " + c.reason + "\n" + kUsage);
+        CHECK(run.results.empty());
     }
 }
 
@@ -238,7 +305,8 @@ TEST_CASE("postern-local: --result-fd is required, and must be a descriptor of i
 
     auto shared = run_agent(dir, head() + delivery(kResultFd, dir / "a"), {"one\n"});
     CHECK(shared.exit_code == 1);
-    CHECK(shared.err == "postern-local: --result-fd 20 is also a message's or the secret's\n" + kUsage);
+    CHECK(shared.err ==
+          "postern-local: message descriptor 20 is also --batch-fd, --secret-fd or --result-fd\n" + kUsage);
 
     auto closed = run_agent(dir, std::vector<std::string>{"--result-fd", "21"} + head() + delivery(3, dir / "a"),
                             {"one\n"}, false);
