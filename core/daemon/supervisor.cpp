@@ -269,7 +269,7 @@ bool Supervisor::start_child(Child& c, const Descriptors* inherited, std::string
     c.filter_server = std::make_unique<filterhost::StarterServer>(&loop_, std::move(filter_parent), *c.filter_procs);
     c.forward_server = std::make_unique<ForwardServer>(&loop_, std::move(forward_parent));
     Child* cp = &c;
-    c.priv = std::make_unique<delivery::PrivServer>(&loop_, sp[0], l.paths.spool, *c.launcher,
+    c.priv = std::make_unique<delivery::PrivServer>(&loop_, sp[0], cfg, l.paths.spool, *c.launcher,
                                                     [this, cp] { lost(cp); });
     c.priv->on_reload([this](delivery::PrivServer::ReloadReply answer) {
         Outcome r = reload("posternctl");

@@ -52,10 +52,15 @@ struct Item {
     // DSN parameters for a relay to pass on (RFC 3461), as they go on the
     // wire: "RET=HDRS ENVID=xtext" and "NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;xtext".
     std::string mail_params, rcpt_params;
+    // An alias's or a .forward's file or command (path), not the action's
+    // own delivery: the root parent takes the path from the request only
+    // for these (delivery/rederive.hpp).
+    bool expanded = false;
 };
 
 // Deliveries that share a plugin and an account: one agent run.
 struct Job {
+    std::string action;   // the configuration's action, by name
     std::string method;   // plugin name: "maildir", "mbox", "mda"
     std::string user;     // local user to deliver as
     std::string account;  // "uid:gid:home" from expansion; "" = look `user` up in the system

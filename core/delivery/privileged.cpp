@@ -6,6 +6,7 @@
 #include <iterator>
 #include <memory>
 
+#include "delivery/rederive.hpp"
 #include "queue/store.hpp"
 #include "util/frame.hpp"
 #include "util/log.hpp"
@@ -13,11 +14,14 @@
 namespace postern::delivery {
 namespace {
 
-// Requests: "deliver", id, method, user, account, options, secret, wrapper, then per
-// item: sender, rcpt, dest, path, msgid, mail params, rcpt params; or "auth",
-// id, user, password.
-enum { kKind, kId, kMethod, kUser, kAccount, kOptions, kSecret, kWrapper, kHeadFields };
-enum { kSender, kRcpt, kDest, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
+// Requests: "deliver", id, action, method, user, account, options, secret,
+// then per item: sender, rcpt, dest, "action" or "expansion", path, msgid,
+// mail params, rcpt params; or "auth", id, user, password. What the parent
+// can derive from its configuration (rederive.hpp) it does, and drops the
+// request's: an own item's path, the options, the wrapper, the secret of
+// anything but a relay.
+enum { kKind, kId, kAction, kMethod, kUser, kAccount, kOptions, kSecret, kHeadFields };
+enum { kSender, kRcpt, kDest, kOrigin, kPath, kMsgid, kMailParams, kRcptParams, kItemFields };
 // A batch is at most 32 deliveries (delivery/kind.hpp); the reply to the
 // largest request must fit one frame, whatever each result holds.
 constexpr size_t kMaxItems = 128;
@@ -109,11 +113,11 @@ void PrivClient::launch(const Job& job, Done done) {
     }
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr, nullptr});
-    std::vector<std::string> fields = {"deliver",   std::to_string(id), job.method, job.user,
-                                       job.account, job.options,        job.secret, job.wrapper};
+    std::vector<std::string> fields = {"deliver", std::to_string(id), job.action,  job.method,
+                                       job.user,  job.account,        job.options, job.secret};
     for (const auto& item : job.items)
-        fields.insert(fields.end(),
-                      {item.sender, item.rcpt, item.dest, item.path, item.msgid, item.mail_params, item.rcpt_params});
+        fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.expanded ? "expansion" : "action",
+                                     item.expanded ? item.path : "", item.msgid, item.mail_params, item.rcpt_params});
     send(fields);
 }
 
@@ -196,9 +200,9 @@ void PrivClient::close() { close_channel(); }
 
 // ---- server (privileged side) ----
 
-PrivServer::PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher,
-                       std::function<void()> lost)
-    : loop_(loop), spool_dir_(std::move(spool_dir)), launcher_(launcher), lost_(std::move(lost)) {
+PrivServer::PrivServer(uv_loop_t* loop, int fd, const config::Config& config, std::string spool_dir,
+                       SpawnLauncher& launcher, std::function<void()> lost)
+    : loop_(loop), config_(config), spool_dir_(std::move(spool_dir)), launcher_(launcher), lost_(std::move(lost)) {
     open(loop, fd);
 }
 
@@ -235,20 +239,27 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
         return refuse("malformed delivery request");
     if (!is_name(f[kMethod])) return refuse("bad method name");
     Job job;
+    job.action = f[kAction];
     job.method = f[kMethod];
     job.user = f[kUser];
     job.account = f[kAccount];
     job.options = f[kOptions];
     job.secret = f[kSecret];
-    job.wrapper = f[kWrapper];
     queue::Store store(spool_dir_);
     for (size_t i = 0; i < n; ++i) {
         const std::string* item = &f[kHeadFields + i * kItemFields];
         if (!is_hex8(item[kMsgid])) return refuse("bad message id");
+        if (item[kOrigin] != "action" && item[kOrigin] != "expansion") return refuse("bad item origin");
         // The message path comes from our own spool folder and a checked id,
         // never from the request.
         job.items.push_back({item[kSender], item[kRcpt], item[kDest], item[kPath], item[kMsgid],
-                             store.message_path(item[kMsgid]), item[kMailParams], item[kRcptParams]});
+                             store.message_path(item[kMsgid]), item[kMailParams], item[kRcptParams],
+                             item[kOrigin] == "expansion"});
+    }
+    // The action, its paths, options and wrapper: the parent's own.
+    if (std::string why = rederive(config_, &job); !why.empty()) {
+        log::warn(log::Line("privileged parent: delivery request refused").kv("action", job.action).kv("why", why));
+        return refuse(why);
     }
     launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
 }

@@ -5,7 +5,9 @@
 // keeps root for one job only, starting delivery agents as the recipient.
 // They talk over a socketpair in frames (util/frame.hpp). The parent trusts nothing
 // the child sends: it checks every field, builds the message path from its
-// own spool folder and a validated id, and looks the user up itself. The
+// own spool folder and a validated id, takes the action, its paths, options
+// and wrapper from its own copy of the configuration (rederive.hpp), and
+// looks the user up itself. The
 // parent also checks system account passwords for `auth` listeners without a
 // credentials table (the shadow database is root's).
 //
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "auth/credentials.hpp"
+#include "config/config.hpp"
 #include "delivery/launcher.hpp"
 
 namespace postern::delivery {
@@ -103,8 +106,11 @@ private:
 class PrivServer final : private FrameChannel {
 public:
     // `lost` is called once when the unprivileged side closes the channel or
-    // garbles it.
-    PrivServer(uv_loop_t* loop, int fd, std::string spool_dir, SpawnLauncher& launcher, std::function<void()> lost);
+    // garbles it. `config` is the configuration the child serves with (it
+    // must outlive the server): each request is checked against it and
+    // rewritten from it (rederive.hpp).
+    PrivServer(uv_loop_t* loop, int fd, const config::Config& config, std::string spool_dir, SpawnLauncher& launcher,
+               std::function<void()> lost);
     // Serves the child's reload requests: `handler` does the reload and
     // calls its argument once with the outcome (without a handler, a
     // request is answered with an error).
@@ -124,6 +130,7 @@ private:
     void check_password(const std::string& id, const std::string& user, const std::string& password);
 
     uv_loop_t* loop_;
+    const config::Config& config_;
     std::string spool_dir_;
     SpawnLauncher& launcher_;
     std::function<void()> lost_;

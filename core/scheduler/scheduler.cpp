@@ -342,6 +342,7 @@ void Scheduler::fail_all(const Ids& ids, const std::string& why) {
 delivery::Job Scheduler::make_job(const Ids& ids, const config::Action& action, const RelayRoute* route) const {
     const queue::Envelope first = envelope(ids.front());
     delivery::Job job;
+    job.action = action.name;
     // An expansion may have turned the recipient into a file or a command.
     job.method = first.method.empty() ? action.method : first.method;
     job.user = first.user;
@@ -359,6 +360,7 @@ delivery::Job Scheduler::make_job(const Ids& ids, const config::Action& action, 
         std::string path = route ? route->path : e.method.empty() ? action.path : e.path;
         std::string sender = route ? router_.wire_sender(action.relay, e) : e.sender;
         job.items.push_back({sender, e.rcpt, e.dest, path, e.msgid, store_.message_path(e.msgid), "", ""});
+        job.items.back().expanded = !route && !e.method.empty();
         if (route) RelayRouter::dsn_params(e, &job.items.back().mail_params, &job.items.back().rcpt_params);
     }
     return job;
