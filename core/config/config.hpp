@@ -311,8 +311,16 @@ struct Config {
     unsigned max_rcpt = 1000;                          // smtp limit max-rcpt
     unsigned max_mails = 100;                          // smtp limit max-mails
     unsigned max_sessions = 1000;                      // smtp limit max-sessions (postern)
-    char sub_addr_delim = '+';                         // smtp sub-addr-delim
-    std::string ciphers;                               // smtp ciphers; "" = the TLS library's default
+    // postern's limits against abuse (smtpd/server.cpp, session.cpp). The
+    // per-address ones spare local clients (loopback, the local socket).
+    unsigned max_sessions_per_address = 50;  // smtp limit max-sessions-per-address
+    unsigned max_conn_rate = 20;             // smtp limit max-conn-rate: new connections a second, per address
+    unsigned max_auth_failures = 10;         // smtp limit max-auth-failures: per address, forgotten after 15 min
+    unsigned command_timeout = 300;          // smtp limit command-timeout: seconds for the client's next command
+    unsigned tls_timeout = 30;               // smtp limit tls-timeout: seconds for a TLS handshake
+    unsigned min_data_rate = 1024;           // smtp limit min-data-rate: bytes a second of a message, past the timeout
+    char sub_addr_delim = '+';               // smtp sub-addr-delim
+    std::string ciphers;                     // smtp ciphers; "" = the TLS library's default
 
     // mta ...
     std::string mta_resolver;  // mta resolver "ADDR[:PORT][,...]": DNS servers for MX routing; "" = resolv.conf

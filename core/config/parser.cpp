@@ -429,14 +429,22 @@ bool Parser::parse_smtp(Cursor& c) {
     }
     if (sub.text == "limit") {
         c.take();
-        const std::string what_limit = "max-mails, max-rcpt or max-sessions";
+        const std::string what_limit =
+            "max-mails, max-rcpt, max-sessions, max-sessions-per-address, max-conn-rate, max-auth-failures, "
+            "command-timeout, tls-timeout or min-data-rate";
         if (c.done()) return expected(c, what_limit + " after 'limit'");
         while (!c.done()) {
             const Token& k = *c.peek();
-            unsigned* target = k.is_word("max-mails")      ? &cfg_.max_mails
-                               : k.is_word("max-rcpt")     ? &cfg_.max_rcpt
-                               : k.is_word("max-sessions") ? &cfg_.max_sessions
-                                                           : nullptr;
+            unsigned* target = k.is_word("max-mails")                  ? &cfg_.max_mails
+                               : k.is_word("max-rcpt")                 ? &cfg_.max_rcpt
+                               : k.is_word("max-sessions")             ? &cfg_.max_sessions
+                               : k.is_word("max-sessions-per-address") ? &cfg_.max_sessions_per_address
+                               : k.is_word("max-conn-rate")            ? &cfg_.max_conn_rate
+                               : k.is_word("max-auth-failures")        ? &cfg_.max_auth_failures
+                               : k.is_word("command-timeout")          ? &cfg_.command_timeout
+                               : k.is_word("tls-timeout")              ? &cfg_.tls_timeout
+                               : k.is_word("min-data-rate")            ? &cfg_.min_data_rate
+                                                                       : nullptr;
             if (!target) return expected(c, what_limit);
             c.take();
             if (!parse_limit_number(c, quote(k.text), *target)) return false;

@@ -14,6 +14,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <regex>
+#include <tuple>
+#include <vector>
 
 #include "filter/protocol.hpp"
 
@@ -22,6 +24,16 @@ namespace postern::config {
 bool is_anonymous(std::string_view name) { return name.starts_with("<anon:"); }
 
 namespace {
+
+// postern's `smtp limit` keys against abuse: name, value, default.
+std::vector<std::tuple<const char*, unsigned, unsigned>> smtp_limits(const Config& c, const Config& d) {
+    return {{"max-sessions-per-address", c.max_sessions_per_address, d.max_sessions_per_address},
+            {"max-conn-rate", c.max_conn_rate, d.max_conn_rate},
+            {"max-auth-failures", c.max_auth_failures, d.max_auth_failures},
+            {"command-timeout", c.command_timeout, d.command_timeout},
+            {"tls-timeout", c.tls_timeout, d.tls_timeout},
+            {"min-data-rate", c.min_data_rate, d.min_data_rate}};
+}
 
 // "4d", "6h", "90s": the largest unit that says it exactly.
 std::string delay(std::chrono::seconds d) {
@@ -201,6 +213,8 @@ void ConfPrinter::globals() {
     if (c_.max_mails != d.max_mails) g.push_back("smtp limit max-mails " + std::to_string(c_.max_mails));
     if (c_.max_rcpt != d.max_rcpt) g.push_back("smtp limit max-rcpt " + std::to_string(c_.max_rcpt));
     if (c_.max_sessions != d.max_sessions) g.push_back("smtp limit max-sessions " + std::to_string(c_.max_sessions));
+    for (const auto& [key, value, def] : smtp_limits(c_, d))
+        if (value != def) g.push_back("smtp limit " + std::string(key) + " " + std::to_string(value));
     if (c_.sub_addr_delim != d.sub_addr_delim)
         g.push_back("smtp sub-addr-delim " + q(std::string(1, c_.sub_addr_delim)));
     if (c_.ciphers != d.ciphers) g.push_back("smtp ciphers " + q(c_.ciphers));
@@ -480,13 +494,16 @@ void YamlPrinter::globals() {
         out_ << YAML::EndMap;
     }
     if (c_.max_message_size != d.max_message_size || c_.max_mails != d.max_mails || c_.max_rcpt != d.max_rcpt ||
-        c_.max_sessions != d.max_sessions || c_.sub_addr_delim != d.sub_addr_delim || !c_.ciphers.empty()) {
+        c_.max_sessions != d.max_sessions || c_.sub_addr_delim != d.sub_addr_delim || !c_.ciphers.empty() ||
+        std::ranges::any_of(smtp_limits(c_, d), [](const auto& l) { return std::get<1>(l) != std::get<2>(l); })) {
         key("smtp");
         out_ << YAML::BeginMap;
         if (c_.max_message_size != d.max_message_size) kv("max-message-size", size(c_.max_message_size));
         if (c_.max_mails != d.max_mails) out_ << YAML::Key << "max-mails" << YAML::Value << c_.max_mails;
         if (c_.max_rcpt != d.max_rcpt) out_ << YAML::Key << "max-rcpt" << YAML::Value << c_.max_rcpt;
         if (c_.max_sessions != d.max_sessions) out_ << YAML::Key << "max-sessions" << YAML::Value << c_.max_sessions;
+        for (const auto& [k, value, def] : smtp_limits(c_, d))
+            if (value != def) out_ << YAML::Key << k << YAML::Value << value;
         if (c_.sub_addr_delim != d.sub_addr_delim) kv("sub-addr-delim", std::string(1, c_.sub_addr_delim));
         kv_if("ciphers", c_.ciphers);
         out_ << YAML::EndMap;

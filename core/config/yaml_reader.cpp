@@ -453,10 +453,12 @@ void Reader::queue(const Field& f) {
 
 void Reader::smtp(const Field& f) {
     auto fs = fields(f.v, "'smtp'",
-                     {"max-message-size", "max-mails", "max-rcpt", "max-sessions", "sub-addr-delim", "ciphers"});
+                     {"max-message-size", "max-mails", "max-rcpt", "max-sessions", "max-sessions-per-address",
+                      "max-conn-rate", "max-auth-failures", "command-timeout", "tls-timeout", "min-data-rate",
+                      "sub-addr-delim", "ciphers"});
     if (!fs) return;
     for (const Field& s : fs->list) {
-        const bool limit = s.key == "max-mails" || s.key == "max-rcpt" || s.key == "max-sessions";
+        const bool limit = s.key != "max-message-size" && s.key != "sub-addr-delim" && s.key != "ciphers";
         Line line{word("smtp", s.k)};
         if (limit) line.push_back(word("limit", s.k));
         line.push_back(word(s.key, s.k));

@@ -1,6 +1,7 @@
 // Accepting connections; see server.hpp.
 #include "smtpd/server.hpp"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 
@@ -25,6 +26,21 @@ std::size_t sessions_that_fit() {
     rlimit r{};
     if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return SIZE_MAX;
     return static_cast<std::size_t>(r.rlim_cur - std::min<rlim_t>(1024, r.rlim_cur / 4));
+}
+
+// How long an address's AUTH failures are remembered after the last one.
+constexpr std::uint64_t kAuthFailureMemoryMs = 15 * 60 * 1000;
+
+// The key an address is counted under: itself, or for IPv6 its /64 (one
+// host commonly has a whole /64 to draw addresses from).
+std::string client_key(const std::string& address) {
+    in6_addr a{};
+    if (address.find(':') == std::string::npos || inet_pton(AF_INET6, address.c_str(), &a) != 1) return address;
+    if (IN6_IS_ADDR_V4MAPPED(&a)) return address.substr(address.rfind(':') + 1);
+    char buf[INET6_ADDRSTRLEN] = "";
+    std::memset(a.s6_addr + 8, 0, 8);
+    inet_ntop(AF_INET6, &a, buf, sizeof buf);
+    return std::string(buf) + "/64";
 }
 
 }  // namespace
@@ -142,6 +158,53 @@ void SmtpServer::on_resume(uv_timer_t* t) {
 }
 
 void SmtpServer::session_closed(SmtpSession* s) { sessions_.erase(s); }
+
+SmtpServer::Admission SmtpServer::admit(const std::string& address) {
+    const std::uint64_t now = uv_now(loop_);
+    prune_clients(now);
+    Client& c = clients_[client_key(address)];
+    if (c.connections == 0 || now - c.second >= 1000) {
+        c.second = now;
+        c.connections = 0;
+    }
+    // Refused connections count too: a client that keeps hammering stays refused.
+    if (++c.connections > ctx_.config->max_conn_rate) return Admission::TooFast;
+    if (c.sessions >= ctx_.config->max_sessions_per_address) return Admission::TooManySessions;
+    ++c.sessions;
+    return Admission::Ok;
+}
+
+void SmtpServer::release(const std::string& address) {
+    auto it = clients_.find(client_key(address));
+    if (it != clients_.end() && it->second.sessions > 0) --it->second.sessions;
+}
+
+unsigned SmtpServer::auth_failures(const std::string& address) {
+    auto it = clients_.find(client_key(address));
+    if (it == clients_.end()) return 0;
+    if (uv_now(loop_) - it->second.auth_failed_at >= kAuthFailureMemoryMs) it->second.auth_failures = 0;
+    return it->second.auth_failures;
+}
+
+void SmtpServer::auth_failed(const std::string& address) {
+    Client& c = clients_[client_key(address)];
+    if (uv_now(loop_) - c.auth_failed_at >= kAuthFailureMemoryMs) c.auth_failures = 0;
+    ++c.auth_failures;
+    c.auth_failed_at = uv_now(loop_);
+}
+
+// Every ten seconds at most: what the table holds is then bounded by the
+// sessions open, the connections of the last seconds and the addresses that
+// failed AUTH in the last 15 minutes (each of which cost a session).
+void SmtpServer::prune_clients(std::uint64_t now) {
+    if (now - pruned_at_ < 10'000) return;
+    pruned_at_ = now;
+    std::erase_if(clients_, [now](const auto& kv) {
+        const Client& c = kv.second;
+        return c.sessions == 0 && now - c.second >= 1000 &&
+               (c.auth_failures == 0 || now - c.auth_failed_at >= kAuthFailureMemoryMs);
+    });
+}
 
 void SmtpServer::stop_accepting() {
     for (auto& l : listening_) {

@@ -88,6 +88,18 @@ public:
     void session_closed(SmtpSession* s);  // called by a session once its handles are closed
     size_t session_count() const { return sessions_.size(); }
 
+    // Per client address (an IPv6 client by its /64): sessions at once and
+    // new connections a second (`smtp limit max-sessions-per-address`,
+    // `max-conn-rate`). admit() counts a new session of `address` and says
+    // whether it may go on; one admitted is let go with release().
+    enum class Admission { Ok, TooManySessions, TooFast };
+    Admission admit(const std::string& address);
+    void release(const std::string& address);
+    // AUTH failures per address (`smtp limit max-auth-failures`), forgotten
+    // 15 minutes after the last one: auth_failures() is how many there were.
+    unsigned auth_failures(const std::string& address);
+    void auth_failed(const std::string& address);
+
 private:
     struct Listening {
         // A TCP listener, or the local socket's pipe: one of the two is
@@ -127,6 +139,18 @@ private:
     unsigned long long sessions_total_ = 0;
     // max-sessions, or fewer when the descriptor limit holds fewer (start()).
     std::size_t max_sessions_ = 0;
+    // What is known of a client address; gone once it holds no session
+    // and its counts have run out (prune_clients()).
+    struct Client {
+        unsigned sessions = 0;
+        std::uint64_t second = 0;  // the loop time the current second began
+        unsigned connections = 0;  // new connections in that second
+        unsigned auth_failures = 0;
+        std::uint64_t auth_failed_at = 0;
+    };
+    std::unordered_map<std::string, Client> clients_;
+    std::uint64_t pruned_at_ = 0;
+    void prune_clients(std::uint64_t now);
     // accept() failures: logged at most once a second, with their count.
     std::uint64_t accept_logged_at_ = 0;
     unsigned long accept_failures_ = 0;

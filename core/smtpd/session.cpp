@@ -26,8 +26,11 @@ constexpr size_t kMaxPendingOutput = 256 * 1024;
 // (one write in flight, one read waiting for it; one read is at most the
 // server's read buffer, 32 KiB).
 constexpr std::uint64_t kMaxWriteBacklog = 32 * 1024;
-constexpr unsigned kMaxErrors = 20;              // as Postfix's smtpd_hard_error_limit
-constexpr uint64_t kIdleTimeoutMs = 300 * 1000;  // RFC 5321 4.5.3.2
+constexpr unsigned kMaxErrors = 20;  // as Postfix's smtpd_hard_error_limit
+// Commands that move no mail (NOOP, VRFY, HELP, HELO/EHLO, RSET outside a transaction)
+// are free up to this many a session; each one past it counts as an error,
+// so that a client cannot hold a session for ever by sending them slowly.
+constexpr unsigned kMaxIdleCommands = 100;
 
 std::string new_session_id() {
     static std::mt19937_64 rng{std::random_device{}()};
@@ -73,6 +76,7 @@ bool SmtpSession::accept(uv_stream_t* listening, Refusal refusal) {
 }
 
 void SmtpSession::start(Refusal refusal) {
+    if (refusal == Refusal::None) refusal = refused_;  // for its address (accept_tcp)
     if (refusal == Refusal::None && listener_.proxy_v2) return await_proxy_header();
     if (refusal == Refusal::None && listener_.socket && local_uid_ >= 0)
         return lookup_local_user([this, refusal] { begin(refusal); });
@@ -86,9 +90,22 @@ void SmtpSession::begin(Refusal refusal) {
     log::info(connected);
     const std::string& host = hostname();
     if (refusal != Refusal::None) {
-        reply(421, refusal == Refusal::Busy ? "4.7.0 " + host + " Too many connections, try again later"
-                                            : "4.3.2 " + host + " Service paused, try again later");
-        const char* reason = refusal == Refusal::Busy ? "too-many-sessions" : "paused";
+        const char* reason = "paused";
+        switch (refusal) {
+        case Refusal::Busy:
+            reply(421, "4.7.0 " + host + " Too many connections, try again later");
+            reason = "too-many-sessions";
+            break;
+        case Refusal::PerAddress:
+            reply(421, "4.7.0 " + host + " Too many connections from your address, try again later");
+            reason = "too-many-sessions-per-address";
+            break;
+        case Refusal::TooFast:
+            reply(421, "4.7.0 " + host + " Connecting too fast, try again later");
+            reason = "connection-rate";
+            break;
+        default: reply(421, "4.3.2 " + host + " Service paused, try again later"); break;
+        }
         meters::session_refused(reason);
         log::info(log::Line(id_ + " smtp disconnected").kv("reason", reason));
         // The reply goes out now (a fresh socket takes a line) and the
@@ -151,7 +168,7 @@ void SmtpSession::greet() {
     }
     flush();
     update_reading();
-    reset_idle_timer();
+    if (!tls_ || tls_active_) reset_idle_timer();  // smtps: the handshake's own deadline (start_tls)
 }
 
 // The name this session goes by: from `hostnames <t>`, else the listener's
@@ -210,7 +227,7 @@ void SmtpSession::on_read(ssize_t nread, const uv_buf_t* buf) {
         return;
     }
     if (nread == 0 || state_ == State::Closing) return;
-    reset_idle_timer();
+    if (state_ == State::Data) data_progress(static_cast<std::size_t>(nread));
     auto keep = shared_from_this();  // a command may close the session under us
     std::string_view bytes(buf->base, static_cast<size_t>(nread));
     if (proxy_pending_) {
@@ -271,6 +288,7 @@ void SmtpSession::reply(int code, std::string_view text) {
     out_ += text;
     out_ += "\r\n";
     if (code >= 500 && state_ != State::Closing) ++errors_;
+    if (!tls_ || tls_active_) reset_idle_timer();
 }
 
 void SmtpSession::reply_lines(int code, const std::vector<std::string>& lines) {
@@ -282,6 +300,7 @@ void SmtpSession::reply_lines(int code, const std::vector<std::string>& lines) {
         out_ += lines[i];
         out_ += "\r\n";
     }
+    if (!tls_ || tls_active_) reset_idle_timer();
 }
 
 void SmtpSession::flush() {
@@ -353,6 +372,8 @@ void SmtpSession::close() {
     auto* tcp = conn_handle();
     auto* timer = reinterpret_cast<uv_handle_t*>(&timer_);
     if (uv_is_closing(tcp)) return;
+    if (counted_) server_.release(client_ip_);
+    counted_ = false;
     if (chain_) {
         if (!tx_.msgid.empty()) filter_rollback();
         filter_report(filter::LinkDisconnect{});
@@ -378,8 +399,18 @@ void SmtpSession::close() {
 // per command (issue 15); now a session's timer is armed about twice.
 void SmtpSession::reset_idle_timer() {
     const bool armed = idle_due_ != 0 && uv_is_active(reinterpret_cast<uv_handle_t*>(&timer_));
-    idle_due_ = uv_now(server_.loop()) + kIdleTimeoutMs;
+    idle_due_ = uv_now(server_.loop()) + std::uint64_t{server_.ctx().config->command_timeout} * 1000;
     if (!armed) arm_timer();
+}
+
+// As Postfix's smtpd_min_data_rate: a message may take longer than the
+// timeout, if it keeps coming at the rate; one trickled a byte at a time
+// may not.
+void SmtpSession::data_progress(std::size_t bytes) {
+    if (!idle_due_) return;
+    const config::Config& cfg = *server_.ctx().config;
+    const std::uint64_t cap = uv_now(server_.loop()) + std::uint64_t{cfg.command_timeout} * 1000;
+    idle_due_ = std::min(cap, idle_due_ + std::uint64_t{bytes} * 1000 / cfg.min_data_rate);
 }
 
 void SmtpSession::arm_timer() {
@@ -416,6 +447,17 @@ void SmtpSession::on_timer() {
         idle_due_ = 0;
         proxy_refused("no PROXY header in time");  // nothing said before it, not even goodbye
     }
+    // A handshake not done in time, or a goodbye the client does not read:
+    // nothing more can be said, the connection is closed.
+    if (idle_due_ && idle_due_ <= now && (state_ == State::Closing || writes_pending_ > 0 || (tls_ && !tls_active_))) {
+        idle_due_ = 0;
+        const char* reason = state_ == State::Closing ? "timeout-closing"
+                             : writes_pending_ > 0    ? "timeout-not-reading"
+                                                      : "tls-timeout";
+        if (state_ != State::Closing) log::info(log::Line(id_ + " smtp disconnected").kv("reason", reason));
+        if (state_ != State::Closing) filter_report(filter::Timeout{});
+        close();
+    }
     if (idle_due_ && idle_due_ <= now && state_ != State::Closing) {
         idle_due_ = 0;
         log::info(log::Line(id_ + " smtp disconnected").kv("reason", "timeout"));
@@ -423,6 +465,7 @@ void SmtpSession::on_timer() {
         reply(421, "4.4.2 " + hostname() + " Timeout exceeded, closing connection");
         close_after_flush();
         flush();
+        if (writes_pending_ > 0) close();  // the goodbye cannot go out: the client does not read
     }
     arm_timer();
 }
@@ -455,6 +498,10 @@ void SmtpSession::dispatch(const smtp::Command& c) {
         reply(501, "5.5.4 Syntax error: " + std::string(verb) + " takes no arguments");
         return false;
     };
+    const bool idle = c.verb == smtp::Verb::Noop || c.verb == smtp::Verb::Vrfy || c.verb == smtp::Verb::Help ||
+                      c.verb == smtp::Verb::Helo || c.verb == smtp::Verb::Ehlo ||
+                      (c.verb == smtp::Verb::Rset && state_ != State::Mail);
+    if (idle && ++idle_commands_ > kMaxIdleCommands) ++errors_;
     switch (c.verb) {
     case smtp::Verb::Helo: cmd_helo(c, false); break;
     case smtp::Verb::Ehlo: cmd_helo(c, true); break;

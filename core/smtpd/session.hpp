@@ -36,7 +36,9 @@ public:
     SmtpSession(SmtpServer& server, const config::Listener& listener);
     ~SmtpSession();
 
-    enum class Refusal { None, Busy, Paused };
+    // Busy: max-sessions; Paused: posternctl pause; PerAddress and TooFast:
+    // the client's address has too many sessions or connects too often.
+    enum class Refusal { None, Busy, Paused, PerAddress, TooFast };
     // Accept from `listening`; false if accept failed (the session is then
     // closed). A session to be refused looks nothing up.
     bool accept(uv_stream_t* listening, Refusal refusal);
@@ -73,7 +75,13 @@ private:
     void flush();
     void close_after_flush();
     void close();
+    // The client's turn begins (a reply, a line taken): it has the command
+    // timeout for its next command. Reads alone do not push it back: a
+    // client that trickles a byte at a time still has to finish in time.
     void reset_idle_timer();
+    // Bytes of a message came: the deadline moves by what min-data-rate
+    // allows for them, never past the command timeout from now.
+    void data_progress(std::size_t bytes);
     // The session's one timer serves three deadlines: the idle timeout,
     // the reverse lookup's and a delayed step's (after()).
     void arm_timer();
@@ -98,6 +106,7 @@ private:
     void cmd_auth(const smtp::Command& c);
     void auth_step(auth::Step step);
     void auth_verified(const std::string& user, auth::Check result, const std::string& error);
+    bool address_auth_blocked();
     void check_sender(std::string sender, smtp::DsnMail dsn);
     // Runs `fn` after `ms` milliseconds unless the session closes first.
     void after(uint64_t ms, std::function<void()> fn);
@@ -170,6 +179,11 @@ private:
     uv_stream_t* conn() { return reinterpret_cast<uv_stream_t*>(&conn_); }
     uv_handle_t* conn_handle() { return reinterpret_cast<uv_handle_t*>(&conn_); }
     void accept_tcp(bool look_up);
+    // Counts the session under its client's address (not a local client's);
+    // false, with refused_ set, when that address may not have another.
+    bool admit_client();
+    bool counted_ = false;  // admitted under client_ip_: released on close
+    Refusal refused_ = Refusal::None;
     void accept_local();
     // `listen on ... proxy-v2` (session_peer.cpp): the PROXY header is read
     // before anything else is said, and the client is the one it names.
@@ -237,6 +251,7 @@ private:
     State state_ = State::Fresh;
     bool busy_ = false;  // waiting for a rule evaluation or a commit
     unsigned errors_ = 0;
+    unsigned idle_commands_ = 0;  // NOOP, VRFY, HELP, HELO/EHLO, RSET outside a transaction
     unsigned messages_ = 0;
     Transaction tx_;
     auth::Exchange auth_;

@@ -6,6 +6,10 @@
 // (crypt(3), deliberately slow) run on worker threads. A wrong password is
 // answered after a fixed pause, and the third one ends the session, so that
 // guessing is slow and the reply time says nothing about the account.
+// Failures are also counted per client address, across sessions (smtp
+// limit max-auth-failures): the pause doubles with each one, up to 16 s,
+// and an address past the limit gets 421 at AUTH until 15 minutes after
+// its last failure. Local clients are counted per session only.
 #include <memory>
 
 #include "auth/senders.hpp"
@@ -41,6 +45,7 @@ void SmtpSession::cmd_auth(const smtp::Command& c) {
         reply(503, "5.5.1 Bad sequence of commands: AUTH needs EHLO first and no mail transaction");
         return;
     }
+    if (address_auth_blocked()) return;
     auth_step(auth_.start(c.args));
 }
 
@@ -110,15 +115,33 @@ void SmtpSession::auth_verified(const std::string& user, auth::Check result, con
         reply(454, "4.7.0 Temporary authentication failure");
         return resume();
     }
-    // A fixed pause before every refusal, the session's end after a few.
-    after(kBadPasswordDelayMs, [this, resume] {
+    // A pause before every refusal, the session's end after a few.
+    std::uint64_t delay = kBadPasswordDelayMs;
+    if (!client_local_) {
+        server_.auth_failed(client_ip_);
+        delay <<= std::min(server_.auth_failures(client_ip_) - 1, 4u);
+    }
+    after(delay, [this, resume] {
         reply(535, "5.7.8 Authentication credentials invalid");
         if (++auth_failures_ >= kMaxAuthFailures) {
             reply(421, "4.7.0 " + hostname() + " Too many authentication failures, closing connection");
             close_after_flush();
+        } else {
+            address_auth_blocked();
         }
         resume();
     });
+}
+
+// 421 and the end of the session when the client's address has failed
+// AUTH max-auth-failures times lately.
+bool SmtpSession::address_auth_blocked() {
+    if (client_local_ || server_.auth_failures(client_ip_) < server_.ctx().config->max_auth_failures) return false;
+    log::info(
+        log::Line(id_ + " smtp disconnected").kv("reason", "auth-failures-per-address").kv("address", client_ip_));
+    reply(421, "4.7.0 " + hostname() + " Too many authentication failures from your address, try again later");
+    close_after_flush();
+    return true;
 }
 
 // `senders <t>`: an authenticated user may only send as the addresses the

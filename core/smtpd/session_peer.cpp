@@ -66,8 +66,20 @@ void SmtpSession::accept_tcp(bool look_up) {
     // Behind a proxy the socket's peer is the proxy: the name to look up
     // is the client's, once the PROXY header has named it.
     if (look_up && listener_.proxy_v2) proxy_look_up_ = true;
-    else if (look_up) lookup_rdns(peer);
+    else if (look_up && admit_client()) lookup_rdns(peer);
     else rdns_known_ = true;
+}
+
+// Before anything is looked up: a client refused for its address costs no
+// DNS query, however fast it connects.
+bool SmtpSession::admit_client() {
+    if (client_local_) return true;
+    switch (server_.admit(client_ip_)) {
+    case SmtpServer::Admission::Ok: counted_ = true; return true;
+    case SmtpServer::Admission::TooManySessions: refused_ = Refusal::PerAddress; return false;
+    case SmtpServer::Admission::TooFast: refused_ = Refusal::TooFast; return false;
+    }
+    return false;
 }
 
 // `listen on ... proxy-v2`: the connection comes from a proxy (HAProxy, a
@@ -97,7 +109,7 @@ void SmtpSession::proxy_input() {
     take_proxied_peer(r.header);
     proxied.kv("address", client_ip_).kv("port", client_port_);
     log::info(proxied);
-    begin(Refusal::None);
+    begin(refused_);
 }
 
 void SmtpSession::proxy_refused(const std::string& reason) {
@@ -130,7 +142,9 @@ void SmtpSession::take_proxied_peer(const smtp::proxy::Header& h) {
         local_port_ = h.dst_port;
         client_local_ = is_loopback(peer) || client_ip_ == local_ip_;
     }
-    if (proxy_look_up_) lookup_rdns(peer);
+    // The limits per address count the client the header names.
+    const bool admitted = admit_client();
+    if (proxy_look_up_ && admitted) lookup_rdns(peer);
     else rdns_known_ = true;
 }
 

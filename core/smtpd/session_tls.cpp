@@ -24,6 +24,10 @@ bool SmtpSession::start_tls() {
         return false;
     }
     tls_ = std::make_unique<tls::Connection>(*it->second);
+    // The handshake has a deadline of its own (smtp limit tls-timeout):
+    // one that trickles in holds a descriptor no longer than that.
+    idle_due_ = uv_now(server_.loop()) + std::uint64_t{server_.ctx().config->tls_timeout} * 1000;
+    arm_timer();
     return true;
 }
 
@@ -69,6 +73,7 @@ bool SmtpSession::tls_input(std::string_view ciphertext) {
     }
     if (!tls_active_ && tls_->handshake_done()) {
         tls_active_ = true;
+        reset_idle_timer();
         meters::tls_established(tls_->version());
         filter_report(filter::LinkTls{tls_->version() + ":" + tls_->cipher() + ":" + std::to_string(tls_->bits())});
         log::info(log::Line(id_ + " smtp tls")

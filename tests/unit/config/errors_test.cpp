@@ -192,7 +192,11 @@ TEST_CASE("errors: global options") {
           Errors{"test.conf:1:31: 'max-conn-per-domain' 0 is out of range (1-1000000)"});
     // The rest of `mta`: compat_test.cpp.
     CHECK(errors_of("smtp limit\n" + kRule) ==
-          Errors{"test.conf:1:11: expected max-mails, max-rcpt or max-sessions after 'limit', found end of line"});
+          Errors{"test.conf:1:11: expected max-mails, max-rcpt, max-sessions, max-sessions-per-address, "
+                 "max-conn-rate, max-auth-failures, command-timeout, tls-timeout or min-data-rate after 'limit', "
+                 "found end of line"});
+    CHECK(errors_of("smtp limit command-timeout 0\n" + kRule) ==
+          Errors{"test.conf:1:28: 'command-timeout' 0 is out of range (1-1000000)"});
     CHECK(errors_of("smtp sub-addr-delim @\n" + kRule) ==
           Errors{"test.conf:1:21: expected a single character (not '@' or a space) after 'sub-addr-delim', found '@'"});
     CHECK(

@@ -306,6 +306,25 @@ TEST_CASE("globals: defaults when nothing is set") {
     CHECK(c.hostname.empty());
 }
 
+TEST_CASE("globals: smtp limits against abuse, their defaults and values") {
+    Config d = ok(kRule);
+    CHECK(d.max_sessions_per_address == 50);
+    CHECK(d.max_conn_rate == 20);
+    CHECK(d.max_auth_failures == 10);
+    CHECK(d.command_timeout == 300);
+    CHECK(d.tls_timeout == 30);
+    CHECK(d.min_data_rate == 1024);
+    Config c = ok("smtp limit max-sessions-per-address 4 max-conn-rate 5\n"
+                  "smtp limit max-auth-failures 6 command-timeout 7 tls-timeout 8 min-data-rate 9\n" +
+                  kRule);
+    CHECK(c.max_sessions_per_address == 4);
+    CHECK(c.max_conn_rate == 5);
+    CHECK(c.max_auth_failures == 6);
+    CHECK(c.command_timeout == 7);
+    CHECK(c.tls_timeout == 8);
+    CHECK(c.min_data_rate == 9);
+}
+
 TEST_CASE("globals: smtp, queue and postern path extensions") {
     Config c = ok("smtp max-message-size 10M\n"
                   "smtp limit max-mails 5 max-rcpt 7 max-sessions 9\n"
