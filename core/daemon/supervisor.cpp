@@ -18,6 +18,7 @@
 
 #include "daemon/forward_channel.hpp"
 #include "daemon/preflight.hpp"
+#include "daemon/sandbox.hpp"
 #include "daemon/serve.hpp"
 #include "daemon/signals.hpp"
 #include "delivery/launcher.hpp"
@@ -166,6 +167,24 @@ private:
     bool stop_asked_ = false;
 };
 
+// The serving process gains no privilege again and reaches only its own
+// folders (daemon/sandbox.hpp): the spool to write; its configuration's,
+// tables', plugins' and the system's folders to read.
+void confine_serving(const config::Config& cfg, const Paths& paths, const std::string& config_file) {
+    std::vector<std::string> extra = {config_file, paths.plugins, delivery::default_agent_path()};
+    for (const auto& t : cfg.tables) extra.push_back(t.source.substr(0, t.source.find(' ')));
+    // The process works from its spool (child_main entered it): "." is the spool.
+    Confinement c = serving_confinement(".", extra);
+    for (const auto& t : cfg.tables)
+        if (t.backend == "proc") c.no_landlock = "table " + t.name + " is a program this process starts";
+    Confined done = confine(c);
+    log::Line line("serving process confined");
+    line.kv("no-new-privs", done.no_new_privs ? "yes" : "no");
+    if (done.landlock_abi) line.kv("landlock-abi", static_cast<long long>(done.landlock_abi));
+    else line.kv("landlock", done.why);
+    log::info(line);
+}
+
 // In the new child, right after fork(). A child forked by a reload comes
 // from a parent whose loop runs: libuv's signal handlers would pass this
 // process's signals to that loop (the parent's signal pipe), so they are
@@ -207,6 +226,7 @@ private:
         log::error(log::Line("cannot drop privileges").kv("user", unpriv_.pw_name).kv("error", err));
         std::_Exit(1);
     }
+    confine_serving(c.loaded->cfg(), paths, options_.config_file);
     Prepared prep;
     prep.store_dir = ".";
     prep.priv_fd = channel;
