@@ -17,6 +17,7 @@ namespace {
 
 constexpr std::size_t kFoldWidth = 78;  // RFC 5322 2.1.1 "SHOULD"
 constexpr std::size_t kMaxPiece = 900;  // stays well under the 998-octet "MUST"
+
 constexpr int kBoundaryTries = 16;
 
 // 16 random bytes as 32 hex digits, from the OS random source. getrandom()
@@ -151,7 +152,7 @@ bool has_8bit(std::string_view s) {
     return false;
 }
 
-std::string human_part(const Report& r, const std::vector<RecipientReport>& rcpts, bool full) {
+std::string human_part(const Report& r, const std::vector<RecipientReport>& rcpts, bool full, bool too_large) {
     std::string host = header_safe(r.reporting_mta);
     std::string out = "This is the mail system at host " + host + ".\n\n";
     std::string intro;
@@ -159,7 +160,9 @@ std::string human_part(const Report& r, const std::vector<RecipientReport>& rcpt
     case Kind::Failed:
         intro = "Your message could not be delivered to the recipients listed below. The failure "
                 "is permanent: the mail system will not try again. ";
-        intro += full ? "Your message is attached." : "The headers of your message are attached.";
+        intro += full        ? "Your message is attached."
+                 : too_large ? "Your message is too large to be returned whole: its headers are attached."
+                             : "The headers of your message are attached.";
         break;
     case Kind::Delayed:
         intro = "Your message has not yet been delivered to the recipients listed below. The mail "
@@ -226,15 +229,25 @@ std::string ensure_final_lf(std::string_view s) {
 struct Part {
     std::string headers;  // its MIME header lines, each ending in LF
     std::string body;
+    bool full = false;       // the whole message
+    bool too_large = false;  // the whole message was asked for, and is too large
 };
 
+// At most kMaxReturned of `text`, cut after a line's end.
+std::string_view bounded(std::string_view text) {
+    if (text.size() <= kMaxReturned) return text;
+    std::size_t lf = text.rfind('\n', kMaxReturned - 1);
+    return text.substr(0, lf == std::string_view::npos ? kMaxReturned : lf + 1);
+}
+
 Part returned_part(const Report& r, std::string_view original) {
-    bool full = r.kind == Kind::Failed && r.return_full && !original.empty();
-    std::string body = ensure_final_lf(full ? original : header_section(original));
+    const bool wanted = r.kind == Kind::Failed && r.return_full && !original.empty();
+    const bool full = wanted && original.size() <= kMaxReturned;
+    std::string body = ensure_final_lf(full ? original : bounded(header_section(original)));
     std::string h = full ? "Content-Type: message/rfc822\nContent-Description: Undelivered message\n"
                          : "Content-Type: text/rfc822-headers\nContent-Description: Message headers\n";
     h += has_8bit(body) ? "Content-Transfer-Encoding: 8bit\n" : "Content-Transfer-Encoding: 7bit\n";
-    return {h, body};
+    return {h, body, full, wanted && !full};
 }
 
 std::string top_headers(const Report& r, std::string_view message_id_domain, std::string_view boundary,
@@ -306,8 +319,7 @@ std::string pick_boundary(std::string_view content, const std::function<std::str
 std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts, std::string_view original,
                       std::string_view message_id_domain) {
     Part returned = returned_part(report, original);
-    bool full = returned.headers.starts_with("Content-Type: message/rfc822");
-    std::string text = human_part(report, rcpts, full);
+    std::string text = human_part(report, rcpts, returned.full, returned.too_large);
     std::string status = status_part(report, rcpts);
 
     std::string all = text + status + returned.body;

@@ -48,10 +48,17 @@ struct Report {
     std::string postmaster = "MAILER-DAEMON";
 };
 
+// What a report carries of the original, at most: a message larger than
+// this comes back as its header section alone, and a header section larger
+// than this is cut at a line end. A report is then bounded whatever was sent
+// (a 35 MB message, or one without an empty line, all "headers").
+inline constexpr std::size_t kMaxReturned = 256 * 1024;
+
 // `original` is the stored message (LF line ends). Returns the whole report
 // message, headers and body, LF line ends. The original is attached as
-// message/rfc822 for Kind::Failed with return_full, otherwise its header
-// section alone as text/rfc822-headers.
+// message/rfc822 for Kind::Failed with return_full when it is at most
+// kMaxReturned, otherwise its header section alone as text/rfc822-headers
+// (at most kMaxReturned of it).
 std::string build_dsn(const Report& report, const std::vector<RecipientReport>& rcpts, std::string_view original,
                       std::string_view message_id_domain);
 

@@ -208,6 +208,38 @@ TEST_CASE("failed report with RET=FULL returns the whole message") {
                         "--returned-contains", "Subject: quarterly figures"}) == 0);
 }
 
+TEST_CASE("a report is bounded: a large message comes back as its headers, a huge header section cut") {
+    Report r = report(Kind::Failed);
+    r.return_full = true;
+    std::string body;
+    for (int i = 0; i < 20000; ++i) body += std::string(76, 'x') + "\n";  // 1.5 MB
+    std::string large = std::string(kOriginal) + body;
+    std::string dsn = build_dsn(r, {bob()}, large, "mx.example.org");
+    CHECK(dsn.size() < kMaxReturned);
+    CHECK(has_line(dsn, "Content-Type: text/rfc822-headers"));
+    CHECK(dsn.find("too large to be returned whole") != std::string::npos);
+    CHECK(dsn.find("Subject: quarterly figures") != std::string::npos);
+    CHECK(python_check(dsn, "failed",
+                       {"--to", "alice@client.example", "--returned", "headers", "--returned-lacks", "Hello Bob",
+                        "--returned-contains", "Subject: quarterly figures"}) == 0);
+
+    // No empty line: the whole message is its header section.
+    std::string headers;
+    for (int i = 0; i < 20000; ++i) headers += "X-Filler-" + std::to_string(i) + ": " + std::string(60, 'y') + "\n";
+    dsn = build_dsn(r, {bob()}, headers, "mx.example.org");
+    CHECK(dsn.size() < kMaxReturned + 4096);
+    CHECK(dsn.size() > kMaxReturned - 4096);
+    CHECK(dsn.find("X-Filler-0: ") != std::string::npos);
+    CHECK(dsn.find("X-Filler-19999: ") == std::string::npos);
+    CHECK(python_check(dsn, "failed", {"--to", "alice@client.example", "--returned", "headers"}) == 0);
+
+    // Just within the bound: returned whole.
+    std::string fits = std::string(kOriginal) + std::string(kMaxReturned - std::string(kOriginal).size() - 1, 'z') +
+                       "\n";
+    dsn = build_dsn(r, {bob()}, fits, "mx.example.org");
+    CHECK(has_line(dsn, "Content-Type: message/rfc822"));
+}
+
 TEST_CASE("delay report says until when it retries and returns headers only") {
     Report r = report(Kind::Delayed);
     r.return_full = true;  // RET=FULL applies to failures only
