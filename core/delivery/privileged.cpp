@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <iterator>
 #include <memory>
+#include <optional>
 
 #include "delivery/rederive.hpp"
 #include "queue/store.hpp"
@@ -52,6 +53,53 @@ void write_frame(uv_pipe_t* pipe, std::string frame) {
 }
 
 }  // namespace
+
+// ---- the deliver request ----
+
+std::vector<std::string> deliver_request(unsigned long id, const Job& job) {
+    std::vector<std::string> fields = {"deliver", std::to_string(id), job.action,  job.method,
+                                       job.user,  job.account,        job.options, job.secret};
+    for (const auto& item : job.items)
+        fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.expanded ? "expansion" : "action",
+                                     item.path, item.msgid, item.mail_params, item.rcpt_params});
+    return fields;
+}
+
+std::optional<DeliverRequest> read_deliver_request(const std::vector<std::string>& f, const config::Config& config,
+                                                   const std::string& spool_dir) {
+    if (f.size() < kHeadFields || f[kKind] != "deliver") return std::nullopt;
+    DeliverRequest req;
+    req.id = f[kId];
+    req.items = (f.size() - kHeadFields) / kItemFields;
+    auto refuse = [&](const std::string& why) {
+        req.refused = why;
+        return req;
+    };
+    if ((f.size() - kHeadFields) % kItemFields != 0 || req.items == 0 || req.items > kMaxItems)
+        return refuse("malformed delivery request");
+    if (!is_name(f[kMethod])) return refuse("bad method name");
+    Job& job = req.job;
+    job.action = f[kAction];
+    job.method = f[kMethod];
+    job.user = f[kUser];
+    job.account = f[kAccount];
+    job.options = f[kOptions];
+    job.secret = f[kSecret];
+    queue::Store store(spool_dir);
+    for (size_t i = 0; i < req.items; ++i) {
+        const std::string* item = &f[kHeadFields + i * kItemFields];
+        if (!is_hex8(item[kMsgid])) return refuse("bad message id");
+        if (item[kOrigin] != "action" && item[kOrigin] != "expansion") return refuse("bad item origin");
+        // The message path comes from our own spool folder and a checked id,
+        // never from the request.
+        job.items.push_back({item[kSender], item[kRcpt], item[kDest], item[kPath], item[kMsgid],
+                             store.message_path(item[kMsgid]), item[kMailParams], item[kRcptParams],
+                             item[kOrigin] == "expansion"});
+    }
+    // The action, its paths, options and wrapper: the parent's own.
+    if (std::string why = rederive(config, &job); !why.empty()) return refuse(why);
+    return req;
+}
 
 // ---- the channel ----
 
@@ -113,12 +161,7 @@ void PrivClient::launch(const Job& job, Done done) {
     }
     unsigned long id = next_id_++;
     pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr, nullptr});
-    std::vector<std::string> fields = {"deliver", std::to_string(id), job.action,  job.method,
-                                       job.user,  job.account,        job.options, job.secret};
-    for (const auto& item : job.items)
-        fields.insert(fields.end(), {item.sender, item.rcpt, item.dest, item.expanded ? "expansion" : "action",
-                                     item.expanded ? item.path : "", item.msgid, item.mail_params, item.rcpt_params});
-    send(fields);
+    send(deliver_request(id, job));
 }
 
 void PrivClient::check_system_account(const std::string& user, const std::string& password, AuthDone done) {
@@ -229,39 +272,16 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
         if (paused_) paused_(std::vector<std::string>(f.begin() + 1, f.end()));
         return;
     }
-    if (f.size() < kHeadFields || f[kKind] != "deliver") return;  // cannot even answer it
-    const std::string& id = f[kId];
-    size_t n = (f.size() - kHeadFields) / kItemFields;
-    auto refuse = [&](const std::string& why) {
-        reply(id, std::vector<Result>(n, Result{Result::Status::PermFail, "refused: " + why}));
-    };
-    if ((f.size() - kHeadFields) % kItemFields != 0 || n == 0 || n > kMaxItems)
-        return refuse("malformed delivery request");
-    if (!is_name(f[kMethod])) return refuse("bad method name");
-    Job job;
-    job.action = f[kAction];
-    job.method = f[kMethod];
-    job.user = f[kUser];
-    job.account = f[kAccount];
-    job.options = f[kOptions];
-    job.secret = f[kSecret];
-    queue::Store store(spool_dir_);
-    for (size_t i = 0; i < n; ++i) {
-        const std::string* item = &f[kHeadFields + i * kItemFields];
-        if (!is_hex8(item[kMsgid])) return refuse("bad message id");
-        if (item[kOrigin] != "action" && item[kOrigin] != "expansion") return refuse("bad item origin");
-        // The message path comes from our own spool folder and a checked id,
-        // never from the request.
-        job.items.push_back({item[kSender], item[kRcpt], item[kDest], item[kPath], item[kMsgid],
-                             store.message_path(item[kMsgid]), item[kMailParams], item[kRcptParams],
-                             item[kOrigin] == "expansion"});
+    auto req = read_deliver_request(f, config_, spool_dir_);
+    if (!req) return;  // cannot even answer it
+    if (!req->refused.empty()) {
+        log::warn(log::Line("privileged parent: delivery request refused")
+                      .kv("action", req->job.action)
+                      .kv("why", req->refused));
+        return reply(req->id,
+                     std::vector<Result>(req->items, Result{Result::Status::PermFail, "refused: " + req->refused}));
     }
-    // The action, its paths, options and wrapper: the parent's own.
-    if (std::string why = rederive(config_, &job); !why.empty()) {
-        log::warn(log::Line("privileged parent: delivery request refused").kv("action", job.action).kv("why", why));
-        return refuse(why);
-    }
-    launcher_.launch(job, [this, id](std::vector<Result> r) { reply(id, r); });
+    launcher_.launch(req->job, [this, id = req->id](std::vector<Result> r) { reply(id, r); });
 }
 
 // A draining child starts no more deliveries: its agents end once idle.

@@ -23,7 +23,9 @@
 
 #include <uv.h>
 
+#include <cstddef>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,21 @@
 #include "delivery/launcher.hpp"
 
 namespace postern::delivery {
+
+// The "deliver" request, both ways: the frame's fields the unprivileged
+// process sends for a Job, and the parent's reading of them, which checks
+// every field and re-derives the job from `config` (rederive.hpp)
+// (tests/fuzz/fuzz_privileged.cpp feeds it any frame).
+std::vector<std::string> deliver_request(unsigned long id, const Job& job);
+struct DeliverRequest {
+    std::string id;
+    std::size_t items = 0;  // how many results the reply owes
+    std::string refused;    // why the request is refused; "" when it is not
+    Job job;                // when not refused: each message path made from spool_dir
+};
+// nullopt: no deliver request, or one too short to be answered.
+std::optional<DeliverRequest> read_deliver_request(const std::vector<std::string>& fields, const config::Config& config,
+                                                   const std::string& spool_dir);
 
 // One end of the socketpair: reads frames and hands each to on_frame().
 class FrameChannel {
