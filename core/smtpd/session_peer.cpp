@@ -261,6 +261,14 @@ void SmtpSession::take_rdns() {
         fcrdns_ = rdns_lookup_->fcrdns;
     }
     rdns_lookup_.reset();
+    // The name goes into Received:, the rules and the filters: one that is
+    // not a host name (an NSS module, a hosts file, can answer anything)
+    // counts as none, so that nothing else rides in with it.
+    if (!rdns_.empty() && (rdns_.front() == '[' || !smtp::valid_helo_name(rdns_))) {
+        log::info(log::Line(id_ + " smtp rdns-invalid").kv("address", client_ip_).kv("name", rdns_));
+        rdns_.clear();
+        fcrdns_ = false;
+    }
 }
 
 void SmtpSession::rdns_resolved() {
