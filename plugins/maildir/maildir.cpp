@@ -329,6 +329,19 @@ std::string maildir_path(const postern_delivery_request& req) {
     return {};
 }
 
+// Whether process `pid` has ended and waits to be reaped (state Z or X in
+// /proc/PID/stat, after the name in parentheses).
+bool is_zombie(long pid) {
+    char path[64], buf[512];
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    const char* paren = std::strrchr(buf, ')');
+    return paren && paren[1] == ' ' && (paren[2] == 'Z' || paren[2] == 'X');
+}
+
 // Whether `name` is a file of ours in tmp/ (unique_name's form, this host)
 // whose agent is gone: then *pid is that agent's.
 bool ours_abandoned(const char* name, long* pid) {
@@ -340,8 +353,11 @@ bool ours_abandoned(const char* name, long* pid) {
         std::sscanf(name, "%lld.M%6ldP%ldQ%uR%8x.%n", &sec, &usec, pid, &counter, &rnd, &end) != 5 || end == 0)
         return false;
     if (std::string_view(name + end) != host_part() || *pid <= 0 || *pid == ::getpid()) return false;
-    // ESRCH only: EPERM is a living process of another user's.
-    return ::kill(static_cast<pid_t>(*pid), 0) != 0 && errno == ESRCH;
+    // ESRCH: gone (EPERM is a living process of another user's); a zombie
+    // (killed, not reaped yet: a restart's first batch comes that soon)
+    // writes no more either.
+    if (::kill(static_cast<pid_t>(*pid), 0) != 0) return errno == ESRCH;
+    return is_zombie(*pid);
 }
 
 // tmp/ cleared of the files our agents left there when they were killed

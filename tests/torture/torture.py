@@ -78,31 +78,34 @@ LINE_RX = re.compile(rb"^(Return-Path|Delivered-To|Received): |^[ \t]")
 
 # ---- messages ----
 
+# Byte values mapped onto printable ASCII and spaces (the body's alphabet).
+_ALPHABET = (b"abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:-_!?()" * 4)[:256]
+_TABLE = bytes.maketrans(bytes(range(256)), _ALPHABET)
+
+
 def make_message(mid):
     """The message with id `mid`, CRLF line ends, made from the id alone.
 
-    Sizes from 300 bytes to 20 KiB (one in fifty about 200 KiB); lines that
-    start with a dot (dot-stuffing), long lines, all printable ASCII.
+    Sizes from 300 bytes to 20 KiB (one in fifty about 200 KiB); lines of 0
+    to 200 characters, one in twenty starting with a dot (dot-stuffing), all
+    printable ASCII.
     """
     rng = random.Random(mid)
-    lines = [f"From: Torture <torture@client.test>",
-             f"To: <user@{DOMAIN}>",
-             f"Subject: torture {mid}",
-             f"Message-ID: <{mid}@client.test>",
-             "Date: Tue, 08 Dec 2026 01:00:00 +0000",
-             f"X-Torture-Id: {mid}",
-             ""]
+    head = (f"From: Torture <torture@client.test>\r\n"
+            f"To: <user@{DOMAIN}>\r\n"
+            f"Subject: torture {mid}\r\n"
+            f"Message-ID: <{mid}@client.test>\r\n"
+            "Date: Tue, 08 Dec 2026 01:00:00 +0000\r\n"
+            f"X-Torture-Id: {mid}\r\n\r\n").encode()
     size = rng.randint(200_000, 210_000) if rng.random() < 0.02 else rng.randint(300, 20_000)
-    alphabet = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ 0123456789 .,;:-_!?()"
-    total = 0
-    while total < size:
+    text = rng.randbytes(size).translate(_TABLE)
+    lines, pos = [], 0
+    while pos < size:
         n = rng.randint(0, 200)
-        line = "".join(rng.choice(alphabet) for _ in range(n)).rstrip(" ")
-        if rng.random() < 0.05:
-            line = "." + line
-        lines.append(line)
-        total += len(line) + 2
-    return ("\r\n".join(lines) + "\r\n").encode()
+        line = text[pos:pos + n].rstrip(b" ")
+        pos += n
+        lines.append(b"." + line if rng.random() < 0.05 else line)
+    return head + b"\r\n".join(lines) + b"\r\n"
 
 
 def expected_tail(mid):
@@ -313,6 +316,37 @@ def read_maildir(maildir):
     return copies, strays
 
 
+def ok_lines(log):
+    """(queue msgid, recipient) -> how many 'delivery ... result=Ok' lines the log has."""
+    out = collections.Counter()
+    for m in re.finditer(r"(?:mda|mta) delivery evpid=([0-9a-f]{8})[0-9a-f]* .*?\bto=(\S+) .*?result=Ok", log):
+        out[(m.group(1), m.group(2))] += 1
+    return out
+
+
+def queue_id(data):
+    """The id the daemon under torture gave the copy: its Received: line, the
+    last one above the message (in relay mode the sink's comes first)."""
+    ids = re.findall(rb"with \S+ id ([0-9a-f]{8})\b", data)
+    return ids[-1].decode() if ids else None
+
+
+def classify_duplicates(copies, extra, log):
+    """Duplicates whose every copy the daemon logged as delivered (the spool
+    removal lagged behind a result it had logged), and the others (a result
+    never read before the kill: the agent's batch was unfinished, or the
+    copy was made in the instant before its result could be sent)."""
+    oks = ok_lines(log)
+    logged = unlogged = 0
+    for (mid, rcpt), n_extra in extra.items():
+        ids = {queue_id(d) for d in copies[(mid, rcpt)]}
+        n_ok = sum(oks[(i, rcpt)] for i in ids if i)
+        n_copies = n_extra + 1
+        logged += min(n_extra, max(0, n_ok - 1))
+        unlogged += max(0, n_copies - max(n_ok, 1))
+    return logged, unlogged
+
+
 def is_intact(mid, data):
     tail = expected_tail(mid)
     if not data.endswith(tail):
@@ -337,6 +371,7 @@ def audit(load, maildir, daemons, kills, restart_ms, failed_restarts, drained, c
     spool_left = {d.name: spool_leftovers(d.spool) for d in daemons}
     left_alone = {d.name: len(re.findall(r"left alone", d.log())) for d in daemons}
     acked_n = max(1, len(acked_pairs))
+    dup_logged, dup_unlogged = classify_duplicates(copies, extra, daemons[0].log())
     r = {
         "kills": kills,
         "acked_messages": len(load.acked),
@@ -354,6 +389,8 @@ def audit(load, maildir, daemons, kills, restart_ms, failed_restarts, drained, c
         "duplicates": dup_copies,
         "duplicate_pct": round(100.0 * dup_copies / acked_n, 3),
         "duplicated_pairs_acked": sum(1 for p in extra if p in acked_pairs),
+        "duplicates_result_logged": dup_logged,
+        "duplicates_result_unlogged": dup_unlogged,
         "unacked_delivered": len(unacked_delivered),
         "maildir_tmp_left": len(tmp_left),
         "spool_left": {k: len(v) for k, v in spool_left.items()},
@@ -452,7 +489,8 @@ def run_mode(mode, args):
 def summary(r):
     return (f"{r['mode']:7} kills={r['kills']} acked={r['acked_messages']} (pairs {r['acked_pairs']}, "
             f"{r['acked_per_s']}/s) lost={r['lost']} corrupt={r['corrupt']} "
-            f"duplicates={r['duplicates']} ({r['duplicate_pct']}%) unacked-delivered={r['unacked_delivered']} "
+            f"duplicates={r['duplicates']} ({r['duplicate_pct']}%; result logged {r['duplicates_result_logged']}, "
+            f"not logged {r['duplicates_result_unlogged']}) unacked-delivered={r['unacked_delivered']} "
             f"restart ms median={r['restart_ms_median']} p95={r['restart_ms_p95']} max={r['restart_ms_max']} "
             f"failed-restarts={r['failed_restarts']} spool-left={sum(r['spool_left'].values())} "
             f"maildir-tmp-left={r['maildir_tmp_left']} left-alone={sum(r['left_alone_lines'].values())} "
