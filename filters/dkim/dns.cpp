@@ -47,8 +47,9 @@ int library_init() {
     return status;
 }
 
-// The records of an answer c-ares accepted.
-TxtResult records_of(const unsigned char* abuf, int alen) {
+}  // namespace
+
+TxtResult txt_answer_records(const unsigned char* abuf, int alen) {
     ares_txt_ext* raw = nullptr;
     int rc = ares_parse_txt_reply_ext(abuf, alen, &raw);
     TxtList list(raw);
@@ -63,9 +64,11 @@ TxtResult records_of(const unsigned char* abuf, int alen) {
     return found;
 }
 
+namespace {
+
 TxtResult result_of(int status, const unsigned char* abuf, int alen) {
     switch (status) {
-    case ARES_SUCCESS: return records_of(abuf, alen);
+    case ARES_SUCCESS: return txt_answer_records(abuf, alen);
     case ARES_ENOTFOUND:  // NXDOMAIN
     case ARES_ENODATA:    // the name exists, without TXT records
         return TxtNotFound{};

@@ -50,6 +50,11 @@ struct TxtTempFail {
 };
 using TxtResult = std::variant<TxtFound, TxtNotFound, TxtTempFail>;
 
+// The records of a TXT answer c-ares accepted (what a lookup reports for
+// it): parsed by c-ares, each record's strings joined. Public for
+// tests/fuzz/fuzz_dns.cpp, which feeds it any bytes as an answer.
+TxtResult txt_answer_records(const unsigned char* abuf, int alen);
+
 struct ResolverError {
     std::string text;
 };
