@@ -12,7 +12,6 @@ line made of an envelope value, a report that is unbounded or not MIME.
 import email
 import email.policy
 import os
-import socket
 import ssl
 import sys
 import time
@@ -138,10 +137,10 @@ class StarttlsInjection(unittest.TestCase):
         self.injected("RSET\r\nMAIL FROM:<evil@example.net>\r\nRCPT TO:<victim@localhost>\r\n")
         self.injected("EHLO evil.example\r\nMAIL FROM:<evil@example.net>\r\n")
         self.injected("NOOP\r\n" * 50)
-        self.d.wait_files(self.d.path("mail", "tls"), 3)
+        self.assertEqual(len(self.d.wait_files(self.d.path("mail", "tls"), 3)), 3)
         self.assertEqual(delivered(self.d, "victim"), [])
         self.assertNotIn("evil@example.net", self.d.log())
-        self.d.wait_log(r"smtp starttls-discarded bytes=\d+", count=3)
+        self.assertTrue(self.d.wait_log(r"smtp starttls-discarded bytes=\d+", count=3))
 
 
 # (recipient, what must happen): "refused" = any 5xx reply; "local" = it may be
