@@ -163,7 +163,7 @@ void SmtpSession::filter_verdict(filter::Phase phase, std::string line, const st
     case K::Rewrite: {
         // The value replaces the command's argument and is checked as the
         // client's own would be: for MAIL and RCPT a whole <path>.
-        std::string_view verb = line.substr(0, line.find(' '));
+        std::string verb = line.substr(0, line.find(' '));  // owned: a view of substr()'s result dangles
         switch (phase) {
         case filter::Phase::MailFrom: line = "MAIL FROM:" + v.text; break;
         case filter::Phase::RcptTo: line = "RCPT TO:" + v.text; break;
