@@ -1,6 +1,6 @@
 """A small scripted SMTP server for integration tests: the peer postern relays to.
 
-SmtpSink listens on 127.0.0.1 on a port the kernel picks, answers each
+SmtpSink listens on 127.0.0.1 on a port the kernel picks (or on `address`), answers each
 command with a scripted or default reply, and records every connection: the
 command lines it received, whether TLS was active, and each transaction's
 envelope and DATA bytes. It can offer STARTTLS with a given certificate and
@@ -87,7 +87,8 @@ class SmtpSink:
     session_class = None  # a subclass of _Session to script more (None: _Session)
 
     def __init__(self, replies=None, starttls=False, cert=None, key=None, hostname="sink.test",
-                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0, lmtp=False):
+                 extensions=("PIPELINING", "8BITMIME", "SIZE 52428800"), eom_delay=0.0, lmtp=False,
+                 address=("127.0.0.1", 0)):
         if starttls and not (cert and key):
             raise ValueError("starttls needs cert and key")
         self.hostname = hostname
@@ -107,6 +108,7 @@ class SmtpSink:
         self._listener = None
         self._acceptor = None
         self._stopping = threading.Event()
+        self.address = address  # where to listen: a loopback address and port (0: the kernel picks)
         self.port = None
 
     # ---- life cycle ----
@@ -114,7 +116,7 @@ class SmtpSink:
     def start(self):
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind(("127.0.0.1", 0))
+        self._listener.bind(self.address)
         self._listener.listen(64)
         self._listener.settimeout(0.2)  # so the accept loop notices stop()
         self.port = self._listener.getsockname()[1]

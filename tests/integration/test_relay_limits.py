@@ -1,10 +1,13 @@
-"""`mta limit session-mail-max` and `mta limit session-keepalive` (issue 16),
+"""`mta limit session-mail-max`, `mta limit session-keepalive` and `scheduler
+limit max-evp-batch-size` (issue 16),
 seen from the next server: a scripted SMTP sink on the loopback
 (smtp_sink.SmtpSink) records every connection and its transactions.
 
 session-mail-max N: no connection carries more than N messages, however
 the messages fall into batches. session-keepalive 0: a connection is not
 kept for the next batch (postern keeps one 5 s by default, test_relay_reuse).
+max-evp-batch-size 5: no agent run (with keepalive 0, no connection) carries
+more than 5 of 12 messages queued together.
 """
 
 import os
@@ -63,6 +66,24 @@ class RelayLimits(unittest.TestCase):
         self.assertEqual(len(sink.wait_messages(2, timeout=15)), 2, sink.describe() + "\n" + d.log())
         self.assertEqual(len(sink.connections), 2, sink.describe())
         self.assertEqual([len(c.accepted) for c in sink.connections], [1, 1], sink.describe())
+
+    def test_max_evp_batch_size_bounds_each_agent_run(self):
+        # Twelve messages queued while relaying is paused make one batch of
+        # twelve by default; with max-evp-batch-size 5, runs of at most 5.
+        # session-keepalive 0: a connection per run, so each connection
+        # shows one run's messages.
+        sink = SmtpSink()
+        d = self.start(sink, "limit-batch", "scheduler limit max-evp-batch-size 5\nmta limit session-keepalive 0\n")
+        postern.posternctl(d, "pause", "mta")
+        with smtplib.SMTP("127.0.0.1", d.port, local_hostname="client.test", timeout=10) as s:
+            for i in range(12):
+                s.sendmail("alice@localhost", [f"r{i}@remote.test"], f"Subject: b{i}\r\n\r\nbody {i}\r\n")
+        postern.posternctl(d, "resume", "mta")
+        self.assertEqual(len(sink.wait_messages(12, timeout=30)), 12, sink.describe() + "\n" + d.log())
+        per_connection = sorted(len(c.accepted) for c in sink.connections)
+        self.assertEqual(sum(per_connection), 12, sink.describe())
+        self.assertLessEqual(max(per_connection), 5, sink.describe())
+        self.assertGreaterEqual(len(per_connection), 3, sink.describe())
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern  # noqa: E402
+from smtp_sink import SmtpSink  # noqa: E402
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 MX1, MX2, DEAD = "127.77.0.1", "127.77.0.2", "127.77.0.9"
@@ -42,9 +43,10 @@ def receiver(address):
 class Dnsmasq:
     """dnsmasq on 127.0.0.1:PORT answering only from its command line."""
 
-    def __init__(self):
+    def __init__(self, extra=()):
         self.port = postern.free_port()
         self.proc = None
+        self.extra = list(extra)  # more dnsmasq records (--mx-host=..., --host-record=...)
 
     def __enter__(self):
         args = [DNSMASQ, "--no-daemon", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
@@ -60,7 +62,7 @@ class Dnsmasq:
                 "--mx-host=loop.test,self.test,10", "--mx-host=loop.test,mx2.pref.test,20",
                 f"--host-record=self.test,{DEAD}",
                 "--mx-host=dual.test,dual.mx.test,10", f"--host-record=dual.mx.test,{MX2},::1",
-                "--log-queries", "--log-facility=-"]
+                *self.extra, "--log-queries", "--log-facility=-"]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         # Ready once it answers on its port (bounded).
         import socket
@@ -235,6 +237,43 @@ class MxRouting(unittest.TestCase):
         self.assertTrue(self.delivered_to(self.mx6, "jay", "dual-6"), six.log())
         line = six.wait_log(r"mta delivery .*to=jay@dual.test .*result=Ok.*", count=1)[0]
         self.assertIn("dual.mx.test [::1]", line)
+
+
+SLOW_MX, FREE_MX = "127.77.0.5", "127.77.0.6"
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root: port 25 and deliveries as root")
+@unittest.skipUnless(os.path.exists(DNSMASQ), "dnsmasq is not installed (Debian's dnsmasq-base)")
+class PerDomainLimits(unittest.TestCase):
+    """`mta limit for domain D max-conn-per-domain N` holds D's exchangers to
+    N connections at once, while another domain keeps the default (10): two
+    slow sinks, each the MX of one domain, count the connections open at
+    once while 70 messages (three batches of at most 32) go to each."""
+
+    def test_one_domain_held_to_one_connection_the_other_not(self):
+        dns = Dnsmasq(extra=["--mx-host=slow.test,mx.slow.test,10", f"--host-record=mx.slow.test,{SLOW_MX}",
+                             "--mx-host=free.test,mx.free.test,10", f"--host-record=mx.free.test,{FREE_MX}"])
+        dns.__enter__()
+        self.addCleanup(dns.__exit__)
+        sinks = {}
+        for domain, address in (("slow.test", SLOW_MX), ("free.test", FREE_MX)):
+            sinks[domain] = SmtpSink(eom_delay=0.05, address=(address, 25)).start()
+            self.addCleanup(sinks[domain].stop)
+        a = postern.Daemon(sender_config(dns.port, head="mta limit for domain slow.test max-conn-per-domain 1\n"),
+                           name="per-domain")
+        a.__enter__()
+        self.addCleanup(a.__exit__, None, None, None)
+        postern.posternctl(a, "pause", "mta")
+        for domain in sinks:
+            with smtplib.SMTP("127.0.0.1", a.port, local_hostname="client.test", timeout=10) as s:
+                for i in range(70):
+                    s.sendmail("alice@localhost", [f"r{i}@{domain}"], f"Subject: m{i}\r\n\r\nbody\r\n")
+        postern.posternctl(a, "resume", "mta")
+        for domain, sink in sinks.items():
+            self.assertEqual(len(sink.wait_messages(70, timeout=60)), 70, domain + ": " + sink.describe() + a.log())
+        self.assertEqual(sinks["slow.test"].max_concurrent(), 1, sinks["slow.test"].describe())
+        self.assertGreaterEqual(sinks["free.test"].max_concurrent(), 2, sinks["free.test"].describe())
+        self.assertTrue(a.wait_queue_empty(10), a.queue_entries())
 
 
 if __name__ == "__main__":
