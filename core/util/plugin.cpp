@@ -70,8 +70,10 @@ struct Loaded {
     const void* api = nullptr;
 };
 
-// Open DIR/KIND-NAME.so and call its entry symbol. The entry struct is
-// returned unchecked; the caller checks the members.
+// Open DIR/KIND-NAME.so and call its entry symbol, whose type is
+// `const Api* ENTRY(void)`. The entry struct is returned unchecked; the
+// caller checks the members.
+template <typename Api>
 std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind, std::string_view name, const char* entry,
                                   std::string* path, std::string* error) {
     if (!valid_plugin_name(name)) {
@@ -102,7 +104,9 @@ std::optional<Loaded> open_plugin(std::string_view dir, std::string_view kind, s
         return std::nullopt;
     }
     // POSIX guarantees that a dlsym() result converts to a function pointer.
-    using Entry = const void* (*)();
+    // It is called through its own type: through any other, the call is
+    // undefined (UBSan's -fsanitize=function stops it).
+    using Entry = const Api* (*)();
     const void* api = reinterpret_cast<Entry>(sym)();
     if (!api) {
         *error = *path + ": " + entry + "() returned NULL";
@@ -153,7 +157,7 @@ std::string plugin_dir(std::string_view configured) {
 
 std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_view name, std::string* error) {
     std::string path;
-    auto loaded = open_plugin(dir, "table", name, POSTERN_TABLE_ENTRY, &path, error);
+    auto loaded = open_plugin<postern_table_plugin>(dir, "table", name, POSTERN_TABLE_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_table_plugin*>(loaded->api);
     // reload and iterate may be NULL (table.h): the registry checks them.
@@ -166,7 +170,7 @@ std::optional<TablePlugin> load_table_plugin(std::string_view dir, std::string_v
 
 std::optional<DeliveryPlugin> load_delivery_plugin(std::string_view dir, std::string_view name, std::string* error) {
     std::string path;
-    auto loaded = open_plugin(dir, "delivery", name, POSTERN_DELIVERY_ENTRY, &path, error);
+    auto loaded = open_plugin<postern_delivery_plugin>(dir, "delivery", name, POSTERN_DELIVERY_ENTRY, &path, error);
     if (!loaded) return std::nullopt;
     const auto* api = static_cast<const postern_delivery_plugin*>(loaded->api);
     // deliver_many is optional: deliver_many_of() says whether it is there.

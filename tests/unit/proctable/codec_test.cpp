@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <climits>
 #include <cstring>
+#include <deque>
 
 #include "config.hpp"
 #include "imsg_codec.hpp"
@@ -169,7 +170,8 @@ TEST_CASE("imsg: frames") {
     std::string ok = imsg::encode(imsg::Ok, bytes_of<int>(0));
     CHECK(std::holds_alternative<imsg::NeedMore>(imsg::decode_frame(ok.substr(0, 15))));
     CHECK(std::holds_alternative<imsg::NeedMore>(imsg::decode_frame(ok.substr(0, 19))));
-    auto f = frame_of(ok + "next");
+    const std::string two = ok + "next";  // the frame points into it
+    auto f = frame_of(two);
     CHECK(f.type == imsg::Ok);
     CHECK(f.size == 20);
     CHECK(f.payload == bytes_of<int>(0));
@@ -186,7 +188,9 @@ TEST_CASE("imsg: frames") {
 }
 
 TEST_CASE("imsg: replies") {
-    auto ok = [](std::string payload) { return frame_of(imsg::encode(imsg::Ok, payload)); };
+    // Each frame points into its bytes: they are kept until the end of the test.
+    std::deque<std::string> kept;
+    auto ok = [&kept](std::string payload) { return frame_of(kept.emplace_back(imsg::encode(imsg::Ok, payload))); };
     CHECK(reply_of(imsg::decode_reply(Op::Open, ok(""))).status == Status::Found);
     CHECK(std::holds_alternative<Garbage>(imsg::decode_reply(Op::Open, ok("x"))));
     CHECK(reply_of(imsg::decode_reply(Op::Lookup, ok(bytes_of<int>(1) + std::string("bob:$6$x\0", 9)))) ==
