@@ -11,8 +11,15 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
 #include "util/fd.hpp"
+
+// Defined only in the sanitizer build (tests/sanitize/defaults.c): the
+// folder its reports go to, which the confined process must be able to
+// write for a leak or an error in it to be seen. Null in every other build.
+extern "C" const char* postern_sanitize_report_dir() __attribute__((weak));
 
 namespace postern::daemon {
 namespace {
@@ -62,14 +69,36 @@ std::string folder_of(const std::string& path) {
 
 }  // namespace
 
-Confinement serving_confinement(const std::string& spool, const std::vector<std::string>& extra) {
+Confinement serving_confinement(const std::string& spool, const std::vector<std::string>& extra,
+                                const std::vector<std::string>& tables) {
     Confinement c;
     c.writable = {spool, "/dev/null"};
     c.readable = {"/etc", "/usr",  "/lib", "/lib64", "/lib32", "/libx32",  "/bin",     "/sbin",
                   "/opt", "/proc", "/sys", "/run",   "/dev",   "/var/lib", "/var/run", "/var/cache"};
     for (const auto& e : extra)
         if (!e.empty() && e[0] == '/') c.readable.push_back(folder_of(e));
+    for (const auto& t : tables)
+        if (!t.empty() && t[0] == '/') c.writable.push_back(folder_of(t));
+    if (postern_sanitize_report_dir && ::access(postern_sanitize_report_dir(), W_OK) == 0)
+        c.writable.emplace_back(postern_sanitize_report_dir());
     return c;
+}
+
+std::vector<std::string> table_files(const config::Config& cfg) {
+    std::vector<std::string> out;
+    for (const auto& t : cfg.tables) {
+        std::string source = t.source.substr(0, t.source.find(' '));
+        if (source.empty() || source[0] != '/') continue;
+        out.push_back(source);
+        if (t.backend != "sqlite") continue;
+        std::ifstream in(source);
+        for (std::string line; std::getline(in, line);) {
+            std::istringstream words(line);
+            std::string key, value;
+            if (words >> key >> value && key == "dbpath" && !value.empty() && value[0] == '/') out.push_back(value);
+        }
+    }
+    return out;
 }
 
 Confined confine(const Confinement& c) {

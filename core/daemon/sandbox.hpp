@@ -7,7 +7,7 @@
 //     ignored. Always, where the kernel has it (Linux 3.5).
 //   - Landlock (Linux 5.13, when the kernel was built with it and the LSM is
 //     on): the process may write, make and remove files only beneath its
-//     spool (and write /dev/null); it may read only the system's folders (/etc, /usr,
+//     spool and its tables' folders (and write /dev/null); it may read only the system's folders (/etc, /usr,
 //     /lib..., /proc, /sys, /run, /dev, /var/lib), the folders of its
 //     configuration, tables, plugins and programs, and the spool. Users'
 //     homes, /root, /tmp and /srv are out of its reach (a user's ~/.forward
@@ -24,6 +24,8 @@
 #include <string>
 #include <vector>
 
+#include "config/config.hpp"
+
 namespace postern::daemon {
 
 struct Confinement {
@@ -34,10 +36,17 @@ struct Confinement {
     std::string no_landlock;
 };
 
-// The folders the serving process keeps: the spool writable; the system's
-// folders and `extra` (the configuration's own, each a file or folder:
-// its folder is taken for a file) readable.
-Confinement serving_confinement(const std::string& spool, const std::vector<std::string>& extra);
+// The folders the serving process keeps: the spool and the folders of
+// `tables` (table files and databases: sqlite in WAL mode writes beside its
+// database even to read it) writable; the system's folders and `extra` (its
+// configuration, plugins, agent) readable. A file stands for its folder.
+Confinement serving_confinement(const std::string& spool, const std::vector<std::string>& extra,
+                                const std::vector<std::string>& tables = {});
+
+// The files a configuration's tables read: each table's source (the first
+// word: a program's arguments follow it), and a sqlite table's database
+// (its `dbpath` line).
+std::vector<std::string> table_files(const config::Config& cfg);
 
 struct Confined {
     bool no_new_privs = false;

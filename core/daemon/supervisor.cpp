@@ -168,13 +168,12 @@ private:
 };
 
 // The serving process gains no privilege again and reaches only its own
-// folders (daemon/sandbox.hpp): the spool to write; its configuration's,
-// tables', plugins' and the system's folders to read.
+// folders (daemon/sandbox.hpp): the spool and its tables' folders to write;
+// its configuration's, plugins' and the system's folders to read.
 void confine_serving(const config::Config& cfg, const Paths& paths, const std::string& config_file) {
     std::vector<std::string> extra = {config_file, paths.plugins, delivery::default_agent_path()};
-    for (const auto& t : cfg.tables) extra.push_back(t.source.substr(0, t.source.find(' ')));
     // The process works from its spool (child_main entered it): "." is the spool.
-    Confinement c = serving_confinement(".", extra);
+    Confinement c = serving_confinement(".", extra, table_files(cfg));
     for (const auto& t : cfg.tables)
         if (t.backend == "proc") c.no_landlock = "table " + t.name + " is a program this process starts";
     Confined done = confine(c);

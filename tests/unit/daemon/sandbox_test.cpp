@@ -97,3 +97,26 @@ TEST_CASE("sandbox: the confined process writes only its spool and reads only it
     CHECK_FALSE(fs::exists(d.path / "home" / "planted"));
     CHECK(fs::exists(d.path / "spool" / "message"));
 }
+
+TEST_CASE("sandbox: a table's file, a program's path and a sqlite table's database are its tables' files") {
+    Dir d;
+    write(d.path / "sqlite.conf", "# the userbase\ndbpath /var/lib/postern/users.db\nquery_alias SELECT 1\n");
+    auto parsed = postern::config::parse_text("table aliases file:/etc/postern/aliases\n"
+                                              "table users sqlite:" +
+                                                  (d.path / "sqlite.conf").string() +
+                                                  "\n"
+                                                  "table inl { a = b }\n"
+                                                  "action \"x\" maildir alias <aliases>\n"
+                                                  "match from any for any action \"x\"\n",
+                                              "sandbox_test.conf");
+    INFO((parsed.errors.empty() ? "" : parsed.errors.front().message));
+    REQUIRE(parsed.config);
+    CHECK(postern::daemon::table_files(*parsed.config) == std::vector<std::string>{"/etc/postern/aliases",
+                                                                                   (d.path / "sqlite.conf").string(),
+                                                                                   "/var/lib/postern/users.db"});
+    auto c = serving_confinement("/var/spool/postern", {"/etc/postern/postern.conf"},
+                                 postern::daemon::table_files(*parsed.config));
+    CHECK(c.writable == std::vector<std::string>{"/var/spool/postern", "/dev/null", "/etc/postern", d.path.string(),
+                                                 "/var/lib/postern"});
+    CHECK(c.readable.back() == "/etc/postern");
+}
