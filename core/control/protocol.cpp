@@ -113,6 +113,7 @@ const std::vector<std::string_view> kForms = {
     "show message ID",
     "show envelope EVPID",
     "show quarantine",
+    "release MSGID",
     "schedule ID|all",
     "remove ID|all",
     "pause mta|mda|smtp",
@@ -154,6 +155,7 @@ bool is_placeholder(std::string_view alt) {
 bool placeholder_matches(std::string_view kind, std::string_view word) {
     if (kind == "ID") return (word.size() == 8 || word.size() == 16) && is_hex(word);
     if (kind == "EVPID") return word.size() == 16 && is_hex(word);
+    if (kind == "MSGID") return word.size() == 8 && is_hex(word);
     if (kind == "NAME")
         return !word.empty() && word.size() <= 255 &&
                std::all_of(word.begin(), word.end(), [](char c) { return c > ' ' && c < 0x7f; });
@@ -181,6 +183,7 @@ std::string describe_bad(std::string_view token, std::string_view word) {
         return "invalid id " + w + ": expected a message id (8 hex digits), an envelope id (16) or all";
     if (token == "ID") return "invalid id " + w + ": expected a message id (8 hex digits) or an envelope id (16)";
     if (token == "EVPID") return "invalid envelope id " + w + ": expected 16 hex digits";
+    if (token == "MSGID") return "invalid message id " + w + ": expected 8 hex digits";
     if (token == "NAME") return "invalid table name " + w;
     if (token == "SERVICE") {
         std::string all;

@@ -212,6 +212,7 @@ void ControlHandler::handle(const control::Request& req, uid_t peer_uid, std::fu
     if (w.size() == 3 && w[0] == "show" && w[1] == "envelope") return done(show_envelope(w[2]));
     if (w.size() == 3 && w[0] == "show" && w[1] == "message") return show_message(w[2], std::move(done));
     if (is({"show", "quarantine"})) return show_quarantine(std::move(done));
+    if (w.size() == 2 && w[0] == "release") return release(w[1], std::move(done));
     if (w.size() == 2 && (w[0] == "schedule" || w[0] == "remove")) {
         if (!valid_id(w[1])) return done(error("expected an envelope id, a message id or 'all', got '" + w[1] + "'"));
         size_t n = w[0] == "schedule" ? scheduler_.schedule(w[1]) : scheduler_.remove(w[1]);
@@ -366,6 +367,27 @@ void ControlHandler::show_quarantine(std::function<void(control::Reply)> done) {
             if (!err.empty()) *result = error(err);
         },
         [result, done = std::move(done)] { done(std::move(*result)); });
+}
+
+// A message back from quarantine (Store::release, on a worker thread), then
+// to the scheduler, on the loop.
+void ControlHandler::release(const std::string& msgid, std::function<void(control::Reply)> done) {
+    struct Result {
+        std::vector<queue::Envelope> envelopes;
+        std::string error;
+    };
+    auto result = std::make_shared<Result>();
+    event::run_blocking(
+        loop_, [this, msgid, result] { store_.release(msgid, result->envelopes, &result->error); },
+        [this, msgid, result, done = std::move(done)] {
+            if (result->envelopes.empty()) return done(error(result->error));
+            const auto n = result->envelopes.size();
+            scheduler_.enqueue(result->envelopes);
+            log::info(log::Line("queue released").kv("msgid", msgid).kv("envelopes", static_cast<long long>(n)));
+            done(one({{"message", "message " + msgid + " released: " + std::to_string(n) +
+                                      (n == 1 ? " envelope" : " envelopes") + " queued again"},
+                      {"count", std::to_string(n)}}));
+        });
 }
 
 void ControlHandler::update_table(const std::string& name, std::function<void(control::Reply)> done) {

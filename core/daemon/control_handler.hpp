@@ -50,6 +50,7 @@ private:
     std::vector<std::string> paused_names() const;
     void show_message(const std::string& id, std::function<void(control::Reply)> done);
     void show_quarantine(std::function<void(control::Reply)> done);
+    void release(const std::string& msgid, std::function<void(control::Reply)> done);
     void update_table(const std::string& name, std::function<void(control::Reply)> done);
     void reload(std::function<void(control::Reply)> done);
     void table_lookup(const std::string& name, const std::string& service, const std::string& key,

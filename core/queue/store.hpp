@@ -111,6 +111,13 @@ public:
         std::uint64_t size = 0;  // bytes of its message file
     };
     std::vector<Quarantined> quarantined(std::string* error) const;
+    // Brings message `msgid` back from quarantine/ into the queue, durably,
+    // once it decodes with the current key (set the right key again, then
+    // release): its envelopes (written again with the current settings, to
+    // be tried at once) go to `out`. Refused, leaving it where it is, when
+    // the message or any of its envelopes still does not decode, or the id
+    // is in use in the queue. By the lock holder only.
+    bool release(const std::string& msgid, std::vector<Envelope>& out, std::string* error);
     // A sealed envelope record that does not open (changed, or sealed with
     // another key), found by load_packed(): set aside as it is, its id being
     // in clear, and taken out of the journal.

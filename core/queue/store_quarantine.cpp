@@ -88,6 +88,79 @@ bool Store::set_aside_locked(std::uint64_t evpid, const Unreadable& record, std:
     return files::fsync_fd(q.get()) || ((*error = sys_error(qpath, "fsync")), false);
 }
 
+namespace {
+
+// The envelopes of a quarantine/<msgid>.envelopes file, the latest record
+// of each; false with `why` when one does not decode.
+bool read_set_aside(const std::string& text, const AtRest& how, std::vector<Envelope>& out, std::string* why) {
+    journal::Reader reader(text);
+    for (journal::Record r; reader.next(r);) {
+        if (!r.is_envelope()) continue;
+        std::string problem;
+        auto e = read_envelope(r, how, &problem);
+        if (!e) return (*why = "envelope " + std::string(journal::envelope_id(r)) + ": " + problem), false;
+        auto same = std::find_if(out.begin(), out.end(), [&](const Envelope& o) { return o.id == e->id; });
+        if (same != out.end()) *same = std::move(*e);
+        else out.push_back(std::move(*e));
+    }
+    if (!reader.error().empty() || !reader.damaged().empty())
+        return (*why = "damaged: " + (reader.error().empty() ? reader.damaged().front() : reader.error())), false;
+    return !out.empty() || ((*why = "no envelope"), false);
+}
+
+}  // namespace
+
+bool Store::release(const std::string& msgid, std::vector<Envelope>& out, std::string* error) {
+    if (!is_lower_hex(msgid, 8)) return (*error = "expected a message id (8 hex digits), got '" + msgid + "'"), false;
+    if (!ready(error)) return false;
+    const std::string qpath = dir_ + "/quarantine", name = msgid + std::string(kEnvelopesSuffix);
+    Fd q = files::open_dir(AT_FDCWD, qpath);
+    std::string text;
+    int err = 0;
+    if (!q || !files::read_file(q.get(), name, journal::kMaxPayload * 16, text, err))
+        return (*error = "no message " + msgid + " in quarantine"), false;
+    std::vector<Envelope> envelopes;
+    std::string why;
+    if (!read_set_aside(text, at_rest_, envelopes, &why))
+        return (*error = qpath + "/" + name + ": " + why + "; left in quarantine"), false;
+    Fd message(::openat(q.get(), msgid.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    struct stat st {};
+    if (!message || ::fstat(message.get(), &st) != 0) return (*error = sys_error(qpath + "/" + msgid, "open")), false;
+    if (!open_plain(std::move(message), at_rest_, &why))
+        return (*error = qpath + "/" + msgid + ": " + why + "; left in quarantine"), false;
+    for (Envelope& e : envelopes) {
+        if (e.msgid != msgid)
+            return (*error = qpath + "/" + name + ": envelope " + e.id + " is not of " + msgid), false;
+        e.next_try = 0;
+    }
+    std::lock_guard serial(commit_mutex_);
+    std::lock_guard lock(mutex_);
+    if (messages_.contains(static_cast<std::uint32_t>(files::hex_value(msgid))))
+        return (*error = "message id " + msgid + " is in use in the queue; left in quarantine"), false;
+    const auto size = static_cast<std::uint64_t>(st.st_size);
+    std::string records;
+    for (const Envelope& e : envelopes)
+        if (!append_envelope(records, size, e, at_rest_))
+            return (*error = "envelope " + e.id + ": cannot seal it (the random number generator failed)"), false;
+    if (::linkat(q.get(), msgid.c_str(), messages_fd_.get(), msgid.c_str(), 0) != 0)
+        return (*error = sys_error(message_path(msgid), "link from quarantine/")), false;
+    JournalPosition at;
+    if (!files::fsync_fd(messages_fd_.get()) || !append_locked(records, at, error) || !journal_.sync(at, error)) {
+        if (error->empty()) *error = sys_error(dir_ + "/messages", "fsync");
+        ::unlinkat(messages_fd_.get(), msgid.c_str(), 0);
+        return false;
+    }
+    for (const Envelope& e : envelopes)
+        add_locked(files::hex_value(e.id), static_cast<std::uint32_t>(files::hex_value(msgid)), size, at.segment->seq);
+    // Queued again: quarantine/ lets go of it (its envelopes first, so that
+    // a crash in between leaves a message file there no listing names).
+    ::unlinkat(q.get(), name.c_str(), 0);
+    ::unlinkat(q.get(), msgid.c_str(), 0);
+    files::fsync_fd(q.get());
+    out = std::move(envelopes);
+    return true;
+}
+
 std::vector<Store::Quarantined> Store::quarantined(std::string* error) const {
     std::vector<Quarantined> out;
     const std::string qpath = dir_ + "/quarantine";

@@ -7,7 +7,8 @@ can read, or a key of the wrong length, stops `posternd -n` with the reason.
 A daemon restarted with another key is refused at start (-n says so too)
 with the message still queued; a message whose file was changed in the spool
 is set aside in quarantine/, never delivered, and `posternctl show
-quarantine` lists it. Envelopes are sealed in the journal too: one whose
+quarantine` lists it; `posternctl release` refuses it while it does not
+decode, and queues it again once its bytes are restored. Envelopes are sealed in the journal too: one whose
 record was changed (its CRC made good again) is set aside at start-up, once,
 and the rest of the queue goes on. Either option can be switched on or off
 with mail queued; encryption switched off needs the key in queue.key to read
@@ -127,6 +128,20 @@ class QueueAtRest(unittest.TestCase):
         self.assertIn("scheduler.envelope.quarantined=1", postern.posternctl(d, "show", "stats"))
         new = d.path("mail", "bob", "new")
         self.assertFalse(os.path.isdir(new) and os.listdir(new))
+        # Released: refused while it does not decode; once its bytes are
+        # restored (from a backup, say), back in the queue and delivered.
+        r = subprocess.run([os.path.join(postern.BUILD_DIR, "posternctl"), "-s", d.path("run", "control.sock"),
+                            "release", msgid], capture_output=True, text=True, timeout=20)
+        self.assertNotEqual(r.returncode, 0, r.stdout)
+        self.assertIn(f"quarantine/{msgid}: does not decrypt", r.stderr)
+        self.assertIn("left in quarantine", r.stderr)
+        with open(os.path.join(quarantine, msgid), "wb") as f:
+            f.write(spooled)
+        self.assertEqual(postern.posternctl(d, "release", msgid),
+                         f"message {msgid} released: 1 envelope queued again\n")
+        self.check_delivered(d)
+        self.assertEqual(postern.posternctl(d, "show", "quarantine"), "")
+        self.assertTrue(d.wait_log(f"queue released msgid={msgid} envelopes=1"), d.log())
 
 
     def journal(self, d):

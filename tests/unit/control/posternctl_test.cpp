@@ -240,7 +240,7 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(r.status == 2);
     CHECK(r.out == "");
     auto lines = lines_of(r.err);
-    REQUIRE(lines.size() == 26);
+    REQUIRE(lines.size() == 27);
     CHECK(lines[0] == "posternctl: unknown command: frobnicate");
     CHECK(lines[1] == usage_line);
     CHECK(lines[2] == "options:");
@@ -249,11 +249,12 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(lines[8] == "commands:");
     CHECK(lines[9] == "  show queue");
     CHECK(lines[14] == "  show quarantine");
-    CHECK(lines[21] == "  table lookup NAME SERVICE KEY");
-    CHECK(lines[22] == "  reload");
-    CHECK(lines[23] == "  encrypt [STRING]");
-    CHECK(lines[24] == "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE");
-    CHECK(lines[25] ==
+    CHECK(lines[15] == "  release MSGID");
+    CHECK(lines[22] == "  table lookup NAME SERVICE KEY");
+    CHECK(lines[23] == "  reload");
+    CHECK(lines[24] == "  encrypt [STRING]");
+    CHECK(lines[25] == "  makemap [-U] [-d hash|btree] [-o DBFILE] [-t aliases|set] FILE");
+    CHECK(lines[26] ==
           "(SERVICE: alias, credentials, domain, netaddr, userinfo, source, string, mailaddr, mailaddrmap, "
           "addrname, relayhost)");
 
@@ -261,6 +262,10 @@ TEST_CASE("posternctl refuses unknown commands and bad arguments with usage, exi
     CHECK(r.status == 2);
     CHECK(lines_of(r.err)[0] ==
           "posternctl: invalid id 'xyz': expected a message id (8 hex digits), an envelope id (16) or all");
+
+    r = ctl({"release", "0123456789abcdef"});
+    CHECK(r.status == 2);
+    CHECK(lines_of(r.err)[0] == "posternctl: invalid message id '0123456789abcdef': expected 8 hex digits");
 
     r = ctl({});
     CHECK(r.status == 2);

@@ -228,9 +228,10 @@ TEST_CASE("printable keeps error messages on one safe line") {
 
 TEST_CASE("usage lists every command form") {
     const auto& lines = usage_lines();
-    REQUIRE(lines.size() == 14);
+    REQUIRE(lines.size() == 15);
     CHECK(lines.front() == "show queue");
     CHECK(lines[5] == "show quarantine");
-    CHECK(lines[12] == "table lookup NAME SERVICE KEY");
+    CHECK(lines[6] == "release MSGID");
+    CHECK(lines[13] == "table lookup NAME SERVICE KEY");
     CHECK(lines.back() == "reload");
 }

@@ -871,3 +871,72 @@ TEST_CASE("sealed envelopes are carried over to new segments as they are", "[sto
     CHECK(store->load_all(&errors).size() == 90);
     CHECK(errors.empty());
 }
+
+TEST_CASE("release brings a message back from quarantine once it decodes, refuses it before", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    store->load_all(&errors);
+    Store::Message m = message("0000f00d", 2, "Subject: back\n\nbody\n");
+    REQUIRE(commit_one(*store, m));
+    const std::string spool = tmp.path() + "/spool";
+    const std::string good = read_file(spool + "/messages/0000f00d");
+    std::string why;
+    REQUIRE(store->quarantine(m.envelopes[0], &why));
+    REQUIRE(store->quarantine(m.envelopes[1], &why));
+    std::vector<Envelope> back;
+    // Changed on disk: refused, left where it is.
+    std::string changed = good;
+    changed[changed.size() / 2] ^= 1;
+    write_file(spool + "/quarantine/0000f00d", changed);
+    CHECK_FALSE(store->release("0000f00d", back, &why));
+    CHECK(why == spool + "/quarantine/0000f00d: does not decrypt with this key (a wrong key, or the file was changed); "
+                         "left in quarantine");
+    CHECK(back.empty());
+    CHECK(store->quarantined(&why).size() == 1);
+    CHECK_FALSE(store->release("0000beef", back, &why));
+    CHECK(why == "no message 0000beef in quarantine");
+    CHECK_FALSE(store->release("../x", back, &why));
+    // Its bytes restored: back in the queue with both envelopes, out of quarantine/.
+    write_file(spool + "/quarantine/0000f00d", good);
+    REQUIRE(store->release("0000f00d", back, &why));
+    REQUIRE(back.size() == 2);
+    CHECK(back[0].id == m.envelopes[0].id);
+    CHECK(back[1].rcpt == m.envelopes[1].rcpt);
+    CHECK(entries(spool + "/quarantine").empty());
+    CHECK(store->quarantined(&why).empty());
+    CHECK_FALSE(store->message_id_free("0000f00d"));
+    CHECK(read_fd(store->open_message("0000f00d", &why)) == m.data);
+    auto next = open_store(tmp);
+    next->set_at_rest(with_key(7));
+    CHECK(next->load_all(&errors).size() == 2);
+    CHECK(errors.empty());
+}
+
+TEST_CASE("release refuses a message whose envelope does not decode, and an id in use", "[store]") {
+    TempDir tmp;
+    auto store = open_store(tmp);
+    store->set_at_rest(with_key(7));
+    std::vector<std::string> errors;
+    store->load_all(&errors);
+    Store::Message m = message("0000abba", 1, "Subject: x\n\nbody\n");
+    REQUIRE(commit_one(*store, m));
+    std::string why;
+    REQUIRE(store->quarantine(m.envelopes[0], &why));
+    std::vector<Envelope> back;
+    SECTION("an envelope sealed with another key") {
+        store->set_at_rest(with_key(8));
+        CHECK_FALSE(store->release("0000abba", back, &why));
+        CHECK(
+            why.ends_with(".envelopes: envelope 0000abba00000001: does not decrypt (another key, or changed); left in "
+                          "quarantine"));
+    }
+    SECTION("a message of that id queued meanwhile") {
+        REQUIRE(commit_one(*store, message("0000abba", 1, "Subject: another\n\nbody\n")));
+        CHECK_FALSE(store->release("0000abba", back, &why));
+        CHECK(why == "message id 0000abba is in use in the queue; left in quarantine");
+    }
+    CHECK(back.empty());
+    CHECK(store->quarantined(&why).size() == 1);
+}
