@@ -202,6 +202,19 @@ class AuthFailures(unittest.TestCase):
         self.assertTrue(self.d.wait_log(r"smtp disconnected reason=auth-failures-per-address address=192\.0\.2\.20"))
 
 
+    def test_control_characters_in_credentials_are_refused_unchecked(self):
+        c = proxied(self.d.port, "192.0.2.22")
+        with c:
+            c.cmd("EHLO client.test")
+            self.assertEqual(c.cmd("STARTTLS"), "220 2.0.0 Ready to start TLS")
+            c.sock = self.ctx.wrap_socket(c.sock, server_hostname="mail.test")
+            c.cmd("EHLO client.test")
+            for user in ("bob\r\nX-Injected: yes", "bob\n", "bob\rX-Injected: yes"):
+                line = c.cmd("AUTH PLAIN " + base64.b64encode(f"\0{user}\0rightpass".encode()).decode())
+                self.assertTrue(line.startswith("501 5.5.2 "), line)
+        self.assertNotIn("X-Injected", self.d.log())
+
+
 def raise_descriptor_limit():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
