@@ -43,6 +43,7 @@ user nobody); without it, it prints why and exits 77 (CTest's skip code).
 Usage:
   POSTERN_BUILD_DIR=build tests/torture/torture.py [--cycles 100] [--mode both]
       [--clients 20] [--min 0.3] [--max 3] [--seed N] [--keep] [--json FILE]
+      [--conf 'LINE' ...]
 Depends on: tests/integration/postern.py (the daemon harness), posternd,
 postern-local, posternctl and the maildir and relay plugins in the build.
 """
@@ -301,7 +302,8 @@ def drain(d, timeout):
 # ---- the audit ----
 
 def read_maildir(maildir):
-    """(mid, recipient) -> [delivered bytes], plus files that name no message."""
+    """(mid, recipient) -> [(intact, queue id) per delivered copy], plus
+    files that name no message. Only the verdicts are kept, not the bytes."""
     copies = collections.defaultdict(list)
     strays = []
     new = os.path.join(maildir, "new")
@@ -312,7 +314,8 @@ def read_maildir(maildir):
         if not m or not r:
             strays.append(name)
             continue
-        copies[(m.group(1).decode(), r.group(1).decode())].append(data)
+        mid = m.group(1).decode()
+        copies[(mid, r.group(1).decode())].append((is_intact(mid, data), queue_id(data)))
     return copies, strays
 
 
@@ -339,7 +342,7 @@ def classify_duplicates(copies, extra, log):
     oks = ok_lines(log)
     logged = unlogged = 0
     for (mid, rcpt), n_extra in extra.items():
-        ids = {queue_id(d) for d in copies[(mid, rcpt)]}
+        ids = {qid for _, qid in copies[(mid, rcpt)]}
         n_ok = sum(oks[(i, rcpt)] for i in ids if i)
         n_copies = n_extra + 1
         logged += min(n_extra, max(0, n_ok - 1))
@@ -363,7 +366,7 @@ def audit(load, maildir, daemons, kills, restart_ms, failed_restarts, drained, c
     copies, strays = read_maildir(maildir)
     acked_pairs = {(mid, r) for mid, rs in load.acked.items() for r in rs}
     lost = sorted(p for p in acked_pairs if p not in copies)
-    corrupt = sorted(p for p, datas in copies.items() for data in datas if not is_intact(p[0], data))
+    corrupt = sorted(p for p, verdicts in copies.items() for intact, _ in verdicts if not intact)
     extra = {p: len(datas) - 1 for p, datas in copies.items() if len(datas) > 1}
     dup_copies = sum(extra.values())
     unacked_delivered = sorted(p for p in copies if p not in acked_pairs)
@@ -426,13 +429,14 @@ def run_mode(mode, args):
 
     maildir_action = (f'action "local" maildir "@DIR@/Maildir" user nobody\n'
                       f'match from any for domain "{DOMAIN}" action "local"\n')
+    extra = "".join(line + "\n" for line in args.conf)
     if mode == "relay":
         sink = postern.Daemon(maildir_action, name="torture-sink", prepare=make_maildir).__enter__()
         config = (f'action "out" relay host smtp://127.0.0.1:{sink.port}\n'
                   f'match from any for domain "{DOMAIN}" action "out"\n')
-        d = TortureDaemon(config, name=f"torture-{mode}")
+        d = TortureDaemon(extra + config, name=f"torture-{mode}")
     else:
-        d = TortureDaemon(maildir_action, name=f"torture-{mode}", prepare=make_maildir)
+        d = TortureDaemon(extra + maildir_action, name=f"torture-{mode}", prepare=make_maildir)
     daemons = [d] + ([sink] if sink else [])
     ok = False
     try:
@@ -467,7 +471,7 @@ def run_mode(mode, args):
             sink.stop()
         maildir = (sink or d).path("Maildir")
         r = audit(load, maildir, daemons, kills, d.restart_ms[:kills], d.failed_restarts, drained, clients_joined)
-        r.update({"mode": mode, "cycles": args.cycles, "clients": args.clients, "seed": args.seed,
+        r.update({"mode": mode, "cycles": args.cycles, "clients": args.clients, "seed": args.seed, "conf": args.conf,
                   "load_seconds": round(load_s, 1),
                   "acked_per_s": round(r["acked_messages"] / load_s, 1) if load_s else None,
                   "ok_lines": len(re.findall(r"(mda|mta) delivery .*result=Ok", d.log()))})
@@ -508,6 +512,9 @@ def main():
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the work folders even when the audit passes")
     p.add_argument("--json", help="append the result lines to this file")
+    p.add_argument("--conf", action="append", default=[],
+                   help="a configuration line for the daemon under torture (repeatable), e.g. "
+                        "'scheduler limit max-evp-batch-size 1'")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per kill")
     args = p.parse_args()
     if os.geteuid() != 0:
