@@ -55,7 +55,20 @@ std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t 
         ++k;
         t = ctime + base * k * k;
     }
-    return t;
+    // Never more than one step of the schedule ahead: after the wall clock
+    // was set back, ctime and every slot after it lie in the future, and a
+    // clock set back a day would hold the envelope a day.
+    return std::min(t, now + base * std::max<std::int64_t>(2 * k - 1, 1));
+}
+
+// The tolerance covers time()'s whole seconds and a loop time (uv_now())
+// that lags behind while a callback runs.
+std::int64_t clock_jump(std::int64_t wall_before, std::uint64_t mono_before_ms, std::int64_t wall_now,
+                        std::uint64_t mono_now_ms) {
+    constexpr std::int64_t kTolerance = 5;
+    std::int64_t expected = wall_before + static_cast<std::int64_t>((mono_now_ms - mono_before_ms) / 1000);
+    std::int64_t jump = wall_now - expected;
+    return jump > kTolerance || jump < -kTolerance ? jump : 0;
 }
 
 // Threads that work out relay routes, each of which may wait on a slow
@@ -71,6 +84,8 @@ Scheduler::Scheduler(uv_loop_t* loop, const config::Config& config, queue::Store
     timer_.data = this;
     uv_timer_init(loop_, &linger_timer_);
     linger_timer_.data = this;
+    seen_wall_ = std::time(nullptr);
+    seen_mono_ = uv_now(loop_);
 }
 
 Scheduler::~Scheduler() = default;
@@ -158,7 +173,15 @@ void Scheduler::add(Id id, std::string packed, const queue::Envelope& e, std::in
     if (!fresh) return;  // already known: never deliver one envelope twice
     it->second.packed = std::move(packed);
     queued(e.ctime);
-    if (e.next_try > now) wait_until(id, it->second, e.next_try);
+    // A retry time written before the wall clock was set back is held to
+    // one step of the schedule from now (next_attempt()).
+    std::int64_t when = std::min(e.next_try, next_attempt(e.ctime, e.retry, now));
+    if (when < e.next_try) {
+        queue::Envelope moved = e;
+        moved.next_try = when;
+        it->second.packed = queue::pack(moved);
+    }
+    if (when > now) wait_until(id, it->second, when);
     else make_ready(id, it->second, e);
 }
 
@@ -700,16 +723,46 @@ std::optional<std::pair<queue::Envelope, Scheduler::State>> Scheduler::find(std:
     return std::pair{queue::unpack(it->first, it->second.packed), it->second.state};
 }
 
+// Retry times are wall-clock seconds, the timer runs on the monotonic clock:
+// its wait is capped so that a wall clock set forward is noticed (and what
+// fell due tried) within kMaxTimerWait, not after the whole monotonic wait.
+constexpr std::int64_t kMaxTimerWait = 60;
+
 void Scheduler::arm_timer() {
-    if (closed_ || waiting_.empty()) return;
+    if (closed_) return;
+    notice_clock_jump();
+    if (waiting_.empty()) return;
     std::int64_t now = std::time(nullptr);
-    std::int64_t wait = waiting_.top().first - now;
+    std::int64_t wait = std::clamp<std::int64_t>(waiting_.top().first - now, 0, kMaxTimerWait);
     uv_timer_start(
         &timer_, [](uv_timer_t* t) { static_cast<Scheduler*>(t->data)->on_timer(); },
-        static_cast<uint64_t>(wait > 0 ? wait : 0) * 1000, 0);
+        static_cast<uint64_t>(wait) * 1000, 0);
+}
+
+// A wall clock set back by J seconds moves every waiting retry back by J:
+// otherwise a clock set back a day holds the whole queue a day. A clock set
+// forward needs nothing: what fell due is tried at the next timer.
+void Scheduler::notice_clock_jump() {
+    std::int64_t wall = std::time(nullptr);
+    std::uint64_t mono = uv_now(loop_);
+    std::int64_t jump = clock_jump(seen_wall_, seen_mono_, wall, mono);
+    seen_wall_ = wall;
+    seen_mono_ = mono;
+    if (jump == 0) return;
+    log::warn(log::Line("scheduler clock-jump").kv("seconds", static_cast<long long>(jump)));
+    if (jump > 0) return;
+    waiting_ = {};
+    for (auto& [id, entry] : entries_) {
+        if (entry.state != State::Waiting) continue;
+        queue::Envelope e = queue::unpack(id, entry.packed);
+        e.next_try += jump;
+        entry.packed = queue::pack(e);
+        wait_until(id, entry, e.next_try);
+    }
 }
 
 void Scheduler::on_timer() {
+    notice_clock_jump();
     std::int64_t now = std::time(nullptr);
     while (!waiting_.empty() && waiting_.top().first <= now) {
         auto [when, id] = waiting_.top();

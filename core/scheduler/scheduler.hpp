@@ -39,6 +39,12 @@ namespace postern::scheduler {
 // When to try again after `retry` temporary failures (exposed for tests).
 std::int64_t next_attempt(std::int64_t ctime, std::uint32_t retry, std::int64_t now, std::int64_t base = 10);
 
+// How far the wall clock jumped between two looks (seconds; negative: set
+// back), judged against the monotonic clock's progress; 0 within a few
+// seconds' tolerance. Retry times are wall-clock seconds, timers monotonic.
+std::int64_t clock_jump(std::int64_t wall_before, std::uint64_t mono_before_ms, std::int64_t wall_now,
+                        std::uint64_t mono_now_ms);
+
 class Scheduler {
 public:
     // An envelope id's 16 hex digits as a number: the message id is its
@@ -130,6 +136,7 @@ private:
     Ids select(std::string_view which) const;
     void arm_timer();
     void on_timer();
+    void notice_clock_jump();
     // The queue's size and oldest message for the metrics, after each change.
     void queued(std::int64_t ctime);
     void unqueued(std::int64_t ctime);
@@ -152,6 +159,9 @@ private:
     bool paused_local_ = false, paused_relay_ = false;
     uv_timer_t timer_{};
     uv_timer_t linger_timer_{};  // pumps again when a held relay batch's wait ends
+    // The wall clock (s) and the loop's clock (ms) at the last look, to notice a jump.
+    std::int64_t seen_wall_ = 0;
+    std::uint64_t seen_mono_ = 0;
     Stats stats_;
     std::map<Id, Entry> entries_;                   // every queued envelope, by id
     std::map<std::int64_t, std::uint32_t> ctimes_;  // how many were created each second: the oldest first

@@ -20,6 +20,30 @@ TEST_CASE("retry schedule skips slots already past (after a restart)") {
     CHECK(next_attempt(1000, 0, 1000) == 1010);
 }
 
+TEST_CASE("retry schedule stays one step ahead when the wall clock was set back") {
+    // Created at 100000, then the clock went back a day: slot 2 (100040)
+    // lies a day ahead; the retry comes one step (30 s) from now instead.
+    CHECK(next_attempt(100000, 2, 100000 - 86400) == 100000 - 86400 + 30);
+    // Before its first attempt (k = 0): one base step at most.
+    CHECK(next_attempt(100000, 0, 100000 - 86400) == 100000 - 86400 + 10);
+    // Normal progress is untouched: the slot is within one step.
+    CHECK(next_attempt(1000, 3, 1041) == 1090);
+    CHECK(next_attempt(1000, 30, 1000 + 8410) == 1000 + 9000);
+}
+
+TEST_CASE("a wall-clock jump shows against the monotonic clock's progress") {
+    using postern::scheduler::clock_jump;
+    // 60 s on both clocks, or a few seconds' difference (whole seconds, a late loop time): no jump.
+    CHECK(clock_jump(1000, 5000, 1060, 65000) == 0);
+    CHECK(clock_jump(1000, 5000, 1061, 64000) == 0);
+    CHECK(clock_jump(1000, 5000, 1003, 9999) == 0);
+    // Set forward an hour, or back a day, while 60 s passed.
+    CHECK(clock_jump(1000, 5000, 1000 + 60 + 3600, 65000) == 3600);
+    CHECK(clock_jump(100000, 5000, 100000 + 60 - 86400, 65000) == -86400);
+    // Wall clock standing still for 20 s is a jump back of 20 s.
+    CHECK(clock_jump(1000, 5000, 1000, 25000) == -20);
+}
+
 #include "scheduler/bouncer.hpp"
 
 TEST_CASE("a report quotes the remote server and its reply from the result's fields, never from its text") {
