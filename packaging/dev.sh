@@ -26,7 +26,7 @@ packages=(build-essential cmake pkg-config libuv1-dev libssl-dev libsqlite3-dev
           opensmtpd-filter-dkimsign opensmtpd-filter-rspamd opensmtpd-filter-senderscore rspamd
           python3-dkim python3-nacl
           libdb5.3-dev db5.3-util sqlite3 opensmtpd-extras dovecot-lmtpd
-          libmicrohttpd-dev python3-prometheus-client curl)
+          libmicrohttpd-dev python3-prometheus-client curl libfaketime)
 
 install_packages() {
     local missing=()
