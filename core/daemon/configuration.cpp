@@ -114,7 +114,7 @@ void check_host(const Options& o, bool root, Loaded& l, std::vector<std::string>
         cfg,
         {o.config_file.empty() ? "<embedded default>" : o.config_file, l.paths.plugins, l.paths.spool, l.paths.control},
         l.tables);
-    l.filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root, host_problems);
+    l.filter_specs = filterhost::proc_specs(cfg, kUnprivilegedUser, root, host_problems, l.paths.spool);
     if (std::string why = load_at_rest(cfg, o.config_file, l.paths.spool, &l.at_rest); !why.empty())
         host_problems->push_back(why);
 }

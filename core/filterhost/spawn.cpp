@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -35,6 +37,15 @@ void say(const char* a, const char* b) {
 
 [[noreturn]] void child(const ProcSpec& spec, int io, int err) {
     if (dup2(io, 0) < 0 || dup2(io, 1) < 0 || dup2(err, 2) < 0) _exit(127);
+    // The spool hidden (still root): a mount namespace of the filter's own,
+    // in which an empty read-only folder nobody may enter lies over it.
+    // Where that cannot be done (no CAP_SYS_ADMIN in a container) the
+    // filter starts all the same, and says so.
+    if (!spec.hide.empty() &&
+        (unshare(CLONE_NEWNS) != 0 || mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0 ||
+         mount("postern-hidden", spec.hide.c_str(), "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+               "size=4k,mode=000") != 0))
+        say("cannot hide the spool: ", strerror(errno));
     if (!spec.chroot.empty() && (chroot(spec.chroot.c_str()) != 0 || chdir("/") != 0)) {
         say("chroot: ", strerror(errno));
         _exit(127);
@@ -94,8 +105,10 @@ std::optional<std::string> resolve_command(const std::string& command, const std
 }
 
 std::vector<ProcSpec> proc_specs(const config::Config& cfg, const std::string& default_user, bool root,
-                                 std::vector<std::string>* problems) {
+                                 std::vector<std::string>* problems, const std::string& spool) {
     std::vector<ProcSpec> out;
+    const struct passwd* owner = root ? getpwnam(default_user.c_str()) : nullptr;
+    const uid_t owner_uid = owner ? owner->pw_uid : 0;
     for (const auto& p : cfg.procs) {
         auto problem = [&](const std::string& what) {
             problems->push_back(config::format({p.where, "proc " + p.name + ": " + what}));
@@ -117,6 +130,7 @@ std::vector<ProcSpec> proc_specs(const config::Config& cfg, const std::string& d
                     else problem("no group \"" + p.group + "\"");
                 }
                 spec.groups = util::groups_of(pw->pw_name, spec.gid);
+                if (owner && spec.uid == owner_uid && p.chroot.empty()) spec.hide = spool;
             } else {
                 problem("no user \"" + user + "\"");
             }

@@ -47,6 +47,11 @@ struct ProcSpec {
     gid_t gid = 0;
     std::vector<gid_t> groups;
     std::string chroot;  // "" = none
+    // A folder the filter must not see: the spool, when the filter runs as
+    // its owner (the default user) and not chrooted. An empty folder nobody
+    // may enter is mounted over it in a mount namespace of the filter's
+    // own; "" = none.
+    std::string hide;
 };
 
 struct Spawned {
@@ -60,9 +65,11 @@ struct Spawned {
 // (a command not found, a user that does not exist, a `user` that needs
 // root) go to *problems as "file:line:col: proc NAME: ...". `root`: the
 // daemon runs as root and switches to each filter's user (default
-// `default_user`); otherwise filters run as the daemon's own user.
+// `default_user`); otherwise filters run as the daemon's own user. A
+// filter that runs as `default_user`, which owns the spool, gets `spool`
+// to hide (ProcSpec::hide).
 std::vector<ProcSpec> proc_specs(const config::Config& cfg, const std::string& default_user, bool root,
-                                 std::vector<std::string>* problems);
+                                 std::vector<std::string>* problems, const std::string& spool = "");
 
 // Forks and executes the filter. nullopt with `*error` if it could not be
 // started at all (a failure after fork, such as a chroot that does not

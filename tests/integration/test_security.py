@@ -9,7 +9,9 @@ daemon (issue 17, "Privilege separation that holds").
   /proc/PID/status) and, where the kernel has Landlock, cannot read a file
   outside its folders even though its user may (a table file swapped for a
   link to such a file is not read on `posternctl update table`).
-- A filter runs as its configured user and cannot read the spool.
+- A filter runs as its configured user and cannot read the spool, nor can
+  one left at the default user (the spool's owner): the spool is hidden in
+  its mount namespace.
 """
 
 import os
@@ -119,16 +121,21 @@ class Security(unittest.TestCase):
                 f.write(probe)
             os.chmod(os.path.join(folder, "probe.py"), 0o755)
 
-        nobody = pwd.getpwnam("nobody").pw_uid
-        with postern.Daemon(SLOW, name="sec-filter", prepare=prepare,
-                            before_listen='filter "probe" proc-exec "/usr/bin/python3 @DIR@/probe.py @DIR@/spool" '
-                                          'user "nobody"\n',
-                            listen_options='filter "probe"') as d:
-            self.assertTrue(d.wait_log(r"probe spool (denied|readable)", timeout=10), d.log())
-            log = d.log()
-            self.assertIn(f"probe uid {nobody}", log)
-            self.assertRegex(log, r"probe spool denied 13")
-            self.assertNotIn("probe spool readable", log)
+        # As its configured user (nobody): the spool is _postern's, closed to others.
+        # As the default user (_postern, the spool's owner): an empty folder
+        # nobody may enter lies over the spool in the filter's mount namespace.
+        for user, uid in (("nobody", pwd.getpwnam("nobody").pw_uid), (None, pwd.getpwnam("_postern").pw_uid)):
+            option = f' user "{user}"' if user else ""
+            with postern.Daemon(SLOW, name="sec-filter", prepare=prepare,
+                                before_listen='filter "probe" proc-exec "/usr/bin/python3 @DIR@/probe.py @DIR@/spool"'
+                                              f'{option}\n',
+                                listen_options='filter "probe"') as d:
+                self.assertTrue(d.wait_log(r"probe spool (denied|readable)", timeout=10), d.log())
+                log = d.log()
+                self.assertIn(f"probe uid {uid}", log)
+                self.assertNotIn("cannot hide the spool", log)
+                self.assertRegex(log, r"probe spool denied 13")
+                self.assertNotIn("probe spool readable", log)
 
 
 if __name__ == "__main__":
