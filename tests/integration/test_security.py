@@ -3,8 +3,8 @@ daemon (issue 17, "Privilege separation that holds").
 
 - No envelope address in any process's command line: while an mda agent
   runs a sleeping command, /proc/PID/cmdline of every process the daemon
-  started holds neither the sender nor the recipient (they reach the agent
-  on --batch-fd, core/delivery/agent_batch.hpp).
+  started holds neither the sender, nor the recipient, nor the queue id
+  (they reach the agent on --batch-fd, core/delivery/agent_batch.hpp).
 - The network-facing child runs with no new privileges (NoNewPrivs: 1 in
   /proc/PID/status) and, where the kernel has Landlock, cannot read a file
   outside its folders even though its user may (a table file swapped for a
@@ -16,6 +16,7 @@ daemon (issue 17, "Privilege separation that holds").
 
 import os
 import pwd
+import re
 import shutil
 import smtplib
 import sys
@@ -62,7 +63,14 @@ class Security(unittest.TestCase):
     def test_no_envelope_address_in_any_command_line(self):
         with postern.Daemon(SLOW, name="sec-argv", prepare=write_aliases) as d:
             with smtplib.SMTP("127.0.0.1", d.port, timeout=10) as s:
-                self.assertEqual(s.sendmail(SENDER, [RCPT], "Subject: argv\r\n\r\nx\r\n"), {})
+                s.ehlo("client.test")
+                self.assertEqual(s.mail(SENDER)[0], 250)
+                self.assertEqual(s.rcpt(RCPT)[0], 250)
+                code, reply = s.data(b"Subject: argv\r\n\r\nx\r\n")
+            self.assertEqual(code, 250, reply)
+            qid = re.search(rb"\b([0-9a-f]{8})\b", reply)
+            self.assertTrue(qid, reply)
+            qid = qid.group(1).decode()
             # The agent's command sleeps: look while it does.
             sleeping = postern.wait_until(
                 lambda: [p for p in postern.descendants_of(d.pid) if "/bin/sleep" in cmdline(p)], 10)
@@ -72,7 +80,7 @@ class Security(unittest.TestCase):
             self.assertTrue(agents, seen)
             self.assertIn("--batch-fd", seen[agents[0]])
             for pid, line in seen.items():
-                for secret in (SENDER, RCPT, "h17-sender-sentinel"):
+                for secret in (SENDER, RCPT, "h17-sender-sentinel", qid):
                     self.assertNotIn(secret, line, f"process {pid}: {line}")
             self.assertTrue(d.wait_log(r"result=Ok", timeout=15), d.log())
 
