@@ -26,7 +26,7 @@ bool parse_index(const std::string& text, std::size_t* out) {
 
 }  // namespace
 
-bool BatchResults::take(std::string& in) {
+bool BatchResults::take(std::string& in, std::vector<std::size_t>* taken) {
     std::vector<std::string> f;
     bool bad = false;
     while (util::decode_frame(in, &f, &bad)) {
@@ -39,6 +39,7 @@ bool BatchResults::take(std::string& in) {
             r = {Result::Status::TempFail, "delivery agent sent an invalid result (" + why + ")"};
         got_[index] = std::move(r);
         ++have_;
+        if (taken) taken->push_back(index);
     }
     return !bad;
 }

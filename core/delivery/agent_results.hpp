@@ -29,9 +29,11 @@ class BatchResults {
 public:
     explicit BatchResults(std::size_t deliveries) : got_(deliveries) {}
 
-    // Takes every whole frame off the front of `in`. False once the agent
+    // Takes every whole frame off the front of `in` (the index of each
+    // result taken appended to `taken`, when given). False once the agent
     // has sent something that is no result of this batch: stop reading it.
-    bool take(std::string& in);
+    bool take(std::string& in, std::vector<std::size_t>* taken = nullptr);
+    const Result& result(std::size_t index) const { return *got_[index]; }  // one that `take` reported
     bool complete() const { return have_ == got_.size(); }
     // The results in order; each delivery without one fails temporarily with `why`.
     std::vector<Result> finish(const std::string& why);

@@ -41,6 +41,9 @@ struct Batch {
     std::optional<std::pair<uid_t, gid_t>> as;  // a root daemon: the agent becomes this for good
     std::chrono::milliseconds time_limit{0};
     std::vector<BatchItem> items;
+    // Each item's result (by its index in `items`) as soon as its agent
+    // reports it, before the batch's BatchDone (launcher.hpp, Job::progress).
+    std::function<void(std::size_t, const Result&)> progress;
 
     // Whether the agent must stay root for this batch's own sake: a mailbox
     // to make for it, which only root may (postern-local.cpp). An agent that

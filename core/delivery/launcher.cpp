@@ -297,6 +297,17 @@ void SpawnLauncher::launch(const Job& job, Done done) {
         return done(std::vector<Result>(job.items.size(), Result{Result::Status::PermFail, why}));
     Prepared p = prepare(options_, job, acct);
     if (p.batch.items.empty()) return done(merge(std::move(p.preset), {}));
+    if (job.progress) {  // the batch's items are the job's without a preset result, in order
+        std::vector<std::size_t> index;
+        for (std::size_t j = 0; j < p.preset.size(); ++j)
+            if (!p.preset[j]) index.push_back(j);
+        p.batch.progress = [index = std::move(index), progress = job.progress](std::size_t k, const Result& r) {
+            if (k >= index.size()) return;
+            Result out = r;
+            out.unreadable = false;  // not an agent's to say (merge)
+            progress(index[k], out);
+        };
+    }
     BatchDone merged = [preset = std::move(p.preset), done = std::move(done)](std::vector<Result> got) mutable {
         done(merge(std::move(preset), std::move(got)));
     };

@@ -73,6 +73,11 @@ struct Job {
     // credentials): written to a pipe the agent reads (--secret-fd).
     std::string secret;
     std::vector<Item> items;
+    // Called with an item's index and its result as soon as the agent
+    // reports it, before `Done` (which still gets every result): a result
+    // handed on at once is one a crash of the daemon cannot throw away (the
+    // delivery would be made again). May be empty. Never sent to the parent.
+    std::function<void(std::size_t, const Result&)> progress;
 };
 
 // One result per item, in the items' order.

@@ -90,7 +90,7 @@ void LivingAgent::start(Batch batch, BatchDone done) {
                    .kv("deliveries", static_cast<long long>(batch.items.size())));
     batches_ = 1;
     last_route_ = route_of(batch);
-    begin_batch(batch.items.size(), std::move(done), batch.time_limit);
+    begin_batch(batch, std::move(done));
     read_err();
     if (poll_.open(this, [&](uv_poll_t* p) { return uv_poll_init(loop_, p, channel_.get()); }) != 0) {
         end_.cause = "cannot watch the delivery agent's channel";
@@ -171,16 +171,17 @@ bool LivingAgent::give(Batch& batch, BatchDone& done) {
                        .kv("pid", pid_)
                        .kv("batch", static_cast<long long>(batches_))
                        .kv("deliveries", static_cast<long long>(batch.items.size())));
-    begin_batch(batch.items.size(), std::move(done), batch.time_limit);
+    begin_batch(batch, std::move(done));
     return true;
 }
 
-void LivingAgent::begin_batch(std::size_t deliveries, BatchDone done, std::chrono::milliseconds limit) {
+void LivingAgent::begin_batch(const Batch& batch, BatchDone done) {
     state_ = State::Busy;
-    results_.emplace(deliveries);
+    results_.emplace(batch.items.size());
     done_ = std::move(done);
+    progress_ = batch.progress;
     end_.err.clear();  // its last words are about this batch
-    start_timer(static_cast<uint64_t>(limit.count()));
+    start_timer(static_cast<uint64_t>(batch.time_limit.count()));
 }
 
 // The timer says what is due in each state: the batch's time limit, the
@@ -217,7 +218,12 @@ bool LivingAgent::read_packet() {
     bool garbled = n > 0 && (state_ != State::Busy || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0);
     if (n > 0 && !garbled) {
         inbuf_.append(buf, static_cast<std::size_t>(n));
-        garbled = !results_->take(inbuf_) || (results_->complete() && !inbuf_.empty());
+        std::vector<std::size_t> taken;
+        garbled = !results_->take(inbuf_, &taken) || (results_->complete() && !inbuf_.empty());
+        // Each result handed on as it comes: one the batch's end would
+        // carry is lost with the daemon if it crashes before then.
+        if (progress_)
+            for (std::size_t k : taken) progress_(k, results_->result(k));
     }
     if (garbled) end_.garbled = true;
     if (n <= 0 || garbled) {  // gone (n == 0: it closed its end), or not to be heard any more
@@ -232,6 +238,7 @@ bool LivingAgent::read_packet() {
 void LivingAgent::batch_done() {
     std::vector<Result> results = results_->finish("no result");
     results_.reset();
+    progress_ = nullptr;
     BatchDone done = std::move(done_);
     state_ = State::Idle;
     idle_since_ = uv_now(loop_);

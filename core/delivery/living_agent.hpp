@@ -83,7 +83,7 @@ private:
     enum class State { Busy, Idle, Ending };
 
     bool open_channel(util::Fd* agent_end, std::string* why);
-    void begin_batch(std::size_t deliveries, BatchDone done, std::chrono::milliseconds limit);
+    void begin_batch(const Batch& batch, BatchDone done);
     void on_readable();
     bool read_packet();
     void batch_done();
@@ -116,6 +116,7 @@ private:
     std::string inbuf_;  // result bytes not yet a whole frame
     std::optional<BatchResults> results_;
     BatchDone done_;
+    std::function<void(std::size_t, const Result&)> progress_;  // the batch's (Batch::progress)
     uint64_t idle_since_ = 0;
     unsigned long batches_ = 0;
     char err_buf_[4096];

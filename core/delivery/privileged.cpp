@@ -160,7 +160,7 @@ void PrivClient::launch(const Job& job, Done done) {
         return;
     }
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr, nullptr});
+    pending_.emplace(id, Pending{job.items.size(), std::move(done), nullptr, nullptr, job.progress});
     send(deliver_request(id, job));
 }
 
@@ -198,6 +198,7 @@ void PrivClient::on_frame(const std::vector<std::string>& f) {
         if (auto fn = std::move(queue_free_)) fn();
         return;
     }
+    if (f[0] == "progress") return on_progress(f);
     auto it = pending_.find(std::strtoul(f[0].c_str(), nullptr, 10));
     if (it == pending_.end()) return;
     if (!it->second.auth_done && !it->second.reload_done && (f.size() - 1) % kResultFields != 0)
@@ -226,6 +227,21 @@ void PrivClient::on_frame(const std::vector<std::string>& f) {
     }
     results.resize(p.items, Result{Result::Status::TempFail, "no result from the privileged parent"});
     p.done(std::move(results));
+}
+
+// "progress", id, item index, the result's fields: one delivery's result
+// ahead of the reply that brings them all (Job::progress).
+void PrivClient::on_progress(const std::vector<std::string>& f) {
+    if (f.size() != 3 + kResultFields) return fail_all("malformed reply from the privileged parent");
+    auto it = pending_.find(std::strtoul(f[1].c_str(), nullptr, 10));
+    if (it == pending_.end() || !it->second.done) return;
+    char* end = nullptr;
+    unsigned long index = std::strtoul(f[2].c_str(), &end, 10);
+    if (f[2].empty() || *end != '\0' || index >= it->second.items) return;
+    Result r;
+    std::string why;
+    if (!parse_result(&f[3], &r, &why) || !it->second.progress) return;  // the whole reply still comes
+    it->second.progress(index, r);
 }
 
 void PrivClient::fail_all(const std::string& why) {
@@ -281,6 +297,11 @@ void PrivServer::on_frame(const std::vector<std::string>& f) {
         return reply(req->id,
                      std::vector<Result>(req->items, Result{Result::Status::PermFail, "refused: " + req->refused}));
     }
+    req->job.progress = [this, id = req->id](std::size_t index, const Result& r) {
+        std::vector<std::string> fields = {"progress", id, std::to_string(index)};
+        append_result_fields(r, &fields);
+        send(fields);
+    };
     launcher_.launch(req->job, [this, id = req->id](std::vector<Result> r) { reply(id, r); });
 }
 

@@ -104,14 +104,16 @@ public:
 private:
     void on_frame(const std::vector<std::string>& fields) override;
     void on_lost(bool garbled) override;
+    void on_progress(const std::vector<std::string>& fields);
     void fail_all(const std::string& why);
 
     unsigned long next_id_ = 1;
     struct Pending {
         size_t items = 0;
-        Done done;               // a delivery
-        AuthDone auth_done;      // or a password check
-        ReloadDone reload_done;  // or a reload
+        Done done;                                                 // a delivery
+        AuthDone auth_done;                                        // or a password check
+        ReloadDone reload_done;                                    // or a reload
+        std::function<void(std::size_t, const Result&)> progress;  // its Job's
     };
     std::map<unsigned long, Pending> pending_;
     bool broken_ = false;

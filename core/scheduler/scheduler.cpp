@@ -409,7 +409,17 @@ void Scheduler::launch(const Ids& ids, delivery::Job job, delivery::Kind kind, c
     auto& took = metrics::process().histogram("postern_delivery_agent_seconds",
                                               "How long one delivery agent run took, by kind (local or relay)",
                                               {{"kind", local ? "local" : "relay"}});
-    launcher_.launch(job, [this, ids, local, key, &took,
+    // A result the agent reports is finished at once (its removal starts),
+    // not when the whole batch is: a crash in between would make that
+    // delivery again. The batch's end then skips it.
+    auto finished = std::make_shared<std::vector<char>>(ids.size(), 0);
+    job.progress = [this, ids, finished](std::size_t i, const delivery::Result& r) {
+        if (i >= ids.size() || (*finished)[i]) return;
+        (*finished)[i] = 1;
+        finish(ids[i], r);
+        flush_removals();
+    };
+    launcher_.launch(job, [this, ids, local, key, &took, finished,
                            started = std::chrono::steady_clock::now()](std::vector<delivery::Result> results) {
         took.observe(std::chrono::steady_clock::now() - started);
         --running_;
@@ -420,8 +430,9 @@ void Scheduler::launch(const Ids& ids, delivery::Job job, delivery::Kind kind, c
             release_relay(key);
         }
         for (size_t i = 0; i < ids.size(); ++i)
-            finish(ids[i],
-                   i < results.size() ? results[i] : delivery::Result{delivery::Result::Status::TempFail, "no result"});
+            if (!(*finished)[i])
+                finish(ids[i], i < results.size() ? results[i]
+                                                  : delivery::Result{delivery::Result::Status::TempFail, "no result"});
         flush_removals();
         pump();
     });

@@ -453,3 +453,35 @@ TEST_CASE("agent channel: a batch round-trips and a packet that is no batch of i
     CHECK_FALSE(channel::decode_batch(postern::util::encode_frame({"batch"}), 0, &back, &why));
     CHECK(why == "batch of 0 deliveries came with 0 message descriptors");
 }
+
+// Each result is handed on as the agent reports it (Job::progress), with the
+// job's index (an item whose message cannot be opened has its result
+// without an agent, and no progress), before the batch's Done, which still
+// carries them all.
+TEST_CASE("agents: each result goes to the job's progress as it comes, before the batch's end") {
+    postern_test::TempDir dir("agents");
+    Pool pool(whoami_options());
+    Job job = job_of(dir, 3);
+    job.items[1].message_path = dir / "no-such-message";
+    std::vector<std::pair<std::size_t, Result>> progressed;
+    bool done_seen = false;
+    job.progress = [&](std::size_t i, const Result& r) {
+        CHECK_FALSE(done_seen);
+        progressed.emplace_back(i, r);
+    };
+    std::optional<std::vector<Result>> got;
+    pool.launcher().launch(job, [&](std::vector<Result> r) {
+        done_seen = true;
+        got = std::move(r);
+    });
+    REQUIRE(pool.run_until([&] { return got.has_value(); }, 30s));
+    REQUIRE(got->size() == 3);
+    CHECK((*got)[1].status == Result::Status::TempFail);
+    REQUIRE(progressed.size() == 2);
+    CHECK(progressed[0].first == 0);
+    CHECK(progressed[1].first == 2);
+    for (const auto& [i, r] : progressed) {
+        CHECK(r.status == Result::Status::Ok);
+        CHECK(r.text == (*got)[i].text);
+    }
+}
