@@ -267,6 +267,13 @@ int serve(const config::Config& cfg, const Paths& paths, Prepared prep) {
         &sig.hup, [](uv_signal_t*, int) {}, SIGHUP);
     hold_stop_signals(false);
 
+    // libuv starts its thread pool at the first work queued (a session's
+    // first lookup), and aborts if it cannot make the threads (a memory
+    // limit too tight for their stacks): start it now, so that such a limit
+    // stops posternd at start-up, not in the middle of its first session.
+    event::run_blocking(
+        &loop, [] {}, [] {});
+
     // The listeners open once every filter they use is ready (or has failed
     // its first start: its sessions are then refused until it is back).
     filters.start([&] {
