@@ -107,6 +107,12 @@ bool reopen_listeners(const config::Config& cfg, const std::string& local_path,
     return errors->size() == before;
 }
 
+// The parent's loop (one Supervisor a process).
+uv_loop_t& process_loop() {
+    static uv_loop_t loop{};
+    return loop;
+}
+
 // One serving child and what the parent runs for it.
 struct Child {
     std::unique_ptr<Loaded> loaded;
@@ -159,7 +165,10 @@ private:
     bool root_;
     util::Fd control_;
     std::time_t started_ = std::time(nullptr);
-    uv_loop_t loop_{};
+    // Not in this object but in static storage: the loop is never closed,
+    // and what it still holds when the process ends (agents' handles) stays
+    // reachable to the end, for LeakSanitizer as for a reader.
+    uv_loop_t& loop_ = process_loop();
     uv_signal_t term_{}, intr_{}, hup_{};
     uv_timer_t tidy_timer_{};
     std::unique_ptr<Child> current_;

@@ -70,7 +70,13 @@ void check_header(std::string_view field) {
     check(rvalue.empty() || (!is_wsp(rvalue.front()) && !is_wsp(rvalue.back())));
     for (std::size_t i = 1; i < rvalue.size(); ++i) check(!(is_wsp(rvalue[i]) && is_wsp(rvalue[i - 1])));
     check(rvalue.find('\t') == std::string_view::npos);
-    check(canon_header(Canon::Relaxed, rname, rvalue) == relaxed);
+    // Relaxing again changes nothing, for a value as a message holds one: a
+    // lone LF (never in a line, so never in a collected field) can meet a
+    // CR left before it and make a CRLF that the second pass unfolds.
+    bool lone_lf = false;
+    for (std::size_t i = 0; i < value.size(); ++i)
+        lone_lf = lone_lf || (value[i] == '\n' && (i == 0 || value[i - 1] != '\r'));
+    if (!lone_lf) check(canon_header(Canon::Relaxed, rname, rvalue) == relaxed);
 }
 
 }  // namespace

@@ -228,7 +228,10 @@ class Streaming(unittest.TestCase):
             self.assertRegex(msg[:400], rb"X-Two: 2\nX-One: 1\nReceived: ")
             self.assertEqual(msg.count(b"0123456789" * 99 + b"\n"), count)
             sys.stderr.write(f"35 MB chain: message {size_mib:.1f} MiB, serving process peak RSS grew {grown_mib:.1f} MiB\n")
-            self.assertLess(grown_mib, 0.5 * size_mib)
+            # Not under AddressSanitizer (tests/sanitize/run.sh): its quarantine
+            # keeps freed memory (256 MiB) out of use on purpose.
+            if not os.environ.get("POSTERN_SANITIZER_BUILD"):
+                self.assertLess(grown_mib, 0.5 * size_mib)
 
 
 class Setup(unittest.TestCase):
