@@ -79,8 +79,6 @@ Confinement serving_confinement(const std::string& spool, const std::vector<std:
         if (!e.empty() && e[0] == '/') c.readable.push_back(folder_of(e));
     for (const auto& t : tables)
         if (!t.empty() && t[0] == '/') c.writable.push_back(folder_of(t));
-    if (postern_sanitize_report_dir && ::access(postern_sanitize_report_dir(), W_OK) == 0)
-        c.writable.emplace_back(postern_sanitize_report_dir());
     return c;
 }
 
@@ -127,6 +125,9 @@ Confined confine(const Confinement& c) {
         if (!allow(ruleset.get(), p, kRead | kRun, &out.why)) return out;
     for (const auto& p : c.writable)
         if (!allow(ruleset.get(), p, kRead | write, &out.why)) return out;
+    if (postern_sanitize_report_dir && ::access(postern_sanitize_report_dir(), W_OK) == 0 &&
+        !allow(ruleset.get(), postern_sanitize_report_dir(), write, &out.why))
+        return out;
     if (!out.no_new_privs) {
         out.why = "PR_SET_NO_NEW_PRIVS failed, which Landlock needs";
         return out;
