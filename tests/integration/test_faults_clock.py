@@ -57,6 +57,7 @@ class FakeClockDaemon(postern.Daemon):
         super().__init__(*args, **kwargs)
         self.clock_file = f"/dev/shm/postern-faketime-{os.getpid()}-{id(self)}"
         self.offset = 0
+        self.started = []  # posternd's pids: libfaketime's shared memory is named after them
         self.set_offset(0)
 
     def set_offset(self, seconds):
@@ -79,6 +80,8 @@ class FakeClockDaemon(postern.Daemon):
         try:
             super()._spawn()
         finally:
+            if self.proc:
+                self.started.append(self.proc.pid)
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)
@@ -89,7 +92,9 @@ class FakeClockDaemon(postern.Daemon):
         try:
             return super().__exit__(*exc)
         finally:
-            for p in (self.clock_file, self.clock_file + ".new"):
+            # libfaketime removes its own at a clean exit; not after a kill.
+            shm = [f"/dev/shm/{name}_{pid}" for pid in self.started for name in ("faketime_shm", "sem.faketime_sem")]
+            for p in [self.clock_file, self.clock_file + ".new"] + shm:
                 try:
                     os.unlink(p)
                 except FileNotFoundError:
