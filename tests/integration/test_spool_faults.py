@@ -167,6 +167,14 @@ class TmpfsDaemon(postern.Daemon):
     def queue_dir(self):
         return os.path.join(self.spool, "messages")
 
+    def __enter__(self):
+        try:
+            return super().__enter__()
+        except BaseException:  # a daemon that did not start: its tmpfs goes all the same
+            if self.dir:
+                subprocess.run(["umount", self.fs], capture_output=True, timeout=30)
+            raise
+
     def __exit__(self, *exc):
         self.stop()
         subprocess.run(["umount", self.fs], capture_output=True, timeout=30)

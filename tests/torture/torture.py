@@ -517,6 +517,9 @@ def main():
                         "'scheduler limit max-evp-batch-size 1'")
     p.add_argument("-v", "--verbose", action="store_true", help="a line per kill")
     args = p.parse_args()
+    # Stopped (a CTest timeout, kill PID): unwind, so that the daemons,
+    # which run in sessions of their own, are stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid() != 0:
         print("torture.py: needs root (posternd's privilege split, delivery as user nobody); skipped")
         return 77
