@@ -35,7 +35,14 @@ const postern::config::Config& config() {
     return cfg;
 }
 
-bool root_account(const std::string& a) { return a.rfind("0:", 0) == 0 || a.find(":0:") != std::string::npos; }
+// "uid:gid:home" naming uid 0 or gid 0 (as numbers: "00" too); the home may
+// hold anything, ":0:" included.
+bool root_account(const std::string& a) {
+    auto zero = [](const std::string& t) { return !t.empty() && t.find_first_not_of('0') == std::string::npos; };
+    std::size_t c1 = a.find(':'), c2 = c1 == std::string::npos ? c1 : a.find(':', c1 + 1);
+    if (c1 == std::string::npos) return false;
+    return zero(a.substr(0, c1)) || (c2 != std::string::npos && zero(a.substr(c1 + 1, c2 - c1 - 1)));
+}
 
 void check(const std::vector<std::string>& fields) {
     namespace d = postern::delivery;
