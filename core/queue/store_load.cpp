@@ -225,17 +225,18 @@ std::vector<Packed> Store::load_packed(std::vector<std::string>* errors_out) {
     // after every one it has read.
     loaded_ = true;
     journal_.close_current();
+    // Held ones count in the index (never handed to the scheduler): their
+    // segment, their message file and their message id are kept, and a
+    // carry-over copies their records on.
+    for (auto& [evpid, u] : held) add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), u->size, u->seq);
     // What was set aside, out of the journal, so that the next start does
-    // not set it aside again; one that could not be is held where it is.
+    // not set it aside again.
     std::string removals;
     for (std::uint64_t evpid : set_aside)
         journal::append(removals, journal::Op::Removed, 0, files::hex_text(evpid, 16));
     JournalPosition at;
     if (!removals.empty() && (!append_locked(removals, at, &why) || !journal_.sync(at, &why)))
         errors.push_back(journal_.dir() + ": " + why);
-    // Held ones count in the index (never handed to the scheduler): their
-    // segment, their message file and their message id are kept.
-    for (auto& [evpid, u] : held) add_locked(evpid, static_cast<std::uint32_t>(evpid >> 32), u->size, u->seq);
     delete_dead_segments_locked();
     return out;
 }
