@@ -167,14 +167,14 @@ void PrivClient::launch(const Job& job, Done done) {
 void PrivClient::check_system_account(const std::string& user, const std::string& password, AuthDone done) {
     if (broken_) return done(auth::Check::TempFail, "privileged parent unavailable");
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{0, nullptr, std::move(done), nullptr});
+    pending_.emplace(id, Pending{0, nullptr, std::move(done), nullptr, nullptr});
     send({"auth", std::to_string(id), user, password});
 }
 
 void PrivClient::request_reload(ReloadDone done) {
     if (broken_) return done(false, {"the privileged process is gone"});
     unsigned long id = next_id_++;
-    pending_.emplace(id, Pending{0, nullptr, nullptr, std::move(done)});
+    pending_.emplace(id, Pending{0, nullptr, nullptr, std::move(done), nullptr});
     send({"reload", std::to_string(id)});
 }
 
