@@ -182,10 +182,14 @@ class FilterThatNeverStarts(unittest.TestCase):
                 r = subprocess.run([POSTERNCTL, "-s", d.path("run", "control.sock"), "--json", "show", "status"],
                                    capture_output=True, text=True, timeout=20)
                 return json.loads(r.stdout)["filters"][0]
-            # Each failure doubles the wait: after the second, more than 1 s is left.
-            ok = postern.wait_until(lambda: state()["state"] == "restarting" and state()["restart-in-ms"] > 1000, 15)
-            f = state()
-            self.assertTrue(ok, f"{f}\n{d.log()}")
+            # Each failure doubles the wait: after the second, more than 1 s is
+            # left. One snapshot a look: the filter may start again between two.
+            def restarting_long():
+                f = state()
+                return f if f["state"] == "restarting" and (f["restart-in-ms"] or 0) > 1000 else None
+
+            f = postern.wait_until(restarting_long, 15)
+            self.assertTrue(f, f"{state()}\n{d.log()}")
             self.assertEqual((f["name"], f["kind"], f["pid"]), ("dead", "proc", None))
             self.assertLessEqual(f["restart-in-ms"], 60000)
 
