@@ -678,6 +678,13 @@ AtRest with_key(unsigned char fill) {
     return how;
 }
 
+// A store that seals with key 7 (with_key).
+std::unique_ptr<Store> keyed_store(const TempDir& tmp, std::uint64_t segment_bytes = 8 << 20) {
+    auto store = open_store(tmp, segment_bytes);
+    store->set_at_rest(with_key(7));
+    return store;
+}
+
 // Every journal segment's bytes, one after the other.
 std::string journal_text(const TempDir& tmp) {
     std::string all;
@@ -709,8 +716,7 @@ TEST_CASE("with a queue key the journal's envelopes are sealed, and read back wh
     TempDir tmp;
     Store::Message m = message("0000c0de", 2, "Subject: x\n\nbody\n");
     {
-        auto store = open_store(tmp);
-        store->set_at_rest(with_key(7));
+        auto store = keyed_store(tmp);
         REQUIRE(commit_one(*store, m));
     }
     const std::string text = journal_text(tmp);
@@ -718,8 +724,7 @@ TEST_CASE("with a queue key the journal's envelopes are sealed, and read back wh
     CHECK(text.find("\nE ") == std::string::npos);
     CHECK(text.find("example.org") == std::string::npos);       // no address in clear
     CHECK(text.find("0000c0de00000001") != std::string::npos);  // the ids are
-    auto store = open_store(tmp);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp);
     std::vector<std::string> errors;
     auto loaded = store->load_all(&errors);
     CHECK(errors.empty());
@@ -732,8 +737,7 @@ TEST_CASE("with a queue key the journal's envelopes are sealed, and read back wh
     retried.errorline = "451 try later";
     std::string why;
     REQUIRE(store->update(retried, &why));
-    auto next = open_store(tmp);
-    next->set_at_rest(with_key(7));
+    auto next = keyed_store(tmp);
     auto again = next->load_all(&errors);
     REQUIRE(again.size() == 2);
     CHECK(same(again[1], retried));
@@ -745,8 +749,7 @@ TEST_CASE("a sealed envelope changed on disk is set aside at start-up, once, and
     Store::Message good = message("00000aaa", 1, "Subject: good\n\nbody\n");
     Store::Message bad = message("00000bbb", 1, "Subject: bad\n\nbody\n");
     {
-        auto store = open_store(tmp);
-        store->set_at_rest(with_key(7));
+        auto store = keyed_store(tmp);
         REQUIRE(commit_one(*store, good));
         REQUIRE(commit_one(*store, bad));
     }
@@ -768,8 +771,7 @@ TEST_CASE("a sealed envelope changed on disk is set aside at start-up, once, and
         });
     }
     const std::string spool = tmp.path() + "/spool";
-    auto store = open_store(tmp);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp);
     std::vector<std::string> errors;
     auto loaded = store->load_all(&errors);
     REQUIRE(loaded.size() == 1);
@@ -788,8 +790,7 @@ TEST_CASE("a sealed envelope changed on disk is set aside at start-up, once, and
     REQUIRE(listed.size() == 1);
     CHECK(listed[0].envelopes == 1);
     // Out of the journal: the next start does not set it aside again.
-    auto next = open_store(tmp);
-    next->set_at_rest(with_key(7));
+    auto next = keyed_store(tmp);
     errors.clear();
     CHECK(next->load_all(&errors).size() == 1);
     CHECK(errors.empty());
@@ -799,8 +800,7 @@ TEST_CASE("a sealed envelope changed on disk is set aside at start-up, once, and
 TEST_CASE("without the key, sealed envelopes are left in the journal, never set aside", "[store]") {
     TempDir tmp;
     {
-        auto store = open_store(tmp);
-        store->set_at_rest(with_key(7));
+        auto store = keyed_store(tmp);
         REQUIRE(commit_one(*store, message("00000ccc", 2, "Subject: x\n\nbody\n")));
     }
     const std::string spool = tmp.path() + "/spool";
@@ -816,8 +816,7 @@ TEST_CASE("without the key, sealed envelopes are left in the journal, never set 
         CHECK(entries(spool + "/messages") == std::vector<std::string>{"00000ccc"});  // kept for them
         CHECK_FALSE(store.message_id_free("00000ccc"));
     }
-    auto store = open_store(tmp);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp);
     std::vector<std::string> errors;
     CHECK(store->load_all(&errors).size() == 2);
     CHECK(errors.empty());
@@ -828,8 +827,7 @@ TEST_CASE("encryption switched off: old sealed envelopes read with the key, new 
     Store::Message old_one = message("00000ddd", 1, "Subject: old\n\nbody\n");
     Store::Message new_one = message("00000eee", 1, "Subject: new\n\nbody\n");
     {
-        auto store = open_store(tmp);
-        store->set_at_rest(with_key(7));
+        auto store = keyed_store(tmp);
         REQUIRE(commit_one(*store, old_one));
     }
     AtRest reading = with_key(7);
@@ -854,8 +852,7 @@ TEST_CASE("sealed envelopes are carried over to new segments as they are", "[sto
     std::vector<Store::Message> batch;
     for (unsigned i = 1; i <= 60; ++i) batch.push_back(message(hex8(0x100 + i), 1, "Subject: x\n\nbody\n"));
     {
-        auto store = open_store(tmp, 2048);
-        store->set_at_rest(with_key(7));
+        auto store = keyed_store(tmp, 2048);
         std::vector<std::string> errors;
         store->load_all(&errors);
         for (const auto& m : batch) REQUIRE(commit_one(*store, m));
@@ -865,8 +862,7 @@ TEST_CASE("sealed envelopes are carried over to new segments as they are", "[sto
             REQUIRE(commit_one(*store, message(hex8(0x200 + i), 1, "Subject: y\n\nb\n")));
     }
     CHECK(journal_text(tmp).find("\nE ") == std::string::npos);
-    auto store = open_store(tmp, 2048);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp, 2048);
     std::vector<std::string> errors;
     CHECK(store->load_all(&errors).size() == 90);
     CHECK(errors.empty());
@@ -874,8 +870,7 @@ TEST_CASE("sealed envelopes are carried over to new segments as they are", "[sto
 
 TEST_CASE("release brings a message back from quarantine once it decodes, refuses it before", "[store]") {
     TempDir tmp;
-    auto store = open_store(tmp);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp);
     std::vector<std::string> errors;
     store->load_all(&errors);
     Store::Message m = message("0000f00d", 2, "Subject: back\n\nbody\n");
@@ -908,16 +903,14 @@ TEST_CASE("release brings a message back from quarantine once it decodes, refuse
     CHECK(store->quarantined(&why).empty());
     CHECK_FALSE(store->message_id_free("0000f00d"));
     CHECK(read_fd(store->open_message("0000f00d", &why)) == m.data);
-    auto next = open_store(tmp);
-    next->set_at_rest(with_key(7));
+    auto next = keyed_store(tmp);
     CHECK(next->load_all(&errors).size() == 2);
     CHECK(errors.empty());
 }
 
 TEST_CASE("release refuses a message whose envelope does not decode, and an id in use", "[store]") {
     TempDir tmp;
-    auto store = open_store(tmp);
-    store->set_at_rest(with_key(7));
+    auto store = keyed_store(tmp);
     std::vector<std::string> errors;
     store->load_all(&errors);
     Store::Message m = message("0000abba", 1, "Subject: x\n\nbody\n");
