@@ -127,17 +127,21 @@ def report_status(path):
 class MxRouting(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
+        # Class cleanups run even when a later start fails (tearDownClass
+        # would not: a port in use left dnsmasq running).
         cls.dns = Dnsmasq().__enter__()
-        cls.mx1 = postern.Daemon(receiver(MX1), name="mx1").__enter__()
-        cls.mx2 = postern.Daemon(receiver(MX2), name="mx2").__enter__()
-        cls.mx6 = postern.Daemon(receiver("::1"), name="mx6").__enter__()
-        cls.a = postern.Daemon(sender_config(cls.dns.port), name="mx-sender").__enter__()
+        cls.addClassCleanup(cls.dns.__exit__)
+        cls.mx1, cls.mx2, cls.mx6, cls.a = (
+            cls.started(postern.Daemon(receiver(MX1), name="mx1")),
+            cls.started(postern.Daemon(receiver(MX2), name="mx2")),
+            cls.started(postern.Daemon(receiver("::1"), name="mx6")),
+            cls.started(postern.Daemon(sender_config(cls.dns.port), name="mx-sender")))
 
     @classmethod
-    def tearDownClass(cls):
-        for d in (cls.a, cls.mx6, cls.mx2, cls.mx1):
-            d.__exit__(None, None, None)
-        cls.dns.__exit__()
+    def started(cls, daemon):
+        daemon.__enter__()
+        cls.addClassCleanup(daemon.__exit__, None, None, None)
+        return daemon
 
     def send(self, rcpt, subject):
         with smtplib.SMTP("127.0.0.1", self.a.port, local_hostname="client.test", timeout=10) as s:
