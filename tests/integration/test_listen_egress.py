@@ -15,7 +15,6 @@ Needs root and iproute2's `ip netns`; skipped otherwise.
 """
 
 import contextlib
-import ctypes
 import os
 import shutil
 import socket
@@ -26,13 +25,12 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import postern  # noqa: E402
+from netns import inside  # noqa: E402
 
 SERVER_IP, CLIENT_IP, OTHER_IP = "203.0.113.2", "203.0.113.1", "198.51.100.5"
 SERVER_IP6, CLIENT_IP6 = "fd00:16::2", "fd00:16::1"
 CMD_TIMEOUT = 30
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
 
 
 def run(argv):
@@ -43,29 +41,6 @@ def ip(*args):
     r = run(["ip", *args])
     if r.returncode != 0:
         raise RuntimeError(f"ip {' '.join(args)}: {r.stderr.strip()}")
-
-
-@contextlib.contextmanager
-def inside(ns):
-    """This thread in network namespace ns for the block (sockets made
-    there stay there); failing to come back aborts the process."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if _libc.setns(target, _CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"setns into {ns}: {os.strerror(e)}")
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            if _libc.setns(own, _CLONE_NEWNET) != 0:
-                sys.stderr.write("cannot return to the test's own network namespace; aborting\n")
-                os._exit(3)
-    finally:
-        os.close(own)
 
 
 def why_not():

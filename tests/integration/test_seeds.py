@@ -73,7 +73,6 @@ missing.
 """
 
 import contextlib
-import ctypes
 import os
 import pwd
 import grp
@@ -96,6 +95,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import dovecot  # noqa: E402
 import postern  # noqa: E402
+from netns import inside  # noqa: E402
 from test_filter_debian import SYSTEM_PYTHON, dkim_verify, make_rsa_key, wire_form  # noqa: E402
 
 SEEDS = os.path.join(postern.SOURCE_DIR, "tests", "config", "seeds")
@@ -114,34 +114,7 @@ FAR = "far.test"            # a domain elsewhere: relayed by MX to the client na
 CMD_TIMEOUT = 30            # seconds any command this file runs may take
 DELIVERY_TIMEOUT = 30.0     # seconds a message may take to land
 
-# ---- namespaces ----
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_CLONE_NEWNET = 0x40000000
-
-
-@contextlib.contextmanager
-def inside(ns):
-    """Run the block with this thread in network namespace ns: sockets made
-    in it belong to ns for good. Failing to come back aborts the process,
-    since nothing after it would run where it thinks it does."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY)
-        try:
-            if _libc.setns(target, _CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                raise OSError(e, f"setns into {ns}: {os.strerror(e)}")
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            if _libc.setns(own, _CLONE_NEWNET) != 0:
-                sys.stderr.write("cannot return to the test's own network namespace; aborting\n")
-                os._exit(3)
-    finally:
-        os.close(own)
+# ---- namespaces (netns.inside) ----
 
 
 def run(argv, **kw):
