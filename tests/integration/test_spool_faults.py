@@ -280,37 +280,28 @@ class SpoolFaults(unittest.TestCase):
             os.environ.update(old_env)
             shutil.rmtree(shim_dir, ignore_errors=True)
 
+    def refused_while(self, d, flag, error):
+        """With the shim's fault `flag` on, three messages get no 250 (4xx or
+        the connection closed) and the log names `error`; once it is off, the
+        daemon recovers."""
+        open(flag, "w").close()
+        try:
+            for n in range(1, 4):
+                code, text = send(d.port, n)
+                self.assertNotEqual(code, 250, text)
+                self.assertTrue(400 <= code < 500 or code == 0, f"{code} {text}")
+        finally:
+            os.unlink(flag)
+        self.assertEqual(postern.maildir_new(d.path("Maildir")), [], d.log())
+        self.assertIn(error, d.log())  # the fault was met, not missed
+        self.assertEqual(leftovers(d), [])
+        self.assert_recovers(d, 4)
+
     def test_spool_read_only(self):
-        def run(d, _flag, ro_flag):
-            open(ro_flag, "w").close()
-            try:
-                for n in range(1, 4):
-                    code, text = send(d.port, n)
-                    self.assertNotEqual(code, 250, text)
-                    self.assertTrue(400 <= code < 500 or code == 0, f"{code} {text}")
-            finally:
-                os.unlink(ro_flag)
-            self.assertEqual(postern.maildir_new(d.path("Maildir")), [], d.log())
-            self.assertIn("Read-only file system", d.log())  # the fault was met, not missed
-            self.assertEqual(leftovers(d), [])
-            self.assert_recovers(d, 4)
-        self.with_shim(run)
+        self.with_shim(lambda d, _flag, ro_flag: self.refused_while(d, ro_flag, "Read-only file system"))
 
     def test_fsync_failing(self):
-        def run(d, flag, _ro_flag):
-            open(flag, "w").close()
-            try:
-                for n in range(1, 4):
-                    code, text = send(d.port, n)
-                    self.assertNotEqual(code, 250, text)
-                    self.assertTrue(400 <= code < 500 or code == 0, f"{code} {text}")
-            finally:
-                os.unlink(flag)
-            self.assertEqual(postern.maildir_new(d.path("Maildir")), [], d.log())
-            self.assertIn("Input/output error", d.log())
-            self.assertEqual(leftovers(d), [])
-            self.assert_recovers(d, 4)
-        self.with_shim(run)
+        self.with_shim(lambda d, flag, _ro_flag: self.refused_while(d, flag, "Input/output error"))
 
 
 if __name__ == "__main__":
