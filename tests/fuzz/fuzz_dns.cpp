@@ -25,18 +25,12 @@
 #include "dkim/dns.hpp"
 #include "dkim/record.hpp"
 #include "plugins/relay/mx.hpp"
+#include "postern/support/ascii.hpp"
 
 namespace {
 
 void check(bool ok) {
     if (!ok) std::abort();
-}
-
-std::string lower(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
 }
 
 void check_mx(const unsigned char* msg, int len) {
@@ -53,8 +47,9 @@ void check_mx(const unsigned char* msg, int len) {
     if (null_mx) check(hosts.empty());
     for (std::size_t i = 0; i < hosts.size(); ++i) {
         check(!hosts[i].empty() && hosts[i].back() != '.');
-        check(lower(hosts[i]) != self);
-        for (std::size_t j = 0; j < i; ++j) check(lower(hosts[i]) != lower(hosts[j]));
+        check(postern::util::lowercase(hosts[i]) != self);
+        for (std::size_t j = 0; j < i; ++j)
+            check(postern::util::lowercase(hosts[i]) != postern::util::lowercase(hosts[j]));
     }
 }
 
